@@ -1,0 +1,3 @@
+module github.com/ovs-agent/ovs-agent
+
+go 1.26.8
