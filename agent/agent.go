@@ -1,0 +1,454 @@
+package agent
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/coreos/go-systemd/v22/activation"
+	"go.uber.org/zap"
+
+	"github.com/ovs-agent/ovs-agent/agent/access"
+	"github.com/ovs-agent/ovs-agent/agent/auth"
+	"github.com/ovs-agent/ovs-agent/agent/hostinfo"
+	"github.com/ovs-agent/ovs-agent/agent/xmlrpc"
+	"github.com/ovs-agent/ovs-agent/config"
+)
+
+// Options are what the composition root hands the agent.
+type Options struct {
+	Version string
+	// ConfigName says where the configuration came from, for status and logs.
+	ConfigName string
+	// Load reads the configuration; it is called at start and on every reload.
+	Load func() (*config.Config, error)
+	// PIDFile, when set, is written once the agent serves and removed at exit.
+	PIDFile string
+	// Out receives the human "listening on" lines (the terminal under `make run`).
+	Out io.Writer
+	// ShutdownTimeout bounds the graceful drain on stop (default 30s).
+	ShutdownTimeout time.Duration
+}
+
+// settings is the part of the configuration that a reload may change,
+// swapped as a whole.
+type settings struct {
+	cfg         *config.Config
+	verifier    *auth.Verifier
+	failedDelay time.Duration
+}
+
+// Agent is one running daemon.
+type Agent struct {
+	opts Options
+
+	sink   *logSink
+	level  zap.AtomicLevel
+	log    *zap.Logger
+	audLog *zap.Logger
+
+	state    atomic.Pointer[settings]
+	policy   atomic.Pointer[access.Policy]
+	checker  *access.Checker
+	throttle *auth.Throttle
+	cert     atomic.Pointer[tls.Certificate]
+
+	rpc     *xmlrpc.Server
+	sampler *hostinfo.Sampler
+	started time.Time
+
+	mu        sync.Mutex
+	endpoints []Endpoint
+}
+
+// Endpoint is one listener the agent serves on.
+type Endpoint struct {
+	Kind      string `xmlrpc:"kind"` // "https", "http" or "unix"
+	Address   string `xmlrpc:"address"`
+	Activated bool   `xmlrpc:"socket_activated"`
+}
+
+// URL is how a client reaches the endpoint.
+func (e Endpoint) URL() string {
+	if e.Kind == "unix" {
+		return "unix://" + e.Address
+	}
+	return e.Kind + "://" + e.Address + "/RPC2"
+}
+
+// New prepares an agent; nothing listens until Run.
+func New(opts Options) *Agent {
+	if opts.Out == nil {
+		opts.Out = io.Discard
+	}
+	if opts.ShutdownTimeout <= 0 {
+		opts.ShutdownTimeout = 30 * time.Second
+	}
+	a := &Agent{
+		opts:     opts,
+		sink:     &logSink{},
+		level:    zap.NewAtomicLevel(),
+		checker:  &access.Checker{Resolver: net.DefaultResolver},
+		throttle: &auth.Throttle{Base: time.Second, Max: 30 * time.Second},
+		sampler:  &hostinfo.Sampler{Paths: hostinfo.DefaultPaths},
+	}
+	a.log = newLogger(a.sink, a.level)
+	a.audLog = a.log.Named("audit")
+	return a
+}
+
+// CheckConfig makes the checks the agent makes before it takes a
+// configuration, at start and on reload, beyond what config.Parse checks:
+// the allow/deny items, the password hash, the log level, and a configured
+// TLS pair that must load. Each error names file, line and option.
+func CheckConfig(cfg *config.Config) error {
+	_, _, err := prepare(cfg)
+	return err
+}
+
+// prepare checks a configuration and builds everything a reload would
+// swap in, without changing the running agent.
+func prepare(cfg *config.Config) (*settings, *access.Policy, error) {
+	var errs []error
+	allow, err := access.Parse(strings.Join(cfg.Access.Allow, ","))
+	if err != nil {
+		errs = append(errs, config.OptionError(cfg, "access", "allow", err))
+	}
+	deny, err := access.Parse(strings.Join(cfg.Access.Deny, ","))
+	if err != nil {
+		errs = append(errs, config.OptionError(cfg, "access", "deny", err))
+	}
+	v, err := auth.NewVerifier(cfg.Auth.User, cfg.Auth.PasswordHash)
+	if err != nil {
+		errs = append(errs, config.OptionError(cfg, "auth", "password_hash", err))
+	}
+	if _, err := parseLevel(cfg.Log.Level); err != nil {
+		errs = append(errs, config.OptionError(cfg, "log", "level", err))
+	}
+	if cfg.Server.SSL && cfg.Server.SSLCert != "" {
+		if _, err := tls.LoadX509KeyPair(cfg.Server.SSLCert, cfg.Server.SSLKey); err != nil {
+			errs = append(errs, config.OptionError(cfg, "server", "ssl_cert", err))
+		}
+	}
+	if len(errs) > 0 {
+		return nil, nil, errors.Join(errs...)
+	}
+	return &settings{cfg: cfg, verifier: v, failedDelay: cfg.Auth.FailedLoginDelay}, &access.Policy{Allow: allow, Deny: deny}, nil
+}
+
+// apply installs prepared settings.
+func (a *Agent) apply(s *settings, pol *access.Policy) error {
+	lvl, _ := parseLevel(s.cfg.Log.Level)
+	if s.cfg.Log.File != a.sink.path || a.state.Load() != nil {
+		// Reopen even when unchanged, so logrotate can move the file on reload.
+		if err := a.sink.open(s.cfg.Log.File); err != nil {
+			return err
+		}
+	}
+	a.level.SetLevel(lvl)
+	a.throttle.Base = s.failedDelay
+	a.policy.Store(pol)
+	a.state.Store(s)
+	if pol.Allow.Empty() {
+		a.log.Warn("access rule allow is empty: no TCP client is admitted (the unix socket still works)")
+	}
+	if !s.verifier.Enabled() {
+		a.log.Warn("no API password is set: TCP clients cannot log in until `ovs-agent configure` sets one")
+	}
+	return nil
+}
+
+// Run serves until ctx is cancelled or SIGTERM/SIGINT arrives, reloading on
+// SIGHUP. It returns after a graceful drain.
+func (a *Agent) Run(ctx context.Context) error {
+	defer a.sink.close()
+	cfg, err := a.opts.Load()
+	if err != nil {
+		return err
+	}
+	st, pol, err := prepare(cfg)
+	if err != nil {
+		return err
+	}
+	if err := a.apply(st, pol); err != nil {
+		return err
+	}
+	a.started = time.Now()
+	a.rpc = a.newRPCServer(cfg)
+
+	listeners, err := a.listen(cfg)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{
+		Handler:           a,
+		ConnContext:       connContext,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       cfg.Server.ReadTimeout,
+		WriteTimeout:      10 * time.Minute,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          zap.NewStdLog(a.log.Named("http")),
+	}
+	serveErr := make(chan error, len(listeners))
+	for _, l := range listeners {
+		go func(l net.Listener) {
+			if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				serveErr <- err
+			}
+		}(l)
+	}
+	for _, e := range a.Endpoints() {
+		fmt.Fprintf(a.opts.Out, "ovs-agent %s listening on %s\n", a.opts.Version, e.URL())
+		a.log.Info("listening", zap.String("kind", e.Kind), zap.String("address", e.Address), zap.Bool("socket_activated", e.Activated))
+	}
+	if a.opts.PIDFile != "" {
+		if err := writeFileAtomic(a.opts.PIDFile, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
+			a.log.Error("pid file", zap.Error(err))
+		} else {
+			defer os.Remove(a.opts.PIDFile)
+		}
+	}
+	a.log.Info("agent started", zap.String("version", a.opts.Version), zap.String("config", a.opts.ConfigName), zap.Int("pid", os.Getpid()))
+	notify(a.log, "READY=1", "STATUS="+a.statusLine())
+
+	wdCtx, stopWD := context.WithCancel(context.Background())
+	defer stopWD()
+	go a.watchdog(wdCtx)
+
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
+	defer signal.Stop(sigs)
+
+	var runErr error
+loop:
+	for {
+		select {
+		case <-ctx.Done():
+			break loop
+		case err := <-serveErr:
+			a.log.Error("listener failed", zap.Error(err))
+			runErr = err
+			break loop
+		case s := <-sigs:
+			if s == syscall.SIGHUP {
+				_ = a.Reload()
+				continue
+			}
+			a.log.Info("stopping", zap.String("signal", s.String()))
+			break loop
+		}
+	}
+	notify(a.log, "STOPPING=1", "STATUS=draining API connections")
+	shCtx, cancel := context.WithTimeout(context.Background(), a.opts.ShutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(shCtx); err != nil {
+		a.log.Warn("graceful drain incomplete", zap.Error(err))
+		srv.Close()
+	}
+	a.log.Info("agent stopped")
+	_ = a.log.Sync()
+	return runErr
+}
+
+// Reload re-reads the configuration. A configuration that does not load or
+// validate is rejected and logged, and the running one stays in force.
+func (a *Agent) Reload() error {
+	notify(a.log, "RELOADING=1", "MONOTONIC_USEC="+strconv.FormatInt(monotonicUsec(), 10), "STATUS=reloading configuration")
+	defer notify(a.log, "READY=1", "STATUS="+a.statusLine())
+	cfg, err := a.opts.Load()
+	if err == nil {
+		var st *settings
+		var pol *access.Policy
+		if st, pol, err = prepare(cfg); err == nil {
+			old := a.state.Load().cfg
+			if err = a.reloadCert(cfg); err == nil {
+				err = a.apply(st, pol)
+			}
+			if err == nil {
+				for _, o := range restartOnly(old, cfg) {
+					a.log.Warn("changed option takes effect at the next restart", zap.String("option", o))
+				}
+				a.log.Info("configuration reloaded", zap.String("config", a.opts.ConfigName))
+				return nil
+			}
+		}
+	}
+	a.log.Error("new configuration rejected; the running configuration stays in force", zap.String("config", a.opts.ConfigName), zap.Error(err))
+	return err
+}
+
+// restartOnly lists options that differ but need a restart to apply.
+func restartOnly(old, cur *config.Config) []string {
+	var out []string
+	if old.Server.ListenAddress != cur.Server.ListenAddress {
+		out = append(out, "server.listen_address")
+	}
+	if old.Server.Port != cur.Server.Port {
+		out = append(out, "server.port")
+	}
+	if old.Server.TCPServer != cur.Server.TCPServer {
+		out = append(out, "server.tcp_server")
+	}
+	if old.Server.UnixServer != cur.Server.UnixServer {
+		out = append(out, "server.unix_server")
+	}
+	if old.Server.ReadTimeout != cur.Server.ReadTimeout {
+		out = append(out, "server.read_timeout")
+	}
+	if old.Server.SSL != cur.Server.SSL {
+		out = append(out, "server.ssl")
+	}
+	if old.Server.UnixSocket != cur.Server.UnixSocket {
+		out = append(out, "server.unix_socket")
+	}
+	if old.Server.MaxRequestBytes != cur.Server.MaxRequestBytes {
+		out = append(out, "server.max_request_bytes")
+	}
+	if old.Agent.StateDir != cur.Agent.StateDir {
+		out = append(out, "agent.state_dir")
+	}
+	return out
+}
+
+func (a *Agent) reloadCert(cfg *config.Config) error {
+	if !cfg.Server.SSL || a.cert.Load() == nil {
+		return nil
+	}
+	c, _, err := loadOrCreateCert(cfg.Server.SSLCert, cfg.Server.SSLKey, filepath.Join(cfg.Agent.StateDir, "tls"), []string{cfg.Server.ListenAddress})
+	if err != nil {
+		return config.OptionError(cfg, "server", "ssl_cert", err)
+	}
+	a.cert.Store(c)
+	return nil
+}
+
+// Names of sockets that systemd may pass (FileDescriptorName= in the .socket unit).
+const (
+	SocketAPI        = "api"
+	SocketUnix       = "unix"
+	SocketRelocation = "relocation"
+)
+
+// listen opens (or takes from systemd) the API listeners.
+func (a *Agent) listen(cfg *config.Config) ([]net.Listener, error) {
+	activated, err := activation.ListenersWithNames()
+	if err != nil {
+		return nil, fmt.Errorf("socket activation: %w", err)
+	}
+	var out []net.Listener
+	fail := func(err error) ([]net.Listener, error) {
+		for _, l := range out {
+			l.Close()
+		}
+		return nil, err
+	}
+	for name, ls := range activated {
+		switch name {
+		case SocketAPI, SocketUnix:
+		case SocketRelocation:
+			// The relocation listener is not served by this version; keep
+			// the socket closed rather than accepting peers we cannot serve.
+			a.log.Warn("socket-activated relocation socket is not served yet; closing it")
+			for _, l := range ls {
+				l.Close()
+			}
+		default:
+			a.log.Warn("ignoring socket-activated listener with unknown name", zap.String("name", name))
+			for _, l := range ls {
+				l.Close()
+			}
+		}
+	}
+
+	tcp := activated[SocketAPI]
+	tcpActivated := len(tcp) > 0
+	if !tcpActivated && cfg.Server.TCPServer {
+		l, err := net.Listen("tcp", net.JoinHostPort(cfg.Server.ListenAddress, strconv.Itoa(cfg.Server.Port)))
+		if err != nil {
+			return fail(config.OptionError(cfg, "server", "port", fmt.Errorf("listen: %w", err)))
+		}
+		tcp = []net.Listener{l}
+	}
+	if cfg.Server.SSL && len(tcp) > 0 {
+		c, generated, err := loadOrCreateCert(cfg.Server.SSLCert, cfg.Server.SSLKey, filepath.Join(cfg.Agent.StateDir, "tls"), []string{cfg.Server.ListenAddress})
+		if err != nil {
+			for _, l := range tcp {
+				l.Close()
+			}
+			return fail(config.OptionError(cfg, "server", "ssl_cert", err))
+		}
+		a.cert.Store(c)
+		if generated {
+			a.log.Info("generated a self-signed TLS certificate", zap.String("dir", filepath.Join(cfg.Agent.StateDir, "tls")), zap.String("sha256", fingerprint(c)))
+		}
+	}
+	for _, l := range tcp {
+		g := newGuardedListener(l, &a.policy, a.checker, a.log)
+		kind := "http"
+		var ln net.Listener = g
+		if cfg.Server.SSL {
+			kind = "https"
+			ln = tls.NewListener(g, &tls.Config{
+				MinVersion: tls.VersionTLS12,
+				GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+					return a.cert.Load(), nil
+				},
+			})
+		}
+		out = append(out, ln)
+		a.addEndpoint(Endpoint{Kind: kind, Address: l.Addr().String(), Activated: tcpActivated})
+	}
+
+	unixLs := activated[SocketUnix]
+	unixActivated := len(unixLs) > 0
+	if !unixActivated && cfg.Server.UnixServer && cfg.Server.UnixSocket != "" {
+		l, err := listenUnix(cfg.Server.UnixSocket)
+		if err != nil {
+			return fail(config.OptionError(cfg, "server", "unix_socket", err))
+		}
+		unixLs = []net.Listener{l}
+	}
+	for _, l := range unixLs {
+		out = append(out, l)
+		a.addEndpoint(Endpoint{Kind: "unix", Address: l.Addr().String(), Activated: unixActivated})
+	}
+	if len(out) == 0 {
+		return nil, errors.New("nothing to serve: enable [server] tcp_server or unix_server")
+	}
+	return out, nil
+}
+
+func (a *Agent) addEndpoint(e Endpoint) {
+	a.mu.Lock()
+	a.endpoints = append(a.endpoints, e)
+	a.mu.Unlock()
+}
+
+// Endpoints lists where the agent serves.
+func (a *Agent) Endpoints() []Endpoint {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return append([]Endpoint(nil), a.endpoints...)
+}
+
+func (a *Agent) statusLine() string {
+	var parts []string
+	for _, e := range a.Endpoints() {
+		parts = append(parts, e.URL())
+	}
+	return "serving " + strings.Join(parts, ", ")
+}

@@ -1,0 +1,393 @@
+package xmlrpc
+
+import (
+	"context"
+	"fmt"
+	"runtime/debug"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Handler implements one API method. It returns the result (any value
+// EncodeResponse accepts) or an error; a *Fault anywhere in the error's
+// chain chooses the fault code, any other error becomes an Internal fault
+// whose message is err.Error().
+type Handler func(ctx context.Context, params Params) (any, error)
+
+// Method describes a method for Register.
+type Method struct {
+	// Name is the method name, e.g. "domain.start": letters, digits and
+	// '_', '.', ':', '/'. Names starting with "system." are reserved.
+	Name string
+	// Help is returned by system.methodHelp.
+	Help string
+	// Signatures lists the accepted signatures for system.methodSignature;
+	// each is the result type followed by the parameter types, using the
+	// XML-RPC type names (int, i4, i8, boolean, string, double,
+	// dateTime.iso8601, base64, struct, array, nil). It documents the
+	// method; the handler still checks its parameters. May be empty.
+	Signatures [][]string
+	Handler    Handler
+}
+
+// CallInfo describes one call for the Server.OnCall audit hook.
+type CallInfo struct {
+	// Method is the name the caller used (an alias stays an alias). It is
+	// empty when the request failed before a method name was read.
+	Method string
+	// Fault is what the caller received, nil on success.
+	Fault *Fault
+	// Duration covers decoding, the handler and encoding the result; for
+	// a multicall sub-call, that call's handler and encoding.
+	Duration time.Duration
+	// InMulticall is true for a call made inside system.multicall.
+	InMulticall bool
+}
+
+// DefaultMaxMulticall is the default cap on calls in one system.multicall.
+const DefaultMaxMulticall = 256
+
+// Server dispatches XML-RPC calls to registered methods and serves them
+// over HTTP (see ServeHTTP). Register methods before serving; Register and
+// Alias are safe to call concurrently with calls, but a method is visible
+// only once its Register has returned.
+type Server struct {
+	// OnCall, when set, is called once for every call: each top-level
+	// request (including one that could not be decoded), every sub-call of
+	// a system.multicall, and the multicall itself. It runs on the
+	// request's goroutine after the result is encoded, so it must be quick
+	// and must not panic. Set it before serving.
+	OnCall func(ctx context.Context, info CallInfo)
+	// OnPanic, when set, is called when a handler panics, with the value
+	// recovered and the stack; the caller receives an Internal fault
+	// either way. Set it before serving.
+	OnPanic func(ctx context.Context, method string, recovered any, stack []byte)
+
+	limits       Limits
+	maxMulticall int
+
+	mu      sync.RWMutex
+	methods map[string]*entry
+}
+
+type entry struct {
+	help    string
+	sigs    [][]string
+	handler Handler
+	aliasOf string // canonical method name for an alias, "" otherwise
+}
+
+// Option configures a Server.
+type Option func(*Server)
+
+// WithLimits sets the decoding limits for requests (zero fields keep
+// their defaults).
+func WithLimits(l Limits) Option {
+	return func(s *Server) { s.limits = l.withDefaults() }
+}
+
+// WithMaxMulticall sets how many calls one system.multicall may contain;
+// n <= 0 keeps the default of 256.
+func WithMaxMulticall(n int) Option {
+	return func(s *Server) {
+		if n > 0 {
+			s.maxMulticall = n
+		}
+	}
+}
+
+// NewServer returns a server with the system.* introspection methods and
+// system.multicall registered.
+func NewServer(opts ...Option) *Server {
+	s := &Server{
+		limits:       DefaultLimits(),
+		maxMulticall: DefaultMaxMulticall,
+		methods:      make(map[string]*entry),
+	}
+	for _, o := range opts {
+		o(s)
+	}
+	s.methods["system.listMethods"] = &entry{
+		help:    "Returns an array of the names of all methods this server implements, sorted.",
+		sigs:    [][]string{{"array"}},
+		handler: s.listMethods,
+	}
+	s.methods["system.methodHelp"] = &entry{
+		help:    "Takes a method name and returns its documentation string.",
+		sigs:    [][]string{{"string", "string"}},
+		handler: s.methodHelp,
+	}
+	s.methods["system.methodSignature"] = &entry{
+		help: "Takes a method name and returns an array of its signatures, each an array of type names " +
+			"(result type first), or the string \"undef\" when no signature is documented.",
+		sigs:    [][]string{{"array", "string"}},
+		handler: s.methodSignature,
+	}
+	s.methods["system.multicall"] = &entry{
+		help: fmt.Sprintf("Takes an array of structs {methodName, params} and runs each call in order. "+
+			"Returns an array with, for each call, a one-element array holding its result or a struct "+
+			"{faultCode, faultString}. At most %d calls; system.multicall cannot be nested.", s.maxMulticall),
+		sigs:    [][]string{{"array", "array"}},
+		handler: s.multicall,
+	}
+	return s
+}
+
+var signatureTypes = map[string]bool{
+	"int": true, "i4": true, "i8": true, "boolean": true, "string": true, "double": true,
+	"dateTime.iso8601": true, "base64": true, "struct": true, "array": true, "nil": true,
+}
+
+// Register adds a method. It fails on an invalid or reserved name, a
+// duplicate, a nil handler or an unknown type name in a signature.
+func (s *Server) Register(m Method) error {
+	if err := checkMethodName(m.Name); err != nil {
+		return fmt.Errorf("register method: %w", err)
+	}
+	if strings.HasPrefix(m.Name, "system.") {
+		return fmt.Errorf("register method %s: the system. prefix is reserved for built-in methods", m.Name)
+	}
+	if m.Handler == nil {
+		return fmt.Errorf("register method %s: nil handler", m.Name)
+	}
+	sigs := make([][]string, 0, len(m.Signatures))
+	for i, sig := range m.Signatures {
+		if len(sig) == 0 {
+			return fmt.Errorf("register method %s: signature %d is empty (it needs at least the result type)", m.Name, i+1)
+		}
+		for _, t := range sig {
+			if !signatureTypes[t] {
+				return fmt.Errorf("register method %s: signature %d: unknown XML-RPC type %q", m.Name, i+1, t)
+			}
+		}
+		sigs = append(sigs, slices.Clone(sig))
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, dup := s.methods[m.Name]; dup {
+		return fmt.Errorf("register method %s: already registered", m.Name)
+	}
+	s.methods[m.Name] = &entry{help: m.Help, sigs: sigs, handler: m.Handler}
+	return nil
+}
+
+// Alias makes alias call the already registered method target (for legacy
+// names such as xend.domains). help, when empty, is taken from the target.
+// An alias of an alias points at the original method.
+func (s *Server) Alias(alias, target, help string) error {
+	if err := checkMethodName(alias); err != nil {
+		return fmt.Errorf("register alias: %w", err)
+	}
+	if strings.HasPrefix(alias, "system.") {
+		return fmt.Errorf("register alias %s: the system. prefix is reserved for built-in methods", alias)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, dup := s.methods[alias]; dup {
+		return fmt.Errorf("register alias %s: name already registered", alias)
+	}
+	t, ok := s.methods[target]
+	if !ok {
+		return fmt.Errorf("register alias %s: target method %q is not registered", alias, target)
+	}
+	canonical := target
+	if t.aliasOf != "" {
+		canonical = t.aliasOf
+	}
+	if help == "" {
+		help = t.help
+	}
+	s.methods[alias] = &entry{help: help, sigs: t.sigs, handler: t.handler, aliasOf: canonical}
+	return nil
+}
+
+// Methods returns the names of all methods, aliases and built-ins, sorted.
+func (s *Server) Methods() []string {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	names := make([]string, 0, len(s.methods))
+	for n := range s.methods {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	return names
+}
+
+func (s *Server) lookup(name string) (*entry, bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	e, ok := s.methods[name]
+	return e, ok
+}
+
+// Call runs the named method in-process, exactly as a request would: the
+// same faults (always a *Fault when the error is non-nil), the same check
+// that the result can be encoded, and an OnCall report.
+func (s *Server) Call(ctx context.Context, name string, params Params) (any, error) {
+	start := time.Now()
+	res, f := s.invoke(ctx, name, params)
+	if f == nil {
+		if err := checkEncodable(res); err != nil {
+			f = resultFault(name, err)
+		}
+	}
+	s.report(ctx, CallInfo{Method: name, Fault: f, Duration: time.Since(start)})
+	if f != nil {
+		return nil, f
+	}
+	return res, nil
+}
+
+// invoke looks the method up and runs its handler, turning every outcome
+// (error, panic) into a result or a fault. It does not report.
+func (s *Server) invoke(ctx context.Context, name string, params Params) (res any, f *Fault) {
+	e, ok := s.lookup(name)
+	if !ok {
+		if name == "" {
+			return nil, Faultf(InvalidRequest, "method name is empty")
+		}
+		return nil, Faultf(UnknownMethod, "unknown method %q (system.listMethods lists the methods)", clip(name))
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			if s.OnPanic != nil {
+				s.OnPanic(ctx, name, r, debug.Stack())
+			}
+			res, f = nil, Faultf(Internal, "%s: internal error: handler panicked: %v", name, r)
+		}
+	}()
+	if params == nil {
+		params = Params{}
+	}
+	res, err := e.handler(ctx, params)
+	if err != nil {
+		f := AsFault(err)
+		if f.Code == BadParams && !strings.HasPrefix(f.Message, name+": ") {
+			f = &Fault{Code: BadParams, Message: name + ": " + f.Message}
+		}
+		return nil, f
+	}
+	return res, nil
+}
+
+// resultFault is the fault for a result the encoder refused.
+func resultFault(method string, err error) *Fault {
+	return Faultf(Internal, "%s: internal error: the result cannot be sent: %v", method, err)
+}
+
+func (s *Server) report(ctx context.Context, info CallInfo) {
+	if s.OnCall != nil {
+		s.OnCall(ctx, info)
+	}
+}
+
+func (s *Server) listMethods(_ context.Context, p Params) (any, error) {
+	if err := p.Want(0); err != nil {
+		return nil, err
+	}
+	return s.Methods(), nil
+}
+
+func (s *Server) methodHelp(_ context.Context, p Params) (any, error) {
+	if err := p.Want(1); err != nil {
+		return nil, err
+	}
+	name, err := p.String(0)
+	if err != nil {
+		return nil, err
+	}
+	e, ok := s.lookup(name)
+	if !ok {
+		return nil, Faultf(UnknownMethod, "unknown method %q", clip(name))
+	}
+	return e.help, nil
+}
+
+func (s *Server) methodSignature(_ context.Context, p Params) (any, error) {
+	if err := p.Want(1); err != nil {
+		return nil, err
+	}
+	name, err := p.String(0)
+	if err != nil {
+		return nil, err
+	}
+	e, ok := s.lookup(name)
+	if !ok {
+		return nil, Faultf(UnknownMethod, "unknown method %q", clip(name))
+	}
+	if len(e.sigs) == 0 {
+		return "undef", nil // the introspection spec's answer for "not documented"
+	}
+	return e.sigs, nil
+}
+
+// multicall implements system.multicall: each call runs in order, each is
+// reported to OnCall, and one call's fault does not stop the others.
+func (s *Server) multicall(ctx context.Context, p Params) (any, error) {
+	if err := p.Want(1); err != nil {
+		return nil, err
+	}
+	calls, err := p.Array(0)
+	if err != nil {
+		return nil, err
+	}
+	if len(calls) > s.maxMulticall {
+		return nil, Faultf(BadParams, "%d calls exceed the limit of %d per system.multicall", len(calls), s.maxMulticall)
+	}
+	results := make([]any, len(calls))
+	for i, c := range calls {
+		start := time.Now()
+		name, params, f := multicallEntry(i, c)
+		switch {
+		case f != nil:
+		case name == "system.multicall":
+			f = Faultf(InvalidRequest, "call %d: system.multicall cannot be called from inside system.multicall", i+1)
+		case ctx.Err() != nil:
+			f = Faultf(Cancelled, "call %d (%s) was not run: the request was cancelled (%v)", i+1, name, context.Cause(ctx))
+		default:
+			var res any
+			res, f = s.invoke(ctx, name, params)
+			if f == nil {
+				if err := checkEncodable(res); err != nil {
+					f = resultFault(name, err)
+				} else {
+					results[i] = []any{res}
+				}
+			}
+		}
+		if f != nil {
+			results[i] = map[string]any{"faultCode": f.Code, "faultString": f.Message}
+		}
+		s.report(ctx, CallInfo{Method: name, Fault: f, Duration: time.Since(start), InMulticall: true})
+	}
+	return results, nil
+}
+
+// multicallEntry unpacks one {methodName, params} struct.
+func multicallEntry(i int, c any) (string, Params, *Fault) {
+	m, ok := c.(map[string]any)
+	if !ok {
+		return "", nil, Faultf(BadParams, "call %d must be a struct {methodName, params}, got %s", i+1, typeName(c))
+	}
+	name, ok := m["methodName"].(string)
+	if !ok {
+		if _, present := m["methodName"]; !present {
+			return "", nil, Faultf(BadParams, "call %d has no methodName member", i+1)
+		}
+		return "", nil, Faultf(BadParams, "call %d: methodName must be a string, got %s", i+1, typeName(m["methodName"]))
+	}
+	if name == "" {
+		return "", nil, Faultf(InvalidRequest, "call %d: method name is empty", i+1)
+	}
+	raw, present := m["params"]
+	if !present {
+		return name, Params{}, nil
+	}
+	params, ok := raw.([]any)
+	if !ok {
+		return name, nil, Faultf(BadParams, "call %d (%s): params must be an array, got %s", i+1, clip(name), typeName(raw))
+	}
+	return name, Params(params), nil
+}

@@ -1,0 +1,210 @@
+package config
+
+import (
+	"fmt"
+	"path/filepath"
+	"time"
+)
+
+// Config is the agent's configuration, one field per agent.ini option.
+// The ini tags name the section (on the section fields) and the key.
+type Config struct {
+	Server     ServerConfig     `ini:"server"`
+	Auth       AuthConfig       `ini:"auth"`
+	Access     AccessConfig     `ini:"access"`
+	Log        LogConfig        `ini:"log"`
+	Agent      AgentConfig      `ini:"agent"`
+	Relocation RelocationConfig `ini:"relocation"`
+
+	file     string            // agent.ini name given to Parse, "" for Default
+	xendFile string            // the xend-config.sxp that was imported, if any
+	origins  map[string]origin // "section.key" -> where the value came from
+}
+
+// ServerConfig is [server]: the XML-RPC API listeners.
+type ServerConfig struct {
+	TCPServer       bool          `ini:"tcp_server"`        // serve the API over TCP
+	ListenAddress   string        `ini:"listen_address"`    // "", 0.0.0.0 or :: = every address
+	Port            int           `ini:"port"`              // API TCP port
+	SSL             bool          `ini:"ssl"`               // TLS on the TCP listener
+	SSLCert         string        `ini:"ssl_cert"`          // "" = self-signed pair under state_dir/tls
+	SSLKey          string        `ini:"ssl_key"`           // set together with SSLCert
+	UnixServer      bool          `ini:"unix_server"`       // serve the API on UnixSocket (root only)
+	UnixSocket      string        `ini:"unix_socket"`       // path of the local socket
+	MaxRequestBytes int64         `ini:"max_request_bytes"` // largest accepted request body
+	ReadTimeout     time.Duration `ini:"read_timeout"`      // time to read one whole request
+}
+
+// AuthConfig is [auth]: who may call the API over TCP.
+type AuthConfig struct {
+	User             string        `ini:"user"`
+	PasswordHash     string        `ini:"password_hash"` // bcrypt; "" = no password login yet
+	FailedLoginDelay time.Duration `ini:"failed_login_delay"`
+}
+
+// AccessConfig is [access]: address rules for TCP API clients. A client is
+// let in if it matches an Allow item and no Deny item. The items are
+// validated (see ValidateAccessItem) but matching belongs to the agent.
+type AccessConfig struct {
+	Allow []string `ini:"allow"`
+	Deny  []string `ini:"deny"`
+}
+
+// LogConfig is [log].
+type LogConfig struct {
+	File  string `ini:"file"`  // "" = standard error
+	Level string `ini:"level"` // debug, info, warn or error
+}
+
+// AgentConfig is [agent].
+type AgentConfig struct {
+	StateDir   string `ini:"state_dir"`
+	XendConfig string `ini:"xend_config"` // xend-config.sxp to import, "" = none
+}
+
+// RelocationConfig is [relocation]: receiving domains from peer agents.
+type RelocationConfig struct {
+	Server     bool     `ini:"server"`      // plain relocation listener
+	Address    string   `ini:"address"`     // "" = all addresses
+	Port       int      `ini:"port"`        // plain listener port
+	SSLServer  bool     `ini:"ssl_server"`  // TLS relocation listener
+	SSLPort    int      `ini:"ssl_port"`    // TLS listener port
+	SSL        bool     `ini:"ssl"`         // outgoing migrations use TLS by default
+	HostsAllow []string `ini:"hosts_allow"` // regular expressions; none = every peer
+	SSLCert    string   `ini:"ssl_cert"`    // "" = the API's certificate
+	SSLKey     string   `ini:"ssl_key"`
+}
+
+// origin says where one option's value came from.
+type origin struct {
+	file string // "" for a built-in default
+	line int
+	xend string // the xend option name when imported from xend-config.sxp
+}
+
+// Default returns the built-in configuration: what an empty agent.ini
+// means, and what ExampleINI spells out.
+func Default() *Config {
+	return &Config{
+		Server: ServerConfig{
+			TCPServer:       true,
+			ListenAddress:   "0.0.0.0",
+			Port:            8899,
+			SSL:             true,
+			UnixServer:      true,
+			UnixSocket:      "/var/run/ovs-agent/agent.sock",
+			MaxRequestBytes: 4 << 20,
+			ReadTimeout:     30 * time.Second,
+		},
+		Auth: AuthConfig{
+			User:             "admin",
+			FailedLoginDelay: time.Second,
+		},
+		Access: AccessConfig{
+			Allow: []string{"*"},
+		},
+		Log: LogConfig{
+			Level: "info",
+		},
+		Agent: AgentConfig{
+			StateDir: "/var/lib/ovs-agent",
+		},
+		Relocation: RelocationConfig{
+			Server:  true,
+			Port:    8002,
+			SSLPort: 8003,
+		},
+		origins: map[string]origin{},
+	}
+}
+
+// DefaultForDir returns the defaults adjusted for running an unprivileged
+// development agent out of dir: the API and the relocation listener on
+// 127.0.0.1 only, TLS off, and the state directory ("state"), log file
+// ("agent.log") and unix socket ("agent.sock") inside dir, which is made
+// absolute. It does not create anything; check it with Validate (a unix
+// socket path longer than 107 bytes is rejected).
+func DefaultForDir(dir string) *Config {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		abs = filepath.Clean(dir)
+	}
+	c := Default()
+	c.Server.ListenAddress = "127.0.0.1"
+	c.Server.SSL = false
+	c.Server.UnixSocket = filepath.Join(abs, "agent.sock")
+	c.Agent.StateDir = filepath.Join(abs, "state")
+	c.Log.File = filepath.Join(abs, "agent.log")
+	c.Relocation.Address = "127.0.0.1"
+	return c
+}
+
+// Source returns the name of the agent.ini the configuration was parsed
+// from, or "" for one built by Default or DefaultForDir.
+func (c *Config) Source() string { return c.file }
+
+// XendSource returns the xend-config.sxp that was imported, or "".
+func (c *Config) XendSource() string { return c.xendFile }
+
+// Where says where the value of an option came from: "file:line" of
+// agent.ini, "file:line" of the imported xend-config.sxp, or "default".
+// It returns "" for an option that does not exist.
+func (c *Config) Where(section, key string) string {
+	if c.option(section, key) == nil {
+		return ""
+	}
+	o, ok := c.origins[section+"."+key]
+	if !ok || o.file == "" {
+		return "default"
+	}
+	return fmt.Sprintf("%s:%d", o.file, o.line)
+}
+
+// Value returns an option's current value written as agent.ini would
+// hold it, and false if there is no such option.
+func (c *Config) Value(section, key string) (string, bool) {
+	o := c.option(section, key)
+	if o == nil {
+		return "", false
+	}
+	return o.val.String(), true
+}
+
+// OptionError attributes err, found by a later check of an option's value
+// (say, a certificate file that cannot be read), to where that value came
+// from, in the same form as the errors of Parse:
+//
+//	/etc/ovs-agent/agent.ini:12: [server] ssl_cert: open ...: no such file or directory
+//
+// c may be nil.
+func OptionError(c *Config, section, key string, err error) error {
+	p := &Problem{Section: section, Key: key, Err: err}
+	if c == nil {
+		return p
+	}
+	o, ok := c.origins[section+"."+key]
+	if !ok || o.file == "" {
+		p.Default = true
+		p.Where = c.file
+		return p
+	}
+	p.Where = fmt.Sprintf("%s:%d", o.file, o.line)
+	p.Xend = o.xend
+	return p
+}
+
+// Validate checks every value and the rules between options, as Parse
+// does. Use it on a Config built or changed in code.
+func (c *Config) Validate() error {
+	var errs []error
+	for _, o := range c.options() {
+		if err := o.val.check(); err != nil {
+			errs = append(errs, OptionError(c, o.section, o.key, err))
+		}
+	}
+	errs = append(errs, c.crossCheck()...)
+	if len(errs) > 0 {
+		return &ValidationError{Errs: errs}
+	}
+	return nil
+}

@@ -1,0 +1,477 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/crypto/bcrypt"
+)
+
+// optValue is one option's typed storage inside a Config.
+type optValue interface {
+	// set parses agent.ini text, checks it and stores it.
+	set(s string) error
+	// String writes the stored value as agent.ini holds it.
+	String() string
+	// check validates the stored value.
+	check() error
+}
+
+// xendSetter is implemented by values whose xend spelling differs from
+// agent.ini's (xend's wider set of boolean words, Python's int()).
+type xendSetter interface {
+	setXend(s string) error
+}
+
+type option struct {
+	section, key string
+	val          optValue
+}
+
+// options binds every option to its field in c. The order is the order of
+// ExampleINI.
+func (c *Config) options() []option {
+	s, a, ac, l, ag, r := &c.Server, &c.Auth, &c.Access, &c.Log, &c.Agent, &c.Relocation
+	return []option{
+		{"server", "tcp_server", boolVal{&s.TCPServer}},
+		{"server", "listen_address", strVal{&s.ListenAddress, checkListenAddress}},
+		{"server", "port", portVal{&s.Port}},
+		{"server", "ssl", boolVal{&s.SSL}},
+		{"server", "ssl_cert", strVal{&s.SSLCert, optionalPath}},
+		{"server", "ssl_key", strVal{&s.SSLKey, optionalPath}},
+		{"server", "unix_server", boolVal{&s.UnixServer}},
+		{"server", "unix_socket", strVal{&s.UnixSocket, checkSocketPath}},
+		{"server", "max_request_bytes", intVal{&s.MaxRequestBytes, 4096, 1 << 30}},
+		{"server", "read_timeout", durVal{&s.ReadTimeout, time.Second, time.Hour}},
+
+		{"auth", "user", strVal{&a.User, checkUser}},
+		{"auth", "password_hash", strVal{&a.PasswordHash, checkPasswordHash}},
+		{"auth", "failed_login_delay", durVal{&a.FailedLoginDelay, 0, time.Minute}},
+
+		{"access", "allow", accessVal{&ac.Allow}},
+		{"access", "deny", accessVal{&ac.Deny}},
+
+		{"log", "file", strVal{&l.File, optionalPath}},
+		{"log", "level", choiceVal{&l.Level, []string{"debug", "info", "warn", "error"}}},
+
+		{"agent", "state_dir", strVal{&ag.StateDir, requiredPath}},
+		{"agent", "xend_config", strVal{&ag.XendConfig, optionalPath}},
+
+		{"relocation", "server", boolVal{&r.Server}},
+		{"relocation", "address", strVal{&r.Address, checkListenAddress}},
+		{"relocation", "port", portVal{&r.Port}},
+		{"relocation", "ssl_server", boolVal{&r.SSLServer}},
+		{"relocation", "ssl_port", portVal{&r.SSLPort}},
+		{"relocation", "ssl", boolVal{&r.SSL}},
+		{"relocation", "hosts_allow", hostsVal{&r.HostsAllow}},
+		{"relocation", "ssl_cert", strVal{&r.SSLCert, optionalPath}},
+		{"relocation", "ssl_key", strVal{&r.SSLKey, optionalPath}},
+	}
+}
+
+// sections lists the sections in ExampleINI order.
+var sections = []string{"server", "auth", "access", "log", "agent", "relocation"}
+
+func (c *Config) option(section, key string) *option {
+	for _, o := range c.options() {
+		if o.section == section && o.key == key {
+			return &o
+		}
+	}
+	return nil
+}
+
+func knownSection(name string) bool {
+	for _, s := range sections {
+		if s == name {
+			return true
+		}
+	}
+	return false
+}
+
+// keysOf lists the keys of a section, and sectionsOf the sections that
+// have a key, for suggestions.
+func keysOf(section string) []string {
+	var out []string
+	for _, o := range Default().options() {
+		if o.section == section {
+			out = append(out, o.key)
+		}
+	}
+	return out
+}
+
+func sectionsOf(key string) []string {
+	var out []string
+	for _, o := range Default().options() {
+		if o.key == key {
+			out = append(out, o.section)
+		}
+	}
+	return out
+}
+
+// --- booleans
+
+type boolVal struct{ p *bool }
+
+func (v boolVal) set(s string) error {
+	switch strings.ToLower(s) {
+	case "yes", "true", "on", "1":
+		*v.p = true
+	case "no", "false", "off", "0":
+		*v.p = false
+	default:
+		return fmt.Errorf("%q is not a boolean (yes/no, true/false, on/off, 1/0)", s)
+	}
+	return nil
+}
+
+// setXend accepts what xend's get_config_bool accepts.
+func (v boolVal) setXend(s string) error {
+	switch strings.ToLower(s) {
+	case "yes", "y", "1", "on", "true", "t":
+		*v.p = true
+	case "no", "n", "0", "off", "false", "f":
+		*v.p = false
+	default:
+		return fmt.Errorf("%q is not a boolean (yes/y/1/on/true/t or no/n/0/off/false/f)", s)
+	}
+	return nil
+}
+
+func (v boolVal) String() string {
+	if *v.p {
+		return "yes"
+	}
+	return "no"
+}
+
+func (v boolVal) check() error { return nil }
+
+// --- ports
+
+type portVal struct{ p *int }
+
+func (v portVal) set(s string) error {
+	n, ok := parseDecimal(s)
+	if !ok || n < 1 || n > 65535 {
+		return fmt.Errorf("%q is not a port number (1-65535)", s)
+	}
+	*v.p = int(n)
+	return nil
+}
+
+// setXend accepts what Python's int() does: blanks around, a sign.
+func (v portVal) setXend(s string) error {
+	t := strings.TrimSpace(s)
+	t = strings.TrimPrefix(t, "+")
+	n, ok := parseDecimal(t)
+	if !ok || n < 1 || n > 65535 {
+		return fmt.Errorf("%q is not a port number (1-65535)", s)
+	}
+	*v.p = int(n)
+	return nil
+}
+
+func (v portVal) String() string { return strconv.Itoa(*v.p) }
+
+func (v portVal) check() error {
+	if *v.p < 1 || *v.p > 65535 {
+		return fmt.Errorf("%d is not a port number (1-65535)", *v.p)
+	}
+	return nil
+}
+
+// parseDecimal accepts only ASCII digits (no sign, no blanks).
+func parseDecimal(s string) (int64, bool) {
+	if s == "" || len(s) > 18 {
+		return 0, false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return 0, false
+		}
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	return n, err == nil
+}
+
+// --- whole numbers
+
+type intVal struct {
+	p        *int64
+	min, max int64
+}
+
+func (v intVal) set(s string) error {
+	n, ok := parseDecimal(s)
+	if !ok {
+		return fmt.Errorf("%q is not a whole number", s)
+	}
+	old := *v.p
+	*v.p = n
+	if err := v.check(); err != nil {
+		*v.p = old
+		return err
+	}
+	return nil
+}
+
+func (v intVal) String() string { return strconv.FormatInt(*v.p, 10) }
+
+func (v intVal) check() error {
+	if *v.p < v.min || *v.p > v.max {
+		return fmt.Errorf("%d is out of range (%d-%d)", *v.p, v.min, v.max)
+	}
+	return nil
+}
+
+// --- durations
+
+type durVal struct {
+	p        *time.Duration
+	min, max time.Duration
+}
+
+func (v durVal) set(s string) error {
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("%q is not a duration (like 500ms, 1s, 2m)", s)
+	}
+	old := *v.p
+	*v.p = d
+	if err := v.check(); err != nil {
+		*v.p = old
+		return err
+	}
+	return nil
+}
+
+func (v durVal) String() string { return formatDuration(*v.p) }
+
+func (v durVal) check() error {
+	if *v.p < v.min || *v.p > v.max {
+		return fmt.Errorf("%s is out of range (%s-%s)", formatDuration(*v.p), formatDuration(v.min), formatDuration(v.max))
+	}
+	return nil
+}
+
+// formatDuration writes "1s" rather than time's "1s", "1m0s" -> "1m",
+// "1h0m0s" -> "1h"; the result always parses back to d.
+func formatDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
+}
+
+// --- strings with a checker
+
+type strVal struct {
+	p  *string
+	ok func(string) error
+}
+
+func (v strVal) set(s string) error {
+	if err := v.ok(s); err != nil {
+		return err
+	}
+	*v.p = s
+	return nil
+}
+
+func (v strVal) String() string { return *v.p }
+func (v strVal) check() error   { return v.ok(*v.p) }
+
+type choiceVal struct {
+	p       *string
+	choices []string
+}
+
+func (v choiceVal) set(s string) error {
+	l := strings.ToLower(s)
+	for _, c := range v.choices {
+		if l == c {
+			*v.p = c
+			return nil
+		}
+	}
+	return fmt.Errorf("%q is not one of %s", s, strings.Join(v.choices, ", "))
+}
+
+func (v choiceVal) String() string { return *v.p }
+
+func (v choiceVal) check() error {
+	for _, c := range v.choices {
+		if *v.p == c {
+			return nil
+		}
+	}
+	return fmt.Errorf("%q is not one of %s", *v.p, strings.Join(v.choices, ", "))
+}
+
+// --- [access] item lists
+
+type accessVal struct{ p *[]string }
+
+func (v accessVal) set(s string) error {
+	items, err := ParseAccessList(s)
+	if err != nil {
+		return err
+	}
+	*v.p = items
+	return nil
+}
+
+func (v accessVal) String() string { return strings.Join(*v.p, ", ") }
+
+func (v accessVal) check() error {
+	var errs []error
+	for _, it := range *v.p {
+		if err := ValidateAccessItem(it); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// --- [relocation] hosts_allow
+
+type hostsVal struct{ p *[]string }
+
+func (v hostsVal) set(s string) error {
+	pats := strings.Fields(s)
+	if len(pats) == 0 {
+		pats = nil
+	}
+	if _, err := CompileHostsAllow(pats); err != nil {
+		return err
+	}
+	*v.p = pats
+	return nil
+}
+
+func (v hostsVal) String() string { return strings.Join(*v.p, " ") }
+
+func (v hostsVal) check() error {
+	for _, p := range *v.p {
+		if p == "" || strings.ContainsAny(p, " \t\r\n\v\f") {
+			return fmt.Errorf("pattern %q: empty or contains a blank (patterns are separated by blanks)", p)
+		}
+	}
+	_, err := CompileHostsAllow(*v.p)
+	return err
+}
+
+// --- checkers
+
+func optionalPath(s string) error {
+	if s == "" {
+		return nil
+	}
+	return requiredPath(s)
+}
+
+func requiredPath(s string) error {
+	if s == "" {
+		return errors.New("must not be empty")
+	}
+	if !filepath.IsAbs(s) {
+		return fmt.Errorf("%q is not an absolute path", s)
+	}
+	if strings.ContainsRune(s, 0) {
+		return fmt.Errorf("%q contains a NUL byte", s)
+	}
+	return nil
+}
+
+// maxSocketPath is the longest path a unix socket address holds on Linux
+// (sun_path is 108 bytes including the terminating NUL).
+const maxSocketPath = 107
+
+func checkSocketPath(s string) error {
+	if err := requiredPath(s); err != nil {
+		return err
+	}
+	if len(s) > maxSocketPath {
+		return fmt.Errorf("%q is %d bytes long; a unix socket path can be at most %d", s, len(s), maxSocketPath)
+	}
+	return nil
+}
+
+// checkListenAddress accepts "" (all addresses), an IP address (an IPv6
+// one may carry a %zone) or a host name.
+func checkListenAddress(s string) error {
+	if s == "" {
+		return nil
+	}
+	if _, err := netip.ParseAddr(s); err == nil {
+		return nil
+	}
+	if strings.HasPrefix(s, "[") {
+		return fmt.Errorf("%q: write an IPv6 address without brackets", s)
+	}
+	if strings.Contains(s, ":") && strings.Count(s, ":") == 1 {
+		return fmt.Errorf("%q is not an IP address or host name (the port is a separate option)", s)
+	}
+	if !validHostName(s) {
+		return fmt.Errorf("%q is not an IP address or host name", s)
+	}
+	return nil
+}
+
+// validHostName checks RFC 1123 syntax and rejects names that are all
+// digits and dots (a mistyped IPv4 address).
+func validHostName(s string) bool {
+	if s == "" || len(s) > 253 {
+		return false
+	}
+	s = strings.TrimSuffix(s, ".")
+	labels := strings.Split(s, ".")
+	for _, l := range labels {
+		if l == "" || len(l) > 63 || l[0] == '-' || l[len(l)-1] == '-' {
+			return false
+		}
+		for i := 0; i < len(l); i++ {
+			c := l[i]
+			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-') {
+				return false
+			}
+		}
+	}
+	_, numeric := parseDecimal(labels[len(labels)-1])
+	return !numeric
+}
+
+var userRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$`)
+
+func checkUser(s string) error {
+	if !userRE.MatchString(s) {
+		return fmt.Errorf("%q is not a valid user name (1-64 of letters, digits, '.', '_', '@', '-', starting with a letter or digit)", s)
+	}
+	return nil
+}
+
+// checkPasswordHash accepts "" or a bcrypt hash. The value is never
+// repeated in the message: it is a secret.
+func checkPasswordHash(s string) error {
+	if s == "" {
+		return nil
+	}
+	if _, err := bcrypt.Cost([]byte(s)); err != nil {
+		return errors.New("not a bcrypt hash (\"$2a$\" or \"$2b$\" followed by cost and hash, as `ovs-agent configure` writes it)")
+	}
+	return nil
+}

@@ -1,0 +1,335 @@
+package test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ovs-agent/ovs-agent/agent/auth"
+	"github.com/ovs-agent/ovs-agent/agent/client"
+)
+
+// binDir holds the binaries built once for the whole test run.
+var binDir string
+
+func TestMain(m *testing.M) {
+	os.Exit(runMain(m))
+}
+
+func runMain(m *testing.M) int {
+	dir, err := os.MkdirTemp("", "ovs-agent-e2e-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	cmd := exec.Command("go", "build", "-o", dir+"/", "../cmd/...")
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "build binaries:", err)
+		return 1
+	}
+	binDir = dir
+	return m.Run()
+}
+
+func bin(name string) string { return filepath.Join(binDir, name) }
+
+const testPassword = "e2e-Secret-pw"
+
+var (
+	hashOnce sync.Once
+	pwHash   string
+)
+
+// passwordHash is the bcrypt hash of testPassword, made once (bcrypt is slow).
+func passwordHash(t testing.TB) string {
+	hashOnce.Do(func() {
+		h, err := auth.Hash(testPassword)
+		if err != nil {
+			panic(err)
+		}
+		pwHash = h
+	})
+	return pwHash
+}
+
+// freePort finds a TCP port free on ip.
+func freePort(t testing.TB, ip string) int {
+	l, err := net.Listen("tcp", ip+":0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// agentConf is what a test wants in agent.ini; Extra lines are appended to
+// their sections verbatim.
+type agentConf struct {
+	Listen string // default 127.0.0.1
+	Port   int    // default: a free port
+	SSL    bool
+	Allow  string // default *
+	Deny   string
+	NoPass bool
+	Extra  map[string][]string // section -> lines
+}
+
+// Agent is one ovs-agent process started by a test.
+type Agent struct {
+	t       testing.TB
+	Dir     string
+	Config  string
+	Socket  string
+	Addr    string // host:port of the TCP API
+	SSL     bool
+	cmd     *exec.Cmd
+	out     *syncBuffer
+	done    chan struct{}
+	waitErr error
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func (c agentConf) render(t testing.TB, dir string) (string, agentConf) {
+	if c.Listen == "" {
+		c.Listen = "127.0.0.1"
+	}
+	if c.Port == 0 {
+		c.Port = freePort(t, c.Listen)
+	}
+	if c.Allow == "" {
+		c.Allow = "*"
+	}
+	ssl := "no"
+	if c.SSL {
+		ssl = "yes"
+	}
+	hash := ""
+	if !c.NoPass {
+		hash = passwordHash(t)
+	}
+	sections := []struct {
+		name  string
+		lines []string
+	}{
+		{"server", []string{
+			"listen_address = " + c.Listen,
+			fmt.Sprintf("port = %d", c.Port),
+			"ssl = " + ssl,
+			"unix_socket = " + filepath.Join(dir, "agent.sock"),
+		}},
+		{"auth", []string{"user = admin", "password_hash = " + hash}},
+		{"access", []string{"allow = " + c.Allow, "deny = " + c.Deny}},
+		{"log", []string{"file = " + filepath.Join(dir, "agent.log"), "level = debug"}},
+		{"agent", []string{"state_dir = " + filepath.Join(dir, "state")}},
+		{"relocation", []string{"server = no"}},
+	}
+	var b strings.Builder
+	b.WriteString("; written by the end-to-end tests\n")
+	for _, s := range sections {
+		fmt.Fprintf(&b, "\n[%s]\n", s.name)
+		for _, l := range append(s.lines, c.Extra[s.name]...) {
+			b.WriteString(l + "\n")
+		}
+	}
+	return b.String(), c
+}
+
+// startAgent writes an agent.ini for c and starts `ovs-agent serve` on it,
+// waiting until it answers. The agent is stopped when the test ends.
+func startAgent(t testing.TB, c agentConf, env ...string) *Agent {
+	t.Helper()
+	dir := t.TempDir()
+	text, c := c.render(t, dir)
+	cfg := filepath.Join(dir, "agent.ini")
+	if err := os.WriteFile(cfg, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	a := &Agent{t: t, Dir: dir, Config: cfg, Socket: filepath.Join(dir, "agent.sock"),
+		Addr: net.JoinHostPort(c.Listen, fmt.Sprint(c.Port)), SSL: c.SSL}
+	a.start(env...)
+	a.waitReady()
+	return a
+}
+
+func (a *Agent) start(env ...string) {
+	a.out = &syncBuffer{}
+	a.done = make(chan struct{})
+	a.cmd = exec.Command(bin("ovs-agent"), "serve", "--config", a.Config)
+	a.cmd.Env = append(os.Environ(), env...)
+	a.cmd.Stdout, a.cmd.Stderr = a.out, a.out
+	if err := a.cmd.Start(); err != nil {
+		a.t.Fatal(err)
+	}
+	go func() {
+		a.waitErr = a.cmd.Wait()
+		close(a.done)
+	}()
+	a.t.Cleanup(func() {
+		a.Stop()
+		if a.t.Failed() {
+			a.t.Logf("agent output:\n%s\nagent log:\n%s", a.out.String(), a.Log())
+		}
+	})
+}
+
+// waitReady polls agent.ping on the unix socket for up to 20 seconds.
+func (a *Agent) waitReady() {
+	a.t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		select {
+		case <-a.done:
+			a.t.Fatalf("agent exited early: %v\n%s\n%s", a.waitErr, a.out.String(), a.Log())
+		default:
+		}
+		var ok bool
+		if err := a.Unix().Call(context.Background(), "agent.ping", &ok); err == nil && ok {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	a.t.Fatalf("agent not answering after 20s:\n%s\n%s", a.out.String(), a.Log())
+}
+
+// Unix is a client on the local socket (root, no password).
+func (a *Agent) Unix() *client.Client {
+	c, err := client.New(client.Options{URL: "unix://" + a.Socket, Timeout: 10 * time.Second})
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	return c
+}
+
+// URL is the TCP API's URL, without credentials.
+func (a *Agent) URL() string {
+	scheme := "http"
+	if a.SSL {
+		scheme = "https"
+	}
+	return scheme + "://" + a.Addr + "/RPC2"
+}
+
+// TCP is a client on the TCP API with the test password.
+func (a *Agent) TCP() *client.Client {
+	c, err := client.New(client.Options{URL: a.URL(), User: "admin", Password: testPassword, Insecure: true, Timeout: 10 * time.Second})
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	return c
+}
+
+// Log is the agent's log file.
+func (a *Agent) Log() string {
+	b, _ := os.ReadFile(filepath.Join(a.Dir, "agent.log"))
+	return string(b)
+}
+
+// WaitLog waits up to 10s for the log to contain s.
+func (a *Agent) WaitLog(s string) {
+	a.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if strings.Contains(a.Log(), s) {
+			return
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+	a.t.Fatalf("log never said %q:\n%s", s, a.Log())
+}
+
+// Signal sends sig to the agent.
+func (a *Agent) Signal(sig syscall.Signal) {
+	if err := a.cmd.Process.Signal(sig); err != nil {
+		a.t.Fatal(err)
+	}
+}
+
+// Stop sends SIGTERM and waits (up to 30s, then SIGKILL).
+func (a *Agent) Stop() error {
+	select {
+	case <-a.done:
+		return a.waitErr
+	default:
+	}
+	_ = a.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-a.done:
+	case <-time.After(30 * time.Second):
+		_ = a.cmd.Process.Kill()
+		<-a.done
+		a.t.Errorf("agent did not stop within 30s of SIGTERM")
+	}
+	return a.waitErr
+}
+
+// Exited reports whether the process has ended.
+func (a *Agent) Exited() bool {
+	select {
+	case <-a.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// Output is what the process printed.
+func (a *Agent) Output() string { return a.out.String() }
+
+// logLines returns the log's JSON lines containing s.
+func logLines(log, s string) []string {
+	var out []string
+	sc := bufio.NewScanner(strings.NewReader(log))
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		if strings.Contains(sc.Text(), s) {
+			out = append(out, sc.Text())
+		}
+	}
+	return out
+}
+
+// runCmd runs a binary and returns its combined output and exit code.
+func runCmd(t testing.TB, stdin string, env []string, name string, args ...string) (string, int) {
+	t.Helper()
+	cmd := exec.Command(name, args...)
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Stdin = strings.NewReader(stdin)
+	out, err := cmd.CombinedOutput()
+	code := 0
+	if err != nil {
+		ee, ok := err.(*exec.ExitError)
+		if !ok {
+			t.Fatalf("%s %v: %v", name, args, err)
+		}
+		code = ee.ExitCode()
+	}
+	return string(out), code
+}
