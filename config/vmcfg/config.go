@@ -1,0 +1,602 @@
+package vmcfg
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+// Limits on what Parse and Validate accept.
+const (
+	MaxFileSize  = 1 << 20 // bytes in a vm.cfg file
+	MaxDepth     = 32      // nesting of lists, tuples and dicts
+	MaxErrors    = 50      // errors reported per file before giving up
+	MaxNameLen   = 64
+	MinMemoryMiB = 1
+	MaxMemoryMiB = 16 << 20 // 16 TiB
+	MaxVCPUs     = 256
+)
+
+// Defaults, as xm/xend.
+const (
+	DefaultMemoryMiB  = 128
+	DefaultVCPUs      = 1
+	DefaultOnPoweroff = ActionDestroy
+	DefaultOnReboot   = ActionRestart
+	DefaultOnCrash    = ActionRestart
+)
+
+// What to do when a domain powers off, reboots or crashes (xend's
+// on_poweroff, on_reboot and on_crash values).
+const (
+	ActionDestroy         = "destroy"
+	ActionRestart         = "restart"
+	ActionPreserve        = "preserve"
+	ActionRenameRestart   = "rename-restart"
+	ActionCoredumpDestroy = "coredump-destroy"
+	ActionCoredumpRestart = "coredump-restart"
+)
+
+var actions = []string{ActionDestroy, ActionRestart, ActionPreserve, ActionRenameRestart, ActionCoredumpDestroy, ActionCoredumpRestart}
+
+// The keys Config has typed fields for.
+const (
+	KeyName       = "name"
+	KeyUUID       = "uuid"
+	KeyMemory     = "memory"
+	KeyMaxMem     = "maxmem"
+	KeyVCPUs      = "vcpus"
+	KeyDisk       = "disk"
+	KeyVIF        = "vif"
+	KeyOnPoweroff = "on_poweroff"
+	KeyOnReboot   = "on_reboot"
+	KeyOnCrash    = "on_crash"
+	KeyWorkload   = "workload"
+)
+
+var typedKeys = map[string]bool{
+	KeyName: true, KeyUUID: true, KeyMemory: true, KeyMaxMem: true, KeyVCPUs: true,
+	KeyDisk: true, KeyVIF: true, KeyOnPoweroff: true, KeyOnReboot: true,
+	KeyOnCrash: true, KeyWorkload: true,
+}
+
+// Config is a domain's configuration as read from a vm.cfg file.
+//
+// The typed fields hold the options ovs-agent uses; every other option is
+// kept in Extra so that Marshal writes it back. A Config returned by Parse
+// has its defaults filled in and has passed Validate.
+type Config struct {
+	Name       string
+	UUID       string // canonical 8-4-4-4-12 lower-case hex, or "" if unset
+	Memory     int    // MiB
+	MaxMem     int    // MiB; defaults to Memory
+	VCPUs      int
+	Disks      []Disk
+	VIFs       []VIF
+	OnPoweroff string
+	OnReboot   string
+	OnCrash    string
+	// Workload is the workload option as written ("" if absent);
+	// WorkloadSpec is its parsed form, and what Marshal writes.
+	Workload     string
+	WorkloadSpec Workload
+	// Extra holds every option without a typed field, by key.
+	Extra map[string]ExtraValue
+	// Warnings are the things Parse accepted but that the operator
+	// should hear about (options nobody knows, keys assigned twice).
+	Warnings []Warning
+}
+
+// ExtraValue is an option without a typed field.
+type ExtraValue struct {
+	Value Value
+	Raw   string // the value's source text as written (may span lines)
+	Line  int    // where the key is; 0 if not read from a file
+}
+
+// New returns a Config with the given name and memory and every other
+// option at its default.
+func New(name string, memoryMiB int) *Config {
+	return &Config{
+		Name:         name,
+		Memory:       memoryMiB,
+		MaxMem:       memoryMiB,
+		VCPUs:        DefaultVCPUs,
+		OnPoweroff:   DefaultOnPoweroff,
+		OnReboot:     DefaultOnReboot,
+		OnCrash:      DefaultOnCrash,
+		WorkloadSpec: DefaultWorkload(),
+	}
+}
+
+// ParseFile reads and parses the vm.cfg file at path. Errors name path.
+func ParseFile(path string) (*Config, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("read vm.cfg: %w", err)
+	}
+	defer f.Close()
+	if st, err := f.Stat(); err == nil && !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("read vm.cfg %s: not a regular file", path)
+	}
+	data, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("read vm.cfg %s: %w", path, err)
+	}
+	return Parse(path, data)
+}
+
+// Parse parses a vm.cfg file. name is the file name used in messages.
+//
+// On success the Config has its defaults filled in and is valid. On
+// failure Parse returns a nil Config and an ErrorList with every error it
+// found, each naming the file, line and key.
+func Parse(name string, data []byte) (*Config, error) {
+	r := newReporter(name)
+	if len(data) > MaxFileSize {
+		r.errorf(0, "", "file is larger than %d bytes", MaxFileSize)
+		return nil, r.result()
+	}
+	data = bytes.TrimPrefix(data, []byte("\xef\xbb\xbf"))
+	if bytes.IndexByte(data, '\r') >= 0 {
+		data = bytes.ReplaceAll(data, []byte("\r\n"), []byte("\n"))
+		data = bytes.ReplaceAll(data, []byte("\r"), []byte("\n"))
+	}
+	stmts := parseStatements(string(data), r)
+
+	// Last assignment wins, as when xm runs the file.
+	last := map[string]int{}
+	for i, a := range stmts {
+		if j, ok := last[a.key]; ok {
+			r.warnf(a.line, a.key, "assigned again; this value replaces the one on line %d", stmts[j].line)
+		}
+		last[a.key] = i
+	}
+	c := &Config{}
+	src := &source{lines: map[string]int{}}
+	for i, a := range stmts {
+		if last[a.key] != i {
+			continue
+		}
+		src.lines[a.key] = a.line
+		c.decode(a, r, src)
+	}
+	c.applyDefaults(src.lines)
+	if _, given := src.lines[KeyMaxMem]; !given && r.failed[KeyMemory] {
+		r.failed[KeyMaxMem] = true // its default came from the bad memory
+	}
+	if !r.overflow {
+		c.validate(r, src)
+	}
+	c.Warnings = r.warnings()
+	if err := r.result(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// source records where things were in the file a Config was parsed from.
+type source struct {
+	lines     map[string]int // line of each key
+	diskLines []int          // line of each entry of Config.Disks
+	vifLines  []int          // line of each entry of Config.VIFs
+}
+
+// decode stores one assignment in c.
+func (c *Config) decode(a assignment, r *reporter, src *source) {
+	v := a.value
+	switch a.key {
+	case KeyName:
+		c.Name, _ = str(a, r)
+	case KeyUUID:
+		if s, ok := str(a, r); ok {
+			c.UUID = strings.ToLower(s)
+		}
+	case KeyMemory:
+		c.Memory, _ = integer(a, r, "is not an integer number of MiB")
+	case KeyMaxMem:
+		c.MaxMem, _ = integer(a, r, "is not an integer number of MiB")
+	case KeyVCPUs:
+		c.VCPUs, _ = integer(a, r, "is not an integer number of virtual CPUs")
+	case KeyOnPoweroff:
+		c.OnPoweroff, _ = str(a, r)
+	case KeyOnReboot:
+		c.OnReboot, _ = str(a, r)
+	case KeyOnCrash:
+		c.OnCrash, _ = str(a, r)
+	case KeyWorkload:
+		if s, ok := str(a, r); ok {
+			c.Workload = s
+			w, err := ParseWorkload(s)
+			if err != nil {
+				r.errorf(a.line, a.key, "%v", err)
+			}
+			c.WorkloadSpec = w
+		}
+	case KeyDisk:
+		items, ok := strList(a, r, "disk strings like 'phy:/dev/sdb1,xvda,w'")
+		if !ok {
+			return
+		}
+		c.Disks = []Disk{}
+		for _, it := range items {
+			d, err := ParseDisk(it.Str)
+			if err != nil {
+				r.errorf(it.Line, a.key, "%v", err)
+				continue
+			}
+			c.Disks = append(c.Disks, d)
+			src.diskLines = append(src.diskLines, it.Line)
+		}
+	case KeyVIF:
+		items, ok := strList(a, r, "vif strings like 'mac=00:16:3e:01:02:03, bridge=xenbr0'")
+		if !ok {
+			return
+		}
+		c.VIFs = []VIF{}
+		for _, it := range items {
+			vif, err := ParseVIF(it.Str)
+			if err != nil {
+				r.errorf(it.Line, a.key, "%v", err)
+				continue
+			}
+			c.VIFs = append(c.VIFs, vif)
+			src.vifLines = append(src.vifLines, it.Line)
+		}
+	default:
+		if c.Extra == nil {
+			c.Extra = map[string]ExtraValue{}
+		}
+		c.Extra[a.key] = ExtraValue{Value: v, Raw: a.raw, Line: a.line}
+		if !xmKeys[a.key] && len(r.warns) < MaxErrors {
+			msg := "not an option xm or ovs-agent knows; kept but not used"
+			if s := suggest(a.key); s != "" {
+				msg += fmt.Sprintf(" (did you mean %s?)", s)
+			}
+			r.warnf(a.line, a.key, "%s", msg)
+		}
+	}
+}
+
+func str(a assignment, r *reporter) (string, bool) {
+	if a.value.Kind != KindString {
+		r.errorf(a.line, a.key, "must be a string, not %s %s", a.value.Kind, a.value.describe())
+		return "", false
+	}
+	return a.value.Str, true
+}
+
+// integer reads an int, or a string holding a decimal int (xm runs int()
+// on these options, which accepts both).
+func integer(a assignment, r *reporter, what string) (int, bool) {
+	v := a.value
+	switch v.Kind {
+	case KindInt:
+		if v.Int < -1<<31 || v.Int > 1<<31-1 {
+			r.errorf(a.line, a.key, "%d is out of range", v.Int)
+			return 0, false
+		}
+		return int(v.Int), true
+	case KindString:
+		s := strings.TrimSpace(v.Str)
+		n, err := strconv.ParseInt(s, 10, 32)
+		if err == nil && s != "" && s[0] != '+' {
+			return int(n), true
+		}
+		if ne, ok := err.(*strconv.NumError); ok && ne.Err == strconv.ErrRange {
+			r.errorf(a.line, a.key, "%s is out of range", quote(v.Str))
+			return 0, false
+		}
+		r.errorf(a.line, a.key, "%s %s", quote(v.Str), what)
+	default:
+		r.errorf(a.line, a.key, "%s %s", v.describe(), what)
+	}
+	return 0, false
+}
+
+// strList reads a list or tuple of strings.
+func strList(a assignment, r *reporter, what string) ([]Value, bool) {
+	v := a.value
+	if v.Kind != KindList && v.Kind != KindTuple {
+		r.errorf(a.line, a.key, "must be a list of %s, not %s %s", what, v.Kind, v.describe())
+		return nil, false
+	}
+	ok := true
+	for _, it := range v.Items {
+		if it.Kind != KindString {
+			r.errorf(it.Line, a.key, "list items must be %s, not %s %s", what, it.Kind, it.describe())
+			ok = false
+		}
+	}
+	return v.Items, ok
+}
+
+// applyDefaults fills in the options that were not given.
+func (c *Config) applyDefaults(given map[string]int) {
+	if _, ok := given[KeyMemory]; !ok {
+		c.Memory = DefaultMemoryMiB
+	}
+	if _, ok := given[KeyMaxMem]; !ok {
+		c.MaxMem = c.Memory
+	}
+	if _, ok := given[KeyVCPUs]; !ok {
+		c.VCPUs = DefaultVCPUs
+	}
+	if _, ok := given[KeyOnPoweroff]; !ok {
+		c.OnPoweroff = DefaultOnPoweroff
+	}
+	if _, ok := given[KeyOnReboot]; !ok {
+		c.OnReboot = DefaultOnReboot
+	}
+	if _, ok := given[KeyOnCrash]; !ok {
+		c.OnCrash = DefaultOnCrash
+	}
+	if _, ok := given[KeyWorkload]; !ok {
+		c.WorkloadSpec = DefaultWorkload()
+	}
+}
+
+// Validate checks c against the limits Parse enforces, for a Config built
+// or changed in code. Errors carry no file or line.
+func (c *Config) Validate() error {
+	r := newReporter("")
+	c.validate(r, nil)
+	return r.result()
+}
+
+// validate checks c. src is where c was parsed from, nil for a Config
+// built in code; when it is set, each disk and vif entry was already
+// checked as it was read, and keys that failed to decode are not checked
+// again.
+func (c *Config) validate(r *reporter, src *source) {
+	parsed := src != nil
+	if src == nil {
+		src = &source{}
+	}
+	lines := src.lines
+	line := func(key string) int { return lines[key] }
+	// item names entry i of a list for a message, and gives its line.
+	item := func(what string, i int, itemLines []int) (string, int) {
+		if i < len(itemLines) {
+			return fmt.Sprintf("the %s on line %d", what, itemLines[i]), itemLines[i]
+		}
+		return fmt.Sprintf("%s %d", what, i), 0
+	}
+	ok := func(keys ...string) bool {
+		for _, k := range keys {
+			if r.failed[k] {
+				return false
+			}
+		}
+		return true
+	}
+	if ok(KeyName) {
+		if _, given := lines[KeyName]; !given && parsed {
+			r.errorf(0, KeyName, "missing: every domain needs a name")
+		} else if msg := checkName(c.Name); msg != "" {
+			r.errorf(line(KeyName), KeyName, "%s %s", quote(c.Name), msg)
+		}
+	}
+	if ok(KeyUUID) && c.UUID != "" {
+		if msg := checkUUID(c.UUID); msg != "" {
+			r.errorf(line(KeyUUID), KeyUUID, "%s %s", quote(c.UUID), msg)
+		}
+	}
+	if ok(KeyMemory) && (c.Memory < MinMemoryMiB || c.Memory > MaxMemoryMiB) {
+		r.errorf(line(KeyMemory), KeyMemory, "%d MiB is out of range (%d to %d MiB)", c.Memory, MinMemoryMiB, MaxMemoryMiB)
+	}
+	_, maxmemGiven := lines[KeyMaxMem]
+	if ok(KeyMaxMem) && (maxmemGiven || !parsed) && (c.MaxMem < MinMemoryMiB || c.MaxMem > MaxMemoryMiB) {
+		r.errorf(line(KeyMaxMem), KeyMaxMem, "%d MiB is out of range (%d to %d MiB)", c.MaxMem, MinMemoryMiB, MaxMemoryMiB)
+	}
+	if ok(KeyMemory, KeyMaxMem) && c.MaxMem < c.Memory {
+		k := KeyMaxMem
+		if parsed && !maxmemGiven {
+			k = KeyMemory
+		}
+		r.errorf(line(k), k, "maxmem (%d MiB) is less than memory (%d MiB)", c.MaxMem, c.Memory)
+	}
+	if ok(KeyVCPUs) && (c.VCPUs < 1 || c.VCPUs > MaxVCPUs) {
+		r.errorf(line(KeyVCPUs), KeyVCPUs, "%d is out of range (1 to %d)", c.VCPUs, MaxVCPUs)
+	}
+	for _, a := range []struct{ key, val string }{
+		{KeyOnPoweroff, c.OnPoweroff}, {KeyOnReboot, c.OnReboot}, {KeyOnCrash, c.OnCrash},
+	} {
+		if ok(a.key) && !contains(actions, a.val) {
+			r.errorf(line(a.key), a.key, "%s is not one of %s", quote(a.val), strings.Join(actions, ", "))
+		}
+	}
+
+	devices := map[string]int{}
+	for i, d := range c.Disks {
+		if !parsed {
+			if err := d.check(); err != nil {
+				r.errorf(0, KeyDisk, "disk %d %s: %v", i, quote(d.String()), err)
+				continue
+			}
+		}
+		if j, dup := devices[d.Device]; dup {
+			first, _ := item("disk", j, src.diskLines)
+			this, l := item("disk", i, src.diskLines)
+			r.errorf(l, KeyDisk, "virtual device %s is used by %s and %s", d.Device, first, this)
+		}
+		devices[d.Device] = i
+	}
+	macs := map[string]int{}
+	for i, v := range c.VIFs {
+		if !parsed {
+			if err := v.check(); err != nil {
+				r.errorf(0, KeyVIF, "vif %d %s: %v", i, quote(v.String()), err)
+				continue
+			}
+		}
+		if v.MAC == "" {
+			continue
+		}
+		m := strings.ToLower(v.MAC)
+		if j, dup := macs[m]; dup {
+			first, _ := item("vif", j, src.vifLines)
+			this, l := item("vif", i, src.vifLines)
+			r.errorf(l, KeyVIF, "mac %s is used by %s and %s", v.MAC, first, this)
+		}
+		macs[m] = i
+	}
+
+	if ok(KeyWorkload) {
+		w := c.WorkloadSpec
+		if !parsed {
+			if err := w.check(); err != nil {
+				r.errorf(0, KeyWorkload, "%v", err)
+			}
+		}
+		if ok(KeyMemory) {
+			if err := w.checkMemory(c.Memory); err != nil {
+				r.errorf(line(KeyWorkload), KeyWorkload, "%v", err)
+			}
+		}
+	}
+
+	if !parsed {
+		for _, k := range sortedExtraKeys(c.Extra) {
+			if msg := checkExtraKey(k); msg != "" {
+				r.errorf(0, k, "%s", msg)
+				continue
+			}
+			if msg := c.Extra[k].Value.check(1); msg != "" {
+				r.errorf(0, k, "%s", msg)
+			}
+		}
+	}
+}
+
+// checkName returns why name is not a valid domain name, or "".
+func checkName(name string) string {
+	if name == "" {
+		return "is empty"
+	}
+	if len(name) > MaxNameLen {
+		return fmt.Sprintf("is longer than %d characters", MaxNameLen)
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if !(isDigit(c) || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || c == '.' || c == '-') {
+			return "may contain only letters, digits, '_', '.' and '-'"
+		}
+	}
+	if name[0] == '.' || name[0] == '-' {
+		return "may not start with '.' or '-'"
+	}
+	return ""
+}
+
+// checkUUID returns why u is not a canonical lower-case UUID, or "".
+func checkUUID(u string) string {
+	const msg = "is not a UUID in the form xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx (lower-case hex digits)"
+	if len(u) != 36 {
+		return msg
+	}
+	zero := true
+	for i := 0; i < len(u); i++ {
+		c := u[i]
+		switch i {
+		case 8, 13, 18, 23:
+			if c != '-' {
+				return msg
+			}
+			continue
+		}
+		if !isDigit(c) && !(c >= 'a' && c <= 'f') {
+			return msg
+		}
+		if c != '0' {
+			zero = false
+		}
+	}
+	if zero {
+		return "is the nil UUID"
+	}
+	return ""
+}
+
+// checkExtraKey returns why k cannot be an Extra key, or "".
+func checkExtraKey(k string) string {
+	if typedKeys[k] {
+		return "has a typed field in Config and may not be in Extra"
+	}
+	if k == "" || !isIdentStart(k[0]) {
+		return "is not a valid option name"
+	}
+	for i := 1; i < len(k); i++ {
+		if !isIdentChar(k[i]) {
+			return "is not a valid option name"
+		}
+	}
+	if pythonKeywords[k] {
+		return "is a Python keyword and cannot be an option name"
+	}
+	return ""
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// sortedExtraKeys returns the Extra keys in file order (then by name).
+func sortedExtraKeys(m map[string]ExtraValue) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		li, lj := m[keys[i]].Line, m[keys[j]].Line
+		if li != lj {
+			return li < lj
+		}
+		return keys[i] < keys[j]
+	})
+	return keys
+}
+
+// Equal reports whether c and o describe the same domain: the same typed
+// fields and the same Extra values. It ignores what only records how the
+// file was written: Disk.Raw, VIF.Raw, Workload (the spec as written),
+// ExtraValue.Raw and Line, Value.Line and Warnings.
+func (c *Config) Equal(o *Config) bool {
+	if c == nil || o == nil {
+		return c == o
+	}
+	if c.Name != o.Name || c.UUID != o.UUID || c.Memory != o.Memory || c.MaxMem != o.MaxMem ||
+		c.VCPUs != o.VCPUs || c.OnPoweroff != o.OnPoweroff || c.OnReboot != o.OnReboot ||
+		c.OnCrash != o.OnCrash || c.WorkloadSpec != o.WorkloadSpec {
+		return false
+	}
+	if len(c.Disks) != len(o.Disks) || len(c.VIFs) != len(o.VIFs) || len(c.Extra) != len(o.Extra) {
+		return false
+	}
+	for i := range c.Disks {
+		if !c.Disks[i].Equal(o.Disks[i]) {
+			return false
+		}
+	}
+	for i := range c.VIFs {
+		if !c.VIFs[i].Equal(o.VIFs[i]) {
+			return false
+		}
+	}
+	for k, v := range c.Extra {
+		ov, ok := o.Extra[k]
+		if !ok || !v.Value.Equal(ov.Value) {
+			return false
+		}
+	}
+	return true
+}

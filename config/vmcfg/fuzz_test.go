@@ -1,0 +1,149 @@
+package vmcfg
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// FuzzParse: Parse never panics, and whatever it accepts Marshal writes
+// back to an equal Config, byte-stable on a second round.
+func FuzzParse(f *testing.F) {
+	files, _ := filepath.Glob("testdata/*.cfg")
+	for _, name := range files {
+		data, err := os.ReadFile(name)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(data)
+	}
+	for _, s := range []string{
+		"name = 'd'\n",
+		"name = 'd'; memory = 512; vcpus = 2\n",
+		"name = \"d\"\nx = [1, (2,), {'a': None, 3: True}, -4.5e-3, 0x1f, 0o7, 0b1, 1_0]\n",
+		"name = r'd'\nx = '''multi\nline''' 'concat' \"\\x41\\u00e9\\101\\q\"\n",
+		"name = 'd'\nx = \\\n  [1,\n  # c\n  2,]\n",
+		"name = 'd'\nmemory = '512'\nmaxmem = 1024\nworkload = 'dirty=200M/s,hot=256M,pattern=random,touch=512M,verify=2s'\n",
+		"name = 'd'\ndisk = ['phy:/dev/sdb,xvda,w', 'tap:aio:/x,xvdb,w!', ',hdc:cdrom,r', 'phy:/dev/sdc,ioemu:hdd,r,0,x86_64-abi']\n",
+		"name = 'd'\nvif = ['', 'type=ioemu, mac=00:16:3E:09:bb:c6, bridge=xenbr2, model=e1000, ip=10.0.0.1 ::1, rate=1MB/s@20ms']\n",
+		"name = 'd'\nuuid = 'C6A2B5E0-37B1-4D0A-8B2E-4F5E6A7B8C9D'\non_crash = 'coredump-restart'\n",
+		"name = 'd'\nx = 1,\ny = (1)\nz = ((1, 2))\n",
+		"name = 'd'\r\nx = [1,\r\n2]\r\n",
+		"\xef\xbb\xbfname = 'd'\n",
+		"name = 'd'\nx = -9223372036854775808\ny = 1e308\nz = -0.0\n",
+		"import os\nname = 'd'\nmemory = 'lots'\n",
+		"name = 'd'\nx = [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]\n",
+		"name = 'd'\nx = 'unterminated\n",
+		"name = 'd'\nx = {1: 2, 1: 3}\n",
+		"name = 'd'\nmemroy = 1\nname = 'e'\n",
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		c, err := Parse("fuzz.cfg", data)
+		if err != nil {
+			if c != nil {
+				t.Fatal("Parse returned a Config with an error")
+			}
+			if err.Error() == "" {
+				t.Fatal("empty error message")
+			}
+			return
+		}
+		if err := c.Validate(); err != nil {
+			t.Fatalf("Parse accepted a config that Validate rejects: %v", err)
+		}
+		out := c.Marshal()
+		back, err := Parse("marshalled.cfg", out)
+		if err != nil {
+			t.Fatalf("Marshal output does not parse: %v\ninput: %q\noutput:\n%s", err, data, out)
+		}
+		if !back.Equal(c) {
+			t.Fatalf("round trip changed the config\ninput: %q\noutput:\n%s\n got: %+v\nwant: %+v", data, out, back, c)
+		}
+		if again := back.Marshal(); !bytes.Equal(again, out) {
+			t.Fatalf("Marshal not stable:\n%s\n---\n%s", out, again)
+		}
+	})
+}
+
+// FuzzParseDisk: no panic; an accepted entry's String parses back equal.
+func FuzzParseDisk(f *testing.F) {
+	for _, s := range []string{
+		"phy:/dev/sdb1,xvda,w", "file:/OVS/running_pool/x/System.img,xvda,w",
+		"tap:aio:/x.img,xvda,r", "tap:tapdisk:aio:/x,xvdb,w!", "tap:qcow:sync,xvdb,w",
+		"phy:/dev/loop0,hdc:cdrom,r", ",hdc:cdrom,r", "phy:/dev/sdb,ioemu:hda,w",
+		"phy:/dev/sdb,hda:disk,w", " phy:/dev/sdb , xvda , w ", "phy:/dev/sdb,xvda,w,,x86_64-abi",
+		"iscsi:iqn.2001-04.com.example:storage,xvda,w", "/dev/sdb,xvda,w", "tap:aio,xvda,w",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		d, err := ParseDisk(s)
+		if err != nil {
+			return
+		}
+		back, err := ParseDisk(d.String())
+		if err != nil {
+			t.Fatalf("ParseDisk(%q).String() = %q does not parse: %v", s, d.String(), err)
+		}
+		if !back.Equal(d) {
+			t.Fatalf("ParseDisk(%q) = %+v, re-parsed %+v", s, d, back)
+		}
+	})
+}
+
+// FuzzParseVIF: no panic; an accepted entry's String parses back equal.
+func FuzzParseVIF(f *testing.F) {
+	for _, s := range []string{
+		"", " ", "mac=00:16:3e:31:d5:4b, bridge=xenbr0", "type=netfront, ",
+		"type=ioemu, mac=00:16:3e:09:bb:c6, bridge=xenbr2, model=e1000",
+		"mac=00:16:3e:31:d5:4b,bridge=xenbr0,rate=10Mb/s@50ms", "ip=10.0.0.1 fd00::1,vifname=v",
+		"script=a=b", "mac=00:16:3E:xx:xx:xx", "bridge=", "colour=red",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		v, err := ParseVIF(s)
+		if err != nil {
+			return
+		}
+		back, err := ParseVIF(v.String())
+		if err != nil {
+			t.Fatalf("ParseVIF(%q).String() = %q does not parse: %v", s, v.String(), err)
+		}
+		if !back.Equal(v) {
+			t.Fatalf("ParseVIF(%q) = %+v, re-parsed %+v", s, v, back)
+		}
+	})
+}
+
+// FuzzParseWorkload: no panic; an accepted spec's String parses back equal.
+func FuzzParseWorkload(f *testing.F) {
+	for _, s := range []string{
+		"", "dirty=200M/s,hot=256M,pattern=random", "touch=1G,verify=250ms",
+		"dirty=0", "hot=4096,touch=1k,dirty=3m/s", "verify=1m30s", "dirty=1T/s",
+		"hot=1.5G", "verify=2h", "pattern=sequential, ,",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		w, err := ParseWorkload(s)
+		if err != nil {
+			return
+		}
+		str := w.String()
+		if strings.Contains(str, ",,") {
+			t.Fatalf("bad String %q", str)
+		}
+		back, err := ParseWorkload(str)
+		if err != nil {
+			t.Fatalf("ParseWorkload(%q).String() = %q does not parse: %v", s, str, err)
+		}
+		if back != w {
+			t.Fatalf("ParseWorkload(%q) = %+v, re-parsed %+v", s, w, back)
+		}
+	})
+}

@@ -1,0 +1,239 @@
+package vmcfg
+
+import (
+	"testing"
+	"time"
+)
+
+func TestParseDisk(t *testing.T) {
+	tests := []struct {
+		spec string
+		want Disk
+		str  string // canonical String(); "" means spec itself
+	}{
+		{"phy:/dev/sdb1,xvda,w", Disk{Type: "phy", Path: "/dev/sdb1", Device: "xvda", Mode: "w"}, ""},
+		{"file:/OVS/running_pool/x/System.img,xvda,w", Disk{Type: "file", Path: "/OVS/running_pool/x/System.img", Device: "xvda", Mode: "w"}, ""},
+		{"tap:aio:/OVS/running_pool/x/System.img,xvda,r", Disk{Type: "tap:aio", Path: "/OVS/running_pool/x/System.img", Device: "xvda", Mode: "r"}, ""},
+		{"tap:tapdisk:aio:/x.img,xvdb,w", Disk{Type: "tap:tapdisk:aio", Path: "/x.img", Device: "xvdb", Mode: "w"}, ""},
+		{"tap2:tapdisk:vhd:/x.vhd,xvdb,w", Disk{Type: "tap2:tapdisk:vhd", Path: "/x.vhd", Device: "xvdb", Mode: "w"}, ""},
+		{"tap:qcow:sync,xvdb,w", Disk{Type: "tap:qcow", Path: "sync", Device: "xvdb", Mode: "w"}, ""},
+		{"phy:/dev/vgxen/sharedvol1,hdc,w!", Disk{Type: "phy", Path: "/dev/vgxen/sharedvol1", Device: "hdc", Mode: "w!"}, ""},
+		{"phy:/dev/loop0,hdc:cdrom,r", Disk{Type: "phy", Path: "/dev/loop0", Device: "hdc", CDROM: true, Mode: "r"}, ""},
+		{",hdc:cdrom,r", Disk{Device: "hdc", CDROM: true, Mode: "r"}, ""},
+		{"file:,hdc:cdrom,r", Disk{Type: "file", Device: "hdc", CDROM: true, Mode: "r"}, ""},
+		{"phy:/dev/sdb,ioemu:hda,w", Disk{Type: "phy", Path: "/dev/sdb", Device: "hda", IOEmu: true, Mode: "w"}, ""},
+		{"phy:/dev/sdb,hda:disk,w", Disk{Type: "phy", Path: "/dev/sdb", Device: "hda", Mode: "w"}, "phy:/dev/sdb,hda,w"},
+		{"file:System-sda.img,hda,w", Disk{Type: "file", Path: "System-sda.img", Device: "hda", Mode: "w"}, ""},
+		{"phy:sdb,xvda,w", Disk{Type: "phy", Path: "sdb", Device: "xvda", Mode: "w"}, ""},
+		{"iscsi:iqn.2001-04.com.example:storage,xvda,w", Disk{Type: "iscsi", Path: "iqn.2001-04.com.example:storage", Device: "xvda", Mode: "w"}, ""},
+		{" phy:/dev/sdb , xvda , w ", Disk{Type: "phy", Path: "/dev/sdb", Device: "xvda", Mode: "w"}, "phy:/dev/sdb,xvda,w"},
+		{"phy:/dev/sdb,xvda,w,dom1", Disk{Type: "phy", Path: "/dev/sdb", Device: "xvda", Mode: "w", Backend: "dom1"}, ""},
+		{"phy:/dev/sdb,xvda,w,,x86_64-abi", Disk{Type: "phy", Path: "/dev/sdb", Device: "xvda", Mode: "w", Protocol: "x86_64-abi"}, ""},
+		{"phy:/dev/sdb,xvda,w,", Disk{Type: "phy", Path: "/dev/sdb", Device: "xvda", Mode: "w"}, "phy:/dev/sdb,xvda,w"},
+		{"phy:/dev/sdb,51712,w", Disk{Type: "phy", Path: "/dev/sdb", Device: "51712", Mode: "w"}, ""},
+	}
+	for _, tt := range tests {
+		d, err := ParseDisk(tt.spec)
+		if err != nil {
+			t.Errorf("ParseDisk(%q): %v", tt.spec, err)
+			continue
+		}
+		if d.Raw != tt.spec {
+			t.Errorf("ParseDisk(%q).Raw = %q", tt.spec, d.Raw)
+		}
+		if !d.Equal(tt.want) {
+			t.Errorf("ParseDisk(%q) = %+v, want %+v", tt.spec, d, tt.want)
+		}
+		str := tt.str
+		if str == "" {
+			str = tt.spec
+		}
+		if d.String() != str {
+			t.Errorf("ParseDisk(%q).String() = %q, want %q", tt.spec, d.String(), str)
+		}
+	}
+}
+
+func TestParseDiskErrors(t *testing.T) {
+	tests := []struct{ spec, want string }{
+		{"", `disk "": want 3 to 5 comma-separated fields (uname,device,mode[,backend[,protocol]]), got 1`},
+		{"phy:/dev/sdb,xvda", `disk "phy:/dev/sdb,xvda": want 3 to 5 comma-separated fields (uname,device,mode[,backend[,protocol]]), got 2`},
+		{"a,b,c,d,e,f", `disk "a,b,c,d,e,f": want 3 to 5 comma-separated fields (uname,device,mode[,backend[,protocol]]), got 6`},
+		{"/dev/sdb,xvda,w", `disk "/dev/sdb,xvda,w": "/dev/sdb" has no type prefix; write phy:/dev/sdb or file:/dev/sdb`},
+		{":/dev/sdb,xvda,w", `disk ":/dev/sdb,xvda,w": path "/dev/sdb" has no type`},
+		{",xvda,w", `disk ",xvda,w": no uname (type:path); only a CD-ROM drive (device:cdrom) may be empty`},
+		{"phy:,xvda,w", `disk "phy:,xvda,w": phy disk has no path`},
+		{"PHY:/dev/sdb,xvda,w", `disk "PHY:/dev/sdb,xvda,w": type "PHY" is not a word such as phy, file or tap:aio`},
+		{"tap:/x.img,xvda,w", `disk "tap:/x.img,xvda,w": type "tap" needs a sub-type, e.g. tap:aio`},
+		{"tap:aio,xvda,w", `disk "tap:aio,xvda,w": type "tap" needs a sub-type, e.g. tap:aio`},
+		{"phy:/dev/sdb,,w", `disk "phy:/dev/sdb,,w": no virtual device name (such as xvda or hda)`},
+		{"phy:/dev/sdb,xvd a,w", `disk "phy:/dev/sdb,xvd a,w": virtual device "xvd a" must be letters and digits (such as xvda, hdc or 51712)`},
+		{"phy:/dev/sdb,hdc:cdrom:cdrom,r", `disk "phy:/dev/sdb,hdc:cdrom:cdrom,r": virtual device "hdc:cdrom" must be letters and digits (such as xvda, hdc or 51712)`},
+		{"phy:/dev/sdb,xvda,", `disk "phy:/dev/sdb,xvda,": no mode; use r, w or w!`},
+		{"phy:/dev/sdb,xvda,rw", `disk "phy:/dev/sdb,xvda,rw": mode "rw" is not r, w or w!`},
+		{"phy:/dev/sd\tb,xvda,w", `disk "phy:/dev/sd\tb,xvda,w": path "/dev/sd\tb" contains a comma or a control character`},
+	}
+	for _, tt := range tests {
+		_, err := ParseDisk(tt.spec)
+		if err == nil || err.Error() != tt.want {
+			t.Errorf("ParseDisk(%q)\n got: %v\nwant: %s", tt.spec, err, tt.want)
+		}
+	}
+	// Fields that String could not write back are rejected by check.
+	bad := []Disk{
+		{Type: "tap:aio", Path: "sync:/x", Device: "xvda", Mode: "w"},
+		{Type: "phy:aio", Path: "/x", Device: "xvda", Mode: "w"},
+		{Type: "tap:bogus", Path: "/x", Device: "xvda", Mode: "w"},
+		{Type: "phy", Path: " /x", Device: "xvda", Mode: "w"},
+		{Type: "phy", Path: "/x", Device: "xvda", Mode: "w", Backend: "a,b"},
+	}
+	for _, d := range bad {
+		if err := d.check(); err == nil {
+			t.Errorf("check(%+v) passed", d)
+		}
+	}
+}
+
+func TestParseVIF(t *testing.T) {
+	tests := []struct {
+		spec string
+		want VIF
+		str  string
+	}{
+		{"", VIF{}, ""},
+		{"  ", VIF{}, ""},
+		{"mac=00:16:3e:31:d5:4b, bridge=xenbr0", VIF{MAC: "00:16:3e:31:d5:4b", Bridge: "xenbr0"}, "mac=00:16:3e:31:d5:4b,bridge=xenbr0"},
+		{"mac=00:50:56:1e:34:b5 , bridge=xenbr0", VIF{MAC: "00:50:56:1e:34:b5", Bridge: "xenbr0"}, "mac=00:50:56:1e:34:b5,bridge=xenbr0"},
+		{"type=netfront, ", VIF{Type: "netfront"}, "type=netfront"},
+		{"type=ioemu, mac=00:16:3e:09:bb:c6, bridge=xenbr2, model=e1000", VIF{Type: "ioemu", MAC: "00:16:3e:09:bb:c6", Bridge: "xenbr2", Model: "e1000"}, "type=ioemu,mac=00:16:3e:09:bb:c6,bridge=xenbr2,model=e1000"},
+		{"mac=00:16:3E:AB:CD:EF", VIF{MAC: "00:16:3E:AB:CD:EF"}, "mac=00:16:3E:AB:CD:EF"},
+		{"mac=00:16:3e:31:d5:4b,bridge=xenbr0,rate=10Mb/s@50ms", VIF{MAC: "00:16:3e:31:d5:4b", Bridge: "xenbr0", Params: map[string]string{"rate": "10Mb/s@50ms"}}, "mac=00:16:3e:31:d5:4b,bridge=xenbr0,rate=10Mb/s@50ms"},
+		{"ip=10.0.0.1 fd00::1,vifname=vif-web,script=vif-bridge", VIF{IP: "10.0.0.1 fd00::1", Params: map[string]string{"vifname": "vif-web", "script": "vif-bridge"}}, "ip=10.0.0.1 fd00::1,script=vif-bridge,vifname=vif-web"},
+		{"script=a=b", VIF{Params: map[string]string{"script": "a=b"}}, "script=a=b"},
+	}
+	for _, tt := range tests {
+		v, err := ParseVIF(tt.spec)
+		if err != nil {
+			t.Errorf("ParseVIF(%q): %v", tt.spec, err)
+			continue
+		}
+		if v.Raw != tt.spec || !v.Equal(tt.want) {
+			t.Errorf("ParseVIF(%q) = %+v, want %+v", tt.spec, v, tt.want)
+		}
+		if v.String() != tt.str {
+			t.Errorf("ParseVIF(%q).String() = %q, want %q", tt.spec, v.String(), tt.str)
+		}
+		// Params holds every pair, including the typed ones.
+		if tt.want.MAC != "" && v.Params["mac"] != tt.want.MAC {
+			t.Errorf("ParseVIF(%q).Params = %v", tt.spec, v.Params)
+		}
+	}
+}
+
+func TestParseVIFErrors(t *testing.T) {
+	tests := []struct{ spec, want string }{
+		{"xenbr0", `vif "xenbr0": "xenbr0" is not a key=value pair`},
+		{"bridge=xenbr0,bridge=xenbr1", `vif "bridge=xenbr0,bridge=xenbr1": option bridge is given twice`},
+		{"Bridge=xenbr0", `vif "Bridge=xenbr0": unknown option "Bridge" (known: accel, backend, bridge, ip, label, mac, model, policy, rate, script, type, vifname)`},
+		{"bridge=", `vif "bridge=": option bridge has an empty value`},
+		{"bridge=averyveryverylongbridge", `vif "bridge=averyveryverylongbridge": bridge "averyveryverylongbridge" is not a network interface name (at most 15 characters, no '/' or blanks)`},
+		{"bridge=../x", `vif "bridge=../x": bridge "../x" is not a network interface name (at most 15 characters, no '/' or blanks)`},
+		{"mac=00:16:3E:xx:xx:xx", `vif "mac=00:16:3E:xx:xx:xx": mac "00:16:3E:xx:xx:xx" is not a MAC address like 00:16:3e:01:02:03`},
+		{"mac=00:16:3e:1:2:3", `vif "mac=00:16:3e:1:2:3": mac "00:16:3e:1:2:3" is not a MAC address like 00:16:3e:01:02:03`},
+		{"mac=00-16-3e-01-02-03", `vif "mac=00-16-3e-01-02-03": mac "00-16-3e-01-02-03" is not a MAC address like 00:16:3e:01:02:03`},
+		{"mac=00:16:3e:01:02:03:04", `vif "mac=00:16:3e:01:02:03:04": mac "00:16:3e:01:02:03:04" is not a MAC address like 00:16:3e:01:02:03`},
+		{"mac=ff:ff:ff:ff:ff:ff", `vif "mac=ff:ff:ff:ff:ff:ff": mac ff:ff:ff:ff:ff:ff is a multicast address; a network interface needs a unicast one`},
+		{"mac=00:00:00:00:00:00", `vif "mac=00:00:00:00:00:00": mac 00:00:00:00:00:00 is all zeros`},
+		{"ip=10.0.0.300", `vif "ip=10.0.0.300": ip "10.0.0.300" is not an IP address`},
+		{"ip=10.0.0.1  10.0.0.2", `vif "ip=10.0.0.1  10.0.0.2": ip "10.0.0.1  10.0.0.2": separate addresses with single spaces`},
+		{"script=a\x01b", `vif "script=a\x01b": option script value "a\x01b" contains a comma or a control character`},
+	}
+	for _, tt := range tests {
+		_, err := ParseVIF(tt.spec)
+		if err == nil || err.Error() != tt.want {
+			t.Errorf("ParseVIF(%q)\n got: %v\nwant: %s", tt.spec, err, tt.want)
+		}
+	}
+}
+
+func TestVIFFieldsAuthoritative(t *testing.T) {
+	v, err := ParseVIF("mac=00:16:3e:00:00:01,bridge=xenbr0,vifname=v1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	v.Bridge = "xenbr1"
+	v.MAC = ""
+	if got := v.String(); got != "bridge=xenbr1,vifname=v1" {
+		t.Errorf("String() = %q", got)
+	}
+	w, _ := ParseVIF("bridge=xenbr1,vifname=v1")
+	if !v.Equal(w) {
+		t.Errorf("%+v != %+v", v, w)
+	}
+	w.Params["vifname"] = "v2"
+	if v.Equal(w) {
+		t.Error("different Params compare equal")
+	}
+}
+
+func TestParseWorkload(t *testing.T) {
+	tests := []struct {
+		spec string
+		want Workload
+		str  string
+	}{
+		{"", DefaultWorkload(), ""},
+		{"dirty=200M/s,hot=256M,pattern=random", Workload{DirtyBytesPerSec: 200 << 20, HotBytes: 256 << 20, Pattern: "random", VerifyEvery: time.Second}, "dirty=200M/s,hot=256M"},
+		{" dirty = 1G/s , pattern = sequential ,", Workload{DirtyBytesPerSec: 1 << 30, Pattern: "sequential", VerifyEvery: time.Second}, "dirty=1G/s,pattern=sequential"},
+		{"dirty=0", DefaultWorkload(), ""},
+		{"dirty=0/s,hot=0,touch=0,verify=1s", DefaultWorkload(), ""},
+		{"touch=1G,verify=250ms", Workload{Touch: 1 << 30, Pattern: "random", VerifyEvery: 250 * time.Millisecond}, "touch=1G,verify=250ms"},
+		{"hot=4096,touch=1k,dirty=3m/s", Workload{HotBytes: 4096, Touch: 1024, DirtyBytesPerSec: 3 << 20, Pattern: "random", VerifyEvery: time.Second}, "dirty=3M/s,hot=4K,touch=1K"},
+		{"hot=1000", Workload{HotBytes: 1000, Pattern: "random", VerifyEvery: time.Second}, "hot=1000"},
+		{"hot=2T", Workload{HotBytes: 2 << 40, Pattern: "random", VerifyEvery: time.Second}, "hot=2T"},
+		{"verify=1m30s", Workload{Pattern: "random", VerifyEvery: 90 * time.Second}, "verify=1m30s"},
+		{"dirty=1T/s", Workload{DirtyBytesPerSec: 1 << 40, Pattern: "random", VerifyEvery: time.Second}, "dirty=1T/s"},
+	}
+	for _, tt := range tests {
+		w, err := ParseWorkload(tt.spec)
+		if err != nil {
+			t.Errorf("ParseWorkload(%q): %v", tt.spec, err)
+			continue
+		}
+		if w != tt.want {
+			t.Errorf("ParseWorkload(%q) = %+v, want %+v", tt.spec, w, tt.want)
+		}
+		if w.String() != tt.str {
+			t.Errorf("ParseWorkload(%q).String() = %q, want %q", tt.spec, w.String(), tt.str)
+		}
+	}
+}
+
+func TestParseWorkloadErrors(t *testing.T) {
+	tests := []struct{ spec, want string }{
+		{"idle", `"idle" is not a key=value pair`},
+		{"speed=1", `unknown key "speed" (known: dirty, hot, pattern, touch, verify)`},
+		{"hot=1M,hot=2M", `hot is given twice`},
+		{"dirty=200M", `dirty=200M: "200M" is not a rate such as 200M/s`},
+		{"dirty=/s", `dirty=/s: "" is not a size such as 4096, 512K, 256M or 1G`},
+		{"dirty=2T/s", `dirty=2T/s is out of range (0 to 1T/s)`},
+		{"hot=1.5G", `hot=1.5G: "1.5G" is not a size such as 4096, 512K, 256M or 1G`},
+		{"hot=-1", `hot=-1: "-1" is not a size such as 4096, 512K, 256M or 1G`},
+		{"hot=1P", `hot=1P: "1P" is not a size such as 4096, 512K, 256M or 1G`},
+		{"hot=M", `hot=M: "M" is not a size such as 4096, 512K, 256M or 1G`},
+		{"hot=", `hot=: "" is not a size such as 4096, 512K, 256M or 1G`},
+		{"touch=99999999999999999999", `touch=99999999999999999999: "99999999999999999999" is too large`},
+		{"touch=9999999T", `touch=9999999T: "9999999T" is too large`},
+		{"pattern=zigzag", `pattern=zigzag is not random or sequential`},
+		{"verify=soon", `verify=soon: "soon" is not a duration such as 500ms or 2s`},
+		{"verify=0s", `verify=0s is out of range (1ms to 1h0m0s)`},
+		{"verify=2h", `verify=2h0m0s is out of range (1ms to 1h0m0s)`},
+		{"verify=-1s", `verify=-1s is out of range (1ms to 1h0m0s)`},
+	}
+	for _, tt := range tests {
+		_, err := ParseWorkload(tt.spec)
+		if err == nil || err.Error() != tt.want {
+			t.Errorf("ParseWorkload(%q)\n got: %v\nwant: %s", tt.spec, err, tt.want)
+		}
+	}
+}
