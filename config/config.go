@@ -50,7 +50,7 @@ type AccessConfig struct {
 	Deny  []string `ini:"deny"`
 }
 
-// LogConfig is [log].
+// LogConfig is the log section: where and how much the agent logs.
 type LogConfig struct {
 	File  string `ini:"file"`  // "" = standard error
 	Level string `ini:"level"` // debug, info, warn or error
@@ -78,7 +78,7 @@ type RelocationConfig struct {
 // origin says where one option's value came from.
 type origin struct {
 	file string // "" for a built-in default
-	line int
+	line int    // 1-based; 0 for a built-in default
 	xend string // the xend option name when imported from xend-config.sxp
 }
 

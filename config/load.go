@@ -72,8 +72,14 @@ func parse(name string, data []byte, read func(string) ([]byte, error)) (*Config
 	var errs []error
 	at := func(line int) string { return fmt.Sprintf("%s:%d", name, line) }
 	for _, s := range f.Sections() {
+		if len(errs) > maxErrors {
+			break // enough to report; don't spend time on the rest
+		}
 		if s.Name == "" {
 			for _, k := range f.Keys("") {
+				if len(errs) > maxErrors {
+					break
+				}
 				msg := "outside any section"
 				if secs := sectionsOf(k.Name); len(secs) > 0 {
 					msg += fmt.Sprintf(" (it belongs in [%s])", strings.Join(secs, "] or ["))
@@ -91,6 +97,9 @@ func parse(name string, data []byte, read func(string) ([]byte, error)) (*Config
 			continue
 		}
 		for _, k := range f.Keys(s.Name) {
+			if len(errs) > maxErrors {
+				break
+			}
 			o := c.option(s.Name, k.Name)
 			if o == nil {
 				errs = append(errs, &Problem{Where: at(k.Line), Section: s.Name, Key: k.Name, Err: errors.New(unknownKey(s.Name, k.Name))})
@@ -104,19 +113,23 @@ func parse(name string, data []byte, read func(string) ([]byte, error)) (*Config
 		}
 	}
 	if c.Agent.XendConfig != "" {
-		if _, _, ok := f.Get("agent", "xend_config"); ok {
-			errs = append(errs, c.importXend(read)...)
-		}
+		errs = append(errs, c.importXend(read)...)
 	}
 	// Rules between options only make sense once every value is good.
 	if len(errs) == 0 {
 		errs = c.crossCheck()
+	}
+	if len(errs) > maxErrors {
+		errs = append(errs[:maxErrors:maxErrors], fmt.Errorf("%s: too many errors, only the first %d are shown", name, maxErrors))
 	}
 	if len(errs) > 0 {
 		return nil, &ValidationError{Errs: errs}
 	}
 	return c, nil
 }
+
+// maxErrors bounds the errors reported for one file.
+const maxErrors = 20
 
 func unknownKey(section, key string) string {
 	msg := "unknown option"
@@ -157,7 +170,7 @@ func (c *Config) importXend(read func(string) ([]byte, error)) []error {
 			continue
 		}
 		first[e.Name] = e.Line
-		if o := c.origins[m.Section+"."+m.Key]; o.file == c.file && o.xend == "" {
+		if o := c.origins[m.Section+"."+m.Key]; o.line > 0 && o.xend == "" {
 			continue // agent.ini sets it: that wins
 		}
 		if len(e.Values) != 1 {

@@ -96,13 +96,22 @@ func knownSection(name string) bool {
 	return false
 }
 
+// optionNames lists every option as [section, key], in table order.
+var optionNames = func() [][2]string {
+	var out [][2]string
+	for _, o := range Default().options() {
+		out = append(out, [2]string{o.section, o.key})
+	}
+	return out
+}()
+
 // keysOf lists the keys of a section, and sectionsOf the sections that
 // have a key, for suggestions.
 func keysOf(section string) []string {
 	var out []string
-	for _, o := range Default().options() {
-		if o.section == section {
-			out = append(out, o.key)
+	for _, n := range optionNames {
+		if n[0] == section {
+			out = append(out, n[1])
 		}
 	}
 	return out
@@ -110,9 +119,9 @@ func keysOf(section string) []string {
 
 func sectionsOf(key string) []string {
 	var out []string
-	for _, o := range Default().options() {
-		if o.key == key {
-			out = append(out, o.section)
+	for _, n := range optionNames {
+		if n[1] == key {
+			out = append(out, n[0])
 		}
 	}
 	return out

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -286,5 +287,21 @@ func TestLoad(t *testing.T) {
 	}
 	if _, err := Load(bad); err == nil || err.Error() != bad+`:2: [server] port: "88x" is not a port number (1-65535)` {
 		t.Errorf("bad file: %v", err)
+	}
+}
+
+func TestParseManyErrors(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("[server]\n")
+	for i := 0; i < 500; i++ {
+		b.WriteString("k" + strconv.Itoa(i) + " = 1\n")
+	}
+	_, err := Parse(testINI, []byte(b.String()))
+	var ve *ValidationError
+	if !errors.As(err, &ve) || len(ve.Errs) != maxErrors+1 {
+		t.Fatalf("got %v", err)
+	}
+	if got, want := ve.Errs[maxErrors].Error(), testINI+": too many errors, only the first 20 are shown"; got != want {
+		t.Errorf("last error %q, want %q", got, want)
 	}
 }

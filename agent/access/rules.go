@@ -2,12 +2,13 @@ package access
 
 import (
 	"context"
-	"fmt"
 	"net"
 	"net/netip"
 	"path"
 	"strconv"
 	"strings"
+
+	"github.com/ovs-agent/ovs-agent/config"
 )
 
 // kind is the sort of one rule item.
@@ -36,112 +37,53 @@ type List struct {
 	items []item
 }
 
-// Parse reads a comma-separated list of items. Whitespace around items is
-// ignored and an empty string gives an empty List. The error names the
-// offending item.
+// Parse reads a comma-separated list of items, as agent.ini's allow and
+// deny hold them. The syntax is config.ParseAccessList's (one grammar for
+// the configuration check and the matcher); the error names the bad item.
 func Parse(s string) (List, error) {
+	items, err := config.ParseAccessList(s)
+	if err != nil {
+		return List{}, err
+	}
 	var l List
-	for _, raw := range strings.Split(s, ",") {
-		t := strings.TrimSpace(raw)
-		if t == "" {
-			continue
-		}
-		it, err := parseItem(t)
-		if err != nil {
-			return List{}, err
-		}
-		l.items = append(l.items, it)
+	for _, t := range items {
+		l.items = append(l.items, compile(t))
 	}
 	return l, nil
 }
 
-func parseItem(t string) (item, error) {
+// compile turns one item that passed config.ValidateAccessItem into its
+// matcher.
+func compile(t string) item {
 	it := item{text: t}
-	switch {
-	case t == "*":
+	if t == "*" {
 		it.kind = kindAny
-		return it, nil
-	case strings.Contains(t, "/"):
-		p, err := netip.ParsePrefix(t)
-		if err != nil {
-			return it, fmt.Errorf("item %q: not a CIDR range such as 10.1.1.0/24", t)
-		}
+		return it
+	}
+	if p, err := netip.ParsePrefix(t); err == nil {
 		// The Oracle guide writes 10.1.1.1/24 for the whole /24; keep the network.
 		it.kind, it.prefix = kindPrefix, p.Masked()
-		if it.prefix.Addr().Is4In6() {
-			it.prefix = netip.PrefixFrom(it.prefix.Addr().Unmap(), it.prefix.Bits()-96).Masked()
+		if it.prefix.Addr().Is4In6() && it.prefix.Bits() >= 96 {
+			it.prefix = netip.PrefixFrom(it.prefix.Addr().Unmap(), it.prefix.Bits()-96)
 		}
-		return it, nil
+		return it
 	}
 	if a, err := netip.ParseAddr(t); err == nil {
 		it.kind, it.addr = kindAddr, a.Unmap()
-		return it, nil
+		return it
 	}
-	if octets, ok, err := parseWildcard(t); ok {
-		if err != nil {
-			return it, fmt.Errorf("item %q: %v", t, err)
+	if parts := strings.Split(t, "."); len(parts) == 4 && strings.Trim(t, "0123456789.*") == "" {
+		it.kind = kindWildcard
+		for i, p := range parts {
+			it.octets[i] = -1
+			if p != "*" {
+				it.octets[i], _ = strconv.Atoi(p)
+			}
 		}
-		it.kind, it.octets = kindWildcard, octets
-		return it, nil
-	}
-	if err := checkHostPattern(t); err != nil {
-		return it, fmt.Errorf("item %q: %v", t, err)
+		return it
 	}
 	it.kind, it.host = kindHost, strings.ToLower(strings.TrimSuffix(t, "."))
-	return it, nil
-}
-
-// parseWildcard recognises dotted patterns made only of numbers and '*'
-// (10.1.1.*, 10.1.*, 10.*.*.5). Fewer than four parts are allowed when the
-// last one is '*' and stands for the rest. ok reports whether t looked
-// like such a pattern at all.
-func parseWildcard(t string) (octets [4]int, ok bool, err error) {
-	parts := strings.Split(t, ".")
-	for _, p := range parts {
-		if p != "*" && strings.Trim(p, "0123456789") != "" {
-			return octets, false, nil
-		}
-	}
-	if !strings.Contains(t, "*") {
-		// All digits but not a valid address (e.g. 10.1.1 or 300.1.1.1).
-		return octets, true, fmt.Errorf("not an IPv4 address")
-	}
-	if len(parts) > 4 || (len(parts) < 4 && parts[len(parts)-1] != "*") {
-		return octets, true, fmt.Errorf("a wildcard range has four parts, such as 10.1.1.*")
-	}
-	for i := range octets {
-		if i >= len(parts) {
-			octets[i] = -1
-			continue
-		}
-		if parts[i] == "*" {
-			octets[i] = -1
-			continue
-		}
-		n, err := strconv.Atoi(parts[i])
-		if err != nil || n > 255 || parts[i] == "" {
-			return octets, true, fmt.Errorf("part %q is not a number from 0 to 255", parts[i])
-		}
-		octets[i] = n
-	}
-	return octets, true, nil
-}
-
-func checkHostPattern(t string) error {
-	if len(t) > 253 {
-		return fmt.Errorf("host name pattern is longer than 253 characters")
-	}
-	for _, r := range t {
-		switch {
-		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '-', r == '.', r == '*', r == '_':
-		default:
-			return fmt.Errorf("not an IP address, wildcard range, CIDR range or host name pattern (character %q)", r)
-		}
-	}
-	if _, err := path.Match(strings.ToLower(t), "x"); err != nil {
-		return fmt.Errorf("bad host name pattern: %v", err)
-	}
-	return nil
+	return it
 }
 
 // Empty reports whether the list has no items.
@@ -154,16 +96,6 @@ func (l List) String() string {
 		s[i] = it.text
 	}
 	return strings.Join(s, ",")
-}
-
-// NeedsNames reports whether matching may need the peer's host names.
-func (l List) NeedsNames() bool {
-	for _, it := range l.items {
-		if it.kind == kindHost {
-			return true
-		}
-	}
-	return false
 }
 
 // match reports the first item that matches addr, or "" if none does.

@@ -12,12 +12,14 @@ func TestParseErrors(t *testing.T) {
 	for _, tc := range []struct {
 		in, want string
 	}{
-		{"10.1.1.300", `item "10.1.1.300": not an IPv4 address`},
-		{"10.1.1", `item "10.1.1": not an IPv4 address`},
-		{"10.1.300.*", `part "300" is not a number`},
+		{"10.1.1.300", `item "10.1.1.300"`},
+		{"10.1.1", `item "10.1.1"`},
+		{"10.1.300.*", `"300" is not a number`},
 		{"10.*.1", `four parts`},
+		{"10.*.*.5", `only the trailing parts`},
 		{"10.1.1.1/33", `not a CIDR range`},
 		{"10.1.1.0/24, bad host!", `item "bad host!"`},
+		{"10.1.1.1,,10.1.1.2", `empty`},
 		{"[ab", `item "[ab"`},
 	} {
 		_, err := Parse(tc.in)
@@ -78,9 +80,8 @@ func TestPolicy(t *testing.T) {
 		{"10.1.1.1", "", "10.1.1.2", false},
 		{"10.1.1.*", "", "10.1.1.200", true},
 		{"10.1.1.*", "", "10.1.2.1", false},
-		{"10.1.*", "", "10.1.77.3", true},
-		{"10.*.*.5", "", "10.9.9.5", true},
-		{"10.*.*.5", "", "10.9.9.6", false},
+		{"10.1.*.*", "", "10.1.77.3", true},
+		{"10.1.*.*", "", "10.2.77.3", false},
 		// The guide's form: host bits set in a CIDR item mean the whole network.
 		{"10.1.1.1/24", "", "10.1.1.77", true},
 		{"10.1.1.1/24", "", "10.1.2.77", false},
@@ -141,7 +142,7 @@ func TestLookupCached(t *testing.T) {
 }
 
 func TestString(t *testing.T) {
-	l, err := Parse(" 10.1.1.1 ,10.1.1.*,, *.example.com ")
+	l, err := Parse(" 10.1.1.1 ,10.1.1.*, *.example.com ")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -151,7 +152,7 @@ func TestString(t *testing.T) {
 }
 
 func FuzzParse(f *testing.F) {
-	for _, s := range []string{"*", "10.1.1.1/24", "10.1.1.*", "*.example.com", "a,b,,c", "::1", "10.*", "1.2.3.4.5"} {
+	for _, s := range []string{"*", "10.1.1.1/24", "10.1.1.*", "*.example.com", "a,b,c", "::1", "10.*.*.*", "1.2.3.4.5"} {
 		f.Add(s, "10.1.1.1")
 	}
 	f.Fuzz(func(t *testing.T, rules, addr string) {

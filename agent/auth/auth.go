@@ -35,14 +35,6 @@ func Hash(password string) (string, error) {
 	return string(h), nil
 }
 
-// CheckHash reports whether s looks like a hash Hash produced.
-func CheckHash(s string) error {
-	if _, err := bcrypt.Cost([]byte(s)); err != nil {
-		return fmt.Errorf("not a bcrypt password hash (make one with `ovs-agent hash-password`)")
-	}
-	return nil
-}
-
 // Verifier checks a user name and password against the configured ones.
 // Successful checks are remembered (as a keyed digest, never the password)
 // for a while so that a client sending Basic auth on every request does not
@@ -65,8 +57,8 @@ const (
 // hash means no password login is possible.
 func NewVerifier(user, hash string) (*Verifier, error) {
 	if hash != "" {
-		if err := CheckHash(hash); err != nil {
-			return nil, err
+		if _, err := bcrypt.Cost([]byte(hash)); err != nil {
+			return nil, errors.New("not a bcrypt password hash (make one with `ovs-agent hash-password`)")
 		}
 	}
 	v := &Verifier{user: user, hash: []byte(hash), ok: make(map[[32]byte]time.Time)}

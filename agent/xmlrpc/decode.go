@@ -61,8 +61,8 @@ type Call struct {
 // a fault sent by the server: the response itself could not be understood.
 var ErrMalformedResponse = errors.New("malformed XML-RPC response")
 
-// DecodeCall reads one methodCall document from r, reading at most
-// lim.MaxBodyBytes bytes. Parameters decode to int64 (int, i4, i8), bool,
+// DecodeCall reads one methodCall document from r, refusing one larger
+// than lim.MaxBodyBytes bytes (it reads at most one byte past the limit). Parameters decode to int64 (int, i4, i8), bool,
 // string, float64, time.Time (UTC), []byte, []any, map[string]any and nil.
 //
 // Any error is a *Fault: InvalidRequest for an empty or invalid method
@@ -109,6 +109,7 @@ type decodeError struct {
 	code int
 	line int
 	msg  string
+	eof  bool // the input ended between top-level tokens
 }
 
 func (e *decodeError) Error() string { return e.msg }
@@ -184,7 +185,8 @@ func (d *decoder) tokenError(err error) error {
 		return &decodeError{code: ParseError, line: se.Line, msg: "malformed XML: " + se.Msg}
 	}
 	if err == io.EOF {
-		return d.errorf("document ended early")
+		line, _ := d.x.InputPos()
+		return &decodeError{code: ParseError, line: line, msg: "document ended early", eof: true}
 	}
 	return d.errorf("%v", err)
 }
@@ -305,7 +307,7 @@ func (d *decoder) epilog(root string) error {
 
 func isEOFError(err error) bool {
 	var de *decodeError
-	return errors.As(err, &de) && de.msg == "document ended early"
+	return errors.As(err, &de) && de.eof
 }
 
 func (d *decoder) call() (*Call, error) {

@@ -59,7 +59,7 @@ func EncodeResponse(w io.Writer, v any) error {
 	defer putEncoder(e)
 	e.buf = append(e.buf, xmlHeader...)
 	e.buf = append(e.buf, "<methodResponse><params><param>"...)
-	if err := e.value(v); err != nil {
+	if err := e.top(v); err != nil {
 		return fmt.Errorf("encode XML-RPC response: %w", err)
 	}
 	e.buf = append(e.buf, "</param></params></methodResponse>\n"...)
@@ -95,7 +95,7 @@ func EncodeCall(w io.Writer, method string, params []any) error {
 	e.buf = append(e.buf, "</methodName><params>"...)
 	for i, p := range params {
 		e.buf = append(e.buf, "<param>"...)
-		if err := e.value(p); err != nil {
+		if err := e.top(p); err != nil {
 			return fmt.Errorf("encode XML-RPC call %s: parameter %d: %w", method, i+1, err)
 		}
 		e.buf = append(e.buf, "</param>"...)
@@ -110,7 +110,7 @@ func EncodeCall(w io.Writer, method string, params []any) error {
 func checkEncodable(v any) error {
 	e := getEncoder()
 	defer putEncoder(e)
-	return e.value(v)
+	return e.top(v)
 }
 
 // appendResponse appends a methodResponse for v to buf; used by the HTTP
@@ -119,7 +119,7 @@ func appendResponse(buf []byte, v any) ([]byte, error) {
 	e := encoder{buf: buf}
 	e.buf = append(e.buf, xmlHeader...)
 	e.buf = append(e.buf, "<methodResponse><params><param>"...)
-	if err := e.value(v); err != nil {
+	if err := e.top(v); err != nil {
 		return buf, err
 	}
 	e.buf = append(e.buf, "</param></params></methodResponse>\n"...)
@@ -201,6 +201,17 @@ func index(i int) string { return "[" + strconv.Itoa(i) + "]" }
 
 func member(name string) string { return "." + name }
 
+// top encodes a whole value, turning a panic in a MarshalText method into
+// an error: a result must never take the server down.
+func (e *encoder) top(v any) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = errorf("encoding panicked: %v", r)
+		}
+	}()
+	return e.value(v)
+}
+
 // value encodes one <value>...</value>.
 func (e *encoder) value(v any) error {
 	e.depth++
@@ -254,6 +265,9 @@ func (e *encoder) inner(v any) error {
 			keys = append(keys, k)
 		}
 		slices.Sort(keys)
+		if err := checkMemberNames(keys); err != nil {
+			return err
+		}
 		e.buf = append(e.buf, "<struct>"...)
 		for _, k := range keys {
 			e.memberName(k)
@@ -277,6 +291,9 @@ func (e *encoder) inner(v any) error {
 			keys = append(keys, k)
 		}
 		slices.Sort(keys)
+		if err := checkMemberNames(keys); err != nil {
+			return err
+		}
 		e.buf = append(e.buf, "<struct>"...)
 		for _, k := range keys {
 			e.memberName(k)
@@ -287,6 +304,33 @@ func (e *encoder) inner(v any) error {
 		e.buf = append(e.buf, "</struct>"...)
 	default:
 		return e.reflect(reflect.ValueOf(v))
+	}
+	return nil
+}
+
+// checkMemberNames refuses map keys that would reach the client as the
+// same member name once characters XML cannot carry are replaced (e.g.
+// "a\xff" and "a\xfe"): the struct would be ambiguous. Keys are usually
+// all valid, and then this costs one scan.
+func checkMemberNames(keys []string) error {
+	var seen map[string]string
+	for i, k := range keys {
+		if validXMLString(k) {
+			continue
+		}
+		if seen == nil {
+			seen = make(map[string]string, len(keys))
+			for _, k2 := range keys {
+				if validXMLString(k2) {
+					seen[k2] = k2
+				}
+			}
+		}
+		name := string(appendEscaped(nil, k))
+		if prev, dup := seen[name]; dup {
+			return errorf("map keys %q and %q both become member name %q (characters XML cannot carry are replaced)", prev, k, name)
+		}
+		seen[name] = keys[i]
 	}
 	return nil
 }
@@ -480,6 +524,13 @@ func (e *encoder) mapValue(v reflect.Value) error {
 	}
 	keys := v.MapKeys()
 	slices.SortFunc(keys, func(a, b reflect.Value) int { return strings.Compare(a.String(), b.String()) })
+	names := make([]string, len(keys))
+	for i, k := range keys {
+		names[i] = k.String()
+	}
+	if err := checkMemberNames(names); err != nil {
+		return err
+	}
 	e.buf = append(e.buf, "<struct>"...)
 	for _, k := range keys {
 		e.memberName(k.String())

@@ -130,6 +130,7 @@ func TestEncodeValues(t *testing.T) {
 		{"nil map", map[string]int(nil), "<struct></struct>"},
 		{"sorted members", map[string]any{"b": int64(2), "a": "x", "A": true}, "<struct><member><name>A</name><value><boolean>1</boolean></value></member><member><name>a</name><value><string>x</string></value></member><member><name>b</name><value><int>2</int></value></member></struct>"},
 		{"map string", map[string]string{"k": "v", "<": "&"}, "<struct><member><name>&lt;</name><value><string>&amp;</string></value></member><member><name>k</name><value><string>v</string></value></member></struct>"},
+		{"invalid key replaced", map[string]any{"a\xff": int64(1), "b": int64(2)}, "<struct><member><name>a\uFFFD</name><value><int>1</int></value></member><member><name>b</name><value><int>2</int></value></member></struct>"},
 		{"map int", map[string]int{"z": 1, "y": 2}, "<struct><member><name>y</name><value><int>2</int></value></member><member><name>z</name><value><int>1</int></value></member></struct>"},
 		{"named key map", map[named]bool{"k": true}, "<struct><member><name>k</name><value><boolean>1</boolean></value></member></struct>"},
 		{"text marshaler", ip, "<string>10.1.2.3</string>"},
@@ -197,6 +198,9 @@ func TestEncodeErrors(t *testing.T) {
 		{"int keys", map[int]string{1: "a"}, "map key type int is not a string"},
 		{"duplicate members", dupFields{}, `two fields encoded as member "x"`},
 		{"cyclic map", cyclic, "nested more than 512 levels"},
+		{"colliding keys", map[string]any{"a\xff": 1, "a\xfe": 2}, "map keys \"a\\xfe\" and \"a\\xff\" both become member name \"a\uFFFD\""},
+		{"key colliding with a valid one", map[string]string{"a\x01": "", "a\ufffd": ""}, "both become member name"},
+		{"colliding keys via reflection", map[string]int{"\x00": 1, "\x01": 2}, "both become member name"},
 		{"cyclic pointer", l, "nested more than 512 levels"},
 	}
 	for _, tc := range tests {
@@ -312,5 +316,26 @@ func TestAppendEscapedMatchesValidity(t *testing.T) {
 		if validXMLString(s) == replaced {
 			t.Errorf("%q: validXMLString=%v but escaping replaced=%v", s, validXMLString(s), replaced)
 		}
+	}
+}
+
+type panicky struct{}
+
+func (panicky) MarshalText() ([]byte, error) { panic("boom") }
+
+type failing struct{}
+
+func (failing) MarshalText() ([]byte, error) { return nil, errors.New("no text") }
+
+func TestEncodeMarshalerFailures(t *testing.T) {
+	if _, err := encodeInner(t, map[string]any{"p": panicky{}}); err == nil || !strings.Contains(err.Error(), "encoding panicked: boom") {
+		t.Errorf("panicking MarshalText: %v", err)
+	}
+	if _, err := encodeInner(t, []any{failing{}}); err == nil || !strings.Contains(err.Error(), "at [0]: xmlrpc.failing.MarshalText: no text") {
+		t.Errorf("failing MarshalText: %v", err)
+	}
+	// The pooled encoder is usable after a panic.
+	if got, err := encodeInner(t, "ok"); err != nil || got != "<string>ok</string>" {
+		t.Errorf("after panic: %q, %v", got, err)
 	}
 }

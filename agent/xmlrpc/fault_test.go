@@ -3,6 +3,9 @@ package xmlrpc
 import (
 	"errors"
 	"fmt"
+	"os"
+	"regexp"
+	"strconv"
 	"testing"
 )
 
@@ -82,5 +85,28 @@ func TestFaultStrings(t *testing.T) {
 	var nf *Fault
 	if nf.Error() == "" || nf.String() == "" {
 		t.Error("nil *Fault formats as empty")
+	}
+}
+
+// TestReadmeFaultTable keeps README.md's table and the const block equal.
+func TestReadmeFaultTable(t *testing.T) {
+	data, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	row := regexp.MustCompile(`(?m)^\| (-?\d+) \| (\w+) \|`)
+	rows := row.FindAllStringSubmatch(string(data), -1)
+	seen := map[int]bool{}
+	for _, r := range rows {
+		code, _ := strconv.Atoi(r[1])
+		if CodeName(code) != r[2] {
+			t.Errorf("README.md lists %d as %s, the code says %s", code, r[2], CodeName(code))
+		}
+		seen[code] = true
+	}
+	for code, name := range codeNames {
+		if !seen[code] {
+			t.Errorf("README.md lacks %d %s", code, name)
+		}
 	}
 }

@@ -19,8 +19,8 @@
 //     optional and not part of the value. "key: value" is not accepted.
 //     The value is everything after the first '=' up to an inline comment:
 //     a ';' that follows a space or tab ("port = 8899 ; the API port").
-//     A ';' or '#' not preceded by a blank is part of the value, and
-//     values are never unquoted or unescaped.
+//     Any other ';', and every '#', is part of the value; values are
+//     never unquoted or unescaped.
 //   - Section and key names consist of ASCII letters, digits, '_', '-' and
 //     '.'; they are case-insensitive and reported in lower case, which is
 //     their canonical form.
