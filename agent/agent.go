@@ -23,6 +23,7 @@ import (
 
 	"github.com/ovs-agent/ovs-agent/agent/access"
 	"github.com/ovs-agent/ovs-agent/agent/auth"
+	"github.com/ovs-agent/ovs-agent/agent/domains"
 	"github.com/ovs-agent/ovs-agent/agent/hostinfo"
 	"github.com/ovs-agent/ovs-agent/agent/xmlrpc"
 	"github.com/ovs-agent/ovs-agent/config"
@@ -67,6 +68,7 @@ type Agent struct {
 	cert     atomic.Pointer[tls.Certificate]
 
 	rpc     *xmlrpc.Server
+	domains *domains.Manager
 	sampler *hostinfo.Sampler
 	started time.Time
 
@@ -187,6 +189,17 @@ func (a *Agent) Run(ctx context.Context) error {
 		return err
 	}
 	a.started = time.Now()
+	a.domains, err = domains.Open(domains.Options{
+		StateDir:      cfg.Agent.StateDir,
+		Hypervisor:    cfg.Agent.Hypervisor,
+		MemoryReserve: uint64(cfg.Agent.MemoryReserve) << 20,
+		VMMBinary:     cfg.Agent.VMMBinary,
+		Log:           a.log.Named("domains"),
+	})
+	if err != nil {
+		return err
+	}
+	defer a.domains.Close()
 	a.rpc = a.newRPCServer(cfg)
 
 	listeners, err := a.listen(cfg)
@@ -320,6 +333,15 @@ func restartOnly(old, cur *config.Config) []string {
 	}
 	if old.Agent.StateDir != cur.Agent.StateDir {
 		out = append(out, "agent.state_dir")
+	}
+	if old.Agent.Hypervisor != cur.Agent.Hypervisor {
+		out = append(out, "agent.hypervisor")
+	}
+	if old.Agent.MemoryReserve != cur.Agent.MemoryReserve {
+		out = append(out, "agent.memory_reserve")
+	}
+	if old.Agent.VMMBinary != cur.Agent.VMMBinary {
+		out = append(out, "agent.vmm_binary")
 	}
 	return out
 }

@@ -68,6 +68,7 @@ func (a *Agent) newRPCServer(cfg *config.Config) *xmlrpc.Server {
 		Signatures: [][]string{{"struct"}},
 		Handler:    a.apiHostStats,
 	})
+	a.registerDomainMethods(s)
 	return s
 }
 

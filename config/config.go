@@ -60,6 +60,10 @@ type LogConfig struct {
 type AgentConfig struct {
 	StateDir   string `ini:"state_dir"`
 	XendConfig string `ini:"xend_config"` // xend-config.sxp to import, "" = none
+	Hypervisor string `ini:"hypervisor"`  // auto, kvm or sim: the engine domains run on
+	// MemoryReserve is host memory, in MiB, never given to domains.
+	MemoryReserve int64  `ini:"memory_reserve"`
+	VMMBinary     string `ini:"vmm_binary"` // "" = ovs-vmm beside the ovs-agent binary
 }
 
 // RelocationConfig is [relocation]: receiving domains from peer agents.
@@ -107,7 +111,9 @@ func Default() *Config {
 			Level: "info",
 		},
 		Agent: AgentConfig{
-			StateDir: "/var/lib/ovs-agent",
+			StateDir:      "/var/lib/ovs-agent",
+			Hypervisor:    "auto",
+			MemoryReserve: 1024,
 		},
 		Relocation: RelocationConfig{
 			Server:  true,

@@ -62,6 +62,9 @@ func (c *Config) options() []option {
 
 		{"agent", "state_dir", strVal{&ag.StateDir, requiredPath}},
 		{"agent", "xend_config", strVal{&ag.XendConfig, optionalPath}},
+		{"agent", "hypervisor", choiceVal{&ag.Hypervisor, []string{"auto", "kvm", "sim"}}},
+		{"agent", "memory_reserve", intVal{&ag.MemoryReserve, 0, 1 << 30}},
+		{"agent", "vmm_binary", strVal{&ag.VMMBinary, optionalPath}},
 
 		{"relocation", "server", boolVal{&r.Server}},
 		{"relocation", "address", strVal{&r.Address, checkListenAddress}},

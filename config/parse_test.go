@@ -69,7 +69,7 @@ hosts_allow = ^localhost$   ^10\.1\.1\.[0-9]+$ ^.*\.example\.org$
 		Deny:  []string{"10.1.1.13"},
 	}
 	want.Log = LogConfig{File: "/var/log/ovs-agent/agent.log", Level: "debug"}
-	want.Agent = AgentConfig{StateDir: "/srv/ovs"}
+	want.Agent = AgentConfig{StateDir: "/srv/ovs", Hypervisor: "auto", MemoryReserve: 1024}
 	want.Relocation = RelocationConfig{
 		Server: false, Address: "localhost", Port: 18002, SSLServer: true, SSLPort: 18003, SSL: true,
 		HostsAllow: []string{`^localhost$`, `^10\.1\.1\.[0-9]+$`, `^.*\.example\.org$`},

@@ -1,8 +1,11 @@
-// Package vmm will own one domain's virtual machine monitor, the code that
-// runs inside an ovs-vmm process: guest RAM in a memfd, the engines (kvm on
-// /dev/kvm, sim where KVM is missing), dirty-page tracking, the serial
-// console ring buffer, the self-verifying workload guest and the control
-// socket the agent talks to.
+// Package vmm is the runtime of one ovs-vmm process: it owns one domain's
+// guest RAM (a memfd), runs the machine on an engine (kvm on /dev/kvm, or
+// sim where KVM is missing), keeps the serial console in a ring buffer and
+// a bounded console.log, answers the agent on its control socket, and
+// records why it ended in an exit file.
 //
-// It may import config, never agent or cmd.
+// Sub-packages: vmm/kvm (the thin KVM layer), vmm/guest (the kvm engine and
+// the self-verifying workload guest's machine code), vmm/workload (guest
+// RAM, the sim engine, the page format and its checker), vmm/control (the
+// agent/VMM protocol). It may import config, never agent or cmd.
 package vmm

@@ -303,3 +303,12 @@ func (s *Sampler) Sample() (*Stats, error) {
 	}
 	return out, nil
 }
+
+// MemoryTotal returns the host's total memory in bytes.
+func MemoryTotal() (uint64, error) {
+	m, err := readMemInfo(DefaultPaths.MemInfo)
+	if err != nil {
+		return 0, err
+	}
+	return uint64(m["MemTotal"]), nil
+}

@@ -1,0 +1,164 @@
+package domains
+
+import (
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/ovs-agent/ovs-agent/vmm"
+	"github.com/ovs-agent/ovs-agent/vmm/control"
+)
+
+// Info describes a domain for the API.
+type Info struct {
+	Name          string    `xmlrpc:"name"`
+	UUID          string    `xmlrpc:"uuid"`
+	State         string    `xmlrpc:"state"`
+	Reason        string    `xmlrpc:"reason,omitempty"`
+	Engine        string    `xmlrpc:"engine,omitempty"`
+	MemoryMiB     int       `xmlrpc:"memory"`
+	MaxMemMiB     int       `xmlrpc:"maxmem"`
+	VCPUs         int       `xmlrpc:"vcpus"`
+	PID           int       `xmlrpc:"vmm_pid,omitempty"`
+	Created       time.Time `xmlrpc:"created"`
+	Started       time.Time `xmlrpc:"started,omitempty"`
+	UptimeSeconds float64   `xmlrpc:"uptime_seconds"`
+	CPUSeconds    float64   `xmlrpc:"cpu_time_seconds"`
+	DirtyRate     float64   `xmlrpc:"dirty_rate"` // bytes/s written by the guest
+	ResidentBytes int64     `xmlrpc:"resident_bytes"`
+	Throttle      int       `xmlrpc:"throttle_percent"`
+	Writes        int64     `xmlrpc:"pages_written"`
+	Verified      int64     `xmlrpc:"pages_verified"`
+	Rounds        int64     `xmlrpc:"verify_rounds"`
+	Corrupt       int64     `xmlrpc:"pages_corrupt"`
+	OnPoweroff    string    `xmlrpc:"on_poweroff"`
+	OnReboot      string    `xmlrpc:"on_reboot"`
+	OnCrash       string    `xmlrpc:"on_crash"`
+	Workload      string    `xmlrpc:"workload,omitempty"`
+	ConfigFile    string    `xmlrpc:"config_file"`
+	LastExit      *ExitInfo `xmlrpc:"last_exit,omitempty"`
+}
+
+// ExitInfo says how a domain's last VMM ended.
+type ExitInfo struct {
+	Time        time.Time `xmlrpc:"time"`
+	Reason      string    `xmlrpc:"reason"`
+	Detail      string    `xmlrpc:"detail,omitempty"`
+	ExitStatus  int       `xmlrpc:"exit_status"`
+	ConsoleTail string    `xmlrpc:"console_tail,omitempty"`
+}
+
+// info builds Info; with live it asks a running VMM for its counters.
+func (m *Manager) info(d *domain, live bool) Info {
+	d.mu.Lock()
+	in := Info{
+		Name: d.rec.Name, UUID: d.rec.UUID, State: string(d.rec.State), Reason: d.rec.Reason,
+		Engine: d.rec.Engine, MemoryMiB: d.cfg.Memory, MaxMemMiB: d.cfg.MaxMem, VCPUs: d.cfg.VCPUs,
+		PID: d.rec.PID, Created: d.rec.Created,
+		OnPoweroff: d.cfg.OnPoweroff, OnReboot: d.cfg.OnReboot, OnCrash: d.cfg.OnCrash,
+		Workload: d.cfg.WorkloadSpec.String(), ConfigFile: filepath.Join(d.dir, "vm.cfg"),
+	}
+	if d.rec.State.live() {
+		in.Started = d.rec.Started
+		in.UptimeSeconds = time.Since(d.rec.Started).Seconds()
+	}
+	if e := d.rec.LastExit; e != nil {
+		in.LastExit = &ExitInfo{Time: e.Time, Reason: e.Reason, Detail: e.Detail, ExitStatus: e.Code, ConsoleTail: d.rec.ConsoleTail}
+	}
+	hasVMM := d.ctl != nil
+	d.mu.Unlock()
+	if live && hasVMM {
+		if resp, err := m.ctlCall(d, control.Request{Op: control.OpInfo}, 2*time.Second); err == nil && resp.Info != nil {
+			v := resp.Info
+			in.CPUSeconds = v.CPUTime.Seconds()
+			in.DirtyRate = v.DirtyRate
+			in.ResidentBytes = int64(v.ResidentBytes)
+			in.Throttle = v.Throttle
+			in.Writes, in.Verified, in.Rounds, in.Corrupt = int64(v.Writes), int64(v.Verified), int64(v.Rounds), int64(v.Corrupt)
+		}
+	}
+	return in
+}
+
+// Info describes one domain, with live counters when it runs.
+func (m *Manager) Info(name string) (Info, error) {
+	d, err := m.get(name)
+	if err != nil {
+		return Info{}, err
+	}
+	return m.info(d, true), nil
+}
+
+// List describes every domain; with live, running ones report counters.
+func (m *Manager) List(live bool) []Info {
+	var out []Info
+	for _, n := range m.Names() {
+		d, err := m.get(n)
+		if err != nil {
+			continue
+		}
+		out = append(out, m.info(d, live))
+	}
+	return out
+}
+
+// Console is a piece of a domain's console.
+type Console struct {
+	Offset int64  `xmlrpc:"offset"`
+	Data   string `xmlrpc:"data"`
+	Next   int64  `xmlrpc:"next"`
+	Live   bool   `xmlrpc:"live"` // false: read from console.log of a stopped domain
+}
+
+// ReadConsole returns console output from offset (at most max bytes). A
+// running domain answers from its VMM's ring; a stopped one from the
+// console.log its last VMM left.
+func (m *Manager) ReadConsole(name string, offset int64, max int) (Console, error) {
+	d, err := m.get(name)
+	if err != nil {
+		return Console{}, err
+	}
+	if max <= 0 || max > 1<<20 {
+		max = 64 << 10
+	}
+	d.mu.Lock()
+	hasVMM := d.ctl != nil
+	dir := d.dir
+	d.mu.Unlock()
+	if hasVMM {
+		resp, err := m.ctlCall(d, control.Request{Op: control.OpConsole, Offset: offset, Max: max}, 5*time.Second)
+		if err == nil && resp.Console != nil {
+			c := resp.Console
+			return Console{Offset: c.Offset, Data: c.Data, Next: c.Next, Live: true}, nil
+		}
+	}
+	f, err := os.Open(filepath.Join(dir, vmm.ConsoleFile))
+	if err != nil {
+		return Console{Offset: 0, Next: 0}, nil
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return Console{}, errorf(Failed, "console of %s: %v", name, err)
+	}
+	if offset < 0 || offset > st.Size() {
+		offset = 0
+	}
+	if st.Size()-offset > int64(max) {
+		offset = st.Size() - int64(max)
+	}
+	buf := make([]byte, st.Size()-offset)
+	n, err := f.ReadAt(buf, offset)
+	if err != nil && err != io.EOF {
+		return Console{}, errorf(Failed, "console of %s: %v", name, err)
+	}
+	return Console{Offset: offset, Data: string(buf[:n]), Next: offset + int64(n)}, nil
+}
+
+// Committed is the memory (bytes) held by live domains, for host stats.
+func (m *Manager) Committed() uint64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.committed(nil)
+}

@@ -1,0 +1,417 @@
+package domains
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/ovs-agent/ovs-agent/config/vmcfg"
+	"github.com/ovs-agent/ovs-agent/vmm"
+	"github.com/ovs-agent/ovs-agent/vmm/control"
+)
+
+// Options configure a Manager.
+type Options struct {
+	// StateDir is the agent's state directory; domains live in
+	// StateDir/domains/NAME and VMM sockets in StateDir/vmm.
+	StateDir string
+	// Hypervisor is auto, kvm or sim.
+	Hypervisor string
+	// MemoryReserve is host memory (bytes) never given to domains.
+	MemoryReserve uint64
+	// VMMBinary is the ovs-vmm program.
+	VMMBinary string
+	Log       *zap.Logger
+
+	// Host facts; the defaults read the real host. Tests may replace them.
+	HostMemory func() (uint64, error) // total bytes
+	HostCPUs   int
+	KVMUsable  func() error
+	// StartTimeout bounds how long a VMM may take to answer (default 30s).
+	StartTimeout time.Duration
+}
+
+// Manager is the registry of this host's domains.
+type Manager struct {
+	opts Options
+	log  *zap.Logger
+
+	mu      sync.Mutex
+	doms    map[string]*domain
+	closed  chan struct{}
+	closing sync.Once
+}
+
+// record is what domain.json holds.
+type record struct {
+	Name        string        `json:"name"`
+	UUID        string        `json:"uuid"`
+	State       State         `json:"state"`
+	Reason      string        `json:"reason,omitempty"`
+	Engine      string        `json:"engine,omitempty"`
+	PID         int           `json:"pid,omitempty"`
+	Created     time.Time     `json:"created"`
+	Started     time.Time     `json:"started,omitempty"`
+	Source      string        `json:"source,omitempty"`
+	LastExit    *control.Exit `json:"last_exit,omitempty"`
+	ConsoleTail string        `json:"console_tail,omitempty"`
+	Restarts    []time.Time   `json:"restarts,omitempty"`
+}
+
+// domain is one domain in memory. opMu serialises operations; mu guards
+// the record and the VMM handles, and is never held while waiting.
+type domain struct {
+	opMu sync.Mutex
+
+	mu     sync.Mutex
+	rec    record
+	cfg    *vmcfg.Config
+	dir    string
+	ctl    *control.Client
+	gen    int           // VMM incarnation
+	exited chan struct{} // closed when the current VMM is gone
+	expect string        // why we asked the VMM to end: shut down, destroyed, rebooting
+}
+
+// Open loads the domains persisted under StateDir and re-attaches to the
+// VMMs still running; the ones that died while the agent was away are
+// marked stopped with the reason.
+func Open(o Options) (*Manager, error) {
+	if o.Log == nil {
+		o.Log = zap.NewNop()
+	}
+	if o.HostMemory == nil {
+		o.HostMemory = hostMemTotal
+	}
+	if o.HostCPUs <= 0 {
+		o.HostCPUs = runtime.NumCPU()
+	}
+	if o.KVMUsable == nil {
+		o.KVMUsable = vmm.KVMUsable
+	}
+	if o.StartTimeout <= 0 {
+		o.StartTimeout = 30 * time.Second
+	}
+	m := &Manager{opts: o, log: o.Log, doms: make(map[string]*domain), closed: make(chan struct{})}
+	for _, d := range []string{m.domainsDir(), m.socketDir()} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return nil, fmt.Errorf("domains: %w", err)
+		}
+	}
+	entries, err := os.ReadDir(m.domainsDir())
+	if err != nil {
+		return nil, fmt.Errorf("domains: %w", err)
+	}
+	for _, e := range entries {
+		if !e.IsDir() {
+			continue
+		}
+		d, err := m.load(e.Name())
+		if err != nil {
+			m.log.Error("domain not loaded", zap.String("dir", filepath.Join(m.domainsDir(), e.Name())), zap.Error(err))
+			continue
+		}
+		m.doms[d.rec.Name] = d
+		m.recover(d)
+	}
+	return m, nil
+}
+
+func (m *Manager) domainsDir() string { return filepath.Join(m.opts.StateDir, "domains") }
+func (m *Manager) socketDir() string  { return filepath.Join(m.opts.StateDir, "vmm") }
+func (m *Manager) socketPath(d *domain) string {
+	return filepath.Join(m.socketDir(), d.rec.UUID+".sock")
+}
+
+func (m *Manager) load(dirName string) (*domain, error) {
+	dir := filepath.Join(m.domainsDir(), dirName)
+	data, err := os.ReadFile(filepath.Join(dir, "domain.json"))
+	if err != nil {
+		return nil, err
+	}
+	d := &domain{dir: dir}
+	if err := json.Unmarshal(data, &d.rec); err != nil {
+		return nil, fmt.Errorf("domain.json: %w", err)
+	}
+	if d.rec.Name != dirName {
+		return nil, fmt.Errorf("domain.json names %q, not its folder", d.rec.Name)
+	}
+	d.cfg, err = vmcfg.ParseFile(filepath.Join(dir, "vm.cfg"))
+	if err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+// Close lets go of the VMMs without stopping them.
+func (m *Manager) Close() {
+	m.closing.Do(func() { close(m.closed) })
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, d := range m.doms {
+		d.mu.Lock()
+		if d.ctl != nil {
+			d.ctl.Close()
+			d.ctl = nil
+		}
+		d.mu.Unlock()
+	}
+}
+
+func (m *Manager) get(name string) (*domain, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	d, ok := m.doms[name]
+	if !ok {
+		return nil, errorf(NotFound, "no domain named %q (domain.list shows the domains)", name)
+	}
+	return d, nil
+}
+
+// persist writes domain.json; the caller holds d.mu.
+func (d *domain) persist() error {
+	data, err := json.MarshalIndent(d.rec, "", "  ")
+	if err != nil {
+		return err
+	}
+	return writeAtomic(filepath.Join(d.dir, "domain.json"), data)
+}
+
+func writeAtomic(path string, data []byte) error {
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+// setState changes the state and persists it; the caller holds d.mu.
+func (m *Manager) setState(d *domain, s State, reason string) {
+	old := d.rec.State
+	d.rec.State, d.rec.Reason = s, reason
+	if err := d.persist(); err != nil {
+		m.log.Error("persist domain state", zap.String("domain", d.rec.Name), zap.Error(err))
+	}
+	if old != s {
+		m.log.Info("domain state", zap.String("domain", d.rec.Name), zap.String("from", string(old)), zap.String("to", string(s)), zap.String("reason", reason))
+	}
+}
+
+// Create registers a domain from vm.cfg text; source names it in errors
+// (a file path, or "vm.cfg"). The domain is stopped afterwards. Warnings
+// list the unknown keys of the file.
+func (m *Manager) Create(text []byte, source string) (*Info, []string, error) {
+	cfg, err := vmcfg.Parse(source, text)
+	if err != nil {
+		return nil, nil, &Error{Kind: Invalid, Msg: err.Error()}
+	}
+	if err := m.checkFits(cfg); err != nil {
+		return nil, nil, err
+	}
+	var warnings []string
+	for _, w := range cfg.Warnings {
+		warnings = append(warnings, fmt.Sprintf("%s:%d: %s: %s", w.File, w.Line, w.Key, w.Message))
+	}
+	generated := cfg.UUID == ""
+	if generated {
+		cfg.UUID = newUUID()
+	}
+
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, ok := m.doms[cfg.Name]; ok {
+		return nil, nil, errorf(Exists, "a domain named %q exists already", cfg.Name)
+	}
+	for _, o := range m.doms {
+		if strings.EqualFold(o.rec.UUID, cfg.UUID) {
+			return nil, nil, errorf(Exists, "domain %q has UUID %s already", o.rec.Name, cfg.UUID)
+		}
+	}
+	dir := filepath.Join(m.domainsDir(), cfg.Name)
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		return nil, nil, errorf(Failed, "create domain %s: %v", cfg.Name, err)
+	}
+	body := text
+	if generated {
+		body = append(bytes.TrimRight(append([]byte(nil), text...), "\n"), []byte(fmt.Sprintf("\n# added by ovs-agent at create\nuuid = '%s'\n", cfg.UUID))...)
+	}
+	d := &domain{dir: dir, cfg: cfg, rec: record{
+		Name: cfg.Name, UUID: cfg.UUID, State: Stopped, Reason: "created",
+		Created: time.Now().UTC(), Source: source,
+	}}
+	err = writeAtomic(filepath.Join(dir, "vm.cfg"), body)
+	if err == nil {
+		err = d.persist()
+	}
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, nil, errorf(Failed, "create domain %s: %v", cfg.Name, err)
+	}
+	m.doms[cfg.Name] = d
+	m.log.Info("domain created", zap.String("domain", cfg.Name), zap.String("uuid", cfg.UUID), zap.String("source", source))
+	info := m.info(d, false)
+	return &info, warnings, nil
+}
+
+// checkFits refuses a domain that could never run on this host.
+func (m *Manager) checkFits(cfg *vmcfg.Config) error {
+	total, err := m.opts.HostMemory()
+	if err != nil {
+		return errorf(Failed, "read host memory: %v", err)
+	}
+	avail := saturatingSub(total, m.opts.MemoryReserve)
+	if need := uint64(cfg.Memory) << 20; need > avail {
+		return errorf(NoResources, "domain %s wants %d MiB of memory; this host has %d MiB for domains at most (%d MiB total less memory_reserve)", cfg.Name, cfg.Memory, avail>>20, total>>20)
+	}
+	if cfg.VCPUs > m.opts.HostCPUs {
+		return errorf(NoResources, "domain %s wants %d vCPUs; this host has %d CPUs", cfg.Name, cfg.VCPUs, m.opts.HostCPUs)
+	}
+	return nil
+}
+
+func saturatingSub(a, b uint64) uint64 {
+	if b > a {
+		return 0
+	}
+	return a - b
+}
+
+func newUUID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
+}
+
+// Delete removes a stopped domain and its folder.
+func (m *Manager) Delete(name string) error {
+	d, err := m.get(name)
+	if err != nil {
+		return err
+	}
+	d.opMu.Lock()
+	defer d.opMu.Unlock()
+	d.mu.Lock()
+	err = check(name, "delete", d.rec.State)
+	d.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	m.mu.Lock()
+	delete(m.doms, name)
+	m.mu.Unlock()
+	if err := os.RemoveAll(d.dir); err != nil {
+		return errorf(Failed, "delete domain %s: %v", name, err)
+	}
+	m.log.Info("domain deleted", zap.String("domain", name))
+	return nil
+}
+
+// Names lists the domains, sorted.
+func (m *Manager) Names() []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make([]string, 0, len(m.doms))
+	for n := range m.doms {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// committed is the memory of the domains that hold (or are about to hold)
+// guest RAM, excluding skip; the caller holds m.mu.
+func (m *Manager) committed(skip *domain) uint64 {
+	var sum uint64
+	for _, d := range m.doms {
+		if d == skip {
+			continue
+		}
+		d.mu.Lock()
+		if d.rec.State.live() {
+			sum += uint64(d.cfg.Memory) << 20
+		}
+		d.mu.Unlock()
+	}
+	return sum
+}
+
+// ConsoleTailLines is how many console lines a stopped domain's record keeps.
+const ConsoleTailLines = 10
+
+// consoleTail reads the last lines of a domain's console.log.
+func consoleTail(dir string, lines int) string {
+	f, err := os.Open(filepath.Join(dir, vmm.ConsoleFile))
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	const window = 8 << 10
+	st, err := f.Stat()
+	if err != nil {
+		return ""
+	}
+	off := st.Size() - window
+	if off < 0 {
+		off = 0
+	}
+	buf := make([]byte, st.Size()-off)
+	n, _ := f.ReadAt(buf, off)
+	s := strings.TrimRight(string(buf[:n]), "\n")
+	parts := strings.Split(s, "\n")
+	if len(parts) > lines {
+		parts = parts[len(parts)-lines:]
+	}
+	return strings.Join(parts, "\n")
+}
+
+// ctlCall makes one control call to d's VMM.
+func (m *Manager) ctlCall(d *domain, req control.Request, timeout time.Duration) (*control.Response, error) {
+	d.mu.Lock()
+	c := d.ctl
+	d.mu.Unlock()
+	if c == nil {
+		return nil, errorf(Failed, "domain %s: no connection to its VMM", d.rec.Name)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	return c.Call(ctx, req)
+}
+
+var errNoExit = errors.New("no exit record")
+
+func readExit(dir string, pid int) (*control.Exit, error) {
+	e, err := control.ReadExit(filepath.Join(dir, vmm.ExitFile))
+	if err != nil {
+		return nil, err
+	}
+	if pid != 0 && e.PID != pid {
+		return nil, errNoExit
+	}
+	return e, nil
+}

@@ -1,0 +1,66 @@
+// Command ovs-vmm runs one domain: the agent starts one per running domain,
+// in its own session, so that the domain outlives the agent. It owns guest
+// memory, the vCPUs and the console, and answers the agent on its control
+// socket. Exit status: 0 after a clean shutdown or destroy, 1 when the
+// machine could not start, 2 when it crashed. Why it ended is also written
+// to exit.json in the domain directory.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/ovs-agent/ovs-agent/config/vmcfg"
+	"github.com/ovs-agent/ovs-agent/vmm"
+	"github.com/ovs-agent/ovs-agent/vmm/control"
+)
+
+func main() {
+	os.Exit(run())
+}
+
+func run() int {
+	cfgPath := flag.String("config", "", "the domain's vm.cfg")
+	engine := flag.String("engine", vmm.EngineKVM, "engine: kvm or sim")
+	dir := flag.String("dir", "", "the domain's directory (console.log, exit.json)")
+	socket := flag.String("socket", "", "control socket path")
+	flag.Parse()
+	if *cfgPath == "" || *dir == "" || *socket == "" {
+		fmt.Fprintln(os.Stderr, "usage: ovs-vmm --config VM.CFG --dir DIR --socket PATH [--engine kvm|sim]")
+		return 2
+	}
+	// The agent may go away; never die of a closed pipe or a hang-up.
+	signal.Ignore(syscall.SIGPIPE, syscall.SIGHUP)
+
+	failed := func(err error) int {
+		fmt.Fprintf(os.Stderr, "ovs-vmm: %v\n", err)
+		_ = control.WriteExit(filepath.Join(*dir, vmm.ExitFile), control.Exit{
+			Time: time.Now().UTC(), PID: os.Getpid(), Reason: "failed to start", Detail: err.Error(), Code: 1,
+		})
+		return 1
+	}
+	cfg, err := vmcfg.ParseFile(*cfgPath)
+	if err != nil {
+		return failed(err)
+	}
+	opts, err := vmm.OptionsFromConfig(cfg, *engine, *dir, *socket)
+	if err != nil {
+		return failed(err)
+	}
+	v, err := vmm.Start(opts)
+	if err != nil {
+		return failed(err)
+	}
+	defer v.Close()
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	e := v.Serve(ctx)
+	fmt.Fprintf(os.Stderr, "ovs-vmm: %s %s\n", e.Reason, e.Detail)
+	return e.Code
+}

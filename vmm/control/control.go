@@ -1,0 +1,243 @@
+package control
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"sync"
+	"time"
+)
+
+// Operations a Request may name.
+const (
+	OpInfo     = "info"     // Info of the VMM and its machine
+	OpPause    = "pause"    // stop the vCPUs at a consistent point
+	OpResume   = "resume"   // continue after pause
+	OpShutdown = "shutdown" // stop the machine cleanly and exit
+	OpDestroy  = "destroy"  // stop at once and exit
+	OpConsole  = "console"  // read the console ring from Offset
+	OpThrottle = "throttle" // slow the vCPUs to Percent% (auto-converge)
+)
+
+// Request is one command to the VMM.
+type Request struct {
+	Op      string `json:"op"`
+	Offset  int64  `json:"offset,omitempty"`  // OpConsole: first byte wanted
+	Max     int    `json:"max,omitempty"`     // OpConsole: most bytes wanted
+	Percent int    `json:"percent,omitempty"` // OpThrottle
+}
+
+// Response answers one Request.
+type Response struct {
+	Error   string   `json:"error,omitempty"`
+	Info    *Info    `json:"info,omitempty"`
+	Console *Console `json:"console,omitempty"`
+}
+
+// Info describes the VMM and its machine.
+type Info struct {
+	Name        string    `json:"name"`
+	UUID        string    `json:"uuid"`
+	PID         int       `json:"pid"`
+	Engine      string    `json:"engine"`
+	State       string    `json:"state"` // running, paused, stopping
+	MemoryBytes uint64    `json:"memory_bytes"`
+	VCPUs       int       `json:"vcpus"`
+	Started     time.Time `json:"started"`
+	// CPUTime is the VMM process's user+system CPU time.
+	CPUTime time.Duration `json:"cpu_time_ns"`
+	// ResidentBytes is guest memory actually populated (the memfd's data).
+	ResidentBytes uint64 `json:"resident_bytes"`
+	// DirtyRate is the guest's page-write rate in bytes per second,
+	// averaged since the previous Info (or since start).
+	DirtyRate float64 `json:"dirty_rate"`
+	Throttle  int     `json:"throttle_percent"`
+	// Workload counters from the guest.
+	Writes   uint64 `json:"writes"`
+	Verified uint64 `json:"verified"`
+	Rounds   uint64 `json:"rounds"`
+	Corrupt  uint64 `json:"corrupt"`
+	// ConsoleEnd is the offset just past the newest console byte.
+	ConsoleEnd int64 `json:"console_end"`
+}
+
+// Console is a piece of the console ring.
+type Console struct {
+	// Offset of Data's first byte in the whole console stream. It is later
+	// than the requested offset when older bytes have left the ring.
+	Offset int64  `json:"offset"`
+	Data   string `json:"data"`
+	// Next is the offset to ask for next time.
+	Next int64 `json:"next"`
+}
+
+// Exit is what a VMM writes to its exit file before it ends, so that an
+// agent that was not its parent can say why it stopped.
+type Exit struct {
+	Time   time.Time `json:"time"`
+	PID    int       `json:"pid"`
+	Reason string    `json:"reason"` // shutdown, destroyed, crashed, failed to start
+	Detail string    `json:"detail,omitempty"`
+	Code   int       `json:"code"`
+}
+
+// WriteExit records e at path (atomically).
+func WriteExit(path string, e Exit) error {
+	data, err := json.Marshal(e)
+	if err != nil {
+		return err
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, data, 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+// ReadExit reads an exit record.
+func ReadExit(path string) (*Exit, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var e Exit
+	if err := json.Unmarshal(data, &e); err != nil {
+		return nil, fmt.Errorf("exit record %s: %w", path, err)
+	}
+	return &e, nil
+}
+
+// maxLine bounds one request or answer line.
+const maxLine = 4 << 20
+
+// Client is a connection to a VMM. Calls are serialised.
+type Client struct {
+	mu   sync.Mutex
+	conn net.Conn
+	r    *bufio.Reader
+	path string
+}
+
+// Dial connects to the VMM control socket at path.
+func Dial(ctx context.Context, path string) (*Client, error) {
+	var d net.Dialer
+	c, err := d.DialContext(ctx, "unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("VMM control socket %s: %w", path, err)
+	}
+	return &Client{conn: c, r: bufio.NewReaderSize(c, 64<<10), path: path}, nil
+}
+
+// Close ends the connection.
+func (c *Client) Close() error { return c.conn.Close() }
+
+// ErrVMM is an error the VMM answered with.
+type ErrVMM struct{ Msg string }
+
+func (e *ErrVMM) Error() string { return e.Msg }
+
+// Call sends req and waits for the answer (or ctx).
+func (c *Client) Call(ctx context.Context, req Request) (*Response, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if dl, ok := ctx.Deadline(); ok {
+		c.conn.SetDeadline(dl)
+	} else {
+		c.conn.SetDeadline(time.Time{})
+	}
+	data, err := json.Marshal(req)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := c.conn.Write(append(data, '\n')); err != nil {
+		return nil, fmt.Errorf("VMM %s: %s: %w", c.path, req.Op, err)
+	}
+	line, err := readLine(c.r)
+	if err != nil {
+		return nil, fmt.Errorf("VMM %s: %s: %w", c.path, req.Op, err)
+	}
+	var resp Response
+	if err := json.Unmarshal(line, &resp); err != nil {
+		return nil, fmt.Errorf("VMM %s: %s: bad answer: %w", c.path, req.Op, err)
+	}
+	if resp.Error != "" {
+		return &resp, &ErrVMM{Msg: resp.Error}
+	}
+	return &resp, nil
+}
+
+// Info asks for the VMM's Info.
+func (c *Client) Info(ctx context.Context) (*Info, error) {
+	resp, err := c.Call(ctx, Request{Op: OpInfo})
+	if err != nil {
+		return nil, err
+	}
+	if resp.Info == nil {
+		return nil, errors.New("VMM answered info without info")
+	}
+	return resp.Info, nil
+}
+
+func readLine(r *bufio.Reader) ([]byte, error) {
+	var buf []byte
+	for {
+		chunk, isPrefix, err := r.ReadLine()
+		if err != nil {
+			return nil, err
+		}
+		buf = append(buf, chunk...)
+		if len(buf) > maxLine {
+			return nil, errors.New("line too long")
+		}
+		if !isPrefix {
+			return buf, nil
+		}
+	}
+}
+
+// Handler answers one request.
+type Handler func(Request) Response
+
+// Serve answers requests on l until it is closed. Each connection is served
+// by its own goroutine; its requests are answered in order.
+func Serve(l net.Listener, h Handler) error {
+	for {
+		c, err := l.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return nil
+			}
+			return err
+		}
+		go serveConn(c, h)
+	}
+}
+
+func serveConn(c net.Conn, h Handler) {
+	defer c.Close()
+	r := bufio.NewReaderSize(c, 64<<10)
+	for {
+		line, err := readLine(r)
+		if err != nil {
+			return
+		}
+		var req Request
+		var resp Response
+		if err := json.Unmarshal(line, &req); err != nil {
+			resp = Response{Error: "bad request: " + err.Error()}
+		} else {
+			resp = h(req)
+		}
+		data, err := json.Marshal(resp)
+		if err != nil {
+			data, _ = json.Marshal(Response{Error: "cannot encode answer: " + err.Error()})
+		}
+		if _, err := c.Write(append(data, '\n')); err != nil {
+			return
+		}
+	}
+}

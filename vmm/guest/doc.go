@@ -1,0 +1,15 @@
+// Package guest owns the workload guest that runs on KVM: its source (src/:
+// freestanding C and a few lines of assembly), the build script that turns
+// it into the flat binary workload.bin embedded here, and Machine, the kvm
+// engine that boots it: guest RAM as KVM memory slots (split at the 3-4 GiB
+// hole and into slots of at most 1 GiB), identity-mapped long-mode page
+// tables built by the host, the parameter page, a vCPU started directly in
+// 64-bit mode, the serial port at 0x3f8 feeding the console, the guest's
+// yield/sleep doorbell ports, pause/resume/stop at consistent points, the
+// KVM dirty log across all slots, throttling, and vCPU state save/restore
+// into a new VM.
+//
+// The workload itself (page format, layout, parameters, checker) is defined
+// in vmm/workload and must stay identical in src/workload.c. This package
+// must not import anything above vmm.
+package guest

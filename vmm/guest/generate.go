@@ -1,0 +1,14 @@
+package guest
+
+import _ "embed"
+
+//go:generate sh build.sh
+
+// workloadBin is the flat binary built from src/ by build.sh, loaded at
+// workload.CodeAddr.
+//
+//go:embed workload.bin
+var workloadBin []byte
+
+// Binary returns a copy of the embedded workload guest binary.
+func Binary() []byte { return append([]byte(nil), workloadBin...) }

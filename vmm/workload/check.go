@@ -1,0 +1,170 @@
+package workload
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+)
+
+// Memory is guest RAM as the checker reads it.
+type Memory interface {
+	io.ReaderAt
+	Size() uint64
+}
+
+// Sparse is implemented by memories that can say which ranges hold data
+// (RAM does, with SEEK_DATA); the checker then skips holes without reading.
+type Sparse interface {
+	DataRanges() ([]Range, error)
+}
+
+// BytesMemory adapts a byte slice (a copy of guest RAM) to Memory.
+type BytesMemory []byte
+
+// ReadAt implements io.ReaderAt.
+func (b BytesMemory) ReadAt(p []byte, off int64) (int, error) {
+	if off < 0 || off > int64(len(b)) {
+		return 0, fmt.Errorf("read at %d outside %d bytes", off, len(b))
+	}
+	n := copy(p, b[off:])
+	if n < len(p) {
+		return n, io.EOF
+	}
+	return n, nil
+}
+
+// Size implements Memory.
+func (b BytesMemory) Size() uint64 { return uint64(len(b)) }
+
+// MaxMismatches is how many mismatches a Report lists (all are counted).
+const MaxMismatches = 64
+
+// Report is the result of Check.
+type Report struct {
+	Params    ParamPage
+	Layout    Layout
+	Written   uint64 // written pages whose content matched their generation
+	Unwritten uint64 // never-written hot pages, zero as they must be
+	Holes     uint64 // of Unwritten, pages that were holes (not read at all)
+	InFlight  uint64 // page that was being written (+1) and was skipped; 0 when none
+	Corrupt   uint64
+	// Mismatches lists the first MaxMismatches corrupt pages.
+	Mismatches []Mismatch
+}
+
+// Err returns an error naming the first corrupt pages, or nil.
+func (r *Report) Err() error {
+	if r.Corrupt == 0 {
+		return nil
+	}
+	msg := fmt.Sprintf("%d corrupt page(s)", r.Corrupt)
+	for i, m := range r.Mismatches {
+		if i == 4 {
+			msg += "; ..."
+			break
+		}
+		msg += "; " + m.String()
+	}
+	return errors.New(msg)
+}
+
+// Check validates guest memory written by either engine. The layout and
+// parameters come from the parameter page in memory; the expected
+// generation of every hot-set page comes from the guest's own table; every
+// written page is compared in full and every never-written page must be
+// zero. A page the status page marks in flight (the guest was stopped in
+// the middle of writing it, which a Pause at a consistent point never does)
+// is skipped. Check must run while the guest is paused or stopped.
+func Check(mem Memory) (*Report, error) {
+	size := mem.Size()
+	if size < StatusPageAddr+PageSize {
+		return nil, fmt.Errorf("check: memory of %d bytes is too small for a workload guest", size)
+	}
+	page := make([]byte, PageSize)
+	if _, err := mem.ReadAt(page, ParamPageAddr); err != nil {
+		return nil, fmt.Errorf("check: read parameter page: %w", err)
+	}
+	pp, l, err := DecodeParamPage(page, size)
+	if err != nil {
+		return nil, fmt.Errorf("check: %w", err)
+	}
+	rep := &Report{Params: pp, Layout: l}
+	if _, err := mem.ReadAt(page, StatusPageAddr); err != nil {
+		return nil, fmt.Errorf("check: read status page: %w", err)
+	}
+	inflight := binary.LittleEndian.Uint64(page[8*StatusInFlight:])
+	if inflight != 0 && (inflight-1 < l.HotFirst || inflight-1 >= l.HotFirst+l.HotPages) {
+		return nil, fmt.Errorf("check: status page says page %d is in flight, outside the hot set", inflight-1)
+	}
+	rep.InFlight = inflight
+
+	table := make([]byte, l.HotPages*8)
+	if _, err := mem.ReadAt(table, GenTableAddr); err != nil {
+		return nil, fmt.Errorf("check: read generation table: %w", err)
+	}
+
+	var data []Range
+	sparse, isSparse := mem.(Sparse)
+	if isSparse {
+		if data, err = sparse.DataRanges(); err != nil {
+			return nil, fmt.Errorf("check: %w", err)
+		}
+		sort.Slice(data, func(i, j int) bool { return data[i].Off < data[j].Off })
+	}
+	// hasData reports whether any byte of [off, off+n) may hold data.
+	ri := 0
+	hasData := func(off, n uint64) bool {
+		if !isSparse {
+			return true
+		}
+		for ri < len(data) && data[ri].Off+data[ri].Len <= off {
+			ri++
+		}
+		return ri < len(data) && data[ri].Off < off+n
+	}
+
+	const chunk = 256
+	buf := make([]byte, chunk*PageSize)
+	seed := pp.Seed
+	for first := uint64(0); first < l.HotPages; first += chunk {
+		n := min(chunk, l.HotPages-first)
+		off := (l.HotFirst + first) * PageSize
+		allZeroGen := true
+		for i := uint64(0); i < n; i++ {
+			if binary.LittleEndian.Uint64(table[8*(first+i):]) != 0 {
+				allZeroGen = false
+				break
+			}
+		}
+		if allZeroGen && !hasData(off, n*PageSize) {
+			rep.Unwritten += n
+			rep.Holes += n
+			continue
+		}
+		if _, err := mem.ReadAt(buf[:n*PageSize], int64(off)); err != nil {
+			return nil, fmt.Errorf("check: read pages %d+%d: %w", l.HotFirst+first, n, err)
+		}
+		for i := uint64(0); i < n; i++ {
+			pg := l.HotFirst + first + i
+			gen := binary.LittleEndian.Uint64(table[8*(first+i):])
+			if pg+1 == inflight {
+				continue
+			}
+			m, ok := CheckPage(buf[i*PageSize:(i+1)*PageSize], seed, pg, gen)
+			switch {
+			case !ok:
+				rep.Corrupt++
+				if len(rep.Mismatches) < MaxMismatches {
+					rep.Mismatches = append(rep.Mismatches, m)
+				}
+			case gen == 0:
+				rep.Unwritten++
+			default:
+				rep.Written++
+			}
+		}
+	}
+	return rep, nil
+}

@@ -1,0 +1,111 @@
+package workload
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// Console lines printed by the workload (both engines print the same):
+//
+//	WORKLOAD start engine=kvm ram=<pages> hot=<first>+<pages> rate=<pages/s> pattern=<p> verify=<ms> seed=<n>
+//	HB t=<s> writes=<n> verified=<n> rounds=<n> corrupt=<n> wps=<n>
+//	CORRUPT page=<n> gen=<n> word=<n> want=0x<hex> got=0x<hex>
+//	WORKLOAD fatal: <reason>
+
+// Heartbeat is a parsed HB line.
+type Heartbeat struct {
+	T        uint64 // guest seconds since the workload started
+	Writes   uint64
+	Verified uint64
+	Rounds   uint64
+	Corrupt  uint64
+	WPS      uint64 // page writes per second over the last heartbeat interval
+}
+
+// String formats the heartbeat line (without the newline).
+func (h Heartbeat) String() string {
+	return fmt.Sprintf("HB t=%d writes=%d verified=%d rounds=%d corrupt=%d wps=%d",
+		h.T, h.Writes, h.Verified, h.Rounds, h.Corrupt, h.WPS)
+}
+
+// FormatCorrupt formats the CORRUPT line for m (without the newline).
+func FormatCorrupt(m Mismatch) string {
+	return fmt.Sprintf("CORRUPT page=%d gen=%d word=%d want=%#x got=%#x", m.Page, m.Gen, m.Word, m.Want, m.Got)
+}
+
+// fields parses "TAG k=v k=v ..." into a map; it rejects duplicate keys and
+// items that are not key=value.
+func fields(line, tag string) (map[string]string, error) {
+	line = strings.TrimRight(line, "\r\n")
+	rest, ok := strings.CutPrefix(line, tag+" ")
+	if !ok {
+		return nil, fmt.Errorf("not a %s line", tag)
+	}
+	m := map[string]string{}
+	for _, f := range strings.Fields(rest) {
+		k, v, ok := strings.Cut(f, "=")
+		if !ok || k == "" {
+			return nil, fmt.Errorf("%s line: %q is not key=value", tag, f)
+		}
+		if _, dup := m[k]; dup {
+			return nil, fmt.Errorf("%s line: %s given twice", tag, k)
+		}
+		m[k] = v
+	}
+	return m, nil
+}
+
+func uintField(m map[string]string, tag, k string) (uint64, error) {
+	v, ok := m[k]
+	if !ok {
+		return 0, fmt.Errorf("%s line: no %s", tag, k)
+	}
+	n, err := strconv.ParseUint(v, 0, 64)
+	if err != nil {
+		return 0, fmt.Errorf("%s line: %s=%q is not an unsigned integer", tag, k, v)
+	}
+	return n, nil
+}
+
+// ParseHeartbeat parses an HB line. Unknown extra fields are ignored so
+// newer guests stay readable.
+func ParseHeartbeat(line string) (Heartbeat, error) {
+	m, err := fields(line, "HB")
+	if err != nil {
+		return Heartbeat{}, err
+	}
+	var h Heartbeat
+	for _, f := range []struct {
+		k string
+		p *uint64
+	}{{"t", &h.T}, {"writes", &h.Writes}, {"verified", &h.Verified}, {"rounds", &h.Rounds}, {"corrupt", &h.Corrupt}, {"wps", &h.WPS}} {
+		if *f.p, err = uintField(m, "HB", f.k); err != nil {
+			return Heartbeat{}, err
+		}
+	}
+	return h, nil
+}
+
+// ParseCorrupt parses a CORRUPT line.
+func ParseCorrupt(line string) (Mismatch, error) {
+	m, err := fields(line, "CORRUPT")
+	if err != nil {
+		return Mismatch{}, err
+	}
+	var c Mismatch
+	var word uint64
+	for _, f := range []struct {
+		k string
+		p *uint64
+	}{{"page", &c.Page}, {"gen", &c.Gen}, {"word", &word}, {"want", &c.Want}, {"got", &c.Got}} {
+		if *f.p, err = uintField(m, "CORRUPT", f.k); err != nil {
+			return Mismatch{}, err
+		}
+	}
+	if word >= PageWords {
+		return Mismatch{}, fmt.Errorf("CORRUPT line: word=%d beyond a page (%d words)", word, PageWords)
+	}
+	c.Word = int(word)
+	return c, nil
+}

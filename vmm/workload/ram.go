@@ -1,0 +1,185 @@
+package workload
+
+import (
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// RAM is guest memory: a memfd (so it can be handed to another process and
+// stays sparse: pages never written take no memory) mapped shared into this
+// process. The engines run the guest over Bytes(); the page-transfer code
+// and the checker read it through ReadAt and DataRanges, which do not fault
+// untouched pages in.
+type RAM struct {
+	fd   int
+	size uint64
+	mem  []byte
+	name string
+}
+
+// NewRAM creates size bytes of zeroed guest memory (memfd_create,
+// ftruncate, mmap MAP_SHARED|MAP_NORESERVE).
+func NewRAM(name string, size uint64) (*RAM, error) {
+	if size == 0 || size%PageSize != 0 {
+		return nil, fmt.Errorf("guest memory %q: size %d is not a positive multiple of %d", name, size, PageSize)
+	}
+	fd, err := unix.MemfdCreate(name, unix.MFD_CLOEXEC)
+	if err != nil {
+		return nil, fmt.Errorf("guest memory %q: memfd_create: %w", name, err)
+	}
+	if err := unix.Ftruncate(fd, int64(size)); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("guest memory %q: ftruncate to %d bytes: %w", name, size, err)
+	}
+	r, err := mapRAM(fd, size, name)
+	if err != nil {
+		unix.Close(fd)
+		return nil, err
+	}
+	return r, nil
+}
+
+// OpenRAM maps an existing memfd of size bytes (for example one received
+// over a unix socket). The RAM takes ownership of fd.
+func OpenRAM(fd int, size uint64, name string) (*RAM, error) {
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return nil, fmt.Errorf("guest memory %q: fstat fd %d: %w", name, fd, err)
+	}
+	if uint64(st.Size) != size {
+		return nil, fmt.Errorf("guest memory %q: fd %d is %d bytes, expected %d", name, fd, st.Size, size)
+	}
+	if size == 0 || size%PageSize != 0 {
+		return nil, fmt.Errorf("guest memory %q: size %d is not a positive multiple of %d", name, size, PageSize)
+	}
+	return mapRAM(fd, size, name)
+}
+
+func mapRAM(fd int, size uint64, name string) (*RAM, error) {
+	mem, err := unix.Mmap(fd, 0, int(size), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED|unix.MAP_NORESERVE)
+	if err != nil {
+		return nil, fmt.Errorf("guest memory %q: mmap %d bytes: %w", name, size, err)
+	}
+	return &RAM{fd: fd, size: size, mem: mem, name: name}, nil
+}
+
+// Fd returns the memfd (owned by the RAM).
+func (r *RAM) Fd() int { return r.fd }
+
+// Size returns the size in bytes.
+func (r *RAM) Size() uint64 { return r.size }
+
+// Pages returns the size in pages.
+func (r *RAM) Pages() uint64 { return r.size / PageSize }
+
+// Bytes returns the shared mapping. Reading a page never written through it
+// allocates the page; use ReadAt or DataRanges to keep a sparse guest sparse.
+func (r *RAM) Bytes() []byte { return r.mem }
+
+// Name returns the memfd name.
+func (r *RAM) Name() string { return r.name }
+
+// ReadAt reads from the memfd with pread, which returns zeros for holes
+// without allocating them.
+func (r *RAM) ReadAt(p []byte, off int64) (int, error) {
+	if off < 0 || uint64(off) > r.size {
+		return 0, fmt.Errorf("guest memory %q: read at %d outside %d bytes", r.name, off, r.size)
+	}
+	done := 0
+	for done < len(p) {
+		n, err := unix.Pread(r.fd, p[done:], off+int64(done))
+		if err != nil {
+			if errors.Is(err, unix.EINTR) {
+				continue
+			}
+			return done, fmt.Errorf("guest memory %q: pread at %d: %w", r.name, off+int64(done), err)
+		}
+		if n == 0 {
+			return done, fmt.Errorf("guest memory %q: read at %d: end of memory", r.name, off+int64(done))
+		}
+		done += n
+	}
+	return done, nil
+}
+
+// Range is a byte range [Off, Off+Len) of RAM.
+type Range struct {
+	Off, Len uint64
+}
+
+// DataRanges returns the ranges of RAM that hold data (lseek SEEK_DATA /
+// SEEK_HOLE); everything else reads as zero and takes no memory.
+func (r *RAM) DataRanges() ([]Range, error) {
+	var out []Range
+	off := int64(0)
+	for uint64(off) < r.size {
+		d, err := unix.Seek(r.fd, off, unix.SEEK_DATA)
+		if err != nil {
+			if errors.Is(err, unix.ENXIO) {
+				break // no data after off
+			}
+			return nil, fmt.Errorf("guest memory %q: SEEK_DATA from %d: %w", r.name, off, err)
+		}
+		h, err := unix.Seek(r.fd, d, unix.SEEK_HOLE)
+		if err != nil {
+			return nil, fmt.Errorf("guest memory %q: SEEK_HOLE from %d: %w", r.name, d, err)
+		}
+		if uint64(h) > r.size {
+			h = int64(r.size)
+		}
+		out = append(out, Range{Off: uint64(d), Len: uint64(h - d)})
+		off = h
+	}
+	return out, nil
+}
+
+// DataPages counts the pages that hold data.
+func (r *RAM) DataPages() (uint64, error) {
+	rs, err := r.DataRanges()
+	if err != nil {
+		return 0, err
+	}
+	var n uint64
+	for _, x := range rs {
+		n += (x.Len + PageSize - 1) / PageSize
+	}
+	return n, nil
+}
+
+// Uint64 atomically loads the aligned word at byte offset off.
+func (r *RAM) Uint64(off uint64) uint64 {
+	return atomic.LoadUint64((*uint64)(unsafe.Pointer(&r.mem[off])))
+}
+
+// Close unmaps the memory and closes the memfd. Engines using it must be
+// stopped first.
+func (r *RAM) Close() error {
+	var errs []error
+	if r.mem != nil {
+		if err := unix.Munmap(r.mem); err != nil {
+			errs = append(errs, fmt.Errorf("guest memory %q: munmap: %w", r.name, err))
+		}
+		r.mem = nil
+	}
+	if r.fd >= 0 {
+		if err := unix.Close(r.fd); err != nil {
+			errs = append(errs, fmt.Errorf("guest memory %q: close: %w", r.name, err))
+		}
+		r.fd = -1
+	}
+	return errors.Join(errs...)
+}
+
+// ReadStats reads the workload counters from the status page.
+func (r *RAM) ReadStats() Stats {
+	w := func(i int) uint64 { return r.Uint64(StatusPageAddr + 8*uint64(i)) }
+	return Stats{
+		State: w(StatusState), Writes: w(StatusWrites), Verified: w(StatusVerified),
+		Rounds: w(StatusRounds), Corrupt: w(StatusCorrupt), Heartbeats: w(StatusHeartbeats),
+		LagResets: w(StatusLagResets), InFlight: w(StatusInFlight), LastCorrupt: w(StatusLastCorrupt),
+	}
+}

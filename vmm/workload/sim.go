@@ -1,0 +1,533 @@
+package workload
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unsafe"
+)
+
+// SimConfig configures a sim engine.
+type SimConfig struct {
+	// RAM is guest memory. For a new machine it must be zero (fresh); the
+	// engine writes the parameter page. For a restored machine it holds the
+	// memory of the saved one.
+	RAM *RAM
+	// Params configures a new machine; ignored when State is set (the
+	// parameter page in memory describes the workload then).
+	Params Params
+	// Console receives the console output, one Write per line. May be nil.
+	Console io.Writer
+	// State, when set, is a SaveState result: the machine continues where
+	// the saved one stopped.
+	State []byte
+}
+
+// Sim is the sim engine: the workload run by a goroutine over guest RAM,
+// with a software dirty log. It implements Machine. Time is the machine's
+// own: it advances only while the machine runs (not while paused), like a
+// guest TSC that is saved and restored.
+type Sim struct {
+	ram     *RAM
+	mem     []byte
+	pp      ParamPage
+	layout  Layout
+	console io.Writer
+	dirty   *DirtyBitmap
+	logging atomic.Bool
+	reqs    atomic.Bool // pause or stop requested: the loop must look
+	wake    chan struct{}
+	done    chan struct{}
+	thr     atomic.Int32
+
+	mu       sync.Mutex
+	cond     *sync.Cond
+	phase    simPhase
+	pauseReq bool
+	stopReq  bool
+	err      error
+
+	st       simState  // owned by the loop goroutine while running
+	runStart time.Time // wall clock at the start of the current run period
+}
+
+type simPhase int
+
+const (
+	simCreated simPhase = iota
+	simRunning
+	simPaused
+	simStopped
+)
+
+var _ Machine = (*Sim)(nil)
+
+// Loop tuning, the same as the guest's.
+const (
+	writeBatch    = 64   // writes per iteration at most
+	verifyChunk   = 32   // page verifications per iteration at most
+	scanChunk     = 4096 // generation-table entries scanned per iteration at most
+	corruptPrints = 8    // CORRUPT lines per verification round at most
+	maxSleep      = 100 * time.Millisecond
+)
+
+// NewSim prepares a sim machine over cfg.RAM; Start runs it.
+func NewSim(cfg SimConfig) (*Sim, error) {
+	if cfg.RAM == nil {
+		return nil, errors.New("sim: no guest memory")
+	}
+	s := &Sim{
+		ram:     cfg.RAM,
+		mem:     cfg.RAM.Bytes(),
+		console: cfg.Console,
+		dirty:   NewDirtyBitmap(cfg.RAM.Pages()),
+		wake:    make(chan struct{}, 1),
+		done:    make(chan struct{}),
+	}
+	s.cond = sync.NewCond(&s.mu)
+	if cfg.State != nil {
+		if err := s.st.UnmarshalBinary(cfg.State); err != nil {
+			return nil, fmt.Errorf("sim: %w", err)
+		}
+		pp, l, err := DecodeParamPage(s.mem[ParamPageAddr:ParamPageAddr+PageSize], cfg.RAM.Size())
+		if err != nil {
+			return nil, fmt.Errorf("sim: restore: %w", err)
+		}
+		if s.st.VPos > l.HotPages || s.st.Cursor >= l.HotPages {
+			return nil, fmt.Errorf("sim: restore: saved positions (verify %d, cursor %d) outside the hot set of %d pages", s.st.VPos, s.st.Cursor, l.HotPages)
+		}
+		if pp.VerifyUS == 0 || pp.HeartbeatUS == 0 {
+			return nil, errors.New("sim: restore: parameter page has zero intervals")
+		}
+		s.pp, s.layout = pp, l
+		return s, nil
+	}
+	l, err := NewLayout(cfg.RAM.Size(), cfg.Params)
+	if err != nil {
+		return nil, fmt.Errorf("sim: %w", err)
+	}
+	s.layout = l
+	s.pp = NewParamPage(l, cfg.Params)
+	s.pp.Encode(s.mem[ParamPageAddr:])
+	s.setStatus(StatusMagicWord, StatusMagic)
+	s.setStatus(StatusState, StateBooting)
+	s.st = simState{
+		RNG:        cfg.Params.Seed*Golden | 1,
+		NextVerify: uint64(cfg.Params.VerifyInterval),
+		NextHB:     uint64(cfg.Params.HeartbeatInterval),
+	}
+	return s, nil
+}
+
+// RAM returns guest memory.
+func (s *Sim) RAM() *RAM { return s.ram }
+
+// Layout returns the workload layout.
+func (s *Sim) Layout() Layout { return s.layout }
+
+// Start runs the machine.
+func (s *Sim) Start() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.phase != simCreated {
+		return errors.New("sim: already started")
+	}
+	s.phase = simRunning
+	s.runStart = time.Now()
+	go s.loop()
+	return nil
+}
+
+// Pause stops the machine between two loop iterations (memory consistent).
+func (s *Sim) Pause() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch s.phase {
+	case simCreated:
+		return errors.New("sim: pause: not started")
+	case simStopped:
+		return errors.New("sim: pause: stopped")
+	}
+	s.pauseReq = true
+	s.reqs.Store(true)
+	s.kick()
+	for s.phase == simRunning {
+		s.cond.Wait()
+	}
+	if s.phase == simStopped {
+		return errors.New("sim: pause: machine stopped")
+	}
+	return nil
+}
+
+// Resume continues a paused machine.
+func (s *Sim) Resume() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch s.phase {
+	case simCreated:
+		return errors.New("sim: resume: not started")
+	case simStopped:
+		return errors.New("sim: resume: stopped")
+	}
+	s.pauseReq = false
+	s.reqs.Store(s.stopReq)
+	s.cond.Broadcast()
+	for s.phase == simPaused {
+		s.cond.Wait()
+	}
+	return nil
+}
+
+// Stop ends the machine and waits for its goroutine.
+func (s *Sim) Stop() error {
+	s.mu.Lock()
+	if s.phase == simCreated {
+		s.phase = simStopped
+		close(s.done)
+		s.mu.Unlock()
+		return nil
+	}
+	s.stopReq = true
+	s.reqs.Store(true)
+	s.kick()
+	s.cond.Broadcast()
+	s.mu.Unlock()
+	<-s.done
+	return nil
+}
+
+// Done is closed when the machine has stopped.
+func (s *Sim) Done() <-chan struct{} { return s.done }
+
+// Err says why the machine stopped (nil after Stop).
+func (s *Sim) Err() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.err
+}
+
+// SetDirtyLogging turns the software dirty log on (clean) or off.
+func (s *Sim) SetDirtyLogging(on bool) error {
+	if on && !s.logging.Load() {
+		scratch := make([]uint64, BitmapWords(s.dirty.Pages()))
+		s.dirty.GetAndClear(scratch)
+	}
+	s.logging.Store(on)
+	return nil
+}
+
+// DirtyLog fetches and clears the dirty log.
+func (s *Sim) DirtyLog(dst []uint64) error {
+	if !s.logging.Load() {
+		return errors.New("sim: dirty log: dirty logging is off")
+	}
+	return s.dirty.GetAndClear(dst)
+}
+
+// SaveState returns the engine state of a paused machine.
+func (s *Sim) SaveState() ([]byte, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.phase != simPaused {
+		return nil, errors.New("sim: save state: machine is not paused")
+	}
+	return s.st.MarshalBinary()
+}
+
+// Stats returns the counters from the status page.
+func (s *Sim) Stats() Stats { return s.ram.ReadStats() }
+
+// SetThrottle makes the machine sleep percent% of its time.
+func (s *Sim) SetThrottle(percent int) error {
+	if percent < 0 || percent > 99 {
+		return fmt.Errorf("sim: throttle %d%% outside 0..99", percent)
+	}
+	s.thr.Store(int32(percent))
+	return nil
+}
+
+func (s *Sim) kick() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (s *Sim) word(off uint64) *uint64 { return (*uint64)(unsafe.Pointer(&s.mem[off])) }
+
+func (s *Sim) setStatus(i int, v uint64) {
+	atomic.StoreUint64(s.word(StatusPageAddr+8*uint64(i)), v)
+	s.markDirty(StatusPageAddr / PageSize)
+}
+
+func (s *Sim) status(i int) uint64 { return atomic.LoadUint64(s.word(StatusPageAddr + 8*uint64(i))) }
+
+func (s *Sim) addStatus(i int, d uint64) { s.setStatus(i, s.status(i)+d) }
+
+func (s *Sim) markDirty(page uint64) {
+	if s.logging.Load() {
+		s.dirty.Mark(page)
+	}
+}
+
+func (s *Sim) print(line string) {
+	if s.console != nil {
+		s.console.Write([]byte(line + "\n"))
+	}
+}
+
+// now returns the machine's time in nanoseconds.
+func (s *Sim) now() uint64 { return s.st.Virtual + uint64(time.Since(s.runStart)) }
+
+// control handles pause and stop requests; it returns false to end the loop.
+func (s *Sim) control() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.pauseReq && !s.stopReq {
+		s.st.Virtual = s.now()
+		s.phase = simPaused
+		s.cond.Broadcast()
+		for s.pauseReq && !s.stopReq {
+			s.cond.Wait()
+		}
+		s.phase = simRunning
+		s.runStart = time.Now()
+		s.cond.Broadcast()
+	}
+	if s.stopReq {
+		s.st.Virtual = s.now()
+		s.phase = simStopped
+		s.cond.Broadcast()
+		return false
+	}
+	s.reqs.Store(false)
+	return true
+}
+
+func (s *Sim) sleep(d time.Duration) {
+	if d <= 0 {
+		return
+	}
+	t := time.NewTimer(d)
+	select {
+	case <-t.C:
+	case <-s.wake:
+		t.Stop()
+	}
+}
+
+func (s *Sim) loop() {
+	defer close(s.done)
+	pp := s.pp
+	hz := uint64(time.Second)
+	var wi, wf uint64
+	if pp.PagesPerSec > 0 {
+		wi = hz / pp.PagesPerSec
+		wf = ((hz % pp.PagesPerSec) << 16) / pp.PagesPerSec
+	}
+	verify := pp.VerifyUS * 1000
+	hb := pp.HeartbeatUS * 1000
+	maxLag := pp.MaxLagUS * 1000
+	minSleep := pp.MinSleepUS * 1000
+	if s.status(StatusState) == StateBooting {
+		s.print(fmt.Sprintf("WORKLOAD start engine=sim ram=%d hot=%d+%d rate=%d pattern=%s verify=%d seed=%d",
+			pp.RAMPages, pp.HotFirst, pp.HotPages, pp.PagesPerSec, Pattern(pp.Pattern), pp.VerifyUS/1000, pp.Seed))
+		s.setStatus(StatusState, StateRunning)
+	}
+	st := &s.st
+	for {
+		if s.reqs.Load() && !s.control() {
+			return
+		}
+		iterStart := time.Now()
+		now := s.now()
+		if pp.PagesPerSec > 0 {
+			for n := 0; now >= st.Due && n < writeBatch; n++ {
+				s.writeNext()
+				st.Due += wi
+				st.DueFrac += wf
+				if st.DueFrac >= 1<<16 {
+					st.DueFrac -= 1 << 16
+					st.Due++
+				}
+			}
+			if now > st.Due && now-st.Due > maxLag {
+				st.Due = now
+				s.addStatus(StatusLagResets, 1)
+			}
+		}
+		if st.Verifying == 0 && now >= st.NextVerify {
+			st.Verifying, st.VPos, st.Printed = 1, 0, 0
+			st.NextVerify = now + verify
+		}
+		if st.Verifying != 0 {
+			s.verifyChunk()
+		}
+		if now >= st.NextHB {
+			w := s.status(StatusWrites)
+			s.addStatus(StatusHeartbeats, 1)
+			s.print(Heartbeat{T: now / hz, Writes: w, Verified: s.status(StatusVerified),
+				Rounds: s.status(StatusRounds), Corrupt: s.status(StatusCorrupt),
+				WPS: (w - st.LastHBWrites) * 1_000_000 / pp.HeartbeatUS}.String())
+			st.LastHBWrites = w
+			st.NextHB += hb
+			if st.NextHB <= now {
+				st.NextHB = now + hb
+			}
+		}
+		if p := s.thr.Load(); p > 0 {
+			busy := time.Since(iterStart)
+			s.sleep(busy * time.Duration(p) / time.Duration(100-p))
+		}
+		if st.Verifying == 0 {
+			now = s.now()
+			next := st.NextHB
+			if st.NextVerify < next {
+				next = st.NextVerify
+			}
+			if pp.PagesPerSec > 0 && st.Due < next {
+				next = st.Due
+			}
+			if next > now && next-now >= minSleep {
+				s.sleep(min(time.Duration(next-now), maxSleep))
+			}
+		}
+	}
+}
+
+func (s *Sim) pick() uint64 {
+	st := &s.st
+	hot := s.pp.HotPages
+	if Pattern(s.pp.Pattern) == PatternSequential {
+		i := st.Cursor
+		st.Cursor++
+		if st.Cursor >= hot {
+			st.Cursor = 0
+		}
+		return i
+	}
+	x := st.RNG
+	x ^= x >> 12
+	x ^= x << 25
+	x ^= x >> 27
+	st.RNG = x
+	return (x * 0x2545f4914f6cdd1d) % hot
+}
+
+// writePage writes the next generation of hot-set page idx.
+func (s *Sim) writePage(idx uint64) {
+	pg := s.pp.HotFirst + idx
+	ent := GenTableAddr + 8*idx
+	s.setStatus(StatusInFlight, pg+1)
+	gen := atomic.LoadUint64(s.word(ent)) + 1
+	FillPage(s.mem[pg*PageSize:], s.pp.Seed, pg, gen)
+	s.markDirty(pg)
+	atomic.StoreUint64(s.word(ent), gen)
+	s.markDirty(ent / PageSize)
+	s.setStatus(StatusInFlight, 0)
+	s.addStatus(StatusWrites, 1)
+}
+
+func (s *Sim) writeNext() { s.writePage(s.pick()) }
+
+func (s *Sim) verifyChunk() {
+	st := &s.st
+	hot := s.pp.HotPages
+	checked, scanned := 0, 0
+	for st.VPos < hot && checked < verifyChunk && scanned < scanChunk {
+		idx := st.VPos
+		st.VPos++
+		scanned++
+		gen := atomic.LoadUint64(s.word(GenTableAddr + 8*idx))
+		if gen == 0 {
+			continue
+		}
+		checked++
+		pg := s.pp.HotFirst + idx
+		m, ok := CheckPage(s.mem[pg*PageSize:], s.pp.Seed, pg, gen)
+		s.addStatus(StatusVerified, 1)
+		if !ok {
+			s.addStatus(StatusCorrupt, 1)
+			s.setStatus(StatusLastCorrupt, pg+1)
+			if st.Printed < corruptPrints {
+				st.Printed++
+				s.print(FormatCorrupt(m))
+			}
+			s.writePage(idx) // repair, so the page is reported once
+		}
+	}
+	if st.VPos >= hot {
+		st.Verifying = 0
+		s.addStatus(StatusRounds, 1)
+	}
+}
+
+// simState is the sim engine's "vCPU state": everything the loop keeps
+// outside guest memory. Times are nanoseconds of machine time.
+type simState struct {
+	Virtual      uint64
+	RNG          uint64
+	Cursor       uint64
+	Due          uint64
+	DueFrac      uint64
+	NextVerify   uint64
+	NextHB       uint64
+	Verifying    uint64
+	VPos         uint64
+	LastHBWrites uint64
+	Printed      uint64
+}
+
+var simStateMagic = [8]byte{'O', 'V', 'S', 'S', 'I', 'M', 'S', 'T'}
+
+const (
+	simStateVersion = 1
+	simStateWords   = 11
+)
+
+func (st *simState) words() []*uint64 {
+	return []*uint64{&st.Virtual, &st.RNG, &st.Cursor, &st.Due, &st.DueFrac,
+		&st.NextVerify, &st.NextHB, &st.Verifying, &st.VPos, &st.LastHBWrites, &st.Printed}
+}
+
+// MarshalBinary encodes the state: magic, version, word count, words.
+func (st *simState) MarshalBinary() ([]byte, error) {
+	b := make([]byte, 16+8*simStateWords)
+	copy(b, simStateMagic[:])
+	binary.LittleEndian.PutUint32(b[8:], simStateVersion)
+	binary.LittleEndian.PutUint32(b[12:], simStateWords)
+	for i, w := range st.words() {
+		binary.LittleEndian.PutUint64(b[16+8*i:], *w)
+	}
+	return b, nil
+}
+
+// UnmarshalBinary decodes an untrusted state record.
+func (st *simState) UnmarshalBinary(b []byte) error {
+	if len(b) < 16 {
+		return fmt.Errorf("sim state: %d bytes, too short", len(b))
+	}
+	if [8]byte(b[:8]) != simStateMagic {
+		return errors.New("sim state: bad magic (not a sim engine state)")
+	}
+	if v := binary.LittleEndian.Uint32(b[8:]); v != simStateVersion {
+		return fmt.Errorf("sim state: version %d, want %d", v, simStateVersion)
+	}
+	if n := binary.LittleEndian.Uint32(b[12:]); n != simStateWords || len(b) != 16+8*simStateWords {
+		return fmt.Errorf("sim state: %d words in %d bytes, want %d words", n, len(b), simStateWords)
+	}
+	var out simState
+	for i, w := range out.words() {
+		*w = binary.LittleEndian.Uint64(b[16+8*i:])
+	}
+	if out.Verifying > 1 || out.DueFrac >= 1<<16 || out.RNG == 0 {
+		return errors.New("sim state: inconsistent fields")
+	}
+	*st = out
+	return nil
+}
