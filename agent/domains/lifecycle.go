@@ -384,7 +384,9 @@ func (m *Manager) watchPidfd(d *domain, gen, pid, fd int) {
 }
 
 // Pause stops a running domain's vCPUs.
-func (m *Manager) Pause(name string) error { return m.pauseResume(name, "pause", control.OpPause, Paused) }
+func (m *Manager) Pause(name string) error {
+	return m.pauseResume(name, "pause", control.OpPause, Paused)
+}
 
 // Unpause continues a paused domain.
 func (m *Manager) Unpause(name string) error {
