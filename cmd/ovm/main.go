@@ -81,6 +81,7 @@ root needs no password. To reach another agent, or an agent started with
 		simpleCall(g, "status", "Show what the agent serves and who you are to it", "agent.status", printStruct),
 		callCommand(g),
 	)
+	root.AddCommand(domainCommands(g)...)
 
 	err := root.Execute()
 	if err == nil {

@@ -45,13 +45,21 @@ func formatScalar(key string, v any) string {
 	case time.Time:
 		return x.Format(time.RFC3339)
 	case int64:
-		if isBytes(key) {
+		switch {
+		case key == "memory" || key == "maxmem":
+			return fmt.Sprintf("%d MiB", x)
+		case isBytes(key):
 			return humanBytes(x)
 		}
 		return fmt.Sprint(x)
 	case float64:
-		if strings.HasSuffix(key, "_seconds") {
+		switch {
+		case key == "cpu_time_seconds":
+			return fmt.Sprintf("%.2fs", x)
+		case strings.HasSuffix(key, "_seconds"):
 			return (time.Duration(x * float64(time.Second))).Round(time.Second).String()
+		case key == "dirty_rate":
+			return rate(x)
 		}
 		return fmt.Sprintf("%.2f", x)
 	case []any:
@@ -76,7 +84,7 @@ func formatScalar(key string, v any) string {
 }
 
 func isBytes(key string) bool {
-	return strings.HasPrefix(key, "memory") || strings.HasPrefix(key, "swap")
+	return strings.HasPrefix(key, "memory_") || strings.HasPrefix(key, "swap_") || strings.HasSuffix(key, "_bytes")
 }
 
 func humanBytes(n int64) string {

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
+	"time"
 )
 
 // Console lines printed by the workload (both engines print the same):
@@ -108,4 +110,108 @@ func ParseCorrupt(line string) (Mismatch, error) {
 	}
 	c.Word = int(word)
 	return c, nil
+}
+
+// Lines is an io.Writer that records console lines (each Write is one or
+// more complete lines, as the engines write them) and lets a caller wait for
+// a line, for example a heartbeat or a CORRUPT report. It keeps at most
+// Max lines (the oldest are dropped; 0 means 10000). Safe for concurrent use.
+type Lines struct {
+	Max int
+
+	mu      sync.Mutex
+	cond    *sync.Cond
+	lines   []string
+	dropped int // lines dropped from the front
+}
+
+func (l *Lines) init() {
+	if l.cond == nil {
+		l.cond = sync.NewCond(&l.mu)
+	}
+}
+
+// Write records the lines in p.
+func (l *Lines) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.init()
+	for _, s := range strings.Split(strings.TrimRight(string(p), "\n"), "\n") {
+		l.lines = append(l.lines, strings.TrimRight(s, "\r"))
+	}
+	max := l.Max
+	if max <= 0 {
+		max = 10000
+	}
+	if n := len(l.lines) - max; n > 0 {
+		l.lines = append([]string(nil), l.lines[n:]...)
+		l.dropped += n
+	}
+	l.cond.Broadcast()
+	return len(p), nil
+}
+
+// All returns the recorded lines.
+func (l *Lines) All() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]string(nil), l.lines...)
+}
+
+// Len returns the number of lines written so far (including dropped ones):
+// a position to wait from.
+func (l *Lines) Len() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.dropped + len(l.lines)
+}
+
+// Wait returns the first line at position from or later for which match
+// is true, and its position; it gives up after timeout.
+func (l *Lines) Wait(from int, timeout time.Duration, match func(string) bool) (string, int, error) {
+	deadline := time.Now().Add(timeout)
+	t := time.AfterFunc(timeout, func() {
+		l.mu.Lock()
+		l.init()
+		l.cond.Broadcast()
+		l.mu.Unlock()
+	})
+	defer t.Stop()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.init()
+	for i := from; ; {
+		if i < l.dropped {
+			i = l.dropped
+		}
+		for ; i < l.dropped+len(l.lines); i++ {
+			if s := l.lines[i-l.dropped]; match(s) {
+				return s, i, nil
+			}
+		}
+		if !time.Now().Before(deadline) {
+			return "", i, fmt.Errorf("no matching console line within %v", timeout)
+		}
+		l.cond.Wait()
+	}
+}
+
+// WaitHeartbeat waits for the next HB line at position from or later.
+func (l *Lines) WaitHeartbeat(from int, timeout time.Duration) (Heartbeat, int, error) {
+	s, i, err := l.Wait(from, timeout, func(s string) bool { return strings.HasPrefix(s, "HB ") })
+	if err != nil {
+		return Heartbeat{}, i, fmt.Errorf("heartbeat: %w", err)
+	}
+	h, err := ParseHeartbeat(s)
+	return h, i, err
+}
+
+// WaitCorrupt waits for the next CORRUPT line at position from or later.
+func (l *Lines) WaitCorrupt(from int, timeout time.Duration) (Mismatch, int, error) {
+	s, i, err := l.Wait(from, timeout, func(s string) bool { return strings.HasPrefix(s, "CORRUPT ") })
+	if err != nil {
+		return Mismatch{}, i, fmt.Errorf("CORRUPT report: %w", err)
+	}
+	m, err := ParseCorrupt(s)
+	return m, i, err
 }

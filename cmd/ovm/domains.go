@@ -1,0 +1,282 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+)
+
+func domainCommands(g *globals) []*cobra.Command {
+	var timeout int
+	nameOp := func(use, short, method string) *cobra.Command {
+		return &cobra.Command{
+			Use:   use + " DOMAIN",
+			Short: short,
+			Args:  cobra.ExactArgs(1),
+			RunE: func(cmd *cobra.Command, args []string) error {
+				var out map[string]any
+				if err := g.call(method, &out, args[0]); err != nil {
+					return err
+				}
+				return g.show(cmd.OutOrStdout(), out, func(w io.Writer, m map[string]any) {
+					fmt.Fprintf(w, "%s: %v\n", m["name"], m["state"])
+				})
+			},
+		}
+	}
+	timedOp := func(use, short, method string) *cobra.Command {
+		c := &cobra.Command{
+			Use:   use + " DOMAIN",
+			Short: short,
+			Args:  cobra.ExactArgs(1),
+			RunE: func(cmd *cobra.Command, args []string) error {
+				var out map[string]any
+				if err := g.call(method, &out, args[0], timeout); err != nil {
+					return err
+				}
+				return g.show(cmd.OutOrStdout(), out, func(w io.Writer, m map[string]any) {
+					fmt.Fprintf(w, "%s: %v (%v)\n", m["name"], m["state"], m["reason"])
+				})
+			},
+		}
+		c.Flags().IntVarP(&timeout, "timeout", "t", 60, "seconds to wait for a clean stop before destroying the domain")
+		return c
+	}
+	create := &cobra.Command{
+		Use:   "create VM.CFG",
+		Short: "Register a domain from a vm.cfg file (read here, sent to the agent); - reads standard input",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var data []byte
+			var err error
+			if args[0] == "-" {
+				data, err = io.ReadAll(io.LimitReader(cmd.InOrStdin(), 1<<20))
+			} else {
+				data, err = os.ReadFile(args[0])
+			}
+			if err != nil {
+				return usageError{err}
+			}
+			var out map[string]any
+			if err := g.call("domain.create", &out, string(data), filepath.Base(args[0])); err != nil {
+				return err
+			}
+			return g.show(cmd.OutOrStdout(), out, func(w io.Writer, m map[string]any) {
+				fmt.Fprintf(w, "created %s (uuid %s), %v\n", m["name"], m["uuid"], m["state"])
+				if ws, _ := m["warnings"].([]any); len(ws) > 0 {
+					for _, x := range ws {
+						fmt.Fprintf(w, "warning: %v\n", x)
+					}
+				}
+			})
+		},
+	}
+	info := &cobra.Command{
+		Use:   "info DOMAIN",
+		Short: "Show a domain: state, memory, vCPUs, CPU time, dirty rate, uptime, engine",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var out map[string]any
+			if err := g.call("domain.info", &out, args[0]); err != nil {
+				return err
+			}
+			return g.show(cmd.OutOrStdout(), out, printStruct)
+		},
+	}
+	list := &cobra.Command{
+		Use:   "list",
+		Short: "List the domains",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var out []map[string]any
+			if err := g.call("domain.list", &out); err != nil {
+				return err
+			}
+			if g.output == "json" {
+				return writeJSON(cmd.OutOrStdout(), out)
+			}
+			printDomainTable(cmd.OutOrStdout(), out)
+			return nil
+		},
+	}
+	del := &cobra.Command{
+		Use:   "delete DOMAIN",
+		Short: "Remove a stopped domain from this host",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := g.call("domain.delete", nil, args[0]); err != nil {
+				return err
+			}
+			if g.output == "json" {
+				return writeJSON(cmd.OutOrStdout(), true)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "deleted %s\n", args[0])
+			return nil
+		},
+	}
+	return []*cobra.Command{
+		create, list, info, del,
+		nameOp("start", "Start a stopped domain", "domain.start"),
+		nameOp("destroy", "Stop a domain at once (power off)", "domain.destroy"),
+		nameOp("pause", "Pause a running domain", "domain.pause"),
+		nameOp("unpause", "Continue a paused domain", "domain.unpause"),
+		timedOp("shutdown", "Shut a domain down cleanly; destroy it after --timeout seconds", "domain.shutdown"),
+		timedOp("reboot", "Shut a domain down cleanly and start it again", "domain.reboot"),
+		consoleCommand(g), topCommand(g),
+	}
+}
+
+// show prints a struct result as JSON or with human.
+func (g *globals) show(w io.Writer, m map[string]any, human func(io.Writer, map[string]any)) error {
+	if g.output == "json" {
+		return writeJSON(w, m)
+	}
+	human(w, m)
+	return nil
+}
+
+func printDomainTable(w io.Writer, doms []map[string]any) {
+	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tSTATE\tMEM(MiB)\tVCPUS\tENGINE\tCPU(s)\tDIRTY\tUPTIME\tREASON")
+	for _, d := range doms {
+		fmt.Fprintf(tw, "%v\t%v\t%v\t%v\t%v\t%.1f\t%s\t%s\t%v\n", d["name"], d["state"], d["memory"], d["vcpus"], orDash(d["engine"]),
+			num(d["cpu_time_seconds"]), rate(num(d["dirty_rate"])), formatScalar("uptime_seconds", d["uptime_seconds"]), orDash(d["reason"]))
+	}
+	tw.Flush()
+}
+
+func orDash(v any) any {
+	if v == nil || v == "" {
+		return "-"
+	}
+	return v
+}
+
+func num(v any) float64 {
+	switch x := v.(type) {
+	case float64:
+		return x
+	case int64:
+		return float64(x)
+	}
+	return 0
+}
+
+func rate(bps float64) string {
+	if bps <= 0 {
+		return "-"
+	}
+	return humanBytes(int64(bps)) + "/s"
+}
+
+func consoleCommand(g *globals) *cobra.Command {
+	var follow bool
+	c := &cobra.Command{
+		Use:   "console DOMAIN",
+		Short: "Print a domain's console; -f follows it until Ctrl-C or the domain stops",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			out := cmd.OutOrStdout()
+			stop := make(chan os.Signal, 1)
+			signal.Notify(stop, os.Interrupt, syscall.SIGTERM)
+			defer signal.Stop(stop)
+			var off int64
+			for {
+				var c struct {
+					Offset int64  `xmlrpc:"offset"`
+					Data   string `xmlrpc:"data"`
+					Next   int64  `xmlrpc:"next"`
+					Live   bool   `xmlrpc:"live"`
+				}
+				if err := g.call("domain.console", &c, args[0], off); err != nil {
+					return err
+				}
+				if c.Offset > off && off > 0 {
+					fmt.Fprintf(out, "[... %d bytes of console lost ...]\n", c.Offset-off)
+				}
+				io.WriteString(out, c.Data)
+				off = c.Next
+				if !follow || (!c.Live && c.Data == "") {
+					return nil
+				}
+				select {
+				case <-stop:
+					return nil
+				case <-time.After(250 * time.Millisecond):
+				}
+			}
+		},
+	}
+	c.Flags().BoolVarP(&follow, "follow", "f", false, "keep printing new output")
+	return c
+}
+
+func topCommand(g *globals) *cobra.Command {
+	var iterations int
+	var delay time.Duration
+	c := &cobra.Command{
+		Use:   "top",
+		Short: "Show host load and every domain's CPU, dirty rate and memory, refreshed (like xm top)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			out := cmd.OutOrStdout()
+			stop := make(chan os.Signal, 1)
+			signal.Notify(stop, os.Interrupt, syscall.SIGTERM)
+			defer signal.Stop(stop)
+			tty := isTerminal(out)
+			for i := 0; iterations <= 0 || i < iterations; i++ {
+				var top struct {
+					Host      map[string]any   `xmlrpc:"host"`
+					Committed int64            `xmlrpc:"memory_committed"`
+					Domains   []map[string]any `xmlrpc:"domains"`
+				}
+				if err := g.call("host.top", &top); err != nil {
+					return err
+				}
+				if g.output == "json" {
+					if err := writeJSON(out, top); err != nil {
+						return err
+					}
+				} else {
+					if tty {
+						io.WriteString(out, "\033[H\033[2J")
+					}
+					h := top.Host
+					fmt.Fprintf(out, "ovm top - %s  load %.2f %.2f %.2f  cpu %.1f%% of %v  mem %s total, %s available, %s committed to domains\n\n",
+						time.Now().Format("15:04:05"), num(h["load1"]), num(h["load5"]), num(h["load15"]), num(h["cpu_busy_percent"]), h["cpu_count"],
+						humanBytes(int64(num(h["memory_total"]))), humanBytes(int64(num(h["memory_available"]))), humanBytes(top.Committed))
+					printDomainTable(out, top.Domains)
+				}
+				if iterations > 0 && i == iterations-1 {
+					break
+				}
+				select {
+				case <-stop:
+					return nil
+				case <-time.After(delay):
+				}
+			}
+			return nil
+		},
+	}
+	c.Flags().IntVarP(&iterations, "iterations", "n", 0, "refresh this many times, then exit (0: until Ctrl-C)")
+	c.Flags().DurationVarP(&delay, "delay", "d", 2*time.Second, "time between refreshes")
+	return c
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0 && !strings.EqualFold(os.Getenv("TERM"), "dumb")
+}

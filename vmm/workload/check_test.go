@@ -1,0 +1,190 @@
+package workload
+
+import (
+	"encoding/binary"
+	"strings"
+	"testing"
+)
+
+// buildMemory lays out a workload in a fresh RAM and writes generation
+// gens[i] of hot page i (0: never written) directly, as the guest would.
+func buildMemory(t *testing.T, size uint64, params string, gens map[uint64]uint64) (*RAM, Layout) {
+	t.Helper()
+	p, err := ParseParams(params)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := NewRAM(t.Name(), size)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	l, err := NewLayout(size, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pp := NewParamPage(l, p)
+	mem := r.Bytes()
+	pp.Encode(mem[ParamPageAddr:])
+	binary.LittleEndian.PutUint64(mem[StatusPageAddr:], StatusMagic)
+	for idx, gen := range gens {
+		pg := l.HotFirst + idx
+		binary.LittleEndian.PutUint64(mem[GenTableAddr+8*idx:], gen)
+		FillPage(mem[pg*PageSize:], p.Seed, pg, gen)
+	}
+	return r, l
+}
+
+func TestCheckClean(t *testing.T) {
+	r, l := buildMemory(t, 64<<20, "hot=8M,seed=9", map[uint64]uint64{0: 1, 5: 3, 2047: 2})
+	// RAM first: reading through BytesMemory faults every page in.
+	for i, mem := range []Memory{r, BytesMemory(r.Bytes())} {
+		rep, err := Check(mem)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rep.Written != 3 || rep.Unwritten != l.HotPages-3 || rep.Corrupt != 0 || rep.Err() != nil {
+			t.Fatalf("report %+v", rep)
+		}
+		if i == 0 {
+			if rep.Holes == 0 || rep.Holes > rep.Unwritten {
+				t.Fatalf("memfd holes not skipped: %+v", rep)
+			}
+			if n, _ := r.DataPages(); n > 16 {
+				t.Fatalf("Check faulted in memory: %d data pages", n)
+			}
+		}
+	}
+}
+
+func TestCheckFindsCorruption(t *testing.T) {
+	le := binary.LittleEndian
+	cases := []struct {
+		name   string
+		mutate func(mem []byte, l Layout)
+		page   uint64 // hot index
+		word   int
+	}{
+		{"flipped byte", func(mem []byte, l Layout) { mem[(l.HotFirst+5)*PageSize+1234] ^= 1 }, 5, 1234 / 8},
+		{"stale generation", func(mem []byte, l Layout) { le.PutUint64(mem[GenTableAddr+8*5:], 4) }, 5, 1},
+		{"page lost (zero)", func(mem []byte, l Layout) { clear(mem[(l.HotFirst+5)*PageSize : (l.HotFirst+6)*PageSize]) }, 5, 0},
+		{"page moved", func(mem []byte, l Layout) {
+			copy(mem[(l.HotFirst+6)*PageSize:], mem[(l.HotFirst+5)*PageSize:(l.HotFirst+6)*PageSize])
+			le.PutUint64(mem[GenTableAddr+8*6:], 3)
+		}, 6, 0},
+		{"garbage in unwritten page", func(mem []byte, l Layout) { mem[(l.HotFirst+9)*PageSize+8] = 1 }, 9, 1},
+	}
+	for _, c := range cases {
+		t.Run(strings.ReplaceAll(c.name, " ", "_"), func(t *testing.T) {
+			r, l := buildMemory(t, 64<<20, "hot=8M,seed=9", map[uint64]uint64{0: 1, 5: 3})
+			c.mutate(r.Bytes(), l)
+			rep, err := Check(r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rep.Corrupt != 1 || len(rep.Mismatches) != 1 || rep.Err() == nil {
+				t.Fatalf("report %+v", rep)
+			}
+			m := rep.Mismatches[0]
+			if m.Page != l.HotFirst+c.page || m.Word != c.word {
+				t.Fatalf("mismatch %s, want page %d word %d", m, l.HotFirst+c.page, c.word)
+			}
+		})
+	}
+}
+
+func TestCheckInFlightAndErrors(t *testing.T) {
+	r, l := buildMemory(t, 64<<20, "hot=8M", map[uint64]uint64{5: 3})
+	mem := r.Bytes()
+	mem[(l.HotFirst+5)*PageSize+100] ^= 0xff
+	binary.LittleEndian.PutUint64(mem[StatusPageAddr+8*StatusInFlight:], l.HotFirst+5+1)
+	rep, err := Check(r)
+	if err != nil || rep.Corrupt != 0 || rep.InFlight != l.HotFirst+6 {
+		t.Fatalf("in-flight page not skipped: %+v %v", rep, err)
+	}
+	binary.LittleEndian.PutUint64(mem[StatusPageAddr+8*StatusInFlight:], 3)
+	if _, err := Check(r); err == nil {
+		t.Fatal("in-flight page outside the hot set accepted")
+	}
+	mem[ParamPageAddr] ^= 1
+	if _, err := Check(r); err == nil {
+		t.Fatal("memory without a parameter page accepted")
+	}
+	if _, err := Check(BytesMemory(make([]byte, 4096))); err == nil {
+		t.Fatal("tiny memory accepted")
+	}
+}
+
+func TestRAMSparse(t *testing.T) {
+	r, err := NewRAM("sparse", 8<<30)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if n, err := r.DataPages(); err != nil || n != 0 {
+		t.Fatalf("fresh RAM has %d data pages, %v", n, err)
+	}
+	mem := r.Bytes()
+	mem[5*PageSize] = 1
+	mem[6*PageSize+7] = 1
+	mem[(6<<30)+3] = 1
+	rs, err := r.DataRanges()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rs) != 2 || rs[0] != (Range{5 * PageSize, 2 * PageSize}) || rs[1] != (Range{6 << 30, PageSize}) {
+		t.Fatalf("data ranges %+v", rs)
+	}
+	buf := make([]byte, PageSize)
+	if _, err := r.ReadAt(buf, 7<<30); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := r.DataPages(); n != 3 {
+		t.Fatalf("ReadAt of a hole allocated it: %d data pages", n)
+	}
+	if _, err := r.ReadAt(buf, 8<<30); err == nil {
+		t.Fatal("read past the end succeeded")
+	}
+	// OpenRAM maps the same memory through another fd.
+	fd, err := dupFd(r.Fd())
+	if err != nil {
+		t.Fatal(err)
+	}
+	r2, err := OpenRAM(fd, 8<<30, "again")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r2.Close()
+	if r2.Bytes()[6*PageSize+7] != 1 {
+		t.Fatal("OpenRAM does not share the memory")
+	}
+	if _, err := OpenRAM(fd, 4<<30, "wrong"); err == nil {
+		t.Fatal("OpenRAM accepted a wrong size")
+	}
+}
+
+func TestDirtyBitmap(t *testing.T) {
+	d := NewDirtyBitmap(130)
+	for _, p := range []uint64{0, 63, 64, 129, 129, 500} {
+		d.Mark(p)
+	}
+	dst := make([]uint64, BitmapWords(130))
+	if err := d.GetAndClear(dst); err != nil {
+		t.Fatal(err)
+	}
+	if got := BitPages(dst); len(got) != 4 || got[0] != 0 || got[1] != 63 || got[2] != 64 || got[3] != 129 {
+		t.Fatalf("pages %v", got)
+	}
+	d.GetAndClear(dst)
+	if CountBits(dst) != 0 {
+		t.Fatal("not cleared")
+	}
+	d.MarkAll()
+	d.GetAndClear(dst)
+	if CountBits(dst) != 130 {
+		t.Fatalf("MarkAll set %d bits", CountBits(dst))
+	}
+	if err := d.GetAndClear(make([]uint64, 1)); err == nil {
+		t.Fatal("short destination accepted")
+	}
+}

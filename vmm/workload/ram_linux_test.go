@@ -1,0 +1,5 @@
+package workload
+
+import "golang.org/x/sys/unix"
+
+func dupFd(fd int) (int, error) { return unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 0) }

@@ -1,0 +1,20 @@
+package workload_test
+
+import (
+	"io"
+	"testing"
+	"time"
+
+	"github.com/ovs-agent/ovs-agent/vmm/workload"
+	"github.com/ovs-agent/ovs-agent/vmm/workload/workloadtest"
+)
+
+func simFactory(t testing.TB, ram *workload.RAM, p workload.Params, state []byte, con io.Writer) (workload.Machine, error) {
+	return workload.NewSim(workload.SimConfig{RAM: ram, Params: p, State: state, Console: con})
+}
+
+func TestSimHeartbeats(t *testing.T)  { workloadtest.Heartbeats(t, simFactory) }
+func TestSimDirtyLog(t *testing.T)    { workloadtest.DirtyLog(t, simFactory) }
+func TestSimCorrupt(t *testing.T)     { workloadtest.Corrupt(t, simFactory) }
+func TestSimSaveRestore(t *testing.T) { workloadtest.SaveRestore(t, simFactory) }
+func TestSimRate(t *testing.T)        { workloadtest.Rate(t, simFactory, "32M/s", 500*time.Millisecond) }

@@ -1,0 +1,345 @@
+package workloadtest
+
+import (
+	"fmt"
+	"io"
+	"testing"
+	"time"
+
+	"github.com/ovs-agent/ovs-agent/vmm/workload"
+)
+
+// Factory builds a machine over ram: a new one from params, or a restored
+// one from state (a SaveState result). The suite stops every machine it
+// builds; the factory may register further cleanup on t.
+type Factory func(t testing.TB, ram *workload.RAM, params workload.Params, state []byte, console io.Writer) (workload.Machine, error)
+
+// Timeout bounds every wait for a console line.
+const Timeout = 10 * time.Second
+
+func newRAM(t testing.TB, size uint64) *workload.RAM {
+	t.Helper()
+	r, err := workload.NewRAM(t.Name(), size)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	return r
+}
+
+func params(t testing.TB, s string) workload.Params {
+	t.Helper()
+	p, err := workload.ParseParams(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func start(t testing.TB, f Factory, ram *workload.RAM, p workload.Params, state []byte, con io.Writer) workload.Machine {
+	t.Helper()
+	m, err := f(t, ram, p, state, con)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Start(); err != nil {
+		m.Stop()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Stop() })
+	return m
+}
+
+func mustPause(t testing.TB, m workload.Machine) {
+	t.Helper()
+	if err := m.Pause(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func mustResume(t testing.TB, m workload.Machine) {
+	t.Helper()
+	if err := m.Resume(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func heartbeat(t testing.TB, l *workload.Lines, from int) (workload.Heartbeat, int) {
+	t.Helper()
+	h, i, err := l.WaitHeartbeat(from, Timeout)
+	if err != nil {
+		t.Fatalf("%v; console:\n%v", err, l.All())
+	}
+	return h, i
+}
+
+func checkClean(t testing.TB, ram *workload.RAM) *workload.Report {
+	t.Helper()
+	rep, err := workload.Check(ram)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rep.Err(); err != nil {
+		t.Fatalf("memory check: %v", err)
+	}
+	return rep
+}
+
+func noCorrupt(t testing.TB, l *workload.Lines) {
+	t.Helper()
+	for _, s := range l.All() {
+		if len(s) >= 7 && s[:7] == "CORRUPT" {
+			t.Fatalf("guest reported corruption: %s", s)
+		}
+	}
+}
+
+// Heartbeats: the machine boots, prints the start banner and heartbeats
+// whose counters advance, reports no corruption, and its memory passes the
+// checker when paused.
+func Heartbeats(t *testing.T, f Factory) {
+	ram := newRAM(t, 64<<20)
+	con := &workload.Lines{}
+	m := start(t, f, ram, params(t, "dirty=4M/s,hot=16M,verify=200ms,hb=200ms"), nil, con)
+	if _, _, err := con.Wait(0, Timeout, func(s string) bool { return len(s) > 14 && s[:14] == "WORKLOAD start" }); err != nil {
+		t.Fatalf("no start banner: %v; console %v", err, con.All())
+	}
+	h1, i := heartbeat(t, con, 0)
+	h2, _ := heartbeat(t, con, i+1)
+	if h2.Writes <= h1.Writes || h2.Verified <= h1.Verified || h2.Corrupt != 0 {
+		t.Fatalf("heartbeats do not advance: %+v then %+v", h1, h2)
+	}
+	mustPause(t, m)
+	st := m.Stats()
+	if st.State != workload.StateRunning || st.InFlight != 0 || st.Writes < h2.Writes {
+		t.Fatalf("status page after pause: %+v", st)
+	}
+	rep := checkClean(t, ram)
+	if rep.Written == 0 || rep.Written > st.Writes {
+		t.Fatalf("checker saw %d written pages after %d writes", rep.Written, st.Writes)
+	}
+	if _, err := m.SaveState(); err != nil {
+		t.Fatalf("SaveState of a paused machine: %v", err)
+	}
+	mustResume(t, m)
+	if _, err := m.SaveState(); err == nil {
+		t.Fatal("SaveState succeeded on a running machine")
+	}
+	if err := m.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-m.Done():
+	case <-time.After(Timeout):
+		t.Fatal("Done not closed after Stop")
+	}
+	if err := m.Err(); err != nil {
+		t.Fatalf("Err after Stop: %v", err)
+	}
+	noCorrupt(t, con)
+}
+
+// DirtyLog: with logging on, the log names exactly the pages the workload
+// wrote (explained against the generation table), a second fetch with the
+// machine paused is empty, and logging off makes DirtyLog fail.
+func DirtyLog(t *testing.T, f Factory) {
+	ram := newRAM(t, 64<<20)
+	con := &workload.Lines{}
+	m := start(t, f, ram, params(t, "dirty=8M/s,hot=8M,verify=100ms,hb=200ms"), nil, con)
+	heartbeat(t, con, 0)
+	words := workload.BitmapWords(ram.Pages())
+	if err := m.DirtyLog(make([]uint64, words)); err == nil {
+		t.Fatal("DirtyLog succeeded with logging off")
+	}
+	mustPause(t, m)
+	l := checkClean(t, ram).Layout
+	mustResume(t, m)
+	for round := 0; round < 3; round++ {
+		mustPause(t, m)
+		before, err := workload.GenTable(ram, l)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if round == 0 {
+			if err := m.SetDirtyLogging(true); err != nil {
+				t.Fatal(err)
+			}
+		} else if err := m.DirtyLog(make([]uint64, words)); err != nil { // clear
+			t.Fatal(err)
+		}
+		mustResume(t, m)
+		time.Sleep(150 * time.Millisecond)
+		mustPause(t, m)
+		after, err := workload.GenTable(ram, l)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dirty := make([]uint64, words)
+		for i := range dirty {
+			dirty[i] = ^uint64(0) // must be overwritten
+		}
+		if err := m.DirtyLog(dirty); err != nil {
+			t.Fatal(err)
+		}
+		changed := 0
+		for i := range before {
+			if before[i] != after[i] {
+				changed++
+			}
+		}
+		if changed == 0 {
+			t.Fatalf("round %d: no page written in 150 ms", round)
+		}
+		if err := workload.CheckDirtyLog(l, before, after, dirty); err != nil {
+			t.Fatalf("round %d (%d pages changed, %d dirty): %v", round, changed, workload.CountBits(dirty), err)
+		}
+		again := make([]uint64, words)
+		if err := m.DirtyLog(again); err != nil {
+			t.Fatal(err)
+		}
+		if n := workload.CountBits(again); n != 0 {
+			t.Fatalf("round %d: %d pages dirty again while paused: %v", round, n, workload.BitPages(again))
+		}
+		t.Logf("round %d: %d hot pages written, %d pages dirty", round, changed, workload.CountBits(dirty))
+		mustResume(t, m)
+	}
+	if err := m.SetDirtyLogging(false); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.DirtyLog(make([]uint64, words)); err == nil {
+		t.Fatal("DirtyLog succeeded after logging was turned off")
+	}
+	noCorrupt(t, con)
+}
+
+// Corrupt: a byte flipped by the host in a written page makes the guest
+// print CORRUPT for that page within a verify interval or two, and the
+// corrupt counter moves.
+func Corrupt(t *testing.T, f Factory) {
+	ram := newRAM(t, 64<<20)
+	con := &workload.Lines{}
+	// Sequential writes: a page well behind the cursor is not rewritten
+	// for seconds, so only the verifier can notice the flip.
+	m := start(t, f, ram, params(t, "dirty=4M/s,hot=16M,pattern=sequential,verify=100ms,hb=500ms"), nil, con)
+	time.Sleep(300 * time.Millisecond)
+	mustPause(t, m)
+	rep := checkClean(t, ram)
+	l := rep.Layout
+	gens, err := workload.GenTable(ram, l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	written := uint64(0)
+	for _, g := range gens {
+		if g != 0 {
+			written++
+		}
+	}
+	if written < 4 {
+		t.Fatalf("only %d pages written", written)
+	}
+	idx := written / 2
+	page := l.HotFirst + idx
+	off := page*workload.PageSize + 1000
+	from := con.Len()
+	ram.Bytes()[off] ^= 0x5a
+	if rep, _ := workload.Check(ram); rep == nil || rep.Corrupt != 1 || rep.Mismatches[0].Page != page {
+		t.Fatalf("checker does not see the flip: %+v", rep)
+	}
+	flipped := time.Now()
+	mustResume(t, m)
+	got, _, err := con.WaitCorrupt(from, Timeout)
+	if err != nil {
+		t.Fatalf("%v; console:\n%v", err, con.All())
+	}
+	if got.Page != page || got.Word != 1000/8 || got.Gen != gens[idx] || got.Want^got.Got != 0x5a<<(8*(1000%8)) {
+		t.Fatalf("CORRUPT report %+v, want page %d word %d gen %d", got, page, 1000/8, gens[idx])
+	}
+	t.Logf("CORRUPT reported %v after the flip: %s", time.Since(flipped).Round(time.Millisecond), workload.FormatCorrupt(got))
+	h, _ := heartbeat(t, con, con.Len())
+	if h.Corrupt == 0 || m.Stats().Corrupt == 0 {
+		t.Fatalf("corrupt counter not raised: %+v, stats %+v", h, m.Stats())
+	}
+	// The guest repaired the page (rewrote it): memory checks clean again.
+	mustPause(t, m)
+	checkClean(t, ram)
+}
+
+// SaveRestore: a paused machine's state plus a sparse copy of its memory
+// continue in a new machine: heartbeats resume with time and counters
+// carried over, no CORRUPT, memory checks clean; the copy stays sparse.
+func SaveRestore(t *testing.T, f Factory) {
+	ram := newRAM(t, 256<<20)
+	con := &workload.Lines{}
+	m := start(t, f, ram, params(t, "dirty=8M/s,hot=32M,verify=100ms,hb=200ms"), nil, con)
+	h1, i := heartbeat(t, con, 0)
+	heartbeat(t, con, i+1)
+	mustPause(t, m)
+	state, err := m.SaveState()
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := m.Stats()
+	if err := m.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	// Copy only the pages that hold data, as a migration would.
+	dst := newRAM(t, ram.Size())
+	ranges, err := ram.DataRanges()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var copied uint64
+	for _, r := range ranges {
+		if _, err := ram.ReadAt(dst.Bytes()[r.Off:r.Off+r.Len], int64(r.Off)); err != nil {
+			t.Fatal(err)
+		}
+		copied += r.Len
+	}
+	if n, _ := dst.DataPages(); n*workload.PageSize != copied {
+		t.Fatalf("copy has %d data pages, copied %d bytes", n, copied)
+	}
+	checkClean(t, dst)
+
+	con2 := &workload.Lines{}
+	m2 := start(t, f, dst, workload.Params{}, state, con2)
+	h2, j := heartbeat(t, con2, 0)
+	h3, _ := heartbeat(t, con2, j+1)
+	if h2.Writes < before.Writes || h3.Writes <= h2.Writes || h3.Verified <= h2.Verified || h3.Rounds <= h2.Rounds {
+		t.Fatalf("restored machine does not continue: saved %+v, then %+v, %+v", before, h2, h3)
+	}
+	if h2.T < h1.T {
+		t.Fatalf("guest time went backwards across restore: %d then %d", h1.T, h2.T)
+	}
+	noCorrupt(t, con2)
+	mustPause(t, m2)
+	rep := checkClean(t, dst)
+	if rep.Written == 0 {
+		t.Fatal("nothing written")
+	}
+	if st := m2.Stats(); st.Corrupt != 0 || st.Writes <= before.Writes {
+		t.Fatalf("stats after restore %+v (before %+v)", st, before)
+	}
+	if _, err := f(t, dst, workload.Params{}, []byte("garbage"), nil); err == nil {
+		t.Fatal("factory accepted a garbage state")
+	}
+}
+
+// Rate measures the achieved write rate against the configured one and
+// returns both (pages per second); it does not assert timing.
+func Rate(t *testing.T, f Factory, dirty string, period time.Duration) (want, got float64) {
+	ram := newRAM(t, 256<<20)
+	con := &workload.Lines{}
+	p := params(t, fmt.Sprintf("dirty=%s,hot=64M,verify=1s,hb=1s", dirty))
+	m := start(t, f, ram, p, nil, con)
+	time.Sleep(200 * time.Millisecond) // past the first-touch faults of boot
+	w0, t0 := m.Stats().Writes, time.Now()
+	time.Sleep(period)
+	w1, t1 := m.Stats().Writes, time.Now()
+	want = float64(p.PagesPerSecond())
+	got = float64(w1-w0) / t1.Sub(t0).Seconds()
+	t.Logf("write rate: configured %.0f pages/s (%s), achieved %.0f pages/s (%.1f%%), lag resets %d",
+		want, dirty, got, 100*got/want, m.Stats().LagResets)
+	noCorrupt(t, con)
+	return want, got
+}
