@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/ovs-agent/ovs-agent/vmm/kvm"
 )
 
 // Info is the static picture of the host.
@@ -150,27 +152,13 @@ func readMemInfo(path string) (map[string]int64, error) {
 	return out, nil
 }
 
-const (
-	kvmGetAPIVersion = 0xAE00
-	kvmAPIVersion    = 12
-)
-
-// ProbeKVM reports whether the KVM device opens and speaks API version 12,
-// and a sentence saying why not when it does not.
+// ProbeKVM reports whether the KVM device at path opens and offers what the
+// kvm engine needs, and a sentence saying why not when it does not.
 func ProbeKVM(path string) (bool, string) {
-	fd, err := unix.Open(path, unix.O_RDWR|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return false, fmt.Sprintf("cannot open %s: %v (load the kvm module and enable virtualization in the firmware, or use hypervisor = sim)", path, err)
+	if ok, err := kvm.Available(path); !ok {
+		return false, err.Error()
 	}
-	defer unix.Close(fd)
-	v, err := unix.IoctlRetInt(fd, kvmGetAPIVersion)
-	if err != nil {
-		return false, fmt.Sprintf("%s: KVM_GET_API_VERSION: %v", path, err)
-	}
-	if v != kvmAPIVersion {
-		return false, fmt.Sprintf("%s: KVM API version %d, want %d", path, v, kvmAPIVersion)
-	}
-	return true, fmt.Sprintf("%s: KVM API version %d", path, v)
+	return true, fmt.Sprintf("%s: KVM API version %d", path, kvm.APIVersion)
 }
 
 // Stats is the changing picture of the host.

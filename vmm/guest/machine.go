@@ -594,10 +594,12 @@ func (m *Machine) loop() {
 }
 
 func (m *Machine) run() error {
-	ranSince := time.Now()
+	var ran time.Duration // guest run time since the last doorbell
 	for {
 		m.vcpu.ClearKick()
+		entered := time.Now()
 		exit, err := m.vcpu.Run()
+		ran += time.Since(entered)
 		if err != nil {
 			return err
 		}
@@ -625,13 +627,12 @@ func (m *Machine) run() error {
 			continue
 		}
 		if p := m.throttle.Load(); p > 0 && !m.reqs.Load() {
-			ran := time.Since(ranSince)
 			m.sleep(ran * time.Duration(p) / time.Duration(100-p))
 		}
+		ran = 0
 		if m.reqs.Load() && !m.control() {
 			return nil
 		}
-		ranSince = time.Now()
 	}
 }
 

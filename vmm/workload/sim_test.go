@@ -17,4 +17,6 @@ func TestSimHeartbeats(t *testing.T)  { workloadtest.Heartbeats(t, simFactory) }
 func TestSimDirtyLog(t *testing.T)    { workloadtest.DirtyLog(t, simFactory) }
 func TestSimCorrupt(t *testing.T)     { workloadtest.Corrupt(t, simFactory) }
 func TestSimSaveRestore(t *testing.T) { workloadtest.SaveRestore(t, simFactory) }
+func TestSimSparse(t *testing.T)      { workloadtest.Sparse(t, simFactory) }
+func TestSimThrottle(t *testing.T)    { workloadtest.Throttle(t, simFactory) }
 func TestSimRate(t *testing.T)        { workloadtest.Rate(t, simFactory, "32M/s", 500*time.Millisecond) }

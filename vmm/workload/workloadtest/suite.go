@@ -343,3 +343,61 @@ func Rate(t *testing.T, f Factory, dirty string, period time.Duration) (want, go
 	noCorrupt(t, con)
 	return want, got
 }
+
+// Sparse: an 8 GiB guest with a small hot set only allocates the pages it
+// writes (counted with SEEK_DATA), and the checker does not fault the rest
+// in either.
+func Sparse(t *testing.T, f Factory) {
+	ram := newRAM(t, 8<<30)
+	con := &workload.Lines{}
+	m := start(t, f, ram, params(t, "dirty=8M/s,hot=16M,verify=100ms,hb=200ms"), nil, con)
+	heartbeat(t, con, 0)
+	mustPause(t, m)
+	rep := checkClean(t, ram)
+	data, err := ram.DataPages()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Written hot pages, plus the guest's own pages: parameters, status,
+	// GDT/TSS, stack, page tables, code and the generation table.
+	own := uint64(2 + 2 + (workload.StackTop-workload.StackBottom)/workload.PageSize +
+		2 + uint64(rep.Layout.PageDirectories()) + workload.CodeMaxSize/workload.PageSize + rep.Layout.GenTableSize/workload.PageSize)
+	t.Logf("8 GiB guest: %d pages hold data (%d hot pages written, %d guest-internal pages at most), of %d",
+		data, rep.Written, own, ram.Pages())
+	if data < rep.Written || data > rep.Written+own {
+		t.Fatalf("%d data pages for %d written hot pages (allowing %d guest-internal)", data, rep.Written, own)
+	}
+	if after, _ := ram.DataPages(); after != data {
+		t.Fatalf("checking memory allocated %d pages", after-data)
+	}
+}
+
+// Throttle: a vCPU throttled to a fifth of its time writes markedly less
+// when the guest is CPU bound (rate set beyond what it can do).
+func Throttle(t *testing.T, f Factory) {
+	ram := newRAM(t, 128<<20)
+	con := &workload.Lines{}
+	m := start(t, f, ram, params(t, "dirty=64G/s,hot=32M,verify=1s,hb=1s"), nil, con)
+	if err := m.SetThrottle(100); err == nil {
+		t.Fatal("throttle of 100% accepted")
+	}
+	measure := func() float64 {
+		w0, t0 := m.Stats().Writes, time.Now()
+		time.Sleep(300 * time.Millisecond)
+		return float64(m.Stats().Writes-w0) / time.Since(t0).Seconds()
+	}
+	time.Sleep(100 * time.Millisecond)
+	free := measure()
+	if err := m.SetThrottle(80); err != nil {
+		t.Fatal(err)
+	}
+	throttled := measure()
+	if err := m.SetThrottle(0); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("CPU-bound write rate: %.0f pages/s free, %.0f pages/s throttled 80%% (%.0f%%)", free, throttled, 100*throttled/free)
+	if throttled > 0.6*free {
+		t.Fatalf("throttling to 20%% left the rate at %.0f%% of the unthrottled one", 100*throttled/free)
+	}
+	noCorrupt(t, con)
+}
