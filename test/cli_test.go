@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -260,4 +261,56 @@ func TestMakeRunStyle(t *testing.T) {
 	case <-time.After(20 * time.Second):
 		t.Fatal("agent did not stop on Ctrl-C")
 	}
+}
+
+func TestOvmDomainCommands(t *testing.T) {
+	a := domainAgent(t, "kvm")
+	u := "--url=unix://" + a.Socket
+	cfg := filepath.Join(t.TempDir(), "web.cfg")
+	os.WriteFile(cfg, []byte(vmcfgText("web", 128, "dirty=2M/s,hot=8M")+"colour = 'blue'\n"), 0o600)
+	ovm := func(want int, args ...string) string {
+		t.Helper()
+		out, code := runCmd(t, "", nil, bin("ovm"), append([]string{u}, args...)...)
+		if code != want {
+			t.Fatalf("ovm %v: exit %d (want %d)\n%s", args, code, want, out)
+		}
+		return out
+	}
+	out := ovm(0, "create", cfg)
+	if !strings.Contains(out, "created web") || !strings.Contains(out, "warning: web.cfg:7: colour") {
+		t.Fatalf("ovm create: %s", out)
+	}
+	ovm(0, "start", "web")
+	out = ovm(0, "list")
+	if !strings.Contains(out, "NAME") || !regexp.MustCompile(`web\s+running\s+128\s+1\s+kvm`).MatchString(out) {
+		t.Fatalf("ovm list:\n%s", out)
+	}
+	out = ovm(0, "info", "web")
+	if !strings.Contains(out, "memory:") || !strings.Contains(out, "128 MiB") || !strings.Contains(out, "engine:") {
+		t.Fatalf("ovm info:\n%s", out)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(out, "HB ") && time.Now().Before(deadline) {
+		out = ovm(0, "console", "web")
+		time.Sleep(200 * time.Millisecond)
+	}
+	if !strings.Contains(out, "WORKLOAD start") || !strings.Contains(out, "HB ") {
+		t.Fatalf("ovm console:\n%s", out)
+	}
+	out = ovm(0, "top", "-n", "1")
+	if !strings.Contains(out, "ovm top") || !strings.Contains(out, "committed to domains") || !strings.Contains(out, "web") {
+		t.Fatalf("ovm top:\n%s", out)
+	}
+	out = ovm(1, "start", "web")
+	if !strings.Contains(out, "web is running") || !strings.Contains(out, "fault 1003") {
+		t.Fatalf("ovm start of a running domain:\n%s", out)
+	}
+	ovm(0, "pause", "web")
+	ovm(0, "unpause", "web")
+	out = ovm(0, "shutdown", "web", "-t", "10")
+	if !strings.Contains(out, "stopped") {
+		t.Fatalf("ovm shutdown: %s", out)
+	}
+	ovm(0, "delete", "web")
+	ovm(1, "info", "web")
 }

@@ -65,16 +65,18 @@ func decodeOut(insn []byte, regs *kvm.Regs, mem []byte) (kvm.Exit, int, bool) {
 	e := kvm.Exit{Reason: kvm.ExitIO, IODirection: kvm.IOOut, IOCount: 1}
 	i := 0
 	rep, opsize := false, false
-	for ; i < 4 && i < len(insn); i++ {
-		switch insn[i] {
-		case 0xf3:
+prefixes:
+	for ; i < len(insn); i++ {
+		switch {
+		case insn[i] == 0xf3 && !rep:
 			rep = true
-			continue
-		case 0x66:
+		case insn[i] == 0x66 && !opsize:
 			opsize = true
-			continue
+		case insn[i] == 0xf3 || insn[i] == 0x66:
+			return e, 0, false // repeated prefix: not something the guest emits
+		default:
+			break prefixes
 		}
-		break
 	}
 	if i >= len(insn) {
 		return e, 0, false

@@ -20,3 +20,14 @@ func TestSimSaveRestore(t *testing.T) { workloadtest.SaveRestore(t, simFactory) 
 func TestSimSparse(t *testing.T)      { workloadtest.Sparse(t, simFactory) }
 func TestSimThrottle(t *testing.T)    { workloadtest.Throttle(t, simFactory) }
 func TestSimRate(t *testing.T)        { workloadtest.Rate(t, simFactory, "32M/s", 500*time.Millisecond) }
+
+func BenchmarkSimWriteRate(b *testing.B) {
+	for _, r := range []string{"50M/s", "200M/s", "max"} {
+		b.Run(r, func(b *testing.B) { workloadtest.BenchWriteRate(b, simFactory, r) })
+	}
+}
+
+func BenchmarkSimDirtyLog1GiB(b *testing.B) {
+	b.Run("clean", func(b *testing.B) { workloadtest.BenchDirtyLog(b, simFactory, false) })
+	b.Run("dirty", func(b *testing.B) { workloadtest.BenchDirtyLog(b, simFactory, true) })
+}
