@@ -1,0 +1,60 @@
+package control
+
+import (
+	"context"
+	"net"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestRoundTrip(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "c.sock")
+	l, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go Serve(l, func(r Request) Response {
+		switch r.Op {
+		case OpInfo:
+			return Response{Info: &Info{Name: "d", UUID: "u", PID: 7, State: "running"}}
+		case OpConsole:
+			return Response{Console: &Console{Offset: r.Offset, Data: strings.Repeat("x", r.Max), Next: r.Offset + int64(r.Max)}}
+		}
+		return Response{Error: "unknown operation " + r.Op}
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, err := Dial(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	in, err := c.Info(ctx)
+	if err != nil || in.PID != 7 || in.State != "running" {
+		t.Fatalf("Info = %+v, %v", in, err)
+	}
+	// A large answer (longer than the reader's buffer) arrives whole.
+	resp, err := c.Call(ctx, Request{Op: OpConsole, Offset: 10, Max: 200000})
+	if err != nil || len(resp.Console.Data) != 200000 || resp.Console.Next != 200010 {
+		t.Fatalf("console: %v %v", err, resp)
+	}
+	_, err = c.Call(ctx, Request{Op: "bogus"})
+	if _, ok := err.(*ErrVMM); !ok || !strings.Contains(err.Error(), "bogus") {
+		t.Fatalf("unknown op: %v", err)
+	}
+}
+
+func TestExitRecord(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "exit.json")
+	want := Exit{Time: time.Now().UTC().Truncate(time.Second), PID: 42, Reason: "crashed", Detail: "guest fault", Code: 2}
+	if err := WriteExit(p, want); err != nil {
+		t.Fatal(err)
+	}
+	got, err := ReadExit(p)
+	if err != nil || *got != want {
+		t.Fatalf("ReadExit = %+v, %v; want %+v", got, err, want)
+	}
+}
