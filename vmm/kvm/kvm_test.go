@@ -394,3 +394,50 @@ func TestStructLayouts(t *testing.T) {
 		}
 	}
 }
+
+func TestManualDirtyLogProtect(t *testing.T) {
+	sys := needKVM(t)
+	if n, _ := sys.CheckExtension(CapManualDirtyLogProtect2); n == 0 {
+		t.Skip("skipping: kernel lacks KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2")
+	}
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	mem := anonMem(t, memSize)
+	copy(mem[progAddr:], realModeProg)
+	vm, err := sys.CreateVM()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer vm.Close()
+	if err := vm.EnableManualDirtyLogProtect(false); err != nil {
+		t.Fatal(err)
+	}
+	slot := MemoryRegion{Slot: 0, Flags: MemLogDirtyPages, MemorySize: memSize, UserspaceAddr: uint64(uintptr(unsafe.Pointer(&mem[0])))}
+	if err := vm.SetUserMemoryRegion(slot); err != nil {
+		t.Fatal(err)
+	}
+	cpu, err := vm.CreateVCPU(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := &testVM{vm: vm, cpu: cpu, mem: mem, slot: slot}
+	v.bootRealMode(t, progAddr)
+	v.run(t, ExitHLT)
+	want := []uint64{0x10, 0x20, 0x33}
+	for i := 0; i < 2; i++ { // reading does not clear in manual mode
+		if got := dirtyPages(t, v); !equalPages(got, want) {
+			t.Fatalf("read %d: dirty pages %#x, want %#x", i, got, want)
+		}
+	}
+	bits := make([]uint64, slot.BitmapWords())
+	bits[0] = 1 << 0x10
+	if err := vm.ClearDirtyLog(0, 0, uint32(slot.Pages()), bits); err != nil {
+		t.Fatal(err)
+	}
+	if got := dirtyPages(t, v); !equalPages(got, []uint64{0x20, 0x33}) {
+		t.Fatalf("after clearing page 0x10: %#x", got)
+	}
+	if err := vm.ClearDirtyLog(0, 0, uint32(slot.Pages()), []uint64{}); err == nil {
+		t.Fatal("ClearDirtyLog accepted a short bitmap")
+	}
+}

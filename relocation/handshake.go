@@ -1,0 +1,202 @@
+package relocation
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// Protocol identification: the client's first line.
+const (
+	Magic   = "OVS-RELOCATION"
+	Version = 1
+)
+
+// Operations a Hello may name.
+const (
+	OpReceive = "receive" // take a domain: a page-transfer stream follows
+	OpCheck   = "check"   // dry run: say whether a receive would work
+	OpStatus  = "status"  // where is this domain now (recovery after a lost connection)
+)
+
+// maxMessage bounds one handshake message.
+const maxMessage = 1 << 20
+
+// Offer describes the domain a sender wants to move.
+type Offer struct {
+	Name      string   `json:"name"`
+	UUID      string   `json:"uuid"`
+	MemoryMiB int      `json:"memory_mib"`
+	VCPUs     int      `json:"vcpus"`
+	Engine    string   `json:"engine"`
+	Config    string   `json:"config"` // vm.cfg text
+	CPUVendor string   `json:"cpu_vendor"`
+	CPUFlags  []string `json:"cpu_flags"` // the host features the guest may use
+	Disks     []Disk   `json:"disks,omitempty"`
+}
+
+// Disk is one disk of an offered domain and the repository it lives on.
+type Disk struct {
+	Path       string `json:"path"`
+	Repository string `json:"repository,omitempty"` // repository UUID, "" when not on one
+}
+
+// Hello is what the sending agent says first.
+type Hello struct {
+	Version      int    `json:"version"`
+	Op           string `json:"op"`
+	AgentVersion string `json:"agent_version"`
+	Protocol     int    `json:"protocol"` // the API/relocation protocol number of the sender
+	Source       string `json:"source"`   // the sender's host name
+	Migration    string `json:"migration"`
+	User         string `json:"user"`
+	Password     string `json:"password"` // never logged
+	Live         bool   `json:"live"`
+	Offer        Offer  `json:"offer"`
+}
+
+// String describes the hello without the password, for logs.
+func (h *Hello) String() string {
+	return fmt.Sprintf("%s of %s (%s) from %s, migration %s, user %q", h.Op, h.Offer.Name, h.Offer.UUID, h.Source, h.Migration, h.User)
+}
+
+// Welcome is the receiving agent's answer.
+type Welcome struct {
+	Version      int      `json:"version"`
+	OK           bool     `json:"ok"`
+	Code         int      `json:"code,omitempty"` // an API fault code when not OK
+	Error        string   `json:"error,omitempty"`
+	Problems     []string `json:"problems,omitempty"` // every reason a receive would fail
+	AgentVersion string   `json:"agent_version"`
+	Protocol     int      `json:"protocol"`
+	Host         string   `json:"host"`
+	// State answers OpStatus: the domain's state on the receiver, or "".
+	State string `json:"state,omitempty"`
+}
+
+// writeMsg writes one length-prefixed JSON message.
+func writeMsg(w io.Writer, v any) error {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	if len(data) > maxMessage {
+		return fmt.Errorf("handshake message of %d bytes is too large", len(data))
+	}
+	var hdr [4]byte
+	binary.BigEndian.PutUint32(hdr[:], uint32(len(data)))
+	if _, err := w.Write(append(hdr[:], data...)); err != nil {
+		return err
+	}
+	return nil
+}
+
+// readMsg reads one length-prefixed JSON message.
+func readMsg(r io.Reader, v any) error {
+	var hdr [4]byte
+	if _, err := io.ReadFull(r, hdr[:]); err != nil {
+		return err
+	}
+	n := binary.BigEndian.Uint32(hdr[:])
+	if n > maxMessage {
+		return fmt.Errorf("handshake message of %d bytes is too large", n)
+	}
+	data := make([]byte, n)
+	if _, err := io.ReadFull(r, data); err != nil {
+		return err
+	}
+	return json.Unmarshal(data, v)
+}
+
+// ReadHello reads the protocol line and the Hello from a new connection.
+func ReadHello(r *bufio.Reader) (*Hello, error) {
+	line, err := r.ReadString('\n')
+	if err != nil {
+		return nil, fmt.Errorf("read protocol line: %w", err)
+	}
+	var magic string
+	var version int
+	if _, err := fmt.Sscanf(strings.TrimSpace(line), "%s %d", &magic, &version); err != nil || magic != Magic {
+		return nil, errors.New("not an ovs-agent relocation peer (bad protocol line)")
+	}
+	if version != Version {
+		return nil, fmt.Errorf("relocation protocol version %d; this agent speaks %d", version, Version)
+	}
+	var h Hello
+	if err := readMsg(r, &h); err != nil {
+		return nil, fmt.Errorf("read hello: %w", err)
+	}
+	return &h, nil
+}
+
+// WriteWelcome answers a Hello.
+func WriteWelcome(w io.Writer, wl *Welcome) error {
+	wl.Version = Version
+	return writeMsg(w, wl)
+}
+
+// DialOptions say how to reach a peer's relocation port.
+type DialOptions struct {
+	Addr    string      // host:port
+	TLS     *tls.Config // nil for plain TCP
+	Timeout time.Duration
+}
+
+// Dial connects to a peer, sends hello and returns the connection and the
+// peer's Welcome. A refusal (Welcome.OK false) comes back with a nil error
+// and the connection closed; the caller reads Welcome.Error.
+func Dial(ctx context.Context, o DialOptions, h *Hello) (net.Conn, *Welcome, error) {
+	if o.Timeout <= 0 {
+		o.Timeout = 15 * time.Second
+	}
+	d := &net.Dialer{Timeout: o.Timeout}
+	var c net.Conn
+	var err error
+	if o.TLS != nil {
+		c, err = (&tls.Dialer{NetDialer: d, Config: o.TLS}).DialContext(ctx, "tcp", o.Addr)
+	} else {
+		c, err = d.DialContext(ctx, "tcp", o.Addr)
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("relocation port %s: %w", o.Addr, err)
+	}
+	c.SetDeadline(time.Now().Add(o.Timeout))
+	h.Version = Version
+	fail := func(err error) (net.Conn, *Welcome, error) {
+		c.Close()
+		if closedByPeer(err) {
+			return nil, nil, fmt.Errorf("relocation port %s closed the connection before the handshake: this host is probably not in the receiver's hosts-allow", o.Addr)
+		}
+		return nil, nil, fmt.Errorf("relocation port %s: %w", o.Addr, err)
+	}
+	if _, err := fmt.Fprintf(c, "%s %d\n", Magic, Version); err != nil {
+		return fail(err)
+	}
+	if err := writeMsg(c, h); err != nil {
+		return fail(err)
+	}
+	var wl Welcome
+	if err := readMsg(c, &wl); err != nil {
+		return fail(err)
+	}
+	c.SetDeadline(time.Time{})
+	if !wl.OK {
+		c.Close()
+		return nil, &wl, nil
+	}
+	return c, &wl, nil
+}
+
+// closedByPeer reports whether err means the peer closed the connection.
+func closedByPeer(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
+}
