@@ -221,7 +221,10 @@ func listenControl(path string) (net.Listener, error) {
 	return l, nil
 }
 
-func (v *VMM) handle(req control.Request) control.Response {
+func (v *VMM) handle(req control.Request, files []*os.File) control.Response {
+	for _, f := range files {
+		f.Close()
+	}
 	fail := func(err error) control.Response { return control.Response{Error: err.Error()} }
 	switch req.Op {
 	case control.OpInfo:

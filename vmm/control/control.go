@@ -2,6 +2,7 @@ package control
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -10,6 +11,8 @@ import (
 	"os"
 	"sync"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // Operations a Request may name.
@@ -142,6 +145,12 @@ func (e *ErrVMM) Error() string { return e.Msg }
 
 // Call sends req and waits for the answer (or ctx).
 func (c *Client) Call(ctx context.Context, req Request) (*Response, error) {
+	return c.CallFiles(ctx, req)
+}
+
+// CallFiles sends req with open files passed along (SCM_RIGHTS): the VMM
+// receives its own copies of the descriptors. The caller keeps its files.
+func (c *Client) CallFiles(ctx context.Context, req Request, files ...*os.File) (*Response, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if dl, ok := ctx.Deadline(); ok {
@@ -153,7 +162,20 @@ func (c *Client) Call(ctx context.Context, req Request) (*Response, error) {
 	if err != nil {
 		return nil, err
 	}
-	if _, err := c.conn.Write(append(data, '\n')); err != nil {
+	if len(files) > 0 {
+		fds := make([]int, len(files))
+		for i, f := range files {
+			fds[i] = int(f.Fd())
+		}
+		uc, ok := c.conn.(*net.UnixConn)
+		if !ok {
+			return nil, errors.New("passing files needs a unix socket")
+		}
+		_, _, err = uc.WriteMsgUnix(append(data, '\n'), unix.UnixRights(fds...), nil)
+	} else {
+		_, err = c.conn.Write(append(data, '\n'))
+	}
+	if err != nil {
 		return nil, fmt.Errorf("VMM %s: %s: %w", c.path, req.Op, err)
 	}
 	line, err := readLine(c.r)
@@ -199,8 +221,10 @@ func readLine(r *bufio.Reader) ([]byte, error) {
 	}
 }
 
-// Handler answers one request.
-type Handler func(Request) Response
+// Handler answers one request. files are the descriptors that came with it
+// (SCM_RIGHTS); the handler owns them and must close the ones it does not
+// keep.
+type Handler func(req Request, files []*os.File) Response
 
 // Serve answers requests on l until it is closed. Each connection is served
 // by its own goroutine; its requests are answered in order.
@@ -219,25 +243,77 @@ func Serve(l net.Listener, h Handler) error {
 
 func serveConn(c net.Conn, h Handler) {
 	defer c.Close()
-	r := bufio.NewReaderSize(c, 64<<10)
+	uc, _ := c.(*net.UnixConn)
+	var pending []byte
+	var files []*os.File
+	defer func() {
+		for _, f := range files {
+			f.Close()
+		}
+	}()
+	buf := make([]byte, 64<<10)
+	oob := make([]byte, unix.CmsgSpace(16*4))
 	for {
-		line, err := readLine(r)
-		if err != nil {
+		// Answer every complete line already received.
+		for {
+			i := bytes.IndexByte(pending, '\n')
+			if i < 0 {
+				break
+			}
+			line := pending[:i]
+			pending = pending[i+1:]
+			var req Request
+			var resp Response
+			if err := json.Unmarshal(line, &req); err != nil {
+				resp = Response{Error: "bad request: " + err.Error()}
+			} else {
+				resp = h(req, files)
+				files = nil
+			}
+			data, err := json.Marshal(resp)
+			if err != nil {
+				data, _ = json.Marshal(Response{Error: "cannot encode answer: " + err.Error()})
+			}
+			if _, err := c.Write(append(data, '\n')); err != nil {
+				return
+			}
+		}
+		if len(pending) > maxLine {
 			return
 		}
-		var req Request
-		var resp Response
-		if err := json.Unmarshal(line, &req); err != nil {
-			resp = Response{Error: "bad request: " + err.Error()}
+		var n, oobn int
+		var err error
+		if uc != nil {
+			n, oobn, _, _, err = uc.ReadMsgUnix(buf, oob)
 		} else {
-			resp = h(req)
+			n, err = c.Read(buf)
 		}
-		data, err := json.Marshal(resp)
+		if oobn > 0 {
+			files = append(files, parseRights(oob[:oobn])...)
+		}
+		pending = append(pending, buf[:n]...)
 		if err != nil {
-			data, _ = json.Marshal(Response{Error: "cannot encode answer: " + err.Error()})
-		}
-		if _, err := c.Write(append(data, '\n')); err != nil {
 			return
 		}
 	}
+}
+
+// parseRights turns SCM_RIGHTS control messages into files.
+func parseRights(oob []byte) []*os.File {
+	msgs, err := unix.ParseSocketControlMessage(oob)
+	if err != nil {
+		return nil
+	}
+	var out []*os.File
+	for _, m := range msgs {
+		fds, err := unix.ParseUnixRights(&m)
+		if err != nil {
+			continue
+		}
+		for _, fd := range fds {
+			unix.CloseOnExec(fd)
+			out = append(out, os.NewFile(uintptr(fd), "passed-fd"))
+		}
+	}
+	return out
 }

@@ -2,7 +2,9 @@ package control
 
 import (
 	"context"
+	"fmt"
 	"net"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -16,8 +18,18 @@ func TestRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer l.Close()
-	go Serve(l, func(r Request) Response {
+	go Serve(l, func(r Request, files []*os.File) Response {
+		for _, f := range files {
+			defer f.Close()
+		}
 		switch r.Op {
+		case "readfd":
+			if len(files) != 1 {
+				return Response{Error: fmt.Sprintf("got %d files", len(files))}
+			}
+			b := make([]byte, 5)
+			n, _ := files[0].Read(b)
+			return Response{Console: &Console{Data: string(b[:n])}}
 		case OpInfo:
 			return Response{Info: &Info{Name: "d", UUID: "u", PID: 7, State: "running"}}
 		case OpConsole:
@@ -40,6 +52,15 @@ func TestRoundTrip(t *testing.T) {
 	resp, err := c.Call(ctx, Request{Op: OpConsole, Offset: 10, Max: 200000})
 	if err != nil || len(resp.Console.Data) != 200000 || resp.Console.Next != 200010 {
 		t.Fatalf("console: %v %v", err, resp)
+	}
+	// A descriptor passed along with a request.
+	pr, pw, _ := os.Pipe()
+	pw.Write([]byte("hello"))
+	pw.Close()
+	resp, err = c.CallFiles(ctx, Request{Op: "readfd"}, pr)
+	pr.Close()
+	if err != nil || resp.Console.Data != "hello" {
+		t.Fatalf("passing a file: %v %+v", err, resp)
 	}
 	_, err = c.Call(ctx, Request{Op: "bogus"})
 	if _, ok := err.(*ErrVMM); !ok || !strings.Contains(err.Error(), "bogus") {
