@@ -27,6 +27,7 @@ import (
 	"github.com/ovs-agent/ovs-agent/agent/hostinfo"
 	"github.com/ovs-agent/ovs-agent/agent/xmlrpc"
 	"github.com/ovs-agent/ovs-agent/config"
+	"github.com/ovs-agent/ovs-agent/relocation"
 )
 
 // Options are what the composition root hands the agent.
@@ -50,6 +51,7 @@ type settings struct {
 	cfg         *config.Config
 	verifier    *auth.Verifier
 	failedDelay time.Duration
+	hostsAllow  *relocation.HostsAllow
 }
 
 // Agent is one running daemon.
@@ -61,11 +63,12 @@ type Agent struct {
 	log    *zap.Logger
 	audLog *zap.Logger
 
-	state    atomic.Pointer[settings]
-	policy   atomic.Pointer[access.Policy]
-	checker  *access.Checker
-	throttle *auth.Throttle
-	cert     atomic.Pointer[tls.Certificate]
+	state      atomic.Pointer[settings]
+	policy     atomic.Pointer[access.Policy]
+	hostsAllow atomic.Pointer[relocation.HostsAllow]
+	checker    *access.Checker
+	throttle   *auth.Throttle
+	cert       atomic.Pointer[tls.Certificate]
 
 	rpc     *xmlrpc.Server
 	domains *domains.Manager
@@ -148,7 +151,11 @@ func prepare(cfg *config.Config) (*settings, *access.Policy, error) {
 	if len(errs) > 0 {
 		return nil, nil, errors.Join(errs...)
 	}
-	return &settings{cfg: cfg, verifier: v, failedDelay: cfg.Auth.FailedLoginDelay}, &access.Policy{Allow: allow, Deny: deny}, nil
+	ha, err := relocation.NewHostsAllow(cfg.Relocation.HostsAllow)
+	if err != nil {
+		return nil, nil, config.OptionError(cfg, "relocation", "hosts_allow", err)
+	}
+	return &settings{cfg: cfg, verifier: v, failedDelay: cfg.Auth.FailedLoginDelay, hostsAllow: &ha}, &access.Policy{Allow: allow, Deny: deny}, nil
 }
 
 // apply installs prepared settings.
@@ -163,6 +170,7 @@ func (a *Agent) apply(s *settings, pol *access.Policy) error {
 	a.level.SetLevel(lvl)
 	a.throttle.Base = s.failedDelay
 	a.policy.Store(pol)
+	a.hostsAllow.Store(s.hostsAllow)
 	a.state.Store(s)
 	if pol.Allow.Empty() {
 		a.log.Warn("access rule allow is empty: no TCP client is admitted (the unix socket still works)")
@@ -202,9 +210,31 @@ func (a *Agent) Run(ctx context.Context) error {
 	defer a.domains.Close()
 	a.rpc = a.newRPCServer(cfg)
 
-	listeners, err := a.listen(cfg)
+	activated, err := activation.ListenersWithNames()
+	if err != nil {
+		return fmt.Errorf("socket activation: %w", err)
+	}
+	listeners, err := a.listen(cfg, activated)
 	if err != nil {
 		return err
+	}
+	relocListeners, err := a.listenRelocation(cfg, activated)
+	if err != nil {
+		for _, l := range listeners {
+			l.Close()
+		}
+		return err
+	}
+	relocCtx, stopReloc := context.WithCancel(context.Background())
+	defer stopReloc()
+	for _, rl := range relocListeners {
+		srv := a.relocationServer(rl.tls)
+		go func(l net.Listener) {
+			if err := srv.Serve(relocCtx, l); err != nil {
+				a.log.Error("relocation listener failed", zap.Error(err))
+			}
+		}(rl.l)
+		defer rl.l.Close()
 	}
 	srv := &http.Server{
 		Handler:           a,
@@ -360,17 +390,14 @@ func (a *Agent) reloadCert(cfg *config.Config) error {
 
 // Names of sockets that systemd may pass (FileDescriptorName= in the .socket unit).
 const (
-	SocketAPI        = "api"
-	SocketUnix       = "unix"
-	SocketRelocation = "relocation"
+	SocketAPI           = "api"
+	SocketUnix          = "unix"
+	SocketRelocation    = "relocation"
+	SocketRelocationSSL = "relocation-ssl"
 )
 
-// listen opens (or takes from systemd) the API listeners.
-func (a *Agent) listen(cfg *config.Config) ([]net.Listener, error) {
-	activated, err := activation.ListenersWithNames()
-	if err != nil {
-		return nil, fmt.Errorf("socket activation: %w", err)
-	}
+// listen opens (or takes from systemd's activated sockets) the API listeners.
+func (a *Agent) listen(cfg *config.Config, activated map[string][]net.Listener) ([]net.Listener, error) {
 	var out []net.Listener
 	fail := func(err error) ([]net.Listener, error) {
 		for _, l := range out {
@@ -380,14 +407,7 @@ func (a *Agent) listen(cfg *config.Config) ([]net.Listener, error) {
 	}
 	for name, ls := range activated {
 		switch name {
-		case SocketAPI, SocketUnix:
-		case SocketRelocation:
-			// The relocation listener is not served by this version; keep
-			// the socket closed rather than accepting peers we cannot serve.
-			a.log.Warn("socket-activated relocation socket is not served yet; closing it")
-			for _, l := range ls {
-				l.Close()
-			}
+		case SocketAPI, SocketUnix, SocketRelocation, SocketRelocationSSL:
 		default:
 			a.log.Warn("ignoring socket-activated listener with unknown name", zap.String("name", name))
 			for _, l := range ls {

@@ -83,7 +83,7 @@ func (c *Checker) Check(ctx context.Context, p Policy, addr netip.Addr) Decision
 	names := func() []string {
 		if !looked {
 			looked = true
-			d.Names = c.names(ctx, addr)
+			d.Names = c.Names(ctx, addr)
 		}
 		return d.Names
 	}
@@ -96,7 +96,8 @@ func (c *Checker) Check(ctx context.Context, p Policy, addr netip.Addr) Decision
 	return d
 }
 
-func (c *Checker) names(ctx context.Context, addr netip.Addr) []string {
+// Names returns the forward-confirmed host names of addr (cached).
+func (c *Checker) Names(ctx context.Context, addr netip.Addr) []string {
 	ttl := c.CacheTTL
 	if ttl <= 0 {
 		ttl = time.Minute

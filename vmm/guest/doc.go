@@ -4,10 +4,17 @@
 // engine that boots it: guest RAM as KVM memory slots (split at the 3-4 GiB
 // hole and into slots of at most 1 GiB), identity-mapped long-mode page
 // tables built by the host, the parameter page, a vCPU started directly in
-// 64-bit mode, the serial port at 0x3f8 feeding the console, the guest's
-// yield/sleep doorbell ports, pause/resume/stop at consistent points, the
-// KVM dirty log across all slots, throttling, and vCPU state save/restore
-// into a new VM.
+// 64-bit ring 3 (IOPL 3), the serial port at 0x3f8 feeding the console, the
+// guest's yield/sleep doorbell ports, pause/resume/stop at consistent
+// points, the KVM dirty log across all slots, throttling, and vCPU state
+// save/restore into a new VM.
+//
+// The guest runs in ring 3 so that it runs natively on every KVM this
+// project meets: hardware-assisted KVM, where its I/O instructions exit as
+// usual, and the PVM hypervisor (nested KVM without hardware support, as on
+// the project's test machines), which emulates ring-0 code instruction by
+// instruction and turns ring-3 I/O into a triple fault that the engine
+// completes (faultio.go).
 //
 // The workload itself (page format, layout, parameters, checker) is defined
 // in vmm/workload and must stay identical in src/workload.c. This package

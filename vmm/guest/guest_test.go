@@ -211,3 +211,46 @@ func mustState(t *testing.T, n int) []byte {
 	}
 	return b
 }
+
+// TestPauseKicksSpinningGuest: a guest that never reaches a doorbell is
+// kicked out of KVM_RUN by Pause and Stop.
+func TestPauseKicksSpinningGuest(t *testing.T) {
+	sys := needKVM(t)
+	ram := newTestRAM(t, 64<<20)
+	p, _ := workload.ParseParams("hot=4M")
+	m, err := New(Config{RAM: ram, Params: p, KVM: sys})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Stop()
+	copy(ram.Bytes()[workload.CodeAddr:], []byte{0xeb, 0xfe}) // jmp $
+	if err := m.Start(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(20 * time.Millisecond)
+	t0 := time.Now()
+	if err := m.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("paused a spinning guest in %v", time.Since(t0))
+	if k := m.ExitCounts().Kick; k != 1 {
+		t.Fatalf("%d kicks, want 1", k)
+	}
+	b, err := m.SaveState()
+	if err != nil {
+		t.Fatal(err)
+	}
+	vs, err := UnmarshalState(b)
+	if err != nil || vs[0].Regs.RIP != workload.CodeAddr {
+		t.Fatalf("state of the spinning guest: rip %#x, %v", vs[0].Regs.RIP, err)
+	}
+	if err := m.Resume(); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Err(); err != nil {
+		t.Fatalf("stopped with %v", err)
+	}
+}

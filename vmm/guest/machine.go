@@ -41,6 +41,9 @@ const (
 	identityMapAddr = 0xfffbc000
 )
 
+// maxGuestSleep caps one sleep request (the guest asks for at most 100 ms).
+const maxGuestSleep = time.Second
+
 // DefaultSlotSize is the largest KVM memory slot the machine creates.
 const DefaultSlotSize = 1 << 30
 
@@ -99,6 +102,7 @@ type Machine struct {
 	line []byte // partial console line (vCPU goroutine)
 
 	reqs     atomic.Bool // pause or stop requested
+	kicked   atomic.Bool // the vCPU was kicked because it did not reach a doorbell in time
 	wake     chan struct{}
 	done     chan struct{}
 	throttle atomic.Int32
@@ -354,6 +358,7 @@ func (m *Machine) waitLeave() {
 		m.mu.Lock()
 		defer m.mu.Unlock()
 		if m.phase == phaseRunning { // the vCPU (and its kvm_run mapping) still exists
+			m.kicked.Store(true)
 			m.vcpu.Kick()
 		}
 	})
@@ -549,7 +554,7 @@ func (m *Machine) release() {
 
 // control handles pause and stop requests on the vCPU thread at a doorbell
 // exit; it returns false when the machine must stop.
-func (m *Machine) control() bool {
+func (m *Machine) control() (bool, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.pauseReq && !m.stopReq {
@@ -557,11 +562,14 @@ func (m *Machine) control() bool {
 		// on the next KVM_RUN, which immediate_exit then ends at once), so
 		// registers read while paused are final.
 		m.vcpu.Kick()
-		if _, err := m.vcpu.Run(); err != nil {
-			m.err = fmt.Errorf("complete pending I/O before pausing: %w", err)
-			return false
+		if e, err := m.vcpu.Run(); err != nil || e.Reason != kvm.ExitIntr {
+			if err == nil {
+				err = fmt.Errorf("unexpected %s", e.String())
+			}
+			return false, fmt.Errorf("complete pending I/O before pausing: %w", err)
 		}
 		m.vcpu.ClearKick()
+		m.kicked.Store(false)
 		m.phase = phasePaused
 		m.cond.Broadcast()
 		for m.pauseReq && !m.stopReq {
@@ -571,10 +579,11 @@ func (m *Machine) control() bool {
 		m.cond.Broadcast()
 	}
 	if m.stopReq {
-		return false
+		return false, nil
 	}
+	m.kicked.Store(false)
 	m.reqs.Store(false)
-	return true
+	return true, nil
 }
 
 func (m *Machine) loop() {
@@ -614,8 +623,12 @@ func (m *Machine) run() error {
 				return err
 			}
 		case kvm.ExitIntr:
-			m.exits[3].Add(1)
-			doorbell = true // a kick: only when the guest did not reach a doorbell in time
+			// Our kick (the guest did not reach a doorbell in time) stops
+			// it where it is; any other signal just re-enters the guest.
+			if m.kicked.Load() {
+				m.exits[3].Add(1)
+				doorbell = true
+			}
 		case kvm.ExitHLT:
 			return m.fault("guest halted")
 		case kvm.ExitMMIO:
@@ -630,8 +643,10 @@ func (m *Machine) run() error {
 			m.sleep(ran * time.Duration(p) / time.Duration(100-p))
 		}
 		ran = 0
-		if m.reqs.Load() && !m.control() {
-			return nil
+		if m.reqs.Load() {
+			if cont, err := m.control(); err != nil || !cont {
+				return err
+			}
 		}
 	}
 }
@@ -651,7 +666,7 @@ func (m *Machine) handleIO(exit *kvm.Exit) (doorbell bool, err error) {
 	case exit.IOPort == PortSleep && exit.IODirection == kvm.IOOut:
 		m.exits[2].Add(1)
 		if !m.reqs.Load() {
-			m.sleep(time.Duration(exit.IOValue()) * time.Microsecond)
+			m.sleep(min(time.Duration(exit.IOValue())*time.Microsecond, maxGuestSleep))
 		}
 		return true, nil
 	case exit.IOPort == PortFatal && exit.IODirection == kvm.IOOut:

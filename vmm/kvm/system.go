@@ -3,7 +3,6 @@ package kvm
 import (
 	"errors"
 	"fmt"
-	"os"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -134,15 +133,6 @@ func Available(path string) (bool, error) {
 	}
 	s.Close()
 	return true, nil
-}
-
-// Exists reports whether the device node exists, without opening it.
-func Exists(path string) bool {
-	if path == "" {
-		path = DevicePath
-	}
-	_, err := os.Stat(path)
-	return err == nil
 }
 
 // CheckExtension returns KVM_CHECK_EXTENSION for cap on the system handle:

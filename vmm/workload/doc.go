@@ -14,7 +14,11 @@
 //   - Sim: the sim engine, a goroutine running the same workload over the
 //     same memory with the same console lines;
 //   - Machine: the engine-neutral interface both engines implement;
-//   - parsers for the console lines (HB and CORRUPT).
+//   - parsers for the console lines (HB and CORRUPT) and Lines, a console
+//     recorder that waits for them;
+//   - CheckDirtyLog, which explains a dirty log against the generation
+//     table (subpackage workloadtest runs the same conformance tests and
+//     benchmarks against any Machine).
 //
 // It must not import other ovs-agent packages; vmm/guest imports it.
 package workload

@@ -3,8 +3,8 @@
  *
  * The host (vmm/guest, Go) builds identity-mapped long-mode page tables,
  * writes struct params at the parameter page, loads this program at
- * CODE_ADDR and starts the vCPU at _start with RDI = parameter page and
- * RSP = top of the stack. The layout of struct params and of the status
+ * CODE_ADDR and starts the vCPU at _start in 64-bit ring 3 with IOPL 3,
+ * RDI = parameter page and RSP = top of the stack. The layout of struct params and of the status
  * page must match vmm/workload/layout.go (ParamPage, Status* constants);
  * the page format must match vmm/workload/page.go.
  */

@@ -1,5 +1,6 @@
-/* Entry point: the host starts the vCPU here in 64-bit mode with
- * RDI = parameter page, RSP = stack top, RFLAGS = 2, interrupts off. */
+/* Entry point: the host starts the vCPU here in 64-bit ring 3 with
+ * RDI = parameter page, RSP = stack top, RFLAGS = IOPL 3 | IF (no interrupt
+ * is ever injected). */
 	.section .text.entry, "ax"
 	.globl _start
 _start:
