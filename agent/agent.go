@@ -25,6 +25,7 @@ import (
 	"github.com/ovs-agent/ovs-agent/agent/auth"
 	"github.com/ovs-agent/ovs-agent/agent/domains"
 	"github.com/ovs-agent/ovs-agent/agent/hostinfo"
+	"github.com/ovs-agent/ovs-agent/agent/migration"
 	"github.com/ovs-agent/ovs-agent/agent/xmlrpc"
 	"github.com/ovs-agent/ovs-agent/config"
 	"github.com/ovs-agent/ovs-agent/relocation"
@@ -70,10 +71,11 @@ type Agent struct {
 	throttle   *auth.Throttle
 	cert       atomic.Pointer[tls.Certificate]
 
-	rpc     *xmlrpc.Server
-	domains *domains.Manager
-	sampler *hostinfo.Sampler
-	started time.Time
+	rpc        *xmlrpc.Server
+	domains    *domains.Manager
+	migrations *migration.Local
+	sampler    *hostinfo.Sampler
+	started    time.Time
 
 	mu        sync.Mutex
 	endpoints []Endpoint
@@ -208,6 +210,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		return err
 	}
 	defer a.domains.Close()
+	a.migrations = &migration.Local{Domains: a.domains, AgentVersion: a.opts.Version, Protocol: ProtocolVersion}
 	a.rpc = a.newRPCServer(cfg)
 
 	activated, err := activation.ListenersWithNames()

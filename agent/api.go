@@ -69,6 +69,7 @@ func (a *Agent) newRPCServer(cfg *config.Config) *xmlrpc.Server {
 		Handler:    a.apiHostStats,
 	})
 	a.registerDomainMethods(s)
+	a.registerMigrationMethods(s)
 	return s
 }
 

@@ -9,16 +9,13 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/ovs-agent/ovs-agent/agent/domains"
 	"github.com/ovs-agent/ovs-agent/agent/xmlrpc"
 	"github.com/ovs-agent/ovs-agent/relocation"
 )
 
-// repositoryRoot is where repositories are mounted (the repository work
-// makes it configurable).
-const repositoryRoot = "/OVS"
-
 func (a *Agent) hasRepository(uuid string) bool {
-	fi, err := os.Stat(filepath.Join(repositoryRoot, uuid))
+	fi, err := os.Stat(filepath.Join(domains.RepositoryRoot, uuid))
 	return err == nil && fi.IsDir()
 }
 

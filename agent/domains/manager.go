@@ -17,7 +17,9 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/ovs-agent/ovs-agent/agent/hostinfo"
 	"github.com/ovs-agent/ovs-agent/config/vmcfg"
+	"github.com/ovs-agent/ovs-agent/relocation"
 	"github.com/ovs-agent/ovs-agent/vmm"
 	"github.com/ovs-agent/ovs-agent/vmm/control"
 )
@@ -444,4 +446,51 @@ func (m *Manager) CheckIncoming(name, uuid string, memMiB, vcpus int, engine str
 		problems = append(problems, fmt.Sprintf("engine: the domain runs on the %s engine; this host runs domains on %s (hypervisor = %s)", engine, local, m.opts.Hypervisor))
 	}
 	return problems
+}
+
+// Offer describes a domain for a peer that is to take it: its identity,
+// size, engine, vm.cfg text, this host's CPU, and its disks with the
+// repository each lives on (a disk under /OVS/UUID/ is on repository UUID).
+func (m *Manager) Offer(name string) (relocation.Offer, error) {
+	d, err := m.get(name)
+	if err != nil {
+		return relocation.Offer{}, err
+	}
+	text, err := os.ReadFile(filepath.Join(d.dir, "vm.cfg"))
+	if err != nil {
+		return relocation.Offer{}, errorf(Failed, "read vm.cfg of %s: %v", name, err)
+	}
+	d.mu.Lock()
+	o := relocation.Offer{Name: d.rec.Name, UUID: d.rec.UUID, MemoryMiB: d.cfg.Memory, VCPUs: d.cfg.VCPUs, Engine: d.rec.Engine, Config: string(text)}
+	for _, disk := range d.cfg.Disks {
+		if disk.Path == "" {
+			continue
+		}
+		o.Disks = append(o.Disks, relocation.Disk{Path: disk.Path, Repository: repositoryOf(disk.Path)})
+	}
+	d.mu.Unlock()
+	if o.Engine == "" {
+		o.Engine, _ = m.engine()
+	}
+	if info, err := hostinfo.Read(hostinfo.DefaultPaths); err == nil {
+		o.CPUVendor, o.CPUFlags = info.CPUVendor, info.CPUFlags
+	}
+	return o, nil
+}
+
+// RepositoryRoot is where repositories are mounted.
+const RepositoryRoot = "/OVS"
+
+// repositoryOf returns the repository UUID of a path under
+// RepositoryRoot/UUID/, or "".
+func repositoryOf(path string) string {
+	rel, err := filepath.Rel(RepositoryRoot, filepath.Clean(path))
+	if err != nil || strings.HasPrefix(rel, "..") {
+		return ""
+	}
+	first := strings.SplitN(rel, string(filepath.Separator), 2)[0]
+	if len(first) == 36 && strings.Count(first, "-") == 4 {
+		return strings.ToLower(first)
+	}
+	return ""
 }
