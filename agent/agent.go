@@ -210,7 +210,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		return err
 	}
 	defer a.domains.Close()
-	a.migrations = &migration.Local{Domains: a.domains, AgentVersion: a.opts.Version, Protocol: ProtocolVersion}
+	a.migrations = &migration.Local{Domains: a.domains, AgentVersion: a.opts.Version, Protocol: ProtocolVersion, SourceAddr: cfg.Relocation.Address}
 	a.rpc = a.newRPCServer(cfg)
 
 	activated, err := activation.ListenersWithNames()

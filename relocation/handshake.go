@@ -149,6 +149,10 @@ type DialOptions struct {
 	Addr    string      // host:port
 	TLS     *tls.Config // nil for plain TCP
 	Timeout time.Duration
+	// Source, when set, is the local IP address to connect from (the
+	// sending agent's relocation address), so the receiver's hosts-allow
+	// sees the address operators expect.
+	Source string
 }
 
 // Dial connects to a peer, sends hello and returns the connection and the
@@ -159,6 +163,9 @@ func Dial(ctx context.Context, o DialOptions, h *Hello) (net.Conn, *Welcome, err
 		o.Timeout = 15 * time.Second
 	}
 	d := &net.Dialer{Timeout: o.Timeout}
+	if ip := net.ParseIP(o.Source); ip != nil && !ip.IsUnspecified() {
+		d.LocalAddr = &net.TCPAddr{IP: ip}
+	}
 	var c net.Conn
 	var err error
 	if o.TLS != nil {

@@ -83,7 +83,16 @@ type agentConf struct {
 	Allow  string // default *
 	Deny   string
 	NoPass bool
-	Extra  map[string][]string // section -> lines
+	// RelocPort, when set, turns the relocation listener on at Listen:RelocPort.
+	RelocPort int
+	Extra     map[string][]string // section -> lines
+}
+
+func relocLines(c agentConf) []string {
+	if c.RelocPort == 0 {
+		return []string{"server = no"}
+	}
+	return []string{"server = yes", "address = " + c.Listen, fmt.Sprintf("port = %d", c.RelocPort)}
 }
 
 // Agent is one ovs-agent process started by a test.
@@ -93,6 +102,7 @@ type Agent struct {
 	Config  string
 	Socket  string
 	Addr    string // host:port of the TCP API
+	Reloc   string // host:port of the relocation listener, if on
 	SSL     bool
 	cmd     *exec.Cmd
 	out     *syncBuffer
@@ -149,7 +159,7 @@ func (c agentConf) render(t testing.TB, dir string) (string, agentConf) {
 		{"access", []string{"allow = " + c.Allow, "deny = " + c.Deny}},
 		{"log", []string{"file = " + filepath.Join(dir, "agent.log"), "level = debug"}},
 		{"agent", []string{"state_dir = " + filepath.Join(dir, "state")}},
-		{"relocation", []string{"server = no"}},
+		{"relocation", relocLines(c)},
 	}
 	var b strings.Builder
 	b.WriteString("; written by the end-to-end tests\n")
@@ -174,6 +184,9 @@ func startAgent(t testing.TB, c agentConf, env ...string) *Agent {
 	}
 	a := &Agent{t: t, Dir: dir, Config: cfg, Socket: filepath.Join(dir, "agent.sock"),
 		Addr: net.JoinHostPort(c.Listen, fmt.Sprint(c.Port)), SSL: c.SSL}
+	if c.RelocPort != 0 {
+		a.Reloc = net.JoinHostPort(c.Listen, fmt.Sprint(c.RelocPort))
+	}
 	a.start(env...)
 	a.waitReady()
 	return a

@@ -83,6 +83,13 @@ type Local struct {
 	Domains      *domains.Manager
 	AgentVersion string
 	Protocol     int
+	// SourceAddr is the address outgoing relocation connections come from
+	// ("" lets the kernel choose).
+	SourceAddr string
+}
+
+func (l *Local) dial(ctx context.Context, addr string, o Options, h *relocation.Hello) (net.Conn, *relocation.Welcome, error) {
+	return relocation.Dial(ctx, relocation.DialOptions{Addr: addr, TLS: tlsConfig(o), Source: l.SourceAddr}, h)
 }
 
 func (l *Local) hello(op, id string, o Options, offer relocation.Offer) *relocation.Hello {
@@ -117,7 +124,7 @@ func (l *Local) Check(ctx context.Context, name, tgt string, o Options) ([]strin
 	if err != nil {
 		return append(problems, "target: "+err.Error()), nil
 	}
-	c, wl, err := relocation.Dial(ctx, relocation.DialOptions{Addr: addr, TLS: tlsConfig(o)}, l.hello(relocation.OpCheck, "", o, offer))
+	c, wl, err := l.dial(ctx, addr, o, l.hello(relocation.OpCheck, "", o, offer))
 	if err != nil {
 		return append(problems, "target: "+err.Error()), nil
 	}

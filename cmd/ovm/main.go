@@ -82,6 +82,7 @@ root needs no password. To reach another agent, or an agent started with
 		callCommand(g),
 	)
 	root.AddCommand(domainCommands(g)...)
+	root.AddCommand(migrateCommands(g)...)
 
 	err := root.Execute()
 	if err == nil {
@@ -106,6 +107,9 @@ func report(w io.Writer, err error) int {
 	switch {
 	case errors.As(err, &f):
 		fmt.Fprintf(w, "ovm: %s (fault %d)\n", f.Message, f.Code)
+		return exitFault
+	case errors.As(err, new(*dryRunFailed)):
+		fmt.Fprintf(w, "ovm: %v\n", err)
 		return exitFault
 	case client.IsConn(err):
 		code = exitConn

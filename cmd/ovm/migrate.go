@@ -1,0 +1,233 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+)
+
+type migrateFlags struct {
+	live         bool
+	rate         int
+	dryRun       bool
+	ssl          bool
+	maxDowntime  int
+	parallel     int
+	port         int
+	targetUser   string
+	passwordFile string
+	fingerprint  string
+	detach       bool
+}
+
+func (f *migrateFlags) options() (map[string]any, error) {
+	o := map[string]any{"live": f.live, "ssl": f.ssl, "user": f.targetUser}
+	if f.rate > 0 {
+		o["rate"] = f.rate
+	}
+	if f.maxDowntime > 0 {
+		o["max_downtime"] = f.maxDowntime
+	}
+	if f.parallel > 0 {
+		o["parallel"] = f.parallel
+	}
+	if f.port > 0 {
+		o["port"] = f.port
+	}
+	if f.fingerprint != "" {
+		o["fingerprint"] = f.fingerprint
+	}
+	pf := f.passwordFile
+	if pf == "" {
+		pf = os.Getenv("OVM_TARGET_PASSWORD_FILE")
+	}
+	if pf != "" {
+		data, err := os.ReadFile(pf)
+		if err != nil {
+			return nil, usageError{fmt.Errorf("target password file: %w", err)}
+		}
+		o["password"] = strings.TrimRight(strings.SplitN(string(data), "\n", 2)[0], "\r")
+	}
+	return o, nil
+}
+
+func migrateCommands(g *globals) []*cobra.Command {
+	f := &migrateFlags{}
+	mig := &cobra.Command{
+		Use:   "migrate [-l] [-r MB] [-n] [--ssl] [--max-downtime MS] DOMAIN HOST[:PORT]",
+		Short: "Move a domain to another host (-l live, -n dry run), with a progress bar",
+		Long: `Move a domain to the agent on HOST (relocation port 8002, or 8003 with --ssl).
+
+The target agent's credentials come from --target-user (default admin) and
+--target-password-file (or OVM_TARGET_PASSWORD_FILE); a password is never
+taken from the command line. With -n nothing moves: every reason the
+migration would fail is printed, one per line.`,
+		Args: cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts, err := f.options()
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			if f.dryRun {
+				var res struct {
+					OK       bool     `xmlrpc:"ok"`
+					Problems []string `xmlrpc:"problems"`
+				}
+				if err := g.call("migration.check", &res, args[0], args[1], opts); err != nil {
+					return err
+				}
+				if g.output == "json" {
+					return writeJSON(out, res)
+				}
+				if res.OK {
+					fmt.Fprintf(out, "dry run: %s can move to %s\n", args[0], args[1])
+					return nil
+				}
+				fmt.Fprintf(out, "dry run: %s cannot move to %s:\n", args[0], args[1])
+				for _, p := range res.Problems {
+					fmt.Fprintf(out, "  %s\n", p)
+				}
+				return &dryRunFailed{n: len(res.Problems)}
+			}
+			var id string
+			if err := g.call("domain.migrate", &id, args[0], args[1], opts); err != nil {
+				return err
+			}
+			if f.detach {
+				fmt.Fprintln(out, id)
+				return nil
+			}
+			return g.follow(out, id)
+		},
+	}
+	fl := mig.Flags()
+	fl.BoolVarP(&f.live, "live", "l", false, "live migration: the domain keeps running while its memory moves")
+	fl.IntVarP(&f.rate, "rate", "r", 0, "bandwidth cap in MB/s (0: none)")
+	fl.BoolVarP(&f.dryRun, "dry-run", "n", false, "check only: say every reason the migration would fail")
+	fl.BoolVar(&f.ssl, "ssl", false, "use the TLS relocation port")
+	fl.IntVar(&f.maxDowntime, "max-downtime", 0, "downtime target in ms (default 300)")
+	fl.IntVar(&f.parallel, "parallel", 0, "TCP streams (default: the agent's choice)")
+	fl.IntVar(&f.port, "port", 0, "relocation port of the target (default 8002, 8003 with --ssl)")
+	fl.StringVar(&f.targetUser, "target-user", "admin", "the target agent's API user")
+	fl.StringVar(&f.passwordFile, "target-password-file", "", "file whose first line is the target agent's password")
+	fl.StringVar(&f.fingerprint, "fingerprint", "", "SHA-256 of the target's TLS certificate (ovs-agent status shows it)")
+	fl.BoolVar(&f.detach, "detach", false, "print the migration id and return at once")
+
+	status := &cobra.Command{
+		Use:   "migrate-status [ID]",
+		Short: "Show one migration (or all of them)",
+		Args:  cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			out := cmd.OutOrStdout()
+			if len(args) == 0 {
+				var list []map[string]any
+				if err := g.call("migration.list", &list); err != nil {
+					return err
+				}
+				if g.output == "json" {
+					return writeJSON(out, list)
+				}
+				for _, m := range list {
+					fmt.Fprintf(out, "%v  %v -> %v  %v  %s\n", m["id"], m["domain"], m["target"], m["phase"], progressLine(m))
+				}
+				return nil
+			}
+			var st map[string]any
+			if err := g.call("migration.status", &st, args[0]); err != nil {
+				return err
+			}
+			return g.show(out, st, printStruct)
+		},
+	}
+	cancel := &cobra.Command{
+		Use:   "migrate-cancel ID",
+		Short: "Cancel a migration: the domain keeps running where it was",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var st map[string]any
+			if err := g.call("migration.cancel", &st, args[0]); err != nil {
+				return err
+			}
+			return g.show(cmd.OutOrStdout(), st, func(w io.Writer, m map[string]any) {
+				fmt.Fprintf(w, "%v: %v\n", m["id"], m["phase"])
+			})
+		},
+	}
+	return []*cobra.Command{mig, status, cancel}
+}
+
+type dryRunFailed struct{ n int }
+
+func (e *dryRunFailed) Error() string { return fmt.Sprintf("dry run found %d problem(s)", e.n) }
+
+// follow draws a progress bar until the migration ends; Ctrl-C cancels it.
+func (g *globals) follow(out io.Writer, id string) error {
+	stop := make(chan os.Signal, 1)
+	signal.Notify(stop, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(stop)
+	tty := isTerminal(out)
+	last := ""
+	for {
+		var st map[string]any
+		if err := g.call("migration.status", &st, id); err != nil {
+			return err
+		}
+		line := fmt.Sprintf("%s %-10v %s", bar(st), st["phase"], progressLine(st))
+		if tty {
+			fmt.Fprintf(out, "\r\033[K%s", line)
+		} else if line != last {
+			fmt.Fprintln(out, line)
+		}
+		last = line
+		switch st["phase"] {
+		case "completed":
+			if tty {
+				fmt.Fprintln(out)
+			}
+			fmt.Fprintf(out, "migrated %v to %v in %.2fs, downtime %.1f ms, %d rounds, %s sent\n",
+				st["domain"], st["target"], num(st["total_seconds"]), num(st["downtime_ms"]), int64(num(st["round"])), humanBytes(int64(num(st["bytes_sent"]))))
+			return nil
+		case "failed", "cancelled":
+			if tty {
+				fmt.Fprintln(out)
+			}
+			return fmt.Errorf("migration %s %v: %v", id, st["phase"], st["error"])
+		}
+		select {
+		case <-stop:
+			var c map[string]any
+			if err := g.call("migration.cancel", &c, id); err != nil {
+				return err
+			}
+			signal.Stop(stop)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+func bar(st map[string]any) string {
+	const width = 30
+	sent, rem := num(st["bytes_sent"]), num(st["bytes_remaining"])
+	frac := 0.0
+	if sent+rem > 0 {
+		frac = sent / (sent + rem)
+	}
+	if st["phase"] == "completed" {
+		frac = 1
+	}
+	n := int(frac * width)
+	return "[" + strings.Repeat("#", n) + strings.Repeat(".", width-n) + fmt.Sprintf("] %3.0f%%", frac*100)
+}
+
+func progressLine(st map[string]any) string {
+	return fmt.Sprintf("round %d  sent %s  left %s  %s  dirty %s  downtime~%.0fms  throttle %d%%",
+		int64(num(st["round"])), humanBytes(int64(num(st["bytes_sent"]))), humanBytes(int64(num(st["bytes_remaining"]))),
+		rate(num(st["throughput"])), rate(num(st["dirty_rate"])), num(st["expected_downtime_ms"]), int64(num(st["throttle_percent"])))
+}

@@ -1,0 +1,129 @@
+package test
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/ovs-agent/ovs-agent/agent/hostinfo"
+)
+
+// pair starts a source agent on 127.0.0.2 and a target on 127.0.0.3, each
+// with its relocation listener on.
+func pair(t *testing.T, srcEngine, dstEngine string, dstExtra ...string) (*Agent, *Agent) {
+	src := startAgent(t, agentConf{Listen: "127.0.0.2", RelocPort: freePort(t, "127.0.0.2"), Extra: map[string][]string{
+		"agent": {"hypervisor = " + srcEngine, "memory_reserve = 0"},
+	}})
+	dst := startAgent(t, agentConf{Listen: "127.0.0.3", RelocPort: freePort(t, "127.0.0.3"), Extra: map[string][]string{
+		"agent": append([]string{"hypervisor = " + dstEngine}, dstExtra...),
+	}})
+	return src, dst
+}
+
+func migrateOpts(extra map[string]any) map[string]any {
+	o := map[string]any{"user": "admin", "password": testPassword}
+	for k, v := range extra {
+		o[k] = v
+	}
+	return o
+}
+
+type checkRes struct {
+	OK       bool     `xmlrpc:"ok"`
+	Problems []string `xmlrpc:"problems"`
+}
+
+// TestMigrationDryRun provokes every problem the dry run knows at once and
+// expects each on its own line; then fixes them and expects a clean check.
+func TestMigrationDryRun(t *testing.T) {
+	// Leave the target 100 MiB for domains: enough for its own m1, not the offered one.
+	total, err := hostinfo.MemoryTotal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, dst := pair(t, "sim", "kvm", fmt.Sprintf("memory_reserve = %d", total>>20-100))
+	src.call(t, "domain.create", nil, vmcfgText("m1", 128, "dirty=1M/s,hot=8M", "disk = ['file:/OVS/0004fb00-0000-0000-0000-00000000abcd/running_pool/m1/System.img,xvda,w', 'file:/srv/local/m1-data.img,xvdb,w']"))
+	src.call(t, "domain.start", nil, "m1")
+	dst.call(t, "domain.create", nil, vmcfgText("m1", 64, ""))
+
+	var res checkRes
+	src.call(t, "migration.check", &res, "m1", dst.Reloc, migrateOpts(map[string]any{"live": true}))
+	if res.OK {
+		t.Fatal("dry run OK despite every problem")
+	}
+	want := []string{"name: a domain named m1 exists", "memory: the domain needs 128 MiB", "engine: the domain runs on the sim engine",
+		"disk /OVS/0004fb00-0000-0000-0000-00000000abcd/running_pool/m1/System.img: repository 0004fb00-0000-0000-0000-00000000abcd is not mounted",
+		"disk /srv/local/m1-data.img: not on a repository"}
+	for _, w := range want {
+		found := 0
+		for _, p := range res.Problems {
+			if strings.Contains(p, w) {
+				found++
+			}
+		}
+		if found != 1 {
+			t.Errorf("dry run: %q found %d times in\n%s", w, found, strings.Join(res.Problems, "\n"))
+		}
+	}
+	// The same through the CLI, one problem per line, exit code 1.
+	pw := filepath.Join(t.TempDir(), "pw")
+	os.WriteFile(pw, []byte(testPassword+"\n"), 0o600)
+	out, code := runCmd(t, "", nil, bin("ovm"), "--url=unix://"+src.Socket, "migrate", "-l", "-n", "--target-password-file", pw, "m1", dst.Reloc)
+	if code != 1 || !strings.Contains(out, "cannot move") || strings.Count(out, "\n  ") < len(want) {
+		t.Fatalf("ovm migrate -n (exit %d):\n%s", code, out)
+	}
+
+	// Wrong password: said, and nothing else checked on the target.
+	res = checkRes{}
+	src.call(t, "migration.check", &res, "m1", dst.Reloc, map[string]any{"password": "nope"})
+	if res.OK || len(res.Problems) != 1 || !strings.Contains(res.Problems[0], "authentication failed") {
+		t.Fatalf("dry run with a wrong password: %q", res.Problems)
+	}
+	// A stopped domain cannot move live.
+	src.call(t, "domain.create", nil, vmcfgText("off", 64, ""))
+	res = checkRes{}
+	src.call(t, "migration.check", &res, "off", dst.Reloc, migrateOpts(map[string]any{"live": true}))
+	if res.OK || !strings.Contains(strings.Join(res.Problems, "\n"), "state: off is stopped") {
+		t.Fatalf("dry run of a stopped domain: %q", res.Problems)
+	}
+}
+
+func TestMigrationDryRunClean(t *testing.T) {
+	for _, engine := range engines {
+		t.Run(engine, func(t *testing.T) {
+			src, dst := pair(t, engine, engine, "memory_reserve = 0")
+			src.call(t, "domain.create", nil, vmcfgText("m2", 128, "dirty=1M/s,hot=8M"))
+			src.call(t, "domain.start", nil, "m2")
+			var res checkRes
+			src.call(t, "migration.check", &res, "m2", dst.Reloc, migrateOpts(map[string]any{"live": true}))
+			if !res.OK || len(res.Problems) != 0 {
+				t.Fatalf("dry run between two compatible agents: %q", res.Problems)
+			}
+		})
+	}
+}
+
+// TestMigrationHostsAllow: the target's hosts-allow refuses the sender's
+// address (127.0.0.2); the dry run says so.
+func TestMigrationHostsAllow(t *testing.T) {
+	src, dst := pair(t, "sim", "sim", "memory_reserve = 0")
+	// Rewrite the target's hosts_allow to admit only 127.0.0.9, and reload.
+	cfg, _ := os.ReadFile(dst.Config)
+	os.WriteFile(dst.Config, []byte(strings.Replace(string(cfg), "[relocation]\n", "[relocation]\nhosts_allow = ^127\\.0\\.0\\.9$\n", 1)), 0o600)
+	dst.Signal(syscall.SIGHUP)
+	dst.WaitLog("configuration reloaded")
+	src.call(t, "domain.create", nil, vmcfgText("h1", 64, ""))
+	src.call(t, "domain.start", nil, "h1")
+	var res checkRes
+	src.call(t, "migration.check", &res, "h1", dst.Reloc, migrateOpts(nil))
+	if res.OK || !strings.Contains(strings.Join(res.Problems, "\n"), "hosts-allow") {
+		t.Fatalf("dry run refused by hosts-allow: %q", res.Problems)
+	}
+	dst.WaitLog("relocation peer refused by hosts-allow")
+	if l := logLines(dst.Log(), "refused by hosts-allow"); !strings.Contains(l[0], `"peer":"127.0.0.2"`) {
+		t.Fatalf("refusal log: %s", l[0])
+	}
+}
