@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -114,7 +115,141 @@ func (a *Agent) registerMigrationMethods(s *xmlrpc.Server) {
 		}
 		return checkResult{OK: len(problems) == 0, Problems: problems}, nil
 	}
+	migFault := func(err error) error {
+		if errors.Is(err, migration.ErrNoMigration) {
+			return xmlrpc.Faultf(xmlrpc.NotFound, "%v", err)
+		}
+		return domainFault(err)
+	}
+	id1 := func(p xmlrpc.Params) (string, error) {
+		if err := p.Want(1); err != nil {
+			return "", err
+		}
+		return p.String(0)
+	}
+	migrate := func(ctx context.Context, p xmlrpc.Params) (any, error) {
+		name, tgt, o, dry, err := args(p)
+		if err != nil {
+			return nil, err
+		}
+		if dry {
+			return check(ctx, p)
+		}
+		id, err := a.migrations.Start(name, tgt, o)
+		if err != nil {
+			return nil, domainFault(err)
+		}
+		return id, nil
+	}
 	for _, m := range []xmlrpc.Method{
+		{Name: "domain.migrate", Handler: migrate, Signatures: [][]string{{"string", "string", "string"}, {"string", "string", "string", "struct"}},
+			Help: "Move a running domain to the agent at target (HOST[:PORT], relocation port 8002 or 8003 with ssl) and return a migration id at once. Options: live (bool), rate (MB/s cap), ssl (bool), port, max_downtime (ms, default 300), parallel, user and password (the target agent's API credentials; never logged), fingerprint (sha256 of the target's TLS certificate), dry_run (then the result is migration.check's). Follow it with migration.status."},
+		{Name: "migration.status", Signatures: [][]string{{"struct", "string"}},
+			Help: "One migration: phase (connecting, setup, precopy, stop-copy, sent, verified, committing, in-doubt, completed, failed, cancelled), round, bytes sent and remaining, zero pages, throughput and dirty rate (bytes/s), expected downtime, throttle; at the end total time and the downtime measured from pause to the target's resume.",
+			Handler: func(_ context.Context, p xmlrpc.Params) (any, error) {
+				id, err := id1(p)
+				if err != nil {
+					return nil, err
+				}
+				st, err := a.migrations.Status(id)
+				if err != nil {
+					return nil, migFault(err)
+				}
+				return st, nil
+			}},
+		{Name: "migration.list", Signatures: [][]string{{"array"}}, Help: "Every migration this agent started (the last 100), newest first.",
+			Handler: func(_ context.Context, p xmlrpc.Params) (any, error) {
+				if err := p.Want(0); err != nil {
+					return nil, err
+				}
+				return a.migrations.List(), nil
+			}},
+		{Name: "migration.cancel", Signatures: [][]string{{"struct", "string"}},
+			Help: "Cancel a migration that has not committed: the domain keeps running here and the target keeps nothing.",
+			Handler: func(_ context.Context, p xmlrpc.Params) (any, error) {
+				id, err := id1(p)
+				if err != nil {
+					return nil, err
+				}
+				st, err := a.migrations.Cancel(id)
+				if err != nil {
+					if errors.Is(err, migration.ErrNoMigration) {
+						return nil, migFault(err)
+					}
+					return nil, xmlrpc.Faultf(xmlrpc.BadState, "%v", err)
+				}
+				return st, nil
+			}},
+		{Name: "xend.domain.migrate", Signatures: [][]string{{"string", "string", "string", "boolean", "int", "int", "boolean"}},
+			Help: "xend: migrate(domid, dst, live, port, node, ssl); node is accepted and ignored. Uses the target credentials of the options-less form: user admin and no password, so it only reaches targets whose relocation accepts that; prefer domain.migrate.",
+			Handler: xendFault(func(_ context.Context, p xmlrpc.Params) (any, error) {
+				if err := p.Between(2, 6); err != nil {
+					return nil, err
+				}
+				name, err := p.String(0)
+				if err != nil {
+					return nil, err
+				}
+				dst, err := p.String(1)
+				if err != nil {
+					return nil, err
+				}
+				var o migration.Options
+				if o.Live, err = p.OptBool(2, false); err != nil {
+					return nil, err
+				}
+				port, err := p.OptInt(3, 0)
+				if err != nil {
+					return nil, err
+				}
+				o.Port = int(port)
+				if _, err := p.OptInt(4, -1); err != nil {
+					return nil, err
+				}
+				if o.SSL, err = p.OptBool(5, false); err != nil {
+					return nil, err
+				}
+				o.User = "admin"
+				id, err := a.migrations.Start(name, dst, o)
+				if err != nil {
+					return nil, domainFault(err)
+				}
+				return id, nil
+			})},
+		{Name: "domain.save", Signatures: [][]string{{"struct", "string", "string"}},
+			Help: "Save a running or paused domain to a file on the agent's host (xm save): the same stream as a migration. The domain is suspended afterwards; domain.start or domain.restore brings it back.",
+			Handler: func(_ context.Context, p xmlrpc.Params) (any, error) {
+				if err := p.Want(2); err != nil {
+					return nil, err
+				}
+				name, err := p.String(0)
+				if err != nil {
+					return nil, err
+				}
+				path, err := p.String(1)
+				if err != nil {
+					return nil, err
+				}
+				if err := a.domains.Save(name, path); err != nil {
+					return nil, domainFault(err)
+				}
+				in, err := a.domains.Info(name)
+				return in, domainFault(err)
+			}},
+		{Name: "domain.restore", Signatures: [][]string{{"struct", "string"}},
+			Help: "Start a domain from a save image on the agent's host (xm restore); the image's configuration registers the domain if this host does not know it.",
+			Handler: func(_ context.Context, p xmlrpc.Params) (any, error) {
+				path, err := id1(p)
+				if err != nil {
+					return nil, err
+				}
+				name, err := a.domains.Restore(path)
+				if err != nil {
+					return nil, domainFault(err)
+				}
+				in, err := a.domains.Info(name)
+				return in, domainFault(err)
+			}},
 		{Name: "migration.check", Handler: check, Signatures: [][]string{{"struct", "string", "string"}, {"struct", "string", "string", "struct"}},
 			Help: "Dry run of domain.migrate: moves nothing and returns {ok, problems}, every reason the migration would fail (protocol, engine and CPU, memory on the target, name or UUID already there, disks on repositories the target lacks), one per line."},
 	} {

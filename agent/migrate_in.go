@@ -6,12 +6,15 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"time"
 
 	"go.uber.org/zap"
 
 	"github.com/ovs-agent/ovs-agent/agent/domains"
+	"github.com/ovs-agent/ovs-agent/agent/migration"
 	"github.com/ovs-agent/ovs-agent/agent/xmlrpc"
 	"github.com/ovs-agent/ovs-agent/relocation"
+	"github.com/ovs-agent/ovs-agent/vmm/control"
 )
 
 func (a *Agent) hasRepository(uuid string) bool {
@@ -24,8 +27,50 @@ func hostname() string {
 	return h
 }
 
-// receiveDomain takes an incoming migration.
+// receiveDomain takes an incoming migration: it checks the offer, starts
+// an incoming VMM, accepts, and hands the connection to the VMM.
 func (a *Agent) receiveDomain(ctx context.Context, c net.Conn, r *bufio.Reader, h *relocation.Hello, log *zap.Logger) {
-	_ = relocation.WriteWelcome(c, &relocation.Welcome{Code: xmlrpc.Unsupported, Error: "this agent cannot receive domains yet", AgentVersion: a.opts.Version, Protocol: ProtocolVersion, Host: hostname()})
-	c.Close()
+	welcome := func(w *relocation.Welcome) error {
+		w.AgentVersion, w.Protocol, w.Host = a.opts.Version, ProtocolVersion, hostname()
+		return relocation.WriteWelcome(c, w)
+	}
+	if problems := a.checkIncoming(h); len(problems) > 0 {
+		log.Warn("incoming migration refused", zap.Strings("problems", problems))
+		_ = welcome(&relocation.Welcome{Code: xmlrpc.BadState, Error: "this host cannot take the domain", Problems: problems})
+		c.Close()
+		return
+	}
+	if r.Buffered() > 0 {
+		log.Warn("relocation peer sent data before the answer; closing")
+		c.Close()
+		return
+	}
+	if err := a.domains.Incoming(h.Offer.Config, h.Source); err != nil {
+		log.Warn("incoming migration: VMM did not start", zap.Error(err))
+		_ = welcome(&relocation.Welcome{Code: xmlrpc.Internal, Error: err.Error()})
+		c.Close()
+		return
+	}
+	name := h.Offer.Name
+	if err := welcome(&relocation.Welcome{OK: true}); err != nil {
+		log.Warn("incoming migration: answer the source", zap.Error(err))
+		c.Close()
+		_ = a.domains.Destroy(name)
+		return
+	}
+	f, err := migration.HandOff(c)
+	if err == nil {
+		_, err = a.domains.Call(name, control.Request{Op: control.OpMigrateReceive, Migration: h.Migration, Live: h.Live}, 10*time.Second, f)
+		f.Close()
+	}
+	if err != nil {
+		log.Error("incoming migration: hand the connection to the VMM", zap.Error(err))
+		_ = a.domains.Destroy(name)
+		return
+	}
+	log.Info("incoming migration: receiving")
+	go func() {
+		st := a.domains.WatchIncoming(name)
+		log.Info("incoming migration ended", zap.String("state", string(st)))
+	}()
 }

@@ -1,8 +1,38 @@
-// Package repository will own storage repositories: parsing
-// /etc/ovs/repositories and /etc/ovs/repositories.options, watching their
-// directory for changes, mounting each repository under /OVS/<uuid> (the
-// cluster root at /OVS), the standard pool folders (running_pool, seed_pool,
-// iso_pool, publish_pool, sharedDisk) and the pool heartbeat file.
+// Package repository owns ovs-agent's storage repositories: the places
+// where guests (running_pool), templates (seed_pool), ISO images
+// (iso_pool), published guests (publish_pool) and shared virtual disks
+// (sharedDisk) live, as in Oracle VM Server 2.x.
 //
-// It may import config, never agent or cmd.
+// It owns:
+//
+//   - the configuration files /etc/ovs/repositories (`uuid source`) and
+//     /etc/ovs/repositories.options (`uuid options`): parsing
+//     (ParseConfig, LoadConfig), and atomic edits that keep comments;
+//   - the metadata file .ovsrepo at the top of every repository (uuid,
+//     shared 0/1/C, description: what ovs-makerepo was given), and the
+//     standard pool folders;
+//   - mounting: every repository is mounted by mount(8) (run as a child
+//     process that is killed, and abandoned, at a deadline, so a hung NFS
+//     server costs one repository a timeout and nothing else) at a backing
+//     point STAGING/<uuid> (default /var/ovs/mount/<uuid>, as in Oracle VM
+//     2.2), then bind-mounted to its place: ROOT/<uuid>, or ROOT itself
+//     (default /OVS) for the cluster root (shared = C). Local directories
+//     are bind mounts, block devices and NFS real mounts with the options
+//     exactly as written;
+//   - the Manager, which keeps the mounts equal to the files: on start, on
+//     reload and on every change of the files' directory (fsnotify,
+//     debounced). It refuses to unmount a repository that running domains
+//     use (Options.InUse), and refreshes the pool heartbeat file
+//     .server_pool_hb on the cluster root;
+//   - listing templates and ISO images of a repository and creating a
+//     domain folder from a template (fresh UUID and 00:16:3e MAC);
+//   - the logic of the `ovs-agent repo ...` commands (Commands), which the
+//     shell wrappers ovs-makerepo, ovs-offlinerepo and ovsrepositories
+//     call.
+//
+// Every name or path a caller gives is checked: nothing escapes a
+// repository (os.Root, symlinks included).
+//
+// It may import config/vmcfg, never agent or cmd. It knows running
+// domains only through the InUse callback.
 package repository

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/ovs-agent/ovs-agent/agent/hostinfo"
 )
@@ -125,5 +126,95 @@ func TestMigrationHostsAllow(t *testing.T) {
 	dst.WaitLog("relocation peer refused by hosts-allow")
 	if l := logLines(dst.Log(), "refused by hosts-allow"); !strings.Contains(l[0], `"peer":"127.0.0.2"`) {
 		t.Fatalf("refusal log: %s", l[0])
+	}
+}
+
+type migStatus struct {
+	ID         string  `xmlrpc:"id"`
+	Phase      string  `xmlrpc:"phase"`
+	Round      int     `xmlrpc:"round"`
+	BytesSent  int64   `xmlrpc:"bytes_sent"`
+	Remaining  int64   `xmlrpc:"bytes_remaining"`
+	ZeroPages  int64   `xmlrpc:"zero_pages"`
+	DataPages  int64   `xmlrpc:"data_pages"`
+	Total      float64 `xmlrpc:"total_seconds"`
+	DowntimeMs float64 `xmlrpc:"downtime_ms"`
+	Throughput float64 `xmlrpc:"throughput"`
+	Error      string  `xmlrpc:"error"`
+}
+
+// waitMigration polls migration.status until the migration ends, checking
+// that bytes sent never go backwards.
+func waitMigration(t *testing.T, a *Agent, id string) migStatus {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	var last migStatus
+	for time.Now().Before(deadline) {
+		var st migStatus
+		a.call(t, "migration.status", &st, id)
+		if st.BytesSent < last.BytesSent {
+			t.Fatalf("bytes sent went backwards: %d after %d", st.BytesSent, last.BytesSent)
+		}
+		last = st
+		switch st.Phase {
+		case "completed", "failed", "cancelled":
+			return st
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("migration %s did not end: %+v", id, last)
+	return last
+}
+
+// verifiesCleanly waits for two more verification rounds of name on a and
+// checks nothing was ever corrupt.
+func verifiesCleanly(t *testing.T, a *Agent, name string) {
+	t.Helper()
+	start := a.info(t, name)
+	a.waitInfo(t, name, "two more verification rounds", func(i domInfo) bool { return i.Rounds >= start.Rounds+2 })
+	if in := a.info(t, name); in.Corrupt != 0 {
+		t.Fatalf("%s reports %d corrupt pages", name, in.Corrupt)
+	}
+	if c := a.console(t, name); strings.Contains(c, "CORRUPT") {
+		t.Fatalf("%s console shows corruption:\n%s", name, c)
+	}
+}
+
+func TestLiveMigration(t *testing.T) {
+	for _, engine := range engines {
+		t.Run(engine, func(t *testing.T) {
+			src, dst := pair(t, engine, engine, "memory_reserve = 0")
+			src.call(t, "domain.create", nil, vmcfgText("live1", 256, "dirty=32M/s,hot=64M,verify=200ms"))
+			src.call(t, "domain.start", nil, "live1")
+			src.waitInfo(t, "live1", "a verification round", func(i domInfo) bool { return i.Rounds >= 1 })
+			var id string
+			src.call(t, "domain.migrate", &id, "live1", dst.Reloc, migrateOpts(map[string]any{"live": true}))
+			st := waitMigration(t, src, id)
+			if st.Phase != "completed" {
+				t.Fatalf("migration: %+v", st)
+			}
+			if st.Round < 2 || st.DowntimeMs <= 0 || st.BytesSent == 0 {
+				t.Errorf("live migration figures: %+v", st)
+			}
+			in := dst.info(t, "live1")
+			if in.State != "running" {
+				t.Fatalf("on the target: %+v", in)
+			}
+			verifiesCleanly(t, dst, "live1")
+			// The source has no copy left.
+			if f := src.fault(t, "domain.info", "live1"); f.Code != 1002 {
+				t.Fatalf("source still knows live1: %v", f)
+			}
+			if _, err := os.Stat(filepath.Join(src.Dir, "state", "domains", "live1")); !os.IsNotExist(err) {
+				t.Fatalf("source kept the domain folder: %v", err)
+			}
+			// And back again, non-live.
+			var back string
+			dst.call(t, "domain.migrate", &back, "live1", src.Reloc, migrateOpts(nil))
+			if st := waitMigration(t, dst, back); st.Phase != "completed" {
+				t.Fatalf("migration back: %+v", st)
+			}
+			verifiesCleanly(t, src, "live1")
+		})
 	}
 }

@@ -48,10 +48,26 @@ type Options struct {
 	// ConsoleFileLimit bounds console.log (default 4 MiB).
 	ConsoleRing      int
 	ConsoleFileLimit int64
+	// Mode says how the machine comes to life: booted fresh, received
+	// from a migration source (Incoming), or restored from a save image
+	// at RestorePath.
+	Mode        Mode
+	RestorePath string
 }
 
+// Mode is how a VMM gets its machine.
+type Mode int
+
+// Modes.
+const (
+	ModeBoot Mode = iota
+	ModeIncoming
+	ModeRestore
+)
+
 // OptionsFromConfig maps a vm.cfg onto Options. Memory is rounded up to a
-// whole 2 MiB.
+// whole 2 MiB. The workload spec (parsed by vmcfg, the one grammar for it)
+// becomes workload parameters, checked against the guest's memory.
 func OptionsFromConfig(c *vmcfg.Config, engine, dir, socket string) (Options, error) {
 	o := Options{
 		Name:        c.Name,
@@ -62,28 +78,9 @@ func OptionsFromConfig(c *vmcfg.Config, engine, dir, socket string) (Options, er
 		Dir:         dir,
 		Socket:      socket,
 	}
-	w := c.WorkloadSpec
-	p := workload.DefaultParams()
-	p.DirtyRate = uint64(w.DirtyBytesPerSec)
-	if w.HotBytes == 0 {
-		p.HotAll = true
-	} else {
-		p.HotSize = uint64(w.HotBytes)
-	}
-	switch w.Pattern {
-	case vmcfg.PatternSequential:
-		p.Pattern = workload.PatternSequential
-	default:
-		p.Pattern = workload.PatternRandom
-	}
-	if w.VerifyEvery > 0 {
-		p.VerifyInterval = w.VerifyEvery
-	}
-	if w.Touch != 0 {
-		return o, fmt.Errorf("%s: workload touch= is not supported by this VMM", c.Name)
-	}
-	if err := p.Validate(); err != nil {
-		return o, fmt.Errorf("%s: workload: %w", c.Name, err)
+	p, err := workload.ParamsFromSpec(c.WorkloadSpec, o.MemoryBytes)
+	if err != nil {
+		return o, fmt.Errorf("%s: %w", c.Name, err)
 	}
 	o.Workload = p
 	return o, nil
@@ -94,21 +91,26 @@ func roundUp(n, a uint64) uint64 { return (n + a - 1) / a * a }
 // VMM is one running domain.
 type VMM struct {
 	opts    Options
-	ram     *workload.RAM
-	machine workload.Machine
 	console *Console
 	started time.Time
 
 	mu       sync.Mutex
-	state    string // running, paused, stopping
+	ram      *workload.RAM
+	machine  workload.Machine
+	ended    chan struct{} // closed when the machine has ended
+	state    string        // incoming, running, paused, stopping
 	throttle int
 	lastAt   time.Time
 	lastW    uint64
+	out      *outgoing // the migration or save in progress
+	in       *incoming // the incoming migration
 
-	quit chan string // reason the control socket asked the VMM to end
+	quit chan control.Exit // the VMM is to end, and why
 }
 
-// Start creates guest memory and the machine and starts the vCPUs.
+// Start prepares the VMM: for ModeBoot it creates guest memory and the
+// machine and starts the vCPUs; for ModeRestore it reads the save image
+// first; for ModeIncoming the machine comes with the migration.
 func Start(o Options) (*VMM, error) {
 	if o.ConsoleRing <= 0 {
 		o.ConsoleRing = 256 << 10
@@ -119,36 +121,60 @@ func Start(o Options) (*VMM, error) {
 	if o.VCPUs <= 0 {
 		o.VCPUs = 1
 	}
-	v := &VMM{opts: o, state: "running", quit: make(chan string, 1)}
+	v := &VMM{opts: o, state: "incoming", quit: make(chan control.Exit, 1), ended: make(chan struct{})}
 	var err error
 	v.console, err = NewConsole(o.ConsoleRing, filepath.Join(o.Dir, ConsoleFile), o.ConsoleFileLimit)
 	if err != nil {
 		return nil, fmt.Errorf("console: %w", err)
 	}
-	v.ram, err = workload.NewRAM("ovs-vmm:"+o.Name, o.MemoryBytes)
-	if err != nil {
-		v.console.Close()
-		return nil, err
-	}
-	switch o.Engine {
-	case EngineKVM:
-		v.machine, err = guest.New(guest.Config{RAM: v.ram, Params: o.Workload, Console: v.console})
-	case EngineSim:
-		v.machine, err = workload.NewSim(workload.SimConfig{RAM: v.ram, Params: o.Workload, Console: v.console})
-	default:
-		err = fmt.Errorf("unknown engine %q (want %s or %s)", o.Engine, EngineKVM, EngineSim)
-	}
-	if err == nil {
-		err = v.machine.Start()
-	}
-	if err != nil {
-		v.ram.Close()
-		v.console.Close()
-		return nil, fmt.Errorf("start %s engine: %w", o.Engine, err)
-	}
 	v.started = time.Now()
 	v.lastAt = v.started
+	switch o.Mode {
+	case ModeBoot:
+		ram, err := workload.NewRAM("ovs-vmm:"+o.Name, o.MemoryBytes)
+		if err == nil {
+			err = v.run(ram, nil)
+		}
+		if err != nil {
+			v.console.Close()
+			return nil, err
+		}
+	case ModeRestore:
+		if err := v.restore(o.RestorePath); err != nil {
+			v.console.Close()
+			return nil, err
+		}
+	}
 	return v, nil
+}
+
+// run builds the machine over ram (from state when not nil) and starts it.
+func (v *VMM) run(ram *workload.RAM, state []byte) error {
+	var m workload.Machine
+	var err error
+	switch v.opts.Engine {
+	case EngineKVM:
+		m, err = guest.New(guest.Config{RAM: ram, Params: v.opts.Workload, Console: v.console, State: state})
+	case EngineSim:
+		m, err = workload.NewSim(workload.SimConfig{RAM: ram, Params: v.opts.Workload, Console: v.console, State: state})
+	default:
+		err = fmt.Errorf("unknown engine %q (want %s or %s)", v.opts.Engine, EngineKVM, EngineSim)
+	}
+	if err == nil {
+		err = m.Start()
+	}
+	if err != nil {
+		ram.Close()
+		return fmt.Errorf("start %s engine: %w", v.opts.Engine, err)
+	}
+	v.mu.Lock()
+	v.ram, v.machine, v.state = ram, m, "running"
+	v.mu.Unlock()
+	go func() {
+		<-m.Done()
+		close(v.ended)
+	}()
+	return nil
 }
 
 // KVMUsable says whether the kvm engine can run here, and why not.
@@ -157,12 +183,14 @@ func KVMUsable() error {
 	return err
 }
 
-// Serve answers the control socket until the machine ends or the agent
-// asks the VMM to end, then records the exit and returns it.
+// Serve answers the control socket until the machine ends or the VMM is
+// asked to end, then records the exit and returns it.
 func (v *VMM) Serve(ctx context.Context) control.Exit {
 	l, err := listenControl(v.opts.Socket)
 	if err != nil {
-		v.machine.Stop()
+		if m := v.mach(); m != nil {
+			m.Stop()
+		}
 		return v.finish(control.Exit{Reason: "failed to start", Detail: err.Error(), Code: 1})
 	}
 	go control.Serve(l, v.handle)
@@ -170,24 +198,36 @@ func (v *VMM) Serve(ctx context.Context) control.Exit {
 
 	var e control.Exit
 	select {
-	case <-v.machine.Done():
-		if err := v.machine.Err(); err != nil {
+	case <-v.ended:
+		if err := v.mach().Err(); err != nil {
 			e = control.Exit{Reason: "crashed", Detail: err.Error(), Code: 2}
 		} else {
 			e = control.Exit{Reason: "shutdown", Code: 0}
 		}
-	case r := <-v.quit:
-		e = control.Exit{Reason: r}
-		if r == "shutdown" {
-			if err := v.machine.Stop(); err != nil {
-				e.Detail = err.Error()
-			}
-		}
+	case e = <-v.quit:
 	case <-ctx.Done():
-		v.machine.Stop()
 		e = control.Exit{Reason: "shutdown", Detail: "signal"}
 	}
+	if m := v.mach(); m != nil {
+		if err := m.Stop(); err != nil && e.Detail == "" && e.Reason == "shutdown" {
+			e.Detail = err.Error()
+		}
+	}
 	return v.finish(e)
+}
+
+// end asks Serve to finish with e (the first request wins).
+func (v *VMM) end(e control.Exit) {
+	select {
+	case v.quit <- e:
+	default:
+	}
+}
+
+func (v *VMM) mach() workload.Machine {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.machine
 }
 
 func (v *VMM) finish(e control.Exit) control.Exit {
@@ -222,27 +262,37 @@ func listenControl(path string) (net.Listener, error) {
 }
 
 func (v *VMM) handle(req control.Request, files []*os.File) control.Response {
+	fail := func(err error) control.Response { return control.Response{Error: err.Error()} }
+	switch req.Op {
+	case control.OpMigrateSend, control.OpMigrateReceive, control.OpSave:
+		return v.handleMigration(req, files)
+	case control.OpMigrateStatus, control.OpMigrateCancel, control.OpMigrateCommit, control.OpMigrateAbort, control.OpMigrateResolve:
+		return v.handleMigration(req, nil)
+	}
 	for _, f := range files {
 		f.Close()
 	}
-	fail := func(err error) control.Response { return control.Response{Error: err.Error()} }
+	m := v.mach()
+	if m == nil && req.Op != control.OpInfo && req.Op != control.OpConsole && req.Op != control.OpDestroy {
+		return fail(fmt.Errorf("%s: the machine is not running yet (waiting for an incoming migration)", req.Op))
+	}
 	switch req.Op {
 	case control.OpInfo:
 		return control.Response{Info: v.info()}
 	case control.OpPause:
-		if err := v.machine.Pause(); err != nil {
+		if err := m.Pause(); err != nil {
 			return fail(err)
 		}
 		v.setState("paused")
 		return control.Response{Info: v.info()}
 	case control.OpResume:
-		if err := v.machine.Resume(); err != nil {
+		if err := m.Resume(); err != nil {
 			return fail(err)
 		}
 		v.setState("running")
 		return control.Response{Info: v.info()}
 	case control.OpThrottle:
-		if err := v.machine.SetThrottle(req.Percent); err != nil {
+		if err := m.SetThrottle(req.Percent); err != nil {
 			return fail(err)
 		}
 		v.mu.Lock()
@@ -255,10 +305,7 @@ func (v *VMM) handle(req control.Request, files []*os.File) control.Response {
 		if req.Op == control.OpDestroy {
 			reason = "destroyed"
 		}
-		select {
-		case v.quit <- reason:
-		default:
-		}
+		v.end(control.Exit{Reason: reason})
 		return control.Response{}
 	case control.OpConsole:
 		max := req.Max
@@ -278,9 +325,13 @@ func (v *VMM) setState(s string) {
 }
 
 func (v *VMM) info() *control.Info {
-	st := v.machine.Stats()
+	var st workload.Stats
+	if m := v.mach(); m != nil {
+		st = m.Stats()
+	}
 	now := time.Now()
 	v.mu.Lock()
+	ram := v.ram
 	rate := 0.0
 	if dt := now.Sub(v.lastAt).Seconds(); dt > 0 && st.Writes >= v.lastW {
 		rate = float64(st.Writes-v.lastW) * workload.PageSize / dt
@@ -310,11 +361,20 @@ func (v *VMM) info() *control.Info {
 	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {
 		info.CPUTime = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 	}
-	if pages, err := v.ram.DataPages(); err == nil {
-		info.ResidentBytes = pages * workload.PageSize
+	if ram != nil {
+		if pages, err := ram.DataPages(); err == nil {
+			info.ResidentBytes = pages * workload.PageSize
+		}
 	}
 	return info
 }
 
 // Close releases guest memory.
-func (v *VMM) Close() error { return v.ram.Close() }
+func (v *VMM) Close() error {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.ram != nil {
+		return v.ram.Close()
+	}
+	return nil
+}

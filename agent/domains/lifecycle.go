@@ -51,8 +51,30 @@ func (m *Manager) Start(name string) error {
 	return m.start(d)
 }
 
-// start runs with d.opMu held.
+// start runs with d.opMu held: it boots the domain, or restores it from
+// its save image when it is suspended.
 func (m *Manager) start(d *domain) error {
+	d.mu.Lock()
+	img := d.rec.SaveImage
+	suspended := d.rec.State == Suspended
+	d.mu.Unlock()
+	if suspended && img != "" {
+		return m.launch(d, launchRestore, img, "")
+	}
+	return m.launch(d, launchBoot, "", "")
+}
+
+// How a VMM is launched.
+const (
+	launchBoot = iota
+	launchRestore
+	launchIncoming
+)
+
+// launch starts d's VMM: booting, restoring from image, or waiting for an
+// incoming migration (the domain stays starting until the migration's
+// commit, see watchIncoming).
+func (m *Manager) launch(d *domain, how int, image, from string) error {
 	name := d.rec.Name
 	engine, err := m.engine()
 	if err != nil {
@@ -61,7 +83,11 @@ func (m *Manager) start(d *domain) error {
 	// Check and claim memory atomically with respect to other starts.
 	m.mu.Lock()
 	d.mu.Lock()
-	if err := check(name, "start", d.rec.State); err != nil {
+	op := "start"
+	if how == launchIncoming {
+		op = "receive"
+	}
+	if err := check(name, op, d.rec.State); err != nil {
 		d.mu.Unlock()
 		m.mu.Unlock()
 		return err
@@ -102,7 +128,14 @@ func (m *Manager) start(d *domain) error {
 	if err != nil {
 		return m.startFailed(d, gen, err)
 	}
-	cmd := exec.Command(m.vmmBinary(), "--config", filepath.Join(d.dir, "vm.cfg"), "--engine", engine, "--dir", d.dir, "--socket", sock)
+	args := []string{"--config", filepath.Join(d.dir, "vm.cfg"), "--engine", engine, "--dir", d.dir, "--socket", sock}
+	switch how {
+	case launchRestore:
+		args = append(args, "--restore", image)
+	case launchIncoming:
+		args = append(args, "--incoming")
+	}
+	cmd := exec.Command(m.vmmBinary(), args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	// Its own session: the VMM must outlive the agent and not get the
 	// terminal's signals.
@@ -161,7 +194,18 @@ func (m *Manager) start(d *domain) error {
 	d.ctl = ctl
 	d.rec.PID = info.PID
 	d.rec.Started = info.Started
-	m.setState(d, Running, "")
+	switch how {
+	case launchIncoming:
+		d.rec.Incoming = from
+		m.setState(d, Starting, "incoming migration from "+from)
+		m.log.Info("VMM waiting for an incoming migration", zap.String("domain", name), zap.String("from", from), zap.Int("vmm_pid", info.PID))
+		return nil
+	case launchRestore:
+		d.rec.SaveImage = ""
+		m.setState(d, Running, "restored from "+image)
+	default:
+		m.setState(d, Running, "")
+	}
 	m.log.Info("domain started", zap.String("domain", name), zap.String("engine", engine), zap.Int("vmm_pid", info.PID))
 	return nil
 }
@@ -225,14 +269,36 @@ func (m *Manager) vmmGone(d *domain, gen, pid int, waitErr error) {
 	d.rec.LastExit = ex
 	d.rec.ConsoleTail = consoleTail(d.dir, ConsoleTailLines)
 	d.rec.PID = 0
-	m.setState(d, Stopped, reason)
-	if d.exited != nil {
-		select {
-		case <-d.exited:
-		default:
-			close(d.exited)
-		}
+	incoming := d.rec.Incoming != ""
+	d.rec.Incoming = ""
+	switch {
+	case ex.Reason == "migrated":
+		// The domain runs on the target now: it is no longer this host's.
+		name := d.rec.Name
+		m.setState(d, Stopped, "migrated to "+ex.Detail)
+		m.closeExited(d)
+		d.mu.Unlock()
+		m.log.Info("domain migrated away", zap.String("domain", name), zap.String("target", ex.Detail))
+		m.forget(d)
+		return
+	case incoming:
+		// An incoming migration that did not complete leaves nothing here.
+		name := d.rec.Name
+		m.setState(d, Stopped, reason)
+		m.closeExited(d)
+		d.mu.Unlock()
+		m.log.Info("incoming migration did not complete; domain removed", zap.String("domain", name), zap.String("reason", reason))
+		m.forget(d)
+		return
+	case ex.Reason == "saved":
+		d.rec.SaveImage = ex.Detail
+		m.setState(d, Suspended, "saved to "+ex.Detail)
+		m.closeExited(d)
+		d.mu.Unlock()
+		return
 	}
+	m.setState(d, Stopped, reason)
+	m.closeExited(d)
 	action := ""
 	if !expected {
 		switch ex.Reason {
@@ -250,6 +316,30 @@ func (m *Manager) vmmGone(d *domain, gen, pid int, waitErr error) {
 	}
 	if action == vmcfg.ActionRestart || action == vmcfg.ActionRenameRestart || action == vmcfg.ActionCoredumpRestart {
 		go m.autoRestart(d)
+	}
+}
+
+// closeExited wakes whoever waits for the VMM to end; the caller holds d.mu.
+func (m *Manager) closeExited(d *domain) {
+	if d.exited != nil {
+		select {
+		case <-d.exited:
+		default:
+			close(d.exited)
+		}
+	}
+}
+
+// forget removes a domain that left this host from the registry and its
+// folder.
+func (m *Manager) forget(d *domain) {
+	m.mu.Lock()
+	if m.doms[d.rec.Name] == d {
+		delete(m.doms, d.rec.Name)
+	}
+	m.mu.Unlock()
+	if err := os.RemoveAll(d.dir); err != nil {
+		m.log.Error("remove domain folder", zap.String("dir", d.dir), zap.Error(err))
 	}
 }
 
@@ -351,12 +441,23 @@ func (m *Manager) recover(d *domain) {
 	d.ctl = c
 	d.rec.PID = info.PID
 	d.rec.Started = info.Started
-	state := Running
-	if info.State == "paused" {
-		state = Paused
+	incoming := info.State == "incoming"
+	switch {
+	case incoming:
+		m.setState(d, Starting, "incoming migration from "+d.rec.Incoming+" (re-attached after agent restart)")
+	case info.State == "paused":
+		m.setState(d, Paused, "re-attached after agent restart")
+	default:
+		if d.rec.Incoming != "" {
+			// The migration committed while the agent was away.
+			d.rec.Incoming = ""
+		}
+		m.setState(d, Running, "re-attached after agent restart")
 	}
-	m.setState(d, state, "re-attached after agent restart")
 	d.mu.Unlock()
+	if incoming {
+		go m.WatchIncoming(d.rec.Name)
+	}
 	m.log.Info("re-attached to running domain", zap.String("domain", d.rec.Name), zap.Int("vmm_pid", info.PID))
 	go m.watchPidfd(d, gen, info.PID, pidfd)
 }

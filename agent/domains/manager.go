@@ -70,6 +70,10 @@ type record struct {
 	LastExit    *control.Exit `json:"last_exit,omitempty"`
 	ConsoleTail string        `json:"console_tail,omitempty"`
 	Restarts    []time.Time   `json:"restarts,omitempty"`
+	SaveImage   string        `json:"save_image,omitempty"` // set while suspended
+	// Incoming names the source host while an incoming migration has not
+	// committed yet.
+	Incoming string `json:"incoming,omitempty"`
 }
 
 // domain is one domain in memory. opMu serialises operations; mu guards

@@ -26,13 +26,16 @@ func (s State) live() bool {
 
 // Operations and the states each one may start from.
 var legal = map[string][]State{
-	"start":    {Stopped},
+	"start":    {Stopped, Suspended},
+	"receive":  {Stopped},
+	"save":     {Running, Paused},
+	"migrate":  {Running, Paused},
 	"pause":    {Running},
 	"unpause":  {Paused},
 	"shutdown": {Running, Paused},
 	"reboot":   {Running, Paused},
 	"destroy":  {Starting, Running, Paused, Stopping},
-	"delete":   {Stopped},
+	"delete":   {Stopped, Suspended},
 }
 
 // check says whether op may run in state s.

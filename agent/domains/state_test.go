@@ -8,13 +8,16 @@ import (
 func TestTransitions(t *testing.T) {
 	all := []State{Starting, Running, Paused, Suspended, Stopping, Stopped}
 	allowed := map[string]map[State]bool{
-		"start":    {Stopped: true},
+		"start":    {Stopped: true, Suspended: true},
+		"receive":  {Stopped: true},
+		"save":     {Running: true, Paused: true},
+		"migrate":  {Running: true, Paused: true},
 		"pause":    {Running: true},
 		"unpause":  {Paused: true},
 		"shutdown": {Running: true, Paused: true},
 		"reboot":   {Running: true, Paused: true},
 		"destroy":  {Starting: true, Running: true, Paused: true, Stopping: true},
-		"delete":   {Stopped: true},
+		"delete":   {Stopped: true, Suspended: true},
 	}
 	for op, ok := range allowed {
 		for _, s := range all {

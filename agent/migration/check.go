@@ -12,6 +12,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/ovs-agent/ovs-agent/agent/domains"
@@ -86,6 +87,9 @@ type Local struct {
 	// SourceAddr is the address outgoing relocation connections come from
 	// ("" lets the kernel choose).
 	SourceAddr string
+
+	once sync.Once
+	migs *registry
 }
 
 func (l *Local) dial(ctx context.Context, addr string, o Options, h *relocation.Hello) (net.Conn, *relocation.Welcome, error) {

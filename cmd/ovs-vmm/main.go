@@ -1,9 +1,11 @@
 // Command ovs-vmm runs one domain: the agent starts one per running domain,
 // in its own session, so that the domain outlives the agent. It owns guest
-// memory, the vCPUs and the console, and answers the agent on its control
-// socket. Exit status: 0 after a clean shutdown or destroy, 1 when the
-// machine could not start, 2 when it crashed. Why it ended is also written
-// to exit.json in the domain directory.
+// memory, the vCPUs and the console, runs the page-transfer sender or
+// receiver of a migration, and answers the agent on its control socket.
+// Exit status: 0 after a clean shutdown, destroy, migration or save, 1 when
+// the machine could not start, 2 when it crashed, 3 when an incoming
+// migration was aborted. Why it ended is also written to exit.json in the
+// domain directory.
 package main
 
 import (
@@ -30,6 +32,8 @@ func run() int {
 	engine := flag.String("engine", vmm.EngineKVM, "engine: kvm or sim")
 	dir := flag.String("dir", "", "the domain's directory (console.log, exit.json)")
 	socket := flag.String("socket", "", "control socket path")
+	incoming := flag.Bool("incoming", false, "wait for an incoming migration instead of booting")
+	restore := flag.String("restore", "", "start from this save image instead of booting")
 	flag.Parse()
 	if *cfgPath == "" || *dir == "" || *socket == "" {
 		fmt.Fprintln(os.Stderr, "usage: ovs-vmm --config VM.CFG --dir DIR --socket PATH [--engine kvm|sim]")
@@ -52,6 +56,14 @@ func run() int {
 	opts, err := vmm.OptionsFromConfig(cfg, *engine, *dir, *socket)
 	if err != nil {
 		return failed(err)
+	}
+	switch {
+	case *incoming && *restore != "":
+		return failed(fmt.Errorf("--incoming and --restore exclude each other"))
+	case *incoming:
+		opts.Mode = vmm.ModeIncoming
+	case *restore != "":
+		opts.Mode, opts.RestorePath = vmm.ModeRestore, *restore
 	}
 	v, err := vmm.Start(opts)
 	if err != nil {

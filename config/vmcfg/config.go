@@ -449,7 +449,7 @@ func (c *Config) validate(r *reporter, src *source) {
 	if ok(KeyWorkload) {
 		w := c.WorkloadSpec
 		if !parsed {
-			if err := w.check(); err != nil {
+			if err := w.Validate(); err != nil {
 				r.errorf(0, KeyWorkload, "%v", err)
 			}
 		}

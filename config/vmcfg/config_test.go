@@ -170,7 +170,8 @@ func TestTemplateExample(t *testing.T) {
 	if c.VIFs[0].MAC != "00:16:3E:12:34:56" {
 		t.Errorf("mac kept as written: %q", c.VIFs[0].MAC)
 	}
-	want := Workload{DirtyBytesPerSec: 64 << 20, HotBytes: 256 << 20, Pattern: PatternSequential, Touch: 512 << 20, VerifyEvery: 500 * time.Millisecond}
+	want := Workload{DirtyBytesPerSec: 64 << 20, HotBytes: 256 << 20, Pattern: PatternSequential, Touch: 512 << 20, VerifyEvery: 500 * time.Millisecond,
+		HeartbeatEvery: time.Second, Seed: 1}
 	if c.WorkloadSpec != want {
 		t.Errorf("workload %+v", c.WorkloadSpec)
 	}
@@ -192,7 +193,8 @@ func TestDefaults(t *testing.T) {
 	if c.Memory != 128 || c.MaxMem != 128 || c.VCPUs != 1 || c.OnPoweroff != "destroy" || c.OnReboot != "restart" || c.OnCrash != "restart" {
 		t.Errorf("defaults %+v", c)
 	}
-	if c.WorkloadSpec.VerifyEvery != time.Second || c.WorkloadSpec.Pattern != "random" {
+	if w := c.WorkloadSpec; w.VerifyEvery != time.Second || w.HeartbeatEvery != time.Second || w.Seed != 1 || w.Pattern != "random" ||
+		w.DirtyBytesPerSec != 0 || w.HotBytes != 0 || w.Touch != 0 {
 		t.Errorf("workload defaults %+v", c.WorkloadSpec)
 	}
 	// maxmem defaults to memory.
@@ -219,7 +221,10 @@ func TestTypedValues(t *testing.T) {
 		{"on_poweroff = 'preserve'", func(c *Config) bool { return c.OnPoweroff == ActionPreserve }},
 		{"on_reboot = 'rename-restart'", func(c *Config) bool { return c.OnReboot == ActionRenameRestart }},
 		{"workload = ''", func(c *Config) bool { return c.WorkloadSpec == DefaultWorkload() }},
-		{"memory = 256\nworkload = 'hot=256M,touch=256M'", func(c *Config) bool { return c.WorkloadSpec.HotBytes == 256<<20 }},
+		{"memory = 512\nworkload = 'hot=256M,touch=256M'", func(c *Config) bool { return c.WorkloadSpec.HotBytes == 256<<20 }},
+		{"memory = 2048\nworkload = 'touch=1G,hb=500ms,seed=0x10'", func(c *Config) bool {
+			return c.WorkloadSpec.Touch == 1<<30 && c.WorkloadSpec.HeartbeatEvery == 500*time.Millisecond && c.WorkloadSpec.Seed == 16
+		}},
 		{"memory = 1\nmemory = 64", func(c *Config) bool { return c.Memory == 64 && len(c.Warnings) == 1 }},
 	}
 	for _, tt := range tests {
@@ -286,7 +291,9 @@ func TestValueErrors(t *testing.T) {
 		{"workload = 'hot=1G'", `vm.cfg:2: workload: hot=1G is larger than memory (128 MiB)`},
 		{"memory = 256\nworkload = 'touch=257M'", `vm.cfg:3: workload: touch=257M is larger than memory (256 MiB)`},
 		{"workload = 'dirty=fast'", `vm.cfg:2: workload: dirty=fast: "fast" is not a rate such as 200M/s`},
-		{"workload = 'speed=1'", `vm.cfg:2: workload: unknown key "speed" (known: dirty, hot, pattern, touch, verify)`},
+		{"workload = 'speed=1'", `vm.cfg:2: workload: unknown key "speed" (known: dirty, hot, pattern, touch, verify, hb, seed)`},
+		{"memory = 256\nworkload = 'hot=128M,touch=129M'", `vm.cfg:3: workload: hot=128M plus touch=129M is larger than memory (256 MiB)`},
+		{"workload = 'hot=0'", `vm.cfg:2: workload: hot=0: an empty hot set; leave hot out or write hot=all for all of memory`},
 	}
 	for _, tt := range tests {
 		_, err := Parse("vm.cfg", []byte("name = 'd'\n"+tt.src+"\n"))
@@ -395,7 +402,10 @@ func TestValidate(t *testing.T) {
 		{"vif mac", func(c *Config) { c.VIFs[0].MAC = "01:00:5e:00:00:01" }, `vif: vif 0 "mac=01:00:5e:00:00:01,bridge=xenbr0": mac 01:00:5e:00:00:01 is a multicast address; a network interface needs a unicast one`},
 		{"vif param", func(c *Config) { c.VIFs[0].Params = map[string]string{"script": "a b,c"} }, `vif: vif 0 "mac=00:16:3e:00:00:01,bridge=xenbr0,script=a b,c": option script value "a b,c" contains a comma or a control character`},
 		{"workload pattern", func(c *Config) { c.WorkloadSpec.Pattern = "" }, `workload: pattern= is not random or sequential`},
-		{"workload verify", func(c *Config) { c.WorkloadSpec.VerifyEvery = 0 }, `workload: verify=0s is out of range (1ms to 1h0m0s)`},
+		{"workload verify", func(c *Config) { c.WorkloadSpec.VerifyEvery = 0 }, `workload: verify=0s is out of range (10ms to 1h0m0s)`},
+		{"workload hb", func(c *Config) { c.WorkloadSpec.HeartbeatEvery = time.Millisecond }, `workload: hb=1ms is out of range (100ms to 1h0m0s)`},
+		{"workload touch", func(c *Config) { c.WorkloadSpec.Touch = 100 }, `workload: touch=100 is not a multiple of the 4K page size`},
+		{"workload hot+touch", func(c *Config) { c.WorkloadSpec.HotBytes, c.WorkloadSpec.Touch = 256<<20, 257<<20 }, `workload: hot=256M plus touch=257M is larger than memory (512 MiB)`},
 		{"workload hot", func(c *Config) { c.WorkloadSpec.HotBytes = 513 << 20 }, `workload: hot=513M is larger than memory (512 MiB)`},
 		{"typed key in extra", func(c *Config) { c.Extra["memory"] = ExtraValue{Value: Int(1)} }, `memory: has a typed field in Config and may not be in Extra`},
 		{"bad extra key", func(c *Config) { c.Extra["a-b"] = ExtraValue{Value: Int(1)} }, `a-b: is not a valid option name`},

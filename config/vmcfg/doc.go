@@ -28,9 +28,13 @@
 // Options ovs-agent uses become typed fields of Config, with xend's
 // defaults filled in and validated: name, uuid, memory, maxmem, vcpus,
 // disk, vif, on_poweroff, on_reboot, on_crash, and the ovs-agent option
-// workload (see Workload). Every other option is kept in Config.Extra and
-// written back by Marshal; options that neither xm nor ovs-agent knows
-// also produce a Warning, with a "did you mean" hint for likely typos.
+// workload. Workload documents that option's spec (dirty, hot, pattern,
+// touch, verify, hb, seed; hot left out means all of memory) and
+// ParseWorkload is its only parser: the VMM takes the parsed Workload
+// (vmm/workload.ParamsFromSpec), never the string. Every other option is
+// kept in Config.Extra and written back by Marshal; options that neither
+// xm nor ovs-agent knows also produce a Warning, with a "did you mean"
+// hint for likely typos.
 // When a key is assigned twice the last value wins, as in xm, with a
 // warning.
 //

@@ -124,8 +124,10 @@ func FuzzParseVIF(f *testing.F) {
 func FuzzParseWorkload(f *testing.F) {
 	for _, s := range []string{
 		"", "dirty=200M/s,hot=256M,pattern=random", "touch=1G,verify=250ms",
-		"dirty=0", "hot=4096,touch=1k,dirty=3m/s", "verify=1m30s", "dirty=1T/s",
-		"hot=1.5G", "verify=2h", "pattern=sequential, ,",
+		"dirty=0", "hot=4096,touch=8k,dirty=3m/s", "verify=1m30s", "dirty=64G/s",
+		"hot=1.5G", "verify=2h", "pattern=sequential, ,", "hot=all,touch=1G,dirty=0",
+		"hb=100ms,seed=0xdeadbeef", "seed=18446744073709551615", "seed=0x", "hot=0",
+		"dirty=4K/s,hot=4k", "seed=7,hb=2s,verify=3s,touch=4M,pattern=sequential,hot=8M,dirty=1M/s",
 	} {
 		f.Add(s)
 	}
@@ -133,6 +135,9 @@ func FuzzParseWorkload(f *testing.F) {
 		w, err := ParseWorkload(s)
 		if err != nil {
 			return
+		}
+		if err := w.Validate(); err != nil {
+			t.Fatalf("ParseWorkload(%q) = %+v, which does not validate: %v", s, w, err)
 		}
 		str := w.String()
 		if strings.Contains(str, ",,") {

@@ -98,7 +98,8 @@ func TestMarshalRoundTripBuilt(t *testing.T) {
 		{MAC: "00:16:3e:aa:bb:cc", Bridge: "xenbr0", Type: "ioemu", Model: "e1000", IP: "10.1.1.5 fd00::5",
 			Params: map[string]string{"rate": "10Mb/s@50ms", "vifname": "web0", "mac": "stale, ignored"}},
 	}
-	c.WorkloadSpec = Workload{DirtyBytesPerSec: 100 << 20, HotBytes: 512 << 20, Pattern: PatternRandom, Touch: 768 << 20, VerifyEvery: 1500 * time.Millisecond}
+	c.WorkloadSpec = Workload{DirtyBytesPerSec: 100 << 20, HotBytes: 128 << 20, Pattern: PatternRandom, Touch: 512 << 20, VerifyEvery: 1500 * time.Millisecond,
+		HeartbeatEvery: 250 * time.Millisecond, Seed: 1 << 63}
 	c.Extra = map[string]ExtraValue{
 		"kernel":     {Value: String("/boot/vmlinuz-2.6.18 'quoted' \"both\"\\")},
 		"extra":      {Value: String("console=hvc0\tnl\n\x00\xff é \u2028")},
@@ -138,20 +139,22 @@ func TestEqualDetectsDifferences(t *testing.T) {
 		t.Fatal("a copy is not equal")
 	}
 	changes := map[string]func(c *Config){
-		"name":        func(c *Config) { c.Name = "other" },
-		"uuid":        func(c *Config) { c.UUID = "" },
-		"memory":      func(c *Config) { c.Memory++ },
-		"maxmem":      func(c *Config) { c.MaxMem++ },
-		"vcpus":       func(c *Config) { c.VCPUs++ },
-		"on_poweroff": func(c *Config) { c.OnPoweroff = ActionPreserve },
-		"on_reboot":   func(c *Config) { c.OnReboot = ActionDestroy },
-		"on_crash":    func(c *Config) { c.OnCrash = ActionDestroy },
-		"workload":    func(c *Config) { c.WorkloadSpec.Touch++ },
-		"disk count":  func(c *Config) { c.Disks = c.Disks[1:] },
-		"disk mode":   func(c *Config) { c.Disks[0].Mode = ModeRead },
-		"disk cdrom":  func(c *Config) { c.Disks[0].CDROM = true },
-		"vif count":   func(c *Config) { c.VIFs = c.VIFs[1:] },
-		"vif bridge":  func(c *Config) { c.VIFs[0].Bridge = "xenbr9" },
+		"name":          func(c *Config) { c.Name = "other" },
+		"uuid":          func(c *Config) { c.UUID = "" },
+		"memory":        func(c *Config) { c.Memory++ },
+		"maxmem":        func(c *Config) { c.MaxMem++ },
+		"vcpus":         func(c *Config) { c.VCPUs++ },
+		"on_poweroff":   func(c *Config) { c.OnPoweroff = ActionPreserve },
+		"on_reboot":     func(c *Config) { c.OnReboot = ActionDestroy },
+		"on_crash":      func(c *Config) { c.OnCrash = ActionDestroy },
+		"workload":      func(c *Config) { c.WorkloadSpec.Touch++ },
+		"workload hb":   func(c *Config) { c.WorkloadSpec.HeartbeatEvery++ },
+		"workload seed": func(c *Config) { c.WorkloadSpec.Seed++ },
+		"disk count":    func(c *Config) { c.Disks = c.Disks[1:] },
+		"disk mode":     func(c *Config) { c.Disks[0].Mode = ModeRead },
+		"disk cdrom":    func(c *Config) { c.Disks[0].CDROM = true },
+		"vif count":     func(c *Config) { c.VIFs = c.VIFs[1:] },
+		"vif bridge":    func(c *Config) { c.VIFs[0].Bridge = "xenbr9" },
 		"vif param": func(c *Config) {
 			c.VIFs[1].Params = map[string]string{"rate": "1Mb/s"}
 		},

@@ -1,6 +1,7 @@
 package vmcfg
 
 import (
+	"fmt"
 	"testing"
 	"time"
 )
@@ -176,6 +177,13 @@ func TestVIFFieldsAuthoritative(t *testing.T) {
 	}
 }
 
+// wl returns DefaultWorkload changed by f.
+func wl(f func(w *Workload)) Workload {
+	w := DefaultWorkload()
+	f(&w)
+	return w
+}
+
 func TestParseWorkload(t *testing.T) {
 	tests := []struct {
 		spec string
@@ -183,16 +191,29 @@ func TestParseWorkload(t *testing.T) {
 		str  string
 	}{
 		{"", DefaultWorkload(), ""},
-		{"dirty=200M/s,hot=256M,pattern=random", Workload{DirtyBytesPerSec: 200 << 20, HotBytes: 256 << 20, Pattern: "random", VerifyEvery: time.Second}, "dirty=200M/s,hot=256M"},
-		{" dirty = 1G/s , pattern = sequential ,", Workload{DirtyBytesPerSec: 1 << 30, Pattern: "sequential", VerifyEvery: time.Second}, "dirty=1G/s,pattern=sequential"},
+		{"dirty=200M/s,hot=256M,pattern=random", wl(func(w *Workload) { w.DirtyBytesPerSec = 200 << 20; w.HotBytes = 256 << 20 }), "dirty=200M/s,hot=256M"},
+		{" dirty = 1G/s , pattern = sequential ,", wl(func(w *Workload) { w.DirtyBytesPerSec = 1 << 30; w.Pattern = PatternSequential }), "dirty=1G/s,pattern=sequential"},
 		{"dirty=0", DefaultWorkload(), ""},
-		{"dirty=0/s,hot=0,touch=0,verify=1s", DefaultWorkload(), ""},
-		{"touch=1G,verify=250ms", Workload{Touch: 1 << 30, Pattern: "random", VerifyEvery: 250 * time.Millisecond}, "touch=1G,verify=250ms"},
-		{"hot=4096,touch=1k,dirty=3m/s", Workload{HotBytes: 4096, Touch: 1024, DirtyBytesPerSec: 3 << 20, Pattern: "random", VerifyEvery: time.Second}, "dirty=3M/s,hot=4K,touch=1K"},
-		{"hot=1000", Workload{HotBytes: 1000, Pattern: "random", VerifyEvery: time.Second}, "hot=1000"},
-		{"hot=2T", Workload{HotBytes: 2 << 40, Pattern: "random", VerifyEvery: time.Second}, "hot=2T"},
-		{"verify=1m30s", Workload{Pattern: "random", VerifyEvery: 90 * time.Second}, "verify=1m30s"},
-		{"dirty=1T/s", Workload{DirtyBytesPerSec: 1 << 40, Pattern: "random", VerifyEvery: time.Second}, "dirty=1T/s"},
+		{"dirty=0/s,hot=all,touch=0,verify=1s,hb=1s,seed=1", DefaultWorkload(), ""},
+		{"touch=1G,verify=250ms", wl(func(w *Workload) { w.Touch = 1 << 30; w.VerifyEvery = 250 * time.Millisecond }), "touch=1G,verify=250ms"},
+		{"hot=4096,touch=8k,dirty=3m/s", wl(func(w *Workload) { w.HotBytes = 4096; w.Touch = 8192; w.DirtyBytesPerSec = 3 << 20 }), "dirty=3M/s,hot=4K,touch=8K"},
+		{"dirty=4096/s", wl(func(w *Workload) { w.DirtyBytesPerSec = 4096 }), "dirty=4K/s"},
+		{"dirty=6000/s", wl(func(w *Workload) { w.DirtyBytesPerSec = 6000 }), "dirty=6000/s"},
+		{"hot=12288", wl(func(w *Workload) { w.HotBytes = 3 * 4096 }), "hot=12K"},
+		{"hot=2T", wl(func(w *Workload) { w.HotBytes = 2 << 40 }), "hot=2T"},
+		{"verify=1m30s", wl(func(w *Workload) { w.VerifyEvery = 90 * time.Second }), "verify=1m30s"},
+		{"verify=10ms,hb=100ms", wl(func(w *Workload) { w.VerifyEvery = 10 * time.Millisecond; w.HeartbeatEvery = 100 * time.Millisecond }), "verify=10ms,hb=100ms"},
+		{"hb=1h", wl(func(w *Workload) { w.HeartbeatEvery = time.Hour }), "hb=1h0m0s"},
+		{"dirty=64G/s", wl(func(w *Workload) { w.DirtyBytesPerSec = 64 << 30 }), "dirty=64G/s"},
+		{"seed=0", wl(func(w *Workload) { w.Seed = 0 }), "seed=0"},
+		{"seed=010", wl(func(w *Workload) { w.Seed = 10 }), "seed=10"},
+		{"seed=0xFF", wl(func(w *Workload) { w.Seed = 255 }), "seed=255"},
+		{"seed=18446744073709551615", wl(func(w *Workload) { w.Seed = ^uint64(0) }), "seed=18446744073709551615"},
+		{"seed=0xffffffffffffffff", wl(func(w *Workload) { w.Seed = ^uint64(0) }), "seed=18446744073709551615"},
+		{"touch=1G,dirty=0,hot=all", wl(func(w *Workload) { w.Touch = 1 << 30 }), "touch=1G"},
+		{"seed=7,hb=2s,verify=3s,touch=4M,pattern=sequential,hot=8M,dirty=1M/s",
+			Workload{DirtyBytesPerSec: 1 << 20, HotBytes: 8 << 20, Pattern: PatternSequential, Touch: 4 << 20, VerifyEvery: 3 * time.Second, HeartbeatEvery: 2 * time.Second, Seed: 7},
+			"dirty=1M/s,hot=8M,pattern=sequential,touch=4M,verify=3s,hb=2s,seed=7"},
 	}
 	for _, tt := range tests {
 		w, err := ParseWorkload(tt.spec)
@@ -206,34 +227,88 @@ func TestParseWorkload(t *testing.T) {
 		if w.String() != tt.str {
 			t.Errorf("ParseWorkload(%q).String() = %q, want %q", tt.spec, w.String(), tt.str)
 		}
+		if err := w.Validate(); err != nil {
+			t.Errorf("ParseWorkload(%q) does not validate: %v", tt.spec, err)
+		}
 	}
 }
 
 func TestParseWorkloadErrors(t *testing.T) {
 	tests := []struct{ spec, want string }{
 		{"idle", `"idle" is not a key=value pair`},
-		{"speed=1", `unknown key "speed" (known: dirty, hot, pattern, touch, verify)`},
+		{"speed=1", `unknown key "speed" (known: dirty, hot, pattern, touch, verify, hb, seed)`},
+		{"Dirty=1M/s", `unknown key "Dirty" (known: dirty, hot, pattern, touch, verify, hb, seed)`},
 		{"hot=1M,hot=2M", `hot is given twice`},
+		{"hot=all,hot=all", `hot is given twice`},
 		{"dirty=200M", `dirty=200M: "200M" is not a rate such as 200M/s`},
 		{"dirty=/s", `dirty=/s: "" is not a size such as 4096, 512K, 256M or 1G`},
-		{"dirty=2T/s", `dirty=2T/s is out of range (0 to 1T/s)`},
+		{"dirty=65G/s", `dirty=65G/s is out of range (0 to 64G/s)`},
+		{"dirty=1T/s", `dirty=1T/s is out of range (0 to 64G/s)`},
+		{"dirty=100/s", `dirty=100/s is less than one page (4K) per second`},
+		{"dirty=4095/s", `dirty=4095/s is less than one page (4K) per second`},
 		{"hot=1.5G", `hot=1.5G: "1.5G" is not a size such as 4096, 512K, 256M or 1G`},
 		{"hot=-1", `hot=-1: "-1" is not a size such as 4096, 512K, 256M or 1G`},
 		{"hot=1P", `hot=1P: "1P" is not a size such as 4096, 512K, 256M or 1G`},
 		{"hot=M", `hot=M: "M" is not a size such as 4096, 512K, 256M or 1G`},
 		{"hot=", `hot=: "" is not a size such as 4096, 512K, 256M or 1G`},
+		{"hot=ALL", `hot=ALL: "ALL" is not a size such as 4096, 512K, 256M or 1G`},
+		{"hot=0", `hot=0: an empty hot set; leave hot out or write hot=all for all of memory`},
+		{"hot=0K", `hot=0K: an empty hot set; leave hot out or write hot=all for all of memory`},
+		{"hot=1000", `hot=1000 is not a multiple of the 4K page size`},
+		{"hot=1k", `hot=1K is not a multiple of the 4K page size`},
+		{"touch=1k", `touch=1K is not a multiple of the 4K page size`},
 		{"touch=99999999999999999999", `touch=99999999999999999999: "99999999999999999999" is too large`},
 		{"touch=9999999T", `touch=9999999T: "9999999T" is too large`},
+		{"touch=all", `touch=all: "all" is not a size such as 4096, 512K, 256M or 1G`},
 		{"pattern=zigzag", `pattern=zigzag is not random or sequential`},
+		{"pattern=Random", `pattern=Random is not random or sequential`},
 		{"verify=soon", `verify=soon: "soon" is not a duration such as 500ms or 2s`},
-		{"verify=0s", `verify=0s is out of range (1ms to 1h0m0s)`},
-		{"verify=2h", `verify=2h0m0s is out of range (1ms to 1h0m0s)`},
-		{"verify=-1s", `verify=-1s is out of range (1ms to 1h0m0s)`},
+		{"verify=3", `verify=3: "3" is not a duration such as 500ms or 2s`},
+		{"verify=0s", `verify=0s is out of range (10ms to 1h0m0s)`},
+		{"verify=1ms", `verify=1ms is out of range (10ms to 1h0m0s)`},
+		{"verify=2h", `verify=2h0m0s is out of range (10ms to 1h0m0s)`},
+		{"verify=-1s", `verify=-1s is out of range (10ms to 1h0m0s)`},
+		{"hb=10ms", `hb=10ms is out of range (100ms to 1h0m0s)`},
+		{"hb=1h1s", `hb=1h0m1s is out of range (100ms to 1h0m0s)`},
+		{"hb=", `hb=: "" is not a duration such as 500ms or 2s`},
+		{"seed=-1", `seed=-1: "-1" is not an unsigned 64-bit integer (decimal, or hex with 0x)`},
+		{"seed=+1", `seed=+1: "+1" is not an unsigned 64-bit integer (decimal, or hex with 0x)`},
+		{"seed=0x", `seed=0x: "0x" is not an unsigned 64-bit integer (decimal, or hex with 0x)`},
+		{"seed=0b1", `seed=0b1: "0b1" is not an unsigned 64-bit integer (decimal, or hex with 0x)`},
+		{"seed=1_000", `seed=1_000: "1_000" is not an unsigned 64-bit integer (decimal, or hex with 0x)`},
+		{"seed=18446744073709551616", `seed=18446744073709551616: "18446744073709551616" is not an unsigned 64-bit integer (decimal, or hex with 0x)`},
+		{"seed=0x10000000000000000", `seed=0x10000000000000000: "0x10000000000000000" is not an unsigned 64-bit integer (decimal, or hex with 0x)`},
 	}
 	for _, tt := range tests {
 		_, err := ParseWorkload(tt.spec)
 		if err == nil || err.Error() != tt.want {
 			t.Errorf("ParseWorkload(%q)\n got: %v\nwant: %s", tt.spec, err, tt.want)
+		}
+	}
+}
+
+func TestWorkloadMemory(t *testing.T) {
+	tests := []struct {
+		spec   string
+		memMiB int
+		want   string
+	}{
+		{"", 1, ""},
+		{"hot=256M,touch=256M", 512, ""},
+		{"touch=1G", 2048, ""},
+		{"hot=256M,touch=256M", 511, `hot=256M plus touch=256M is larger than memory (511 MiB)`},
+		{"hot=1G", 128, `hot=1G is larger than memory (128 MiB)`},
+		{"touch=257M", 256, `touch=257M is larger than memory (256 MiB)`},
+		{"touch=256M", 256, `touch=256M leaves no memory for a hot set (memory is 256 MiB)`},
+	}
+	for _, tt := range tests {
+		w, err := ParseWorkload(tt.spec)
+		if err != nil {
+			t.Fatalf("ParseWorkload(%q): %v", tt.spec, err)
+		}
+		err = w.checkMemory(tt.memMiB)
+		if got := fmt.Sprint(err); (tt.want == "" && err != nil) || (tt.want != "" && got != tt.want) {
+			t.Errorf("%q in %d MiB: %v, want %q", tt.spec, tt.memMiB, err, tt.want)
 		}
 	}
 }

@@ -1,11 +1,25 @@
-// Package pagexfer will be the page-transfer subsystem that runs inside an
-// ovs-vmm process: the versioned stream format (header, rounds of page
-// batches, per-round checksums, final vCPU and device state, two-phase
-// commit), the pre-copy sender driven by the engine's dirty log, the
-// receiver, and the convergence policy. The same stream written to a file is
-// a save image.
+// Package pagexfer is the page-transfer subsystem that runs inside an
+// ovs-vmm process. It owns:
 //
-// It knows guest memory only through a small interface declared here
-// (pages, dirty log, pause/resume, vCPU state) that the vmm engines
-// implement.
+//   - the versioned stream format (README.md has the byte-level tables):
+//     header (domain config, memory size, vCPUs, engine, migration ID,
+//     feature flags reserved for compression and parallel streams), rounds
+//     of page batches with zero pages as flags and a CRC-32C per round, the
+//     vCPU/engine state, and end-of-image totals; the decoder is bounded
+//     (a hostile stream can neither make it allocate without limit nor
+//     write outside guest memory);
+//   - Send: live pre-copy driven by the engine's dirty log (populated
+//     memory only in the first pass, xend's skip of pages dirtied again
+//     within a round, a stop rule from measured bandwidth and dirty rate
+//     against a downtime target with xend's 30-round and 3x backstops,
+//     auto-converge throttling, a rate cap), or non-live one-pass;
+//   - Receive: applies an image to a Sink (FdSink: pwrite and hole punching
+//     on the target memfd), checking every checksum and count;
+//   - the control messages of the two-phase commit that follows the image
+//     (Verified/Failed, Commit/Abort, Resumed/ResumeFailed);
+//   - SaveTo and Restore: the same stream to and from a file.
+//
+// It knows guest memory only through the Source and Sink interfaces
+// declared here and must not import vmm (vmm imports it) nor anything
+// above it; sockets, handshakes and processes belong to the caller.
 package pagexfer

@@ -24,7 +24,63 @@ const (
 	OpDestroy  = "destroy"  // stop at once and exit
 	OpConsole  = "console"  // read the console ring from Offset
 	OpThrottle = "throttle" // slow the vCPUs to Percent% (auto-converge)
+
+	// Migration, source side. OpMigrateSend comes with the connection to
+	// the target (SCM_RIGHTS); the VMM streams the guest and reports
+	// progress through OpMigrateStatus. Once the target has verified the
+	// image the VMM waits for OpMigrateCommit or OpMigrateAbort.
+	OpMigrateSend    = "migrate-send"
+	OpMigrateStatus  = "migrate-status"
+	OpMigrateCancel  = "migrate-cancel"
+	OpMigrateCommit  = "migrate-commit"
+	OpMigrateAbort   = "migrate-abort"
+	OpMigrateResolve = "migrate-resolve" // after an in-doubt commit: OnTarget says where the guest runs
+	// Migration, target side (a VMM started with --incoming): the
+	// connection from the source comes with OpMigrateReceive.
+	OpMigrateReceive = "migrate-receive"
+	// OpSave writes a save image to Path and ends the VMM.
+	OpSave = "save"
 )
+
+// Migration phases a MigrationStatus reports.
+const (
+	PhaseSetup      = "setup"
+	PhasePrecopy    = "precopy"
+	PhaseStopCopy   = "stop-copy"
+	PhaseSent       = "sent"      // image written, waiting for the target's verdict
+	PhaseVerified   = "verified"  // the target verified the image; waiting for commit
+	PhaseCommitting = "committing"
+	PhaseInDoubt    = "in-doubt" // commit sent, the target's answer lost
+	PhaseCompleted  = "completed"
+	PhaseFailed     = "failed"
+	PhaseCancelled  = "cancelled"
+	PhaseReceiving  = "receiving" // target: reading the image
+	PhaseRunning    = "running"   // target: resumed after commit
+)
+
+// MigrationStatus is a migration as one VMM sees it.
+type MigrationStatus struct {
+	ID               string        `json:"id"`
+	Phase            string        `json:"phase"`
+	Live             bool          `json:"live"`
+	Round            int           `json:"round"`
+	BytesSent        uint64        `json:"bytes_sent"`
+	BytesRemaining   uint64        `json:"bytes_remaining"`
+	DataPages        uint64        `json:"data_pages"`
+	ZeroPages        uint64        `json:"zero_pages"`
+	SkippedPages     uint64        `json:"skipped_pages"`
+	Throughput       float64       `json:"throughput"`
+	DirtyRate        float64       `json:"dirty_rate"`
+	ExpectedDowntime time.Duration `json:"expected_downtime_ns"`
+	Throttle         int           `json:"throttle_percent"`
+	MaxThrottle      int           `json:"max_throttle_percent"`
+	ThrottledFor     time.Duration `json:"throttled_ns"`
+	Elapsed          time.Duration `json:"elapsed_ns"`
+	Total            time.Duration `json:"total_ns"`
+	Downtime         time.Duration `json:"downtime_ns"`
+	StopReason       string        `json:"stop_reason,omitempty"`
+	Error            string        `json:"error,omitempty"`
+}
 
 // Request is one command to the VMM.
 type Request struct {
@@ -32,13 +88,24 @@ type Request struct {
 	Offset  int64  `json:"offset,omitempty"`  // OpConsole: first byte wanted
 	Max     int    `json:"max,omitempty"`     // OpConsole: most bytes wanted
 	Percent int    `json:"percent,omitempty"` // OpThrottle
+	// Migration and save.
+	Migration   string        `json:"migration,omitempty"` // id
+	Target      string        `json:"target,omitempty"`    // where to, for the exit record
+	Live        bool          `json:"live,omitempty"`
+	RateLimit   int64         `json:"rate_limit,omitempty"` // bytes/s
+	MaxDowntime time.Duration `json:"max_downtime_ns,omitempty"`
+	Config      string        `json:"config,omitempty"` // vm.cfg text for the image header
+	Path        string        `json:"path,omitempty"`   // OpSave
+	OnTarget    bool          `json:"on_target,omitempty"`
+	Reason      string        `json:"reason,omitempty"`
 }
 
 // Response answers one Request.
 type Response struct {
-	Error   string   `json:"error,omitempty"`
-	Info    *Info    `json:"info,omitempty"`
-	Console *Console `json:"console,omitempty"`
+	Error     string           `json:"error,omitempty"`
+	Info      *Info            `json:"info,omitempty"`
+	Console   *Console         `json:"console,omitempty"`
+	Migration *MigrationStatus `json:"migration,omitempty"`
 }
 
 // Info describes the VMM and its machine.

@@ -16,7 +16,8 @@
 // instruction and turns ring-3 I/O into a triple fault that the engine
 // completes (faultio.go).
 //
-// The workload itself (page format, layout, parameters, checker) is defined
-// in vmm/workload and must stay identical in src/workload.c. This package
-// must not import anything above vmm.
+// The workload itself (page format, layout, parameters, the touch= fill,
+// console lines, checker) is defined in vmm/workload and must stay
+// identical in src/workload.c. This package must not import anything
+// above vmm.
 package guest

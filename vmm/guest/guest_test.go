@@ -13,6 +13,7 @@ import (
 
 	"github.com/ovs-agent/ovs-agent/vmm/kvm"
 	"github.com/ovs-agent/ovs-agent/vmm/workload"
+	"github.com/ovs-agent/ovs-agent/vmm/workload/workloadtest"
 )
 
 // buildInfo parses workload.bin.info.
@@ -107,7 +108,7 @@ func TestGuestRejectsBadParameters(t *testing.T) {
 	sys := needKVM(t)
 	ram := newTestRAM(t, 64<<20)
 	con := &workload.Lines{}
-	p, _ := workload.ParseParams("hot=4M")
+	p := workloadtest.Params(t, "hot=4M", ram.Size())
 	m, err := New(Config{RAM: ram, Params: p, Console: con, KVM: sys})
 	if err != nil {
 		t.Fatal(err)
@@ -134,7 +135,7 @@ func TestGuestRejectsBadParameters(t *testing.T) {
 func TestGuestTripleFault(t *testing.T) {
 	sys := needKVM(t)
 	ram := newTestRAM(t, 64<<20)
-	p, _ := workload.ParseParams("hot=4M")
+	p := workloadtest.Params(t, "hot=4M", ram.Size())
 	m, err := New(Config{RAM: ram, Params: p, KVM: sys})
 	if err != nil {
 		t.Fatal(err)
@@ -159,7 +160,7 @@ func TestNewErrors(t *testing.T) {
 		t.Fatal("New with 2 MiB of memory succeeded")
 	}
 	ram := newTestRAM(t, 64<<20)
-	p, _ := workload.ParseParams("hot=4M")
+	p := workloadtest.Params(t, "hot=4M", ram.Size())
 	if _, err := New(Config{RAM: ram, Params: p, KVM: sys, SlotSize: 4096}); err == nil {
 		t.Fatal("New with a 4 KiB slot size succeeded")
 	}
@@ -174,7 +175,7 @@ func TestNewErrors(t *testing.T) {
 func TestSlots(t *testing.T) {
 	sys := needKVM(t)
 	ram := newTestRAM(t, 5<<30)
-	p, _ := workload.ParseParams("hot=4M")
+	p := workloadtest.Params(t, "hot=4M", ram.Size())
 	m, err := New(Config{RAM: ram, Params: p, KVM: sys})
 	if err != nil {
 		t.Fatal(err)
@@ -217,7 +218,7 @@ func mustState(t *testing.T, n int) []byte {
 func TestPauseKicksSpinningGuest(t *testing.T) {
 	sys := needKVM(t)
 	ram := newTestRAM(t, 64<<20)
-	p, _ := workload.ParseParams("hot=4M")
+	p := workloadtest.Params(t, "hot=4M", ram.Size())
 	m, err := New(Config{RAM: ram, Params: p, KVM: sys})
 	if err != nil {
 		t.Fatal(err)

@@ -1,6 +1,7 @@
 package guest
 
 import (
+	"bytes"
 	"io"
 	"testing"
 	"time"
@@ -20,4 +21,65 @@ func TestKVMCorrupt(t *testing.T)     { workloadtest.Corrupt(t, kvmFactory) }
 func TestKVMSaveRestore(t *testing.T) { workloadtest.SaveRestore(t, kvmFactory) }
 func TestKVMSparse(t *testing.T)      { workloadtest.Sparse(t, kvmFactory) }
 func TestKVMThrottle(t *testing.T)    { workloadtest.Throttle(t, kvmFactory) }
-func TestKVMRate(t *testing.T)        { workloadtest.Rate(t, kvmFactory, "32M/s", 500*time.Millisecond) }
+func TestKVMTouch(t *testing.T)       { workloadtest.Touch(t, kvmFactory) }
+func TestKVMTouchSaveRestore(t *testing.T) {
+	workloadtest.TouchSaveRestore(t, kvmFactory)
+}
+func TestKVMRate(t *testing.T) { workloadtest.Rate(t, kvmFactory, "32M/s", 500*time.Millisecond) }
+
+// TestTouchSameAsSim: the kvm guest and the sim engine fill the touched
+// region with the same bytes and record the same generations, so one
+// checker (workload.Check) validates either.
+func TestTouchSameAsSim(t *testing.T) {
+	const size = 64 << 20
+	spec := "touch=16M,hot=8M,dirty=0,seed=12345,hb=100ms"
+	run := func(name string, f workloadtest.Factory) (*workload.RAM, workload.Layout) {
+		ram := newTestRAM(t, size)
+		con := &workload.Lines{}
+		m, err := f(t, ram, workloadtest.Params(t, spec, size), nil, con)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer m.Stop()
+		if err := m.Start(); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := con.WaitTouchDone(0, workloadtest.Timeout); err != nil {
+			t.Fatalf("%s: %v; console:\n%v", name, err, con.All())
+		}
+		if err := m.Pause(); err != nil {
+			t.Fatal(err)
+		}
+		rep, err := workload.Check(ram)
+		if err != nil || rep.Err() != nil || rep.Written != 4096 {
+			t.Fatalf("%s: check %+v %v", name, rep, err)
+		}
+		return ram, rep.Layout
+	}
+	kram, kl := run("kvm", kvmFactory)
+	sram, sl := run("sim", func(t testing.TB, ram *workload.RAM, p workload.Params, state []byte, con io.Writer) (workload.Machine, error) {
+		return workload.NewSim(workload.SimConfig{RAM: ram, Params: p, State: state, Console: con})
+	})
+	if kl != sl {
+		t.Fatalf("layouts differ: kvm %+v, sim %+v", kl, sl)
+	}
+	read := func(r *workload.RAM, off, n uint64) []byte {
+		b := make([]byte, n)
+		if _, err := r.ReadAt(b, int64(off)); err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	for _, part := range []struct {
+		what   string
+		off, n uint64
+	}{
+		{"generation table", workload.GenTableAddr, kl.TablePages() * 8},
+		{"hot set and touched region", kl.HotFirst * workload.PageSize, kl.TablePages() * workload.PageSize},
+		{"touched counter", workload.StatusPageAddr + 8*workload.StatusTouched, 8},
+	} {
+		if !bytes.Equal(read(kram, part.off, part.n), read(sram, part.off, part.n)) {
+			t.Errorf("%s differs between the kvm guest and the sim engine", part.what)
+		}
+	}
+}

@@ -45,8 +45,8 @@ const MaxMismatches = 64
 type Report struct {
 	Params    ParamPage
 	Layout    Layout
-	Written   uint64 // written pages whose content matched their generation
-	Unwritten uint64 // never-written hot pages, zero as they must be
+	Written   uint64 // written pages (hot set and touched region) whose content matched their generation
+	Unwritten uint64 // never-written tracked pages, zero as they must be
 	Holes     uint64 // of Unwritten, pages that were holes (not read at all)
 	InFlight  uint64 // page that was being written (+1) and was skipped; 0 when none
 	Corrupt   uint64
@@ -72,7 +72,8 @@ func (r *Report) Err() error {
 
 // Check validates guest memory written by either engine. The layout and
 // parameters come from the parameter page in memory; the expected
-// generation of every hot-set page comes from the guest's own table; every
+// generation of every tracked page (hot set and touched region) comes from
+// the guest's own table; every
 // written page is compared in full and every never-written page must be
 // zero. A page the status page marks in flight (the guest was stopped in
 // the middle of writing it, which a Pause at a consistent point never does)
@@ -95,12 +96,13 @@ func Check(mem Memory) (*Report, error) {
 		return nil, fmt.Errorf("check: read status page: %w", err)
 	}
 	inflight := binary.LittleEndian.Uint64(page[8*StatusInFlight:])
-	if inflight != 0 && (inflight-1 < l.HotFirst || inflight-1 >= l.HotFirst+l.HotPages) {
-		return nil, fmt.Errorf("check: status page says page %d is in flight, outside the hot set", inflight-1)
+	tracked := l.TablePages()
+	if inflight != 0 && (inflight-1 < l.HotFirst || inflight-1 >= l.HotFirst+tracked) {
+		return nil, fmt.Errorf("check: status page says page %d is in flight, outside the hot set and touched region", inflight-1)
 	}
 	rep.InFlight = inflight
 
-	table := make([]byte, l.HotPages*8)
+	table := make([]byte, tracked*8)
 	if _, err := mem.ReadAt(table, GenTableAddr); err != nil {
 		return nil, fmt.Errorf("check: read generation table: %w", err)
 	}
@@ -128,8 +130,8 @@ func Check(mem Memory) (*Report, error) {
 	const chunk = 256
 	buf := make([]byte, chunk*PageSize)
 	seed := pp.Seed
-	for first := uint64(0); first < l.HotPages; first += chunk {
-		n := min(chunk, l.HotPages-first)
+	for first := uint64(0); first < tracked; first += chunk {
+		n := min(chunk, tracked-first)
 		off := (l.HotFirst + first) * PageSize
 		allZeroGen := true
 		for i := uint64(0); i < n; i++ {

@@ -4,16 +4,29 @@ import (
 	"encoding/binary"
 	"strings"
 	"testing"
+
+	"github.com/ovs-agent/ovs-agent/config/vmcfg"
 )
 
-// buildMemory lays out a workload in a fresh RAM and writes generation
-// gens[i] of hot page i (0: never written) directly, as the guest would.
-func buildMemory(t *testing.T, size uint64, params string, gens map[uint64]uint64) (*RAM, Layout) {
+// specParams parses a workload spec for a guest of ramSize bytes.
+func specParams(t testing.TB, spec string, ramSize uint64) Params {
 	t.Helper()
-	p, err := ParseParams(params)
+	w, err := vmcfg.ParseWorkload(spec)
 	if err != nil {
 		t.Fatal(err)
 	}
+	p, err := ParamsFromSpec(w, ramSize)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// buildMemory lays out a workload in a fresh RAM and writes generation
+// gens[i] of tracked page i (0: never written) directly, as the guest would.
+func buildMemory(t *testing.T, size uint64, params string, gens map[uint64]uint64) (*RAM, Layout) {
+	t.Helper()
+	p := specParams(t, params, size)
 	r, err := NewRAM(t.Name(), size)
 	if err != nil {
 		t.Fatal(err)
@@ -90,6 +103,43 @@ func TestCheckFindsCorruption(t *testing.T) {
 				t.Fatalf("mismatch %s, want page %d word %d", m, l.HotFirst+c.page, c.word)
 			}
 		})
+	}
+}
+
+// The touched region is tracked like the hot set: its written pages are
+// compared in full, its unwritten ones must be zero, a page in flight
+// there is skipped.
+func TestCheckTouchedRegion(t *testing.T) {
+	r, l := buildMemory(t, 64<<20, "hot=8M,touch=4M,seed=3", nil)
+	if l.HotPages != 2048 || l.TouchPages != 1024 || l.TouchFirst() != l.HotFirst+2048 || l.TablePages() != 3072 {
+		t.Fatalf("layout %+v", l)
+	}
+	mem := r.Bytes()
+	gens := map[uint64]uint64{7: 2}
+	for i := uint64(0); i < l.TouchPages; i++ {
+		gens[l.HotPages+i] = 1
+	}
+	for idx, gen := range gens {
+		pg := l.HotFirst + idx
+		binary.LittleEndian.PutUint64(mem[GenTableAddr+8*idx:], gen)
+		FillPage(mem[pg*PageSize:], 3, pg, gen)
+	}
+	rep, err := Check(r)
+	if err != nil || rep.Corrupt != 0 || rep.Written != 1025 || rep.Unwritten != l.HotPages-1 {
+		t.Fatalf("report %+v, %v", rep, err)
+	}
+	last := l.TouchFirst() + l.TouchPages - 1
+	mem[last*PageSize+4000] ^= 0x10
+	if rep, err := Check(r); err != nil || rep.Corrupt != 1 || rep.Mismatches[0].Page != last || rep.Mismatches[0].Word != 500 || rep.Mismatches[0].Gen != 1 {
+		t.Fatalf("flip in the touched region: %+v, %v", rep, err)
+	}
+	binary.LittleEndian.PutUint64(mem[StatusPageAddr+8*StatusInFlight:], last+1)
+	if rep, err := Check(r); err != nil || rep.Corrupt != 0 || rep.Written != 1024 {
+		t.Fatalf("in-flight page of the touched region not skipped: %+v, %v", rep, err)
+	}
+	binary.LittleEndian.PutUint64(mem[StatusPageAddr+8*StatusInFlight:], last+2)
+	if _, err := Check(r); err == nil {
+		t.Fatal("in-flight page past the touched region accepted")
 	}
 }
 

@@ -10,10 +10,15 @@ import (
 
 // Console lines printed by the workload (both engines print the same):
 //
-//	WORKLOAD start engine=kvm ram=<pages> hot=<first>+<pages> rate=<pages/s> pattern=<p> verify=<ms> seed=<n>
+//	WORKLOAD start engine=kvm ram=<pages> hot=<first>+<pages> [touch=<first>+<pages>] rate=<pages/s> pattern=<p> verify=<ms> seed=<n>
 //	HB t=<s> writes=<n> verified=<n> rounds=<n> corrupt=<n> wps=<n>
+//	TOUCH progress pages=<n> total=<n> ms=<ms>   (with each HB while the touch fill runs)
+//	TOUCH done pages=<n> total=<n> ms=<ms>       (once, when the fill is complete)
 //	CORRUPT page=<n> gen=<n> word=<n> want=0x<hex> got=0x<hex>
 //	WORKLOAD fatal: <reason>
+//
+// The touch= fill prints nothing when there is nothing to touch. ms is the
+// guest's time since the workload started.
 
 // Heartbeat is a parsed HB line.
 type Heartbeat struct {
@@ -34,6 +39,49 @@ func (h Heartbeat) String() string {
 // FormatCorrupt formats the CORRUPT line for m (without the newline).
 func FormatCorrupt(m Mismatch) string {
 	return fmt.Sprintf("CORRUPT page=%d gen=%d word=%d want=%#x got=%#x", m.Page, m.Gen, m.Word, m.Want, m.Got)
+}
+
+// Touch is a parsed TOUCH line: the progress of the touch= fill.
+type Touch struct {
+	Done  bool   // a "TOUCH done" line: the fill is complete
+	Pages uint64 // pages filled so far
+	Total uint64 // pages to fill (Layout.TouchPages)
+	MS    uint64 // guest milliseconds since the workload started
+}
+
+// String formats the TOUCH line (without the newline).
+func (t Touch) String() string {
+	what := "progress"
+	if t.Done {
+		what = "done"
+	}
+	return fmt.Sprintf("TOUCH %s pages=%d total=%d ms=%d", what, t.Pages, t.Total, t.MS)
+}
+
+// ParseTouch parses a TOUCH progress or done line. Unknown extra fields are
+// ignored.
+func ParseTouch(line string) (Touch, error) {
+	var t Touch
+	tag := "TOUCH progress"
+	if strings.HasPrefix(line, "TOUCH done ") {
+		t.Done, tag = true, "TOUCH done"
+	}
+	m, err := fields(line, tag)
+	if err != nil {
+		return Touch{}, err
+	}
+	for _, f := range []struct {
+		k string
+		p *uint64
+	}{{"pages", &t.Pages}, {"total", &t.Total}, {"ms", &t.MS}} {
+		if *f.p, err = uintField(m, tag, f.k); err != nil {
+			return Touch{}, err
+		}
+	}
+	if t.Pages > t.Total || (t.Done && t.Pages != t.Total) {
+		return Touch{}, fmt.Errorf("%s line: pages=%d of total=%d", tag, t.Pages, t.Total)
+	}
+	return t, nil
 }
 
 // fields parses "TAG k=v k=v ..." into a map; it rejects duplicate keys and
@@ -204,6 +252,16 @@ func (l *Lines) WaitHeartbeat(from int, timeout time.Duration) (Heartbeat, int, 
 	}
 	h, err := ParseHeartbeat(s)
 	return h, i, err
+}
+
+// WaitTouchDone waits for the TOUCH done line at position from or later.
+func (l *Lines) WaitTouchDone(from int, timeout time.Duration) (Touch, int, error) {
+	s, i, err := l.Wait(from, timeout, func(s string) bool { return strings.HasPrefix(s, "TOUCH done ") })
+	if err != nil {
+		return Touch{}, i, fmt.Errorf("touch fill: %w", err)
+	}
+	t, err := ParseTouch(s)
+	return t, i, err
 }
 
 // WaitCorrupt waits for the next CORRUPT line at position from or later.

@@ -5,13 +5,14 @@ import (
 	"fmt"
 )
 
-// GenTable reads the guest's expected-generation table.
+// GenTable reads the guest's expected-generation table: one entry per
+// tracked page, the hot set then the touched region (Layout.TablePages).
 func GenTable(mem Memory, l Layout) ([]uint64, error) {
-	b := make([]byte, l.HotPages*8)
+	b := make([]byte, l.TablePages()*8)
 	if _, err := mem.ReadAt(b, GenTableAddr); err != nil {
 		return nil, fmt.Errorf("read generation table: %w", err)
 	}
-	out := make([]uint64, l.HotPages)
+	out := make([]uint64, l.TablePages())
 	for i := range out {
 		out[i] = binary.LittleEndian.Uint64(b[8*i:])
 	}
@@ -19,19 +20,21 @@ func GenTable(mem Memory, l Layout) ([]uint64, error) {
 }
 
 // CheckDirtyLog explains a dirty log taken over a period in which the
-// workload's generation table went from before to after: every hot-set
-// page whose generation changed must be in the log (no lost write), every
-// hot-set page in the log must have changed (no phantom write), and every
+// workload's generation table went from before to after: every tracked
+// page (hot set or touched region) whose generation changed must be in the
+// log (no lost write), every tracked page in the log must have changed (no
+// phantom write), and every
 // other page in the log must be one the guest writes for itself: the status
 // page, the generation table, the stack, or (A/D bits) the page tables.
 func CheckDirtyLog(l Layout, before, after []uint64, dirty []uint64) error {
-	if len(before) != int(l.HotPages) || len(after) != int(l.HotPages) {
-		return fmt.Errorf("generation tables of %d and %d entries for %d hot pages", len(before), len(after), l.HotPages)
+	tracked := l.TablePages()
+	if uint64(len(before)) != tracked || uint64(len(after)) != tracked {
+		return fmt.Errorf("generation tables of %d and %d entries for %d tracked pages", len(before), len(after), tracked)
 	}
 	isDirty := func(p uint64) bool { return p/64 < uint64(len(dirty)) && dirty[p/64]&(1<<(p%64)) != 0 }
 	var lost, phantom []uint64
 	changedTable := map[uint64]bool{}
-	for i := uint64(0); i < l.HotPages; i++ {
+	for i := uint64(0); i < tracked; i++ {
 		pg := l.HotFirst + i
 		changed := before[i] != after[i]
 		if changed {
@@ -48,7 +51,7 @@ func CheckDirtyLog(l Layout, before, after []uint64, dirty []uint64) error {
 		return fmt.Errorf("dirty log misses %d written page(s), first %v", len(lost), lost[:min(8, len(lost))])
 	}
 	if len(phantom) > 0 {
-		return fmt.Errorf("dirty log reports %d unwritten hot page(s), first %v", len(phantom), phantom[:min(8, len(phantom))])
+		return fmt.Errorf("dirty log reports %d unwritten tracked page(s), first %v", len(phantom), phantom[:min(8, len(phantom))])
 	}
 	for p := range changedTable {
 		if !isDirty(p) {
@@ -59,7 +62,7 @@ func CheckDirtyLog(l Layout, before, after []uint64, dirty []uint64) error {
 	for _, p := range BitPages(dirty) {
 		a := p * PageSize
 		switch {
-		case p >= l.HotFirst && p < l.HotFirst+l.HotPages:
+		case p >= l.HotFirst && p < l.HotFirst+tracked:
 		case a == StatusPageAddr:
 		case a >= GenTableAddr && a < GenTableAddr+l.GenTableSize:
 		case a >= StackBottom && a < StackTop:

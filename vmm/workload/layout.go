@@ -27,7 +27,7 @@ const (
 	PDAddr         = 0x12000  // one page directory (2 MiB pages) per GiB of guest physical space
 	CodeAddr       = 0x100000 // guest code (flat binary), at most CodeMaxSize bytes
 	CodeMaxSize    = 0x100000 //
-	GenTableAddr   = 0x200000 // expected generation (uint64) per hot-set page
+	GenTableAddr   = 0x200000 // expected generation (uint64) per tracked page (hot set, touched region)
 	HoleStart      = 3 << 30  // no RAM in [HoleStart, HoleEnd): room for the TSS/identity map KVM wants
 	HoleEnd        = 4 << 30  //
 	RAMAlign       = 2 << 20  // RAM size granularity (2 MiB guest pages)
@@ -36,22 +36,39 @@ const (
 )
 
 // Layout is the concrete placement of the workload in a guest of a given
-// RAM size.
+// RAM size. The pages the workload writes and verifies, the tracked pages,
+// are contiguous from HotFirst: the hot set (HotPages, which the dirtying
+// cycles over), then the touched region (TouchPages, filled once at
+// start). Tracked page i is RAM page HotFirst+i and has entry i of the
+// generation table.
 type Layout struct {
 	RAMSize      uint64
 	RAMPages     uint64
 	LowPages     uint64 // RAM pages below HoleStart
 	HotFirst     uint64 // first RAM page of the hot set
 	HotPages     uint64
+	TouchPages   uint64 // pages of the touched region, from TouchFirst
 	GenTableSize uint64 // bytes reserved at GenTableAddr (page-rounded)
 }
 
-// MinRAM returns the smallest RAM size that can hold a hot set of hotPages pages.
-func MinRAM(hotPages uint64) uint64 {
-	return GenTableAddr + roundUp(hotPages*8, hotAlign) + hotPages*PageSize
+// TouchFirst returns the first RAM page of the touched region, right after
+// the hot set.
+func (l Layout) TouchFirst() uint64 { return l.HotFirst + l.HotPages }
+
+// TablePages returns the number of tracked pages (generation-table
+// entries): the hot set and the touched region.
+func (l Layout) TablePages() uint64 { return l.HotPages + l.TouchPages }
+
+// MinRAM returns the smallest RAM size that can hold tablePages tracked
+// pages (hot set plus touched region) with the guest's own pages and the
+// generation table.
+func MinRAM(tablePages uint64) uint64 {
+	return GenTableAddr + roundUp(tablePages*8, hotAlign) + tablePages*PageSize
 }
 
-// NewLayout places the workload in ramSize bytes of RAM.
+// NewLayout places the workload in ramSize bytes of RAM: the hot set of
+// p.HotSize bytes (or, when 0, as many pages as fit) and the touched region
+// of p.TouchSize bytes after it.
 func NewLayout(ramSize uint64, p Params) (Layout, error) {
 	if ramSize == 0 || ramSize%RAMAlign != 0 {
 		return Layout{}, fmt.Errorf("workload layout: memory size %d is not a positive multiple of %d MiB", ramSize, RAMAlign>>20)
@@ -64,36 +81,43 @@ func NewLayout(ramSize uint64, p Params) (Layout, error) {
 	}
 	l := Layout{RAMSize: ramSize, RAMPages: ramSize / PageSize}
 	l.LowPages = min(l.RAMPages, HoleStart/PageSize)
-	// Usable pages after the table for n hot pages: solve greedily.
-	usable := func(hot uint64) bool { return MinRAM(hot) <= ramSize }
-	if !usable(1) {
-		return Layout{}, fmt.Errorf("workload layout: memory size %d MiB leaves no room for a hot set (need at least %d MiB)", ramSize>>20, roundUp(MinRAM(1), RAMAlign)>>20)
+	touch := p.TouchSize / PageSize
+	fits := func(hot uint64) bool { return MinRAM(hot+touch) <= ramSize }
+	if !fits(1) {
+		if touch == 0 {
+			return Layout{}, fmt.Errorf("workload layout: memory size %d MiB leaves no room for a hot set (need at least %d MiB)",
+				ramSize>>20, roundUp(MinRAM(1), RAMAlign)>>20)
+		}
+		return Layout{}, fmt.Errorf("workload layout: touch=%s leaves no room for a hot set in %d MiB of memory (needs at least %d MiB with the guest's own tables)",
+			formatSize(p.TouchSize), ramSize>>20, roundUp(MinRAM(1+touch), RAMAlign)>>20)
 	}
 	var hot uint64
-	switch {
-	case p.HotAll || (p.HotSize == 0 && !usable(DefaultHotSize/PageSize)):
-		// Largest n with MinRAM(n) <= ramSize.
-		lo, hi := uint64(1), l.RAMPages
+	if p.HotSize == 0 {
+		// All that is left: the largest n with MinRAM(n+touch) <= ramSize.
+		lo, hi := uint64(1), l.RAMPages-touch
 		for lo < hi {
 			mid := lo + (hi-lo+1)/2
-			if usable(mid) {
+			if fits(mid) {
 				lo = mid
 			} else {
 				hi = mid - 1
 			}
 		}
 		hot = lo
-	case p.HotSize == 0:
-		hot = DefaultHotSize / PageSize
-	default:
+	} else {
 		hot = p.HotSize / PageSize
-		if !usable(hot) {
-			return Layout{}, fmt.Errorf("workload layout: hot set of %d MiB does not fit in %d MiB of memory (needs %d MiB with the guest's own tables)",
-				p.HotSize>>20, ramSize>>20, roundUp(MinRAM(hot), RAMAlign)>>20)
+		if !fits(hot) {
+			what := "hot=" + formatSize(p.HotSize)
+			if touch != 0 {
+				what += " plus touch=" + formatSize(p.TouchSize)
+			}
+			return Layout{}, fmt.Errorf("workload layout: %s does not fit in %d MiB of memory (needs %d MiB with the guest's own tables)",
+				what, ramSize>>20, roundUp(MinRAM(hot+touch), RAMAlign)>>20)
 		}
 	}
 	l.HotPages = hot
-	l.GenTableSize = roundUp(hot*8, hotAlign)
+	l.TouchPages = touch
+	l.GenTableSize = roundUp(l.TablePages()*8, hotAlign)
 	l.HotFirst = (GenTableAddr + l.GenTableSize) / PageSize
 	return l, nil
 }
@@ -141,7 +165,7 @@ func roundUp(n, a uint64) uint64 { return (n + a - 1) / a * a }
 // Param page magic and version ("OVSWLPRM" as little-endian bytes).
 const (
 	ParamMagic   = 0x4d5250574c53564f
-	ParamVersion = 1
+	ParamVersion = 2
 	StatusMagic  = 0x5453574c4f53564f // "OVSLWST" + 'T'
 )
 
@@ -172,10 +196,11 @@ type ParamPage struct {
 	PortYield   uint64 // out: nothing to report, host may pause/throttle here (KVM)
 	PortSleep   uint64 // out: idle for the given microseconds (KVM)
 	PortFatal   uint64 // out: the guest gave up (bad parameters), code in the value (KVM)
+	TouchPages  uint64 // pages filled once at start, from HotFirst+HotPages
 }
 
 // ParamPageWords is the number of uint64 fields in ParamPage.
-const ParamPageWords = 22
+const ParamPageWords = 23
 
 // Engine timing defaults written into the parameter page.
 const (
@@ -204,6 +229,7 @@ func NewParamPage(l Layout, p Params) ParamPage {
 		YieldUS:     uint64(DefaultYield / time.Microsecond),
 		MaxLagUS:    uint64(DefaultMaxLag / time.Microsecond),
 		MinSleepUS:  uint64(DefaultMinSleep / time.Microsecond),
+		TouchPages:  l.TouchPages,
 	}
 }
 
@@ -218,7 +244,7 @@ func (pp *ParamPage) words() []*uint64 {
 	return []*uint64{&pp.Magic, &pp.Version, &pp.RAMPages, &pp.LowPages, &pp.HighGPA,
 		&pp.HotFirst, &pp.HotPages, &pp.GenTableGPA, &pp.StatusGPA, &pp.Seed, &pp.Pattern,
 		&pp.PagesPerSec, &pp.VerifyUS, &pp.HeartbeatUS, &pp.YieldUS, &pp.MaxLagUS,
-		&pp.MinSleepUS, &pp.TSCKHz, &pp.SerialPort, &pp.PortYield, &pp.PortSleep, &pp.PortFatal}
+		&pp.MinSleepUS, &pp.TSCKHz, &pp.SerialPort, &pp.PortYield, &pp.PortSleep, &pp.PortFatal, &pp.TouchPages}
 }
 
 // DecodeParamPage reads a parameter page from b (guest memory, so
@@ -241,18 +267,18 @@ func DecodeParamPage(b []byte, ramSize uint64) (ParamPage, Layout, error) {
 		return pp, Layout{}, fmt.Errorf("parameter page: %d RAM pages, memory holds %d bytes", pp.RAMPages, ramSize)
 	}
 	l := Layout{RAMSize: ramSize, RAMPages: pp.RAMPages, LowPages: min(pp.RAMPages, HoleStart/PageSize),
-		HotFirst: pp.HotFirst, HotPages: pp.HotPages}
+		HotFirst: pp.HotFirst, HotPages: pp.HotPages, TouchPages: pp.TouchPages}
 	switch {
 	case pp.LowPages != l.LowPages || pp.HighGPA != HoleEnd:
 		return pp, Layout{}, fmt.Errorf("parameter page: memory map (low pages %d, high at %#x) differs from this layout (%d, %#x)", pp.LowPages, pp.HighGPA, l.LowPages, uint64(HoleEnd))
 	case pp.GenTableGPA != GenTableAddr || pp.StatusGPA != StatusPageAddr:
 		return pp, Layout{}, fmt.Errorf("parameter page: table at %#x, status at %#x; want %#x, %#x", pp.GenTableGPA, pp.StatusGPA, GenTableAddr, StatusPageAddr)
-	case pp.HotPages == 0 || pp.HotPages > pp.RAMPages:
-		return pp, Layout{}, fmt.Errorf("parameter page: hot set of %d pages in %d pages of RAM", pp.HotPages, pp.RAMPages)
-	case pp.HotFirst*PageSize < GenTableAddr+pp.HotPages*8:
+	case pp.HotPages == 0 || pp.HotPages > pp.RAMPages || pp.TouchPages > pp.RAMPages-pp.HotPages:
+		return pp, Layout{}, fmt.Errorf("parameter page: hot set of %d pages and touched region of %d pages in %d pages of RAM", pp.HotPages, pp.TouchPages, pp.RAMPages)
+	case pp.HotFirst > pp.RAMPages-pp.HotPages-pp.TouchPages:
+		return pp, Layout{}, fmt.Errorf("parameter page: hot set and touched region, pages %d+%d+%d, beyond RAM (%d pages)", pp.HotFirst, pp.HotPages, pp.TouchPages, pp.RAMPages)
+	case pp.HotFirst*PageSize < GenTableAddr+(pp.HotPages+pp.TouchPages)*8:
 		return pp, Layout{}, fmt.Errorf("parameter page: hot set at page %d overlaps the generation table", pp.HotFirst)
-	case pp.HotFirst > pp.RAMPages-pp.HotPages:
-		return pp, Layout{}, fmt.Errorf("parameter page: hot set pages %d+%d beyond RAM (%d pages)", pp.HotFirst, pp.HotPages, pp.RAMPages)
 	case pp.Pattern != uint64(PatternRandom) && pp.Pattern != uint64(PatternSequential):
 		return pp, Layout{}, fmt.Errorf("parameter page: unknown pattern %d", pp.Pattern)
 	}
@@ -265,6 +291,7 @@ func (pp ParamPage) Params() Params {
 	return Params{
 		DirtyRate:         pp.PagesPerSec * PageSize,
 		HotSize:           pp.HotPages * PageSize,
+		TouchSize:         pp.TouchPages * PageSize,
 		Pattern:           Pattern(pp.Pattern),
 		VerifyInterval:    time.Duration(pp.VerifyUS) * time.Microsecond,
 		HeartbeatInterval: time.Duration(pp.HeartbeatUS) * time.Microsecond,
@@ -284,6 +311,7 @@ const (
 	StatusLagResets
 	StatusInFlight    // RAM page being written + 1, 0 when none
 	StatusLastCorrupt // last corrupt RAM page + 1, 0 when none
+	StatusTouched     // pages of the touched region filled so far
 	StatusWords
 )
 
@@ -298,7 +326,7 @@ const (
 // page (the same for both engines).
 type Stats struct {
 	State       uint64
-	Writes      uint64 // pages written
+	Writes      uint64 // pages written (touch fill included)
 	Verified    uint64 // page verifications that passed or failed
 	Rounds      uint64 // completed verification rounds
 	Corrupt     uint64 // pages found differing from what was written
@@ -306,4 +334,5 @@ type Stats struct {
 	LagResets   uint64 // times the writer dropped a backlog (throttled or slow)
 	InFlight    uint64 // page being written + 1 (0 at a consistent point)
 	LastCorrupt uint64
+	Touched     uint64 // pages of the touched region filled so far (Layout.TouchPages when done)
 }

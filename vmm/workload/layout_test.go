@@ -6,43 +6,59 @@ import (
 )
 
 func TestNewLayout(t *testing.T) {
-	p := DefaultParams()
+	const mib = 1 << 20
+	// Pages left for tracked pages in ram bytes when the table takes tableMiB.
+	left := func(ram, tableMiB uint64) uint64 { return (ram - GenTableAddr - tableMiB*mib) / PageSize }
 	cases := []struct {
-		ram     uint64
-		hot     uint64
-		all     bool
-		wantHot uint64 // pages
-		err     string
+		ram       uint64
+		hot       uint64
+		touch     uint64
+		wantHot   uint64 // pages
+		wantTouch uint64
+		err       string
 	}{
-		{ram: 128 << 20, wantHot: DefaultHotSize / PageSize},
-		{ram: 32 << 20, wantHot: (32<<20 - GenTableAddr - 2<<20) / PageSize}, // default shrinks to what fits
-		{ram: 64 << 20, hot: 16 << 20, wantHot: 4096},
-		{ram: 64 << 20, all: true, wantHot: (64<<20 - GenTableAddr - 2<<20) / PageSize},
-		{ram: 8 << 30, hot: 64 << 20, wantHot: 16384},
-		{ram: 64 << 20, hot: 64 << 20, err: "does not fit"},
-		{ram: 2 << 20, err: "no room"},
-		{ram: 3<<20 + 4096, err: "multiple of 2 MiB"},
+		{ram: 128 * mib, wantHot: left(128*mib, 2)}, // hot=all: everything left
+		{ram: 32 * mib, wantHot: left(32*mib, 2)},
+		{ram: 64 * mib, hot: 16 * mib, wantHot: 4096},
+		{ram: 8 << 30, hot: 64 * mib, wantHot: 16384},
+		{ram: 8 << 30, wantHot: left(8<<30, 16)},
+		{ram: 64 * mib, hot: 16 * mib, touch: 32 * mib, wantHot: 4096, wantTouch: 8192},
+		{ram: 64 * mib, touch: 32 * mib, wantHot: left(64*mib, 2) - 8192, wantTouch: 8192},
+		{ram: 2 << 30, touch: 1 << 30, wantHot: left(2<<30, 4) - 262144, wantTouch: 262144},
+		{ram: 64 * mib, touch: left(64*mib, 2)*PageSize - PageSize, wantHot: 1, wantTouch: left(64*mib, 2) - 1},
+		{ram: 64 * mib, touch: left(64*mib, 2) * PageSize, err: "touch=60M leaves no room for a hot set in 64 MiB of memory (needs at least 66 MiB"},
+		{ram: 64 * mib, hot: 64 * mib, err: "hot=64M does not fit in 64 MiB of memory (needs 68 MiB"},
+		{ram: 64 * mib, hot: 32 * mib, touch: 30 * mib, err: "hot=32M plus touch=30M does not fit in 64 MiB of memory (needs 66 MiB"},
+		{ram: 2 * mib, err: "no room"},
+		{ram: 3*mib + 4096, err: "multiple of 2 MiB"},
 		{ram: 128 << 30, err: "above"},
 	}
 	for _, c := range cases {
-		q := p
-		q.HotSize, q.HotAll = c.hot, c.all
+		q := DefaultParams()
+		q.HotSize, q.TouchSize = c.hot, c.touch
 		l, err := NewLayout(c.ram, q)
 		if c.err != "" {
 			if err == nil || !strings.Contains(err.Error(), c.err) {
-				t.Errorf("NewLayout(%d, hot %d): %+v, %v; want error %q", c.ram, c.hot, l, err, c.err)
+				t.Errorf("NewLayout(%d, hot %d, touch %d): %+v, %v; want error %q", c.ram, c.hot, c.touch, l, err, c.err)
 			}
 			continue
 		}
 		if err != nil {
-			t.Errorf("NewLayout(%d, hot %d): %v", c.ram, c.hot, err)
+			t.Errorf("NewLayout(%d, hot %d, touch %d): %v", c.ram, c.hot, c.touch, err)
 			continue
 		}
-		if l.HotPages != c.wantHot {
-			t.Errorf("NewLayout(%d, hot %d): %d hot pages, want %d", c.ram, c.hot, l.HotPages, c.wantHot)
+		if l.HotPages != c.wantHot || l.TouchPages != c.wantTouch {
+			t.Errorf("NewLayout(%d, hot %d, touch %d): %d hot pages and %d touched, want %d and %d", c.ram, c.hot, c.touch, l.HotPages, l.TouchPages, c.wantHot, c.wantTouch)
 		}
-		if l.HotFirst*PageSize < GenTableAddr+l.HotPages*8 || (l.HotFirst+l.HotPages)*PageSize > c.ram {
-			t.Errorf("NewLayout(%d): hot set %d+%d overlaps the table or leaves RAM", c.ram, l.HotFirst, l.HotPages)
+		if l.HotFirst*PageSize != GenTableAddr+l.GenTableSize || l.GenTableSize < l.TablePages()*8 || (l.HotFirst+l.TablePages())*PageSize > c.ram {
+			t.Errorf("NewLayout(%d): tracked pages %d+%d overlap the table (%d bytes) or leave RAM", c.ram, l.HotFirst, l.TablePages(), l.GenTableSize)
+		}
+		if l.TouchFirst() != l.HotFirst+l.HotPages {
+			t.Errorf("touched region at %d, hot set %d+%d", l.TouchFirst(), l.HotFirst, l.HotPages)
+		}
+		// hot=all takes everything: one more page would not fit.
+		if c.hot == 0 && MinRAM(l.TablePages()+1) <= c.ram {
+			t.Errorf("NewLayout(%d, hot=all): %d pages leave room for more", c.ram, l.HotPages)
 		}
 	}
 }
@@ -76,7 +92,7 @@ func TestLayoutHole(t *testing.T) {
 }
 
 func TestParamPageRoundTrip(t *testing.T) {
-	p, _ := ParseParams("dirty=8M/s,hot=4M,pattern=sequential,verify=300ms,hb=500ms,seed=77")
+	p := specParams(t, "dirty=8M/s,hot=4M,touch=8M,pattern=sequential,verify=300ms,hb=500ms,seed=77", 64<<20)
 	l, err := NewLayout(64<<20, p)
 	if err != nil {
 		t.Fatal(err)
@@ -100,9 +116,12 @@ func TestParamPageRoundTrip(t *testing.T) {
 	}
 	for name, mutate := range map[string]func(*ParamPage){
 		"magic":   func(p *ParamPage) { p.Magic++ },
-		"version": func(p *ParamPage) { p.Version = 2 },
+		"version": func(p *ParamPage) { p.Version = 1 },
 		"pages":   func(p *ParamPage) { p.RAMPages++ },
 		"hot0":    func(p *ParamPage) { p.HotPages = 0 },
+		"touch":   func(p *ParamPage) { p.TouchPages = p.RAMPages },
+		"touch2":  func(p *ParamPage) { p.TouchPages = p.RAMPages - p.HotFirst - p.HotPages + 1 },
+		"touch3":  func(p *ParamPage) { p.TouchPages = ^uint64(0) - p.HotPages + 2 },
 		"overlap": func(p *ParamPage) { p.HotFirst = GenTableAddr / PageSize },
 		"beyond":  func(p *ParamPage) { p.HotFirst = p.RAMPages - 1 },
 		"pattern": func(p *ParamPage) { p.Pattern = 7 },
@@ -124,6 +143,7 @@ func TestParamPageRoundTrip(t *testing.T) {
 func FuzzDecodeParamPage(f *testing.F) {
 	p := DefaultParams()
 	for _, ram := range []uint64{64 << 20, 8 << 30} {
+		p.TouchSize = ram / 4
 		l, _ := NewLayout(ram, p)
 		pp := NewParamPage(l, p)
 		b := make([]byte, ParamPageWords*8)
@@ -137,8 +157,10 @@ func FuzzDecodeParamPage(f *testing.F) {
 		if err != nil {
 			return
 		}
-		// Anything accepted must describe a hot set inside RAM, after the table.
-		if l.HotPages == 0 || l.HotFirst+l.HotPages > l.RAMPages || l.HotFirst*PageSize < GenTableAddr+l.HotPages*8 {
+		// Anything accepted must describe a hot set and touched region
+		// inside RAM, after the table.
+		if l.HotPages == 0 || l.TablePages() < l.HotPages || l.HotFirst+l.TablePages() > l.RAMPages ||
+			l.HotFirst*PageSize < GenTableAddr+l.TablePages()*8 || l.HotFirst*PageSize != GenTableAddr+l.GenTableSize {
 			t.Fatalf("accepted inconsistent layout %+v from %+v", l, pp)
 		}
 	})

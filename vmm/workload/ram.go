@@ -181,5 +181,6 @@ func (r *RAM) ReadStats() Stats {
 		State: w(StatusState), Writes: w(StatusWrites), Verified: w(StatusVerified),
 		Rounds: w(StatusRounds), Corrupt: w(StatusCorrupt), Heartbeats: w(StatusHeartbeats),
 		LagResets: w(StatusLagResets), InFlight: w(StatusInFlight), LastCorrupt: w(StatusLastCorrupt),
+		Touched: w(StatusTouched),
 	}
 }

@@ -69,6 +69,7 @@ var _ Machine = (*Sim)(nil)
 // Loop tuning, the same as the guest's.
 const (
 	writeBatch    = 64   // writes per iteration at most
+	touchBatch    = 64   // touch-fill writes per iteration at most
 	verifyChunk   = 32   // page verifications per iteration at most
 	scanChunk     = 4096 // generation-table entries scanned per iteration at most
 	corruptPrints = 8    // CORRUPT lines per verification round at most
@@ -97,8 +98,9 @@ func NewSim(cfg SimConfig) (*Sim, error) {
 		if err != nil {
 			return nil, fmt.Errorf("sim: restore: %w", err)
 		}
-		if s.st.VPos > l.HotPages || s.st.Cursor >= l.HotPages {
-			return nil, fmt.Errorf("sim: restore: saved positions (verify %d, cursor %d) outside the hot set of %d pages", s.st.VPos, s.st.Cursor, l.HotPages)
+		if s.st.VPos > l.TablePages() || s.st.Cursor >= l.HotPages || s.st.TouchPos > l.TouchPages {
+			return nil, fmt.Errorf("sim: restore: saved positions (verify %d, cursor %d, touch %d) outside the hot set of %d pages and touched region of %d",
+				s.st.VPos, s.st.Cursor, s.st.TouchPos, l.HotPages, l.TouchPages)
 		}
 		if pp.VerifyUS == 0 || pp.HeartbeatUS == 0 {
 			return nil, errors.New("sim: restore: parameter page has zero intervals")
@@ -334,9 +336,14 @@ func (s *Sim) loop() {
 	hb := pp.HeartbeatUS * 1000
 	maxLag := pp.MaxLagUS * 1000
 	minSleep := pp.MinSleepUS * 1000
+	touchTotal := pp.TouchPages
 	if s.status(StatusState) == StateBooting {
-		s.print(fmt.Sprintf("WORKLOAD start engine=sim ram=%d hot=%d+%d rate=%d pattern=%s verify=%d seed=%d",
-			pp.RAMPages, pp.HotFirst, pp.HotPages, pp.PagesPerSec, Pattern(pp.Pattern), pp.VerifyUS/1000, pp.Seed))
+		banner := fmt.Sprintf("WORKLOAD start engine=sim ram=%d hot=%d+%d", pp.RAMPages, pp.HotFirst, pp.HotPages)
+		if touchTotal > 0 {
+			banner += fmt.Sprintf(" touch=%d+%d", pp.HotFirst+pp.HotPages, touchTotal)
+		}
+		s.print(banner + fmt.Sprintf(" rate=%d pattern=%s verify=%d seed=%d",
+			pp.PagesPerSec, Pattern(pp.Pattern), pp.VerifyUS/1000, pp.Seed))
 		s.setStatus(StatusState, StateRunning)
 	}
 	st := &s.st
@@ -346,7 +353,19 @@ func (s *Sim) loop() {
 		}
 		iterStart := time.Now()
 		now := s.now()
-		if pp.PagesPerSec > 0 {
+		filling := st.TouchPos < touchTotal
+		if filling {
+			// The touch fill comes first: no dirtying or verification
+			// rounds until it is done.
+			s.touchChunk()
+			if st.TouchPos == touchTotal {
+				now = s.now()
+				s.print(Touch{Done: true, Pages: st.TouchPos, Total: touchTotal, MS: now / uint64(time.Millisecond)}.String())
+				st.Due, st.DueFrac = now, 0
+				st.NextVerify = now + verify
+			}
+		}
+		if !filling && pp.PagesPerSec > 0 {
 			for n := 0; now >= st.Due && n < writeBatch; n++ {
 				s.writeNext()
 				st.Due += wi
@@ -361,7 +380,7 @@ func (s *Sim) loop() {
 				s.addStatus(StatusLagResets, 1)
 			}
 		}
-		if st.Verifying == 0 && now >= st.NextVerify {
+		if !filling && st.Verifying == 0 && now >= st.NextVerify {
 			st.Verifying, st.VPos, st.Printed = 1, 0, 0
 			st.NextVerify = now + verify
 		}
@@ -375,6 +394,9 @@ func (s *Sim) loop() {
 				Rounds: s.status(StatusRounds), Corrupt: s.status(StatusCorrupt),
 				WPS: (w - st.LastHBWrites) * 1_000_000 / pp.HeartbeatUS}.String())
 			st.LastHBWrites = w
+			if st.TouchPos < touchTotal {
+				s.print(Touch{Pages: st.TouchPos, Total: touchTotal, MS: now / uint64(time.Millisecond)}.String())
+			}
 			st.NextHB += hb
 			if st.NextHB <= now {
 				st.NextHB = now + hb
@@ -384,7 +406,7 @@ func (s *Sim) loop() {
 			busy := time.Since(iterStart)
 			s.sleep(busy * time.Duration(p) / time.Duration(100-p))
 		}
-		if st.Verifying == 0 {
+		if st.Verifying == 0 && st.TouchPos >= touchTotal {
 			now = s.now()
 			next := st.NextHB
 			if st.NextVerify < next {
@@ -419,7 +441,8 @@ func (s *Sim) pick() uint64 {
 	return (x * 0x2545f4914f6cdd1d) % hot
 }
 
-// writePage writes the next generation of hot-set page idx.
+// writePage writes the next generation of tracked page idx (hot set, then
+// touched region).
 func (s *Sim) writePage(idx uint64) {
 	pg := s.pp.HotFirst + idx
 	ent := GenTableAddr + 8*idx
@@ -435,11 +458,23 @@ func (s *Sim) writePage(idx uint64) {
 
 func (s *Sim) writeNext() { s.writePage(s.pick()) }
 
+// touchChunk fills the next pages of the touched region (generation 1).
+func (s *Sim) touchChunk() {
+	st := &s.st
+	for n := 0; n < touchBatch && st.TouchPos < s.pp.TouchPages; n++ {
+		s.writePage(s.pp.HotPages + st.TouchPos)
+		st.TouchPos++
+	}
+	s.setStatus(StatusTouched, st.TouchPos)
+}
+
+// verifyChunk continues a verification round over the tracked pages (hot
+// set and touched region).
 func (s *Sim) verifyChunk() {
 	st := &s.st
-	hot := s.pp.HotPages
+	tracked := s.pp.HotPages + s.pp.TouchPages
 	checked, scanned := 0, 0
-	for st.VPos < hot && checked < verifyChunk && scanned < scanChunk {
+	for st.VPos < tracked && checked < verifyChunk && scanned < scanChunk {
 		idx := st.VPos
 		st.VPos++
 		scanned++
@@ -461,7 +496,7 @@ func (s *Sim) verifyChunk() {
 			s.writePage(idx) // repair, so the page is reported once
 		}
 	}
-	if st.VPos >= hot {
+	if st.VPos >= tracked {
 		st.Verifying = 0
 		s.addStatus(StatusRounds, 1)
 	}
@@ -481,18 +516,19 @@ type simState struct {
 	VPos         uint64
 	LastHBWrites uint64
 	Printed      uint64
+	TouchPos     uint64 // pages of the touched region filled
 }
 
 var simStateMagic = [8]byte{'O', 'V', 'S', 'S', 'I', 'M', 'S', 'T'}
 
 const (
-	simStateVersion = 1
-	simStateWords   = 11
+	simStateVersion = 2
+	simStateWords   = 12
 )
 
 func (st *simState) words() []*uint64 {
 	return []*uint64{&st.Virtual, &st.RNG, &st.Cursor, &st.Due, &st.DueFrac,
-		&st.NextVerify, &st.NextHB, &st.Verifying, &st.VPos, &st.LastHBWrites, &st.Printed}
+		&st.NextVerify, &st.NextHB, &st.Verifying, &st.VPos, &st.LastHBWrites, &st.Printed, &st.TouchPos}
 }
 
 // MarshalBinary encodes the state: magic, version, word count, words.

@@ -19,7 +19,11 @@ func TestSimCorrupt(t *testing.T)     { workloadtest.Corrupt(t, simFactory) }
 func TestSimSaveRestore(t *testing.T) { workloadtest.SaveRestore(t, simFactory) }
 func TestSimSparse(t *testing.T)      { workloadtest.Sparse(t, simFactory) }
 func TestSimThrottle(t *testing.T)    { workloadtest.Throttle(t, simFactory) }
-func TestSimRate(t *testing.T)        { workloadtest.Rate(t, simFactory, "32M/s", 500*time.Millisecond) }
+func TestSimTouch(t *testing.T)       { workloadtest.Touch(t, simFactory) }
+func TestSimTouchSaveRestore(t *testing.T) {
+	workloadtest.TouchSaveRestore(t, simFactory)
+}
+func TestSimRate(t *testing.T) { workloadtest.Rate(t, simFactory, "32M/s", 500*time.Millisecond) }
 
 func BenchmarkSimWriteRate(b *testing.B) {
 	for _, r := range []string{"50M/s", "200M/s", "max"} {

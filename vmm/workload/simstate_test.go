@@ -5,7 +5,7 @@ import (
 )
 
 func TestSimStateRoundTrip(t *testing.T) {
-	st := simState{Virtual: 1, RNG: 99, Cursor: 3, Due: 4, DueFrac: 5, NextVerify: 6, NextHB: 7, Verifying: 1, VPos: 9, LastHBWrites: 10, Printed: 2}
+	st := simState{Virtual: 1, RNG: 99, Cursor: 3, Due: 4, DueFrac: 5, NextVerify: 6, NextHB: 7, Verifying: 1, VPos: 9, LastHBWrites: 10, Printed: 2, TouchPos: 11}
 	b, _ := st.MarshalBinary()
 	var got simState
 	if err := got.UnmarshalBinary(b); err != nil || got != st {

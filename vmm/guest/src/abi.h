@@ -22,7 +22,7 @@ typedef unsigned char u8;
 #define GOLDEN 0x9e3779b97f4a7c15ULL
 
 #define PARAM_MAGIC 0x4d5250574c53564fULL
-#define PARAM_VERSION 1
+#define PARAM_VERSION 2
 #define STATUS_MAGIC 0x5453574c4f53564fULL
 
 struct params {
@@ -48,6 +48,7 @@ struct params {
 	u64 port_yield;
 	u64 port_sleep;
 	u64 port_fatal;
+	u64 touch_pages; /* pages filled once at start, from hot_first + hot_pages */
 };
 
 /* Status page: u64 words at status_gpa. */
@@ -62,6 +63,7 @@ enum {
 	ST_LAG_RESETS,
 	ST_INFLIGHT,
 	ST_LAST_CORRUPT,
+	ST_TOUCHED,
 };
 
 enum { STATE_BOOTING = 0, STATE_RUNNING = 1, STATE_FATAL = 2 };
@@ -70,6 +72,7 @@ enum { FATAL_BAD_PARAMS = 1 };
 
 /* Loop tuning, the same as the sim engine's (vmm/workload/sim.go). */
 #define WRITE_BATCH 64
+#define TOUCH_BATCH 64
 #define VERIFY_CHUNK 32
 #define SCAN_CHUNK 4096
 #define CORRUPT_PRINTS 8

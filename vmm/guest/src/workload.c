@@ -1,8 +1,10 @@
 /*
- * The ovs-agent workload guest: writes hot-set pages at a configured rate,
- * keeps the generation it wrote to every page in a table in its own
- * memory, re-verifies every written page (in full) each verify interval,
- * prints a heartbeat line about once a second and "CORRUPT page=N ..." when
+ * The ovs-agent workload guest: first fills the touched region (touch=,
+ * the pages right after the hot set) once, then writes hot-set pages at a
+ * configured rate, keeps the generation it wrote to every page in a table
+ * in its own memory, re-verifies every written page (in full) each verify
+ * interval, prints a heartbeat line about once a second, "TOUCH progress"
+ * and "TOUCH done" lines about the fill, and "CORRUPT page=N ..." when
  * memory differs from what it wrote.
  *
  * Freestanding, single vCPU, ring 3 (IOPL 3), no interrupts. All state lives in registers,
@@ -213,6 +215,20 @@ static int check_page(struct ctx *c, u64 page, u64 gen, u64 *word, u64 *want, u6
 	return 1;
 }
 
+/* TOUCH progress|done pages=N total=N ms=N */
+static void print_touch(struct ctx *c, const char *what, u64 pages, u64 total, u64 ms)
+{
+	puts_(c, "TOUCH ");
+	puts_(c, what);
+	puts_(c, " pages=");
+	putu(c, pages);
+	puts_(c, " total=");
+	putu(c, total);
+	puts_(c, " ms=");
+	putu(c, ms);
+	putch(c, '\n');
+}
+
 static void fatal(struct ctx *c, const struct params *p, const char *why)
 {
 	puts_(c, "WORKLOAD fatal: ");
@@ -233,7 +249,8 @@ void guest_main(const struct params *p)
 		fatal(&c, p, "bad parameter page");
 	c.serial = (u16)p->serial_port;
 	if (p->tsc_khz == 0 || p->hot_pages == 0 || p->heartbeat_us == 0 || p->verify_us == 0 ||
-	    p->hot_first + p->hot_pages > p->ram_pages || p->low_pages > p->ram_pages)
+	    p->hot_pages > p->ram_pages || p->touch_pages > p->ram_pages - p->hot_pages ||
+	    p->hot_first > p->ram_pages - p->hot_pages - p->touch_pages || p->low_pages > p->ram_pages)
 		fatal(&c, p, "inconsistent parameters");
 
 	c.st = (volatile u64 *)p->status_gpa;
@@ -261,6 +278,8 @@ void guest_main(const struct params *p)
 	const u16 port_yield = (u16)p->port_yield;
 	const u16 port_sleep = (u16)p->port_sleep;
 	const u64 heartbeat_us = p->heartbeat_us;
+	const u64 touch_total = p->touch_pages;
+	const u64 tracked = c.hot_pages + touch_total; /* generation-table entries */
 
 	c.st[ST_MAGIC] = STATUS_MAGIC;
 	puts_(&c, "WORKLOAD start engine=kvm ram=");
@@ -269,6 +288,12 @@ void guest_main(const struct params *p)
 	putu(&c, p->hot_first);
 	putch(&c, '+');
 	putu(&c, p->hot_pages);
+	if (touch_total) {
+		puts_(&c, " touch=");
+		putu(&c, p->hot_first + p->hot_pages);
+		putch(&c, '+');
+		putu(&c, touch_total);
+	}
 	puts_(&c, " rate=");
 	putu(&c, pps);
 	puts_(&c, c.pattern == PATTERN_SEQUENTIAL ? " pattern=sequential" : " pattern=random");
@@ -286,11 +311,30 @@ void guest_main(const struct params *p)
 	u64 last_exit = start;
 	u64 verifying = 0, vpos = 0, printed = 0;
 	u64 last_hb_writes = c.st[ST_WRITES];
+	u64 touched = 0;
 
 	for (;;) {
 		u64 now = rdtsc();
+		const int filling = touched < touch_total;
 
-		if (pps) {
+		if (filling) {
+			/* The touch fill comes first: no dirtying or verification
+			 * rounds until it is done. */
+			for (int n = 0; n < TOUCH_BATCH && touched < touch_total; n++) {
+				write_page(&c, c.hot_pages + touched);
+				touched++;
+			}
+			c.st[ST_TOUCHED] = touched;
+			if (touched == touch_total) {
+				now = rdtsc();
+				print_touch(&c, "done", touched, touch_total, (now - start) / khz);
+				due = now;
+				due_frac = 0;
+				next_verify = now + verify_t;
+			}
+		}
+
+		if (!filling && pps) {
 			for (int n = 0; (s64)(now - due) >= 0 && n < WRITE_BATCH; n++) {
 				write_page(&c, pick(&c));
 				due += wi;
@@ -306,7 +350,7 @@ void guest_main(const struct params *p)
 			}
 		}
 
-		if (!verifying && (s64)(now - next_verify) >= 0) {
+		if (!filling && !verifying && (s64)(now - next_verify) >= 0) {
 			verifying = 1;
 			vpos = 0;
 			printed = 0;
@@ -314,7 +358,7 @@ void guest_main(const struct params *p)
 		}
 		if (verifying) {
 			int checked = 0, scanned = 0;
-			while (vpos < c.hot_pages && checked < VERIFY_CHUNK && scanned < SCAN_CHUNK) {
+			while (vpos < tracked && checked < VERIFY_CHUNK && scanned < SCAN_CHUNK) {
 				u64 idx = vpos++;
 				u64 gen = c.table[idx];
 				u64 word, want, got;
@@ -345,7 +389,7 @@ void guest_main(const struct params *p)
 					write_page(&c, idx); /* repair: report each corruption once */
 				}
 			}
-			if (vpos >= c.hot_pages) {
+			if (vpos >= tracked) {
 				verifying = 0;
 				c.st[ST_ROUNDS] = c.st[ST_ROUNDS] + 1;
 			}
@@ -368,13 +412,15 @@ void guest_main(const struct params *p)
 			putu(&c, (w - last_hb_writes) * 1000000 / heartbeat_us);
 			putch(&c, '\n');
 			last_hb_writes = w;
+			if (touched < touch_total)
+				print_touch(&c, "progress", touched, touch_total, (now - start) / khz);
 			next_hb += hb_t;
 			if ((s64)(now - next_hb) >= 0)
 				next_hb = now + hb_t;
 		}
 
 		now = rdtsc();
-		if (!verifying) {
+		if (!verifying && touched >= touch_total) {
 			u64 next = next_hb;
 			if ((s64)(next_verify - next) < 0)
 				next = next_verify;

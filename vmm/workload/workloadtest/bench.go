@@ -37,7 +37,7 @@ func BenchWriteRate(b *testing.B, f Factory, dirty string) {
 		rate = "64G/s"
 	}
 	ram := newRAM(b, 256<<20)
-	p := params(b, "dirty="+rate+",hot=128M,verify=1s,hb=1s")
+	p := Params(b, "dirty="+rate+",hot=128M,verify=1s,hb=1s", ram.Size())
 	m := start(b, f, ram, p, nil, nil)
 	time.Sleep(300 * time.Millisecond) // first-touch faults of the hot set
 	var pages uint64
@@ -65,7 +65,7 @@ func BenchWriteRate(b *testing.B, f Factory, dirty string) {
 // the workload wrote for 50 ms (the pages per call are reported).
 func BenchDirtyLog(b *testing.B, f Factory, dirty bool) {
 	ram := newRAM(b, 1<<30+4<<20)
-	m := start(b, f, ram, params(b, "dirty=64G/s,hot=1G,verify=1h,hb=1h"), nil, nil)
+	m := start(b, f, ram, Params(b, "dirty=64G/s,hot=1G,verify=1h,hb=1h", ram.Size()), nil, nil)
 	if err := m.SetDirtyLogging(true); err != nil {
 		b.Fatal(err)
 	}

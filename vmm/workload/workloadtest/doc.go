@@ -2,9 +2,12 @@
 // implementations (the kvm engine in vmm/guest, the sim engine in
 // vmm/workload): boot and heartbeats, dirty-log exactness and clear
 // semantics, corruption detection, pause/save/restore into a new machine
-// over a copy of memory, and the achieved write rate. Engine packages call
+// over a copy of memory, the achieved write rate, and the touch= fill
+// (exactly the touched region written once, the rest a hole, verified like
+// every written page, resumable across save/restore). Engine packages call
 // it from their tests with a Factory; later packages (VMM, page transfer)
-// can run it against whatever engine they wire up.
+// can run it against whatever engine they wire up. Params makes workload
+// parameters from a vm.cfg workload spec for tests.
 //
 // It imports testing and must only be imported from tests.
 package workloadtest

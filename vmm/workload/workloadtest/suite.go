@@ -3,9 +3,11 @@ package workloadtest
 import (
 	"fmt"
 	"io"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/ovs-agent/ovs-agent/config/vmcfg"
 	"github.com/ovs-agent/ovs-agent/vmm/workload"
 )
 
@@ -27,11 +29,18 @@ func newRAM(t testing.TB, size uint64) *workload.RAM {
 	return r
 }
 
-func params(t testing.TB, s string) workload.Params {
+// Params parses a vm.cfg workload spec (config/vmcfg.ParseWorkload, the
+// one grammar) and turns it into the parameters of a guest with ramSize
+// bytes of RAM (workload.ParamsFromSpec); it fails t on an error.
+func Params(t testing.TB, spec string, ramSize uint64) workload.Params {
 	t.Helper()
-	p, err := workload.ParseParams(s)
+	w, err := vmcfg.ParseWorkload(spec)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("workload spec %q: %v", spec, err)
+	}
+	p, err := workload.ParamsFromSpec(w, ramSize)
+	if err != nil {
+		t.Fatalf("workload spec %q in %d MiB: %v", spec, ramSize>>20, err)
 	}
 	return p
 }
@@ -100,7 +109,7 @@ func noCorrupt(t testing.TB, l *workload.Lines) {
 func Heartbeats(t *testing.T, f Factory) {
 	ram := newRAM(t, 64<<20)
 	con := &workload.Lines{}
-	m := start(t, f, ram, params(t, "dirty=4M/s,hot=16M,verify=200ms,hb=200ms"), nil, con)
+	m := start(t, f, ram, Params(t, "dirty=4M/s,hot=16M,verify=200ms,hb=200ms", ram.Size()), nil, con)
 	if _, _, err := con.Wait(0, Timeout, func(s string) bool { return len(s) > 14 && s[:14] == "WORKLOAD start" }); err != nil {
 		t.Fatalf("no start banner: %v; console %v", err, con.All())
 	}
@@ -145,7 +154,7 @@ func Heartbeats(t *testing.T, f Factory) {
 func DirtyLog(t *testing.T, f Factory) {
 	ram := newRAM(t, 64<<20)
 	con := &workload.Lines{}
-	m := start(t, f, ram, params(t, "dirty=8M/s,hot=8M,verify=100ms,hb=200ms"), nil, con)
+	m := start(t, f, ram, Params(t, "dirty=8M/s,hot=8M,verify=100ms,hb=200ms", ram.Size()), nil, con)
 	heartbeat(t, con, 0)
 	words := workload.BitmapWords(ram.Pages())
 	if err := m.DirtyLog(make([]uint64, words)); err == nil {
@@ -220,7 +229,7 @@ func Corrupt(t *testing.T, f Factory) {
 	con := &workload.Lines{}
 	// Sequential writes: a page well behind the cursor is not rewritten
 	// for seconds, so only the verifier can notice the flip.
-	m := start(t, f, ram, params(t, "dirty=4M/s,hot=16M,pattern=sequential,verify=100ms,hb=500ms"), nil, con)
+	m := start(t, f, ram, Params(t, "dirty=4M/s,hot=16M,pattern=sequential,verify=100ms,hb=500ms", ram.Size()), nil, con)
 	time.Sleep(300 * time.Millisecond)
 	mustPause(t, m)
 	rep := checkClean(t, ram)
@@ -271,7 +280,7 @@ func Corrupt(t *testing.T, f Factory) {
 func SaveRestore(t *testing.T, f Factory) {
 	ram := newRAM(t, 256<<20)
 	con := &workload.Lines{}
-	m := start(t, f, ram, params(t, "dirty=8M/s,hot=32M,verify=100ms,hb=200ms"), nil, con)
+	m := start(t, f, ram, Params(t, "dirty=8M/s,hot=32M,verify=100ms,hb=200ms", ram.Size()), nil, con)
 	h1, i := heartbeat(t, con, 0)
 	heartbeat(t, con, i+1)
 	mustPause(t, m)
@@ -330,7 +339,7 @@ func SaveRestore(t *testing.T, f Factory) {
 func Rate(t *testing.T, f Factory, dirty string, period time.Duration) (want, got float64) {
 	ram := newRAM(t, 256<<20)
 	con := &workload.Lines{}
-	p := params(t, fmt.Sprintf("dirty=%s,hot=64M,verify=1s,hb=1s", dirty))
+	p := Params(t, fmt.Sprintf("dirty=%s,hot=64M,verify=1s,hb=1s", dirty), ram.Size())
 	m := start(t, f, ram, p, nil, con)
 	time.Sleep(200 * time.Millisecond) // past the first-touch faults of boot
 	w0, t0 := m.Stats().Writes, time.Now()
@@ -350,7 +359,7 @@ func Rate(t *testing.T, f Factory, dirty string, period time.Duration) (want, go
 func Sparse(t *testing.T, f Factory) {
 	ram := newRAM(t, 8<<30)
 	con := &workload.Lines{}
-	m := start(t, f, ram, params(t, "dirty=8M/s,hot=16M,verify=100ms,hb=200ms"), nil, con)
+	m := start(t, f, ram, Params(t, "dirty=8M/s,hot=16M,verify=100ms,hb=200ms", ram.Size()), nil, con)
 	heartbeat(t, con, 0)
 	mustPause(t, m)
 	rep := checkClean(t, ram)
@@ -377,7 +386,7 @@ func Sparse(t *testing.T, f Factory) {
 func Throttle(t *testing.T, f Factory) {
 	ram := newRAM(t, 128<<20)
 	con := &workload.Lines{}
-	m := start(t, f, ram, params(t, "dirty=64G/s,hot=32M,verify=1s,hb=1s"), nil, con)
+	m := start(t, f, ram, Params(t, "dirty=64G/s,hot=32M,verify=1s,hb=1s", ram.Size()), nil, con)
 	if err := m.SetThrottle(100); err == nil {
 		t.Fatal("throttle of 100% accepted")
 	}
@@ -400,4 +409,199 @@ func Throttle(t *testing.T, f Factory) {
 		t.Fatalf("throttling to 20%% left the rate at %.0f%% of the unthrottled one", 100*throttled/free)
 	}
 	noCorrupt(t, con)
+}
+
+// TouchTimeout bounds the wait for a touch fill of 1 GiB.
+const TouchTimeout = 60 * time.Second
+
+// Touch: a 2 GiB guest with touch=1G,dirty=0 fills exactly the touched
+// region, once (generation 1, every page checked in full), and nothing of
+// the hot set, which stays a hole: about 1 GiB of data pages, the rest
+// holes (SEEK_DATA). TOUCH done reports the pages. A byte flipped in a
+// touched page is found by the checker and reported CORRUPT by the guest,
+// which repairs it.
+func Touch(t *testing.T, f Factory) {
+	ram := newRAM(t, 2<<30)
+	con := &workload.Lines{}
+	const touchPages = 1 << 30 / workload.PageSize
+	t0 := time.Now()
+	m := start(t, f, ram, Params(t, "touch=1G,dirty=0,verify=200ms,hb=200ms", ram.Size()), nil, con)
+	done, _, err := con.WaitTouchDone(0, TouchTimeout)
+	if err != nil {
+		t.Fatalf("%v; console:\n%v", err, con.All())
+	}
+	fill := time.Since(t0)
+	if !done.Done || done.Pages != touchPages || done.Total != touchPages {
+		t.Fatalf("TOUCH done line %+v, want %d pages", done, touchPages)
+	}
+	mustPause(t, m)
+	st := m.Stats()
+	if st.Touched != touchPages || st.Writes != touchPages || st.InFlight != 0 {
+		t.Fatalf("status after the fill: %+v, want %d pages touched and written", st, touchPages)
+	}
+	rep := checkClean(t, ram)
+	l := rep.Layout
+	if l.TouchPages != touchPages || rep.Written != touchPages || rep.Unwritten != l.HotPages {
+		t.Fatalf("checker: %d written, %d unwritten; layout %+v", rep.Written, rep.Unwritten, l)
+	}
+	gens, err := workload.GenTable(ram, l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, g := range gens {
+		if want := uint64(i) / l.HotPages; g != min(want, 1) {
+			t.Fatalf("tracked page %d (RAM page %d) has generation %d after the fill", i, l.HotFirst+uint64(i), g)
+		}
+	}
+	// Data exactly where the guest wrote: its own pages below the hot
+	// set and the whole touched region; the hot set is a hole.
+	ranges, err := ram.DataRanges()
+	if err != nil {
+		t.Fatal(err)
+	}
+	touchStart, touchEnd := l.TouchFirst()*workload.PageSize, (l.TouchFirst()+l.TouchPages)*workload.PageSize
+	var data, inTouch uint64
+	for _, r := range ranges {
+		data += r.Len / workload.PageSize
+		switch {
+		case r.Off+r.Len <= l.HotFirst*workload.PageSize:
+		case r.Off >= touchStart && r.Off+r.Len <= touchEnd:
+			inTouch += r.Len
+		default:
+			t.Fatalf("data at %#x+%#x outside the guest's own pages and the touched region [%#x, %#x)", r.Off, r.Len, touchStart, touchEnd)
+		}
+	}
+	if inTouch != touchEnd-touchStart {
+		t.Fatalf("touched region holds %d bytes of data, want %d", inTouch, touchEnd-touchStart)
+	}
+	t.Logf("2 GiB guest, touch=1G: filled in %v (TOUCH done at %d ms guest time); %d data pages = %d touched + %d guest-internal; %d of %d pages are holes",
+		fill.Round(time.Millisecond), done.MS, data, touchPages, data-touchPages, ram.Pages()-data, ram.Pages())
+
+	idx := l.HotPages + touchPages/2
+	page := l.HotFirst + idx
+	from := con.Len()
+	ram.Bytes()[page*workload.PageSize+2000] ^= 0x81
+	if rep, err := workload.Check(ram); err != nil || rep.Corrupt != 1 || rep.Mismatches[0].Page != page || rep.Mismatches[0].Gen != 1 {
+		t.Fatalf("checker does not see the flip in touched page %d: %+v %v", page, rep, err)
+	}
+	mustResume(t, m)
+	got, _, err := con.WaitCorrupt(from, Timeout)
+	if err != nil {
+		t.Fatalf("%v; console:\n%v", err, con.All())
+	}
+	if got.Page != page || got.Gen != 1 || got.Word != 2000/8 || got.Want^got.Got != 0x81<<(8*(2000%8)) {
+		t.Fatalf("CORRUPT report %+v, want page %d gen 1 word %d", got, page, 2000/8)
+	}
+	mustPause(t, m)
+	rep = checkClean(t, ram)
+	if rep.Written != touchPages {
+		t.Fatalf("after the repair %d pages written, want %d", rep.Written, touchPages)
+	}
+	if gens, _ := workload.GenTable(ram, l); gens[idx] != 2 {
+		t.Fatalf("repaired page has generation %d, want 2", gens[idx])
+	}
+	noCorruptExcept(t, con, page)
+}
+
+// TouchSaveRestore: the fill comes before any dirtying (every heartbeat
+// during the fill counts exactly the touched pages), survives a save and a
+// restore into a new machine over a sparse copy of memory half way through
+// (it continues where it stopped: every touched page is written once), and
+// then the guest dirties only its hot set.
+func TouchSaveRestore(t *testing.T, f Factory) {
+	ram := newRAM(t, 512<<20)
+	con := &workload.Lines{}
+	p := Params(t, "touch=256M,hot=16M,dirty=4M/s,verify=100ms,hb=100ms", ram.Size())
+	const touchPages = 256 << 20 / workload.PageSize
+	m := start(t, f, ram, p, nil, con)
+	if err := m.SetThrottle(95); err != nil { // a slow fill, to be caught half way
+		t.Fatal(err)
+	}
+	if _, _, err := con.Wait(0, Timeout, func(s string) bool { return strings.HasPrefix(s, "TOUCH progress ") }); err != nil {
+		t.Fatalf("no TOUCH progress line: %v; console:\n%v", err, con.All())
+	}
+	mustPause(t, m)
+	before := m.Stats()
+	if before.Touched == 0 || before.Touched >= touchPages || before.Writes != before.Touched {
+		t.Fatalf("paused during the fill with %+v: want 0 < touched < %d and no other writes", before, touchPages)
+	}
+	state, err := m.SaveState()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	lines := con.All()
+	progress := 0
+	for i, s := range lines {
+		if !strings.HasPrefix(s, "TOUCH ") {
+			continue
+		}
+		tl, err := workload.ParseTouch(s)
+		if err != nil || tl.Done || tl.Total != touchPages {
+			t.Fatalf("console line %q: %+v %v", s, tl, err)
+		}
+		h, err := workload.ParseHeartbeat(lines[i-1])
+		if err != nil || h.Writes != tl.Pages {
+			t.Fatalf("%q after %q: pages other than touched ones written during the fill (%v)", s, lines[i-1], err)
+		}
+		progress++
+	}
+	dst := newRAM(t, ram.Size())
+	ranges, err := ram.DataRanges()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range ranges {
+		if _, err := ram.ReadAt(dst.Bytes()[r.Off:r.Off+r.Len], int64(r.Off)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	con2 := &workload.Lines{}
+	m2 := start(t, f, dst, workload.Params{}, state, con2)
+	done, _, err := con2.WaitTouchDone(0, TouchTimeout)
+	if err != nil {
+		t.Fatalf("%v; console:\n%v", err, con2.All())
+	}
+	if done.Pages != touchPages {
+		t.Fatalf("TOUCH done %+v after restore, want %d pages", done, touchPages)
+	}
+	// The second heartbeat after the fill is a full interval into the
+	// dirtying.
+	_, i := heartbeat(t, con2, con2.Len())
+	h, _ := heartbeat(t, con2, i+1)
+	mustPause(t, m2)
+	st := m2.Stats()
+	rep := checkClean(t, dst)
+	l := rep.Layout
+	gens, err := workload.GenTable(dst, l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var hotWrites uint64
+	for i, g := range gens {
+		switch {
+		case uint64(i) >= l.HotPages && g != 1:
+			t.Fatalf("touched page %d has generation %d: written %d times", l.HotFirst+uint64(i), g, g)
+		case uint64(i) < l.HotPages:
+			hotWrites += g
+		}
+	}
+	if st.Touched != touchPages || hotWrites == 0 || st.Writes != touchPages+hotWrites || h.Writes <= touchPages {
+		t.Fatalf("after restore: stats %+v, heartbeat %+v, %d hot-set writes: want every touched page written once, then the hot set", st, h, hotWrites)
+	}
+	t.Logf("paused the fill at %d of %d pages after %d progress lines; the restored machine finished it at %d ms guest time and then wrote the hot set %d times",
+		before.Touched, touchPages, progress, done.MS, hotWrites)
+	noCorrupt(t, con2)
+}
+
+// noCorruptExcept fails t if the guest reported a page other than page.
+func noCorruptExcept(t testing.TB, l *workload.Lines, page uint64) {
+	t.Helper()
+	for _, s := range l.All() {
+		if m, err := workload.ParseCorrupt(s); err == nil && m.Page != page {
+			t.Fatalf("guest reported corruption: %s", s)
+		}
+	}
 }

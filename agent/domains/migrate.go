@@ -1,0 +1,200 @@
+package domains
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/ovs-agent/ovs-agent/config/vmcfg"
+	"github.com/ovs-agent/ovs-agent/relocation/pagexfer"
+	"github.com/ovs-agent/ovs-agent/vmm/control"
+)
+
+// Incoming registers a domain arriving from another host and starts its
+// VMM waiting for the page stream. The domain stays starting until the
+// migration commits (then running) or fails (then it is removed).
+func (m *Manager) Incoming(config, from string) error {
+	cfg, err := vmcfg.Parse("vm.cfg", []byte(config))
+	if err != nil {
+		return &Error{Kind: Invalid, Msg: err.Error()}
+	}
+	if cfg.UUID == "" {
+		return errorf(Invalid, "incoming domain %s has no UUID", cfg.Name)
+	}
+	if _, _, err := m.Create([]byte(config), "migration from "+from); err != nil {
+		return err
+	}
+	d, err := m.get(cfg.Name)
+	if err != nil {
+		return err
+	}
+	d.opMu.Lock()
+	defer d.opMu.Unlock()
+	if err := m.launch(d, launchIncoming, "", from); err != nil {
+		m.forget(d)
+		return err
+	}
+	return nil
+}
+
+// Call makes a control call to a domain's VMM, passing files along.
+func (m *Manager) Call(name string, req control.Request, timeout time.Duration, files ...*os.File) (*control.Response, error) {
+	d, err := m.get(name)
+	if err != nil {
+		return nil, err
+	}
+	d.mu.Lock()
+	c := d.ctl
+	d.mu.Unlock()
+	if c == nil {
+		return nil, errorf(BadState, "domain %s has no running VMM", name)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	return c.CallFiles(ctx, req, files...)
+}
+
+// WatchIncoming follows an incoming migration's VMM until the guest runs
+// (the domain becomes running) or the VMM ends (vmmGone removes the
+// domain). It returns the final state.
+func (m *Manager) WatchIncoming(name string) State {
+	for {
+		d, err := m.get(name)
+		if err != nil {
+			return Stopped
+		}
+		d.mu.Lock()
+		st, exited, c := d.rec.State, d.exited, d.ctl
+		d.mu.Unlock()
+		if st != Starting {
+			return st
+		}
+		if c != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			resp, err := c.Call(ctx, control.Request{Op: control.OpMigrateStatus})
+			cancel()
+			if err == nil && resp.Migration != nil && resp.Migration.Phase == control.PhaseRunning {
+				d.mu.Lock()
+				if d.rec.State == Starting {
+					from := d.rec.Incoming
+					d.rec.Incoming = ""
+					m.setState(d, Running, "migrated from "+from)
+				}
+				d.mu.Unlock()
+				return Running
+			}
+		}
+		select {
+		case <-exited:
+		case <-time.After(100 * time.Millisecond):
+		case <-m.closed:
+			return Starting
+		}
+	}
+}
+
+// Save writes a save image of a running or paused domain to path; the
+// domain is suspended afterwards (start restores it).
+func (m *Manager) Save(name, path string) error {
+	if !filepath.IsAbs(path) {
+		return errorf(Invalid, "save image %q: give an absolute path on the agent's host", path)
+	}
+	d, err := m.get(name)
+	if err != nil {
+		return err
+	}
+	d.opMu.Lock()
+	defer d.opMu.Unlock()
+	d.mu.Lock()
+	err = check(name, "save", d.rec.State)
+	exited := d.exited
+	d.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	cfgText, err := os.ReadFile(filepath.Join(d.dir, "vm.cfg"))
+	if err != nil {
+		return errorf(Failed, "save %s: %v", name, err)
+	}
+	resp, err := m.ctlCall(d, control.Request{Op: control.OpSave, Path: path, Config: string(cfgText)}, 10*time.Second)
+	if err != nil {
+		return errorf(Failed, "save %s: %v", name, err)
+	}
+	id := resp.Migration.ID
+	for {
+		select {
+		case <-exited:
+			d.mu.Lock()
+			st, reason := d.rec.State, d.rec.Reason
+			d.mu.Unlock()
+			if st != Suspended {
+				return errorf(Failed, "save %s: the VMM ended: %s", name, reason)
+			}
+			return nil
+		case <-time.After(100 * time.Millisecond):
+		}
+		resp, err := m.ctlCall(d, control.Request{Op: control.OpMigrateStatus}, 5*time.Second)
+		if err == nil && resp.Migration != nil && resp.Migration.Phase == control.PhaseFailed {
+			return errorf(Failed, "save %s %s: %s", name, id, resp.Migration.Error)
+		}
+	}
+}
+
+// Restore starts a domain from a save image: the image's own domain
+// configuration registers it if this host does not know it yet.
+func (m *Manager) Restore(path string) (string, error) {
+	if !filepath.IsAbs(path) {
+		return "", errorf(Invalid, "save image %q: give an absolute path on the agent's host", path)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return "", errorf(NotFound, "save image: %v", err)
+	}
+	h, err := pagexfer.ReadHeader(f)
+	f.Close()
+	if err != nil {
+		return "", errorf(Invalid, "%s is not a save image: %v", path, err)
+	}
+	cfg, err := vmcfg.Parse(filepath.Base(path)+" (configuration)", []byte(h.Config))
+	if err != nil {
+		return "", &Error{Kind: Invalid, Msg: err.Error()}
+	}
+	d, err := m.get(cfg.Name)
+	if err != nil {
+		if _, _, err := m.Create([]byte(h.Config), "restore of "+path); err != nil {
+			return "", err
+		}
+		if d, err = m.get(cfg.Name); err != nil {
+			return "", err
+		}
+	} else if !strings.EqualFold(d.rec.UUID, cfg.UUID) {
+		return "", errorf(Exists, "domain %s here has UUID %s; the image holds %s", cfg.Name, d.rec.UUID, cfg.UUID)
+	}
+	d.opMu.Lock()
+	defer d.opMu.Unlock()
+	if err := m.launch(d, launchRestore, path, ""); err != nil {
+		return "", err
+	}
+	m.log.Info("domain restored", zap.String("domain", cfg.Name), zap.String("image", path))
+	return cfg.Name, nil
+}
+
+// Migrating marks the start of an outgoing migration (for the log and the
+// reason shown) and checks the domain may move.
+func (m *Manager) Migrating(name, target string) error {
+	d, err := m.get(name)
+	if err != nil {
+		return err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if err := check(name, "migrate", d.rec.State); err != nil {
+		return err
+	}
+	m.log.Info("migration started", zap.String("domain", name), zap.String("target", target))
+	return nil
+}

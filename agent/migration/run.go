@@ -1,0 +1,356 @@
+package migration
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/ovs-agent/ovs-agent/agent/domains"
+	"github.com/ovs-agent/ovs-agent/relocation"
+	"github.com/ovs-agent/ovs-agent/relocation/pagexfer"
+	"github.com/ovs-agent/ovs-agent/vmm/control"
+)
+
+// Phases beyond the VMM's: before the stream starts.
+const (
+	PhaseConnecting = "connecting"
+)
+
+// Status is a migration as the API reports it.
+type Status struct {
+	ID                 string    `xmlrpc:"id"`
+	Domain             string    `xmlrpc:"domain"`
+	Target             string    `xmlrpc:"target"`
+	Live               bool      `xmlrpc:"live"`
+	Phase              string    `xmlrpc:"phase"`
+	Round              int       `xmlrpc:"round"`
+	BytesSent          int64     `xmlrpc:"bytes_sent"`
+	BytesRemaining     int64     `xmlrpc:"bytes_remaining"`
+	DataPages          int64     `xmlrpc:"data_pages"`
+	ZeroPages          int64     `xmlrpc:"zero_pages"`
+	SkippedPages       int64     `xmlrpc:"skipped_pages"`
+	Throughput         float64   `xmlrpc:"throughput"` // bytes/s
+	DirtyRate          float64   `xmlrpc:"dirty_rate"` // bytes/s
+	ExpectedDowntimeMs float64   `xmlrpc:"expected_downtime_ms"`
+	Throttle           int       `xmlrpc:"throttle_percent"`
+	MaxThrottle        int       `xmlrpc:"max_throttle_percent"`
+	ThrottledSeconds   float64   `xmlrpc:"throttled_seconds"`
+	Started            time.Time `xmlrpc:"started"`
+	ElapsedSeconds     float64   `xmlrpc:"elapsed_seconds"`
+	TotalSeconds       float64   `xmlrpc:"total_seconds"`
+	DowntimeMs         float64   `xmlrpc:"downtime_ms"`
+	StopReason         string    `xmlrpc:"stop_reason,omitempty"`
+	TLSVerified        bool      `xmlrpc:"tls_verified"`
+	Error              string    `xmlrpc:"error,omitempty"`
+}
+
+func (s Status) finished() bool {
+	return s.Phase == control.PhaseCompleted || s.Phase == control.PhaseFailed || s.Phase == control.PhaseCancelled
+}
+
+type migration struct {
+	mu        sync.Mutex
+	st        Status
+	cancel    context.CancelFunc
+	cancelled bool
+	done      chan struct{}
+}
+
+func (m *migration) status() Status {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	st := m.st
+	if !st.finished() {
+		st.ElapsedSeconds = time.Since(st.Started).Seconds()
+	}
+	return st
+}
+
+// registry holds the migrations of this agent, finished ones included
+// (the newest maxKept).
+type registry struct {
+	mu   sync.Mutex
+	byID map[string]*migration
+}
+
+const maxKept = 100
+
+func (l *Local) reg() *registry {
+	l.once.Do(func() { l.migs = &registry{byID: make(map[string]*migration)} })
+	return l.migs
+}
+
+func (r *registry) add(m *migration) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.byID) >= maxKept {
+		var oldest *migration
+		var oldestID string
+		for id, x := range r.byID {
+			st := x.status()
+			if st.finished() && (oldest == nil || st.Started.Before(oldest.status().Started)) {
+				oldest, oldestID = x, id
+			}
+		}
+		if oldest != nil {
+			delete(r.byID, oldestID)
+		}
+	}
+	r.byID[m.st.ID] = m
+}
+
+// ErrNoMigration says an id is unknown.
+var ErrNoMigration = errors.New("no such migration")
+
+func (l *Local) find(id string) (*migration, error) {
+	r := l.reg()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	m, ok := r.byID[id]
+	if !ok {
+		return nil, fmt.Errorf("%w: %q (migration.list shows them)", ErrNoMigration, id)
+	}
+	return m, nil
+}
+
+// Status reports one migration.
+func (l *Local) Status(id string) (Status, error) {
+	m, err := l.find(id)
+	if err != nil {
+		return Status{}, err
+	}
+	return m.status(), nil
+}
+
+// List reports every migration this agent knows, newest first.
+func (l *Local) List() []Status {
+	r := l.reg()
+	r.mu.Lock()
+	out := make([]Status, 0, len(r.byID))
+	for _, m := range r.byID {
+		out = append(out, m.status())
+	}
+	r.mu.Unlock()
+	sort.Slice(out, func(i, j int) bool { return out[i].Started.After(out[j].Started) })
+	return out
+}
+
+// Cancel stops a migration that has not committed: the domain keeps
+// running here. It returns the status after the cancel took effect.
+func (l *Local) Cancel(id string) (Status, error) {
+	m, err := l.find(id)
+	if err != nil {
+		return Status{}, err
+	}
+	st := m.status()
+	switch st.Phase {
+	case control.PhaseCommitting, control.PhaseInDoubt, control.PhaseCompleted:
+		return st, fmt.Errorf("migration %s is %s: too late to cancel", id, st.Phase)
+	case control.PhaseFailed, control.PhaseCancelled:
+		return st, nil
+	}
+	m.mu.Lock()
+	m.cancelled = true
+	m.mu.Unlock()
+	m.cancel()
+	_, _ = l.Domains.Call(st.Domain, control.Request{Op: control.OpMigrateCancel, Reason: "cancelled by the operator"}, 5*time.Second)
+	select {
+	case <-m.done:
+	case <-time.After(30 * time.Second):
+	}
+	return m.status(), nil
+}
+
+// Start begins migrating name to tgt and returns its id at once.
+func (l *Local) Start(name, tgt string, o Options) (string, error) {
+	if err := l.Domains.Migrating(name, tgt); err != nil {
+		return "", err
+	}
+	offer, err := l.Domains.Offer(name)
+	if err != nil {
+		return "", err
+	}
+	addr, err := target(tgt, o)
+	if err != nil {
+		return "", err
+	}
+	id, err := pagexfer.NewID()
+	if err != nil {
+		return "", err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	m := &migration{cancel: cancel, done: make(chan struct{}), st: Status{
+		ID: id.String(), Domain: name, Target: addr, Live: o.Live, Phase: PhaseConnecting, Started: time.Now().UTC(),
+		TLSVerified: o.SSL && o.Fingerprint != "",
+	}}
+	l.reg().add(m)
+	go l.run(ctx, m, offer, addr, o)
+	return m.st.ID, nil
+}
+
+func (l *Local) run(ctx context.Context, m *migration, offer relocation.Offer, addr string, o Options) {
+	defer close(m.done)
+	defer m.cancel()
+	fail := func(phase string, err error) {
+		m.mu.Lock()
+		if m.cancelled {
+			phase = control.PhaseCancelled
+		}
+		m.st.Phase, m.st.Error = phase, err.Error()
+		m.st.TotalSeconds = time.Since(m.st.Started).Seconds()
+		m.mu.Unlock()
+	}
+	name, id := m.st.Domain, m.st.ID
+	conn, wl, err := l.dial(ctx, addr, o, l.hello(relocation.OpReceive, id, o, offer))
+	if err != nil {
+		fail(control.PhaseFailed, err)
+		return
+	}
+	if !wl.OK {
+		msg := wl.Error
+		if len(wl.Problems) > 0 {
+			msg = "the target refused: " + strings.Join(wl.Problems, "; ")
+		}
+		fail(control.PhaseFailed, errors.New(msg))
+		return
+	}
+	f, err := HandOff(conn)
+	if err != nil {
+		conn.Close()
+		fail(control.PhaseFailed, err)
+		return
+	}
+	maxDown := o.MaxDowntime
+	if maxDown == 0 {
+		maxDown = DefaultMaxDowntime
+	}
+	_, err = l.Domains.Call(name, control.Request{
+		Op: control.OpMigrateSend, Migration: id, Target: addr, Live: o.Live,
+		RateLimit: o.RateLimit, MaxDowntime: maxDown, Config: offer.Config,
+	}, 10*time.Second, f)
+	f.Close()
+	if err != nil {
+		fail(control.PhaseFailed, fmt.Errorf("start the sender in the VMM: %w", err))
+		return
+	}
+	committed := false
+	for {
+		select {
+		case <-ctx.Done():
+			if !committed {
+				_, _ = l.Domains.Call(name, control.Request{Op: control.OpMigrateCancel, Reason: "cancelled"}, 5*time.Second)
+			}
+		case <-time.After(100 * time.Millisecond):
+		}
+		resp, err := l.Domains.Call(name, control.Request{Op: control.OpMigrateStatus}, 5*time.Second)
+		if err != nil {
+			if committed {
+				// The source VMM ended after commit: the target runs it.
+				m.mu.Lock()
+				m.st.Phase, m.st.Error = control.PhaseCompleted, ""
+				m.st.TotalSeconds = time.Since(m.st.Started).Seconds()
+				m.mu.Unlock()
+				return
+			}
+			fail(control.PhaseFailed, fmt.Errorf("lost the source VMM: %w", err))
+			return
+		}
+		vs := resp.Migration
+		if vs == nil {
+			continue
+		}
+		m.mu.Lock()
+		m.st.Phase = vs.Phase
+		m.st.Round = vs.Round
+		if int64(vs.BytesSent) > m.st.BytesSent {
+			m.st.BytesSent = int64(vs.BytesSent)
+		}
+		m.st.BytesRemaining = int64(vs.BytesRemaining)
+		m.st.DataPages, m.st.ZeroPages, m.st.SkippedPages = int64(vs.DataPages), int64(vs.ZeroPages), int64(vs.SkippedPages)
+		m.st.Throughput, m.st.DirtyRate = vs.Throughput, vs.DirtyRate
+		m.st.ExpectedDowntimeMs = float64(vs.ExpectedDowntime) / float64(time.Millisecond)
+		m.st.Throttle, m.st.MaxThrottle = vs.Throttle, vs.MaxThrottle
+		m.st.ThrottledSeconds = vs.ThrottledFor.Seconds()
+		m.st.StopReason = vs.StopReason
+		m.st.DowntimeMs = float64(vs.Downtime) / float64(time.Millisecond)
+		m.st.Error = vs.Error
+		cancelled := m.cancelled
+		m.mu.Unlock()
+		switch vs.Phase {
+		case control.PhaseVerified:
+			if cancelled {
+				_, _ = l.Domains.Call(name, control.Request{Op: control.OpMigrateAbort, Reason: "cancelled"}, 5*time.Second)
+				continue
+			}
+			if _, err := l.Domains.Call(name, control.Request{Op: control.OpMigrateCommit}, 5*time.Second); err == nil {
+				committed = true
+			}
+		case control.PhaseCommitting:
+			committed = true
+		case control.PhaseInDoubt:
+			committed = true
+			l.resolve(name, offer, addr, o)
+		case control.PhaseCompleted:
+			m.mu.Lock()
+			m.st.TotalSeconds = time.Since(m.st.Started).Seconds()
+			m.mu.Unlock()
+			return
+		case control.PhaseFailed, control.PhaseCancelled:
+			fail(vs.Phase, errors.New(vs.Error))
+			return
+		}
+	}
+}
+
+// resolve settles an in-doubt commit by asking the target's agent whether
+// the domain runs there.
+func (l *Local) resolve(name string, offer relocation.Offer, addr string, o Options) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, wl, err := l.dial(ctx, addr, o, l.hello(relocation.OpStatus, "", o, offer))
+	if err != nil || wl == nil {
+		return // ask again on the next poll; the guest stays paused meanwhile
+	}
+	if c != nil {
+		c.Close()
+	}
+	if !wl.OK {
+		return
+	}
+	on := wl.State == string(domains.Running) || wl.State == string(domains.Paused)
+	if wl.State == string(domains.Starting) {
+		return // not settled on the target yet
+	}
+	_, _ = l.Domains.Call(name, control.Request{Op: control.OpMigrateResolve, OnTarget: on}, 5*time.Second)
+}
+
+// HandOff turns an established relocation connection into a file that can
+// be passed to a VMM. A plain TCP connection is passed as it is; a TLS
+// connection cannot leave this process, so a socket pair carries its
+// plaintext and this process keeps doing the TLS.
+func HandOff(conn net.Conn) (*os.File, error) {
+	if tc, ok := conn.(*net.TCPConn); ok {
+		f, err := tc.File()
+		conn.Close()
+		return f, err
+	}
+	fds, err := socketpair()
+	if err != nil {
+		return nil, err
+	}
+	mine, theirs := os.NewFile(uintptr(fds[0]), "relocation-proxy"), os.NewFile(uintptr(fds[1]), "relocation-vmm")
+	local, err := net.FileConn(mine)
+	mine.Close()
+	if err != nil {
+		theirs.Close()
+		return nil, err
+	}
+	go proxy(conn, local)
+	return theirs, nil
+}

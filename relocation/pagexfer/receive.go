@@ -1,0 +1,386 @@
+package pagexfer
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+)
+
+// Sink is the target's guest memory as the receiver writes it. It must read
+// as zero when Receive starts (a fresh memfd): pages the image never
+// mentions, and zero pages the image did not write earlier, are left alone.
+type Sink interface {
+	// Size returns the bytes of memory; it must equal Header.MemSize.
+	Size() uint64
+	// WriteAt writes whole pages (pwrite into the memfd).
+	WriteAt(p []byte, off int64) (int, error)
+	// ZeroRange makes [off, off+n) read as zero again (for a memfd:
+	// fallocate PUNCH_HOLE, which also frees the pages).
+	ZeroRange(off, n uint64) error
+}
+
+// Stats describes a received image.
+type Stats struct {
+	Totals
+	// ZeroedPages counts zero pages that had been written earlier in the
+	// same image and were cleared with ZeroRange; the other zero pages
+	// cost nothing.
+	ZeroedPages uint64
+	// StateBytes is the size of the vCPU/engine state.
+	StateBytes int
+	// Duration runs from the first byte to the end record.
+	Duration time.Duration
+}
+
+// receiver pipeline depth: frames read ahead of the one being applied.
+const recvBuffers = 3
+
+// Receive reads one image from r into the Sink that open returns for its
+// header, checking every round's checksum and counts and the end totals.
+// It returns the header, the vCPU/engine state and statistics. It reads
+// exactly the image and nothing after it, so control messages can follow
+// on the same connection.
+//
+// open is called once, after the header has been read and checked; it
+// creates the target memory (a fresh memfd of h.MemSize bytes) and may
+// refuse the image (engine, size, free memory) with an error, which
+// Receive returns.
+//
+// Any error means the image must be discarded. On an error or a cancelled
+// ctx, Receive stops reading; when r has SetReadDeadline (a net.Conn) it
+// sets a past read deadline to stop its reader at once, otherwise the
+// caller must close r.
+func Receive(ctx context.Context, r io.Reader, open func(Header) (Sink, error)) (h Header, state []byte, st Stats, err error) {
+	start := time.Now()
+	dl, hasDeadline := r.(interface{ SetReadDeadline(time.Time) error })
+	if hasDeadline {
+		stop := context.AfterFunc(ctx, func() { dl.SetReadDeadline(time.Unix(1, 0)) })
+		defer stop()
+	}
+	defer func() {
+		st.Duration = time.Since(start)
+		if err != nil {
+			if h.ID.IsZero() {
+				err = fmt.Errorf("receive: %w", err)
+			} else {
+				err = fmt.Errorf("receive %s: %w", h.ID, err)
+			}
+		}
+	}()
+	h, n, err := readHeader(r)
+	if err != nil {
+		return Header{}, nil, st, err
+	}
+	if err := ctx.Err(); err != nil {
+		return h, nil, st, err
+	}
+	sink, err := open(h)
+	if err != nil {
+		return h, nil, st, fmt.Errorf("open target memory: %w", err)
+	}
+	if sink == nil {
+		return h, nil, st, errors.New("open target memory: no sink")
+	}
+	if sz := sink.Size(); sz != h.MemSize {
+		return h, nil, st, fmt.Errorf("target memory is %d bytes, the image has %d", sz, h.MemSize)
+	}
+	d := newDecoder(h, sink)
+	d.bytes = uint64(n)
+
+	fr := newFrameReader(r)
+	go fr.run()
+	fail := func(e error) (Header, []byte, Stats, error) {
+		close(fr.stop)
+		if hasDeadline {
+			dl.SetReadDeadline(time.Unix(1, 0))
+			<-fr.done
+		}
+		if ce := ctx.Err(); ce != nil {
+			e = ce
+		}
+		st.Totals, st.ZeroedPages = d.totals, d.zeroed
+		return h, nil, st, e
+	}
+	for {
+		var f frame
+		var ok bool
+		select {
+		case f, ok = <-fr.frames:
+		case <-ctx.Done():
+			return fail(ctx.Err())
+		}
+		if !ok {
+			return fail(fr.err)
+		}
+		done, err := d.apply(f.hdr[:], f.body)
+		fr.free <- f.body
+		if err != nil {
+			return fail(err)
+		}
+		if done {
+			break
+		}
+	}
+	<-fr.done
+	if err := ctx.Err(); err != nil {
+		return h, nil, st, err
+	}
+	st.Totals, st.ZeroedPages, st.StateBytes = d.totals, d.zeroed, len(d.state)
+	return h, d.state, st, nil
+}
+
+// ReadHeader reads the preamble and header of an image (for example to
+// look at a save file before restoring it).
+func ReadHeader(r io.Reader) (Header, error) {
+	h, _, err := readHeader(r)
+	return h, err
+}
+
+// readHeader reads preamble and header record; it returns the bytes read.
+func readHeader(r io.Reader) (Header, int, error) {
+	var pre [preambleSize + frameSize]byte
+	if _, err := io.ReadFull(r, pre[:]); err != nil {
+		return Header{}, 0, fmt.Errorf("read preamble: %w", eofUnexpected(err))
+	}
+	if err := parsePreamble(pre[:preambleSize]); err != nil {
+		return Header{}, 0, err
+	}
+	kind, n := pre[preambleSize], binary.LittleEndian.Uint32(pre[preambleSize+1:])
+	if kind != recHeader {
+		return Header{}, 0, fmt.Errorf("%w: first record is %s, not the header", ErrFormat, recName(kind))
+	}
+	if n < uint32(minBody(recHeader)) || n > uint32(maxHeaderBody) {
+		return Header{}, 0, fmt.Errorf("%w: header of %d bytes (%d..%d)", ErrFormat, n, minBody(recHeader), maxHeaderBody)
+	}
+	body := make([]byte, n)
+	if _, err := io.ReadFull(r, body); err != nil {
+		return Header{}, 0, fmt.Errorf("read header: %w", eofUnexpected(err))
+	}
+	h, err := parseHeader(pre[:], body)
+	return h, len(pre) + int(n), err
+}
+
+func eofUnexpected(err error) error {
+	if err == io.EOF {
+		return io.ErrUnexpectedEOF
+	}
+	return err
+}
+
+// frame is one record read ahead by the frameReader.
+type frame struct {
+	hdr  [frameSize]byte
+	body []byte
+}
+
+// frameReader reads records on its own goroutine, so the next record
+// arrives while the previous one is written to memory. It checks each
+// record's kind and length bound before allocating for it, and stops after
+// the end record, so it never reads past the image.
+type frameReader struct {
+	r      io.Reader
+	frames chan frame
+	free   chan []byte
+	stop   chan struct{}
+	done   chan struct{}
+	err    error // why frames was closed early; set before the close
+}
+
+func newFrameReader(r io.Reader) *frameReader {
+	fr := &frameReader{
+		r:      r,
+		frames: make(chan frame, recvBuffers-1),
+		free:   make(chan []byte, recvBuffers),
+		stop:   make(chan struct{}),
+		done:   make(chan struct{}),
+	}
+	for i := 0; i < recvBuffers; i++ {
+		fr.free <- nil
+	}
+	return fr
+}
+
+func (fr *frameReader) run() {
+	defer close(fr.done)
+	defer close(fr.frames)
+	for {
+		var f frame
+		if _, err := io.ReadFull(fr.r, f.hdr[:]); err != nil {
+			fr.err = fmt.Errorf("read record: %w", eofUnexpected(err))
+			return
+		}
+		kind, n := f.hdr[0], binary.LittleEndian.Uint32(f.hdr[1:])
+		if maxBody(kind) == 0 || kind == recHeader {
+			fr.err = fmt.Errorf("%w: unexpected %s", ErrFormat, recName(kind))
+			return
+		}
+		if n < uint32(minBody(kind)) || n > uint32(maxBody(kind)) {
+			fr.err = fmt.Errorf("%w: %s record of %d bytes (%d..%d)", ErrFormat, recName(kind), n, minBody(kind), maxBody(kind))
+			return
+		}
+		var buf []byte
+		select {
+		case buf = <-fr.free:
+		case <-fr.stop:
+			return
+		}
+		if cap(buf) < int(n) {
+			buf = make([]byte, n)
+		}
+		f.body = buf[:n]
+		if _, err := io.ReadFull(fr.r, f.body); err != nil {
+			fr.err = fmt.Errorf("read %s record: %w", recName(kind), eofUnexpected(err))
+			return
+		}
+		select {
+		case fr.frames <- f:
+		case <-fr.stop:
+			return
+		}
+		if kind == recEnd {
+			return
+		}
+	}
+}
+
+// decoder applies the records after the header to a Sink, enforcing the
+// record order and checking checksums and counts.
+type decoder struct {
+	h       Header
+	sink    Sink
+	ps      uint64
+	pages   uint64
+	written *pageSet // pages written so far (zero pages elsewhere need no work)
+	runs    []run
+
+	inRound   bool
+	final     bool // the current round is the stop-and-copy round
+	finalSeen bool
+	stateSeen bool
+	crc       uint32
+	rBytes    uint64
+	rData     uint64
+	rZero     uint64
+
+	totals Totals
+	bytes  uint64 // stream bytes so far
+	zeroed uint64
+	state  []byte
+}
+
+func newDecoder(h Header, sink Sink) *decoder {
+	return &decoder{h: h, sink: sink, ps: uint64(h.PageSize), pages: h.Pages(), written: newPageSet(h.Pages())}
+}
+
+// apply applies one record; done is true after the end record.
+func (d *decoder) apply(hdr, body []byte) (done bool, err error) {
+	kind := hdr[0]
+	size := uint64(len(hdr) + len(body))
+	switch kind {
+	case recRoundStart:
+		round, flags := binary.LittleEndian.Uint32(body), binary.LittleEndian.Uint32(body[4:])
+		switch {
+		case d.inRound:
+			return false, fmt.Errorf("%w: round %d starts inside round %d", ErrFormat, round, d.totals.Rounds)
+		case d.finalSeen:
+			return false, fmt.Errorf("%w: round %d after the final round", ErrFormat, round)
+		case round != d.totals.Rounds:
+			return false, fmt.Errorf("%w: round %d where round %d was due", ErrFormat, round, d.totals.Rounds)
+		case flags&^roundFinal != 0:
+			return false, fmt.Errorf("%w: round %d: unknown flags %#x", ErrFormat, round, flags)
+		}
+		d.inRound, d.final = true, flags&roundFinal != 0
+		d.crc = crc(crc(0, hdr), body)
+		d.rBytes, d.rData, d.rZero = size, 0, 0
+	case recBatch:
+		if !d.inRound {
+			return false, fmt.Errorf("%w: page batch outside a round", ErrFormat)
+		}
+		d.crc = crc(crc(d.crc, hdr), body)
+		d.rBytes += size
+		var data, zero uint64
+		d.runs, data, zero, err = parseBatch(body, int(d.ps), d.pages, d.runs, d.applyRun)
+		if err != nil {
+			return false, fmt.Errorf("round %d: %w", d.totals.Rounds, err)
+		}
+		d.rData += data
+		d.rZero += zero
+		d.totals.DataPages += data
+		d.totals.ZeroPages += zero
+	case recRoundEnd:
+		if !d.inRound {
+			return false, fmt.Errorf("%w: round end outside a round", ErrFormat)
+		}
+		e := parseRoundEnd(body)
+		r := d.totals.Rounds
+		switch {
+		case e.Round != r:
+			return false, fmt.Errorf("%w: round %d ends with the number %d", ErrChecksum, r, e.Round)
+		case e.Bytes != d.rBytes || e.DataPages != d.rData || e.ZeroPages != d.rZero:
+			return false, fmt.Errorf("%w: round %d carried %d bytes, %d data and %d zero pages; its end record says %d, %d and %d",
+				ErrChecksum, r, d.rBytes, d.rData, d.rZero, e.Bytes, e.DataPages, e.ZeroPages)
+		case e.CRC != d.crc:
+			return false, fmt.Errorf("%w: round %d: computed CRC-32C %#08x, round end says %#08x", ErrChecksum, r, d.crc, e.CRC)
+		}
+		d.inRound = false
+		d.totals.Rounds++
+		d.finalSeen = d.final
+	case recState:
+		switch {
+		case d.inRound:
+			return false, fmt.Errorf("%w: state inside round %d", ErrFormat, d.totals.Rounds)
+		case !d.finalSeen:
+			return false, fmt.Errorf("%w: state before the final round", ErrFormat)
+		case d.stateSeen:
+			return false, fmt.Errorf("%w: second state record", ErrFormat)
+		}
+		blob := body[4:]
+		if got, want := crc(0, blob), binary.LittleEndian.Uint32(body); got != want {
+			return false, fmt.Errorf("%w: state: computed CRC-32C %#08x, record says %#08x", ErrChecksum, got, want)
+		}
+		d.state = append([]byte(nil), blob...)
+		d.stateSeen = true
+	case recEnd:
+		if !d.stateSeen {
+			return false, fmt.Errorf("%w: end of image before the state", ErrFormat)
+		}
+		want := d.totals
+		want.Bytes = d.bytes
+		if got := parseTotals(body); got != want {
+			return false, fmt.Errorf("%w: end of image says %d rounds, %d data and %d zero pages in %d bytes; the stream had %d, %d, %d and %d",
+				ErrChecksum, got.Rounds, got.DataPages, got.ZeroPages, got.Bytes, want.Rounds, want.DataPages, want.ZeroPages, want.Bytes)
+		}
+		d.totals.Bytes = d.bytes
+		done = true
+	default:
+		return false, fmt.Errorf("%w: unexpected %s", ErrFormat, recName(kind))
+	}
+	d.bytes += size
+	return done, nil
+}
+
+// applyRun writes one run of a validated batch.
+func (d *decoder) applyRun(r run, data []byte) error {
+	if r.kind == kindRaw {
+		off := r.first * d.ps
+		n, err := d.sink.WriteAt(data, int64(off))
+		if err == nil && n != len(data) {
+			err = io.ErrShortWrite
+		}
+		if err != nil {
+			return fmt.Errorf("write pages %d+%d: %w", r.first, r.count, err)
+		}
+		d.written.add(r.first, r.count)
+		return nil
+	}
+	return d.written.take(r.first, r.count, func(first, n uint64) error {
+		if err := d.sink.ZeroRange(first*d.ps, n*d.ps); err != nil {
+			return fmt.Errorf("zero pages %d+%d: %w", first, n, err)
+		}
+		d.zeroed += n
+		return nil
+	})
+}

@@ -1,0 +1,759 @@
+package pagexfer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/bits"
+	"time"
+)
+
+// Range is a byte range [Off, Off+Len) of guest memory.
+type Range struct {
+	Off, Len uint64
+}
+
+// Source is the running guest as the sender sees it. The VMM's engines
+// implement it (guest RAM plus the machine; see the package tests for the
+// few lines that adapt vmm/workload).
+type Source interface {
+	// Size returns the bytes of guest memory, a multiple of PageSize.
+	Size() uint64
+	// ReadAt reads guest memory without faulting untouched pages in
+	// (pread on the memfd).
+	ReadAt(p []byte, off int64) (int, error)
+	// DataRanges returns the ranges of memory that hold data; everything
+	// else is zero and is never read or sent.
+	DataRanges() ([]Range, error)
+	// SetDirtyLogging turns dirty-page tracking on (from a clean log) or off.
+	SetDirtyLogging(on bool) error
+	// DirtyLog fetches and clears the dirty log into dst: bit i of word
+	// i/64 is set when page i was written since the previous call.
+	DirtyLog(dst []uint64) error
+	// Pause stops the vCPUs at a consistent point (idempotent); Resume
+	// continues them.
+	Pause() error
+	Resume() error
+	// SaveState returns the vCPU/engine state of the paused guest.
+	SaveState() ([]byte, error)
+	// SetThrottle makes the vCPUs sleep percent% of the time (0..99).
+	SetThrottle(percent int) error
+}
+
+// Options configure Send.
+type Options struct {
+	// Live selects pre-copy: the guest runs while its memory is copied and
+	// is paused only for the last dirty pages. Otherwise Send pauses
+	// first and makes one pass.
+	Live bool
+	// AlreadyPaused says the caller paused the source (a paused domain):
+	// Send makes one pass and never pauses or resumes it.
+	AlreadyPaused bool
+
+	// ID names the migration; a random one is made when zero.
+	ID ID
+	// Engine, VCPUs and Config go into the header for the receiver.
+	Engine string
+	VCPUs  int
+	Config string
+
+	// MaxDowntime is the downtime the stop rule aims for
+	// (DefaultMaxDowntime when 0).
+	MaxDowntime time.Duration
+	// MaxRounds caps the rounds, the stop-and-copy round included
+	// (DefaultMaxRounds when 0; at least 2 for a live transfer).
+	MaxRounds int
+	// MaxFactor caps the page data sent by pre-copy rounds at this
+	// multiple of the memory size (DefaultMaxFactor when 0).
+	MaxFactor float64
+	// RateLimit caps the stream at this many bytes per second (0: no cap).
+	RateLimit float64
+
+	// DisableAutoConverge turns guest throttling off.
+	DisableAutoConverge bool
+	// ThrottleTrigger: a round counts as outrun when the guest dirtied
+	// memory faster than this fraction of the measured bandwidth
+	// (DefaultThrottleTrigger when 0, QEMU's threshold).
+	ThrottleTrigger float64
+	// ThrottleAfter consecutive outrun rounds move the throttle one step
+	// up (DefaultThrottleAfter when 0).
+	ThrottleAfter int
+	// ThrottleSteps are the throttle percentages, strictly increasing in
+	// 1..99 (DefaultThrottleSteps when nil).
+	ThrottleSteps []int
+
+	// ProgressInterval is the most time between two progress reports
+	// within a round (DefaultProgressInterval when 0).
+	ProgressInterval time.Duration
+}
+
+// Defaults.
+const (
+	DefaultMaxDowntime      = 300 * time.Millisecond
+	DefaultMaxRounds        = 30
+	DefaultMaxFactor        = 3
+	DefaultThrottleTrigger  = 0.5
+	DefaultThrottleAfter    = 2
+	DefaultProgressInterval = 100 * time.Millisecond
+)
+
+// DefaultThrottleSteps are the auto-converge steps.
+var DefaultThrottleSteps = []int{20, 40, 60, 80, 99}
+
+func (o Options) withDefaults() (Options, error) {
+	if o.MaxDowntime == 0 {
+		o.MaxDowntime = DefaultMaxDowntime
+	}
+	if o.MaxRounds == 0 {
+		o.MaxRounds = DefaultMaxRounds
+	}
+	if o.MaxFactor == 0 {
+		o.MaxFactor = DefaultMaxFactor
+	}
+	if o.ThrottleTrigger == 0 {
+		o.ThrottleTrigger = DefaultThrottleTrigger
+	}
+	if o.ThrottleAfter == 0 {
+		o.ThrottleAfter = DefaultThrottleAfter
+	}
+	if o.ThrottleSteps == nil {
+		o.ThrottleSteps = DefaultThrottleSteps
+	}
+	if o.ProgressInterval == 0 {
+		o.ProgressInterval = DefaultProgressInterval
+	}
+	switch {
+	case o.MaxDowntime < 0:
+		return o, fmt.Errorf("max downtime %v is negative", o.MaxDowntime)
+	case o.MaxRounds < 1 || o.Live && o.MaxRounds < 2:
+		return o, fmt.Errorf("max rounds %d: a live transfer needs at least 2", o.MaxRounds)
+	case o.MaxFactor < 0 || o.MaxFactor != o.MaxFactor:
+		return o, fmt.Errorf("max factor %v is not a positive number", o.MaxFactor)
+	case o.RateLimit < 0 || o.RateLimit != o.RateLimit:
+		return o, fmt.Errorf("rate limit %v bytes/s is not a positive number", o.RateLimit)
+	case o.RateLimit > 0 && o.RateLimit < 1024:
+		return o, fmt.Errorf("rate limit %v bytes/s is below 1 KiB/s", o.RateLimit)
+	case !(o.ThrottleTrigger > 0):
+		return o, fmt.Errorf("throttle trigger %v is not a positive number", o.ThrottleTrigger)
+	case o.ThrottleAfter < 0:
+		return o, fmt.Errorf("throttle after %d rounds is negative", o.ThrottleAfter)
+	case o.ProgressInterval < 0:
+		return o, fmt.Errorf("progress interval %v is negative", o.ProgressInterval)
+	case o.VCPUs < 1 || o.VCPUs > MaxVCPUs:
+		return o, fmt.Errorf("%d vCPUs (1..%d)", o.VCPUs, MaxVCPUs)
+	case len(o.Config) > MaxConfigSize:
+		return o, fmt.Errorf("domain configuration of %d bytes is above %d", len(o.Config), MaxConfigSize)
+	}
+	if err := checkEngine(o.Engine); err != nil {
+		return o, err
+	}
+	prev := 0
+	for _, s := range o.ThrottleSteps {
+		if s <= prev || s > 99 {
+			return o, fmt.Errorf("throttle steps %v are not strictly increasing within 1..99", o.ThrottleSteps)
+		}
+		prev = s
+	}
+	return o, nil
+}
+
+// Phase is where a transfer is.
+type Phase int
+
+const (
+	PhaseSetup    Phase = iota // writing the header, turning dirty logging on
+	PhasePrecopy               // live rounds, the guest running
+	PhaseStopCopy              // the guest paused: last dirty pages and state
+	PhaseDone                  // the image is written
+)
+
+func (p Phase) String() string {
+	switch p {
+	case PhaseSetup:
+		return "setup"
+	case PhasePrecopy:
+		return "precopy"
+	case PhaseStopCopy:
+		return "stop-copy"
+	case PhaseDone:
+		return "done"
+	}
+	return fmt.Sprintf("Phase(%d)", int(p))
+}
+
+// Progress is a snapshot of a running Send. BytesSent, pages and Round
+// never decrease from one report to the next.
+type Progress struct {
+	Phase            Phase
+	Round            int           // current round (0 is the first pass)
+	Elapsed          time.Duration // since Send started
+	BytesSent        uint64        // stream bytes written to the connection
+	BytesRemaining   uint64        // page bytes still to send, as currently estimated
+	DataPages        uint64        // pages sent with data
+	ZeroPages        uint64        // pages sent as zero flags
+	SkippedPages     uint64        // pages skipped because the guest dirtied them again
+	Throughput       float64       // bytes per second on the wire (current round, else last)
+	DirtyRate        float64       // bytes per second the guest dirtied in the last round
+	ExpectedDowntime time.Duration // predicted downtime of stopping now
+	Throttle         int           // current guest throttle, percent
+}
+
+// ThrottleStep is one change of the guest throttle.
+type ThrottleStep struct {
+	Percent int
+	At      time.Duration // since Send started
+}
+
+// ThrottleReport says how much auto-converge slowed the guest.
+type ThrottleReport struct {
+	Max      int            // highest throttle applied, percent (0: never throttled)
+	Steps    []ThrottleStep // every change, the final release to 0 included
+	Duration time.Duration  // time the guest ran throttled
+	// CPUTaken is the vCPU time the throttle took from each vCPU: the
+	// integral of the throttle percentage over Duration.
+	CPUTaken time.Duration
+}
+
+// Result describes a finished Send.
+type Result struct {
+	ID     ID
+	Live   bool
+	Reason StopReason // why pre-copy stopped
+	Totals Totals     // what the end record says (the receiver echoes it in Verified)
+	// BytesSent counts every byte written, the end record included.
+	BytesSent    uint64
+	SkippedPages uint64
+	// BytesRead counts the guest memory read (untouched memory is never read).
+	BytesRead uint64
+	Total     time.Duration
+	// Downtime runs from the call that paused the guest to the moment the
+	// last byte of the image was written (the caller adds the wait for the
+	// target's resume). For a source paused by the caller it is Total.
+	Downtime time.Duration
+	// PauseTook is how long the Pause call took (part of Downtime).
+	PauseTook time.Duration
+	// ExpectedDowntime is what the stop rule predicted.
+	ExpectedDowntime time.Duration
+	// Bandwidth is the last measured throughput of a pre-copy round, in
+	// bytes per second (0 for a non-live transfer).
+	Bandwidth float64
+	Throttle  ThrottleReport
+}
+
+// Rounds returns the number of rounds, the stop-and-copy round included.
+func (r Result) Rounds() int { return int(r.Totals.Rounds) }
+
+// sender runtime tunables (variables so tests and benchmarks can shrink them).
+var (
+	sendBuffers = 4                     // batch buffers in flight
+	fetchEvery  = 50 * time.Millisecond // dirty-log fetches within a round, for the skip rule
+)
+
+type sender struct {
+	ctx      context.Context
+	src      Source
+	o        Options
+	progress func(Progress)
+	ps       uint64
+	pages    uint64
+
+	sw *streamWriter
+	bb *batchBuilder
+
+	cur, next, scratch []uint64
+	nextCount          uint64
+	tail               uint64 // mask of valid bits in the last bitmap word
+
+	logging, paused bool
+	throttle        int
+	thr             ThrottleReport
+	thrSince        time.Time
+
+	start    time.Time
+	phase    Phase
+	round    int
+	totals   Totals
+	queued   uint64
+	skipped  uint64
+	read     uint64
+	dataSent uint64 // page data bytes of pre-copy rounds
+
+	roundCRC         uint32
+	roundBytes       uint64
+	roundData        uint64
+	roundZero        uint64
+	roundTotal       uint64
+	roundDone        uint64
+	roundStart       time.Time
+	roundWritten     uint64
+	pendStart        uint64
+	pendLen          uint64
+	skipping         bool
+	lastFetch        time.Time
+	lastProgress     time.Time
+	bw, dirtyRate    float64
+	expectedDowntime time.Duration
+}
+
+// Send writes src's memory and state to w as one image. See the package
+// documentation and README.md for the stream and the live algorithm.
+//
+// On success a source paused by Send stays paused: the caller resumes it
+// when the target fails or aborts, and destroys it once the target has
+// resumed. On any error (ctx cancelled, write failed, source failed) Send
+// releases the throttle, turns dirty logging off and resumes the source if
+// it paused it, and returns the Result so far with the error. Cancelling
+// ctx interrupts a blocked write when w has SetWriteDeadline (a net.Conn);
+// for other writers the caller must close w.
+//
+// progress, when not nil, is called from Send's goroutine at least every
+// Options.ProgressInterval and at every round end; it must not block.
+func Send(ctx context.Context, src Source, w io.Writer, opts Options, progress func(Progress)) (res Result, err error) {
+	o, err := opts.withDefaults()
+	if err != nil {
+		return Result{}, fmt.Errorf("send: options: %w", err)
+	}
+	size := src.Size()
+	if size == 0 || size%PageSize != 0 || size > MaxMemSize {
+		return Result{}, fmt.Errorf("send: guest memory of %d bytes is not a positive multiple of %d up to %d", size, PageSize, uint64(MaxMemSize))
+	}
+	if o.ID.IsZero() {
+		if o.ID, err = NewID(); err != nil {
+			return Result{}, fmt.Errorf("send: %w", err)
+		}
+	}
+	if o.AlreadyPaused {
+		o.Live = false
+	}
+	s := &sender{
+		ctx: ctx, src: src, o: o, progress: progress,
+		ps: PageSize, pages: size / PageSize,
+		start: time.Now(),
+	}
+	if r := s.pages % 64; r != 0 {
+		s.tail = 1<<r - 1
+	} else {
+		s.tail = ^uint64(0)
+	}
+	if d, ok := w.(interface{ SetWriteDeadline(time.Time) error }); ok {
+		stop := context.AfterFunc(ctx, func() { d.SetWriteDeadline(time.Unix(1, 0)) })
+		defer stop()
+	}
+	s.sw = newStreamWriter(ctx, w, o.RateLimit, sendBuffers, batchReserve+sendBatchData)
+	defer func() {
+		if err != nil {
+			s.sw.close(false)
+			err = errors.Join(fmt.Errorf("send %s: %w", o.ID, err), s.cleanup())
+		} else {
+			s.sw.close(true)
+		}
+		res = s.result(res)
+	}()
+	return s.run()
+}
+
+// cleanup undoes what Send did to the source after a failure.
+func (s *sender) cleanup() error {
+	var errs []error
+	if s.throttle > 0 {
+		if err := s.setThrottle(0); err != nil {
+			errs = append(errs, fmt.Errorf("release throttle: %w", err))
+		}
+	}
+	if s.logging {
+		if err := s.src.SetDirtyLogging(false); err != nil {
+			errs = append(errs, fmt.Errorf("turn dirty logging off: %w", err))
+		}
+		s.logging = false
+	}
+	if s.paused {
+		if err := s.src.Resume(); err != nil {
+			errs = append(errs, fmt.Errorf("resume source: %w", err))
+		} else {
+			s.paused = false
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (s *sender) result(r Result) Result {
+	r.ID = s.o.ID
+	r.Live = s.o.Live
+	r.Totals = s.totals
+	r.BytesSent = s.sw.written.Load()
+	r.SkippedPages = s.skipped
+	r.BytesRead = s.read
+	r.Total = time.Since(s.start)
+	s.accountThrottle(time.Now())
+	r.Throttle = s.thr
+	r.Throttle.Steps = append([]ThrottleStep(nil), s.thr.Steps...)
+	return r
+}
+
+func (s *sender) run() (Result, error) {
+	var res Result
+	s.phase = PhaseSetup
+	h := Header{Version: Version, StreamCount: 1, PageSize: PageSize, MemSize: s.pages * s.ps,
+		VCPUs: uint32(s.o.VCPUs), Engine: s.o.Engine, ID: s.o.ID, Config: s.o.Config}
+	if err := h.validate(); err != nil {
+		return res, err
+	}
+	if err := s.queueSmall(appendHeader(nil, h), false); err != nil {
+		return res, err
+	}
+	buf, err := s.sw.get()
+	if err != nil {
+		return res, err
+	}
+	s.bb = newBatchBuilder(int(s.ps), buf)
+	words := bitmapWords(s.pages)
+	s.cur = make([]uint64, words)
+
+	var pauseAt time.Time
+	if s.o.Live {
+		s.next = make([]uint64, words)
+		s.scratch = make([]uint64, words)
+		if err := s.src.SetDirtyLogging(true); err != nil {
+			return res, fmt.Errorf("turn dirty logging on: %w", err)
+		}
+		s.logging = true
+		s.lastFetch = time.Now()
+		if err := s.populated(s.cur); err != nil {
+			return res, err
+		}
+		pol := newPolicy(s.o, s.pages*s.ps)
+		s.phase = PhasePrecopy
+		for {
+			if err := s.sendRound(false); err != nil {
+				return res, err
+			}
+			if err := s.fetchDirty(); err != nil {
+				return res, err
+			}
+			if err := s.sw.flush(); err != nil {
+				return res, err
+			}
+			written := s.sw.written.Load()
+			v := pol.next(roundReport{Round: s.round, Duration: time.Since(s.roundStart),
+				Bytes: written - s.roundWritten, Dirty: s.nextCount * s.ps, SentTotal: s.dataSent})
+			s.bw, s.dirtyRate, s.expectedDowntime = v.Bandwidth, v.DirtyRate, v.Expected
+			res.Bandwidth, res.ExpectedDowntime, res.Reason = v.Bandwidth, v.Expected, v.Reason
+			if v.Throttle > s.throttle {
+				if err := s.setThrottle(v.Throttle); err != nil {
+					return res, fmt.Errorf("throttle source: %w", err)
+				}
+			}
+			s.report(true)
+			if v.Stop {
+				break
+			}
+			s.cur, s.next = s.next, s.cur
+			clear(s.next)
+			s.nextCount = 0
+			s.round++
+		}
+		s.round++
+		s.phase = PhaseStopCopy
+		pauseAt = time.Now()
+		if err := s.src.Pause(); err != nil {
+			return res, fmt.Errorf("pause source: %w", err)
+		}
+		s.paused = true
+		res.PauseTook = time.Since(pauseAt)
+		if s.throttle > 0 {
+			if err := s.setThrottle(0); err != nil {
+				return res, fmt.Errorf("release throttle: %w", err)
+			}
+		}
+		if err := s.fetchDirty(); err != nil {
+			return res, err
+		}
+		if err := s.src.SetDirtyLogging(false); err != nil {
+			return res, fmt.Errorf("turn dirty logging off: %w", err)
+		}
+		s.logging = false
+		s.cur, s.next = s.next, nil
+		s.nextCount = 0
+	} else {
+		res.Reason = StopNotLive
+		pauseAt = s.start
+		if !s.o.AlreadyPaused {
+			pauseAt = time.Now()
+			if err := s.src.Pause(); err != nil {
+				return res, fmt.Errorf("pause source: %w", err)
+			}
+			s.paused = true
+			res.PauseTook = time.Since(pauseAt)
+		}
+		s.phase = PhaseStopCopy
+		if err := s.populated(s.cur); err != nil {
+			return res, err
+		}
+	}
+	if err := s.sendRound(true); err != nil {
+		return res, err
+	}
+	state, err := s.src.SaveState()
+	if err != nil {
+		return res, fmt.Errorf("save source state: %w", err)
+	}
+	if len(state) > MaxStateSize {
+		return res, fmt.Errorf("source state of %d bytes is above the %d the stream carries", len(state), MaxStateSize)
+	}
+	if err := s.queueSmall(appendState(nil, state), false); err != nil {
+		return res, err
+	}
+	s.totals.Bytes = s.queued
+	if err := s.queueSmall(appendEnd(nil, s.totals), false); err != nil {
+		return res, err
+	}
+	if err := s.sw.flush(); err != nil {
+		return res, err
+	}
+	res.Downtime = time.Since(pauseAt)
+	if err := s.ctx.Err(); err != nil {
+		return res, err
+	}
+	s.phase = PhaseDone
+	s.report(true)
+	return res, nil
+}
+
+// populated fills set with the pages that hold data.
+func (s *sender) populated(set []uint64) error {
+	rs, err := s.src.DataRanges()
+	if err != nil {
+		return fmt.Errorf("populated ranges of guest memory: %w", err)
+	}
+	size := s.pages * s.ps
+	for _, r := range rs {
+		if r.Len == 0 {
+			continue
+		}
+		if r.Off >= size || r.Len > size-r.Off {
+			return fmt.Errorf("populated range %d+%d outside guest memory of %d bytes", r.Off, r.Len, size)
+		}
+		first := r.Off / s.ps
+		end := (r.Off + r.Len + s.ps - 1) / s.ps
+		setRange(set, first, end-first)
+	}
+	return nil
+}
+
+// fetchDirty merges the source's dirty log into next.
+func (s *sender) fetchDirty() error {
+	if err := s.src.DirtyLog(s.scratch); err != nil {
+		return fmt.Errorf("fetch dirty log: %w", err)
+	}
+	s.lastFetch = time.Now()
+	s.scratch[len(s.scratch)-1] &= s.tail
+	for i, x := range s.scratch {
+		if x == 0 {
+			continue
+		}
+		if n := x &^ s.next[i]; n != 0 {
+			s.nextCount += uint64(bits.OnesCount64(n))
+			s.next[i] |= n
+		}
+	}
+	return nil
+}
+
+func (s *sender) setThrottle(p int) error {
+	if err := s.src.SetThrottle(p); err != nil {
+		return err
+	}
+	now := time.Now()
+	s.accountThrottle(now)
+	s.throttle = p
+	s.thr.Max = max(s.thr.Max, p)
+	s.thr.Steps = append(s.thr.Steps, ThrottleStep{Percent: p, At: now.Sub(s.start)})
+	return nil
+}
+
+func (s *sender) accountThrottle(now time.Time) {
+	if s.throttle > 0 {
+		d := now.Sub(s.thrSince)
+		s.thr.Duration += d
+		s.thr.CPUTaken += d * time.Duration(s.throttle) / 100
+	}
+	s.thrSince = now
+}
+
+// queueSmall queues a record built outside the batch buffers.
+func (s *sender) queueSmall(rec []byte, inRound bool) error {
+	if inRound {
+		s.roundCRC = crc(s.roundCRC, rec)
+		s.roundBytes += uint64(len(rec))
+	}
+	s.queued += uint64(len(rec))
+	return s.sw.put(rec, nil)
+}
+
+// sendRound sends the pages of s.cur as one round. Pre-copy rounds skip
+// the pages the guest dirtied again since the round began (they are in
+// s.next and go in a later round anyway).
+func (s *sender) sendRound(final bool) error {
+	s.roundCRC, s.roundBytes, s.roundData, s.roundZero = 0, 0, 0, 0
+	s.roundStart = time.Now()
+	s.roundWritten = s.sw.written.Load()
+	s.roundTotal, s.roundDone = countBits(s.cur), 0
+	s.skipping = !final
+	flags := uint32(0)
+	if final {
+		flags = roundFinal
+	}
+	if err := s.queueSmall(appendRoundStart(nil, uint32(s.round), flags), true); err != nil {
+		return err
+	}
+	s.report(true)
+	for wi, w := range s.cur {
+		if w == 0 {
+			continue
+		}
+		if s.skipping {
+			if time.Since(s.lastFetch) >= fetchEvery {
+				if err := s.fetchDirty(); err != nil {
+					return err
+				}
+			}
+			if sk := w & s.next[wi]; sk != 0 {
+				n := uint64(bits.OnesCount64(sk))
+				s.skipped += n
+				s.roundDone += n
+				w &^= sk
+			}
+		}
+		for w != 0 {
+			b := uint64(bits.TrailingZeros64(w))
+			l := uint64(bits.TrailingZeros64(^(w >> b)))
+			if err := s.addPending(uint64(wi)*64+b, l); err != nil {
+				return err
+			}
+			if b+l >= 64 {
+				break
+			}
+			w &^= mask(b, l)
+		}
+	}
+	if err := s.readPending(); err != nil {
+		return err
+	}
+	if err := s.flushBatch(); err != nil {
+		return err
+	}
+	e := roundEnd{Round: uint32(s.round), DataPages: s.roundData, ZeroPages: s.roundZero, Bytes: s.roundBytes, CRC: s.roundCRC}
+	if err := s.queueSmall(appendRoundEnd(nil, e), false); err != nil {
+		return err
+	}
+	s.totals.Rounds++
+	if !final {
+		s.dataSent += s.roundData * s.ps
+	}
+	return nil
+}
+
+// addPending extends the pending read by pages [p, p+n), reading the
+// pending pages first when they are not adjacent.
+func (s *sender) addPending(p, n uint64) error {
+	if s.pendLen > 0 && s.pendStart+s.pendLen == p {
+		s.pendLen += n
+		if s.pendLen < sendBatchPages {
+			return nil
+		}
+		return s.readPending()
+	}
+	if err := s.readPending(); err != nil {
+		return err
+	}
+	s.pendStart, s.pendLen = p, n
+	return nil
+}
+
+// readPending reads the pending pages into batches.
+func (s *sender) readPending() error {
+	for s.pendLen > 0 {
+		room := uint64(s.bb.room())
+		if room == 0 {
+			if err := s.flushBatch(); err != nil {
+				return err
+			}
+			continue
+		}
+		k := min(s.pendLen, room)
+		if _, err := s.src.ReadAt(s.bb.space(int(k)), int64(s.pendStart*s.ps)); err != nil {
+			return fmt.Errorf("read guest memory pages %d+%d: %w", s.pendStart, k, err)
+		}
+		s.read += k * s.ps
+		s.bb.addRead(s.pendStart, int(k))
+		s.pendStart += k
+		s.pendLen -= k
+		s.roundDone += k
+	}
+	return nil
+}
+
+// flushBatch queues the batch being built and starts a new one.
+func (s *sender) flushBatch() error {
+	if s.bb.empty() {
+		return nil
+	}
+	if err := s.ctx.Err(); err != nil {
+		return err
+	}
+	rec := s.bb.finish()
+	s.roundCRC = crc(s.roundCRC, rec)
+	s.roundBytes += uint64(len(rec))
+	s.queued += uint64(len(rec))
+	s.roundData += s.bb.data
+	s.roundZero += s.bb.zero
+	s.totals.DataPages += s.bb.data
+	s.totals.ZeroPages += s.bb.zero
+	if err := s.sw.put(rec, s.bb.buf); err != nil {
+		return err
+	}
+	buf, err := s.sw.get()
+	if err != nil {
+		return err
+	}
+	s.bb.reset(buf)
+	s.report(false)
+	return nil
+}
+
+// report calls the progress callback when it is due (or when forced).
+func (s *sender) report(force bool) {
+	if s.progress == nil {
+		return
+	}
+	now := time.Now()
+	if !force && now.Sub(s.lastProgress) < s.o.ProgressInterval {
+		return
+	}
+	s.lastProgress = now
+	p := Progress{
+		Phase:            s.phase,
+		Round:            s.round,
+		Elapsed:          now.Sub(s.start),
+		BytesSent:        s.sw.written.Load(),
+		DataPages:        s.totals.DataPages,
+		ZeroPages:        s.totals.ZeroPages,
+		SkippedPages:     s.skipped,
+		Throughput:       s.bw,
+		DirtyRate:        s.dirtyRate,
+		ExpectedDowntime: s.expectedDowntime,
+		Throttle:         s.throttle,
+	}
+	if s.phase != PhaseDone {
+		left := s.roundTotal - min(s.roundDone, s.roundTotal) + s.nextCount
+		p.BytesRemaining = left * s.ps
+		if d := now.Sub(s.roundStart); d >= 100*time.Millisecond && !s.roundStart.IsZero() {
+			p.Throughput = float64(p.BytesSent-s.roundWritten) / d.Seconds()
+		}
+		if p.Throughput > 0 {
+			p.ExpectedDowntime = expected(p.BytesRemaining, p.Throughput)
+		}
+	}
+	s.progress(p)
+}

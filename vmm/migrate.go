@@ -1,0 +1,478 @@
+package vmm
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/ovs-agent/ovs-agent/relocation/pagexfer"
+	"github.com/ovs-agent/ovs-agent/vmm/control"
+	"github.com/ovs-agent/ovs-agent/vmm/workload"
+)
+
+// How long the source VMM waits for its agent to decide after the target
+// verified the image, and for the target's answers. A source whose agent
+// never decides aborts: before Commit the source copy is authoritative.
+var (
+	decisionTimeout = 60 * time.Second
+	verdictTimeout  = 5 * time.Minute
+	resumedTimeout  = 30 * time.Second
+	commitTimeout   = 2 * time.Minute // target: waiting for Commit after Verified
+)
+
+// source adapts a machine and its RAM to pagexfer.Source.
+type source struct {
+	workload.Machine
+	ram *workload.RAM
+}
+
+func (s source) Size() uint64                            { return s.ram.Size() }
+func (s source) ReadAt(p []byte, off int64) (int, error) { return s.ram.ReadAt(p, off) }
+func (s source) DataRanges() ([]pagexfer.Range, error) {
+	rs, err := s.ram.DataRanges()
+	out := make([]pagexfer.Range, len(rs))
+	for i, r := range rs {
+		out[i] = pagexfer.Range{Off: r.Off, Len: r.Len}
+	}
+	return out, err
+}
+
+// outgoing is a migration (or save) from this VMM.
+type outgoing struct {
+	mu     sync.Mutex
+	st     control.MigrationStatus
+	cancel context.CancelFunc
+	decide chan string // "commit" or "abort: reason"
+	where  chan bool   // after in-doubt: true = the target runs it
+}
+
+func (o *outgoing) status() control.MigrationStatus {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.st
+}
+
+func (o *outgoing) update(f func(*control.MigrationStatus)) {
+	o.mu.Lock()
+	f(&o.st)
+	o.mu.Unlock()
+}
+
+func progressTo(st *control.MigrationStatus, p pagexfer.Progress) {
+	switch p.Phase {
+	case pagexfer.PhaseSetup:
+		st.Phase = control.PhaseSetup
+	case pagexfer.PhasePrecopy:
+		st.Phase = control.PhasePrecopy
+	case pagexfer.PhaseStopCopy:
+		st.Phase = control.PhaseStopCopy
+	case pagexfer.PhaseDone:
+		st.Phase = control.PhaseSent
+	}
+	st.Round, st.BytesSent, st.BytesRemaining = p.Round, p.BytesSent, p.BytesRemaining
+	st.DataPages, st.ZeroPages, st.SkippedPages = p.DataPages, p.ZeroPages, p.SkippedPages
+	st.Throughput, st.DirtyRate, st.ExpectedDowntime, st.Throttle = p.Throughput, p.DirtyRate, p.ExpectedDowntime, p.Throttle
+	st.Elapsed = p.Elapsed
+	if p.Throttle > st.MaxThrottle {
+		st.MaxThrottle = p.Throttle
+	}
+}
+
+func resultTo(st *control.MigrationStatus, r pagexfer.Result) {
+	st.Total, st.Downtime = r.Total, r.Downtime
+	st.MaxThrottle, st.ThrottledFor = r.Throttle.Max, r.Throttle.Duration
+	st.StopReason = r.Reason.String()
+	st.BytesSent = r.BytesSent
+	st.BytesRemaining = 0
+	st.DataPages, st.ZeroPages = r.Totals.DataPages, r.Totals.ZeroPages
+	st.Round = r.Rounds()
+}
+
+func (v *VMM) handleMigration(req control.Request, files []*os.File) control.Response {
+	fail := func(format string, args ...any) control.Response {
+		for _, f := range files {
+			f.Close()
+		}
+		return control.Response{Error: fmt.Sprintf(format, args...)}
+	}
+	v.mu.Lock()
+	out, in := v.out, v.in
+	v.mu.Unlock()
+	switch req.Op {
+	case control.OpMigrateSend, control.OpSave:
+		if out != nil {
+			if s := out.status(); s.Phase != control.PhaseFailed && s.Phase != control.PhaseCancelled {
+				return fail("a migration (%s) is already in progress", s.ID)
+			}
+		}
+		if v.mach() == nil {
+			return fail("the machine is not running")
+		}
+		if req.Op == control.OpSave {
+			return v.startSave(req)
+		}
+		if len(files) != 1 {
+			return fail("migrate-send needs exactly one connection, got %d", len(files))
+		}
+		return v.startSend(req, files[0])
+	case control.OpMigrateReceive:
+		if v.opts.Mode != ModeIncoming || in != nil {
+			return fail("this VMM is not waiting for an incoming migration")
+		}
+		if len(files) != 1 {
+			return fail("migrate-receive needs exactly one connection, got %d", len(files))
+		}
+		return v.startReceive(req, files[0])
+	}
+	if out == nil && in != nil && req.Op == control.OpMigrateStatus {
+		st := in.status()
+		return control.Response{Migration: &st}
+	}
+	if out == nil {
+		return fail("no migration in progress")
+	}
+	switch req.Op {
+	case control.OpMigrateStatus:
+	case control.OpMigrateCancel, control.OpMigrateAbort:
+		reason := req.Reason
+		if reason == "" {
+			reason = "cancelled by the agent"
+		}
+		select {
+		case out.decide <- "abort: " + reason:
+		default:
+		}
+		out.cancel()
+	case control.OpMigrateCommit:
+		if s := out.status(); s.Phase != control.PhaseVerified {
+			return fail("cannot commit migration %s in phase %s", s.ID, s.Phase)
+		}
+		select {
+		case out.decide <- "commit":
+		default:
+			return fail("a decision was made already")
+		}
+	case control.OpMigrateResolve:
+		if s := out.status(); s.Phase != control.PhaseInDoubt {
+			return fail("migration %s is %s, not in doubt", s.ID, s.Phase)
+		}
+		select {
+		case out.where <- req.OnTarget:
+		default:
+		}
+	}
+	st := out.status()
+	return control.Response{Migration: &st}
+}
+
+func (v *VMM) newOutgoing(id string, live bool) (*outgoing, context.Context) {
+	ctx, cancel := context.WithCancel(context.Background())
+	o := &outgoing{cancel: cancel, decide: make(chan string, 1), where: make(chan bool, 1)}
+	o.st = control.MigrationStatus{ID: id, Phase: control.PhaseSetup, Live: live}
+	v.mu.Lock()
+	v.out = o
+	v.mu.Unlock()
+	return o, ctx
+}
+
+func (v *VMM) sendOptions(req control.Request) (pagexfer.Options, error) {
+	o := pagexfer.Options{
+		Live: req.Live, Engine: v.opts.Engine, VCPUs: v.opts.VCPUs, Config: req.Config,
+		MaxDowntime: req.MaxDowntime, RateLimit: float64(req.RateLimit),
+	}
+	if req.Migration != "" {
+		id, err := pagexfer.ParseID(req.Migration)
+		if err != nil {
+			return o, err
+		}
+		o.ID = id
+	}
+	v.mu.Lock()
+	o.AlreadyPaused = v.state == "paused"
+	v.mu.Unlock()
+	if o.AlreadyPaused {
+		o.Live = false
+	}
+	return o, nil
+}
+
+// startSend runs a migration to the target on the other end of f.
+func (v *VMM) startSend(req control.Request, f *os.File) control.Response {
+	opts, err := v.sendOptions(req)
+	if err != nil {
+		f.Close()
+		return control.Response{Error: err.Error()}
+	}
+	conn, err := net.FileConn(f)
+	f.Close()
+	if err != nil {
+		return control.Response{Error: "migration connection: " + err.Error()}
+	}
+	o, ctx := v.newOutgoing(req.Migration, opts.Live)
+	go v.send(ctx, o, conn, opts, req.Target)
+	st := o.status()
+	return control.Response{Migration: &st}
+}
+
+func (v *VMM) send(ctx context.Context, o *outgoing, conn net.Conn, opts pagexfer.Options, target string) {
+	defer conn.Close()
+	m := v.mach()
+	src := source{Machine: m, ram: v.ram}
+	wasPaused := opts.AlreadyPaused
+	failed := func(phase string, err error) {
+		if !wasPaused {
+			_ = m.Resume()
+		}
+		o.update(func(st *control.MigrationStatus) {
+			st.Phase, st.Error = phase, err.Error()
+			st.BytesRemaining = 0
+		})
+	}
+	res, err := pagexfer.Send(ctx, src, conn, opts, func(p pagexfer.Progress) {
+		o.update(func(st *control.MigrationStatus) { progressTo(st, p) })
+	})
+	o.update(func(st *control.MigrationStatus) { resultTo(st, res) })
+	if err != nil {
+		// Send resumed the source itself.
+		phase := control.PhaseFailed
+		if ctx.Err() != nil {
+			phase = control.PhaseCancelled
+		}
+		o.update(func(st *control.MigrationStatus) { st.Phase, st.Error = phase, err.Error() })
+		return
+	}
+	pausedAt := time.Now().Add(-res.Downtime)
+	o.update(func(st *control.MigrationStatus) { st.Phase = control.PhaseSent })
+
+	conn.SetReadDeadline(time.Now().Add(verdictTimeout))
+	stop := context.AfterFunc(ctx, func() { conn.SetReadDeadline(time.Unix(1, 0)) })
+	err = pagexfer.AwaitVerified(conn, res)
+	stop()
+	if err != nil {
+		_ = pagexfer.WriteAbort(conn, res.ID, "source: "+err.Error())
+		phase := control.PhaseFailed
+		if ctx.Err() != nil {
+			phase = control.PhaseCancelled
+		}
+		failed(phase, err)
+		return
+	}
+	o.update(func(st *control.MigrationStatus) { st.Phase = control.PhaseVerified })
+
+	var decision string
+	select {
+	case decision = <-o.decide:
+	case <-time.After(decisionTimeout):
+		decision = fmt.Sprintf("abort: no decision from the agent within %s", decisionTimeout)
+	}
+	if decision != "commit" {
+		reason := decision[len("abort: "):]
+		_ = pagexfer.WriteAbort(conn, res.ID, reason)
+		phase := control.PhaseFailed
+		if ctx.Err() != nil {
+			phase = control.PhaseCancelled
+		}
+		failed(phase, errors.New(reason))
+		return
+	}
+	o.update(func(st *control.MigrationStatus) { st.Phase = control.PhaseCommitting })
+	conn.SetDeadline(time.Now().Add(resumedTimeout))
+	if err := pagexfer.WriteCommit(conn, res.ID); err == nil {
+		err = pagexfer.AwaitResumed(conn, res.ID)
+		var re *pagexfer.RemoteError
+		switch {
+		case err == nil:
+			v.migrated(o, pausedAt, target)
+			return
+		case errors.As(err, &re):
+			// The target destroyed its copy: the guest is ours again.
+			failed(control.PhaseFailed, err)
+			return
+		}
+	}
+	// In doubt: the target may or may not run the guest. Stay paused
+	// until the agent finds out from the target's agent.
+	o.update(func(st *control.MigrationStatus) {
+		st.Phase, st.Error = control.PhaseInDoubt, "the target's answer to commit was lost; asking its agent"
+	})
+	if <-o.where {
+		v.migrated(o, pausedAt, target)
+		return
+	}
+	failed(control.PhaseFailed, errors.New("the target did not take the domain; resumed here"))
+}
+
+// migrated ends this VMM after the target resumed the guest.
+func (v *VMM) migrated(o *outgoing, pausedAt time.Time, target string) {
+	o.update(func(st *control.MigrationStatus) {
+		st.Phase, st.Error = control.PhaseCompleted, ""
+		st.Downtime = time.Since(pausedAt)
+	})
+	v.setState("stopping")
+	v.end(control.Exit{Reason: "migrated", Detail: target})
+}
+
+// startSave writes a save image to req.Path and ends the VMM.
+func (v *VMM) startSave(req control.Request) control.Response {
+	opts, err := v.sendOptions(req)
+	if err != nil {
+		return control.Response{Error: err.Error()}
+	}
+	opts.Live = false
+	f, err := os.OpenFile(req.Path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	if err != nil {
+		return control.Response{Error: "save image: " + err.Error()}
+	}
+	o, ctx := v.newOutgoing(req.Migration, false)
+	go func() {
+		m := v.mach()
+		res, err := pagexfer.SaveTo(ctx, source{Machine: m, ram: v.ram}, f, opts, func(p pagexfer.Progress) {
+			o.update(func(st *control.MigrationStatus) { progressTo(st, p) })
+		})
+		if err == nil {
+			err = f.Sync()
+		}
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		o.update(func(st *control.MigrationStatus) { resultTo(st, res) })
+		if err != nil {
+			os.Remove(req.Path)
+			if !opts.AlreadyPaused {
+				_ = m.Resume()
+			}
+			o.update(func(st *control.MigrationStatus) { st.Phase, st.Error = control.PhaseFailed, err.Error() })
+			return
+		}
+		o.update(func(st *control.MigrationStatus) { st.Phase = control.PhaseCompleted })
+		v.setState("stopping")
+		v.end(control.Exit{Reason: "saved", Detail: req.Path})
+	}()
+	st := o.status()
+	return control.Response{Migration: &st}
+}
+
+// incoming is a migration into this VMM.
+type incoming struct {
+	mu sync.Mutex
+	st control.MigrationStatus
+}
+
+func (in *incoming) status() control.MigrationStatus {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return in.st
+}
+
+func (in *incoming) set(phase, errText string) {
+	in.mu.Lock()
+	in.st.Phase, in.st.Error = phase, errText
+	in.mu.Unlock()
+}
+
+// open creates guest memory for an image whose header says h.
+func (v *VMM) open(h pagexfer.Header) (*workload.RAM, error) {
+	if h.Engine != v.opts.Engine {
+		return nil, fmt.Errorf("the image is for the %s engine; this VMM runs %s", h.Engine, v.opts.Engine)
+	}
+	if h.MemSize != v.opts.MemoryBytes {
+		return nil, fmt.Errorf("the image holds %d MiB of memory; the domain has %d MiB", h.MemSize>>20, v.opts.MemoryBytes>>20)
+	}
+	return workload.NewRAM("ovs-vmm:"+v.opts.Name, h.MemSize)
+}
+
+func (v *VMM) startReceive(req control.Request, f *os.File) control.Response {
+	conn, err := net.FileConn(f)
+	f.Close()
+	if err != nil {
+		return control.Response{Error: "migration connection: " + err.Error()}
+	}
+	in := &incoming{st: control.MigrationStatus{ID: req.Migration, Phase: control.PhaseReceiving, Live: req.Live}}
+	v.mu.Lock()
+	v.in = in
+	v.mu.Unlock()
+	go v.receive(in, conn)
+	st := in.status()
+	return control.Response{Migration: &st}
+}
+
+func (v *VMM) receive(in *incoming, conn net.Conn) {
+	defer conn.Close()
+	var ram *workload.RAM
+	abort := func(err error) {
+		in.set(control.PhaseFailed, err.Error())
+		if ram != nil && v.mach() == nil {
+			ram.Close()
+		}
+		v.end(control.Exit{Reason: "incoming migration aborted", Detail: err.Error(), Code: 3})
+	}
+	h, state, st, err := pagexfer.Receive(context.Background(), conn, func(h pagexfer.Header) (pagexfer.Sink, error) {
+		r, err := v.open(h)
+		if err != nil {
+			return nil, err
+		}
+		ram = r
+		return pagexfer.NewFdSink(r.Fd(), r.Size()), nil
+	})
+	if err != nil {
+		_ = pagexfer.WriteFailed(conn, h.ID, err.Error())
+		abort(err)
+		return
+	}
+	in.mu.Lock()
+	in.st.DataPages, in.st.ZeroPages, in.st.Round, in.st.BytesSent = st.DataPages, st.ZeroPages, int(st.Rounds), st.Bytes
+	in.mu.Unlock()
+	if err := pagexfer.WriteVerified(conn, h.ID, st); err != nil {
+		abort(err)
+		return
+	}
+	in.set(control.PhaseVerified, "")
+	conn.SetReadDeadline(time.Now().Add(commitTimeout))
+	if err := pagexfer.AwaitCommit(conn, h.ID); err != nil {
+		abort(err)
+		return
+	}
+	conn.SetReadDeadline(time.Time{})
+	if err := v.run(ram, state); err != nil {
+		_ = pagexfer.WriteResumeFailed(conn, h.ID, err.Error())
+		in.set(control.PhaseFailed, err.Error())
+		v.end(control.Exit{Reason: "failed to start", Detail: "after migration: " + err.Error(), Code: 1})
+		return
+	}
+	if err := pagexfer.WriteResumed(conn, h.ID); err != nil {
+		// The guest runs here now whatever the source heard: its agent
+		// will ask ours.
+		in.set(control.PhaseRunning, "the source did not get our answer: "+err.Error())
+		return
+	}
+	in.set(control.PhaseRunning, "")
+}
+
+// restore reads a save image and starts the machine from it.
+func (v *VMM) restore(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("restore: %w", err)
+	}
+	defer f.Close()
+	var ram *workload.RAM
+	_, state, _, err := pagexfer.Restore(context.Background(), f, func(h pagexfer.Header) (pagexfer.Sink, error) {
+		r, err := v.open(h)
+		if err != nil {
+			return nil, err
+		}
+		ram = r
+		return pagexfer.NewFdSink(r.Fd(), r.Size()), nil
+	})
+	if err != nil {
+		if ram != nil {
+			ram.Close()
+		}
+		return fmt.Errorf("restore %s: %w", path, err)
+	}
+	return v.run(ram, state)
+}
