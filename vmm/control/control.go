@@ -47,8 +47,8 @@ const (
 	PhaseSetup      = "setup"
 	PhasePrecopy    = "precopy"
 	PhaseStopCopy   = "stop-copy"
-	PhaseSent       = "sent"      // image written, waiting for the target's verdict
-	PhaseVerified   = "verified"  // the target verified the image; waiting for commit
+	PhaseSent       = "sent"     // image written, waiting for the target's verdict
+	PhaseVerified   = "verified" // the target verified the image; waiting for commit
 	PhaseCommitting = "committing"
 	PhaseInDoubt    = "in-doubt" // commit sent, the target's answer lost
 	PhaseCompleted  = "completed"
