@@ -211,6 +211,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	defer a.domains.Close()
 	a.migrations = &migration.Local{Domains: a.domains, AgentVersion: a.opts.Version, Protocol: ProtocolVersion, SourceAddr: cfg.Relocation.Address}
+	a.migrations.ResolveInDoubt()
 	a.rpc = a.newRPCServer(cfg)
 
 	activated, err := activation.ListenersWithNames()

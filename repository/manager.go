@@ -528,7 +528,9 @@ func (m *Manager) apply(ctx context.Context) {
 		r.state, r.err, r.src = StateMounting, "", e.Source
 		fresh = append(fresh, r)
 	}
-	m.publish()
+	if len(fresh) > 0 {
+		m.publish()
+	}
 	for _, r := range fresh {
 		wg.Add(1)
 		go func(r *repo, e Entry) {

@@ -26,7 +26,7 @@ func (m *Manager) publish() {
 		s := Status{
 			UUID: r.uuid, State: r.state, Error: r.err,
 			Shared: r.meta.Shared, Description: r.meta.Description,
-			Configured: r.entry != nil, Domains: r.domains,
+			Configured: r.entry != nil || r.held != "", Domains: r.domains,
 		}
 		if s.State == "" {
 			s.State = StateUnmounted

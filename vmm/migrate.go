@@ -213,6 +213,7 @@ func (v *VMM) startSend(req control.Request, f *os.File) control.Response {
 		return control.Response{Error: "migration connection: " + err.Error()}
 	}
 	o, ctx := v.newOutgoing(req.Migration, opts.Live)
+	o.st.Target = req.Target
 	go v.send(ctx, o, conn, opts, req.Target)
 	st := o.status()
 	return control.Response{Migration: &st}

@@ -458,8 +458,47 @@ func (m *Manager) recover(d *domain) {
 	if incoming {
 		go m.WatchIncoming(d.rec.Name)
 	}
+	m.settleOutgoing(d)
 	m.log.Info("re-attached to running domain", zap.String("domain", d.rec.Name), zap.Int("vmm_pid", info.PID))
 	go m.watchPidfd(d, gen, info.PID, pidfd)
+}
+
+// settleOutgoing handles a migration the VMM was sending when the agent
+// went away: one that has not committed is aborted (the domain stays here,
+// the target discards its copy); a committing one finishes on its own; an
+// in-doubt one is left to the resolver the caller installs (Resolve).
+func (m *Manager) settleOutgoing(d *domain) {
+	resp, err := m.ctlCall(d, control.Request{Op: control.OpMigrateStatus}, 3*time.Second)
+	if err != nil || resp.Migration == nil {
+		return
+	}
+	st := resp.Migration
+	switch st.Phase {
+	case control.PhaseSetup, control.PhasePrecopy, control.PhaseStopCopy, control.PhaseSent, control.PhaseVerified:
+		m.log.Warn("aborting the migration the agent was running before its restart", zap.String("domain", d.rec.Name), zap.String("migration", st.ID), zap.String("phase", st.Phase))
+		_, _ = m.ctlCall(d, control.Request{Op: control.OpMigrateAbort, Reason: "the source agent restarted before the commit"}, 5*time.Second)
+	case control.PhaseInDoubt:
+		m.log.Warn("a migration is in doubt after the agent restart; the domain stays paused until the target says where it runs", zap.String("domain", d.rec.Name), zap.String("target", st.Target))
+		d.mu.Lock()
+		d.inDoubt = st.Target
+		d.mu.Unlock()
+	}
+}
+
+// InDoubt lists the domains whose outgoing migration was found in doubt
+// when the agent started, with their targets.
+func (m *Manager) InDoubt() map[string]string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := map[string]string{}
+	for n, d := range m.doms {
+		d.mu.Lock()
+		if d.inDoubt != "" {
+			out[n] = d.inDoubt
+		}
+		d.mu.Unlock()
+	}
+	return out
 }
 
 // watchPidfd waits for a VMM that is not our child to end.

@@ -89,6 +89,9 @@ type domain struct {
 	gen    int           // VMM incarnation
 	exited chan struct{} // closed when the current VMM is gone
 	expect string        // why we asked the VMM to end: shut down, destroyed, rebooting
+	// inDoubt is the target of an outgoing migration found in doubt after
+	// an agent restart.
+	inDoubt string
 }
 
 // Open loads the domains persisted under StateDir and re-attaches to the

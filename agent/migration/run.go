@@ -330,6 +330,28 @@ func (l *Local) resolve(name string, offer relocation.Offer, addr string, o Opti
 	_, _ = l.Domains.Call(name, control.Request{Op: control.OpMigrateResolve, OnTarget: on}, 5*time.Second)
 }
 
+// ResolveInDoubt settles, in the background, the migrations the domain
+// registry found in doubt at start: each domain stays paused until its
+// target's agent says whether it runs there.
+func (l *Local) ResolveInDoubt() {
+	for name, tgt := range l.Domains.InDoubt() {
+		go func(name, tgt string) {
+			offer, err := l.Domains.Offer(name)
+			if err != nil {
+				return
+			}
+			for i := 0; i < 720; i++ { // an hour
+				resp, err := l.Domains.Call(name, control.Request{Op: control.OpMigrateStatus}, 5*time.Second)
+				if err != nil || resp.Migration == nil || resp.Migration.Phase != control.PhaseInDoubt {
+					return
+				}
+				l.resolve(name, offer, tgt, Options{})
+				time.Sleep(5 * time.Second)
+			}
+		}(name, tgt)
+	}
+}
+
 // HandOff turns an established relocation connection into a file that can
 // be passed to a VMM. A plain TCP connection is passed as it is; a TLS
 // connection cannot leave this process, so a socket pair carries its

@@ -61,6 +61,7 @@ const (
 // MigrationStatus is a migration as one VMM sees it.
 type MigrationStatus struct {
 	ID               string        `json:"id"`
+	Target           string        `json:"target,omitempty"`
 	Phase            string        `json:"phase"`
 	Live             bool          `json:"live"`
 	Round            int           `json:"round"`
