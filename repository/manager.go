@@ -284,6 +284,8 @@ func (m *Manager) load() {
 	if m.cfg == nil {
 		m.cfg = &Config{Held: map[string]string{}}
 	}
+	want, _ := m.assignConfig()
+	m.computeStates(want)
 }
 
 func (m *Manager) repo(uuid string) *repo {
@@ -431,14 +433,14 @@ func (m *Manager) Changed() <-chan struct{} {
 	return m.changed
 }
 
-// apply makes the mounts match m.cfg, m.stopped and m.offline.
-func (m *Manager) apply(ctx context.Context) {
-	want := map[string]Entry{}
-	order := map[string]int{}
+// assignConfig records on every repository what the files say, and
+// returns the repositories to be mounted (by canonical UUID) and the file
+// order.
+func (m *Manager) assignConfig() (want map[string]Entry, order map[string]int) {
+	want, order = map[string]Entry{}, map[string]int{}
 	for i, e := range m.cfg.Entries {
 		order[CanonicalUUID(e.UUID)] = i
 	}
-	// What the files say.
 	for _, r := range m.repos {
 		r.entry, r.held = nil, ""
 	}
@@ -460,6 +462,12 @@ func (m *Manager) apply(ctx context.Context) {
 			delete(m.offline, k) // removed from the files: the mark goes with it
 		}
 	}
+	return want, order
+}
+
+// apply makes the mounts match m.cfg, m.stopped and m.offline.
+func (m *Manager) apply(ctx context.Context) {
+	want, order := m.assignConfig()
 	for _, r := range m.repos {
 		r.keepReason, r.err, r.domains = "", "", nil
 	}
@@ -551,13 +559,26 @@ func (m *Manager) apply(ctx context.Context) {
 	// 4. Put every mounted repository in its place.
 	m.layout(order, want)
 
-	// 5. States.
+	m.computeStates(want)
+	m.save()
+}
+
+// computeStates sets every repository's state from the facts; a
+// repository neither configured nor mounted is forgotten.
+func (m *Manager) computeStates(want map[string]Entry) {
 	for _, r := range m.repos {
 		_, wanted := want[r.key]
 		switch {
 		case r.keepReason != "":
 			r.state, r.err = StateInUse, r.keepReason
-		case r.mounted && r.target != "" && (wanted || r.held != ""):
+		case r.mounted && (wanted || r.held != ""):
+			if r.target == "" {
+				r.state = StateError
+				if r.err == "" {
+					r.err = "mounted at " + r.backing + " but not at its mount point"
+				}
+				break
+			}
 			r.state = StateMounted
 			if r.held != "" {
 				r.err = "configuration line ignored, mount left as it was: " + r.held
@@ -565,12 +586,15 @@ func (m *Manager) apply(ctx context.Context) {
 		case r.mounted:
 			r.state = StateError
 			if r.err == "" {
-				r.err = "mounted at " + r.backing + " but not at its mount point"
+				r.err = "mounted at " + r.backing + " but no longer configured to be (a reload unmounts it)"
 			}
 		case r.held != "":
 			r.state, r.err = StateError, r.held
 		case wanted:
 			r.state = StateError
+			if r.err == "" {
+				r.err = "not mounted (ovsrepositories reload mounts it)"
+			}
 		case r.entry != nil && m.offline[r.key]:
 			r.state, r.err = StateOffline, ""
 		case r.entry != nil:
@@ -579,7 +603,6 @@ func (m *Manager) apply(ctx context.Context) {
 			delete(m.repos, r.key) // forgotten: not listed, not mounted
 		}
 	}
-	m.save()
 }
 
 // sorted returns the repositories in configuration order, then the rest

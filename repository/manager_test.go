@@ -488,13 +488,18 @@ func TestAdoptAfterRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	before := mustMounted(t, filepath.Join(e.root, u1))
+	// A line added while no agent runs: the next one reports it, unmounted.
+	e.write(e.repos, u1+" "+a+"\n"+u2+" 127.0.0.1:/export\n")
 	m2, err := NewManager(e.m.Options())
 	if err != nil {
 		t.Fatal(err)
 	}
 	rep, err := m2.Status(ctx)
-	if s := find(t, rep, u1); err != nil || s.State != StateMounted || s.Options != "ro" {
+	if s := find(t, rep, u1); err != nil || s.State != StateMounted || s.Options != "ro" || !s.Configured {
 		t.Fatalf("adopted: %+v %v", s, err)
+	}
+	if s := find(t, rep, u2); s.State != StateError || s.Error != "not mounted (ovsrepositories reload mounts it)" || !s.Configured {
+		t.Errorf("configured, never mounted: %+v", s)
 	}
 	if _, err := m2.Reload(ctx); err != nil {
 		t.Fatal(err)

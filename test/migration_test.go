@@ -138,6 +138,7 @@ type migStatus struct {
 	ZeroPages  int64   `xmlrpc:"zero_pages"`
 	DataPages  int64   `xmlrpc:"data_pages"`
 	Total      float64 `xmlrpc:"total_seconds"`
+	Transfer   float64 `xmlrpc:"transfer_seconds"`
 	DowntimeMs float64 `xmlrpc:"downtime_ms"`
 	Throughput float64 `xmlrpc:"throughput"`
 	Error      string  `xmlrpc:"error"`

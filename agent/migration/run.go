@@ -43,7 +43,8 @@ type Status struct {
 	ThrottledSeconds   float64   `xmlrpc:"throttled_seconds"`
 	Started            time.Time `xmlrpc:"started"`
 	ElapsedSeconds     float64   `xmlrpc:"elapsed_seconds"`
-	TotalSeconds       float64   `xmlrpc:"total_seconds"`
+	TotalSeconds       float64   `xmlrpc:"total_seconds"`    // from the API call to the end
+	TransferSeconds    float64   `xmlrpc:"transfer_seconds"` // the page stream alone, as the VMM timed it
 	DowntimeMs         float64   `xmlrpc:"downtime_ms"`
 	StopReason         string    `xmlrpc:"stop_reason,omitempty"`
 	TLSVerified        bool      `xmlrpc:"tls_verified"`
@@ -279,6 +280,7 @@ func (l *Local) run(ctx context.Context, m *migration, offer relocation.Offer, a
 		m.st.ThrottledSeconds = vs.ThrottledFor.Seconds()
 		m.st.StopReason = vs.StopReason
 		m.st.DowntimeMs = float64(vs.Downtime) / float64(time.Millisecond)
+		m.st.TransferSeconds = vs.Total.Seconds()
 		m.st.Error = vs.Error
 		cancelled := m.cancelled
 		m.mu.Unlock()

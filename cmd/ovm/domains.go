@@ -122,8 +122,36 @@ func domainCommands(g *globals) []*cobra.Command {
 			return nil
 		},
 	}
+	save := &cobra.Command{
+		Use:   "save DOMAIN FILE",
+		Short: "Save a domain's memory and state to FILE on the agent's host; the domain is suspended (xm save)",
+		Args:  cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var out map[string]any
+			if err := g.call("domain.save", &out, args[0], args[1]); err != nil {
+				return err
+			}
+			return g.show(cmd.OutOrStdout(), out, func(w io.Writer, m map[string]any) {
+				fmt.Fprintf(w, "%s: %v (%v)\n", m["name"], m["state"], m["reason"])
+			})
+		},
+	}
+	restore := &cobra.Command{
+		Use:   "restore FILE",
+		Short: "Start a domain from a save image on the agent's host (xm restore)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var out map[string]any
+			if err := g.call("domain.restore", &out, args[0]); err != nil {
+				return err
+			}
+			return g.show(cmd.OutOrStdout(), out, func(w io.Writer, m map[string]any) {
+				fmt.Fprintf(w, "%s: %v (%v)\n", m["name"], m["state"], m["reason"])
+			})
+		},
+	}
 	return []*cobra.Command{
-		create, list, info, del,
+		create, list, info, del, save, restore,
 		nameOp("start", "Start a stopped domain", "domain.start"),
 		nameOp("destroy", "Stop a domain at once (power off)", "domain.destroy"),
 		nameOp("pause", "Pause a running domain", "domain.pause"),

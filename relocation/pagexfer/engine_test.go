@@ -258,6 +258,7 @@ func migrate(t *testing.T, g *vm, mg migration) (Result, []Progress, target, err
 			t.Fatal(err)
 		}
 		defer pl.Close()
+		dst := addr
 		proxyDone := make(chan struct{})
 		defer func() { <-proxyDone }() // after the connection is closed below
 		go func() {
@@ -267,7 +268,7 @@ func migrate(t *testing.T, g *vm, mg migration) (Result, []Progress, target, err
 				return
 			}
 			defer a.Close()
-			b, err := net.Dial("tcp", addr)
+			b, err := net.Dial("tcp", dst)
 			if err != nil {
 				return
 			}

@@ -1,0 +1,131 @@
+package test
+
+import (
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/pem"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// TestMigrationRateCap moves a paused 64 MiB hot set at 8 MB/s and checks
+// the measured rate is within 10% of the cap.
+func TestMigrationRateCap(t *testing.T) {
+	src, dst := pair(t, "sim", "sim", "memory_reserve = 0")
+	src.call(t, "domain.create", nil, vmcfgText("cap", 128, "dirty=128M/s,hot=64M"))
+	src.call(t, "domain.start", nil, "cap")
+	src.waitInfo(t, "cap", "the hot set written", func(i domInfo) bool { return i.Written*4096 >= 96<<20 })
+	var id string
+	src.call(t, "domain.migrate", &id, "cap", dst.Reloc, migrateOpts(map[string]any{"rate": 8}))
+	st := waitMigration(t, src, id)
+	if st.Phase != "completed" {
+		t.Fatalf("capped migration: %+v", st)
+	}
+	got := float64(st.BytesSent) / st.Transfer
+	if got > 8e6*1.10 || got < 8e6*0.90 {
+		t.Fatalf("rate %.2f MB/s over %.1fs for %d bytes; the cap is 8 MB/s (10%% either way)", got/1e6, st.Transfer, st.BytesSent)
+	}
+	t.Logf("capped at 8 MB/s: %.2f MB/s measured", got/1e6)
+	verifiesCleanly(t, dst, "cap")
+}
+
+// TestMigrationTLS moves a domain over the TLS relocation port, pinning
+// the target's certificate.
+func TestMigrationTLS(t *testing.T) {
+	src := startAgent(t, agentConf{Listen: "127.0.0.2", RelocPort: freePort(t, "127.0.0.2"), Extra: map[string][]string{"agent": {"hypervisor = kvm", "memory_reserve = 0"}}})
+	sslPort := freePort(t, "127.0.0.3")
+	dst := startAgent(t, agentConf{Listen: "127.0.0.3", RelocPort: freePort(t, "127.0.0.3"), Extra: map[string][]string{
+		"agent":      {"hypervisor = kvm", "memory_reserve = 0"},
+		"relocation": {"ssl_server = yes", "ssl_port = " + itoa(sslPort)},
+	}})
+	pemData, err := os.ReadFile(filepath.Join(dst.Dir, "state", "tls", "agent.crt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	block, _ := pem.Decode(pemData)
+	if _, err := x509.ParseCertificate(block.Bytes); err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(block.Bytes)
+	src.call(t, "domain.create", nil, vmcfgText("tls1", 128, "dirty=8M/s,hot=32M,verify=200ms"))
+	src.call(t, "domain.start", nil, "tls1")
+	// A wrong pin is refused before any credential is sent.
+	var res checkRes
+	src.call(t, "migration.check", &res, "tls1", "127.0.0.3", migrateOpts(map[string]any{"ssl": true, "port": sslPort, "fingerprint": strings.Repeat("ab", 32)}))
+	if res.OK || !strings.Contains(strings.Join(res.Problems, " "), "does not match the pinned") {
+		t.Fatalf("wrong pin: %q", res.Problems)
+	}
+	var id string
+	src.call(t, "domain.migrate", &id, "tls1", "127.0.0.3", migrateOpts(map[string]any{"live": true, "ssl": true, "port": sslPort, "fingerprint": hex.EncodeToString(sum[:])}))
+	if st := waitMigration(t, src, id); st.Phase != "completed" {
+		t.Fatalf("TLS migration: %+v", st)
+	}
+	verifiesCleanly(t, dst, "tls1")
+}
+
+// TestSaveRestore saves a running domain to a file, starts it again from
+// there, and restores the same image on another agent.
+func TestSaveRestore(t *testing.T) {
+	for _, engine := range engines {
+		t.Run(engine, func(t *testing.T) {
+			a := domainAgent(t, engine)
+			a.call(t, "domain.create", nil, vmcfgText("sv", 128, "dirty=16M/s,hot=32M,verify=200ms"))
+			a.call(t, "domain.start", nil, "sv")
+			a.waitInfo(t, "sv", "a verification round", func(i domInfo) bool { return i.Rounds >= 1 && i.Written > 1000 })
+			img := filepath.Join(t.TempDir(), "sv.img")
+			out, code := runCmd(t, "", nil, bin("ovm"), "--url=unix://"+a.Socket, "save", "sv", img)
+			if code != 0 || !strings.Contains(out, "suspended") {
+				t.Fatalf("ovm save (exit %d): %s", code, out)
+			}
+			if fi, err := os.Stat(img); err != nil || fi.Size() < 1<<20 {
+				t.Fatalf("save image: %v %v", fi, err)
+			}
+			a.call(t, "domain.start", nil, "sv")
+			in := a.info(t, "sv")
+			if in.State != "running" || !strings.Contains(in.Reason, "restored from") {
+				t.Fatalf("start of a suspended domain: %+v", in)
+			}
+			verifiesCleanly(t, a, "sv")
+			// The same image on a host that never knew the domain.
+			b := domainAgent(t, engine)
+			out, code = runCmd(t, "", nil, bin("ovm"), "--url=unix://"+b.Socket, "restore", img)
+			if code != 0 || !strings.Contains(out, "running") {
+				t.Fatalf("ovm restore (exit %d): %s", code, out)
+			}
+			verifiesCleanly(t, b, "sv")
+			// A damaged image is refused and leaves the domain stopped.
+			data, _ := os.ReadFile(img)
+			data[len(data)/2] ^= 0xff
+			bad := filepath.Join(t.TempDir(), "bad.img")
+			os.WriteFile(bad, data, 0o600)
+			c := domainAgent(t, engine)
+			if f := c.fault(t, "domain.restore", bad); !strings.Contains(f.Message, "did not start") {
+				t.Fatalf("restore of a damaged image: %v", f)
+			}
+		})
+	}
+}
+
+// TestOvmMigrate runs `ovm migrate -l` and checks its final report.
+func TestOvmMigrate(t *testing.T) {
+	src, dst := pair(t, "kvm", "kvm", "memory_reserve = 0")
+	src.call(t, "domain.create", nil, vmcfgText("cli1", 128, "dirty=8M/s,hot=32M,verify=200ms"))
+	src.call(t, "domain.start", nil, "cli1")
+	pw := filepath.Join(t.TempDir(), "pw")
+	os.WriteFile(pw, []byte(testPassword+"\n"), 0o600)
+	out, code := runCmd(t, "", nil, bin("ovm"), "--url=unix://"+src.Socket, "migrate", "-l", "--target-password-file", pw, "cli1", dst.Reloc)
+	if code != 0 || !strings.Contains(out, "migrated cli1 to "+dst.Reloc) || !strings.Contains(out, "downtime") || !strings.Contains(out, "] ") {
+		t.Fatalf("ovm migrate -l (exit %d):\n%s", code, out)
+	}
+	out, code = runCmd(t, "", nil, bin("ovm"), "--url=unix://"+src.Socket, "migrate-status")
+	if code != 0 || !strings.Contains(out, "completed") {
+		t.Fatalf("ovm migrate-status (exit %d):\n%s", code, out)
+	}
+	verifiesCleanly(t, dst, "cli1")
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }
