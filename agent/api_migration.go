@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"strings"
 	"time"
 
 	"github.com/ovs-agent/ovs-agent/agent/migration"
@@ -70,10 +72,24 @@ func migrationOptions(m map[string]any) (migration.Options, bool, error) {
 			return o, false, xmlrpc.Faultf(xmlrpc.BadParams, "unknown option %q (live, rate, ssl, port, max_downtime, parallel, user, password, fingerprint, dry_run)", k)
 		}
 	}
-	if o.User == "" {
-		o.User = "admin"
-	}
 	return o, dry, nil
+}
+
+// withPeerCredentials fills the target credentials a caller left out from
+// [relocation] peer_user and peer_password_file.
+func (a *Agent) withPeerCredentials(o *migration.Options) error {
+	rc := a.state.Load().cfg.Relocation
+	if o.User == "" {
+		o.User = rc.PeerUser
+	}
+	if o.Password == "" && rc.PeerPasswordFile != "" {
+		data, err := os.ReadFile(rc.PeerPasswordFile)
+		if err != nil {
+			return xmlrpc.Faultf(xmlrpc.InvalidConfig, "[relocation] peer_password_file: %v", err)
+		}
+		o.Password = strings.TrimRight(strings.SplitN(string(data), "\n", 2)[0], "\r")
+	}
+	return nil
 }
 
 type checkResult struct {
@@ -99,6 +115,9 @@ func (a *Agent) registerMigrationMethods(s *xmlrpc.Server) {
 			return "", "", migration.Options{}, false, err
 		}
 		o, dry, err := migrationOptions(opts)
+		if err == nil {
+			err = a.withPeerCredentials(&o)
+		}
 		return name, tgt, o, dry, err
 	}
 	check := func(ctx context.Context, p xmlrpc.Params) (any, error) {
@@ -181,7 +200,7 @@ func (a *Agent) registerMigrationMethods(s *xmlrpc.Server) {
 				return st, nil
 			}},
 		{Name: "xend.domain.migrate", Signatures: [][]string{{"string", "string", "string", "boolean", "int", "int", "boolean"}},
-			Help: "xend: migrate(domid, dst, live, port, node, ssl); node is accepted and ignored. Uses the target credentials of the options-less form: user admin and no password, so it only reaches targets whose relocation accepts that; prefer domain.migrate.",
+			Help: "xend: migrate(domid, dst, live, port, node, ssl); node is accepted and ignored. The target credentials come from [relocation] peer_user and peer_password_file. Returns the migration id.",
 			Handler: xendFault(func(_ context.Context, p xmlrpc.Params) (any, error) {
 				if err := p.Between(2, 6); err != nil {
 					return nil, err
@@ -209,7 +228,9 @@ func (a *Agent) registerMigrationMethods(s *xmlrpc.Server) {
 				if o.SSL, err = p.OptBool(5, false); err != nil {
 					return nil, err
 				}
-				o.User = "admin"
+				if err := a.withPeerCredentials(&o); err != nil {
+					return nil, err
+				}
 				id, err := a.migrations.Start(name, dst, o)
 				if err != nil {
 					return nil, domainFault(err)

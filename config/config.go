@@ -77,6 +77,11 @@ type RelocationConfig struct {
 	HostsAllow []string `ini:"hosts_allow"` // regular expressions; none = every peer
 	SSLCert    string   `ini:"ssl_cert"`    // "" = the API's certificate
 	SSLKey     string   `ini:"ssl_key"`
+	// PeerUser and PeerPasswordFile are the credentials outgoing
+	// migrations present to target agents when the caller gives none
+	// (xend.domain.migrate cannot give any).
+	PeerUser         string `ini:"peer_user"`
+	PeerPasswordFile string `ini:"peer_password_file"`
 }
 
 // origin says where one option's value came from.
@@ -116,9 +121,10 @@ func Default() *Config {
 			MemoryReserve: 1024,
 		},
 		Relocation: RelocationConfig{
-			Server:  true,
-			Port:    8002,
-			SSLPort: 8003,
+			Server:   true,
+			Port:     8002,
+			SSLPort:  8003,
+			PeerUser: "admin",
 		},
 		origins: map[string]origin{},
 	}

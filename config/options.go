@@ -75,6 +75,8 @@ func (c *Config) options() []option {
 		{"relocation", "hosts_allow", hostsVal{&r.HostsAllow}},
 		{"relocation", "ssl_cert", strVal{&r.SSLCert, optionalPath}},
 		{"relocation", "ssl_key", strVal{&r.SSLKey, optionalPath}},
+		{"relocation", "peer_user", strVal{&r.PeerUser, checkUser}},
+		{"relocation", "peer_password_file", strVal{&r.PeerPasswordFile, optionalPath}},
 	}
 }
 

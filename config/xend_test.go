@@ -109,7 +109,7 @@ func TestXendImportEveryOption(t *testing.T) {
 	want.Agent.XendConfig = sxpPath
 	want.Relocation = RelocationConfig{
 		Server: false, Port: 18002, Address: "10.0.0.9", SSLServer: true, SSLPort: 18003, SSL: true,
-		SSLKey: "/etc/xen/reloc.key", SSLCert: "/etc/xen/reloc.crt",
+		SSLKey: "/etc/xen/reloc.key", SSLCert: "/etc/xen/reloc.crt", PeerUser: "admin",
 	}
 	want.Server.TCPServer = false
 	want.Server.ListenAddress = ""

@@ -30,6 +30,18 @@
 //     shell wrappers ovs-makerepo, ovs-offlinerepo and ovsrepositories
 //     call.
 //
+// Agent and command line: the agent runs Manager.Run (watcher, heartbeat)
+// and serves the Controller methods through its API. `ovs-agent repo ...`
+// uses the agent when it answers (so the agent mounts, and its watcher
+// also sees the edited files and finds nothing left to do), and a Manager
+// of its own otherwise (standalone: it edits the files and mounts
+// itself). Both take an flock on STATEFILE.lock around every change, and
+// both record what they applied in the state file (default
+// /var/run/ovs-agent/repositories.state: mounts with their source and
+// options, offline marks, stopped), so either picks up where the other
+// left off; a restarted agent adopts the mounts it finds and never
+// remounts them.
+//
 // Every name or path a caller gives is checked: nothing escapes a
 // repository (os.Root, symlinks included).
 //

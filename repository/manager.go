@@ -701,6 +701,7 @@ func (m *Manager) unmountAll(ctx context.Context, list []*repo) {
 				r.state, r.err = StateError, fmt.Sprintf("unmount failed, still mounted: %v (files are open on it)", err)
 				continue
 			}
+			m.dropMountPoint(r.target)
 			r.target = ""
 		}
 	}
@@ -733,6 +734,22 @@ func (m *Manager) unmountAll(ctx context.Context, list []*repo) {
 		r.domains = nil
 		m.log.Info("repository unmounted", zap.String("uuid", r.uuid))
 	}
+}
+
+// dropMountPoint removes the empty folder a repository was mounted on, so
+// that ROOT/<uuid> exists only while the repository is there. Not while
+// a cluster root is mounted at the root: the folder is then on shared
+// storage, where it may be another server's mount point.
+func (m *Manager) dropMountPoint(dir string) {
+	if dir == m.opts.Root {
+		return
+	}
+	for _, r := range m.repos {
+		if r.target == m.opts.Root {
+			return
+		}
+	}
+	os.Remove(dir) // only an empty folder goes
 }
 
 // layout binds every mounted repository that should be visible to its

@@ -130,6 +130,9 @@ func TestBlockDevice(t *testing.T) {
 	}
 	mustNotMounted(t, mp)
 	mustNotMounted(t, filepath.Join(e.staging, st.UUID))
+	if _, err := os.Stat(mp); err == nil {
+		t.Errorf("mount point %s left behind", mp)
+	}
 }
 
 // TestLocalDirAndNFSFailure: a local directory is bind-mounted; an NFS
@@ -333,6 +336,15 @@ func TestClusterRoot(t *testing.T) {
 	}
 	if meta, err := ReadMetadata(filepath.Join(e.root, c.UUID)); err != nil || meta.UUID != c.UUID {
 		t.Fatalf("child not visible on top of the cluster root: %+v %v", meta, err)
+	}
+	if u, ok := e.m.RepositoryOf(filepath.Join(e.root, RunningPool, "vm1", "System.img")); !ok || u != r.UUID {
+		t.Errorf("RepositoryOf(cluster root disk) = %s, %v", u, ok)
+	}
+	if u, ok := e.m.RepositoryOf(filepath.Join(e.root, c.UUID, RunningPool, "vm1", "System.img")); !ok || u != c.UUID {
+		t.Errorf("RepositoryOf(child disk) = %s, %v", u, ok)
+	}
+	if _, ok := e.m.RepositoryOf("/elsewhere/x.img"); ok {
+		t.Error("RepositoryOf(outside) found one")
 	}
 	hb, err := ReadHeartbeat(e.root)
 	if err != nil || len(hb) != 1 || hb[0].HostID != "host-a" || !hb[0].Time.Equal(now) {

@@ -124,3 +124,22 @@ func (m *Manager) heartbeatLocked() {
 		m.hb.err = "writing " + HeartbeatFile + " timed out"
 	}
 }
+
+// RepositoryOf returns the mounted repository that holds path (an
+// absolute path, cleaned): the one with the longest mount point that
+// contains it. A disk on the cluster root (ROOT/running_pool/...) is on
+// the cluster root; ROOT/<uuid>/... is on repository uuid.
+func (m *Manager) RepositoryOf(path string) (uuid string, ok bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	best := -1
+	for _, s := range m.snap.Repositories {
+		if s.State != StateMounted && s.State != StateInUse {
+			continue
+		}
+		if within(path, s.MountPoint) && len(s.MountPoint) > best {
+			uuid, best = s.UUID, len(s.MountPoint)
+		}
+	}
+	return uuid, best >= 0
+}

@@ -153,7 +153,7 @@ func checkEntryName(what, name string) error {
 // Created describes a domain folder made from a template.
 type Created struct {
 	Name  string   `xmlrpc:"name" json:"name"`
-	Dir   string   `xmlrpc:"dir" json:"dir"`     // running_pool/NAME, absolute
+	Dir   string   `xmlrpc:"dir" json:"dir"`       // running_pool/NAME, absolute
 	VMCfg string   `xmlrpc:"vm_cfg" json:"vm_cfg"` // its vm.cfg
 	UUID  string   `xmlrpc:"uuid" json:"uuid"`
 	MACs  []string `xmlrpc:"macs" json:"macs"`   // one per vif, in order

@@ -129,3 +129,27 @@ func TestOvmMigrate(t *testing.T) {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+// TestXendMigrate uses xend's name and signature; the target credentials
+// come from the source's [relocation] peer_password_file.
+func TestXendMigrate(t *testing.T) {
+	pw := filepath.Join(t.TempDir(), "peer-pw")
+	os.WriteFile(pw, []byte(testPassword+"\n"), 0o600)
+	src := startAgent(t, agentConf{Listen: "127.0.0.2", RelocPort: freePort(t, "127.0.0.2"), Extra: map[string][]string{
+		"agent":      {"hypervisor = sim", "memory_reserve = 0"},
+		"relocation": {"peer_password_file = " + pw},
+	}})
+	dstPort := freePort(t, "127.0.0.3")
+	dst := startAgent(t, agentConf{Listen: "127.0.0.3", RelocPort: dstPort, Extra: map[string][]string{"agent": {"hypervisor = sim", "memory_reserve = 0"}}})
+	src.call(t, "domain.create", nil, vmcfgText("x1", 64, "dirty=4M/s,hot=16M,verify=200ms"))
+	src.call(t, "domain.start", nil, "x1")
+	var id string
+	src.call(t, "xend.domain.migrate", &id, "x1", "127.0.0.3", true, dstPort, 0, false)
+	if st := waitMigration(t, src, id); st.Phase != "completed" {
+		t.Fatalf("xend.domain.migrate: %+v", st)
+	}
+	verifiesCleanly(t, dst, "x1")
+	if f := src.fault(t, "xend.domain", "x1"); f.Code != 3 {
+		t.Fatalf("xend.domain of the moved domain on the source: %v, want xend code 3", f)
+	}
+}

@@ -493,3 +493,45 @@ func TestPolicy(t *testing.T) {
 		t.Fatal("String methods")
 	}
 }
+
+// TestRateLimiter checks the stream writer's cap from both sides: over a
+// second of traffic the rate stays within 10% of the cap.
+func TestRateLimiter(t *testing.T) {
+	const limit = 32 << 20
+	var n int64
+	var first, last time.Time
+	w := writerFunc(func(p []byte) (int, error) {
+		now := time.Now()
+		if n == 0 {
+			first = now
+		}
+		n += int64(len(p))
+		last = now
+		return len(p), nil
+	})
+	sw := newStreamWriter(context.Background(), w, limit, 4, 1<<20)
+	for i := 0; i < 40; i++ {
+		b, err := sw.get()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := sw.put(b, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := sw.flush(); err != nil {
+		t.Fatal(err)
+	}
+	sw.close(true)
+	// The first write is let through at once (a full bucket) and is not
+	// part of the measured interval.
+	rate := float64(n-int64(limiterBurst(limit))) / last.Sub(first).Seconds()
+	t.Logf("%d bytes in %v: %.1f MiB/s for a cap of %d MiB/s", n, last.Sub(first), rate/(1<<20), limit>>20)
+	if rate > 1.1*limit || rate < 0.9*limit {
+		t.Fatalf("rate %.0f B/s for a cap of %d", rate, limit)
+	}
+}
+
+type writerFunc func(p []byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
