@@ -51,7 +51,7 @@ func newEnv(t *testing.T, tweak func(*Options)) *testEnv {
 	o := Options{
 		Root: e.root, StagingDir: e.staging, RepositoriesFile: e.repos, OptionsFile: e.opts,
 		StateFile: filepath.Join(dir, "run", "repositories.state"), HostID: "host-a",
-		MountTimeout: 10 * time.Second, Debounce: 50 * time.Millisecond, HeartbeatInterval: 100 * time.Millisecond,
+		MountTimeout: 20 * time.Second, Debounce: 50 * time.Millisecond, HeartbeatInterval: 100 * time.Millisecond,
 		Logger: zaptest.NewLogger(t),
 		InUse: func(uuid string) []string {
 			e.mu.Lock()
@@ -156,7 +156,7 @@ func mountAt(t *testing.T, path string) (MountInfo, bool) {
 // waitFor polls the Manager's status until cond holds.
 func (e *testEnv) waitFor(what string, cond func(Report) bool) Report {
 	e.t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(60 * time.Second)
 	for {
 		ch := e.m.Changed()
 		rep, err := e.m.Status(context.Background())

@@ -273,6 +273,12 @@ func (m *Manager) load() {
 			continue
 		}
 		u := filepath.Base(mi.MountPoint)
+		if strings.HasPrefix(u, ".probe-") {
+			// Left by an `add` whose mount finished after it was abandoned.
+			unbind(mi.MountPoint, true)
+			os.Remove(mi.MountPoint)
+			continue
+		}
 		if CheckUUID(u) != nil {
 			continue
 		}

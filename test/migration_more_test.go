@@ -1,15 +1,21 @@
 package test
 
 import (
+	"bytes"
+	"context"
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/hex"
 	"encoding/pem"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/ovs-agent/ovs-agent/relocation"
 )
 
 // TestMigrationRateCap moves a paused 64 MiB hot set at 8 MB/s and checks
@@ -151,5 +157,36 @@ func TestXendMigrate(t *testing.T) {
 	verifiesCleanly(t, dst, "x1")
 	if f := src.fault(t, "xend.domain", "x1"); f.Code != 3 {
 		t.Fatalf("xend.domain of the moved domain on the source: %v, want xend code 3", f)
+	}
+}
+
+// TestGarbageRelocationStream authenticates properly, offers a domain,
+// then sends garbage instead of a page stream: the target's agent stays
+// up and keeps nothing.
+func TestGarbageRelocationStream(t *testing.T) {
+	dst := startAgent(t, agentConf{Listen: "127.0.0.3", RelocPort: freePort(t, "127.0.0.3"), Extra: map[string][]string{"agent": {"hypervisor = sim", "memory_reserve = 0"}}})
+	cfg := vmcfgText("junk", 64, "", "uuid = '5a0b2f8e-1111-4222-8333-944445555666'")
+	hello := &relocation.Hello{Op: relocation.OpReceive, Protocol: 1, User: "admin", Password: testPassword, Migration: "00112233445566778899aabbccddeeff",
+		Offer: relocation.Offer{Name: "junk", UUID: "5a0b2f8e-1111-4222-8333-944445555666", MemoryMiB: 64, VCPUs: 1, Engine: "sim", Config: cfg}}
+	for i, junk := range [][]byte{
+		bytes.Repeat([]byte{0xff}, 1<<20),
+		[]byte("GET / HTTP/1.0\r\n\r\n"),
+		append([]byte("PXS\x01"), bytes.Repeat([]byte{0x7f}, 4096)...),
+	} {
+		c, wl, err := relocation.Dial(context.Background(), relocation.DialOptions{Addr: dst.Reloc}, hello)
+		if err != nil || !wl.OK {
+			t.Fatalf("round %d: handshake: %v %+v", i, err, wl)
+		}
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		c.Write(junk)
+		io.Copy(io.Discard, c) // the target answers Failed or closes
+		c.Close()
+		nothingOnTarget(t, dst, "junk")
+		if dst.Exited() {
+			t.Fatal("the target agent died on a garbage stream")
+		}
+	}
+	if err := dst.Unix().Call(context.Background(), "agent.ping", nil); err != nil {
+		t.Fatal(err)
 	}
 }

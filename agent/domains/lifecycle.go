@@ -196,7 +196,7 @@ func (m *Manager) launch(d *domain, how int, image, from string) error {
 	d.rec.Started = info.Started
 	switch how {
 	case launchIncoming:
-		d.rec.Incoming = from
+		d.rec.Incoming, d.rec.IncomingFrom = true, from
 		m.setState(d, Starting, "incoming migration from "+from)
 		m.log.Info("VMM waiting for an incoming migration", zap.String("domain", name), zap.String("from", from), zap.Int("vmm_pid", info.PID))
 		return nil
@@ -269,8 +269,8 @@ func (m *Manager) vmmGone(d *domain, gen, pid int, waitErr error) {
 	d.rec.LastExit = ex
 	d.rec.ConsoleTail = consoleTail(d.dir, ConsoleTailLines)
 	d.rec.PID = 0
-	incoming := d.rec.Incoming != ""
-	d.rec.Incoming = ""
+	incoming := d.rec.Incoming
+	d.rec.Incoming = false
 	switch {
 	case ex.Reason == "migrated":
 		// The domain runs on the target now: it is no longer this host's.
@@ -444,14 +444,13 @@ func (m *Manager) recover(d *domain) {
 	incoming := info.State == "incoming"
 	switch {
 	case incoming:
-		m.setState(d, Starting, "incoming migration from "+d.rec.Incoming+" (re-attached after agent restart)")
+		m.setState(d, Starting, "incoming migration from "+d.rec.IncomingFrom+" (re-attached after agent restart)")
 	case info.State == "paused":
 		m.setState(d, Paused, "re-attached after agent restart")
 	default:
-		if d.rec.Incoming != "" {
-			// The migration committed while the agent was away.
-			d.rec.Incoming = ""
-		}
+		// An incoming migration that committed while the agent was away
+		// is over.
+		d.rec.Incoming = false
 		m.setState(d, Running, "re-attached after agent restart")
 	}
 	d.mu.Unlock()

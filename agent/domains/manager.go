@@ -71,9 +71,10 @@ type record struct {
 	ConsoleTail string        `json:"console_tail,omitempty"`
 	Restarts    []time.Time   `json:"restarts,omitempty"`
 	SaveImage   string        `json:"save_image,omitempty"` // set while suspended
-	// Incoming names the source host while an incoming migration has not
-	// committed yet.
-	Incoming string `json:"incoming,omitempty"`
+	// Incoming is set while an incoming migration (from IncomingFrom) has
+	// not committed yet.
+	Incoming     bool   `json:"incoming,omitempty"`
+	IncomingFrom string `json:"incoming_from,omitempty"`
 }
 
 // domain is one domain in memory. opMu serialises operations; mu guards

@@ -80,9 +80,8 @@ func (m *Manager) WatchIncoming(name string) State {
 			if err == nil && resp.Migration != nil && resp.Migration.Phase == control.PhaseRunning {
 				d.mu.Lock()
 				if d.rec.State == Starting {
-					from := d.rec.Incoming
-					d.rec.Incoming = ""
-					m.setState(d, Running, "migrated from "+from)
+					d.rec.Incoming = false
+					m.setState(d, Running, "migrated from "+d.rec.IncomingFrom)
 				}
 				d.mu.Unlock()
 				return Running

@@ -510,7 +510,7 @@ func TestRateLimiter(t *testing.T) {
 		return len(p), nil
 	})
 	sw := newStreamWriter(context.Background(), w, limit, 4, 1<<20)
-	for i := 0; i < 40; i++ {
+	for i := 0; i < 24; i++ {
 		b, err := sw.get()
 		if err != nil {
 			t.Fatal(err)

@@ -1,0 +1,302 @@
+package pagexfer
+
+import (
+	"context"
+	"math/rand/v2"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/ovs-agent/ovs-agent/vmm/workload"
+	"github.com/ovs-agent/ovs-agent/vmm/workload/workloadtest"
+)
+
+// Every benchmark reports its throughput next to the limits measured in
+// the same run: memcpy bandwidth, and for transfers the loopback TCP
+// throughput of one stream with 1 MiB writes.
+
+var (
+	memcpyOnce sync.Once
+	memcpyBW   float64
+)
+
+func memcpy() float64 {
+	memcpyOnce.Do(func() { memcpyBW = workloadtest.MemcpyBandwidth() })
+	return memcpyBW
+}
+
+// loopbackTCP measures one loopback TCP stream: n bytes in 1 MiB writes.
+func loopbackTCP(tb testing.TB, n int64) float64 {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer ln.Close()
+	done := make(chan int64, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			done <- 0
+			return
+		}
+		defer c.Close()
+		buf := make([]byte, 1<<20)
+		var got int64
+		for {
+			k, err := c.Read(buf)
+			got += int64(k)
+			if err != nil {
+				done <- got
+				return
+			}
+		}
+	}()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	buf := make([]byte, 1<<20)
+	t0 := time.Now()
+	for sent := int64(0); sent < n; sent += int64(len(buf)) {
+		if _, err := c.Write(buf); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	c.Close()
+	<-done
+	return float64(n) / time.Since(t0).Seconds()
+}
+
+func reportBW(b *testing.B, bytesPerOp int64) {
+	bw := float64(bytesPerOp) * float64(b.N) / b.Elapsed().Seconds()
+	b.ReportMetric(bw/1e9, "GB/s")
+	b.ReportMetric(bw/memcpy(), "of-memcpy")
+}
+
+func randomPages(n int, seed uint64) []byte {
+	rng := rand.New(rand.NewPCG(seed, seed))
+	b := make([]byte, n*PageSize)
+	for i := 0; i+8 <= len(b); i += 8 {
+		v := rng.Uint64()
+		for k := 0; k < 8; k++ {
+			b[i+k] = byte(v >> (8 * k))
+		}
+	}
+	return b
+}
+
+// BenchmarkZeroScan: the zero-page check over all-zero pages (its worst
+// case: every byte is read) and over data pages (it stops at the first
+// word).
+func BenchmarkZeroScan(b *testing.B) {
+	for _, kind := range []string{"zero", "data"} {
+		b.Run(kind, func(b *testing.B) {
+			mem := make([]byte, 1<<20)
+			if kind == "data" {
+				mem = randomPages(256, 1)
+			}
+			b.SetBytes(int64(len(mem)))
+			n := 0
+			for b.Loop() {
+				for off := 0; off < len(mem); off += PageSize {
+					if isZero(mem[off : off+PageSize]) {
+						n++
+					}
+				}
+			}
+			if (kind == "zero") != (n > 0) {
+				b.Fatal("wrong answer")
+			}
+			reportBW(b, int64(len(mem)))
+		})
+	}
+}
+
+// BenchmarkBatchEncode: one 1 MiB batch of data pages with a few zero
+// pages, copied in (the pread's copy), scanned, framed and checksummed.
+func BenchmarkBatchEncode(b *testing.B) {
+	src := randomPages(256, 2)
+	for i := 0; i < 256; i += 37 {
+		clear(src[i*PageSize : (i+1)*PageSize])
+	}
+	bb := newBatchBuilder(PageSize, make([]byte, batchReserve+sendBatchData))
+	b.SetBytes(int64(len(src)))
+	for b.Loop() {
+		bb.reset(bb.buf)
+		copy(bb.space(256), src)
+		bb.addRead(1000, 256)
+		rec := bb.finish()
+		crc(0, rec)
+	}
+	reportBW(b, int64(len(src)))
+}
+
+// BenchmarkBatchDecode: checksumming, validating and applying that batch
+// to memory (a copy per raw run).
+func BenchmarkBatchDecode(b *testing.B) {
+	src := randomPages(256, 3)
+	for i := 0; i < 256; i += 37 {
+		clear(src[i*PageSize : (i+1)*PageSize])
+	}
+	bb := newBatchBuilder(PageSize, make([]byte, batchReserve+sendBatchData))
+	copy(bb.space(256), src)
+	bb.addRead(1000, 256)
+	body := bb.finish()[frameSize:]
+	mem := make([]byte, 2000*PageSize)
+	var runs []run
+	b.SetBytes(int64(len(src)))
+	for b.Loop() {
+		crc(0, body)
+		var err error
+		runs, _, _, err = parseBatch(body, PageSize, 2000, runs, func(r run, d []byte) error {
+			if r.kind == kindRaw {
+				copy(mem[r.first*PageSize:], d)
+			}
+			return nil
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+	reportBW(b, int64(len(src)))
+}
+
+// BenchmarkSinkWrite compares ways of landing received pages in a fresh
+// memfd: pwrite (FdSink), copying into a fresh shared mapping (a page
+// fault per page), and copying after MADV_POPULATE_WRITE of the chunk.
+func BenchmarkSinkWrite(b *testing.B) {
+	const size = 256 << 20
+	const chunk = 1 << 20
+	data := randomPages(chunk/PageSize, 4)
+	for _, how := range []string{"pwrite", "mmap-copy", "mmap-populate-copy"} {
+		b.Run(how, func(b *testing.B) {
+			b.SetBytes(size)
+			for b.Loop() {
+				b.StopTimer()
+				ram, err := workload.NewRAM("bench", size)
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.StartTimer()
+				switch how {
+				case "pwrite":
+					s := NewFdSink(ram.Fd(), size)
+					for off := 0; off < size; off += chunk {
+						if _, err := s.WriteAt(data, int64(off)); err != nil {
+							b.Fatal(err)
+						}
+					}
+				case "mmap-copy":
+					mem := ram.Bytes()
+					for off := 0; off < size; off += chunk {
+						copy(mem[off:off+chunk], data)
+					}
+				case "mmap-populate-copy":
+					mem := ram.Bytes()
+					for off := 0; off < size; off += chunk {
+						if err := unix.Madvise(mem[off:off+chunk], unix.MADV_POPULATE_WRITE); err != nil {
+							b.Skipf("MADV_POPULATE_WRITE: %v", err)
+						}
+						copy(mem[off:off+chunk], data)
+					}
+				}
+				b.StopTimer()
+				ram.Close()
+				b.StartTimer()
+			}
+			reportBW(b, size)
+		})
+	}
+}
+
+// BenchmarkMigrate1GiB moves a sim guest holding 1 GiB of touched data
+// (plus its own tables) in a 1.125 GiB RAM, idle apart from verifying,
+// over loopback TCP into a fresh memfd, and reports the time, the rate
+// and its ratio to one loopback TCP stream and to memcpy.
+func BenchmarkMigrate1GiB(b *testing.B) {
+	const size = 1<<30 + 128<<20
+	ram, err := workload.NewRAM("bench-src", size)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ram.Close()
+	con := &workload.Lines{}
+	m, err := workload.NewSim(workload.SimConfig{RAM: ram, Console: con,
+		Params: workloadtest.Params(b, "touch=1G,dirty=0,hot=16M,verify=1s,hb=1s", size)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer m.Stop()
+	if err := m.Start(); err != nil {
+		b.Fatal(err)
+	}
+	if _, _, err := con.WaitTouchDone(0, workloadtest.TouchTimeout); err != nil {
+		b.Fatal(err)
+	}
+	populated, err := ram.DataPages()
+	if err != nil {
+		b.Fatal(err)
+	}
+	tcp := loopbackTCP(b, 1<<30)
+	src := machineSource{Machine: m, ram: ram}
+	var sent uint64
+	var downtime time.Duration
+	for b.Loop() {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			b.Fatal(err)
+		}
+		errc := make(chan error, 1)
+		go func() {
+			c, err := ln.Accept()
+			if err != nil {
+				errc <- err
+				return
+			}
+			defer c.Close()
+			var tgt *workload.RAM
+			_, _, _, err = Receive(context.Background(), c, func(h Header) (Sink, error) {
+				r, err := workload.NewRAM("bench-dst", h.MemSize)
+				tgt = r
+				if err != nil {
+					return nil, err
+				}
+				return NewFdSink(r.Fd(), r.Size()), nil
+			})
+			if tgt != nil {
+				tgt.Close()
+			}
+			errc <- err
+		}()
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			b.Fatal(err)
+		}
+		res, err := Send(context.Background(), src, c, Options{Live: true, Engine: "sim", VCPUs: 1}, nil)
+		c.Close()
+		ln.Close()
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := <-errc; err != nil {
+			b.Fatal(err)
+		}
+		sent += res.BytesSent
+		downtime += res.Downtime
+		if err := m.Resume(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	per := b.Elapsed().Seconds() / float64(b.N)
+	rate := float64(populated*PageSize) / per
+	b.ReportMetric(per, "s/migration")
+	b.ReportMetric(rate/1e9, "GB/s")
+	b.ReportMetric(rate/tcp, "of-loopback-tcp")
+	b.ReportMetric(rate/memcpy(), "of-memcpy")
+	b.ReportMetric(tcp/1e9, "loopback-GB/s")
+	b.ReportMetric(float64(downtime.Milliseconds())/float64(b.N), "downtime-ms")
+	b.ReportMetric(float64(sent)/float64(b.N)/(1<<20), "MiB-sent")
+}
