@@ -262,7 +262,7 @@ func TestKVMMissingIsClear(t *testing.T) {
 		t.Fatal(err)
 	}
 	go func() { a.waitErr = a.cmd.Wait(); close(a.done) }()
-	t.Cleanup(func() { a.Stop() })
+	t.Cleanup(func() { a.Stop(); killVMMs(dir) })
 	a.waitReady()
 	var info struct {
 		KVM    bool   `xmlrpc:"kvm_usable"`

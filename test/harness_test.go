@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -40,7 +41,28 @@ func runMain(m *testing.M) int {
 		return 1
 	}
 	binDir = dir
-	return m.Run()
+	code := m.Run()
+	// Domains outlive agents by design: end every VMM this run started.
+	killVMMs(dir)
+	return code
+}
+
+// killVMMs ends the ovs-vmm processes whose command line mentions dir (an
+// agent's folder, or the folder of the binaries).
+func killVMMs(dir string) {
+	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, p := range procs {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			continue
+		}
+		s := string(b)
+		if strings.Contains(s, "ovs-vmm") && strings.Contains(s, dir) {
+			if pid, err := strconv.Atoi(strings.Split(p, "/")[2]); err == nil {
+				syscall.Kill(pid, syscall.SIGKILL)
+			}
+		}
+	}
 }
 
 func bin(name string) string { return filepath.Join(binDir, name) }
@@ -207,6 +229,7 @@ func (a *Agent) start(env ...string) {
 	}()
 	a.t.Cleanup(func() {
 		a.Stop()
+		killVMMs(a.Dir)
 		if a.t.Failed() {
 			a.t.Logf("agent output:\n%s\nagent log:\n%s", a.out.String(), a.Log())
 		}

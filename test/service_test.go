@@ -171,6 +171,7 @@ func TestSocketActivation(t *testing.T) {
 	go func() { a.waitErr = a.cmd.Wait(); close(a.done) }()
 	t.Cleanup(func() {
 		a.Stop()
+		killVMMs(dir)
 		if t.Failed() {
 			t.Logf("output:\n%s\nlog:\n%s", a.out.String(), a.Log())
 		}
