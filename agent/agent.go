@@ -29,6 +29,7 @@ import (
 	"github.com/ovs-agent/ovs-agent/agent/xmlrpc"
 	"github.com/ovs-agent/ovs-agent/config"
 	"github.com/ovs-agent/ovs-agent/relocation"
+	"github.com/ovs-agent/ovs-agent/repository"
 )
 
 // Options are what the composition root hands the agent.
@@ -74,6 +75,7 @@ type Agent struct {
 	rpc        *xmlrpc.Server
 	domains    *domains.Manager
 	migrations *migration.Local
+	repos      *repository.Manager
 	sampler    *hostinfo.Sampler
 	started    time.Time
 
@@ -199,7 +201,30 @@ func (a *Agent) Run(ctx context.Context) error {
 		return err
 	}
 	a.started = time.Now()
+	reposCtx, stopRepos := context.WithCancel(context.Background())
+	defer stopRepos()
+	if cfg.Repository.Enabled {
+		ro := RepositoryOptions(cfg)
+		ro.InUse, ro.Logger = a.reposInUse, a.log.Named("repository")
+		if a.repos, err = repository.NewManager(ro); err != nil {
+			return config.OptionError(cfg, "repository", "root", err)
+		}
+		// Mount what is missing before the domains are found again, so
+		// their disks resolve to repositories; nothing is unmounted yet.
+		if rep, err := a.repos.Reload(reposCtx); err != nil {
+			a.log.Error("repositories", zap.Error(err))
+		} else {
+			for _, p := range rep.Problems {
+				a.log.Warn("repositories file problem", zap.String("problem", p))
+			}
+		}
+	}
+	var repositoryOf func(string) (string, bool)
+	if a.repos != nil {
+		repositoryOf = a.repos.RepositoryOf
+	}
 	a.domains, err = domains.Open(domains.Options{
+		RepositoryOf:  repositoryOf,
 		StateDir:      cfg.Agent.StateDir,
 		Hypervisor:    cfg.Agent.Hypervisor,
 		MemoryReserve: uint64(cfg.Agent.MemoryReserve) << 20,
@@ -212,6 +237,13 @@ func (a *Agent) Run(ctx context.Context) error {
 	defer a.domains.Close()
 	a.migrations = &migration.Local{Domains: a.domains, AgentVersion: a.opts.Version, Protocol: ProtocolVersion, SourceAddr: cfg.Relocation.Address}
 	a.migrations.ResolveInDoubt()
+	if a.repos != nil {
+		go func() {
+			if err := a.repos.Run(reposCtx); err != nil && reposCtx.Err() == nil {
+				a.log.Error("repository watcher stopped", zap.Error(err))
+			}
+		}()
+	}
 	a.rpc = a.newRPCServer(cfg)
 
 	activated, err := activation.ListenersWithNames()

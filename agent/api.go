@@ -70,6 +70,7 @@ func (a *Agent) newRPCServer(cfg *config.Config) *xmlrpc.Server {
 	})
 	a.registerDomainMethods(s)
 	a.registerMigrationMethods(s)
+	a.registerRepositoryMethods(s)
 	return s
 }
 

@@ -5,22 +5,15 @@ import (
 	"context"
 	"net"
 	"os"
-	"path/filepath"
 	"time"
 
 	"go.uber.org/zap"
 
-	"github.com/ovs-agent/ovs-agent/agent/domains"
 	"github.com/ovs-agent/ovs-agent/agent/migration"
 	"github.com/ovs-agent/ovs-agent/agent/xmlrpc"
 	"github.com/ovs-agent/ovs-agent/relocation"
 	"github.com/ovs-agent/ovs-agent/vmm/control"
 )
-
-func (a *Agent) hasRepository(uuid string) bool {
-	fi, err := os.Stat(filepath.Join(domains.RepositoryRoot, uuid))
-	return err == nil && fi.IsDir()
-}
 
 func hostname() string {
 	h, _ := os.Hostname()

@@ -15,6 +15,7 @@ type Config struct {
 	Log        LogConfig        `ini:"log"`
 	Agent      AgentConfig      `ini:"agent"`
 	Relocation RelocationConfig `ini:"relocation"`
+	Repository RepositoryConfig `ini:"repository"`
 
 	file     string            // agent.ini name given to Parse, "" for Default
 	xendFile string            // the xend-config.sxp that was imported, if any
@@ -84,6 +85,19 @@ type RelocationConfig struct {
 	PeerPasswordFile string `ini:"peer_password_file"`
 }
 
+// RepositoryConfig is [repository]: the storage repositories the agent
+// keeps mounted.
+type RepositoryConfig struct {
+	Enabled           bool          `ini:"enabled"`            // manage repositories at all
+	Root              string        `ini:"root"`               // ROOT/<uuid>, the cluster root at ROOT
+	RepositoriesFile  string        `ini:"repositories_file"`  // uuid source
+	OptionsFile       string        `ini:"options_file"`       // uuid options
+	StagingDir        string        `ini:"staging_dir"`        // backing mounts
+	StateFile         string        `ini:"state_file"`         // what was applied
+	MountTimeout      time.Duration `ini:"mount_timeout"`      // per mount(8)/umount(8)
+	HeartbeatInterval time.Duration `ini:"heartbeat_interval"` // pool heartbeat refresh
+}
+
 // origin says where one option's value came from.
 type origin struct {
 	file string // "" for a built-in default
@@ -126,6 +140,16 @@ func Default() *Config {
 			SSLPort:  8003,
 			PeerUser: "admin",
 		},
+		Repository: RepositoryConfig{
+			Enabled:           true,
+			Root:              "/OVS",
+			RepositoriesFile:  "/etc/ovs/repositories",
+			OptionsFile:       "/etc/ovs/repositories.options",
+			StagingDir:        "/var/ovs/mount",
+			StateFile:         "/var/run/ovs-agent/repositories.state",
+			MountTimeout:      30 * time.Second,
+			HeartbeatInterval: 10 * time.Second,
+		},
 		origins: map[string]origin{},
 	}
 }
@@ -148,6 +172,11 @@ func DefaultForDir(dir string) *Config {
 	c.Agent.StateDir = filepath.Join(abs, "state")
 	c.Log.File = filepath.Join(abs, "agent.log")
 	c.Relocation.Address = "127.0.0.1"
+	c.Repository.Root = filepath.Join(abs, "OVS")
+	c.Repository.RepositoriesFile = filepath.Join(abs, "ovs", "repositories")
+	c.Repository.OptionsFile = filepath.Join(abs, "ovs", "repositories.options")
+	c.Repository.StagingDir = filepath.Join(abs, "mount")
+	c.Repository.StateFile = filepath.Join(abs, "repositories.state")
 	return c
 }
 

@@ -37,7 +37,7 @@ type option struct {
 // options binds every option to its field in c. The order is the order of
 // ExampleINI.
 func (c *Config) options() []option {
-	s, a, ac, l, ag, r := &c.Server, &c.Auth, &c.Access, &c.Log, &c.Agent, &c.Relocation
+	s, a, ac, l, ag, r, rp := &c.Server, &c.Auth, &c.Access, &c.Log, &c.Agent, &c.Relocation, &c.Repository
 	return []option{
 		{"server", "tcp_server", boolVal{&s.TCPServer}},
 		{"server", "listen_address", strVal{&s.ListenAddress, checkListenAddress}},
@@ -77,11 +77,20 @@ func (c *Config) options() []option {
 		{"relocation", "ssl_key", strVal{&r.SSLKey, optionalPath}},
 		{"relocation", "peer_user", strVal{&r.PeerUser, checkUser}},
 		{"relocation", "peer_password_file", strVal{&r.PeerPasswordFile, optionalPath}},
+
+		{"repository", "enabled", boolVal{&rp.Enabled}},
+		{"repository", "root", strVal{&rp.Root, requiredPath}},
+		{"repository", "repositories_file", strVal{&rp.RepositoriesFile, requiredPath}},
+		{"repository", "options_file", strVal{&rp.OptionsFile, requiredPath}},
+		{"repository", "staging_dir", strVal{&rp.StagingDir, requiredPath}},
+		{"repository", "state_file", strVal{&rp.StateFile, requiredPath}},
+		{"repository", "mount_timeout", durVal{&rp.MountTimeout, time.Second, time.Hour}},
+		{"repository", "heartbeat_interval", durVal{&rp.HeartbeatInterval, time.Second, time.Hour}},
 	}
 }
 
 // sections lists the sections in ExampleINI order.
-var sections = []string{"server", "auth", "access", "log", "agent", "relocation"}
+var sections = []string{"server", "auth", "access", "log", "agent", "relocation", "repository"}
 
 func (c *Config) option(section, key string) *option {
 	for _, o := range c.options() {

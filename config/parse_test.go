@@ -73,7 +73,7 @@ hosts_allow = ^localhost$   ^10\.1\.1\.[0-9]+$ ^.*\.example\.org$
 	want.Relocation = RelocationConfig{
 		Server: false, Address: "localhost", Port: 18002, SSLServer: true, SSLPort: 18003, SSL: true,
 		HostsAllow: []string{`^localhost$`, `^10\.1\.1\.[0-9]+$`, `^.*\.example\.org$`},
-		PeerUser: "admin",
+		PeerUser:   "admin",
 	}
 	if got := exported(c); !reflect.DeepEqual(got, exported(want)) {
 		t.Errorf("got\n%+v\nwant\n%+v", got, exported(want))

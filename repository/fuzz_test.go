@@ -3,6 +3,8 @@ package repository
 import (
 	"bytes"
 	"fmt"
+	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -146,6 +148,13 @@ func FuzzParseMountInfo(f *testing.F) {
 // other servers). Whatever a template's vm.cfg holds, the vm.cfg written
 // for the new domain parses back to exactly the intended configuration.
 func FuzzRenderVMCfg(f *testing.F) {
+	// The real-world vm.cfg files the vmcfg package tests with.
+	files, _ := filepath.Glob("../config/vmcfg/testdata/*.cfg")
+	for _, name := range files {
+		if data, err := os.ReadFile(name); err == nil {
+			f.Add(data)
+		}
+	}
 	f.Add([]byte(oracleTemplate))
 	f.Add([]byte("name = 'a' # c\nx = [1,\n  # inner\n  2]; uuid = \"u\"\ns = '''tri\nple = 'q' '''\nname = r'b\\'c'\n"))
 	f.Add([]byte("name='t';vif=['']\\\n;disk=['file:/OVS/seed_pool/t/System.img,xvda,w']"))

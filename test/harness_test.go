@@ -182,6 +182,13 @@ func (c agentConf) render(t testing.TB, dir string) (string, agentConf) {
 		{"log", []string{"file = " + filepath.Join(dir, "agent.log"), "level = debug"}},
 		{"agent", []string{"state_dir = " + filepath.Join(dir, "state")}},
 		{"relocation", relocLines(c)},
+		{"repository", []string{
+			"root = " + filepath.Join(dir, "OVS"),
+			"repositories_file = " + filepath.Join(dir, "ovs", "repositories"),
+			"options_file = " + filepath.Join(dir, "ovs", "repositories.options"),
+			"staging_dir = " + filepath.Join(dir, "mount"),
+			"state_file = " + filepath.Join(dir, "repositories.state"),
+		}},
 	}
 	var b strings.Builder
 	b.WriteString("; written by the end-to-end tests\n")

@@ -80,6 +80,7 @@ func (m *Manager) launch(d *domain, how int, image, from string) error {
 	if err != nil {
 		return err
 	}
+	m.noteRepositories(d)
 	// Check and claim memory atomically with respect to other starts.
 	m.mu.Lock()
 	d.mu.Lock()
@@ -431,6 +432,7 @@ func (m *Manager) recover(d *domain) {
 		fail(fmt.Sprintf("the socket answers for UUID %s", info.UUID))
 		return
 	}
+	m.noteRepositories(d)
 	pidfd, err := unix.PidfdOpen(info.PID, 0)
 	if err != nil {
 		c.Close()

@@ -43,6 +43,8 @@ type Options struct {
 	KVMUsable  func() error
 	// StartTimeout bounds how long a VMM may take to answer (default 30s).
 	StartTimeout time.Duration
+	// RepositoryOf says which repository a disk path lives on (nil: none).
+	RepositoryOf func(path string) (uuid string, ok bool)
 }
 
 // Manager is the registry of this host's domains.
@@ -93,6 +95,9 @@ type domain struct {
 	// inDoubt is the target of an outgoing migration found in doubt after
 	// an agent restart.
 	inDoubt string
+	// repos are the repositories the domain's disks were on when its VMM
+	// started (see UsingRepository).
+	repos []string
 }
 
 // Open loads the domains persisted under StateDir and re-attaches to the
@@ -474,7 +479,7 @@ func (m *Manager) Offer(name string) (relocation.Offer, error) {
 		if disk.Path == "" {
 			continue
 		}
-		o.Disks = append(o.Disks, relocation.Disk{Path: disk.Path, Repository: repositoryOf(disk.Path)})
+		o.Disks = append(o.Disks, relocation.Disk{Path: disk.Path, Repository: m.repositoryOf(disk.Path)})
 	}
 	d.mu.Unlock()
 	if o.Engine == "" {
@@ -486,19 +491,49 @@ func (m *Manager) Offer(name string) (relocation.Offer, error) {
 	return o, nil
 }
 
-// RepositoryRoot is where repositories are mounted.
-const RepositoryRoot = "/OVS"
-
-// repositoryOf returns the repository UUID of a path under
-// RepositoryRoot/UUID/, or "".
-func repositoryOf(path string) string {
-	rel, err := filepath.Rel(RepositoryRoot, filepath.Clean(path))
-	if err != nil || strings.HasPrefix(rel, "..") {
+// repositoryOf returns the repository UUID of a disk path, or "".
+func (m *Manager) repositoryOf(path string) string {
+	if m.opts.RepositoryOf == nil {
 		return ""
 	}
-	first := strings.SplitN(rel, string(filepath.Separator), 2)[0]
-	if len(first) == 36 && strings.Count(first, "-") == 4 {
-		return strings.ToLower(first)
+	uuid, _ := m.opts.RepositoryOf(path)
+	return uuid
+}
+
+// noteRepositories records which repositories d's disks live on; it is
+// called when a VMM starts or is found again, never under a repository
+// manager's lock.
+func (m *Manager) noteRepositories(d *domain) {
+	var repos []string
+	for _, disk := range d.cfg.Disks {
+		if u := m.repositoryOf(disk.Path); u != "" {
+			repos = append(repos, u)
+		}
 	}
-	return ""
+	d.mu.Lock()
+	d.repos = repos
+	d.mu.Unlock()
+}
+
+// UsingRepository lists the live (or suspended) domains with a disk on
+// repository uuid. It calls nothing outside this package, so a repository
+// manager may call it while holding its own locks.
+func (m *Manager) UsingRepository(uuid string) []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []string
+	for name, d := range m.doms {
+		d.mu.Lock()
+		if d.rec.State.live() || d.rec.State == Suspended {
+			for _, r := range d.repos {
+				if strings.EqualFold(r, uuid) {
+					out = append(out, name)
+					break
+				}
+			}
+		}
+		d.mu.Unlock()
+	}
+	sort.Strings(out)
+	return out
 }

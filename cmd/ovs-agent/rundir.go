@@ -56,6 +56,11 @@ func prepareRunDir(dir string, out io.Writer) (string, error) {
 		{Section: "log", Key: "file", Value: ""}, // logs on the terminal
 		{Section: "agent", Key: "state_dir", Value: d.Agent.StateDir},
 		{Section: "relocation", Key: "address", Value: d.Relocation.Address},
+		{Section: "repository", Key: "root", Value: d.Repository.Root},
+		{Section: "repository", Key: "repositories_file", Value: d.Repository.RepositoriesFile},
+		{Section: "repository", Key: "options_file", Value: d.Repository.OptionsFile},
+		{Section: "repository", Key: "staging_dir", Value: d.Repository.StagingDir},
+		{Section: "repository", Key: "state_file", Value: d.Repository.StateFile},
 	}
 	if _, err := config.EditFile(ini, changes); err != nil {
 		return "", err

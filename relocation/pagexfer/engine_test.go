@@ -236,8 +236,8 @@ func receiveAndRun(ctx context.Context, conn net.Conn, e engine, wrap func(Sink)
 // migration is one test migration over loopback TCP.
 type migration struct {
 	opts     Options
-	src      Source             // defaults to the guest's machineSource
-	wrapSink func(Sink) Sink    // wraps the target's FdSink
+	src      Source              // defaults to the guest's machineSource
+	wrapSink func(Sink) Sink     // wraps the target's FdSink
 	proxy    func(a, b net.Conn) // relays sender a to receiver b (default: direct)
 	ctx      context.Context
 	progress func(Progress) // also called with every report

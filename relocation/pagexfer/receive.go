@@ -53,7 +53,14 @@ const recvBuffers = 3
 // ctx, Receive stops reading; when r has SetReadDeadline (a net.Conn) it
 // sets a past read deadline to stop its reader at once, otherwise the
 // caller must close r.
-func Receive(ctx context.Context, r io.Reader, open func(Header) (Sink, error)) (h Header, state []byte, st Stats, err error) {
+func Receive(ctx context.Context, r io.Reader, open func(Header) (Sink, error)) (Header, []byte, Stats, error) {
+	return receive(ctx, r, open, true)
+}
+
+// receive is Receive; with pipelined false it reads each record on the
+// calling goroutine (the fuzz target uses that: same checks, no goroutine
+// hand-off per record).
+func receive(ctx context.Context, r io.Reader, open func(Header) (Sink, error), pipelined bool) (h Header, state []byte, st Stats, err error) {
 	start := time.Now()
 	dl, hasDeadline := r.(interface{ SetReadDeadline(time.Time) error })
 	if hasDeadline {
@@ -89,20 +96,55 @@ func Receive(ctx context.Context, r io.Reader, open func(Header) (Sink, error)) 
 	}
 	d := newDecoder(h, sink)
 	d.bytes = uint64(n)
+	if pipelined {
+		err = d.pipelined(ctx, r, dl, hasDeadline)
+	} else {
+		err = d.sequential(ctx, r)
+	}
+	st.Totals, st.ZeroedPages = d.totals, d.zeroed
+	if err == nil {
+		err = ctx.Err()
+	} else if ce := ctx.Err(); ce != nil {
+		err = ce
+	}
+	if err != nil {
+		return h, nil, st, err
+	}
+	st.StateBytes = len(d.state)
+	return h, d.state, st, nil
+}
 
+// sequential reads and applies records on the calling goroutine.
+func (d *decoder) sequential(ctx context.Context, r io.Reader) error {
+	var buf []byte
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		f, err := readFrame(r, buf)
+		if err != nil {
+			return err
+		}
+		buf = f.body
+		done, err := d.apply(f.hdr[:], f.body)
+		if err != nil || done {
+			return err
+		}
+	}
+}
+
+// pipelined reads records on a goroutine while the previous ones are
+// applied.
+func (d *decoder) pipelined(ctx context.Context, r io.Reader, dl interface{ SetReadDeadline(time.Time) error }, hasDeadline bool) error {
 	fr := newFrameReader(r)
 	go fr.run()
-	fail := func(e error) (Header, []byte, Stats, error) {
+	fail := func(e error) error {
 		close(fr.stop)
 		if hasDeadline {
 			dl.SetReadDeadline(time.Unix(1, 0))
 			<-fr.done
 		}
-		if ce := ctx.Err(); ce != nil {
-			e = ce
-		}
-		st.Totals, st.ZeroedPages = d.totals, d.zeroed
-		return h, nil, st, e
+		return e
 	}
 	for {
 		var f frame
@@ -121,15 +163,10 @@ func Receive(ctx context.Context, r io.Reader, open func(Header) (Sink, error)) 
 			return fail(err)
 		}
 		if done {
-			break
+			<-fr.done
+			return nil
 		}
 	}
-	<-fr.done
-	if err := ctx.Err(); err != nil {
-		return h, nil, st, err
-	}
-	st.Totals, st.ZeroedPages, st.StateBytes = d.totals, d.zeroed, len(d.state)
-	return h, d.state, st, nil
 }
 
 // ReadHeader reads the preamble and header of an image (for example to
@@ -207,32 +244,15 @@ func (fr *frameReader) run() {
 	defer close(fr.done)
 	defer close(fr.frames)
 	for {
-		var f frame
-		if _, err := io.ReadFull(fr.r, f.hdr[:]); err != nil {
-			fr.err = fmt.Errorf("read record: %w", eofUnexpected(err))
-			return
-		}
-		kind, n := f.hdr[0], binary.LittleEndian.Uint32(f.hdr[1:])
-		if maxBody(kind) == 0 || kind == recHeader {
-			fr.err = fmt.Errorf("%w: unexpected %s", ErrFormat, recName(kind))
-			return
-		}
-		if n < uint32(minBody(kind)) || n > uint32(maxBody(kind)) {
-			fr.err = fmt.Errorf("%w: %s record of %d bytes (%d..%d)", ErrFormat, recName(kind), n, minBody(kind), maxBody(kind))
-			return
-		}
 		var buf []byte
 		select {
 		case buf = <-fr.free:
 		case <-fr.stop:
 			return
 		}
-		if cap(buf) < int(n) {
-			buf = make([]byte, n)
-		}
-		f.body = buf[:n]
-		if _, err := io.ReadFull(fr.r, f.body); err != nil {
-			fr.err = fmt.Errorf("read %s record: %w", recName(kind), eofUnexpected(err))
+		f, err := readFrame(fr.r, buf)
+		if err != nil {
+			fr.err = err
 			return
 		}
 		select {
@@ -240,10 +260,35 @@ func (fr *frameReader) run() {
 		case <-fr.stop:
 			return
 		}
-		if kind == recEnd {
+		if f.hdr[0] == recEnd {
 			return
 		}
 	}
+}
+
+// readFrame reads one record after the header, checking its kind and
+// length bound before reading (or allocating for) its body. The body goes
+// into buf when it fits.
+func readFrame(r io.Reader, buf []byte) (frame, error) {
+	var f frame
+	if _, err := io.ReadFull(r, f.hdr[:]); err != nil {
+		return f, fmt.Errorf("read record: %w", eofUnexpected(err))
+	}
+	kind, n := f.hdr[0], binary.LittleEndian.Uint32(f.hdr[1:])
+	if maxBody(kind) == 0 || kind == recHeader {
+		return f, fmt.Errorf("%w: unexpected %s", ErrFormat, recName(kind))
+	}
+	if n < uint32(minBody(kind)) || n > uint32(maxBody(kind)) {
+		return f, fmt.Errorf("%w: %s record of %d bytes (%d..%d)", ErrFormat, recName(kind), n, minBody(kind), maxBody(kind))
+	}
+	if cap(buf) < int(n) {
+		buf = make([]byte, n)
+	}
+	f.body = buf[:n]
+	if _, err := io.ReadFull(r, f.body); err != nil {
+		return f, fmt.Errorf("read %s record: %w", recName(kind), eofUnexpected(err))
+	}
+	return f, nil
 }
 
 // decoder applies the records after the header to a Sink, enforcing the

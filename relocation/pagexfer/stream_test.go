@@ -307,6 +307,16 @@ func TestMalformedStreams(t *testing.T) {
 			if sink != nil && sink.bad != nil {
 				t.Fatalf("decoder made a bad sink call: %v", sink.bad)
 			}
+			// The sequential reader (the fuzz target's) fails the same way.
+			_, _, _, err2 := receive(context.Background(), bytes.NewReader(tc.stream), func(h Header) (Sink, error) {
+				if h.MemSize > 64<<20 {
+					return nil, errors.New("too big for the test")
+				}
+				return newMemSink(h.MemSize, int(h.PageSize)), nil
+			}, false)
+			if err2 == nil || err2.Error() != err.Error() {
+				t.Fatalf("sequential decoder: %v; pipelined: %v", err2, err)
+			}
 		})
 	}
 }
