@@ -14,7 +14,7 @@ RUNDIR   ?= $(CURDIR)/.run
 PREFIX   ?= /usr
 TESTFLAGS ?=
 
-CMDS := ovs-agent ovm
+CMDS := ovs-agent ovs-vmm ovm
 
 .PHONY: all build run test bench lint fuzz install clean
 
@@ -48,8 +48,11 @@ fuzz:
 	done
 
 install: build
-	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/bin $(DESTDIR)/etc/ovs-agent $(DESTDIR)/lib/systemd/system $(DESTDIR)/etc/init.d
+	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/ovs $(DESTDIR)/etc/ovs-agent $(DESTDIR)/lib/systemd/system $(DESTDIR)/etc/init.d
 	install -m 0755 $(BIN)/ovs-agent $(DESTDIR)$(PREFIX)/sbin/ovs-agent
+	install -m 0755 $(BIN)/ovs-vmm $(DESTDIR)$(PREFIX)/sbin/ovs-vmm
+	install -m 0755 scripts/ovs-makerepo scripts/ovs-offlinerepo scripts/ovsrepositories $(DESTDIR)$(PREFIX)/lib/ovs/
+	install -m 0755 scripts/ovsrepositories $(DESTDIR)/etc/init.d/ovsrepositories
 	install -m 0755 $(BIN)/ovm $(DESTDIR)$(PREFIX)/bin/ovm
 	install -m 0644 scripts/ovs-agent.service $(DESTDIR)/lib/systemd/system/ovs-agent.service
 	install -m 0644 scripts/ovs-agent-api.socket scripts/ovs-agent-unix.socket $(DESTDIR)/lib/systemd/system/

@@ -50,11 +50,24 @@ func domainCommands(g *globals) []*cobra.Command {
 		c.Flags().IntVarP(&timeout, "timeout", "t", 60, "seconds to wait for a clean stop before destroying the domain")
 		return c
 	}
+	var fromTemplate, repoUUID string
 	create := &cobra.Command{
-		Use:   "create VM.CFG",
-		Short: "Register a domain from a vm.cfg file (read here, sent to the agent); - reads standard input",
+		Use:   "create VM.CFG | create --from-template TEMPLATE --repo UUID NAME",
+		Short: "Register a domain from a vm.cfg file (read here, sent to the agent; - reads standard input), or from a repository template",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if fromTemplate != "" {
+				if repoUUID == "" {
+					return usageError{fmt.Errorf("--from-template needs --repo UUID (ovm repo list shows them)")}
+				}
+				var out map[string]any
+				if err := g.call("domain.create_from_template", &out, repoUUID, fromTemplate, args[0]); err != nil {
+					return err
+				}
+				return g.show(cmd.OutOrStdout(), out, func(w io.Writer, m map[string]any) {
+					fmt.Fprintf(w, "created %s (uuid %s) from template %s, %v\n", m["name"], m["uuid"], fromTemplate, m["state"])
+				})
+			}
 			var data []byte
 			var err error
 			if args[0] == "-" {
@@ -79,6 +92,8 @@ func domainCommands(g *globals) []*cobra.Command {
 			})
 		},
 	}
+	create.Flags().StringVar(&fromTemplate, "from-template", "", "copy this template (seed_pool) into running_pool/NAME and register it")
+	create.Flags().StringVar(&repoUUID, "repo", "", "the repository holding the template")
 	info := &cobra.Command{
 		Use:   "info DOMAIN",
 		Short: "Show a domain: state, memory, vCPUs, CPU time, dirty rate, uptime, engine",

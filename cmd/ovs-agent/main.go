@@ -57,7 +57,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.SetArgs(args)
-	root.AddCommand(serveCmd(), statusCmd(), configureCmd(), checkConfigCmd(), hashPasswordCmd(), versionCmd())
+	root.AddCommand(serveCmd(), statusCmd(), configureCmd(), checkConfigCmd(), hashPasswordCmd(), versionCmd(), repoCmd())
 	err := root.Execute()
 	if err == nil {
 		return 0
@@ -74,7 +74,15 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 }
 
 func configFlag(cmd *cobra.Command, p *string) {
-	cmd.Flags().StringVar(p, "config", DefaultConfig, "agent configuration file")
+	cmd.Flags().StringVar(p, "config", defaultConfig(), "agent configuration file (env OVS_AGENT_CONFIG)")
+}
+
+// defaultConfig is OVS_AGENT_CONFIG, else DefaultConfig.
+func defaultConfig() string {
+	if p := os.Getenv("OVS_AGENT_CONFIG"); p != "" {
+		return p
+	}
+	return DefaultConfig
 }
 
 func serveCmd() *cobra.Command {

@@ -281,14 +281,33 @@ func readFrame(r io.Reader, buf []byte) (frame, error) {
 	if n < uint32(minBody(kind)) || n > uint32(maxBody(kind)) {
 		return f, fmt.Errorf("%w: %s record of %d bytes (%d..%d)", ErrFormat, recName(kind), n, minBody(kind), maxBody(kind))
 	}
-	if cap(buf) < int(n) {
-		buf = make([]byte, n)
-	}
-	f.body = buf[:n]
-	if _, err := io.ReadFull(r, f.body); err != nil {
+	body, err := readBody(r, buf, int(n))
+	if err != nil {
 		return f, fmt.Errorf("read %s record: %w", recName(kind), eofUnexpected(err))
 	}
+	f.body = body
 	return f, nil
+}
+
+// readBody reads n bytes into buf, growing it as the bytes arrive (by
+// doubling, from 64 KiB) when it is too small, so a record that claims
+// more than it carries costs at most twice what it carried.
+func readBody(r io.Reader, buf []byte, n int) ([]byte, error) {
+	if cap(buf) >= n {
+		buf = buf[:n]
+		_, err := io.ReadFull(r, buf)
+		return buf, err
+	}
+	buf = buf[:0]
+	for len(buf) < n {
+		have := len(buf)
+		step := min(n-have, max(have, 64<<10))
+		buf = append(buf, make([]byte, step)...)
+		if _, err := io.ReadFull(r, buf[have:]); err != nil {
+			return buf, err
+		}
+	}
+	return buf, nil
 }
 
 // decoder applies the records after the header to a Sink, enforcing the
