@@ -40,7 +40,12 @@
 // /var/run/ovs-agent/repositories.state: mounts with their source and
 // options, offline marks, stopped), so either picks up where the other
 // left off; a restarted agent adopts the mounts it finds and never
-// remounts them.
+// remounts them. Neither trusts what it remembers: every operation, under
+// the lock, first re-reads the state file and /proc/self/mountinfo, so
+// what the other process mounted is adopted (not mounted again) and what
+// it unmounted is known to be gone (unmounting what is not mounted is no
+// error). Run also watches the state file, so the agent shows what the
+// command did even when the files did not change (offline, stop, start).
 //
 // Every name or path a caller gives is checked: nothing escapes a
 // repository (os.Root, symlinks included).

@@ -157,9 +157,10 @@ type repo struct {
 	held    string // the problem of a bad line naming it; "" if none
 	backing string // the backing mount point, STAGING/<uuid as mounted>
 
-	mounted    bool   // the backing is mounted
-	src        Source // what is mounted (Raw == "" if not known: adopted without a record)
-	options    string // the options it was mounted (or last remounted) with
+	mounted    bool     // the backing is mounted
+	ident      mountKey // which mount it is (zero: not known yet)
+	src        Source   // what is mounted (Raw == "" if not known: adopted without a record)
+	options    string   // the options it was mounted (or last remounted) with
 	optsKnown  bool
 	meta       Metadata
 	metaErr    string
@@ -200,7 +201,9 @@ func NewManager(opts Options) (*Manager, error) {
 func (m *Manager) Options() Options { return m.opts }
 
 // begin starts an operation: it takes the in-process and the cross-process
-// locks and loads the state on first use.
+// locks and brings the Manager's view up to date (sync): another process
+// (the standalone command, or the agent) may have changed the mounts and
+// the state file since this one last held the lock.
 func (m *Manager) begin(ctx context.Context) (func(), error) {
 	select {
 	case m.sem <- struct{}{}:
@@ -213,59 +216,111 @@ func (m *Manager) begin(ctx context.Context) (func(), error) {
 		return nil, err
 	}
 	done := func() {
+		m.save() // what this operation changed, even when it failed half way
 		m.publish()
 		lk.unlock()
 		<-m.sem
 	}
-	if !m.loaded {
-		m.load()
-	}
+	m.sync(true)
 	return done, nil
 }
 
-// load reads the state file, adopts the mounts that are there (an agent
-// restart must not disturb them) and reads the configuration files.
-func (m *Manager) load() {
+// sync makes the Manager's view the truth: the stopped flag and the
+// offline marks as the state file says, and the mounts as the mount
+// table shows them. What is mounted at STAGING/<uuid> and not known (the
+// agent restarted, or another process mounted it) is adopted, with the
+// source and options the state file records, and never remounted; what
+// is known but no longer mounted (another process unmounted it) is
+// forgotten as a mount. On the first call it also reads the
+// configuration files; later operations read them themselves.
+//
+// locked says the cross-process lock is held: only then are the probe
+// mounts of an abandoned `add` cleared (without the lock, one may be
+// another process's `add` at work).
+func (m *Manager) sync(locked bool) {
+	first := !m.loaded
 	m.loaded = true
 	p, err := loadState(m.opts.StateFile)
 	if err != nil {
-		m.log.Warn("repository state unreadable; starting from the mount table", zap.Error(err))
+		if first {
+			m.log.Warn("repository state unreadable; starting from the mount table", zap.Error(err))
+		} else {
+			m.log.Warn("repository state unreadable; keeping what this process knows", zap.Error(err))
+			p = m.persistedNow()
+		}
 	}
 	m.stopped = p.Stopped
+	m.offline = map[string]bool{}
 	for _, k := range p.Offline {
-		m.offline[k] = true
+		m.offline[CanonicalUUID(k)] = true
 	}
 	table, err := ReadMountInfo()
 	if err != nil {
 		m.log.Error("cannot read the mount table", zap.Error(err))
 	}
-	adopt := func(uuid string, rec *persistedMount) {
+	if err == nil || first {
+		m.syncMounts(table, p.Mounts, locked)
+	}
+	if first {
+		m.cfg, m.cfgErr = LoadConfig(m.opts.RepositoriesFile, m.opts.OptionsFile)
+		if m.cfg == nil {
+			m.cfg = &Config{Held: map[string]string{}}
+		}
+	}
+	want, _ := m.assignConfig()
+	m.computeStates(want)
+}
+
+// syncMounts sets every repository's mount facts from the mount table
+// and the state file's records.
+func (m *Manager) syncMounts(table []MountInfo, records map[string]persistedMount, locked bool) {
+	seen := map[string]bool{}
+	observe := func(uuid string, rec *persistedMount) {
 		backing := filepath.Join(m.opts.StagingDir, uuid)
 		bm, ok := topMount(table, backing)
-		if !ok {
+		if !ok || seen[CanonicalUUID(uuid)] {
 			return
 		}
+		seen[CanonicalUUID(uuid)] = true
 		r := m.repo(uuid)
-		r.backing, r.mounted = backing, true
-		if rec != nil {
+		// Not the mount this process knows: mounted by another process
+		// (or before a restart), or unmounted and mounted again.
+		fresh := !r.mounted || r.backing != backing || (r.ident != mountKey{} && r.ident != keyOf(bm))
+		switch {
+		case rec != nil:
 			if src, err := ParseSource(rec.Source); err == nil {
 				r.src = src
 			}
 			r.options, r.optsKnown = rec.Options, true
+		case fresh:
+			r.src, r.options, r.optsKnown = Source{}, "", false
 		}
-		r.readMeta()
-		for _, t := range []string{m.opts.Root, filepath.Join(m.opts.Root, uuid)} {
-			if tm, ok := topMount(table, t); ok && tm.Major == bm.Major && tm.Minor == bm.Minor && tm.Root == bm.Root {
-				r.target = t
+		r.backing, r.mounted, r.ident = backing, true, keyOf(bm)
+		if fresh {
+			r.readMeta()
+			r.target, r.rebind, r.err, r.keepReason, r.domains = "", false, "", "", nil
+		}
+		if r.target != "" {
+			if tm, ok := topMount(table, r.target); !ok || !sameFS(tm, bm) {
+				r.target = "" // unbound by another process: layout binds it again
 			}
 		}
-		r.state = StateMounted
-		m.log.Info("repository adopted", zap.String("uuid", uuid), zap.String("backing", backing), zap.String("mount_point", r.target))
+		if r.target == "" {
+			for _, t := range []string{m.opts.Root, filepath.Join(m.opts.Root, uuid)} {
+				if tm, ok := topMount(table, t); ok && sameFS(tm, bm) {
+					r.target = t
+				}
+			}
+		}
+		if fresh {
+			r.state = StateMounted
+			m.log.Info("repository adopted", zap.String("uuid", uuid), zap.String("backing", backing), zap.String("mount_point", r.target))
+		}
 	}
-	for _, rec := range p.Mounts {
+	for _, rec := range records {
 		if CheckUUID(rec.UUID) == nil {
 			rec := rec
-			adopt(rec.UUID, &rec)
+			observe(rec.UUID, &rec)
 		}
 	}
 	for _, mi := range table {
@@ -274,24 +329,90 @@ func (m *Manager) load() {
 		}
 		u := filepath.Base(mi.MountPoint)
 		if strings.HasPrefix(u, ".probe-") {
-			// Left by an `add` whose mount finished after it was abandoned.
-			unbind(mi.MountPoint, true)
-			os.Remove(mi.MountPoint)
+			if locked {
+				// Left by an `add` whose mount finished after it was abandoned.
+				unbind(mi.MountPoint, true)
+				os.Remove(mi.MountPoint)
+			}
 			continue
 		}
-		if CheckUUID(u) != nil {
+		if CheckUUID(u) == nil {
+			observe(u, nil)
+		}
+	}
+	for _, r := range m.repos {
+		if !r.mounted || seen[r.key] {
 			continue
 		}
-		if _, known := m.repos[CanonicalUUID(u)]; !known {
-			adopt(u, nil)
+		// Unmounted by another process (or by hand): not an error, and
+		// nothing left to unmount.
+		m.log.Info("repository no longer mounted", zap.String("uuid", r.uuid), zap.String("backing", r.backing))
+		r.mounted, r.ident, r.target, r.rebind = false, mountKey{}, "", false
+		r.src, r.options, r.optsKnown = Source{}, "", false
+		r.err, r.keepReason, r.domains, r.state = "", "", nil, StateUnmounted
+	}
+}
+
+// mountKey tells one mount from another. The mount ID alone does not:
+// the kernel reuses the ID of a mount that is gone.
+type mountKey struct {
+	id           int
+	major, minor uint32
+	root         string
+}
+
+func keyOf(mi MountInfo) mountKey {
+	return mountKey{id: mi.ID, major: mi.Major, minor: mi.Minor, root: mi.Root}
+}
+
+// sameFS reports whether two mounts show the same directory of the same
+// file system (a bind mount and what it binds).
+func sameFS(a, b MountInfo) bool {
+	return a.Major == b.Major && a.Minor == b.Minor && a.Root == b.Root
+}
+
+// noteMounts records which mount every backing mount is, so that the
+// next sync can tell a mount this process made from one another process
+// made in its place.
+func (m *Manager) noteMounts() {
+	table, err := ReadMountInfo()
+	if err != nil {
+		return
+	}
+	for _, r := range m.repos {
+		if !r.mounted {
+			r.ident = mountKey{}
+			continue
+		}
+		if bm, ok := topMount(table, r.backing); ok {
+			r.ident = keyOf(bm)
 		}
 	}
-	m.cfg, m.cfgErr = LoadConfig(m.opts.RepositoriesFile, m.opts.OptionsFile)
-	if m.cfg == nil {
-		m.cfg = &Config{Held: map[string]string{}}
+}
+
+// isMounted reports whether the mount table shows a mount on path. When
+// the table cannot be read it says yes: the caller then tries.
+func isMounted(path string) bool {
+	table, err := ReadMountInfo()
+	if err != nil {
+		return true
 	}
-	want, _ := m.assignConfig()
-	m.computeStates(want)
+	_, ok := topMount(table, path)
+	return ok
+}
+
+// unmountBacking unmounts a backing point with umount(8). A backing point
+// that the mount table shows is not mounted (another process unmounted
+// it) is unmounted already: that is not an error.
+func (m *Manager) unmountBacking(ctx context.Context, backing string) error {
+	if !isMounted(backing) {
+		return nil
+	}
+	err := m.mnt.unmountBacking(ctx, backing)
+	if err != nil && !isMounted(backing) {
+		return nil
+	}
+	return err
 }
 
 func (m *Manager) repo(uuid string) *repo {
@@ -313,8 +434,8 @@ func (r *repo) readMeta() {
 	r.meta, r.metaErr = meta, ""
 }
 
-// save writes the state file.
-func (m *Manager) save() {
+// persistedNow is what this process knows, as the state file holds it.
+func (m *Manager) persistedNow() persisted {
 	p := persisted{Stopped: m.stopped, Mounts: map[string]persistedMount{}}
 	for k := range m.offline {
 		p.Offline = append(p.Offline, k)
@@ -324,7 +445,12 @@ func (m *Manager) save() {
 			p.Mounts[k] = persistedMount{UUID: filepath.Base(r.backing), Source: r.src.Raw, Options: r.options}
 		}
 	}
-	if err := saveState(m.opts.StateFile, p); err != nil {
+	return p
+}
+
+// save writes the state file.
+func (m *Manager) save() {
+	if err := saveState(m.opts.StateFile, m.persistedNow()); err != nil {
 		m.log.Error("cannot record repository state", zap.Error(err))
 	}
 }
@@ -398,9 +524,8 @@ func (m *Manager) Stop(ctx context.Context) (Report, error) {
 func (m *Manager) Status(ctx context.Context) (Report, error) {
 	select {
 	case m.sem <- struct{}{}:
-		loaded := m.loaded
-		if !loaded {
-			m.load()
+		if !m.loaded {
+			m.sync(false)
 			m.publish()
 		}
 		<-m.sem
@@ -566,6 +691,7 @@ func (m *Manager) apply(ctx context.Context) {
 	m.layout(order, want)
 
 	m.computeStates(want)
+	m.noteMounts()
 	m.save()
 }
 
@@ -658,7 +784,7 @@ func (m *Manager) mountBacking(ctx context.Context, r *repo, e Entry) string {
 		return err.Error()
 	}
 	fail := func(format string, args ...any) string {
-		if err := m.mnt.unmountBacking(context.WithoutCancel(ctx), backing); err != nil {
+		if err := m.unmountBacking(context.WithoutCancel(ctx), backing); err != nil {
 			unbind(backing, true)
 		}
 		return fmt.Sprintf(format, args...)
@@ -730,13 +856,13 @@ func (m *Manager) unmountAll(ctx context.Context, list []*repo) {
 		if r.target != "" {
 			continue
 		}
-		if err := m.mnt.unmountBacking(ctx, r.backing); err != nil {
+		if err := m.unmountBacking(ctx, r.backing); err != nil {
 			r.state, r.err = StateError, fmt.Sprintf("unmount failed, still mounted at %s: %v", r.backing, err)
 			m.log.Error("repository unmount failed", zap.String("uuid", r.uuid), zap.Error(err))
 			continue
 		}
 		os.Remove(r.backing)
-		r.mounted, r.target, r.rebind, r.state, r.err = false, "", false, StateUnmounted, ""
+		r.mounted, r.ident, r.target, r.rebind, r.state, r.err = false, mountKey{}, "", false, StateUnmounted, ""
 		r.domains = nil
 		m.log.Info("repository unmounted", zap.String("uuid", r.uuid))
 	}

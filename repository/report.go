@@ -102,7 +102,18 @@ func (m *Manager) heartbeatLocked() {
 			cr = r
 		}
 	}
-	if cr == nil || !m.hb.pending.CompareAndSwap(false, true) {
+	if cr == nil {
+		return
+	}
+	if table, err := ReadMountInfo(); err == nil {
+		if bm, ok := topMount(table, cr.backing); !ok || (cr.ident != mountKey{} && keyOf(bm) != cr.ident) {
+			// Unmounted (or replaced) by another process since the last
+			// operation: the heartbeat would land on the wrong file
+			// system. The next operation (or refresh) sorts it out.
+			return
+		}
+	}
+	if !m.hb.pending.CompareAndSwap(false, true) {
 		return
 	}
 	now := m.opts.Now()

@@ -1,6 +1,7 @@
 package repository
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -54,10 +55,16 @@ func saveState(path string, p persisted) error {
 	if err != nil {
 		return fmt.Errorf("write state %s: %w", path, err)
 	}
+	data = append(data, '\n')
+	if old, err := os.ReadFile(path); err == nil && bytes.Equal(old, data) {
+		// Unchanged: not rewritten, so that a watcher of the state file
+		// (another process's Run) hears only of real changes.
+		return nil
+	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return fmt.Errorf("write state %s: %w", path, err)
 	}
-	return WriteFileAtomic(path, append(data, '\n'), 0o644)
+	return WriteFileAtomic(path, data, 0o644)
 }
 
 // fileLock is an exclusive flock on a lock file beside the state file. It

@@ -17,7 +17,10 @@ import (
 // renaming a new one over it, so the directory is watched, not the
 // file), waits until changes have settled for Options.Debounce, and
 // reloads; and it refreshes the heartbeat file on the cluster root every
-// HeartbeatInterval. It returns when ctx ends, leaving every mount in
+// HeartbeatInterval. It watches the state file too: when another process
+// (the standalone `ovs-agent repo` command) records a change that leaves
+// the files as they were (offline, stop, start), Run refreshes what it
+// shows from the state file and the mount table, changing nothing. It returns when ctx ends, leaving every mount in
 // place (restarting the agent never disturbs repositories), or at once
 // if the watcher cannot be set up.
 func (m *Manager) Run(ctx context.Context) error {
@@ -27,7 +30,8 @@ func (m *Manager) Run(ctx context.Context) error {
 	}
 	defer w.Close()
 	names := map[string]bool{m.opts.RepositoriesFile: true, m.opts.OptionsFile: true}
-	dirs := map[string]bool{filepath.Dir(m.opts.RepositoriesFile): true, filepath.Dir(m.opts.OptionsFile): true}
+	dirs := map[string]bool{filepath.Dir(m.opts.RepositoriesFile): true, filepath.Dir(m.opts.OptionsFile): true,
+		filepath.Dir(m.opts.StateFile): true}
 	for d := range dirs {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return fmt.Errorf("watch repositories configuration: %w", err)
@@ -45,6 +49,9 @@ func (m *Manager) Run(ctx context.Context) error {
 
 	debounce := time.NewTimer(time.Hour)
 	debounce.Stop()
+	// What the debounce timer does when it fires: reload (a file
+	// changed), or only refresh (the state file changed).
+	var reload, refresh bool
 	hb := time.NewTicker(m.opts.HeartbeatInterval)
 	defer hb.Stop()
 	for {
@@ -55,7 +62,12 @@ func (m *Manager) Run(ctx context.Context) error {
 			if !ok {
 				return fmt.Errorf("watch repositories configuration: watcher closed")
 			}
-			if names[filepath.Clean(ev.Name)] {
+			switch name := filepath.Clean(ev.Name); {
+			case names[name]:
+				reload = true
+				debounce.Reset(m.opts.Debounce)
+			case name == m.opts.StateFile:
+				refresh = true
 				debounce.Reset(m.opts.Debounce)
 			}
 		case err, ok := <-w.Errors:
@@ -64,12 +76,21 @@ func (m *Manager) Run(ctx context.Context) error {
 			}
 			// An overflow loses events: reload to be sure.
 			m.log.Warn("watching repositories configuration", zap.Error(err))
+			reload = true
 			debounce.Reset(m.opts.Debounce)
 		case <-debounce.C:
-			m.log.Info("repositories configuration changed; applying")
-			if _, err := m.Reload(ctx); err != nil && ctx.Err() == nil {
-				m.log.Error("repositories not applied", zap.Error(err))
+			switch {
+			case reload:
+				m.log.Info("repositories configuration changed; applying")
+				if _, err := m.Reload(ctx); err != nil && ctx.Err() == nil {
+					m.log.Error("repositories not applied", zap.Error(err))
+				}
+			case refresh:
+				if err := m.refresh(ctx); err != nil && ctx.Err() == nil {
+					m.log.Error("repository state not refreshed", zap.Error(err))
+				}
 			}
+			reload, refresh = false, false
 		case <-hb.C:
 			m.Heartbeat(ctx)
 		}
@@ -90,4 +111,24 @@ func (m *Manager) Heartbeat(ctx context.Context) {
 	}
 	m.heartbeatLocked()
 	m.publish()
+}
+
+// refresh brings the published state up to date with the files, the
+// state file and the mount table (see sync) without applying anything:
+// another process changed the mounts, and this one only has to show
+// them. An unreadable file leaves the configuration as it was.
+func (m *Manager) refresh(ctx context.Context) error {
+	done, err := m.begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer done()
+	cfg, err := LoadConfig(m.opts.RepositoriesFile, m.opts.OptionsFile)
+	m.cfgErr = err
+	if err == nil {
+		m.cfg = cfg
+	}
+	want, _ := m.assignConfig()
+	m.computeStates(want)
+	return err
 }

@@ -169,7 +169,7 @@ func waitMigration(t *testing.T, a *Agent, id string) migStatus {
 
 // verifiesCleanly waits for two more verification rounds of name on a and
 // checks nothing was ever corrupt.
-func verifiesCleanly(t *testing.T, a *Agent, name string) {
+func verifiesCleanly(t testing.TB, a *Agent, name string) {
 	t.Helper()
 	start := a.info(t, name)
 	a.waitInfo(t, name, "two more verification rounds", func(i domInfo) bool { return i.Rounds >= start.Rounds+2 })

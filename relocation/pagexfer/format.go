@@ -33,8 +33,8 @@ const (
 	frameSize    = 5
 )
 
-// Magic opens every stream (the first 8 bytes of the preamble).
-var Magic = [8]byte{'O', 'V', 'S', '-', 'P', 'X', 'F', 'R'}
+// magic opens every stream (the first 8 bytes of the preamble).
+var magic = [8]byte{'O', 'V', 'S', '-', 'P', 'X', 'F', 'R'}
 
 // Record kinds.
 const (
@@ -220,7 +220,7 @@ func checkEngine(s string) error {
 
 // appendPreamble appends the 12-byte preamble.
 func appendPreamble(b []byte) []byte {
-	b = append(b, Magic[:]...)
+	b = append(b, magic[:]...)
 	b = binary.LittleEndian.AppendUint16(b, Version)
 	return binary.LittleEndian.AppendUint16(b, 0)
 }
@@ -230,7 +230,7 @@ func parsePreamble(p []byte) error {
 	if len(p) != preambleSize {
 		return fmt.Errorf("%w: preamble of %d bytes", ErrFormat, len(p))
 	}
-	if [8]byte(p[:8]) != Magic {
+	if [8]byte(p[:8]) != magic {
 		return fmt.Errorf("%w: bad magic %q (not a page-transfer stream)", ErrFormat, p[:8])
 	}
 	if v := binary.LittleEndian.Uint16(p[8:]); v != Version {

@@ -67,6 +67,9 @@ type roundReport struct {
 	Bytes     uint64        // stream bytes the round put on the wire
 	Dirty     uint64        // bytes of pages dirty and not yet sent at its end
 	SentTotal uint64        // page data bytes sent by all rounds so far
+	// Window is the time over which Dirty accumulated: since the dirty
+	// log fetch that ended the previous round (Duration when zero).
+	Window time.Duration
 }
 
 // verdict is the policy's decision after a round.
@@ -112,8 +115,12 @@ func (p *policy) next(r roundReport) verdict {
 		p.bw = float64(r.Bytes) / secs
 	}
 	v := verdict{Throttle: -1, Bandwidth: p.bw}
-	if secs > 0 {
-		v.DirtyRate = float64(r.Dirty) / secs
+	win := r.Window
+	if win <= 0 {
+		win = r.Duration
+	}
+	if win > 0 {
+		v.DirtyRate = float64(r.Dirty) / win.Seconds()
 	}
 	v.Expected = expected(r.Dirty, p.bw)
 	switch {

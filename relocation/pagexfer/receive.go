@@ -117,6 +117,7 @@ func receive(ctx context.Context, r io.Reader, open func(Header) (Sink, error), 
 // sequential reads and applies records on the calling goroutine.
 func (d *decoder) sequential(ctx context.Context, r io.Reader) error {
 	var buf []byte
+	var sum roundSum
 	for {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -126,7 +127,8 @@ func (d *decoder) sequential(ctx context.Context, r io.Reader) error {
 			return err
 		}
 		buf = f.body
-		done, err := d.apply(f.hdr[:], f.body)
+		sum.add(&f)
+		done, err := d.apply(&f)
 		if err != nil || done {
 			return err
 		}
@@ -157,7 +159,7 @@ func (d *decoder) pipelined(ctx context.Context, r io.Reader, dl interface{ SetR
 		if !ok {
 			return fail(fr.err)
 		}
-		done, err := d.apply(f.hdr[:], f.body)
+		done, err := d.apply(&f)
 		fr.free <- f.body
 		if err != nil {
 			return fail(err)
@@ -192,8 +194,8 @@ func readHeader(r io.Reader) (Header, int, error) {
 	if n < uint32(minBody(recHeader)) || n > uint32(maxHeaderBody) {
 		return Header{}, 0, fmt.Errorf("%w: header of %d bytes (%d..%d)", ErrFormat, n, minBody(recHeader), maxHeaderBody)
 	}
-	body := make([]byte, n)
-	if _, err := io.ReadFull(r, body); err != nil {
+	body, err := readBody(r, nil, int(n))
+	if err != nil {
 		return Header{}, 0, fmt.Errorf("read header: %w", eofUnexpected(err))
 	}
 	h, err := parseHeader(pre[:], body)
@@ -211,6 +213,21 @@ func eofUnexpected(err error) error {
 type frame struct {
 	hdr  [frameSize]byte
 	body []byte
+	sum  uint32 // CRC-32C of the current round's records up to this one
+}
+
+// roundSum keeps the running checksum of a round on the reading side, so
+// the goroutine that writes memory does not also checksum it.
+type roundSum struct{ crc uint32 }
+
+func (s *roundSum) add(f *frame) {
+	switch f.hdr[0] {
+	case recRoundStart:
+		s.crc = crc(crc(0, f.hdr[:]), f.body)
+	case recBatch:
+		s.crc = crc(crc(s.crc, f.hdr[:]), f.body)
+	}
+	f.sum = s.crc
 }
 
 // frameReader reads records on its own goroutine, so the next record
@@ -243,6 +260,7 @@ func newFrameReader(r io.Reader) *frameReader {
 func (fr *frameReader) run() {
 	defer close(fr.done)
 	defer close(fr.frames)
+	var sum roundSum
 	for {
 		var buf []byte
 		select {
@@ -255,6 +273,7 @@ func (fr *frameReader) run() {
 			fr.err = err
 			return
 		}
+		sum.add(&f)
 		select {
 		case fr.frames <- f:
 		case <-fr.stop:
@@ -324,7 +343,6 @@ type decoder struct {
 	final     bool // the current round is the stop-and-copy round
 	finalSeen bool
 	stateSeen bool
-	crc       uint32
 	rBytes    uint64
 	rData     uint64
 	rZero     uint64
@@ -340,7 +358,8 @@ func newDecoder(h Header, sink Sink) *decoder {
 }
 
 // apply applies one record; done is true after the end record.
-func (d *decoder) apply(hdr, body []byte) (done bool, err error) {
+func (d *decoder) apply(f *frame) (done bool, err error) {
+	hdr, body := f.hdr[:], f.body
 	kind := hdr[0]
 	size := uint64(len(hdr) + len(body))
 	switch kind {
@@ -357,13 +376,11 @@ func (d *decoder) apply(hdr, body []byte) (done bool, err error) {
 			return false, fmt.Errorf("%w: round %d: unknown flags %#x", ErrFormat, round, flags)
 		}
 		d.inRound, d.final = true, flags&roundFinal != 0
-		d.crc = crc(crc(0, hdr), body)
 		d.rBytes, d.rData, d.rZero = size, 0, 0
 	case recBatch:
 		if !d.inRound {
 			return false, fmt.Errorf("%w: page batch outside a round", ErrFormat)
 		}
-		d.crc = crc(crc(d.crc, hdr), body)
 		d.rBytes += size
 		var data, zero uint64
 		d.runs, data, zero, err = parseBatch(body, int(d.ps), d.pages, d.runs, d.applyRun)
@@ -386,8 +403,8 @@ func (d *decoder) apply(hdr, body []byte) (done bool, err error) {
 		case e.Bytes != d.rBytes || e.DataPages != d.rData || e.ZeroPages != d.rZero:
 			return false, fmt.Errorf("%w: round %d carried %d bytes, %d data and %d zero pages; its end record says %d, %d and %d",
 				ErrChecksum, r, d.rBytes, d.rData, d.rZero, e.Bytes, e.DataPages, e.ZeroPages)
-		case e.CRC != d.crc:
-			return false, fmt.Errorf("%w: round %d: computed CRC-32C %#08x, round end says %#08x", ErrChecksum, r, d.crc, e.CRC)
+		case e.CRC != f.sum:
+			return false, fmt.Errorf("%w: round %d: computed CRC-32C %#08x, round end says %#08x", ErrChecksum, r, f.sum, e.CRC)
 		}
 		d.inRound = false
 		d.totals.Rounds++

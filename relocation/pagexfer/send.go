@@ -419,6 +419,7 @@ func (s *sender) run() (Result, error) {
 		}
 		s.logging = true
 		s.lastFetch = time.Now()
+		window := s.lastFetch // dirty pages in s.next accumulate from here
 		if err := s.populated(s.cur); err != nil {
 			return res, err
 		}
@@ -428,15 +429,22 @@ func (s *sender) run() (Result, error) {
 			if err := s.sendRound(false); err != nil {
 				return res, err
 			}
-			if err := s.fetchDirty(); err != nil {
-				return res, err
-			}
+			// Wait until the round is on the wire (so its bandwidth is
+			// measured), then take the dirty log: pages the guest wrote
+			// meanwhile belong to the next round's set, not to pages it
+			// would skip as "dirtied during the round".
 			if err := s.sw.flush(); err != nil {
 				return res, err
 			}
 			written := s.sw.written.Load()
+			if err := s.fetchDirty(); err != nil {
+				return res, err
+			}
+			fetched := s.lastFetch
 			v := pol.next(roundReport{Round: s.round, Duration: time.Since(s.roundStart),
-				Bytes: written - s.roundWritten, Dirty: s.nextCount * s.ps, SentTotal: s.dataSent})
+				Bytes: written - s.roundWritten, Dirty: s.nextCount * s.ps, SentTotal: s.dataSent,
+				Window: fetched.Sub(window)})
+			window = fetched
 			s.bw, s.dirtyRate, s.expectedDowntime = v.Bandwidth, v.DirtyRate, v.Expected
 			res.Bandwidth, res.ExpectedDowntime, res.Reason = v.Bandwidth, v.Expected, v.Reason
 			if v.Throttle > s.throttle {

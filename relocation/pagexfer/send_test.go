@@ -430,43 +430,48 @@ func TestPolicy(t *testing.T) {
 		steps []step
 	}{
 		{"converges at once", Options{}, []step{
-			{roundReport{0, sec, 1000 * MB, 100 * MB, 1000 * MB}, true, StopDowntime, -1},
+			{roundReport{0, sec, 1000 * MB, 100 * MB, 1000 * MB, 0}, true, StopDowntime, -1},
 		}},
 		{"needs a second round", Options{}, []step{
-			{roundReport{0, sec, 1000 * MB, 400 * MB, 1000 * MB}, false, 0, -1},
-			{roundReport{1, sec / 2, 400 * MB, 20 * MB, 1400 * MB}, true, StopDowntime, -1},
+			{roundReport{0, sec, 1000 * MB, 400 * MB, 1000 * MB, 0}, false, 0, -1},
+			{roundReport{1, sec / 2, 400 * MB, 20 * MB, 1400 * MB, 0}, true, StopDowntime, -1},
 		}},
 		{"small round keeps the estimate", Options{}, []step{
-			{roundReport{0, sec, 100 * MB, 40 * MB, 100 * MB}, false, 0, -1},
-			{roundReport{1, sec, MB / 2, 29 * MB, 101 * MB}, true, StopDowntime, -1}, // 29 MB at 100 MB/s: 290 ms
+			{roundReport{0, sec, 100 * MB, 40 * MB, 100 * MB, 0}, false, 0, -1},
+			{roundReport{1, sec, MB / 2, 29 * MB, 101 * MB, 0}, true, StopDowntime, -1}, // 29 MB at 100 MB/s: 290 ms
 		}},
 		{"round backstop", Options{MaxRounds: 3}, []step{
-			{roundReport{0, sec, 100 * MB, 90 * MB, 100 * MB}, false, 0, -1},
-			{roundReport{1, sec, 100 * MB, 90 * MB, 200 * MB}, true, StopMaxRounds, -1},
+			{roundReport{0, sec, 100 * MB, 90 * MB, 100 * MB, 0}, false, 0, -1},
+			{roundReport{1, sec, 100 * MB, 90 * MB, 200 * MB, 0}, true, StopMaxRounds, -1},
 		}},
 		{"data backstop", Options{MaxFactor: 1.5, DisableAutoConverge: true}, []step{
-			{roundReport{0, sec, 100 * MB, 90 * MB, 100 * MB}, false, 0, -1},
-			{roundReport{1, sec, 100 * MB, 90 * MB, 1500 * MB}, true, StopMaxFactor, -1},
+			{roundReport{0, sec, 100 * MB, 90 * MB, 100 * MB, 0}, false, 0, -1},
+			{roundReport{1, sec, 100 * MB, 90 * MB, 1500 * MB, 0}, true, StopMaxFactor, -1},
 		}},
 		{"throttle steps every two outrun rounds", Options{}, []step{
-			{roundReport{0, sec, 100 * MB, 80 * MB, 100 * MB}, false, 0, -1},
-			{roundReport{1, sec, 100 * MB, 80 * MB, 200 * MB}, false, 0, 20},
-			{roundReport{2, sec, 100 * MB, 40 * MB, 300 * MB}, false, 0, -1}, // 40 MB/s is not above half of 100
-			{roundReport{3, sec, 100 * MB, 60 * MB, 400 * MB}, false, 0, -1},
-			{roundReport{4, sec, 100 * MB, 60 * MB, 500 * MB}, false, 0, 40},
-			{roundReport{5, sec, 100 * MB, 60 * MB, 600 * MB}, false, 0, -1},
-			{roundReport{6, sec, 100 * MB, 60 * MB, 700 * MB}, false, 0, 60},
+			{roundReport{0, sec, 100 * MB, 80 * MB, 100 * MB, 0}, false, 0, -1},
+			{roundReport{1, sec, 100 * MB, 80 * MB, 200 * MB, 0}, false, 0, 20},
+			{roundReport{2, sec, 100 * MB, 40 * MB, 300 * MB, 0}, false, 0, -1}, // 40 MB/s is not above half of 100
+			{roundReport{3, sec, 100 * MB, 60 * MB, 400 * MB, 0}, false, 0, -1},
+			{roundReport{4, sec, 100 * MB, 60 * MB, 500 * MB, 0}, false, 0, 40},
+			{roundReport{5, sec, 100 * MB, 60 * MB, 600 * MB, 0}, false, 0, -1},
+			{roundReport{6, sec, 100 * MB, 60 * MB, 700 * MB, 0}, false, 0, 60},
 		}},
 		{"steps run out", Options{ThrottleAfter: 1, ThrottleSteps: []int{50, 99}}, []step{
-			{roundReport{0, sec, 100 * MB, 80 * MB, 100 * MB}, false, 0, 50},
-			{roundReport{1, sec, 100 * MB, 80 * MB, 200 * MB}, false, 0, 99},
-			{roundReport{2, sec, 100 * MB, 80 * MB, 300 * MB}, false, 0, -1},
+			{roundReport{0, sec, 100 * MB, 80 * MB, 100 * MB, 0}, false, 0, 50},
+			{roundReport{1, sec, 100 * MB, 80 * MB, 200 * MB, 0}, false, 0, 99},
+			{roundReport{2, sec, 100 * MB, 80 * MB, 300 * MB, 0}, false, 0, -1},
 		}},
 		{"no auto-converge", Options{DisableAutoConverge: true, ThrottleAfter: 1}, []step{
-			{roundReport{0, sec, 100 * MB, 80 * MB, 100 * MB}, false, 0, -1},
+			{roundReport{0, sec, 100 * MB, 80 * MB, 100 * MB, 0}, false, 0, -1},
+		}},
+		{"dirty rate over the window", Options{ThrottleAfter: 1}, []step{
+			// 60 MB in a 1 s round is outrun, but not when it piled up over 2 s.
+			{roundReport{0, sec, 100 * MB, 60 * MB, 100 * MB, 2 * sec}, false, 0, -1},
+			{roundReport{1, sec, 100 * MB, 60 * MB, 200 * MB, sec}, false, 0, 20},
 		}},
 		{"nothing dirty", Options{}, []step{
-			{roundReport{0, 0, 0, 0, 0}, true, StopDowntime, -1},
+			{roundReport{0, 0, 0, 0, 0, 0}, true, StopDowntime, -1},
 		}},
 	}
 	for _, tc := range tests {

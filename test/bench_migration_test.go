@@ -1,0 +1,143 @@
+package test
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"testing"
+	"time"
+)
+
+// loopbackThroughput measures one TCP stream on 127.0.0.1 with 1 MiB
+// writes for about a second, in bytes per second: the link's limit.
+func loopbackThroughput(b *testing.B) float64 {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		c, err := l.Accept()
+		if err != nil {
+			return
+		}
+		io.Copy(io.Discard, c)
+		c.Close()
+	}()
+	c, err := net.Dial("tcp", l.Addr().String())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	buf := make([]byte, 1<<20)
+	var n int64
+	start := time.Now()
+	for time.Since(start) < time.Second {
+		k, err := c.Write(buf)
+		if err != nil {
+			b.Fatal(err)
+		}
+		n += int64(k)
+	}
+	return float64(n) / time.Since(start).Seconds()
+}
+
+// vmHWM is a process's peak resident memory, in bytes.
+func vmHWM(pid int) int64 {
+	return procStatus(pid)["VmHWM"]
+}
+
+type scenario struct {
+	name     string
+	memMiB   int
+	workload string
+	opts     map[string]any
+	ready    func(domInfo) bool
+}
+
+// runScenario migrates one domain between two agents and prints the
+// scenario's line next to the limits measured in the same run.
+func runScenario(b *testing.B, engine string, sc scenario, loopback, memcpy float64) {
+	src, dst := pairB(b, engine)
+	src.call(b, "domain.create", nil, vmcfgText("bench", sc.memMiB, sc.workload))
+	src.call(b, "domain.start", nil, "bench")
+	deadline := time.Now().Add(5 * time.Minute)
+	for !sc.ready(src.info(b, "bench")) || !strings.Contains(src.console(b, "bench"), "HB ") {
+		if time.Now().After(deadline) {
+			b.Fatalf("scenario %s: the guest never got ready: %+v", sc.name, src.info(b, "bench"))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	srcPID := src.info(b, "bench").PID
+	opts := migrateOpts(sc.opts)
+	opts["live"] = true
+	var id string
+	src.call(b, "domain.migrate", &id, "bench", dst.Reloc, opts)
+	var st struct {
+		migStatus
+		MaxThrottle int     `xmlrpc:"max_throttle_percent"`
+		Throttled   float64 `xmlrpc:"throttled_seconds"`
+		Skipped     int64   `xmlrpc:"skipped_pages"`
+	}
+	var srcPeak int64
+	for {
+		st = struct {
+			migStatus
+			MaxThrottle int     `xmlrpc:"max_throttle_percent"`
+			Throttled   float64 `xmlrpc:"throttled_seconds"`
+			Skipped     int64   `xmlrpc:"skipped_pages"`
+		}{}
+		src.call(b, "migration.status", &st, id)
+		if h := vmHWM(srcPID); h > srcPeak {
+			srcPeak = h
+		}
+		if st.Phase == "completed" || st.Phase == "failed" || st.Phase == "cancelled" {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if st.Phase != "completed" {
+		b.Fatalf("scenario %s: %+v", sc.name, st)
+	}
+	dstPeak := vmHWM(dst.info(b, "bench").PID)
+	verifiesCleanly(b, dst, "bench")
+	rate := float64(st.BytesSent) / st.Transfer
+	fmt.Printf("scenario %s (%s): total %.3f s (stream %.3f s), downtime %.1f ms, %d rounds, %.1f MiB sent, %d zero pages, %.0f MB/s = %.2f of loopback %.0f MB/s (memcpy %.0f MB/s), max throttle %d%% for %.2f s, peak RSS source %.0f MiB target %.0f MiB\n",
+		sc.name, engine, st.Total, st.Transfer, st.DowntimeMs, st.Round, float64(st.BytesSent)/(1<<20), st.ZeroPages,
+		rate/1e6, rate/loopback, loopback/1e6, memcpy/1e6, st.MaxThrottle, st.Throttled, float64(srcPeak)/(1<<20), float64(dstPeak)/(1<<20))
+	b.ReportMetric(st.Transfer, "s-stream")
+	b.ReportMetric(st.DowntimeMs, "ms-downtime")
+	b.ReportMetric(rate/loopback, "of-loopback")
+}
+
+func pairB(b *testing.B, engine string) (*Agent, *Agent) {
+	src := startAgent(b, agentConf{Listen: "127.0.0.2", RelocPort: freePort(b, "127.0.0.2"), Extra: map[string][]string{"agent": {"hypervisor = " + engine, "memory_reserve = 0"}}})
+	dst := startAgent(b, agentConf{Listen: "127.0.0.3", RelocPort: freePort(b, "127.0.0.3"), Extra: map[string][]string{"agent": {"hypervisor = " + engine, "memory_reserve = 0"}}})
+	return src, dst
+}
+
+// BenchmarkMigrationScenarios are the issue's scenarios a-d on both engines
+// (make bench). Each prints one "scenario X (engine): ..." line.
+func BenchmarkMigrationScenarios(b *testing.B) {
+	if testing.Short() {
+		b.Skip("long: run with make bench")
+	}
+	loopback, memcpy := loopbackThroughput(b), memcpyBandwidth()
+	touched := func(i domInfo) bool { return i.Written >= (1<<30)/4096 }
+	scenarios := []scenario{
+		{name: "a", memMiB: 2048, workload: "touch=1G,hot=4K,dirty=0,verify=1h", ready: touched},
+		{name: "b", memMiB: 2048, workload: "touch=1G,hot=256M,dirty=200M/s,verify=1h", ready: touched},
+		{name: "c", memMiB: 2048, workload: "touch=512M,hot=256M,dirty=1G/s,verify=1h", opts: map[string]any{"rate": 200}, ready: func(i domInfo) bool { return i.Written >= (512<<20)/4096 }},
+		{name: "d", memMiB: 8192, workload: "touch=64M,hot=4K,dirty=0,verify=1h", ready: func(i domInfo) bool { return i.Written >= (64<<20)/4096 }},
+	}
+	for _, engine := range engines {
+		for _, sc := range scenarios {
+			b.Run(sc.name+"/"+engine, func(b *testing.B) {
+				for i := 0; i < b.N; i++ {
+					runScenario(b, engine, sc, loopback, memcpy)
+				}
+			})
+		}
+	}
+}
