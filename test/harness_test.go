@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -45,6 +46,26 @@ func runMain(m *testing.M) int {
 	// Domains outlive agents by design: end every VMM this run started.
 	killVMMs(dir)
 	return code
+}
+
+// unmountUnder detaches every mount below dir (repositories a test's agent
+// mounted stay mounted when the agent stops, by design), deepest first.
+func unmountUnder(dir string) {
+	data, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return
+	}
+	var points []string
+	for _, line := range strings.Split(string(data), "\n") {
+		f := strings.Fields(line)
+		if len(f) > 4 && (f[4] == dir || strings.HasPrefix(f[4], dir+"/")) {
+			points = append(points, f[4])
+		}
+	}
+	sort.Slice(points, func(i, j int) bool { return len(points[i]) > len(points[j]) })
+	for _, p := range points {
+		syscall.Unmount(p, syscall.MNT_DETACH)
+	}
 }
 
 // killVMMs ends the ovs-vmm processes whose command line mentions dir (an
@@ -237,6 +258,7 @@ func (a *Agent) start(env ...string) {
 	a.t.Cleanup(func() {
 		a.Stop()
 		killVMMs(a.Dir)
+		unmountUnder(a.Dir)
 		if a.t.Failed() {
 			a.t.Logf("agent output:\n%s\nagent log:\n%s", a.out.String(), a.Log())
 		}

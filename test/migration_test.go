@@ -46,7 +46,15 @@ func TestMigrationDryRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	src, dst := pair(t, "sim", "kvm", fmt.Sprintf("memory_reserve = %d", total>>20-100))
-	src.call(t, "domain.create", nil, vmcfgText("m1", 128, "dirty=1M/s,hot=8M", "disk = ['file:/OVS/0004fb00-0000-0000-0000-00000000abcd/running_pool/m1/System.img,xvda,w', 'file:/srv/local/m1-data.img,xvdb,w']"))
+	// A repository on the source that the target does not have.
+	out, code := runCmd(t, "", []string{"OVS_AGENT_CONFIG=" + src.Config}, bin("ovs-agent"), "repo", "make", "--", t.TempDir(), "1", "source only")
+	if code != 0 {
+		t.Fatalf("repo make (exit %d): %s", code, out)
+	}
+	repo := strings.TrimSpace(out[strings.LastIndex(strings.TrimSpace(out), "\n")+1:])
+	src.waitRepo(t, repo, "mounted", func(r repoStatus, found bool) bool { return found && r.State == "mounted" })
+	repoDisk := filepath.Join(src.Dir, "OVS", repo, "running_pool", "m1", "System.img")
+	src.call(t, "domain.create", nil, vmcfgText("m1", 128, "dirty=1M/s,hot=8M", "disk = ['file:"+repoDisk+",xvda,w', 'file:/srv/local/m1-data.img,xvdb,w']"))
 	src.call(t, "domain.start", nil, "m1")
 	dst.call(t, "domain.create", nil, vmcfgText("m1", 64, ""))
 
@@ -56,7 +64,7 @@ func TestMigrationDryRun(t *testing.T) {
 		t.Fatal("dry run OK despite every problem")
 	}
 	want := []string{"name: a domain named m1 exists", "memory: the domain needs 128 MiB", "engine: the domain runs on the sim engine",
-		"disk /OVS/0004fb00-0000-0000-0000-00000000abcd/running_pool/m1/System.img: repository 0004fb00-0000-0000-0000-00000000abcd is not mounted",
+		"repository " + repo + " is not mounted",
 		"disk /srv/local/m1-data.img: not on a repository"}
 	for _, w := range want {
 		found := 0
@@ -72,7 +80,7 @@ func TestMigrationDryRun(t *testing.T) {
 	// The same through the CLI, one problem per line, exit code 1.
 	pw := filepath.Join(t.TempDir(), "pw")
 	os.WriteFile(pw, []byte(testPassword+"\n"), 0o600)
-	out, code := runCmd(t, "", nil, bin("ovm"), "--url=unix://"+src.Socket, "migrate", "-l", "-n", "--target-password-file", pw, "m1", dst.Reloc)
+	out, code = runCmd(t, "", nil, bin("ovm"), "--url=unix://"+src.Socket, "migrate", "-l", "-n", "--target-password-file", pw, "m1", dst.Reloc)
 	if code != 1 || !strings.Contains(out, "cannot move") || strings.Count(out, "\n  ") < len(want) {
 		t.Fatalf("ovm migrate -n (exit %d):\n%s", code, out)
 	}
