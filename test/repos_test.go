@@ -88,7 +88,7 @@ func TestRepositoriesEndToEnd(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "tmpl1") {
 		t.Fatalf("ovm template list (exit %d): %s", code, out)
 	}
-	out, code = runCmd(t, "", nil, bin("ovm"), "--url=unix://"+a.Socket, "create", "--from-template", "tmpl1", "--repo", uuid, "web9")
+	out, code = runCmd(t, "", nil, bin("ovm"), "--url=unix://"+a.Socket, "create", "--from-template", "tmpl1", "web9")
 	if code != 0 || !strings.Contains(out, "created web9") {
 		t.Fatalf("ovm create --from-template (exit %d): %s", code, out)
 	}

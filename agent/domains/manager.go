@@ -251,6 +251,9 @@ func (m *Manager) Create(text []byte, source string) (*Info, []string, error) {
 	for _, w := range cfg.Warnings {
 		warnings = append(warnings, fmt.Sprintf("%s:%d: %s: %s", w.File, w.Line, w.Key, w.Message))
 	}
+	if cfg.VCPUs > 1 {
+		warnings = append(warnings, fmt.Sprintf("%s: vcpus = %d: this VMM runs the guest on one vCPU; the other %d are recorded but not run", source, cfg.VCPUs, cfg.VCPUs-1))
+	}
 	generated := cfg.UUID == ""
 	if generated {
 		cfg.UUID = newUUID()

@@ -58,7 +58,11 @@ func domainCommands(g *globals) []*cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if fromTemplate != "" {
 				if repoUUID == "" {
-					return usageError{fmt.Errorf("--from-template needs --repo UUID (ovm repo list shows them)")}
+					u, err := g.findTemplate(fromTemplate)
+					if err != nil {
+						return err
+					}
+					repoUUID = u
 				}
 				var out map[string]any
 				if err := g.call("domain.create_from_template", &out, repoUUID, fromTemplate, args[0]); err != nil {
@@ -93,7 +97,7 @@ func domainCommands(g *globals) []*cobra.Command {
 		},
 	}
 	create.Flags().StringVar(&fromTemplate, "from-template", "", "copy this template (seed_pool) into running_pool/NAME and register it")
-	create.Flags().StringVar(&repoUUID, "repo", "", "the repository holding the template")
+	create.Flags().StringVar(&repoUUID, "repo", "", "the repository holding the template (default: the one mounted repository that has it)")
 	info := &cobra.Command{
 		Use:   "info DOMAIN",
 		Short: "Show a domain: state, memory, vCPUs, CPU time, dirty rate, uptime, engine",
@@ -175,6 +179,43 @@ func domainCommands(g *globals) []*cobra.Command {
 		timedOp("reboot", "Shut a domain down cleanly and start it again", "domain.reboot"),
 		consoleCommand(g), topCommand(g),
 	}
+}
+
+// findTemplate finds the one mounted repository that holds template name.
+func (g *globals) findTemplate(name string) (string, error) {
+	var rep struct {
+		Repositories []struct {
+			UUID  string `xmlrpc:"uuid"`
+			State string `xmlrpc:"state"`
+		} `xmlrpc:"repositories"`
+	}
+	if err := g.call("repository.list", &rep); err != nil {
+		return "", err
+	}
+	var found []string
+	for _, r := range rep.Repositories {
+		if r.State != "mounted" && r.State != "in use" {
+			continue
+		}
+		var ts []struct {
+			Name string `xmlrpc:"name"`
+		}
+		if err := g.call("repository.templates", &ts, r.UUID); err != nil {
+			continue
+		}
+		for _, t := range ts {
+			if t.Name == name {
+				found = append(found, r.UUID)
+			}
+		}
+	}
+	switch len(found) {
+	case 0:
+		return "", usageError{fmt.Errorf("no mounted repository has a template named %q (ovm template list UUID)", name)}
+	case 1:
+		return found[0], nil
+	}
+	return "", usageError{fmt.Errorf("template %q is in several repositories (%s): choose one with --repo", name, strings.Join(found, ", "))}
 }
 
 // show prints a struct result as JSON or with human.
