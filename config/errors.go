@@ -78,21 +78,31 @@ func flatten(err error) []error {
 	return []error{err}
 }
 
-// suggest returns the candidate closest to s if it is a plausible typo.
-func suggest(s string, candidates []string) string {
-	best, bestD := "", 3
+// Suggest returns the candidate closest to s if it is a plausible typo
+// (fewer than maxEdits edits away), for "did you mean" hints, or "". Ties
+// go to the candidate that sorts first.
+func Suggest(s string, candidates []string, maxEdits int) string {
+	best, bestD := "", maxEdits
 	for _, c := range candidates {
-		if d := distance(s, c); d < bestD {
+		d := editDistance(s, c, bestD+1) // exact up to bestD, so ties are seen
+		if d < maxEdits && (d < bestD || d == bestD && c < best) {
 			best, bestD = c, d
 		}
 	}
 	return best
 }
 
-// distance is the Levenshtein distance, for short ASCII names.
-func distance(a, b string) int {
+// suggest is Suggest with this package's tolerance.
+func suggest(s string, candidates []string) string { return Suggest(s, candidates, 3) }
+
+// editDistance is the Levenshtein distance between a and b, or limit when
+// it is at least limit (short ASCII names; long ones count as limit).
+func editDistance(a, b string, limit int) int {
 	if len(a) > 64 || len(b) > 64 {
-		return 99
+		return limit
+	}
+	if d := len(a) - len(b); d >= limit || -d >= limit {
+		return limit
 	}
 	prev := make([]int, len(b)+1)
 	cur := make([]int, len(b)+1)
@@ -109,6 +119,9 @@ func distance(a, b string) int {
 			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
 		}
 		prev, cur = cur, prev
+	}
+	if prev[len(b)] >= limit {
+		return limit
 	}
 	return prev[len(b)]
 }

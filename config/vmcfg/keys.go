@@ -1,6 +1,10 @@
 package vmcfg
 
-import "sort"
+import (
+	"sort"
+
+	"github.com/ovs-agent/ovs-agent/config"
+)
 
 // xmKeys are the options xm's create command (Xen 3.x, as shipped with
 // Oracle VM 2.x) reads from a vm.cfg file, plus the Oracle VM additions
@@ -41,9 +45,9 @@ var xmKeys = map[string]bool{
 // suggest returns the known option closest to key (at most two edits
 // away, one for short keys), for "did you mean" hints, or "".
 func suggest(key string) string {
-	best, bestDist := "", 3
+	limit := 3
 	if len(key) < 5 {
-		bestDist = 2
+		limit = 2
 	}
 	cands := make([]string, 0, len(xmKeys)+len(typedKeys))
 	for k := range typedKeys {
@@ -53,41 +57,5 @@ func suggest(key string) string {
 		cands = append(cands, k)
 	}
 	sort.Strings(cands) // deterministic choice between equal distances
-	for _, k := range cands {
-		if d := editDistance(key, k, bestDist); d < bestDist {
-			best, bestDist = k, d
-		}
-	}
-	return best
-}
-
-// editDistance is the Levenshtein distance between a and b, or limit when
-// it is at least limit.
-func editDistance(a, b string, limit int) int {
-	if len(a) > 64 || len(b) > 64 {
-		return limit
-	}
-	if d := len(a) - len(b); d >= limit || -d >= limit {
-		return limit
-	}
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	if prev[len(b)] >= limit {
-		return limit
-	}
-	return prev[len(b)]
+	return config.Suggest(key, cands, limit)
 }
