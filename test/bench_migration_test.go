@@ -74,26 +74,20 @@ func runScenario(b *testing.B, engine string, sc scenario, loopback, memcpy floa
 	opts["live"] = true
 	var id string
 	src.call(b, "domain.migrate", &id, "bench", dst.Reloc, opts)
-	var st struct {
-		migStatus
-		MaxThrottle int     `xmlrpc:"max_throttle_percent"`
-		Throttled   float64 `xmlrpc:"throttled_seconds"`
-		Skipped     int64   `xmlrpc:"skipped_pages"`
-	}
+	deadline = time.Now().Add(10 * time.Minute)
+	var st benchStatus
 	var srcPeak int64
 	for {
-		st = struct {
-			migStatus
-			MaxThrottle int     `xmlrpc:"max_throttle_percent"`
-			Throttled   float64 `xmlrpc:"throttled_seconds"`
-			Skipped     int64   `xmlrpc:"skipped_pages"`
-		}{}
+		st = benchStatus{}
 		src.call(b, "migration.status", &st, id)
 		if h := vmHWM(srcPID); h > srcPeak {
 			srcPeak = h
 		}
 		if st.Phase == "completed" || st.Phase == "failed" || st.Phase == "cancelled" {
 			break
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("scenario %s: the migration did not end: %+v", sc.name, st)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -120,6 +114,20 @@ func runScenario(b *testing.B, engine string, sc scenario, loopback, memcpy floa
 	b.ReportMetric(st.Transfer, "s-stream")
 	b.ReportMetric(st.DowntimeMs, "ms-downtime")
 	b.ReportMetric(rate/loopback, "of-loopback")
+}
+
+// benchStatus is migration.status with the figures the scenarios print
+// (kolo/xmlrpc does not fill embedded structs, so it is flat).
+type benchStatus struct {
+	Phase       string  `xmlrpc:"phase"`
+	Round       int     `xmlrpc:"round"`
+	BytesSent   int64   `xmlrpc:"bytes_sent"`
+	ZeroPages   int64   `xmlrpc:"zero_pages"`
+	Total       float64 `xmlrpc:"total_seconds"`
+	Transfer    float64 `xmlrpc:"transfer_seconds"`
+	DowntimeMs  float64 `xmlrpc:"downtime_ms"`
+	MaxThrottle int     `xmlrpc:"max_throttle_percent"`
+	Throttled   float64 `xmlrpc:"throttled_seconds"`
 }
 
 func pairB(b *testing.B, engine string) (*Agent, *Agent) {
