@@ -89,7 +89,7 @@ func (m *Manager) WatchIncoming(name string) State {
 		}
 		select {
 		case <-exited:
-		case <-time.After(100 * time.Millisecond):
+		case <-time.After(20 * time.Millisecond):
 		case <-m.closed:
 			return Starting
 		}
