@@ -295,7 +295,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		a.log.Info("listening", zap.String("kind", e.Kind), zap.String("address", e.Address), zap.Bool("socket_activated", e.Activated))
 	}
 	if a.opts.PIDFile != "" {
-		if err := writeFileAtomic(a.opts.PIDFile, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
+		if err := repository.WriteFileAtomic(a.opts.PIDFile, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
 			a.log.Error("pid file", zap.Error(err))
 		} else {
 			defer os.Remove(a.opts.PIDFile)

@@ -37,6 +37,33 @@ func (a *Agent) hasRepository(uuid string) bool {
 	return ok
 }
 
+func (a *Agent) repoTemplates(uuid string) ([]repository.Template, error) {
+	return a.repos.Templates(uuid)
+}
+func (a *Agent) repoISOs(uuid string) ([]repository.ISO, error) { return a.repos.ISOs(uuid) }
+
+// listIn is a handler listing what f finds in the repository named by the
+// one parameter (an empty list rather than nil).
+func listIn[T any](need func() error, uuidArg func(xmlrpc.Params) (string, error), f func(string) ([]T, error)) xmlrpc.Handler {
+	return func(_ context.Context, p xmlrpc.Params) (any, error) {
+		if err := need(); err != nil {
+			return nil, err
+		}
+		u, err := uuidArg(p)
+		if err != nil {
+			return nil, err
+		}
+		items, err := f(u)
+		if err != nil {
+			return nil, xmlrpc.Faultf(xmlrpc.NotFound, "%v", err)
+		}
+		if items == nil {
+			items = []T{}
+		}
+		return items, nil
+	}
+}
+
 func (a *Agent) registerRepositoryMethods(s *xmlrpc.Server) {
 	need := func() error {
 		if a.repos == nil {
@@ -132,42 +159,10 @@ func (a *Agent) registerRepositoryMethods(s *xmlrpc.Server) {
 				st, err := a.repos.Remove(ctx, u)
 				return st, fault(err)
 			}},
-		{Name: "repository.templates", Signatures: [][]string{{"array", "string"}}, Help: "The templates in a repository's seed_pool: name, path, size, memory, vcpus, and why a template is unusable.",
-			Handler: func(_ context.Context, p xmlrpc.Params) (any, error) {
-				if err := need(); err != nil {
-					return nil, err
-				}
-				u, err := uuidArg(p)
-				if err != nil {
-					return nil, err
-				}
-				t, err := a.repos.Templates(u)
-				if err != nil {
-					return nil, xmlrpc.Faultf(xmlrpc.NotFound, "%v", err)
-				}
-				if t == nil {
-					t = []repository.Template{}
-				}
-				return t, nil
-			}},
-		{Name: "repository.isos", Signatures: [][]string{{"array", "string"}}, Help: "The ISO images in a repository's iso_pool.",
-			Handler: func(_ context.Context, p xmlrpc.Params) (any, error) {
-				if err := need(); err != nil {
-					return nil, err
-				}
-				u, err := uuidArg(p)
-				if err != nil {
-					return nil, err
-				}
-				t, err := a.repos.ISOs(u)
-				if err != nil {
-					return nil, xmlrpc.Faultf(xmlrpc.NotFound, "%v", err)
-				}
-				if t == nil {
-					t = []repository.ISO{}
-				}
-				return t, nil
-			}},
+		{Name: "repository.templates", Signatures: [][]string{{"array", "string"}}, Handler: listIn(need, uuidArg, a.repoTemplates),
+			Help: "The templates in a repository's seed_pool: name, path, size, memory, vcpus, and why a template is unusable."},
+		{Name: "repository.isos", Signatures: [][]string{{"array", "string"}}, Handler: listIn(need, uuidArg, a.repoISOs),
+			Help: "The ISO images in a repository's iso_pool."},
 		{Name: "domain.create_from_template", Signatures: [][]string{{"struct", "string", "string", "string"}},
 			Help: "Copy template seed_pool/TEMPLATE of repository UUID into running_pool/NAME (fresh UUID, fresh 00:16:3E MACs, sparse copy) and register the domain from it: (uuid, template, name).",
 			Handler: func(ctx context.Context, p xmlrpc.Params) (any, error) {

@@ -20,6 +20,7 @@ import (
 	"github.com/ovs-agent/ovs-agent/agent/hostinfo"
 	"github.com/ovs-agent/ovs-agent/config/vmcfg"
 	"github.com/ovs-agent/ovs-agent/relocation"
+	"github.com/ovs-agent/ovs-agent/repository"
 	"github.com/ovs-agent/ovs-agent/vmm"
 	"github.com/ovs-agent/ovs-agent/vmm/control"
 )
@@ -201,27 +202,7 @@ func (d *domain) persist() error {
 	if err != nil {
 		return err
 	}
-	return writeAtomic(filepath.Join(d.dir, "domain.json"), data)
-}
-
-func writeAtomic(path string, data []byte) error {
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
+	return repository.WriteFileAtomic(filepath.Join(d.dir, "domain.json"), data, 0o600)
 }
 
 // setState changes the state and persists it; the caller holds d.mu.
@@ -281,7 +262,7 @@ func (m *Manager) Create(text []byte, source string) (*Info, []string, error) {
 		Name: cfg.Name, UUID: cfg.UUID, State: Stopped, Reason: "created",
 		Created: time.Now().UTC(), Source: source,
 	}}
-	err = writeAtomic(filepath.Join(dir, "vm.cfg"), body)
+	err = repository.WriteFileAtomic(filepath.Join(dir, "vm.cfg"), body, 0o600)
 	if err == nil {
 		err = d.persist()
 	}
