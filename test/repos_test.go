@@ -12,6 +12,7 @@ import (
 type repoStatus struct {
 	UUID       string   `xmlrpc:"uuid"`
 	State      string   `xmlrpc:"state"`
+	Options    string   `xmlrpc:"options"`
 	MountPoint string   `xmlrpc:"mount_point"`
 	Source     string   `xmlrpc:"source"`
 	Shared     string   `xmlrpc:"shared"`
@@ -104,6 +105,31 @@ func TestRepositoriesEndToEnd(t *testing.T) {
 	}
 	a.waitRepo(t, uuid, "still mounted", func(r repoStatus, found bool) bool { return found && r.State == "mounted" || r.State == "in use" })
 	a.call(t, "domain.destroy", nil, "web9")
+
+	// Live change of the options file: remounted read-only, then back.
+	optsFile := filepath.Join(a.Dir, "ovs", "repositories.options")
+	setOpts := func(o string) {
+		data, _ := os.ReadFile(optsFile)
+		var lines []string
+		for _, l := range strings.Split(strings.TrimRight(string(data), "\n"), "\n") {
+			if !strings.HasPrefix(l, uuid) {
+				lines = append(lines, l)
+			}
+		}
+		lines = append(lines, uuid+" "+o)
+		os.WriteFile(optsFile+".new", []byte(strings.Join(lines, "\n")+"\n"), 0o644)
+		os.Rename(optsFile+".new", optsFile)
+	}
+	setOpts("ro")
+	ro := a.waitRepo(t, uuid, "remounted ro", func(r repoStatus, found bool) bool { return found && r.Options == "ro" && r.State == "mounted" })
+	if err := os.WriteFile(filepath.Join(ro.MountPoint, "probe"), []byte("x"), 0o644); err == nil {
+		t.Fatal("a repository remounted ro took a write")
+	}
+	setOpts("rw")
+	a.waitRepo(t, uuid, "remounted rw", func(r repoStatus, found bool) bool { return found && r.Options == "rw" && r.State == "mounted" })
+	if err := os.WriteFile(filepath.Join(ro.MountPoint, "probe"), []byte("x"), 0o644); err != nil {
+		t.Fatalf("write after the remount rw: %v", err)
+	}
 
 	// Live change of the files: an NFS repository that cannot mount here
 	// is added by hand; it fails with a reason while the other stays up.
