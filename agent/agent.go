@@ -92,10 +92,13 @@ type Endpoint struct {
 
 // URL is how a client reaches the endpoint.
 func (e Endpoint) URL() string {
-	if e.Kind == "unix" {
+	switch e.Kind {
+	case "unix":
 		return "unix://" + e.Address
+	case "http", "https":
+		return e.Kind + "://" + e.Address + "/RPC2"
 	}
-	return e.Kind + "://" + e.Address + "/RPC2"
+	return e.Kind + "://" + e.Address
 }
 
 // New prepares an agent; nothing listens until Run.
