@@ -260,12 +260,8 @@ func (e *encoder) inner(v any) error {
 		}
 		e.buf = append(e.buf, "</data></array>"...)
 	case map[string]any:
-		keys := make([]string, 0, len(x))
-		for k := range x {
-			keys = append(keys, k)
-		}
-		slices.Sort(keys)
-		if err := checkMemberNames(keys); err != nil {
+		keys, err := memberNames(x)
+		if err != nil {
 			return err
 		}
 		e.buf = append(e.buf, "<struct>"...)
@@ -286,12 +282,8 @@ func (e *encoder) inner(v any) error {
 		}
 		e.buf = append(e.buf, "</data></array>"...)
 	case map[string]string:
-		keys := make([]string, 0, len(x))
-		for k := range x {
-			keys = append(keys, k)
-		}
-		slices.Sort(keys)
-		if err := checkMemberNames(keys); err != nil {
+		keys, err := memberNames(x)
+		if err != nil {
 			return err
 		}
 		e.buf = append(e.buf, "<struct>"...)
@@ -744,4 +736,14 @@ func validXMLString(s string) bool {
 		i += w
 	}
 	return true
+}
+
+// memberNames returns a map's keys sorted, checked as struct member names.
+func memberNames[V any](m map[string]V) ([]string, error) {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys, checkMemberNames(keys)
 }

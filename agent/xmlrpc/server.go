@@ -290,7 +290,9 @@ func (s *Server) listMethods(_ context.Context, p Params) (any, error) {
 	return s.Methods(), nil
 }
 
-func (s *Server) methodHelp(_ context.Context, p Params) (any, error) {
+// methodArg reads the one method-name parameter of the introspection
+// methods and finds that method.
+func (s *Server) methodArg(p Params) (*entry, error) {
 	if err := p.Want(1); err != nil {
 		return nil, err
 	}
@@ -301,21 +303,22 @@ func (s *Server) methodHelp(_ context.Context, p Params) (any, error) {
 	e, ok := s.lookup(name)
 	if !ok {
 		return nil, Faultf(UnknownMethod, "unknown method %q", clip(name))
+	}
+	return e, nil
+}
+
+func (s *Server) methodHelp(_ context.Context, p Params) (any, error) {
+	e, err := s.methodArg(p)
+	if err != nil {
+		return nil, err
 	}
 	return e.help, nil
 }
 
 func (s *Server) methodSignature(_ context.Context, p Params) (any, error) {
-	if err := p.Want(1); err != nil {
-		return nil, err
-	}
-	name, err := p.String(0)
+	e, err := s.methodArg(p)
 	if err != nil {
 		return nil, err
-	}
-	e, ok := s.lookup(name)
-	if !ok {
-		return nil, Faultf(UnknownMethod, "unknown method %q", clip(name))
 	}
 	if len(e.sigs) == 0 {
 		return "undef", nil // the introspection spec's answer for "not documented"
