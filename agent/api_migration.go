@@ -21,7 +21,7 @@ func migrationOptions(m map[string]any) (migration.Options, bool, error) {
 			return xmlrpc.Faultf(xmlrpc.BadParams, "option %s: want %s, got %T", k, want, v)
 		}
 		switch k {
-		case "live", "ssl", "dry_run":
+		case "live", "ssl", "dry_run", "start", "remove", "force":
 			b, ok := v.(bool)
 			if !ok {
 				return o, false, bad("a boolean")
@@ -31,6 +31,12 @@ func migrationOptions(m map[string]any) (migration.Options, bool, error) {
 				o.Live = b
 			case "ssl":
 				o.SSL = b
+			case "start":
+				o.Start = b
+			case "remove":
+				o.Remove = b
+			case "force":
+				o.Force = b
 			default:
 				dry = b
 			}
@@ -55,12 +61,21 @@ func migrationOptions(m map[string]any) (migration.Options, bool, error) {
 				}
 				o.Parallel = int(n)
 			}
-		case "user", "password", "fingerprint":
+		case "user", "password", "fingerprint", "compress", "target_repo":
 			s, ok := v.(string)
 			if !ok {
 				return o, false, bad("a string")
 			}
 			switch k {
+			case "compress":
+				switch s {
+				case "", "none", "s2", "zstd", "auto":
+				default:
+					return o, false, bad(`"none", "s2", "zstd" or "auto"`)
+				}
+				o.Compress = s
+			case "target_repo":
+				o.TargetRepo = s
 			case "user":
 				o.User = s
 			case "password":
@@ -69,7 +84,7 @@ func migrationOptions(m map[string]any) (migration.Options, bool, error) {
 				o.Fingerprint = s
 			}
 		default:
-			return o, false, xmlrpc.Faultf(xmlrpc.BadParams, "unknown option %q (live, rate, ssl, port, max_downtime, parallel, user, password, fingerprint, dry_run)", k)
+			return o, false, xmlrpc.Faultf(xmlrpc.BadParams, "unknown option %q (live, rate, ssl, port, max_downtime, parallel, compress, user, password, fingerprint, dry_run, start, remove, force, target_repo)", k)
 		}
 	}
 	return o, dry, nil

@@ -62,6 +62,9 @@ type Hello struct {
 	Password     string `json:"password"` // never logged
 	Live         bool   `json:"live"`
 	Offer        Offer  `json:"offer"`
+	// Offline is set for the offline migration of a stopped domain
+	// (OpOffline, or OpCheck of one); see offline.go.
+	Offline *OfflineRequest `json:"offline,omitempty"`
 }
 
 // String describes the hello without the password, for logs.

@@ -30,6 +30,14 @@ type Options struct {
 	Password    string // its password; never logged
 	Fingerprint string // SHA-256 of the target's TLS certificate, hex
 	Parallel    int
+	// Compress names the page compression ("", "none", "s2", "zstd", "auto").
+	Compress string
+
+	// Offline migration of a stopped domain (see offline.go).
+	Start      bool   // start the domain on the target afterwards
+	Remove     bool   // remove the source copy of the data instead of keeping it renamed
+	Force      bool   // skip validation (logged)
+	TargetRepo string // UUID of the target repository that receives copied disks ("" = the target chooses)
 }
 
 // DefaultMaxDowntime is QEMU's default downtime target.

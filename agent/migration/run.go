@@ -49,6 +49,16 @@ type Status struct {
 	StopReason         string    `xmlrpc:"stop_reason,omitempty"`
 	TLSVerified        bool      `xmlrpc:"tls_verified"`
 	Error              string    `xmlrpc:"error,omitempty"`
+
+	// Offline migrations (a stopped domain and its disks).
+	Offline       bool    `xmlrpc:"offline"`
+	Percent       float64 `xmlrpc:"percent"`
+	ResumedBytes  int64   `xmlrpc:"resumed_bytes"` // already on the target from an interrupted copy
+	BytesTotal    int64   `xmlrpc:"bytes_total"`   // data bytes to copy (holes excluded)
+	SharedDisks   int     `xmlrpc:"shared_disks"`  // disks the target reaches itself, not copied
+	CopiedDisks   int     `xmlrpc:"copied_disks"`  // disks copied
+	SourceKeptAs  string  `xmlrpc:"source_kept_as,omitempty"`
+	ValidationOff bool    `xmlrpc:"validation_skipped"`
 }
 
 func (s Status) finished() bool {

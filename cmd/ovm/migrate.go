@@ -24,6 +24,11 @@ type migrateFlags struct {
 	passwordFile string
 	fingerprint  string
 	detach       bool
+	compress     string
+	start        bool
+	remove       bool
+	force        bool
+	targetRepo   string
 }
 
 func (f *migrateFlags) options() (map[string]any, error) {
@@ -42,6 +47,21 @@ func (f *migrateFlags) options() (map[string]any, error) {
 	}
 	if f.fingerprint != "" {
 		o["fingerprint"] = f.fingerprint
+	}
+	if f.compress != "" {
+		o["compress"] = f.compress
+	}
+	if f.start {
+		o["start"] = true
+	}
+	if f.remove {
+		o["remove"] = true
+	}
+	if f.force {
+		o["force"] = true
+	}
+	if f.targetRepo != "" {
+		o["target_repo"] = f.targetRepo
 	}
 	pf := f.passwordFile
 	if pf == "" {
@@ -119,6 +139,11 @@ migration would fail is printed, one per line.`,
 	fl.StringVar(&f.passwordFile, "target-password-file", "", "file whose first line is the target agent's password")
 	fl.StringVar(&f.fingerprint, "fingerprint", "", "SHA-256 of the target's TLS certificate (ovs-agent status shows it)")
 	fl.BoolVar(&f.detach, "detach", false, "print the migration id and return at once")
+	fl.StringVar(&f.compress, "compress", "", "page compression: none, s2, zstd or auto (default: the agent's choice)")
+	fl.BoolVar(&f.start, "start", false, "offline migration: start the domain on the target afterwards")
+	fl.BoolVar(&f.remove, "remove", false, "offline migration: remove the source copy of its disks instead of keeping it renamed")
+	fl.BoolVarP(&f.force, "force", "F", false, "offline migration: skip validation on the target (logged there)")
+	fl.StringVar(&f.targetRepo, "target-repo", "", "offline migration: UUID of the target repository for copied disks")
 
 	status := &cobra.Command{
 		Use:   "migrate-status [ID]",
