@@ -279,4 +279,6 @@ func WriteMessage(w io.Writer, v any) error { return writeJSON(w, kindMessage, v
 func ReadMessage(r io.Reader, v any) error { return readJSON(r, kindMessage, v) }
 
 // WriteAbort tells the peer the copy is cancelled.
-func WriteAbort(w io.Writer, reason string) error { return writeJSON(w, kindAbort, Abort{Reason: reason}) }
+func WriteAbort(w io.Writer, reason string) error {
+	return writeJSON(w, kindAbort, Abort{Reason: reason})
+}
