@@ -222,17 +222,20 @@ func (a *Agent) Run(ctx context.Context) error {
 			}
 		}
 	}
-	var repositoryOf func(string) (string, bool)
+	var repositoryOf, repositoryRoot func(string) (string, bool)
 	if a.repos != nil {
 		repositoryOf = a.repos.RepositoryOf
+		repositoryRoot = a.repos.MountPoint
 	}
 	a.domains, err = domains.Open(domains.Options{
-		RepositoryOf:  repositoryOf,
-		StateDir:      cfg.Agent.StateDir,
-		Hypervisor:    cfg.Agent.Hypervisor,
-		MemoryReserve: uint64(cfg.Agent.MemoryReserve) << 20,
-		VMMBinary:     cfg.Agent.VMMBinary,
-		Log:           a.log.Named("domains"),
+		RepositoryOf:   repositoryOf,
+		RepositoryRoot: repositoryRoot,
+		AgentVersion:   a.opts.Version,
+		StateDir:       cfg.Agent.StateDir,
+		Hypervisor:     cfg.Agent.Hypervisor,
+		MemoryReserve:  uint64(cfg.Agent.MemoryReserve) << 20,
+		VMMBinary:      cfg.Agent.VMMBinary,
+		Log:            a.log.Named("domains"),
 	})
 	if err != nil {
 		return err
@@ -240,6 +243,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	defer a.domains.Close()
 	a.migrations = &migration.Local{Domains: a.domains, AgentVersion: a.opts.Version, Protocol: ProtocolVersion, SourceAddr: cfg.Relocation.Address}
 	a.migrations.ResolveInDoubt()
+	a.migrations.ResolveOfflineInDoubt()
 	if a.repos != nil {
 		go func() {
 			if err := a.repos.Run(reposCtx); err != nil && reposCtx.Err() == nil {

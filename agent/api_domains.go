@@ -198,8 +198,48 @@ func (a *Agent) registerDomainMethods(s *xmlrpc.Server) {
 				}
 				return true, domainFault(a.domains.Delete(name))
 			}},
+		{Name: "domain.detach", Signatures: [][]string{{"struct", "string"}, {"struct", "string", "string"}},
+			Help: "Detach a stopped domain (zoneadm detach): write a manifest (ovs-detached.json: its vm.cfg, its disks with sizes and checksums, what a host must offer) into its folder on its repository, or into running_pool/NAME of the repository UUID given as the second argument, and leave it known here but not runnable. Returns {domain, manifest, disks}.",
+			Handler: func(ctx context.Context, p xmlrpc.Params) (any, error) {
+				if err := p.Between(1, 2); err != nil {
+					return nil, err
+				}
+				name, err := p.String(0)
+				if err != nil {
+					return nil, err
+				}
+				repo, err := p.OptString(1, "")
+				if err != nil {
+					return nil, err
+				}
+				res, err := a.domains.Detach(ctx, name, repo)
+				if err != nil {
+					return nil, domainFault(err)
+				}
+				return res, nil
+			}},
+		{Name: "domain.attach", Signatures: [][]string{{"struct", "string"}, {"struct", "string", "boolean"}},
+			Help: "Attach a detached domain (zoneadm attach) from its manifest, given as the manifest file or its folder on a repository mounted here: every mismatch with this host and the files (name or UUID taken, engine, memory, vCPUs, bridges, CPU, a disk missing, resized or changed since the detach) is listed, one per line, and nothing is registered; force (-F) skips the checks of the domain's needs and the disk checksums, and is logged. On success the domain is registered stopped and the manifest removed. Returns the domain's info.",
+			Handler: func(ctx context.Context, p xmlrpc.Params) (any, error) {
+				if err := p.Between(1, 2); err != nil {
+					return nil, err
+				}
+				path, err := p.String(0)
+				if err != nil {
+					return nil, err
+				}
+				force, err := p.OptBool(1, false)
+				if err != nil {
+					return nil, err
+				}
+				in, _, err := a.domains.Attach(ctx, path, force)
+				if err != nil {
+					return nil, domainFault(err)
+				}
+				return in, nil
+			}},
 		{Name: "domain.list", Handler: list, Signatures: [][]string{{"array"}},
-			Help: "Every domain: name, uuid, state (starting, running, paused, suspended, stopping, stopped), reason, memory (MiB), vcpus, engine, CPU time, dirty rate, uptime."},
+			Help: "Every domain: name, uuid, state (starting, running, paused, suspended, stopping, stopped, migrating, detached), reason, memory (MiB), vcpus, engine, CPU time, dirty rate, uptime."},
 		{Name: "domain.info", Signatures: [][]string{{"struct", "string"}},
 			Help: "One domain: state and why, memory, vCPUs, CPU time, dirty rate (bytes/s), uptime, engine, workload counters, and how its last VMM ended.",
 			Handler: func(_ context.Context, p xmlrpc.Params) (any, error) {

@@ -110,6 +110,9 @@ func (a *Agent) withPeerCredentials(o *migration.Options) error {
 type checkResult struct {
 	OK       bool     `xmlrpc:"ok"`
 	Problems []string `xmlrpc:"problems"`
+	// Estimate is the measured prediction; NoEstimate says why there is none.
+	Estimate   *migration.Estimate `xmlrpc:"estimate,omitempty"`
+	NoEstimate string              `xmlrpc:"no_estimate,omitempty"`
 }
 
 func (a *Agent) registerMigrationMethods(s *xmlrpc.Server) {
@@ -140,6 +143,16 @@ func (a *Agent) registerMigrationMethods(s *xmlrpc.Server) {
 		if err != nil {
 			return nil, err
 		}
+		if a.migrations.IsOffline(name) {
+			problems, err := a.migrations.CheckOffline(ctx, name, tgt, o)
+			if err != nil {
+				return nil, domainFault(err)
+			}
+			if problems == nil {
+				problems = []string{}
+			}
+			return checkResult{OK: len(problems) == 0, Problems: problems, NoEstimate: "no estimate: the domain is stopped, so it moves offline (its disks are copied, no memory)"}, nil
+		}
 		problems, err := a.migrations.Check(ctx, name, tgt, o)
 		if err != nil {
 			return nil, domainFault(err)
@@ -147,7 +160,14 @@ func (a *Agent) registerMigrationMethods(s *xmlrpc.Server) {
 		if problems == nil {
 			problems = []string{}
 		}
-		return checkResult{OK: len(problems) == 0, Problems: problems}, nil
+		est, why, err := a.migrations.Estimate(ctx, name, tgt, o)
+		if err != nil {
+			return nil, domainFault(err)
+		}
+		if why != "" {
+			why = "no estimate: " + why
+		}
+		return checkResult{OK: len(problems) == 0, Problems: problems, Estimate: est, NoEstimate: why}, nil
 	}
 	migFault := func(err error) error {
 		if errors.Is(err, migration.ErrNoMigration) {
@@ -169,7 +189,11 @@ func (a *Agent) registerMigrationMethods(s *xmlrpc.Server) {
 		if dry {
 			return check(ctx, p)
 		}
-		id, err := a.migrations.Start(name, tgt, o)
+		start := a.migrations.Start
+		if a.migrations.IsOffline(name) {
+			start = a.migrations.StartOffline
+		}
+		id, err := start(name, tgt, o)
 		if err != nil {
 			return nil, domainFault(err)
 		}
@@ -177,7 +201,7 @@ func (a *Agent) registerMigrationMethods(s *xmlrpc.Server) {
 	}
 	for _, m := range []xmlrpc.Method{
 		{Name: "domain.migrate", Handler: migrate, Signatures: [][]string{{"string", "string", "string"}, {"string", "string", "string", "struct"}},
-			Help: "Move a running domain to the agent at target (HOST[:PORT], relocation port 8002 or 8003 with ssl) and return a migration id at once. Options: live (bool), rate (MB/s cap), ssl (bool), port, max_downtime (ms, default 300), parallel, user and password (the target agent's API credentials; never logged), fingerprint (sha256 of the target's TLS certificate), dry_run (then the result is migration.check's). Follow it with migration.status."},
+			Help: "Move a domain to the agent at target (HOST[:PORT], relocation port 8002 or 8003 with ssl) and return a migration id at once. A running or paused domain moves its memory; a stopped one moves offline: its vm.cfg and every disk image on no repository the target shares are copied (sparse, checksummed, resumable) and it is registered there stopped (or started with start); here it is removed from the domains and its copied data kept renamed (or deleted with remove). Options: live (bool), rate (MB/s cap), ssl (bool), port, max_downtime (ms, default 300), parallel, compress, user and password (the target agent's API credentials; never logged), fingerprint (sha256 of the target's TLS certificate), dry_run (then the result is migration.check's); offline: start, remove, force (skip the target's validation), target_repo (UUID). Follow it with migration.status."},
 		{Name: "migration.status", Signatures: [][]string{{"struct", "string"}},
 			Help: "One migration: phase (connecting, setup, precopy, stop-copy, sent, verified, committing, in-doubt, completed, failed, cancelled), round, bytes sent and remaining, zero pages, throughput and dirty rate (bytes/s), expected downtime, throttle; at the end total time and the downtime measured from pause to the target's resume.",
 			Handler: func(_ context.Context, p xmlrpc.Params) (any, error) {
@@ -287,7 +311,7 @@ func (a *Agent) registerMigrationMethods(s *xmlrpc.Server) {
 				return in, domainFault(err)
 			}},
 		{Name: "migration.check", Handler: check, Signatures: [][]string{{"struct", "string", "string"}, {"struct", "string", "string", "struct"}},
-			Help: "Dry run of domain.migrate: moves nothing and returns {ok, problems}, every reason the migration would fail (protocol, engine and CPU, memory on the target, name or UUID already there, disks on repositories the target lacks), one per line."},
+			Help: "Dry run of domain.migrate: moves nothing and returns {ok, problems, estimate}: problems are every reason the migration would fail (protocol, engine and CPU, memory on the target, name or UUID already there, disks on repositories the target lacks), one per line. For a running domain it also measures, for about 1.5 s, the guest's dirty rate and the link to the target, and estimate predicts the migration with the given options (live, rate, max_downtime): dirty_rate, hot_bytes, link_throughput, bandwidth, touched_bytes, total_seconds, downtime_ms, rounds, bytes_to_send, stop_reason, auto_converge, max_throttle_percent, throttled_seconds; without one, no_estimate says why."},
 	} {
 		if err := s.Register(m); err != nil {
 			panic(fmt.Sprintf("register %s: %v", m.Name, err))

@@ -98,6 +98,10 @@ func (a *Agent) handleRelocation(ctx context.Context, c net.Conn, r *bufio.Reade
 	log := a.log.Named("relocation").With(zap.String("op", h.Op), zap.String("domain", h.Offer.Name), zap.String("migration", h.Migration))
 	switch h.Op {
 	case relocation.OpCheck:
+		if h.Offline != nil {
+			a.answerOfflineCheck(c, h)
+			return
+		}
 		problems := a.checkIncoming(h)
 		if err := relocation.WriteWelcome(c, &relocation.Welcome{OK: len(problems) == 0, Problems: problems, AgentVersion: a.opts.Version, Protocol: ProtocolVersion, Host: hostname()}); err != nil {
 			log.Warn("answer check", zap.Error(err))
@@ -110,8 +114,17 @@ func (a *Agent) handleRelocation(ctx context.Context, c net.Conn, r *bufio.Reade
 		}
 		_ = relocation.WriteWelcome(c, &relocation.Welcome{OK: true, State: state, AgentVersion: a.opts.Version, Protocol: ProtocolVersion, Host: hostname()})
 		c.Close()
+	case relocation.OpProbe:
+		a.serveProbe(c, r, log)
 	case relocation.OpReceive:
 		a.receiveDomain(ctx, c, r, h, log)
+	case relocation.OpOffline:
+		if h.Offline == nil {
+			_ = relocation.WriteWelcome(c, &relocation.Welcome{Code: xmlrpc.BadParams, Error: "an offline migration without its request"})
+			c.Close()
+			return
+		}
+		a.receiveOffline(ctx, c, r, h, log)
 	default:
 		_ = relocation.WriteWelcome(c, &relocation.Welcome{Code: xmlrpc.Unsupported, Error: fmt.Sprintf("unknown relocation operation %q", h.Op)})
 		c.Close()

@@ -48,6 +48,15 @@ type Offer struct {
 type Disk struct {
 	Path       string `json:"path"`
 	Repository string `json:"repository,omitempty"` // repository UUID, "" when not on one
+	// Rel is Path relative to the repository's root (where the target
+	// finds a disk on a repository it shares).
+	Rel    string `json:"rel,omitempty"`
+	Device string `json:"device,omitempty"`
+	// File says the disk is an image file (not a device); Size and Data
+	// (bytes outside holes) are set for files.
+	File bool  `json:"file,omitempty"`
+	Size int64 `json:"size,omitempty"`
+	Data int64 `json:"data,omitempty"`
 }
 
 // Hello is what the sending agent says first.
@@ -65,6 +74,12 @@ type Hello struct {
 	// Offline is set for the offline migration of a stopped domain
 	// (OpOffline, or OpCheck of one); see offline.go.
 	Offline *OfflineRequest `json:"offline,omitempty"`
+	// Parallel streams of OpReceive: Channel 0 starts the migration;
+	// channels 1..Channels-1 are the extra connections of the same
+	// Migration, each authenticated like the first, which the receiver
+	// attaches to the domain it is receiving.
+	Channel  int `json:"channel,omitempty"`
+	Channels int `json:"channels,omitempty"`
 }
 
 // String describes the hello without the password, for logs.
@@ -84,6 +99,9 @@ type Welcome struct {
 	Host         string   `json:"host"`
 	// State answers OpStatus: the domain's state on the receiver, or "".
 	State string `json:"state,omitempty"`
+	// Repositories answers an offline OpCheck: the repositories (UUIDs)
+	// mounted on the receiver; disks on them are not copied.
+	Repositories []string `json:"repositories,omitempty"`
 }
 
 // writeMsg writes one length-prefixed JSON message.

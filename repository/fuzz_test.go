@@ -178,7 +178,7 @@ func FuzzRenderVMCfg(f *testing.F) {
 			mac := fmt.Sprintf("00:16:3e:00:00:%02x", i%256)
 			params["mac"], v.MAC = mac, mac
 		}
-		out := renderVMCfg(data, &want)
+		out := RenderVMCfg(data, &want)
 		got, err := vmcfg.Parse("out.cfg", out)
 		if err != nil {
 			t.Fatalf("written vm.cfg does not parse: %v\n%s", err, out)

@@ -222,11 +222,11 @@ func rewriteVMCfg(src string, values map[string]string, order []string) (string,
 	return out, true
 }
 
-// renderVMCfg writes want, a modified copy of the Config parsed from
-// orig: it edits orig's text in place when it can, so comments stay, and
-// checks that the result parses back to want; otherwise it writes
-// want.Marshal().
-func renderVMCfg(orig []byte, want *vmcfg.Config) []byte {
+// RenderVMCfg writes want, a modified copy of the Config parsed from
+// orig (new name, UUID, MACs or disk paths): it edits orig's text in place
+// when it can, so comments stay, and checks that the result parses back to
+// want; otherwise it writes want.Marshal().
+func RenderVMCfg(orig []byte, want *vmcfg.Config) []byte {
 	values := map[string]string{
 		vmcfg.KeyName: pyQuote(want.Name),
 		vmcfg.KeyUUID: pyQuote(want.UUID),

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"sync"
@@ -21,7 +22,8 @@ var (
 	decisionTimeout = 60 * time.Second
 	verdictTimeout  = 5 * time.Minute
 	resumedTimeout  = 30 * time.Second
-	commitTimeout   = 2 * time.Minute // target: waiting for Commit after Verified
+	commitTimeout   = 2 * time.Minute  // target: waiting for Commit after Verified
+	attachTimeout   = 30 * time.Second // target: waiting for the other streams of a parallel image
 )
 
 // source adapts a machine and its RAM to pagexfer.Source.
@@ -77,6 +79,7 @@ func progressTo(st *control.MigrationStatus, p pagexfer.Progress) {
 	st.DataPages, st.ZeroPages, st.SkippedPages = p.DataPages, p.ZeroPages, p.SkippedPages
 	st.Throughput, st.DirtyRate, st.ExpectedDowntime, st.Throttle = p.Throughput, p.DirtyRate, p.ExpectedDowntime, p.Throttle
 	st.Elapsed = p.Elapsed
+	compressionTo(st, p.Compression)
 	if p.Throttle > st.MaxThrottle {
 		st.MaxThrottle = p.Throttle
 	}
@@ -90,6 +93,14 @@ func resultTo(st *control.MigrationStatus, r pagexfer.Result) {
 	st.BytesRemaining = 0
 	st.DataPages, st.ZeroPages = r.Totals.DataPages, r.Totals.ZeroPages
 	st.Round = r.Rounds()
+	if r.Streams > 0 {
+		st.Streams = r.Streams
+	}
+	compressionTo(st, r.Compression)
+}
+
+func compressionTo(st *control.MigrationStatus, c pagexfer.CompressionStats) {
+	st.Batches, st.CompressedBatches, st.BatchBytes, st.BatchWireBytes = c.Batches, c.Compressed, c.RawBytes, c.WireBytes
 }
 
 func (v *VMM) handleMigration(req control.Request, files []*os.File) control.Response {
@@ -115,10 +126,10 @@ func (v *VMM) handleMigration(req control.Request, files []*os.File) control.Res
 		if req.Op == control.OpSave {
 			return v.startSave(req)
 		}
-		if len(files) != 1 {
-			return fail("migrate-send needs exactly one connection, got %d", len(files))
+		if len(files) < 1 || len(files) > pagexfer.MaxStreams {
+			return fail("migrate-send needs 1 to %d connections, got %d", pagexfer.MaxStreams, len(files))
 		}
-		return v.startSend(req, files[0])
+		return v.startSend(req, files)
 	case control.OpMigrateReceive:
 		if v.opts.Mode != ModeIncoming || in != nil {
 			return fail("this VMM is not waiting for an incoming migration")
@@ -127,6 +138,14 @@ func (v *VMM) handleMigration(req control.Request, files []*os.File) control.Res
 			return fail("migrate-receive needs exactly one connection, got %d", len(files))
 		}
 		return v.startReceive(req, files[0])
+	case control.OpMigrateAttach:
+		if len(files) != 1 {
+			return fail("migrate-attach needs exactly one connection, got %d", len(files))
+		}
+		if in == nil {
+			return fail("no incoming migration to attach a connection to")
+		}
+		return in.attach(req.Migration, files[0])
 	}
 	if out == nil && in != nil && req.Op == control.OpMigrateStatus {
 		st := in.status()
@@ -184,6 +203,11 @@ func (v *VMM) sendOptions(req control.Request) (pagexfer.Options, error) {
 		Live: req.Live, Engine: v.opts.Engine, VCPUs: v.opts.VCPUs, Config: req.Config,
 		MaxDowntime: req.MaxDowntime, RateLimit: float64(req.RateLimit),
 	}
+	c, err := pagexfer.ParseCompression(req.Compress)
+	if err != nil {
+		return o, err
+	}
+	o.Compression = c
 	if req.Migration != "" {
 		id, err := pagexfer.ParseID(req.Migration)
 		if err != nil {
@@ -200,26 +224,42 @@ func (v *VMM) sendOptions(req control.Request) (pagexfer.Options, error) {
 	return o, nil
 }
 
-// startSend runs a migration to the target on the other end of f.
-func (v *VMM) startSend(req control.Request, f *os.File) control.Response {
+// startSend runs a migration to the target on the other end of files:
+// one connection per stream, the first one also carrying the commit.
+func (v *VMM) startSend(req control.Request, files []*os.File) control.Response {
+	closeFiles := func() {
+		for _, f := range files {
+			f.Close()
+		}
+	}
 	opts, err := v.sendOptions(req)
 	if err != nil {
-		f.Close()
+		closeFiles()
 		return control.Response{Error: err.Error()}
 	}
-	conn, err := net.FileConn(f)
-	f.Close()
-	if err != nil {
-		return control.Response{Error: "migration connection: " + err.Error()}
+	conns := make([]net.Conn, 0, len(files))
+	for i, f := range files {
+		c, err := net.FileConn(f)
+		if err != nil {
+			closeFiles()
+			for _, c := range conns {
+				c.Close()
+			}
+			return control.Response{Error: fmt.Sprintf("migration connection %d: %v", i, err)}
+		}
+		conns = append(conns, c)
 	}
+	closeFiles()
 	o, ctx := v.newOutgoing(req.Migration, opts.Live)
 	o.st.Target = req.Target
-	go v.send(ctx, o, conn, opts, req.Target)
+	o.st.Streams, o.st.Compression = len(conns), opts.Compression.String()
+	go v.send(ctx, o, conns, opts, req.Target)
 	st := o.status()
 	return control.Response{Migration: &st}
 }
 
-func (v *VMM) send(ctx context.Context, o *outgoing, conn net.Conn, opts pagexfer.Options, target string) {
+func (v *VMM) send(ctx context.Context, o *outgoing, conns []net.Conn, opts pagexfer.Options, target string) {
+	conn := conns[0] // the commit follows the image on the first stream
 	defer conn.Close()
 	m := v.mach()
 	src := source{Machine: m, ram: v.ram}
@@ -233,9 +273,19 @@ func (v *VMM) send(ctx context.Context, o *outgoing, conn net.Conn, opts pagexfe
 			st.BytesRemaining = 0
 		})
 	}
-	res, err := pagexfer.Send(ctx, src, conn, opts, func(p pagexfer.Progress) {
+	ws := make([]io.Writer, len(conns))
+	for i, c := range conns {
+		ws[i] = c
+	}
+	res, err := pagexfer.SendStreams(ctx, src, ws, opts, func(p pagexfer.Progress) {
 		o.update(func(st *control.MigrationStatus) { progressTo(st, p) })
 	})
+	// The other streams end with the image: closing them after the last
+	// write is an orderly end of stream for the target, and after a
+	// failure it stops the target's readers.
+	for _, c := range conns[1:] {
+		c.Close()
+	}
 	o.update(func(st *control.MigrationStatus) { resultTo(st, res) })
 	if err != nil {
 		// Send resumed the source itself.
@@ -361,6 +411,46 @@ func (v *VMM) startSave(req control.Request) control.Response {
 type incoming struct {
 	mu sync.Mutex
 	st control.MigrationStatus
+	// extra receives the other connections of a parallel image
+	// (OpMigrateAttach) until the receiver has them all.
+	extra chan net.Conn
+}
+
+// attach takes one more connection of migration id.
+func (in *incoming) attach(id string, f *os.File) control.Response {
+	defer f.Close()
+	if s := in.status(); s.ID != id || s.Phase != control.PhaseReceiving {
+		return control.Response{Error: fmt.Sprintf("no incoming migration %s is receiving here (this VMM has %s, %s)", id, s.ID, s.Phase)}
+	}
+	c, err := net.FileConn(f)
+	if err != nil {
+		return control.Response{Error: "migration connection: " + err.Error()}
+	}
+	select {
+	case in.extra <- c:
+	default:
+		c.Close()
+		return control.Response{Error: fmt.Sprintf("migration %s has all the connections it can take", id)}
+	}
+	st := in.status()
+	return control.Response{Migration: &st}
+}
+
+// more hands the receiver the next attached connection.
+func (in *incoming) more(used *[]net.Conn) func(ctx context.Context) (io.Reader, error) {
+	return func(ctx context.Context) (io.Reader, error) {
+		t := time.NewTimer(attachTimeout)
+		defer t.Stop()
+		select {
+		case c := <-in.extra:
+			*used = append(*used, c)
+			return c, nil
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-t.C:
+			return nil, fmt.Errorf("no connection attached within %s", attachTimeout)
+		}
+	}
 }
 
 func (in *incoming) status() control.MigrationStatus {
@@ -392,7 +482,8 @@ func (v *VMM) startReceive(req control.Request, f *os.File) control.Response {
 	if err != nil {
 		return control.Response{Error: "migration connection: " + err.Error()}
 	}
-	in := &incoming{st: control.MigrationStatus{ID: req.Migration, Phase: control.PhaseReceiving, Live: req.Live}}
+	in := &incoming{st: control.MigrationStatus{ID: req.Migration, Phase: control.PhaseReceiving, Live: req.Live},
+		extra: make(chan net.Conn, pagexfer.MaxStreams)}
 	v.mu.Lock()
 	v.in = in
 	v.mu.Unlock()
@@ -403,6 +494,16 @@ func (v *VMM) startReceive(req control.Request, f *os.File) control.Response {
 
 func (v *VMM) receive(in *incoming, conn net.Conn) {
 	defer conn.Close()
+	defer func() { // connections attached too late or too many
+		for {
+			select {
+			case c := <-in.extra:
+				c.Close()
+			default:
+				return
+			}
+		}
+	}()
 	var ram *workload.RAM
 	abort := func(err error) {
 		in.set(control.PhaseFailed, err.Error())
@@ -411,7 +512,8 @@ func (v *VMM) receive(in *incoming, conn net.Conn) {
 		}
 		v.end(control.Exit{Reason: "incoming migration aborted", Detail: err.Error(), Code: 3})
 	}
-	h, state, st, err := pagexfer.Receive(context.Background(), conn, func(h pagexfer.Header) (pagexfer.Sink, error) {
+	var extra []net.Conn
+	h, state, st, err := pagexfer.ReceiveStreams(context.Background(), conn, in.more(&extra), func(h pagexfer.Header) (pagexfer.Sink, error) {
 		r, err := v.open(h)
 		if err != nil {
 			return nil, err
@@ -419,6 +521,13 @@ func (v *VMM) receive(in *incoming, conn net.Conn) {
 		ram = r
 		return pagexfer.NewFdSink(r.Fd(), r.Size()), nil
 	})
+	// The other streams carry nothing after the image.
+	for _, c := range extra {
+		c.Close()
+	}
+	in.mu.Lock()
+	in.st.Streams, in.st.CompressedBatches = st.Streams, st.CompressedBatches
+	in.mu.Unlock()
 	if err != nil {
 		_ = pagexfer.WriteFailed(conn, h.ID, err.Error())
 		abort(err)

@@ -104,6 +104,7 @@ type VMM struct {
 	lastW    uint64
 	out      *outgoing // the migration or save in progress
 	in       *incoming // the incoming migration
+	est      estimates // the dry run's measurements (estimate.go)
 
 	quit chan control.Exit // the VMM is to end, and why
 }
@@ -265,9 +266,11 @@ func (v *VMM) handle(req control.Request, files []*os.File) control.Response {
 	fail := func(err error) control.Response { return control.Response{Error: err.Error()} }
 	switch req.Op {
 	case control.OpMigrateSend, control.OpMigrateReceive, control.OpSave:
-		return v.handleMigration(req, files)
+		return v.exclusive(func() control.Response { return v.handleMigration(req, files) })
 	case control.OpMigrateStatus, control.OpMigrateCancel, control.OpMigrateCommit, control.OpMigrateAbort, control.OpMigrateResolve:
 		return v.handleMigration(req, nil)
+	case control.OpMigrateAttach:
+		return v.handleMigration(req, files)
 	}
 	for _, f := range files {
 		f.Close()
@@ -307,6 +310,8 @@ func (v *VMM) handle(req control.Request, files []*os.File) control.Response {
 		}
 		v.end(control.Exit{Reason: reason})
 		return control.Response{}
+	case control.OpEstimate:
+		return v.handleEstimate(req)
 	case control.OpConsole:
 		max := req.Max
 		if max <= 0 || max > 1<<20 {

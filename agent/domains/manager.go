@@ -20,6 +20,7 @@ import (
 	"github.com/ovs-agent/ovs-agent/agent/hostinfo"
 	"github.com/ovs-agent/ovs-agent/config/vmcfg"
 	"github.com/ovs-agent/ovs-agent/relocation"
+	"github.com/ovs-agent/ovs-agent/relocation/filexfer"
 	"github.com/ovs-agent/ovs-agent/repository"
 	"github.com/ovs-agent/ovs-agent/vmm"
 	"github.com/ovs-agent/ovs-agent/vmm/control"
@@ -46,6 +47,10 @@ type Options struct {
 	StartTimeout time.Duration
 	// RepositoryOf says which repository a disk path lives on (nil: none).
 	RepositoryOf func(path string) (uuid string, ok bool)
+	// RepositoryRoot says where repository uuid is mounted (nil: nowhere).
+	RepositoryRoot func(uuid string) (dir string, ok bool)
+	// AgentVersion is written into detach manifests.
+	AgentVersion string
 }
 
 // Manager is the registry of this host's domains.
@@ -74,6 +79,11 @@ type record struct {
 	ConsoleTail string        `json:"console_tail,omitempty"`
 	Restarts    []time.Time   `json:"restarts,omitempty"`
 	SaveImage   string        `json:"save_image,omitempty"` // set while suspended
+	// Manifest is the detach manifest's path while detached.
+	Manifest string `json:"manifest,omitempty"`
+	// OfflineTarget is the host an offline migration copies to while
+	// migrating.
+	OfflineTarget string `json:"offline_target,omitempty"`
 	// Incoming is set while an incoming migration (from IncomingFrom) has
 	// not committed yet.
 	Incoming     bool   `json:"incoming,omitempty"`
@@ -227,6 +237,9 @@ func (m *Manager) Create(text []byte, source string) (*Info, []string, error) {
 	}
 	if err := m.checkFits(cfg); err != nil {
 		return nil, nil, err
+	}
+	if p := foreignManifests(cfg, cfg.UUID); len(p) > 0 {
+		return nil, nil, &Error{Kind: Exists, Msg: fmt.Sprintf("cannot create %s", cfg.Name), Problems: p}
 	}
 	var warnings []string
 	for _, w := range cfg.Warnings {
@@ -459,13 +472,27 @@ func (m *Manager) Offer(name string) (relocation.Offer, error) {
 	}
 	d.mu.Lock()
 	o := relocation.Offer{Name: d.rec.Name, UUID: d.rec.UUID, MemoryMiB: d.cfg.Memory, VCPUs: d.cfg.VCPUs, Engine: d.rec.Engine, Config: string(text)}
-	for _, disk := range d.cfg.Disks {
+	disks := d.cfg.Disks
+	d.mu.Unlock()
+	for _, disk := range disks {
 		if disk.Path == "" {
 			continue
 		}
-		o.Disks = append(o.Disks, relocation.Disk{Path: disk.Path, Repository: m.repositoryOf(disk.Path)})
+		rd := relocation.Disk{Path: disk.Path, Repository: m.repositoryOf(disk.Path), Device: disk.Device}
+		if _, rel, _, ok := m.repoPath(disk.Path); ok {
+			rd.Rel = rel
+		}
+		if fileDisk(disk) {
+			if f, err := os.Open(disk.Path); err == nil {
+				if st, err := f.Stat(); err == nil && st.Mode().IsRegular() {
+					rd.File, rd.Size = true, st.Size()
+					rd.Data, _ = filexfer.DataBytes(f, st.Size())
+				}
+				f.Close()
+			}
+		}
+		o.Disks = append(o.Disks, rd)
 	}
-	d.mu.Unlock()
 	if o.Engine == "" {
 		o.Engine, _ = m.engine()
 	}

@@ -17,6 +17,12 @@ const (
 	Suspended State = "suspended"
 	Stopping  State = "stopping"
 	Stopped   State = "stopped"
+	// Migrating: a stopped domain whose disks are being copied to another
+	// host (offline migration); nothing may start or change it.
+	Migrating State = "migrating"
+	// Detached: a manifest describes it for attaching elsewhere; it is
+	// known here but cannot run until it is attached again.
+	Detached State = "detached"
 )
 
 // live reports whether a VMM process belongs to the state.
@@ -35,7 +41,10 @@ var legal = map[string][]State{
 	"shutdown": {Running, Paused},
 	"reboot":   {Running, Paused},
 	"destroy":  {Starting, Running, Paused, Stopping},
-	"delete":   {Stopped, Suspended},
+	"delete":   {Stopped, Suspended, Detached},
+	"offline":  {Stopped},
+	"detach":   {Stopped},
+	"attach":   {Detached},
 }
 
 // check says whether op may run in state s.
@@ -49,7 +58,14 @@ func check(name, op string, s State) error {
 	for i, st := range legal[op] {
 		want[i] = string(st)
 	}
-	return &Error{Kind: BadState, State: s, Msg: fmt.Sprintf("domain %s is %s; %s needs it %s", name, s, op, strings.Join(want, " or "))}
+	msg := fmt.Sprintf("domain %s is %s; %s needs it %s", name, s, op, strings.Join(want, " or "))
+	switch s {
+	case Detached:
+		msg += " (it was detached: ovm attach its folder to use it again, or delete it here)"
+	case Migrating:
+		msg += " (its disks are being copied to another host: ovm migrate-status shows the copy)"
+	}
+	return &Error{Kind: BadState, State: s, Msg: msg}
 }
 
 // Kind classifies errors for the API.
@@ -71,9 +87,16 @@ type Error struct {
 	Kind  Kind
 	State State // the current state, for BadState
 	Msg   string
+	// Problems lists every mismatch a validation found, one per line.
+	Problems []string
 }
 
-func (e *Error) Error() string { return e.Msg }
+func (e *Error) Error() string {
+	if len(e.Problems) == 0 {
+		return e.Msg
+	}
+	return e.Msg + ":\n  " + strings.Join(e.Problems, "\n  ")
+}
 
 func errorf(k Kind, format string, args ...any) *Error {
 	return &Error{Kind: k, Msg: fmt.Sprintf(format, args...)}

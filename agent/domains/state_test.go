@@ -6,7 +6,7 @@ import (
 )
 
 func TestTransitions(t *testing.T) {
-	all := []State{Starting, Running, Paused, Suspended, Stopping, Stopped}
+	all := []State{Starting, Running, Paused, Suspended, Stopping, Stopped, Migrating, Detached}
 	allowed := map[string]map[State]bool{
 		"start":    {Stopped: true, Suspended: true},
 		"receive":  {Stopped: true},
@@ -17,7 +17,10 @@ func TestTransitions(t *testing.T) {
 		"shutdown": {Running: true, Paused: true},
 		"reboot":   {Running: true, Paused: true},
 		"destroy":  {Starting: true, Running: true, Paused: true, Stopping: true},
-		"delete":   {Stopped: true, Suspended: true},
+		"delete":   {Stopped: true, Suspended: true, Detached: true},
+		"offline":  {Stopped: true},
+		"detach":   {Stopped: true},
+		"attach":   {Detached: true},
 	}
 	for op, ok := range allowed {
 		for _, s := range all {

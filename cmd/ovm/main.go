@@ -83,6 +83,7 @@ root needs no password. To reach another agent, or an agent started with
 	)
 	root.AddCommand(domainCommands(g)...)
 	root.AddCommand(migrateCommands(g)...)
+	root.AddCommand(detachCommands(g)...)
 	root.AddCommand(repoCommands(g)...)
 
 	err := root.Execute()

@@ -97,8 +97,10 @@ migration would fail is printed, one per line.`,
 			out := cmd.OutOrStdout()
 			if f.dryRun {
 				var res struct {
-					OK       bool     `xmlrpc:"ok"`
-					Problems []string `xmlrpc:"problems"`
+					OK         bool           `xmlrpc:"ok" json:"ok"`
+					Problems   []string       `xmlrpc:"problems" json:"problems"`
+					Estimate   map[string]any `xmlrpc:"estimate" json:"estimate,omitempty"`
+					NoEstimate string         `xmlrpc:"no_estimate" json:"no_estimate,omitempty"`
 				}
 				if err := g.call("migration.check", &res, args[0], args[1], opts); err != nil {
 					return err
@@ -108,13 +110,17 @@ migration would fail is printed, one per line.`,
 				}
 				if res.OK {
 					fmt.Fprintf(out, "dry run: %s can move to %s\n", args[0], args[1])
-					return nil
+				} else {
+					fmt.Fprintf(out, "dry run: %s cannot move to %s:\n", args[0], args[1])
+					for _, p := range res.Problems {
+						fmt.Fprintf(out, "  %s\n", p)
+					}
 				}
-				fmt.Fprintf(out, "dry run: %s cannot move to %s:\n", args[0], args[1])
-				for _, p := range res.Problems {
-					fmt.Fprintf(out, "  %s\n", p)
+				printEstimate(out, res.Estimate, res.NoEstimate)
+				if !res.OK {
+					return &dryRunFailed{n: len(res.Problems)}
 				}
-				return &dryRunFailed{n: len(res.Problems)}
+				return nil
 			}
 			var id string
 			if err := g.call("domain.migrate", &id, args[0], args[1], opts); err != nil {
@@ -216,6 +222,18 @@ func (g *globals) follow(out io.Writer, id string) error {
 			if tty {
 				fmt.Fprintln(out)
 			}
+			if st["offline"] == true {
+				fmt.Fprintf(out, "moved %v to %v offline in %.2fs: %d disk(s) copied (%s sent, %s already there), %d on shared repositories\n",
+					st["domain"], st["target"], num(st["total_seconds"]), int64(num(st["copied_disks"])), humanBytes(int64(num(st["bytes_sent"]))),
+					humanBytes(int64(num(st["resumed_bytes"]))), int64(num(st["shared_disks"])))
+				if k, _ := st["source_kept_as"].(string); k != "" {
+					fmt.Fprintf(out, "the source copy is kept as %s\n", k)
+				}
+				if e, _ := st["error"].(string); e != "" {
+					fmt.Fprintf(out, "warning: %s\n", e)
+				}
+				return nil
+			}
 			fmt.Fprintf(out, "migrated %v to %v in %.2fs, downtime %.1f ms, %d rounds, %s sent\n",
 				st["domain"], st["target"], num(st["total_seconds"]), num(st["downtime_ms"]), int64(num(st["round"])), humanBytes(int64(num(st["bytes_sent"]))))
 			return nil
@@ -243,6 +261,9 @@ func bar(st map[string]any) string {
 	frac := 0.0
 	if sent+rem > 0 {
 		frac = sent / (sent + rem)
+	}
+	if st["offline"] == true {
+		frac = num(st["percent"]) / 100
 	}
 	if st["phase"] == "completed" {
 		frac = 1

@@ -28,8 +28,10 @@ type ReceiveOptions struct {
 	// error is sent to the sender as the reason of an abort.
 	Check func(*Header) error
 	// CheckpointBytes is how much data is written between two durable
-	// checkpoints of the journal (default 64 MiB).
+	// checkpoints of the journal (default 16 MiB); there is also one at
+	// least every CheckpointEvery (default 1 s).
 	CheckpointBytes int64
+	CheckpointEvery time.Duration
 	Progress        func(Progress)
 }
 
@@ -61,7 +63,10 @@ type journalEntry struct {
 // for a resume), ErrAborted or ErrFormat (Staging is removed).
 func Receive(ctx context.Context, rw io.ReadWriter, o ReceiveOptions) (*ReceiveResult, error) {
 	if o.CheckpointBytes <= 0 {
-		o.CheckpointBytes = 64 << 20
+		o.CheckpointBytes = 16 << 20
+	}
+	if o.CheckpointEvery <= 0 {
+		o.CheckpointEvery = time.Second
 	}
 	start := time.Now()
 	br := bufio.NewReaderSize(rw, 256<<10)
@@ -89,7 +94,7 @@ func Receive(ctx context.Context, rw io.ReadWriter, o ReceiveOptions) (*ReceiveR
 			return nil, err
 		}
 	}
-	r := &receiver{o: o, h: &h, start: start, cr: cr}
+	r := &receiver{o: o, h: &h, start: start, cr: cr, lastCkp: start}
 	if err := r.open(); err != nil {
 		_ = WriteAbort(rw, "the receiver cannot store the copy: "+err.Error())
 		r.closeFiles()
@@ -154,6 +159,7 @@ type receiver struct {
 	cr       *countingReader
 	resumed  int64
 	sinceCkp int64
+	lastCkp  time.Time
 	lastRep  time.Time
 	file     string
 }
@@ -268,7 +274,7 @@ func (r *receiver) checkpoint() error {
 		e.NextBlock, e.Done, e.Covered, e.Digest = rf.next, rf.done, rf.covered, state
 		rf.durable = rf.next
 	}
-	r.sinceCkp = 0
+	r.sinceCkp, r.lastCkp = 0, time.Now()
 	return r.writeJournal()
 }
 
@@ -312,7 +318,7 @@ func (r *receiver) run(ctx context.Context) error {
 			if err := r.block(body[:n], buf); err != nil {
 				return err
 			}
-			if r.sinceCkp >= r.o.CheckpointBytes {
+			if r.sinceCkp >= r.o.CheckpointBytes || time.Since(r.lastCkp) >= r.o.CheckpointEvery {
 				if err := r.checkpoint(); err != nil {
 					return err
 				}

@@ -102,7 +102,7 @@ func Send(ctx context.Context, rw io.ReadWriter, files []SourceFile, o SendOptio
 	cw := &countingWriter{w: bw}
 	var w io.Writer = cw
 	if o.RateLimit > 0 {
-		w = &limitedWriter{w: cw, lim: rate.NewLimiter(rate.Limit(o.RateLimit), 256<<10), ctx: ctx}
+		w = &limitedWriter{w: cw, lim: rate.NewLimiter(rate.Limit(o.RateLimit), 256<<10)}
 	}
 	if err := writePreamble(w); err != nil {
 		return nil, err
@@ -258,6 +258,9 @@ func Send(ctx context.Context, rw io.ReadWriter, files []SourceFile, o SendOptio
 		return nil, err
 	}
 	for it := range items {
+		if ctx.Err() != nil {
+			break // the abort must start at a record boundary
+		}
 		if it.end {
 			var b [4 + 32]byte
 			binary.LittleEndian.PutUint32(b[:], uint32(it.file))
@@ -338,18 +341,19 @@ func (c *countingWriter) Write(b []byte) (int, error) {
 	return n, err
 }
 
-// limitedWriter paces writes to a token bucket.
+// limitedWriter paces writes to a token bucket. It never gives up in the
+// middle of a write (a cancel takes effect between records, so that the
+// abort record can follow), and waits at most a burst's time per chunk.
 type limitedWriter struct {
 	w   io.Writer
 	lim *rate.Limiter
-	ctx context.Context
 }
 
 func (l *limitedWriter) Write(b []byte) (int, error) {
 	done := 0
 	for done < len(b) {
 		n := min(len(b)-done, l.lim.Burst())
-		if err := l.lim.WaitN(l.ctx, n); err != nil {
+		if err := l.lim.WaitN(context.Background(), n); err != nil {
 			return done, err
 		}
 		k, err := l.w.Write(b[done : done+n])

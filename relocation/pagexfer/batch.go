@@ -137,6 +137,16 @@ func (b *batchBuilder) finish() []byte {
 // run's data (nil for zero runs). runs is scratch space and is returned for
 // reuse. Nothing is called for an invalid batch.
 func parseBatch(body []byte, ps int, memPages uint64, runs []run, fn func(r run, data []byte) error) ([]run, uint64, uint64, error) {
+	return parseStreamBatch(body, ps, memPages, stripes{}, runs, fn)
+}
+
+// stripes says which pages a stream of a parallel image may carry: those
+// of the stripes k with k % count == id (count <= 1: every page).
+type stripes struct{ id, count uint64 }
+
+// parseStreamBatch is parseBatch for a batch of stream sp.id of sp.count:
+// every run must lie within one of that stream's stripes.
+func parseStreamBatch(body []byte, ps int, memPages uint64, sp stripes, runs []run, fn func(r run, data []byte) error) ([]run, uint64, uint64, error) {
 	runs = runs[:0]
 	n, k := binary.Uvarint(body)
 	if k <= 0 {
@@ -165,13 +175,16 @@ func parseBatch(body []byte, ps int, memPages uint64, runs []run, fn func(r run,
 			return runs, 0, 0, fmt.Errorf("%w: batch: run %d: pages %d+%d+%d beyond memory of %d pages", ErrFormat, i, end, gap, count, memPages)
 		}
 		first := end + gap
+		if sp.count > 1 {
+			if k := first / StripePages; k != (first+count-1)/StripePages || k%sp.count != sp.id {
+				return runs, 0, 0, fmt.Errorf("%w: batch: run %d: pages %d+%d are not within a stripe of stream %d of %d", ErrFormat, i, first, count, sp.id, sp.count)
+			}
+		}
 		switch kind {
 		case kindZero:
 			zero += count
 		case kindRaw:
 			data += count
-		case kindCompressed:
-			return runs, 0, 0, fmt.Errorf("%w: batch: run %d: compressed pages", ErrUnsupported, i)
 		default:
 			return runs, 0, 0, fmt.Errorf("%w: batch: run %d: unknown page kind %d", ErrFormat, i, kind)
 		}

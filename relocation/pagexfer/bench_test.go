@@ -1,7 +1,11 @@
 package pagexfer
 
 import (
+	"bytes"
 	"context"
+	"encoding/binary"
+	"fmt"
+	"io"
 	"math/rand/v2"
 	"net"
 	"sync"
@@ -212,10 +216,81 @@ func BenchmarkSinkWrite(b *testing.B) {
 	}
 }
 
+// compressibleBatch is 1 MiB of pages like a guest's own tables: small
+// counters in 8-byte words, mostly zero bytes.
+func compressibleBatch() []byte {
+	b := make([]byte, 256*PageSize)
+	for i := 0; i+8 <= len(b); i += 8 {
+		binary.LittleEndian.PutUint64(b[i:], uint64(i/8%1000+1))
+	}
+	return b
+}
+
+// benchBatch returns one finished 1 MiB batch record of the given pages.
+func benchBatch(pages []byte) []byte {
+	bb := newBatchBuilder(PageSize, make([]byte, batchReserve+sendBatchData))
+	copy(bb.space(256), pages)
+	bb.addRead(1000, 256)
+	return bytes.Clone(bb.finish())
+}
+
+// BenchmarkCompress: compressing one 1 MiB batch record with s2 and zstd
+// (fastest), of random pages (the workload's, which do not compress; the
+// batch then goes raw) and of table-like pages (which compress well). The
+// ratio is reported as wire/raw.
+func BenchmarkCompress(b *testing.B) {
+	data := map[string][]byte{"random": randomPages(256, 5), "tables": compressibleBatch()}
+	for _, kind := range []string{"random", "tables"} {
+		rec := benchBatch(data[kind])
+		for _, mode := range []Compression{CompressS2, CompressZstd} {
+			b.Run(kind+"/"+mode.String(), func(b *testing.B) {
+				c := newCompressor(mode)
+				b.SetBytes(int64(len(rec)))
+				var out []byte
+				for b.Loop() {
+					var err error
+					if out, err = c.compress(rec); err != nil {
+						b.Fatal(err)
+					}
+				}
+				ratio := 1.0
+				if out != nil {
+					ratio = float64(len(out)) / float64(len(rec))
+				}
+				b.ReportMetric(ratio, "wire/raw")
+				reportBW(b, int64(len(rec)))
+			})
+		}
+	}
+}
+
+// BenchmarkDecompress: expanding those compressed batches on the target.
+func BenchmarkDecompress(b *testing.B) {
+	rec := benchBatch(compressibleBatch())
+	for _, mode := range []Compression{CompressS2, CompressZstd} {
+		b.Run("tables/"+mode.String(), func(b *testing.B) {
+			out, err := newCompressor(mode).compress(rec)
+			if err != nil || out == nil {
+				b.Fatalf("compress: %v, %d bytes", err, len(out))
+			}
+			body := bytes.Clone(out[frameSize:])
+			var d decompressor
+			b.SetBytes(int64(len(rec) - frameSize))
+			for b.Loop() {
+				if _, err := d.expand(body); err != nil {
+					b.Fatal(err)
+				}
+			}
+			reportBW(b, int64(len(rec)-frameSize))
+		})
+	}
+}
+
 // BenchmarkMigrate1GiB moves a sim guest holding 1 GiB of touched data
 // (plus its own tables) in a 1.125 GiB RAM, idle apart from verifying,
-// over loopback TCP into a fresh memfd, and reports the time, the rate
-// and its ratio to one loopback TCP stream and to memcpy.
+// over loopback TCP into a fresh memfd, with 1 to 3 streams and with and
+// without compression, and reports the time, the rate and its ratio to
+// one loopback TCP stream and to memcpy.
 func BenchmarkMigrate1GiB(b *testing.B) {
 	const size = 1<<30 + 128<<20
 	ram, err := workload.NewRAM("bench-src", size)
@@ -242,61 +317,90 @@ func BenchmarkMigrate1GiB(b *testing.B) {
 	}
 	tcp := loopbackTCP(b, 1<<30)
 	src := machineSource{Machine: m, ram: ram}
-	var sent uint64
-	var downtime time.Duration
-	for b.Loop() {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			b.Fatal(err)
-		}
-		errc := make(chan error, 1)
-		go func() {
-			c, err := ln.Accept()
-			if err != nil {
-				errc <- err
-				return
-			}
-			defer c.Close()
-			var tgt *workload.RAM
-			_, _, _, err = Receive(context.Background(), c, func(h Header) (Sink, error) {
-				r, err := workload.NewRAM("bench-dst", h.MemSize)
-				tgt = r
-				if err != nil {
-					return nil, err
+	for _, streams := range []int{1, 2, 3} {
+		for _, comp := range []Compression{CompressNone, CompressAuto} {
+			b.Run(fmt.Sprintf("streams=%d/compress=%v", streams, comp), func(b *testing.B) {
+				var sent uint64
+				var downtime time.Duration
+				for b.Loop() {
+					res := migrateLoopback(b, src, streams, Options{Live: true, Engine: "sim", VCPUs: 1, Compression: comp})
+					sent += res.BytesSent
+					downtime += res.Downtime
+					if err := m.Resume(); err != nil {
+						b.Fatal(err)
+					}
 				}
-				return NewFdSink(r.Fd(), r.Size()), nil
+				per := b.Elapsed().Seconds() / float64(b.N)
+				rate := float64(populated*PageSize) / per
+				b.ReportMetric(per, "s/migration")
+				b.ReportMetric(rate/1e9, "GB/s")
+				b.ReportMetric(rate/tcp, "of-loopback-tcp")
+				b.ReportMetric(rate/memcpy(), "of-memcpy")
+				b.ReportMetric(tcp/1e9, "loopback-GB/s")
+				b.ReportMetric(downtime.Seconds()*1000/float64(b.N), "downtime-ms")
+				b.ReportMetric(float64(sent)/float64(b.N)/(1<<20), "MiB-sent")
 			})
-			if tgt != nil {
-				tgt.Close()
-			}
+		}
+	}
+}
+
+// migrateLoopback sends src over n loopback TCP connections to a receiver
+// in this process that writes into a fresh memfd.
+func migrateLoopback(b *testing.B, src Source, n int, opts Options) Result {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ln.Close()
+	errc := make(chan error, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
 			errc <- err
+			return
+		}
+		defer c.Close()
+		var extra []net.Conn
+		defer func() {
+			for _, c := range extra {
+				c.Close()
+			}
 		}()
+		var tgt *workload.RAM
+		_, _, _, err = ReceiveStreams(context.Background(), c, func(context.Context) (io.Reader, error) {
+			c, err := ln.Accept()
+			if err == nil {
+				extra = append(extra, c)
+			}
+			return c, err
+		}, func(h Header) (Sink, error) {
+			r, err := workload.NewRAM("bench-dst", h.MemSize)
+			tgt = r
+			if err != nil {
+				return nil, err
+			}
+			return NewFdSink(r.Fd(), r.Size()), nil
+		})
+		if tgt != nil {
+			tgt.Close()
+		}
+		errc <- err
+	}()
+	ws := make([]io.Writer, n)
+	for i := range ws {
 		c, err := net.Dial("tcp", ln.Addr().String())
 		if err != nil {
 			b.Fatal(err)
 		}
-		res, err := Send(context.Background(), src, c, Options{Live: true, Engine: "sim", VCPUs: 1}, nil)
-		c.Close()
-		ln.Close()
-		if err != nil {
-			b.Fatal(err)
-		}
-		if err := <-errc; err != nil {
-			b.Fatal(err)
-		}
-		sent += res.BytesSent
-		downtime += res.Downtime
-		if err := m.Resume(); err != nil {
-			b.Fatal(err)
-		}
+		defer c.Close()
+		ws[i] = c
 	}
-	per := b.Elapsed().Seconds() / float64(b.N)
-	rate := float64(populated*PageSize) / per
-	b.ReportMetric(per, "s/migration")
-	b.ReportMetric(rate/1e9, "GB/s")
-	b.ReportMetric(rate/tcp, "of-loopback-tcp")
-	b.ReportMetric(rate/memcpy(), "of-memcpy")
-	b.ReportMetric(tcp/1e9, "loopback-GB/s")
-	b.ReportMetric(downtime.Seconds()*1000/float64(b.N), "downtime-ms")
-	b.ReportMetric(float64(sent)/float64(b.N)/(1<<20), "MiB-sent")
+	res, err := SendStreams(context.Background(), src, ws, opts, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := <-errc; err != nil {
+		b.Fatal(err)
+	}
+	return res
 }

@@ -44,6 +44,10 @@ const (
 	recRoundEnd   byte = 0x04
 	recState      byte = 0x05
 	recEnd        byte = 0x06
+	// recCBatch is a batch record whose body is compressed (only with
+	// FeatureCompression): codec u8 | raw body length u32 | compressed
+	// bytes, which decompress to exactly a batch body.
+	recCBatch byte = 0x07
 )
 
 func recName(k byte) string {
@@ -60,6 +64,8 @@ func recName(k byte) string {
 		return "state"
 	case recEnd:
 		return "end"
+	case recCBatch:
+		return "compressed batch"
 	}
 	return fmt.Sprintf("record kind %#02x", k)
 }
@@ -68,23 +74,52 @@ func recName(k byte) string {
 const (
 	kindZero       byte = 0 // page is all zero; no data
 	kindRaw        byte = 1 // PageSize bytes of data follow in the data area
-	kindCompressed byte = 2 // reserved for FeatureCompression; rejected by version 1
+	kindCompressed byte = 2 // reserved; compression works on whole batch records (recCBatch) instead
 )
 
-// Feature flags in the header. Version 1 writes none and rejects streams
-// that set any: the bits are reserved so that a later version can add
-// compressed pages and parallel streams without a new stream version.
+// Codecs of a compressed batch record.
+const (
+	codecS2   byte = 1 // github.com/klauspost/compress/s2 block format
+	codecZstd byte = 2 // one zstd frame (github.com/klauspost/compress/zstd)
+)
+
+func codecName(c byte) string {
+	switch c {
+	case codecS2:
+		return "s2"
+	case codecZstd:
+		return "zstd"
+	}
+	return fmt.Sprintf("codec %d", c)
+}
+
+// Feature flags in the header. A stream sets only the features it uses, so
+// an image without them is byte for byte what the first release of
+// version 1 wrote, and a receiver that does not know a feature refuses the
+// stream (ErrUnsupported) instead of misreading it.
 type Feature uint32
 
 const (
-	// FeatureCompression: batches may carry compressed pages (kind 2).
+	// FeatureCompression: batches may come as compressed batch records
+	// (kind 0x07), s2 or zstd.
 	FeatureCompression Feature = 1 << 0
 	// FeatureParallel: the image is split over StreamCount connections;
-	// each carries its own header with its StreamID.
+	// each carries its own header with its StreamID. Page p travels only
+	// on stream (p / StripePages) % StreamCount.
 	FeatureParallel Feature = 1 << 1
 
-	supportedFeatures Feature = 0
+	supportedFeatures = FeatureCompression | FeatureParallel
 )
+
+// StripePages is the stripe of the parallel-streams feature: pages
+// [k*StripePages, (k+1)*StripePages) belong to stream k % StreamCount, in
+// every round. A page thus always travels on the same stream, in round
+// order, so no round barrier between streams is needed: an older copy of a
+// page can never overtake a newer one.
+const StripePages = 1024
+
+// MaxStreams is the most streams one image may be split over.
+const MaxStreams = 64
 
 // Limits the decoder enforces; a stream that exceeds one is rejected
 // before anything is allocated for it.
@@ -98,6 +133,7 @@ const (
 	MaxBatchPages = 1 << 16  // pages (data and zero) described by one batch
 	maxBatchDesc  = 1 << 20  // bytes of run descriptors in one batch
 	maxBatchBody  = MaxBatchData + maxBatchDesc
+	cbatchHead    = 5 // codec and raw length of a compressed batch
 
 	headerFixed    = 41 // features..engine length
 	maxHeaderBody  = headerFixed + MaxEngineLen + 4 + MaxConfigSize + 4
@@ -165,7 +201,7 @@ func (id ID) IsZero() bool { return id == ID{} }
 // Header describes the image; it is the first record of every stream.
 type Header struct {
 	Version     uint16  // stream format version (Version)
-	Features    Feature // feature flags (none in version 1)
+	Features    Feature // feature flags: only those the stream uses
 	StreamID    uint16  // this stream's index among StreamCount (0 of 1 without FeatureParallel)
 	StreamCount uint16
 	PageSize    uint32 // bytes per page
@@ -184,8 +220,11 @@ func (h Header) validate() error {
 	if h.Features&^supportedFeatures != 0 {
 		return fmt.Errorf("%w: header feature flags %#x (this version supports %#x)", ErrUnsupported, uint32(h.Features), uint32(supportedFeatures))
 	}
-	if h.StreamCount != 1 || h.StreamID != 0 {
+	switch {
+	case h.Features&FeatureParallel == 0 && (h.StreamCount != 1 || h.StreamID != 0):
 		return fmt.Errorf("%w: header: stream %d of %d without the parallel-streams feature", ErrFormat, h.StreamID, h.StreamCount)
+	case h.StreamCount == 0 || h.StreamCount > MaxStreams || h.StreamID >= h.StreamCount:
+		return fmt.Errorf("%w: header: stream %d of %d (1..%d streams)", ErrFormat, h.StreamID, h.StreamCount, MaxStreams)
 	}
 	ps := h.PageSize
 	if ps < MinPageSize || ps > MaxPageSize || ps&(ps-1) != 0 {
@@ -387,6 +426,8 @@ func maxBody(k byte) int {
 		return 4 + MaxStateSize
 	case recEnd:
 		return endBody
+	case recCBatch:
+		return cbatchHead + maxBatchBody
 	}
 	return 0
 }
@@ -406,6 +447,8 @@ func minBody(k byte) int {
 		return 4
 	case recEnd:
 		return endBody
+	case recCBatch:
+		return cbatchHead + 1
 	}
 	return 0
 }

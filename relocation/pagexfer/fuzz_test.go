@@ -59,7 +59,7 @@ func FuzzDecode(f *testing.F) {
 			sink = &sparseSink{size: h.MemSize, ps: uint64(h.PageSize), pages: map[uint64][]byte{}}
 			return sink, nil
 		}
-		h, state, st, err := receive(context.Background(), bytes.NewReader(b), open, false)
+		h, state, st, err := receive(context.Background(), bytes.NewReader(b), nil, open, false)
 		if sink != nil && sink.bad != nil {
 			t.Fatalf("decoder made a bad sink call: %v", sink.bad)
 		}
@@ -86,7 +86,7 @@ func FuzzDecode(f *testing.F) {
 		// Restore accepts exactly the images without trailing bytes.
 		consumed := st.Totals.Bytes + frameSize + endBody
 		r := bytes.NewReader(b)
-		if _, _, st2, err := receive(context.Background(), r, open, false); err != nil || st2.Totals != st.Totals || uint64(r.Len()) != uint64(len(b))-consumed {
+		if _, _, st2, err := receive(context.Background(), r, nil, open, false); err != nil || st2.Totals != st.Totals || uint64(r.Len()) != uint64(len(b))-consumed {
 			t.Fatalf("second decode: %v, %+v (first %+v), %d bytes left of %d", err, st2, st, r.Len(), len(b))
 		}
 	})

@@ -6,12 +6,15 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 	"time"
 )
 
 // Sink is the target's guest memory as the receiver writes it. It must read
 // as zero when Receive starts (a fresh memfd): pages the image never
 // mentions, and zero pages the image did not write earlier, are left alone.
+// With parallel streams WriteAt and ZeroRange are called from one
+// goroutine per stream at once, always for different pages.
 type Sink interface {
 	// Size returns the bytes of memory; it must equal Header.MemSize.
 	Size() uint64
@@ -31,6 +34,10 @@ type Stats struct {
 	ZeroedPages uint64
 	// StateBytes is the size of the vCPU/engine state.
 	StateBytes int
+	// Streams is the number of connections the image came over.
+	Streams int
+	// CompressedBatches counts the batches that came compressed.
+	CompressedBatches uint64
 	// Duration runs from the first byte to the end record.
 	Duration time.Duration
 }
@@ -42,7 +49,8 @@ const recvBuffers = 3
 // header, checking every round's checksum and counts and the end totals.
 // It returns the header, the vCPU/engine state and statistics. It reads
 // exactly the image and nothing after it, so control messages can follow
-// on the same connection.
+// on the same connection. An image split over several streams needs
+// ReceiveStreams.
 //
 // open is called once, after the header has been read and checked; it
 // creates the target memory (a fresh memfd of h.MemSize bytes) and may
@@ -54,14 +62,29 @@ const recvBuffers = 3
 // sets a past read deadline to stop its reader at once, otherwise the
 // caller must close r.
 func Receive(ctx context.Context, r io.Reader, open func(Header) (Sink, error)) (Header, []byte, Stats, error) {
-	return receive(ctx, r, open, true)
+	return receive(ctx, r, nil, open, true)
 }
 
-// receive is Receive; with pipelined false it reads each record on the
-// calling goroutine (the fuzz target uses that: same checks, no goroutine
-// hand-off per record).
-func receive(ctx context.Context, r io.Reader, open func(Header) (Sink, error), pipelined bool) (h Header, state []byte, st Stats, err error) {
+// ReceiveStreams is Receive for an image that may be split over several
+// streams (the parallel-streams feature). first must carry stream 0, the
+// one the control messages follow on. When stream 0's header says there
+// are n > 1 streams, more is called n-1 times, one call at a time, and
+// must return the connection of another stream of the image (in any
+// order), or an error once ctx is done or when they do not come. Each
+// stream's header must describe the same image. The streams are read and
+// applied at once, one pipeline each; an error on any of them stops all.
+// The returned Header is stream 0's.
+func ReceiveStreams(ctx context.Context, first io.Reader, more func(context.Context) (io.Reader, error), open func(Header) (Sink, error)) (Header, []byte, Stats, error) {
+	return receive(ctx, first, more, open, true)
+}
+
+// receive is ReceiveStreams; with pipelined false it reads each record on
+// the stream's goroutine (the fuzz target uses that: same checks, no
+// goroutine hand-off per record).
+func receive(pctx context.Context, r io.Reader, more func(context.Context) (io.Reader, error), open func(Header) (Sink, error), pipelined bool) (h Header, state []byte, st Stats, err error) {
 	start := time.Now()
+	ctx, cancel := context.WithCancel(pctx)
+	defer cancel()
 	dl, hasDeadline := r.(interface{ SetReadDeadline(time.Time) error })
 	if hasDeadline {
 		stop := context.AfterFunc(ctx, func() { dl.SetReadDeadline(time.Unix(1, 0)) })
@@ -84,6 +107,12 @@ func receive(ctx context.Context, r io.Reader, open func(Header) (Sink, error), 
 	if err := ctx.Err(); err != nil {
 		return h, nil, st, err
 	}
+	if h.StreamID != 0 {
+		return h, nil, st, fmt.Errorf("%w: the first stream is stream %d of %d, not stream 0", ErrFormat, h.StreamID, h.StreamCount)
+	}
+	if h.StreamCount > 1 && more == nil {
+		return h, nil, st, fmt.Errorf("%w: the image is split over %d streams; this receiver reads one", ErrUnsupported, h.StreamCount)
+	}
 	sink, err := open(h)
 	if err != nil {
 		return h, nil, st, fmt.Errorf("open target memory: %w", err)
@@ -94,24 +123,115 @@ func receive(ctx context.Context, r io.Reader, open func(Header) (Sink, error), 
 	if sz := sink.Size(); sz != h.MemSize {
 		return h, nil, st, fmt.Errorf("target memory is %d bytes, the image has %d", sz, h.MemSize)
 	}
-	d := newDecoder(h, sink)
-	d.bytes = uint64(n)
-	if pipelined {
-		err = d.pipelined(ctx, r, dl, hasDeadline)
+	decs := make([]*decoder, h.StreamCount)
+	decs[0] = newDecoder(h, sink)
+	decs[0].bytes = uint64(n)
+	if h.StreamCount == 1 {
+		err = decs[0].run(ctx, r, dl, hasDeadline, pipelined)
 	} else {
-		err = d.sequential(ctx, r)
+		err = receiveMore(ctx, cancel, h, r, more, sink, decs, pipelined)
 	}
-	st.Totals, st.ZeroedPages = d.totals, d.zeroed
+	for _, d := range decs {
+		if d != nil {
+			d.dec.close()
+		}
+	}
 	if err == nil {
-		err = ctx.Err()
-	} else if ce := ctx.Err(); ce != nil {
+		err = pctx.Err()
+	} else if ce := pctx.Err(); ce != nil {
 		err = ce
 	}
 	if err != nil {
 		return h, nil, st, err
 	}
-	st.StateBytes = len(d.state)
-	return h, d.state, st, nil
+	st.Streams = len(decs)
+	st.Totals.Rounds = decs[0].totals.Rounds
+	for i, d := range decs {
+		if d.totals.Rounds != st.Totals.Rounds {
+			return h, nil, st, fmt.Errorf("%w: stream %d had %d rounds, stream 0 had %d", ErrChecksum, i, d.totals.Rounds, st.Totals.Rounds)
+		}
+		st.Totals.DataPages += d.totals.DataPages
+		st.Totals.ZeroPages += d.totals.ZeroPages
+		st.Totals.Bytes += d.totals.Bytes
+		st.ZeroedPages += d.zeroed
+		st.CompressedBatches += d.compressed
+	}
+	st.StateBytes = len(decs[0].state)
+	return h, decs[0].state, st, nil
+}
+
+// receiveMore runs stream 0 on r and the other streams as more hands them
+// over, each on its own goroutine, until all have ended or one failed.
+func receiveMore(ctx context.Context, cancel context.CancelFunc, h Header, r io.Reader, more func(context.Context) (io.Reader, error),
+	sink Sink, decs []*decoder, pipelined bool) error {
+	var mu sync.Mutex
+	var first error
+	fail := func(err error) {
+		mu.Lock()
+		if first == nil {
+			first = err
+			cancel()
+		}
+		mu.Unlock()
+	}
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		dl, ok := r.(interface{ SetReadDeadline(time.Time) error })
+		if err := decs[0].run(ctx, r, dl, ok, pipelined); err != nil {
+			fail(fmt.Errorf("stream 0: %w", err))
+		}
+	})
+	for i := 1; i < int(h.StreamCount); i++ {
+		rs, err := more(ctx)
+		if err != nil {
+			fail(fmt.Errorf("stream %d of %d did not come: %w", i, h.StreamCount, err))
+			break
+		}
+		wg.Go(func() {
+			dl, ok := rs.(interface{ SetReadDeadline(time.Time) error })
+			if ok {
+				stop := context.AfterFunc(ctx, func() { dl.SetReadDeadline(time.Unix(1, 0)) })
+				defer stop()
+			}
+			hs, n, err := readHeader(rs)
+			if err != nil {
+				fail(fmt.Errorf("another stream: %w", err))
+				return
+			}
+			want := h
+			want.StreamID = hs.StreamID
+			if hs != want {
+				fail(fmt.Errorf("%w: stream %d's header describes another image than stream 0's", ErrFormat, hs.StreamID))
+				return
+			}
+			d := newDecoder(hs, sink)
+			d.bytes = uint64(n)
+			mu.Lock()
+			dup := decs[hs.StreamID] != nil
+			if !dup {
+				decs[hs.StreamID] = d
+			}
+			mu.Unlock()
+			if dup {
+				fail(fmt.Errorf("%w: stream %d came twice", ErrFormat, hs.StreamID))
+				return
+			}
+			if err := d.run(ctx, rs, dl, ok, pipelined); err != nil {
+				fail(fmt.Errorf("stream %d: %w", hs.StreamID, err))
+			}
+		})
+	}
+	wg.Wait()
+	return first
+}
+
+// run reads and applies the records of the decoder's stream after its
+// header.
+func (d *decoder) run(ctx context.Context, r io.Reader, dl interface{ SetReadDeadline(time.Time) error }, hasDeadline, pipelined bool) error {
+	if pipelined {
+		return d.pipelined(ctx, r, dl, hasDeadline)
+	}
+	return d.sequential(ctx, r)
 }
 
 // sequential reads and applies records on the calling goroutine.
@@ -224,7 +344,7 @@ func (s *roundSum) add(f *frame) {
 	switch f.hdr[0] {
 	case recRoundStart:
 		s.crc = crc(crc(0, f.hdr[:]), f.body)
-	case recBatch:
+	case recBatch, recCBatch:
 		s.crc = crc(crc(s.crc, f.hdr[:]), f.body)
 	}
 	f.sum = s.crc
@@ -336,8 +456,10 @@ type decoder struct {
 	sink    Sink
 	ps      uint64
 	pages   uint64
-	written *pageSet // pages written so far (zero pages elsewhere need no work)
+	stripes stripes  // the pages this stream may carry
+	written *pageSet // pages written so far by this stream (zero pages elsewhere need no work)
 	runs    []run
+	dec     decompressor
 
 	inRound   bool
 	final     bool // the current round is the stop-and-copy round
@@ -347,14 +469,16 @@ type decoder struct {
 	rData     uint64
 	rZero     uint64
 
-	totals Totals
-	bytes  uint64 // stream bytes so far
-	zeroed uint64
-	state  []byte
+	totals     Totals
+	bytes      uint64 // stream bytes so far
+	zeroed     uint64
+	compressed uint64
+	state      []byte
 }
 
 func newDecoder(h Header, sink Sink) *decoder {
-	return &decoder{h: h, sink: sink, ps: uint64(h.PageSize), pages: h.Pages(), written: newPageSet(h.Pages())}
+	return &decoder{h: h, sink: sink, ps: uint64(h.PageSize), pages: h.Pages(), written: newPageSet(h.Pages()),
+		stripes: stripes{id: uint64(h.StreamID), count: uint64(h.StreamCount)}}
 }
 
 // apply applies one record; done is true after the end record.
@@ -377,13 +501,22 @@ func (d *decoder) apply(f *frame) (done bool, err error) {
 		}
 		d.inRound, d.final = true, flags&roundFinal != 0
 		d.rBytes, d.rData, d.rZero = size, 0, 0
-	case recBatch:
+	case recBatch, recCBatch:
 		if !d.inRound {
 			return false, fmt.Errorf("%w: page batch outside a round", ErrFormat)
 		}
 		d.rBytes += size
+		if kind == recCBatch {
+			if d.h.Features&FeatureCompression == 0 {
+				return false, fmt.Errorf("%w: round %d: compressed batch in a stream without the compression feature", ErrFormat, d.totals.Rounds)
+			}
+			if body, err = d.dec.expand(body); err != nil {
+				return false, fmt.Errorf("round %d: %w", d.totals.Rounds, err)
+			}
+			d.compressed++
+		}
 		var data, zero uint64
-		d.runs, data, zero, err = parseBatch(body, int(d.ps), d.pages, d.runs, d.applyRun)
+		d.runs, data, zero, err = parseStreamBatch(body, int(d.ps), d.pages, d.stripes, d.runs, d.applyRun)
 		if err != nil {
 			return false, fmt.Errorf("round %d: %w", d.totals.Rounds, err)
 		}
@@ -417,6 +550,8 @@ func (d *decoder) apply(f *frame) (done bool, err error) {
 			return false, fmt.Errorf("%w: state before the final round", ErrFormat)
 		case d.stateSeen:
 			return false, fmt.Errorf("%w: second state record", ErrFormat)
+		case d.h.StreamID != 0:
+			return false, fmt.Errorf("%w: state record on stream %d (it belongs on stream 0)", ErrFormat, d.h.StreamID)
 		}
 		blob := body[4:]
 		if got, want := crc(0, blob), binary.LittleEndian.Uint32(body); got != want {
@@ -425,8 +560,11 @@ func (d *decoder) apply(f *frame) (done bool, err error) {
 		d.state = append([]byte(nil), blob...)
 		d.stateSeen = true
 	case recEnd:
-		if !d.stateSeen {
+		switch {
+		case d.h.StreamID == 0 && !d.stateSeen:
 			return false, fmt.Errorf("%w: end of image before the state", ErrFormat)
+		case d.h.StreamID != 0 && (!d.finalSeen || d.inRound):
+			return false, fmt.Errorf("%w: end of stream %d before its final round", ErrFormat, d.h.StreamID)
 		}
 		want := d.totals
 		want.Bytes = d.bytes

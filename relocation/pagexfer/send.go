@@ -67,8 +67,12 @@ type Options struct {
 	// MaxFactor caps the page data sent by pre-copy rounds at this
 	// multiple of the memory size (DefaultMaxFactor when 0).
 	MaxFactor float64
-	// RateLimit caps the stream at this many bytes per second (0: no cap).
+	// RateLimit caps the stream at this many bytes per second (0: no cap);
+	// with several streams it caps their sum.
 	RateLimit float64
+	// Compression compresses page batches (CompressNone when 0). A batch
+	// goes compressed only when that makes it smaller than 7/8 of its size.
+	Compression Compression
 
 	// DisableAutoConverge turns guest throttling off.
 	DisableAutoConverge bool
@@ -144,6 +148,8 @@ func (o Options) withDefaults() (Options, error) {
 		return o, fmt.Errorf("%d vCPUs (1..%d)", o.VCPUs, MaxVCPUs)
 	case len(o.Config) > MaxConfigSize:
 		return o, fmt.Errorf("domain configuration of %d bytes is above %d", len(o.Config), MaxConfigSize)
+	case o.Compression < CompressNone || o.Compression > CompressAuto:
+		return o, fmt.Errorf("unknown compression %v", o.Compression)
 	}
 	if err := checkEngine(o.Engine); err != nil {
 		return o, err
@@ -197,6 +203,8 @@ type Progress struct {
 	DirtyRate        float64       // bytes per second the guest dirtied in the last round
 	ExpectedDowntime time.Duration // predicted downtime of stopping now
 	Throttle         int           // current guest throttle, percent
+	// Compression counts the page batches and what compression saved.
+	Compression CompressionStats
 }
 
 // ThrottleStep is one change of the guest throttle.
@@ -239,6 +247,10 @@ type Result struct {
 	// bytes per second (0 for a non-live transfer).
 	Bandwidth float64
 	Throttle  ThrottleReport
+	// Streams is the number of connections the image went over.
+	Streams int
+	// Compression counts the page batches and what compression saved.
+	Compression CompressionStats
 }
 
 // Rounds returns the number of rounds, the stop-and-copy round included.
@@ -258,8 +270,7 @@ type sender struct {
 	ps       uint64
 	pages    uint64
 
-	sw *streamWriter
-	bb *batchBuilder
+	streams []*outStream
 
 	cur, next, scratch []uint64
 	nextCount          uint64
@@ -273,14 +284,11 @@ type sender struct {
 	start    time.Time
 	phase    Phase
 	round    int
-	totals   Totals
-	queued   uint64
+	totals   Totals // rounds and pages; Bytes is summed from the streams at the end
 	skipped  uint64
 	read     uint64
 	dataSent uint64 // page data bytes of pre-copy rounds
 
-	roundCRC         uint32
-	roundBytes       uint64
 	roundData        uint64
 	roundZero        uint64
 	roundTotal       uint64
@@ -294,6 +302,13 @@ type sender struct {
 	lastProgress     time.Time
 	bw, dirtyRate    float64
 	expectedDowntime time.Duration
+}
+
+// outStream is one connection of an image: its writer and the batch
+// being built for it.
+type outStream struct {
+	sw *streamWriter
+	bb *batchBuilder
 }
 
 // Send writes src's memory and state to w as one image. See the package
@@ -310,6 +325,18 @@ type sender struct {
 // progress, when not nil, is called from Send's goroutine at least every
 // Options.ProgressInterval and at every round end; it must not block.
 func Send(ctx context.Context, src Source, w io.Writer, opts Options, progress func(Progress)) (res Result, err error) {
+	return SendStreams(ctx, src, []io.Writer{w}, opts, progress)
+}
+
+// SendStreams is Send over several connections at once (the
+// parallel-streams feature): page p goes on ws[(p/StripePages)%len(ws)],
+// each stream with its own header, rounds, checksums and end record; the
+// state goes on ws[0], and the commit that follows belongs to ws[0] too.
+// One writer is Send exactly.
+func SendStreams(ctx context.Context, src Source, ws []io.Writer, opts Options, progress func(Progress)) (res Result, err error) {
+	if len(ws) == 0 || len(ws) > MaxStreams {
+		return Result{}, fmt.Errorf("send: %d streams (1..%d)", len(ws), MaxStreams)
+	}
 	o, err := opts.withDefaults()
 	if err != nil {
 		return Result{}, fmt.Errorf("send: options: %w", err)
@@ -336,21 +363,66 @@ func Send(ctx context.Context, src Source, w io.Writer, opts Options, progress f
 	} else {
 		s.tail = ^uint64(0)
 	}
-	if d, ok := w.(interface{ SetWriteDeadline(time.Time) error }); ok {
-		stop := context.AfterFunc(ctx, func() { d.SetWriteDeadline(time.Unix(1, 0)) })
-		defer stop()
+	lim := newLimiter(o.RateLimit)
+	for _, w := range ws {
+		if d, ok := w.(interface{ SetWriteDeadline(time.Time) error }); ok {
+			stop := context.AfterFunc(ctx, func() { d.SetWriteDeadline(time.Unix(1, 0)) })
+			defer stop()
+		}
+		var comp *compressor
+		if o.Compression != CompressNone {
+			comp = newCompressor(o.Compression)
+		}
+		s.streams = append(s.streams, &outStream{sw: newStreamWriter(ctx, w, lim, comp, sendBuffers, batchReserve+sendBatchData)})
 	}
-	s.sw = newStreamWriter(ctx, w, o.RateLimit, sendBuffers, batchReserve+sendBatchData)
 	defer func() {
+		for _, st := range s.streams {
+			st.sw.close(err == nil)
+		}
 		if err != nil {
-			s.sw.close(false)
 			err = errors.Join(fmt.Errorf("send %s: %w", o.ID, err), s.cleanup())
-		} else {
-			s.sw.close(true)
 		}
 		res = s.result(res)
 	}()
 	return s.run()
+}
+
+// written returns the bytes written on all streams.
+func (s *sender) written() uint64 {
+	var n uint64
+	for _, st := range s.streams {
+		n += st.sw.written.Load()
+	}
+	return n
+}
+
+// compression sums the streams' compression counters.
+func (s *sender) compression() CompressionStats {
+	var c CompressionStats
+	for _, st := range s.streams {
+		c.add(st.sw.compression())
+	}
+	return c
+}
+
+// flush waits until every stream has written everything queued.
+func (s *sender) flush() error {
+	for _, st := range s.streams {
+		if err := st.sw.flush(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// queueAll queues job on every stream.
+func (s *sender) queueAll(j writeJob) error {
+	for _, st := range s.streams {
+		if err := st.sw.queue(j); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // cleanup undoes what Send did to the source after a failure.
@@ -381,7 +453,9 @@ func (s *sender) result(r Result) Result {
 	r.ID = s.o.ID
 	r.Live = s.o.Live
 	r.Totals = s.totals
-	r.BytesSent = s.sw.written.Load()
+	r.BytesSent = s.written()
+	r.Streams = len(s.streams)
+	r.Compression = s.compression()
 	r.SkippedPages = s.skipped
 	r.BytesRead = s.read
 	r.Total = time.Since(s.start)
@@ -394,19 +468,28 @@ func (s *sender) result(r Result) Result {
 func (s *sender) run() (Result, error) {
 	var res Result
 	s.phase = PhaseSetup
-	h := Header{Version: Version, StreamCount: 1, PageSize: PageSize, MemSize: s.pages * s.ps,
+	h := Header{Version: Version, StreamCount: uint16(len(s.streams)), PageSize: PageSize, MemSize: s.pages * s.ps,
 		VCPUs: uint32(s.o.VCPUs), Engine: s.o.Engine, ID: s.o.ID, Config: s.o.Config}
-	if err := h.validate(); err != nil {
-		return res, err
+	if s.o.Compression != CompressNone {
+		h.Features |= FeatureCompression
 	}
-	if err := s.queueSmall(appendHeader(nil, h), false); err != nil {
-		return res, err
+	if len(s.streams) > 1 {
+		h.Features |= FeatureParallel
 	}
-	buf, err := s.sw.get()
-	if err != nil {
-		return res, err
+	for i, st := range s.streams {
+		h.StreamID = uint16(i)
+		if err := h.validate(); err != nil {
+			return res, err
+		}
+		if err := st.sw.put(appendHeader(nil, h), nil); err != nil {
+			return res, err
+		}
+		buf, err := st.sw.get()
+		if err != nil {
+			return res, err
+		}
+		st.bb = newBatchBuilder(int(s.ps), buf)
 	}
-	s.bb = newBatchBuilder(int(s.ps), buf)
 	words := bitmapWords(s.pages)
 	s.cur = make([]uint64, words)
 
@@ -433,10 +516,10 @@ func (s *sender) run() (Result, error) {
 			// measured), then take the dirty log: pages the guest wrote
 			// meanwhile belong to the next round's set, not to pages it
 			// would skip as "dirtied during the round".
-			if err := s.sw.flush(); err != nil {
+			if err := s.flush(); err != nil {
 				return res, err
 			}
-			written := s.sw.written.Load()
+			written := s.written()
 			if err := s.fetchDirty(); err != nil {
 				return res, err
 			}
@@ -509,17 +592,23 @@ func (s *sender) run() (Result, error) {
 	if len(state) > MaxStateSize {
 		return res, fmt.Errorf("source state of %d bytes is above the %d the stream carries", len(state), MaxStateSize)
 	}
-	if err := s.queueSmall(appendState(nil, state), false); err != nil {
+	if err := s.streams[0].sw.put(appendState(nil, state), nil); err != nil {
 		return res, err
 	}
-	s.totals.Bytes = s.queued
-	if err := s.queueSmall(appendEnd(nil, s.totals), false); err != nil {
+	if err := s.queueAll(writeJob{kind: recEnd}); err != nil {
 		return res, err
 	}
-	if err := s.sw.flush(); err != nil {
+	if err := s.flush(); err != nil {
 		return res, err
 	}
 	res.Downtime = time.Since(pauseAt)
+	for i, st := range s.streams {
+		t := st.sw.totals
+		if t.Rounds != s.totals.Rounds {
+			return res, fmt.Errorf("stream %d ended after %d rounds, the image has %d", i, t.Rounds, s.totals.Rounds)
+		}
+		s.totals.Bytes += t.Bytes
+	}
 	if err := s.ctx.Err(); err != nil {
 		return res, err
 	}
@@ -589,30 +678,20 @@ func (s *sender) accountThrottle(now time.Time) {
 	s.thrSince = now
 }
 
-// queueSmall queues a record built outside the batch buffers.
-func (s *sender) queueSmall(rec []byte, inRound bool) error {
-	if inRound {
-		s.roundCRC = crc(s.roundCRC, rec)
-		s.roundBytes += uint64(len(rec))
-	}
-	s.queued += uint64(len(rec))
-	return s.sw.put(rec, nil)
-}
-
 // sendRound sends the pages of s.cur as one round. Pre-copy rounds skip
 // the pages the guest dirtied again since the round began (they are in
 // s.next and go in a later round anyway).
 func (s *sender) sendRound(final bool) error {
-	s.roundCRC, s.roundBytes, s.roundData, s.roundZero = 0, 0, 0, 0
+	s.roundData, s.roundZero = 0, 0
 	s.roundStart = time.Now()
-	s.roundWritten = s.sw.written.Load()
+	s.roundWritten = s.written()
 	s.roundTotal, s.roundDone = countBits(s.cur), 0
 	s.skipping = !final
 	flags := uint32(0)
 	if final {
 		flags = roundFinal
 	}
-	if err := s.queueSmall(appendRoundStart(nil, uint32(s.round), flags), true); err != nil {
+	if err := s.queueAll(writeJob{kind: recRoundStart, round: uint32(s.round), flags: flags}); err != nil {
 		return err
 	}
 	s.report(true)
@@ -648,11 +727,12 @@ func (s *sender) sendRound(final bool) error {
 	if err := s.readPending(); err != nil {
 		return err
 	}
-	if err := s.flushBatch(); err != nil {
-		return err
+	for _, st := range s.streams {
+		if err := s.flushBatch(st); err != nil {
+			return err
+		}
 	}
-	e := roundEnd{Round: uint32(s.round), DataPages: s.roundData, ZeroPages: s.roundZero, Bytes: s.roundBytes, CRC: s.roundCRC}
-	if err := s.queueSmall(appendRoundEnd(nil, e), false); err != nil {
+	if err := s.queueAll(writeJob{kind: recRoundEnd, round: uint32(s.round)}); err != nil {
 		return err
 	}
 	s.totals.Rounds++
@@ -663,9 +743,24 @@ func (s *sender) sendRound(final bool) error {
 }
 
 // addPending extends the pending read by pages [p, p+n), reading the
-// pending pages first when they are not adjacent.
+// pending pages first when they are not adjacent. With several streams a
+// pending read never crosses a stripe boundary: it goes to one stream.
 func (s *sender) addPending(p, n uint64) error {
-	if s.pendLen > 0 && s.pendStart+s.pendLen == p {
+	if len(s.streams) == 1 {
+		return s.addPending1(p, n)
+	}
+	for n > 0 {
+		k := min(n, StripePages-p%StripePages)
+		if err := s.addPending1(p, k); err != nil {
+			return err
+		}
+		p, n = p+k, n-k
+	}
+	return nil
+}
+
+func (s *sender) addPending1(p, n uint64) error {
+	if s.pendLen > 0 && s.pendStart+s.pendLen == p && (len(s.streams) == 1 || p%StripePages != 0) {
 		s.pendLen += n
 		if s.pendLen < sendBatchPages {
 			return nil
@@ -679,22 +774,31 @@ func (s *sender) addPending(p, n uint64) error {
 	return nil
 }
 
+// streamOf returns the stream that carries page p.
+func (s *sender) streamOf(p uint64) *outStream {
+	if len(s.streams) == 1 {
+		return s.streams[0]
+	}
+	return s.streams[(p/StripePages)%uint64(len(s.streams))]
+}
+
 // readPending reads the pending pages into batches.
 func (s *sender) readPending() error {
 	for s.pendLen > 0 {
-		room := uint64(s.bb.room())
+		st := s.streamOf(s.pendStart)
+		room := uint64(st.bb.room())
 		if room == 0 {
-			if err := s.flushBatch(); err != nil {
+			if err := s.flushBatch(st); err != nil {
 				return err
 			}
 			continue
 		}
 		k := min(s.pendLen, room)
-		if _, err := s.src.ReadAt(s.bb.space(int(k)), int64(s.pendStart*s.ps)); err != nil {
+		if _, err := s.src.ReadAt(st.bb.space(int(k)), int64(s.pendStart*s.ps)); err != nil {
 			return fmt.Errorf("read guest memory pages %d+%d: %w", s.pendStart, k, err)
 		}
 		s.read += k * s.ps
-		s.bb.addRead(s.pendStart, int(k))
+		st.bb.addRead(s.pendStart, int(k))
 		s.pendStart += k
 		s.pendLen -= k
 		s.roundDone += k
@@ -702,30 +806,28 @@ func (s *sender) readPending() error {
 	return nil
 }
 
-// flushBatch queues the batch being built and starts a new one.
-func (s *sender) flushBatch() error {
-	if s.bb.empty() {
+// flushBatch queues the batch being built for st and starts a new one.
+func (s *sender) flushBatch(st *outStream) error {
+	bb := st.bb
+	if bb.empty() {
 		return nil
 	}
 	if err := s.ctx.Err(); err != nil {
 		return err
 	}
-	rec := s.bb.finish()
-	s.roundCRC = crc(s.roundCRC, rec)
-	s.roundBytes += uint64(len(rec))
-	s.queued += uint64(len(rec))
-	s.roundData += s.bb.data
-	s.roundZero += s.bb.zero
-	s.totals.DataPages += s.bb.data
-	s.totals.ZeroPages += s.bb.zero
-	if err := s.sw.put(rec, s.bb.buf); err != nil {
+	rec := bb.finish()
+	s.roundData += bb.data
+	s.roundZero += bb.zero
+	s.totals.DataPages += bb.data
+	s.totals.ZeroPages += bb.zero
+	if err := st.sw.queue(writeJob{kind: recBatch, rec: rec, buf: bb.buf, data: bb.data, zero: bb.zero}); err != nil {
 		return err
 	}
-	buf, err := s.sw.get()
+	buf, err := st.sw.get()
 	if err != nil {
 		return err
 	}
-	s.bb.reset(buf)
+	bb.reset(buf)
 	s.report(false)
 	return nil
 }
@@ -744,7 +846,8 @@ func (s *sender) report(force bool) {
 		Phase:            s.phase,
 		Round:            s.round,
 		Elapsed:          now.Sub(s.start),
-		BytesSent:        s.sw.written.Load(),
+		BytesSent:        s.written(),
+		Compression:      s.compression(),
 		DataPages:        s.totals.DataPages,
 		ZeroPages:        s.totals.ZeroPages,
 		SkippedPages:     s.skipped,

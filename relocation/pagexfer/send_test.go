@@ -514,7 +514,7 @@ func TestRateLimiter(t *testing.T) {
 		last = now
 		return len(p), nil
 	})
-	sw := newStreamWriter(context.Background(), w, limit, 4, 1<<20)
+	sw := newStreamWriter(context.Background(), w, newLimiter(limit), nil, 4, 1<<20)
 	for i := 0; i < 24; i++ {
 		b, err := sw.get()
 		if err != nil {

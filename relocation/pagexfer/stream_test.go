@@ -229,7 +229,10 @@ func TestMalformedStreams(t *testing.T) {
 		{"header length too large", append(appendPreamble(nil), appendFrame(nil, recHeader, maxHeaderBody+1)...), ErrFormat, "header of"},
 		{"header checksum", flip(valid, preambleSize+frameSize+12), ErrChecksum, "header"},
 		{"header truncated", valid[:hdrLen-1], io.ErrUnexpectedEOF, "header"},
-		{"compression feature", withHeader(func(h *Header) { h.Features = FeatureCompression }), ErrUnsupported, "feature"},
+		{"parallel image, one receiver", withHeader(func(h *Header) { h.Features, h.StreamCount = FeatureParallel, 2 }), ErrUnsupported, "split over 2 streams"},
+		{"first stream is not stream 0", withHeader(func(h *Header) { h.Features, h.StreamID, h.StreamCount = FeatureParallel, 1, 2 }), ErrFormat, "first stream is stream 1"},
+		{"stream id beyond count", withHeader(func(h *Header) { h.Features, h.StreamID, h.StreamCount = FeatureParallel, 2, 2 }), ErrFormat, "stream 2 of 2"},
+		{"too many streams", withHeader(func(h *Header) { h.Features, h.StreamCount = FeatureParallel, MaxStreams+1 }), ErrFormat, "streams"},
 		{"unknown feature", withHeader(func(h *Header) { h.Features = 1 << 7 }), ErrUnsupported, "feature"},
 		{"parallel stream count", withHeader(func(h *Header) { h.StreamCount = 2 }), ErrFormat, "stream 0 of 2"},
 		{"page size not power of two", withHeader(func(h *Header) { h.PageSize = 5000 }), ErrFormat, "page size"},
@@ -286,7 +289,7 @@ func TestMalformedStreams(t *testing.T) {
 		{"too many runs", h().start(0, 0).rawBatch(append(binary.AppendUvarint(nil, MaxBatchPages+1), 0, 1, 0)).fin(), ErrFormat, "runs"},
 		{"bad run count varint", h().start(0, 0).rawBatch([]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}).fin(), ErrFormat, "run count"},
 		{"truncated descriptor", h().start(0, 0).rawBatch([]byte{2, 0, 1, 0, 0}).fin(), ErrFormat, "truncated descriptor"},
-		{"compressed pages", h().start(0, 0).batch(run{0, 1, kindCompressed}).fin(), ErrUnsupported, "compressed"},
+		{"page kind 2 (reserved)", h().start(0, 0).batch(run{0, 1, kindCompressed}).fin(), ErrFormat, "kind 2"},
 		{"unknown page kind", h().start(0, 0).batch(run{0, 1, 9}).fin(), ErrFormat, "kind 9"},
 		{"data longer than runs", h().start(0, 0).rawBatch(append([]byte{1, 0, 1, 1}, make([]byte, PageSize+1)...)).fin(), ErrFormat, "data bytes"},
 		{"data shorter than runs", h().start(0, 0).rawBatch(append([]byte{1, 0, 2, 1}, make([]byte, PageSize)...)).fin(), ErrFormat, "data bytes"},
@@ -308,7 +311,7 @@ func TestMalformedStreams(t *testing.T) {
 				t.Fatalf("decoder made a bad sink call: %v", sink.bad)
 			}
 			// The sequential reader (the fuzz target's) fails the same way.
-			_, _, _, err2 := receive(context.Background(), bytes.NewReader(tc.stream), func(h Header) (Sink, error) {
+			_, _, _, err2 := receive(context.Background(), bytes.NewReader(tc.stream), nil, func(h Header) (Sink, error) {
 				if h.MemSize > 64<<20 {
 					return nil, errors.New("too big for the test")
 				}

@@ -5,49 +5,85 @@ import (
 	"fmt"
 	"io"
 	"sync/atomic"
+	"time"
 
 	"golang.org/x/time/rate"
 )
 
-// streamWriter writes records on its own goroutine, so reading and
-// encoding the next batch overlaps with writing the previous one. Batch
-// buffers circulate through free; the encoder blocks on free when the
-// writer falls behind (that is the back-pressure). A rate limit, when set,
-// is applied in chunks of at most the limiter's burst.
+// streamWriter encodes and writes the records of one stream on its own
+// goroutine, so reading and encoding the next batch overlaps with
+// compressing, checksumming and writing the previous one. It owns the
+// stream's framing: round checksums and counts, the end record's totals and
+// the choice to compress a batch, because they depend on the bytes
+// actually sent. Batch buffers circulate through free; the sender blocks
+// on free when the writer falls behind (that is the back-pressure). A rate
+// limit, when set, is applied in chunks of at most the limiter's burst;
+// the streams of one image share one limiter.
 type streamWriter struct {
 	ctx     context.Context // cancelled by the caller's context or by close(false)
 	cancel  context.CancelFunc
 	w       io.Writer
 	lim     *rate.Limiter
+	comp    *compressor // nil: batches go as they are
 	jobs    chan writeJob
 	free    chan []byte
 	failed  chan struct{} // closed after the first error; err is set before
 	err     error
 	done    chan struct{}
 	written atomic.Uint64
+
+	// Owned by the goroutine; the sender reads them only after a flush.
+	bytes      uint64 // stream bytes encoded so far
+	roundCRC   uint32
+	roundBytes uint64
+	roundData  uint64
+	roundZero  uint64
+	totals     Totals
+	small      []byte
+
+	// Compression counters, read by progress reports while it runs.
+	batches, compressed, rawBytes, wireBytes atomic.Uint64
 }
 
+// writeJob is one record to encode and write, or a flush.
 type writeJob struct {
-	rec   []byte
-	buf   []byte     // pool buffer to return once rec is written (nil for small records)
-	flush chan error // answered when every earlier job is written
+	// kind: 0 for bytes outside any round, written as they are (preamble
+	// and header, state); recRoundStart, recBatch, recRoundEnd and recEnd
+	// are framed by the writer.
+	kind        byte
+	rec         []byte     // kind 0: the bytes; recBatch: the whole record, frame included
+	buf         []byte     // pool buffer to return once rec is written (nil for small records)
+	round       uint32     // recRoundStart, recRoundEnd
+	flags       uint32     // recRoundStart
+	data, zero  uint64     // recBatch: its data and zero pages
+	flush       chan error // answered when every earlier job is written
+	isFlushOnly bool
+}
+
+// newLimiter returns the shared token bucket for a rate in bytes per
+// second (nil: no cap).
+func newLimiter(limit float64) *rate.Limiter {
+	if limit <= 0 {
+		return nil
+	}
+	return rate.NewLimiter(rate.Limit(limit), limiterBurst(limit))
 }
 
 // newStreamWriter starts the writer with nbuf pool buffers of bufSize
-// bytes. limit is in bytes per second (0: unlimited).
-func newStreamWriter(ctx context.Context, w io.Writer, limit float64, nbuf, bufSize int) *streamWriter {
+// bytes. lim (may be nil) caps the rate; comp (may be nil) compresses
+// batches.
+func newStreamWriter(ctx context.Context, w io.Writer, lim *rate.Limiter, comp *compressor, nbuf, bufSize int) *streamWriter {
 	ctx, cancel := context.WithCancel(ctx)
 	s := &streamWriter{
 		ctx:    ctx,
 		cancel: cancel,
 		w:      w,
-		jobs:   make(chan writeJob, nbuf+4),
+		lim:    lim,
+		comp:   comp,
+		jobs:   make(chan writeJob, 2*nbuf+4),
 		free:   make(chan []byte, nbuf),
 		failed: make(chan struct{}),
 		done:   make(chan struct{}),
-	}
-	if limit > 0 {
-		s.lim = rate.NewLimiter(rate.Limit(limit), limiterBurst(limit))
 	}
 	for i := 0; i < nbuf; i++ {
 		s.free <- make([]byte, bufSize)
@@ -67,8 +103,12 @@ func limiterBurst(limit float64) int {
 func (s *streamWriter) run() {
 	defer close(s.done)
 	for j := range s.jobs {
-		if j.rec != nil && s.err == nil {
-			if err := s.write(j.rec); err != nil {
+		if !j.isFlushOnly && s.err == nil {
+			rec, err := s.encode(&j)
+			if err == nil {
+				err = s.write(rec)
+			}
+			if err != nil {
 				if e := s.ctx.Err(); e != nil {
 					err = e
 				}
@@ -85,7 +125,61 @@ func (s *streamWriter) run() {
 	}
 }
 
+// encode frames a job's record and accounts for it in the round and the
+// stream totals.
+func (s *streamWriter) encode(j *writeJob) ([]byte, error) {
+	var rec []byte
+	switch j.kind {
+	case 0:
+		rec = j.rec
+	case recRoundStart:
+		rec = appendRoundStart(s.small[:0], j.round, j.flags)
+		s.roundCRC, s.roundBytes, s.roundData, s.roundZero = crc(0, rec), uint64(len(rec)), 0, 0
+	case recBatch:
+		rec = j.rec
+		if s.comp != nil {
+			c, err := s.comp.compress(rec)
+			if err != nil {
+				return nil, err
+			}
+			if c != nil {
+				rec = c
+				s.compressed.Add(1)
+			}
+		}
+		s.batches.Add(1)
+		s.rawBytes.Add(uint64(len(j.rec)))
+		s.wireBytes.Add(uint64(len(rec)))
+		s.roundCRC = crc(s.roundCRC, rec)
+		s.roundBytes += uint64(len(rec))
+		s.roundData += j.data
+		s.roundZero += j.zero
+		s.totals.DataPages += j.data
+		s.totals.ZeroPages += j.zero
+	case recRoundEnd:
+		rec = appendRoundEnd(s.small[:0], roundEnd{Round: j.round, DataPages: s.roundData, ZeroPages: s.roundZero, Bytes: s.roundBytes, CRC: s.roundCRC})
+		s.totals.Rounds++
+	case recEnd:
+		s.totals.Bytes = s.bytes
+		rec = appendEnd(s.small[:0], s.totals)
+	default:
+		return nil, fmt.Errorf("stream writer: unknown job kind %#x", j.kind)
+	}
+	if j.kind != 0 && j.kind != recBatch {
+		s.small = rec
+	}
+	s.bytes += uint64(len(rec))
+	return rec, nil
+}
+
+// compression returns the counters of the batches encoded so far.
+func (s *streamWriter) compression() CompressionStats {
+	return CompressionStats{Batches: s.batches.Load(), Compressed: s.compressed.Load(), RawBytes: s.rawBytes.Load(), WireBytes: s.wireBytes.Load()}
+}
+
 func (s *streamWriter) write(p []byte) error {
+	t0 := time.Now()
+	total := len(p)
 	for len(p) > 0 {
 		if err := s.ctx.Err(); err != nil {
 			return err
@@ -109,6 +203,9 @@ func (s *streamWriter) write(p []byte) error {
 			return fmt.Errorf("write stream: %w", io.ErrShortWrite)
 		}
 		p = p[n:]
+	}
+	if s.comp != nil {
+		s.comp.wrote(total, time.Since(t0))
 	}
 	return nil
 }
@@ -137,8 +234,8 @@ func (s *streamWriter) get() ([]byte, error) {
 	}
 }
 
-// put queues a record; buf (may be nil) goes back to the pool once the
-// record is written.
+// put queues bytes written as they are, outside any round; buf (may be
+// nil) goes back to the pool once they are written.
 func (s *streamWriter) put(rec, buf []byte) error {
 	return s.queue(writeJob{rec: rec, buf: buf})
 }
@@ -165,7 +262,7 @@ func (s *streamWriter) queue(j writeJob) error {
 // flush waits until everything queued so far is written.
 func (s *streamWriter) flush() error {
 	ch := make(chan error, 1)
-	if err := s.queue(writeJob{flush: ch}); err != nil {
+	if err := s.queue(writeJob{flush: ch, isFlushOnly: true}); err != nil {
 		return err
 	}
 	select {

@@ -38,6 +38,9 @@ const (
 	// Migration, target side (a VMM started with --incoming): the
 	// connection from the source comes with OpMigrateReceive.
 	OpMigrateReceive = "migrate-receive"
+	// OpMigrateAttach hands an incoming VMM one more connection of the
+	// migration it receives (parallel streams; Migration names it).
+	OpMigrateAttach = "migrate-attach"
 	// OpSave writes a save image to Path and ends the VMM.
 	OpSave = "save"
 )
@@ -81,6 +84,13 @@ type MigrationStatus struct {
 	Downtime         time.Duration `json:"downtime_ns"`
 	StopReason       string        `json:"stop_reason,omitempty"`
 	Error            string        `json:"error,omitempty"`
+	// Parallel streams and compression of the page stream.
+	Streams           int    `json:"streams,omitempty"`
+	Compression       string `json:"compression,omitempty"` // what was asked: none, s2, zstd, auto
+	Batches           uint64 `json:"batches,omitempty"`     // page batches sent (received, on a target)
+	CompressedBatches uint64 `json:"compressed_batches,omitempty"`
+	BatchBytes        uint64 `json:"batch_bytes,omitempty"`      // bytes of the batches before compression
+	BatchWireBytes    uint64 `json:"batch_wire_bytes,omitempty"` // and as sent
 }
 
 // Request is one command to the VMM.
@@ -99,6 +109,12 @@ type Request struct {
 	Path        string        `json:"path,omitempty"`   // OpSave
 	OnTarget    bool          `json:"on_target,omitempty"`
 	Reason      string        `json:"reason,omitempty"`
+	// OpMigrateSend: the page compression ("", none, s2, zstd, auto); the
+	// connections passed along are the streams, the first one carrying
+	// the commit.
+	Compress string `json:"compress,omitempty"`
+	// OpEstimate: the measurement window (0: report the latest one).
+	Window time.Duration `json:"window_ns,omitempty"`
 }
 
 // Response answers one Request.
@@ -107,6 +123,7 @@ type Response struct {
 	Info      *Info            `json:"info,omitempty"`
 	Console   *Console         `json:"console,omitempty"`
 	Migration *MigrationStatus `json:"migration,omitempty"`
+	Estimate  *Estimate        `json:"estimate,omitempty"`
 }
 
 // Info describes the VMM and its machine.

@@ -1,0 +1,45 @@
+package main
+
+import (
+	"fmt"
+	"io"
+)
+
+// printEstimate prints migration.check's estimate, or why there is none.
+func printEstimate(out io.Writer, e map[string]any, why string) {
+	if e == nil {
+		if why != "" {
+			fmt.Fprintln(out, why)
+		}
+		return
+	}
+	kind := "non-live"
+	if e["live"] == true {
+		kind = "live"
+	}
+	fmt.Fprintf(out, "estimate (%s, measured for %.1f s):\n", kind, num(e["measured_seconds"]))
+	hot := ""
+	if h := int64(num(e["hot_bytes"])); h > 0 && h < int64(num(e["memory_bytes"])) {
+		hot = " over a hot set of about " + humanBytes(h)
+	}
+	dirty := "dirties nothing"
+	if d := num(e["dirty_rate"]); d > 0 {
+		dirty = "dirties " + rate(d) + hot
+	}
+	fmt.Fprintf(out, "  guest: %s; %s of %s memory touched\n", dirty,
+		humanBytes(int64(num(e["touched_bytes"]))), humanBytes(int64(num(e["memory_bytes"]))))
+	capped := ""
+	if e["rate_limited"] == true {
+		capped = fmt.Sprintf(", capped at %s by the rate option", rate(num(e["bandwidth"])))
+	}
+	fmt.Fprintf(out, "  link: %s to the target%s\n", rate(num(e["link_throughput"])), capped)
+	fmt.Fprintf(out, "  predicted: %.2f s total, %.1f ms downtime (target %.0f ms), %d rounds, %s to send (%v)\n",
+		num(e["total_seconds"]), num(e["downtime_ms"]), num(e["max_downtime_ms"]), int64(num(e["rounds"])),
+		humanBytes(int64(num(e["bytes_to_send"]))), e["stop_reason"])
+	if e["auto_converge"] == true {
+		fmt.Fprintf(out, "  auto-converge: needed; the guest would be throttled up to %d%% for %.1f s\n",
+			int64(num(e["max_throttle_percent"])), num(e["throttled_seconds"]))
+	} else {
+		fmt.Fprintln(out, "  auto-converge: not needed")
+	}
+}
