@@ -190,7 +190,7 @@ func (l *Local) runOffline(ctx context.Context, m *migration, offer relocation.O
 	if c != nil {
 		c.Close()
 	}
-	if len(wl.Problems) > 0 {
+	if len(wl.Problems) > 0 && !o.Force { // forced: the target refuses what cannot be skipped
 		end(control.PhaseFailed, fmt.Errorf("the target cannot take %s:\n  %s", name, strings.Join(wl.Problems, "\n  ")))
 		return
 	}
