@@ -143,7 +143,7 @@ func (a *Agent) registerMigrationMethods(s *xmlrpc.Server) {
 		if err != nil {
 			return nil, err
 		}
-		if a.migrations.IsOffline(name) {
+		if !o.Live && a.migrations.IsOffline(name) {
 			problems, err := a.migrations.CheckOffline(ctx, name, tgt, o)
 			if err != nil {
 				return nil, domainFault(err)
@@ -190,7 +190,7 @@ func (a *Agent) registerMigrationMethods(s *xmlrpc.Server) {
 			return check(ctx, p)
 		}
 		start := a.migrations.Start
-		if a.migrations.IsOffline(name) {
+		if !o.Live && a.migrations.IsOffline(name) {
 			start = a.migrations.StartOffline
 		}
 		id, err := start(name, tgt, o)
