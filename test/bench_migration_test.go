@@ -75,7 +75,7 @@ func runScenario(b *testing.B, engine string, sc scenario, loopback, memcpy floa
 	// The dry run's prediction first, to print next to what happened.
 	var chk estimateRes
 	src.call(b, "migration.check", &chk, "bench", dst.Reloc, opts)
-	predicted := "no estimate: " + chk.NoEstimate
+	predicted := chk.NoEstimate
 	if e := chk.Estimate; e != nil {
 		predicted = fmt.Sprintf("predicted %.3f s, %.1f ms, %d rounds, throttle %d%% (dirty %.0f MB/s, link %.0f MB/s)",
 			e.TotalSeconds, e.DowntimeMs, e.Rounds, e.MaxThrottle, e.DirtyRate/1e6, e.Bandwidth/1e6)

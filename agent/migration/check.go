@@ -172,7 +172,10 @@ type Estimate struct {
 	// TouchedBytes is the memory holding data (what round 0 sends).
 	TouchedBytes int64 `xmlrpc:"touched_bytes"`
 	MemoryBytes  int64 `xmlrpc:"memory_bytes"`
-	// The prediction.
+	// The prediction. TotalSeconds is the page stream's time (status'
+	// transfer_seconds): the target VMM's start and the handshakes come on
+	// top. DowntimeMs is the stop-and-copy's transfer of the last dirty
+	// pages; the commit and the target's start come on top.
 	TotalSeconds     float64 `xmlrpc:"total_seconds"`
 	DowntimeMs       float64 `xmlrpc:"downtime_ms"`
 	MaxDowntimeMs    float64 `xmlrpc:"max_downtime_ms"` // the target the stop rule aims for

@@ -98,10 +98,11 @@ type Prediction struct {
 
 // Predict runs the live stop rule (the policy Send uses) over a model of
 // the migration: round 0 sends the touched memory, every later round what
-// the guest dirtied during the previous one, at the given bandwidth; the
-// policy decides after each round whether to stop and whether to throttle
-// the guest one step further, exactly as it does for a real Send. A
-// non-live migration is one pass with the guest paused.
+// the guest dirtied during the previous one, at the given bandwidth, less
+// the pages the guest dirtied again during the round (Send skips them);
+// the policy decides after each round whether to stop and whether to
+// throttle the guest one step further, exactly as it does for a real Send.
+// A non-live migration is one pass with the guest paused.
 func Predict(in PredictInput) (Prediction, error) {
 	o := in.Options
 	// The header fields do not matter here; withDefaults wants them valid.
@@ -129,18 +130,19 @@ func Predict(in PredictInput) (Prediction, error) {
 	}
 	pol := newPolicy(o, in.MemBytes)
 	mem := float64(in.MemBytes)
-	send := float64(in.Touched)
-	var sent float64 // page bytes of pre-copy rounds
+	set := float64(in.Touched)
+	hot := min(in.Dirty.Hot, set) // round 0: the hot set is part of the touched memory
+	var sent float64              // page bytes of pre-copy rounds
 	throttle := 0
 	for round := 0; ; round++ {
-		d := secs(send)
+		d, bytes := in.Dirty.round(set, hot, bw, throttle)
 		dirty := min(in.Dirty.Dirtied(d, throttle), mem)
-		sent += send
+		sent += bytes
 		p.Total += d
 		if throttle > 0 {
 			p.ThrottledFor += d
 		}
-		v := pol.next(roundReport{Round: round, Duration: d, Bytes: uint64(send), Dirty: uint64(dirty),
+		v := pol.next(roundReport{Round: round, Duration: d, Bytes: uint64(bytes), Dirty: uint64(dirty),
 			SentTotal: uint64(sent), Window: d})
 		if v.Throttle > throttle {
 			throttle = v.Throttle
@@ -154,6 +156,47 @@ func Predict(in PredictInput) (Prediction, error) {
 			p.PageBytes = uint64(sent + dirty)
 			return p, nil
 		}
-		send = dirty
+		// Every page dirtied lies in the hot set.
+		set, hot = dirty, dirty
 	}
+}
+
+// round models one pre-copy round over set bytes of dirty pages, hot of
+// them in the hot set, at bw bytes per second: it returns the round's
+// duration and the bytes it sends. As the round goes the guest dirties hot
+// pages again, and the sender skips a page that the dirty log (fetched
+// every fetchEvery) already shows dirty again: it goes in the next round
+// anyway (xend's rule, as Send does it). Pages are assumed to lie in the
+// set in no particular order.
+func (m DirtyModel) round(set, hot, bw float64, throttle int) (time.Duration, float64) {
+	if set <= 0 {
+		return 0, 0
+	}
+	step := fetchEvery.Seconds()
+	var t, sent float64
+	for k := 0; set > 0; k++ {
+		// The share of the hot set dirtied again since the round began,
+		// as the last fetch saw it.
+		p := 0.0
+		if m.Hot > 0 && k > 0 {
+			p = m.Dirtied(time.Duration(float64(k)*step*float64(time.Second)), throttle) / m.Hot
+		}
+		skip := 0.0 // the share of the pages ahead that the sender skips
+		if hot > 0 {
+			skip = min(hot/set*p, 1)
+		}
+		if skip >= 1-1e-9 || k >= 1_000_000 {
+			// Everything left is skipped (or the model has run long
+			// enough: finish at the current pace).
+			send := set * (1 - skip)
+			return time.Duration((t + send/bw) * float64(time.Second)), sent + send
+		}
+		use := min(set, step*bw/(1-skip)) // set bytes this step goes through
+		send := use * (1 - skip)
+		t += send / bw
+		sent += send
+		hot -= use * min(hot/set, 1)
+		set -= use
+	}
+	return time.Duration(t * float64(time.Second)), sent
 }

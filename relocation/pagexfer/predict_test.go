@@ -79,3 +79,36 @@ func TestPredict(t *testing.T) {
 		t.Fatal("touched above memory: no error")
 	}
 }
+
+// TestPredictMatchesSend: the prediction for a sim guest of known dirty
+// rate and hot set, over a rate-capped link (so that the link, not this
+// machine's CPU, sets the pace), is close to what Send then does.
+func TestPredictMatchesSend(t *testing.T) {
+	g := boot(t, simEngine, 64<<20, "dirty=16M/s,hot=16M,touch=8M,verify=100ms,hb=100ms")
+	verifies(t, g)
+	pages, err := g.ram.DataPages()
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := Options{Live: true, RateLimit: 24e6, MaxDowntime: 50 * time.Millisecond}
+	p, err := Predict(PredictInput{Options: opts, MemBytes: g.ram.Size(), Touched: pages * PageSize,
+		Bandwidth: 1e12, Dirty: DirtyModel{Rate: 16 << 20, Hot: 16 << 20}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, _, tg, err := migrate(t, g, migration{opts: opts})
+	if err != nil || tg.err != nil {
+		t.Fatal(err, tg.err)
+	}
+	t.Logf("predicted %v, %d rounds, %d MiB, throttle %d%%; Send took %v, %d rounds, %d MiB, throttle %d%% (%v)",
+		p.Total, p.Rounds, p.PageBytes>>20, p.MaxThrottle, res.Total, res.Rounds(), res.BytesSent>>20, res.Throttle.Max, res.Reason)
+	if r := p.Total.Seconds() / res.Total.Seconds(); r < 0.5 || r > 2 {
+		t.Errorf("predicted %v, Send took %v", p.Total, res.Total)
+	}
+	if r := float64(p.PageBytes) / float64(res.BytesSent); r < 0.5 || r > 2 {
+		t.Errorf("predicted %d bytes, Send sent %d", p.PageBytes, res.BytesSent)
+	}
+	if d := p.Rounds - res.Rounds(); d < -3 || d > 3 {
+		t.Errorf("predicted %d rounds, Send made %d", p.Rounds, res.Rounds())
+	}
+}

@@ -115,6 +115,10 @@ type Request struct {
 	Compress string `json:"compress,omitempty"`
 	// OpEstimate: the measurement window (0: report the latest one).
 	Window time.Duration `json:"window_ns,omitempty"`
+	// Seq numbers the requests of a connection; the answer echoes it, so
+	// that a client whose earlier call gave up waiting can tell that call's
+	// late answer from the one it waits for.
+	Seq uint64 `json:"seq,omitempty"`
 }
 
 // Response answers one Request.
@@ -124,6 +128,7 @@ type Response struct {
 	Console   *Console         `json:"console,omitempty"`
 	Migration *MigrationStatus `json:"migration,omitempty"`
 	Estimate  *Estimate        `json:"estimate,omitempty"`
+	Seq       uint64           `json:"seq,omitempty"` // the request's
 }
 
 // Info describes the VMM and its machine.
@@ -208,6 +213,10 @@ type Client struct {
 	conn net.Conn
 	r    *bufio.Reader
 	path string
+	seq  uint64
+	// lost: a call gave up waiting, so its answer (or the rest of it)
+	// may still come.
+	lost bool
 }
 
 // Dial connects to the VMM control socket at path.
@@ -238,6 +247,8 @@ func (c *Client) Call(ctx context.Context, req Request) (*Response, error) {
 func (c *Client) CallFiles(ctx context.Context, req Request, files ...*os.File) (*Response, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.seq++
+	req.Seq = c.seq
 	if dl, ok := ctx.Deadline(); ok {
 		c.conn.SetDeadline(dl)
 	} else {
@@ -263,13 +274,25 @@ func (c *Client) CallFiles(ctx context.Context, req Request, files ...*os.File) 
 	if err != nil {
 		return nil, fmt.Errorf("VMM %s: %s: %w", c.path, req.Op, err)
 	}
-	line, err := readLine(c.r)
-	if err != nil {
-		return nil, fmt.Errorf("VMM %s: %s: %w", c.path, req.Op, err)
-	}
 	var resp Response
-	if err := json.Unmarshal(line, &resp); err != nil {
-		return nil, fmt.Errorf("VMM %s: %s: bad answer: %w", c.path, req.Op, err)
+	for {
+		line, err := readLine(c.r)
+		if err != nil {
+			c.lost = true
+			return nil, fmt.Errorf("VMM %s: %s: %w", c.path, req.Op, err)
+		}
+		resp = Response{}
+		if err := json.Unmarshal(line, &resp); err != nil {
+			if c.lost {
+				continue // the rest of a late answer
+			}
+			return nil, fmt.Errorf("VMM %s: %s: bad answer: %w", c.path, req.Op, err)
+		}
+		if resp.Seq != 0 && resp.Seq < req.Seq {
+			continue // the late answer to a call that gave up
+		}
+		c.lost = false
+		break
 	}
 	if resp.Error != "" {
 		return &resp, &ErrVMM{Msg: resp.Error}
@@ -353,6 +376,7 @@ func serveConn(c net.Conn, h Handler) {
 				resp = Response{Error: "bad request: " + err.Error()}
 			} else {
 				resp = h(req, files)
+				resp.Seq = req.Seq
 				files = nil
 			}
 			data, err := json.Marshal(resp)
