@@ -10,6 +10,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/ovs-agent/ovs-agent/agent/domains"
 	"github.com/ovs-agent/ovs-agent/agent/migration"
 	"github.com/ovs-agent/ovs-agent/agent/xmlrpc"
 	"github.com/ovs-agent/ovs-agent/relocation"
@@ -97,6 +98,10 @@ func (a *Agent) attachChannel(c net.Conn, r *bufio.Reader, h *relocation.Hello, 
 	// welcomed, which can be before that one reached the VMM: wait a
 	// little for the VMM to be receiving this migration.
 	name := h.Offer.Name
+	if in, err := a.domains.Info(name); err != nil || in.State != string(domains.Starting) {
+		refuse(fmt.Sprintf("%s is not receiving migration %s here", name, h.Migration))
+		return
+	}
 	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
 		resp, err := a.domains.Call(name, control.Request{Op: control.OpMigrateStatus}, 5*time.Second)
 		if err == nil && resp.Migration != nil && resp.Migration.ID == h.Migration && resp.Migration.Phase == control.PhaseReceiving {

@@ -190,3 +190,32 @@ func TestGarbageRelocationStream(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestMigrationChannelRefused: an extra channel of a parallel migration
+// passes hosts-allow and authentication like the first, and is attached
+// only to a domain that is receiving that very migration.
+func TestMigrationChannelRefused(t *testing.T) {
+	dst := startAgent(t, agentConf{Listen: "127.0.0.3", RelocPort: freePort(t, "127.0.0.3"), Extra: map[string][]string{"agent": {"hypervisor = sim", "memory_reserve = 0"}}})
+	dst.call(t, "domain.create", nil, vmcfgText("busy", 64, ""))
+	dst.call(t, "domain.start", nil, "busy")
+	for _, tc := range []struct {
+		name, password, want string
+	}{
+		{"nobody", testPassword, "not receiving migration"},
+		{"busy", testPassword, "not receiving migration"}, // a running domain, not an incoming one
+		{"busy", "wrong", "authentication failed"},
+	} {
+		hello := &relocation.Hello{Op: relocation.OpReceive, Protocol: 1, User: "admin", Password: tc.password, Migration: "00112233-4455-4677-8899-aabbccddeeff",
+			Channel: 1, Channels: 2, Offer: relocation.Offer{Name: tc.name, MemoryMiB: 64, VCPUs: 1, Engine: "sim"}}
+		c, wl, err := relocation.Dial(context.Background(), relocation.DialOptions{Addr: dst.Reloc}, hello)
+		if c != nil {
+			c.Close()
+		}
+		if err != nil || wl.OK || !strings.Contains(wl.Error, tc.want) {
+			t.Fatalf("channel 1 for %s: %v, %+v; want a refusal saying %q", tc.name, err, wl, tc.want)
+		}
+	}
+	if in := dst.info(t, "busy"); in.State != "running" {
+		t.Fatalf("busy after the refused channels: %+v", in)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"sync"
 	"testing"
 )
 
@@ -43,6 +44,22 @@ func seedStreams(f *testing.F) [][]byte {
 	seeds = append(seeds, buf2.Bytes())
 	v := validStream()
 	seeds = append(seeds, v[:len(v)/2], v[:preambleSize+3], flip(v, 200))
+	// Compressed batches, by hand and from Send, and a one-stream image
+	// with the parallel-streams feature.
+	seeds = append(seeds, newStream(compressedHeader()).start(0, 0).cbatch(codecS2, nil, run{0, 3, kindRaw}, run{7, 2, kindZero}).end(0).
+		start(1, roundFinal).cbatch(codecZstd, nil, run{1, 1, kindRaw}).end(1).state("c").fin())
+	for _, comp := range []Compression{CompressS2, CompressZstd} {
+		m3 := newMemSource(600)
+		compressiblePages(m3, 300)
+		o := testOptions(false)
+		o.Compression = comp
+		var b bytes.Buffer
+		if _, err := Send(context.Background(), m3, &b, o, nil); err != nil {
+			f.Fatal(err)
+		}
+		seeds = append(seeds, b.Bytes())
+	}
+	seeds = append(seeds, withHeader(func(h *Header) { h.Features, h.StreamCount = FeatureParallel, 1 }))
 	return seeds
 }
 
@@ -171,6 +188,105 @@ func FuzzReadMessage(f *testing.F) {
 		}
 		if _, err := io.ReadAll(r); err != nil {
 			t.Fatal(err)
+		}
+	})
+}
+
+// FuzzCompressedBatch feeds the body of a compressed batch record to the
+// decompressor and the batch parser: whatever it holds, they must not
+// panic, allocate beyond the record's bound, or hand out a run outside
+// memory.
+func FuzzCompressedBatch(f *testing.F) {
+	for _, codec := range []byte{codecS2, codecZstd} {
+		s := newStream(compressedHeader()).start(0, 0).cbatch(codec, nil, run{0, 3, kindRaw}, run{7, 2, kindZero}, run{40, 1, kindRaw})
+		f.Add(s.b[s.marks[1]+frameSize:])
+	}
+	f.Add([]byte{codecS2, 4, 0, 0, 0, 4, 12, 1, 0, 1, 0})
+	f.Add([]byte{codecZstd, 0xff, 0xff, 0xff, 0x7f, 0x28, 0xb5, 0x2f, 0xfd})
+	f.Fuzz(func(t *testing.T, body []byte) {
+		if len(body) < minBody(recCBatch) || len(body) > maxBody(recCBatch) {
+			return
+		}
+		var d decompressor
+		defer d.close()
+		raw, err := d.expand(body)
+		if err != nil {
+			if !errors.Is(err, ErrFormat) {
+				t.Fatalf("error %v is not ErrFormat", err)
+			}
+			return
+		}
+		if n := int(uint32(body[1]) | uint32(body[2])<<8 | uint32(body[3])<<16 | uint32(body[4])<<24); len(raw) != n || n > maxBatchBody {
+			t.Fatalf("expanded to %d bytes; the record says %d", len(raw), n)
+		}
+		parseBatch(raw, PageSize, 64, nil, func(r run, d []byte) error {
+			if r.first+r.count > 64 {
+				t.Fatalf("run %+v outside 64 pages", r)
+			}
+			return nil
+		})
+	})
+}
+
+// lockedSparse is a sparseSink for several streams at once.
+type lockedSparse struct {
+	mu sync.Mutex
+	*sparseSink
+}
+
+func (s *lockedSparse) WriteAt(p []byte, off int64) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.sparseSink.WriteAt(p, off)
+}
+
+func (s *lockedSparse) ZeroRange(off, n uint64) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.sparseSink.ZeroRange(off, n)
+}
+
+// FuzzParallelStream fuzzes stream 1 of a two-stream image whose stream 0
+// is valid: the receiver must never write a page of stream 0's stripes
+// from stream 1, nor make a bad sink call, and accepts only a stream 1
+// that matches stream 0.
+func FuzzParallelStream(f *testing.F) {
+	img := parallelImage(nil)
+	f.Add(img[1])
+	f.Add(parallelImage(func(s *streamBuilder) *streamBuilder {
+		return s.start(0, 0).batch(run{StripePages + 5, 2, kindRaw}, run{StripePages + 9, 1, kindZero}).end(0).
+			start(1, roundFinal).batch(run{StripePages + 5, 1, kindZero}).end(1)
+	})[1])
+	f.Add(parallelImage(func(s *streamBuilder) *streamBuilder {
+		return s.start(0, 0).batch(run{3, 1, kindRaw}).end(0).start(1, roundFinal).end(1)
+	})[1])
+	f.Add(img[1][:len(img[1])/2])
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var sink *lockedSparse
+		given := false
+		_, _, st, err := receive(context.Background(), bytes.NewReader(img[0]), func(ctx context.Context) (io.Reader, error) {
+			if given {
+				return nil, errors.New("only two streams")
+			}
+			given = true
+			return bytes.NewReader(b), nil
+		}, func(h Header) (Sink, error) {
+			sink = &lockedSparse{sparseSink: &sparseSink{size: h.MemSize, ps: uint64(h.PageSize), pages: map[uint64][]byte{}}}
+			return sink, nil
+		}, false)
+		if sink == nil {
+			t.Fatal("stream 0 is valid: the sink must have been opened")
+		}
+		if sink.bad != nil {
+			t.Fatalf("bad sink call: %v", sink.bad)
+		}
+		for p := range sink.pages {
+			if k := p / StripePages; k%2 != 1 && p >= 4 {
+				t.Fatalf("page %d of stream 0's stripe %d holds data stream 0 never sent", p, k)
+			}
+		}
+		if err == nil && st.Streams != 2 {
+			t.Fatalf("accepted with %d streams", st.Streams)
 		}
 	})
 }
