@@ -256,3 +256,27 @@ func passwordFile(t *testing.T) string {
 	os.WriteFile(pw, []byte(testPassword+"\n"), 0o600)
 	return pw
 }
+
+// TestOfflineMigrationSharedOnly moves a stopped domain whose only disk is
+// on a repository both hosts share: nothing is copied, the disk stays.
+func TestOfflineMigrationSharedOnly(t *testing.T) {
+	src, dst := pair(t, "sim", "sim")
+	shared, sharedSrc, mpS := makeRepo(t, src)
+	shareRepo(t, dst, shared, sharedSrc)
+	disk := filepath.Join(mpS, "sharedDisk", "only.img")
+	writeDisk(t, disk, 64<<20, 4<<20, 7)
+	var res map[string]any
+	src.call(t, "domain.create", &res, offlineCfg("sh1", fmt.Sprintf("'file:%s,xvda,w'", disk), ""))
+	var id string
+	src.call(t, "domain.migrate", &id, "sh1", dst.Reloc, migrateOpts(nil))
+	st := src.waitOffline(t, id, func(s offStatus) bool { return s.Phase == "completed" || s.Phase == "failed" })
+	if st.Phase != "completed" || st.Copied != 0 || st.Shared != 1 {
+		t.Fatalf("shared-only offline migration: %+v", st)
+	}
+	if dst.info(t, "sh1").State != "stopped" {
+		t.Errorf("sh1 not registered on the target")
+	}
+	if _, err := os.Stat(disk); err != nil {
+		t.Errorf("the shared disk was moved: %v", err)
+	}
+}

@@ -240,9 +240,14 @@ func (l *Local) runOffline(ctx context.Context, m *migration, offer relocation.O
 			st.Throughput = p.Rate()
 		})
 	}
-	res, err := filexfer.Send(ctx, conn, src, filexfer.SendOptions{
-		Migration: id, Domain: offer.UUID, RateLimit: o.RateLimit, Progress: progress,
-	})
+	// Without files to copy (every disk on a shared repository, or none)
+	// the target runs no copy and waits for the commit at once.
+	res, err := &filexfer.SendResult{}, error(nil)
+	if len(src) > 0 {
+		res, err = filexfer.Send(ctx, conn, src, filexfer.SendOptions{
+			Migration: id, Domain: offer.UUID, RateLimit: o.RateLimit, Progress: progress,
+		})
+	}
 	if err != nil {
 		if errors.Is(err, context.Canceled) {
 			end(control.PhaseCancelled, errors.New("cancelled: the target dropped its partial copy"))
