@@ -36,6 +36,7 @@ type offlinePlan struct {
 	folder  string            // running_pool/NAME there, absolute
 	staging string            // the partial copy
 	mounted []string          // every mounted repository
+	mounts  map[string]string // canonical UUID -> mount point
 }
 
 // mountedRepos lists the repositories mounted here.
@@ -90,9 +91,11 @@ func (a *Agent) checkOffline(h *relocation.Hello) (plan offlinePlan, hard, soft 
 
 	repos := a.mountedRepos()
 	byUUID := map[string]repository.Status{}
+	plan.mounts = map[string]string{}
 	for _, r := range repos {
 		byUUID[repository.CanonicalUUID(r.UUID)] = r
 		plan.mounted = append(plan.mounted, r.UUID)
+		plan.mounts[repository.CanonicalUUID(r.UUID)] = r.MountPoint
 	}
 	var need int64
 	copies := 0
@@ -269,17 +272,13 @@ func (a *Agent) commitOffline(h *relocation.Hello, plan offlinePlan, log *zap.Lo
 	if err != nil {
 		return migration.OfflineCommitted{Error: err.Error()}
 	}
-	mounts := map[string]string{}
-	for _, r := range a.mountedRepos() {
-		mounts[repository.CanonicalUUID(r.UUID)] = r.MountPoint
-	}
 	byPath := map[string]string{}
 	for _, f := range h.Offline.Files {
 		byPath[f.Path] = filepath.Join(plan.folder, f.Name)
 	}
 	for _, d := range o.Disks {
 		if _, copied := byPath[d.Path]; !copied && d.Repository != "" {
-			if mp, ok := mounts[repository.CanonicalUUID(d.Repository)]; ok {
+			if mp, ok := plan.mounts[repository.CanonicalUUID(d.Repository)]; ok {
 				byPath[d.Path] = filepath.Join(mp, d.Rel)
 			}
 		}

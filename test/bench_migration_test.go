@@ -2,46 +2,12 @@ package test
 
 import (
 	"fmt"
-	"io"
-	"net"
 	"strings"
 	"testing"
 	"time"
-)
 
-// loopbackThroughput measures one TCP stream on 127.0.0.1 with 1 MiB
-// writes for about a second, in bytes per second: the link's limit.
-func loopbackThroughput(b *testing.B) float64 {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer l.Close()
-	go func() {
-		c, err := l.Accept()
-		if err != nil {
-			return
-		}
-		io.Copy(io.Discard, c)
-		c.Close()
-	}()
-	c, err := net.Dial("tcp", l.Addr().String())
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer c.Close()
-	buf := make([]byte, 1<<20)
-	var n int64
-	start := time.Now()
-	for time.Since(start) < time.Second {
-		k, err := c.Write(buf)
-		if err != nil {
-			b.Fatal(err)
-		}
-		n += int64(k)
-	}
-	return float64(n) / time.Since(start).Seconds()
-}
+	"github.com/ovs-agent/ovs-agent/internal/limits"
+)
 
 // vmHWM is a process's peak resident memory, in bytes.
 func vmHWM(pid int) int64 {
@@ -163,7 +129,11 @@ func BenchmarkMigrationScenarios(b *testing.B) {
 	if testing.Short() {
 		b.Skip("long: run with make bench")
 	}
-	loopback, memcpy := loopbackThroughput(b), memcpyBandwidth()
+	loopback, err := limits.LoopbackTCP(2 << 30)
+	if err != nil {
+		b.Fatal(err)
+	}
+	memcpy := memcpyBandwidth()
 	touched := func(i domInfo) bool { return i.Written >= (1<<30)/4096 }
 	scenarios := []scenario{
 		{name: "a", memMiB: 2048, workload: "touch=1G,hot=4K,dirty=0,verify=5s", ready: touched},

@@ -7,31 +7,16 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ovs-agent/ovs-agent/agent/migration"
 )
 
 // estimateRes is migration.check with its estimate.
 type estimateRes struct {
-	OK         bool     `xmlrpc:"ok"`
-	Problems   []string `xmlrpc:"problems"`
-	NoEstimate string   `xmlrpc:"no_estimate"`
-	Estimate   *struct {
-		Live           bool    `xmlrpc:"live"`
-		DirtyRate      float64 `xmlrpc:"dirty_rate"`
-		HotBytes       int64   `xmlrpc:"hot_bytes"`
-		LinkThroughput float64 `xmlrpc:"link_throughput"`
-		Bandwidth      float64 `xmlrpc:"bandwidth"`
-		RateLimited    bool    `xmlrpc:"rate_limited"`
-		TouchedBytes   int64   `xmlrpc:"touched_bytes"`
-		MemoryBytes    int64   `xmlrpc:"memory_bytes"`
-		TotalSeconds   float64 `xmlrpc:"total_seconds"`
-		DowntimeMs     float64 `xmlrpc:"downtime_ms"`
-		Rounds         int     `xmlrpc:"rounds"`
-		BytesToSend    int64   `xmlrpc:"bytes_to_send"`
-		StopReason     string  `xmlrpc:"stop_reason"`
-		AutoConverge   bool    `xmlrpc:"auto_converge"`
-		MaxThrottle    int     `xmlrpc:"max_throttle_percent"`
-		Measured       float64 `xmlrpc:"measured_seconds"`
-	} `xmlrpc:"estimate"`
+	OK         bool                `xmlrpc:"ok"`
+	Problems   []string            `xmlrpc:"problems"`
+	NoEstimate string              `xmlrpc:"no_estimate"`
+	Estimate   *migration.Estimate `xmlrpc:"estimate"`
 }
 
 // TestMigrationEstimate: the dry run of a running guest that writes 32 MiB/s
@@ -54,7 +39,7 @@ func TestMigrationEstimate(t *testing.T) {
 				t.Fatalf("dry run: %+v (no estimate: %q)", res, res.NoEstimate)
 			}
 			t.Logf("%s: dirty %.1f MB/s (hot %d MiB), link %.0f MB/s, touched %d MiB: %.3f s, %.1f ms downtime, %d rounds (%s), measured for %.2f s",
-				engine, e.DirtyRate/1e6, e.HotBytes>>20, e.LinkThroughput/1e6, e.TouchedBytes>>20, e.TotalSeconds, e.DowntimeMs, e.Rounds, e.StopReason, e.Measured)
+				engine, e.DirtyRate/1e6, e.HotBytes>>20, e.LinkThroughput/1e6, e.TouchedBytes>>20, e.TotalSeconds, e.DowntimeMs, e.Rounds, e.StopReason, e.MeasuredSeconds)
 			if e.DirtyRate < rate/3 || e.DirtyRate > rate*3 {
 				t.Errorf("dirty rate %.1f MB/s for a guest writing %.1f MB/s", e.DirtyRate/1e6, float64(rate)/1e6)
 			}
@@ -67,8 +52,8 @@ func TestMigrationEstimate(t *testing.T) {
 			if !(e.TotalSeconds > 0) || math.IsInf(e.TotalSeconds, 0) || e.DowntimeMs < 0 || e.DowntimeMs > 300 || e.Rounds < 2 || e.BytesToSend < e.TouchedBytes {
 				t.Errorf("prediction: %+v", e)
 			}
-			if e.Measured > 5 {
-				t.Errorf("the dry run measured for %.1f s", e.Measured)
+			if e.MeasuredSeconds > 5 {
+				t.Errorf("the dry run measured for %.1f s", e.MeasuredSeconds)
 			}
 
 			// Capped at 4 MB/s, below the 32 MiB/s the guest writes.

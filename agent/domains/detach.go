@@ -233,7 +233,7 @@ func (m *Manager) Attach(ctx context.Context, path string, force bool) (*Info, [
 	if filepath.Base(path) != manifest.FileName {
 		return nil, nil, errorf(Invalid, "%s: a detach manifest is named %s", path, manifest.FileName)
 	}
-	hereRepo, _, hereRoot, ok := m.repoPath(dir)
+	hereRepo, hereRel, hereRoot, ok := m.repoPath(dir)
 	if !ok {
 		return nil, nil, errorf(Invalid, "%s is not on a repository mounted here; mount the repository that holds it first", dir)
 	}
@@ -264,7 +264,7 @@ func (m *Manager) Attach(ctx context.Context, path string, force bool) (*Info, [
 	for _, md := range man.Disks {
 		var root, rel string
 		if r, ok := strings.CutPrefix(md.Path, man.Folder+"/"); ok {
-			root, rel = hereRoot, filepath.Join(mustRel(hereRoot, dir), r)
+			root, rel = hereRoot, filepath.Join(hereRel, r)
 		} else if rr, ok := m.repoRoot(md.Repository); ok {
 			root, rel = rr, md.Path
 		} else if strings.EqualFold(repository.CanonicalUUID(md.Repository), repository.CanonicalUUID(man.Repository)) {
@@ -333,14 +333,6 @@ func (m *Manager) Attach(ctx context.Context, path string, force bool) (*Info, [
 	}
 	m.log.Info("domain attached", zap.String("domain", man.Name), zap.String("manifest", path), zap.String("repository", hereRepo), zap.Bool("forced", force))
 	return info, problems, nil
-}
-
-func mustRel(root, dir string) string {
-	rel, err := filepath.Rel(root, dir)
-	if err != nil {
-		return "."
-	}
-	return rel
 }
 
 // checkDiskFile compares a disk file with the manifest's record. A

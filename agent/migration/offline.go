@@ -300,11 +300,7 @@ func (l *Local) runOffline(ctx context.Context, m *migration, offer relocation.O
 		end(control.PhaseFailed, fmt.Errorf("the target could not register %s: %s", name, ans.Error))
 		return
 	}
-	copied := make([]string, len(files))
-	for i, f := range files {
-		copied[i] = f.Path
-	}
-	kept, ferr := l.Domains.FinishOffline(name, copied, o.Remove)
+	kept, ferr := l.Domains.FinishOffline(name, filePaths(files), o.Remove)
 	set(func(st *Status) {
 		st.SourceKeptAs = kept
 		if ans.Warning != "" {
@@ -335,9 +331,10 @@ func (l *Local) targetState(addr string, o Options, offer relocation.Offer) (str
 }
 
 // ResolveOfflineInDoubt settles the offline migrations an agent restart
-// cut short: a domain the target has is let go of here (its data kept
-// renamed); one it has not is stopped again. Unreachable targets are
-// asked again for an hour.
+// cut short: a domain the target has is let go of here (the data it had to
+// copy kept renamed, disks on repositories it shares left alone); one it
+// has not is stopped again. Unreachable targets are asked again for an
+// hour.
 func (l *Local) ResolveOfflineInDoubt() {
 	for name, addr := range l.Domains.OfflineInDoubt() {
 		go func(name, addr string) {
@@ -346,36 +343,46 @@ func (l *Local) ResolveOfflineInDoubt() {
 				return
 			}
 			for range 360 {
-				state, err := l.targetState(addr, Options{}, offer)
-				if err == nil {
-					if state == "" {
-						l.Domains.EndOffline(name, "offline migration to "+addr+" was cut short by an agent restart; the target does not have it")
-						return
-					}
-					var copied []string
-					for _, d := range offer.Disks {
-						if d.File {
-							copied = append(copied, d.Path)
-						}
-					}
-					// Only the disks the target had to copy are renamed:
-					// those on repositories it shares stay in use there.
-					c, wl, err := l.dial(context.Background(), addr, Options{}, l.offlineHello(relocation.OpCheck, "", Options{}, offer, nil))
-					if c != nil {
-						c.Close()
-					}
-					if err == nil && wl != nil {
-						files, _ := copyPlan(offer, wl.Repositories)
-						copied = copied[:0]
-						for _, f := range files {
-							copied = append(copied, f.Path)
-						}
-					}
-					_, _ = l.Domains.FinishOffline(name, copied, false)
+				if l.settleOffline(name, addr, offer) {
 					return
 				}
 				time.Sleep(10 * time.Second)
 			}
 		}(name, addr)
 	}
+}
+
+// settleOffline asks the target about an in-doubt offline migration and
+// settles it; false means the target could not be asked.
+func (l *Local) settleOffline(name, addr string, offer relocation.Offer) bool {
+	state, err := l.targetState(addr, Options{}, offer)
+	if err != nil {
+		return false
+	}
+	if state == "" {
+		l.Domains.EndOffline(name, "offline migration to "+addr+" was cut short by an agent restart; the target does not have it")
+		return true
+	}
+	// Which disks were copied depends on what the target shares.
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	c, wl, err := l.dial(ctx, addr, Options{}, l.offlineHello(relocation.OpCheck, "", Options{}, offer, nil))
+	if c != nil {
+		c.Close()
+	}
+	if err != nil {
+		return false
+	}
+	files, _ := copyPlan(offer, wl.Repositories)
+	_, _ = l.Domains.FinishOffline(name, filePaths(files), false)
+	return true
+}
+
+// filePaths lists the source paths of an offline migration's files.
+func filePaths(files []relocation.OfflineFile) []string {
+	out := make([]string, len(files))
+	for i, f := range files {
+		out[i] = f.Path
+	}
+	return out
 }

@@ -14,6 +14,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/ovs-agent/ovs-agent/internal/limits"
 	"github.com/ovs-agent/ovs-agent/vmm/workload"
 	"github.com/ovs-agent/ovs-agent/vmm/workload/workloadtest"
 )
@@ -30,48 +31,6 @@ var (
 func memcpy() float64 {
 	memcpyOnce.Do(func() { memcpyBW = workloadtest.MemcpyBandwidth() })
 	return memcpyBW
-}
-
-// loopbackTCP measures one loopback TCP stream: n bytes in 1 MiB writes.
-func loopbackTCP(tb testing.TB, n int64) float64 {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer ln.Close()
-	done := make(chan int64, 1)
-	go func() {
-		c, err := ln.Accept()
-		if err != nil {
-			done <- 0
-			return
-		}
-		defer c.Close()
-		buf := make([]byte, 1<<20)
-		var got int64
-		for {
-			k, err := c.Read(buf)
-			got += int64(k)
-			if err != nil {
-				done <- got
-				return
-			}
-		}
-	}()
-	c, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		tb.Fatal(err)
-	}
-	buf := make([]byte, 1<<20)
-	t0 := time.Now()
-	for sent := int64(0); sent < n; sent += int64(len(buf)) {
-		if _, err := c.Write(buf); err != nil {
-			tb.Fatal(err)
-		}
-	}
-	c.Close()
-	<-done
-	return float64(n) / time.Since(t0).Seconds()
 }
 
 func reportBW(b *testing.B, bytesPerOp int64) {
@@ -315,7 +274,10 @@ func BenchmarkMigrate1GiB(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	tcp := loopbackTCP(b, 1<<30)
+	tcp, err := limits.LoopbackTCP(1 << 30)
+	if err != nil {
+		b.Fatal(err)
+	}
 	src := machineSource{Machine: m, ram: ram}
 	for _, streams := range []int{1, 2, 3} {
 		for _, comp := range []Compression{CompressNone, CompressAuto} {
