@@ -51,15 +51,11 @@ func runScenario(b *testing.B, engine string, sc scenario, loopback, memcpy floa
 	deadline = time.Now().Add(10 * time.Minute)
 	var st benchStatus
 	var srcPeak int64
-	stopCopy := -1.0 // the source's own part of the downtime (pause to the image's last byte)
 	for {
 		st = benchStatus{}
 		src.call(b, "migration.status", &st, id)
 		if h := vmHWM(srcPID); h > srcPeak {
 			srcPeak = h
-		}
-		if st.Phase == "sent" || st.Phase == "verified" || st.Phase == "committing" {
-			stopCopy = st.DowntimeMs
 		}
 		if st.Phase == "completed" || st.Phase == "failed" || st.Phase == "cancelled" {
 			break
@@ -86,21 +82,12 @@ func runScenario(b *testing.B, engine string, sc scenario, loopback, memcpy floa
 		b.Fatalf("scenario %s: corruption after the move: %+v", sc.name, in)
 	}
 	rate := float64(st.BytesSent) / st.Transfer
-	fmt.Printf("scenario %s (%s): total %.3f s (stream %.3f s), downtime %.1f ms (stop-copy %s), %d rounds, %.1f MiB sent, %d zero pages, %.0f MB/s = %.2f of loopback %.0f MB/s (memcpy %.0f MB/s), max throttle %d%% for %.2f s, peak RSS source %.0f MiB target %.0f MiB; %s\n",
-		sc.name, engine, st.Total, st.Transfer, st.DowntimeMs, stopCopyText(stopCopy), st.Round, float64(st.BytesSent)/(1<<20), st.ZeroPages,
+	fmt.Printf("scenario %s (%s): total %.3f s (stream %.3f s), downtime %.1f ms (stop-copy %.1f, verify %.1f, resume %.1f), %d rounds, %.1f MiB sent, %d zero pages, %.0f MB/s = %.2f of loopback %.0f MB/s (memcpy %.0f MB/s), max throttle %d%% for %.2f s, peak RSS source %.0f MiB target %.0f MiB; %s\n",
+		sc.name, engine, st.Total, st.Transfer, st.DowntimeMs, st.StopCopyMs, st.VerifyMs, st.ResumeMs, st.Round, float64(st.BytesSent)/(1<<20), st.ZeroPages,
 		rate/1e6, rate/loopback, loopback/1e6, memcpy/1e6, st.MaxThrottle, st.Throttled, float64(srcPeak)/(1<<20), float64(dstPeak)/(1<<20), predicted)
 	b.ReportMetric(st.Transfer, "s-stream")
 	b.ReportMetric(st.DowntimeMs, "ms-downtime")
 	b.ReportMetric(rate/loopback, "of-loopback")
-}
-
-// stopCopyText prints the stop-and-copy part of the downtime, when the
-// polling caught the migration between the image's end and the commit.
-func stopCopyText(ms float64) string {
-	if ms < 0 {
-		return "not seen"
-	}
-	return fmt.Sprintf("%.1f ms", ms)
 }
 
 // benchStatus is migration.status with the figures the scenarios print
@@ -113,6 +100,9 @@ type benchStatus struct {
 	Total       float64 `xmlrpc:"total_seconds"`
 	Transfer    float64 `xmlrpc:"transfer_seconds"`
 	DowntimeMs  float64 `xmlrpc:"downtime_ms"`
+	StopCopyMs  float64 `xmlrpc:"stop_copy_ms"`
+	VerifyMs    float64 `xmlrpc:"verify_ms"`
+	ResumeMs    float64 `xmlrpc:"resume_ms"`
 	MaxThrottle int     `xmlrpc:"max_throttle_percent"`
 	Throttled   float64 `xmlrpc:"throttled_seconds"`
 }

@@ -202,6 +202,7 @@ func TestMigrationTargetAgentRestarted(t *testing.T) {
 	dst.start()
 	dst.waitReady()
 	st := waitMigration(t, src, id)
+	t.Logf("migration: %+v", st)
 	exactlyOneHost(t, src, dst, "r1", st.Phase)
 }
 

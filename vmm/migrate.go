@@ -24,6 +24,7 @@ var (
 	resumedTimeout  = 30 * time.Second
 	commitTimeout   = 2 * time.Minute  // target: waiting for Commit after Verified
 	attachTimeout   = 30 * time.Second // target: waiting for the other streams of a parallel image
+	finalTimeout    = 2 * time.Second  // source: waiting for the agent to read the completed status
 )
 
 // source adapts a machine and its RAM to pagexfer.Source.
@@ -50,6 +51,10 @@ type outgoing struct {
 	cancel context.CancelFunc
 	decide chan string // "commit" or "abort: reason"
 	where  chan bool   // after in-doubt: true = the target runs it
+	// told is closed once the agent has read the completed status (with
+	// the final downtime): the VMM ends only then, or after finalTimeout.
+	told     chan struct{}
+	tellOnce sync.Once
 }
 
 func (o *outgoing) status() control.MigrationStatus {
@@ -156,6 +161,9 @@ func (v *VMM) handleMigration(req control.Request, files []*os.File) control.Res
 	}
 	switch req.Op {
 	case control.OpMigrateStatus:
+		if st := out.status(); st.Phase == control.PhaseCompleted {
+			return control.Response{Migration: &st, After: func() { out.tellOnce.Do(func() { close(out.told) }) }}
+		}
 	case control.OpMigrateCancel, control.OpMigrateAbort:
 		reason := req.Reason
 		if reason == "" {
@@ -190,7 +198,7 @@ func (v *VMM) handleMigration(req control.Request, files []*os.File) control.Res
 
 func (v *VMM) newOutgoing(id string, live bool) (*outgoing, context.Context) {
 	ctx, cancel := context.WithCancel(context.Background())
-	o := &outgoing{cancel: cancel, decide: make(chan string, 1), where: make(chan bool, 1)}
+	o := &outgoing{cancel: cancel, decide: make(chan string, 1), where: make(chan bool, 1), told: make(chan struct{})}
 	o.st = control.MigrationStatus{ID: id, Phase: control.PhaseSetup, Live: live}
 	v.mu.Lock()
 	v.out = o
@@ -247,26 +255,28 @@ func (v *VMM) startSend(req control.Request, files []*os.File) control.Response 
 			}
 			return control.Response{Error: fmt.Sprintf("migration connection %d: %v", i, err)}
 		}
+		tuneSend(c)
 		conns = append(conns, c)
 	}
 	closeFiles()
 	o, ctx := v.newOutgoing(req.Migration, opts.Live)
 	o.st.Target = req.Target
 	o.st.Streams, o.st.Compression = len(conns), opts.Compression.String()
-	go v.send(ctx, o, conns, opts, req.Target)
+	go v.send(ctx, o, conns, opts, req.Target, req.AutoCommit)
 	st := o.status()
 	return control.Response{Migration: &st}
 }
 
-func (v *VMM) send(ctx context.Context, o *outgoing, conns []net.Conn, opts pagexfer.Options, target string) {
+func (v *VMM) send(ctx context.Context, o *outgoing, conns []net.Conn, opts pagexfer.Options, target string, auto bool) {
 	conn := conns[0] // the commit follows the image on the first stream
 	defer conn.Close()
 	m := v.mach()
 	src := source{Machine: m, ram: v.ram}
 	wasPaused := opts.AlreadyPaused
+	var res pagexfer.Result
 	failed := func(phase string, err error) {
 		if !wasPaused {
-			_ = m.Resume()
+			_ = pagexfer.ResumeSource(src, res)
 		}
 		o.update(func(st *control.MigrationStatus) {
 			st.Phase, st.Error = phase, err.Error()
@@ -277,7 +287,8 @@ func (v *VMM) send(ctx context.Context, o *outgoing, conns []net.Conn, opts page
 	for i, c := range conns {
 		ws[i] = c
 	}
-	res, err := pagexfer.SendStreams(ctx, src, ws, opts, func(p pagexfer.Progress) {
+	var err error
+	res, err = pagexfer.SendStreams(ctx, src, ws, opts, func(p pagexfer.Progress) {
 		o.update(func(st *control.MigrationStatus) { progressTo(st, p) })
 	})
 	// The other streams end with the image: closing them after the last
@@ -296,8 +307,9 @@ func (v *VMM) send(ctx context.Context, o *outgoing, conns []net.Conn, opts page
 		o.update(func(st *control.MigrationStatus) { st.Phase, st.Error = phase, err.Error() })
 		return
 	}
-	pausedAt := time.Now().Add(-res.Downtime)
-	o.update(func(st *control.MigrationStatus) { st.Phase = control.PhaseSent })
+	sentAt := time.Now()
+	pausedAt := sentAt.Add(-res.Downtime)
+	o.update(func(st *control.MigrationStatus) { st.Phase, st.StopCopy = control.PhaseSent, res.Downtime })
 
 	conn.SetReadDeadline(time.Now().Add(verdictTimeout))
 	stop := context.AfterFunc(ctx, func() { conn.SetReadDeadline(time.Unix(1, 0)) })
@@ -312,13 +324,23 @@ func (v *VMM) send(ctx context.Context, o *outgoing, conns []net.Conn, opts page
 		failed(phase, err)
 		return
 	}
-	o.update(func(st *control.MigrationStatus) { st.Phase = control.PhaseVerified })
+	o.update(func(st *control.MigrationStatus) { st.Phase, st.Verify = control.PhaseVerified, time.Since(sentAt) })
 
 	var decision string
-	select {
-	case decision = <-o.decide:
-	case <-time.After(decisionTimeout):
-		decision = fmt.Sprintf("abort: no decision from the agent within %s", decisionTimeout)
+	if auto {
+		// The agent decided up front: commit unless it cancelled
+		// meanwhile. Every millisecond here is downtime.
+		select {
+		case decision = <-o.decide:
+		default:
+			decision = "commit"
+		}
+	} else {
+		select {
+		case decision = <-o.decide:
+		case <-time.After(decisionTimeout):
+			decision = fmt.Sprintf("abort: no decision from the agent within %s", decisionTimeout)
+		}
 	}
 	if decision != "commit" {
 		reason := decision[len("abort: "):]
@@ -332,11 +354,14 @@ func (v *VMM) send(ctx context.Context, o *outgoing, conns []net.Conn, opts page
 	}
 	o.update(func(st *control.MigrationStatus) { st.Phase = control.PhaseCommitting })
 	conn.SetDeadline(time.Now().Add(resumedTimeout))
+	committedAt := time.Now()
+
 	if err := pagexfer.WriteCommit(conn, res.ID); err == nil {
 		err = pagexfer.AwaitResumed(conn, res.ID)
 		var re *pagexfer.RemoteError
 		switch {
 		case err == nil:
+			o.update(func(st *control.MigrationStatus) { st.Resume = time.Since(committedAt) })
 			v.migrated(o, pausedAt, target)
 			return
 		case errors.As(err, &re):
@@ -363,6 +388,12 @@ func (v *VMM) migrated(o *outgoing, pausedAt time.Time, target string) {
 		st.Phase, st.Error = control.PhaseCompleted, ""
 		st.Downtime = time.Since(pausedAt)
 	})
+	// Stay until the agent has the final figures: once this VMM is gone
+	// it cannot ask. The guest runs on the target already.
+	select {
+	case <-o.told:
+	case <-time.After(finalTimeout):
+	}
 	v.setState("stopping")
 	v.end(control.Exit{Reason: "migrated", Detail: target})
 }
@@ -426,6 +457,7 @@ func (in *incoming) attach(id string, f *os.File) control.Response {
 	if err != nil {
 		return control.Response{Error: "migration connection: " + err.Error()}
 	}
+	tuneReceive(c)
 	select {
 	case in.extra <- c:
 	default:
@@ -482,6 +514,7 @@ func (v *VMM) startReceive(req control.Request, f *os.File) control.Response {
 	if err != nil {
 		return control.Response{Error: "migration connection: " + err.Error()}
 	}
+	tuneReceive(conn)
 	in := &incoming{st: control.MigrationStatus{ID: req.Migration, Phase: control.PhaseReceiving, Live: req.Live},
 		extra: make(chan net.Conn, pagexfer.MaxStreams)}
 	v.mu.Lock()
@@ -536,18 +569,33 @@ func (v *VMM) receive(in *incoming, conn net.Conn) {
 	in.mu.Lock()
 	in.st.DataPages, in.st.ZeroPages, in.st.Round, in.st.BytesSent = st.DataPages, st.ZeroPages, int(st.Rounds), st.Bytes
 	in.mu.Unlock()
-	if err := pagexfer.WriteVerified(conn, h.ID, st); err != nil {
+	// Build the machine before saying verified, so that after the commit
+	// only its start stands between the source's pause and our resume; a
+	// machine that cannot be built fails the image while the source can
+	// still resume.
+	m, err := v.build(ram, state)
+	if err != nil {
+		ram = nil // build closed it
+		_ = pagexfer.WriteFailed(conn, h.ID, err.Error())
 		abort(err)
+		return
+	}
+	stopBuilt := func(err error) {
+		_ = m.Stop()
+		abort(err)
+	}
+	if err := pagexfer.WriteVerified(conn, h.ID, st); err != nil {
+		stopBuilt(err)
 		return
 	}
 	in.set(control.PhaseVerified, "")
 	conn.SetReadDeadline(time.Now().Add(commitTimeout))
 	if err := pagexfer.AwaitCommit(conn, h.ID); err != nil {
-		abort(err)
+		stopBuilt(err)
 		return
 	}
 	conn.SetReadDeadline(time.Time{})
-	if err := v.run(ram, state); err != nil {
+	if err := v.start(ram, m); err != nil {
 		_ = pagexfer.WriteResumeFailed(conn, h.ID, err.Error())
 		in.set(control.PhaseFailed, err.Error())
 		v.end(control.Exit{Reason: "failed to start", Detail: "after migration: " + err.Error(), Code: 1})

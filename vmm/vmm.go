@@ -151,6 +151,16 @@ func Start(o Options) (*VMM, error) {
 
 // run builds the machine over ram (from state when not nil) and starts it.
 func (v *VMM) run(ram *workload.RAM, state []byte) error {
+	m, err := v.build(ram, state)
+	if err != nil {
+		return err
+	}
+	return v.start(ram, m)
+}
+
+// build makes the machine over ram (from state when not nil) without
+// starting it; on failure ram is closed.
+func (v *VMM) build(ram *workload.RAM, state []byte) (workload.Machine, error) {
 	var m workload.Machine
 	var err error
 	switch v.opts.Engine {
@@ -161,10 +171,18 @@ func (v *VMM) run(ram *workload.RAM, state []byte) error {
 	default:
 		err = fmt.Errorf("unknown engine %q (want %s or %s)", v.opts.Engine, EngineKVM, EngineSim)
 	}
-	if err == nil {
-		err = m.Start()
-	}
 	if err != nil {
+		ram.Close()
+		return nil, fmt.Errorf("start %s engine: %w", v.opts.Engine, err)
+	}
+	return m, nil
+}
+
+// start starts a machine build made and makes it this VMM's; on failure
+// the machine is stopped and ram closed.
+func (v *VMM) start(ram *workload.RAM, m workload.Machine) error {
+	if err := m.Start(); err != nil {
+		_ = m.Stop()
 		ram.Close()
 		return fmt.Errorf("start %s engine: %w", v.opts.Engine, err)
 	}

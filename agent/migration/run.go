@@ -46,9 +46,15 @@ type Status struct {
 	TotalSeconds       float64   `xmlrpc:"total_seconds"`    // from the API call to the end
 	TransferSeconds    float64   `xmlrpc:"transfer_seconds"` // the page stream alone, as the VMM timed it
 	DowntimeMs         float64   `xmlrpc:"downtime_ms"`
-	StopReason         string    `xmlrpc:"stop_reason,omitempty"`
-	TLSVerified        bool      `xmlrpc:"tls_verified"`
-	Error              string    `xmlrpc:"error,omitempty"`
+	// The downtime of a live migration in parts: the last pages sent,
+	// the target checking the image and building the machine, the commit
+	// and the target's start.
+	StopCopyMs  float64 `xmlrpc:"stop_copy_ms"`
+	VerifyMs    float64 `xmlrpc:"verify_ms"`
+	ResumeMs    float64 `xmlrpc:"resume_ms"`
+	StopReason  string  `xmlrpc:"stop_reason,omitempty"`
+	TLSVerified bool    `xmlrpc:"tls_verified"`
+	Error       string  `xmlrpc:"error,omitempty"`
 
 	// Offline migrations (a stopped domain and its disks).
 	Offline       bool    `xmlrpc:"offline"`
@@ -294,13 +300,14 @@ func (l *Local) run(ctx context.Context, m *migration, offer relocation.Offer, a
 	_, err = l.Domains.Call(name, control.Request{
 		Op: control.OpMigrateSend, Migration: id, Target: addr, Live: o.Live,
 		RateLimit: o.RateLimit, MaxDowntime: maxDown, Config: offer.Config, Compress: o.Compress,
+		AutoCommit: true,
 	}, 10*time.Second, files...)
 	closeFiles()
 	if err != nil {
 		fail(control.PhaseFailed, fmt.Errorf("start the sender in the VMM: %w", err))
 		return
 	}
-	committed := false
+	committed, imageSent := false, false
 	for {
 		select {
 		case <-ctx.Done():
@@ -310,9 +317,25 @@ func (l *Local) run(ctx context.Context, m *migration, offer relocation.Offer, a
 		case <-time.After(100 * time.Millisecond):
 		}
 		resp, err := l.Domains.Call(name, control.Request{Op: control.OpMigrateStatus}, 5*time.Second)
+		if err != nil && !committed && imageSent {
+			// The VMM commits by itself once the target verified the image
+			// and ends after the target resumed the guest; it normally waits
+			// for us to read that, so ask the target what happened.
+			on, serr := l.settleLost(offer, addr, o)
+			if serr != nil {
+				fail(control.PhaseFailed, serr)
+				return
+			}
+			if !on {
+				fail(control.PhaseFailed, fmt.Errorf("lost the source VMM after it sent the image, and the target does not run the domain: %w", err))
+				return
+			}
+			committed = true
+		}
 		if err != nil {
 			if committed {
 				// The source VMM ended after commit: the target runs it.
+				l.awaitGone(name)
 				m.mu.Lock()
 				m.st.Phase, m.st.Error = control.PhaseCompleted, ""
 				m.st.TotalSeconds = time.Since(m.st.Started).Seconds()
@@ -327,7 +350,9 @@ func (l *Local) run(ctx context.Context, m *migration, offer relocation.Offer, a
 			continue
 		}
 		m.mu.Lock()
-		m.st.Phase = vs.Phase
+		if vs.Phase != control.PhaseCompleted { // said below, once the domain has left
+			m.st.Phase = vs.Phase
+		}
 		m.st.Round = vs.Round
 		if int64(vs.BytesSent) > m.st.BytesSent {
 			m.st.BytesSent = int64(vs.BytesSent)
@@ -340,6 +365,9 @@ func (l *Local) run(ctx context.Context, m *migration, offer relocation.Offer, a
 		m.st.ThrottledSeconds = vs.ThrottledFor.Seconds()
 		m.st.StopReason = vs.StopReason
 		m.st.DowntimeMs = float64(vs.Downtime) / float64(time.Millisecond)
+		m.st.StopCopyMs = float64(vs.StopCopy) / float64(time.Millisecond)
+		m.st.VerifyMs = float64(vs.Verify) / float64(time.Millisecond)
+		m.st.ResumeMs = float64(vs.Resume) / float64(time.Millisecond)
 		m.st.TransferSeconds = vs.Total.Seconds()
 		m.st.Error = vs.Error
 		if vs.Streams > 0 {
@@ -355,7 +383,12 @@ func (l *Local) run(ctx context.Context, m *migration, offer relocation.Offer, a
 		cancelled := m.cancelled
 		m.mu.Unlock()
 		switch vs.Phase {
+		case control.PhaseSent:
+			imageSent = true
 		case control.PhaseVerified:
+			imageSent = true
+			// The VMM commits by itself (AutoCommit); one that predates
+			// that waits for this call, the guest paused meanwhile.
 			if cancelled {
 				_, _ = l.Domains.Call(name, control.Request{Op: control.OpMigrateAbort, Reason: "cancelled"}, 5*time.Second)
 				continue
@@ -369,7 +402,12 @@ func (l *Local) run(ctx context.Context, m *migration, offer relocation.Offer, a
 			committed = true
 			l.resolve(name, offer, addr, o)
 		case control.PhaseCompleted:
+			// Having told us, the VMM ends and the registry forgets the
+			// domain: report completed once it is gone from this host, so
+			// that nobody sees it completed and still here.
+			l.awaitGone(name)
 			m.mu.Lock()
+			m.st.Phase = control.PhaseCompleted
 			m.st.TotalSeconds = time.Since(m.st.Started).Seconds()
 			m.mu.Unlock()
 			return
@@ -380,26 +418,57 @@ func (l *Local) run(ctx context.Context, m *migration, offer relocation.Offer, a
 	}
 }
 
+// awaitGone waits, for a bounded time, until the registry has forgotten
+// name after its VMM ended as migrated.
+func (l *Local) awaitGone(name string) {
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if _, err := l.Domains.Info(name); domains.KindOf(err) == domains.NotFound {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 // resolve settles an in-doubt commit by asking the target's agent whether
 // the domain runs there.
 func (l *Local) resolve(name string, offer relocation.Offer, addr string, o Options) {
+	on, known := l.onTarget(offer, addr, o)
+	if !known {
+		return // ask again on the next poll; the guest stays paused meanwhile
+	}
+	_, _ = l.Domains.Call(name, control.Request{Op: control.OpMigrateResolve, OnTarget: on}, 5*time.Second)
+}
+
+// onTarget asks the target's agent whether the domain runs there; known is
+// false when it cannot tell yet (no answer, or the domain still starting).
+func (l *Local) onTarget(offer relocation.Offer, addr string, o Options) (on, known bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	c, wl, err := l.dial(ctx, addr, o, l.hello(relocation.OpStatus, "", o, offer))
 	if err != nil || wl == nil {
-		return // ask again on the next poll; the guest stays paused meanwhile
+		return false, false
 	}
 	if c != nil {
 		c.Close()
 	}
-	if !wl.OK {
-		return
+	if !wl.OK || wl.State == string(domains.Starting) {
+		return false, false
 	}
-	on := wl.State == string(domains.Running) || wl.State == string(domains.Paused)
-	if wl.State == string(domains.Starting) {
-		return // not settled on the target yet
+	return wl.State == string(domains.Running) || wl.State == string(domains.Paused), true
+}
+
+// settleLost decides a migration whose source VMM went away after the
+// image was complete, when the VMM may have committed by itself: the
+// target's agent says whether the guest runs there.
+func (l *Local) settleLost(offer relocation.Offer, addr string, o Options) (bool, error) {
+	for i := 0; i < 12; i++ {
+		if on, known := l.onTarget(offer, addr, o); known {
+			return on, nil
+		}
+		time.Sleep(5 * time.Second)
 	}
-	_, _ = l.Domains.Call(name, control.Request{Op: control.OpMigrateResolve, OnTarget: on}, 5*time.Second)
+	return false, fmt.Errorf("the source VMM ended after sending the image and the target's agent at %s did not say whether the domain runs there", addr)
 }
 
 // ResolveInDoubt settles, in the background, the migrations the domain

@@ -322,7 +322,7 @@ func migrate(t *testing.T, g *vm, mg migration) (Result, []Progress, target, err
 		// The two-phase commit, source side.
 		if err = AwaitVerified(conn, res); err != nil {
 			WriteAbort(conn, res.ID, err.Error())
-			if rerr := g.m.Resume(); rerr != nil {
+			if rerr := ResumeSource(src, res); rerr != nil {
 				t.Fatalf("resume source after %v: %v", err, rerr)
 			}
 		} else if err = WriteCommit(conn, res.ID); err == nil {

@@ -169,8 +169,16 @@ func TestSendSkipsRedirtied(t *testing.T) {
 	if !bytes.Equal(sink.mem, m.mem) {
 		t.Fatal("received memory differs")
 	}
-	if m.logging || m.pauses != 1 || m.resumes != 0 {
-		t.Fatalf("logging %v pauses %d resumes %d", m.logging, m.pauses, m.resumes)
+	// The source stays paused with its dirty log on (turning it off
+	// would lengthen the pause) until the caller resumes it.
+	if !m.logging || !res.DirtyLogging || m.pauses != 1 || m.resumes != 0 {
+		t.Fatalf("logging %v (result says %v) pauses %d resumes %d", m.logging, res.DirtyLogging, m.pauses, m.resumes)
+	}
+	if err := ResumeSource(m, res); err != nil {
+		t.Fatal(err)
+	}
+	if m.logging || m.resumes != 1 {
+		t.Fatalf("after ResumeSource: logging %v resumes %d", m.logging, m.resumes)
 	}
 }
 

@@ -28,7 +28,8 @@ const (
 	// Migration, source side. OpMigrateSend comes with the connection to
 	// the target (SCM_RIGHTS); the VMM streams the guest and reports
 	// progress through OpMigrateStatus. Once the target has verified the
-	// image the VMM waits for OpMigrateCommit or OpMigrateAbort.
+	// image the VMM waits for OpMigrateCommit or OpMigrateAbort (or
+	// commits by itself when the send asked for AutoCommit).
 	OpMigrateSend    = "migrate-send"
 	OpMigrateStatus  = "migrate-status"
 	OpMigrateCancel  = "migrate-cancel"
@@ -82,8 +83,15 @@ type MigrationStatus struct {
 	Elapsed          time.Duration `json:"elapsed_ns"`
 	Total            time.Duration `json:"total_ns"`
 	Downtime         time.Duration `json:"downtime_ns"`
-	StopReason       string        `json:"stop_reason,omitempty"`
-	Error            string        `json:"error,omitempty"`
+	// Where the downtime of a completed live migration went: the source
+	// sending the last pages (pause to the image's last byte), the target
+	// checking the image and building the machine (to its verified), and
+	// the commit and the target's start (to its resumed).
+	StopCopy   time.Duration `json:"stop_copy_ns,omitempty"`
+	Verify     time.Duration `json:"verify_ns,omitempty"`
+	Resume     time.Duration `json:"resume_ns,omitempty"`
+	StopReason string        `json:"stop_reason,omitempty"`
+	Error      string        `json:"error,omitempty"`
 	// Parallel streams and compression of the page stream.
 	Streams           int    `json:"streams,omitempty"`
 	Compression       string `json:"compression,omitempty"` // what was asked: none, s2, zstd, auto
@@ -113,6 +121,11 @@ type Request struct {
 	// connections passed along are the streams, the first one carrying
 	// the commit.
 	Compress string `json:"compress,omitempty"`
+	// AutoCommit (OpMigrateSend): commit as soon as the target verified
+	// the image, unless the migration was cancelled or aborted first,
+	// instead of keeping the guest paused until OpMigrateCommit comes. A
+	// VMM that predates it ignores it and waits as before.
+	AutoCommit bool `json:"auto_commit,omitempty"`
 	// OpEstimate: the measurement window (0: report the latest one).
 	Window time.Duration `json:"window_ns,omitempty"`
 	// Seq numbers the requests of a connection; the answer echoes it, so
@@ -129,6 +142,9 @@ type Response struct {
 	Migration *MigrationStatus `json:"migration,omitempty"`
 	Estimate  *Estimate        `json:"estimate,omitempty"`
 	Seq       uint64           `json:"seq,omitempty"` // the request's
+	// After, when set, runs once the answer has been written (or could
+	// not be): for a handler whose next step would end the process.
+	After func() `json:"-"`
 }
 
 // Info describes the VMM and its machine.
@@ -383,7 +399,11 @@ func serveConn(c net.Conn, h Handler) {
 			if err != nil {
 				data, _ = json.Marshal(Response{Error: "cannot encode answer: " + err.Error()})
 			}
-			if _, err := c.Write(append(data, '\n')); err != nil {
+			_, err = c.Write(append(data, '\n'))
+			if resp.After != nil {
+				resp.After()
+			}
+			if err != nil {
 				return
 			}
 		}

@@ -457,12 +457,24 @@ func (m *Machine) Err() error {
 }
 
 // SetDirtyLogging turns KVM dirty logging on (with a clean log) or off on
-// every memory slot.
+// every memory slot. Turning it on when it is on already (a migration
+// after one that was aborted before its source turned it off) clears the
+// log, which the slot update alone would not.
 func (m *Machine) SetDirtyLogging(on bool) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.phase == phaseStopped {
 		return m.stoppedErr("dirty logging")
+	}
+	if on && m.logging {
+		scratch := make([]uint64, workload.BitmapWords(m.ram.Pages()))
+		for _, s := range m.slots {
+			first := s.offset / workload.PageSize / 64
+			if err := m.vm.GetDirtyLog(s.region.Slot, scratch[first:]); err != nil {
+				return err
+			}
+		}
+		return nil
 	}
 	for _, s := range m.slots {
 		if err := m.vm.SetDirtyLogging(s.region.Slot, on); err != nil {

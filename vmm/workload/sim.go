@@ -215,7 +215,7 @@ func (s *Sim) Err() error {
 
 // SetDirtyLogging turns the software dirty log on (clean) or off.
 func (s *Sim) SetDirtyLogging(on bool) error {
-	if on && !s.logging.Load() {
+	if on { // from a clean log, also when it was on already
 		scratch := make([]uint64, BitmapWords(s.dirty.Pages()))
 		s.dirty.GetAndClear(scratch)
 	}
