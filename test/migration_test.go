@@ -156,7 +156,7 @@ type migStatus struct {
 }
 
 // waitMigration polls migration.status until the migration ends, checking
-// that bytes sent never go backwards.
+// that bytes sent, rounds and data pages never go backwards.
 func waitMigration(t *testing.T, a *Agent, id string) migStatus {
 	t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
@@ -164,8 +164,8 @@ func waitMigration(t *testing.T, a *Agent, id string) migStatus {
 	for time.Now().Before(deadline) {
 		var st migStatus
 		a.call(t, "migration.status", &st, id)
-		if st.BytesSent < last.BytesSent {
-			t.Fatalf("bytes sent went backwards: %d after %d", st.BytesSent, last.BytesSent)
+		if st.BytesSent < last.BytesSent || st.Round < last.Round || st.DataPages < last.DataPages {
+			t.Fatalf("progress went backwards: %+v after %+v", st, last)
 		}
 		last = st
 		switch st.Phase {
