@@ -9,11 +9,14 @@ import (
 	"math/rand/v2"
 	"net"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // OpProbe measures the link for the dry run's estimate: after the
 // handshake the sender writes data chunks for a moment, the receiver
-// discards them and answers how fast they arrived. Hosts-allow and
+// writes them into scratch memory as a migration would and answers how
+// fast they arrived. Hosts-allow and
 // authentication apply as for any operation.
 //
 // The stream after the Welcome: chunks of a 4-byte big-endian length n
@@ -45,8 +48,64 @@ type ProbeResult struct {
 	// Duration runs from the first chunk's arrival to the end marker's.
 	Duration   time.Duration `json:"duration_ns"`
 	Throughput float64       `json:"throughput"` // bytes per second
-	Error      string        `json:"error,omitempty"`
+	// Landed says the receiver wrote every chunk into memory as a
+	// migration's receiver does (pwrite into a memfd, the kernel
+	// allocating the pages), so Throughput includes that cost, which on
+	// a fast link is most of a migration's; MemoryWriteRate is the rate of
+	// those writes alone. An older receiver only reads.
+	Landed          bool    `json:"landed,omitempty"`
+	MemoryWriteRate float64 `json:"memory_write_rate,omitempty"`
+	Error           string  `json:"error,omitempty"`
 }
+
+// probeWindow is the memory a probe's receiver writes the chunks into,
+// over and over: its pages are given back (hole punched) before each
+// pass, so that every write allocates as a migration's does while the
+// probe never holds more than this.
+const probeWindow = 64 << 20
+
+// landing is the receiver's scratch guest memory.
+type landing struct {
+	fd   int
+	off  int64
+	busy time.Duration
+}
+
+func newLanding() (*landing, error) {
+	fd, err := unix.MemfdCreate("ovs-probe", unix.MFD_CLOEXEC)
+	if err != nil {
+		return nil, err
+	}
+	if err := unix.Ftruncate(fd, probeWindow); err != nil {
+		unix.Close(fd)
+		return nil, err
+	}
+	return &landing{fd: fd}, nil
+}
+
+func (l *landing) write(p []byte) error {
+	start := time.Now()
+	defer func() { l.busy += time.Since(start) }()
+	if l.off+int64(len(p)) > probeWindow {
+		if err := unix.Fallocate(l.fd, unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_KEEP_SIZE, 0, probeWindow); err != nil {
+			return err
+		}
+		l.off = 0
+	}
+	for len(p) > 0 {
+		n, err := unix.Pwrite(l.fd, p, l.off)
+		if err != nil {
+			if errors.Is(err, unix.EINTR) {
+				continue
+			}
+			return err
+		}
+		p, l.off = p[n:], l.off+int64(n)
+	}
+	return nil
+}
+
+func (l *landing) close() { unix.Close(l.fd) }
 
 // Probe runs the sending side on a connection that Dial returned for an
 // OpProbe hello, and returns the receiver's measurement.
@@ -101,7 +160,8 @@ func probeErr(ctx context.Context, what string, err error) error {
 }
 
 // ServeProbe runs the receiving side: it reads the chunks from r (what
-// follows the hello), discards them and answers on w. It never reads more
+// follows the hello), writes them into a scratch memfd of probeWindow
+// bytes and answers on c. It never reads more
 // than MaxProbeBytes nor for longer than MaxProbeTime.
 func ServeProbe(c net.Conn, r io.Reader) (ProbeResult, error) {
 	c.SetDeadline(time.Now().Add(MaxProbeTime))
@@ -109,6 +169,10 @@ func ServeProbe(c net.Conn, r io.Reader) (ProbeResult, error) {
 	buf := make([]byte, MaxProbeChunk)
 	var res ProbeResult
 	var first time.Time
+	land, lerr := newLanding() // without a memfd the probe measures the link alone
+	if lerr == nil {
+		defer land.close()
+	}
 	fail := func(err error) (ProbeResult, error) {
 		res.Error = err.Error()
 		_ = writeMsg(c, &res)
@@ -135,11 +199,19 @@ func ServeProbe(c net.Conn, r io.Reader) (ProbeResult, error) {
 		if _, err := io.ReadFull(r, buf[:n]); err != nil {
 			return res, fmt.Errorf("link probe: read: %w", err)
 		}
+		if land != nil {
+			if err := land.write(buf[:n]); err != nil {
+				return fail(fmt.Errorf("write into memory: %w", err))
+			}
+		}
 		res.Bytes += int64(n)
 	}
 	res.Duration = time.Since(first)
 	if res.Duration > 0 {
 		res.Throughput = float64(res.Bytes) / res.Duration.Seconds()
+	}
+	if land != nil && land.busy > 0 {
+		res.Landed, res.MemoryWriteRate = true, float64(res.Bytes)/land.busy.Seconds()
 	}
 	if res.Bytes == 0 {
 		return fail(errors.New("the probe sent no data"))

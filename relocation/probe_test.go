@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // probePair connects a sender to a ServeProbe over loopback TCP and
@@ -55,6 +57,10 @@ func TestProbe(t *testing.T) {
 	if res.Bytes <= 0 || res.Bytes > 256<<20 || res.Bytes != s.Bytes || !(res.Throughput > 0) || res.Duration <= 0 {
 		t.Fatalf("probe result %+v, served %+v", res, s)
 	}
+	// The receiver wrote the data into memory, as a migration would.
+	if !res.Landed || !(res.MemoryWriteRate > 0) {
+		t.Fatalf("the probe's data did not land in memory: %+v", res)
+	}
 	// Bounded by time or bytes, whichever comes first, plus the drain.
 	if took > 5*time.Second {
 		t.Fatalf("the probe took %v", took)
@@ -98,5 +104,33 @@ func TestProbeCancel(t *testing.T) {
 	}
 	if time.Since(start) > 2*time.Second {
 		t.Fatalf("cancel took %v", time.Since(start))
+	}
+}
+
+// The probe's receiver allocates memory as it writes, but never holds more
+// than probeWindow however much arrives.
+func TestProbeLandingBounded(t *testing.T) {
+	l, err := newLanding()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.close()
+	chunk := make([]byte, MaxProbeChunk)
+	for i := range chunk {
+		chunk[i] = byte(i*7 + 1)
+	}
+	var peak int64
+	for written := 0; written < 3*probeWindow+MaxProbeChunk/2; written += len(chunk) {
+		if err := l.write(chunk); err != nil {
+			t.Fatal(err)
+		}
+		var st unix.Stat_t
+		if err := unix.Fstat(l.fd, &st); err != nil {
+			t.Fatal(err)
+		}
+		peak = max(peak, st.Blocks*512)
+	}
+	if peak > probeWindow || peak < probeWindow/2 {
+		t.Fatalf("the landing held up to %d bytes; want about %d", peak, probeWindow)
 	}
 }

@@ -163,12 +163,17 @@ type Estimate struct {
 	// HotBytes the hot set fitted to how the dirty set grew.
 	DirtyRate float64 `xmlrpc:"dirty_rate"`
 	HotBytes  int64   `xmlrpc:"hot_bytes"`
-	// LinkThroughput is what the target received from the probe, in bytes
-	// per second; Bandwidth what the prediction used (the rate cap when
-	// lower, RateLimited then).
-	LinkThroughput float64 `xmlrpc:"link_throughput"`
-	Bandwidth      float64 `xmlrpc:"bandwidth"`
-	RateLimited    bool    `xmlrpc:"rate_limited"`
+	// LinkThroughput is how fast the target took the probe's data, in
+	// bytes per second: received and, when TargetMemoryRate is set,
+	// written into fresh memory as a migration's receiver does (most of
+	// a migration's cost on a fast link). TargetMemoryRate is the rate of
+	// those writes alone (0 from an older target, whose figure is the
+	// link alone). Bandwidth is what the prediction used (the rate cap
+	// when lower, RateLimited then).
+	LinkThroughput   float64 `xmlrpc:"link_throughput"`
+	TargetMemoryRate float64 `xmlrpc:"target_memory_rate"`
+	Bandwidth        float64 `xmlrpc:"bandwidth"`
+	RateLimited      bool    `xmlrpc:"rate_limited"`
 	// TouchedBytes is the memory holding data (what round 0 sends).
 	TouchedBytes int64 `xmlrpc:"touched_bytes"`
 	MemoryBytes  int64 `xmlrpc:"memory_bytes"`
@@ -257,6 +262,7 @@ func (l *Local) Estimate(ctx context.Context, name, tgt string, o Options) (*Est
 		DirtyRate:        g.DirtyRate,
 		HotBytes:         int64(model.Hot),
 		LinkThroughput:   pr.Throughput,
+		TargetMemoryRate: pr.MemoryWriteRate,
 		Bandwidth:        p.Bandwidth,
 		RateLimited:      p.Bandwidth < pr.Throughput,
 		TouchedBytes:     int64(g.TouchedBytes),

@@ -32,7 +32,11 @@ func printEstimate(out io.Writer, e map[string]any, why string) {
 	if e["rate_limited"] == true {
 		capped = fmt.Sprintf(", capped at %s by the rate option", rate(num(e["bandwidth"])))
 	}
-	fmt.Fprintf(out, "  link: %s to the target%s\n", rate(num(e["link_throughput"])), capped)
+	landed := ""
+	if m := num(e["target_memory_rate"]); m > 0 {
+		landed = fmt.Sprintf(" into its memory (its memory writes alone: %s)", rate(m))
+	}
+	fmt.Fprintf(out, "  link: %s to the target%s%s\n", rate(num(e["link_throughput"])), landed, capped)
 	fmt.Fprintf(out, "  predicted: %.2f s total, %.1f ms downtime (target %.0f ms), %d rounds, %s to send (%v)\n",
 		num(e["total_seconds"]), num(e["downtime_ms"]), num(e["max_downtime_ms"]), int64(num(e["rounds"])),
 		humanBytes(int64(num(e["bytes_to_send"]))), e["stop_reason"])
