@@ -74,6 +74,10 @@ type Status struct {
 	CompressionRatio  float64 `xmlrpc:"compression_ratio"`       // page batch bytes on the wire / before compression (1: no gain)
 }
 
+// maxLostCalls is how many status calls in a row may fail while the source
+// VMM still runs before the migration is settled without it.
+const maxLostCalls = 5
+
 // DefaultParallel is the number of connections a migration uses when the
 // caller does not say (see relocation/pagexfer/README.md for the figures
 // behind it).
@@ -307,44 +311,62 @@ func (l *Local) run(ctx context.Context, m *migration, offer relocation.Offer, a
 		fail(control.PhaseFailed, fmt.Errorf("start the sender in the VMM: %w", err))
 		return
 	}
-	committed, imageSent := false, false
+	complete := func() {
+		// The registry forgets the domain once its VMM ended as migrated:
+		// report completed then, so that nobody sees it completed and
+		// still here.
+		l.awaitGone(name)
+		m.mu.Lock()
+		m.st.Phase, m.st.Error = control.PhaseCompleted, ""
+		m.st.TotalSeconds = time.Since(m.st.Started).Seconds()
+		m.mu.Unlock()
+	}
+	committed, stopping, cancelSent := false, false, false
+	lost := 0 // status calls in a row that failed while the VMM still ran
 	for {
 		select {
 		case <-ctx.Done():
-			if !committed {
+			if !committed && !cancelSent {
 				_, _ = l.Domains.Call(name, control.Request{Op: control.OpMigrateCancel, Reason: "cancelled"}, 5*time.Second)
+				cancelSent = true
 			}
+			time.Sleep(20 * time.Millisecond)
 		case <-time.After(100 * time.Millisecond):
 		}
 		resp, err := l.Domains.Call(name, control.Request{Op: control.OpMigrateStatus}, 5*time.Second)
-		if err != nil && !committed && imageSent {
-			// The VMM commits by itself once the target verified the image
-			// and ends after the target resumed the guest; it normally waits
-			// for us to read that, so ask the target what happened.
+		if err != nil {
+			in, ierr := l.Domains.Info(name)
+			switch {
+			case domains.KindOf(ierr) == domains.NotFound, ierr == nil && in.LastExit != nil && in.LastExit.Reason == "migrated":
+				// Its VMM ended as migrated (the registry is forgetting the
+				// domain, or has): the target runs the guest.
+				complete()
+				return
+			case ierr == nil && (in.State == string(domains.Running) || in.State == string(domains.Paused)) && lost < maxLostCalls:
+				// The VMM still runs (busy, or ending): ask it again.
+				lost++
+				continue
+			}
+			if !committed && !stopping {
+				fail(control.PhaseFailed, fmt.Errorf("lost the source VMM before its stop-and-copy: %w", err))
+				return
+			}
+			// The VMM may have committed (it does so by itself once the
+			// target verified the image) before it ended or stopped
+			// answering: only the target can say where the guest runs.
 			on, serr := l.settleLost(offer, addr, o)
 			if serr != nil {
 				fail(control.PhaseFailed, serr)
 				return
 			}
 			if !on {
-				fail(control.PhaseFailed, fmt.Errorf("lost the source VMM after it sent the image, and the target does not run the domain: %w", err))
+				fail(control.PhaseFailed, fmt.Errorf("lost the source VMM during its stop-and-copy or commit, and the target does not run the domain: %w", err))
 				return
 			}
-			committed = true
-		}
-		if err != nil {
-			if committed {
-				// The source VMM ended after commit: the target runs it.
-				l.awaitGone(name)
-				m.mu.Lock()
-				m.st.Phase, m.st.Error = control.PhaseCompleted, ""
-				m.st.TotalSeconds = time.Since(m.st.Started).Seconds()
-				m.mu.Unlock()
-				return
-			}
-			fail(control.PhaseFailed, fmt.Errorf("lost the source VMM: %w", err))
+			complete()
 			return
 		}
+		lost = 0
 		vs := resp.Migration
 		if vs == nil {
 			continue
@@ -383,10 +405,10 @@ func (l *Local) run(ctx context.Context, m *migration, offer relocation.Offer, a
 		cancelled := m.cancelled
 		m.mu.Unlock()
 		switch vs.Phase {
-		case control.PhaseSent:
-			imageSent = true
+		case control.PhaseStopCopy, control.PhaseSent:
+			stopping = true
 		case control.PhaseVerified:
-			imageSent = true
+			stopping = true
 			// The VMM commits by itself (AutoCommit); one that predates
 			// that waits for this call, the guest paused meanwhile.
 			if cancelled {
@@ -402,14 +424,7 @@ func (l *Local) run(ctx context.Context, m *migration, offer relocation.Offer, a
 			committed = true
 			l.resolve(name, offer, addr, o)
 		case control.PhaseCompleted:
-			// Having told us, the VMM ends and the registry forgets the
-			// domain: report completed once it is gone from this host, so
-			// that nobody sees it completed and still here.
-			l.awaitGone(name)
-			m.mu.Lock()
-			m.st.Phase = control.PhaseCompleted
-			m.st.TotalSeconds = time.Since(m.st.Started).Seconds()
-			m.mu.Unlock()
+			complete()
 			return
 		case control.PhaseFailed, control.PhaseCancelled:
 			fail(vs.Phase, errors.New(vs.Error))
@@ -458,9 +473,9 @@ func (l *Local) onTarget(offer relocation.Offer, addr string, o Options) (on, kn
 	return wl.State == string(domains.Running) || wl.State == string(domains.Paused), true
 }
 
-// settleLost decides a migration whose source VMM went away after the
-// image was complete, when the VMM may have committed by itself: the
-// target's agent says whether the guest runs there.
+// settleLost decides a migration whose source VMM ended or stopped
+// answering during its stop-and-copy or commit, when it may have committed
+// by itself: the target's agent says whether the guest runs there.
 func (l *Local) settleLost(offer relocation.Offer, addr string, o Options) (bool, error) {
 	for i := 0; i < 12; i++ {
 		if on, known := l.onTarget(offer, addr, o); known {
@@ -468,7 +483,7 @@ func (l *Local) settleLost(offer relocation.Offer, addr string, o Options) (bool
 		}
 		time.Sleep(5 * time.Second)
 	}
-	return false, fmt.Errorf("the source VMM ended after sending the image and the target's agent at %s did not say whether the domain runs there", addr)
+	return false, fmt.Errorf("lost the source VMM during its stop-and-copy or commit, and the target's agent at %s did not say within a minute whether the domain runs there", addr)
 }
 
 // ResolveInDoubt settles, in the background, the migrations the domain
