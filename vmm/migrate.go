@@ -538,8 +538,10 @@ func (v *VMM) receive(in *incoming, conn net.Conn) {
 		}
 	}()
 	var ram *workload.RAM
+	var pre *prepared // the machine, made while the pages arrive
 	abort := func(err error) {
 		in.set(control.PhaseFailed, err.Error())
+		pre.discard()
 		if ram != nil && v.mach() == nil {
 			ram.Close()
 		}
@@ -552,6 +554,7 @@ func (v *VMM) receive(in *incoming, conn net.Conn) {
 			return nil, err
 		}
 		ram = r
+		pre = v.prepare(r)
 		return pagexfer.NewFdSink(r.Fd(), r.Size()), nil
 	})
 	// The other streams carry nothing after the image.
@@ -569,13 +572,14 @@ func (v *VMM) receive(in *incoming, conn net.Conn) {
 	in.mu.Lock()
 	in.st.DataPages, in.st.ZeroPages, in.st.Round, in.st.BytesSent = st.DataPages, st.ZeroPages, int(st.Rounds), st.Bytes
 	in.mu.Unlock()
-	// Build the machine before saying verified, so that after the commit
-	// only its start stands between the source's pause and our resume; a
-	// machine that cannot be built fails the image while the source can
-	// still resume.
-	m, err := v.build(ram, state)
+	// Finish the machine (made while the pages arrived) before saying
+	// verified, so that after the commit only its start stands between
+	// the source's pause and our resume; a machine that cannot be built
+	// fails the image while the source can still resume.
+	m, err := v.buildOn(pre, ram, state)
+	pre = nil // the machine is m now, or was stopped
 	if err != nil {
-		ram = nil // build closed it
+		ram = nil // buildOn closed it
 		_ = pagexfer.WriteFailed(conn, h.ID, err.Error())
 		abort(err)
 		return

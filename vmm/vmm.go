@@ -178,6 +178,59 @@ func (v *VMM) build(ram *workload.RAM, state []byte) (workload.Machine, error) {
 	return m, nil
 }
 
+// prepared is a kvm machine made ahead of its memory (the VM, its slots
+// and vCPU), waiting for the saved state: an incoming migration makes it
+// while the pages arrive, so that the guest's pause only pays for loading
+// the vCPU state.
+type prepared struct {
+	done chan struct{}
+	m    *guest.Machine
+	err  error
+}
+
+// prepare starts making the machine over ram in the background; nil for
+// an engine with nothing to make ahead.
+func (v *VMM) prepare(ram *workload.RAM) *prepared {
+	if v.opts.Engine != EngineKVM {
+		return nil
+	}
+	p := &prepared{done: make(chan struct{})}
+	go func() {
+		defer close(p.done)
+		p.m, p.err = guest.Prepare(guest.Config{RAM: ram, Console: v.console})
+	}()
+	return p
+}
+
+// discard stops a prepared machine that will not run.
+func (p *prepared) discard() {
+	if p == nil {
+		return
+	}
+	<-p.done
+	if p.m != nil {
+		_ = p.m.Stop()
+	}
+}
+
+// buildOn is build for a machine prepare began: it loads state into it,
+// or builds from scratch when preparing failed. On failure ram is closed.
+func (v *VMM) buildOn(p *prepared, ram *workload.RAM, state []byte) (workload.Machine, error) {
+	if p == nil {
+		return v.build(ram, state)
+	}
+	<-p.done
+	if p.err != nil {
+		return v.build(ram, state)
+	}
+	if err := p.m.Restore(state); err != nil {
+		_ = p.m.Stop()
+		ram.Close()
+		return nil, fmt.Errorf("start %s engine: %w", v.opts.Engine, err)
+	}
+	return p.m, nil
+}
+
 // start starts a machine build made and makes it this VMM's; on failure
 // the machine is stopped and ram closed.
 func (v *VMM) start(ram *workload.RAM, m workload.Machine) error {

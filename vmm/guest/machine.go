@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -114,6 +115,7 @@ type Machine struct {
 	pauseReq bool
 	stopReq  bool
 	logging  bool
+	ready    bool // booted or restored: Start may run it
 	err      error
 }
 
@@ -122,10 +124,127 @@ var _ workload.Machine = (*Machine)(nil)
 // New creates the VM, its memory slots and vCPU, and either boots a new
 // workload guest (loading code, page tables and parameters into RAM) or
 // loads a saved state. Start runs it.
-func New(cfg Config) (m *Machine, err error) {
+func New(cfg Config) (*Machine, error) {
+	if cfg.State != nil {
+		// Check the state and the memory before making a VM for them.
+		if _, _, err := decodeSaved(cfg.State, cfg.RAM); err != nil {
+			return nil, err
+		}
+		m, err := Prepare(cfg)
+		if err != nil {
+			return nil, err
+		}
+		if err := m.Restore(cfg.State); err != nil {
+			m.release()
+			return nil, err
+		}
+		return m, nil
+	}
 	if cfg.RAM == nil {
 		return nil, errors.New("kvm machine: no guest memory")
 	}
+	layout, err := workload.NewLayout(cfg.RAM.Size(), cfg.Params)
+	if err != nil {
+		return nil, fmt.Errorf("kvm machine: %w", err)
+	}
+	if len(workloadBin) == 0 || len(workloadBin) > workload.CodeMaxSize {
+		return nil, fmt.Errorf("kvm machine: embedded guest binary is %d bytes", len(workloadBin))
+	}
+	m, err := create(cfg, layout)
+	if err != nil {
+		return nil, err
+	}
+	if err := m.setCPUID(nil); err != nil {
+		m.release()
+		return nil, err
+	}
+	if m.tscKHz, err = m.vcpu.GetTSCKHz(); err != nil {
+		m.release()
+		return nil, err
+	}
+	if err := m.boot(cfg.Params); err != nil {
+		m.release()
+		return nil, err
+	}
+	m.ready = true
+	return m, nil
+}
+
+// Prepare creates the VM, its memory slots over cfg.RAM and the vCPU, and
+// loads nothing: Restore then continues a saved machine over that memory.
+// A migration's target prepares while the pages are still arriving, so
+// that only Restore is left for the guest's pause. cfg.State and
+// cfg.Params are ignored.
+func Prepare(cfg Config) (*Machine, error) {
+	if cfg.RAM == nil {
+		return nil, errors.New("kvm machine: no guest memory")
+	}
+	size := cfg.RAM.Size()
+	if size == 0 || size%workload.RAMAlign != 0 || size > workload.MaxRAM {
+		return nil, fmt.Errorf("kvm machine: memory of %d bytes is not a multiple of %d MiB up to %d MiB", size, workload.RAMAlign>>20, workload.MaxRAM>>20)
+	}
+	// The memory slots depend only on the size (the regions below and
+	// above the PCI hole); Restore takes the rest of the layout from the
+	// guest's parameter page.
+	pages := size / workload.PageSize
+	return create(cfg, workload.Layout{RAMSize: size, RAMPages: pages, LowPages: min(pages, workload.HoleStart/workload.PageSize)})
+}
+
+// Restore loads a saved state (a SaveState result) into a machine Prepare
+// made, over the memory that now holds the saved machine's.
+func (m *Machine) Restore(state []byte) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.phase != phaseCreated || m.ready {
+		return errors.New("kvm machine: restore: only a prepared machine that has not started can take a saved state")
+	}
+	st, pp, err := decodeSaved(state, m.ram)
+	if err != nil {
+		return err
+	}
+	layout := pp.layout
+	if !slices.Equal(layout.Regions(), m.layout.Regions()) {
+		return fmt.Errorf("kvm machine: restore: the saved memory layout %v does not match the prepared slots %v", layout.Regions(), m.layout.Regions())
+	}
+	if err := m.setCPUID(st.CPUID); err != nil {
+		return err
+	}
+	if err := m.vcpu.SetState(st); err != nil {
+		return fmt.Errorf("kvm machine: restore vcpu state: %w", err)
+	}
+	m.layout, m.tscKHz, m.ready = layout, uint32(pp.page.TSCKHz), true
+	return nil
+}
+
+// saved is a saved machine's parameter page and the layout it describes.
+type saved struct {
+	page   workload.ParamPage
+	layout workload.Layout
+}
+
+// decodeSaved checks a saved state against the memory that goes with it.
+func decodeSaved(state []byte, ram *workload.RAM) (*kvm.VCPUState, saved, error) {
+	if ram == nil {
+		return nil, saved{}, errors.New("kvm machine: no guest memory")
+	}
+	states, err := UnmarshalState(state)
+	if err != nil {
+		return nil, saved{}, fmt.Errorf("kvm machine: %w", err)
+	}
+	if len(states) != 1 {
+		return nil, saved{}, fmt.Errorf("kvm machine: saved state has %d vCPUs, the workload guest runs on 1", len(states))
+	}
+	mem := ram.Bytes()
+	pp, layout, err := workload.DecodeParamPage(mem[workload.ParamPageAddr:workload.ParamPageAddr+workload.PageSize], ram.Size())
+	if err != nil {
+		return nil, saved{}, fmt.Errorf("kvm machine: restore: %w", err)
+	}
+	return states[0], saved{page: pp, layout: layout}, nil
+}
+
+// create opens KVM and makes the VM, its memory slots over cfg.RAM (placed
+// by layout's regions) and the vCPU.
+func create(cfg Config, layout workload.Layout) (m *Machine, err error) {
 	slotSize := cfg.SlotSize
 	if slotSize == 0 {
 		slotSize = DefaultSlotSize
@@ -135,36 +254,12 @@ func New(cfg Config) (m *Machine, err error) {
 	}
 	m = &Machine{
 		ram:     cfg.RAM,
+		layout:  layout,
 		console: cfg.Console,
 		wake:    make(chan struct{}, 1),
 		done:    make(chan struct{}),
 	}
 	m.cond = sync.NewCond(&m.mu)
-
-	var st *kvm.VCPUState
-	var pp workload.ParamPage
-	if cfg.State != nil {
-		states, err := UnmarshalState(cfg.State)
-		if err != nil {
-			return nil, fmt.Errorf("kvm machine: %w", err)
-		}
-		if len(states) != 1 {
-			return nil, fmt.Errorf("kvm machine: saved state has %d vCPUs, the workload guest runs on 1", len(states))
-		}
-		st = states[0]
-		mem := cfg.RAM.Bytes()
-		if pp, m.layout, err = workload.DecodeParamPage(mem[workload.ParamPageAddr:workload.ParamPageAddr+workload.PageSize], cfg.RAM.Size()); err != nil {
-			return nil, fmt.Errorf("kvm machine: restore: %w", err)
-		}
-	} else {
-		if m.layout, err = workload.NewLayout(cfg.RAM.Size(), cfg.Params); err != nil {
-			return nil, fmt.Errorf("kvm machine: %w", err)
-		}
-		if len(workloadBin) == 0 || len(workloadBin) > workload.CodeMaxSize {
-			return nil, fmt.Errorf("kvm machine: embedded guest binary is %d bytes", len(workloadBin))
-		}
-	}
-
 	m.sys = cfg.KVM
 	if m.sys == nil {
 		if m.sys, err = kvm.Open(""); err != nil {
@@ -196,29 +291,20 @@ func New(cfg Config) (m *Machine, err error) {
 	if m.vcpu, err = m.vm.CreateVCPU(0); err != nil {
 		return nil, err
 	}
-	if st == nil || len(st.CPUID) == 0 {
-		cpuid, err := m.sys.SupportedCPUID()
-		if err != nil {
-			return nil, err
-		}
-		if err = m.vcpu.SetCPUID2(cpuid); err != nil {
-			return nil, err
-		}
-	}
-	if st != nil {
-		if err = m.vcpu.SetState(st); err != nil {
-			return nil, fmt.Errorf("kvm machine: restore vcpu state: %w", err)
-		}
-		m.tscKHz = uint32(pp.TSCKHz)
-		return m, nil
-	}
-	if m.tscKHz, err = m.vcpu.GetTSCKHz(); err != nil {
-		return nil, err
-	}
-	if err = m.boot(cfg.Params); err != nil {
-		return nil, err
-	}
 	return m, nil
+}
+
+// setCPUID gives the vCPU the saved CPUID, or what KVM supports when there
+// is none.
+func (m *Machine) setCPUID(saved []kvm.CPUIDEntry) error {
+	if len(saved) > 0 {
+		return nil // part of the vCPU state SetState loads
+	}
+	cpuid, err := m.sys.SupportedCPUID()
+	if err != nil {
+		return err
+	}
+	return m.vcpu.SetCPUID2(cpuid)
 }
 
 func (m *Machine) addSlots(slotSize uint64) error {
@@ -345,6 +431,9 @@ func (m *Machine) Start() error {
 	defer m.mu.Unlock()
 	if m.phase != phaseCreated {
 		return errors.New("kvm machine: already started")
+	}
+	if !m.ready {
+		return errors.New("kvm machine: prepared but given no saved state to run")
 	}
 	m.phase = phaseRunning
 	go m.loop()

@@ -83,3 +83,81 @@ func TestTouchSameAsSim(t *testing.T) {
 		}
 	}
 }
+
+// TestPrepareThenRestore is a migration target's order: the VM and its
+// memory slots are made before the guest's memory arrives, and only the
+// saved state is loaded once it has; the guest then carries on.
+func TestPrepareThenRestore(t *testing.T) {
+	const size = 128 << 20
+	sys := needKVM(t)
+	ram := newTestRAM(t, size)
+	con := &workload.Lines{}
+	m, err := New(Config{RAM: ram, Params: workloadtest.Params(t, "dirty=8M/s,hot=32M,verify=100ms,hb=100ms", size), Console: con, KVM: sys})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := con.WaitHeartbeat(0, 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	state, err := m.SaveState()
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := m.Stats()
+	if err := m.Stop(); err != nil {
+		t.Fatal(err)
+	}
+
+	dst := newTestRAM(t, size)
+	con2 := &workload.Lines{}
+	p, err := Prepare(Config{RAM: dst, Console: con2, KVM: sys})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Stop()
+	if err := p.Start(); err == nil {
+		t.Fatal("a prepared machine started without a saved state")
+	}
+	// The memory arrives after the slots were made.
+	ranges, err := ram.DataRanges()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range ranges {
+		if _, err := ram.ReadAt(dst.Bytes()[r.Off:r.Off+r.Len], int64(r.Off)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := p.Restore([]byte("garbage")); err == nil {
+		t.Fatal("Restore took a garbage state")
+	}
+	if err := p.Restore(state); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Restore(state); err == nil {
+		t.Fatal("Restore ran twice")
+	}
+	if err := p.Start(); err != nil {
+		t.Fatal(err)
+	}
+	h1, i, err := con2.WaitHeartbeat(0, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h2, _, err := con2.WaitHeartbeat(i+1, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h1.Writes < before.Writes || h2.Writes <= h1.Writes || h2.Verified <= h1.Verified {
+		t.Fatalf("the restored guest does not carry on: saved %+v, then %+v, %+v", before, h1, h2)
+	}
+	if st := p.Stats(); st.Corrupt != 0 {
+		t.Fatalf("corruption after restore: %+v", st)
+	}
+}
