@@ -33,6 +33,11 @@ const (
 	batchReserve   = frameSize + binary.MaxVarintLen64 + sendBatchPages*(2*binary.MaxVarintLen64+1)
 )
 
+// readPages is the most pages Send reads from the source at once: 256 KiB,
+// well within a core's L2 cache, so the zero check and the checksum that
+// follow each read find the pages there.
+const readPages = 64
+
 var zeroPage [MaxPageSize]byte
 
 // isZero reports whether p (at most MaxPageSize bytes) is all zero. The
@@ -43,11 +48,15 @@ func isZero(p []byte) bool { return bytes.Equal(p, zeroPage[:len(p)]) }
 // straight into the data area of buf, zero pages are dropped from it, and
 // the frame header and run descriptors are written right before the data
 // when the batch is finished, so the record is one contiguous slice of buf
-// with no extra copy of the data.
+// with no extra copy of the data. The data is checksummed as it is added,
+// while the pages just read are in the cache, and finish combines that
+// with the checksum of frame and descriptors into the record's CRC-32C.
 type batchBuilder struct {
 	ps      int
 	buf     []byte // batchReserve + sendBatchData bytes
 	dataLen int    // bytes of data at buf[batchReserve:]
+	dataCRC uint32 // CRC-32C of those bytes
+	sum     uint32 // CRC-32C of the record, set by finish
 	runs    []run
 	pages   int // pages in runs
 	data    uint64
@@ -61,7 +70,7 @@ func newBatchBuilder(ps int, buf []byte) *batchBuilder {
 
 // reset starts a new batch in buf.
 func (b *batchBuilder) reset(buf []byte) {
-	b.buf, b.dataLen, b.runs, b.pages, b.data, b.zero = buf, 0, b.runs[:0], 0, 0, 0
+	b.buf, b.dataLen, b.dataCRC, b.runs, b.pages, b.data, b.zero = buf, 0, 0, b.runs[:0], 0, 0, 0
 }
 
 func (b *batchBuilder) empty() bool { return b.pages == 0 }
@@ -110,11 +119,13 @@ func (b *batchBuilder) addRead(page uint64, n int) {
 		b.add(page+uint64(i), kindRaw)
 		b.data++
 	}
+	start := batchReserve + b.dataLen
+	b.dataCRC = crc(b.dataCRC, b.buf[start:dst])
 	b.dataLen = dst - batchReserve
 }
 
 // finish writes frame header and descriptors in front of the data and
-// returns the whole record.
+// returns the whole record; b.sum is then its CRC-32C.
 func (b *batchBuilder) finish() []byte {
 	d := binary.AppendUvarint(b.desc[:0], uint64(len(b.runs)))
 	end := uint64(0)
@@ -129,6 +140,7 @@ func (b *batchBuilder) finish() []byte {
 	b.buf[start] = recBatch
 	binary.LittleEndian.PutUint32(b.buf[start+1:], uint32(len(d)+b.dataLen))
 	copy(b.buf[start+frameSize:], d)
+	b.sum = crcCombine(crc(0, b.buf[start:batchReserve]), b.dataCRC, uint64(b.dataLen))
 	return b.buf[start : batchReserve+b.dataLen]
 }
 

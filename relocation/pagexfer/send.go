@@ -818,7 +818,9 @@ func (s *sender) readPending() error {
 			}
 			continue
 		}
-		k := min(s.pendLen, room)
+		// At most readPages per read, so the zero check and the
+		// checksum in addRead find the pages still in the cache.
+		k := min(s.pendLen, room, readPages)
 		if _, err := s.src.ReadAt(st.bb.space(int(k)), int64(s.pendStart*s.ps)); err != nil {
 			return fmt.Errorf("read guest memory pages %d+%d: %w", s.pendStart, k, err)
 		}
@@ -845,7 +847,7 @@ func (s *sender) flushBatch(st *outStream) error {
 	s.roundZero += bb.zero
 	s.totals.DataPages += bb.data
 	s.totals.ZeroPages += bb.zero
-	if err := st.sw.queue(writeJob{kind: recBatch, rec: rec, buf: bb.buf, data: bb.data, zero: bb.zero}); err != nil {
+	if err := st.sw.queue(writeJob{kind: recBatch, rec: rec, buf: bb.buf, data: bb.data, zero: bb.zero, sum: bb.sum, summed: true}); err != nil {
 		return err
 	}
 	buf, err := st.sw.get()

@@ -83,23 +83,88 @@ func (r *RAM) Bytes() []byte { return r.mem }
 // Name returns the memfd name.
 func (r *RAM) Name() string { return r.name }
 
-// ReadAt reads from the memfd with pread, which returns zeros for holes
-// without allocating them.
+// ReadAt reads guest memory without allocating pages that hold no data.
+// Pages in the memfd's page cache are copied from the shared mapping (a
+// plain memmove: 11-13 GB/s here against 4-7 for pread, which copies page
+// by page; a page not yet mapped here costs a minor fault, still cheaper);
+// the others (holes) are read with pread, which returns zeros without
+// allocating them. mincore tells the two apart, readChunk pages per call.
+// A page punched to a hole between that check and the copy would be
+// allocated again by the copy; nothing punches the memory of a running
+// guest.
 func (r *RAM) ReadAt(p []byte, off int64) (int, error) {
 	if off < 0 || uint64(off) > r.size {
 		return 0, fmt.Errorf("guest memory %q: read at %d outside %d bytes", r.name, off, r.size)
 	}
+	var vec [readChunk]byte
 	done := 0
 	for done < len(p) {
-		n, err := unix.Pread(r.fd, p[done:], off+int64(done))
+		o := uint64(off) + uint64(done)
+		if o >= r.size {
+			return done, fmt.Errorf("guest memory %q: read at %d: end of memory", r.name, o)
+		}
+		first := o / PageSize
+		end := min(o+uint64(len(p)-done), r.size, (first+readChunk)*PageSize)
+		pages := (end+PageSize-1)/PageSize - first
+		if r.mem == nil || mincore(r.mem[first*PageSize:(first+pages)*PageSize], vec[:pages]) != nil {
+			n, err := r.pread(p[done:done+int(end-o)], o)
+			done += n
+			if err != nil {
+				return done, err
+			}
+			continue
+		}
+		// Runs of resident pages are copied, runs of holes read.
+		for i := uint64(0); i < pages; {
+			res := vec[i]&1 != 0
+			j := i + 1
+			for j < pages && (vec[j]&1 != 0) == res {
+				j++
+			}
+			lo, hi := max(o, (first+i)*PageSize), min(end, (first+j)*PageSize)
+			dst := p[done : done+int(hi-lo)]
+			if res {
+				done += copy(dst, r.mem[lo:hi])
+			} else {
+				n, err := r.pread(dst, lo)
+				done += n
+				if err != nil {
+					return done, err
+				}
+			}
+			i = j
+		}
+	}
+	return done, nil
+}
+
+// readChunk is the most pages ReadAt checks with one mincore call.
+const readChunk = 256
+
+// mincore fills vec with the residency of the pages of b (bit 0 set: in
+// the page cache, which for a memfd means the page holds data).
+func mincore(b, vec []byte) error {
+	_, _, e := unix.Syscall(unix.SYS_MINCORE, uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)), uintptr(unsafe.Pointer(&vec[0])))
+	if e != 0 {
+		return e
+	}
+	return nil
+}
+
+// pread reads len(p) bytes at off with pread (holes read as zeros and
+// stay holes).
+func (r *RAM) pread(p []byte, off uint64) (int, error) {
+	done := 0
+	for done < len(p) {
+		n, err := unix.Pread(r.fd, p[done:], int64(off)+int64(done))
 		if err != nil {
 			if errors.Is(err, unix.EINTR) {
 				continue
 			}
-			return done, fmt.Errorf("guest memory %q: pread at %d: %w", r.name, off+int64(done), err)
+			return done, fmt.Errorf("guest memory %q: pread at %d: %w", r.name, off+uint64(done), err)
 		}
 		if n == 0 {
-			return done, fmt.Errorf("guest memory %q: read at %d: end of memory", r.name, off+int64(done))
+			return done, fmt.Errorf("guest memory %q: read at %d: end of memory", r.name, off+uint64(done))
 		}
 		done += n
 	}
