@@ -151,6 +151,7 @@ type migStatus struct {
 	StopCopyMs float64 `xmlrpc:"stop_copy_ms"`
 	VerifyMs   float64 `xmlrpc:"verify_ms"`
 	ResumeMs   float64 `xmlrpc:"resume_ms"`
+	DrainMs    float64 `xmlrpc:"drain_ms"`
 	Throughput float64 `xmlrpc:"throughput"`
 	Error      string  `xmlrpc:"error"`
 }
@@ -214,6 +215,11 @@ func TestLiveMigration(t *testing.T) {
 			if parts := st.StopCopyMs + st.VerifyMs + st.ResumeMs; st.StopCopyMs <= 0 || st.VerifyMs <= 0 || st.ResumeMs <= 0 ||
 				parts > st.DowntimeMs || st.DowntimeMs <= st.StopCopyMs {
 				t.Errorf("downtime %.3f ms does not hold its parts (stop-copy %.3f, verify %.3f, resume %.3f)", st.DowntimeMs, st.StopCopyMs, st.VerifyMs, st.ResumeMs)
+			}
+			// Before pausing, the source waited for the target to apply
+			// the pre-copy rounds (the drain).
+			if st.DrainMs <= 0 {
+				t.Errorf("no drain before the pause: %+v", st)
 			}
 			// The target agent follows its VMM's commit within moments.
 			dst.waitInfo(t, "live1", "running on the target", func(i domInfo) bool { return i.State == "running" })

@@ -91,7 +91,7 @@ func progressTo(st *control.MigrationStatus, p pagexfer.Progress) {
 }
 
 func resultTo(st *control.MigrationStatus, r pagexfer.Result) {
-	st.Total, st.Downtime = r.Total, r.Downtime
+	st.Total, st.Downtime, st.DrainWait = r.Total, r.Downtime, r.DrainWait
 	st.MaxThrottle, st.ThrottledFor = r.Throttle.Max, r.Throttle.Duration
 	st.StopReason = r.Reason.String()
 	st.BytesSent = r.BytesSent

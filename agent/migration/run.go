@@ -49,9 +49,12 @@ type Status struct {
 	// The downtime of a live migration in parts: the last pages sent,
 	// the target checking the image and building the machine, the commit
 	// and the target's start.
-	StopCopyMs  float64 `xmlrpc:"stop_copy_ms"`
-	VerifyMs    float64 `xmlrpc:"verify_ms"`
-	ResumeMs    float64 `xmlrpc:"resume_ms"`
+	StopCopyMs float64 `xmlrpc:"stop_copy_ms"`
+	VerifyMs   float64 `xmlrpc:"verify_ms"`
+	ResumeMs   float64 `xmlrpc:"resume_ms"`
+	// DrainMs is how long the source waited, the guest still running,
+	// for the target to apply what pre-copy sent before pausing it.
+	DrainMs     float64 `xmlrpc:"drain_ms"`
 	StopReason  string  `xmlrpc:"stop_reason,omitempty"`
 	TLSVerified bool    `xmlrpc:"tls_verified"`
 	Error       string  `xmlrpc:"error,omitempty"`
@@ -390,6 +393,7 @@ func (l *Local) run(ctx context.Context, m *migration, offer relocation.Offer, a
 		m.st.StopCopyMs = float64(vs.StopCopy) / float64(time.Millisecond)
 		m.st.VerifyMs = float64(vs.Verify) / float64(time.Millisecond)
 		m.st.ResumeMs = float64(vs.Resume) / float64(time.Millisecond)
+		m.st.DrainMs = float64(vs.DrainWait) / float64(time.Millisecond)
 		m.st.TransferSeconds = vs.Total.Seconds()
 		m.st.Error = vs.Error
 		if vs.Streams > 0 {

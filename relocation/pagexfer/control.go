@@ -27,6 +27,7 @@ const (
 	MsgAbort        MsgKind = 4 // source → target: discard it (Reason)
 	MsgResumed      MsgKind = 5 // target → source: the guest runs on the target
 	MsgResumeFailed MsgKind = 6 // target → source: the target could not run it and destroyed its copy (Reason)
+	MsgDrained      MsgKind = 7 // target → source, on any stream: everything before the drain record is applied
 )
 
 func (k MsgKind) String() string {
@@ -43,6 +44,8 @@ func (k MsgKind) String() string {
 		return "Resumed"
 	case MsgResumeFailed:
 		return "ResumeFailed"
+	case MsgDrained:
+		return "Drained"
 	}
 	return fmt.Sprintf("MsgKind(%d)", uint8(k))
 }
@@ -79,7 +82,7 @@ func AppendMessage(b []byte, m Message) ([]byte, error) {
 	switch {
 	case m.Kind == MsgVerified:
 		body = idSize + totalsSize
-	case m.Kind == MsgCommit || m.Kind == MsgResumed:
+	case m.Kind == MsgCommit || m.Kind == MsgResumed || m.Kind == MsgDrained:
 		body = idSize
 	case hasReason(m.Kind):
 		m.Reason = cutReason(m.Reason)
@@ -145,7 +148,7 @@ func ReadMessage(r io.Reader) (Message, error) {
 		if n != idSize+totalsSize {
 			return Message{}, fmt.Errorf("%w: %s message of %d bytes", ErrFormat, m.Kind, n)
 		}
-	case m.Kind == MsgCommit || m.Kind == MsgResumed:
+	case m.Kind == MsgCommit || m.Kind == MsgResumed || m.Kind == MsgDrained:
 		if n != idSize {
 			return Message{}, fmt.Errorf("%w: %s message of %d bytes", ErrFormat, m.Kind, n)
 		}

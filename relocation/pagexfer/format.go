@@ -48,7 +48,14 @@ const (
 	// FeatureCompression): codec u8 | raw body length u32 | compressed
 	// bytes, which decompress to exactly a batch body.
 	recCBatch byte = 0x07
+	// recDrain asks the receiver, between rounds (only with
+	// FeatureDrain), to answer Drained on the same connection once it has
+	// applied everything before it: body u32, the rounds completed so far.
+	recDrain byte = 0x08
 )
+
+// drainBody is the body size of a drain record.
+const drainBody = 4
 
 func recName(k byte) string {
 	switch k {
@@ -66,6 +73,8 @@ func recName(k byte) string {
 		return "end"
 	case recCBatch:
 		return "compressed batch"
+	case recDrain:
+		return "drain"
 	}
 	return fmt.Sprintf("record kind %#02x", k)
 }
@@ -107,8 +116,13 @@ const (
 	// each carries its own header with its StreamID. Page p travels only
 	// on stream (p / StripePages) % StreamCount.
 	FeatureParallel Feature = 1 << 1
+	// FeatureDrain: drain records (kind 0x08) may come between rounds, and
+	// the receiver answers each with a Drained control message on that
+	// stream's connection. Only a live migration over connections that
+	// carry answers uses it (never a save image).
+	FeatureDrain Feature = 1 << 2
 
-	supportedFeatures = FeatureCompression | FeatureParallel
+	supportedFeatures = FeatureCompression | FeatureParallel | FeatureDrain
 )
 
 // StripePages is the stripe of the parallel-streams feature: pages
@@ -400,6 +414,11 @@ func appendRoundStart(b []byte, round, flags uint32) []byte {
 	return binary.LittleEndian.AppendUint32(b, flags)
 }
 
+func appendDrain(b []byte, rounds uint32) []byte {
+	b = appendFrame(b, recDrain, drainBody)
+	return binary.LittleEndian.AppendUint32(b, rounds)
+}
+
 func appendState(b []byte, state []byte) []byte {
 	b = appendFrame(b, recState, 4+len(state))
 	b = binary.LittleEndian.AppendUint32(b, crc(0, state))
@@ -428,6 +447,8 @@ func maxBody(k byte) int {
 		return endBody
 	case recCBatch:
 		return cbatchHead + maxBatchBody
+	case recDrain:
+		return drainBody
 	}
 	return 0
 }
@@ -449,6 +470,8 @@ func minBody(k byte) int {
 		return endBody
 	case recCBatch:
 		return cbatchHead + 1
+	case recDrain:
+		return drainBody
 	}
 	return 0
 }

@@ -126,6 +126,7 @@ func receive(pctx context.Context, r io.Reader, more func(context.Context) (io.R
 	decs := make([]*decoder, h.StreamCount)
 	decs[0] = newDecoder(h, sink)
 	decs[0].bytes = uint64(n)
+	decs[0].drained = drainAnswer(h, r)
 	if h.StreamCount == 1 {
 		err = decs[0].run(ctx, r, dl, hasDeadline, pipelined)
 	} else {
@@ -206,6 +207,7 @@ func receiveMore(ctx context.Context, cancel context.CancelFunc, h Header, r io.
 			}
 			d := newDecoder(hs, sink)
 			d.bytes = uint64(n)
+			d.drained = drainAnswer(hs, rs)
 			mu.Lock()
 			dup := decs[hs.StreamID] != nil
 			if !dup {
@@ -288,6 +290,17 @@ func (d *decoder) pipelined(ctx context.Context, r io.Reader, dl interface{ SetR
 			return nil
 		}
 	}
+}
+
+// drainAnswer returns how a decoder answers drain records on r's
+// connection, or nil when the stream has no drain feature or r cannot be
+// written to (a save image).
+func drainAnswer(h Header, r io.Reader) func() error {
+	w, ok := r.(io.Writer)
+	if h.Features&FeatureDrain == 0 || !ok {
+		return nil
+	}
+	return func() error { return WriteMessage(w, Message{Kind: MsgDrained, ID: h.ID}) }
 }
 
 // ReadHeader reads the preamble and header of an image (for example to
@@ -497,6 +510,10 @@ type decoder struct {
 	rData     uint64
 	rZero     uint64
 
+	// drained answers a drain record (FeatureDrain) on this stream's
+	// connection; nil when the stream cannot carry an answer.
+	drained func() error
+
 	totals     Totals
 	bytes      uint64 // stream bytes so far
 	zeroed     uint64
@@ -570,6 +587,22 @@ func (d *decoder) apply(f *frame) (done bool, err error) {
 		d.inRound = false
 		d.totals.Rounds++
 		d.finalSeen = d.final
+	case recDrain:
+		switch rounds := binary.LittleEndian.Uint32(body); {
+		case d.h.Features&FeatureDrain == 0:
+			return false, fmt.Errorf("%w: drain record in a stream without the drain feature", ErrFormat)
+		case d.inRound || d.finalSeen:
+			return false, fmt.Errorf("%w: drain record inside round %d or after the final round", ErrFormat, d.totals.Rounds)
+		case rounds != d.totals.Rounds:
+			return false, fmt.Errorf("%w: drain record after %d rounds where %d were done", ErrFormat, rounds, d.totals.Rounds)
+		case d.drained == nil:
+			return false, fmt.Errorf("%w: drain record on a stream that cannot answer it", ErrUnsupported)
+		}
+		// Everything before it is applied: the records are applied in
+		// order and the sink's writes are done when they return.
+		if err := d.drained(); err != nil {
+			return false, fmt.Errorf("answer drain: %w", err)
+		}
 	case recState:
 		switch {
 		case d.inRound:

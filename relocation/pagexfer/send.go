@@ -251,6 +251,9 @@ type Result struct {
 	Streams int
 	// Compression counts the page batches and what compression saved.
 	Compression CompressionStats
+	// DrainWait is how long the source waited, the guest running, for the
+	// target to apply the pre-copy rounds before the pause (FeatureDrain).
+	DrainWait time.Duration
 	// DirtyLogging says the source's dirty logging is still on: a live
 	// Send leaves it on so as not to spend the guest's pause turning it
 	// off. The caller must call SetDirtyLogging(false) before it resumes
@@ -264,8 +267,12 @@ func (r Result) Rounds() int { return int(r.Totals.Rounds) }
 
 // sender runtime tunables (variables so tests and benchmarks can shrink them).
 var (
-	sendBuffers = 4                     // batch buffers in flight
-	fetchEvery  = 50 * time.Millisecond // dirty-log fetches within a round, for the skip rule
+	// drainTimeout bounds the wait for the target's Drained answers
+	// before the pause (a target that slow fails the migration, and the
+	// source goes on running).
+	drainTimeout = 60 * time.Second
+	sendBuffers  = 4                     // batch buffers in flight
+	fetchEvery   = 50 * time.Millisecond // dirty-log fetches within a round, for the skip rule
 )
 
 type sender struct {
@@ -277,6 +284,7 @@ type sender struct {
 	pages    uint64
 
 	streams []*outStream
+	drained time.Duration // the wait for the target before the pause
 
 	cur, next, scratch []uint64
 	nextCount          uint64
@@ -479,6 +487,7 @@ func (s *sender) result(r Result) Result {
 	r.Totals = s.totals
 	r.BytesSent = s.written()
 	r.Streams = len(s.streams)
+	r.DrainWait = s.drained
 	r.Compression = s.compression()
 	r.SkippedPages = s.skipped
 	r.BytesRead = s.read
@@ -499,6 +508,9 @@ func (s *sender) run() (Result, error) {
 	}
 	if len(s.streams) > 1 {
 		h.Features |= FeatureParallel
+	}
+	if s.drainable() {
+		h.Features |= FeatureDrain
 	}
 	for i, st := range s.streams {
 		h.StreamID = uint16(i)
@@ -560,6 +572,25 @@ func (s *sender) run() (Result, error) {
 				}
 			}
 			s.report(true)
+			if v.Stop && h.Features&FeatureDrain != 0 {
+				// Wait, with the guest running, until the target has
+				// applied everything sent so far: what it still had queued
+				// would otherwise be applied while the guest is paused.
+				if err := s.drain(); err != nil {
+					return res, err
+				}
+				// The guest dirtied pages meanwhile. When they no longer
+				// fit the downtime target, one more round goes first.
+				if v.Reason == StopDowntime {
+					if err := s.fetchDirty(); err != nil {
+						return res, err
+					}
+					if e := expected(s.nextCount*s.ps, s.bw); e > s.o.MaxDowntime {
+						v.Stop = false
+						s.expectedDowntime = e
+					}
+				}
+			}
 			if v.Stop {
 				break
 			}
@@ -640,6 +671,73 @@ func (s *sender) run() (Result, error) {
 	s.report(true)
 	res.DirtyLogging, s.logging = s.logging, false
 	return res, nil
+}
+
+// answerConn is a stream writer the receiver's answers come back on (a
+// net.Conn); a file or a buffer is not one.
+type answerConn interface {
+	io.Reader
+	SetReadDeadline(time.Time) error
+}
+
+// drainable says whether the receiver can answer drain records: a live
+// migration whose every stream is a connection the answer can come back on.
+func (s *sender) drainable() bool {
+	if !s.o.Live {
+		return false
+	}
+	for _, st := range s.streams {
+		if _, ok := st.sw.w.(answerConn); !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// drain sends a drain record on every stream and waits for each stream's
+// Drained answer (at most drainTimeout).
+func (s *sender) drain() error {
+	start := time.Now()
+	if err := s.queueAll(writeJob{kind: recDrain}); err != nil {
+		return err
+	}
+	if err := s.flush(); err != nil {
+		return err
+	}
+	errs := make(chan error, len(s.streams))
+	for i, st := range s.streams {
+		r := st.sw.w.(answerConn)
+		r.SetReadDeadline(time.Now().Add(drainTimeout))
+		stop := context.AfterFunc(s.ctx, func() { r.SetReadDeadline(time.Unix(1, 0)) })
+		defer func() {
+			stop()
+			r.SetReadDeadline(time.Time{})
+		}()
+		go func() {
+			m, err := expect(r, s.o.ID, MsgDrained, MsgFailed)
+			switch {
+			case err != nil:
+				err = fmt.Errorf("stream %d: wait for the target to apply the pre-copy rounds: %w", i, err)
+			case m.Kind == MsgFailed:
+				err = &RemoteError{Kind: m.Kind, Reason: m.Reason}
+			}
+			errs <- err
+		}()
+	}
+	var first error
+	for range s.streams {
+		if err := <-errs; err != nil && first == nil {
+			first = err
+		}
+	}
+	if first != nil {
+		if s.ctx.Err() != nil {
+			return s.ctx.Err()
+		}
+		return first
+	}
+	s.drained = time.Since(start)
+	return nil
 }
 
 // populated fills set with the pages that hold data.

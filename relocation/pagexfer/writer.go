@@ -170,6 +170,8 @@ func (s *streamWriter) encode(j *writeJob) (rec []byte, sum bool, err error) {
 	case recRoundEnd:
 		rec = appendRoundEnd(s.small[:0], roundEnd{Round: j.round, DataPages: s.roundData, ZeroPages: s.roundZero, Bytes: s.roundBytes, CRC: s.roundCRC})
 		s.totals.Rounds++
+	case recDrain:
+		rec = appendDrain(s.small[:0], s.totals.Rounds)
 	case recEnd:
 		s.totals.Bytes = s.bytes
 		rec = appendEnd(s.small[:0], s.totals)

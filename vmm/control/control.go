@@ -87,7 +87,10 @@ type MigrationStatus struct {
 	// sending the last pages (pause to the image's last byte), the target
 	// checking the image and building the machine (to its verified), and
 	// the commit and the target's start (to its resumed).
-	StopCopy   time.Duration `json:"stop_copy_ns,omitempty"`
+	StopCopy time.Duration `json:"stop_copy_ns,omitempty"`
+	// DrainWait is how long the source waited, the guest running, for
+	// the target to apply the pre-copy rounds before the pause.
+	DrainWait  time.Duration `json:"drain_wait_ns,omitempty"`
 	Verify     time.Duration `json:"verify_ns,omitempty"`
 	Resume     time.Duration `json:"resume_ns,omitempty"`
 	StopReason string        `json:"stop_reason,omitempty"`
