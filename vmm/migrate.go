@@ -255,7 +255,6 @@ func (v *VMM) startSend(req control.Request, files []*os.File) control.Response 
 			}
 			return control.Response{Error: fmt.Sprintf("migration connection %d: %v", i, err)}
 		}
-		tuneSend(c)
 		conns = append(conns, c)
 	}
 	closeFiles()
@@ -457,7 +456,6 @@ func (in *incoming) attach(id string, f *os.File) control.Response {
 	if err != nil {
 		return control.Response{Error: "migration connection: " + err.Error()}
 	}
-	tuneReceive(c)
 	select {
 	case in.extra <- c:
 	default:
@@ -514,7 +512,6 @@ func (v *VMM) startReceive(req control.Request, f *os.File) control.Response {
 	if err != nil {
 		return control.Response{Error: "migration connection: " + err.Error()}
 	}
-	tuneReceive(conn)
 	in := &incoming{st: control.MigrationStatus{ID: req.Migration, Phase: control.PhaseReceiving, Live: req.Live},
 		extra: make(chan net.Conn, pagexfer.MaxStreams)}
 	v.mu.Lock()
