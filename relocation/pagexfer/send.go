@@ -704,11 +704,14 @@ func (s *sender) drain() error {
 	if err := s.flush(); err != nil {
 		return err
 	}
+	// One stream failing ends the wait on the others.
+	ctx, cancel := context.WithCancel(s.ctx)
+	defer cancel()
 	errs := make(chan error, len(s.streams))
 	for i, st := range s.streams {
 		r := st.sw.w.(answerConn)
 		r.SetReadDeadline(time.Now().Add(drainTimeout))
-		stop := context.AfterFunc(s.ctx, func() { r.SetReadDeadline(time.Unix(1, 0)) })
+		stop := context.AfterFunc(ctx, func() { r.SetReadDeadline(time.Unix(1, 0)) })
 		defer func() {
 			stop()
 			r.SetReadDeadline(time.Time{})
@@ -728,6 +731,7 @@ func (s *sender) drain() error {
 	for range s.streams {
 		if err := <-errs; err != nil && first == nil {
 			first = err
+			cancel()
 		}
 	}
 	if first != nil {

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"runtime"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -126,10 +125,6 @@ var _ workload.Machine = (*Machine)(nil)
 // loads a saved state. Start runs it.
 func New(cfg Config) (*Machine, error) {
 	if cfg.State != nil {
-		// Check the state and the memory before making a VM for them.
-		if _, _, err := decodeSaved(cfg.State, cfg.RAM); err != nil {
-			return nil, err
-		}
 		m, err := Prepare(cfg)
 		if err != nil {
 			return nil, err
@@ -154,15 +149,14 @@ func New(cfg Config) (*Machine, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := m.setCPUID(nil); err != nil {
-		m.release()
-		return nil, err
+	err = m.setSupportedCPUID()
+	if err == nil {
+		m.tscKHz, err = m.vcpu.GetTSCKHz()
 	}
-	if m.tscKHz, err = m.vcpu.GetTSCKHz(); err != nil {
-		m.release()
-		return nil, err
+	if err == nil {
+		err = m.boot(cfg.Params)
 	}
-	if err := m.boot(cfg.Params); err != nil {
+	if err != nil {
 		m.release()
 		return nil, err
 	}
@@ -183,11 +177,9 @@ func Prepare(cfg Config) (*Machine, error) {
 	if size == 0 || size%workload.RAMAlign != 0 || size > workload.MaxRAM {
 		return nil, fmt.Errorf("kvm machine: memory of %d bytes is not a multiple of %d MiB up to %d MiB", size, workload.RAMAlign>>20, workload.MaxRAM>>20)
 	}
-	// The memory slots depend only on the size (the regions below and
-	// above the PCI hole); Restore takes the rest of the layout from the
-	// guest's parameter page.
-	pages := size / workload.PageSize
-	return create(cfg, workload.Layout{RAMSize: size, RAMPages: pages, LowPages: min(pages, workload.HoleStart/workload.PageSize)})
+	// The slots depend only on the size; Restore takes the rest of the
+	// layout from the guest's parameter page.
+	return create(cfg, workload.MemoryLayout(size))
 }
 
 // Restore loads a saved state (a SaveState result) into a machine Prepare
@@ -198,48 +190,29 @@ func (m *Machine) Restore(state []byte) error {
 	if m.phase != phaseCreated || m.ready {
 		return errors.New("kvm machine: restore: only a prepared machine that has not started can take a saved state")
 	}
-	st, pp, err := decodeSaved(state, m.ram)
+	states, err := UnmarshalState(state)
 	if err != nil {
-		return err
+		return fmt.Errorf("kvm machine: %w", err)
 	}
-	layout := pp.layout
-	if !slices.Equal(layout.Regions(), m.layout.Regions()) {
-		return fmt.Errorf("kvm machine: restore: the saved memory layout %v does not match the prepared slots %v", layout.Regions(), m.layout.Regions())
+	if len(states) != 1 {
+		return fmt.Errorf("kvm machine: saved state has %d vCPUs, the workload guest runs on 1", len(states))
 	}
-	if err := m.setCPUID(st.CPUID); err != nil {
-		return err
+	st := states[0]
+	mem := m.ram.Bytes()
+	pp, layout, err := workload.DecodeParamPage(mem[workload.ParamPageAddr:workload.ParamPageAddr+workload.PageSize], m.ram.Size())
+	if err != nil {
+		return fmt.Errorf("kvm machine: restore: %w", err)
+	}
+	if len(st.CPUID) == 0 { // otherwise part of the state SetState loads
+		if err := m.setSupportedCPUID(); err != nil {
+			return err
+		}
 	}
 	if err := m.vcpu.SetState(st); err != nil {
 		return fmt.Errorf("kvm machine: restore vcpu state: %w", err)
 	}
-	m.layout, m.tscKHz, m.ready = layout, uint32(pp.page.TSCKHz), true
+	m.layout, m.tscKHz, m.ready = layout, uint32(pp.TSCKHz), true
 	return nil
-}
-
-// saved is a saved machine's parameter page and the layout it describes.
-type saved struct {
-	page   workload.ParamPage
-	layout workload.Layout
-}
-
-// decodeSaved checks a saved state against the memory that goes with it.
-func decodeSaved(state []byte, ram *workload.RAM) (*kvm.VCPUState, saved, error) {
-	if ram == nil {
-		return nil, saved{}, errors.New("kvm machine: no guest memory")
-	}
-	states, err := UnmarshalState(state)
-	if err != nil {
-		return nil, saved{}, fmt.Errorf("kvm machine: %w", err)
-	}
-	if len(states) != 1 {
-		return nil, saved{}, fmt.Errorf("kvm machine: saved state has %d vCPUs, the workload guest runs on 1", len(states))
-	}
-	mem := ram.Bytes()
-	pp, layout, err := workload.DecodeParamPage(mem[workload.ParamPageAddr:workload.ParamPageAddr+workload.PageSize], ram.Size())
-	if err != nil {
-		return nil, saved{}, fmt.Errorf("kvm machine: restore: %w", err)
-	}
-	return states[0], saved{page: pp, layout: layout}, nil
 }
 
 // create opens KVM and makes the VM, its memory slots over cfg.RAM (placed
@@ -294,12 +267,8 @@ func create(cfg Config, layout workload.Layout) (m *Machine, err error) {
 	return m, nil
 }
 
-// setCPUID gives the vCPU the saved CPUID, or what KVM supports when there
-// is none.
-func (m *Machine) setCPUID(saved []kvm.CPUIDEntry) error {
-	if len(saved) > 0 {
-		return nil // part of the vCPU state SetState loads
-	}
+// setSupportedCPUID gives the vCPU the CPUID KVM supports.
+func (m *Machine) setSupportedCPUID() error {
 	cpuid, err := m.sys.SupportedCPUID()
 	if err != nil {
 		return err

@@ -125,15 +125,7 @@ func TestPrepareThenRestore(t *testing.T) {
 		t.Fatal("a prepared machine started without a saved state")
 	}
 	// The memory arrives after the slots were made.
-	ranges, err := ram.DataRanges()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, r := range ranges {
-		if _, err := ram.ReadAt(dst.Bytes()[r.Off:r.Off+r.Len], int64(r.Off)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	workloadtest.CopyData(t, ram, dst)
 	if err := p.Restore([]byte("garbage")); err == nil {
 		t.Fatal("Restore took a garbage state")
 	}

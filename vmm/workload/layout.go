@@ -66,6 +66,14 @@ func MinRAM(tablePages uint64) uint64 {
 	return GenTableAddr + roundUp(tablePages*8, hotAlign) + tablePages*PageSize
 }
 
+// MemoryLayout is the part of a layout that depends on the memory size
+// alone: the RAM below the PCI hole and above it (Regions). It is all a
+// machine needs to map guest memory before the workload is known.
+func MemoryLayout(ramSize uint64) Layout {
+	pages := ramSize / PageSize
+	return Layout{RAMSize: ramSize, RAMPages: pages, LowPages: min(pages, HoleStart/PageSize)}
+}
+
 // NewLayout places the workload in ramSize bytes of RAM: the hot set of
 // p.HotSize bytes (or, when 0, as many pages as fit) and the touched region
 // of p.TouchSize bytes after it.
@@ -79,8 +87,7 @@ func NewLayout(ramSize uint64, p Params) (Layout, error) {
 	if err := p.Validate(); err != nil {
 		return Layout{}, err
 	}
-	l := Layout{RAMSize: ramSize, RAMPages: ramSize / PageSize}
-	l.LowPages = min(l.RAMPages, HoleStart/PageSize)
+	l := MemoryLayout(ramSize)
 	touch := p.TouchSize / PageSize
 	fits := func(hot uint64) bool { return MinRAM(hot+touch) <= ramSize }
 	if !fits(1) {
@@ -266,8 +273,8 @@ func DecodeParamPage(b []byte, ramSize uint64) (ParamPage, Layout, error) {
 	if ramSize%PageSize != 0 || pp.RAMPages != ramSize/PageSize {
 		return pp, Layout{}, fmt.Errorf("parameter page: %d RAM pages, memory holds %d bytes", pp.RAMPages, ramSize)
 	}
-	l := Layout{RAMSize: ramSize, RAMPages: pp.RAMPages, LowPages: min(pp.RAMPages, HoleStart/PageSize),
-		HotFirst: pp.HotFirst, HotPages: pp.HotPages, TouchPages: pp.TouchPages}
+	l := MemoryLayout(ramSize)
+	l.HotFirst, l.HotPages, l.TouchPages = pp.HotFirst, pp.HotPages, pp.TouchPages
 	switch {
 	case pp.LowPages != l.LowPages || pp.HighGPA != HoleEnd:
 		return pp, Layout{}, fmt.Errorf("parameter page: memory map (low pages %d, high at %#x) differs from this layout (%d, %#x)", pp.LowPages, pp.HighGPA, l.LowPages, uint64(HoleEnd))

@@ -294,17 +294,7 @@ func SaveRestore(t *testing.T, f Factory) {
 	}
 	// Copy only the pages that hold data, as a migration would.
 	dst := newRAM(t, ram.Size())
-	ranges, err := ram.DataRanges()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var copied uint64
-	for _, r := range ranges {
-		if _, err := ram.ReadAt(dst.Bytes()[r.Off:r.Off+r.Len], int64(r.Off)); err != nil {
-			t.Fatal(err)
-		}
-		copied += r.Len
-	}
+	copied := CopyData(t, ram, dst)
 	if n, _ := dst.DataPages(); n*workload.PageSize != copied {
 		t.Fatalf("copy has %d data pages, copied %d bytes", n, copied)
 	}
@@ -332,6 +322,24 @@ func SaveRestore(t *testing.T, f Factory) {
 	if _, err := f(t, dst, workload.Params{}, []byte("garbage"), nil); err == nil {
 		t.Fatal("factory accepted a garbage state")
 	}
+}
+
+// CopyData copies the pages of from that hold data into to, as a
+// migration would, and returns the bytes copied.
+func CopyData(t testing.TB, from, to *workload.RAM) uint64 {
+	t.Helper()
+	ranges, err := from.DataRanges()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var copied uint64
+	for _, r := range ranges {
+		if _, err := from.ReadAt(to.Bytes()[r.Off:r.Off+r.Len], int64(r.Off)); err != nil {
+			t.Fatal(err)
+		}
+		copied += r.Len
+	}
+	return copied
 }
 
 // Rate measures the achieved write rate against the configured one and
@@ -549,15 +557,7 @@ func TouchSaveRestore(t *testing.T, f Factory) {
 		progress++
 	}
 	dst := newRAM(t, ram.Size())
-	ranges, err := ram.DataRanges()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, r := range ranges {
-		if _, err := ram.ReadAt(dst.Bytes()[r.Off:r.Off+r.Len], int64(r.Off)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	CopyData(t, ram, dst)
 	con2 := &workload.Lines{}
 	m2 := start(t, f, dst, workload.Params{}, state, con2)
 	done, _, err := con2.WaitTouchDone(0, TouchTimeout)
