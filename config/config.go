@@ -34,6 +34,13 @@ type ServerConfig struct {
 	UnixSocket      string        `ini:"unix_socket"`       // path of the local socket
 	MaxRequestBytes int64         `ini:"max_request_bytes"` // largest accepted request body
 	ReadTimeout     time.Duration `ini:"read_timeout"`      // time to read one whole request
+	// HeaderTimeout is the time a client has to send a request's headers.
+	HeaderTimeout time.Duration `ini:"header_timeout"`
+	// MaxPending caps the connections, on each TCP listener, that have
+	// not yet made an authenticated request; MaxPendingPerAddress caps
+	// them per client address.
+	MaxPending           int64 `ini:"max_pending_connections"`
+	MaxPendingPerAddress int64 `ini:"max_pending_per_address"`
 }
 
 // AuthConfig is [auth]: who may call the API over TCP.
@@ -41,6 +48,11 @@ type AuthConfig struct {
 	User             string        `ini:"user"`
 	PasswordHash     string        `ini:"password_hash"` // bcrypt; "" = no password login yet
 	FailedLoginDelay time.Duration `ini:"failed_login_delay"`
+	// LoginWorkers bounds the password checks (bcrypt) that run at once,
+	// 0 = half the CPUs (at least 1); LoginQueue bounds the checks that
+	// wait for a worker. Beyond both, a login is answered "busy" at once.
+	LoginWorkers int64 `ini:"login_workers"`
+	LoginQueue   int64 `ini:"login_queue"`
 }
 
 // AccessConfig is [access]: address rules for TCP API clients. A client is
@@ -65,6 +77,10 @@ type AgentConfig struct {
 	// MemoryReserve is host memory, in MiB, never given to domains.
 	MemoryReserve int64  `ini:"memory_reserve"`
 	VMMBinary     string `ini:"vmm_binary"` // "" = ovs-vmm beside the ovs-agent binary
+	// FileDirs are directories, besides the repositories, in which paths
+	// named by API callers (vm.cfg files, disks, save images, detach
+	// folders) may lie.
+	FileDirs []string `ini:"file_dirs"`
 }
 
 // RelocationConfig is [relocation]: receiving domains from peer agents.
@@ -83,6 +99,17 @@ type RelocationConfig struct {
 	// (xend.domain.migrate cannot give any).
 	PeerUser         string `ini:"peer_user"`
 	PeerPasswordFile string `ini:"peer_password_file"`
+	// HandshakeTimeout bounds the TLS handshake and reading the hello.
+	HandshakeTimeout time.Duration `ini:"handshake_timeout"`
+	// MaxPending and MaxPendingPerAddress cap the connections, per
+	// relocation listener and per peer address, that have not yet
+	// authenticated.
+	MaxPending           int64 `ini:"max_pending_connections"`
+	MaxPendingPerAddress int64 `ini:"max_pending_per_address"`
+	// ProgressTimeout is how long a migration may go without progress
+	// from its peer (no page acknowledged, no answer in the commit)
+	// before it fails and the source resumes the guest.
+	ProgressTimeout time.Duration `ini:"progress_timeout"`
 }
 
 // RepositoryConfig is [repository]: the storage repositories the agent
@@ -110,18 +137,22 @@ type origin struct {
 func Default() *Config {
 	return &Config{
 		Server: ServerConfig{
-			TCPServer:       true,
-			ListenAddress:   "0.0.0.0",
-			Port:            8899,
-			SSL:             true,
-			UnixServer:      true,
-			UnixSocket:      "/var/run/ovs-agent/agent.sock",
-			MaxRequestBytes: 4 << 20,
-			ReadTimeout:     30 * time.Second,
+			TCPServer:            true,
+			ListenAddress:        "0.0.0.0",
+			Port:                 8899,
+			SSL:                  true,
+			UnixServer:           true,
+			UnixSocket:           "/var/run/ovs-agent/agent.sock",
+			MaxRequestBytes:      4 << 20,
+			ReadTimeout:          30 * time.Second,
+			HeaderTimeout:        10 * time.Second,
+			MaxPending:           512,
+			MaxPendingPerAddress: 64,
 		},
 		Auth: AuthConfig{
 			User:             "admin",
 			FailedLoginDelay: time.Second,
+			LoginQueue:       64,
 		},
 		Access: AccessConfig{
 			Allow: []string{"*"},
@@ -135,10 +166,14 @@ func Default() *Config {
 			MemoryReserve: 1024,
 		},
 		Relocation: RelocationConfig{
-			Server:   true,
-			Port:     8002,
-			SSLPort:  8003,
-			PeerUser: "admin",
+			Server:               true,
+			Port:                 8002,
+			SSLPort:              8003,
+			PeerUser:             "admin",
+			HandshakeTimeout:     15 * time.Second,
+			MaxPending:           64,
+			MaxPendingPerAddress: 8,
+			ProgressTimeout:      30 * time.Second,
 		},
 		Repository: RepositoryConfig{
 			Enabled:           true,

@@ -49,10 +49,15 @@ func (c *Config) options() []option {
 		{"server", "unix_socket", strVal{&s.UnixSocket, checkSocketPath}},
 		{"server", "max_request_bytes", intVal{&s.MaxRequestBytes, 4096, 1 << 30}},
 		{"server", "read_timeout", durVal{&s.ReadTimeout, time.Second, time.Hour}},
+		{"server", "header_timeout", durVal{&s.HeaderTimeout, time.Second, 10 * time.Minute}},
+		{"server", "max_pending_connections", intVal{&s.MaxPending, 1, 1 << 20}},
+		{"server", "max_pending_per_address", intVal{&s.MaxPendingPerAddress, 1, 1 << 20}},
 
 		{"auth", "user", strVal{&a.User, checkUser}},
 		{"auth", "password_hash", strVal{&a.PasswordHash, checkPasswordHash}},
 		{"auth", "failed_login_delay", durVal{&a.FailedLoginDelay, 0, time.Minute}},
+		{"auth", "login_workers", intVal{&a.LoginWorkers, 0, 1024}},
+		{"auth", "login_queue", intVal{&a.LoginQueue, 0, 1 << 16}},
 
 		{"access", "allow", accessVal{&ac.Allow}},
 		{"access", "deny", accessVal{&ac.Deny}},
@@ -65,6 +70,7 @@ func (c *Config) options() []option {
 		{"agent", "hypervisor", choiceVal{&ag.Hypervisor, []string{"auto", "kvm", "sim"}}},
 		{"agent", "memory_reserve", intVal{&ag.MemoryReserve, 0, 1 << 30}},
 		{"agent", "vmm_binary", strVal{&ag.VMMBinary, optionalPath}},
+		{"agent", "file_dirs", pathsVal{&ag.FileDirs}},
 
 		{"relocation", "server", boolVal{&r.Server}},
 		{"relocation", "address", strVal{&r.Address, checkListenAddress}},
@@ -77,6 +83,10 @@ func (c *Config) options() []option {
 		{"relocation", "ssl_key", strVal{&r.SSLKey, optionalPath}},
 		{"relocation", "peer_user", strVal{&r.PeerUser, checkUser}},
 		{"relocation", "peer_password_file", strVal{&r.PeerPasswordFile, optionalPath}},
+		{"relocation", "handshake_timeout", durVal{&r.HandshakeTimeout, time.Second, 10 * time.Minute}},
+		{"relocation", "max_pending_connections", intVal{&r.MaxPending, 1, 1 << 20}},
+		{"relocation", "max_pending_per_address", intVal{&r.MaxPendingPerAddress, 1, 1 << 20}},
+		{"relocation", "progress_timeout", durVal{&r.ProgressTimeout, time.Second, time.Hour}},
 
 		{"repository", "enabled", boolVal{&rp.Enabled}},
 		{"repository", "root", strVal{&rp.Root, requiredPath}},
@@ -396,6 +406,35 @@ func (v hostsVal) check() error {
 	}
 	_, err := CompileHostsAllow(*v.p)
 	return err
+}
+
+// --- path lists ([agent] file_dirs)
+
+type pathsVal struct{ p *[]string }
+
+func (v pathsVal) set(s string) error {
+	ps := strings.Fields(s)
+	if len(ps) == 0 {
+		ps = nil
+	}
+	*v.p = ps
+	return v.check()
+}
+
+func (v pathsVal) String() string { return strings.Join(*v.p, " ") }
+
+func (v pathsVal) check() error {
+	var errs []error
+	for _, p := range *v.p {
+		if err := requiredPath(p); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if filepath.Clean(p) == "/" {
+			errs = append(errs, errors.New("\"/\" would let API callers name any file on the host; list the directories meant for them"))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // --- checkers

@@ -62,8 +62,9 @@ hosts_allow = ^localhost$   ^10\.1\.1\.[0-9]+$ ^.*\.example\.org$
 		TCPServer: true, ListenAddress: "10.0.0.5", Port: 9443, SSL: false,
 		SSLCert: "/etc/ovs-agent/cert.pem", SSLKey: "/etc/ovs-agent/key.pem",
 		UnixServer: true, UnixSocket: "/run/ovs-agent.sock", MaxRequestBytes: 1 << 20, ReadTimeout: 2 * time.Minute,
+		HeaderTimeout: want.Server.HeaderTimeout, MaxPending: want.Server.MaxPending, MaxPendingPerAddress: want.Server.MaxPendingPerAddress,
 	}
-	want.Auth = AuthConfig{User: "root@ops", PasswordHash: "$2a$10$N9qo8uLOickgx2ZMRZoMyeIjZAgcfl7p92ldGxad68LJZdL17lhWy"}
+	want.Auth = AuthConfig{User: "root@ops", PasswordHash: "$2a$10$N9qo8uLOickgx2ZMRZoMyeIjZAgcfl7p92ldGxad68LJZdL17lhWy", LoginQueue: want.Auth.LoginQueue}
 	want.Access = AccessConfig{
 		Allow: []string{"10.1.1.*", "10.2.0.0/16", "192.168.1.7", "*.example.com", "::1", "fd00::/8"},
 		Deny:  []string{"10.1.1.13"},
@@ -72,8 +73,10 @@ hosts_allow = ^localhost$   ^10\.1\.1\.[0-9]+$ ^.*\.example\.org$
 	want.Agent = AgentConfig{StateDir: "/srv/ovs", Hypervisor: "auto", MemoryReserve: 1024}
 	want.Relocation = RelocationConfig{
 		Server: false, Address: "localhost", Port: 18002, SSLServer: true, SSLPort: 18003, SSL: true,
-		HostsAllow: []string{`^localhost$`, `^10\.1\.1\.[0-9]+$`, `^.*\.example\.org$`},
-		PeerUser:   "admin",
+		HostsAllow:       []string{`^localhost$`, `^10\.1\.1\.[0-9]+$`, `^.*\.example\.org$`},
+		PeerUser:         "admin",
+		HandshakeTimeout: want.Relocation.HandshakeTimeout, MaxPending: want.Relocation.MaxPending,
+		MaxPendingPerAddress: want.Relocation.MaxPendingPerAddress, ProgressTimeout: want.Relocation.ProgressTimeout,
 	}
 	if got := exported(c); !reflect.DeepEqual(got, exported(want)) {
 		t.Errorf("got\n%+v\nwant\n%+v", got, exported(want))
@@ -143,6 +146,10 @@ func TestParseErrors(t *testing.T) {
 			`/etc/ovs-agent/agent.ini:2: [auth] failed_login_delay: 2m is out of range (0s-1m)`}},
 		{"relative path", "[agent]\nstate_dir = var/lib\n", []string{
 			`/etc/ovs-agent/agent.ini:2: [agent] state_dir: "var/lib" is not an absolute path`}},
+		{"file_dirs root", "[agent]\nfile_dirs = /srv/images /\n", []string{
+			`/etc/ovs-agent/agent.ini:2: [agent] file_dirs: "/" would let API callers name any file on the host; list the directories meant for them`}},
+		{"file_dirs relative", "[agent]\nfile_dirs = images\n", []string{
+			`/etc/ovs-agent/agent.ini:2: [agent] file_dirs: "images" is not an absolute path`}},
 		{"empty state dir", "[agent]\nstate_dir =\n", []string{
 			`/etc/ovs-agent/agent.ini:2: [agent] state_dir: must not be empty`}},
 		{"long socket", "[server]\nunix_socket = /" + strings.Repeat("s", 107) + "\n", []string{

@@ -110,6 +110,8 @@ func TestXendImportEveryOption(t *testing.T) {
 	want.Relocation = RelocationConfig{
 		Server: false, Port: 18002, Address: "10.0.0.9", SSLServer: true, SSLPort: 18003, SSL: true,
 		SSLKey: "/etc/xen/reloc.key", SSLCert: "/etc/xen/reloc.crt", PeerUser: "admin",
+		HandshakeTimeout: want.Relocation.HandshakeTimeout, MaxPending: want.Relocation.MaxPending,
+		MaxPendingPerAddress: want.Relocation.MaxPendingPerAddress, ProgressTimeout: want.Relocation.ProgressTimeout,
 	}
 	want.Server.TCPServer = false
 	want.Server.ListenAddress = ""
