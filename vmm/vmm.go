@@ -239,8 +239,14 @@ func (v *VMM) start(ram *workload.RAM, m workload.Machine) error {
 		ram.Close()
 		return fmt.Errorf("start %s engine: %w", v.opts.Engine, err)
 	}
+	// The dirty-rate baseline is the machine's write counter as it starts:
+	// a restored or received machine carries the counter of its whole life
+	// on the source, and counting from zero would report every one of those
+	// writes as dirtied in the first sample (a spike of 100,000+ MiB/s).
+	w := m.Stats().Writes
 	v.mu.Lock()
 	v.ram, v.machine, v.state = ram, m, "running"
+	v.lastAt, v.lastW = time.Now(), w
 	v.mu.Unlock()
 	go func() {
 		<-m.Done()
