@@ -438,7 +438,14 @@ func (v *VMM) info() *control.Info {
 		Corrupt:     st.Corrupt,
 		ConsoleEnd:  v.console.End(),
 	}
+	out := v.out
 	v.mu.Unlock()
+	if out != nil {
+		switch out.status().Phase {
+		case control.PhaseStopCopy, control.PhaseSent, control.PhaseVerified, control.PhaseCommitting, control.PhaseInDoubt:
+			info.PausedFor = "migration"
+		}
+	}
 	var ru syscall.Rusage
 	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {
 		info.CPUTime = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())

@@ -76,6 +76,10 @@ func (m *Manager) info(d *domain, live bool) Info {
 			in.ResidentBytes = int64(v.ResidentBytes)
 			in.Throttle = v.Throttle
 			in.Writes, in.Verified, in.Rounds, in.Corrupt = int64(v.Writes), int64(v.Verified), int64(v.Rounds), int64(v.Corrupt)
+			if v.PausedFor != "" {
+				// As libvirt reports it: paused, reason migration.
+				in.State, in.Reason = string(Paused), v.PausedFor
+			}
 		}
 	}
 	return in

@@ -175,6 +175,10 @@ type Info struct {
 	Corrupt  uint64 `json:"corrupt"`
 	// ConsoleEnd is the offset just past the newest console byte.
 	ConsoleEnd int64 `json:"console_end"`
+	// PausedFor is "migration" while the guest's vCPUs are stopped for an
+	// outgoing migration or save (stop-and-copy until the commit or the
+	// failure resumes it); empty otherwise.
+	PausedFor string `json:"paused_for,omitempty"`
 }
 
 // Console is a piece of the console ring.
