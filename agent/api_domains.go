@@ -2,10 +2,9 @@ package agent
 
 import (
 	"context"
-	"errors"
 	"fmt"
+	"github.com/ovs-agent/ovs-agent/agent/fileaccess"
 	"io"
-	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -66,11 +65,11 @@ const maxConfigBytes = 1 << 20
 
 // readConfigSource returns vm.cfg text and its name from an API argument
 // that is either an absolute path on this host or the text itself.
-func readConfigSource(arg string) ([]byte, string, error) {
+func readConfigSource(roots []string, arg string) ([]byte, string, error) {
 	if strings.HasPrefix(arg, "/") && !strings.ContainsAny(arg, "\n=") {
-		f, err := os.Open(arg)
+		f, err := fileaccess.OpenRegular(roots, arg)
 		if err != nil {
-			return nil, "", xmlrpc.Faultf(xmlrpc.NotFound, "vm.cfg %s: %v", arg, errors.Unwrap(err))
+			return nil, "", fileFault("vm.cfg", err)
 		}
 		defer f.Close()
 		data, err := io.ReadAll(io.LimitReader(f, maxConfigBytes+1))
@@ -112,7 +111,7 @@ func (a *Agent) registerDomainMethods(s *xmlrpc.Server) {
 		if err != nil {
 			return nil, err
 		}
-		text, source, err := readConfigSource(arg)
+		text, source, err := readConfigSource(a.fileRoots(), arg)
 		if err != nil {
 			return nil, err
 		}

@@ -188,7 +188,7 @@ func (a *Agent) registerRepositoryMethods(s *xmlrpc.Server) {
 				if err != nil {
 					return nil, xmlrpc.Faultf(xmlrpc.BadParams, "%v", err)
 				}
-				text, source, err := readConfigSource(c.VMCfg)
+				text, source, err := readConfigSource(a.fileRoots(), c.VMCfg)
 				if err != nil {
 					return nil, err
 				}

@@ -212,6 +212,7 @@ func DefaultForDir(dir string) *Config {
 	c.Repository.OptionsFile = filepath.Join(abs, "ovs", "repositories.options")
 	c.Repository.StagingDir = filepath.Join(abs, "mount")
 	c.Repository.StateFile = filepath.Join(abs, "repositories.state")
+	c.Agent.FileDirs = []string{filepath.Join(abs, "files")}
 	return c
 }
 

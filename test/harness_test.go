@@ -128,7 +128,23 @@ type agentConf struct {
 	NoPass bool
 	// RelocPort, when set, turns the relocation listener on at Listen:RelocPort.
 	RelocPort int
-	Extra     map[string][]string // section -> lines
+	// FileDirs is [agent] file_dirs; by default the test's temporary root
+	// (the parent of every t.TempDir of the test), so that save, restore
+	// and create from temp paths stay allowed. Confined leaves it empty:
+	// only the repositories.
+	FileDirs []string
+	Confined bool
+	Extra    map[string][]string // section -> lines
+}
+
+func fileDirs(c agentConf, dir string) string {
+	switch {
+	case c.Confined:
+		return ""
+	case len(c.FileDirs) > 0:
+		return strings.Join(c.FileDirs, " ")
+	}
+	return filepath.Dir(dir)
 }
 
 func relocLines(c agentConf) []string {
@@ -201,7 +217,7 @@ func (c agentConf) render(t testing.TB, dir string) (string, agentConf) {
 		{"auth", []string{"user = admin", "password_hash = " + hash}},
 		{"access", []string{"allow = " + c.Allow, "deny = " + c.Deny}},
 		{"log", []string{"file = " + filepath.Join(dir, "agent.log"), "level = debug"}},
-		{"agent", []string{"state_dir = " + filepath.Join(dir, "state")}},
+		{"agent", []string{"state_dir = " + filepath.Join(dir, "state"), "file_dirs = " + fileDirs(c, dir)}},
 		{"relocation", relocLines(c)},
 		{"repository", []string{
 			"root = " + filepath.Join(dir, "OVS"),

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 
 	"github.com/ovs-agent/ovs-agent/agent/auth"
 	"github.com/ovs-agent/ovs-agent/config"
@@ -55,12 +56,18 @@ func prepareRunDir(dir string, out io.Writer) (string, error) {
 		{Section: "auth", Key: "password_hash", Value: hash},
 		{Section: "log", Key: "file", Value: ""}, // logs on the terminal
 		{Section: "agent", Key: "state_dir", Value: d.Agent.StateDir},
+		{Section: "agent", Key: "file_dirs", Value: strings.Join(d.Agent.FileDirs, " ")},
 		{Section: "relocation", Key: "address", Value: d.Relocation.Address},
 		{Section: "repository", Key: "root", Value: d.Repository.Root},
 		{Section: "repository", Key: "repositories_file", Value: d.Repository.RepositoriesFile},
 		{Section: "repository", Key: "options_file", Value: d.Repository.OptionsFile},
 		{Section: "repository", Key: "staging_dir", Value: d.Repository.StagingDir},
 		{Section: "repository", Key: "state_file", Value: d.Repository.StateFile},
+	}
+	for _, fd := range d.Agent.FileDirs {
+		if err := os.MkdirAll(fd, 0o700); err != nil {
+			return "", fmt.Errorf("run dir: %w", err)
+		}
 	}
 	if _, err := config.EditFile(ini, changes); err != nil {
 		return "", err

@@ -1,0 +1,81 @@
+package test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ovs-agent/ovs-agent/agent/client"
+)
+
+// The secret's lines: neither a fault nor the agent's log may quote them.
+const secretLine = "root:$6$confinement-sentinel-hash:19000:0:99999:7:::"
+
+func writeSecret(t *testing.T) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "shadow")
+	if err := os.WriteFile(p, []byte(secretLine+"\nbin:*:19000:0:99999:7:::\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// faultWithin calls method and requires a fault within 10 s (a FIFO must
+// not block the call).
+func faultWithin(t *testing.T, a *Agent, method string, args ...any) *client.Fault {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err := a.Unix().Call(ctx, method, nil, args...)
+	f, ok := err.(*client.Fault)
+	if !ok {
+		t.Fatalf("%s%v: %v, want a fault", method, args, err)
+	}
+	return f
+}
+
+func TestConfineCreateOutsideRefused(t *testing.T) {
+	a := startAgent(t, agentConf{Confined: true})
+	secret := writeSecret(t)
+	f := faultWithin(t, a, "domain.create", secret)
+	if f.Code != 1001 || !strings.Contains(f.Message, "file_dirs") {
+		t.Errorf("fault %d %q, want 1001 naming the rule", f.Code, f.Message)
+	}
+	// A symlink inside the agent's own directories is no way around it.
+	link := filepath.Join(a.Dir, "vm.cfg")
+	if err := os.Symlink(secret, link); err != nil {
+		t.Fatal(err)
+	}
+	if f := faultWithin(t, a, "domain.create", link); f.Code != 1001 {
+		t.Errorf("symlink: fault %d %q, want 1001", f.Code, f.Message)
+	}
+	for _, s := range []string{secretLine, "confinement-sentinel", "bin:*"} {
+		if strings.Contains(f.Message, s) {
+			t.Errorf("fault quotes the file: %q", f.Message)
+		}
+		if strings.Contains(a.Log(), s) {
+			t.Errorf("agent log quotes the file (%q)", s)
+		}
+	}
+}
+
+func TestConfineCreateNotRegularRefused(t *testing.T) {
+	dir := t.TempDir()
+	a := startAgent(t, agentConf{FileDirs: []string{dir}})
+	fifo := filepath.Join(dir, "vm.cfg")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 5; i++ {
+		if f := faultWithin(t, a, "domain.create", fifo); f.Code != -32602 {
+			t.Fatalf("FIFO: fault %d %q, want -32602", f.Code, f.Message)
+		}
+	}
+	if f := faultWithin(t, a, "domain.create", dir); f.Code != -32602 {
+		t.Errorf("directory: fault %d %q, want -32602", f.Code, f.Message)
+	}
+}
