@@ -203,6 +203,13 @@ func (a *Agent) Run(ctx context.Context) error {
 	if err := a.apply(st, pol); err != nil {
 		return err
 	}
+	// Before anything that touches domains or repositories: one agent per
+	// state directory.
+	lock, err := lockStateDir(cfg.Agent.StateDir)
+	if err != nil {
+		return err
+	}
+	defer lock.release()
 	a.started = time.Now()
 	reposCtx, stopRepos := context.WithCancel(context.Background())
 	defer stopRepos()
