@@ -55,6 +55,8 @@ type outgoing struct {
 	// the final downtime): the VMM ends only then, or after finalTimeout.
 	told     chan struct{}
 	tellOnce sync.Once
+	// progress is the page-stream writes' progress timeout (0: none).
+	progress time.Duration
 }
 
 func (o *outgoing) status() control.MigrationStatus {
@@ -260,6 +262,7 @@ func (v *VMM) startSend(req control.Request, files []*os.File) control.Response 
 	closeFiles()
 	o, ctx := v.newOutgoing(req.Migration, opts.Live)
 	o.st.Target = req.Target
+	o.progress = req.ProgressTimeout
 	o.st.Streams, o.st.Compression = len(conns), opts.Compression.String()
 	go v.send(ctx, o, conns, opts, req.Target, req.AutoCommit)
 	st := o.status()
@@ -284,12 +287,15 @@ func (v *VMM) send(ctx context.Context, o *outgoing, conns []net.Conn, opts page
 	}
 	ws := make([]io.Writer, len(conns))
 	for i, c := range conns {
-		ws[i] = c
+		ws[i] = pagexfer.ProgressWriter(c, o.progress)
 	}
 	var err error
 	res, err = pagexfer.SendStreams(ctx, src, ws, opts, func(p pagexfer.Progress) {
 		o.update(func(st *control.MigrationStatus) { progressTo(st, p) })
 	})
+	// The commit exchange that follows sets its own bounds: the progress
+	// deadline of the last page write must not linger on the connection.
+	_ = conn.SetWriteDeadline(time.Time{})
 	// The other streams end with the image: closing them after the last
 	// write is an orderly end of stream for the target, and after a
 	// failure it stops the target's readers.

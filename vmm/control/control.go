@@ -129,6 +129,10 @@ type Request struct {
 	// instead of keeping the guest paused until OpMigrateCommit comes. A
 	// VMM that predates it ignores it and waits as before.
 	AutoCommit bool `json:"auto_commit,omitempty"`
+	// ProgressTimeout (OpMigrateSend): a page-stream write that moves no
+	// byte for this long fails the migration, which resumes the guest
+	// ([relocation] progress_timeout; 0: no limit).
+	ProgressTimeout time.Duration `json:"progress_timeout_ns,omitempty"`
 	// OpEstimate: the measurement window (0: report the latest one).
 	Window time.Duration `json:"window_ns,omitempty"`
 	// Seq numbers the requests of a connection; the answer echoes it, so
