@@ -248,7 +248,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		return err
 	}
 	defer a.domains.Close()
-	a.migrations = &migration.Local{Domains: a.domains, AgentVersion: a.opts.Version, Protocol: ProtocolVersion, SourceAddr: cfg.Relocation.Address}
+	a.migrations = &migration.Local{Domains: a.domains, AgentVersion: a.opts.Version, Protocol: ProtocolVersion, SourceAddr: cfg.Relocation.Address, ProgressTimeout: cfg.Relocation.ProgressTimeout}
 	a.migrations.ResolveInDoubt()
 	a.migrations.ResolveOfflineInDoubt()
 	if a.repos != nil {

@@ -97,6 +97,9 @@ type Local struct {
 	// SourceAddr is the address outgoing relocation connections come from
 	// ("" lets the kernel choose).
 	SourceAddr string
+	// ProgressTimeout is [relocation] progress_timeout: the VMM's page
+	// stream fails a write that moves no byte for this long (0: no limit).
+	ProgressTimeout time.Duration
 
 	once sync.Once
 	migs *registry

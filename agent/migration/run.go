@@ -307,7 +307,7 @@ func (l *Local) run(ctx context.Context, m *migration, offer relocation.Offer, a
 	_, err = l.Domains.Call(name, control.Request{
 		Op: control.OpMigrateSend, Migration: id, Target: addr, Live: o.Live,
 		RateLimit: o.RateLimit, MaxDowntime: maxDown, Config: offer.Config, Compress: o.Compress,
-		AutoCommit: true,
+		AutoCommit: true, ProgressTimeout: l.ProgressTimeout,
 	}, 10*time.Second, files...)
 	closeFiles()
 	if err != nil {
