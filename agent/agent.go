@@ -278,7 +278,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	relocCtx, stopReloc := context.WithCancel(context.Background())
 	defer stopReloc()
 	for _, rl := range relocListeners {
-		srv := a.relocationServer(rl.tls)
+		srv := a.relocationServer(rl.tls, cfg.Relocation.HandshakeTimeout)
 		go func(l net.Listener) {
 			if err := srv.Serve(relocCtx, l); err != nil {
 				a.log.Error("relocation listener failed", zap.Error(err))
@@ -289,7 +289,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	srv := &http.Server{
 		Handler:           a,
 		ConnContext:       connContext,
-		ReadHeaderTimeout: 10 * time.Second,
+		ReadHeaderTimeout: cfg.Server.HeaderTimeout,
 		ReadTimeout:       cfg.Server.ReadTimeout,
 		WriteTimeout:      10 * time.Minute,
 		IdleTimeout:       2 * time.Minute,

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -80,11 +81,12 @@ func (a *Agent) listenRelocation(cfg *config.Config, activated map[string][]net.
 	return out, nil
 }
 
-func (a *Agent) relocationServer(tc *tls.Config) *relocation.Server {
+func (a *Agent) relocationServer(tc *tls.Config, handshakeTimeout time.Duration) *relocation.Server {
 	return &relocation.Server{
-		Log:   a.log.Named("relocation"),
-		Hosts: &a.hostsAllow,
-		Names: a.checker.Names,
+		HandshakeTimeout: handshakeTimeout,
+		Log:              a.log.Named("relocation"),
+		Hosts:            &a.hostsAllow,
+		Names:            a.checker.Names,
 		Authenticate: func(user, password string) bool {
 			return a.state.Load().verifier.Verify(user, password)
 		},
