@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"strings"
 	"time"
 
+	"github.com/ovs-agent/ovs-agent/agent/fileaccess"
 	"github.com/ovs-agent/ovs-agent/agent/migration"
 	"github.com/ovs-agent/ovs-agent/agent/xmlrpc"
 )
@@ -290,6 +292,9 @@ func (a *Agent) registerMigrationMethods(s *xmlrpc.Server) {
 				if err != nil {
 					return nil, err
 				}
+				if path, _, err = fileaccess.CheckRegular(a.fileRoots(), path); err != nil {
+					return nil, fileFault("save image", err)
+				}
 				if err := a.domains.Save(name, path); err != nil {
 					return nil, domainFault(err)
 				}
@@ -303,7 +308,14 @@ func (a *Agent) registerMigrationMethods(s *xmlrpc.Server) {
 				if err != nil {
 					return nil, err
 				}
-				name, err := a.domains.Restore(path)
+				real, exists, err := fileaccess.CheckRegular(a.fileRoots(), path)
+				if err == nil && !exists {
+					err = fmt.Errorf("%s: %w", path, fs.ErrNotExist)
+				}
+				if err != nil {
+					return nil, fileFault("save image", err)
+				}
+				name, err := a.domains.Restore(real)
 				if err != nil {
 					return nil, domainFault(err)
 				}

@@ -79,3 +79,41 @@ func TestConfineCreateNotRegularRefused(t *testing.T) {
 		t.Errorf("directory: fault %d %q, want -32602", f.Code, f.Message)
 	}
 }
+
+func TestConfineSaveRestoreOutsideRefused(t *testing.T) {
+	a := startAgent(t, agentConf{Confined: true})
+	a.call(t, "domain.create", nil, vmcfgText("sv", 64, "dirty=0"))
+	a.call(t, "domain.start", nil, "sv")
+	out := filepath.Join(t.TempDir(), "new-root-file")
+	if f := faultWithin(t, a, "domain.save", "sv", out); f.Code != 1001 {
+		t.Errorf("save outside: fault %d %q, want 1001", f.Code, f.Message)
+	}
+	if _, err := os.Lstat(out); err == nil {
+		t.Errorf("save outside created %s", out)
+	}
+	secret := writeSecret(t)
+	f := faultWithin(t, a, "domain.restore", secret)
+	if f.Code != 1001 {
+		t.Errorf("restore outside: fault %d %q, want 1001", f.Code, f.Message)
+	}
+	if strings.Contains(f.Message, "root:") || strings.Contains(a.Log(), "confinement-sentinel") {
+		t.Errorf("restore quotes the file: %q", f.Message)
+	}
+}
+
+func TestConfineSaveRestoreFIFORefused(t *testing.T) {
+	dir := t.TempDir()
+	a := startAgent(t, agentConf{FileDirs: []string{dir}})
+	a.call(t, "domain.create", nil, vmcfgText("sf", 64, "dirty=0"))
+	a.call(t, "domain.start", nil, "sf")
+	fifo := filepath.Join(dir, "image")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if f := faultWithin(t, a, "domain.restore", fifo); f.Code != -32602 {
+		t.Errorf("restore FIFO: fault %d %q, want -32602", f.Code, f.Message)
+	}
+	if f := faultWithin(t, a, "domain.save", "sf", fifo); f.Code != -32602 {
+		t.Errorf("save FIFO: fault %d %q, want -32602", f.Code, f.Message)
+	}
+}
