@@ -249,7 +249,7 @@ func (a *Agent) registerDomainMethods(s *xmlrpc.Server) {
 				return info(name, nil)
 			}},
 		{Name: "domain.console", Signatures: [][]string{{"struct", "string"}, {"struct", "string", "int"}, {"struct", "string", "int", "int"}},
-			Help: "Read a domain's console from an offset (default 0) for at most max bytes (default 64 KiB): {offset, data, next, live}. Ask again from next to follow it.",
+			Help: "Read a domain's console from an offset (default 0; -1 for the latest output, a tail) for at most max bytes (default 64 KiB): {offset, data, next, live}. Ask again from next to follow it.",
 			Handler: func(_ context.Context, p xmlrpc.Params) (any, error) {
 				if err := p.Between(1, 3); err != nil {
 					return nil, err

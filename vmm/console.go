@@ -81,6 +81,7 @@ func (c *Console) rotate() {
 
 // Read returns up to max bytes from offset off. When off has already left
 // the ring, the data starts at the oldest byte kept, and start says where.
+// A negative off asks for the latest output: the last max bytes (a tail).
 func (c *Console) Read(off int64, max int) (start int64, data []byte, next int64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -92,6 +93,9 @@ func (c *Console) readLocked(off int64, max int) (int64, []byte) {
 	oldest := c.end - int64(len(c.ring))
 	if oldest < 0 {
 		oldest = 0
+	}
+	if off < 0 && max > 0 {
+		off = c.end - int64(max)
 	}
 	if off < oldest {
 		off = oldest

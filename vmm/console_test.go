@@ -47,3 +47,23 @@ func TestConsoleFileBounded(t *testing.T) {
 		t.Fatalf("console.log is %d bytes, ends %q", len(data), data[max(0, len(data)-20):])
 	}
 }
+
+// TestConsoleTail: a negative offset reads the latest output, as `ovm
+// console` (without -f) shows it, not the oldest bytes the ring holds.
+func TestConsoleTail(t *testing.T) {
+	c, err := NewConsole(64, "", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 10; i++ {
+		fmt.Fprintf(c, "line %d\n", i)
+	}
+	start, data, next := c.Read(-1, 7)
+	if string(data) != "line 9\n" || next != c.End() || start != next-7 {
+		t.Fatalf("Read(-1, 7) = %d %q %d, want the last line", start, data, next)
+	}
+	// Asking for more than the ring holds gives what it holds.
+	if _, d, _ := c.Read(-1, 1<<20); len(d) != 64 || !strings.HasSuffix(string(d), "line 9\n") {
+		t.Fatalf("Read(-1, 1MiB) = %q", d)
+	}
+}

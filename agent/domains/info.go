@@ -115,9 +115,10 @@ type Console struct {
 	Live   bool   `xmlrpc:"live"` // false: read from console.log of a stopped domain
 }
 
-// ReadConsole returns console output from offset (at most max bytes). A
-// running domain answers from its VMM's ring; a stopped one from the
-// console.log its last VMM left.
+// ReadConsole returns console output from offset (at most max bytes); a
+// negative offset asks for the latest max bytes (a tail). A running domain
+// answers from its VMM's ring; a stopped one from the console.log its last
+// VMM left.
 func (m *Manager) ReadConsole(name string, offset int64, max int) (Console, error) {
 	d, err := m.get(name)
 	if err != nil {
@@ -145,6 +146,9 @@ func (m *Manager) ReadConsole(name string, offset int64, max int) (Console, erro
 	st, err := f.Stat()
 	if err != nil {
 		return Console{}, errorf(Failed, "console of %s: %v", name, err)
+	}
+	if offset < 0 {
+		offset = st.Size() - int64(max)
 	}
 	if offset < 0 || offset > st.Size() {
 		offset = 0

@@ -272,7 +272,9 @@ func consoleCommand(g *globals) *cobra.Command {
 			stop := make(chan os.Signal, 1)
 			signal.Notify(stop, os.Interrupt, syscall.SIGTERM)
 			defer signal.Stop(stop)
-			var off int64
+			// Start from the latest output, as tail does; -f then follows
+			// from there.
+			off := int64(-1)
 			for {
 				var c struct {
 					Offset int64  `xmlrpc:"offset"`
@@ -283,7 +285,7 @@ func consoleCommand(g *globals) *cobra.Command {
 				if err := g.call("domain.console", &c, args[0], off); err != nil {
 					return err
 				}
-				if c.Offset > off && off > 0 {
+				if off > 0 && c.Offset > off {
 					fmt.Fprintf(out, "[... %d bytes of console lost ...]\n", c.Offset-off)
 				}
 				io.WriteString(out, c.Data)
