@@ -143,7 +143,8 @@ func prepare(cfg *config.Config) (*settings, *access.Policy, error) {
 	if err != nil {
 		errs = append(errs, config.OptionError(cfg, "access", "deny", err))
 	}
-	v, err := auth.NewVerifier(cfg.Auth.User, cfg.Auth.PasswordHash)
+	v, err := auth.NewVerifier(cfg.Auth.User, cfg.Auth.PasswordHash,
+		auth.Limits{Workers: int(cfg.Auth.LoginWorkers), Queue: int(cfg.Auth.LoginQueue)})
 	if err != nil {
 		errs = append(errs, config.OptionError(cfg, "auth", "password_hash", err))
 	}
@@ -248,7 +249,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		return err
 	}
 	defer a.domains.Close()
-	a.migrations = &migration.Local{Domains: a.domains, AgentVersion: a.opts.Version, Protocol: ProtocolVersion, SourceAddr: cfg.Relocation.Address, ProgressTimeout: cfg.Relocation.ProgressTimeout}
+	a.migrations = &migration.Local{Domains: a.domains, AgentVersion: a.opts.Version, Protocol: ProtocolVersion, SourceAddr: cfg.Relocation.Address, ProgressTimeout: cfg.Relocation.ProgressTimeout, FileRoots: a.fileRoots}
 	a.migrations.ResolveInDoubt()
 	a.migrations.ResolveOfflineInDoubt()
 	if a.repos != nil {

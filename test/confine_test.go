@@ -2,6 +2,7 @@ package test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -115,5 +116,32 @@ func TestConfineSaveRestoreFIFORefused(t *testing.T) {
 	}
 	if f := faultWithin(t, a, "domain.save", "sf", fifo); f.Code != -32602 {
 		t.Errorf("save FIFO: fault %d %q, want -32602", f.Code, f.Message)
+	}
+}
+
+// An offline migration with --remove of a domain whose vm.cfg names a disk
+// outside every repository neither copies nor deletes that file.
+func TestConfineOfflineOutsideDiskNotCopied(t *testing.T) {
+	src := startAgent(t, agentConf{Listen: "127.0.0.2", RelocPort: freePort(t, "127.0.0.2"), Confined: true,
+		Extra: map[string][]string{"agent": {"hypervisor = sim", "memory_reserve = 0"}}})
+	dst := startAgent(t, agentConf{Listen: "127.0.0.3", RelocPort: freePort(t, "127.0.0.3"), Confined: true,
+		Extra: map[string][]string{"agent": {"hypervisor = sim", "memory_reserve = 0"}}})
+	makeRepo(t, src)
+	repoB, _, mpB := makeRepo(t, dst)
+	secret := writeSecret(t)
+	want, _ := os.ReadFile(secret)
+	src.call(t, "domain.create", nil, offlineCfg("esc", fmt.Sprintf("'file:%s,xvda,w'", secret), ""))
+	out, code := runCmd(t, "", []string{"OVM_TARGET_PASSWORD_FILE=" + passwordFile(t)}, bin("ovm"), "--url=unix://"+src.Socket, "migrate", "--remove", "--force", "--target-repo", repoB, "esc", dst.Reloc)
+	if code == 0 {
+		t.Errorf("migrate of a disk outside the repositories succeeded:\n%s", out)
+	}
+	if got, err := os.ReadFile(secret); err != nil || string(got) != string(want) {
+		t.Errorf("the outside file was removed or changed: %v", err)
+	}
+	copied, _ := filepath.Glob(filepath.Join(mpB, "running_pool", "*", "*"))
+	for _, c := range copied {
+		if b, _ := os.ReadFile(c); strings.Contains(string(b), "confinement-sentinel") {
+			t.Errorf("the outside file was copied to the target as %s", c)
+		}
 	}
 }

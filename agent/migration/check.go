@@ -100,6 +100,10 @@ type Local struct {
 	// ProgressTimeout is [relocation] progress_timeout: the VMM's page
 	// stream fails a write that moves no byte for this long (0: no limit).
 	ProgressTimeout time.Duration
+	// FileRoots returns, per call, the directories a disk copied by an
+	// offline migration must resolve in (repositories and [agent]
+	// file_dirs); nil refuses every copy.
+	FileRoots func() []string
 
 	once sync.Once
 	migs *registry

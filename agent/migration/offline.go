@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/ovs-agent/ovs-agent/agent/domains"
+	"github.com/ovs-agent/ovs-agent/agent/fileaccess"
 	"github.com/ovs-agent/ovs-agent/relocation"
 	"github.com/ovs-agent/ovs-agent/relocation/filexfer"
 	"github.com/ovs-agent/ovs-agent/relocation/pagexfer"
@@ -195,6 +197,10 @@ func (l *Local) runOffline(ctx context.Context, m *migration, offer relocation.O
 		return
 	}
 	files, shared := copyPlan(offer, wl.Repositories)
+	if err := l.confine(files); err != nil {
+		end(control.PhaseFailed, err)
+		return
+	}
 	var total int64
 	for _, f := range files {
 		total += f.Data
@@ -385,4 +391,27 @@ func filePaths(files []relocation.OfflineFile) []string {
 		out[i] = f.Path
 	}
 	return out
+}
+
+// confine checks, where the files are used, that every disk to copy (and
+// later keep renamed or remove) resolves inside a repository or [agent]
+// file_dirs and is a regular file, and puts the resolved path in its place,
+// so that a vm.cfg registered earlier or a symlink swapped since cannot make
+// the migration copy or delete a file outside.
+func (l *Local) confine(files []relocation.OfflineFile) error {
+	var roots []string
+	if l.FileRoots != nil {
+		roots = l.FileRoots()
+	}
+	for i, f := range files {
+		real, exists, err := fileaccess.CheckRegular(roots, f.Path)
+		if err == nil && !exists {
+			err = fmt.Errorf("%s: %w", f.Path, fs.ErrNotExist)
+		}
+		if err != nil {
+			return fmt.Errorf("disk %w", err)
+		}
+		files[i].Path = real
+	}
+	return nil
 }
