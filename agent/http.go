@@ -10,6 +10,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/ovs-agent/ovs-agent/agent/auth"
 	"github.com/ovs-agent/ovs-agent/agent/xmlrpc"
 )
 
@@ -103,11 +104,18 @@ func (a *Agent) checkPassword(w http.ResponseWriter, r *http.Request, peer strin
 		a.deny(w, http.StatusUnauthorized, xmlrpc.Faultf(xmlrpc.AuthFailed, "this agent needs a user name and password (HTTP Basic authentication)"))
 		return "", false
 	}
-	if st.verifier.Verify(user, pass) {
+	switch err := st.verifier.Check(user, pass); err {
+	case nil:
 		if addr != nil {
 			a.throttle.Succeeded(*addr)
 		}
 		return user, true
+	case auth.ErrBusy:
+		// Not a failed login: the password was never looked at.
+		a.log.Debug("login refused: login workers busy", zap.String("peer", peer))
+		w.Header().Set("Retry-After", "1")
+		a.deny(w, http.StatusServiceUnavailable, xmlrpc.Faultf(xmlrpc.Busy, "%s", err.Error()))
+		return "", false
 	}
 	var delay time.Duration
 	var n int

@@ -19,7 +19,7 @@ func TestHashAndVerify(t *testing.T) {
 	if h == h2 {
 		t.Fatal("two hashes of the same password are equal: no salt")
 	}
-	v, err := NewVerifier("admin", h)
+	v, err := NewVerifier("admin", h, Limits{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -40,7 +40,7 @@ func TestHashAndVerify(t *testing.T) {
 }
 
 func TestNoPasswordConfigured(t *testing.T) {
-	v, err := NewVerifier("admin", "")
+	v, err := NewVerifier("admin", "", Limits{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,7 +50,7 @@ func TestNoPasswordConfigured(t *testing.T) {
 }
 
 func TestBadHash(t *testing.T) {
-	if _, err := NewVerifier("admin", "plaintext"); err == nil {
+	if _, err := NewVerifier("admin", "plaintext", Limits{}); err == nil {
 		t.Fatal("a clear-text password_hash was accepted")
 	}
 	if _, err := Hash(strings.Repeat("x", 73)); err == nil {
