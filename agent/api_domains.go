@@ -36,6 +36,10 @@ func domainFault(err error) error {
 		code = xmlrpc.InvalidConfig
 	case domains.Unsupported:
 		code = xmlrpc.Unsupported
+	default:
+		if c, ok := errnoCode(err); ok {
+			code = c
+		}
 	}
 	return xmlrpc.Faultf(code, "%s", err.Error())
 }

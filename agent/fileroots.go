@@ -44,3 +44,22 @@ func fileFault(what string, err error) error {
 	}
 	return xmlrpc.Faultf(code, "%s %v", what, err)
 }
+
+// errnoCode is the fault code for an operating-system error that is the
+// caller's to fix rather than the agent's: no space, an existing file, a
+// directory given as a file, a missing file. ok is false for anything else.
+func errnoCode(err error) (code int, ok bool) {
+	switch {
+	case errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EDQUOT):
+		return xmlrpc.NoResources, true
+	case errors.Is(err, fs.ErrExist):
+		return xmlrpc.Exists, true
+	case errors.Is(err, syscall.EISDIR), errors.Is(err, syscall.ENOTDIR), errors.Is(err, fileaccess.ErrNotRegular):
+		return xmlrpc.BadParams, true
+	case errors.Is(err, fileaccess.ErrOutside):
+		return xmlrpc.AccessDenied, true
+	case errors.Is(err, fs.ErrNotExist):
+		return xmlrpc.NotFound, true
+	}
+	return 0, false
+}
