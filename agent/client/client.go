@@ -167,7 +167,9 @@ func (c *Client) Call(ctx context.Context, method string, reply any, args ...any
 	}
 	req.Header.Set("Content-Type", "text/xml")
 	req.Header.Set("User-Agent", "ovm")
-	if c.user != "" || c.password != "" {
+	// No password, no credentials: an empty password would only count as
+	// a failed login against this address (and slow its next, right one).
+	if c.password != "" {
 		req.SetBasicAuth(c.user, c.password)
 	}
 	resp, err := c.http.Do(req)

@@ -115,7 +115,7 @@ func printHostInfo(w io.Writer, m map[string]any) {
 		{"host", fmt.Sprint(m["hostname"])},
 		{"cpus", fmt.Sprintf("%v x %v (%v, %.0f MHz)", m["cpu_count"], m["cpu_model"], m["cpu_vendor"], m["cpu_mhz"])},
 		{"cpu flags", fmt.Sprintf("%d flags", len(flags))},
-		{"memory", fmt.Sprintf("%s total, %s free, %s available", formatScalar("memory", m["memory_total"]), formatScalar("memory", m["memory_free"]), formatScalar("memory", m["memory_available"]))},
+		{"memory", fmt.Sprintf("%s total, %s free, %s available", formatScalar("memory_total", m["memory_total"]), formatScalar("memory_free", m["memory_free"]), formatScalar("memory_available", m["memory_available"]))},
 		{"kernel", fmt.Sprintf("%v %v (%v)", m["kernel"], m["machine"], m["kernel_version"])},
 		{"kvm", fmt.Sprintf("%s: %v", kvm, m["kvm_detail"])},
 		{"agent", fmt.Sprintf("%v, protocol %v, up %s", m["agent_version"], m["agent_protocol"], formatScalar("agent_uptime_seconds", m["agent_uptime_seconds"]))},
