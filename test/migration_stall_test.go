@@ -1,0 +1,79 @@
+package test
+
+import (
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// stallPair starts a source and a target agent, both with
+// [relocation] progress_timeout = 3s.
+func stallPair(t *testing.T) (*Agent, *Agent) {
+	src := startAgent(t, agentConf{Listen: "127.0.0.2", RelocPort: freePort(t, "127.0.0.2"), Extra: map[string][]string{
+		"agent":      {"hypervisor = kvm", "memory_reserve = 0"},
+		"relocation": {"progress_timeout = 3s"},
+	}})
+	dst := startAgent(t, agentConf{Listen: "127.0.0.3", RelocPort: freePort(t, "127.0.0.3"), Extra: map[string][]string{
+		"agent":      {"hypervisor = kvm", "memory_reserve = 0"},
+		"relocation": {"progress_timeout = 3s"},
+	}})
+	return src, dst
+}
+
+// stopVMM sends SIGSTOP to pid and makes sure it is continued and then
+// killed when the test ends, whatever happens.
+func stopVMM(t *testing.T, pid int) {
+	t.Helper()
+	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		syscall.Kill(pid, syscall.SIGCONT)
+		syscall.Kill(pid, syscall.SIGKILL)
+	})
+}
+
+// waitStall waits (at most bound) for the migration to end and returns its
+// status and the time it took.
+func waitStall(t *testing.T, src *Agent, id string, since time.Time, bound time.Duration) (migStatus, time.Duration) {
+	t.Helper()
+	var st migStatus
+	for time.Since(since) < bound {
+		st = migStatus{}
+		src.call(t, "migration.status", &st, id)
+		switch st.Phase {
+		case "completed", "failed", "cancelled":
+			return st, time.Since(since)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("migration %s still not ended %s after the target VMM was stopped: %+v", id, bound, st)
+	return st, 0
+}
+
+// TestMigrationTargetStalledPrecopy stops (SIGSTOP) the target's incoming
+// VMM during pre-copy. The source's page-stream writes stop moving; with
+// progress_timeout = 3s the migration fails within the bound, naming the
+// stall, the source guest keeps running and verifying, and once the
+// stopped VMM is continued the target drops what it had.
+func TestMigrationTargetStalledPrecopy(t *testing.T) {
+	src, dst := stallPair(t)
+	slowSource(t, src, "p1")
+	id := startSlowMigration(t, src, "p1", dst.Reloc)
+	in := dst.info(t, "p1")
+	if in.State != "starting" || in.PID == 0 {
+		t.Fatalf("target during the migration: %+v", in)
+	}
+	stopped := time.Now()
+	stopVMM(t, in.PID)
+	st, took := waitStall(t, src, id, stopped, 20*time.Second)
+	t.Logf("stall in pre-copy detected %.2f s after SIGSTOP (progress_timeout 3s): %s", took.Seconds(), st.Error)
+	if st.Phase != "failed" || !strings.Contains(st.Error, "no progress") {
+		t.Fatalf("after the target VMM stalled: %+v", st)
+	}
+	stillHere(t, src, "p1")
+	// The stopped VMM, continued, finds its stream gone.
+	syscall.Kill(in.PID, syscall.SIGCONT)
+	nothingOnTarget(t, dst, "p1")
+}
