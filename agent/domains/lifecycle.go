@@ -122,7 +122,10 @@ func (m *Manager) launch(d *domain, how int, image, from string) error {
 	if len(sock) > 107 {
 		return m.startFailed(d, gen, fmt.Errorf("VMM socket path %s is longer than 107 bytes: use a shorter state_dir", sock))
 	}
+	// What the last run left goes now: a VMM that fails before it opens
+	// its console must not be reported with the previous run's output.
 	_ = os.Remove(filepath.Join(d.dir, vmm.ExitFile))
+	_ = os.Remove(filepath.Join(d.dir, vmm.ConsoleFile))
 	_ = os.Remove(sock)
 
 	logf, err := os.OpenFile(filepath.Join(d.dir, "vmm.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
