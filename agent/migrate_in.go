@@ -60,7 +60,7 @@ func (a *Agent) receiveDomain(ctx context.Context, c net.Conn, r *bufio.Reader, 
 	}
 	f, err := migration.HandOff(c)
 	if err == nil {
-		_, err = a.domains.Call(name, control.Request{Op: control.OpMigrateReceive, Migration: h.Migration, Live: h.Live}, 10*time.Second, f)
+		_, err = a.domains.Call(name, control.Request{Op: control.OpMigrateReceive, Migration: h.Migration, Live: h.Live, ProgressTimeout: a.migrations.ProgressTimeout}, 10*time.Second, f)
 		f.Close()
 	}
 	if err != nil {

@@ -77,3 +77,46 @@ func TestMigrationTargetStalledPrecopy(t *testing.T) {
 	syscall.Kill(in.PID, syscall.SIGCONT)
 	nothingOnTarget(t, dst, "p1")
 }
+
+// TestMigrationSourceStalledPrecopy stops (SIGSTOP) the source's VMM
+// during pre-copy. The target's page-stream reads receive nothing; with
+// its own progress_timeout = 3s its incoming VMM fails the image and the
+// target agent drops the domain within the bound. Continued, the source
+// VMM finds the stream gone, fails the migration and keeps the guest.
+func TestMigrationSourceStalledPrecopy(t *testing.T) {
+	src, dst := stallPair(t)
+	slowSource(t, src, "q1")
+	id := startSlowMigration(t, src, "q1", dst.Reloc)
+	in := src.info(t, "q1")
+	if in.PID == 0 {
+		t.Fatalf("source during the migration: %+v", in)
+	}
+	stopped := time.Now()
+	if err := syscall.Kill(in.PID, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Kill(in.PID, syscall.SIGCONT) })
+	var names []string
+	for {
+		names = nil
+		dst.call(t, "xend.domains", &names)
+		if len(names) == 0 {
+			break
+		}
+		if time.Since(stopped) > 20*time.Second {
+			t.Fatalf("the target still has %v 20 s after the source VMM was stopped", names)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	took := time.Since(stopped)
+	t.Logf("target dropped the incoming domain %.2f s after the source VMM's SIGSTOP (progress_timeout 3s)", took.Seconds())
+	if l := logLines(dst.Log(), "no progress"); len(l) == 0 {
+		t.Errorf("the target's log does not name the stall")
+	}
+	syscall.Kill(in.PID, syscall.SIGCONT)
+	if st := waitMigration(t, src, id); st.Phase != "failed" {
+		t.Fatalf("after the target dropped the stream: %+v", st)
+	}
+	stillHere(t, src, "q1")
+	nothingOnTarget(t, dst, "q1")
+}

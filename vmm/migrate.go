@@ -450,6 +450,8 @@ type incoming struct {
 	// extra receives the other connections of a parallel image
 	// (OpMigrateAttach) until the receiver has them all.
 	extra chan net.Conn
+	// progress is the page-stream reads' progress timeout (0: none).
+	progress time.Duration
 }
 
 // attach takes one more connection of migration id.
@@ -480,7 +482,7 @@ func (in *incoming) more(used *[]net.Conn) func(ctx context.Context) (io.Reader,
 		select {
 		case c := <-in.extra:
 			*used = append(*used, c)
-			return c, nil
+			return pagexfer.ProgressConn(c, in.progress), nil
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		case <-t.C:
@@ -519,7 +521,7 @@ func (v *VMM) startReceive(req control.Request, f *os.File) control.Response {
 		return control.Response{Error: "migration connection: " + err.Error()}
 	}
 	in := &incoming{st: control.MigrationStatus{ID: req.Migration, Phase: control.PhaseReceiving, Live: req.Live},
-		extra: make(chan net.Conn, pagexfer.MaxStreams)}
+		extra: make(chan net.Conn, pagexfer.MaxStreams), progress: req.ProgressTimeout}
 	v.mu.Lock()
 	v.in = in
 	v.mu.Unlock()
@@ -551,7 +553,9 @@ func (v *VMM) receive(in *incoming, conn net.Conn) {
 		v.end(control.Exit{Reason: "incoming migration aborted", Detail: err.Error(), Code: 3})
 	}
 	var extra []net.Conn
-	h, state, st, err := pagexfer.ReceiveStreams(context.Background(), conn, in.more(&extra), func(h pagexfer.Header) (pagexfer.Sink, error) {
+	// A source that stops sending fails the image after the progress
+	// timeout; the commit exchange after it keeps its own bounds.
+	h, state, st, err := pagexfer.ReceiveStreams(context.Background(), pagexfer.ProgressConn(conn, in.progress), in.more(&extra), func(h pagexfer.Header) (pagexfer.Sink, error) {
 		r, err := v.open(h)
 		if err != nil {
 			return nil, err
@@ -567,6 +571,7 @@ func (v *VMM) receive(in *incoming, conn net.Conn) {
 	in.mu.Lock()
 	in.st.Streams, in.st.CompressedBatches = st.Streams, st.CompressedBatches
 	in.mu.Unlock()
+	_ = conn.SetReadDeadline(time.Time{})
 	if err != nil {
 		_ = pagexfer.WriteFailed(conn, h.ID, err.Error())
 		abort(err)

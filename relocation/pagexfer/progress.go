@@ -3,6 +3,8 @@ package pagexfer
 import (
 	"fmt"
 	"io"
+	"net"
+	"sync"
 	"time"
 )
 
@@ -59,4 +61,55 @@ func (p *progressWriter) Write(b []byte) (int, error) {
 func isTimeout(err error) bool {
 	t, ok := err.(interface{ Timeout() bool })
 	return ok && t.Timeout()
+}
+
+// ProgressConn returns c with a progress deadline on its reads: a read
+// that receives no byte for timeout fails (an error naming the stall), as
+// when the sender stopped sending. The deadline is pushed forward before
+// every read, so a slow link that keeps delivering never trips it. A
+// deadline set with SetReadDeadline (a cancellation, for example) still
+// applies when it is the earlier one. Writes are c's own. With
+// timeout <= 0 it returns c as is.
+func ProgressConn(c net.Conn, timeout time.Duration) net.Conn {
+	if timeout <= 0 {
+		return c
+	}
+	return &progressConn{Conn: c, timeout: timeout}
+}
+
+type progressConn struct {
+	net.Conn
+	timeout time.Duration
+	mu      sync.Mutex
+	fixed   time.Time // the caller's own read deadline (zero: none)
+}
+
+func (p *progressConn) SetReadDeadline(t time.Time) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.fixed = t
+	return p.Conn.SetReadDeadline(t)
+}
+
+func (p *progressConn) Read(b []byte) (int, error) {
+	p.mu.Lock()
+	d, own := time.Now().Add(p.timeout), true
+	if !p.fixed.IsZero() && p.fixed.Before(d) {
+		d, own = p.fixed, false
+	}
+	err := p.Conn.SetReadDeadline(d)
+	p.mu.Unlock()
+	if err != nil {
+		return 0, fmt.Errorf("set read deadline: %w", err)
+	}
+	n, err := p.Conn.Read(b)
+	if err != nil && own && n == 0 && isTimeout(err) {
+		p.mu.Lock()
+		own = p.fixed.IsZero() || p.fixed.After(d)
+		p.mu.Unlock()
+		if own {
+			return n, fmt.Errorf("peer made no progress for %s (it stopped sending): %w", p.timeout, err)
+		}
+	}
+	return n, err
 }

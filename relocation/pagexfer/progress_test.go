@@ -52,3 +52,65 @@ func TestProgressWriterSlowPeer(t *testing.T) {
 		t.Fatalf("write to a slow but moving peer: %d, %v", n, err)
 	}
 }
+
+// TestProgressConnStalledSender: a sender that sends some bytes and then
+// stops makes the read fail after the progress timeout, naming the stall;
+// one that keeps sending slowly is read to the end.
+func TestProgressConnStalledSender(t *testing.T) {
+	a, b := net.Pipe()
+	defer a.Close()
+	defer b.Close()
+	go func() {
+		for i := 0; i < 10; i++ {
+			if _, err := b.Write(make([]byte, 4096)); err != nil {
+				return
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		// then stalls
+	}()
+	r := ProgressConn(a, 200*time.Millisecond)
+	done := make(chan error, 1)
+	var got int64
+	go func() {
+		n, err := io.Copy(io.Discard, r)
+		got = n
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "no progress") || got != 10*4096 {
+			t.Fatalf("read from a stalled sender: %d bytes, %v", got, err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("read from a stalled sender never failed")
+	}
+}
+
+// TestProgressConnCancel: a read deadline set by the caller (a
+// cancellation in the past) still wakes a blocked read, and its error is
+// not blamed on the peer.
+func TestProgressConnCancel(t *testing.T) {
+	a, b := net.Pipe()
+	defer a.Close()
+	defer b.Close()
+	r := ProgressConn(a, time.Hour)
+	done := make(chan error, 1)
+	go func() {
+		_, err := r.Read(make([]byte, 10))
+		done <- err
+	}()
+	time.Sleep(50 * time.Millisecond)
+	r.SetReadDeadline(time.Unix(1, 0))
+	select {
+	case err := <-done:
+		if err == nil || strings.Contains(err.Error(), "no progress") {
+			t.Fatalf("cancelled read: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("cancelled read never returned")
+	}
+	if _, err := r.Read(make([]byte, 10)); err == nil {
+		t.Fatal("read after the cancellation deadline succeeded")
+	}
+}

@@ -131,7 +131,9 @@ type Request struct {
 	AutoCommit bool `json:"auto_commit,omitempty"`
 	// ProgressTimeout (OpMigrateSend): a page-stream write that moves no
 	// byte for this long fails the migration, which resumes the guest
-	// ([relocation] progress_timeout; 0: no limit).
+	// ([relocation] progress_timeout; 0: no limit). OpMigrateReceive: a
+	// page-stream read that receives no byte for this long fails the
+	// image, and the incoming VMM ends.
 	ProgressTimeout time.Duration `json:"progress_timeout_ns,omitempty"`
 	// OpEstimate: the measurement window (0: report the latest one).
 	Window time.Duration `json:"window_ns,omitempty"`
