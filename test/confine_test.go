@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -143,5 +144,69 @@ func TestConfineOfflineOutsideDiskNotCopied(t *testing.T) {
 		if b, _ := os.ReadFile(c); strings.Contains(string(b), "confinement-sentinel") {
 			t.Errorf("the outside file was copied to the target as %s", c)
 		}
+	}
+}
+
+// Detach and attach folders are confined: an attach from a folder outside
+// every repository, or through a symlink in a repository that points
+// outside, is refused with 1001 and registers nothing; a detach whose
+// folder is a symlink leading outside writes no manifest there.
+func TestConfineDetachAttachFolders(t *testing.T) {
+	a := startAgent(t, agentConf{Confined: true, Extra: map[string][]string{"agent": {"hypervisor = sim", "memory_reserve = 0"}}})
+	_, _, mp := makeRepo(t, a)
+	for _, name := range []string{"at1", "at2"} {
+		disk := filepath.Join(mp, "running_pool", name, "System.img")
+		writeDisk(t, disk, 16<<20, 4<<20, 7)
+		a.call(t, "domain.create", nil, offlineCfg(name, fmt.Sprintf("'file:%s,xvda,w'", disk), ""))
+	}
+	a.call(t, "domain.detach", nil, "at1")
+	outside := filepath.Join(t.TempDir(), "at1")
+	if out, err := exec.Command("cp", "-a", filepath.Join(mp, "running_pool", "at1"), outside).CombinedOutput(); err != nil {
+		t.Fatalf("cp: %v %s", err, out)
+	}
+	a.call(t, "domain.delete", nil, "at1")
+	known := func(name string) bool {
+		var in map[string]any
+		return a.Unix().Call(context.Background(), "domain.info", &in, name) == nil
+	}
+	if f := faultWithin(t, a, "domain.attach", outside); f.Code != 1001 || !strings.Contains(f.Message, "file_dirs") {
+		t.Errorf("attach outside: fault %d %q, want 1001 naming the rule", f.Code, f.Message)
+	}
+	link := filepath.Join(mp, "running_pool", "lnk")
+	if err := os.Symlink(outside, link); err != nil {
+		t.Fatal(err)
+	}
+	if f := faultWithin(t, a, "domain.attach", link); f.Code != 1001 {
+		t.Errorf("attach through a symlink: fault %d %q, want 1001", f.Code, f.Message)
+	}
+	if f := faultWithin(t, a, "domain.attach", filepath.Join(link, "ovs-detached.json")); f.Code != 1001 {
+		t.Errorf("attach of a manifest through a symlink: fault %d %q, want 1001", f.Code, f.Message)
+	}
+	if known("at1") {
+		t.Errorf("a refused attach registered at1")
+	}
+	if _, err := os.Stat(filepath.Join(outside, "ovs-detached.json")); err != nil {
+		t.Errorf("a refused attach removed the manifest outside: %v", err)
+	}
+	// at2's folder becomes a symlink to a directory outside.
+	out2 := filepath.Join(t.TempDir(), "at2")
+	dir2 := filepath.Join(mp, "running_pool", "at2")
+	if out, err := exec.Command("cp", "-a", dir2, out2).CombinedOutput(); err != nil {
+		t.Fatalf("cp: %v %s", err, out)
+	}
+	if err := os.RemoveAll(dir2); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(out2, dir2); err != nil {
+		t.Fatal(err)
+	}
+	if f := faultWithin(t, a, "domain.detach", "at2"); f.Code != 1001 && f.Code != 1003 || !strings.Contains(f.Message, "outside") {
+		t.Errorf("detach into a symlinked folder: fault %d %q, want 1001 or 1003", f.Code, f.Message)
+	}
+	if _, err := os.Lstat(filepath.Join(out2, "ovs-detached.json")); err == nil {
+		t.Errorf("detach wrote a manifest outside the repository")
+	}
+	if in := a.info(t, "at2"); in.State != "stopped" {
+		t.Errorf("at2 is %s after a refused detach", in.State)
 	}
 }

@@ -9,10 +9,12 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"go.uber.org/zap"
 
+	"github.com/ovs-agent/ovs-agent/agent/fileaccess"
 	"github.com/ovs-agent/ovs-agent/agent/hostinfo"
 	"github.com/ovs-agent/ovs-agent/config/manifest"
 	"github.com/ovs-agent/ovs-agent/config/vmcfg"
@@ -48,13 +50,46 @@ func (m *Manager) repoPath(path string) (uuid, rel, root string, ok bool) {
 	return uuid, rel, root, true
 }
 
-// readManifest reads the manifest in dir, if there is one.
+// insideRoot checks that p, or its nearest existing ancestor when p does not
+// exist yet, resolves after symlinks inside root.
+func insideRoot(root, p string) error {
+	q := filepath.Clean(p)
+	for {
+		if _, err := os.Lstat(q); err == nil {
+			break
+		}
+		parent := filepath.Dir(q)
+		if parent == q {
+			break
+		}
+		q = parent
+	}
+	if _, err := fileaccess.Resolve([]string{root}, q); err != nil {
+		if errors.Is(err, fileaccess.ErrOutside) {
+			return &fileaccess.OutsideError{Path: p}
+		}
+		return err
+	}
+	return nil
+}
+
+// readManifest reads the manifest in dir, if there is one. It is opened
+// without blocking (a FIFO or a device is refused, never read) and not
+// through a symlink.
 func readManifest(dir string) (*manifest.Manifest, error) {
-	f, err := os.Open(filepath.Join(dir, manifest.FileName))
+	f, err := os.OpenFile(filepath.Join(dir, manifest.FileName), os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_NOCTTY|syscall.O_NOFOLLOW, 0)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
+	if st, err := f.Stat(); err != nil {
+		return nil, err
+	} else if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s: %w", f.Name(), fileaccess.ErrNotRegular)
+	}
+	if err := syscall.SetNonblock(int(f.Fd()), false); err != nil {
+		return nil, err
+	}
 	data, err := io.ReadAll(io.LimitReader(f, manifest.MaxSize+1))
 	if err != nil {
 		return nil, err
@@ -136,14 +171,14 @@ func (m *Manager) Detach(ctx context.Context, name, repo string) (*DetachResult,
 		}
 	}
 	var problems []string
-	var folder string
+	var folder, folderRoot string
 	if repo != "" {
 		root, ok := m.repoRoot(repo)
 		if !ok {
 			return nil, errorf(NotFound, "repository %s is not mounted here", repo)
 		}
 		man.Repository, man.Folder = repository.CanonicalUUID(repo), filepath.Join(repository.RunningPool, name)
-		folder = filepath.Join(root, man.Folder)
+		folder, folderRoot = filepath.Join(root, man.Folder), root
 	}
 	for _, disk := range cfg.Disks {
 		if disk.Path == "" {
@@ -153,20 +188,30 @@ func (m *Manager) Detach(ctx context.Context, name, repo string) (*DetachResult,
 			problems = append(problems, fmt.Sprintf("disk %s (%s): a device, not an image file; a manifest can only describe files on repositories", disk.Device, disk.Path))
 			continue
 		}
-		ru, rel, _, ok := m.repoPath(disk.Path)
+		ru, rel, droot, ok := m.repoPath(disk.Path)
 		if !ok {
 			problems = append(problems, fmt.Sprintf("disk %s (%s): not on a mounted repository, so no other host could reach it", disk.Device, disk.Path))
 			continue
 		}
 		if folder == "" {
-			folder, man.Repository, man.Folder = filepath.Dir(disk.Path), ru, filepath.Dir(rel)
+			folder, folderRoot, man.Repository, man.Folder = filepath.Dir(disk.Path), droot, ru, filepath.Dir(rel)
 		}
-		st, err := os.Stat(disk.Path)
+		// The disk must resolve, after symlinks, inside its repository and
+		// be a regular file: never digest a file elsewhere or block on a FIFO.
+		real, exists, err := fileaccess.CheckRegular([]string{droot}, disk.Path)
+		if err == nil && !exists {
+			err = fmt.Errorf("%s: %w", disk.Path, fs.ErrNotExist)
+		}
 		if err != nil {
 			problems = append(problems, fmt.Sprintf("disk %s: %v", disk.Device, err))
 			continue
 		}
-		sum, err := filexfer.Digest(ctx, disk.Path)
+		st, err := os.Stat(real)
+		if err != nil {
+			problems = append(problems, fmt.Sprintf("disk %s: %v", disk.Device, err))
+			continue
+		}
+		sum, err := filexfer.Digest(ctx, real)
 		if err != nil {
 			problems = append(problems, fmt.Sprintf("disk %s: %v", disk.Device, err))
 			continue
@@ -178,6 +223,11 @@ func (m *Manager) Detach(ctx context.Context, name, repo string) (*DetachResult,
 	}
 	if len(problems) > 0 {
 		return nil, &Error{Kind: BadState, Msg: fmt.Sprintf("cannot detach %s", name), Problems: problems}
+	}
+	// The folder must resolve, after symlinks, inside its repository: a
+	// symlinked folder never makes the agent write a manifest elsewhere.
+	if err := insideRoot(folderRoot, folder); err != nil {
+		return nil, fmt.Errorf("detach %s: folder %w", name, err)
 	}
 	if other, err := readManifest(folder); err == nil && !strings.EqualFold(other.UUID, uuid) {
 		return nil, errorf(Exists, "folder %s holds the detach manifest of domain %s already", folder, other.Name)
@@ -191,6 +241,9 @@ func (m *Manager) Detach(ctx context.Context, name, repo string) (*DetachResult,
 	}
 	if err := os.MkdirAll(folder, 0o755); err != nil {
 		return nil, errorf(Failed, "detach %s: %v", name, err)
+	}
+	if err := insideRoot(folderRoot, folder); err != nil {
+		return nil, fmt.Errorf("detach %s: folder %w", name, err)
 	}
 	path := filepath.Join(folder, manifest.FileName)
 	if err := repository.WriteFileAtomic(path, data, 0o644); err != nil {
