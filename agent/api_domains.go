@@ -2,15 +2,17 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"fmt"
-	"github.com/ovs-agent/ovs-agent/agent/fileaccess"
 	"io"
 	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/ovs-agent/ovs-agent/agent/domains"
+	"github.com/ovs-agent/ovs-agent/agent/fileaccess"
 	"github.com/ovs-agent/ovs-agent/agent/xmlrpc"
+	"github.com/ovs-agent/ovs-agent/config/vmcfg"
 )
 
 // DefaultShutdownTimeout is how long a clean shutdown may take before the
@@ -118,6 +120,16 @@ func (a *Agent) registerDomainMethods(s *xmlrpc.Server) {
 		text, source, err := readConfigSource(a.fileRoots(), arg)
 		if err != nil {
 			return nil, err
+		}
+		if source == arg {
+			// Read from this host's disk: a file that is not a valid
+			// vm.cfg is refused without quoting any of it.
+			var el vmcfg.ErrorList
+			if _, err := vmcfg.Parse(source, text); errors.As(err, &el) {
+				return nil, xmlrpc.Faultf(xmlrpc.InvalidConfig, "%s is not a valid vm.cfg (its content is not quoted):\n%s", source, el.Redacted())
+			} else if err != nil {
+				return nil, xmlrpc.Faultf(xmlrpc.InvalidConfig, "%s is not a valid vm.cfg", source)
+			}
 		}
 		if p.Len() == 2 {
 			if source, err = p.String(1); err != nil {

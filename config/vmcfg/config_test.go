@@ -476,3 +476,22 @@ func TestErrorFormat(t *testing.T) {
 		t.Errorf("empty list: %q", got)
 	}
 }
+
+func TestErrorListRedacted(t *testing.T) {
+	_, err := Parse("/srv/f", []byte("root:$6$HASH:1:2\nmemory = 'hunter2'\n"))
+	var el ErrorList
+	if !errors.As(err, &el) {
+		t.Fatalf("Parse: %v", err)
+	}
+	got := el.Redacted()
+	for _, w := range []string{"HASH", "root", "hunter2"} {
+		if strings.Contains(got, w) {
+			t.Errorf("Redacted quotes %q:\n%s", w, got)
+		}
+	}
+	for _, w := range []string{"/srv/f:1: not valid vm.cfg (syntax or value)", "/srv/f:2: not valid vm.cfg (syntax or value)", "/srv/f: name: missing or invalid"} {
+		if !strings.Contains(got, w) {
+			t.Errorf("Redacted lacks %q:\n%s", w, got)
+		}
+	}
+}

@@ -148,3 +148,24 @@ func quote(s string) string {
 	}
 	return fmt.Sprintf("%q", s)
 }
+
+// Redacted writes the list with nothing taken from the file's content: the
+// file name and each line number, and for the checks of the whole file
+// (line 0) the option vm.cfg expected; never a word from a line, a value or
+// the message (which may quote them). It is for a file the agent read on a
+// caller's behalf: it may not be a vm.cfg at all, and its content is not
+// the caller's to read.
+func (l ErrorList) Redacted() string {
+	var b strings.Builder
+	for i, e := range l {
+		if i > 0 {
+			b.WriteString("\n")
+		}
+		c := Error{File: e.File, Line: e.Line, Msg: "not valid vm.cfg (syntax or value)"}
+		if e.Line == 0 && (typedKeys[e.Key] || xmKeys[e.Key]) {
+			c.Key, c.Msg = e.Key, "missing or invalid"
+		}
+		b.WriteString(c.Error())
+	}
+	return b.String()
+}
