@@ -120,3 +120,47 @@ func TestMigrationSourceStalledPrecopy(t *testing.T) {
 	stillHere(t, src, "q1")
 	nothingOnTarget(t, dst, "q1")
 }
+
+// TestMigrationTargetStalledStopCopy stops (SIGSTOP) the target's
+// incoming VMM at the end of stop-and-copy (a non-live move, the guest
+// paused on the source, the last MiB going out): the last writes fit in
+// the socket buffers, so what stalls is the source's wait for the
+// target's verify answer (or the last writes). Either way the migration
+// fails within the bound naming the stall and the source guest runs
+// again, verifying cleanly; the continued target VMM leaves nothing.
+func TestMigrationTargetStalledStopCopy(t *testing.T) {
+	src, dst := stallPair(t)
+	src.call(t, "domain.create", nil, vmcfgText("z1", 128, "dirty=64M/s,hot=48M,verify=200ms"))
+	src.call(t, "domain.start", nil, "z1")
+	src.waitInfo(t, "z1", "the hot set written", func(i domInfo) bool { return i.Written*4096 >= 60<<20 })
+	var id string
+	src.call(t, "domain.migrate", &id, "z1", dst.Reloc, migrateOpts(map[string]any{"rate": 16}))
+	var st migStatus
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		st = migStatus{}
+		src.call(t, "migration.status", &st, id)
+		if st.Phase == "stop-copy" && st.BytesSent > 8<<20 && st.Remaining < 2<<20 {
+			break
+		}
+		if st.Phase == "completed" || st.Phase == "failed" || time.Now().After(deadline) {
+			t.Fatalf("never caught the end of stop-and-copy: %+v", st)
+		}
+	}
+	if in := src.info(t, "z1"); in.State != "paused" || in.Reason != "migration" {
+		t.Errorf("source during stop-and-copy: %+v", in)
+	}
+	in := dst.info(t, "z1")
+	if in.PID == 0 {
+		t.Fatalf("target during the migration: %+v", in)
+	}
+	stopped := time.Now()
+	stopVMM(t, in.PID)
+	st, took := waitStall(t, src, id, stopped, 20*time.Second)
+	t.Logf("stall at stop-and-copy detected %.2f s after SIGSTOP (progress_timeout 3s): %s", took.Seconds(), st.Error)
+	if st.Phase != "failed" || !strings.Contains(st.Error, "no progress") {
+		t.Fatalf("after the target VMM stalled at stop-and-copy: %+v", st)
+	}
+	stillHere(t, src, "z1")
+	syscall.Kill(in.PID, syscall.SIGCONT)
+	nothingOnTarget(t, dst, "z1")
+}

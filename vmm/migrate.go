@@ -316,10 +316,19 @@ func (v *VMM) send(ctx context.Context, o *outgoing, conns []net.Conn, opts page
 	pausedAt := sentAt.Add(-res.Downtime)
 	o.update(func(st *control.MigrationStatus) { st.Phase, st.StopCopy = control.PhaseSent, res.Downtime })
 
-	conn.SetReadDeadline(time.Now().Add(verdictTimeout))
+	// The guest is paused until the target says verified: a target that
+	// stalls gets progress_timeout, then the guest resumes here.
+	verdict := verdictTimeout
+	if o.progress > 0 && o.progress < verdict {
+		verdict = o.progress
+	}
+	conn.SetReadDeadline(time.Now().Add(verdict))
 	stop := context.AfterFunc(ctx, func() { conn.SetReadDeadline(time.Unix(1, 0)) })
 	err = pagexfer.AwaitVerified(conn, res)
 	stop()
+	if err != nil && ctx.Err() == nil && errors.Is(err, os.ErrDeadlineExceeded) {
+		err = fmt.Errorf("peer made no progress for %s (the target did not say verified; resumed here): %w", verdict, err)
+	}
 	if err != nil {
 		_ = pagexfer.WriteAbort(conn, res.ID, "source: "+err.Error())
 		phase := control.PhaseFailed

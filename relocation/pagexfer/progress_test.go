@@ -114,3 +114,19 @@ func TestProgressConnCancel(t *testing.T) {
 		t.Fatal("read after the cancellation deadline succeeded")
 	}
 }
+
+// TestProgressWriterKeepsConn: wrapping a connection keeps it one the
+// receiver's answers come back on, so the drain stays on.
+func TestProgressWriterKeepsConn(t *testing.T) {
+	a, b := net.Pipe()
+	defer a.Close()
+	defer b.Close()
+	w := ProgressWriter(a, time.Second)
+	if _, ok := w.(answerConn); !ok {
+		t.Fatalf("ProgressWriter(net.Conn) is a %T, not an answerConn: the drain would be off", w)
+	}
+	go b.Write([]byte("x"))
+	if n, err := w.(answerConn).Read(make([]byte, 1)); n != 1 || err != nil {
+		t.Fatalf("read through the wrapper: %d, %v", n, err)
+	}
+}
