@@ -14,6 +14,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/ovs-agent/ovs-agent/agent/domains"
+	"github.com/ovs-agent/ovs-agent/agent/fileaccess"
 	"github.com/ovs-agent/ovs-agent/agent/migration"
 	"github.com/ovs-agent/ovs-agent/agent/xmlrpc"
 	"github.com/ovs-agent/ovs-agent/config/vmcfg"
@@ -81,6 +82,17 @@ func (a *Agent) checkOffline(h *relocation.Hello) (plan offlinePlan, hard, soft 
 		hard = append(hard, "config: "+err.Error())
 		return plan, hard, soft
 	}
+	// The offer's name and UUID name the folders written here: the name is
+	// the vm.cfg's, one path element, and the UUID a UUID, so no folder
+	// leaves the receiving repository.
+	if o.Name != cfg.Name || o.Name == "" || o.Name == "." || o.Name == ".." || strings.ContainsAny(o.Name, "/\\\x00") {
+		hard = append(hard, fmt.Sprintf("name: the offer names the domain %q, its vm.cfg %q (one path element, the same in both)", o.Name, cfg.Name))
+		return plan, hard, soft
+	}
+	if err := repository.CheckUUID(o.UUID); err != nil {
+		hard = append(hard, "uuid: "+err.Error())
+		return plan, hard, soft
+	}
 	var bridges []string
 	for _, v := range cfg.VIFs {
 		if v.Bridge != "" {
@@ -103,6 +115,10 @@ func (a *Agent) checkOffline(h *relocation.Hello) (plan offlinePlan, hard, soft 
 		if r, ok := byUUID[repository.CanonicalUUID(d.Repository)]; ok && d.Repository != "" {
 			if d.Rel == "" {
 				hard = append(hard, fmt.Sprintf("disk %s: on shared repository %s, but its path there is unknown", d.Device, d.Repository))
+			} else if _, err := fileaccess.Resolve([]string{r.MountPoint}, filepath.Join(r.MountPoint, d.Rel)); !filepath.IsLocal(d.Rel) || err != nil {
+				// The registered vm.cfg will name this path: it must stay,
+				// after symlinks, inside the shared repository.
+				hard = append(hard, fmt.Sprintf("disk %s: on shared repository %s, but %q leaves that repository here", d.Device, d.Repository, d.Rel))
 			} else if _, err := os.Stat(filepath.Join(r.MountPoint, d.Rel)); err != nil {
 				hard = append(hard, fmt.Sprintf("disk %s: on shared repository %s, but %s is missing here: %v", d.Device, d.Repository, d.Rel, err))
 			}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/ovs-agent/ovs-agent/agent/client"
+	"github.com/ovs-agent/ovs-agent/relocation"
 )
 
 // The secret's lines: neither a fault nor the agent's log may quote them.
@@ -208,5 +209,43 @@ func TestConfineDetachAttachFolders(t *testing.T) {
 	}
 	if in := a.info(t, "at2"); in.State != "stopped" {
 		t.Errorf("at2 is %s after a refused detach", in.State)
+	}
+}
+
+// The target of an offline migration writes and registers only inside its
+// repositories: a hostile peer's offer whose shared disk path leaves the
+// repository (../..), or whose name is a path, is refused in the dry run.
+func TestConfineOfflineTargetPaths(t *testing.T) {
+	dst := startAgent(t, agentConf{Listen: "127.0.0.3", RelocPort: freePort(t, "127.0.0.3"), Confined: true,
+		Extra: map[string][]string{"agent": {"hypervisor = sim", "memory_reserve = 0"}}})
+	repo, _, mp := makeRepo(t, dst)
+	secret := writeSecret(t)
+	rel, err := filepath.Rel(mp, secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const uuid = "5a0b2f8e-1111-4222-8333-944445555667"
+	check := func(name string, disk relocation.Disk) *relocation.Welcome {
+		t.Helper()
+		cfg := vmcfgText("esc2", 64, "", "uuid = '"+uuid+"'")
+		hello := &relocation.Hello{Op: relocation.OpCheck, Protocol: 1, User: "admin", Password: testPassword, Migration: "00112233445566778899aabbccddeeaa",
+			Offer:   relocation.Offer{Name: name, UUID: uuid, MemoryMiB: 64, VCPUs: 1, Engine: "sim", Config: cfg, Disks: []relocation.Disk{disk}},
+			Offline: &relocation.OfflineRequest{}}
+		c, wl, err := relocation.Dial(context.Background(), relocation.DialOptions{Addr: dst.Reloc}, hello)
+		if c != nil {
+			c.Close()
+		}
+		if err != nil && wl == nil {
+			t.Fatalf("dry run: %v", err)
+		}
+		return wl
+	}
+	wl := check("esc2", relocation.Disk{Path: secret, Device: "xvda", Repository: repo, Rel: rel})
+	if wl.OK || !strings.Contains(strings.Join(wl.Problems, "\n"), "leaves that repository") {
+		t.Errorf("shared disk %q: %+v, want a refusal", rel, wl)
+	}
+	wl = check("../../esc2", relocation.Disk{Path: "/x/System.img", Device: "xvda", File: true, Size: 1 << 20, Data: 1 << 20})
+	if wl.OK || !strings.Contains(strings.Join(wl.Problems, "\n"), "one path element") {
+		t.Errorf("name ../../esc2: %+v, want a refusal", wl)
 	}
 }

@@ -483,8 +483,10 @@ func (m *Manager) Offer(name string) (relocation.Offer, error) {
 			rd.Rel = rel
 		}
 		if fileDisk(disk) {
-			if f, err := os.Open(disk.Path); err == nil {
-				if st, err := f.Stat(); err == nil && st.Mode().IsRegular() {
+			// Only its size and data extents are probed (no content is
+			// read), and a FIFO or device never blocks the offer.
+			if f, err := openRegular(disk.Path, false); err == nil {
+				if st, err := f.Stat(); err == nil {
 					rd.File, rd.Size = true, st.Size()
 					rd.Data, _ = filexfer.DataBytes(f, st.Size())
 				}

@@ -2,6 +2,8 @@ package domains
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -9,6 +11,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/ovs-agent/ovs-agent/agent/fileaccess"
 	"github.com/ovs-agent/ovs-agent/config/vmcfg"
 	"github.com/ovs-agent/ovs-agent/relocation/pagexfer"
 	"github.com/ovs-agent/ovs-agent/vmm/control"
@@ -149,7 +152,12 @@ func (m *Manager) Restore(path string) (string, error) {
 	if !filepath.IsAbs(path) {
 		return "", errorf(Invalid, "save image %q: give an absolute path on the agent's host", path)
 	}
-	f, err := os.Open(path)
+	// The API resolved path; open it as it is (no symlink swapped in
+	// since) and never block on a FIFO put there since.
+	f, err := openRegular(path, true)
+	if errors.Is(err, fileaccess.ErrNotRegular) {
+		return "", fmt.Errorf("save image %w", err)
+	}
 	if err != nil {
 		return "", errorf(NotFound, "save image: %v", err)
 	}
