@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/ovs-agent/ovs-agent/agent/xmlrpc"
@@ -144,7 +145,7 @@ func (a *Agent) registerRepositoryMethods(s *xmlrpc.Server) {
 					return nil, err
 				}
 				st, err := a.repos.Add(ctx, src, opts)
-				return st, fault(err)
+				return st, addFault(err, fault)
 			}},
 		{Name: "repository.remove", Signatures: [][]string{{"struct", "string"}},
 			Help: "Unmount a repository and remove it from the repositories files (ovs-offlinerepo -d); refused while running domains use it.",
@@ -207,4 +208,22 @@ func (a *Agent) registerRepositoryMethods(s *xmlrpc.Server) {
 			panic(fmt.Sprintf("register %s: %v", m.Name, err))
 		}
 	}
+}
+
+// addFault translates a repository.add error: bad source or options input
+// is a parameter fault, a source that holds no repository an invalid
+// configuration, one configured already Exists; anything else falls to
+// fallback (a state fault).
+func addFault(err error, fallback func(error) error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, repository.ErrBadInput):
+		return xmlrpc.Faultf(xmlrpc.BadParams, "%v", err)
+	case errors.Is(err, repository.ErrNotRepository):
+		return xmlrpc.Faultf(xmlrpc.InvalidConfig, "%v", err)
+	case errors.Is(err, repository.ErrConfigured):
+		return xmlrpc.Faultf(xmlrpc.Exists, "%v", err)
+	}
+	return fallback(err)
 }

@@ -134,11 +134,11 @@ func (m *Manager) checkNew(src Source, shared string) error {
 func (m *Manager) Add(ctx context.Context, source, options string) (Status, error) {
 	src, err := ParseSource(source)
 	if err != nil {
-		return Status{}, fmt.Errorf("add repository: %w", err)
+		return Status{}, fmt.Errorf("add repository: %w", classify(ErrBadInput, err))
 	}
 	if options != "" {
 		if err := CheckOptions(options); err != nil {
-			return Status{}, fmt.Errorf("add repository: %w", err)
+			return Status{}, fmt.Errorf("add repository: %w", classify(ErrBadInput, err))
 		}
 	}
 	done, err := m.begin(ctx)
@@ -150,7 +150,7 @@ func (m *Manager) Add(ctx context.Context, source, options string) (Status, erro
 		return Status{}, fmt.Errorf("add repository: %w", err)
 	}
 	if err := m.checkNew(src, ""); err != nil {
-		return Status{}, fmt.Errorf("add repository: %w", err)
+		return Status{}, fmt.Errorf("add repository: %w", classify(ErrConfigured, err))
 	}
 	probe, err := os.MkdirTemp(m.opts.StagingDir, ".probe-")
 	if err != nil {
@@ -170,17 +170,17 @@ func (m *Manager) Add(ctx context.Context, source, options string) (Status, erro
 		unbind(probe, true)
 	}
 	if errors.Is(merr, fs.ErrNotExist) {
-		return Status{}, fmt.Errorf("add repository: %s is not a repository (no %s); make one with ovs-makerepo", src.Raw, MetadataFile)
+		return Status{}, classify(ErrNotRepository, fmt.Errorf("add repository: %s is not a repository (no %s); make one with ovs-makerepo", src.Raw, MetadataFile))
 	}
 	if merr != nil {
-		return Status{}, fmt.Errorf("add repository: %w", merr)
+		return Status{}, fmt.Errorf("add repository: %w", classify(ErrNotRepository, merr))
 	}
 	if _, dup := m.cfg.Lookup(meta.UUID); dup {
-		return Status{}, fmt.Errorf("add repository: %s holds repository %s, which is configured already", src.Raw, meta.UUID)
+		return Status{}, classify(ErrConfigured, fmt.Errorf("add repository: %s holds repository %s, which is configured already", src.Raw, meta.UUID))
 	}
 	if meta.Shared == SharedClusterRoot {
 		if err := m.checkNew(src, SharedClusterRoot); err != nil {
-			return Status{}, fmt.Errorf("add repository: %w", err)
+			return Status{}, fmt.Errorf("add repository: %w", classify(ErrConfigured, err))
 		}
 	}
 	if options != "" {
