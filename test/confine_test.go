@@ -73,10 +73,19 @@ func TestConfineCreateNotRegularRefused(t *testing.T) {
 	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	for i := 0; i < 5; i++ {
+	// Warm up, then count the agent's OS threads: a call that blocked on
+	// the FIFO would hold one each.
+	if f := faultWithin(t, a, "domain.create", fifo); f.Code != -32602 {
+		t.Fatalf("FIFO: fault %d %q, want -32602", f.Code, f.Message)
+	}
+	before := threads(t, a.cmd.Process.Pid)
+	for i := 0; i < 20; i++ {
 		if f := faultWithin(t, a, "domain.create", fifo); f.Code != -32602 {
 			t.Fatalf("FIFO: fault %d %q, want -32602", f.Code, f.Message)
 		}
+	}
+	if after := threads(t, a.cmd.Process.Pid); after > before+4 {
+		t.Errorf("the agent's threads grew from %d to %d over 20 FIFO calls", before, after)
 	}
 	if f := faultWithin(t, a, "domain.create", dir); f.Code != -32602 {
 		t.Errorf("directory: fault %d %q, want -32602", f.Code, f.Message)
@@ -247,5 +256,61 @@ func TestConfineOfflineTargetPaths(t *testing.T) {
 	wl = check("../../esc2", relocation.Disk{Path: "/x/System.img", Device: "xvda", File: true, Size: 1 << 20, Data: 1 << 20})
 	if wl.OK || !strings.Contains(strings.Join(wl.Problems, "\n"), "one path element") {
 		t.Errorf("name ../../esc2: %+v, want a refusal", wl)
+	}
+}
+
+// threads reads the Threads line of /proc/PID/status.
+func threads(t *testing.T, pid int) int {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "Threads:"); ok {
+			var n int
+			fmt.Sscan(strings.TrimSpace(v), &n)
+			return n
+		}
+	}
+	t.Fatalf("no Threads line in /proc/%d/status", pid)
+	return 0
+}
+
+// A symlink inside a repository that points outside is no way around the
+// rule: create, restore and save through it are refused with 1001, and
+// save creates nothing outside.
+func TestConfineRepositorySymlinkOutside(t *testing.T) {
+	a := startAgent(t, agentConf{Confined: true, Extra: map[string][]string{"agent": {"hypervisor = sim", "memory_reserve = 0"}}})
+	_, _, mp := makeRepo(t, a)
+	secret := writeSecret(t)
+	link := filepath.Join(mp, "running_pool", "vm.cfg")
+	if err := os.Symlink(secret, link); err != nil {
+		t.Fatal(err)
+	}
+	f := faultWithin(t, a, "domain.create", link)
+	if f.Code != 1001 || !strings.Contains(f.Message, "file_dirs") {
+		t.Errorf("create through a symlink: fault %d %q, want 1001 naming the rule", f.Code, f.Message)
+	}
+	if f := faultWithin(t, a, "domain.restore", link); f.Code != 1001 {
+		t.Errorf("restore through a symlink: fault %d %q, want 1001", f.Code, f.Message)
+	}
+	outDir := t.TempDir()
+	dirLink := filepath.Join(mp, "running_pool", "out")
+	if err := os.Symlink(outDir, dirLink); err != nil {
+		t.Fatal(err)
+	}
+	a.call(t, "domain.create", nil, vmcfgText("sl", 64, "dirty=0"))
+	a.call(t, "domain.start", nil, "sl")
+	if f := faultWithin(t, a, "domain.save", "sl", filepath.Join(dirLink, "image")); f.Code != 1001 {
+		t.Errorf("save through a symlinked folder: fault %d %q, want 1001", f.Code, f.Message)
+	}
+	if ents, _ := os.ReadDir(outDir); len(ents) != 0 {
+		t.Errorf("save through a symlink wrote %s outside the repository", ents[0].Name())
+	}
+	for _, s := range []string{secretLine, "confinement-sentinel", "bin:*"} {
+		if strings.Contains(f.Message, s) || strings.Contains(a.Log(), s) {
+			t.Errorf("a fault or the log quotes the file (%q)", s)
+		}
 	}
 }
