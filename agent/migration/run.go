@@ -326,7 +326,30 @@ func (l *Local) run(ctx context.Context, m *migration, offer relocation.Offer, a
 	}
 	committed, stopping, cancelSent := false, false, false
 	lost := 0 // status calls in a row that failed while the VMM still ran
+	// The watchdog: a status that has not moved for progress_timeout plus
+	// a margin (the VMM bounds its own waits by progress_timeout; this
+	// catches one that does not) ends the migration as failed, the VMM
+	// told to cancel. After the commit the in-doubt rules decide.
+	var (
+		seen     progressMark
+		movedAt  = time.Now()
+		stalled  error
+		stallAt  time.Time
+		stallFor = l.ProgressTimeout + stallMargin
+	)
 	for {
+		if l.ProgressTimeout > 0 && !committed {
+			switch {
+			case stalled == nil && time.Since(movedAt) > stallFor:
+				stalled = fmt.Errorf("migration made no progress for %s (progress_timeout %s): cancelled", time.Since(movedAt).Round(time.Second), l.ProgressTimeout)
+				stallAt = time.Now()
+				_, _ = l.Domains.Call(name, control.Request{Op: control.OpMigrateCancel, Reason: stalled.Error()}, 5*time.Second)
+			case stalled != nil && time.Since(stallAt) > stallMargin:
+				// The VMM did not end the migration when told to.
+				fail(control.PhaseFailed, stalled)
+				return
+			}
+		}
 		select {
 		case <-ctx.Done():
 			if !committed && !cancelSent {
@@ -373,6 +396,9 @@ func (l *Local) run(ctx context.Context, m *migration, offer relocation.Offer, a
 		vs := resp.Migration
 		if vs == nil {
 			continue
+		}
+		if mk := markOf(vs); mk != seen {
+			seen, movedAt = mk, time.Now()
 		}
 		m.mu.Lock()
 		if vs.Phase != control.PhaseCompleted { // said below, once the domain has left
@@ -431,10 +457,33 @@ func (l *Local) run(ctx context.Context, m *migration, offer relocation.Offer, a
 			complete()
 			return
 		case control.PhaseFailed, control.PhaseCancelled:
+			if stalled != nil {
+				fail(control.PhaseFailed, stalled)
+				return
+			}
 			fail(vs.Phase, errors.New(vs.Error))
 			return
 		}
 	}
+}
+
+// stallMargin is what the agent's watchdog allows on top of
+// progress_timeout before it ends a migration whose status stands still,
+// and again for the VMM to end it once told to cancel.
+const stallMargin = 10 * time.Second
+
+// progressMark is what of a VMM's migration status moves while the
+// migration makes progress (the dirty figures move also when it does not).
+type progressMark struct {
+	phase        string
+	round        int
+	sent, pages  uint64
+	verify, done time.Duration
+}
+
+func markOf(vs *control.MigrationStatus) progressMark {
+	return progressMark{phase: vs.Phase, round: vs.Round, sent: uint64(vs.BytesSent),
+		pages: uint64(vs.DataPages) + uint64(vs.ZeroPages) + uint64(vs.SkippedPages), verify: vs.Verify, done: vs.Resume}
 }
 
 // awaitGone waits, for a bounded time, until the registry has forgotten
