@@ -74,7 +74,12 @@ const (
 // launch starts d's VMM: booting, restoring from image, or waiting for an
 // incoming migration (the domain stays starting until the migration's
 // commit, see watchIncoming).
-func (m *Manager) launch(d *domain, how int, image, from string) error {
+//
+// For a restore, imageFile (if given) is the image already opened and
+// checked by the caller: the VMM gets it as an inherited descriptor and
+// reads it as /dev/fd/3, so a path swapped after the check (a symlink, a
+// FIFO) is never what it reads.
+func (m *Manager) launch(d *domain, how int, image, from string, imageFile ...*os.File) error {
 	name := d.rec.Name
 	engine, err := m.engine()
 	if err != nil {
@@ -135,11 +140,17 @@ func (m *Manager) launch(d *domain, how int, image, from string) error {
 	args := []string{"--config", filepath.Join(d.dir, "vm.cfg"), "--engine", engine, "--dir", d.dir, "--socket", sock}
 	switch how {
 	case launchRestore:
+		if len(imageFile) > 0 && imageFile[0] != nil {
+			image = "/dev/fd/3" // cmd.ExtraFiles[0]
+		}
 		args = append(args, "--restore", image)
 	case launchIncoming:
 		args = append(args, "--incoming")
 	}
 	cmd := exec.Command(m.vmmBinary(), args...)
+	if how == launchRestore && len(imageFile) > 0 && imageFile[0] != nil {
+		cmd.ExtraFiles = []*os.File{imageFile[0]}
+	}
 	cmd.Stdout, cmd.Stderr = logf, logf
 	// Its own session: the VMM must outlive the agent and not get the
 	// terminal's signals.

@@ -161,8 +161,8 @@ func (m *Manager) Restore(path string) (string, error) {
 	if err != nil {
 		return "", errorf(NotFound, "save image: %v", err)
 	}
+	defer f.Close() // the VMM gets it as an inherited descriptor
 	h, err := pagexfer.ReadHeader(f)
-	f.Close()
 	if err != nil {
 		return "", errorf(Invalid, "%s is not a save image: %v", path, err)
 	}
@@ -183,7 +183,7 @@ func (m *Manager) Restore(path string) (string, error) {
 	}
 	d.opMu.Lock()
 	defer d.opMu.Unlock()
-	if err := m.launch(d, launchRestore, path, ""); err != nil {
+	if err := m.launch(d, launchRestore, path, "", f); err != nil {
 		return "", err
 	}
 	m.log.Info("domain restored", zap.String("domain", cfg.Name), zap.String("image", path))
