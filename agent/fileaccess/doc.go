@@ -8,7 +8,6 @@
 // It owns the rule and its error (ErrOutside, ErrNotRegular). It does not
 // know where the roots come from (callers pass them fresh per call), never
 // reads or logs a file's content, and imports nothing of the project.
-package fileaccess
 //
 // Check then open. The rule is checked on the path, so whoever can change
 // the directories between the check and the use could swap a component.
@@ -24,3 +23,4 @@ package fileaccess
 // detach and an attach, and the offline copy, reopen a disk by its
 // resolved path after checking it. Only someone who may already write in
 // a repository or a file_dirs directory can use these windows.
+package fileaccess
