@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"net"
 	"path/filepath"
@@ -13,6 +14,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/ovs-agent/ovs-agent/agent/auth"
 	"github.com/ovs-agent/ovs-agent/agent/hostinfo"
 	"github.com/ovs-agent/ovs-agent/agent/xmlrpc"
 	"github.com/ovs-agent/ovs-agent/config"
@@ -87,9 +89,14 @@ func (a *Agent) relocationServer(tc *tls.Config, handshakeTimeout time.Duration)
 		Log:              a.log.Named("relocation"),
 		Hosts:            &a.hostsAllow,
 		Names:            a.checker.Names,
-		Authenticate: func(user, password string) bool {
-			return a.state.Load().verifier.Verify(user, password)
+		Authenticate: func(user, password string) error {
+			err := a.state.Load().verifier.Check(user, password)
+			if errors.Is(err, auth.ErrBusy) {
+				return relocation.ErrBusy
+			}
+			return err
 		},
+		Throttle: a.throttle,
 		TLS:    tc,
 		Handle: a.handleRelocation,
 	}

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -28,8 +29,25 @@ const (
 	OpStatus  = "status"  // where is this domain now (recovery after a lost connection)
 )
 
-// maxMessage bounds one handshake message.
+// maxMessage bounds one handshake message after the hello (a Welcome, a
+// probe result).
 const maxMessage = 1 << 20
+
+// MaxHello bounds the Hello, the one message a peer sends before it has
+// authenticated. The biggest realistic Hello is an Offer: a vm.cfg (a few
+// KiB; even a domain with a hundred disks and NICs stays under 32 KiB) and
+// its disk list (about 300 bytes a disk as JSON), so 256 KiB leaves ample
+// room while keeping what an unauthenticated peer can make the receiver
+// hold small. The sender refuses a larger Hello before dialing.
+const MaxHello = 256 << 10
+
+// maxProtocolLine bounds the protocol line ("OVS-RELOCATION 1\n").
+const maxProtocolLine = 64
+
+// readChunk is how much of a message body is allocated at a time: the
+// buffer grows only as bytes arrive, so a length prefix announcing a large
+// body that is never sent costs one chunk, not the announced size.
+const readChunk = 16 << 10
 
 // Offer describes the domain a sender wants to move.
 type Offer struct {
@@ -121,26 +139,54 @@ func writeMsg(w io.Writer, v any) error {
 	return nil
 }
 
-// readMsg reads one length-prefixed JSON message.
+// readMsg reads one length-prefixed JSON message of at most maxMessage bytes.
 func readMsg(r io.Reader, v any) error {
+	return readMsgLimit(r, v, maxMessage)
+}
+
+// readMsgLimit reads one length-prefixed JSON message of at most limit
+// bytes, growing its buffer by readChunk as the body arrives.
+func readMsgLimit(r io.Reader, v any, limit int) error {
 	var hdr [4]byte
 	if _, err := io.ReadFull(r, hdr[:]); err != nil {
 		return err
 	}
 	n := binary.BigEndian.Uint32(hdr[:])
-	if n > maxMessage {
-		return fmt.Errorf("handshake message of %d bytes is too large", n)
+	if uint64(n) > uint64(limit) {
+		return fmt.Errorf("handshake message of %d bytes is too large (at most %d)", n, limit)
 	}
-	data := make([]byte, n)
-	if _, err := io.ReadFull(r, data); err != nil {
-		return err
+	var data []byte
+	for len(data) < int(n) {
+		k := min(int(n)-len(data), readChunk)
+		data = slices.Grow(data, k)
+		m, err := io.ReadFull(r, data[len(data):len(data)+k])
+		data = data[:len(data)+m]
+		if err != nil {
+			return err
+		}
 	}
 	return json.Unmarshal(data, v)
 }
 
+// readProtocolLine reads the first line, at most maxProtocolLine bytes.
+func readProtocolLine(r *bufio.Reader) (string, error) {
+	var b strings.Builder
+	for b.Len() < maxProtocolLine {
+		c, err := r.ReadByte()
+		if err != nil {
+			return "", err
+		}
+		if c == '\n' {
+			return b.String(), nil
+		}
+		b.WriteByte(c)
+	}
+	return "", errors.New("not an ovs-agent relocation peer (protocol line too long)")
+}
+
 // ReadHello reads the protocol line and the Hello from a new connection.
 func ReadHello(r *bufio.Reader) (*Hello, error) {
-	line, err := r.ReadString('\n')
+	line, err := readProtocolLine(r)
 	if err != nil {
 		return nil, fmt.Errorf("read protocol line: %w", err)
 	}
@@ -153,7 +199,7 @@ func ReadHello(r *bufio.Reader) (*Hello, error) {
 		return nil, fmt.Errorf("relocation protocol version %d; this agent speaks %d", version, Version)
 	}
 	var h Hello
-	if err := readMsg(r, &h); err != nil {
+	if err := readMsgLimit(r, &h, MaxHello); err != nil {
 		return nil, fmt.Errorf("read hello: %w", err)
 	}
 	return &h, nil
@@ -183,12 +229,19 @@ func Dial(ctx context.Context, o DialOptions, h *Hello) (net.Conn, *Welcome, err
 	if o.Timeout <= 0 {
 		o.Timeout = 15 * time.Second
 	}
+	h.Version = Version
+	hello, err := json.Marshal(h)
+	if err != nil {
+		return nil, nil, fmt.Errorf("relocation hello: %w", err)
+	}
+	if len(hello) > MaxHello {
+		return nil, nil, fmt.Errorf("the relocation hello for %s is %d bytes (vm.cfg and disk list), more than the %d a receiver accepts before login: shorten the vm.cfg or use fewer disks", h.Offer.Name, len(hello), MaxHello)
+	}
 	d := &net.Dialer{Timeout: o.Timeout}
 	if ip := net.ParseIP(o.Source); ip != nil && !ip.IsUnspecified() {
 		d.LocalAddr = &net.TCPAddr{IP: ip}
 	}
 	var c net.Conn
-	var err error
 	if o.TLS != nil {
 		c, err = (&tls.Dialer{NetDialer: d, Config: o.TLS}).DialContext(ctx, "tcp", o.Addr)
 	} else {
@@ -198,7 +251,6 @@ func Dial(ctx context.Context, o DialOptions, h *Hello) (net.Conn, *Welcome, err
 		return nil, nil, fmt.Errorf("relocation port %s: %w", o.Addr, err)
 	}
 	c.SetDeadline(time.Now().Add(o.Timeout))
-	h.Version = Version
 	fail := func(err error) (net.Conn, *Welcome, error) {
 		c.Close()
 		if closedByPeer(err) {

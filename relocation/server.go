@@ -26,8 +26,15 @@ type Server struct {
 	Hosts *atomic.Pointer[HostsAllow]
 	// Names returns the verified host names of a peer.
 	Names func(ctx context.Context, ip netip.Addr) []string
-	// Authenticate checks the credentials a sender presents.
-	Authenticate func(user, password string) bool
+	// Authenticate checks the credentials a sender presents: nil when
+	// they are right, ErrBusy when the check could not run now (not a
+	// failed login), any other error when they are wrong.
+	Authenticate func(user, password string) error
+	// Throttle, when set, gives the delay before answering a failed
+	// login, doubling per consecutive failure from an address (the
+	// agent passes the API's, so both ports share one record per peer).
+	// Without it a failed login is answered after a second.
+	Throttle Throttle
 	// TLS, when set, makes this the TLS relocation listener.
 	TLS    *tls.Config
 	Handle Handler
@@ -35,6 +42,15 @@ type Server struct {
 	HandshakeTimeout time.Duration
 
 	wg sync.WaitGroup
+}
+
+// ErrBusy is what Authenticate returns when the login workers are all busy.
+var ErrBusy = errors.New("the agent is busy checking other logins; retry in a moment")
+
+// Throttle slows down peers that fail to log in (auth.Throttle).
+type Throttle interface {
+	Failed(addr netip.Addr) (time.Duration, int)
+	Succeeded(addr netip.Addr)
 }
 
 // Serve accepts connections on l until it is closed.
@@ -97,7 +113,9 @@ func (s *Server) serve(ctx context.Context, c net.Conn) {
 		c = tc
 	}
 	c.SetReadDeadline(time.Now().Add(s.timeout()))
-	r := bufio.NewReaderSize(c, 64<<10)
+	// A small buffer until the peer has logged in; the stream gets a
+	// large one below.
+	r := bufio.NewReaderSize(c, 4<<10)
 	h, err := ReadHello(r)
 	if err != nil {
 		s.Log.Warn("relocation handshake refused", zap.String("peer", ip.String()), zap.Error(err))
@@ -109,14 +127,38 @@ func (s *Server) serve(ctx context.Context, c net.Conn) {
 	// A status question ("does domain UUID run here?") needs no password:
 	// a source agent that restarted in the middle of a commit must be able
 	// to ask without the credentials it no longer has.
-	if h.Op != OpStatus && (s.Authenticate == nil || !s.Authenticate(h.User, h.Password)) {
-		s.Log.Warn("relocation peer failed to authenticate", zap.String("peer", ip.String()), zap.String("user", h.User), zap.String("op", h.Op))
-		time.Sleep(time.Second)
-		_ = WriteWelcome(c, &Welcome{Error: "authentication failed: give the receiving agent's API user and password", Code: 1000})
-		c.Close()
-		return
+	if h.Op != OpStatus {
+		err := errors.New("no password check configured")
+		if s.Authenticate != nil {
+			err = s.Authenticate(h.User, h.Password)
+		}
+		switch {
+		case errors.Is(err, ErrBusy):
+			s.Log.Debug("relocation login refused: login workers busy", zap.String("peer", ip.String()))
+			_ = WriteWelcome(c, &Welcome{Error: ErrBusy.Error(), Code: 1006})
+			c.Close()
+			return
+		case err != nil:
+			delay, n := time.Second, 1
+			if s.Throttle != nil {
+				delay, n = s.Throttle.Failed(ip)
+			}
+			s.Log.Warn("relocation peer failed to authenticate", zap.String("peer", ip.String()), zap.String("user", h.User), zap.String("op", h.Op),
+				zap.Int("consecutive_failures", n), zap.Duration("delay", delay))
+			select {
+			case <-time.After(delay):
+			case <-ctx.Done():
+			}
+			_ = WriteWelcome(c, &Welcome{Error: "authentication failed: give the receiving agent's API user and password", Code: 1000})
+			c.Close()
+			return
+		}
+		if s.Throttle != nil {
+			s.Throttle.Succeeded(ip)
+		}
 	}
 	h.Password = ""
+	r = bufio.NewReaderSize(r, 64<<10)
 	fields := []zap.Field{zap.String("peer", ip.String()), zap.String("op", h.Op), zap.String("domain", h.Offer.Name), zap.String("migration", h.Migration), zap.String("user", h.User)}
 	if s.TLS == nil {
 		fields = append(fields, zap.Bool("tls", false))

@@ -3,6 +3,7 @@ package relocation
 import (
 	"bufio"
 	"context"
+	"errors"
 	"net"
 	"net/netip"
 	"strings"
@@ -32,7 +33,12 @@ func startServer(t *testing.T, patterns []string) (string, *observer.ObservedLog
 		Log:          zap.New(core),
 		Hosts:        &hosts,
 		Names:        func(context.Context, netip.Addr) []string { return []string{"peer.example.org"} },
-		Authenticate: func(u, p string) bool { return u == "admin" && p == "pw" },
+		Authenticate: func(u, p string) error {
+			if u == "admin" && p == "pw" {
+				return nil
+			}
+			return errors.New("wrong")
+		},
 		Handle: func(_ context.Context, c net.Conn, r *bufio.Reader, h *Hello) {
 			got <- h
 			WriteWelcome(c, &Welcome{OK: true, Host: "target"})
