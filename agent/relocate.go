@@ -97,8 +97,8 @@ func (a *Agent) relocationServer(tc *tls.Config, handshakeTimeout time.Duration)
 			return err
 		},
 		Throttle: a.throttle,
-		TLS:    tc,
-		Handle: a.handleRelocation,
+		TLS:      tc,
+		Handle:   a.handleRelocation,
 	}
 }
 

@@ -30,9 +30,9 @@ func startServer(t *testing.T, patterns []string) (string, *observer.ObservedLog
 	hosts.Store(&h)
 	got := make(chan *Hello, 4)
 	s := &Server{
-		Log:          zap.New(core),
-		Hosts:        &hosts,
-		Names:        func(context.Context, netip.Addr) []string { return []string{"peer.example.org"} },
+		Log:   zap.New(core),
+		Hosts: &hosts,
+		Names: func(context.Context, netip.Addr) []string { return []string{"peer.example.org"} },
 		Authenticate: func(u, p string) error {
 			if u == "admin" && p == "pw" {
 				return nil
