@@ -314,3 +314,33 @@ func TestConfineRepositorySymlinkOutside(t *testing.T) {
 		}
 	}
 }
+
+// A vm.cfg naming a disk outside the repositories never makes the agent
+// read (or block on) a file there: a FIFO named like a detach manifest
+// next to that disk does not hang domain.create.
+func TestConfineCreateNoManifestReadOutside(t *testing.T) {
+	a := startAgent(t, agentConf{Confined: true, Extra: map[string][]string{"agent": {"hypervisor = sim", "memory_reserve = 0"}}})
+	dir := t.TempDir()
+	if err := syscall.Mkfifo(filepath.Join(dir, "ovs-detached.json"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err := a.Unix().Call(ctx, "domain.create", nil, offlineCfg("fm", fmt.Sprintf("'file:%s,xvda,w'", filepath.Join(dir, "System.img")), ""))
+	if _, fault := err.(*client.Fault); err != nil && !fault {
+		t.Fatalf("domain.create with a FIFO beside its disk: %v (blocked?)", err)
+	}
+	// A file there named like a manifest is not read: the create neither
+	// fails on it nor quotes it.
+	dir2 := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir2, "ovs-detached.json"), []byte(secretLine+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	err = a.Unix().Call(ctx, "domain.create", nil, offlineCfg("fm2", fmt.Sprintf("'file:%s,xvda,w'", filepath.Join(dir2, "System.img")), ""))
+	if err != nil {
+		t.Errorf("domain.create with a file named like a manifest beside its disk outside: %v", err)
+	}
+	if strings.Contains(a.Log(), "confinement-sentinel") {
+		t.Errorf("the agent log quotes the file")
+	}
+}

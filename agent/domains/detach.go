@@ -98,8 +98,11 @@ func readManifest(dir string) (*manifest.Manifest, error) {
 }
 
 // foreignManifests lists, for the file disks of cfg, every folder that
-// holds the detach manifest of a domain other than uuid.
-func foreignManifests(cfg *vmcfg.Config, uuid string) []string {
+// holds the detach manifest of a domain other than uuid. Only folders that
+// resolve inside a mounted repository are looked in (a manifest is only
+// ever written there): a vm.cfg naming a disk elsewhere never makes the
+// agent read a file there.
+func (m *Manager) foreignManifests(cfg *vmcfg.Config, uuid string) []string {
 	var out []string
 	seen := map[string]bool{}
 	for _, d := range cfg.Disks {
@@ -111,14 +114,17 @@ func foreignManifests(cfg *vmcfg.Config, uuid string) []string {
 			continue
 		}
 		seen[dir] = true
-		m, err := readManifest(dir)
+		if _, _, root, ok := m.repoPath(dir); !ok || insideRoot(root, dir) != nil {
+			continue
+		}
+		man, err := readManifest(dir)
 		if errors.Is(err, fs.ErrNotExist) {
 			continue
 		}
 		if err != nil {
 			out = append(out, fmt.Sprintf("folder %s: holds an unreadable detach manifest (%v)", dir, err))
-		} else if !strings.EqualFold(m.UUID, uuid) {
-			out = append(out, fmt.Sprintf("folder %s: holds the detach manifest of domain %s (%s); attach or remove that domain first", dir, m.Name, m.UUID))
+		} else if !strings.EqualFold(man.UUID, uuid) {
+			out = append(out, fmt.Sprintf("folder %s: holds the detach manifest of domain %s (%s); attach or remove that domain first", dir, man.Name, man.UUID))
 		}
 	}
 	return out
@@ -347,7 +353,7 @@ func (m *Manager) Attach(ctx context.Context, path string, force bool) (*Info, [
 			want.Disks[i].Path = p
 		}
 	}
-	hard = append(hard, foreignManifests(&want, man.UUID)...)
+	hard = append(hard, m.foreignManifests(&want, man.UUID)...)
 	problems := append(hard, soft...)
 	if len(hard) > 0 || len(soft) > 0 && !force {
 		return nil, problems, &Error{Kind: BadState, Msg: fmt.Sprintf("cannot attach %s from %s", man.Name, path), Problems: problems}

@@ -238,7 +238,7 @@ func (m *Manager) Create(text []byte, source string) (*Info, []string, error) {
 	if err := m.checkFits(cfg); err != nil {
 		return nil, nil, err
 	}
-	if p := foreignManifests(cfg, cfg.UUID); len(p) > 0 {
+	if p := m.foreignManifests(cfg, cfg.UUID); len(p) > 0 {
 		return nil, nil, &Error{Kind: Exists, Msg: fmt.Sprintf("cannot create %s", cfg.Name), Problems: p}
 	}
 	var warnings []string
