@@ -280,6 +280,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	defer stopReloc()
 	for _, rl := range relocListeners {
 		srv := a.relocationServer(rl.tls, cfg.Relocation.HandshakeTimeout)
+		srv.MaxPending, srv.MaxPendingPerAddress = int(cfg.Relocation.MaxPending), int(cfg.Relocation.MaxPendingPerAddress)
 		go func(l net.Listener) {
 			if err := srv.Serve(relocCtx, l); err != nil {
 				a.log.Error("relocation listener failed", zap.Error(err))

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 )
 
 // limitServer starts a Server on 127.0.0.2 that accepts every host; the
@@ -61,7 +62,7 @@ func prefix(n uint32) []byte {
 // Many peers announcing a 1 MiB hello and sending only a few bytes of it
 // must not make the receiver allocate the announced size.
 func TestHalfSentHellosDoNotAllocateAnnouncedSize(t *testing.T) {
-	addr, _ := limitServer(t, nil)
+	addr, _ := limitServer(t, func(s *Server) { s.MaxPending, s.MaxPendingPerAddress = 1000, 1000 })
 	const n = 60
 	runtime.GC()
 	var before, after runtime.MemStats
@@ -180,5 +181,94 @@ func TestBusyLoginIsNotAFailure(t *testing.T) {
 	}
 	if th.failed != 0 {
 		t.Fatal("a busy refusal counted as a failed login")
+	}
+}
+
+// dialSilent connects from src and sends nothing.
+func dialSilent(t *testing.T, src, addr string) net.Conn {
+	t.Helper()
+	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}}
+	c, err := d.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// closedAtOnce reports whether the server closed c within a short while.
+func closedAtOnce(c net.Conn) bool {
+	c.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+	var b [1]byte
+	_, err := c.Read(b[:])
+	var ne net.Error
+	return !(errors.As(err, &ne) && ne.Timeout())
+}
+
+func TestPendingConnectionCaps(t *testing.T) {
+	core, logs := observer.New(zap.InfoLevel)
+	hold := make(chan struct{})
+	t.Cleanup(func() { close(hold) })
+	addr, _ := limitServer(t, func(s *Server) {
+		s.Log = zap.New(core)
+		s.MaxPending, s.MaxPendingPerAddress = 3, 2
+		s.Handle = func(_ context.Context, c net.Conn, _ *bufio.Reader, _ *Hello) {
+			WriteWelcome(c, &Welcome{OK: true})
+			<-hold
+			c.Close()
+		}
+	})
+	a1 := dialSilent(t, "127.0.0.3", addr)
+	dialSilent(t, "127.0.0.3", addr)
+	time.Sleep(100 * time.Millisecond)
+	for range 3 {
+		if c := dialSilent(t, "127.0.0.3", addr); !closedAtOnce(c) {
+			t.Fatal("a third pending connection from one address was kept")
+		}
+	}
+	if c := dialSilent(t, "127.0.0.4", addr); closedAtOnce(c) {
+		t.Fatal("another address's first connection was closed")
+	}
+	if c := dialSilent(t, "127.0.0.5", addr); !closedAtOnce(c) {
+		t.Fatal("a connection over the listener's cap was kept")
+	}
+	// A closed pending connection gives its place back.
+	a1.Close()
+	time.Sleep(100 * time.Millisecond)
+	if c := dialSilent(t, "127.0.0.5", addr); closedAtOnce(c) {
+		t.Fatal("the place of a closed connection was not given back")
+	}
+	// One line for 127.0.0.3's three refusals (rate-limited), one for .5.
+	var peers []string
+	for _, e := range logs.FilterMessage("connection refused: too many connections not yet logged in").All() {
+		peers = append(peers, e.ContextMap()["peer"].(string))
+	}
+	if strings.Join(peers, ",") != "127.0.0.3,127.0.0.5" {
+		t.Fatalf("refusal log lines for %v, want one for 127.0.0.3 and one for 127.0.0.5", peers)
+	}
+}
+
+func TestAuthenticatedConnectionsAreNotPending(t *testing.T) {
+	hold := make(chan struct{})
+	t.Cleanup(func() { close(hold) })
+	addr, _ := limitServer(t, func(s *Server) {
+		s.MaxPending, s.MaxPendingPerAddress = 10, 1
+		s.Handle = func(_ context.Context, c net.Conn, _ *bufio.Reader, _ *Hello) {
+			WriteWelcome(c, &Welcome{OK: true})
+			<-hold
+			c.Close()
+		}
+	})
+	for i := range 3 {
+		c := dialSilent(t, "127.0.0.3", addr)
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		c.Write([]byte(Magic + " 1\n"))
+		if err := writeMsg(c, &Hello{Op: OpCheck, User: "admin", Password: "pw"}); err != nil {
+			t.Fatal(err)
+		}
+		var wl Welcome
+		if err := readMsg(c, &wl); err != nil || !wl.OK {
+			t.Fatalf("authenticated connection %d: %+v %v", i, wl, err)
+		}
 	}
 }

@@ -40,6 +40,15 @@ type Server struct {
 	Handle Handler
 	// HandshakeTimeout bounds reading the hello (default 15s).
 	HandshakeTimeout time.Duration
+	// MaxPending and MaxPendingPerAddress cap the connections that have
+	// not authenticated yet (from accept until the password check passes),
+	// in all and per peer address; a connection over a cap is closed at
+	// once. 0 means the defaults, 64 and 8.
+	MaxPending           int
+	MaxPendingPerAddress int
+
+	pendingOnce sync.Once
+	pending     *PendingLimit
 
 	wg sync.WaitGroup
 }
@@ -76,13 +85,27 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 	}
 }
 
+func (s *Server) limit() *PendingLimit {
+	s.pendingOnce.Do(func() {
+		s.pending = &PendingLimit{Max: s.MaxPending, PerAddress: s.MaxPendingPerAddress, Log: s.Log, What: "relocation"}
+		if s.pending.Max <= 0 {
+			s.pending.Max = 64
+		}
+		if s.pending.PerAddress <= 0 {
+			s.pending.PerAddress = 8
+		}
+	})
+	return s.pending
+}
+
 func (s *Server) serve(ctx context.Context, c net.Conn) {
-	ta, _ := c.RemoteAddr().(*net.TCPAddr)
-	var ip netip.Addr
-	if ta != nil {
-		ip, _ = netip.AddrFromSlice(ta.IP)
-		ip = ip.Unmap()
+	ip := PeerAddr(c)
+	release, ok := s.limit().Acquire(ip)
+	if !ok {
+		c.Close()
+		return
 	}
+	defer release()
 	// hosts-allow, before any byte is read.
 	var names []string
 	looked := false
@@ -158,6 +181,7 @@ func (s *Server) serve(ctx context.Context, c net.Conn) {
 		}
 	}
 	h.Password = ""
+	release()
 	r = bufio.NewReaderSize(r, 64<<10)
 	fields := []zap.Field{zap.String("peer", ip.String()), zap.String("op", h.Op), zap.String("domain", h.Offer.Name), zap.String("migration", h.Migration), zap.String("user", h.User)}
 	if s.TLS == nil {
