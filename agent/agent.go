@@ -491,7 +491,8 @@ func (a *Agent) listen(cfg *config.Config, activated map[string][]net.Listener) 
 		}
 	}
 	for _, l := range tcp {
-		g := newGuardedListener(l, &a.policy, a.checker, a.log)
+		g := newGuardedListener(l, &a.policy, a.checker, a.log, &relocation.PendingLimit{
+			Max: int(cfg.Server.MaxPending), PerAddress: int(cfg.Server.MaxPendingPerAddress), Log: a.log, What: "API"})
 		kind := "http"
 		var ln net.Listener = g
 		if cfg.Server.SSL {

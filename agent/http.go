@@ -80,6 +80,7 @@ func (a *Agent) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if !ok {
 			return
 		}
+		authenticated(conn)
 		caller.User = user
 	}
 	a.rpc.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), callerKey{}, caller)))

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -15,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ovs-agent/ovs-agent/agent/access"
+	"github.com/ovs-agent/ovs-agent/relocation"
 )
 
 // guardedListener applies the allow/deny rules to every accepted TCP
@@ -27,6 +29,9 @@ type guardedListener struct {
 	checker *access.Checker
 	log     *zap.Logger
 
+	// pending caps the connections not yet authenticated (nil: no cap).
+	pending *relocation.PendingLimit
+
 	conns     chan net.Conn
 	done      chan struct{}
 	closeOnce sync.Once
@@ -34,8 +39,8 @@ type guardedListener struct {
 	inflight  sync.WaitGroup
 }
 
-func newGuardedListener(l net.Listener, policy *atomic.Pointer[access.Policy], checker *access.Checker, log *zap.Logger) *guardedListener {
-	g := &guardedListener{Listener: l, policy: policy, checker: checker, log: log,
+func newGuardedListener(l net.Listener, policy *atomic.Pointer[access.Policy], checker *access.Checker, log *zap.Logger, pending *relocation.PendingLimit) *guardedListener {
+	g := &guardedListener{Listener: l, policy: policy, checker: checker, log: log, pending: pending,
 		conns: make(chan net.Conn), done: make(chan struct{})}
 	go g.loop()
 	return g
@@ -57,6 +62,14 @@ func (g *guardedListener) loop() {
 			g.acceptErr = err
 			g.inflight.Wait()
 			return
+		}
+		if g.pending != nil {
+			release, ok := g.pending.Acquire(relocation.PeerAddr(c))
+			if !ok {
+				c.Close()
+				continue
+			}
+			c = &pendingConn{Conn: c, release: release}
 		}
 		select {
 		case sem <- struct{}{}:
@@ -109,6 +122,29 @@ func (g *guardedListener) Accept() (net.Conn, error) {
 func (g *guardedListener) Close() error {
 	g.closeOnce.Do(func() { close(g.done) })
 	return g.Listener.Close()
+}
+
+// pendingConn is a TCP connection counted against the pending caps until
+// it makes an authenticated request (authenticated) or closes.
+type pendingConn struct {
+	net.Conn
+	release func()
+}
+
+func (p *pendingConn) Close() error {
+	p.release()
+	return p.Conn.Close()
+}
+
+// authenticated stops counting the connection under c (a *pendingConn,
+// possibly inside a TLS connection) as pending.
+func authenticated(c net.Conn) {
+	if tc, ok := c.(*tls.Conn); ok {
+		c = tc.NetConn()
+	}
+	if p, ok := c.(*pendingConn); ok {
+		p.release()
+	}
 }
 
 func remoteAddr(c net.Conn) (netip.Addr, bool) {
