@@ -24,30 +24,19 @@ func (a *Agent) fileRoots() []string {
 }
 
 // fileFault turns a file error into a fault with a code a caller can act
-// on: outside the allowed roots → AccessDenied; not a regular file →
-// BadParams; missing → NotFound; exists → Exists; no space → NoResources.
+// on (see errnoCode); anything else is Internal.
 func fileFault(what string, err error) error {
-	code := xmlrpc.Internal
-	switch {
-	case errors.Is(err, fileaccess.ErrOutside):
-		code = xmlrpc.AccessDenied
-	case errors.Is(err, fileaccess.ErrNotRegular), errors.Is(err, syscall.EISDIR):
-		code = xmlrpc.BadParams
-	case errors.Is(err, fs.ErrNotExist):
-		code = xmlrpc.NotFound
-	case errors.Is(err, fs.ErrExist):
-		code = xmlrpc.Exists
-	case errors.Is(err, syscall.ENOSPC):
-		code = xmlrpc.NoResources
-	case errors.Is(err, fs.ErrPermission):
-		code = xmlrpc.AccessDenied
+	code, ok := errnoCode(err)
+	if !ok {
+		code = xmlrpc.Internal
 	}
 	return xmlrpc.Faultf(code, "%s %v", what, err)
 }
 
 // errnoCode is the fault code for an operating-system error that is the
 // caller's to fix rather than the agent's: no space, an existing file, a
-// directory given as a file, a missing file. ok is false for anything else.
+// directory or FIFO given as a file, a path outside the allowed roots or
+// not permitted, a missing file. ok is false for anything else.
 func errnoCode(err error) (code int, ok bool) {
 	switch {
 	case errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EDQUOT):
@@ -56,7 +45,7 @@ func errnoCode(err error) (code int, ok bool) {
 		return xmlrpc.Exists, true
 	case errors.Is(err, syscall.EISDIR), errors.Is(err, syscall.ENOTDIR), errors.Is(err, fileaccess.ErrNotRegular):
 		return xmlrpc.BadParams, true
-	case errors.Is(err, fileaccess.ErrOutside):
+	case errors.Is(err, fileaccess.ErrOutside), errors.Is(err, fs.ErrPermission):
 		return xmlrpc.AccessDenied, true
 	case errors.Is(err, fs.ErrNotExist):
 		return xmlrpc.NotFound, true
