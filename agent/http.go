@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/netip"
@@ -127,6 +128,10 @@ func (a *Agent) checkPassword(w http.ResponseWriter, r *http.Request, peer strin
 	}
 	a.log.Warn("login failed", zap.String("peer", peer), zap.String("user", user),
 		zap.Int("consecutive_failures", n), zap.Duration("delay", delay))
+	// Read a small body to its end, so that the server watches the
+	// connection during the delay and a peer that hangs up ends the wait
+	// (an unread body keeps the request, and shutdown, waiting it out).
+	_, _ = io.Copy(io.Discard, io.LimitReader(r.Body, 64<<10))
 	select {
 	case <-time.After(delay):
 	case <-r.Context().Done():
