@@ -118,3 +118,35 @@ func TestPendingConnectionCapBites(t *testing.T) {
 		t.Fatalf("no flood connection was closed by the cap: %v", counts)
 	}
 }
+
+// 200 simultaneous correct logins on a fresh agent (nothing cached) share
+// one bcrypt run: all succeed, quickly. (They come from one address here,
+// so the per-address pending cap is raised.)
+func TestSimultaneousCorrectLoginsShareOneCheck(t *testing.T) {
+	a := startAgent(t, agentConf{Extra: map[string][]string{"server": {"max_pending_per_address = 1000"}}})
+	const n = 200
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	start := time.Now()
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c := a.TCP()
+			defer c.Close()
+			errs <- c.Call(context.Background(), "agent.ping", nil)
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	d := time.Since(start)
+	for err := range errs {
+		if err != nil {
+			t.Fatalf("a correct login failed: %v", err)
+		}
+	}
+	t.Logf("%d simultaneous correct logins in %v", n, d)
+	if d > 10*time.Second {
+		t.Fatalf("%d simultaneous correct logins took %v", n, d)
+	}
+}
