@@ -18,7 +18,8 @@ import (
 // the TCP API for 30 s (OVS_BENCH_LOAD_SECONDS overrides) while a flood of
 // wrong-password logins with distinct passwords runs from the same host.
 // Reports the clients' calls/s and p50/p99 latency, the flood's answers,
-// and the agent's peak RSS (VmHWM).
+// and the agent's peak RSS (VmHWM), next to the same clients' figures for
+// the same time without the flood, measured first in the same run.
 func BenchmarkLoadWithLoginFlood(b *testing.B) {
 	dur := 30 * time.Second
 	if s, err := strconv.Atoi(os.Getenv("OVS_BENCH_LOAD_SECONDS")); err == nil && s > 0 {
@@ -30,35 +31,59 @@ func BenchmarkLoadWithLoginFlood(b *testing.B) {
 		"server": {"max_pending_connections = 10000", "max_pending_per_address = 10000"},
 	}})
 	const clients, flooders = 50, 500
+
+	// runClients starts the well-behaved clients until ctx ends; wait
+	// returns their latencies, sorted, and the count of failed calls.
+	runClients := func(ctx context.Context) (wait func() ([]time.Duration, int64)) {
+		var mu sync.Mutex
+		var lat []time.Duration
+		var callErrs atomic.Int64
+		var wg sync.WaitGroup
+		for range clients {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				c := a.TCP()
+				defer c.Close()
+				var mine []time.Duration
+				for ctx.Err() == nil {
+					start := time.Now()
+					if err := c.Call(ctx, "agent.ping", nil); err != nil {
+						if ctx.Err() == nil {
+							callErrs.Add(1)
+						}
+						continue
+					}
+					mine = append(mine, time.Since(start))
+				}
+				mu.Lock()
+				lat = append(lat, mine...)
+				mu.Unlock()
+			}()
+		}
+		return func() ([]time.Duration, int64) {
+			wg.Wait()
+			slices.Sort(lat)
+			return lat, callErrs.Load()
+		}
+	}
+	pct := func(lat []time.Duration, p float64) float64 {
+		if len(lat) == 0 {
+			return 0
+		}
+		return float64(lat[int(float64(len(lat)-1)*p)].Microseconds()) / 1000
+	}
+
+	// The same clients for the same time without the flood: the peer the
+	// flood run is measured against.
+	quiet, stopQuiet := context.WithTimeout(context.Background(), dur)
+	base, _ := runClients(quiet)()
+	stopQuiet()
+
 	ctx, cancel := context.WithTimeout(context.Background(), dur)
 	defer cancel()
-
-	var mu sync.Mutex
-	var lat []time.Duration
-	var callErrs atomic.Int64
+	waitClients := runClients(ctx)
 	var wg sync.WaitGroup
-	for range clients {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			c := a.TCP()
-			defer c.Close()
-			var mine []time.Duration
-			for ctx.Err() == nil {
-				start := time.Now()
-				if err := c.Call(ctx, "agent.ping", nil); err != nil {
-					if ctx.Err() == nil {
-						callErrs.Add(1)
-					}
-					continue
-				}
-				mine = append(mine, time.Since(start))
-			}
-			mu.Lock()
-			lat = append(lat, mine...)
-			mu.Unlock()
-		}()
-	}
 	time.Sleep(500 * time.Millisecond) // the clients log in first
 
 	tr := &http.Transport{DisableKeepAlives: true}
@@ -91,26 +116,25 @@ func BenchmarkLoadWithLoginFlood(b *testing.B) {
 		}()
 	}
 	wg.Wait()
+	lat, callErrs := waitClients()
 	tr.CloseIdleConnections()
 
-	slices.Sort(lat)
-	pct := func(p float64) float64 {
-		if len(lat) == 0 {
-			return 0
-		}
-		return float64(lat[int(float64(len(lat)-1)*p)].Microseconds()) / 1000
+	b.ReportMetric(float64(len(base))/dur.Seconds(), "calls/s-no-flood")
+	b.ReportMetric(pct(base, 0.99), "p99-ms-no-flood")
+	if len(base) > 0 {
+		b.ReportMetric(float64(len(lat))/float64(len(base)), "calls-flood/no-flood")
 	}
 	b.ReportMetric(float64(len(lat))/dur.Seconds(), "calls/s")
-	b.ReportMetric(pct(0.50), "p50-ms")
-	b.ReportMetric(pct(0.99), "p99-ms")
-	b.ReportMetric(float64(callErrs.Load()), "client-errors")
+	b.ReportMetric(pct(lat, 0.50), "p50-ms")
+	b.ReportMetric(pct(lat, 0.99), "p99-ms")
+	b.ReportMetric(float64(callErrs), "client-errors")
 	b.ReportMetric(float64(busy.Load()), "flood-503")
 	b.ReportMetric(float64(denied.Load()), "flood-401")
 	b.ReportMetric(float64(other.Load()), "flood-other")
 	if hwm := vmHWM(a.cmd.Process.Pid); hwm > 0 {
 		b.ReportMetric(float64(hwm)/(1<<20), "agent-VmHWM-MiB")
 	}
-	if callErrs.Load() > 0 {
-		b.Errorf("%d well-behaved calls failed during the flood", callErrs.Load())
+	if callErrs > 0 {
+		b.Errorf("%d well-behaved calls failed during the flood", callErrs)
 	}
 }
