@@ -28,6 +28,7 @@ import (
 	"github.com/ovs-agent/ovs-agent/agent/migration"
 	"github.com/ovs-agent/ovs-agent/agent/xmlrpc"
 	"github.com/ovs-agent/ovs-agent/config"
+	"github.com/ovs-agent/ovs-agent/internal/connlimit"
 	"github.com/ovs-agent/ovs-agent/relocation"
 	"github.com/ovs-agent/ovs-agent/repository"
 )
@@ -491,7 +492,7 @@ func (a *Agent) listen(cfg *config.Config, activated map[string][]net.Listener) 
 		}
 	}
 	for _, l := range tcp {
-		g := newGuardedListener(l, &a.policy, a.checker, a.log, &relocation.PendingLimit{
+		g := newGuardedListener(l, &a.policy, a.checker, a.log, &connlimit.Pending{
 			Max: int(cfg.Server.MaxPending), PerAddress: int(cfg.Server.MaxPendingPerAddress), Log: a.log, What: "API"})
 		kind := "http"
 		var ln net.Listener = g

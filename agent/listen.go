@@ -16,7 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ovs-agent/ovs-agent/agent/access"
-	"github.com/ovs-agent/ovs-agent/relocation"
+	"github.com/ovs-agent/ovs-agent/internal/connlimit"
 )
 
 // guardedListener applies the allow/deny rules to every accepted TCP
@@ -30,7 +30,7 @@ type guardedListener struct {
 	log     *zap.Logger
 
 	// pending caps the connections not yet authenticated (nil: no cap).
-	pending *relocation.PendingLimit
+	pending *connlimit.Pending
 
 	conns     chan net.Conn
 	done      chan struct{}
@@ -39,7 +39,7 @@ type guardedListener struct {
 	inflight  sync.WaitGroup
 }
 
-func newGuardedListener(l net.Listener, policy *atomic.Pointer[access.Policy], checker *access.Checker, log *zap.Logger, pending *relocation.PendingLimit) *guardedListener {
+func newGuardedListener(l net.Listener, policy *atomic.Pointer[access.Policy], checker *access.Checker, log *zap.Logger, pending *connlimit.Pending) *guardedListener {
 	g := &guardedListener{Listener: l, policy: policy, checker: checker, log: log, pending: pending,
 		conns: make(chan net.Conn), done: make(chan struct{})}
 	go g.loop()
@@ -64,7 +64,7 @@ func (g *guardedListener) loop() {
 			return
 		}
 		if g.pending != nil {
-			release, ok := g.pending.Acquire(relocation.PeerAddr(c))
+			release, ok := g.pending.Acquire(connlimit.PeerAddr(c))
 			if !ok {
 				c.Close()
 				continue

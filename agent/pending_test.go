@@ -14,7 +14,7 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/ovs-agent/ovs-agent/agent/access"
-	"github.com/ovs-agent/ovs-agent/relocation"
+	"github.com/ovs-agent/ovs-agent/internal/connlimit"
 )
 
 func pendingTestServer(t *testing.T, max, per int) (string, *observer.ObservedLogs) {
@@ -28,7 +28,7 @@ func pendingTestServer(t *testing.T, max, per int) (string, *observer.ObservedLo
 	p := access.Default()
 	pol.Store(&p)
 	g := newGuardedListener(l, &pol, &access.Checker{}, zap.New(core),
-		&relocation.PendingLimit{Max: max, PerAddress: per, Log: zap.New(core), What: "API"})
+		&connlimit.Pending{Max: max, PerAddress: per, Log: zap.New(core), What: "API"})
 	srv := &http.Server{
 		ConnContext: connContext,
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

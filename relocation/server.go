@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/ovs-agent/ovs-agent/internal/connlimit"
 )
 
 // Handler takes an authenticated relocation connection. It owns conn and
@@ -48,7 +50,7 @@ type Server struct {
 	MaxPendingPerAddress int
 
 	pendingOnce sync.Once
-	pending     *PendingLimit
+	pending     *connlimit.Pending
 
 	wg sync.WaitGroup
 }
@@ -85,9 +87,9 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 	}
 }
 
-func (s *Server) limit() *PendingLimit {
+func (s *Server) limit() *connlimit.Pending {
 	s.pendingOnce.Do(func() {
-		s.pending = &PendingLimit{Max: s.MaxPending, PerAddress: s.MaxPendingPerAddress, Log: s.Log, What: "relocation"}
+		s.pending = &connlimit.Pending{Max: s.MaxPending, PerAddress: s.MaxPendingPerAddress, Log: s.Log, What: "relocation"}
 		if s.pending.Max <= 0 {
 			s.pending.Max = 64
 		}
@@ -99,7 +101,7 @@ func (s *Server) limit() *PendingLimit {
 }
 
 func (s *Server) serve(ctx context.Context, c net.Conn) {
-	ip := PeerAddr(c)
+	ip := connlimit.PeerAddr(c)
 	release, ok := s.limit().Acquire(ip)
 	if !ok {
 		c.Close()

@@ -1,4 +1,4 @@
-package relocation
+package connlimit
 
 import (
 	"net"
@@ -9,12 +9,11 @@ import (
 	"go.uber.org/zap"
 )
 
-// PendingLimit caps the connections of one listener that have not yet
+// Pending caps the connections of one listener that have not yet
 // authenticated, in all and per peer address. A connection over a cap is
 // to be closed at once; the refusal is logged at most once per address per
-// warnEvery, with the number of refusals since the last line. The agent's
-// API listeners use it too.
-type PendingLimit struct {
+// warnEvery, with the number of refusals since the last line.
+type Pending struct {
 	Max        int // 0: no cap in all
 	PerAddress int // 0: no cap per address
 	Log        *zap.Logger
@@ -39,7 +38,7 @@ const (
 // Acquire reserves a place for a new connection from addr. It returns a
 // release function (safe to call more than once) and true, or false when a
 // cap is reached (the refusal is logged, rate-limited).
-func (p *PendingLimit) Acquire(addr netip.Addr) (func(), bool) {
+func (p *Pending) Acquire(addr netip.Addr) (func(), bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.per == nil {
@@ -69,14 +68,14 @@ func (p *PendingLimit) Acquire(addr netip.Addr) (func(), bool) {
 }
 
 // Pending returns the connections counted now, in all and from addr.
-func (p *PendingLimit) Pending(addr netip.Addr) (int, int) {
+func (p *Pending) Pending(addr netip.Addr) (int, int) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.total, p.per[addr]
 }
 
 // refuse logs a refusal, at most once per address per warnEvery. p.mu is held.
-func (p *PendingLimit) refuse(addr netip.Addr, option string, limit int) {
+func (p *Pending) refuse(addr netip.Addr, option string, limit int) {
 	if p.refused == nil || len(p.refused) >= maxRefusedLog {
 		p.refused = make(map[netip.Addr]*refusals)
 	}
