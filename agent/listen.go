@@ -147,13 +147,11 @@ func authenticated(c net.Conn) {
 	}
 }
 
+// remoteAddr is the IP address of a TCP connection's peer; false when the
+// connection is not TCP or the address unreadable.
 func remoteAddr(c net.Conn) (netip.Addr, bool) {
-	ta, ok := c.RemoteAddr().(*net.TCPAddr)
-	if !ok {
-		return netip.Addr{}, false
-	}
-	a, ok := netip.AddrFromSlice(ta.IP)
-	return a.Unmap(), ok
+	a := connlimit.PeerAddr(c)
+	return a, a.IsValid()
 }
 
 // listenUnix creates the API's unix socket with mode 0600, replacing a stale
