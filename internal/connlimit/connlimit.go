@@ -67,13 +67,6 @@ func (p *Pending) Acquire(addr netip.Addr) (func(), bool) {
 	}, true
 }
 
-// Pending returns the connections counted now, in all and from addr.
-func (p *Pending) Pending(addr netip.Addr) (int, int) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.total, p.per[addr]
-}
-
 // refuse logs a refusal, at most once per address per warnEvery. p.mu is held.
 func (p *Pending) refuse(addr netip.Addr, option string, limit int) {
 	if p.refused == nil || len(p.refused) >= maxRefusedLog {
