@@ -18,6 +18,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/ovs-agent/ovs-agent/internal/atomicfile"
+
 	"github.com/coreos/go-systemd/v22/activation"
 	"go.uber.org/zap"
 
@@ -312,7 +314,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		a.log.Info("listening", zap.String("kind", e.Kind), zap.String("address", e.Address), zap.Bool("socket_activated", e.Activated))
 	}
 	if a.opts.PIDFile != "" {
-		if err := repository.WriteFileAtomic(a.opts.PIDFile, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
+		if err := atomicfile.WriteFile(a.opts.PIDFile, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
 			a.log.Error("pid file", zap.Error(err))
 		} else {
 			defer os.Remove(a.opts.PIDFile)

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ovs-agent/ovs-agent/internal/atomicfile"
+
 	"go.uber.org/zap"
 
 	"github.com/ovs-agent/ovs-agent/agent/domains"
@@ -319,7 +321,7 @@ func (a *Agent) commitOffline(h *relocation.Hello, plan offlinePlan, log *zap.Lo
 		os.Chmod(plan.folder, 0o755)
 		moved = true
 	}
-	text := repository.RenderVMCfg([]byte(o.Config), &want)
+	text := vmcfg.Render([]byte(o.Config), &want)
 	if _, _, err := a.domains.Create(text, "offline migration from "+h.Source); err != nil {
 		if moved {
 			os.RemoveAll(plan.folder)
@@ -328,7 +330,7 @@ func (a *Agent) commitOffline(h *relocation.Hello, plan offlinePlan, log *zap.Lo
 		return migration.OfflineCommitted{Error: err.Error()}
 	}
 	if moved {
-		_ = repository.WriteFileAtomic(filepath.Join(plan.folder, "vm.cfg"), text, 0o644)
+		_ = atomicfile.WriteFile(filepath.Join(plan.folder, "vm.cfg"), text, 0o644)
 	}
 	log.Info("offline migration: domain registered", zap.String("folder", plan.folder))
 	ans := migration.OfflineCommitted{OK: true, State: string(domains.Stopped)}

@@ -18,7 +18,7 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/ovs-agent/ovs-agent/repository"
+	"github.com/ovs-agent/ovs-agent/internal/atomicfile"
 )
 
 // loadOrCreateCert loads the configured certificate pair, or, when none is
@@ -92,10 +92,10 @@ func generateCert(certFile, keyFile string, hosts []string) error {
 	if err := os.MkdirAll(filepath.Dir(certFile), 0o700); err != nil {
 		return fmt.Errorf("create %s: %w", filepath.Dir(certFile), err)
 	}
-	if err := repository.WriteFileAtomic(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
+	if err := atomicfile.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
 		return err
 	}
-	return repository.WriteFileAtomic(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644)
+	return atomicfile.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644)
 }
 
 // fingerprint is the SHA-256 of the leaf certificate, as clients pin it.

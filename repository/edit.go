@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/ovs-agent/ovs-agent/internal/atomicfile"
 )
 
 // Headers written at the top of a configuration file the agent creates.
@@ -18,50 +20,6 @@ const (
 	optionsHeader = "# Mount options of storage repositories, one per line: uuid options\n" +
 		"# options are used exactly as written, as by mount -o opt1,opt2,...\n"
 )
-
-// WriteFileAtomic replaces path with data: it writes a temporary file in
-// the same directory, syncs it, renames it over path and syncs the
-// directory, so a reader (or a crash) sees the old file or the new one,
-// never a part. An existing file's permissions are kept; a new file gets
-// perm.
-func WriteFileAtomic(path string, data []byte, perm fs.FileMode) error {
-	dir := filepath.Dir(path)
-	if st, err := os.Stat(path); err == nil {
-		perm = st.Mode().Perm()
-	}
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	ok := false
-	defer func() {
-		if !ok {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	if _, err := tmp.Write(data); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := tmp.Chmod(perm); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := tmp.Sync(); err != nil {
-		return fmt.Errorf("write %s: sync: %w", path, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	ok = true
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
-	}
-	return nil
-}
 
 // appendEntry adds the line `uuid value` to a configuration file,
 // creating it (and its directory) with header when missing. Everything
@@ -88,7 +46,7 @@ func appendEntry(path, header, uuid, value string) error {
 	if b.Len() > MaxConfigSize {
 		return fmt.Errorf("write %s: the file would be larger than %d bytes", path, MaxConfigSize)
 	}
-	return WriteFileAtomic(path, b.Bytes(), 0o644)
+	return atomicfile.WriteFile(path, b.Bytes(), 0o644)
 }
 
 // removeEntries deletes every line of a configuration file whose first
@@ -117,5 +75,5 @@ func removeEntries(path, uuid string) (int, error) {
 	if removed == 0 {
 		return 0, nil
 	}
-	return removed, WriteFileAtomic(path, b.Bytes(), 0o644)
+	return removed, atomicfile.WriteFile(path, b.Bytes(), 0o644)
 }

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ovs-agent/ovs-agent/internal/atomicfile"
+
 	"go.uber.org/zap/zaptest"
 	"golang.org/x/sys/unix"
 )
@@ -138,7 +140,7 @@ func (e *testEnv) write(path, content string) {
 		e.t.Fatal(err)
 	}
 	// Replace by rename, as editors do.
-	if err := WriteFileAtomic(path, []byte(content), 0o644); err != nil {
+	if err := atomicfile.WriteFile(path, []byte(content), 0o644); err != nil {
 		e.t.Fatal(err)
 	}
 }

@@ -3,14 +3,10 @@ package repository
 import (
 	"bytes"
 	"fmt"
-	"os"
-	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/ovs-agent/ovs-agent/config/vmcfg"
 )
 
 // FuzzParseConfig: ParseConfig never panics; what it accepts is valid,
@@ -140,51 +136,6 @@ func FuzzParseMountInfo(f *testing.F) {
 		}
 		for _, m := range mi {
 			topMount(mi, m.MountPoint)
-		}
-	})
-}
-
-// FuzzRenderVMCfg: templates come from outside (downloaded, copied from
-// other servers). Whatever a template's vm.cfg holds, the vm.cfg written
-// for the new domain parses back to exactly the intended configuration.
-func FuzzRenderVMCfg(f *testing.F) {
-	// The real-world vm.cfg files the vmcfg package tests with.
-	files, _ := filepath.Glob("../config/vmcfg/testdata/*.cfg")
-	for _, name := range files {
-		if data, err := os.ReadFile(name); err == nil {
-			f.Add(data)
-		}
-	}
-	f.Add([]byte(oracleTemplate))
-	f.Add([]byte("name = 'a' # c\nx = [1,\n  # inner\n  2]; uuid = \"u\"\ns = '''tri\nple = 'q' '''\nname = r'b\\'c'\n"))
-	f.Add([]byte("name='t';vif=['']\\\n;disk=['file:/OVS/seed_pool/t/System.img,xvda,w']"))
-	f.Add([]byte("name = 't'\nvif = [ 'mac=00:16:3e:00:00:01, bridge=xenbr0' ]\nvif = []\n"))
-	f.Add([]byte("name = 't'\nextra = b'\\x00' u'\\u00e9' R\"\\\"\"\n"))
-	f.Fuzz(func(t *testing.T, data []byte) {
-		statementSpans(string(data))
-		cfg, err := vmcfg.Parse("vm.cfg", data)
-		if err != nil {
-			return
-		}
-		want := *cfg
-		want.Name, want.UUID = "new-name", u3
-		want.VIFs = append([]vmcfg.VIF(nil), cfg.VIFs...)
-		for i := range want.VIFs {
-			v := &want.VIFs[i]
-			params := map[string]string{}
-			for k, val := range v.Params {
-				params[k] = val
-			}
-			mac := fmt.Sprintf("00:16:3e:00:00:%02x", i%256)
-			params["mac"], v.MAC = mac, mac
-		}
-		out := RenderVMCfg(data, &want)
-		got, err := vmcfg.Parse("out.cfg", out)
-		if err != nil {
-			t.Fatalf("written vm.cfg does not parse: %v\n%s", err, out)
-		}
-		if !got.Equal(&want) {
-			t.Fatalf("written vm.cfg differs from the intent\n%s", out)
 		}
 	})
 }

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/ovs-agent/ovs-agent/internal/atomicfile"
 )
 
 // MetadataFile is the name of the metadata file at the top of every
@@ -220,7 +222,7 @@ func initRepository(dir string, m Metadata) error {
 	if err := ensurePools(root, dir); err != nil {
 		return err
 	}
-	return WriteFileAtomic(dir+"/"+MetadataFile, m.Marshal(), 0o644)
+	return atomicfile.WriteFile(dir+"/"+MetadataFile, m.Marshal(), 0o644)
 }
 
 // ensurePools creates the missing pool folders. A read-only file system

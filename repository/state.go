@@ -12,6 +12,8 @@ import (
 	"sort"
 	"time"
 
+	"github.com/ovs-agent/ovs-agent/internal/atomicfile"
+
 	"golang.org/x/sys/unix"
 )
 
@@ -64,7 +66,7 @@ func saveState(path string, p persisted) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return fmt.Errorf("write state %s: %w", path, err)
 	}
-	return WriteFileAtomic(path, data, 0o644)
+	return atomicfile.WriteFile(path, data, 0o644)
 }
 
 // fileLock is an exclusive flock on a lock file beside the state file. It

@@ -279,7 +279,7 @@ func CreateFromTemplate(ctx context.Context, dir, template, name string) (Create
 		}
 	}
 	res.UUID = want.UUID
-	out := RenderVMCfg(orig, &want)
+	out := vmcfg.Render(orig, &want)
 	if err := root.WriteFile(ddir+"/vm.cfg", out, 0o644); err != nil {
 		return Created{}, fmt.Errorf("create from template: %w", err)
 	}

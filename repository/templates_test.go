@@ -217,34 +217,3 @@ func TestListTemplatesAndISOs(t *testing.T) {
 		t.Errorf("no seed_pool: %v %v", ts, err)
 	}
 }
-
-func TestRewriteVMCfg(t *testing.T) {
-	src := "# head\nname = 'a' # trailing\nx = [1,\n  # inner\n  2]; uuid = \"u\"\ns = '''tri\nple = 'q' '''\nname = r'b\\'c'\n"
-	spans, ok := statementSpans(src)
-	if !ok {
-		t.Fatal("not followed")
-	}
-	var keys []string
-	for _, s := range spans {
-		keys = append(keys, s.key+"="+src[s.start:s.end])
-	}
-	want := []string{"name=name = 'a'", "x=x = [1,\n  # inner\n  2]", "uuid=uuid = \"u\"", "s=s = '''tri\nple = 'q' '''", "name=name = r'b\\'c'"}
-	if strings.Join(keys, "|") != strings.Join(want, "|") {
-		t.Errorf("spans\n%q\nwant\n%q", keys, want)
-	}
-	out, ok := rewriteVMCfg(src, map[string]string{"name": "'n'", "uuid": "'v'", "vif": "[]"}, []string{"name", "uuid", "vif"})
-	if !ok {
-		t.Fatal("rewrite failed")
-	}
-	if want := "# head\n # trailing\nx = [1,\n  # inner\n  2]; uuid = 'v'\ns = '''tri\nple = 'q' '''\nname = 'n'\nvif = []\n"; out != want {
-		t.Errorf("rewrite\n%q\nwant\n%q", out, want)
-	}
-	for _, bad := range []string{"x = 'open\n", "x = [1,\n", "x = )\n", "x = '''never"} {
-		if _, ok := statementSpans(bad); ok {
-			t.Errorf("statementSpans(%q) followed a broken file", bad)
-		}
-	}
-	if pyQuote("it's \\ \x01 é") != `'it\'s \\ \x01 é'` {
-		t.Errorf("pyQuote = %s", pyQuote("it's \\ \x01 é"))
-	}
-}

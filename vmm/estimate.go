@@ -114,7 +114,7 @@ func (v *VMM) handleEstimate(req control.Request) control.Response {
 	}
 	v.est.cur = e
 	v.est.mu.Unlock()
-	if state == "paused" {
+	if state == control.StatePaused {
 		// A paused guest dirties nothing: no need to watch it.
 		e.res.Paused, e.res.Done = true, true
 		close(e.done)

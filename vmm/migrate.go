@@ -226,7 +226,7 @@ func (v *VMM) sendOptions(req control.Request) (pagexfer.Options, error) {
 		o.ID = id
 	}
 	v.mu.Lock()
-	o.AlreadyPaused = v.state == "paused"
+	o.AlreadyPaused = v.state == control.StatePaused
 	v.mu.Unlock()
 	if o.AlreadyPaused {
 		o.Live = false
@@ -276,7 +276,7 @@ func (v *VMM) send(ctx context.Context, o *outgoing, conns []net.Conn, opts page
 	src := source{Machine: m, ram: v.ram}
 	wasPaused := opts.AlreadyPaused
 	var res pagexfer.Result
-	failed := func(phase string, err error) {
+	failed := func(phase control.Phase, err error) {
 		if !wasPaused {
 			_ = pagexfer.ResumeSource(src, res)
 		}
@@ -408,8 +408,8 @@ func (v *VMM) migrated(o *outgoing, pausedAt time.Time, target string) {
 	case <-o.told:
 	case <-time.After(finalTimeout):
 	}
-	v.setState("stopping")
-	v.end(control.Exit{Reason: "migrated", Detail: target})
+	v.setState(control.StateStopping)
+	v.end(control.Exit{Reason: control.ExitMigrated, Detail: target})
 }
 
 // startSave writes a save image to req.Path and ends the VMM.
@@ -445,8 +445,8 @@ func (v *VMM) startSave(req control.Request) control.Response {
 			return
 		}
 		o.update(func(st *control.MigrationStatus) { st.Phase = control.PhaseCompleted })
-		v.setState("stopping")
-		v.end(control.Exit{Reason: "saved", Detail: req.Path})
+		v.setState(control.StateStopping)
+		v.end(control.Exit{Reason: control.ExitSaved, Detail: req.Path})
 	}()
 	st := o.status()
 	return control.Response{Migration: &st}
@@ -506,7 +506,7 @@ func (in *incoming) status() control.MigrationStatus {
 	return in.st
 }
 
-func (in *incoming) set(phase, errText string) {
+func (in *incoming) set(phase control.Phase, errText string) {
 	in.mu.Lock()
 	in.st.Phase, in.st.Error = phase, errText
 	in.mu.Unlock()
@@ -559,7 +559,7 @@ func (v *VMM) receive(in *incoming, conn net.Conn) {
 		if ram != nil && v.mach() == nil {
 			ram.Close()
 		}
-		v.end(control.Exit{Reason: "incoming migration aborted", Detail: err.Error(), Code: 3})
+		v.end(control.Exit{Reason: control.ExitIncomingAborted, Detail: err.Error(), Code: 3})
 	}
 	var extra []net.Conn
 	// A source that stops sending fails the image after the progress
@@ -619,7 +619,7 @@ func (v *VMM) receive(in *incoming, conn net.Conn) {
 	if err := v.start(ram, m); err != nil {
 		_ = pagexfer.WriteResumeFailed(conn, h.ID, err.Error())
 		in.set(control.PhaseFailed, err.Error())
-		v.end(control.Exit{Reason: "failed to start", Detail: "after migration: " + err.Error(), Code: 1})
+		v.end(control.Exit{Reason: control.ExitFailedToStart, Detail: "after migration: " + err.Error(), Code: 1})
 		return
 	}
 	if err := pagexfer.WriteResumed(conn, h.ID); err != nil {

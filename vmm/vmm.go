@@ -98,7 +98,7 @@ type VMM struct {
 	ram      *workload.RAM
 	machine  workload.Machine
 	ended    chan struct{} // closed when the machine has ended
-	state    string        // incoming, running, paused, stopping
+	state    control.State
 	throttle int
 	lastAt   time.Time
 	lastW    uint64
@@ -122,7 +122,7 @@ func Start(o Options) (*VMM, error) {
 	if o.VCPUs <= 0 {
 		o.VCPUs = 1
 	}
-	v := &VMM{opts: o, state: "incoming", quit: make(chan control.Exit, 1), ended: make(chan struct{})}
+	v := &VMM{opts: o, state: control.StateIncoming, quit: make(chan control.Exit, 1), ended: make(chan struct{})}
 	var err error
 	v.console, err = NewConsole(o.ConsoleRing, filepath.Join(o.Dir, ConsoleFile), o.ConsoleFileLimit)
 	if err != nil {
@@ -245,7 +245,7 @@ func (v *VMM) start(ram *workload.RAM, m workload.Machine) error {
 	// writes as dirtied in the first sample (a spike of 100,000+ MiB/s).
 	w := m.Stats().Writes
 	v.mu.Lock()
-	v.ram, v.machine, v.state = ram, m, "running"
+	v.ram, v.machine, v.state = ram, m, control.StateRunning
 	v.lastAt, v.lastW = time.Now(), w
 	v.mu.Unlock()
 	go func() {
@@ -269,7 +269,7 @@ func (v *VMM) Serve(ctx context.Context) control.Exit {
 		if m := v.mach(); m != nil {
 			m.Stop()
 		}
-		return v.finish(control.Exit{Reason: "failed to start", Detail: err.Error(), Code: 1})
+		return v.finish(control.Exit{Reason: control.ExitFailedToStart, Detail: err.Error(), Code: 1})
 	}
 	go control.Serve(l, v.handle)
 	defer l.Close()
@@ -278,16 +278,16 @@ func (v *VMM) Serve(ctx context.Context) control.Exit {
 	select {
 	case <-v.ended:
 		if err := v.mach().Err(); err != nil {
-			e = control.Exit{Reason: "crashed", Detail: err.Error(), Code: 2}
+			e = control.Exit{Reason: control.ExitCrashed, Detail: err.Error(), Code: 2}
 		} else {
-			e = control.Exit{Reason: "shutdown", Code: 0}
+			e = control.Exit{Reason: control.ExitShutdown, Code: 0}
 		}
 	case e = <-v.quit:
 	case <-ctx.Done():
-		e = control.Exit{Reason: "shutdown", Detail: "signal"}
+		e = control.Exit{Reason: control.ExitShutdown, Detail: "signal"}
 	}
 	if m := v.mach(); m != nil {
-		if err := m.Stop(); err != nil && e.Detail == "" && e.Reason == "shutdown" {
+		if err := m.Stop(); err != nil && e.Detail == "" && e.Reason == control.ExitShutdown {
 			e.Detail = err.Error()
 		}
 	}
@@ -311,7 +311,7 @@ func (v *VMM) mach() workload.Machine {
 func (v *VMM) finish(e control.Exit) control.Exit {
 	e.Time = time.Now().UTC()
 	e.PID = os.Getpid()
-	if tail := v.consoleTail(2048); tail != "" && e.Reason == "crashed" {
+	if tail := v.consoleTail(2048); tail != "" && e.Reason == control.ExitCrashed {
 		e.Detail += "; console: " + tail
 	}
 	_ = control.WriteExit(filepath.Join(v.opts.Dir, ExitFile), e)
@@ -363,13 +363,13 @@ func (v *VMM) handle(req control.Request, files []*os.File) control.Response {
 		if err := m.Pause(); err != nil {
 			return fail(err)
 		}
-		v.setState("paused")
+		v.setState(control.StatePaused)
 		return control.Response{Info: v.info()}
 	case control.OpResume:
 		if err := m.Resume(); err != nil {
 			return fail(err)
 		}
-		v.setState("running")
+		v.setState(control.StateRunning)
 		return control.Response{Info: v.info()}
 	case control.OpThrottle:
 		if err := m.SetThrottle(req.Percent); err != nil {
@@ -380,10 +380,10 @@ func (v *VMM) handle(req control.Request, files []*os.File) control.Response {
 		v.mu.Unlock()
 		return control.Response{Info: v.info()}
 	case control.OpShutdown, control.OpDestroy:
-		v.setState("stopping")
-		reason := "shutdown"
+		v.setState(control.StateStopping)
+		reason := control.ExitShutdown
 		if req.Op == control.OpDestroy {
-			reason = "destroyed"
+			reason = control.ExitDestroyed
 		}
 		v.end(control.Exit{Reason: reason})
 		return control.Response{}
@@ -400,7 +400,7 @@ func (v *VMM) handle(req control.Request, files []*os.File) control.Response {
 	return fail(fmt.Errorf("unknown operation %q", req.Op))
 }
 
-func (v *VMM) setState(s string) {
+func (v *VMM) setState(s control.State) {
 	v.mu.Lock()
 	v.state = s
 	v.mu.Unlock()
@@ -441,8 +441,7 @@ func (v *VMM) info() *control.Info {
 	out := v.out
 	v.mu.Unlock()
 	if out != nil {
-		switch out.status().Phase {
-		case control.PhaseStopCopy, control.PhaseSent, control.PhaseVerified, control.PhaseCommitting, control.PhaseInDoubt:
+		if out.status().Phase.PausesGuest() {
 			info.PausedFor = "migration"
 		}
 	}

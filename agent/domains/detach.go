@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/ovs-agent/ovs-agent/internal/atomicfile"
+
 	"go.uber.org/zap"
 
 	"github.com/ovs-agent/ovs-agent/agent/fileaccess"
@@ -252,7 +254,7 @@ func (m *Manager) Detach(ctx context.Context, name, repo string) (*DetachResult,
 		return nil, fmt.Errorf("detach %s: folder %w", name, err)
 	}
 	path := filepath.Join(folder, manifest.FileName)
-	if err := repository.WriteFileAtomic(path, data, 0o644); err != nil {
+	if err := atomicfile.WriteFile(path, data, 0o644); err != nil {
 		return nil, errorf(Failed, "detach %s: %v", name, err)
 	}
 	d.mu.Lock()
@@ -363,11 +365,11 @@ func (m *Manager) Attach(ctx context.Context, path string, force bool) (*Info, [
 	} else if force {
 		m.log.Warn("attach with validation skipped (-F)", zap.String("domain", man.Name), zap.String("manifest", path))
 	}
-	text := repository.RenderVMCfg([]byte(man.Config), &want)
+	text := vmcfg.Render([]byte(man.Config), &want)
 	var info *Info
 	if own != nil {
 		own.opMu.Lock()
-		err := repository.WriteFileAtomic(filepath.Join(own.dir, "vm.cfg"), text, 0o600)
+		err := atomicfile.WriteFile(filepath.Join(own.dir, "vm.cfg"), text, 0o600)
 		if err == nil {
 			own.mu.Lock()
 			own.cfg = &want

@@ -64,7 +64,7 @@ func (m *Manager) info(d *domain, live bool) Info {
 		in.UptimeSeconds = time.Since(d.rec.Started).Seconds()
 	}
 	if e := d.rec.LastExit; e != nil {
-		in.LastExit = &ExitInfo{Time: e.Time, Reason: e.Reason, Detail: e.Detail, ExitStatus: e.Code, ConsoleTail: d.rec.ConsoleTail}
+		in.LastExit = &ExitInfo{Time: e.Time, Reason: string(e.Reason), Detail: e.Detail, ExitStatus: e.Code, ConsoleTail: d.rec.ConsoleTail}
 	}
 	hasVMM := d.ctl != nil
 	d.mu.Unlock()

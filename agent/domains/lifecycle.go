@@ -263,7 +263,7 @@ func (m *Manager) vmmGone(d *domain, gen, pid int, waitErr error) {
 	case d.expect != "":
 		reason = d.expect
 	case ex != nil:
-		reason = ex.Reason
+		reason = string(ex.Reason)
 		if ex.Detail != "" {
 			reason += ": " + firstLine(ex.Detail)
 		}
@@ -287,7 +287,7 @@ func (m *Manager) vmmGone(d *domain, gen, pid int, waitErr error) {
 	incoming := d.rec.Incoming
 	d.rec.Incoming = false
 	switch {
-	case ex.Reason == "migrated":
+	case ex.Reason == control.ExitMigrated:
 		// The domain runs on the target now: it is no longer this host's.
 		name := d.rec.Name
 		m.setState(d, Stopped, "migrated to "+ex.Detail)
@@ -305,7 +305,7 @@ func (m *Manager) vmmGone(d *domain, gen, pid int, waitErr error) {
 		m.log.Info("incoming migration did not complete; domain removed", zap.String("domain", name), zap.String("reason", reason))
 		m.forget(d)
 		return
-	case ex.Reason == "saved":
+	case ex.Reason == control.ExitSaved:
 		d.rec.SaveImage = ex.Detail
 		m.setState(d, Suspended, "saved to "+ex.Detail)
 		m.closeExited(d)
@@ -317,9 +317,9 @@ func (m *Manager) vmmGone(d *domain, gen, pid int, waitErr error) {
 	action := ""
 	if !expected {
 		switch ex.Reason {
-		case "shutdown":
+		case control.ExitShutdown:
 			action = d.cfg.OnPoweroff
-		case "failed to start":
+		case control.ExitFailedToStart:
 		default:
 			action = d.cfg.OnCrash
 		}
@@ -420,7 +420,7 @@ func (m *Manager) recover(d *domain) {
 		m.log.Warn("VMM not found again", zap.String("domain", d.rec.Name), zap.String("why", why))
 		d.mu.Lock()
 		if ex, err := readExit(d.dir, pid); err == nil {
-			d.expect = "the VMM ended while the agent was away: " + ex.Reason
+			d.expect = "the VMM ended while the agent was away: " + string(ex.Reason)
 			if ex.Detail != "" {
 				d.expect += ": " + firstLine(ex.Detail)
 			}
@@ -490,7 +490,7 @@ func (m *Manager) settleOutgoing(d *domain) {
 	st := resp.Migration
 	switch st.Phase {
 	case control.PhaseSetup, control.PhasePrecopy, control.PhaseStopCopy, control.PhaseSent, control.PhaseVerified:
-		m.log.Warn("aborting the migration the agent was running before its restart", zap.String("domain", d.rec.Name), zap.String("migration", st.ID), zap.String("phase", st.Phase))
+		m.log.Warn("aborting the migration the agent was running before its restart", zap.String("domain", d.rec.Name), zap.String("migration", st.ID), zap.String("phase", string(st.Phase)))
 		_, _ = m.ctlCall(d, control.Request{Op: control.OpMigrateAbort, Reason: "the source agent restarted before the commit"}, 5*time.Second)
 	case control.PhaseInDoubt:
 		m.log.Warn("a migration is in doubt after the agent restart; the domain stays paused until the target says where it runs", zap.String("domain", d.rec.Name), zap.String("target", st.Target))

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/ovs-agent/ovs-agent/internal/atomicfile"
+
 	"go.uber.org/zap"
 
 	"github.com/ovs-agent/ovs-agent/repository"
@@ -103,7 +105,7 @@ func (m *Manager) FinishOffline(name string, copied []string, remove bool) (stri
 				continue
 			}
 			if len(text) > 0 {
-				_ = repository.WriteFileAtomic(filepath.Join(dir, "vm.cfg"+suffix), text, 0o600)
+				_ = atomicfile.WriteFile(filepath.Join(dir, "vm.cfg"+suffix), text, 0o600)
 			}
 			if err := os.Rename(dir, dir+suffix); err != nil {
 				errs = append(errs, err)

@@ -19,12 +19,6 @@ import (
 	"github.com/ovs-agent/ovs-agent/vmm/control"
 )
 
-// Phases of an offline migration beyond the shared ones.
-const (
-	PhaseValidating = "validating"
-	PhaseCopying    = "copying"
-)
-
 // OfflineCommit is the source's last word on an offline migration's
 // connection, after the copy was verified.
 type OfflineCommit struct {
@@ -145,7 +139,7 @@ func (l *Local) StartOffline(name, tgt string, o Options) (string, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	m := &migration{cancel: cancel, done: make(chan struct{}), st: Status{
-		ID: id.String(), Domain: name, Target: addr, Offline: true, Phase: PhaseConnecting, Started: time.Now().UTC(),
+		ID: id.String(), Domain: name, Target: addr, Offline: true, Phase: control.PhaseConnecting, Started: time.Now().UTC(),
 		TLSVerified: o.SSL && o.Fingerprint != "", ValidationOff: o.Force,
 	}}
 	l.reg().add(m)
@@ -162,7 +156,7 @@ func (l *Local) runOffline(ctx context.Context, m *migration, offer relocation.O
 		f(&m.st)
 		m.mu.Unlock()
 	}
-	end := func(phase string, err error) {
+	end := func(phase control.Phase, err error) {
 		m.mu.Lock()
 		if m.cancelled && phase == control.PhaseFailed {
 			phase = control.PhaseCancelled
@@ -174,7 +168,7 @@ func (l *Local) runOffline(ctx context.Context, m *migration, offer relocation.O
 		m.st.TotalSeconds = time.Since(m.st.Started).Seconds()
 		m.mu.Unlock()
 		if phase != control.PhaseCompleted {
-			reason := "offline migration to " + addr + " " + phase
+			reason := "offline migration to " + addr + " " + string(phase)
 			if err != nil {
 				reason += ": " + err.Error()
 			}
@@ -183,7 +177,7 @@ func (l *Local) runOffline(ctx context.Context, m *migration, offer relocation.O
 	}
 
 	// 1. Validation on the target (the dry run), unless forced.
-	set(func(st *Status) { st.Phase = PhaseValidating })
+	set(func(st *Status) { st.Phase = control.PhaseValidating })
 	c, wl, err := l.dial(ctx, addr, o, l.offlineHello(relocation.OpCheck, "", o, offer, nil))
 	if err != nil {
 		end(control.PhaseFailed, err)
@@ -224,7 +218,7 @@ func (l *Local) runOffline(ctx context.Context, m *migration, offer relocation.O
 		return
 	}
 	defer conn.Close()
-	set(func(st *Status) { st.Phase = PhaseCopying })
+	set(func(st *Status) { st.Phase = control.PhaseCopying })
 	src := make([]filexfer.SourceFile, len(files))
 	for i, f := range files {
 		src[i] = filexfer.SourceFile{Path: f.Path, Name: f.Name}

@@ -17,35 +17,30 @@ import (
 	"github.com/ovs-agent/ovs-agent/vmm/control"
 )
 
-// Phases beyond the VMM's: before the stream starts.
-const (
-	PhaseConnecting = "connecting"
-)
-
 // Status is a migration as the API reports it.
 type Status struct {
-	ID                 string    `xmlrpc:"id"`
-	Domain             string    `xmlrpc:"domain"`
-	Target             string    `xmlrpc:"target"`
-	Live               bool      `xmlrpc:"live"`
-	Phase              string    `xmlrpc:"phase"`
-	Round              int       `xmlrpc:"round"`
-	BytesSent          int64     `xmlrpc:"bytes_sent"`
-	BytesRemaining     int64     `xmlrpc:"bytes_remaining"`
-	DataPages          int64     `xmlrpc:"data_pages"`
-	ZeroPages          int64     `xmlrpc:"zero_pages"`
-	SkippedPages       int64     `xmlrpc:"skipped_pages"`
-	Throughput         float64   `xmlrpc:"throughput"` // bytes/s
-	DirtyRate          float64   `xmlrpc:"dirty_rate"` // bytes/s
-	ExpectedDowntimeMs float64   `xmlrpc:"expected_downtime_ms"`
-	Throttle           int       `xmlrpc:"throttle_percent"`
-	MaxThrottle        int       `xmlrpc:"max_throttle_percent"`
-	ThrottledSeconds   float64   `xmlrpc:"throttled_seconds"`
-	Started            time.Time `xmlrpc:"started"`
-	ElapsedSeconds     float64   `xmlrpc:"elapsed_seconds"`
-	TotalSeconds       float64   `xmlrpc:"total_seconds"`    // from the API call to the end
-	TransferSeconds    float64   `xmlrpc:"transfer_seconds"` // the page stream alone, as the VMM timed it
-	DowntimeMs         float64   `xmlrpc:"downtime_ms"`
+	ID                 string        `xmlrpc:"id"`
+	Domain             string        `xmlrpc:"domain"`
+	Target             string        `xmlrpc:"target"`
+	Live               bool          `xmlrpc:"live"`
+	Phase              control.Phase `xmlrpc:"phase"`
+	Round              int           `xmlrpc:"round"`
+	BytesSent          int64         `xmlrpc:"bytes_sent"`
+	BytesRemaining     int64         `xmlrpc:"bytes_remaining"`
+	DataPages          int64         `xmlrpc:"data_pages"`
+	ZeroPages          int64         `xmlrpc:"zero_pages"`
+	SkippedPages       int64         `xmlrpc:"skipped_pages"`
+	Throughput         float64       `xmlrpc:"throughput"` // bytes/s
+	DirtyRate          float64       `xmlrpc:"dirty_rate"` // bytes/s
+	ExpectedDowntimeMs float64       `xmlrpc:"expected_downtime_ms"`
+	Throttle           int           `xmlrpc:"throttle_percent"`
+	MaxThrottle        int           `xmlrpc:"max_throttle_percent"`
+	ThrottledSeconds   float64       `xmlrpc:"throttled_seconds"`
+	Started            time.Time     `xmlrpc:"started"`
+	ElapsedSeconds     float64       `xmlrpc:"elapsed_seconds"`
+	TotalSeconds       float64       `xmlrpc:"total_seconds"`    // from the API call to the end
+	TransferSeconds    float64       `xmlrpc:"transfer_seconds"` // the page stream alone, as the VMM timed it
+	DowntimeMs         float64       `xmlrpc:"downtime_ms"`
 	// The downtime of a live migration in parts: the last pages sent,
 	// the target checking the image and building the machine, the commit
 	// and the target's start.
@@ -87,7 +82,7 @@ const maxLostCalls = 5
 const DefaultParallel = 2
 
 func (s Status) finished() bool {
-	return s.Phase == control.PhaseCompleted || s.Phase == control.PhaseFailed || s.Phase == control.PhaseCancelled
+	return s.Phase.Finished()
 }
 
 type migration struct {
@@ -222,7 +217,7 @@ func (l *Local) Start(name, tgt string, o Options) (string, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	m := &migration{cancel: cancel, done: make(chan struct{}), st: Status{
-		ID: id.String(), Domain: name, Target: addr, Live: o.Live, Phase: PhaseConnecting, Started: time.Now().UTC(),
+		ID: id.String(), Domain: name, Target: addr, Live: o.Live, Phase: control.PhaseConnecting, Started: time.Now().UTC(),
 		TLSVerified: o.SSL && o.Fingerprint != "",
 	}}
 	l.reg().add(m)
@@ -233,7 +228,7 @@ func (l *Local) Start(name, tgt string, o Options) (string, error) {
 func (l *Local) run(ctx context.Context, m *migration, offer relocation.Offer, addr string, o Options) {
 	defer close(m.done)
 	defer m.cancel()
-	fail := func(phase string, err error) {
+	fail := func(phase control.Phase, err error) {
 		m.mu.Lock()
 		if m.cancelled {
 			phase = control.PhaseCancelled
@@ -363,7 +358,7 @@ func (l *Local) run(ctx context.Context, m *migration, offer relocation.Offer, a
 		if err != nil {
 			in, ierr := l.Domains.Info(name)
 			switch {
-			case domains.KindOf(ierr) == domains.NotFound, ierr == nil && in.LastExit != nil && in.LastExit.Reason == "migrated":
+			case domains.KindOf(ierr) == domains.NotFound, ierr == nil && in.LastExit != nil && in.LastExit.Reason == string(control.ExitMigrated):
 				// Its VMM ended as migrated (the registry is forgetting the
 				// domain, or has): the target runs the guest.
 				complete()
@@ -475,7 +470,7 @@ const stallMargin = 10 * time.Second
 // progressMark is what of a VMM's migration status moves while the
 // migration makes progress (the dirty figures move also when it does not).
 type progressMark struct {
-	phase        string
+	phase        control.Phase
 	round        int
 	sent, pages  uint64
 	verify, done time.Duration

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ovs-agent/ovs-agent/internal/atomicfile"
 	"golang.org/x/sys/unix"
 )
 
@@ -46,27 +47,11 @@ const (
 	OpSave = "save"
 )
 
-// Migration phases a MigrationStatus reports.
-const (
-	PhaseSetup      = "setup"
-	PhasePrecopy    = "precopy"
-	PhaseStopCopy   = "stop-copy"
-	PhaseSent       = "sent"     // image written, waiting for the target's verdict
-	PhaseVerified   = "verified" // the target verified the image; waiting for commit
-	PhaseCommitting = "committing"
-	PhaseInDoubt    = "in-doubt" // commit sent, the target's answer lost
-	PhaseCompleted  = "completed"
-	PhaseFailed     = "failed"
-	PhaseCancelled  = "cancelled"
-	PhaseReceiving  = "receiving" // target: reading the image
-	PhaseRunning    = "running"   // target: resumed after commit
-)
-
 // MigrationStatus is a migration as one VMM sees it.
 type MigrationStatus struct {
 	ID               string        `json:"id"`
 	Target           string        `json:"target,omitempty"`
-	Phase            string        `json:"phase"`
+	Phase            Phase         `json:"phase"`
 	Live             bool          `json:"live"`
 	Round            int           `json:"round"`
 	BytesSent        uint64        `json:"bytes_sent"`
@@ -162,7 +147,7 @@ type Info struct {
 	UUID        string    `json:"uuid"`
 	PID         int       `json:"pid"`
 	Engine      string    `json:"engine"`
-	State       string    `json:"state"` // running, paused, stopping
+	State       State     `json:"state"`
 	MemoryBytes uint64    `json:"memory_bytes"`
 	VCPUs       int       `json:"vcpus"`
 	Started     time.Time `json:"started"`
@@ -200,11 +185,11 @@ type Console struct {
 // Exit is what a VMM writes to its exit file before it ends, so that an
 // agent that was not its parent can say why it stopped.
 type Exit struct {
-	Time   time.Time `json:"time"`
-	PID    int       `json:"pid"`
-	Reason string    `json:"reason"` // shutdown, destroyed, crashed, failed to start
-	Detail string    `json:"detail,omitempty"`
-	Code   int       `json:"code"`
+	Time   time.Time  `json:"time"`
+	PID    int        `json:"pid"`
+	Reason ExitReason `json:"reason"`
+	Detail string     `json:"detail,omitempty"`
+	Code   int        `json:"code"`
 }
 
 // WriteExit records e at path (atomically).
@@ -213,11 +198,7 @@ func WriteExit(path string, e Exit) error {
 	if err != nil {
 		return err
 	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, data, 0o600); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
+	return atomicfile.WriteFile(path, data, 0o600)
 }
 
 // ReadExit reads an exit record.

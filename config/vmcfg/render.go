@@ -1,10 +1,8 @@
-package repository
+package vmcfg
 
 import (
 	"strings"
 	"unicode/utf8"
-
-	"github.com/ovs-agent/ovs-agent/config/vmcfg"
 )
 
 // span is one top-level `key = value` statement of a vm.cfg file:
@@ -222,34 +220,34 @@ func rewriteVMCfg(src string, values map[string]string, order []string) (string,
 	return out, true
 }
 
-// RenderVMCfg writes want, a modified copy of the Config parsed from
+// Render writes want, a modified copy of the Config parsed from
 // orig (new name, UUID, MACs or disk paths): it edits orig's text in place
 // when it can, so comments stay, and checks that the result parses back to
 // want; otherwise it writes want.Marshal().
-func RenderVMCfg(orig []byte, want *vmcfg.Config) []byte {
+func Render(orig []byte, want *Config) []byte {
 	values := map[string]string{
-		vmcfg.KeyName: pyQuote(want.Name),
-		vmcfg.KeyUUID: pyQuote(want.UUID),
+		KeyName: pyQuote(want.Name),
+		KeyUUID: pyQuote(want.UUID),
 	}
-	order := []string{vmcfg.KeyName, vmcfg.KeyUUID}
+	order := []string{KeyName, KeyUUID}
 	if len(want.VIFs) > 0 {
 		items := make([]string, len(want.VIFs))
 		for i, v := range want.VIFs {
 			items[i] = v.String()
 		}
-		values[vmcfg.KeyVIF] = pyList(items)
-		order = append(order, vmcfg.KeyVIF)
+		values[KeyVIF] = pyList(items)
+		order = append(order, KeyVIF)
 	}
 	if len(want.Disks) > 0 {
 		items := make([]string, len(want.Disks))
 		for i, d := range want.Disks {
 			items[i] = d.String()
 		}
-		values[vmcfg.KeyDisk] = pyList(items)
-		order = append(order, vmcfg.KeyDisk)
+		values[KeyDisk] = pyList(items)
+		order = append(order, KeyDisk)
 	}
 	if text, ok := rewriteVMCfg(string(orig), values, order); ok {
-		if got, err := vmcfg.Parse("vm.cfg", []byte(text)); err == nil && got.Equal(want) {
+		if got, err := Parse("vm.cfg", []byte(text)); err == nil && got.Equal(want) {
 			return []byte(text)
 		}
 	}
