@@ -10,6 +10,10 @@ import (
 // int64, bool, string, float64, time.Time, []byte, []any, map[string]any
 // or nil.
 //
+// Methods declared with Define read their parameters through Args, checked
+// before they run; Params and its accessors serve methods added with
+// Register, whose handlers check their own parameters.
+//
 // The accessors check count and type and return a *Fault with code
 // BadParams and a sentence naming the parameter (counted from 1, as a
 // caller writing server.domain.start("vm1") counts them) and what was
@@ -151,14 +155,8 @@ func (p Params) Float(i int) (float64, error) {
 	if err != nil {
 		return 0, err
 	}
-	switch x := v.(type) {
-	case float64:
-		return x, nil
-	case float32:
-		return float64(x), nil
-	}
-	if n, ok := goInt(v); ok {
-		return float64(n), nil
+	if f, ok := toFloat(v); ok {
+		return f, nil
 	}
 	return 0, wrongType(i, "a double", v)
 }

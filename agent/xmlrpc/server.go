@@ -16,7 +16,9 @@ import (
 // whose message is err.Error().
 type Handler func(ctx context.Context, params Params) (any, error)
 
-// Method describes a method for Register.
+// Method describes a method for Register: one whose handler checks its
+// own parameters with the Params accessors. Define (see Def) declares a
+// method's parameters instead, and the server checks them.
 type Method struct {
 	// Name is the method name, e.g. "domain.start": letters, digits and
 	// '_', '.', ':', '/'. Names starting with "system." are reserved.
@@ -26,8 +28,8 @@ type Method struct {
 	// Signatures lists the accepted signatures for system.methodSignature;
 	// each is the result type followed by the parameter types, using the
 	// XML-RPC type names (int, i4, i8, boolean, string, double,
-	// dateTime.iso8601, base64, struct, array, nil). It documents the
-	// method; the handler still checks its parameters. May be empty.
+	// dateTime.iso8601, base64, struct, array, nil). It only documents
+	// the method; the handler checks its parameters. May be empty.
 	Signatures [][]string
 	Handler    Handler
 }
@@ -50,9 +52,9 @@ type CallInfo struct {
 const DefaultMaxMulticall = 256
 
 // Server dispatches XML-RPC calls to registered methods and serves them
-// over HTTP (see ServeHTTP). Register methods before serving; Register and
-// Alias are safe to call concurrently with calls, but a method is visible
-// only once its Register has returned.
+// over HTTP (see ServeHTTP). Add methods before serving; Define, Register
+// and Alias are safe to call concurrently with calls, but a method is
+// visible only once the call that added it has returned.
 type Server struct {
 	// OnCall, when set, is called once for every call: each top-level
 	// request (including one that could not be decoded), every sub-call of
@@ -75,7 +77,10 @@ type Server struct {
 type entry struct {
 	help    string
 	sigs    [][]string
-	handler Handler
+	handler Handler // a Register method, which checks its own parameters
+	def     *Def    // a Define method, checked by the server
+	// faults, when set, translates the faults of a Define method or alias.
+	faults  func(*Fault) *Fault
 	aliasOf string // canonical method name for an alias, "" otherwise
 }
 
@@ -109,28 +114,10 @@ func NewServer(opts ...Option) *Server {
 	for _, o := range opts {
 		o(s)
 	}
-	s.methods["system.listMethods"] = &entry{
-		help:    "Returns an array of the names of all methods this server implements, sorted.",
-		sigs:    [][]string{{"array"}},
-		handler: s.listMethods,
-	}
-	s.methods["system.methodHelp"] = &entry{
-		help:    "Takes a method name and returns its documentation string.",
-		sigs:    [][]string{{"string", "string"}},
-		handler: s.methodHelp,
-	}
-	s.methods["system.methodSignature"] = &entry{
-		help: "Takes a method name and returns an array of its signatures, each an array of type names " +
-			"(result type first), or the string \"undef\" when no signature is documented.",
-		sigs:    [][]string{{"array", "string"}},
-		handler: s.methodSignature,
-	}
-	s.methods["system.multicall"] = &entry{
-		help: fmt.Sprintf("Takes an array of structs {methodName, params} and runs each call in order. "+
-			"Returns an array with, for each call, a one-element array holding its result or a struct "+
-			"{faultCode, faultString}. At most %d calls; system.multicall cannot be nested.", s.maxMulticall),
-		sigs:    [][]string{{"array", "array"}},
-		handler: s.multicall,
+	for _, d := range s.builtins() {
+		if err := s.define(d, true); err != nil {
+			panic(err) // the built-ins are declared correctly
+		}
 	}
 	return s
 }
@@ -199,7 +186,7 @@ func (s *Server) Alias(alias, target, help string) error {
 	if help == "" {
 		help = t.help
 	}
-	s.methods[alias] = &entry{help: help, sigs: t.sigs, handler: t.handler, aliasOf: canonical}
+	s.methods[alias] = &entry{help: help, sigs: t.sigs, handler: t.handler, def: t.def, faults: t.faults, aliasOf: canonical}
 	return nil
 }
 
@@ -243,6 +230,7 @@ func (s *Server) Call(ctx context.Context, name string, params Params) (any, err
 // invoke looks the method up and runs its handler, turning every outcome
 // (error, panic) into a result or a fault. It does not report.
 func (s *Server) invoke(ctx context.Context, name string, params Params) (res any, f *Fault) {
+	var err error
 	e, ok := s.lookup(name)
 	if !ok {
 		if name == "" {
@@ -261,11 +249,18 @@ func (s *Server) invoke(ctx context.Context, name string, params Params) (res an
 	if params == nil {
 		params = Params{}
 	}
-	res, err := e.handler(ctx, params)
+	if e.def != nil {
+		res, err = e.def.call(ctx, name, params)
+	} else {
+		res, err = e.handler(ctx, params)
+	}
 	if err != nil {
 		f := AsFault(err)
 		if f.Code == BadParams && !strings.HasPrefix(f.Message, name+": ") {
 			f = &Fault{Code: BadParams, Message: name + ": " + f.Message}
+		}
+		if e.faults != nil {
+			f = e.faults(f)
 		}
 		return nil, f
 	}
@@ -283,23 +278,14 @@ func (s *Server) report(ctx context.Context, info CallInfo) {
 	}
 }
 
-func (s *Server) listMethods(_ context.Context, p Params) (any, error) {
-	if err := p.Want(0); err != nil {
-		return nil, err
-	}
+func (s *Server) listMethods(context.Context, Args) (any, error) {
 	return s.Methods(), nil
 }
 
-// methodArg reads the one method-name parameter of the introspection
-// methods and finds that method.
-func (s *Server) methodArg(p Params) (*entry, error) {
-	if err := p.Want(1); err != nil {
-		return nil, err
-	}
-	name, err := p.String(0)
-	if err != nil {
-		return nil, err
-	}
+// methodArg finds the method named by the one parameter of the
+// introspection methods.
+func (s *Server) methodArg(a Args) (*entry, error) {
+	name := a.String(0)
 	e, ok := s.lookup(name)
 	if !ok {
 		return nil, Faultf(UnknownMethod, "unknown method %q", clip(name))
@@ -307,16 +293,16 @@ func (s *Server) methodArg(p Params) (*entry, error) {
 	return e, nil
 }
 
-func (s *Server) methodHelp(_ context.Context, p Params) (any, error) {
-	e, err := s.methodArg(p)
+func (s *Server) methodHelp(_ context.Context, a Args) (any, error) {
+	e, err := s.methodArg(a)
 	if err != nil {
 		return nil, err
 	}
 	return e.help, nil
 }
 
-func (s *Server) methodSignature(_ context.Context, p Params) (any, error) {
-	e, err := s.methodArg(p)
+func (s *Server) methodSignature(_ context.Context, a Args) (any, error) {
+	e, err := s.methodArg(a)
 	if err != nil {
 		return nil, err
 	}
@@ -328,14 +314,8 @@ func (s *Server) methodSignature(_ context.Context, p Params) (any, error) {
 
 // multicall implements system.multicall: each call runs in order, each is
 // reported to OnCall, and one call's fault does not stop the others.
-func (s *Server) multicall(ctx context.Context, p Params) (any, error) {
-	if err := p.Want(1); err != nil {
-		return nil, err
-	}
-	calls, err := p.Array(0)
-	if err != nil {
-		return nil, err
-	}
+func (s *Server) multicall(ctx context.Context, a Args) (any, error) {
+	calls := a.Array(0)
 	if len(calls) > s.maxMulticall {
 		return nil, Faultf(BadParams, "%d calls exceed the limit of %d per system.multicall", len(calls), s.maxMulticall)
 	}
