@@ -3,13 +3,10 @@ package agent
 import (
 	"context"
 	"errors"
-	"fmt"
-	"io/fs"
 	"os"
 	"strings"
 	"time"
 
-	"github.com/ovs-agent/ovs-agent/agent/fileaccess"
 	"github.com/ovs-agent/ovs-agent/agent/migration"
 	"github.com/ovs-agent/ovs-agent/agent/xmlrpc"
 )
@@ -117,216 +114,139 @@ type checkResult struct {
 	NoEstimate string              `xmlrpc:"no_estimate,omitempty"`
 }
 
-func (a *Agent) registerMigrationMethods(s *xmlrpc.Server) {
-	args := func(p xmlrpc.Params) (string, string, migration.Options, bool, error) {
-		if err := p.Between(2, 3); err != nil {
-			return "", "", migration.Options{}, false, err
-		}
-		name, err := p.String(0)
-		if err != nil {
-			return "", "", migration.Options{}, false, err
-		}
-		tgt, err := p.String(1)
-		if err != nil {
-			return "", "", migration.Options{}, false, err
-		}
-		opts, err := p.OptStruct(2, map[string]any{})
-		if err != nil {
-			return "", "", migration.Options{}, false, err
-		}
-		o, dry, err := migrationOptions(opts)
-		if err == nil {
-			err = a.withPeerCredentials(&o)
-		}
-		return name, tgt, o, dry, err
-	}
-	check := func(ctx context.Context, p xmlrpc.Params) (any, error) {
-		name, tgt, o, _, err := args(p)
-		if err != nil {
-			return nil, err
-		}
-		if !o.Live && a.migrations.IsOffline(name) {
-			problems, err := a.migrations.CheckOffline(ctx, name, tgt, o)
-			if err != nil {
-				return nil, domainFault(err)
-			}
-			if problems == nil {
-				problems = []string{}
-			}
-			return checkResult{OK: len(problems) == 0, Problems: problems, NoEstimate: "no estimate: the domain is stopped, so it moves offline (its disks are copied, no memory)"}, nil
-		}
-		problems, err := a.migrations.Check(ctx, name, tgt, o)
-		if err != nil {
-			return nil, domainFault(err)
-		}
-		if problems == nil {
-			problems = []string{}
-		}
-		est, why, err := a.migrations.Estimate(ctx, name, tgt, o)
-		if err != nil {
-			return nil, domainFault(err)
-		}
-		if why != "" {
-			why = "no estimate: " + why
-		}
-		return checkResult{OK: len(problems) == 0, Problems: problems, Estimate: est, NoEstimate: why}, nil
-	}
-	migFault := func(err error) error {
-		if errors.Is(err, migration.ErrNoMigration) {
-			return xmlrpc.Faultf(xmlrpc.NotFound, "%v", err)
-		}
-		return domainFault(err)
-	}
-	id1 := func(p xmlrpc.Params) (string, error) {
-		if err := p.Want(1); err != nil {
-			return "", err
-		}
-		return p.String(0)
-	}
-	migrate := func(ctx context.Context, p xmlrpc.Params) (any, error) {
-		name, tgt, o, dry, err := args(p)
-		if err != nil {
-			return nil, err
-		}
-		if dry {
-			return check(ctx, p)
-		}
-		start := a.migrations.Start
-		if !o.Live && a.migrations.IsOffline(name) {
-			start = a.migrations.StartOffline
-		}
-		id, err := start(name, tgt, o)
-		if err != nil {
-			return nil, domainFault(err)
-		}
-		return id, nil
-	}
-	for _, m := range []xmlrpc.Method{
-		{Name: "domain.migrate", Handler: migrate, Signatures: [][]string{{"string", "string", "string"}, {"string", "string", "string", "struct"}},
+// migrationMethods is the migration namespace: moving a domain to the
+// agent of another host, trying the move first, following and cancelling
+// it. How a domain moves, live or offline, is decided once, by mover.
+func (a *Agent) migrationMethods() []xmlrpc.Def {
+	move := []xmlrpc.Param{nameParam, xmlrpc.Req("target", xmlrpc.String), xmlrpc.Opt("options", xmlrpc.Struct)}
+	return []xmlrpc.Def{
+		{Name: "domain.migrate", Result: xmlrpc.String, Params: move, Run: a.apiMigrate,
 			Help: "Move a domain to the agent at target (HOST[:PORT], relocation port 8002 or 8003 with ssl) and return a migration id at once. A running or paused domain moves its memory; a stopped one moves offline: its vm.cfg and every disk image on no repository the target shares are copied (sparse, checksummed, resumable) and it is registered there stopped (or started with start); here it is removed from the domains and its copied data kept renamed (or deleted with remove). Options: live (bool), rate (MB/s cap), ssl (bool), port, max_downtime (ms, default 300), parallel, compress, user and password (the target agent's API credentials; never logged), fingerprint (sha256 of the target's TLS certificate), dry_run (then the result is migration.check's); offline: start, remove, force (skip the target's validation), target_repo (UUID). Follow it with migration.status."},
-		{Name: "migration.status", Signatures: [][]string{{"struct", "string"}},
-			Help: "One migration: phase (connecting, setup, precopy, stop-copy, sent, verified, committing, in-doubt, completed, failed, cancelled), round, bytes sent and remaining, zero pages, throughput and dirty rate (bytes/s), expected downtime, throttle; at the end total time and the downtime measured from pause to the target's resume.",
-			Handler: func(_ context.Context, p xmlrpc.Params) (any, error) {
-				id, err := id1(p)
-				if err != nil {
-					return nil, err
-				}
-				st, err := a.migrations.Status(id)
-				if err != nil {
-					return nil, migFault(err)
-				}
-				return st, nil
-			}},
-		{Name: "migration.list", Signatures: [][]string{{"array"}}, Help: "Every migration this agent started (the last 100), newest first.",
-			Handler: func(_ context.Context, p xmlrpc.Params) (any, error) {
-				if err := p.Want(0); err != nil {
-					return nil, err
-				}
-				return a.migrations.List(), nil
-			}},
-		{Name: "migration.cancel", Signatures: [][]string{{"struct", "string"}},
-			Help: "Cancel a migration that has not committed: the domain keeps running here and the target keeps nothing.",
-			Handler: func(_ context.Context, p xmlrpc.Params) (any, error) {
-				id, err := id1(p)
-				if err != nil {
-					return nil, err
-				}
-				st, err := a.migrations.Cancel(id)
-				if err != nil {
-					if errors.Is(err, migration.ErrNoMigration) {
-						return nil, migFault(err)
-					}
-					return nil, xmlrpc.Faultf(xmlrpc.BadState, "%v", err)
-				}
-				return st, nil
-			}},
-		{Name: "xend.domain.migrate", Signatures: [][]string{{"string", "string", "string", "boolean", "int", "int", "boolean"}},
-			Help: "xend: migrate(domid, dst, live, port, node, ssl); node is accepted and ignored. The target credentials come from [relocation] peer_user and peer_password_file. Returns the migration id.",
-			Handler: xendFault(func(_ context.Context, p xmlrpc.Params) (any, error) {
-				if err := p.Between(2, 6); err != nil {
-					return nil, err
-				}
-				name, err := p.String(0)
-				if err != nil {
-					return nil, err
-				}
-				dst, err := p.String(1)
-				if err != nil {
-					return nil, err
-				}
-				var o migration.Options
-				if o.Live, err = p.OptBool(2, false); err != nil {
-					return nil, err
-				}
-				port, err := p.OptInt(3, 0)
-				if err != nil {
-					return nil, err
-				}
-				o.Port = int(port)
-				if _, err := p.OptInt(4, -1); err != nil {
-					return nil, err
-				}
-				if o.SSL, err = p.OptBool(5, false); err != nil {
-					return nil, err
-				}
-				if err := a.withPeerCredentials(&o); err != nil {
-					return nil, err
-				}
-				id, err := a.migrations.Start(name, dst, o)
-				if err != nil {
-					return nil, domainFault(err)
-				}
-				return id, nil
-			})},
-		{Name: "domain.save", Signatures: [][]string{{"struct", "string", "string"}},
-			Help: "Save a running or paused domain to a file on the agent's host (xm save): the same stream as a migration. The domain is suspended afterwards; domain.start or domain.restore brings it back.",
-			Handler: func(_ context.Context, p xmlrpc.Params) (any, error) {
-				if err := p.Want(2); err != nil {
-					return nil, err
-				}
-				name, err := p.String(0)
-				if err != nil {
-					return nil, err
-				}
-				path, err := p.String(1)
-				if err != nil {
-					return nil, err
-				}
-				if path, _, err = fileaccess.CheckRegular(a.fileRoots(), path); err != nil {
-					return nil, fileFault("save image", err)
-				}
-				if err := a.domains.Save(name, path); err != nil {
-					return nil, domainFault(err)
-				}
-				in, err := a.domains.Info(name)
-				return in, domainFault(err)
-			}},
-		{Name: "domain.restore", Signatures: [][]string{{"struct", "string"}},
-			Help: "Start a domain from a save image on the agent's host (xm restore); the image's configuration registers the domain if this host does not know it.",
-			Handler: func(_ context.Context, p xmlrpc.Params) (any, error) {
-				path, err := id1(p)
-				if err != nil {
-					return nil, err
-				}
-				real, exists, err := fileaccess.CheckRegular(a.fileRoots(), path)
-				if err == nil && !exists {
-					err = fmt.Errorf("%s: %w", path, fs.ErrNotExist)
-				}
-				if err != nil {
-					return nil, fileFault("save image", err)
-				}
-				name, err := a.domains.Restore(real)
-				if err != nil {
-					return nil, domainFault(err)
-				}
-				in, err := a.domains.Info(name)
-				return in, domainFault(err)
-			}},
-		{Name: "migration.check", Handler: check, Signatures: [][]string{{"struct", "string", "string"}, {"struct", "string", "string", "struct"}},
+		{Name: "migration.check", Result: xmlrpc.Struct, Params: move, Run: a.apiMigrationCheck,
 			Help: "Dry run of domain.migrate: moves nothing and returns {ok, problems, estimate}: problems are every reason the migration would fail (protocol, engine and CPU, memory on the target, name or UUID already there, disks on repositories the target lacks), one per line. For a running domain it also measures, for about 1.5 s, the guest's dirty rate and the link to the target, and estimate predicts the migration with the given options (live, rate, max_downtime): dirty_rate, hot_bytes, link_throughput, bandwidth, touched_bytes, total_seconds, downtime_ms, rounds, bytes_to_send, stop_reason, auto_converge, max_throttle_percent, throttled_seconds; without one, no_estimate says why."},
-	} {
-		if err := s.Register(m); err != nil {
-			panic(fmt.Sprintf("register %s: %v", m.Name, err))
-		}
+		{Name: "migration.status", Result: xmlrpc.Struct, Params: []xmlrpc.Param{idParam}, Run: a.apiMigrationStatus,
+			Help: "One migration: phase (connecting, setup, precopy, stop-copy, sent, verified, committing, in-doubt, completed, failed, cancelled), round, bytes sent and remaining, zero pages, throughput and dirty rate (bytes/s), expected downtime, throttle; at the end total time and the downtime measured from pause to the target's resume."},
+		{Name: "migration.list", Result: xmlrpc.Array, Help: "Every migration this agent started (the last 100), newest first.",
+			Run: func(context.Context, xmlrpc.Args) (any, error) { return a.migrations.List(), nil }},
+		{Name: "migration.cancel", Result: xmlrpc.Struct, Params: []xmlrpc.Param{idParam}, Run: a.apiMigrationCancel,
+			Help: "Cancel a migration that has not committed: the domain keeps running here and the target keeps nothing."},
 	}
+}
+
+// move is one requested migration.
+type move struct {
+	name, target string
+	opts         migration.Options
+	dryRun       bool
+}
+
+// moveArgs reads (name, target[, options]) and fills in the target
+// credentials the caller left out.
+func (a *Agent) moveArgs(args xmlrpc.Args) (move, error) {
+	o, dry, err := migrationOptions(args.Struct(2))
+	if err == nil {
+		err = a.withPeerCredentials(&o)
+	}
+	return move{name: args.String(0), target: args.String(1), opts: o, dryRun: dry}, err
+}
+
+// mover is how one domain moves: live (its memory streams to the target's
+// VMM) or offline (it is stopped: its vm.cfg and disks are copied).
+type mover struct {
+	offline bool
+	check   func(ctx context.Context, name, tgt string, o migration.Options) ([]string, error)
+	start   func(name, tgt string, o migration.Options) (string, error)
+}
+
+// mover decides, for every migration method, how m's domain moves: offline
+// when offline moves are allowed, the caller did not ask for live and the
+// domain is stopped; live otherwise.
+func (a *Agent) mover(m move, offlineAllowed bool) mover {
+	if offlineAllowed && !m.opts.Live && a.migrations.IsOffline(m.name) {
+		return mover{offline: true, check: a.migrations.CheckOffline, start: a.migrations.StartOffline}
+	}
+	return mover{check: a.migrations.Check, start: a.migrations.Start}
+}
+
+// startMove starts m the way mover decides and returns the migration id.
+func (a *Agent) startMove(m move, offlineAllowed bool) (any, error) {
+	id, err := a.mover(m, offlineAllowed).start(m.name, m.target, m.opts)
+	if err != nil {
+		return nil, domainFault(err)
+	}
+	return id, nil
+}
+
+func (a *Agent) apiMigrate(ctx context.Context, args xmlrpc.Args) (any, error) {
+	m, err := a.moveArgs(args)
+	if err != nil {
+		return nil, err
+	}
+	if m.dryRun {
+		return a.checkMove(ctx, m)
+	}
+	return a.startMove(m, true)
+}
+
+func (a *Agent) apiMigrationCheck(ctx context.Context, args xmlrpc.Args) (any, error) {
+	m, err := a.moveArgs(args)
+	if err != nil {
+		return nil, err
+	}
+	return a.checkMove(ctx, m)
+}
+
+// checkMove is the dry run of m: its problems, and for a live move the
+// measured estimate.
+func (a *Agent) checkMove(ctx context.Context, m move) (any, error) {
+	mv := a.mover(m, true)
+	problems, err := mv.check(ctx, m.name, m.target, m.opts)
+	if err != nil {
+		return nil, domainFault(err)
+	}
+	if problems == nil {
+		problems = []string{}
+	}
+	res := checkResult{OK: len(problems) == 0, Problems: problems}
+	if mv.offline {
+		res.NoEstimate = "no estimate: the domain is stopped, so it moves offline (its disks are copied, no memory)"
+		return res, nil
+	}
+	est, why, err := a.migrations.Estimate(ctx, m.name, m.target, m.opts)
+	if err != nil {
+		return nil, domainFault(err)
+	}
+	if why != "" {
+		why = "no estimate: " + why
+	}
+	res.Estimate, res.NoEstimate = est, why
+	return res, nil
+}
+
+// migrationFault is the fault for a migration id: NotFound for an unknown
+// one.
+func migrationFault(err error) error {
+	if errors.Is(err, migration.ErrNoMigration) {
+		return xmlrpc.Faultf(xmlrpc.NotFound, "%v", err)
+	}
+	return domainFault(err)
+}
+
+func (a *Agent) apiMigrationStatus(_ context.Context, args xmlrpc.Args) (any, error) {
+	st, err := a.migrations.Status(args.String(0))
+	if err != nil {
+		return nil, migrationFault(err)
+	}
+	return st, nil
+}
+
+func (a *Agent) apiMigrationCancel(_ context.Context, args xmlrpc.Args) (any, error) {
+	st, err := a.migrations.Cancel(args.String(0))
+	if err != nil {
+		if errors.Is(err, migration.ErrNoMigration) {
+			return nil, migrationFault(err)
+		}
+		return nil, xmlrpc.Faultf(xmlrpc.BadState, "%v", err)
+	}
+	return st, nil
 }

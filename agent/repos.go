@@ -3,7 +3,6 @@ package agent
 import (
 	"context"
 	"errors"
-	"fmt"
 
 	"github.com/ovs-agent/ovs-agent/agent/xmlrpc"
 	"github.com/ovs-agent/ovs-agent/config"
@@ -38,23 +37,84 @@ func (a *Agent) hasRepository(uuid string) bool {
 	return ok
 }
 
-func (a *Agent) repoTemplates(uuid string) ([]repository.Template, error) {
-	return a.repos.Templates(uuid)
+// repositoryMethods is the repository namespace: the storage repositories
+// mounted under /OVS, their templates and ISO images, and a domain copied
+// from a template.
+func (a *Agent) repositoryMethods() []xmlrpc.Def {
+	return []xmlrpc.Def{
+		{Name: "repository.list", Result: xmlrpc.Struct, Run: a.repoReport((*repository.Manager).Status),
+			Help: "Every repository: uuid, source, options, mount_point, shared (0, 1, C), description, state (mounted, error, in use, unmounted, offline...), error, domains using it, size and free (bytes); plus problems found in the configuration files (file:line)."},
+		{Name: "repository.status", Result: xmlrpc.Struct, Params: []xmlrpc.Param{uuidParam}, Run: a.apiRepoStatus,
+			Help: "One repository, as repository.list reports it."},
+		{Name: "repository.reload", Result: xmlrpc.Struct, Run: a.repoReport((*repository.Manager).Reload),
+			Help: "Re-read the repositories files and apply the difference now (ovsrepositories reload)."},
+		{Name: "repository.add", Result: xmlrpc.Struct, Run: a.apiRepoAdd,
+			Params: []xmlrpc.Param{xmlrpc.Req("source", xmlrpc.String), xmlrpc.Opt("options", xmlrpc.String)},
+			Help:   "Add an existing repository (a source that holds a .ovsrepo) with optional mount options; it is written to the repositories files and mounted."},
+		{Name: "repository.remove", Result: xmlrpc.Struct, Params: []xmlrpc.Param{uuidParam}, Run: a.apiRepoRemove,
+			Help: "Unmount a repository and remove it from the repositories files (ovs-offlinerepo -d); refused while running domains use it."},
+		{Name: "repository.templates", Result: xmlrpc.Array, Params: []xmlrpc.Param{uuidParam}, Run: listIn(a, (*repository.Manager).Templates),
+			Help: "The templates in a repository's seed_pool: name, path, size, memory, vcpus, and why a template is unusable."},
+		{Name: "repository.isos", Result: xmlrpc.Array, Params: []xmlrpc.Param{uuidParam}, Run: listIn(a, (*repository.Manager).ISOs),
+			Help: "The ISO images in a repository's iso_pool."},
+		{Name: "domain.create_from_template", Result: xmlrpc.Struct, Run: a.apiCreateFromTemplate,
+			Params: []xmlrpc.Param{uuidParam, xmlrpc.Req("template", xmlrpc.String), nameParam},
+			Help:   "Copy template seed_pool/TEMPLATE of repository UUID into running_pool/NAME (fresh UUID, fresh 00:16:3E MACs, sparse copy) and register the domain from it: (uuid, template, name)."},
+	}
 }
-func (a *Agent) repoISOs(uuid string) ([]repository.ISO, error) { return a.repos.ISOs(uuid) }
 
-// listIn is a handler listing what f finds in the repository named by the
-// one parameter (an empty list rather than nil).
-func listIn[T any](need func() error, uuidArg func(xmlrpc.Params) (string, error), f func(string) ([]T, error)) xmlrpc.Handler {
-	return func(_ context.Context, p xmlrpc.Params) (any, error) {
-		if err := need(); err != nil {
+// needRepos refuses repository methods on an agent that does not manage
+// repositories.
+func (a *Agent) needRepos() error {
+	if a.repos == nil {
+		return xmlrpc.Faultf(xmlrpc.Unsupported, "repositories are not managed by this agent ([repository] enabled = no)")
+	}
+	return nil
+}
+
+// repoUUID is the checked repository UUID of parameter 1.
+func repoUUID(args xmlrpc.Args) (string, error) {
+	u := args.String(0)
+	if err := repository.CheckUUID(u); err != nil {
+		return "", xmlrpc.Faultf(xmlrpc.BadParams, "%v", err)
+	}
+	return u, nil
+}
+
+// repoStateFault is the fault for a repository operation that failed.
+func repoStateFault(err error) error {
+	if err == nil {
+		return nil
+	}
+	return xmlrpc.Faultf(xmlrpc.BadState, "%v", err)
+}
+
+// repoReport is a method answering with the report op returns.
+func (a *Agent) repoReport(op func(*repository.Manager, context.Context) (repository.Report, error)) func(context.Context, xmlrpc.Args) (any, error) {
+	return func(ctx context.Context, _ xmlrpc.Args) (any, error) {
+		if err := a.needRepos(); err != nil {
 			return nil, err
 		}
-		u, err := uuidArg(p)
+		rep, err := op(a.repos, ctx)
+		if err != nil {
+			return nil, repoStateFault(err)
+		}
+		return rep, nil
+	}
+}
+
+// listIn is a method listing what f finds in the repository named by the
+// one parameter (an empty list rather than nil).
+func listIn[T any](a *Agent, f func(*repository.Manager, string) ([]T, error)) func(context.Context, xmlrpc.Args) (any, error) {
+	return func(_ context.Context, args xmlrpc.Args) (any, error) {
+		if err := a.needRepos(); err != nil {
+			return nil, err
+		}
+		u, err := repoUUID(args)
 		if err != nil {
 			return nil, err
 		}
-		items, err := f(u)
+		items, err := f(a.repos, u)
 		if err != nil {
 			return nil, xmlrpc.Faultf(xmlrpc.NotFound, "%v", err)
 		}
@@ -65,149 +125,54 @@ func listIn[T any](need func() error, uuidArg func(xmlrpc.Params) (string, error
 	}
 }
 
-func (a *Agent) registerRepositoryMethods(s *xmlrpc.Server) {
-	need := func() error {
-		if a.repos == nil {
-			return xmlrpc.Faultf(xmlrpc.Unsupported, "repositories are not managed by this agent ([repository] enabled = no)")
-		}
-		return nil
+func (a *Agent) apiRepoStatus(ctx context.Context, args xmlrpc.Args) (any, error) {
+	if err := a.needRepos(); err != nil {
+		return nil, err
 	}
-	fault := func(err error) error {
-		if err == nil {
-			return nil
-		}
-		return xmlrpc.Faultf(xmlrpc.BadState, "%v", err)
+	u, err := repoUUID(args)
+	if err != nil {
+		return nil, err
 	}
-	report := func(f func(context.Context) (repository.Report, error)) xmlrpc.Handler {
-		return func(ctx context.Context, p xmlrpc.Params) (any, error) {
-			if err := need(); err != nil {
-				return nil, err
-			}
-			if err := p.Want(0); err != nil {
-				return nil, err
-			}
-			rep, err := f(ctx)
-			if err != nil {
-				return nil, fault(err)
-			}
-			return rep, nil
-		}
+	st, err := a.repos.Get(ctx, u)
+	if err != nil {
+		return nil, xmlrpc.Faultf(xmlrpc.NotFound, "%v", err)
 	}
-	uuidArg := func(p xmlrpc.Params) (string, error) {
-		if err := p.Want(1); err != nil {
-			return "", err
-		}
-		u, err := p.String(0)
-		if err != nil {
-			return "", err
-		}
-		if err := repository.CheckUUID(u); err != nil {
-			return "", xmlrpc.Faultf(xmlrpc.BadParams, "%v", err)
-		}
-		return u, nil
+	return st, nil
+}
+
+func (a *Agent) apiRepoAdd(ctx context.Context, args xmlrpc.Args) (any, error) {
+	if err := a.needRepos(); err != nil {
+		return nil, err
 	}
-	methods := []xmlrpc.Method{
-		{Name: "repository.list", Signatures: [][]string{{"struct"}},
-			Help:    "Every repository: uuid, source, options, mount_point, shared (0, 1, C), description, state (mounted, error, in use, unmounted, offline...), error, domains using it, size and free (bytes); plus problems found in the configuration files (file:line).",
-			Handler: report(func(ctx context.Context) (repository.Report, error) { return a.repos.Status(ctx) })},
-		{Name: "repository.status", Signatures: [][]string{{"struct", "string"}}, Help: "One repository, as repository.list reports it.",
-			Handler: func(ctx context.Context, p xmlrpc.Params) (any, error) {
-				if err := need(); err != nil {
-					return nil, err
-				}
-				u, err := uuidArg(p)
-				if err != nil {
-					return nil, err
-				}
-				st, err := a.repos.Get(ctx, u)
-				if err != nil {
-					return nil, xmlrpc.Faultf(xmlrpc.NotFound, "%v", err)
-				}
-				return st, nil
-			}},
-		{Name: "repository.reload", Signatures: [][]string{{"struct"}}, Help: "Re-read the repositories files and apply the difference now (ovsrepositories reload).",
-			Handler: report(func(ctx context.Context) (repository.Report, error) { return a.repos.Reload(ctx) })},
-		{Name: "repository.add", Signatures: [][]string{{"struct", "string"}, {"struct", "string", "string"}},
-			Help: "Add an existing repository (a source that holds a .ovsrepo) with optional mount options; it is written to the repositories files and mounted.",
-			Handler: func(ctx context.Context, p xmlrpc.Params) (any, error) {
-				if err := need(); err != nil {
-					return nil, err
-				}
-				if err := p.Between(1, 2); err != nil {
-					return nil, err
-				}
-				src, err := p.String(0)
-				if err != nil {
-					return nil, err
-				}
-				opts, err := p.OptString(1, "")
-				if err != nil {
-					return nil, err
-				}
-				st, err := a.repos.Add(ctx, src, opts)
-				return st, addFault(err, fault)
-			}},
-		{Name: "repository.remove", Signatures: [][]string{{"struct", "string"}},
-			Help: "Unmount a repository and remove it from the repositories files (ovs-offlinerepo -d); refused while running domains use it.",
-			Handler: func(ctx context.Context, p xmlrpc.Params) (any, error) {
-				if err := need(); err != nil {
-					return nil, err
-				}
-				u, err := uuidArg(p)
-				if err != nil {
-					return nil, err
-				}
-				st, err := a.repos.Remove(ctx, u)
-				return st, fault(err)
-			}},
-		{Name: "repository.templates", Signatures: [][]string{{"array", "string"}}, Handler: listIn(need, uuidArg, a.repoTemplates),
-			Help: "The templates in a repository's seed_pool: name, path, size, memory, vcpus, and why a template is unusable."},
-		{Name: "repository.isos", Signatures: [][]string{{"array", "string"}}, Handler: listIn(need, uuidArg, a.repoISOs),
-			Help: "The ISO images in a repository's iso_pool."},
-		{Name: "domain.create_from_template", Signatures: [][]string{{"struct", "string", "string", "string"}},
-			Help: "Copy template seed_pool/TEMPLATE of repository UUID into running_pool/NAME (fresh UUID, fresh 00:16:3E MACs, sparse copy) and register the domain from it: (uuid, template, name).",
-			Handler: func(ctx context.Context, p xmlrpc.Params) (any, error) {
-				if err := need(); err != nil {
-					return nil, err
-				}
-				if err := p.Want(3); err != nil {
-					return nil, err
-				}
-				u, err := p.String(0)
-				if err != nil {
-					return nil, err
-				}
-				tmpl, err := p.String(1)
-				if err != nil {
-					return nil, err
-				}
-				name, err := p.String(2)
-				if err != nil {
-					return nil, err
-				}
-				c, err := a.repos.CreateFromTemplate(ctx, u, tmpl, name)
-				if err != nil {
-					return nil, xmlrpc.Faultf(xmlrpc.BadParams, "%v", err)
-				}
-				text, source, err := readConfigSource(a.fileRoots(), c.VMCfg)
-				if err != nil {
-					return nil, err
-				}
-				in, warnings, err := a.domains.Create(text, source)
-				if err != nil {
-					return nil, domainFault(fmt.Errorf("%w (the copy is in %s)", err, c.Dir))
-				}
-				if warnings == nil {
-					warnings = []string{}
-				}
-				return createResult{Info: *in, Warnings: warnings}, nil
-			}},
+	st, err := a.repos.Add(ctx, args.String(0), args.String(1))
+	return st, addFault(err, repoStateFault)
+}
+
+func (a *Agent) apiRepoRemove(ctx context.Context, args xmlrpc.Args) (any, error) {
+	if err := a.needRepos(); err != nil {
+		return nil, err
 	}
-	for _, m := range methods {
-		if err := s.Register(m); err != nil {
-			panic(fmt.Sprintf("register %s: %v", m.Name, err))
-		}
+	u, err := repoUUID(args)
+	if err != nil {
+		return nil, err
 	}
+	st, err := a.repos.Remove(ctx, u)
+	return st, repoStateFault(err)
+}
+
+func (a *Agent) apiCreateFromTemplate(ctx context.Context, args xmlrpc.Args) (any, error) {
+	if err := a.needRepos(); err != nil {
+		return nil, err
+	}
+	c, err := a.repos.CreateFromTemplate(ctx, args.String(0), args.String(1), args.String(2))
+	if err != nil {
+		return nil, xmlrpc.Faultf(xmlrpc.BadParams, "%v", err)
+	}
+	text, source, err := readConfigSource(a.fileRoots(), c.VMCfg)
+	if err != nil {
+		return nil, err
+	}
+	return a.create(text, source, c.Dir)
 }
 
 // addFault translates a repository.add error: bad source or options input
