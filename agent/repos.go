@@ -72,8 +72,12 @@ func (a *Agent) needRepos() error {
 	return nil
 }
 
-// repoUUID is the checked repository UUID of parameter 1.
-func repoUUID(args xmlrpc.Args) (string, error) {
+// repoUUID is the repository UUID of parameter 1, checked, on an agent
+// that manages repositories.
+func (a *Agent) repoUUID(args xmlrpc.Args) (string, error) {
+	if err := a.needRepos(); err != nil {
+		return "", err
+	}
 	u := args.String(0)
 	if err := repository.CheckUUID(u); err != nil {
 		return "", xmlrpc.Faultf(xmlrpc.BadParams, "%v", err)
@@ -107,10 +111,7 @@ func (a *Agent) repoReport(op func(*repository.Manager, context.Context) (reposi
 // one parameter (an empty list rather than nil).
 func listIn[T any](a *Agent, f func(*repository.Manager, string) ([]T, error)) func(context.Context, xmlrpc.Args) (any, error) {
 	return func(_ context.Context, args xmlrpc.Args) (any, error) {
-		if err := a.needRepos(); err != nil {
-			return nil, err
-		}
-		u, err := repoUUID(args)
+		u, err := a.repoUUID(args)
 		if err != nil {
 			return nil, err
 		}
@@ -126,10 +127,7 @@ func listIn[T any](a *Agent, f func(*repository.Manager, string) ([]T, error)) f
 }
 
 func (a *Agent) apiRepoStatus(ctx context.Context, args xmlrpc.Args) (any, error) {
-	if err := a.needRepos(); err != nil {
-		return nil, err
-	}
-	u, err := repoUUID(args)
+	u, err := a.repoUUID(args)
 	if err != nil {
 		return nil, err
 	}
@@ -149,10 +147,7 @@ func (a *Agent) apiRepoAdd(ctx context.Context, args xmlrpc.Args) (any, error) {
 }
 
 func (a *Agent) apiRepoRemove(ctx context.Context, args xmlrpc.Args) (any, error) {
-	if err := a.needRepos(); err != nil {
-		return nil, err
-	}
-	u, err := repoUUID(args)
+	u, err := a.repoUUID(args)
 	if err != nil {
 		return nil, err
 	}
