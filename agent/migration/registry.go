@@ -232,6 +232,7 @@ func (l *Local) Cancel(id string) (Status, error) {
 	_, _ = l.Domains.Call(st.Domain, control.Request{Op: control.OpMigrateCancel, Reason: "cancelled by the operator"}, 5*time.Second)
 	select {
 	case <-m.done:
+	case <-l.life().Done():
 	case <-time.After(30 * time.Second):
 	}
 	return m.status(), nil
