@@ -30,14 +30,6 @@ func (a *Agent) reposInUse(uuid string) []string {
 	return a.domains.UsingRepository(uuid)
 }
 
-func (a *Agent) hasRepository(uuid string) bool {
-	if a.repos == nil {
-		return false
-	}
-	_, ok := a.repos.MountPoint(uuid)
-	return ok
-}
-
 func (a *Agent) repoTemplates(uuid string) ([]repository.Template, error) {
 	return a.repos.Templates(uuid)
 }

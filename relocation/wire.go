@@ -171,16 +171,21 @@ func (c *Checker) HasHard() bool {
 
 // Skip drops the soft problems (a --force) and returns them.
 func (c *Checker) Skip() []Problem {
-	var kept, skipped []Problem
+	hard, soft := c.split()
+	c.list = hard
+	return soft
+}
+
+// split parts the problems into hard and soft, each in the order recorded.
+func (c *Checker) split() (hard, soft []Problem) {
 	for _, p := range c.list {
 		if p.Hard {
-			kept = append(kept, p)
+			hard = append(hard, p)
 		} else {
-			skipped = append(skipped, p)
+			soft = append(soft, p)
 		}
 	}
-	c.list = kept
-	return skipped
+	return hard, soft
 }
 
 // Strings renders problems as the API and an older peer read them.
@@ -217,13 +222,6 @@ func (w *Welcome) ProblemList() []Problem {
 // Ordered are the problems recorded, the hard ones first, each kind in
 // the order recorded.
 func (c *Checker) Ordered() []Problem {
-	var hard, soft []Problem
-	for _, p := range c.list {
-		if p.Hard {
-			hard = append(hard, p)
-		} else {
-			soft = append(soft, p)
-		}
-	}
+	hard, soft := c.split()
 	return append(hard, soft...)
 }
