@@ -252,9 +252,12 @@ func (a *Agent) Run(ctx context.Context) error {
 		return err
 	}
 	defer a.domains.Close()
-	a.migrations = &migration.Local{Domains: a.domains, AgentVersion: a.opts.Version, Protocol: ProtocolVersion, SourceAddr: cfg.Relocation.Address, ProgressTimeout: cfg.Relocation.ProgressTimeout, FileRoots: a.fileRoots}
-	a.migrations.ResolveInDoubt()
-	a.migrations.ResolveOfflineInDoubt()
+	migCtx, stopMigrations := context.WithCancel(context.Background()) // the agent's lifetime for migration's retries
+	defer stopMigrations()
+	a.migrations = &migration.Local{Domains: a.domains, AgentVersion: a.opts.Version, Protocol: ProtocolVersion, SourceAddr: cfg.Relocation.Address, ProgressTimeout: cfg.Relocation.ProgressTimeout, FileRoots: a.fileRoots,
+		Repos: migrationRepos{a.repos}, Lifetime: migCtx, Log: a.log.Named("relocation")}
+	a.migrations.ResolveInDoubt(migCtx)
+	a.migrations.ResolveOfflineInDoubt(migCtx)
 	if a.repos != nil {
 		go func() {
 			if err := a.repos.Run(reposCtx); err != nil && reposCtx.Err() == nil {

@@ -5,7 +5,11 @@
 // service manager (sd_notify readiness, reload on SIGHUP, watchdog, socket
 // activation, graceful stop on SIGTERM). It wires the domain registry
 // (agent/domains), migrations (agent/migration), the relocation listener
-// (relocation) and the repositories (repository) into API methods.
+// (relocation) and the repositories (repository) into API methods. Of
+// migration it keeps only the composition (agent/migration.Local built with
+// the registry, the repositories and a context that ends when the agent
+// stops) and the dispatch of an authenticated relocation connection on its
+// op (relocate.go); both sides of migration live in agent/migration.
 //
 // The agent holds no guest memory: domains run in ovs-vmm processes. It may
 // import config, vmm, repository and relocation; nothing imports it but cmd.

@@ -9,16 +9,13 @@ import (
 	"net"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"time"
 
-	"go.uber.org/zap"
-
 	"github.com/ovs-agent/ovs-agent/agent/auth"
-	"github.com/ovs-agent/ovs-agent/agent/hostinfo"
 	"github.com/ovs-agent/ovs-agent/agent/xmlrpc"
 	"github.com/ovs-agent/ovs-agent/config"
 	"github.com/ovs-agent/ovs-agent/relocation"
+	"github.com/ovs-agent/ovs-agent/repository"
 )
 
 type relocListener struct {
@@ -102,82 +99,50 @@ func (a *Agent) relocationServer(tc *tls.Config, handshakeTimeout time.Duration)
 	}
 }
 
-// handleRelocation serves one authenticated relocation connection.
+// handleRelocation serves one authenticated relocation connection: the
+// op says which side of migration (agent/migration) takes it.
 func (a *Agent) handleRelocation(ctx context.Context, c net.Conn, r *bufio.Reader, h *relocation.Hello) {
-	log := a.log.Named("relocation").With(zap.String("op", h.Op), zap.String("domain", h.Offer.Name), zap.String("migration", h.Migration))
+	m := a.migrations
 	switch h.Op {
 	case relocation.OpCheck:
-		if h.Offline != nil {
-			a.answerOfflineCheck(c, h)
-			return
-		}
-		problems := a.checkIncoming(h)
-		if err := relocation.WriteWelcome(c, &relocation.Welcome{OK: len(problems) == 0, Problems: problems, AgentVersion: a.opts.Version, Protocol: ProtocolVersion, Host: hostname()}); err != nil {
-			log.Warn("answer check", zap.Error(err))
-		}
-		c.Close()
+		m.AnswerCheck(c, h)
 	case relocation.OpStatus:
-		state := ""
-		if in, err := a.domains.Info(h.Offer.Name); err == nil && strings.EqualFold(in.UUID, h.Offer.UUID) {
-			state = in.State
-		}
-		_ = relocation.WriteWelcome(c, &relocation.Welcome{OK: true, State: state, AgentVersion: a.opts.Version, Protocol: ProtocolVersion, Host: hostname()})
-		c.Close()
+		m.AnswerStatus(c, h)
 	case relocation.OpProbe:
-		a.serveProbe(c, r, log)
+		m.ServeProbe(c, r, h)
 	case relocation.OpReceive:
-		a.receiveDomain(ctx, c, r, h, log)
+		m.Receive(ctx, c, r, h)
 	case relocation.OpOffline:
-		if h.Offline == nil {
-			_ = relocation.WriteWelcome(c, &relocation.Welcome{Code: xmlrpc.BadParams, Error: "an offline migration without its request"})
-			c.Close()
-			return
-		}
-		a.receiveOffline(ctx, c, r, h, log)
+		m.ReceiveOffline(ctx, c, r, h)
 	default:
-		_ = relocation.WriteWelcome(c, &relocation.Welcome{Code: xmlrpc.Unsupported, Error: fmt.Sprintf("unknown relocation operation %q", h.Op)})
-		c.Close()
+		m.Refuse(c, xmlrpc.Unsupported, "unknown relocation operation %q", h.Op)
 	}
 }
 
-// checkIncoming lists every reason this host could not take the offered
-// domain; none means it can.
-func (a *Agent) checkIncoming(h *relocation.Hello) []string {
-	var problems []string
-	o := h.Offer
-	if h.Protocol != ProtocolVersion {
-		problems = append(problems, fmt.Sprintf("protocol: the sending agent speaks protocol %d (version %s), this agent %d (version %s)", h.Protocol, h.AgentVersion, ProtocolVersion, a.opts.Version))
+// migrationRepos gives agent/migration the repositories mounted here
+// (none while the agent runs without a repository manager).
+type migrationRepos struct{ m *repository.Manager }
+
+func (r migrationRepos) Mounted() []repository.Status {
+	if r.m == nil {
+		return nil
 	}
-	problems = append(problems, a.domains.CheckIncoming(o.Name, o.UUID, o.MemoryMiB, o.VCPUs, o.Engine)...)
-	if o.Engine == "kvm" {
-		info, err := hostinfo.Read(hostinfo.DefaultPaths)
-		if err != nil {
-			problems = append(problems, "CPU: cannot read this host's CPU: "+err.Error())
-		} else {
-			if o.CPUVendor != "" && o.CPUVendor != info.CPUVendor {
-				problems = append(problems, fmt.Sprintf("CPU: the domain runs on a %s CPU; this host's is %s", o.CPUVendor, info.CPUVendor))
-			}
-			have := make(map[string]bool, len(info.CPUFlags))
-			for _, f := range info.CPUFlags {
-				have[f] = true
-			}
-			var missing []string
-			for _, f := range o.CPUFlags {
-				if !have[f] {
-					missing = append(missing, f)
-				}
-			}
-			if len(missing) > 0 {
-				problems = append(problems, fmt.Sprintf("CPU: features the guest may use are missing here: %s", strings.Join(missing, " ")))
-			}
+	rep, err := r.m.Status(context.Background())
+	if err != nil {
+		return nil
+	}
+	var out []repository.Status
+	for _, s := range rep.Repositories {
+		if (s.State == repository.StateMounted || s.State == repository.StateInUse) && s.MountPoint != "" {
+			out = append(out, s)
 		}
 	}
-	for _, d := range o.Disks {
-		if d.Repository == "" {
-			problems = append(problems, fmt.Sprintf("disk %s: not on a repository, so this host cannot reach it", d.Path))
-		} else if !a.hasRepository(d.Repository) {
-			problems = append(problems, fmt.Sprintf("disk %s: repository %s is not mounted on this host", d.Path, d.Repository))
-		}
+	return out
+}
+
+func (r migrationRepos) MountPoint(uuid string) (string, bool) {
+	if r.m == nil {
+		return "", false
 	}
-	return problems
+	return r.m.MountPoint(uuid)
 }

@@ -29,14 +29,6 @@ func (a *Agent) reposInUse(uuid string) []string {
 	return a.domains.UsingRepository(uuid)
 }
 
-func (a *Agent) hasRepository(uuid string) bool {
-	if a.repos == nil {
-		return false
-	}
-	_, ok := a.repos.MountPoint(uuid)
-	return ok
-}
-
 // repositoryMethods is the repository namespace: the storage repositories
 // mounted under /OVS, their templates and ISO images, and a domain copied
 // from a template.

@@ -27,6 +27,7 @@ const (
 	OpReceive = "receive" // take a domain: a page-transfer stream follows
 	OpCheck   = "check"   // dry run: say whether a receive would work
 	OpStatus  = "status"  // where is this domain now (recovery after a lost connection)
+	OpOffline = "offline" // take a stopped domain and its disks: an offline-transfer stream (relocation/filexfer) follows
 )
 
 // maxMessage bounds one handshake message after the hello (a Welcome, a
@@ -48,34 +49,6 @@ const maxProtocolLine = 64
 // buffer grows only as bytes arrive, so a length prefix announcing a large
 // body that is never sent costs one chunk, not the announced size.
 const readChunk = 16 << 10
-
-// Offer describes the domain a sender wants to move.
-type Offer struct {
-	Name      string   `json:"name"`
-	UUID      string   `json:"uuid"`
-	MemoryMiB int      `json:"memory_mib"`
-	VCPUs     int      `json:"vcpus"`
-	Engine    string   `json:"engine"`
-	Config    string   `json:"config"` // vm.cfg text
-	CPUVendor string   `json:"cpu_vendor"`
-	CPUFlags  []string `json:"cpu_flags"` // the host features the guest may use
-	Disks     []Disk   `json:"disks,omitempty"`
-}
-
-// Disk is one disk of an offered domain and the repository it lives on.
-type Disk struct {
-	Path       string `json:"path"`
-	Repository string `json:"repository,omitempty"` // repository UUID, "" when not on one
-	// Rel is Path relative to the repository's root (where the target
-	// finds a disk on a repository it shares).
-	Rel    string `json:"rel,omitempty"`
-	Device string `json:"device,omitempty"`
-	// File says the disk is an image file (not a device); Size and Data
-	// (bytes outside holes) are set for files.
-	File bool  `json:"file,omitempty"`
-	Size int64 `json:"size,omitempty"`
-	Data int64 `json:"data,omitempty"`
-}
 
 // Hello is what the sending agent says first.
 type Hello struct {
@@ -107,14 +80,18 @@ func (h *Hello) String() string {
 
 // Welcome is the receiving agent's answer.
 type Welcome struct {
-	Version      int      `json:"version"`
-	OK           bool     `json:"ok"`
-	Code         int      `json:"code,omitempty"` // an API fault code when not OK
-	Error        string   `json:"error,omitempty"`
-	Problems     []string `json:"problems,omitempty"` // every reason a receive would fail
-	AgentVersion string   `json:"agent_version"`
-	Protocol     int      `json:"protocol"`
-	Host         string   `json:"host"`
+	Version int    `json:"version"`
+	OK      bool   `json:"ok"`
+	Code    int    `json:"code,omitempty"` // an API fault code when not OK
+	Error   string `json:"error,omitempty"`
+	// Problems is every reason a receive would fail, as "field: message"
+	// (what an older peer sends and reads); ProblemDetails are the same
+	// problems structured (see Problem), absent from an older peer.
+	Problems       []string  `json:"problems,omitempty"`
+	ProblemDetails []Problem `json:"problem_details,omitempty"`
+	AgentVersion   string    `json:"agent_version"`
+	Protocol       int       `json:"protocol"`
+	Host           string    `json:"host"`
 	// State answers OpStatus: the domain's state on the receiver, or "".
 	State string `json:"state,omitempty"`
 	// Repositories answers an offline OpCheck: the repositories (UUIDs)

@@ -42,22 +42,6 @@ type ProbeOptions struct {
 	MaxBytes int64         // DefaultProbeBytes when 0, at most MaxProbeBytes
 }
 
-// ProbeResult is what the receiver measured.
-type ProbeResult struct {
-	Bytes int64 `json:"bytes"`
-	// Duration runs from the first chunk's arrival to the end marker's.
-	Duration   time.Duration `json:"duration_ns"`
-	Throughput float64       `json:"throughput"` // bytes per second
-	// Landed says the receiver wrote every chunk into memory as a
-	// migration's receiver does (pwrite into a memfd, the kernel
-	// allocating the pages), so Throughput includes that cost, which on
-	// a fast link is most of a migration's; MemoryWriteRate is the rate of
-	// those writes alone. An older receiver only reads.
-	Landed          bool    `json:"landed,omitempty"`
-	MemoryWriteRate float64 `json:"memory_write_rate,omitempty"`
-	Error           string  `json:"error,omitempty"`
-}
-
 // probeWindow is the memory a probe's receiver writes the chunks into,
 // over and over: its pages are given back (hole punched) before each
 // pass, so that every write allocates as a migration's does while the

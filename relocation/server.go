@@ -100,6 +100,9 @@ func (s *Server) limit() *connlimit.Pending {
 	return s.pending
 }
 
+// serve takes one connection through the listener's gates in order:
+// the pending-connection caps, hosts-allow (before any byte is read), TLS,
+// the hello and the login; then it hands the connection to Handle.
 func (s *Server) serve(ctx context.Context, c net.Conn) {
 	ip := connlimit.PeerAddr(c)
 	release, ok := s.limit().Acquire(ip)
@@ -108,79 +111,23 @@ func (s *Server) serve(ctx context.Context, c net.Conn) {
 		return
 	}
 	defer release()
-	// hosts-allow, before any byte is read.
-	var names []string
-	looked := false
-	lookup := func() []string {
-		if !looked && s.Names != nil {
-			looked = true
-			names = s.Names(ctx, ip)
-		}
-		return names
-	}
-	hosts := s.Hosts.Load()
-	if ok, _ := hosts.Match(ip.String(), lookup); !ok {
-		lookup()
-		s.Log.Warn("relocation peer refused by hosts-allow", zap.String("peer", ip.String()), zap.Strings("names", names))
+	if !s.allowed(ctx, ip) {
 		c.Close()
 		return
 	}
-	if s.TLS != nil {
-		tc := tls.Server(c, s.TLS)
-		hctx, cancel := context.WithTimeout(ctx, s.timeout())
-		err := tc.HandshakeContext(hctx)
-		cancel()
-		if err != nil {
-			s.Log.Warn("relocation TLS handshake failed", zap.String("peer", ip.String()), zap.Error(err))
-			c.Close()
-			return
-		}
-		c = tc
-	}
-	c.SetReadDeadline(time.Now().Add(s.timeout()))
-	// A small buffer until the peer has logged in; the stream gets a
-	// large one below.
-	r := bufio.NewReaderSize(c, 4<<10)
-	h, err := ReadHello(r)
+	c, err := s.startTLS(ctx, c, ip)
 	if err != nil {
-		s.Log.Warn("relocation handshake refused", zap.String("peer", ip.String()), zap.Error(err))
-		_ = WriteWelcome(c, &Welcome{Error: err.Error(), Code: 1007})
 		c.Close()
 		return
 	}
-	c.SetReadDeadline(time.Time{})
-	// A status question ("does domain UUID run here?") needs no password:
-	// a source agent that restarted in the middle of a commit must be able
-	// to ask without the credentials it no longer has.
-	if h.Op != OpStatus {
-		err := errors.New("no password check configured")
-		if s.Authenticate != nil {
-			err = s.Authenticate(h.User, h.Password)
-		}
-		switch {
-		case errors.Is(err, ErrBusy):
-			s.Log.Debug("relocation login refused: login workers busy", zap.String("peer", ip.String()))
-			_ = WriteWelcome(c, &Welcome{Error: ErrBusy.Error(), Code: 1006})
-			c.Close()
-			return
-		case err != nil:
-			delay, n := time.Second, 1
-			if s.Throttle != nil {
-				delay, n = s.Throttle.Failed(ip)
-			}
-			s.Log.Warn("relocation peer failed to authenticate", zap.String("peer", ip.String()), zap.String("user", h.User), zap.String("op", h.Op),
-				zap.Int("consecutive_failures", n), zap.Duration("delay", delay))
-			select {
-			case <-time.After(delay):
-			case <-ctx.Done():
-			}
-			_ = WriteWelcome(c, &Welcome{Error: "authentication failed: give the receiving agent's API user and password", Code: 1000})
-			c.Close()
-			return
-		}
-		if s.Throttle != nil {
-			s.Throttle.Succeeded(ip)
-		}
+	r, h, ok := s.readHello(c, ip)
+	if !ok {
+		c.Close()
+		return
+	}
+	if !s.login(ctx, c, ip, h) {
+		c.Close()
+		return
 	}
 	h.Password = ""
 	release()
@@ -191,6 +138,95 @@ func (s *Server) serve(ctx context.Context, c net.Conn) {
 	}
 	s.Log.Info("relocation peer accepted", fields...)
 	s.Handle(ctx, c, r, h)
+}
+
+// allowed checks the peer against hosts-allow, looking its names up only
+// when a pattern needs them.
+func (s *Server) allowed(ctx context.Context, ip netip.Addr) bool {
+	var names []string
+	looked := false
+	lookup := func() []string {
+		if !looked && s.Names != nil {
+			looked = true
+			names = s.Names(ctx, ip)
+		}
+		return names
+	}
+	if ok, _ := s.Hosts.Load().Match(ip.String(), lookup); !ok {
+		lookup()
+		s.Log.Warn("relocation peer refused by hosts-allow", zap.String("peer", ip.String()), zap.Strings("names", names))
+		return false
+	}
+	return true
+}
+
+// startTLS runs the TLS handshake of a TLS listener, bounded by the
+// handshake timeout; a plain listener returns c as it is.
+func (s *Server) startTLS(ctx context.Context, c net.Conn, ip netip.Addr) (net.Conn, error) {
+	if s.TLS == nil {
+		return c, nil
+	}
+	tc := tls.Server(c, s.TLS)
+	hctx, cancel := context.WithTimeout(ctx, s.timeout())
+	defer cancel()
+	if err := tc.HandshakeContext(hctx); err != nil {
+		s.Log.Warn("relocation TLS handshake failed", zap.String("peer", ip.String()), zap.Error(err))
+		return c, err
+	}
+	return tc, nil
+}
+
+// readHello reads the protocol line and the hello within the handshake
+// timeout, through a small buffer (the peer has not logged in yet); a bad
+// one is answered and refused.
+func (s *Server) readHello(c net.Conn, ip netip.Addr) (*bufio.Reader, *Hello, bool) {
+	c.SetReadDeadline(time.Now().Add(s.timeout()))
+	r := bufio.NewReaderSize(c, 4<<10)
+	h, err := ReadHello(r)
+	if err != nil {
+		s.Log.Warn("relocation handshake refused", zap.String("peer", ip.String()), zap.Error(err))
+		_ = WriteWelcome(c, &Welcome{Error: err.Error(), Code: 1007})
+		return nil, nil, false
+	}
+	c.SetReadDeadline(time.Time{})
+	return r, h, true
+}
+
+// login checks the hello's credentials; a failure is answered after the
+// throttle's delay. A status question ("does domain UUID run here?")
+// needs no password: a source agent that restarted in the middle of a
+// commit must be able to ask without the credentials it no longer has.
+func (s *Server) login(ctx context.Context, c net.Conn, ip netip.Addr, h *Hello) bool {
+	if h.Op == OpStatus {
+		return true
+	}
+	err := errors.New("no password check configured")
+	if s.Authenticate != nil {
+		err = s.Authenticate(h.User, h.Password)
+	}
+	switch {
+	case errors.Is(err, ErrBusy):
+		s.Log.Debug("relocation login refused: login workers busy", zap.String("peer", ip.String()))
+		_ = WriteWelcome(c, &Welcome{Error: ErrBusy.Error(), Code: 1006})
+		return false
+	case err != nil:
+		delay, n := time.Second, 1
+		if s.Throttle != nil {
+			delay, n = s.Throttle.Failed(ip)
+		}
+		s.Log.Warn("relocation peer failed to authenticate", zap.String("peer", ip.String()), zap.String("user", h.User), zap.String("op", h.Op),
+			zap.Int("consecutive_failures", n), zap.Duration("delay", delay))
+		select {
+		case <-time.After(delay):
+		case <-ctx.Done():
+		}
+		_ = WriteWelcome(c, &Welcome{Error: "authentication failed: give the receiving agent's API user and password", Code: 1000})
+		return false
+	}
+	if s.Throttle != nil {
+		s.Throttle.Succeeded(ip)
+	}
+	return true
 }
 
 func (s *Server) timeout() time.Duration {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -14,28 +15,10 @@ import (
 	"github.com/ovs-agent/ovs-agent/agent/fileaccess"
 	"github.com/ovs-agent/ovs-agent/relocation"
 	"github.com/ovs-agent/ovs-agent/relocation/filexfer"
-	"github.com/ovs-agent/ovs-agent/relocation/pagexfer"
 	"github.com/ovs-agent/ovs-agent/repository"
 	"github.com/ovs-agent/ovs-agent/vmm/control"
+	"go.uber.org/zap"
 )
-
-// OfflineCommit is the source's last word on an offline migration's
-// connection, after the copy was verified.
-type OfflineCommit struct {
-	Commit bool   `json:"commit"`
-	Reason string `json:"reason,omitempty"`
-}
-
-// OfflineCommitted is the target's answer: the domain is registered there
-// (State: stopped, or running with --start) or Error says why not.
-type OfflineCommitted struct {
-	OK    bool   `json:"ok"`
-	State string `json:"state,omitempty"`
-	Error string `json:"error,omitempty"`
-	// Warning: registered, but something asked for did not happen (a
-	// --start that failed).
-	Warning string `json:"warning,omitempty"`
-}
 
 // IsOffline reports whether a migration of name would be offline: the
 // domain is stopped.
@@ -59,22 +42,9 @@ func (l *Local) CheckOffline(ctx context.Context, name, tgt string, o Options) (
 	if err != nil {
 		return nil, err
 	}
-	addr, err := target(tgt, o)
-	if err != nil {
-		return []string{"target: " + err.Error()}, nil
-	}
-	c, wl, err := l.dial(ctx, addr, o, l.offlineHello(relocation.OpCheck, "", o, offer, nil))
-	if err != nil {
-		return []string{"target: " + err.Error()}, nil
-	}
-	if c != nil {
-		c.Close()
-	}
-	var problems []string
-	if wl.Error != "" && len(wl.Problems) == 0 {
-		problems = append(problems, "target: "+wl.Error)
-	}
-	return append(problems, wl.Problems...), nil
+	var c relocation.Checker
+	l.askTarget(ctx, &c, tgt, o, func() *relocation.Hello { return l.offlineHello(relocation.OpCheck, "", o, offer, nil) }, false)
+	return relocation.Strings(c.Problems()), nil
 }
 
 // copyPlan picks the disks the target does not reach itself and names
@@ -132,176 +102,178 @@ func (l *Local) StartOffline(name, tgt string, o Options) (string, error) {
 	if err := l.Domains.BeginOffline(name, addr); err != nil {
 		return "", err
 	}
-	id, err := pagexfer.NewID()
+	st := Status{Domain: name, Target: addr, Offline: true, TLSVerified: o.SSL && o.Fingerprint != "", ValidationOff: o.Force}
+	id, err := l.launch(st, control.OfflineAgent, func(ctx context.Context, m *migration) {
+		l.runOffline(ctx, m, offer, addr, o)
+	})
 	if err != nil {
 		l.Domains.EndOffline(name, "offline migration did not start")
-		return "", err
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	m := &migration{cancel: cancel, done: make(chan struct{}), st: Status{
-		ID: id.String(), Domain: name, Target: addr, Offline: true, Phase: control.PhaseConnecting, Started: time.Now().UTC(),
-		TLSVerified: o.SSL && o.Fingerprint != "", ValidationOff: o.Force,
-	}}
-	l.reg().add(m)
-	go l.runOffline(ctx, m, offer, addr, o)
-	return m.st.ID, nil
+	return id, err
 }
 
+// runOffline is an offline migration from the sending agent: the target
+// validates the offer (the dry run), the disks it does not reach are
+// copied, and the commit registers the domain there before this host
+// lets go of it.
 func (l *Local) runOffline(ctx context.Context, m *migration, offer relocation.Offer, addr string, o Options) {
-	defer close(m.done)
-	defer m.cancel()
-	name, id := m.st.Domain, m.st.ID
-	set := func(f func(st *Status)) {
-		m.mu.Lock()
-		f(&m.st)
-		m.mu.Unlock()
+	files, err := l.validateOffline(ctx, m, offer, addr, o)
+	if err != nil {
+		l.endOffline(m, addr, control.PhaseFailed, err)
+		return
 	}
-	end := func(phase control.Phase, err error) {
-		m.mu.Lock()
-		if m.cancelled && phase == control.PhaseFailed {
-			phase = control.PhaseCancelled
-		}
-		m.st.Phase = phase
-		if err != nil {
-			m.st.Error = err.Error()
-		}
-		m.st.TotalSeconds = time.Since(m.st.Started).Seconds()
-		m.mu.Unlock()
-		if phase != control.PhaseCompleted {
-			reason := "offline migration to " + addr + " " + string(phase)
-			if err != nil {
-				reason += ": " + err.Error()
-			}
-			l.Domains.EndOffline(name, reason)
-		}
+	conn, err := l.openCopy(ctx, m, offer, addr, o, files)
+	if err != nil {
+		l.endOffline(m, addr, control.PhaseFailed, err)
+		return
 	}
+	defer conn.Close()
+	if phase, err := l.copyDisks(ctx, m, conn, offer, o, files); err != nil {
+		l.endOffline(m, addr, phase, err)
+		return
+	}
+	l.commitCopy(m, conn, offer, addr, o, files)
+}
 
-	// 1. Validation on the target (the dry run), unless forced.
-	set(func(st *Status) { st.Phase = control.PhaseValidating })
+// endOffline ends an offline migration; one that did not complete gives
+// the domain back to this host, stopped, saying why.
+func (l *Local) endOffline(m *migration, addr string, phase control.Phase, err error) {
+	phase = m.end(phase, err)
+	if phase != control.PhaseCompleted {
+		reason := "offline migration to " + addr + " " + string(phase)
+		if err != nil {
+			reason += ": " + err.Error()
+		}
+		l.Domains.EndOffline(m.st.Domain, reason)
+	}
+}
+
+// moveOffline moves an offline migration's phase; the steps are fixed, so
+// a refusal is a bug, logged.
+func (l *Local) moveOffline(m *migration, to control.Phase) {
+	if err := m.move(to); err != nil {
+		l.log().Error("offline migration", zap.String("domain", m.st.Domain), zap.Error(err))
+	}
+}
+
+// validateOffline has the target check the offer (unless forced: then the
+// target refuses only what cannot be skipped) and plans the copy: the
+// files to send, confined to the repositories and file_dirs here.
+func (l *Local) validateOffline(ctx context.Context, m *migration, offer relocation.Offer, addr string, o Options) ([]relocation.OfflineFile, error) {
+	l.moveOffline(m, control.PhaseValidating)
 	c, wl, err := l.dial(ctx, addr, o, l.offlineHello(relocation.OpCheck, "", o, offer, nil))
 	if err != nil {
-		end(control.PhaseFailed, err)
-		return
+		return nil, err
 	}
 	if c != nil {
 		c.Close()
 	}
-	if len(wl.Problems) > 0 && !o.Force { // forced: the target refuses what cannot be skipped
-		end(control.PhaseFailed, fmt.Errorf("the target cannot take %s:\n  %s", name, strings.Join(wl.Problems, "\n  ")))
-		return
+	if len(wl.Problems) > 0 && !o.Force {
+		return nil, fmt.Errorf("the target cannot take %s:\n  %s", m.st.Domain, strings.Join(wl.Problems, "\n  "))
 	}
 	files, shared := copyPlan(offer, wl.Repositories)
 	if err := l.confine(files); err != nil {
-		end(control.PhaseFailed, err)
-		return
+		return nil, err
 	}
 	var total int64
 	for _, f := range files {
 		total += f.Data
 	}
-	set(func(st *Status) {
+	m.set(func(st *Status) {
 		st.SharedDisks, st.CopiedDisks, st.BytesTotal, st.BytesRemaining = shared, len(files), total, total
 	})
+	return files, nil
+}
 
-	// 2. The copy.
-	conn, wl, err := l.dial(ctx, addr, o, l.offlineHello(relocation.OpOffline, id, o, offer, files))
+// openCopy dials the connection the copy and the commit go over.
+func (l *Local) openCopy(ctx context.Context, m *migration, offer relocation.Offer, addr string, o Options, files []relocation.OfflineFile) (net.Conn, error) {
+	conn, wl, err := l.dial(ctx, addr, o, l.offlineHello(relocation.OpOffline, m.st.ID, o, offer, files))
 	if err != nil {
-		end(control.PhaseFailed, err)
-		return
+		return nil, err
 	}
 	if !wl.OK {
-		msg := "the target refused: " + wl.Error
 		if len(wl.Problems) > 0 {
-			msg = fmt.Sprintf("the target cannot take %s:\n  %s", name, strings.Join(wl.Problems, "\n  "))
+			return nil, fmt.Errorf("the target cannot take %s:\n  %s", m.st.Domain, strings.Join(wl.Problems, "\n  "))
 		}
-		end(control.PhaseFailed, errors.New(msg))
-		return
+		return nil, errors.New("the target refused: " + wl.Error)
 	}
-	defer conn.Close()
-	set(func(st *Status) { st.Phase = control.PhaseCopying })
+	return conn, nil
+}
+
+// copyDisks streams the files to the target (none: every disk is on a
+// shared repository, and the target waits for the commit at once); on
+// failure it returns the phase the migration ends in.
+func (l *Local) copyDisks(ctx context.Context, m *migration, conn net.Conn, offer relocation.Offer, o Options, files []relocation.OfflineFile) (control.Phase, error) {
+	l.moveOffline(m, control.PhaseCopying)
 	src := make([]filexfer.SourceFile, len(files))
 	for i, f := range files {
 		src[i] = filexfer.SourceFile{Path: f.Path, Name: f.Name}
 	}
-	progress := func(p filexfer.Progress) {
-		set(func(st *Status) {
-			if p.Sent > st.BytesSent {
-				st.BytesSent = p.Sent
-			}
-			st.ResumedBytes = p.Resumed
-			if rem := p.Total - p.Done; rem < st.BytesRemaining {
-				st.BytesRemaining = max(rem, 0)
-			}
-			if p.Total > 0 {
-				if pc := 100 * float64(p.Total-st.BytesRemaining) / float64(p.Total); pc > st.Percent {
-					st.Percent = pc
-				}
-			}
-			st.Throughput = p.Rate()
-		})
-	}
-	// Without files to copy (every disk on a shared repository, or none)
-	// the target runs no copy and waits for the commit at once.
+	progress := func(p filexfer.Progress) { m.set(func(st *Status) { st.copied(p) }) }
 	res, err := &filexfer.SendResult{}, error(nil)
 	if len(src) > 0 {
 		res, err = filexfer.Send(ctx, conn, src, filexfer.SendOptions{
-			Migration: id, Domain: offer.UUID, RateLimit: o.RateLimit, Progress: progress,
+			Migration: m.st.ID, Domain: offer.UUID, RateLimit: o.RateLimit, Progress: progress,
 		})
 	}
 	if err != nil {
 		if errors.Is(err, context.Canceled) {
-			end(control.PhaseCancelled, errors.New("cancelled: the target dropped its partial copy"))
-			return
+			return control.PhaseCancelled, errors.New("cancelled: the target dropped its partial copy")
 		}
 		if !errors.Is(err, filexfer.ErrAborted) && !errors.Is(err, filexfer.ErrFormat) {
 			err = fmt.Errorf("%w; the target keeps the verified part: run the same migration again to resume", err)
 		}
-		end(control.PhaseFailed, err)
-		return
+		return control.PhaseFailed, err
 	}
 	progress(res.Progress)
-	set(func(st *Status) {
-		st.Phase, st.Percent, st.BytesRemaining = control.PhaseVerified, 100, 0
+	l.moveOffline(m, control.PhaseVerified)
+	m.set(func(st *Status) {
+		st.Percent, st.BytesRemaining = 100, 0
 		st.TransferSeconds = res.Elapsed.Seconds()
 	})
+	return "", nil
+}
 
-	// 3. Commit: the target registers the domain, then this host lets go.
+// copied records the copy's progress; the figures never go back.
+func (st *Status) copied(p filexfer.Progress) {
+	st.BytesSent = max(st.BytesSent, p.Sent)
+	st.ResumedBytes = p.Resumed
+	if rem := p.Total - p.Done; rem < st.BytesRemaining {
+		st.BytesRemaining = max(rem, 0)
+	}
+	if p.Total > 0 {
+		if pc := 100 * float64(p.Total-st.BytesRemaining) / float64(p.Total); pc > st.Percent {
+			st.Percent = pc
+		}
+	}
+	st.Throughput = p.Rate()
+}
+
+// commitCopy has the target register the domain, then lets go of it
+// here; an answer lost in between is settled by asking the target.
+func (l *Local) commitCopy(m *migration, conn net.Conn, offer relocation.Offer, addr string, o Options, files []relocation.OfflineFile) {
 	m.mu.Lock()
 	cancelled := m.cancelled
 	if !cancelled {
-		m.st.Phase = control.PhaseCommitting
+		_ = m.moveLocked(control.PhaseCommitting)
 	}
 	m.mu.Unlock()
 	if cancelled {
-		_ = filexfer.WriteMessage(conn, OfflineCommit{Reason: "cancelled"})
-		end(control.PhaseCancelled, errors.New("cancelled before the commit: the target dropped its copy"))
+		_ = filexfer.WriteMessage(conn, relocation.OfflineCommit{Reason: "cancelled"})
+		l.endOffline(m, addr, control.PhaseCancelled, errors.New("cancelled before the commit: the target dropped its copy"))
 		return
 	}
-	conn.SetDeadline(time.Now().Add(2 * time.Minute))
-	var ans OfflineCommitted
-	err = filexfer.WriteMessage(conn, OfflineCommit{Commit: true})
-	if err == nil {
-		err = filexfer.ReadMessage(conn, &ans)
-	}
+	ans, err := l.askCommit(conn, offer, addr, o)
 	if err != nil {
-		// In doubt: ask the target whether it has the domain now.
-		state, qerr := l.targetState(addr, o, offer)
-		if qerr != nil {
-			end(control.PhaseFailed, fmt.Errorf("the commit's answer was lost (%v) and the target cannot be asked (%v); the domain stays here stopped: check %s before starting it", err, qerr, addr))
-			return
-		}
-		if state == "" {
-			end(control.PhaseFailed, fmt.Errorf("commit: %w; the target does not have the domain", err))
-			return
-		}
-		ans = OfflineCommitted{OK: true, State: state}
+		l.endOffline(m, addr, control.PhaseFailed, err)
+		return
 	}
 	if !ans.OK {
-		end(control.PhaseFailed, fmt.Errorf("the target could not register %s: %s", name, ans.Error))
+		l.endOffline(m, addr, control.PhaseFailed, fmt.Errorf("the target could not register %s: %s", m.st.Domain, ans.Error))
 		return
 	}
-	kept, ferr := l.Domains.FinishOffline(name, filePaths(files), o.Remove)
-	set(func(st *Status) {
+	kept, ferr := l.Domains.FinishOffline(m.st.Domain, filePaths(files), o.Remove)
+	m.set(func(st *Status) {
 		st.SourceKeptAs = kept
 		if ans.Warning != "" {
 			st.Error = ans.Warning
@@ -310,72 +282,29 @@ func (l *Local) runOffline(ctx context.Context, m *migration, offer relocation.O
 			st.Error = ferr.Error()
 		}
 	})
-	end(control.PhaseCompleted, nil)
+	l.endOffline(m, addr, control.PhaseCompleted, nil)
 }
 
-// targetState asks the target's agent for the domain's state there.
-func (l *Local) targetState(addr string, o Options, offer relocation.Offer) (string, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-	defer cancel()
-	c, wl, err := l.dial(ctx, addr, o, l.hello(relocation.OpStatus, "", o, offer))
-	if err != nil {
-		return "", err
+// askCommit sends the commit and reads the target's answer; when the
+// answer is lost it asks the target whether it has the domain now.
+func (l *Local) askCommit(conn net.Conn, offer relocation.Offer, addr string, o Options) (relocation.OfflineCommitted, error) {
+	conn.SetDeadline(time.Now().Add(2 * time.Minute))
+	var ans relocation.OfflineCommitted
+	err := filexfer.WriteMessage(conn, relocation.OfflineCommit{Commit: true})
+	if err == nil {
+		err = filexfer.ReadMessage(conn, &ans)
 	}
-	if c != nil {
-		c.Close()
+	if err == nil {
+		return ans, nil
 	}
-	if !wl.OK {
-		return "", errors.New(wl.Error)
-	}
-	return wl.State, nil
-}
-
-// ResolveOfflineInDoubt settles the offline migrations an agent restart
-// cut short: a domain the target has is let go of here (the data it had to
-// copy kept renamed, disks on repositories it shares left alone); one it
-// has not is stopped again. Unreachable targets are asked again for an
-// hour.
-func (l *Local) ResolveOfflineInDoubt() {
-	for name, addr := range l.Domains.OfflineInDoubt() {
-		go func(name, addr string) {
-			offer, err := l.Domains.Offer(name)
-			if err != nil {
-				return
-			}
-			for range 360 {
-				if l.settleOffline(name, addr, offer) {
-					return
-				}
-				time.Sleep(10 * time.Second)
-			}
-		}(name, addr)
-	}
-}
-
-// settleOffline asks the target about an in-doubt offline migration and
-// settles it; false means the target could not be asked.
-func (l *Local) settleOffline(name, addr string, offer relocation.Offer) bool {
-	state, err := l.targetState(addr, Options{}, offer)
-	if err != nil {
-		return false
+	state, qerr := l.targetState(l.life(), addr, o, offer)
+	if qerr != nil {
+		return ans, fmt.Errorf("the commit's answer was lost (%v) and the target cannot be asked (%v); the domain stays here stopped: check %s before starting it", err, qerr, addr)
 	}
 	if state == "" {
-		l.Domains.EndOffline(name, "offline migration to "+addr+" was cut short by an agent restart; the target does not have it")
-		return true
+		return ans, fmt.Errorf("commit: %w; the target does not have the domain", err)
 	}
-	// Which disks were copied depends on what the target shares.
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-	defer cancel()
-	c, wl, err := l.dial(ctx, addr, Options{}, l.offlineHello(relocation.OpCheck, "", Options{}, offer, nil))
-	if c != nil {
-		c.Close()
-	}
-	if err != nil {
-		return false
-	}
-	files, _ := copyPlan(offer, wl.Repositories)
-	_, _ = l.Domains.FinishOffline(name, filePaths(files), false)
-	return true
+	return relocation.OfflineCommitted{OK: true, State: state}, nil
 }
 
 // filePaths lists the source paths of an offline migration's files.
