@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/ovs-agent/ovs-agent/vmm/control"
+	"github.com/ovs-agent/ovs-agent/vmm/guestmem"
 	"github.com/ovs-agent/ovs-agent/vmm/workload"
 )
 
@@ -141,7 +142,7 @@ func measureDirty(e *estimator, m workload.Machine, pages uint64, window time.Du
 		finish(fmt.Errorf("estimate: turn dirty logging on: %w", err))
 		return
 	}
-	words := workload.BitmapWords(pages)
+	words := guestmem.BitmapWords(pages)
 	scratch, union := make([]uint64, words), make([]uint64, words)
 	var tail uint64 = ^uint64(0)
 	if r := pages % 64; r != 0 {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/ovs-agent/ovs-agent/relocation/pagexfer"
 	"github.com/ovs-agent/ovs-agent/vmm/control"
+	"github.com/ovs-agent/ovs-agent/vmm/guestmem"
 	"github.com/ovs-agent/ovs-agent/vmm/workload"
 )
 
@@ -30,7 +31,7 @@ var (
 // source adapts a machine and its RAM to pagexfer.Source.
 type source struct {
 	workload.Machine
-	ram *workload.RAM
+	ram *guestmem.RAM
 }
 
 func (s source) Size() uint64                            { return s.ram.Size() }
@@ -513,14 +514,14 @@ func (in *incoming) set(phase control.Phase, errText string) {
 }
 
 // open creates guest memory for an image whose header says h.
-func (v *VMM) open(h pagexfer.Header) (*workload.RAM, error) {
+func (v *VMM) open(h pagexfer.Header) (*guestmem.RAM, error) {
 	if h.Engine != v.opts.Engine {
 		return nil, fmt.Errorf("the image is for the %s engine; this VMM runs %s", h.Engine, v.opts.Engine)
 	}
 	if h.MemSize != v.opts.MemoryBytes {
 		return nil, fmt.Errorf("the image holds %d MiB of memory; the domain has %d MiB", h.MemSize>>20, v.opts.MemoryBytes>>20)
 	}
-	return workload.NewRAM("ovs-vmm:"+v.opts.Name, h.MemSize)
+	return guestmem.NewRAM("ovs-vmm:"+v.opts.Name, h.MemSize)
 }
 
 func (v *VMM) startReceive(req control.Request, f *os.File) control.Response {
@@ -551,7 +552,7 @@ func (v *VMM) receive(in *incoming, conn net.Conn) {
 			}
 		}
 	}()
-	var ram *workload.RAM
+	var ram *guestmem.RAM
 	var pre *prepared // the machine, made while the pages arrive
 	abort := func(err error) {
 		in.set(control.PhaseFailed, err.Error())
@@ -638,7 +639,7 @@ func (v *VMM) restore(path string) error {
 		return fmt.Errorf("restore: %w", err)
 	}
 	defer f.Close()
-	var ram *workload.RAM
+	var ram *guestmem.RAM
 	_, state, _, err := pagexfer.Restore(context.Background(), f, func(h pagexfer.Header) (pagexfer.Sink, error) {
 		r, err := v.open(h)
 		if err != nil {

@@ -15,8 +15,10 @@ import (
 
 	"github.com/ovs-agent/ovs-agent/config/vmcfg"
 	"github.com/ovs-agent/ovs-agent/vmm/control"
-	"github.com/ovs-agent/ovs-agent/vmm/guest"
+	"github.com/ovs-agent/ovs-agent/vmm/guestmem"
 	"github.com/ovs-agent/ovs-agent/vmm/kvm"
+	"github.com/ovs-agent/ovs-agent/vmm/kvmengine"
+	"github.com/ovs-agent/ovs-agent/vmm/simengine"
 	"github.com/ovs-agent/ovs-agent/vmm/workload"
 )
 
@@ -95,7 +97,7 @@ type VMM struct {
 	started time.Time
 
 	mu       sync.Mutex
-	ram      *workload.RAM
+	ram      *guestmem.RAM
 	machine  workload.Machine
 	ended    chan struct{} // closed when the machine has ended
 	state    control.State
@@ -132,7 +134,7 @@ func Start(o Options) (*VMM, error) {
 	v.lastAt = v.started
 	switch o.Mode {
 	case ModeBoot:
-		ram, err := workload.NewRAM("ovs-vmm:"+o.Name, o.MemoryBytes)
+		ram, err := guestmem.NewRAM("ovs-vmm:"+o.Name, o.MemoryBytes)
 		if err == nil {
 			err = v.run(ram, nil)
 		}
@@ -150,7 +152,7 @@ func Start(o Options) (*VMM, error) {
 }
 
 // run builds the machine over ram (from state when not nil) and starts it.
-func (v *VMM) run(ram *workload.RAM, state []byte) error {
+func (v *VMM) run(ram *guestmem.RAM, state []byte) error {
 	m, err := v.build(ram, state)
 	if err != nil {
 		return err
@@ -160,14 +162,14 @@ func (v *VMM) run(ram *workload.RAM, state []byte) error {
 
 // build makes the machine over ram (from state when not nil) without
 // starting it; on failure ram is closed.
-func (v *VMM) build(ram *workload.RAM, state []byte) (workload.Machine, error) {
+func (v *VMM) build(ram *guestmem.RAM, state []byte) (workload.Machine, error) {
 	var m workload.Machine
 	var err error
 	switch v.opts.Engine {
 	case EngineKVM:
-		m, err = guest.New(guest.Config{RAM: ram, Params: v.opts.Workload, Console: v.console, State: state})
+		m, err = kvmengine.New(kvmengine.Config{RAM: ram, Params: v.opts.Workload, Console: v.console, State: state})
 	case EngineSim:
-		m, err = workload.NewSim(workload.SimConfig{RAM: ram, Params: v.opts.Workload, Console: v.console, State: state})
+		m, err = simengine.New(simengine.Config{RAM: ram, Params: v.opts.Workload, Console: v.console, State: state})
 	default:
 		err = fmt.Errorf("unknown engine %q (want %s or %s)", v.opts.Engine, EngineKVM, EngineSim)
 	}
@@ -184,20 +186,20 @@ func (v *VMM) build(ram *workload.RAM, state []byte) (workload.Machine, error) {
 // the vCPU state.
 type prepared struct {
 	done chan struct{}
-	m    *guest.Machine
+	m    *kvmengine.Machine
 	err  error
 }
 
 // prepare starts making the machine over ram in the background; nil for
 // an engine with nothing to make ahead.
-func (v *VMM) prepare(ram *workload.RAM) *prepared {
+func (v *VMM) prepare(ram *guestmem.RAM) *prepared {
 	if v.opts.Engine != EngineKVM {
 		return nil
 	}
 	p := &prepared{done: make(chan struct{})}
 	go func() {
 		defer close(p.done)
-		p.m, p.err = guest.Prepare(guest.Config{RAM: ram, Console: v.console})
+		p.m, p.err = kvmengine.Prepare(kvmengine.Config{RAM: ram, Console: v.console})
 	}()
 	return p
 }
@@ -215,7 +217,7 @@ func (p *prepared) discard() {
 
 // buildOn is build for a machine prepare began: it loads state into it,
 // or builds from scratch when preparing failed. On failure ram is closed.
-func (v *VMM) buildOn(p *prepared, ram *workload.RAM, state []byte) (workload.Machine, error) {
+func (v *VMM) buildOn(p *prepared, ram *guestmem.RAM, state []byte) (workload.Machine, error) {
 	if p == nil {
 		return v.build(ram, state)
 	}
@@ -233,7 +235,7 @@ func (v *VMM) buildOn(p *prepared, ram *workload.RAM, state []byte) (workload.Ma
 
 // start starts a machine build made and makes it this VMM's; on failure
 // the machine is stopped and ram closed.
-func (v *VMM) start(ram *workload.RAM, m workload.Machine) error {
+func (v *VMM) start(ram *guestmem.RAM, m workload.Machine) error {
 	if err := m.Start(); err != nil {
 		_ = m.Stop()
 		ram.Close()

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"sort"
+
+	"github.com/ovs-agent/ovs-agent/vmm/guestmem"
 )
 
 // Memory is guest RAM as the checker reads it.
@@ -17,7 +19,7 @@ type Memory interface {
 // Sparse is implemented by memories that can say which ranges hold data
 // (RAM does, with SEEK_DATA); the checker then skips holes without reading.
 type Sparse interface {
-	DataRanges() ([]Range, error)
+	DataRanges() ([]guestmem.Range, error)
 }
 
 // BytesMemory adapts a byte slice (a copy of guest RAM) to Memory.
@@ -107,7 +109,7 @@ func Check(mem Memory) (*Report, error) {
 		return nil, fmt.Errorf("check: read generation table: %w", err)
 	}
 
-	var data []Range
+	var data []guestmem.Range
 	sparse, isSparse := mem.(Sparse)
 	if isSparse {
 		if data, err = sparse.DataRanges(); err != nil {
