@@ -328,29 +328,29 @@ func (s *Machine) sleep(d time.Duration) {
 	}
 }
 
+// pace is the loop's timing, from the parameter page, in nanoseconds of
+// machine time.
+type pace struct {
+	wi, wf     uint64 // interval between two writes: whole and 16-bit fraction
+	verify, hb uint64
+	maxLag     uint64
+	minSleep   uint64
+}
+
+func newPace(pp workload.ParamPage) pace {
+	hz := uint64(time.Second)
+	p := pace{verify: pp.VerifyUS * 1000, hb: pp.HeartbeatUS * 1000, maxLag: pp.MaxLagUS * 1000, minSleep: pp.MinSleepUS * 1000}
+	if pp.PagesPerSec > 0 {
+		p.wi = hz / pp.PagesPerSec
+		p.wf = ((hz % pp.PagesPerSec) << 16) / pp.PagesPerSec
+	}
+	return p
+}
+
 func (s *Machine) loop() {
 	defer close(s.done)
-	pp := s.pp
-	hz := uint64(time.Second)
-	var wi, wf uint64
-	if pp.PagesPerSec > 0 {
-		wi = hz / pp.PagesPerSec
-		wf = ((hz % pp.PagesPerSec) << 16) / pp.PagesPerSec
-	}
-	verify := pp.VerifyUS * 1000
-	hb := pp.HeartbeatUS * 1000
-	maxLag := pp.MaxLagUS * 1000
-	minSleep := pp.MinSleepUS * 1000
-	touchTotal := pp.TouchPages
-	if s.status(workload.StatusState) == workload.StateBooting {
-		banner := fmt.Sprintf("WORKLOAD start engine=sim ram=%d hot=%d+%d", pp.RAMPages, pp.HotFirst, pp.HotPages)
-		if touchTotal > 0 {
-			banner += fmt.Sprintf(" touch=%d+%d", pp.HotFirst+pp.HotPages, touchTotal)
-		}
-		s.print(banner + fmt.Sprintf(" rate=%d pattern=%s verify=%d seed=%d",
-			pp.PagesPerSec, workload.Pattern(pp.Pattern), pp.VerifyUS/1000, pp.Seed))
-		s.setStatus(workload.StatusState, workload.StateRunning)
-	}
+	pc := newPace(s.pp)
+	s.boot()
 	st := &s.st
 	for {
 		if s.reqs.Load() && !s.control() {
@@ -358,72 +358,115 @@ func (s *Machine) loop() {
 		}
 		iterStart := time.Now()
 		now := s.now()
-		filling := st.TouchPos < touchTotal
+		filling := st.TouchPos < s.pp.TouchPages
 		if filling {
 			// The touch fill comes first: no dirtying or verification
 			// rounds until it is done.
-			s.touchChunk()
-			if st.TouchPos == touchTotal {
-				now = s.now()
-				s.print(workload.Touch{Done: true, Pages: st.TouchPos, Total: touchTotal, MS: now / uint64(time.Millisecond)}.String())
-				st.Due, st.DueFrac = now, 0
-				st.NextVerify = now + verify
-			}
+			now = s.fill(now, pc)
 		}
-		if !filling && pp.PagesPerSec > 0 {
-			for n := 0; now >= st.Due && n < writeBatch; n++ {
-				s.writeNext()
-				st.Due += wi
-				st.DueFrac += wf
-				if st.DueFrac >= 1<<16 {
-					st.DueFrac -= 1 << 16
-					st.Due++
-				}
-			}
-			if now > st.Due && now-st.Due > maxLag {
-				st.Due = now
-				s.addStatus(workload.StatusLagResets, 1)
-			}
+		if !filling && s.pp.PagesPerSec > 0 {
+			s.writeDue(now, pc)
 		}
 		if !filling && st.Verifying == 0 && now >= st.NextVerify {
 			st.Verifying, st.VPos, st.Printed = 1, 0, 0
-			st.NextVerify = now + verify
+			st.NextVerify = now + pc.verify
 		}
 		if st.Verifying != 0 {
 			s.verifyChunk()
 		}
 		if now >= st.NextHB {
-			w := s.status(workload.StatusWrites)
-			s.addStatus(workload.StatusHeartbeats, 1)
-			s.print(workload.Heartbeat{T: now / hz, Writes: w, Verified: s.status(workload.StatusVerified),
-				Rounds: s.status(workload.StatusRounds), Corrupt: s.status(workload.StatusCorrupt),
-				WPS: (w - st.LastHBWrites) * 1_000_000 / pp.HeartbeatUS}.String())
-			st.LastHBWrites = w
-			if st.TouchPos < touchTotal {
-				s.print(workload.Touch{Pages: st.TouchPos, Total: touchTotal, MS: now / uint64(time.Millisecond)}.String())
-			}
-			st.NextHB += hb
-			if st.NextHB <= now {
-				st.NextHB = now + hb
-			}
+			s.heartbeat(now, pc)
 		}
 		if p := s.thr.Load(); p > 0 {
 			busy := time.Since(iterStart)
 			s.sleep(busy * time.Duration(p) / time.Duration(100-p))
 		}
-		if st.Verifying == 0 && st.TouchPos >= touchTotal {
-			now = s.now()
-			next := st.NextHB
-			if st.NextVerify < next {
-				next = st.NextVerify
-			}
-			if pp.PagesPerSec > 0 && st.Due < next {
-				next = st.Due
-			}
-			if next > now && next-now >= minSleep {
-				s.sleep(min(time.Duration(next-now), maxSleep))
-			}
+		if st.Verifying == 0 && st.TouchPos >= s.pp.TouchPages {
+			s.idle(pc)
 		}
+	}
+}
+
+// boot prints the banner of a machine that was not running before.
+func (s *Machine) boot() {
+	pp := s.pp
+	if s.status(workload.StatusState) != workload.StateBooting {
+		return
+	}
+	banner := fmt.Sprintf("WORKLOAD start engine=sim ram=%d hot=%d+%d", pp.RAMPages, pp.HotFirst, pp.HotPages)
+	if pp.TouchPages > 0 {
+		banner += fmt.Sprintf(" touch=%d+%d", pp.HotFirst+pp.HotPages, pp.TouchPages)
+	}
+	s.print(banner + fmt.Sprintf(" rate=%d pattern=%s verify=%d seed=%d",
+		pp.PagesPerSec, workload.Pattern(pp.Pattern), pp.VerifyUS/1000, pp.Seed))
+	s.setStatus(workload.StatusState, workload.StateRunning)
+}
+
+// fill continues the touch fill; when it is done, the writes and the
+// verification rounds start from now. It returns the machine time.
+func (s *Machine) fill(now uint64, pc pace) uint64 {
+	st := &s.st
+	s.touchChunk()
+	if st.TouchPos == s.pp.TouchPages {
+		now = s.now()
+		s.print(workload.Touch{Done: true, Pages: st.TouchPos, Total: s.pp.TouchPages, MS: now / uint64(time.Millisecond)}.String())
+		st.Due, st.DueFrac = now, 0
+		st.NextVerify = now + pc.verify
+	}
+	return now
+}
+
+// writeDue makes the writes that are due by now (a batch at most), and
+// drops a backlog longer than the allowed lag.
+func (s *Machine) writeDue(now uint64, pc pace) {
+	st := &s.st
+	for n := 0; now >= st.Due && n < writeBatch; n++ {
+		s.writeNext()
+		st.Due += pc.wi
+		st.DueFrac += pc.wf
+		if st.DueFrac >= 1<<16 {
+			st.DueFrac -= 1 << 16
+			st.Due++
+		}
+	}
+	if now > st.Due && now-st.Due > pc.maxLag {
+		st.Due = now
+		s.addStatus(workload.StatusLagResets, 1)
+	}
+}
+
+// heartbeat prints the HB line (and the touch progress while filling).
+func (s *Machine) heartbeat(now uint64, pc pace) {
+	st := &s.st
+	hz := uint64(time.Second)
+	w := s.status(workload.StatusWrites)
+	s.addStatus(workload.StatusHeartbeats, 1)
+	s.print(workload.Heartbeat{T: now / hz, Writes: w, Verified: s.status(workload.StatusVerified),
+		Rounds: s.status(workload.StatusRounds), Corrupt: s.status(workload.StatusCorrupt),
+		WPS: (w - st.LastHBWrites) * 1_000_000 / s.pp.HeartbeatUS}.String())
+	st.LastHBWrites = w
+	if st.TouchPos < s.pp.TouchPages {
+		s.print(workload.Touch{Pages: st.TouchPos, Total: s.pp.TouchPages, MS: now / uint64(time.Millisecond)}.String())
+	}
+	st.NextHB += pc.hb
+	if st.NextHB <= now {
+		st.NextHB = now + pc.hb
+	}
+}
+
+// idle sleeps until the next thing is due, when that is far enough.
+func (s *Machine) idle(pc pace) {
+	st := &s.st
+	now := s.now()
+	next := st.NextHB
+	if st.NextVerify < next {
+		next = st.NextVerify
+	}
+	if s.pp.PagesPerSec > 0 && st.Due < next {
+		next = st.Due
+	}
+	if next > now && next-now >= pc.minSleep {
+		s.sleep(min(time.Duration(next-now), maxSleep))
 	}
 }
 

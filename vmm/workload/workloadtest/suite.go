@@ -462,27 +462,7 @@ func Touch(t *testing.T, f Factory) {
 			t.Fatalf("tracked page %d (RAM page %d) has generation %d after the fill", i, l.HotFirst+uint64(i), g)
 		}
 	}
-	// Data exactly where the guest wrote: its own pages below the hot
-	// set and the whole touched region; the hot set is a hole.
-	ranges, err := ram.DataRanges()
-	if err != nil {
-		t.Fatal(err)
-	}
-	touchStart, touchEnd := l.TouchFirst()*workload.PageSize, (l.TouchFirst()+l.TouchPages)*workload.PageSize
-	var data, inTouch uint64
-	for _, r := range ranges {
-		data += r.Len / workload.PageSize
-		switch {
-		case r.Off+r.Len <= l.HotFirst*workload.PageSize:
-		case r.Off >= touchStart && r.Off+r.Len <= touchEnd:
-			inTouch += r.Len
-		default:
-			t.Fatalf("data at %#x+%#x outside the guest's own pages and the touched region [%#x, %#x)", r.Off, r.Len, touchStart, touchEnd)
-		}
-	}
-	if inTouch != touchEnd-touchStart {
-		t.Fatalf("touched region holds %d bytes of data, want %d", inTouch, touchEnd-touchStart)
-	}
+	data := touchedData(t, ram, l)
 	t.Logf("2 GiB guest, touch=1G: filled in %v (TOUCH done at %d ms guest time); %d data pages = %d touched + %d guest-internal; %d of %d pages are holes",
 		fill.Round(time.Millisecond), done.MS, data, touchPages, data-touchPages, ram.Pages()-data, ram.Pages())
 
@@ -510,6 +490,33 @@ func Touch(t *testing.T, f Factory) {
 		t.Fatalf("repaired page has generation %d, want 2", gens[idx])
 	}
 	noCorruptExcept(t, con, page)
+}
+
+// touchedData checks that memory holds data exactly where the guest
+// wrote: its own pages below the hot set and the whole touched region;
+// the hot set is a hole. It returns the data pages.
+func touchedData(t *testing.T, ram *guestmem.RAM, l workload.Layout) uint64 {
+	t.Helper()
+	ranges, err := ram.DataRanges()
+	if err != nil {
+		t.Fatal(err)
+	}
+	touchStart, touchEnd := l.TouchFirst()*workload.PageSize, (l.TouchFirst()+l.TouchPages)*workload.PageSize
+	var data, inTouch uint64
+	for _, r := range ranges {
+		data += r.Len / workload.PageSize
+		switch {
+		case r.Off+r.Len <= l.HotFirst*workload.PageSize:
+		case r.Off >= touchStart && r.Off+r.Len <= touchEnd:
+			inTouch += r.Len
+		default:
+			t.Fatalf("data at %#x+%#x outside the guest's own pages and the touched region [%#x, %#x)", r.Off, r.Len, touchStart, touchEnd)
+		}
+	}
+	if inTouch != touchEnd-touchStart {
+		t.Fatalf("touched region holds %d bytes of data, want %d", inTouch, touchEnd-touchStart)
+	}
+	return data
 }
 
 // TouchSaveRestore: the fill comes before any dirtying (every heartbeat
