@@ -16,7 +16,6 @@ import (
 
 	"github.com/ovs-agent/ovs-agent/config/vmcfg"
 	"github.com/ovs-agent/ovs-agent/vmm/control"
-	"github.com/ovs-agent/ovs-agent/vmm/kvm"
 	"github.com/ovs-agent/ovs-agent/vmm/workload"
 )
 
@@ -30,7 +29,7 @@ const (
 type Options struct {
 	Name        string
 	UUID        string
-	Engine      string // EngineKVM or EngineSim
+	Engine      string // a name in the engines table: EngineKVM or EngineSim
 	MemoryBytes uint64 // a multiple of 2 MiB
 	VCPUs       int
 	Workload    workload.Params
@@ -174,12 +173,6 @@ func (v *VMM) restore(path string) error {
 	}
 	v.running()
 	return nil
-}
-
-// KVMUsable says whether the kvm engine can run here, and why not.
-func KVMUsable() error {
-	_, err := kvm.Available("")
-	return err
 }
 
 // Serve answers the control socket until the machine ends or the VMM is

@@ -14,6 +14,7 @@ import (
 	"github.com/ovs-agent/ovs-agent/relocation/pagexfer"
 	"github.com/ovs-agent/ovs-agent/vmm/control"
 	"github.com/ovs-agent/ovs-agent/vmm/guestmem"
+	"github.com/ovs-agent/ovs-agent/vmm/kvm"
 	"github.com/ovs-agent/ovs-agent/vmm/kvmengine"
 	"github.com/ovs-agent/ovs-agent/vmm/simengine"
 	"github.com/ovs-agent/ovs-agent/vmm/workload"
@@ -54,6 +55,12 @@ func newKVMEngine(c EngineConfig) Engine {
 		return kvmengine.Prepare(kvmengine.Config{RAM: ram, Console: c.Console})
 	}
 	return e
+}
+
+// KVMUsable says whether the kvm engine can run here, and why not.
+func KVMUsable() error {
+	_, err := kvm.Available("")
+	return err
 }
 
 func newSimEngine(c EngineConfig) Engine {
