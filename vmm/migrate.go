@@ -44,8 +44,12 @@ func (p *phases) status() control.MigrationStatus {
 	return p.st
 }
 
-// update changes the figures of the status, never its phase.
+// update changes the figures of the status (f may be nil), never its
+// phase.
 func (p *phases) update(f func(*control.MigrationStatus)) {
+	if f == nil {
+		return
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	phase := p.st.Phase

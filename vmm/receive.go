@@ -132,9 +132,7 @@ func (v *VMM) receiveImage(in *incoming, conn net.Conn) (Image, error) {
 	for _, c := range extra {
 		c.Close()
 	}
-	if rec.Figures != nil {
-		in.update(rec.Figures)
-	}
+	in.update(rec.Figures)
 	_ = conn.SetReadDeadline(time.Time{})
 	return rec.Image, err
 }
