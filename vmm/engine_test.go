@@ -136,10 +136,13 @@ func (f *fakeEngine) Save(ctx context.Context, w *os.File, o SendOptions, progre
 func (f *fakeEngine) image(o SendOptions, progress func(Progress)) (Sent, error) {
 	sent := Sent{Image: Image{ID: o.ID, Totals: pagexfer.Totals{Rounds: 1, DataPages: 2}},
 		Figures: func(st *control.MigrationStatus) { st.DataPages = 2 }}
-	if f.sendErr != nil {
-		return sent, f.sendErr
+	f.mu.Lock()
+	sendErr, phases := f.sendErr, f.sendPhases
+	f.mu.Unlock()
+	if sendErr != nil {
+		return sent, sendErr
 	}
-	for _, p := range f.sendPhases {
+	for _, p := range phases {
 		progress(Progress{Phase: p, Figures: func(st *control.MigrationStatus) { st.Round = 1 }})
 	}
 	return sent, f.Pause()
@@ -343,7 +346,9 @@ func TestEngineSendFailsResumesSource(t *testing.T) {
 		t.Fatalf("state %s after the failed migration", s)
 	}
 
+	eng.mu.Lock()
 	eng.sendErr = errors.New("stream broke")
+	eng.mu.Unlock()
 	ours, _ = socketPair(t)
 	f.call(t, control.Request{Op: control.OpMigrateSend, Migration: id.String()}, ours)
 	if st := f.migration(t); st.Phase != control.PhaseFailed || st.Error != "stream broke" {
