@@ -38,7 +38,7 @@ func TestDirtyRateAfterRestore(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		v.mach().Stop()
+		v.engine.Stop()
 		v.console.Close()
 		v.Close()
 	})

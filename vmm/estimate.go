@@ -1,14 +1,13 @@
 package vmm
 
 import (
+	"context"
 	"errors"
 	"fmt"
-	"math/bits"
 	"sync"
 	"time"
 
 	"github.com/ovs-agent/ovs-agent/vmm/control"
-	"github.com/ovs-agent/ovs-agent/vmm/workload"
 )
 
 // estimates keeps the dry run's measurements (control.OpEstimate) apart
@@ -87,106 +86,69 @@ func (v *VMM) handleEstimate(req control.Request) control.Response {
 	v.est.xfer.Lock()
 	defer v.est.xfer.Unlock()
 	v.mu.Lock()
-	out, ram, state := v.out, v.ram, v.state
+	out, up, state := v.out, v.up, v.state
 	v.mu.Unlock()
-	if out != nil {
-		if s := out.status(); s.Phase != control.PhaseFailed && s.Phase != control.PhaseCancelled {
-			return fail("estimate: migration %s is in progress (%s); its dirty log is not to be disturbed", s.ID, s.Phase)
-		}
+	if out != nil && out.busy() {
+		s := out.status()
+		return fail("estimate: migration %s is in progress (%s); its dirty log is not to be disturbed", s.ID, s.Phase)
 	}
 	v.est.mu.Lock()
+	defer v.est.mu.Unlock()
 	if v.est.cur != nil && v.est.cur.running() {
-		v.est.mu.Unlock()
 		return fail("estimate: another measurement is running")
 	}
-	m := v.mach()
-	if m == nil || ram == nil {
-		v.est.mu.Unlock()
+	if !up {
 		return fail("estimate: the machine is not running")
 	}
 	e := &estimator{stop: make(chan string, 1), done: make(chan struct{})}
-	e.res.MemoryBytes = ram.Size()
-	if pages, err := ram.DataPages(); err == nil {
-		e.res.TouchedBytes = pages * workload.PageSize
-	} else {
-		v.est.mu.Unlock()
+	e.res.MemoryBytes = v.opts.MemoryBytes
+	touched, err := v.engine.ResidentBytes()
+	if err != nil {
 		return fail("estimate: %v", err)
 	}
+	e.res.TouchedBytes = touched
 	v.est.cur = e
-	v.est.mu.Unlock()
 	if state == control.StatePaused {
 		// A paused guest dirties nothing: no need to watch it.
 		e.res.Paused, e.res.Done = true, true
 		close(e.done)
 	} else {
-		go measureDirty(e, m, ram.Pages(), req.Window)
+		go e.measure(v.engine, req.Window)
 	}
 	r := e.result()
 	return control.Response{Estimate: &r}
 }
 
-// measureDirty watches the dirty log for window, fetching it every
-// control.EstimateInterval, and leaves dirty logging off.
-func measureDirty(e *estimator, m workload.Machine, pages uint64, window time.Duration) {
-	finish := func(err error) {
-		e.mu.Lock()
-		if err != nil && e.res.Error == "" {
-			e.res.Error = err.Error()
-		}
-		e.res.Done = true
-		e.mu.Unlock()
-		close(e.done)
-	}
-	if err := m.SetDirtyLogging(true); err != nil {
-		finish(fmt.Errorf("estimate: turn dirty logging on: %w", err))
-		return
-	}
-	words := workload.BitmapWords(pages)
-	scratch, union := make([]uint64, words), make([]uint64, words)
-	var tail uint64 = ^uint64(0)
-	if r := pages % 64; r != 0 {
-		tail = 1<<r - 1
-	}
-	var distinct, fetched uint64
-	start := time.Now()
-	t := time.NewTicker(control.EstimateInterval)
-	var err error
-loop:
-	for {
+// measure has the engine watch the guest's writes for window, or until
+// a migration or save starts.
+func (e *estimator) measure(eng Engine, window time.Duration) {
+	ctx, cancel := context.WithCancelCause(context.Background())
+	defer cancel(nil)
+	go func() {
 		select {
 		case why := <-e.stop:
-			err = errors.New("estimate ended early: " + why)
-			break loop
-		case <-t.C:
+			cancel(errors.New(why))
+		case <-ctx.Done():
 		}
-		if err = m.DirtyLog(scratch); err != nil {
-			err = fmt.Errorf("estimate: fetch dirty log: %w", err)
-			break
-		}
-		at := time.Since(start)
-		scratch[words-1] &= tail
-		for i, x := range scratch {
-			if x == 0 {
-				continue
-			}
-			fetched += uint64(bits.OnesCount64(x))
-			if n := x &^ union[i]; n != 0 {
-				distinct += uint64(bits.OnesCount64(n))
-				union[i] |= n
-			}
-		}
+	}()
+	err := eng.MeasureDirty(ctx, window, func(s DirtySample) {
 		e.mu.Lock()
-		e.res.Window = at
-		e.res.DirtyRate = float64(fetched*workload.PageSize) / at.Seconds()
-		e.res.Samples = append(e.res.Samples, control.EstimateSample{At: at, Bytes: distinct * workload.PageSize})
+		e.res.Window = s.At
+		e.res.DirtyRate = float64(s.Dirtied) / s.At.Seconds()
+		e.res.Samples = append(e.res.Samples, control.EstimateSample{At: s.At, Bytes: s.Distinct})
 		e.mu.Unlock()
-		if at >= window {
-			break
-		}
+	})
+	if err != nil {
+		err = fmt.Errorf("estimate: %w", err)
 	}
-	t.Stop()
-	if oerr := m.SetDirtyLogging(false); oerr != nil {
-		err = errors.Join(err, fmt.Errorf("estimate: turn dirty logging off: %w", oerr))
+	if ctx.Err() != nil {
+		err = errors.Join(errors.New("estimate ended early: "+context.Cause(ctx).Error()), err)
 	}
-	finish(err)
+	e.mu.Lock()
+	if err != nil && e.res.Error == "" {
+		e.res.Error = err.Error()
+	}
+	e.res.Done = true
+	e.mu.Unlock()
+	close(e.done)
 }

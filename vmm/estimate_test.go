@@ -9,6 +9,7 @@ import (
 
 	"github.com/ovs-agent/ovs-agent/config/vmcfg"
 	"github.com/ovs-agent/ovs-agent/vmm/control"
+	"github.com/ovs-agent/ovs-agent/vmm/guestmem"
 	"github.com/ovs-agent/ovs-agent/vmm/workload"
 )
 
@@ -30,7 +31,7 @@ func simVMM(t *testing.T, memMiB uint64, spec string) *VMM {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		v.mach().Stop()
+		v.engine.Stop()
 		v.console.Close()
 		v.Close()
 	})
@@ -87,7 +88,8 @@ func TestEstimateDirtyRate(t *testing.T) {
 	if e.TouchedBytes < 8<<20 || e.TouchedBytes > e.MemoryBytes || e.MemoryBytes != 128<<20 {
 		t.Fatalf("touched %d of %d bytes", e.TouchedBytes, e.MemoryBytes)
 	}
-	if err := v.mach().DirtyLog(make([]uint64, workload.BitmapWords(v.ram.Pages()))); err == nil {
+	m, ram := v.engine.(*workloadEngine).machine()
+	if err := m.DirtyLog(make([]uint64, guestmem.BitmapWords(ram.Pages()))); err == nil {
 		t.Fatal("dirty logging left on after the estimate")
 	}
 }

@@ -11,19 +11,12 @@ import (
 	"syscall"
 	"time"
 
+	"go.uber.org/zap"
 	"golang.org/x/sys/unix"
 
 	"github.com/ovs-agent/ovs-agent/config/vmcfg"
 	"github.com/ovs-agent/ovs-agent/vmm/control"
-	"github.com/ovs-agent/ovs-agent/vmm/guest"
-	"github.com/ovs-agent/ovs-agent/vmm/kvm"
 	"github.com/ovs-agent/ovs-agent/vmm/workload"
-)
-
-// Engine names.
-const (
-	EngineKVM = "kvm"
-	EngineSim = "sim"
 )
 
 // Files a VMM keeps in its domain directory.
@@ -36,7 +29,7 @@ const (
 type Options struct {
 	Name        string
 	UUID        string
-	Engine      string // EngineKVM or EngineSim
+	Engine      string // a name in the engines table: EngineKVM or EngineSim
 	MemoryBytes uint64 // a multiple of 2 MiB
 	VCPUs       int
 	Workload    workload.Params
@@ -48,6 +41,8 @@ type Options struct {
 	// ConsoleFileLimit bounds console.log (default 4 MiB).
 	ConsoleRing      int
 	ConsoleFileLimit int64
+	// Log receives the VMM's own log lines (none when nil).
+	Log *zap.Logger
 	// Mode says how the machine comes to life: booted fresh, received
 	// from a migration source (Incoming), or restored from a save image
 	// at RestorePath.
@@ -91,13 +86,13 @@ func roundUp(n, a uint64) uint64 { return (n + a - 1) / a * a }
 // VMM is one running domain.
 type VMM struct {
 	opts    Options
+	log     *zap.Logger
 	console *Console
+	engine  Engine
 	started time.Time
 
 	mu       sync.Mutex
-	ram      *workload.RAM
-	machine  workload.Machine
-	ended    chan struct{} // closed when the machine has ended
+	up       bool // the engine's machine has started
 	state    control.State
 	throttle int
 	lastAt   time.Time
@@ -109,9 +104,9 @@ type VMM struct {
 	quit chan control.Exit // the VMM is to end, and why
 }
 
-// Start prepares the VMM: for ModeBoot it creates guest memory and the
-// machine and starts the vCPUs; for ModeRestore it reads the save image
-// first; for ModeIncoming the machine comes with the migration.
+// Start prepares the VMM: it makes the engine, and for ModeBoot boots the
+// machine; for ModeRestore it reads the save image first; for
+// ModeIncoming the machine comes with the migration.
 func Start(o Options) (*VMM, error) {
 	if o.ConsoleRing <= 0 {
 		o.ConsoleRing = 256 << 10
@@ -122,7 +117,10 @@ func Start(o Options) (*VMM, error) {
 	if o.VCPUs <= 0 {
 		o.VCPUs = 1
 	}
-	v := &VMM{opts: o, state: control.StateIncoming, quit: make(chan control.Exit, 1), ended: make(chan struct{})}
+	if o.Log == nil {
+		o.Log = zap.NewNop()
+	}
+	v := &VMM{opts: o, log: o.Log, state: control.StateIncoming, quit: make(chan control.Exit, 1)}
 	var err error
 	v.console, err = NewConsole(o.ConsoleRing, filepath.Join(o.Dir, ConsoleFile), o.ConsoleFileLimit)
 	if err != nil {
@@ -130,135 +128,51 @@ func Start(o Options) (*VMM, error) {
 	}
 	v.started = time.Now()
 	v.lastAt = v.started
-	switch o.Mode {
-	case ModeBoot:
-		ram, err := workload.NewRAM("ovs-vmm:"+o.Name, o.MemoryBytes)
-		if err == nil {
-			err = v.run(ram, nil)
+	v.engine, err = newEngine(o.Engine, EngineConfig{Name: o.Name, MemoryBytes: o.MemoryBytes, VCPUs: o.VCPUs, Workload: o.Workload, Console: v.console})
+	switch {
+	case err != nil:
+	case o.Mode == ModeBoot:
+		if err = v.engine.Boot(); err == nil {
+			v.running()
 		}
-		if err != nil {
-			v.console.Close()
-			return nil, err
-		}
-	case ModeRestore:
-		if err := v.restore(o.RestorePath); err != nil {
-			v.console.Close()
-			return nil, err
-		}
+	case o.Mode == ModeRestore:
+		err = v.restore(o.RestorePath)
+	}
+	if err != nil {
+		v.console.Close()
+		return nil, err
 	}
 	return v, nil
 }
 
-// run builds the machine over ram (from state when not nil) and starts it.
-func (v *VMM) run(ram *workload.RAM, state []byte) error {
-	m, err := v.build(ram, state)
-	if err != nil {
-		return err
-	}
-	return v.start(ram, m)
-}
-
-// build makes the machine over ram (from state when not nil) without
-// starting it; on failure ram is closed.
-func (v *VMM) build(ram *workload.RAM, state []byte) (workload.Machine, error) {
-	var m workload.Machine
-	var err error
-	switch v.opts.Engine {
-	case EngineKVM:
-		m, err = guest.New(guest.Config{RAM: ram, Params: v.opts.Workload, Console: v.console, State: state})
-	case EngineSim:
-		m, err = workload.NewSim(workload.SimConfig{RAM: ram, Params: v.opts.Workload, Console: v.console, State: state})
-	default:
-		err = fmt.Errorf("unknown engine %q (want %s or %s)", v.opts.Engine, EngineKVM, EngineSim)
-	}
-	if err != nil {
-		ram.Close()
-		return nil, fmt.Errorf("start %s engine: %w", v.opts.Engine, err)
-	}
-	return m, nil
-}
-
-// prepared is a kvm machine made ahead of its memory (the VM, its slots
-// and vCPU), waiting for the saved state: an incoming migration makes it
-// while the pages arrive, so that the guest's pause only pays for loading
-// the vCPU state.
-type prepared struct {
-	done chan struct{}
-	m    *guest.Machine
-	err  error
-}
-
-// prepare starts making the machine over ram in the background; nil for
-// an engine with nothing to make ahead.
-func (v *VMM) prepare(ram *workload.RAM) *prepared {
-	if v.opts.Engine != EngineKVM {
-		return nil
-	}
-	p := &prepared{done: make(chan struct{})}
-	go func() {
-		defer close(p.done)
-		p.m, p.err = guest.Prepare(guest.Config{RAM: ram, Console: v.console})
-	}()
-	return p
-}
-
-// discard stops a prepared machine that will not run.
-func (p *prepared) discard() {
-	if p == nil {
-		return
-	}
-	<-p.done
-	if p.m != nil {
-		_ = p.m.Stop()
-	}
-}
-
-// buildOn is build for a machine prepare began: it loads state into it,
-// or builds from scratch when preparing failed. On failure ram is closed.
-func (v *VMM) buildOn(p *prepared, ram *workload.RAM, state []byte) (workload.Machine, error) {
-	if p == nil {
-		return v.build(ram, state)
-	}
-	<-p.done
-	if p.err != nil {
-		return v.build(ram, state)
-	}
-	if err := p.m.Restore(state); err != nil {
-		_ = p.m.Stop()
-		ram.Close()
-		return nil, fmt.Errorf("start %s engine: %w", v.opts.Engine, err)
-	}
-	return p.m, nil
-}
-
-// start starts a machine build made and makes it this VMM's; on failure
-// the machine is stopped and ram closed.
-func (v *VMM) start(ram *workload.RAM, m workload.Machine) error {
-	if err := m.Start(); err != nil {
-		_ = m.Stop()
-		ram.Close()
-		return fmt.Errorf("start %s engine: %w", v.opts.Engine, err)
-	}
+// running records that the engine's machine runs.
+func (v *VMM) running() {
 	// The dirty-rate baseline is the machine's write counter as it starts:
 	// a restored or received machine carries the counter of its whole life
 	// on the source, and counting from zero would report every one of those
 	// writes as dirtied in the first sample (a spike of 100,000+ MiB/s).
-	w := m.Stats().Writes
+	w := v.engine.Stats().WrittenBytes
 	v.mu.Lock()
-	v.ram, v.machine, v.state = ram, m, control.StateRunning
+	v.up, v.state = true, control.StateRunning
 	v.lastAt, v.lastW = time.Now(), w
 	v.mu.Unlock()
-	go func() {
-		<-m.Done()
-		close(v.ended)
-	}()
-	return nil
 }
 
-// KVMUsable says whether the kvm engine can run here, and why not.
-func KVMUsable() error {
-	_, err := kvm.Available("")
-	return err
+// restore reads a save image and starts the machine from it.
+func (v *VMM) restore(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("restore: %w", err)
+	}
+	defer f.Close()
+	if err := v.engine.Restore(context.Background(), f); err != nil {
+		return err
+	}
+	if err := v.engine.Start(); err != nil {
+		return err
+	}
+	v.running()
+	return nil
 }
 
 // Serve answers the control socket until the machine ends or the VMM is
@@ -266,9 +180,7 @@ func KVMUsable() error {
 func (v *VMM) Serve(ctx context.Context) control.Exit {
 	l, err := listenControl(v.opts.Socket)
 	if err != nil {
-		if m := v.mach(); m != nil {
-			m.Stop()
-		}
+		v.engine.Stop()
 		return v.finish(control.Exit{Reason: control.ExitFailedToStart, Detail: err.Error(), Code: 1})
 	}
 	go control.Serve(l, v.handle)
@@ -276,8 +188,8 @@ func (v *VMM) Serve(ctx context.Context) control.Exit {
 
 	var e control.Exit
 	select {
-	case <-v.ended:
-		if err := v.mach().Err(); err != nil {
+	case <-v.engine.Done():
+		if err := v.engine.Err(); err != nil {
 			e = control.Exit{Reason: control.ExitCrashed, Detail: err.Error(), Code: 2}
 		} else {
 			e = control.Exit{Reason: control.ExitShutdown, Code: 0}
@@ -286,10 +198,8 @@ func (v *VMM) Serve(ctx context.Context) control.Exit {
 	case <-ctx.Done():
 		e = control.Exit{Reason: control.ExitShutdown, Detail: "signal"}
 	}
-	if m := v.mach(); m != nil {
-		if err := m.Stop(); err != nil && e.Detail == "" && e.Reason == control.ExitShutdown {
-			e.Detail = err.Error()
-		}
+	if err := v.engine.Stop(); err != nil && e.Detail == "" && e.Reason == control.ExitShutdown {
+		e.Detail = err.Error()
 	}
 	return v.finish(e)
 }
@@ -302,10 +212,11 @@ func (v *VMM) end(e control.Exit) {
 	}
 }
 
-func (v *VMM) mach() workload.Machine {
+// isUp says whether the engine's machine has started.
+func (v *VMM) isUp() bool {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	return v.machine
+	return v.up
 }
 
 func (v *VMM) finish(e control.Exit) control.Exit {
@@ -340,7 +251,6 @@ func listenControl(path string) (net.Listener, error) {
 }
 
 func (v *VMM) handle(req control.Request, files []*os.File) control.Response {
-	fail := func(err error) control.Response { return control.Response{Error: err.Error()} }
 	switch req.Op {
 	case control.OpMigrateSend, control.OpMigrateReceive, control.OpSave:
 		return v.exclusive(func() control.Response { return v.handleMigration(req, files) })
@@ -352,52 +262,73 @@ func (v *VMM) handle(req control.Request, files []*os.File) control.Response {
 	for _, f := range files {
 		f.Close()
 	}
-	m := v.mach()
-	if m == nil && req.Op != control.OpInfo && req.Op != control.OpConsole && req.Op != control.OpDestroy {
-		return fail(fmt.Errorf("%s: the machine is not running yet (waiting for an incoming migration)", req.Op))
-	}
 	switch req.Op {
 	case control.OpInfo:
 		return control.Response{Info: v.info()}
+	case control.OpConsole:
+		return v.readConsole(req)
+	case control.OpDestroy:
+		return v.stop(req)
+	}
+	if !v.isUp() {
+		return failed(fmt.Errorf("%s: the machine is not running yet (waiting for an incoming migration)", req.Op))
+	}
+	switch req.Op {
+	case control.OpPause, control.OpResume, control.OpThrottle:
+		return v.steer(req)
+	case control.OpShutdown:
+		return v.stop(req)
+	case control.OpEstimate:
+		return v.handleEstimate(req)
+	}
+	return failed(fmt.Errorf("unknown operation %q", req.Op))
+}
+
+// failed is the answer to a request that failed with err.
+func failed(err error) control.Response { return control.Response{Error: err.Error()} }
+
+// steer pauses, resumes or throttles the machine.
+func (v *VMM) steer(req control.Request) control.Response {
+	switch req.Op {
 	case control.OpPause:
-		if err := m.Pause(); err != nil {
-			return fail(err)
+		if err := v.engine.Pause(); err != nil {
+			return failed(err)
 		}
 		v.setState(control.StatePaused)
-		return control.Response{Info: v.info()}
 	case control.OpResume:
-		if err := m.Resume(); err != nil {
-			return fail(err)
+		if err := v.engine.Resume(); err != nil {
+			return failed(err)
 		}
 		v.setState(control.StateRunning)
-		return control.Response{Info: v.info()}
 	case control.OpThrottle:
-		if err := m.SetThrottle(req.Percent); err != nil {
-			return fail(err)
+		if err := v.engine.SetThrottle(req.Percent); err != nil {
+			return failed(err)
 		}
 		v.mu.Lock()
 		v.throttle = req.Percent
 		v.mu.Unlock()
-		return control.Response{Info: v.info()}
-	case control.OpShutdown, control.OpDestroy:
-		v.setState(control.StateStopping)
-		reason := control.ExitShutdown
-		if req.Op == control.OpDestroy {
-			reason = control.ExitDestroyed
-		}
-		v.end(control.Exit{Reason: reason})
-		return control.Response{}
-	case control.OpEstimate:
-		return v.handleEstimate(req)
-	case control.OpConsole:
-		max := req.Max
-		if max <= 0 || max > 1<<20 {
-			max = 1 << 20
-		}
-		start, data, next := v.console.Read(req.Offset, max)
-		return control.Response{Console: &control.Console{Offset: start, Data: string(data), Next: next}}
 	}
-	return fail(fmt.Errorf("unknown operation %q", req.Op))
+	return control.Response{Info: v.info()}
+}
+
+// stop ends the VMM (shutdown or destroy).
+func (v *VMM) stop(req control.Request) control.Response {
+	v.setState(control.StateStopping)
+	reason := control.ExitShutdown
+	if req.Op == control.OpDestroy {
+		reason = control.ExitDestroyed
+	}
+	v.end(control.Exit{Reason: reason})
+	return control.Response{}
+}
+
+func (v *VMM) readConsole(req control.Request) control.Response {
+	max := req.Max
+	if max <= 0 || max > 1<<20 {
+		max = 1 << 20
+	}
+	start, data, next := v.console.Read(req.Offset, max)
+	return control.Response{Console: &control.Console{Offset: start, Data: string(data), Next: next}}
 }
 
 func (v *VMM) setState(s control.State) {
@@ -407,19 +338,19 @@ func (v *VMM) setState(s control.State) {
 }
 
 func (v *VMM) info() *control.Info {
-	var st workload.Stats
-	if m := v.mach(); m != nil {
-		st = m.Stats()
+	up := v.isUp()
+	var st Stats
+	if up {
+		st = v.engine.Stats()
 	}
 	now := time.Now()
 	v.mu.Lock()
-	ram := v.ram
 	rate := 0.0
-	if dt := now.Sub(v.lastAt).Seconds(); dt > 0 && st.Writes >= v.lastW {
-		rate = float64(st.Writes-v.lastW) * workload.PageSize / dt
+	if dt := now.Sub(v.lastAt).Seconds(); dt > 0 && st.WrittenBytes >= v.lastW {
+		rate = float64(st.WrittenBytes-v.lastW) / dt
 	}
 	if now.Sub(v.lastAt) >= 500*time.Millisecond {
-		v.lastAt, v.lastW = now, st.Writes
+		v.lastAt, v.lastW = now, st.WrittenBytes
 	}
 	info := &control.Info{
 		Name:        v.opts.Name,
@@ -432,37 +363,27 @@ func (v *VMM) info() *control.Info {
 		Started:     v.started.UTC(),
 		DirtyRate:   rate,
 		Throttle:    v.throttle,
-		Writes:      st.Writes,
-		Verified:    st.Verified,
-		Rounds:      st.Rounds,
-		Corrupt:     st.Corrupt,
 		ConsoleEnd:  v.console.End(),
 	}
 	out := v.out
 	v.mu.Unlock()
-	if out != nil {
-		if out.status().Phase.PausesGuest() {
-			info.PausedFor = "migration"
-		}
+	if w := st.Workload; w != nil {
+		info.Writes, info.Verified, info.Rounds, info.Corrupt = w.Writes, w.Verified, w.Rounds, w.Corrupt
+	}
+	if out != nil && out.status().Phase.PausesGuest() {
+		info.PausedFor = "migration"
 	}
 	var ru syscall.Rusage
 	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {
 		info.CPUTime = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 	}
-	if ram != nil {
-		if pages, err := ram.DataPages(); err == nil {
-			info.ResidentBytes = pages * workload.PageSize
+	if up {
+		if n, err := v.engine.ResidentBytes(); err == nil {
+			info.ResidentBytes = n
 		}
 	}
 	return info
 }
 
 // Close releases guest memory.
-func (v *VMM) Close() error {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	if v.ram != nil {
-		return v.ram.Close()
-	}
-	return nil
-}
+func (v *VMM) Close() error { return v.engine.Close() }

@@ -21,6 +21,7 @@ import (
 	"github.com/ovs-agent/ovs-agent/config/vmcfg"
 	"github.com/ovs-agent/ovs-agent/vmm"
 	"github.com/ovs-agent/ovs-agent/vmm/control"
+	"go.uber.org/zap"
 )
 
 func main() {
@@ -45,7 +46,7 @@ func run() int {
 	failed := func(err error) int {
 		fmt.Fprintf(os.Stderr, "ovs-vmm: %v\n", err)
 		_ = control.WriteExit(filepath.Join(*dir, vmm.ExitFile), control.Exit{
-			Time: time.Now().UTC(), PID: os.Getpid(), Reason: "failed to start", Detail: err.Error(), Code: 1,
+			Time: time.Now().UTC(), PID: os.Getpid(), Reason: control.ExitFailedToStart, Detail: err.Error(), Code: 1,
 		})
 		return 1
 	}
@@ -64,6 +65,12 @@ func run() int {
 		opts.Mode = vmm.ModeIncoming
 	case *restore != "":
 		opts.Mode, opts.RestorePath = vmm.ModeRestore, *restore
+	}
+	// The VMM's own log lines go to stderr, which the agent keeps in the
+	// domain's log.
+	if log, err := zap.NewProduction(); err == nil {
+		defer log.Sync()
+		opts.Log = log.With(zap.String("domain", opts.Name))
 	}
 	v, err := vmm.Start(opts)
 	if err != nil {

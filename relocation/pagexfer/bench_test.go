@@ -16,6 +16,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ovs-agent/ovs-agent/internal/limits"
+	"github.com/ovs-agent/ovs-agent/vmm/guestmem"
+	"github.com/ovs-agent/ovs-agent/vmm/simengine"
 	"github.com/ovs-agent/ovs-agent/vmm/workload"
 	"github.com/ovs-agent/ovs-agent/vmm/workload/workloadtest"
 )
@@ -144,7 +146,7 @@ func BenchmarkSinkWrite(b *testing.B) {
 			b.SetBytes(size)
 			for b.Loop() {
 				b.StopTimer()
-				ram, err := workload.NewRAM("bench", size)
+				ram, err := guestmem.NewRAM("bench", size)
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -257,13 +259,13 @@ func BenchmarkDecompress(b *testing.B) {
 // one loopback TCP stream and to memcpy.
 func BenchmarkMigrate1GiB(b *testing.B) {
 	const size = 1<<30 + 128<<20
-	ram, err := workload.NewRAM("bench-src", size)
+	ram, err := guestmem.NewRAM("bench-src", size)
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer ram.Close()
 	con := &workload.Lines{}
-	m, err := workload.NewSim(workload.SimConfig{RAM: ram, Console: con,
+	m, err := simengine.New(simengine.Config{RAM: ram, Console: con,
 		Params: workloadtest.Params(b, "touch=1G,dirty=0,hot=16M,verify=1h,hb=1h", size)})
 	if err != nil {
 		b.Fatal(err)
@@ -334,14 +336,14 @@ func cpuTime(b *testing.B) time.Duration {
 
 // migrateLoopback sends src over n loopback TCP connections to a receiver
 // in this process that writes into a fresh memfd, and returns that memory.
-func migrateLoopback(b *testing.B, src Source, n int, opts Options) (Result, *workload.RAM) {
+func migrateLoopback(b *testing.B, src Source, n int, opts Options) (Result, *guestmem.RAM) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer ln.Close()
 	errc := make(chan error, 1)
-	var tgt *workload.RAM
+	var tgt *guestmem.RAM
 	go func() {
 		c, err := ln.Accept()
 		if err != nil {
@@ -362,7 +364,7 @@ func migrateLoopback(b *testing.B, src Source, n int, opts Options) (Result, *wo
 			}
 			return c, err
 		}, func(h Header) (Sink, error) {
-			r, err := workload.NewRAM("bench-dst", h.MemSize)
+			r, err := guestmem.NewRAM("bench-dst", h.MemSize)
 			tgt = r
 			if err != nil {
 				return nil, err

@@ -13,8 +13,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ovs-agent/ovs-agent/vmm/guest"
+	"github.com/ovs-agent/ovs-agent/vmm/guestmem"
 	"github.com/ovs-agent/ovs-agent/vmm/kvm"
+	"github.com/ovs-agent/ovs-agent/vmm/kvmengine"
+	"github.com/ovs-agent/ovs-agent/vmm/simengine"
 	"github.com/ovs-agent/ovs-agent/vmm/workload"
 	"github.com/ovs-agent/ovs-agent/vmm/workload/workloadtest"
 )
@@ -24,7 +26,7 @@ import (
 // provides reads and populated ranges. This is all the VMM needs to write.
 type machineSource struct {
 	workload.Machine
-	ram *workload.RAM
+	ram *guestmem.RAM
 }
 
 func (s machineSource) Size() uint64                            { return s.ram.Size() }
@@ -41,15 +43,15 @@ func (s machineSource) DataRanges() ([]Range, error) {
 // engine builds machines of one kind.
 type engine struct {
 	name string
-	new  func(ram *workload.RAM, p workload.Params, state []byte, con io.Writer) (workload.Machine, error)
+	new  func(ram *guestmem.RAM, p workload.Params, state []byte, con io.Writer) (workload.Machine, error)
 }
 
-var simEngine = engine{"sim", func(ram *workload.RAM, p workload.Params, state []byte, con io.Writer) (workload.Machine, error) {
-	return workload.NewSim(workload.SimConfig{RAM: ram, Params: p, Console: con, State: state})
+var simEngine = engine{"sim", func(ram *guestmem.RAM, p workload.Params, state []byte, con io.Writer) (workload.Machine, error) {
+	return simengine.New(simengine.Config{RAM: ram, Params: p, Console: con, State: state})
 }}
 
-var kvmEngine = engine{"kvm", func(ram *workload.RAM, p workload.Params, state []byte, con io.Writer) (workload.Machine, error) {
-	return guest.New(guest.Config{RAM: ram, Params: p, Console: con, State: state})
+var kvmEngine = engine{"kvm", func(ram *guestmem.RAM, p workload.Params, state []byte, con io.Writer) (workload.Machine, error) {
+	return kvmengine.New(kvmengine.Config{RAM: ram, Params: p, Console: con, State: state})
 }}
 
 // forEngine runs f for the sim engine and, where /dev/kvm works, the kvm
@@ -70,16 +72,16 @@ func forEngine(t *testing.T, f func(t *testing.T, e engine)) {
 // vm is a running guest.
 type vm struct {
 	e   engine
-	ram *workload.RAM
+	ram *guestmem.RAM
 	m   workload.Machine
 	con *workload.Lines
 }
 
 func (g *vm) source() machineSource { return machineSource{Machine: g.m, ram: g.ram} }
 
-func newRAM(t testing.TB, size uint64) *workload.RAM {
+func newRAM(t testing.TB, size uint64) *guestmem.RAM {
 	t.Helper()
-	ram, err := workload.NewRAM(t.Name(), size)
+	ram, err := guestmem.NewRAM(t.Name(), size)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,7 +96,7 @@ func boot(t testing.TB, e engine, size uint64, params string) *vm {
 	return start(t, e, ram, workloadtest.Params(t, params, size), nil)
 }
 
-func start(t testing.TB, e engine, ram *workload.RAM, p workload.Params, state []byte) *vm {
+func start(t testing.TB, e engine, ram *guestmem.RAM, p workload.Params, state []byte) *vm {
 	t.Helper()
 	con := &workload.Lines{}
 	m, err := e.new(ram, p, state, con)
@@ -158,7 +160,7 @@ func verifies(t testing.TB, g *vm) {
 type target struct {
 	h         Header
 	stats     Stats
-	populated []workload.Range // of the target memory right after Receive
+	populated []guestmem.Range // of the target memory right after Receive
 	vm        *vm
 	err       error
 }
@@ -167,7 +169,7 @@ type target struct {
 // build the machine from RAM and state, verify, await commit, start,
 // report Resumed. On failure it tells the source and discards everything.
 func receiveAndRun(ctx context.Context, conn net.Conn, e engine, wrap func(Sink) Sink) (tg target) {
-	var ram *workload.RAM
+	var ram *guestmem.RAM
 	defer func() {
 		if tg.err != nil && ram != nil {
 			if tg.vm != nil {
@@ -181,7 +183,7 @@ func receiveAndRun(ctx context.Context, conn net.Conn, e engine, wrap func(Sink)
 		if h.Engine != e.name {
 			return nil, fmt.Errorf("image from engine %q, this target runs %q", h.Engine, e.name)
 		}
-		r, err := workload.NewRAM("target", h.MemSize)
+		r, err := guestmem.NewRAM("target", h.MemSize)
 		if err != nil {
 			return nil, err
 		}
@@ -427,7 +429,7 @@ func TestSaveRestore(t *testing.T) {
 			t.Fatalf("save file header %+v: %v", h, err)
 		}
 		f.Seek(0, io.SeekStart)
-		var ram *workload.RAM
+		var ram *guestmem.RAM
 		h, state, st, err := Restore(context.Background(), f, func(h Header) (Sink, error) {
 			ram = newRAM(t, h.MemSize)
 			return NewFdSink(ram.Fd(), ram.Size()), nil
@@ -477,7 +479,7 @@ func (p *probeSource) SaveState() ([]byte, error) {
 // and no throttle left.
 func checkRunning(t *testing.T, g *vm, p *probeSource) {
 	t.Helper()
-	if err := g.m.DirtyLog(make([]uint64, workload.BitmapWords(g.ram.Pages()))); err == nil {
+	if err := g.m.DirtyLog(make([]uint64, guestmem.BitmapWords(g.ram.Pages()))); err == nil {
 		t.Fatal("dirty logging still on after a failed migration")
 	}
 	if n := len(p.throttles); n > 0 && p.throttles[n-1] != 0 {
@@ -631,7 +633,7 @@ func TestRateLimit(t *testing.T) {
 	verifies(t, tg.vm)
 }
 
-func rangePages(rs []workload.Range) uint64 {
+func rangePages(rs []guestmem.Range) uint64 {
 	var n uint64
 	for _, r := range rs {
 		n += (r.Len + PageSize - 1) / PageSize
@@ -639,7 +641,7 @@ func rangePages(rs []workload.Range) uint64 {
 	return n
 }
 
-func writeRAM(t testing.TB, ram *workload.RAM, off uint64, b []byte) {
+func writeRAM(t testing.TB, ram *guestmem.RAM, off uint64, b []byte) {
 	t.Helper()
 	s := NewFdSink(ram.Fd(), ram.Size())
 	if _, err := s.WriteAt(b, int64(off)); err != nil {

@@ -10,6 +10,6 @@
 // kernel's Documentation/virt/kvm/api.rst and uapi headers. It knows nothing
 // about the guest it runs: guest memory belongs to the caller (usually a memfd
 // mapping), and the machine layout, boot state and I/O ports are decided by
-// the engine built on top (vmm/guest). It must not import other ovs-agent
+// the engine built on top (vmm/kvmengine). It must not import other ovs-agent
 // packages.
 package kvm

@@ -285,84 +285,16 @@ func (s *VCPUState) UnmarshalBinary(data []byte) error {
 		if n >= maxSections {
 			return fmt.Errorf("vcpu state: more than %d sections", maxSections)
 		}
-		if len(p) < 8 {
-			return fmt.Errorf("vcpu state: truncated section header (%d bytes left)", len(p))
+		tag, payload, rest, err := nextSection(p)
+		if err != nil {
+			return err
 		}
-		tag := binary.LittleEndian.Uint16(p)
-		length := binary.LittleEndian.Uint32(p[4:])
-		p = p[8:]
-		if uint64(length) > uint64(len(p)) {
-			return fmt.Errorf("vcpu state: section %d claims %d bytes, %d left", tag, length, len(p))
-		}
-		payload := p[:length]
-		p = p[length:]
+		p = rest
 		if seen[tag] {
 			return fmt.Errorf("vcpu state: duplicate section %d", tag)
 		}
 		seen[tag] = true
-		fixed := func(v any, size int) error {
-			if len(payload) != size {
-				return fmt.Errorf("vcpu state: section %d is %d bytes, want %d", tag, len(payload), size)
-			}
-			return binary.Read(bytes.NewReader(payload), binary.LittleEndian, v)
-		}
-		var err error
-		switch tag {
-		case tagRegs:
-			err = fixed(&s.Regs, sizeofRegs)
-		case tagSregs:
-			err = fixed(&s.Sregs, sizeofSregs)
-		case tagFPU:
-			var f FPU
-			if err = fixed(&f, sizeofFPU); err == nil {
-				s.FPU = &f
-			}
-		case tagXSave:
-			if len(payload) < sizeofXSave || len(payload) > maxXSave || len(payload)%4 != 0 {
-				err = fmt.Errorf("vcpu state: xsave area of %d bytes (want %d..%d, multiple of 4)", len(payload), sizeofXSave, maxXSave)
-			}
-			s.XSave = append([]byte(nil), payload...)
-		case tagXCRs:
-			if len(payload) != sizeofXCRs {
-				err = fmt.Errorf("vcpu state: xcrs of %d bytes, want %d", len(payload), sizeofXCRs)
-			}
-			s.XCRs = append([]byte(nil), payload...)
-		case tagMSRs:
-			if len(payload)%sizeofMSREntry != 0 || len(payload)/sizeofMSREntry > maxMSRs {
-				err = fmt.Errorf("vcpu state: msr section of %d bytes (entries of %d, at most %d)", len(payload), sizeofMSREntry, maxMSRs)
-				break
-			}
-			if len(payload) == 0 {
-				break
-			}
-			s.MSRs = make([]MSREntry, len(payload)/sizeofMSREntry)
-			err = binary.Read(bytes.NewReader(payload), binary.LittleEndian, s.MSRs)
-		case tagEvents:
-			if len(payload) != sizeofVCPUEvents {
-				err = fmt.Errorf("vcpu state: events of %d bytes, want %d", len(payload), sizeofVCPUEvents)
-			}
-			s.Events = append([]byte(nil), payload...)
-		case tagDebugRegs:
-			if len(payload) != sizeofDebugRegs {
-				err = fmt.Errorf("vcpu state: debug registers of %d bytes, want %d", len(payload), sizeofDebugRegs)
-			}
-			s.DebugRegs = append([]byte(nil), payload...)
-		case tagCPUID:
-			if len(payload)%sizeofCPUIDEntry2 != 0 || len(payload)/sizeofCPUIDEntry2 > maxCPUID {
-				err = fmt.Errorf("vcpu state: cpuid section of %d bytes (entries of %d, at most %d)", len(payload), sizeofCPUIDEntry2, maxCPUID)
-				break
-			}
-			if len(payload) == 0 {
-				break
-			}
-			s.CPUID = make([]CPUIDEntry, len(payload)/sizeofCPUIDEntry2)
-			err = binary.Read(bytes.NewReader(payload), binary.LittleEndian, s.CPUID)
-		case tagTSCKHz:
-			err = fixed(&s.TSCKHz, 4)
-		default:
-			err = fmt.Errorf("vcpu state: unknown section %d (written by a newer agent?)", tag)
-		}
-		if err != nil {
+		if err := s.decodeSection(tag, payload); err != nil {
 			return err
 		}
 	}
@@ -370,6 +302,88 @@ func (s *VCPUState) UnmarshalBinary(data []byte) error {
 		return errors.New("vcpu state: registers or special registers missing")
 	}
 	return nil
+}
+
+// nextSection cuts the first section off p: its tag, its payload and
+// what follows it.
+func nextSection(p []byte) (tag uint16, payload, rest []byte, err error) {
+	if len(p) < 8 {
+		return 0, nil, nil, fmt.Errorf("vcpu state: truncated section header (%d bytes left)", len(p))
+	}
+	tag = binary.LittleEndian.Uint16(p)
+	length := binary.LittleEndian.Uint32(p[4:])
+	p = p[8:]
+	if uint64(length) > uint64(len(p)) {
+		return 0, nil, nil, fmt.Errorf("vcpu state: section %d claims %d bytes, %d left", tag, length, len(p))
+	}
+	return tag, p[:length], p[length:], nil
+}
+
+// decodeSection decodes the payload of section tag into s.
+func (s *VCPUState) decodeSection(tag uint16, payload []byte) error {
+	fixed := func(v any, size int) error {
+		if len(payload) != size {
+			return fmt.Errorf("vcpu state: section %d is %d bytes, want %d", tag, len(payload), size)
+		}
+		return binary.Read(bytes.NewReader(payload), binary.LittleEndian, v)
+	}
+	var err error
+	switch tag {
+	case tagRegs:
+		err = fixed(&s.Regs, sizeofRegs)
+	case tagSregs:
+		err = fixed(&s.Sregs, sizeofSregs)
+	case tagFPU:
+		var f FPU
+		if err = fixed(&f, sizeofFPU); err == nil {
+			s.FPU = &f
+		}
+	case tagXSave:
+		if len(payload) < sizeofXSave || len(payload) > maxXSave || len(payload)%4 != 0 {
+			err = fmt.Errorf("vcpu state: xsave area of %d bytes (want %d..%d, multiple of 4)", len(payload), sizeofXSave, maxXSave)
+		}
+		s.XSave = append([]byte(nil), payload...)
+	case tagXCRs:
+		if len(payload) != sizeofXCRs {
+			err = fmt.Errorf("vcpu state: xcrs of %d bytes, want %d", len(payload), sizeofXCRs)
+		}
+		s.XCRs = append([]byte(nil), payload...)
+	case tagMSRs:
+		if len(payload)%sizeofMSREntry != 0 || len(payload)/sizeofMSREntry > maxMSRs {
+			err = fmt.Errorf("vcpu state: msr section of %d bytes (entries of %d, at most %d)", len(payload), sizeofMSREntry, maxMSRs)
+			break
+		}
+		if len(payload) == 0 {
+			break
+		}
+		s.MSRs = make([]MSREntry, len(payload)/sizeofMSREntry)
+		err = binary.Read(bytes.NewReader(payload), binary.LittleEndian, s.MSRs)
+	case tagEvents:
+		if len(payload) != sizeofVCPUEvents {
+			err = fmt.Errorf("vcpu state: events of %d bytes, want %d", len(payload), sizeofVCPUEvents)
+		}
+		s.Events = append([]byte(nil), payload...)
+	case tagDebugRegs:
+		if len(payload) != sizeofDebugRegs {
+			err = fmt.Errorf("vcpu state: debug registers of %d bytes, want %d", len(payload), sizeofDebugRegs)
+		}
+		s.DebugRegs = append([]byte(nil), payload...)
+	case tagCPUID:
+		if len(payload)%sizeofCPUIDEntry2 != 0 || len(payload)/sizeofCPUIDEntry2 > maxCPUID {
+			err = fmt.Errorf("vcpu state: cpuid section of %d bytes (entries of %d, at most %d)", len(payload), sizeofCPUIDEntry2, maxCPUID)
+			break
+		}
+		if len(payload) == 0 {
+			break
+		}
+		s.CPUID = make([]CPUIDEntry, len(payload)/sizeofCPUIDEntry2)
+		err = binary.Read(bytes.NewReader(payload), binary.LittleEndian, s.CPUID)
+	case tagTSCKHz:
+		err = fixed(&s.TSCKHz, 4)
+	default:
+		err = fmt.Errorf("vcpu state: unknown section %d (written by a newer agent?)", tag)
+	}
+	return err
 }
 
 // CPUIDMissing lists the feature bits the saved CPUID shows in leaves 1 and

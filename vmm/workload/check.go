@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"sort"
+
+	"github.com/ovs-agent/ovs-agent/vmm/guestmem"
 )
 
 // Memory is guest RAM as the checker reads it.
@@ -17,7 +19,7 @@ type Memory interface {
 // Sparse is implemented by memories that can say which ranges hold data
 // (RAM does, with SEEK_DATA); the checker then skips holes without reading.
 type Sparse interface {
-	DataRanges() ([]Range, error)
+	DataRanges() ([]guestmem.Range, error)
 }
 
 // BytesMemory adapts a byte slice (a copy of guest RAM) to Memory.
@@ -79,68 +81,22 @@ func (r *Report) Err() error {
 // the middle of writing it, which a Pause at a consistent point never does)
 // is skipped. Check must run while the guest is paused or stopped.
 func Check(mem Memory) (*Report, error) {
-	size := mem.Size()
-	if size < StatusPageAddr+PageSize {
-		return nil, fmt.Errorf("check: memory of %d bytes is too small for a workload guest", size)
-	}
-	page := make([]byte, PageSize)
-	if _, err := mem.ReadAt(page, ParamPageAddr); err != nil {
-		return nil, fmt.Errorf("check: read parameter page: %w", err)
-	}
-	pp, l, err := DecodeParamPage(page, size)
+	rep, table, err := readHeader(mem)
 	if err != nil {
-		return nil, fmt.Errorf("check: %w", err)
+		return nil, err
 	}
-	rep := &Report{Params: pp, Layout: l}
-	if _, err := mem.ReadAt(page, StatusPageAddr); err != nil {
-		return nil, fmt.Errorf("check: read status page: %w", err)
+	holes, err := newHoleFinder(mem)
+	if err != nil {
+		return nil, err
 	}
-	inflight := binary.LittleEndian.Uint64(page[8*StatusInFlight:])
-	tracked := l.TablePages()
-	if inflight != 0 && (inflight-1 < l.HotFirst || inflight-1 >= l.HotFirst+tracked) {
-		return nil, fmt.Errorf("check: status page says page %d is in flight, outside the hot set and touched region", inflight-1)
-	}
-	rep.InFlight = inflight
-
-	table := make([]byte, tracked*8)
-	if _, err := mem.ReadAt(table, GenTableAddr); err != nil {
-		return nil, fmt.Errorf("check: read generation table: %w", err)
-	}
-
-	var data []Range
-	sparse, isSparse := mem.(Sparse)
-	if isSparse {
-		if data, err = sparse.DataRanges(); err != nil {
-			return nil, fmt.Errorf("check: %w", err)
-		}
-		sort.Slice(data, func(i, j int) bool { return data[i].Off < data[j].Off })
-	}
-	// hasData reports whether any byte of [off, off+n) may hold data.
-	ri := 0
-	hasData := func(off, n uint64) bool {
-		if !isSparse {
-			return true
-		}
-		for ri < len(data) && data[ri].Off+data[ri].Len <= off {
-			ri++
-		}
-		return ri < len(data) && data[ri].Off < off+n
-	}
-
+	l, tracked := rep.Layout, rep.Layout.TablePages()
 	const chunk = 256
 	buf := make([]byte, chunk*PageSize)
-	seed := pp.Seed
 	for first := uint64(0); first < tracked; first += chunk {
 		n := min(chunk, tracked-first)
 		off := (l.HotFirst + first) * PageSize
-		allZeroGen := true
-		for i := uint64(0); i < n; i++ {
-			if binary.LittleEndian.Uint64(table[8*(first+i):]) != 0 {
-				allZeroGen = false
-				break
-			}
-		}
-		if allZeroGen && !hasData(off, n*PageSize) {
+		gens := table[8*first : 8*(first+n)]
+		if allZero(gens) && !holes.hasData(off, n*PageSize) {
 			rep.Unwritten += n
 			rep.Holes += n
 			continue
@@ -148,25 +104,108 @@ func Check(mem Memory) (*Report, error) {
 		if _, err := mem.ReadAt(buf[:n*PageSize], int64(off)); err != nil {
 			return nil, fmt.Errorf("check: read pages %d+%d: %w", l.HotFirst+first, n, err)
 		}
-		for i := uint64(0); i < n; i++ {
-			pg := l.HotFirst + first + i
-			gen := binary.LittleEndian.Uint64(table[8*(first+i):])
-			if pg+1 == inflight {
-				continue
-			}
-			m, ok := CheckPage(buf[i*PageSize:(i+1)*PageSize], seed, pg, gen)
-			switch {
-			case !ok:
-				rep.Corrupt++
-				if len(rep.Mismatches) < MaxMismatches {
-					rep.Mismatches = append(rep.Mismatches, m)
-				}
-			case gen == 0:
-				rep.Unwritten++
-			default:
-				rep.Written++
-			}
-		}
+		rep.checkPages(buf, l.HotFirst+first, gens)
 	}
 	return rep, nil
+}
+
+// readHeader reads the parameter page, the status page's in-flight page
+// and the generation table: a Report with nothing counted yet, and the
+// table.
+func readHeader(mem Memory) (*Report, []byte, error) {
+	size := mem.Size()
+	if size < StatusPageAddr+PageSize {
+		return nil, nil, fmt.Errorf("check: memory of %d bytes is too small for a workload guest", size)
+	}
+	page := make([]byte, PageSize)
+	if _, err := mem.ReadAt(page, ParamPageAddr); err != nil {
+		return nil, nil, fmt.Errorf("check: read parameter page: %w", err)
+	}
+	pp, l, err := DecodeParamPage(page, size)
+	if err != nil {
+		return nil, nil, fmt.Errorf("check: %w", err)
+	}
+	rep := &Report{Params: pp, Layout: l}
+	if _, err := mem.ReadAt(page, StatusPageAddr); err != nil {
+		return nil, nil, fmt.Errorf("check: read status page: %w", err)
+	}
+	inflight := binary.LittleEndian.Uint64(page[8*StatusInFlight:])
+	tracked := l.TablePages()
+	if inflight != 0 && (inflight-1 < l.HotFirst || inflight-1 >= l.HotFirst+tracked) {
+		return nil, nil, fmt.Errorf("check: status page says page %d is in flight, outside the hot set and touched region", inflight-1)
+	}
+	rep.InFlight = inflight
+	table := make([]byte, tracked*8)
+	if _, err := mem.ReadAt(table, GenTableAddr); err != nil {
+		return nil, nil, fmt.Errorf("check: read generation table: %w", err)
+	}
+	return rep, table, nil
+}
+
+// checkPages checks the pages in buf, the first of them RAM page first,
+// against their generations gens (8 bytes each), skipping the one in
+// flight.
+func (rep *Report) checkPages(buf []byte, first uint64, gens []byte) {
+	for i := uint64(0); i < uint64(len(gens)/8); i++ {
+		pg := first + i
+		gen := binary.LittleEndian.Uint64(gens[8*i:])
+		if pg+1 == rep.InFlight {
+			continue
+		}
+		m, ok := CheckPage(buf[i*PageSize:(i+1)*PageSize], rep.Params.Seed, pg, gen)
+		switch {
+		case !ok:
+			rep.Corrupt++
+			if len(rep.Mismatches) < MaxMismatches {
+				rep.Mismatches = append(rep.Mismatches, m)
+			}
+		case gen == 0:
+			rep.Unwritten++
+		default:
+			rep.Written++
+		}
+	}
+}
+
+// allZero says whether every generation in gens is 0 (never written).
+func allZero(gens []byte) bool {
+	for i := 0; i+8 <= len(gens); i += 8 {
+		if binary.LittleEndian.Uint64(gens[i:]) != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// holeFinder tells which ranges of a Sparse memory hold no data, asked in
+// increasing order; every range may hold data in a memory that is not
+// Sparse.
+type holeFinder struct {
+	sparse bool
+	data   []guestmem.Range
+	ri     int
+}
+
+func newHoleFinder(mem Memory) (*holeFinder, error) {
+	sparse, ok := mem.(Sparse)
+	if !ok {
+		return &holeFinder{}, nil
+	}
+	data, err := sparse.DataRanges()
+	if err != nil {
+		return nil, fmt.Errorf("check: %w", err)
+	}
+	sort.Slice(data, func(i, j int) bool { return data[i].Off < data[j].Off })
+	return &holeFinder{sparse: true, data: data}, nil
+}
+
+// hasData reports whether any byte of [off, off+n) may hold data.
+func (h *holeFinder) hasData(off, n uint64) bool {
+	if !h.sparse {
+		return true
+	}
+	for h.ri < len(h.data) && h.data[h.ri].Off+h.data[h.ri].Len <= off {
+		h.ri++
+	}
+	return h.ri < len(h.data) && h.data[h.ri].Off < off+n
 }

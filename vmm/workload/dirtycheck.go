@@ -3,6 +3,8 @@ package workload
 import (
 	"encoding/binary"
 	"fmt"
+
+	"github.com/ovs-agent/ovs-agent/vmm/guestmem"
 )
 
 // GenTable reads the guest's expected-generation table: one entry per
@@ -59,7 +61,7 @@ func CheckDirtyLog(l Layout, before, after []uint64, dirty []uint64) error {
 		}
 	}
 	ptEnd := uint64(PDAddr) + uint64(l.PageDirectories())*PageSize
-	for _, p := range BitPages(dirty) {
+	for _, p := range guestmem.BitPages(dirty) {
 		a := p * PageSize
 		switch {
 		case p >= l.HotFirst && p < l.HotFirst+tracked:

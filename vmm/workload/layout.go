@@ -5,10 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/ovs-agent/ovs-agent/vmm/guestmem"
 )
 
-// PageSize is the guest page size and the dirty-log granularity.
-const PageSize = 4096
+// PageSize is the guest page size and the dirty-log granularity: the page
+// of guest memory (guestmem.PageSize) is the page of the workload's format.
+const PageSize = guestmem.PageSize
 
 // Guest physical memory map, shared by the KVM guest and the sim engine.
 // RAM page i lives at guest physical address i*PageSize below HoleStart and
@@ -178,7 +181,7 @@ const (
 
 // ParamPage is the parameter page the host writes at ParamPageAddr before
 // the guest starts, as consecutive little-endian uint64 fields. The guest
-// (vmm/guest/src/abi.h) reads the same layout; the checker reads it back from
+// (vmm/kvmengine/src/abi.h) reads the same layout; the checker reads it back from
 // memory, so memory is self-describing.
 type ParamPage struct {
 	Magic       uint64
@@ -342,4 +345,15 @@ type Stats struct {
 	InFlight    uint64 // page being written + 1 (0 at a consistent point)
 	LastCorrupt uint64
 	Touched     uint64 // pages of the touched region filled so far (Layout.TouchPages when done)
+}
+
+// ReadStats reads the workload counters from the status page in ram.
+func ReadStats(ram *guestmem.RAM) Stats {
+	w := func(i int) uint64 { return ram.Uint64(StatusPageAddr + 8*uint64(i)) }
+	return Stats{
+		State: w(StatusState), Writes: w(StatusWrites), Verified: w(StatusVerified),
+		Rounds: w(StatusRounds), Corrupt: w(StatusCorrupt), Heartbeats: w(StatusHeartbeats),
+		LagResets: w(StatusLagResets), InFlight: w(StatusInFlight), LastCorrupt: w(StatusLastCorrupt),
+		Touched: w(StatusTouched),
+	}
 }

@@ -1,8 +1,11 @@
 package workload
 
-// Machine is what the VMM process (and later the page-transfer subsystem)
-// needs from an engine running the workload guest. Both the KVM engine
-// (vmm/guest.Machine) and the sim engine (Sim) implement it. Guest RAM and
+import "github.com/ovs-agent/ovs-agent/vmm/guestmem"
+
+// Machine is what the VMM's workload engine adapter (package vmm) and the
+// page-transfer subsystem need from an engine running the workload guest.
+// Both the KVM engine (vmm/kvmengine.Machine) and the sim engine
+// (vmm/simengine.Machine) implement it. Guest RAM and
 // the console writer are given to the engine's constructor; a restored
 // machine is built from a saved state the same way.
 type Machine interface {
@@ -22,11 +25,11 @@ type Machine interface {
 	Err() error
 
 	// RAM returns guest memory.
-	RAM() *RAM
+	RAM() *guestmem.RAM
 	// SetDirtyLogging turns dirty-page tracking on (starting from a clean
 	// log) or off.
 	SetDirtyLogging(on bool) error
-	// DirtyLog fetches and clears the dirty log into dst (BitmapWords(pages)
+	// DirtyLog fetches and clears the dirty log into dst (guestmem.BitmapWords(pages)
 	// words): bit i set when RAM page i was written since the last call.
 	DirtyLog(dst []uint64) error
 

@@ -15,7 +15,7 @@ import (
 //
 // so every byte depends on (page, generation, seed): a stale copy, a page
 // copied to the wrong place, a zero page or a flipped bit all differ. The
-// guest (vmm/guest/src/workload.c) implements the same functions.
+// guest (vmm/kvmengine/src/workload.c) implements the same functions.
 const (
 	PageWords = PageSize / 8
 	Golden    = 0x9e3779b97f4a7c15

@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ovs-agent/ovs-agent/vmm/guestmem"
 	"github.com/ovs-agent/ovs-agent/vmm/workload"
 )
 
@@ -69,7 +70,7 @@ func BenchDirtyLog(b *testing.B, f Factory, dirty bool) {
 	if err := m.SetDirtyLogging(true); err != nil {
 		b.Fatal(err)
 	}
-	bm := make([]uint64, workload.BitmapWords(ram.Pages()))
+	bm := make([]uint64, guestmem.BitmapWords(ram.Pages()))
 	time.Sleep(200 * time.Millisecond)
 	mustPause(b, m)
 	if err := m.DirtyLog(bm); err != nil {
@@ -87,7 +88,7 @@ func BenchDirtyLog(b *testing.B, f Factory, dirty bool) {
 		if err := m.DirtyLog(bm); err != nil {
 			b.Fatal(err)
 		}
-		pages += workload.CountBits(bm)
+		pages += guestmem.CountBits(bm)
 	}
 	b.ReportMetric(float64(pages)/float64(b.N), "dirty-pages/op")
 }

@@ -1,6 +1,6 @@
 // Package workloadtest is a conformance suite for workload.Machine
-// implementations (the kvm engine in vmm/guest, the sim engine in
-// vmm/workload): boot and heartbeats, dirty-log exactness and clear
+// implementations (the kvm engine in vmm/kvmengine, the sim engine in
+// vmm/simengine): boot and heartbeats, dirty-log exactness and clear
 // semantics, corruption detection, pause/save/restore into a new machine
 // over a copy of memory, the achieved write rate, and the touch= fill
 // (exactly the touched region written once, the rest a hole, verified like
@@ -9,5 +9,6 @@
 // can run it against whatever engine they wire up. Params makes workload
 // parameters from a vm.cfg workload spec for tests.
 //
-// It imports testing and must only be imported from tests.
+// It sits under vmm/workload because it tests that package's Machine
+// contract. It imports testing and must only be imported from tests.
 package workloadtest

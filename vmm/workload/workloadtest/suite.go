@@ -8,20 +8,21 @@ import (
 	"time"
 
 	"github.com/ovs-agent/ovs-agent/config/vmcfg"
+	"github.com/ovs-agent/ovs-agent/vmm/guestmem"
 	"github.com/ovs-agent/ovs-agent/vmm/workload"
 )
 
 // Factory builds a machine over ram: a new one from params, or a restored
 // one from state (a SaveState result). The suite stops every machine it
 // builds; the factory may register further cleanup on t.
-type Factory func(t testing.TB, ram *workload.RAM, params workload.Params, state []byte, console io.Writer) (workload.Machine, error)
+type Factory func(t testing.TB, ram *guestmem.RAM, params workload.Params, state []byte, console io.Writer) (workload.Machine, error)
 
 // Timeout bounds every wait for a console line.
 const Timeout = 10 * time.Second
 
-func newRAM(t testing.TB, size uint64) *workload.RAM {
+func newRAM(t testing.TB, size uint64) *guestmem.RAM {
 	t.Helper()
-	r, err := workload.NewRAM(t.Name(), size)
+	r, err := guestmem.NewRAM(t.Name(), size)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,7 +46,7 @@ func Params(t testing.TB, spec string, ramSize uint64) workload.Params {
 	return p
 }
 
-func start(t testing.TB, f Factory, ram *workload.RAM, p workload.Params, state []byte, con io.Writer) workload.Machine {
+func start(t testing.TB, f Factory, ram *guestmem.RAM, p workload.Params, state []byte, con io.Writer) workload.Machine {
 	t.Helper()
 	m, err := f(t, ram, p, state, con)
 	if err != nil {
@@ -82,7 +83,7 @@ func heartbeat(t testing.TB, l *workload.Lines, from int) (workload.Heartbeat, i
 	return h, i
 }
 
-func checkClean(t testing.TB, ram *workload.RAM) *workload.Report {
+func checkClean(t testing.TB, ram *guestmem.RAM) *workload.Report {
 	t.Helper()
 	rep, err := workload.Check(ram)
 	if err != nil {
@@ -156,7 +157,7 @@ func DirtyLog(t *testing.T, f Factory) {
 	con := &workload.Lines{}
 	m := start(t, f, ram, Params(t, "dirty=8M/s,hot=8M,verify=100ms,hb=200ms", ram.Size()), nil, con)
 	heartbeat(t, con, 0)
-	words := workload.BitmapWords(ram.Pages())
+	words := guestmem.BitmapWords(ram.Pages())
 	if err := m.DirtyLog(make([]uint64, words)); err == nil {
 		t.Fatal("DirtyLog succeeded with logging off")
 	}
@@ -200,16 +201,16 @@ func DirtyLog(t *testing.T, f Factory) {
 			t.Fatalf("round %d: no page written in 150 ms", round)
 		}
 		if err := workload.CheckDirtyLog(l, before, after, dirty); err != nil {
-			t.Fatalf("round %d (%d pages changed, %d dirty): %v", round, changed, workload.CountBits(dirty), err)
+			t.Fatalf("round %d (%d pages changed, %d dirty): %v", round, changed, guestmem.CountBits(dirty), err)
 		}
 		again := make([]uint64, words)
 		if err := m.DirtyLog(again); err != nil {
 			t.Fatal(err)
 		}
-		if n := workload.CountBits(again); n != 0 {
-			t.Fatalf("round %d: %d pages dirty again while paused: %v", round, n, workload.BitPages(again))
+		if n := guestmem.CountBits(again); n != 0 {
+			t.Fatalf("round %d: %d pages dirty again while paused: %v", round, n, guestmem.BitPages(again))
 		}
-		t.Logf("round %d: %d hot pages written, %d pages dirty", round, changed, workload.CountBits(dirty))
+		t.Logf("round %d: %d hot pages written, %d pages dirty", round, changed, guestmem.CountBits(dirty))
 		mustResume(t, m)
 	}
 	if err := m.SetDirtyLogging(false); err != nil {
@@ -326,7 +327,7 @@ func SaveRestore(t *testing.T, f Factory) {
 
 // CopyData copies the pages of from that hold data into to, as a
 // migration would, and returns the bytes copied.
-func CopyData(t testing.TB, from, to *workload.RAM) uint64 {
+func CopyData(t testing.TB, from, to *guestmem.RAM) uint64 {
 	t.Helper()
 	ranges, err := from.DataRanges()
 	if err != nil {
@@ -461,27 +462,7 @@ func Touch(t *testing.T, f Factory) {
 			t.Fatalf("tracked page %d (RAM page %d) has generation %d after the fill", i, l.HotFirst+uint64(i), g)
 		}
 	}
-	// Data exactly where the guest wrote: its own pages below the hot
-	// set and the whole touched region; the hot set is a hole.
-	ranges, err := ram.DataRanges()
-	if err != nil {
-		t.Fatal(err)
-	}
-	touchStart, touchEnd := l.TouchFirst()*workload.PageSize, (l.TouchFirst()+l.TouchPages)*workload.PageSize
-	var data, inTouch uint64
-	for _, r := range ranges {
-		data += r.Len / workload.PageSize
-		switch {
-		case r.Off+r.Len <= l.HotFirst*workload.PageSize:
-		case r.Off >= touchStart && r.Off+r.Len <= touchEnd:
-			inTouch += r.Len
-		default:
-			t.Fatalf("data at %#x+%#x outside the guest's own pages and the touched region [%#x, %#x)", r.Off, r.Len, touchStart, touchEnd)
-		}
-	}
-	if inTouch != touchEnd-touchStart {
-		t.Fatalf("touched region holds %d bytes of data, want %d", inTouch, touchEnd-touchStart)
-	}
+	data := touchedData(t, ram, l)
 	t.Logf("2 GiB guest, touch=1G: filled in %v (TOUCH done at %d ms guest time); %d data pages = %d touched + %d guest-internal; %d of %d pages are holes",
 		fill.Round(time.Millisecond), done.MS, data, touchPages, data-touchPages, ram.Pages()-data, ram.Pages())
 
@@ -509,6 +490,33 @@ func Touch(t *testing.T, f Factory) {
 		t.Fatalf("repaired page has generation %d, want 2", gens[idx])
 	}
 	noCorruptExcept(t, con, page)
+}
+
+// touchedData checks that memory holds data exactly where the guest
+// wrote: its own pages below the hot set and the whole touched region;
+// the hot set is a hole. It returns the data pages.
+func touchedData(t *testing.T, ram *guestmem.RAM, l workload.Layout) uint64 {
+	t.Helper()
+	ranges, err := ram.DataRanges()
+	if err != nil {
+		t.Fatal(err)
+	}
+	touchStart, touchEnd := l.TouchFirst()*workload.PageSize, (l.TouchFirst()+l.TouchPages)*workload.PageSize
+	var data, inTouch uint64
+	for _, r := range ranges {
+		data += r.Len / workload.PageSize
+		switch {
+		case r.Off+r.Len <= l.HotFirst*workload.PageSize:
+		case r.Off >= touchStart && r.Off+r.Len <= touchEnd:
+			inTouch += r.Len
+		default:
+			t.Fatalf("data at %#x+%#x outside the guest's own pages and the touched region [%#x, %#x)", r.Off, r.Len, touchStart, touchEnd)
+		}
+	}
+	if inTouch != touchEnd-touchStart {
+		t.Fatalf("touched region holds %d bytes of data, want %d", inTouch, touchEnd-touchStart)
+	}
+	return data
 }
 
 // TouchSaveRestore: the fill comes before any dirtying (every heartbeat

@@ -1,4 +1,4 @@
-package guest
+package kvmengine
 
 import (
 	"encoding/binary"

@@ -1,7 +1,7 @@
 /*
  * Host/guest ABI of the ovs-agent workload guest.
  *
- * The host (vmm/guest, Go) builds identity-mapped long-mode page tables,
+ * The host (vmm/kvmengine, Go) builds identity-mapped long-mode page tables,
  * writes struct params at the parameter page, loads this program at
  * CODE_ADDR and starts the vCPU at _start in 64-bit ring 3 with IOPL 3,
  * RDI = parameter page and RSP = top of the stack. The layout of struct params and of the status

@@ -31,7 +31,7 @@ static inline u64 rdtsc(void)
  * I/O. The guest runs in ring 3 with IOPL 3, so on hardware-assisted KVM
  * these are ordinary I/O exits; on KVM implementations that do not
  * virtualise I/O from ring 3 (PVM) they fault, and the host completes them
- * (vmm/guest/faultio.go). Only these three encodings are used so the host
+ * (vmm/kvmengine/faultio.go). Only these three encodings are used so the host
  * decoder stays tiny: out %eax,(%dx) and rep outsb.
  * The "memory" clobbers make every store before an exit visible to the host.
  */

@@ -1,16 +1,18 @@
-package workload_test
+package simengine_test
 
 import (
 	"io"
 	"testing"
 	"time"
 
+	"github.com/ovs-agent/ovs-agent/vmm/guestmem"
+	"github.com/ovs-agent/ovs-agent/vmm/simengine"
 	"github.com/ovs-agent/ovs-agent/vmm/workload"
 	"github.com/ovs-agent/ovs-agent/vmm/workload/workloadtest"
 )
 
-func simFactory(t testing.TB, ram *workload.RAM, p workload.Params, state []byte, con io.Writer) (workload.Machine, error) {
-	return workload.NewSim(workload.SimConfig{RAM: ram, Params: p, State: state, Console: con})
+func simFactory(t testing.TB, ram *guestmem.RAM, p workload.Params, state []byte, con io.Writer) (workload.Machine, error) {
+	return simengine.New(simengine.Config{RAM: ram, Params: p, State: state, Console: con})
 }
 
 func TestSimHeartbeats(t *testing.T)  { workloadtest.Heartbeats(t, simFactory) }

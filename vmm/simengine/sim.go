@@ -1,4 +1,4 @@
-package workload
+package simengine
 
 import (
 	"encoding/binary"
@@ -9,17 +9,20 @@ import (
 	"sync/atomic"
 	"time"
 	"unsafe"
+
+	"github.com/ovs-agent/ovs-agent/vmm/guestmem"
+	"github.com/ovs-agent/ovs-agent/vmm/workload"
 )
 
-// SimConfig configures a sim engine.
-type SimConfig struct {
+// Config configures a sim engine.
+type Config struct {
 	// RAM is guest memory. For a new machine it must be zero (fresh); the
 	// engine writes the parameter page. For a restored machine it holds the
 	// memory of the saved one.
-	RAM *RAM
+	RAM *guestmem.RAM
 	// Params configures a new machine; ignored when State is set (the
 	// parameter page in memory describes the workload then).
-	Params Params
+	Params workload.Params
 	// Console receives the console output, one Write per line. May be nil.
 	Console io.Writer
 	// State, when set, is a SaveState result: the machine continues where
@@ -27,17 +30,17 @@ type SimConfig struct {
 	State []byte
 }
 
-// Sim is the sim engine: the workload run by a goroutine over guest RAM,
+// Machine is the sim engine: the workload run by a goroutine over guest RAM,
 // with a software dirty log. It implements Machine. Time is the machine's
 // own: it advances only while the machine runs (not while paused), like a
 // guest TSC that is saved and restored.
-type Sim struct {
-	ram     *RAM
+type Machine struct {
+	ram     *guestmem.RAM
 	mem     []byte
-	pp      ParamPage
-	layout  Layout
+	pp      workload.ParamPage
+	layout  workload.Layout
 	console io.Writer
-	dirty   *DirtyBitmap
+	dirty   *guestmem.DirtyBitmap
 	logging atomic.Bool
 	reqs    atomic.Bool // pause or stop requested: the loop must look
 	wake    chan struct{}
@@ -64,7 +67,7 @@ const (
 	simStopped
 )
 
-var _ Machine = (*Sim)(nil)
+var _ workload.Machine = (*Machine)(nil)
 
 // Loop tuning, the same as the guest's.
 const (
@@ -76,16 +79,16 @@ const (
 	maxSleep      = 100 * time.Millisecond
 )
 
-// NewSim prepares a sim machine over cfg.RAM; Start runs it.
-func NewSim(cfg SimConfig) (*Sim, error) {
+// New prepares a sim machine over cfg.RAM; Start runs it.
+func New(cfg Config) (*Machine, error) {
 	if cfg.RAM == nil {
 		return nil, errors.New("sim: no guest memory")
 	}
-	s := &Sim{
+	s := &Machine{
 		ram:     cfg.RAM,
 		mem:     cfg.RAM.Bytes(),
 		console: cfg.Console,
-		dirty:   NewDirtyBitmap(cfg.RAM.Pages()),
+		dirty:   guestmem.NewDirtyBitmap(cfg.RAM.Pages()),
 		wake:    make(chan struct{}, 1),
 		done:    make(chan struct{}),
 	}
@@ -94,7 +97,7 @@ func NewSim(cfg SimConfig) (*Sim, error) {
 		if err := s.st.UnmarshalBinary(cfg.State); err != nil {
 			return nil, fmt.Errorf("sim: %w", err)
 		}
-		pp, l, err := DecodeParamPage(s.mem[ParamPageAddr:ParamPageAddr+PageSize], cfg.RAM.Size())
+		pp, l, err := workload.DecodeParamPage(s.mem[workload.ParamPageAddr:workload.ParamPageAddr+workload.PageSize], cfg.RAM.Size())
 		if err != nil {
 			return nil, fmt.Errorf("sim: restore: %w", err)
 		}
@@ -108,17 +111,17 @@ func NewSim(cfg SimConfig) (*Sim, error) {
 		s.pp, s.layout = pp, l
 		return s, nil
 	}
-	l, err := NewLayout(cfg.RAM.Size(), cfg.Params)
+	l, err := workload.NewLayout(cfg.RAM.Size(), cfg.Params)
 	if err != nil {
 		return nil, fmt.Errorf("sim: %w", err)
 	}
 	s.layout = l
-	s.pp = NewParamPage(l, cfg.Params)
-	s.pp.Encode(s.mem[ParamPageAddr:])
-	s.setStatus(StatusMagicWord, StatusMagic)
-	s.setStatus(StatusState, StateBooting)
+	s.pp = workload.NewParamPage(l, cfg.Params)
+	s.pp.Encode(s.mem[workload.ParamPageAddr:])
+	s.setStatus(workload.StatusMagicWord, workload.StatusMagic)
+	s.setStatus(workload.StatusState, workload.StateBooting)
 	s.st = simState{
-		RNG:        cfg.Params.Seed*Golden | 1,
+		RNG:        cfg.Params.Seed*workload.Golden | 1,
 		NextVerify: uint64(cfg.Params.VerifyInterval),
 		NextHB:     uint64(cfg.Params.HeartbeatInterval),
 	}
@@ -126,13 +129,13 @@ func NewSim(cfg SimConfig) (*Sim, error) {
 }
 
 // RAM returns guest memory.
-func (s *Sim) RAM() *RAM { return s.ram }
+func (s *Machine) RAM() *guestmem.RAM { return s.ram }
 
 // Layout returns the workload layout.
-func (s *Sim) Layout() Layout { return s.layout }
+func (s *Machine) Layout() workload.Layout { return s.layout }
 
 // Start runs the machine.
-func (s *Sim) Start() error {
+func (s *Machine) Start() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.phase != simCreated {
@@ -145,7 +148,7 @@ func (s *Sim) Start() error {
 }
 
 // Pause stops the machine between two loop iterations (memory consistent).
-func (s *Sim) Pause() error {
+func (s *Machine) Pause() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	switch s.phase {
@@ -167,7 +170,7 @@ func (s *Sim) Pause() error {
 }
 
 // Resume continues a paused machine.
-func (s *Sim) Resume() error {
+func (s *Machine) Resume() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	switch s.phase {
@@ -186,7 +189,7 @@ func (s *Sim) Resume() error {
 }
 
 // Stop ends the machine and waits for its goroutine.
-func (s *Sim) Stop() error {
+func (s *Machine) Stop() error {
 	s.mu.Lock()
 	if s.phase == simCreated {
 		s.phase = simStopped
@@ -204,19 +207,19 @@ func (s *Sim) Stop() error {
 }
 
 // Done is closed when the machine has stopped.
-func (s *Sim) Done() <-chan struct{} { return s.done }
+func (s *Machine) Done() <-chan struct{} { return s.done }
 
 // Err says why the machine stopped (nil after Stop).
-func (s *Sim) Err() error {
+func (s *Machine) Err() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.err
 }
 
 // SetDirtyLogging turns the software dirty log on (clean) or off.
-func (s *Sim) SetDirtyLogging(on bool) error {
+func (s *Machine) SetDirtyLogging(on bool) error {
 	if on { // from a clean log, also when it was on already
-		scratch := make([]uint64, BitmapWords(s.dirty.Pages()))
+		scratch := make([]uint64, guestmem.BitmapWords(s.dirty.Pages()))
 		s.dirty.GetAndClear(scratch)
 	}
 	s.logging.Store(on)
@@ -224,7 +227,7 @@ func (s *Sim) SetDirtyLogging(on bool) error {
 }
 
 // DirtyLog fetches and clears the dirty log.
-func (s *Sim) DirtyLog(dst []uint64) error {
+func (s *Machine) DirtyLog(dst []uint64) error {
 	if !s.logging.Load() {
 		return errors.New("sim: dirty log: dirty logging is off")
 	}
@@ -232,7 +235,7 @@ func (s *Sim) DirtyLog(dst []uint64) error {
 }
 
 // SaveState returns the engine state of a paused machine.
-func (s *Sim) SaveState() ([]byte, error) {
+func (s *Machine) SaveState() ([]byte, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.phase != simPaused {
@@ -242,10 +245,10 @@ func (s *Sim) SaveState() ([]byte, error) {
 }
 
 // Stats returns the counters from the status page.
-func (s *Sim) Stats() Stats { return s.ram.ReadStats() }
+func (s *Machine) Stats() workload.Stats { return workload.ReadStats(s.ram) }
 
 // SetThrottle makes the machine sleep percent% of its time.
-func (s *Sim) SetThrottle(percent int) error {
+func (s *Machine) SetThrottle(percent int) error {
 	if percent < 0 || percent > 99 {
 		return fmt.Errorf("sim: throttle %d%% outside 0..99", percent)
 	}
@@ -253,41 +256,43 @@ func (s *Sim) SetThrottle(percent int) error {
 	return nil
 }
 
-func (s *Sim) kick() {
+func (s *Machine) kick() {
 	select {
 	case s.wake <- struct{}{}:
 	default:
 	}
 }
 
-func (s *Sim) word(off uint64) *uint64 { return (*uint64)(unsafe.Pointer(&s.mem[off])) }
+func (s *Machine) word(off uint64) *uint64 { return (*uint64)(unsafe.Pointer(&s.mem[off])) }
 
-func (s *Sim) setStatus(i int, v uint64) {
-	atomic.StoreUint64(s.word(StatusPageAddr+8*uint64(i)), v)
-	s.markDirty(StatusPageAddr / PageSize)
+func (s *Machine) setStatus(i int, v uint64) {
+	atomic.StoreUint64(s.word(workload.StatusPageAddr+8*uint64(i)), v)
+	s.markDirty(workload.StatusPageAddr / workload.PageSize)
 }
 
-func (s *Sim) status(i int) uint64 { return atomic.LoadUint64(s.word(StatusPageAddr + 8*uint64(i))) }
+func (s *Machine) status(i int) uint64 {
+	return atomic.LoadUint64(s.word(workload.StatusPageAddr + 8*uint64(i)))
+}
 
-func (s *Sim) addStatus(i int, d uint64) { s.setStatus(i, s.status(i)+d) }
+func (s *Machine) addStatus(i int, d uint64) { s.setStatus(i, s.status(i)+d) }
 
-func (s *Sim) markDirty(page uint64) {
+func (s *Machine) markDirty(page uint64) {
 	if s.logging.Load() {
 		s.dirty.Mark(page)
 	}
 }
 
-func (s *Sim) print(line string) {
+func (s *Machine) print(line string) {
 	if s.console != nil {
 		s.console.Write([]byte(line + "\n"))
 	}
 }
 
 // now returns the machine's time in nanoseconds.
-func (s *Sim) now() uint64 { return s.st.Virtual + uint64(time.Since(s.runStart)) }
+func (s *Machine) now() uint64 { return s.st.Virtual + uint64(time.Since(s.runStart)) }
 
 // control handles pause and stop requests; it returns false to end the loop.
-func (s *Sim) control() bool {
+func (s *Machine) control() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.pauseReq && !s.stopReq {
@@ -311,7 +316,7 @@ func (s *Sim) control() bool {
 	return true
 }
 
-func (s *Sim) sleep(d time.Duration) {
+func (s *Machine) sleep(d time.Duration) {
 	if d <= 0 {
 		return
 	}
@@ -323,29 +328,29 @@ func (s *Sim) sleep(d time.Duration) {
 	}
 }
 
-func (s *Sim) loop() {
-	defer close(s.done)
-	pp := s.pp
+// pace is the loop's timing, from the parameter page, in nanoseconds of
+// machine time.
+type pace struct {
+	wi, wf     uint64 // interval between two writes: whole and 16-bit fraction
+	verify, hb uint64
+	maxLag     uint64
+	minSleep   uint64
+}
+
+func newPace(pp workload.ParamPage) pace {
 	hz := uint64(time.Second)
-	var wi, wf uint64
+	p := pace{verify: pp.VerifyUS * 1000, hb: pp.HeartbeatUS * 1000, maxLag: pp.MaxLagUS * 1000, minSleep: pp.MinSleepUS * 1000}
 	if pp.PagesPerSec > 0 {
-		wi = hz / pp.PagesPerSec
-		wf = ((hz % pp.PagesPerSec) << 16) / pp.PagesPerSec
+		p.wi = hz / pp.PagesPerSec
+		p.wf = ((hz % pp.PagesPerSec) << 16) / pp.PagesPerSec
 	}
-	verify := pp.VerifyUS * 1000
-	hb := pp.HeartbeatUS * 1000
-	maxLag := pp.MaxLagUS * 1000
-	minSleep := pp.MinSleepUS * 1000
-	touchTotal := pp.TouchPages
-	if s.status(StatusState) == StateBooting {
-		banner := fmt.Sprintf("WORKLOAD start engine=sim ram=%d hot=%d+%d", pp.RAMPages, pp.HotFirst, pp.HotPages)
-		if touchTotal > 0 {
-			banner += fmt.Sprintf(" touch=%d+%d", pp.HotFirst+pp.HotPages, touchTotal)
-		}
-		s.print(banner + fmt.Sprintf(" rate=%d pattern=%s verify=%d seed=%d",
-			pp.PagesPerSec, Pattern(pp.Pattern), pp.VerifyUS/1000, pp.Seed))
-		s.setStatus(StatusState, StateRunning)
-	}
+	return p
+}
+
+func (s *Machine) loop() {
+	defer close(s.done)
+	pc := newPace(s.pp)
+	s.boot()
 	st := &s.st
 	for {
 		if s.reqs.Load() && !s.control() {
@@ -353,79 +358,122 @@ func (s *Sim) loop() {
 		}
 		iterStart := time.Now()
 		now := s.now()
-		filling := st.TouchPos < touchTotal
+		filling := st.TouchPos < s.pp.TouchPages
 		if filling {
 			// The touch fill comes first: no dirtying or verification
 			// rounds until it is done.
-			s.touchChunk()
-			if st.TouchPos == touchTotal {
-				now = s.now()
-				s.print(Touch{Done: true, Pages: st.TouchPos, Total: touchTotal, MS: now / uint64(time.Millisecond)}.String())
-				st.Due, st.DueFrac = now, 0
-				st.NextVerify = now + verify
-			}
+			now = s.fill(now, pc)
 		}
-		if !filling && pp.PagesPerSec > 0 {
-			for n := 0; now >= st.Due && n < writeBatch; n++ {
-				s.writeNext()
-				st.Due += wi
-				st.DueFrac += wf
-				if st.DueFrac >= 1<<16 {
-					st.DueFrac -= 1 << 16
-					st.Due++
-				}
-			}
-			if now > st.Due && now-st.Due > maxLag {
-				st.Due = now
-				s.addStatus(StatusLagResets, 1)
-			}
+		if !filling && s.pp.PagesPerSec > 0 {
+			s.writeDue(now, pc)
 		}
 		if !filling && st.Verifying == 0 && now >= st.NextVerify {
 			st.Verifying, st.VPos, st.Printed = 1, 0, 0
-			st.NextVerify = now + verify
+			st.NextVerify = now + pc.verify
 		}
 		if st.Verifying != 0 {
 			s.verifyChunk()
 		}
 		if now >= st.NextHB {
-			w := s.status(StatusWrites)
-			s.addStatus(StatusHeartbeats, 1)
-			s.print(Heartbeat{T: now / hz, Writes: w, Verified: s.status(StatusVerified),
-				Rounds: s.status(StatusRounds), Corrupt: s.status(StatusCorrupt),
-				WPS: (w - st.LastHBWrites) * 1_000_000 / pp.HeartbeatUS}.String())
-			st.LastHBWrites = w
-			if st.TouchPos < touchTotal {
-				s.print(Touch{Pages: st.TouchPos, Total: touchTotal, MS: now / uint64(time.Millisecond)}.String())
-			}
-			st.NextHB += hb
-			if st.NextHB <= now {
-				st.NextHB = now + hb
-			}
+			s.heartbeat(now, pc)
 		}
 		if p := s.thr.Load(); p > 0 {
 			busy := time.Since(iterStart)
 			s.sleep(busy * time.Duration(p) / time.Duration(100-p))
 		}
-		if st.Verifying == 0 && st.TouchPos >= touchTotal {
-			now = s.now()
-			next := st.NextHB
-			if st.NextVerify < next {
-				next = st.NextVerify
-			}
-			if pp.PagesPerSec > 0 && st.Due < next {
-				next = st.Due
-			}
-			if next > now && next-now >= minSleep {
-				s.sleep(min(time.Duration(next-now), maxSleep))
-			}
+		if st.Verifying == 0 && st.TouchPos >= s.pp.TouchPages {
+			s.idle(pc)
 		}
 	}
 }
 
-func (s *Sim) pick() uint64 {
+// boot prints the banner of a machine that was not running before.
+func (s *Machine) boot() {
+	pp := s.pp
+	if s.status(workload.StatusState) != workload.StateBooting {
+		return
+	}
+	banner := fmt.Sprintf("WORKLOAD start engine=sim ram=%d hot=%d+%d", pp.RAMPages, pp.HotFirst, pp.HotPages)
+	if pp.TouchPages > 0 {
+		banner += fmt.Sprintf(" touch=%d+%d", pp.HotFirst+pp.HotPages, pp.TouchPages)
+	}
+	s.print(banner + fmt.Sprintf(" rate=%d pattern=%s verify=%d seed=%d",
+		pp.PagesPerSec, workload.Pattern(pp.Pattern), pp.VerifyUS/1000, pp.Seed))
+	s.setStatus(workload.StatusState, workload.StateRunning)
+}
+
+// fill continues the touch fill; when it is done, the writes and the
+// verification rounds start from now. It returns the machine time.
+func (s *Machine) fill(now uint64, pc pace) uint64 {
+	st := &s.st
+	s.touchChunk()
+	if st.TouchPos == s.pp.TouchPages {
+		now = s.now()
+		s.print(workload.Touch{Done: true, Pages: st.TouchPos, Total: s.pp.TouchPages, MS: now / uint64(time.Millisecond)}.String())
+		st.Due, st.DueFrac = now, 0
+		st.NextVerify = now + pc.verify
+	}
+	return now
+}
+
+// writeDue makes the writes that are due by now (a batch at most), and
+// drops a backlog longer than the allowed lag.
+func (s *Machine) writeDue(now uint64, pc pace) {
+	st := &s.st
+	for n := 0; now >= st.Due && n < writeBatch; n++ {
+		s.writeNext()
+		st.Due += pc.wi
+		st.DueFrac += pc.wf
+		if st.DueFrac >= 1<<16 {
+			st.DueFrac -= 1 << 16
+			st.Due++
+		}
+	}
+	if now > st.Due && now-st.Due > pc.maxLag {
+		st.Due = now
+		s.addStatus(workload.StatusLagResets, 1)
+	}
+}
+
+// heartbeat prints the HB line (and the touch progress while filling).
+func (s *Machine) heartbeat(now uint64, pc pace) {
+	st := &s.st
+	hz := uint64(time.Second)
+	w := s.status(workload.StatusWrites)
+	s.addStatus(workload.StatusHeartbeats, 1)
+	s.print(workload.Heartbeat{T: now / hz, Writes: w, Verified: s.status(workload.StatusVerified),
+		Rounds: s.status(workload.StatusRounds), Corrupt: s.status(workload.StatusCorrupt),
+		WPS: (w - st.LastHBWrites) * 1_000_000 / s.pp.HeartbeatUS}.String())
+	st.LastHBWrites = w
+	if st.TouchPos < s.pp.TouchPages {
+		s.print(workload.Touch{Pages: st.TouchPos, Total: s.pp.TouchPages, MS: now / uint64(time.Millisecond)}.String())
+	}
+	st.NextHB += pc.hb
+	if st.NextHB <= now {
+		st.NextHB = now + pc.hb
+	}
+}
+
+// idle sleeps until the next thing is due, when that is far enough.
+func (s *Machine) idle(pc pace) {
+	st := &s.st
+	now := s.now()
+	next := st.NextHB
+	if st.NextVerify < next {
+		next = st.NextVerify
+	}
+	if s.pp.PagesPerSec > 0 && st.Due < next {
+		next = st.Due
+	}
+	if next > now && next-now >= pc.minSleep {
+		s.sleep(min(time.Duration(next-now), maxSleep))
+	}
+}
+
+func (s *Machine) pick() uint64 {
 	st := &s.st
 	hot := s.pp.HotPages
-	if Pattern(s.pp.Pattern) == PatternSequential {
+	if workload.Pattern(s.pp.Pattern) == workload.PatternSequential {
 		i := st.Cursor
 		st.Cursor++
 		if st.Cursor >= hot {
@@ -443,34 +491,34 @@ func (s *Sim) pick() uint64 {
 
 // writePage writes the next generation of tracked page idx (hot set, then
 // touched region).
-func (s *Sim) writePage(idx uint64) {
+func (s *Machine) writePage(idx uint64) {
 	pg := s.pp.HotFirst + idx
-	ent := GenTableAddr + 8*idx
-	s.setStatus(StatusInFlight, pg+1)
+	ent := workload.GenTableAddr + 8*idx
+	s.setStatus(workload.StatusInFlight, pg+1)
 	gen := atomic.LoadUint64(s.word(ent)) + 1
-	FillPage(s.mem[pg*PageSize:], s.pp.Seed, pg, gen)
+	workload.FillPage(s.mem[pg*workload.PageSize:], s.pp.Seed, pg, gen)
 	s.markDirty(pg)
 	atomic.StoreUint64(s.word(ent), gen)
-	s.markDirty(ent / PageSize)
-	s.setStatus(StatusInFlight, 0)
-	s.addStatus(StatusWrites, 1)
+	s.markDirty(ent / workload.PageSize)
+	s.setStatus(workload.StatusInFlight, 0)
+	s.addStatus(workload.StatusWrites, 1)
 }
 
-func (s *Sim) writeNext() { s.writePage(s.pick()) }
+func (s *Machine) writeNext() { s.writePage(s.pick()) }
 
 // touchChunk fills the next pages of the touched region (generation 1).
-func (s *Sim) touchChunk() {
+func (s *Machine) touchChunk() {
 	st := &s.st
 	for n := 0; n < touchBatch && st.TouchPos < s.pp.TouchPages; n++ {
 		s.writePage(s.pp.HotPages + st.TouchPos)
 		st.TouchPos++
 	}
-	s.setStatus(StatusTouched, st.TouchPos)
+	s.setStatus(workload.StatusTouched, st.TouchPos)
 }
 
 // verifyChunk continues a verification round over the tracked pages (hot
 // set and touched region).
-func (s *Sim) verifyChunk() {
+func (s *Machine) verifyChunk() {
 	st := &s.st
 	tracked := s.pp.HotPages + s.pp.TouchPages
 	checked, scanned := 0, 0
@@ -478,27 +526,27 @@ func (s *Sim) verifyChunk() {
 		idx := st.VPos
 		st.VPos++
 		scanned++
-		gen := atomic.LoadUint64(s.word(GenTableAddr + 8*idx))
+		gen := atomic.LoadUint64(s.word(workload.GenTableAddr + 8*idx))
 		if gen == 0 {
 			continue
 		}
 		checked++
 		pg := s.pp.HotFirst + idx
-		m, ok := CheckPage(s.mem[pg*PageSize:], s.pp.Seed, pg, gen)
-		s.addStatus(StatusVerified, 1)
+		m, ok := workload.CheckPage(s.mem[pg*workload.PageSize:], s.pp.Seed, pg, gen)
+		s.addStatus(workload.StatusVerified, 1)
 		if !ok {
-			s.addStatus(StatusCorrupt, 1)
-			s.setStatus(StatusLastCorrupt, pg+1)
+			s.addStatus(workload.StatusCorrupt, 1)
+			s.setStatus(workload.StatusLastCorrupt, pg+1)
 			if st.Printed < corruptPrints {
 				st.Printed++
-				s.print(FormatCorrupt(m))
+				s.print(workload.FormatCorrupt(m))
 			}
 			s.writePage(idx) // repair, so the page is reported once
 		}
 	}
 	if st.VPos >= tracked {
 		st.Verifying = 0
-		s.addStatus(StatusRounds, 1)
+		s.addStatus(workload.StatusRounds, 1)
 	}
 }
 

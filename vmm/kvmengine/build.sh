@@ -1,7 +1,7 @@
 #!/bin/sh
 # Builds the workload guest (src/) into the flat binary workload.bin that
-# guest.go embeds, and records the toolchain and a hash of the sources in
-# workload.bin.info. Run via `go generate ./vmm/guest` after changing src/.
+# generate.go embeds, and records the toolchain and a hash of the sources in
+# workload.bin.info. Run via `go generate ./vmm/kvmengine` after changing src/.
 # TestGuestBinaryUpToDate fails when workload.bin is stale.
 set -eu
 cd "$(dirname "$0")"

@@ -1,4 +1,4 @@
-package guest
+package kvmengine
 
 import (
 	"encoding/binary"
@@ -11,6 +11,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/ovs-agent/ovs-agent/vmm/guestmem"
 	"github.com/ovs-agent/ovs-agent/vmm/kvm"
 	"github.com/ovs-agent/ovs-agent/vmm/workload"
 )
@@ -56,7 +57,7 @@ type Config struct {
 	// RAM is guest memory: fresh (zero) for a new machine, or holding the
 	// memory of a saved machine when State is set. Its size must be a
 	// multiple of 2 MiB.
-	RAM *workload.RAM
+	RAM *guestmem.RAM
 	// Params configures a new machine (ignored when State is set).
 	Params workload.Params
 	// Console receives the serial output, one Write per line. May be nil.
@@ -93,7 +94,7 @@ type Machine struct {
 	ownSys  bool
 	vm      *kvm.VM
 	vcpu    *kvm.VCPU
-	ram     *workload.RAM
+	ram     *guestmem.RAM
 	layout  workload.Layout
 	slots   []slot
 	console io.Writer
@@ -362,7 +363,7 @@ func (m *Machine) boot(p workload.Params) error {
 }
 
 // RAM returns guest memory.
-func (m *Machine) RAM() *workload.RAM { return m.ram }
+func (m *Machine) RAM() *guestmem.RAM { return m.ram }
 
 // Layout returns the workload layout.
 func (m *Machine) Layout() workload.Layout { return m.layout }
@@ -525,7 +526,7 @@ func (m *Machine) SetDirtyLogging(on bool) error {
 		return m.stoppedErr("dirty logging")
 	}
 	if on && m.logging {
-		scratch := make([]uint64, workload.BitmapWords(m.ram.Pages()))
+		scratch := make([]uint64, guestmem.BitmapWords(m.ram.Pages()))
 		for _, s := range m.slots {
 			first := s.offset / workload.PageSize / 64
 			if err := m.vm.GetDirtyLog(s.region.Slot, scratch[first:]); err != nil {
@@ -554,7 +555,7 @@ func (m *Machine) DirtyLog(dst []uint64) error {
 	if !m.logging {
 		return errors.New("kvm machine: dirty log: dirty logging is off")
 	}
-	if need := workload.BitmapWords(m.ram.Pages()); len(dst) < need {
+	if need := guestmem.BitmapWords(m.ram.Pages()); len(dst) < need {
 		return fmt.Errorf("kvm machine: dirty log: bitmap of %d words, need %d", len(dst), need)
 	}
 	for _, s := range m.slots {
@@ -581,7 +582,7 @@ func (m *Machine) SaveState() ([]byte, error) {
 }
 
 // Stats returns the workload counters from the guest's status page.
-func (m *Machine) Stats() workload.Stats { return m.ram.ReadStats() }
+func (m *Machine) Stats() workload.Stats { return workload.ReadStats(m.ram) }
 
 // SetThrottle makes the vCPU sleep percent% of the time: after each exit
 // it sleeps in proportion to the time it just ran.

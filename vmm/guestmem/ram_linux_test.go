@@ -1,4 +1,4 @@
-package workload
+package guestmem
 
 import "golang.org/x/sys/unix"
 

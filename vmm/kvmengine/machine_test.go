@@ -1,4 +1,4 @@
-package guest
+package kvmengine
 
 import (
 	"bytes"
@@ -6,11 +6,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ovs-agent/ovs-agent/vmm/guestmem"
+	"github.com/ovs-agent/ovs-agent/vmm/simengine"
 	"github.com/ovs-agent/ovs-agent/vmm/workload"
 	"github.com/ovs-agent/ovs-agent/vmm/workload/workloadtest"
 )
 
-func kvmFactory(t testing.TB, ram *workload.RAM, p workload.Params, state []byte, con io.Writer) (workload.Machine, error) {
+func kvmFactory(t testing.TB, ram *guestmem.RAM, p workload.Params, state []byte, con io.Writer) (workload.Machine, error) {
 	sys := needKVM(t)
 	return New(Config{RAM: ram, Params: p, State: state, Console: con, KVM: sys})
 }
@@ -33,7 +35,7 @@ func TestKVMRate(t *testing.T) { workloadtest.Rate(t, kvmFactory, "32M/s", 500*t
 func TestTouchSameAsSim(t *testing.T) {
 	const size = 64 << 20
 	spec := "touch=16M,hot=8M,dirty=0,seed=12345,hb=100ms"
-	run := func(name string, f workloadtest.Factory) (*workload.RAM, workload.Layout) {
+	run := func(name string, f workloadtest.Factory) (*guestmem.RAM, workload.Layout) {
 		ram := newTestRAM(t, size)
 		con := &workload.Lines{}
 		m, err := f(t, ram, workloadtest.Params(t, spec, size), nil, con)
@@ -57,13 +59,13 @@ func TestTouchSameAsSim(t *testing.T) {
 		return ram, rep.Layout
 	}
 	kram, kl := run("kvm", kvmFactory)
-	sram, sl := run("sim", func(t testing.TB, ram *workload.RAM, p workload.Params, state []byte, con io.Writer) (workload.Machine, error) {
-		return workload.NewSim(workload.SimConfig{RAM: ram, Params: p, State: state, Console: con})
+	sram, sl := run("sim", func(t testing.TB, ram *guestmem.RAM, p workload.Params, state []byte, con io.Writer) (workload.Machine, error) {
+		return simengine.New(simengine.Config{RAM: ram, Params: p, State: state, Console: con})
 	})
 	if kl != sl {
 		t.Fatalf("layouts differ: kvm %+v, sim %+v", kl, sl)
 	}
-	read := func(r *workload.RAM, off, n uint64) []byte {
+	read := func(r *guestmem.RAM, off, n uint64) []byte {
 		b := make([]byte, n)
 		if _, err := r.ReadAt(b, int64(off)); err != nil {
 			t.Fatal(err)

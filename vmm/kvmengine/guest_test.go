@@ -1,4 +1,4 @@
-package guest
+package kvmengine
 
 import (
 	"bytes"
@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ovs-agent/ovs-agent/vmm/guestmem"
 	"github.com/ovs-agent/ovs-agent/vmm/kvm"
 	"github.com/ovs-agent/ovs-agent/vmm/workload"
 	"github.com/ovs-agent/ovs-agent/vmm/workload/workloadtest"
@@ -49,7 +50,7 @@ func TestGuestBinaryUpToDate(t *testing.T) {
 		h.Write(b)
 	}
 	if got := hex.EncodeToString(h.Sum(nil)); got != info["sources"] {
-		t.Fatalf("src/ changed since workload.bin was built (sources %s, built from %s): run `go generate ./vmm/guest`", got, info["sources"])
+		t.Fatalf("src/ changed since workload.bin was built (sources %s, built from %s): run `go generate ./vmm/kvmengine`", got, info["sources"])
 	}
 	sum := sha256.Sum256(workloadBin)
 	if got := hex.EncodeToString(sum[:]); got != info["binary"] {
@@ -76,16 +77,16 @@ func TestGuestBinaryUpToDate(t *testing.T) {
 		t.Fatal(err)
 	}
 	if !bytes.Equal(rebuilt, workloadBin) {
-		t.Fatalf("workload.bin differs from a fresh build of src/ (%d vs %d bytes): run `go generate ./vmm/guest`", len(workloadBin), len(rebuilt))
+		t.Fatalf("workload.bin differs from a fresh build of src/ (%d vs %d bytes): run `go generate ./vmm/kvmengine`", len(workloadBin), len(rebuilt))
 	}
 	if len(workloadBin) > workload.CodeMaxSize {
 		t.Fatalf("guest binary of %d bytes exceeds the %d reserved", len(workloadBin), workload.CodeMaxSize)
 	}
 }
 
-func newTestRAM(t *testing.T, size uint64) *workload.RAM {
+func newTestRAM(t *testing.T, size uint64) *guestmem.RAM {
 	t.Helper()
-	r, err := workload.NewRAM(t.Name(), size)
+	r, err := guestmem.NewRAM(t.Name(), size)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package guest
+package kvmengine
 
 import _ "embed"
 
@@ -9,6 +9,3 @@ import _ "embed"
 //
 //go:embed workload.bin
 var workloadBin []byte
-
-// Binary returns a copy of the embedded workload guest binary.
-func Binary() []byte { return append([]byte(nil), workloadBin...) }

@@ -1,4 +1,4 @@
-package workload
+package guestmem
 
 import (
 	"errors"
@@ -8,6 +8,10 @@ import (
 
 	"golang.org/x/sys/unix"
 )
+
+// PageSize is the page of guest memory: the granularity of its holes and
+// of the dirty log (one bit per page).
+const PageSize = 4096
 
 // RAM is guest memory: a memfd (so it can be handed to another process and
 // stays sparse: pages never written take no memory) mapped shared into this
@@ -237,15 +241,4 @@ func (r *RAM) Close() error {
 		r.fd = -1
 	}
 	return errors.Join(errs...)
-}
-
-// ReadStats reads the workload counters from the status page.
-func (r *RAM) ReadStats() Stats {
-	w := func(i int) uint64 { return r.Uint64(StatusPageAddr + 8*uint64(i)) }
-	return Stats{
-		State: w(StatusState), Writes: w(StatusWrites), Verified: w(StatusVerified),
-		Rounds: w(StatusRounds), Corrupt: w(StatusCorrupt), Heartbeats: w(StatusHeartbeats),
-		LagResets: w(StatusLagResets), InFlight: w(StatusInFlight), LastCorrupt: w(StatusLastCorrupt),
-		Touched: w(StatusTouched),
-	}
 }

@@ -1,0 +1,219 @@
+package vmm
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/ovs-agent/ovs-agent/relocation/pagexfer"
+	"github.com/ovs-agent/ovs-agent/vmm/control"
+	"github.com/ovs-agent/ovs-agent/vmm/workload"
+)
+
+// Engine runs one domain's guest for the VMM runtime, and is everything
+// the runtime knows of it. The runtime (this package: the control socket,
+// the console, the exit record, the VMM state, the migration phases and
+// the two-phase commit) drives an Engine and never touches what is behind
+// it: the guest's memory, its vCPUs, its migration image and its save
+// image are the engine's own.
+//
+// Today two engines run the project's workload guest, kvm and sim; both
+// are workloadEngine (workloadengine.go), one adapter over a
+// workload.Machine, its guest RAM and the pagexfer page stream. An engine
+// whose guest is not the workload (say one that supervises a QEMU child
+// over QMP) plugs in by implementing this interface and adding a line to
+// the engines table below, without the runtime changing:
+//
+//   - its memory: ResidentBytes and MeasureDirty are all the runtime asks
+//     of it (Info's resident memory, the dry run's dirty rate); Stats'
+//     WrittenBytes may stay 0 and Workload nil.
+//   - its migration stream: Send writes the engine's own image (QEMU's
+//     migration stream, say) over the connections the agent handed over,
+//     and Receive reads it and builds the machine, not started. What the
+//     runtime needs back is an Image: the ID and Totals that pagexfer's
+//     commit messages carry (the target echoes the Totals it checked in
+//     Verified, and the source compares them with what it sent). After
+//     the image, the first connection carries the commit; the engine must
+//     not read or write any connection once Send or Receive returned.
+//   - its save image: Save writes to a file the runtime created, Restore
+//     reads one the runtime opened.
+//
+// The lifecycle: an engine is made by its constructor (nothing runs yet);
+// then Boot (a fresh guest, started), or Receive or Restore (a machine
+// built from an image) followed by Start. Pause, Resume, SetThrottle and
+// Stats apply to a started machine; Stop ends it, or discards a built
+// one; Close releases the memory once the VMM is done. Methods may be
+// called from several goroutines: the control socket serves one request
+// at a time per connection, but a send runs beside Info and Pause calls.
+type Engine interface {
+	// Boot makes a fresh machine and starts it.
+	Boot() error
+	// Start runs the machine Receive or Restore built. On failure the
+	// machine is gone and its memory released.
+	Start() error
+	// Pause stops the vCPUs at a consistent point (idempotent); Resume
+	// continues them.
+	Pause() error
+	Resume() error
+	// Stop ends the machine for good, started or only built, and waits
+	// until it has. Idempotent; a no-op before any machine exists.
+	Stop() error
+	// Done is closed when a started machine has ended (Stop, a guest
+	// fault, an engine error); Err then says why (nil after Stop). It is
+	// never closed for a machine that was not started.
+	Done() <-chan struct{}
+	Err() error
+	// Close releases guest memory, after Stop.
+	Close() error
+
+	// Stats returns the engine's counters.
+	Stats() Stats
+	// SetThrottle makes the vCPUs sleep percent% of the time (0..99),
+	// the agent's auto-converge.
+	SetThrottle(percent int) error
+	// ResidentBytes is the guest memory actually populated.
+	ResidentBytes() (uint64, error)
+	// MeasureDirty watches which memory the running guest writes, for
+	// window or until ctx ends, calling sample every
+	// control.EstimateInterval; it leaves the tracking off. An early end
+	// (ctx) is not an error.
+	MeasureDirty(ctx context.Context, window time.Duration, sample func(DirtySample)) error
+
+	// CheckSend refuses options the engine cannot honour (a compression
+	// it lacks) before anything moves, and returns them completed:
+	// Compress named as the status will report it.
+	CheckSend(o SendOptions) (SendOptions, error)
+	// Send writes the guest's image over streams (one or more; the first
+	// one carries the commit afterwards) and reports its progress. On
+	// success the guest is left paused for the commit to decide; on
+	// failure the engine has resumed it (unless o.AlreadyPaused). The
+	// Sent is filled in both cases, as far as the image got.
+	Send(ctx context.Context, streams []net.Conn, o SendOptions, progress func(Progress)) (Sent, error)
+	// Save writes the guest's image to f (not live); then as Send.
+	Save(ctx context.Context, f *os.File, o SendOptions, progress func(Progress)) (Sent, error)
+	// ResumeSource gives the guest back to this host after a Send or
+	// Save that succeeded but whose migration did not complete (the
+	// target failed, the agent aborted): it undoes what Send left for the
+	// commit (dirty tracking) and resumes the vCPUs.
+	ResumeSource() error
+	// Receive reads an image from first (and from the connections more
+	// hands out, for an image over several streams) and builds the
+	// machine from it, not started. Received names the image for the
+	// commit even when it fails (as far as the header was read); on
+	// failure nothing is left built.
+	Receive(ctx context.Context, first net.Conn, more func(context.Context) (net.Conn, error), o ReceiveOptions) (Received, error)
+	// Restore reads a save image from f and builds the machine from it,
+	// not started.
+	Restore(ctx context.Context, f *os.File) error
+}
+
+// Stats are an engine's counters, for Info.
+type Stats struct {
+	// WrittenBytes counts the bytes the guest wrote over its whole life
+	// (a received or restored machine carries its source's count); Info's
+	// dirty rate is its growth. 0 when the engine cannot tell.
+	WrittenBytes uint64
+	// Workload holds the workload guest's own counters; nil for a guest
+	// that is not the workload.
+	Workload *workload.Stats
+}
+
+// DirtySample is one reading of MeasureDirty.
+type DirtySample struct {
+	At       time.Duration // since the measurement started
+	Distinct uint64        // bytes of distinct memory written since the start
+	Dirtied  uint64        // bytes written in all (pages counted each time they were seen dirty)
+}
+
+// SendOptions describe a send or save.
+type SendOptions struct {
+	ID            pagexfer.ID // names the migration in the commit messages; a random one when zero
+	Live          bool        // pre-copy while the guest runs, else pause first and make one pass
+	AlreadyPaused bool        // the guest was paused before: never pause or resume it
+	Config        string      // the domain's vm.cfg, for the target
+	MaxDowntime   time.Duration
+	RateLimit     float64 // bytes per second, 0: none
+	Compress      string  // "", none, s2, zstd or auto, as the request says
+	// ProgressTimeout fails a stream write that moves no byte for this
+	// long (0: no limit).
+	ProgressTimeout time.Duration
+}
+
+// ReceiveOptions describe a receive.
+type ReceiveOptions struct {
+	// ProgressTimeout fails a stream read that receives no byte for this
+	// long (0: no limit).
+	ProgressTimeout time.Duration
+}
+
+// Image names an image for the two-phase commit that follows it.
+type Image struct {
+	ID     pagexfer.ID
+	Totals pagexfer.Totals // what the target checked, and echoes in Verified
+}
+
+// Progress is an engine's report on the image it sends or saves.
+type Progress struct {
+	// Phase is setup, precopy, stop-copy or sent.
+	Phase control.Phase
+	// Figures writes the engine's counters (rounds, bytes, pages, rates,
+	// throttle, compression) into a status; never its Phase, ID or Error.
+	Figures func(*control.MigrationStatus)
+}
+
+// Sent describes an image an engine sent or saved.
+type Sent struct {
+	Image
+	// Downtime runs from the pause to the image's last byte.
+	Downtime time.Duration
+	// Figures writes the final counters into a status (as Progress's).
+	Figures func(*control.MigrationStatus)
+}
+
+// Received describes an image an engine received.
+type Received struct {
+	Image
+	// Figures writes what arrived (streams, batches, pages) into the
+	// target's status.
+	Figures func(*control.MigrationStatus)
+}
+
+// Engine names.
+const (
+	EngineKVM = "kvm"
+	EngineSim = "sim"
+)
+
+// EngineConfig is what an engine is made from.
+type EngineConfig struct {
+	Name        string // the domain (names its memory)
+	MemoryBytes uint64
+	VCPUs       int
+	Workload    workload.Params // for an engine running the workload guest
+	Console     io.Writer       // the guest's serial output, one Write per line
+}
+
+// engines makes an engine by name: the one place an engine is chosen.
+var engines = map[string]func(EngineConfig) Engine{
+	EngineKVM: newKVMEngine,
+	EngineSim: newSimEngine,
+}
+
+// newEngine makes the engine called name.
+func newEngine(name string, c EngineConfig) (Engine, error) {
+	build, ok := engines[name]
+	if !ok {
+		names := make([]string, 0, len(engines))
+		for n := range engines {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		return nil, fmt.Errorf("start %s engine: unknown engine %q (want %s)", name, name, strings.Join(names, " or "))
+	}
+	return build(c), nil
+}
