@@ -64,8 +64,8 @@ func (v *VMM) wait() {
 	if v.cmd != nil {
 		waitErr = v.cmd.Wait() // it has ended: this only reaps it
 	}
-	ex := exitOf(v.h, waitErr)
 	v.mu.Lock()
+	ex := exitOf(v.h, waitErr)
 	v.gone = true
 	v.closeFDs()
 	if v.ctl != nil {
