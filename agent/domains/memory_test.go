@@ -8,7 +8,10 @@ import (
 // The host of these tests has 1024 MiB, 128 MiB of it reserved: 896 MiB
 // for domains.
 
-func TestStartThatDoesNotFitInFreeMemoryIsRefusedAndChangesNothing(t *testing.T) {
+// halfAndHalf makes domains a and b of 512 MiB each, of which only one
+// fits, and starts a.
+func halfAndHalf(t *testing.T) (*fakeVMMs, *Manager) {
+	t.Helper()
 	f := newFakeVMMs()
 	m := openFake(t, t.TempDir(), f, 1024)
 	create(t, m, "a", 512)
@@ -17,6 +20,11 @@ func TestStartThatDoesNotFitInFreeMemoryIsRefusedAndChangesNothing(t *testing.T)
 		t.Fatal(err)
 	}
 	f.nextStart(t)
+	return f, m
+}
+
+func TestStartThatDoesNotFitInFreeMemoryIsRefusedAndChangesNothing(t *testing.T) {
+	f, m := halfAndHalf(t)
 	err := m.Start("b")
 	if KindOf(err) != NoResources || !strings.Contains(err.Error(), "it needs 512 MiB, 384 MiB are free for domains") {
 		t.Fatalf("start beyond free memory: %v", err)
@@ -41,13 +49,7 @@ func TestStartThatDoesNotFitInFreeMemoryIsRefusedAndChangesNothing(t *testing.T)
 }
 
 func TestPausedDomainsHoldMemorySuspendedOnesDoNot(t *testing.T) {
-	f := newFakeVMMs()
-	m := openFake(t, t.TempDir(), f, 1024)
-	create(t, m, "a", 512)
-	create(t, m, "b", 512)
-	if err := m.Start("a"); err != nil {
-		t.Fatal(err)
-	}
+	_, m := halfAndHalf(t)
 	if err := m.Pause("a"); err != nil {
 		t.Fatal(err)
 	}
