@@ -46,6 +46,7 @@ func TestOperationsFromEachState(t *testing.T) {
 				title = fmt.Sprintf("%s from %s gives %s", op.name, from, want)
 			}
 			t.Run(title, func(t *testing.T) {
+				t.Parallel()
 				f := newFakeVMMs()
 				m := openFake(t, t.TempDir(), f, 4096)
 				bringTo(t, m, from)
