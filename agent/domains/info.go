@@ -1,6 +1,7 @@
 package domains
 
 import (
+	"context"
 	"io"
 	"os"
 	"path/filepath"
@@ -66,11 +67,12 @@ func (m *Manager) info(d *domain, live bool) Info {
 	if e := d.rec.LastExit; e != nil {
 		in.LastExit = &ExitInfo{Time: e.Time, Reason: string(e.Reason), Detail: e.Detail, ExitStatus: e.Code, ConsoleTail: d.rec.ConsoleTail}
 	}
-	hasVMM := d.ctl != nil
+	proc := d.vmm
 	d.mu.Unlock()
-	if live && hasVMM {
-		if resp, err := m.ctlCall(d, control.Request{Op: control.OpInfo}, 2*time.Second); err == nil && resp.Info != nil {
-			v := resp.Info
+	if live && proc != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		if v, err := proc.Inspect(ctx); err == nil {
 			in.CPUSeconds = v.CPUTime.Seconds()
 			in.DirtyRate = v.DirtyRate
 			in.ResidentBytes = int64(v.ResidentBytes)
@@ -128,7 +130,7 @@ func (m *Manager) ReadConsole(name string, offset int64, max int) (Console, erro
 		max = 64 << 10
 	}
 	d.mu.Lock()
-	hasVMM := d.ctl != nil
+	hasVMM := d.vmm != nil
 	dir := d.dir
 	d.mu.Unlock()
 	if hasVMM {

@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -20,6 +19,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/ovs-agent/ovs-agent/agent/hostinfo"
+	"github.com/ovs-agent/ovs-agent/agent/vmmproc"
 	"github.com/ovs-agent/ovs-agent/config/vmcfg"
 	"github.com/ovs-agent/ovs-agent/relocation"
 	"github.com/ovs-agent/ovs-agent/relocation/filexfer"
@@ -52,12 +52,16 @@ type Options struct {
 	RepositoryRoot func(uuid string) (dir string, ok bool)
 	// AgentVersion is written into detach manifests.
 	AgentVersion string
+	// VMMs runs the domains' VMM processes (nil: ovs-vmm processes, see
+	// vmmproc; VMMBinary names the program).
+	VMMs VMMDriver
 }
 
 // Manager is the registry of this host's domains.
 type Manager struct {
 	opts Options
 	log  *zap.Logger
+	vmms VMMDriver
 
 	mu      sync.Mutex
 	doms    map[string]*domain
@@ -100,7 +104,7 @@ type domain struct {
 	rec    record
 	cfg    *vmcfg.Config
 	dir    string
-	ctl    *control.Client
+	vmm    VMM           // the running VMM, nil when there is none
 	gen    int           // VMM incarnation
 	exited chan struct{} // closed when the current VMM is gone
 	expect string        // why we asked the VMM to end: shut down, destroyed, rebooting
@@ -131,7 +135,10 @@ func Open(o Options) (*Manager, error) {
 	if o.StartTimeout <= 0 {
 		o.StartTimeout = 30 * time.Second
 	}
-	m := &Manager{opts: o, log: o.Log, doms: make(map[string]*domain), closed: make(chan struct{})}
+	if o.VMMs == nil {
+		o.VMMs = processes{&vmmproc.Driver{Binary: o.VMMBinary}}
+	}
+	m := &Manager{opts: o, log: o.Log, vmms: o.VMMs, doms: make(map[string]*domain), closed: make(chan struct{})}
 	for _, d := range []string{m.domainsDir(), m.socketDir()} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			return nil, fmt.Errorf("domains: %w", err)
@@ -182,16 +189,17 @@ func (m *Manager) load(dirName string) (*domain, error) {
 	return d, nil
 }
 
-// Close lets go of the VMMs without stopping them.
+// Close lets go of the VMMs without stopping them: their exits are no
+// longer waited for, and a later Open finds them again.
 func (m *Manager) Close() {
 	m.closing.Do(func() { close(m.closed) })
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for _, d := range m.doms {
 		d.mu.Lock()
-		if d.ctl != nil {
-			d.ctl.Close()
-			d.ctl = nil
+		if d.vmm != nil {
+			d.vmm.Release()
+			d.vmm = nil
 		}
 		d.mu.Unlock()
 	}
@@ -406,27 +414,14 @@ func consoleTail(dir string, lines int) string {
 // ctlCall makes one control call to d's VMM.
 func (m *Manager) ctlCall(d *domain, req control.Request, timeout time.Duration) (*control.Response, error) {
 	d.mu.Lock()
-	c := d.ctl
+	v := d.vmm
 	d.mu.Unlock()
-	if c == nil {
+	if v == nil {
 		return nil, errorf(Failed, "domain %s: no connection to its VMM", d.rec.Name)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	return c.Call(ctx, req)
-}
-
-var errNoExit = errors.New("no exit record")
-
-func readExit(dir string, pid int) (*control.Exit, error) {
-	e, err := control.ReadExit(filepath.Join(dir, vmm.ExitFile))
-	if err != nil {
-		return nil, err
-	}
-	if pid != 0 && e.PID != pid {
-		return nil, errNoExit
-	}
-	return e, nil
+	return v.Call(ctx, req)
 }
 
 // Offer describes a domain for a peer that is to take it: its identity,

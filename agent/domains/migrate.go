@@ -12,6 +12,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/ovs-agent/ovs-agent/agent/fileaccess"
+	"github.com/ovs-agent/ovs-agent/agent/vmmproc"
 	"github.com/ovs-agent/ovs-agent/config/vmcfg"
 	"github.com/ovs-agent/ovs-agent/relocation/pagexfer"
 	"github.com/ovs-agent/ovs-agent/vmm/control"
@@ -37,7 +38,7 @@ func (m *Manager) Incoming(config, from string) error {
 	}
 	d.opMu.Lock()
 	defer d.opMu.Unlock()
-	if err := m.launch(d, launchIncoming, "", from); err != nil {
+	if err := m.launch(d, vmmproc.Incoming, "", from, nil); err != nil {
 		m.forget(d)
 		return err
 	}
@@ -51,14 +52,14 @@ func (m *Manager) Call(name string, req control.Request, timeout time.Duration, 
 		return nil, err
 	}
 	d.mu.Lock()
-	c := d.ctl
+	v := d.vmm
 	d.mu.Unlock()
-	if c == nil {
+	if v == nil {
 		return nil, errorf(BadState, "domain %s has no running VMM", name)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	return c.CallFiles(ctx, req, files...)
+	return v.Call(ctx, req, files...)
 }
 
 // WatchIncoming follows an incoming migration's VMM until the guest runs
@@ -71,14 +72,14 @@ func (m *Manager) WatchIncoming(name string) State {
 			return Stopped
 		}
 		d.mu.Lock()
-		st, exited, c := d.rec.State, d.exited, d.ctl
+		st, exited, v := d.rec.State, d.exited, d.vmm
 		d.mu.Unlock()
 		if st != Starting {
 			return st
 		}
-		if c != nil {
+		if v != nil {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			resp, err := c.Call(ctx, control.Request{Op: control.OpMigrateStatus})
+			resp, err := v.Call(ctx, control.Request{Op: control.OpMigrateStatus})
 			cancel()
 			if err == nil && resp.Migration != nil && resp.Migration.Phase == control.PhaseRunning {
 				d.mu.Lock()
@@ -183,7 +184,7 @@ func (m *Manager) Restore(path string) (string, error) {
 	}
 	d.opMu.Lock()
 	defer d.opMu.Unlock()
-	if err := m.launch(d, launchRestore, path, "", f); err != nil {
+	if err := m.launch(d, vmmproc.Restore, path, "", f); err != nil {
 		return "", err
 	}
 	m.log.Info("domain restored", zap.String("domain", cfg.Name), zap.String("image", path))
