@@ -22,7 +22,7 @@ type VMMDriver interface {
 	// Recover re-attaches to the VMM of h; an error says why it cannot.
 	Recover(ctx context.Context, h vmmproc.Handle) (VMM, error)
 	// Exited is the exit record the VMM of h left, or one with reason
-	// vmmproc.ExitVanished when it left none.
+	// control.ExitVanished when it left none.
 	Exited(h vmmproc.Handle) control.Exit
 }
 

@@ -9,7 +9,6 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/ovs-agent/ovs-agent/agent/restarts"
-	"github.com/ovs-agent/ovs-agent/agent/vmmproc"
 	"github.com/ovs-agent/ovs-agent/config/vmcfg"
 	"github.com/ovs-agent/ovs-agent/vmm/control"
 )
@@ -57,7 +56,7 @@ func exitReason(d *domain, ex control.Exit) string {
 	switch {
 	case d.expect != "":
 		return d.expect
-	case ex.Reason != vmmproc.ExitVanished:
+	case ex.Reason != control.ExitVanished:
 		return exitText(ex)
 	case ex.Detail != "":
 		return fmt.Sprintf("ovs-vmm (pid %d) ended unexpectedly: %s", ex.PID, ex.Detail)
@@ -85,7 +84,7 @@ func firstLine(s string) string {
 // go of the VMM; it says whether the VMM was an incoming migration's. The
 // caller holds d.mu.
 func recordExit(d *domain, ex control.Exit, reason string) (incoming bool) {
-	if ex.Reason == vmmproc.ExitVanished && ex.Detail == "" {
+	if ex.Reason == control.ExitVanished && ex.Detail == "" {
 		ex.Detail = reason
 	}
 	d.vmm = nil

@@ -103,7 +103,7 @@ func (f *fakeVMMs) Exited(h vmmproc.Handle) control.Exit {
 	if p := f.procs[h.UUID]; p != nil && p.record != nil && (h.PID == 0 || p.record.PID == h.PID) {
 		return *p.record
 	}
-	return control.Exit{Time: time.Now().UTC(), PID: h.PID, Reason: vmmproc.ExitVanished, Code: -1}
+	return control.Exit{Time: time.Now().UTC(), PID: h.PID, Reason: control.ExitVanished, Code: -1}
 }
 
 // attach makes a new hold on p; the caller holds f.mu.
@@ -160,7 +160,7 @@ func (f *fakeVMMs) crash(t *testing.T, uuid string, reason control.ExitReason, d
 
 // kill ends the latest VMM of uuid without an exit record, as SIGKILL does.
 func (f *fakeVMMs) kill(t *testing.T, uuid string) {
-	f.end(f.proc(t, uuid), control.Exit{Reason: vmmproc.ExitVanished, Detail: "signal: killed", Code: -1}, false)
+	f.end(f.proc(t, uuid), control.Exit{Reason: control.ExitVanished, Detail: "signal: killed", Code: -1}, false)
 }
 
 // nextStart is the spec of the next Start, waited for.
@@ -247,7 +247,7 @@ func (v *fakeVMM) Stop(ctx context.Context, force bool) error {
 func (v *fakeVMM) Kill() error {
 	v.f.mu.Lock()
 	defer v.f.mu.Unlock()
-	v.f.endLocked(v.p, control.Exit{Reason: vmmproc.ExitVanished, Detail: "signal: killed", Code: -1}, false)
+	v.f.endLocked(v.p, control.Exit{Reason: control.ExitVanished, Detail: "signal: killed", Code: -1}, false)
 	return nil
 }
 

@@ -82,7 +82,7 @@ func (m *Manager) lostWhileAway(d *domain, gen int, h vmmproc.Handle, why string
 	m.log.Warn("VMM not found again", zap.String("domain", d.rec.Name), zap.String("why", why))
 	ex := m.vmms.Exited(h)
 	d.mu.Lock()
-	if ex.Reason != vmmproc.ExitVanished {
+	if ex.Reason != control.ExitVanished {
 		d.expect = "the VMM ended while the agent was away: " + exitText(ex)
 	} else {
 		d.expect = fmt.Sprintf("the VMM (pid %d) ended while the agent was away (%s)", h.PID, why)

@@ -7,7 +7,7 @@
 // answers on its control socket; Recover re-attaches to a VMM the agent did
 // not start; Wait delivers the VMM's exit record on a channel, read from
 // the exit file the VMM writes before it ends (or made up, reason
-// ExitVanished, when it left none). One goroutine per VMM blocks on the
+// control.ExitVanished, when it left none). One goroutine per VMM blocks on the
 // process's pidfd, and on an eventfd that Release signals; nothing polls
 // for an exit. Inspect answers both what Nomad splits into InspectTask and
 // TaskStats: control.Info carries the VMM's identity, state and counters in

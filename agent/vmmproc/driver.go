@@ -54,10 +54,6 @@ type Handle struct {
 	Started time.Time
 }
 
-// ExitVanished is the reason of an exit the VMM left no record of (it was
-// killed, or its record is of another run).
-const ExitVanished control.ExitReason = "vanished"
-
 // ErrEnded says a VMM ended before it answered on its control socket; its
 // exit comes on Wait.
 var ErrEnded = errors.New("the VMM ended before it answered")
@@ -180,7 +176,7 @@ func (dr *Driver) Recover(ctx context.Context, h Handle) (*VMM, error) {
 
 // Exited is the exit record the VMM of h left: the one in its exit file
 // when that names h's pid (or h has none), else one with reason
-// ExitVanished and no detail.
+// control.ExitVanished and no detail.
 func (dr *Driver) Exited(h Handle) control.Exit {
 	return exitOf(h, nil)
 }
@@ -191,7 +187,7 @@ func exitOf(h Handle, waitErr error) control.Exit {
 	if e, err := control.ReadExit(filepath.Join(h.Dir, vmm.ExitFile)); err == nil && (h.PID == 0 || e.PID == h.PID) {
 		return *e
 	}
-	ex := control.Exit{Time: time.Now().UTC(), PID: h.PID, Reason: ExitVanished, Code: -1}
+	ex := control.Exit{Time: time.Now().UTC(), PID: h.PID, Reason: control.ExitVanished, Code: -1}
 	if waitErr != nil {
 		ex.Detail = waitErr.Error()
 		var ee *exec.ExitError

@@ -136,7 +136,7 @@ func TestKilledVMMEndsVanishedWithItsWaitStatus(t *testing.T) {
 		t.Fatal(err)
 	}
 	ex := exitOfWait(t, v)
-	if ex.Reason != ExitVanished || ex.Detail != "signal: killed" || ex.Code != -1 || ex.PID != v.Handle().PID {
+	if ex.Reason != control.ExitVanished || ex.Detail != "signal: killed" || ex.Code != -1 || ex.PID != v.Handle().PID {
 		t.Fatalf("exit of a killed VMM: %+v", ex)
 	}
 }
@@ -175,7 +175,7 @@ func TestReleasedVMMKeepsRunningAndIsRecovered(t *testing.T) {
 	_ = r.Kill()
 	// Not ended through our own wait here: the recovered VMM's exit has
 	// no wait status, but it comes all the same.
-	if ex := exitOfWait(t, r); ex.Reason != ExitVanished || ex.PID != h.PID {
+	if ex := exitOfWait(t, r); ex.Reason != control.ExitVanished || ex.PID != h.PID {
 		t.Fatalf("exit of the recovered VMM: %+v", ex)
 	}
 }
@@ -208,7 +208,7 @@ func TestExitedIgnoresTheRecordOfAnotherRun(t *testing.T) {
 	if ex := dr.Exited(Handle{Dir: dir, PID: 41}); ex.Reason != control.ExitCrashed {
 		t.Fatalf("the record of pid 41: %+v", ex)
 	}
-	if ex := dr.Exited(Handle{Dir: dir, PID: 42}); ex.Reason != ExitVanished || ex.PID != 42 || ex.Code != -1 {
+	if ex := dr.Exited(Handle{Dir: dir, PID: 42}); ex.Reason != control.ExitVanished || ex.PID != 42 || ex.Code != -1 {
 		t.Fatalf("pid 42 with pid 41's record: %+v", ex)
 	}
 }

@@ -41,6 +41,10 @@ const (
 	// ExitIncomingAborted: a VMM waiting for a migration ended without a
 	// guest: the image failed, or the source aborted.
 	ExitIncomingAborted ExitReason = "incoming migration aborted"
+	// ExitVanished is never written by a VMM: the agent gives it to an
+	// exit the VMM left no record of (it was killed, or the record is of
+	// another run).
+	ExitVanished ExitReason = "vanished"
 )
 
 // Phase is the phase of a migration or a save as one VMM reports it
