@@ -18,5 +18,7 @@
 // matches [access] items (grammar in ValidateAccessItem) and hosts_allow
 // patterns (CompileHostsAllow).
 //
-// It imports nothing else from this module; everything else may import it.
+// It imports nothing else from this module but internal/atomicfile, which
+// rewrites agent.ini (keeping its owner and mode) for EditFile; everything
+// else may import it.
 package config
