@@ -475,20 +475,20 @@ func (m *Manager) reloadConfig() error {
 // added, unmounts what was removed (unless running domains use it),
 // remounts what has new options. After Stop it only reads the files.
 func (m *Manager) Reload(ctx context.Context) (Report, error) {
-	done, err := m.begin(ctx)
-	if err != nil {
-		return Report{}, err
-	}
-	defer done()
-	if err := m.reloadConfig(); err != nil {
-		return m.reportLocked(), err
-	}
-	m.apply(ctx)
-	return m.reportLocked(), nil
+	return m.reloadApply(ctx, func() {})
 }
 
 // Start clears Stop and every offline mark and applies the files.
 func (m *Manager) Start(ctx context.Context) (Report, error) {
+	return m.reloadApply(ctx, func() {
+		m.stopped = false
+		clear(m.offline)
+	})
+}
+
+// reloadApply reads the configuration files, makes change and applies
+// the result, under the lock.
+func (m *Manager) reloadApply(ctx context.Context, change func()) (Report, error) {
 	done, err := m.begin(ctx)
 	if err != nil {
 		return Report{}, err
@@ -497,8 +497,7 @@ func (m *Manager) Start(ctx context.Context) (Report, error) {
 	if err := m.reloadConfig(); err != nil {
 		return m.reportLocked(), err
 	}
-	m.stopped = false
-	clear(m.offline)
+	change()
 	m.apply(ctx)
 	return m.reportLocked(), nil
 }

@@ -222,31 +222,17 @@ func (c *Config) decode(a assignment, r *reporter, src *source) {
 		if !ok {
 			return
 		}
-		c.Disks = []Disk{}
-		for _, it := range items {
-			d, err := ParseDisk(it.Str)
-			if err != nil {
-				r.errorf(it.Line, a.key, "%v", err)
-				continue
-			}
-			c.Disks = append(c.Disks, d)
-			src.diskLines = append(src.diskLines, it.Line)
-		}
+		var lines []int
+		c.Disks, lines = parseItems(items, r, a.key, ParseDisk)
+		src.diskLines = append(src.diskLines, lines...)
 	case KeyVIF:
 		items, ok := strList(a, r, "vif strings like 'mac=00:16:3e:01:02:03, bridge=xenbr0'")
 		if !ok {
 			return
 		}
-		c.VIFs = []VIF{}
-		for _, it := range items {
-			vif, err := ParseVIF(it.Str)
-			if err != nil {
-				r.errorf(it.Line, a.key, "%v", err)
-				continue
-			}
-			c.VIFs = append(c.VIFs, vif)
-			src.vifLines = append(src.vifLines, it.Line)
-		}
+		var lines []int
+		c.VIFs, lines = parseItems(items, r, a.key, ParseVIF)
+		src.vifLines = append(src.vifLines, lines...)
 	default:
 		if c.Extra == nil {
 			c.Extra = map[string]ExtraValue{}
@@ -296,6 +282,24 @@ func integer(a assignment, r *reporter, what string) (int, bool) {
 		r.errorf(a.line, a.key, "%s %s", v.describe(), what)
 	}
 	return 0, false
+}
+
+// parseItems parses the string items of list option key with parse; an
+// item that does not parse is reported and left out. It returns the
+// parsed items (never nil) and their lines.
+func parseItems[T any](items []Value, r *reporter, key string, parse func(string) (T, error)) ([]T, []int) {
+	out := []T{}
+	var lines []int
+	for _, it := range items {
+		x, err := parse(it.Str)
+		if err != nil {
+			r.errorf(it.Line, key, "%v", err)
+			continue
+		}
+		out = append(out, x)
+		lines = append(lines, it.Line)
+	}
+	return out, lines
 }
 
 // strList reads a list or tuple of strings.
