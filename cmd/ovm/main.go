@@ -4,6 +4,11 @@
 // Exit codes: 0 success; 1 the agent answered with a fault; 2 bad usage;
 // 3 the agent could not be reached; 4 the agent refused the caller (password
 // or allow/deny rules).
+//
+// It is flags, wiring and printing only: each command is one function
+// (structCommand for those that call one method with their arguments and
+// print the struct it returns), in the file of its namespace (domains.go,
+// migrate.go, detach.go, repo.go); the agent does the work.
 package main
 
 import (
