@@ -382,8 +382,8 @@ type validation struct {
 
 func (v *validation) line(key string) int { return v.src.lines[key] }
 
-// item names entry i of a list for a message, and gives its line.
-func item(what string, i int, itemLines []int) (string, int) {
+// listItem names entry i of a list for a message, and gives its line.
+func listItem(what string, i int, itemLines []int) (string, int) {
 	if i < len(itemLines) {
 		return fmt.Sprintf("the %s on line %d", what, itemLines[i]), itemLines[i]
 	}
@@ -453,8 +453,8 @@ func (v *validation) disks() {
 			}
 		}
 		if j, dup := devices[d.Device]; dup {
-			first, _ := item("disk", j, v.src.diskLines)
-			this, l := item("disk", i, v.src.diskLines)
+			first, _ := listItem("disk", j, v.src.diskLines)
+			this, l := listItem("disk", i, v.src.diskLines)
 			v.r.errorf(l, KeyDisk, "virtual device %s is used by %s and %s", d.Device, first, this)
 		}
 		devices[d.Device] = i
@@ -477,8 +477,8 @@ func (v *validation) vifs() {
 		}
 		m := strings.ToLower(vif.MAC)
 		if j, dup := macs[m]; dup {
-			first, _ := item("vif", j, v.src.vifLines)
-			this, l := item("vif", i, v.src.vifLines)
+			first, _ := listItem("vif", j, v.src.vifLines)
+			this, l := listItem("vif", i, v.src.vifLines)
 			v.r.errorf(l, KeyVIF, "mac %s is used by %s and %s", vif.MAC, first, this)
 		}
 		macs[m] = i
