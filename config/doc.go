@@ -1,7 +1,8 @@
 // Package config owns the agent's configuration: agent.ini (defaults,
 // parsing, validation with file/line/option errors), the import of an
 // existing xend-config.sxp, and safe editing of agent.ini for
-// `ovs-agent configure`. Its subpackages own the syntaxes: config/ini
+// `ovs-agent configure` and for the development agent of `ovs-agent serve
+// --run-dir` (RunDirChanges: the options DefaultForDir sets). Its subpackages own the syntaxes: config/ini
 // (line-preserving INI), config/sxp (xend's S-expressions) and config/vmcfg
 // (the vm.cfg parser).
 //
@@ -18,5 +19,7 @@
 // matches [access] items (grammar in ValidateAccessItem) and hosts_allow
 // patterns (CompileHostsAllow).
 //
-// It imports nothing else from this module; everything else may import it.
+// It imports nothing else from this module but internal/atomicfile, which
+// rewrites agent.ini (keeping its owner and mode) for EditFile; everything
+// else may import it.
 package config

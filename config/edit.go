@@ -11,6 +11,7 @@ import (
 	"syscall"
 
 	"github.com/ovs-agent/ovs-agent/config/ini"
+	"github.com/ovs-agent/ovs-agent/internal/atomicfile"
 )
 
 // Change sets one option, as `ovs-agent configure` asks for it.
@@ -101,58 +102,8 @@ func editFile(path string, changes []Change, read func(string) ([]byte, error)) 
 	if exists && bytes.Equal(data, old) {
 		return c, nil
 	}
-	if err := writeAtomic(target, data, mode, uid, gid); err != nil {
+	if err := atomicfile.WriteFileOwned(target, data, mode, uid, gid); err != nil {
 		return nil, fmt.Errorf("edit %s: %w", path, err)
 	}
 	return c, nil
-}
-
-// writeAtomic replaces path with data: temporary file, mode and owner,
-// fsync, rename, fsync of the directory. uid or gid -1 leaves it as the
-// creating process's.
-func writeAtomic(path string, data []byte, mode fs.FileMode, uid, gid int) (err error) {
-	dir, base := filepath.Split(path)
-	if dir == "" {
-		dir = "."
-	}
-	tmp, err := os.CreateTemp(dir, "."+base+".tmp-*")
-	if err != nil {
-		return err
-	}
-	name := tmp.Name()
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(name)
-		}
-	}()
-	if err = tmp.Chmod(mode); err != nil {
-		return err
-	}
-	if uid >= 0 && gid >= 0 && (uid != os.Geteuid() || gid != os.Getegid()) {
-		if err = tmp.Chown(uid, gid); err != nil {
-			return fmt.Errorf("keep owner %d:%d: %w", uid, gid, err)
-		}
-	}
-	if _, err = tmp.Write(data); err != nil {
-		return err
-	}
-	if err = tmp.Sync(); err != nil {
-		return err
-	}
-	if err = tmp.Close(); err != nil {
-		return err
-	}
-	if err = os.Rename(name, path); err != nil {
-		return err
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	if err = d.Sync(); err != nil {
-		return fmt.Errorf("sync %s: %w", dir, err)
-	}
-	return nil
 }

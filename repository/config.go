@@ -154,65 +154,87 @@ func contentLines(data []byte) []configLine {
 // (no blanks) and may not change what kind of mount is made (bind,
 // remount, move, propagation flags).
 func ParseConfig(reposName string, repos []byte, optsName string, opts []byte) *Config {
-	c := &Config{Held: map[string]string{}}
-	problem := func(file string, line int, uuid, format string, args ...any) {
-		p := Problem{File: file, Line: line, UUID: uuid, Msg: fmt.Sprintf(format, args...)}
-		c.Problems = append(c.Problems, p)
-		if uuid != "" {
-			k := CanonicalUUID(uuid)
-			if _, held := c.Held[k]; !held {
-				c.Held[k] = p.Error()
-			}
-		}
-	}
+	p := &configParser{c: &Config{Held: map[string]string{}}, seen: map[string]int{}}
 	if len(repos) > MaxConfigSize {
-		problem(reposName, 0, "", "larger than %d bytes; ignored", MaxConfigSize)
+		p.problem(reposName, 0, "", "larger than %d bytes; ignored", MaxConfigSize)
 		repos = nil
 	}
 	if len(opts) > MaxConfigSize {
-		problem(optsName, 0, "", "larger than %d bytes; ignored", MaxConfigSize)
+		p.problem(optsName, 0, "", "larger than %d bytes; ignored", MaxConfigSize)
 		opts = nil
 	}
+	p.repositories(reposName, repos)
+	p.options(optsName, opts, reposName)
+	for _, e := range p.entries {
+		if _, held := p.c.Held[CanonicalUUID(e.UUID)]; !held {
+			p.c.Entries = append(p.c.Entries, e)
+		}
+	}
+	return p.c
+}
 
-	var entries []Entry
-	seen := map[string]int{} // canonical uuid -> line
-	for _, l := range contentLines(repos) {
+// configParser is one ParseConfig.
+type configParser struct {
+	c       *Config
+	entries []Entry        // the good lines of the repositories file, held ones included
+	seen    map[string]int // canonical uuid -> its line in the repositories file
+}
+
+// problem records a bad line; a line that names a UUID holds it.
+func (p *configParser) problem(file string, line int, uuid, format string, args ...any) {
+	pr := Problem{File: file, Line: line, UUID: uuid, Msg: fmt.Sprintf(format, args...)}
+	p.c.Problems = append(p.c.Problems, pr)
+	if uuid != "" {
+		k := CanonicalUUID(uuid)
+		if _, held := p.c.Held[k]; !held {
+			p.c.Held[k] = pr.Error()
+		}
+	}
+}
+
+// repositories parses the repositories file (`uuid source` per line).
+func (p *configParser) repositories(name string, data []byte) {
+	for _, l := range contentLines(data) {
 		if len(l.text) > MaxLineLen {
-			problem(reposName, l.n, "", "line is longer than %d bytes", MaxLineLen)
+			p.problem(name, l.n, "", "line is longer than %d bytes", MaxLineLen)
 			continue
 		}
 		f := strings.Fields(l.text)
 		uuid := f[0]
 		if err := CheckUUID(uuid); err != nil {
-			problem(reposName, l.n, "", "%v; want `uuid source`", err)
+			p.problem(name, l.n, "", "%v; want `uuid source`", err)
 			continue
 		}
 		k := CanonicalUUID(uuid)
-		if first, dup := seen[k]; dup {
-			problem(reposName, l.n, uuid, "duplicate UUID %s (first on line %d); both lines are ignored until one is removed", uuid, first)
+		if first, dup := p.seen[k]; dup {
+			p.problem(name, l.n, uuid, "duplicate UUID %s (first on line %d); both lines are ignored until one is removed", uuid, first)
 			continue
 		}
-		seen[k] = l.n
+		p.seen[k] = l.n
 		if len(f) < 2 {
-			problem(reposName, l.n, uuid, "no source after the UUID; want `uuid source`")
+			p.problem(name, l.n, uuid, "no source after the UUID; want `uuid source`")
 			continue
 		}
 		if len(f) > 2 {
-			problem(reposName, l.n, uuid, "unexpected %q after the source; want `uuid source` (a source has no blanks, and comments go on their own line)", clip(f[2], 40))
+			p.problem(name, l.n, uuid, "unexpected %q after the source; want `uuid source` (a source has no blanks, and comments go on their own line)", clip(f[2], 40))
 			continue
 		}
 		src, err := ParseSource(f[1])
 		if err != nil {
-			problem(reposName, l.n, uuid, "%v", err)
+			p.problem(name, l.n, uuid, "%v", err)
 			continue
 		}
-		entries = append(entries, Entry{UUID: uuid, Source: src, Line: l.n})
+		p.entries = append(p.entries, Entry{UUID: uuid, Source: src, Line: l.n})
 	}
+}
 
+// options parses the options file (`uuid options` per line) into the
+// entries of the repositories file reposName.
+func (p *configParser) options(name string, data []byte, reposName string) {
 	optSeen := map[string]int{}
-	for _, l := range contentLines(opts) {
+	for _, l := range contentLines(data) {
 		if len(l.text) > MaxLineLen {
-			problem(optsName, l.n, "", "line is longer than %d bytes", MaxLineLen)
+			p.problem(name, l.n, "", "line is longer than %d bytes", MaxLineLen)
 			continue
 		}
 		uuid, rest := l.text, ""
@@ -221,45 +243,44 @@ func ParseConfig(reposName string, repos []byte, optsName string, opts []byte) *
 		}
 		rest = strings.Trim(rest, " \t")
 		if err := CheckUUID(uuid); err != nil {
-			problem(optsName, l.n, "", "%v; want `uuid options`", err)
+			p.problem(name, l.n, "", "%v; want `uuid options`", err)
 			continue
 		}
 		k := CanonicalUUID(uuid)
 		if first, dup := optSeen[k]; dup {
-			problem(optsName, l.n, uuid, "duplicate UUID %s (first on line %d); the repository is left as it is until one line is removed", uuid, first)
+			p.problem(name, l.n, uuid, "duplicate UUID %s (first on line %d); the repository is left as it is until one line is removed", uuid, first)
 			continue
 		}
 		optSeen[k] = l.n
 		if rest == "" {
-			problem(optsName, l.n, uuid, "no mount options after the UUID; want `uuid options` (or remove the line)")
+			p.problem(name, l.n, uuid, "no mount options after the UUID; want `uuid options` (or remove the line)")
 			continue
 		}
 		if err := CheckOptions(rest); err != nil {
-			problem(optsName, l.n, uuid, "%v", err)
+			p.problem(name, l.n, uuid, "%v", err)
 			continue
 		}
-		found := false
-		for i := range entries {
-			if CanonicalUUID(entries[i].UUID) == k {
-				entries[i].Options, entries[i].OptionsLine = rest, l.n
-				found = true
-			}
-		}
-		if !found {
-			if _, named := seen[k]; !named {
+		if !p.setOptions(k, rest, l.n) {
+			if _, named := p.seen[k]; !named {
 				// Harmless, but most likely a typo: say so without holding anything.
-				c.Problems = append(c.Problems, Problem{File: optsName, Line: l.n, UUID: uuid,
+				p.c.Problems = append(p.c.Problems, Problem{File: name, Line: l.n, UUID: uuid,
 					Msg: fmt.Sprintf("options for %s, which %s does not list; ignored", uuid, reposName)})
 			}
 		}
 	}
+}
 
-	for _, e := range entries {
-		if _, held := c.Held[CanonicalUUID(e.UUID)]; !held {
-			c.Entries = append(c.Entries, e)
+// setOptions gives the entries of canonical UUID k their options (from
+// line n); it says whether there was one.
+func (p *configParser) setOptions(k, opts string, n int) bool {
+	found := false
+	for i := range p.entries {
+		if CanonicalUUID(p.entries[i].UUID) == k {
+			p.entries[i].Options, p.entries[i].OptionsLine = opts, n
+			found = true
 		}
 	}
-	return c
+	return found
 }
 
 // forbiddenOptions change what kind of mount is made; the Manager decides

@@ -25,7 +25,8 @@
 //     use (Options.InUse), and refreshes the pool heartbeat file
 //     .server_pool_hb on the cluster root;
 //   - listing templates and ISO images of a repository and creating a
-//     domain folder from a template (fresh UUID and 00:16:3e MAC);
+//     domain folder from a template (fresh UUID and 00:16:3e MAC; the
+//     files are copied by internal/sparsecopy, holes kept);
 //   - the logic of the `ovs-agent repo ...` commands (Commands), which the
 //     shell wrappers ovs-makerepo, ovs-offlinerepo and ovsrepositories
 //     call.
@@ -50,6 +51,7 @@
 // Every name or path a caller gives is checked: nothing escapes a
 // repository (os.Root, symlinks included).
 //
-// It may import config/vmcfg, never agent or cmd. It knows running
+// It may import config/vmcfg and internal/atomicfile (every file it
+// writes) and internal/sparsecopy, never agent or cmd. It knows running
 // domains only through the InUse callback.
 package repository

@@ -475,20 +475,20 @@ func (m *Manager) reloadConfig() error {
 // added, unmounts what was removed (unless running domains use it),
 // remounts what has new options. After Stop it only reads the files.
 func (m *Manager) Reload(ctx context.Context) (Report, error) {
-	done, err := m.begin(ctx)
-	if err != nil {
-		return Report{}, err
-	}
-	defer done()
-	if err := m.reloadConfig(); err != nil {
-		return m.reportLocked(), err
-	}
-	m.apply(ctx)
-	return m.reportLocked(), nil
+	return m.reloadApply(ctx, func() {})
 }
 
 // Start clears Stop and every offline mark and applies the files.
 func (m *Manager) Start(ctx context.Context) (Report, error) {
+	return m.reloadApply(ctx, func() {
+		m.stopped = false
+		clear(m.offline)
+	})
+}
+
+// reloadApply reads the configuration files, makes change and applies
+// the result, under the lock.
+func (m *Manager) reloadApply(ctx context.Context, change func()) (Report, error) {
 	done, err := m.begin(ctx)
 	if err != nil {
 		return Report{}, err
@@ -497,8 +497,7 @@ func (m *Manager) Start(ctx context.Context) (Report, error) {
 	if err := m.reloadConfig(); err != nil {
 		return m.reportLocked(), err
 	}
-	m.stopped = false
-	clear(m.offline)
+	change()
 	m.apply(ctx)
 	return m.reportLocked(), nil
 }
@@ -602,9 +601,18 @@ func (m *Manager) apply(ctx context.Context) {
 	for _, r := range m.repos {
 		r.keepReason, r.err, r.domains = "", "", nil
 	}
+	m.unmountUnwanted(ctx, order, want)
+	m.remountChanged(ctx, order, want)
+	m.mountNew(ctx, order, want)
+	m.layout(order, want)
+	m.computeStates(want)
+	m.noteMounts()
+	m.save()
+}
 
-	// 1. What must go: mounted, not held, and not wanted (or wanted
-	// from another source).
+// unmountUnwanted unmounts what must go: mounted, not held, and not
+// wanted (or wanted from another source), unless running domains use it.
+func (m *Manager) unmountUnwanted(ctx context.Context, order map[string]int, want map[string]Entry) {
 	var remove []*repo
 	for _, r := range m.sorted(order) {
 		if !r.mounted || r.held != "" {
@@ -614,15 +622,7 @@ func (m *Manager) apply(ctx context.Context) {
 		if wanted && (r.src.Raw == "" || r.src.Raw == e.Source.Raw) {
 			continue
 		}
-		why := "removed from " + m.opts.RepositoriesFile
-		switch {
-		case wanted:
-			why = fmt.Sprintf("source changed from %s to %s", r.src.Raw, e.Source.Raw)
-		case m.stopped:
-			why = "repositories stopped"
-		case m.offline[r.key]:
-			why = "taken offline"
-		}
+		why := m.removeReason(r, e, wanted)
 		if d := m.opts.InUse(r.uuid); len(d) > 0 {
 			r.domains = d
 			r.state = StateInUse
@@ -635,8 +635,24 @@ func (m *Manager) apply(ctx context.Context) {
 		remove = append(remove, r)
 	}
 	m.unmountAll(ctx, remove)
+}
 
-	// 2. New options for what stays.
+// removeReason says why mounted repository r is to be unmounted; e is
+// its entry when it is still wanted (from another source).
+func (m *Manager) removeReason(r *repo, e Entry, wanted bool) string {
+	switch {
+	case wanted:
+		return fmt.Sprintf("source changed from %s to %s", r.src.Raw, e.Source.Raw)
+	case m.stopped:
+		return "repositories stopped"
+	case m.offline[r.key]:
+		return "taken offline"
+	}
+	return "removed from " + m.opts.RepositoriesFile
+}
+
+// remountChanged applies new options to what stays mounted.
+func (m *Manager) remountChanged(ctx context.Context, order map[string]int, want map[string]Entry) {
 	for _, r := range m.sorted(order) {
 		e, wanted := want[r.key]
 		if !r.mounted || !wanted || r.held != "" || (r.optsKnown && r.options == e.Options) {
@@ -655,8 +671,11 @@ func (m *Manager) apply(ctx context.Context) {
 		m.log.Info("repository remounted", zap.String("uuid", r.uuid), zap.String("options", e.Options))
 		r.options, r.optsKnown, r.rebind = e.Options, true, true
 	}
+}
 
-	// 3. Mount what is new, in parallel: a hung server delays nothing else.
+// mountNew mounts what is new, in parallel: a hung server delays nothing
+// else.
+func (m *Manager) mountNew(ctx context.Context, order map[string]int, want map[string]Entry) {
 	var wg sync.WaitGroup
 	var fresh []*repo
 	for _, r := range m.sorted(order) {
@@ -686,13 +705,6 @@ func (m *Manager) apply(ctx context.Context) {
 			m.log.Info("repository mounted", zap.String("uuid", r.uuid), zap.String("source", r.src.Raw), zap.String("options", r.options))
 		}
 	}
-
-	// 4. Put every mounted repository in its place.
-	m.layout(order, want)
-
-	m.computeStates(want)
-	m.noteMounts()
-	m.save()
 }
 
 // computeStates sets every repository's state from the facts; a
@@ -887,7 +899,25 @@ func (m *Manager) dropMountPoint(dir string) {
 // layout binds every mounted repository that should be visible to its
 // mount point: the cluster root on Root, the others on Root/<uuid>.
 func (m *Manager) layout(order map[string]int, want map[string]Entry) {
-	root := m.opts.Root
+	shown := m.shown(order, want)
+	cr := clusterRoot(shown, m.opts.Root)
+	var holder *repo // bound on root now
+	for _, r := range m.repos {
+		if r.target == m.opts.Root {
+			holder = r
+		}
+	}
+	rootChanged := holder != cr || (cr != nil && cr.rebind)
+	m.detachMoved(shown, cr, rootChanged)
+	if rootChanged {
+		m.bindRoot(holder, cr)
+	}
+	m.bindOthers(shown, cr)
+}
+
+// shown returns the mounted repositories that should be visible, in
+// configuration order.
+func (m *Manager) shown(order map[string]int, want map[string]Entry) []*repo {
 	var shown []*repo
 	for _, r := range m.sorted(order) {
 		if !r.mounted {
@@ -898,8 +928,12 @@ func (m *Manager) layout(order map[string]int, want map[string]Entry) {
 			shown = append(shown, r)
 		}
 	}
-	// The cluster root: the one there now if it still is one, else the
-	// first C in file order.
+	return shown
+}
+
+// clusterRoot picks the cluster root among shown: the one on root now if
+// it still is one, else the first C in file order; nil if none.
+func clusterRoot(shown []*repo, root string) *repo {
 	var cr *repo
 	for _, r := range shown {
 		if r.meta.Shared == SharedClusterRoot && r.target == root {
@@ -914,27 +948,27 @@ func (m *Manager) layout(order map[string]int, want map[string]Entry) {
 			}
 		}
 	}
-	var holder *repo // bound on root now
-	for _, r := range m.repos {
-		if r.target == root {
-			holder = r
-		}
+	return cr
+}
+
+// targetOf is where r belongs when cr is the cluster root.
+func (m *Manager) targetOf(r, cr *repo) string {
+	if r == cr {
+		return m.opts.Root
 	}
-	rootChanged := holder != cr || (cr != nil && cr.rebind)
-	targetOf := func(r *repo) string {
-		if r == cr {
-			return root
-		}
-		return filepath.Join(root, r.uuid)
-	}
-	// a. Children that move (or whose parent moves) are detached.
+	return filepath.Join(m.opts.Root, r.uuid)
+}
+
+// detachMoved detaches the children of the root that move (or whose
+// parent moves).
+func (m *Manager) detachMoved(shown []*repo, cr *repo, rootChanged bool) {
 	for _, r := range m.repos {
-		if r.target == "" || r.target == root {
+		if r.target == "" || r.target == m.opts.Root {
 			continue
 		}
 		keep := false
 		for _, s := range shown {
-			if s == r && !rootChanged && !r.rebind && r.target == targetOf(r) {
+			if s == r && !rootChanged && !r.rebind && r.target == m.targetOf(r, cr) {
 				keep = true
 			}
 		}
@@ -945,27 +979,35 @@ func (m *Manager) layout(order map[string]int, want map[string]Entry) {
 			r.target = ""
 		}
 	}
-	// b. The root.
-	if rootChanged {
-		if holder != nil {
-			if err := unbind(root, true); err != nil && !notMounted(err) {
-				m.log.Warn("detach failed", zap.String("mount_point", root), zap.Error(err))
-			}
-			holder.target = ""
+}
+
+// bindRoot moves the root from holder (bound there now, or nil) to the
+// cluster root cr (or nil).
+func (m *Manager) bindRoot(holder, cr *repo) {
+	root := m.opts.Root
+	if holder != nil {
+		if err := unbind(root, true); err != nil && !notMounted(err) {
+			m.log.Warn("detach failed", zap.String("mount_point", root), zap.Error(err))
 		}
-		if cr != nil {
-			if err := os.MkdirAll(root, 0o755); err != nil {
-				cr.err = fmt.Sprintf("cluster root: %v", err)
-			} else if err := bind(cr.backing, root); err != nil {
-				cr.err = fmt.Sprintf("cluster root: %v", err)
-			} else {
-				cr.target, cr.rebind = root, false
-				m.log.Info("cluster root mounted", zap.String("uuid", cr.uuid), zap.String("mount_point", root))
-				m.heartbeatLocked()
-			}
-		}
+		holder.target = ""
 	}
-	// c. The others.
+	if cr == nil {
+		return
+	}
+	if err := os.MkdirAll(root, 0o755); err != nil {
+		cr.err = fmt.Sprintf("cluster root: %v", err)
+	} else if err := bind(cr.backing, root); err != nil {
+		cr.err = fmt.Sprintf("cluster root: %v", err)
+	} else {
+		cr.target, cr.rebind = root, false
+		m.log.Info("cluster root mounted", zap.String("uuid", cr.uuid), zap.String("mount_point", root))
+		m.heartbeatLocked()
+	}
+}
+
+// bindOthers binds every shown repository but the cluster root cr on
+// Root/<uuid>.
+func (m *Manager) bindOthers(shown []*repo, cr *repo) {
 	for _, r := range shown {
 		if r == cr {
 			continue
@@ -976,7 +1018,7 @@ func (m *Manager) layout(order map[string]int, want map[string]Entry) {
 		if r.target != "" {
 			continue
 		}
-		t := targetOf(r)
+		t := m.targetOf(r, cr)
 		if err := os.MkdirAll(t, 0o755); err != nil {
 			r.err = fmt.Sprintf("create mount point: %v", err)
 			continue

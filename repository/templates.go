@@ -4,16 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path"
 	"sort"
 	"strings"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/ovs-agent/ovs-agent/config/vmcfg"
+	"github.com/ovs-agent/ovs-agent/internal/sparsecopy"
 )
 
 // Template is a guest template: a folder seed_pool/NAME with a vm.cfg.
@@ -183,38 +181,18 @@ func CreateFromTemplate(ctx context.Context, dir, template, name string) (Create
 		return Created{}, fmt.Errorf("create from template: %w", err)
 	}
 	defer root.Close()
-	tdir := SeedPool + "/" + template
-	if st, err := root.Stat(tdir); err != nil {
-		return Created{}, fmt.Errorf("create from template: template %s: %w", template, err)
-	} else if !st.IsDir() {
-		return Created{}, fmt.Errorf("create from template: %s/%s is not a folder", dir, tdir)
-	}
-	orig, err := readLimited(root, tdir+"/vm.cfg", vmcfg.MaxFileSize)
+	t, err := readTemplate(root, dir, template)
 	if err != nil {
-		return Created{}, fmt.Errorf("create from template %s: vm.cfg: %w", template, err)
-	}
-	cfg, err := vmcfg.Parse(dir+"/"+tdir+"/vm.cfg", orig)
-	if err != nil {
-		return Created{}, fmt.Errorf("create from template %s: %w", template, err)
-	}
-	files, err := readDirNames(root, tdir)
-	if err != nil {
-		return Created{}, fmt.Errorf("create from template %s: %w", template, err)
+		return Created{}, err
 	}
 	used, err := usedMACs(root)
 	if err != nil {
 		return Created{}, fmt.Errorf("create from template %s: %w", template, err)
 	}
 
-	if err := root.MkdirAll(RunningPool, 0o755); err != nil {
-		return Created{}, fmt.Errorf("create from template: %w", err)
-	}
 	ddir := RunningPool + "/" + name
-	if err := root.Mkdir(ddir, 0o755); err != nil {
-		if errors.Is(err, fs.ErrExist) {
-			return Created{}, fmt.Errorf("create from template: %s/%s exists already", dir, ddir)
-		}
-		return Created{}, fmt.Errorf("create from template: %w", err)
+	if err := makeDomainDir(root, dir, ddir); err != nil {
+		return Created{}, err
 	}
 	ok := false
 	defer func() {
@@ -224,39 +202,112 @@ func CreateFromTemplate(ctx context.Context, dir, template, name string) (Create
 	}()
 
 	res := Created{Name: name, Dir: dir + "/" + ddir, VMCfg: dir + "/" + ddir + "/vm.cfg"}
+	copied, err := t.copyFiles(ctx, root, ddir, &res)
+	if err != nil {
+		return Created{}, err
+	}
+	want, err := t.domainConfig(name, used, copied, &res)
+	if err != nil {
+		return Created{}, err
+	}
+	out := vmcfg.Render(t.orig, want)
+	if err := root.WriteFile(ddir+"/vm.cfg", out, 0o644); err != nil {
+		return Created{}, fmt.Errorf("create from template: %w", err)
+	}
+	ok = true
+	return res, nil
+}
+
+// seedTemplate is a template read for CreateFromTemplate.
+type seedTemplate struct {
+	name  string
+	dir   string // seed_pool/NAME, inside the repository
+	orig  []byte // its vm.cfg
+	cfg   *vmcfg.Config
+	files []string
+}
+
+// readTemplate reads the template seed_pool/name of the repository at
+// dir (root): its vm.cfg, parsed, and the names of its files.
+func readTemplate(root *os.Root, dir, name string) (*seedTemplate, error) {
+	t := &seedTemplate{name: name, dir: SeedPool + "/" + name}
+	if st, err := root.Stat(t.dir); err != nil {
+		return nil, fmt.Errorf("create from template: template %s: %w", name, err)
+	} else if !st.IsDir() {
+		return nil, fmt.Errorf("create from template: %s/%s is not a folder", dir, t.dir)
+	}
+	var err error
+	if t.orig, err = readLimited(root, t.dir+"/vm.cfg", vmcfg.MaxFileSize); err != nil {
+		return nil, fmt.Errorf("create from template %s: vm.cfg: %w", name, err)
+	}
+	if t.cfg, err = vmcfg.Parse(dir+"/"+t.dir+"/vm.cfg", t.orig); err != nil {
+		return nil, fmt.Errorf("create from template %s: %w", name, err)
+	}
+	if t.files, err = readDirNames(root, t.dir); err != nil {
+		return nil, fmt.Errorf("create from template %s: %w", name, err)
+	}
+	return t, nil
+}
+
+// makeDomainDir makes the new domain folder ddir (running_pool/NAME) of
+// the repository at dir (root); it must not exist yet.
+func makeDomainDir(root *os.Root, dir, ddir string) error {
+	if err := root.MkdirAll(RunningPool, 0o755); err != nil {
+		return fmt.Errorf("create from template: %w", err)
+	}
+	if err := root.Mkdir(ddir, 0o755); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return fmt.Errorf("create from template: %s/%s exists already", dir, ddir)
+		}
+		return fmt.Errorf("create from template: %w", err)
+	}
+	return nil
+}
+
+// copyFiles copies the template's regular files but vm.cfg into ddir,
+// lists them in res.Files and returns them as a set.
+func (t *seedTemplate) copyFiles(ctx context.Context, root *os.Root, ddir string, res *Created) (map[string]bool, error) {
 	copied := map[string]bool{}
-	for _, f := range files {
+	for _, f := range t.files {
 		if f == "vm.cfg" {
 			continue
 		}
 		if err := ctx.Err(); err != nil {
-			return Created{}, fmt.Errorf("create from template: %w", err)
+			return nil, fmt.Errorf("create from template: %w", err)
 		}
-		st, err := root.Stat(tdir + "/" + f)
+		st, err := root.Stat(t.dir + "/" + f)
 		if err != nil {
-			return Created{}, fmt.Errorf("create from template %s: %s: %w", template, f, err)
+			return nil, fmt.Errorf("create from template %s: %s: %w", t.name, f, err)
 		}
 		if !st.Mode().IsRegular() {
 			continue // folders, devices, sockets: not part of a template
 		}
-		if err := copyFileIn(ctx, root, tdir+"/"+f, ddir+"/"+f, st.Mode().Perm()); err != nil {
-			return Created{}, fmt.Errorf("create from template %s: %w", template, err)
+		if err := copyFileIn(ctx, root, t.dir+"/"+f, ddir+"/"+f, st.Mode().Perm()); err != nil {
+			return nil, fmt.Errorf("create from template %s: %w", t.name, err)
 		}
 		copied[f] = true
 		res.Files = append(res.Files, f)
 	}
+	return copied, nil
+}
 
-	want := *cfg
+// domainConfig is the template's configuration for the new domain: its
+// name, a fresh UUID, a fresh MAC (not in used) on every vif and the disk
+// paths that pointed into the template's folder pointing into res.Dir.
+// It fills res.UUID and res.MACs.
+func (t *seedTemplate) domainConfig(name string, used, copied map[string]bool, res *Created) (*vmcfg.Config, error) {
+	want := *t.cfg
 	want.Name = name
+	var err error
 	if want.UUID, err = NewUUID(); err != nil {
-		return Created{}, err
+		return nil, err
 	}
-	want.VIFs = append([]vmcfg.VIF(nil), cfg.VIFs...)
+	want.VIFs = append([]vmcfg.VIF(nil), t.cfg.VIFs...)
 	for i := range want.VIFs {
 		v := &want.VIFs[i]
 		mac, err := NewMAC(used)
 		if err != nil {
-			return Created{}, err
+			return nil, err
 		}
 		used[mac] = true
 		params := map[string]string{}
@@ -267,24 +318,19 @@ func CreateFromTemplate(ctx context.Context, dir, template, name string) (Create
 		v.MAC, v.Params = mac, params
 		res.MACs = append(res.MACs, mac)
 	}
-	want.Disks = append([]vmcfg.Disk(nil), cfg.Disks...)
+	want.Disks = append([]vmcfg.Disk(nil), t.cfg.Disks...)
 	for i := range want.Disks {
 		d := &want.Disks[i]
 		if d.Path == "" || !path.IsAbs(d.Path) {
 			continue // relative paths are relative to the new folder already
 		}
 		p := path.Clean(d.Path)
-		if copied[path.Base(p)] && path.Base(path.Dir(p)) == template {
+		if copied[path.Base(p)] && path.Base(path.Dir(p)) == t.name {
 			d.Path = res.Dir + "/" + path.Base(p)
 		}
 	}
 	res.UUID = want.UUID
-	out := vmcfg.Render(orig, &want)
-	if err := root.WriteFile(ddir+"/vm.cfg", out, 0o644); err != nil {
-		return Created{}, fmt.Errorf("create from template: %w", err)
-	}
-	ok = true
-	return res, nil
+	return &want, nil
 }
 
 // usedMACs collects the MAC addresses of the domains in running_pool.
@@ -313,8 +359,7 @@ func usedMACs(root *os.Root) (map[string]bool, error) {
 }
 
 // copyFileIn copies a regular file inside root to a new file, keeping
-// holes: only the data ranges (SEEK_DATA/SEEK_HOLE) are copied, with
-// copy_file_range where the kernel allows it.
+// holes (sparsecopy.Copy).
 func copyFileIn(ctx context.Context, root *os.Root, from, to string, perm fs.FileMode) error {
 	src, err := root.Open(from)
 	if err != nil {
@@ -329,7 +374,7 @@ func copyFileIn(ctx context.Context, root *os.Root, from, to string, perm fs.Fil
 	if err != nil {
 		return err
 	}
-	if err := sparseCopy(ctx, dst, src, st.Size()); err != nil {
+	if err := sparsecopy.Copy(ctx, dst, src, st.Size()); err != nil {
 		dst.Close()
 		return fmt.Errorf("copy %s: %w", from, err)
 	}
@@ -338,86 +383,6 @@ func copyFileIn(ctx context.Context, root *os.Root, from, to string, perm fs.Fil
 		return fmt.Errorf("copy %s: %w", from, err)
 	}
 	return dst.Close()
-}
-
-// sparseCopy copies size bytes of src to dst (new, empty), data ranges
-// only; the rest stays a hole.
-func sparseCopy(ctx context.Context, dst, src *os.File, size int64) error {
-	sfd, dfd := int(src.Fd()), int(dst.Fd())
-	var off int64
-	for off < size {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		data, err := unix.Seek(sfd, off, unix.SEEK_DATA)
-		if err == unix.ENXIO {
-			break // only a hole is left
-		}
-		if err != nil {
-			// No SEEK_DATA on this file system: copy everything.
-			data = off
-		}
-		hole, err := unix.Seek(sfd, data, unix.SEEK_HOLE)
-		if err != nil {
-			hole = size
-		}
-		if hole > size {
-			hole = size
-		}
-		if err := copyRange(dfd, src, dst, data, hole-data); err != nil {
-			return err
-		}
-		off = hole
-	}
-	return dst.Truncate(size)
-}
-
-// copyRange copies n bytes at off from src to the same offset of dst.
-func copyRange(dfd int, src, dst *os.File, off, n int64) error {
-	sfd := int(src.Fd())
-	roff, woff := off, off
-	for n > 0 {
-		chunk := min(n, 1<<30)
-		c, err := unix.CopyFileRange(sfd, &roff, dfd, &woff, int(chunk), 0)
-		if err != nil {
-			if err == unix.EINTR {
-				continue
-			}
-			if err == unix.EXDEV || err == unix.ENOSYS || err == unix.EINVAL || err == unix.EOPNOTSUPP {
-				return copyPlain(src, dst, roff, n)
-			}
-			return err
-		}
-		if c == 0 {
-			return io.ErrUnexpectedEOF
-		}
-		n -= int64(c)
-	}
-	return nil
-}
-
-func copyPlain(src, dst *os.File, off, n int64) error {
-	buf := make([]byte, 1<<20)
-	for n > 0 {
-		k := int(min(n, int64(len(buf))))
-		r, err := src.ReadAt(buf[:k], off)
-		if r > 0 {
-			if _, werr := dst.WriteAt(buf[:r], off); werr != nil {
-				return werr
-			}
-			off += int64(r)
-			n -= int64(r)
-		}
-		if err != nil {
-			if err == io.EOF && n > 0 {
-				return io.ErrUnexpectedEOF
-			}
-			if err != io.EOF {
-				return err
-			}
-		}
-	}
-	return nil
 }
 
 // Templates lists the templates of a mounted repository.

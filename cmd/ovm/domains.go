@@ -14,42 +14,56 @@ import (
 	"github.com/spf13/cobra"
 )
 
+// domainCommands are the commands of the domain namespace, one function
+// (or one structCommand) each.
 func domainCommands(g *globals) []*cobra.Command {
+	return []*cobra.Command{
+		createCommand(g), listCommand(g),
+		structCommand(g, "info DOMAIN", "Show a domain: state, memory, vCPUs, CPU time, dirty rate, uptime, engine", 1, "domain.info", printStruct),
+		deleteCommand(g),
+		structCommand(g, "save DOMAIN FILE", "Save a domain's memory and state to FILE on the agent's host; the domain is suspended (xm save)", 2, "domain.save", printStateReason),
+		structCommand(g, "restore FILE", "Start a domain from a save image on the agent's host (xm restore)", 1, "domain.restore", printStateReason),
+		structCommand(g, "start DOMAIN", "Start a stopped domain", 1, "domain.start", printState),
+		structCommand(g, "destroy DOMAIN", "Stop a domain at once (power off)", 1, "domain.destroy", printState),
+		structCommand(g, "pause DOMAIN", "Pause a running domain", 1, "domain.pause", printState),
+		structCommand(g, "unpause DOMAIN", "Continue a paused domain", 1, "domain.unpause", printState),
+		timedCommand(g, "shutdown", "Shut a domain down cleanly; destroy it after --timeout seconds", "domain.shutdown"),
+		timedCommand(g, "reboot", "Shut a domain down cleanly and start it again", "domain.reboot"),
+		consoleCommand(g), topCommand(g),
+	}
+}
+
+// printState prints a domain's name and state.
+func printState(w io.Writer, m map[string]any) {
+	fmt.Fprintf(w, "%s: %v\n", m["name"], m["state"])
+}
+
+// printStateReason prints a domain's name, state and why.
+func printStateReason(w io.Writer, m map[string]any) {
+	fmt.Fprintf(w, "%s: %v (%v)\n", m["name"], m["state"], m["reason"])
+}
+
+// timedCommand is a lifecycle command on a domain that takes --timeout.
+func timedCommand(g *globals, use, short, method string) *cobra.Command {
 	var timeout int
-	nameOp := func(use, short, method string) *cobra.Command {
-		return &cobra.Command{
-			Use:   use + " DOMAIN",
-			Short: short,
-			Args:  cobra.ExactArgs(1),
-			RunE: func(cmd *cobra.Command, args []string) error {
-				var out map[string]any
-				if err := g.call(method, &out, args[0]); err != nil {
-					return err
-				}
-				return g.show(cmd.OutOrStdout(), out, func(w io.Writer, m map[string]any) {
-					fmt.Fprintf(w, "%s: %v\n", m["name"], m["state"])
-				})
-			},
-		}
+	c := &cobra.Command{
+		Use:   use + " DOMAIN",
+		Short: short,
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var out map[string]any
+			if err := g.call(method, &out, args[0], timeout); err != nil {
+				return err
+			}
+			return g.show(cmd.OutOrStdout(), out, printStateReason)
+		},
 	}
-	timedOp := func(use, short, method string) *cobra.Command {
-		c := &cobra.Command{
-			Use:   use + " DOMAIN",
-			Short: short,
-			Args:  cobra.ExactArgs(1),
-			RunE: func(cmd *cobra.Command, args []string) error {
-				var out map[string]any
-				if err := g.call(method, &out, args[0], timeout); err != nil {
-					return err
-				}
-				return g.show(cmd.OutOrStdout(), out, func(w io.Writer, m map[string]any) {
-					fmt.Fprintf(w, "%s: %v (%v)\n", m["name"], m["state"], m["reason"])
-				})
-			},
-		}
-		c.Flags().IntVarP(&timeout, "timeout", "t", 60, "seconds to wait for a clean stop before destroying the domain")
-		return c
-	}
+	c.Flags().IntVarP(&timeout, "timeout", "t", 60, "seconds to wait for a clean stop before destroying the domain")
+	return c
+}
+
+// createCommand is `ovm create`, from a vm.cfg file or a template.
+func createCommand(g *globals) *cobra.Command {
 	var fromTemplate, repoUUID string
 	create := &cobra.Command{
 		Use:   "create VM.CFG | create --from-template TEMPLATE --repo UUID NAME",
@@ -57,60 +71,64 @@ func domainCommands(g *globals) []*cobra.Command {
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if fromTemplate != "" {
-				if repoUUID == "" {
-					u, err := g.findTemplate(fromTemplate)
-					if err != nil {
-						return err
-					}
-					repoUUID = u
-				}
-				var out map[string]any
-				if err := g.call("domain.create_from_template", &out, repoUUID, fromTemplate, args[0]); err != nil {
-					return err
-				}
-				return g.show(cmd.OutOrStdout(), out, func(w io.Writer, m map[string]any) {
-					fmt.Fprintf(w, "created %s (uuid %s) from template %s, %v\n", m["name"], m["uuid"], fromTemplate, m["state"])
-				})
+				return g.createFromTemplate(cmd.OutOrStdout(), fromTemplate, repoUUID, args[0])
 			}
-			var data []byte
-			var err error
-			if args[0] == "-" {
-				data, err = io.ReadAll(io.LimitReader(cmd.InOrStdin(), 1<<20))
-			} else {
-				data, err = os.ReadFile(args[0])
-			}
-			if err != nil {
-				return usageError{err}
-			}
-			var out map[string]any
-			if err := g.call("domain.create", &out, string(data), filepath.Base(args[0])); err != nil {
-				return err
-			}
-			return g.show(cmd.OutOrStdout(), out, func(w io.Writer, m map[string]any) {
-				fmt.Fprintf(w, "created %s (uuid %s), %v\n", m["name"], m["uuid"], m["state"])
-				if ws, _ := m["warnings"].([]any); len(ws) > 0 {
-					for _, x := range ws {
-						fmt.Fprintf(w, "warning: %v\n", x)
-					}
-				}
-			})
+			return g.createFromFile(cmd.OutOrStdout(), cmd.InOrStdin(), args[0])
 		},
 	}
 	create.Flags().StringVar(&fromTemplate, "from-template", "", "copy this template (seed_pool) into running_pool/NAME and register it")
 	create.Flags().StringVar(&repoUUID, "repo", "", "the repository holding the template (default: the one mounted repository that has it)")
-	info := &cobra.Command{
-		Use:   "info DOMAIN",
-		Short: "Show a domain: state, memory, vCPUs, CPU time, dirty rate, uptime, engine",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			var out map[string]any
-			if err := g.call("domain.info", &out, args[0]); err != nil {
-				return err
-			}
-			return g.show(cmd.OutOrStdout(), out, printStruct)
-		},
+	return create
+}
+
+// createFromTemplate registers domain name from a repository's template
+// (repoUUID: the one mounted repository that has it if empty).
+func (g *globals) createFromTemplate(w io.Writer, template, repoUUID, name string) error {
+	if repoUUID == "" {
+		u, err := g.findTemplate(template)
+		if err != nil {
+			return err
+		}
+		repoUUID = u
 	}
-	list := &cobra.Command{
+	var out map[string]any
+	if err := g.call("domain.create_from_template", &out, repoUUID, template, name); err != nil {
+		return err
+	}
+	return g.show(w, out, func(w io.Writer, m map[string]any) {
+		fmt.Fprintf(w, "created %s (uuid %s) from template %s, %v\n", m["name"], m["uuid"], template, m["state"])
+	})
+}
+
+// createFromFile registers a domain from the vm.cfg file path, read here
+// ("-": standard input).
+func (g *globals) createFromFile(w io.Writer, stdin io.Reader, path string) error {
+	var data []byte
+	var err error
+	if path == "-" {
+		data, err = io.ReadAll(io.LimitReader(stdin, 1<<20))
+	} else {
+		data, err = os.ReadFile(path)
+	}
+	if err != nil {
+		return usageError{err}
+	}
+	var out map[string]any
+	if err := g.call("domain.create", &out, string(data), filepath.Base(path)); err != nil {
+		return err
+	}
+	return g.show(w, out, func(w io.Writer, m map[string]any) {
+		fmt.Fprintf(w, "created %s (uuid %s), %v\n", m["name"], m["uuid"], m["state"])
+		if ws, _ := m["warnings"].([]any); len(ws) > 0 {
+			for _, x := range ws {
+				fmt.Fprintf(w, "warning: %v\n", x)
+			}
+		}
+	})
+}
+
+func listCommand(g *globals) *cobra.Command {
+	return &cobra.Command{
 		Use:   "list",
 		Short: "List the domains",
 		Args:  cobra.NoArgs,
@@ -126,7 +144,10 @@ func domainCommands(g *globals) []*cobra.Command {
 			return nil
 		},
 	}
-	del := &cobra.Command{
+}
+
+func deleteCommand(g *globals) *cobra.Command {
+	return &cobra.Command{
 		Use:   "delete DOMAIN",
 		Short: "Remove a stopped domain from this host",
 		Args:  cobra.ExactArgs(1),
@@ -140,44 +161,6 @@ func domainCommands(g *globals) []*cobra.Command {
 			fmt.Fprintf(cmd.OutOrStdout(), "deleted %s\n", args[0])
 			return nil
 		},
-	}
-	save := &cobra.Command{
-		Use:   "save DOMAIN FILE",
-		Short: "Save a domain's memory and state to FILE on the agent's host; the domain is suspended (xm save)",
-		Args:  cobra.ExactArgs(2),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			var out map[string]any
-			if err := g.call("domain.save", &out, args[0], args[1]); err != nil {
-				return err
-			}
-			return g.show(cmd.OutOrStdout(), out, func(w io.Writer, m map[string]any) {
-				fmt.Fprintf(w, "%s: %v (%v)\n", m["name"], m["state"], m["reason"])
-			})
-		},
-	}
-	restore := &cobra.Command{
-		Use:   "restore FILE",
-		Short: "Start a domain from a save image on the agent's host (xm restore)",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			var out map[string]any
-			if err := g.call("domain.restore", &out, args[0]); err != nil {
-				return err
-			}
-			return g.show(cmd.OutOrStdout(), out, func(w io.Writer, m map[string]any) {
-				fmt.Fprintf(w, "%s: %v (%v)\n", m["name"], m["state"], m["reason"])
-			})
-		},
-	}
-	return []*cobra.Command{
-		create, list, info, del, save, restore,
-		nameOp("start", "Start a stopped domain", "domain.start"),
-		nameOp("destroy", "Stop a domain at once (power off)", "domain.destroy"),
-		nameOp("pause", "Pause a running domain", "domain.pause"),
-		nameOp("unpause", "Continue a paused domain", "domain.unpause"),
-		timedOp("shutdown", "Shut a domain down cleanly; destroy it after --timeout seconds", "domain.shutdown"),
-		timedOp("reboot", "Shut a domain down cleanly and start it again", "domain.reboot"),
-		consoleCommand(g), topCommand(g),
 	}
 }
 

@@ -4,6 +4,11 @@
 // Exit codes: 0 success; 1 the agent answered with a fault; 2 bad usage;
 // 3 the agent could not be reached; 4 the agent refused the caller (password
 // or allow/deny rules).
+//
+// It is flags, wiring and printing only: each command is one function
+// (structCommand for those that call one method with their arguments and
+// print the struct it returns), in the file of its namespace (domains.go,
+// migrate.go, detach.go, repo.go); the agent does the work.
 package main
 
 import (
@@ -140,11 +145,11 @@ func (g *globals) connect() (*client.Client, error) {
 	}
 	o := client.Options{URL: g.url, User: g.user, CAFile: g.caFile, Insecure: g.insecure, Timeout: g.timeout}
 	if g.passwordFile != "" {
-		data, err := os.ReadFile(g.passwordFile)
+		pw, err := readPasswordFile(g.passwordFile)
 		if err != nil {
 			return nil, usageError{fmt.Errorf("password file: %w", err)}
 		}
-		o.Password = strings.TrimRight(strings.SplitN(string(data), "\n", 2)[0], "\r")
+		o.Password = pw
 	} else if p := os.Getenv("OVM_PASSWORD"); p != "" {
 		o.Password = p
 	}
@@ -153,6 +158,16 @@ func (g *globals) connect() (*client.Client, error) {
 		return nil, usageError{err}
 	}
 	return c, nil
+}
+
+// readPasswordFile reads a password file: its first line, without the
+// line end.
+func readPasswordFile(path string) (string, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return "", err
+	}
+	return strings.TrimRight(strings.SplitN(string(data), "\n", 2)[0], "\r"), nil
 }
 
 func (g *globals) call(method string, reply any, args ...any) error {
@@ -169,21 +184,28 @@ func (g *globals) call(method string, reply any, args ...any) error {
 // simpleCall is a command that calls one method without arguments and prints
 // the struct it returns.
 func simpleCall(g *globals, use, short, method string, print func(io.Writer, map[string]any)) *cobra.Command {
-	return &cobra.Command{
-		Use:   use,
-		Short: short,
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			var out map[string]any
-			if err := g.call(method, &out); err != nil {
-				return err
-			}
-			if g.output == "json" {
-				return writeJSON(cmd.OutOrStdout(), out)
-			}
-			print(cmd.OutOrStdout(), out)
-			return nil
-		},
+	return &cobra.Command{Use: use, Short: short, Args: cobra.NoArgs, RunE: g.structRun(method, print)}
+}
+
+// structCommand is a command that calls method with its nargs arguments
+// and prints the struct it returns.
+func structCommand(g *globals, use, short string, nargs int, method string, print func(io.Writer, map[string]any)) *cobra.Command {
+	return &cobra.Command{Use: use, Short: short, Args: cobra.ExactArgs(nargs), RunE: g.structRun(method, print)}
+}
+
+// structRun calls method with the command's arguments and prints the
+// struct it returns, as JSON or with print.
+func (g *globals) structRun(method string, print func(io.Writer, map[string]any)) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		params := make([]any, len(args))
+		for i, a := range args {
+			params[i] = a
+		}
+		var out map[string]any
+		if err := g.call(method, &out, params...); err != nil {
+			return err
+		}
+		return g.show(cmd.OutOrStdout(), out, print)
 	}
 }
 

@@ -68,16 +68,24 @@ func (f *migrateFlags) options() (map[string]any, error) {
 		pf = os.Getenv("OVM_TARGET_PASSWORD_FILE")
 	}
 	if pf != "" {
-		data, err := os.ReadFile(pf)
+		pw, err := readPasswordFile(pf)
 		if err != nil {
 			return nil, usageError{fmt.Errorf("target password file: %w", err)}
 		}
-		o["password"] = strings.TrimRight(strings.SplitN(string(data), "\n", 2)[0], "\r")
+		o["password"] = pw
 	}
 	return o, nil
 }
 
+// migrateCommands are migrate, migrate-status and migrate-cancel.
 func migrateCommands(g *globals) []*cobra.Command {
+	return []*cobra.Command{migrateCommand(g), migrateStatusCommand(g),
+		structCommand(g, "migrate-cancel ID", "Cancel a migration: the domain keeps running where it was", 1, "migration.cancel",
+			func(w io.Writer, m map[string]any) { fmt.Fprintf(w, "%v: %v\n", m["id"], m["phase"]) }),
+	}
+}
+
+func migrateCommand(g *globals) *cobra.Command {
 	f := &migrateFlags{}
 	mig := &cobra.Command{
 		Use:   "migrate [-l] [-r MB] [-n] [--ssl] [--max-downtime MS] DOMAIN HOST[:PORT]",
@@ -96,31 +104,7 @@ migration would fail is printed, one per line.`,
 			}
 			out := cmd.OutOrStdout()
 			if f.dryRun {
-				var res struct {
-					OK         bool           `xmlrpc:"ok" json:"ok"`
-					Problems   []string       `xmlrpc:"problems" json:"problems"`
-					Estimate   map[string]any `xmlrpc:"estimate" json:"estimate,omitempty"`
-					NoEstimate string         `xmlrpc:"no_estimate" json:"no_estimate,omitempty"`
-				}
-				if err := g.call("migration.check", &res, args[0], args[1], opts); err != nil {
-					return err
-				}
-				if g.output == "json" {
-					return writeJSON(out, res)
-				}
-				if res.OK {
-					fmt.Fprintf(out, "dry run: %s can move to %s\n", args[0], args[1])
-				} else {
-					fmt.Fprintf(out, "dry run: %s cannot move to %s:\n", args[0], args[1])
-					for _, p := range res.Problems {
-						fmt.Fprintf(out, "  %s\n", p)
-					}
-				}
-				printEstimate(out, res.Estimate, res.NoEstimate)
-				if !res.OK {
-					return &dryRunFailed{n: len(res.Problems)}
-				}
-				return nil
+				return g.dryRun(out, args[0], args[1], opts)
 			}
 			var id string
 			if err := g.call("domain.migrate", &id, args[0], args[1], opts); err != nil {
@@ -133,7 +117,13 @@ migration would fail is printed, one per line.`,
 			return g.follow(out, id)
 		},
 	}
-	fl := mig.Flags()
+	f.bind(mig)
+	return mig
+}
+
+// bind defines the migrate command's flags.
+func (f *migrateFlags) bind(c *cobra.Command) {
+	fl := c.Flags()
 	fl.BoolVarP(&f.live, "live", "l", false, "live migration: the domain keeps running while its memory moves")
 	fl.IntVarP(&f.rate, "rate", "r", 0, "bandwidth cap in MB/s (0: none)")
 	fl.BoolVarP(&f.dryRun, "dry-run", "n", false, "check only: say every reason the migration would fail")
@@ -150,8 +140,40 @@ migration would fail is printed, one per line.`,
 	fl.BoolVar(&f.remove, "remove", false, "offline migration: remove the source copy of its disks instead of keeping it renamed")
 	fl.BoolVarP(&f.force, "force", "F", false, "offline migration: skip validation on the target (logged there)")
 	fl.StringVar(&f.targetRepo, "target-repo", "", "offline migration: UUID of the target repository for copied disks")
+}
 
-	status := &cobra.Command{
+// dryRun is migrate -n: it prints every problem the target found and the
+// estimate, and fails when there is a problem.
+func (g *globals) dryRun(out io.Writer, domain, target string, opts map[string]any) error {
+	var res struct {
+		OK         bool           `xmlrpc:"ok" json:"ok"`
+		Problems   []string       `xmlrpc:"problems" json:"problems"`
+		Estimate   map[string]any `xmlrpc:"estimate" json:"estimate,omitempty"`
+		NoEstimate string         `xmlrpc:"no_estimate" json:"no_estimate,omitempty"`
+	}
+	if err := g.call("migration.check", &res, domain, target, opts); err != nil {
+		return err
+	}
+	if g.output == "json" {
+		return writeJSON(out, res)
+	}
+	if res.OK {
+		fmt.Fprintf(out, "dry run: %s can move to %s\n", domain, target)
+	} else {
+		fmt.Fprintf(out, "dry run: %s cannot move to %s:\n", domain, target)
+		for _, p := range res.Problems {
+			fmt.Fprintf(out, "  %s\n", p)
+		}
+	}
+	printEstimate(out, res.Estimate, res.NoEstimate)
+	if !res.OK {
+		return &dryRunFailed{n: len(res.Problems)}
+	}
+	return nil
+}
+
+func migrateStatusCommand(g *globals) *cobra.Command {
+	return &cobra.Command{
 		Use:   "migrate-status [ID]",
 		Short: "Show one migration (or all of them)",
 		Args:  cobra.MaximumNArgs(1),
@@ -177,21 +199,6 @@ migration would fail is printed, one per line.`,
 			return g.show(out, st, printStruct)
 		},
 	}
-	cancel := &cobra.Command{
-		Use:   "migrate-cancel ID",
-		Short: "Cancel a migration: the domain keeps running where it was",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			var st map[string]any
-			if err := g.call("migration.cancel", &st, args[0]); err != nil {
-				return err
-			}
-			return g.show(cmd.OutOrStdout(), st, func(w io.Writer, m map[string]any) {
-				fmt.Fprintf(w, "%v: %v\n", m["id"], m["phase"])
-			})
-		},
-	}
-	return []*cobra.Command{mig, status, cancel}
 }
 
 type dryRunFailed struct{ n int }

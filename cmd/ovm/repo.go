@@ -8,46 +8,50 @@ import (
 	"github.com/spf13/cobra"
 )
 
+// repoCommands are `ovm repo ...`, `ovm template list` and `ovm iso list`.
 func repoCommands(g *globals) []*cobra.Command {
-	var options string
 	repo := &cobra.Command{Use: "repo", Short: "Storage repositories: list, status, add, remove, reload"}
-	printReport := func(w io.Writer, rep map[string]any) {
-		tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "UUID\tSTATE\tSHARED\tMOUNT POINT\tSOURCE\tSIZE\tFREE\tDESCRIPTION")
-		repos, _ := rep["repositories"].([]any)
-		for _, x := range repos {
-			r, _ := x.(map[string]any)
-			fmt.Fprintf(tw, "%v\t%v\t%v\t%v\t%v\t%s\t%s\t%v\n", r["uuid"], r["state"], orDash(r["shared"]), orDash(r["mount_point"]), r["source"],
-				humanBytes(int64(num(r["size"]))), humanBytes(int64(num(r["free"]))), orDash(r["description"]))
-			if e, _ := r["error"].(string); e != "" {
-				fmt.Fprintf(tw, "\t  error: %s\n", e)
-			}
+	repo.AddCommand(
+		repoReportCommand(g, "list", "List the repositories and their state", "repository.list"),
+		repoReportCommand(g, "reload", "Re-read /etc/ovs/repositories and apply the difference now", "repository.reload"),
+		structCommand(g, "status UUID", "Show one repository", 1, "repository.status", printStruct),
+		repoAddCommand(g),
+		structCommand(g, "remove UUID", "Unmount a repository and remove it from the files (refused while domains use it)", 1, "repository.remove", printStruct),
+	)
+	return []*cobra.Command{repo,
+		repoItemsCommand(g, "template", "List the templates of a repository (seed_pool)", "repository.templates"),
+		repoItemsCommand(g, "iso", "List the ISO images of a repository (iso_pool)", "repository.isos"),
+	}
+}
+
+// repoReportCommand calls a method that returns the repositories' report
+// and prints it as a table.
+func repoReportCommand(g *globals, use, short, method string) *cobra.Command {
+	return &cobra.Command{Use: use, Short: short, Args: cobra.NoArgs, RunE: g.structRun(method, printRepoReport)}
+}
+
+func printRepoReport(w io.Writer, rep map[string]any) {
+	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "UUID\tSTATE\tSHARED\tMOUNT POINT\tSOURCE\tSIZE\tFREE\tDESCRIPTION")
+	repos, _ := rep["repositories"].([]any)
+	for _, x := range repos {
+		r, _ := x.(map[string]any)
+		fmt.Fprintf(tw, "%v\t%v\t%v\t%v\t%v\t%s\t%s\t%v\n", r["uuid"], r["state"], orDash(r["shared"]), orDash(r["mount_point"]), r["source"],
+			humanBytes(int64(num(r["size"]))), humanBytes(int64(num(r["free"]))), orDash(r["description"]))
+		if e, _ := r["error"].(string); e != "" {
+			fmt.Fprintf(tw, "\t  error: %s\n", e)
 		}
-		tw.Flush()
-		if probs, _ := rep["problems"].([]any); len(probs) > 0 {
-			for _, p := range probs {
-				fmt.Fprintf(w, "problem: %v\n", p)
-			}
+	}
+	tw.Flush()
+	if probs, _ := rep["problems"].([]any); len(probs) > 0 {
+		for _, p := range probs {
+			fmt.Fprintf(w, "problem: %v\n", p)
 		}
 	}
-	report := func(use, short, method string) *cobra.Command {
-		return &cobra.Command{Use: use, Short: short, Args: cobra.NoArgs, RunE: func(cmd *cobra.Command, _ []string) error {
-			var rep map[string]any
-			if err := g.call(method, &rep); err != nil {
-				return err
-			}
-			return g.show(cmd.OutOrStdout(), rep, printReport)
-		}}
-	}
-	one := func(use, short, method string) *cobra.Command {
-		return &cobra.Command{Use: use, Short: short, Args: cobra.ExactArgs(1), RunE: func(cmd *cobra.Command, a []string) error {
-			var st map[string]any
-			if err := g.call(method, &st, a[0]); err != nil {
-				return err
-			}
-			return g.show(cmd.OutOrStdout(), st, printStruct)
-		}}
-	}
+}
+
+func repoAddCommand(g *globals) *cobra.Command {
+	var options string
 	add := &cobra.Command{Use: "add [-o OPTIONS] SOURCE", Short: "Add an existing repository (it holds a .ovsrepo) and mount it", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, a []string) error {
 			var st map[string]any
@@ -57,36 +61,29 @@ func repoCommands(g *globals) []*cobra.Command {
 			return g.show(cmd.OutOrStdout(), st, printStruct)
 		}}
 	add.Flags().StringVarP(&options, "options", "o", "", "mount options, as mount -o takes them")
-	repo.AddCommand(
-		report("list", "List the repositories and their state", "repository.list"),
-		report("reload", "Re-read /etc/ovs/repositories and apply the difference now", "repository.reload"),
-		one("status UUID", "Show one repository", "repository.status"),
-		add,
-		one("remove UUID", "Unmount a repository and remove it from the files (refused while domains use it)", "repository.remove"),
-	)
-	listOf := func(use, short, method string) *cobra.Command {
-		return &cobra.Command{Use: use + " list REPOSITORY-UUID", Short: short, Args: cobra.ExactArgs(2),
-			RunE: func(cmd *cobra.Command, a []string) error {
-				if a[0] != "list" {
-					return usageError{fmt.Errorf("unknown %s command %q (want list)", use, a[0])}
-				}
-				var items []map[string]any
-				if err := g.call(method, &items, a[1]); err != nil {
-					return err
-				}
-				if g.output == "json" {
-					return writeJSON(cmd.OutOrStdout(), items)
-				}
-				tw := tabwriter.NewWriter(cmd.OutOrStdout(), 2, 4, 2, ' ', 0)
-				fmt.Fprintln(tw, "NAME\tSIZE\tMEMORY\tVCPUS\tPATH\tERROR")
-				for _, t := range items {
-					fmt.Fprintf(tw, "%v\t%s\t%v\t%v\t%v\t%v\n", t["name"], humanBytes(int64(num(t["size"]))), orDash(t["memory"]), orDash(t["vcpus"]), t["path"], orDash(t["error"]))
-				}
-				return tw.Flush()
-			}}
-	}
-	return []*cobra.Command{repo,
-		listOf("template", "List the templates of a repository (seed_pool)", "repository.templates"),
-		listOf("iso", "List the ISO images of a repository (iso_pool)", "repository.isos"),
-	}
+	return add
+}
+
+// repoItemsCommand is `ovm USE list REPOSITORY-UUID`: a table of the items
+// (templates, ISO images) method returns.
+func repoItemsCommand(g *globals, use, short, method string) *cobra.Command {
+	return &cobra.Command{Use: use + " list REPOSITORY-UUID", Short: short, Args: cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, a []string) error {
+			if a[0] != "list" {
+				return usageError{fmt.Errorf("unknown %s command %q (want list)", use, a[0])}
+			}
+			var items []map[string]any
+			if err := g.call(method, &items, a[1]); err != nil {
+				return err
+			}
+			if g.output == "json" {
+				return writeJSON(cmd.OutOrStdout(), items)
+			}
+			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 2, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "NAME\tSIZE\tMEMORY\tVCPUS\tPATH\tERROR")
+			for _, t := range items {
+				fmt.Fprintf(tw, "%v\t%s\t%v\t%v\t%v\t%v\n", t["name"], humanBytes(int64(num(t["size"]))), orDash(t["memory"]), orDash(t["vcpus"]), t["path"], orDash(t["error"]))
+			}
+			return tw.Flush()
+		}}
 }

@@ -7,9 +7,11 @@
 //	ovs-agent check-config   validate agent.ini without starting
 //	ovs-agent hash-password  make a password_hash for agent.ini
 //	ovs-agent version
+//	ovs-agent repo ...       the repository commands ovs-makerepo and friends call
 //
-// All logic lives in the agent and config packages; this file only wires
-// flags to them.
+// All logic lives in the agent, config and repository packages; these
+// files only wire flags to them (and talk to the operator: configure's
+// dialog, status's summary, the run directory's first-use message).
 package main
 
 import (

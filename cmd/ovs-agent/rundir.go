@@ -8,8 +8,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strconv"
-	"strings"
 
 	"github.com/ovs-agent/ovs-agent/agent/auth"
 	"github.com/ovs-agent/ovs-agent/config"
@@ -17,7 +15,7 @@ import (
 
 // prepareRunDir makes dir a self-contained development agent: on first use
 // it writes dir/agent.ini (the documented example file with the values of
-// config.DefaultForDir) and a generated API password in dir/admin-password.
+// config.RunDirChanges) and a generated API password in dir/admin-password.
 // It returns the agent.ini path.
 func prepareRunDir(dir string, out io.Writer) (string, error) {
 	abs, err := filepath.Abs(dir)
@@ -48,28 +46,12 @@ func prepareRunDir(dir string, out io.Writer) (string, error) {
 	if err := os.WriteFile(pwFile, []byte(pw+"\n"), 0o600); err != nil {
 		return "", fmt.Errorf("run dir: %w", err)
 	}
-	changes := []config.Change{
-		{Section: "server", Key: "listen_address", Value: d.Server.ListenAddress},
-		{Section: "server", Key: "port", Value: strconv.Itoa(d.Server.Port)},
-		{Section: "server", Key: "ssl", Value: "no"},
-		{Section: "server", Key: "unix_socket", Value: d.Server.UnixSocket},
-		{Section: "auth", Key: "password_hash", Value: hash},
-		{Section: "log", Key: "file", Value: ""}, // logs on the terminal
-		{Section: "agent", Key: "state_dir", Value: d.Agent.StateDir},
-		{Section: "agent", Key: "file_dirs", Value: strings.Join(d.Agent.FileDirs, " ")},
-		{Section: "relocation", Key: "address", Value: d.Relocation.Address},
-		{Section: "repository", Key: "root", Value: d.Repository.Root},
-		{Section: "repository", Key: "repositories_file", Value: d.Repository.RepositoriesFile},
-		{Section: "repository", Key: "options_file", Value: d.Repository.OptionsFile},
-		{Section: "repository", Key: "staging_dir", Value: d.Repository.StagingDir},
-		{Section: "repository", Key: "state_file", Value: d.Repository.StateFile},
-	}
 	for _, fd := range d.Agent.FileDirs {
 		if err := os.MkdirAll(fd, 0o700); err != nil {
 			return "", fmt.Errorf("run dir: %w", err)
 		}
 	}
-	if _, err := config.EditFile(ini, changes); err != nil {
+	if _, err := config.EditFile(ini, config.RunDirChanges(abs, hash)); err != nil {
 		return "", err
 	}
 	fmt.Fprintf(out, "created %s (API user admin, password in %s)\n", ini, pwFile)

@@ -222,31 +222,17 @@ func (c *Config) decode(a assignment, r *reporter, src *source) {
 		if !ok {
 			return
 		}
-		c.Disks = []Disk{}
-		for _, it := range items {
-			d, err := ParseDisk(it.Str)
-			if err != nil {
-				r.errorf(it.Line, a.key, "%v", err)
-				continue
-			}
-			c.Disks = append(c.Disks, d)
-			src.diskLines = append(src.diskLines, it.Line)
-		}
+		var lines []int
+		c.Disks, lines = parseItems(items, r, a.key, ParseDisk)
+		src.diskLines = append(src.diskLines, lines...)
 	case KeyVIF:
 		items, ok := strList(a, r, "vif strings like 'mac=00:16:3e:01:02:03, bridge=xenbr0'")
 		if !ok {
 			return
 		}
-		c.VIFs = []VIF{}
-		for _, it := range items {
-			vif, err := ParseVIF(it.Str)
-			if err != nil {
-				r.errorf(it.Line, a.key, "%v", err)
-				continue
-			}
-			c.VIFs = append(c.VIFs, vif)
-			src.vifLines = append(src.vifLines, it.Line)
-		}
+		var lines []int
+		c.VIFs, lines = parseItems(items, r, a.key, ParseVIF)
+		src.vifLines = append(src.vifLines, lines...)
 	default:
 		if c.Extra == nil {
 			c.Extra = map[string]ExtraValue{}
@@ -296,6 +282,24 @@ func integer(a assignment, r *reporter, what string) (int, bool) {
 		r.errorf(a.line, a.key, "%s %s", v.describe(), what)
 	}
 	return 0, false
+}
+
+// parseItems parses the string items of list option key with parse; an
+// item that does not parse is reported and left out. It returns the
+// parsed items (never nil) and their lines.
+func parseItems[T any](items []Value, r *reporter, key string, parse func(string) (T, error)) ([]T, []int) {
+	out := []T{}
+	var lines []int
+	for _, it := range items {
+		x, err := parse(it.Str)
+		if err != nil {
+			r.errorf(it.Line, key, "%v", err)
+			continue
+		}
+		out = append(out, x)
+		lines = append(lines, it.Line)
+	}
+	return out, lines
 }
 
 // strList reads a list or tuple of strings.
@@ -353,122 +357,159 @@ func (c *Config) Validate() error {
 // checked as it was read, and keys that failed to decode are not checked
 // again.
 func (c *Config) validate(r *reporter, src *source) {
-	parsed := src != nil
+	v := &validation{c: c, r: r, src: src, parsed: src != nil}
 	if src == nil {
-		src = &source{}
+		v.src = &source{}
 	}
-	lines := src.lines
-	line := func(key string) int { return lines[key] }
-	// item names entry i of a list for a message, and gives its line.
-	item := func(what string, i int, itemLines []int) (string, int) {
-		if i < len(itemLines) {
-			return fmt.Sprintf("the %s on line %d", what, itemLines[i]), itemLines[i]
+	v.scalars()
+	v.disks()
+	v.vifs()
+	if v.ok(KeyWorkload) {
+		v.workload()
+	}
+	if !v.parsed {
+		v.extra()
+	}
+}
+
+// validation is one Config.validate.
+type validation struct {
+	c      *Config
+	r      *reporter
+	src    *source
+	parsed bool // c was parsed from src, not built in code
+}
+
+func (v *validation) line(key string) int { return v.src.lines[key] }
+
+// listItem names entry i of a list for a message, and gives its line.
+func listItem(what string, i int, itemLines []int) (string, int) {
+	if i < len(itemLines) {
+		return fmt.Sprintf("the %s on line %d", what, itemLines[i]), itemLines[i]
+	}
+	return fmt.Sprintf("%s %d", what, i), 0
+}
+
+// ok says whether none of keys failed to decode.
+func (v *validation) ok(keys ...string) bool {
+	for _, k := range keys {
+		if v.r.failed[k] {
+			return false
 		}
-		return fmt.Sprintf("%s %d", what, i), 0
 	}
-	ok := func(keys ...string) bool {
-		for _, k := range keys {
-			if r.failed[k] {
-				return false
-			}
-		}
-		return true
-	}
-	if ok(KeyName) {
-		if _, given := lines[KeyName]; !given && parsed {
+	return true
+}
+
+// scalars checks the name, UUID, memory, vCPUs and the actions.
+func (v *validation) scalars() {
+	c, r, line := v.c, v.r, v.line
+	if v.ok(KeyName) {
+		if _, given := v.src.lines[KeyName]; !given && v.parsed {
 			r.errorf(0, KeyName, "missing: every domain needs a name")
 		} else if msg := checkName(c.Name); msg != "" {
 			r.errorf(line(KeyName), KeyName, "%s %s", quote(c.Name), msg)
 		}
 	}
-	if ok(KeyUUID) && c.UUID != "" {
+	if v.ok(KeyUUID) && c.UUID != "" {
 		if msg := checkUUID(c.UUID); msg != "" {
 			r.errorf(line(KeyUUID), KeyUUID, "%s %s", quote(c.UUID), msg)
 		}
 	}
-	if ok(KeyMemory) && (c.Memory < MinMemoryMiB || c.Memory > MaxMemoryMiB) {
+	if v.ok(KeyMemory) && (c.Memory < MinMemoryMiB || c.Memory > MaxMemoryMiB) {
 		r.errorf(line(KeyMemory), KeyMemory, "%d MiB is out of range (%d to %d MiB)", c.Memory, MinMemoryMiB, MaxMemoryMiB)
 	}
-	_, maxmemGiven := lines[KeyMaxMem]
-	if ok(KeyMaxMem) && (maxmemGiven || !parsed) && (c.MaxMem < MinMemoryMiB || c.MaxMem > MaxMemoryMiB) {
+	_, maxmemGiven := v.src.lines[KeyMaxMem]
+	if v.ok(KeyMaxMem) && (maxmemGiven || !v.parsed) && (c.MaxMem < MinMemoryMiB || c.MaxMem > MaxMemoryMiB) {
 		r.errorf(line(KeyMaxMem), KeyMaxMem, "%d MiB is out of range (%d to %d MiB)", c.MaxMem, MinMemoryMiB, MaxMemoryMiB)
 	}
-	if ok(KeyMemory, KeyMaxMem) && c.MaxMem < c.Memory {
+	if v.ok(KeyMemory, KeyMaxMem) && c.MaxMem < c.Memory {
 		k := KeyMaxMem
-		if parsed && !maxmemGiven {
+		if v.parsed && !maxmemGiven {
 			k = KeyMemory
 		}
 		r.errorf(line(k), k, "maxmem (%d MiB) is less than memory (%d MiB)", c.MaxMem, c.Memory)
 	}
-	if ok(KeyVCPUs) && (c.VCPUs < 1 || c.VCPUs > MaxVCPUs) {
+	if v.ok(KeyVCPUs) && (c.VCPUs < 1 || c.VCPUs > MaxVCPUs) {
 		r.errorf(line(KeyVCPUs), KeyVCPUs, "%d is out of range (1 to %d)", c.VCPUs, MaxVCPUs)
 	}
 	for _, a := range []struct{ key, val string }{
 		{KeyOnPoweroff, c.OnPoweroff}, {KeyOnReboot, c.OnReboot}, {KeyOnCrash, c.OnCrash},
 	} {
-		if ok(a.key) && !contains(actions, a.val) {
+		if v.ok(a.key) && !contains(actions, a.val) {
 			r.errorf(line(a.key), a.key, "%s is not one of %s", quote(a.val), strings.Join(actions, ", "))
 		}
 	}
+}
 
+// disks checks every disk of a Config built in code, and that no two
+// disks share a virtual device.
+func (v *validation) disks() {
 	devices := map[string]int{}
-	for i, d := range c.Disks {
-		if !parsed {
+	for i, d := range v.c.Disks {
+		if !v.parsed {
 			if err := d.check(); err != nil {
-				r.errorf(0, KeyDisk, "disk %d %s: %v", i, quote(d.String()), err)
+				v.r.errorf(0, KeyDisk, "disk %d %s: %v", i, quote(d.String()), err)
 				continue
 			}
 		}
 		if j, dup := devices[d.Device]; dup {
-			first, _ := item("disk", j, src.diskLines)
-			this, l := item("disk", i, src.diskLines)
-			r.errorf(l, KeyDisk, "virtual device %s is used by %s and %s", d.Device, first, this)
+			first, _ := listItem("disk", j, v.src.diskLines)
+			this, l := listItem("disk", i, v.src.diskLines)
+			v.r.errorf(l, KeyDisk, "virtual device %s is used by %s and %s", d.Device, first, this)
 		}
 		devices[d.Device] = i
 	}
+}
+
+// vifs checks every vif of a Config built in code, and that no two vifs
+// share a MAC address.
+func (v *validation) vifs() {
 	macs := map[string]int{}
-	for i, v := range c.VIFs {
-		if !parsed {
-			if err := v.check(); err != nil {
-				r.errorf(0, KeyVIF, "vif %d %s: %v", i, quote(v.String()), err)
+	for i, vif := range v.c.VIFs {
+		if !v.parsed {
+			if err := vif.check(); err != nil {
+				v.r.errorf(0, KeyVIF, "vif %d %s: %v", i, quote(vif.String()), err)
 				continue
 			}
 		}
-		if v.MAC == "" {
+		if vif.MAC == "" {
 			continue
 		}
-		m := strings.ToLower(v.MAC)
+		m := strings.ToLower(vif.MAC)
 		if j, dup := macs[m]; dup {
-			first, _ := item("vif", j, src.vifLines)
-			this, l := item("vif", i, src.vifLines)
-			r.errorf(l, KeyVIF, "mac %s is used by %s and %s", v.MAC, first, this)
+			first, _ := listItem("vif", j, v.src.vifLines)
+			this, l := listItem("vif", i, v.src.vifLines)
+			v.r.errorf(l, KeyVIF, "mac %s is used by %s and %s", vif.MAC, first, this)
 		}
 		macs[m] = i
 	}
+}
 
-	if ok(KeyWorkload) {
-		w := c.WorkloadSpec
-		if !parsed {
-			if err := w.Validate(); err != nil {
-				r.errorf(0, KeyWorkload, "%v", err)
-			}
-		}
-		if ok(KeyMemory) {
-			if err := w.checkMemory(c.Memory); err != nil {
-				r.errorf(line(KeyWorkload), KeyWorkload, "%v", err)
-			}
+// workload checks the workload spec of a Config built in code, and that
+// it fits the memory.
+func (v *validation) workload() {
+	w := v.c.WorkloadSpec
+	if !v.parsed {
+		if err := w.Validate(); err != nil {
+			v.r.errorf(0, KeyWorkload, "%v", err)
 		}
 	}
+	if v.ok(KeyMemory) {
+		if err := w.checkMemory(v.c.Memory); err != nil {
+			v.r.errorf(v.line(KeyWorkload), KeyWorkload, "%v", err)
+		}
+	}
+}
 
-	if !parsed {
-		for _, k := range sortedExtraKeys(c.Extra) {
-			if msg := checkExtraKey(k); msg != "" {
-				r.errorf(0, k, "%s", msg)
-				continue
-			}
-			if msg := c.Extra[k].Value.check(1); msg != "" {
-				r.errorf(0, k, "%s", msg)
-			}
+// extra checks the Extra options of a Config built in code.
+func (v *validation) extra() {
+	for _, k := range sortedExtraKeys(v.c.Extra) {
+		if msg := checkExtraKey(k); msg != "" {
+			v.r.errorf(0, k, "%s", msg)
+			continue
+		}
+		if msg := v.c.Extra[k].Value.check(1); msg != "" {
+			v.r.errorf(0, k, "%s", msg)
 		}
 	}
 }

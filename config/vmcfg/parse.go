@@ -232,84 +232,99 @@ func (p *parser) container(key string, open token) (Value, bool) {
 	p.advance()
 	switch open.text {
 	case "[":
-		v := Value{Kind: KindList, Line: open.line}
-		for !p.isOp("]") {
-			it, ok := p.value(key)
-			if !ok {
-				return Value{}, false
-			}
-			v.Items = append(v.Items, it)
-			if p.isOp(",") {
-				p.advance()
-				continue
-			}
-			if !p.isOp("]") {
-				return Value{}, p.expectClose(key, "]", open)
-			}
-		}
-		p.lastEnd = p.tok.end
-		p.advance()
-		return v, true
+		return p.list(key, open)
 	case "(":
-		if p.isOp(")") {
-			p.lastEnd = p.tok.end
-			p.advance()
-			return Value{Kind: KindTuple, Line: open.line}, true
-		}
-		v, ok := p.valueList(key, ")")
+		return p.paren(key, open)
+	default: // "{"
+		return p.dict(key, open)
+	}
+}
+
+// list reads the rest of a list, after its '['.
+func (p *parser) list(key string, open token) (Value, bool) {
+	v := Value{Kind: KindList, Line: open.line}
+	for !p.isOp("]") {
+		it, ok := p.value(key)
 		if !ok {
 			return Value{}, false
 		}
-		if !p.isOp(")") {
-			return Value{}, p.expectClose(key, ")", open)
-		}
-		p.lastEnd = p.tok.end
-		p.advance()
-		// (x) is just x; (x,) and (x, y) are tuples. valueList already
-		// made the tuple; give it the line of the parenthesis.
-		if v.Kind == KindTuple {
-			v.Line = open.line
-		}
-		return v, true
-	default: // "{"
-		v := Value{Kind: KindDict, Line: open.line}
-		seen := map[dictKey]bool{}
-		for !p.isOp("}") {
-			k, ok := p.value(key)
-			if !ok {
-				return Value{}, false
-			}
-			if k.Kind != KindString && k.Kind != KindInt {
-				p.errorf(k.Line, key, "dict keys must be strings or integers, found %s %s", k.Kind, k.describe())
-				return Value{}, false
-			}
-			if seen[keyOf(k)] {
-				p.errorf(k.Line, key, "dict key %s appears twice", k.describe())
-				return Value{}, false
-			}
-			seen[keyOf(k)] = true
-			if !p.isOp(":") {
-				p.errorf(p.tok.line, key, "expected ':' after dict key %s, found %s", k.describe(), p.tok.describe())
-				return Value{}, false
-			}
+		v.Items = append(v.Items, it)
+		if p.isOp(",") {
 			p.advance()
-			val, ok := p.value(key)
-			if !ok {
-				return Value{}, false
-			}
-			v.Dict = append(v.Dict, DictEntry{Key: k, Value: val})
-			if p.isOp(",") {
-				p.advance()
-				continue
-			}
-			if !p.isOp("}") {
-				return Value{}, p.expectClose(key, "}", open)
-			}
+			continue
 		}
+		if !p.isOp("]") {
+			return Value{}, p.expectClose(key, "]", open)
+		}
+	}
+	p.lastEnd = p.tok.end
+	p.advance()
+	return v, true
+}
+
+// paren reads the rest of a tuple or parenthesised value, after its '('.
+func (p *parser) paren(key string, open token) (Value, bool) {
+	if p.isOp(")") {
 		p.lastEnd = p.tok.end
 		p.advance()
-		return v, true
+		return Value{Kind: KindTuple, Line: open.line}, true
 	}
+	v, ok := p.valueList(key, ")")
+	if !ok {
+		return Value{}, false
+	}
+	if !p.isOp(")") {
+		return Value{}, p.expectClose(key, ")", open)
+	}
+	p.lastEnd = p.tok.end
+	p.advance()
+	// (x) is just x; (x,) and (x, y) are tuples. valueList already
+	// made the tuple; give it the line of the parenthesis.
+	if v.Kind == KindTuple {
+		v.Line = open.line
+	}
+	return v, true
+}
+
+// dict reads the rest of a dict, after its '{'.
+func (p *parser) dict(key string, open token) (Value, bool) {
+	v := Value{Kind: KindDict, Line: open.line}
+	seen := map[dictKey]bool{}
+	for !p.isOp("}") {
+		k, ok := p.value(key)
+		if !ok {
+			return Value{}, false
+		}
+		if k.Kind != KindString && k.Kind != KindInt {
+			p.errorf(k.Line, key, "dict keys must be strings or integers, found %s %s", k.Kind, k.describe())
+			return Value{}, false
+		}
+		if seen[keyOf(k)] {
+			p.errorf(k.Line, key, "dict key %s appears twice", k.describe())
+			return Value{}, false
+		}
+		seen[keyOf(k)] = true
+		if !p.isOp(":") {
+			p.errorf(p.tok.line, key, "expected ':' after dict key %s, found %s", k.describe(), p.tok.describe())
+			return Value{}, false
+		}
+		p.advance()
+		val, ok := p.value(key)
+		if !ok {
+			return Value{}, false
+		}
+		v.Dict = append(v.Dict, DictEntry{Key: k, Value: val})
+		if p.isOp(",") {
+			p.advance()
+			continue
+		}
+		if !p.isOp("}") {
+			return Value{}, p.expectClose(key, "}", open)
+		}
+	}
+	p.lastEnd = p.tok.end
+	p.advance()
+	return v, true
 }
 
 func (p *parser) expectClose(key, close string, open token) bool {

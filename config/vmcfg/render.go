@@ -1,6 +1,7 @@
 package vmcfg
 
 import (
+	"fmt"
 	"strings"
 	"unicode/utf8"
 )
@@ -231,19 +232,11 @@ func Render(orig []byte, want *Config) []byte {
 	}
 	order := []string{KeyName, KeyUUID}
 	if len(want.VIFs) > 0 {
-		items := make([]string, len(want.VIFs))
-		for i, v := range want.VIFs {
-			items[i] = v.String()
-		}
-		values[KeyVIF] = pyList(items)
+		values[KeyVIF] = pyList(stringsOf(want.VIFs))
 		order = append(order, KeyVIF)
 	}
 	if len(want.Disks) > 0 {
-		items := make([]string, len(want.Disks))
-		for i, d := range want.Disks {
-			items[i] = d.String()
-		}
-		values[KeyDisk] = pyList(items)
+		values[KeyDisk] = pyList(stringsOf(want.Disks))
 		order = append(order, KeyDisk)
 	}
 	if text, ok := rewriteVMCfg(string(orig), values, order); ok {
@@ -252,4 +245,13 @@ func Render(orig []byte, want *Config) []byte {
 		}
 	}
 	return want.Marshal()
+}
+
+// stringsOf returns the String of every item.
+func stringsOf[T fmt.Stringer](xs []T) []string {
+	out := make([]string, len(xs))
+	for i, x := range xs {
+		out[i] = x.String()
+	}
+	return out
 }

@@ -150,21 +150,11 @@ func (v Value) write(b *strings.Builder, limit int) {
 		b.WriteString("None")
 	case KindList:
 		b.WriteByte('[')
-		for i, it := range v.Items {
-			if i > 0 {
-				b.WriteString(", ")
-			}
-			it.write(b, limit)
-		}
+		writeItems(b, v.Items, limit)
 		b.WriteByte(']')
 	case KindTuple:
 		b.WriteByte('(')
-		for i, it := range v.Items {
-			if i > 0 {
-				b.WriteString(", ")
-			}
-			it.write(b, limit)
-		}
+		writeItems(b, v.Items, limit)
 		if len(v.Items) == 1 {
 			b.WriteByte(',')
 		}
@@ -184,6 +174,16 @@ func (v Value) write(b *strings.Builder, limit int) {
 		// Not a literal; Validate reports it. Write something that fails to
 		// parse rather than something that silently means another value.
 		b.WriteString("<invalid>")
+	}
+}
+
+// writeItems renders the items of a list or tuple, separated by ", ".
+func writeItems(b *strings.Builder, items []Value, limit int) {
+	for i, it := range items {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		it.write(b, limit)
 	}
 }
 

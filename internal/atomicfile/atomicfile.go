@@ -13,6 +13,13 @@ import (
 // never a part. An existing file's permissions are kept; a new file gets
 // perm.
 func WriteFile(path string, data []byte, perm fs.FileMode) error {
+	return WriteFileOwned(path, data, perm, -1, -1)
+}
+
+// WriteFileOwned is WriteFile that gives the new file owner uid and group
+// gid (as an edit keeps a file's owner); uid or gid -1 leaves both the
+// writing process's.
+func WriteFileOwned(path string, data []byte, perm fs.FileMode, uid, gid int) error {
 	dir := filepath.Dir(path)
 	if st, err := os.Stat(path); err == nil {
 		perm = st.Mode().Perm()
@@ -30,6 +37,11 @@ func WriteFile(path string, data []byte, perm fs.FileMode) error {
 	}()
 	if _, err := tmp.Write(data); err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if uid >= 0 && gid >= 0 && (uid != os.Geteuid() || gid != os.Getegid()) {
+		if err := tmp.Chown(uid, gid); err != nil {
+			return fmt.Errorf("write %s: keep owner %d:%d: %w", path, uid, gid, err)
+		}
 	}
 	if err := tmp.Chmod(perm); err != nil {
 		return fmt.Errorf("write %s: %w", path, err)

@@ -4,6 +4,7 @@
 // The agent's state (domain.json, vm.cfg copies, the PID file, TLS keys,
 // repository metadata and configuration) is written this way.
 //
-// It owns only that sequence; it knows nothing of what the files mean and
+// It owns only that sequence (and, for an edit, keeping the file's owner:
+// WriteFileOwned); it knows nothing of what the files mean and
 // imports nothing of the project.
 package atomicfile

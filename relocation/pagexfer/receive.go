@@ -533,113 +533,155 @@ func (d *decoder) apply(f *frame) (done bool, err error) {
 	size := uint64(len(hdr) + len(body))
 	switch kind {
 	case recRoundStart:
-		round, flags := binary.LittleEndian.Uint32(body), binary.LittleEndian.Uint32(body[4:])
-		switch {
-		case d.inRound:
-			return false, fmt.Errorf("%w: round %d starts inside round %d", ErrFormat, round, d.totals.Rounds)
-		case d.finalSeen:
-			return false, fmt.Errorf("%w: round %d after the final round", ErrFormat, round)
-		case round != d.totals.Rounds:
-			return false, fmt.Errorf("%w: round %d where round %d was due", ErrFormat, round, d.totals.Rounds)
-		case flags&^roundFinal != 0:
-			return false, fmt.Errorf("%w: round %d: unknown flags %#x", ErrFormat, round, flags)
-		}
-		d.inRound, d.final = true, flags&roundFinal != 0
-		d.rBytes, d.rData, d.rZero = size, 0, 0
+		err = d.onRoundStart(body, size)
 	case recBatch, recCBatch:
-		if !d.inRound {
-			return false, fmt.Errorf("%w: page batch outside a round", ErrFormat)
-		}
-		d.rBytes += size
-		if kind == recCBatch {
-			if d.h.Features&FeatureCompression == 0 {
-				return false, fmt.Errorf("%w: round %d: compressed batch in a stream without the compression feature", ErrFormat, d.totals.Rounds)
-			}
-			if body, err = d.dec.expand(body); err != nil {
-				return false, fmt.Errorf("round %d: %w", d.totals.Rounds, err)
-			}
-			d.compressed++
-		}
-		var data, zero uint64
-		d.runs, data, zero, err = parseStreamBatch(body, int(d.ps), d.pages, d.stripes, d.runs, d.applyRun)
-		if err != nil {
-			return false, fmt.Errorf("round %d: %w", d.totals.Rounds, err)
-		}
-		d.rData += data
-		d.rZero += zero
-		d.totals.DataPages += data
-		d.totals.ZeroPages += zero
+		err = d.onBatch(kind, body, size)
 	case recRoundEnd:
-		if !d.inRound {
-			return false, fmt.Errorf("%w: round end outside a round", ErrFormat)
-		}
-		e := parseRoundEnd(body)
-		r := d.totals.Rounds
-		switch {
-		case e.Round != r:
-			return false, fmt.Errorf("%w: round %d ends with the number %d", ErrChecksum, r, e.Round)
-		case e.Bytes != d.rBytes || e.DataPages != d.rData || e.ZeroPages != d.rZero:
-			return false, fmt.Errorf("%w: round %d carried %d bytes, %d data and %d zero pages; its end record says %d, %d and %d",
-				ErrChecksum, r, d.rBytes, d.rData, d.rZero, e.Bytes, e.DataPages, e.ZeroPages)
-		case e.CRC != f.sum:
-			return false, fmt.Errorf("%w: round %d: computed CRC-32C %#08x, round end says %#08x", ErrChecksum, r, f.sum, e.CRC)
-		}
-		d.inRound = false
-		d.totals.Rounds++
-		d.finalSeen = d.final
+		err = d.onRoundEnd(body, f.sum)
 	case recDrain:
-		switch rounds := binary.LittleEndian.Uint32(body); {
-		case d.h.Features&FeatureDrain == 0:
-			return false, fmt.Errorf("%w: drain record in a stream without the drain feature", ErrFormat)
-		case d.inRound || d.finalSeen:
-			return false, fmt.Errorf("%w: drain record inside round %d or after the final round", ErrFormat, d.totals.Rounds)
-		case rounds != d.totals.Rounds:
-			return false, fmt.Errorf("%w: drain record after %d rounds where %d were done", ErrFormat, rounds, d.totals.Rounds)
-		case d.drained == nil:
-			return false, fmt.Errorf("%w: drain record on a stream that cannot answer it", ErrUnsupported)
-		}
-		// Everything before it is applied: the records are applied in
-		// order and the sink's writes are done when they return.
-		if err := d.drained(); err != nil {
-			return false, fmt.Errorf("answer drain: %w", err)
-		}
+		err = d.onDrain(body)
 	case recState:
-		switch {
-		case d.inRound:
-			return false, fmt.Errorf("%w: state inside round %d", ErrFormat, d.totals.Rounds)
-		case !d.finalSeen:
-			return false, fmt.Errorf("%w: state before the final round", ErrFormat)
-		case d.stateSeen:
-			return false, fmt.Errorf("%w: second state record", ErrFormat)
-		case d.h.StreamID != 0:
-			return false, fmt.Errorf("%w: state record on stream %d (it belongs on stream 0)", ErrFormat, d.h.StreamID)
-		}
-		blob := body[4:]
-		if got, want := crc(0, blob), binary.LittleEndian.Uint32(body); got != want {
-			return false, fmt.Errorf("%w: state: computed CRC-32C %#08x, record says %#08x", ErrChecksum, got, want)
-		}
-		d.state = append([]byte(nil), blob...)
-		d.stateSeen = true
+		err = d.onState(body)
 	case recEnd:
-		switch {
-		case d.h.StreamID == 0 && !d.stateSeen:
-			return false, fmt.Errorf("%w: end of image before the state", ErrFormat)
-		case d.h.StreamID != 0 && (!d.finalSeen || d.inRound):
-			return false, fmt.Errorf("%w: end of stream %d before its final round", ErrFormat, d.h.StreamID)
-		}
-		want := d.totals
-		want.Bytes = d.bytes
-		if got := parseTotals(body); got != want {
-			return false, fmt.Errorf("%w: end of image says %d rounds, %d data and %d zero pages in %d bytes; the stream had %d, %d, %d and %d",
-				ErrChecksum, got.Rounds, got.DataPages, got.ZeroPages, got.Bytes, want.Rounds, want.DataPages, want.ZeroPages, want.Bytes)
-		}
-		d.totals.Bytes = d.bytes
-		done = true
+		err = d.onEnd(body)
+		done = err == nil
 	default:
-		return false, fmt.Errorf("%w: unexpected %s", ErrFormat, recName(kind))
+		err = fmt.Errorf("%w: unexpected %s", ErrFormat, recName(kind))
+	}
+	if err != nil {
+		return false, err
 	}
 	d.bytes += size
 	return done, nil
+}
+
+// onRoundStart opens the next round; size is the record's.
+func (d *decoder) onRoundStart(body []byte, size uint64) error {
+	round, flags := binary.LittleEndian.Uint32(body), binary.LittleEndian.Uint32(body[4:])
+	switch {
+	case d.inRound:
+		return fmt.Errorf("%w: round %d starts inside round %d", ErrFormat, round, d.totals.Rounds)
+	case d.finalSeen:
+		return fmt.Errorf("%w: round %d after the final round", ErrFormat, round)
+	case round != d.totals.Rounds:
+		return fmt.Errorf("%w: round %d where round %d was due", ErrFormat, round, d.totals.Rounds)
+	case flags&^roundFinal != 0:
+		return fmt.Errorf("%w: round %d: unknown flags %#x", ErrFormat, round, flags)
+	}
+	d.inRound, d.final = true, flags&roundFinal != 0
+	d.rBytes, d.rData, d.rZero = size, 0, 0
+	return nil
+}
+
+// onBatch applies a page batch (kind recBatch or recCBatch) of the
+// current round; size is the record's.
+func (d *decoder) onBatch(kind byte, body []byte, size uint64) (err error) {
+	if !d.inRound {
+		return fmt.Errorf("%w: page batch outside a round", ErrFormat)
+	}
+	d.rBytes += size
+	if kind == recCBatch {
+		if d.h.Features&FeatureCompression == 0 {
+			return fmt.Errorf("%w: round %d: compressed batch in a stream without the compression feature", ErrFormat, d.totals.Rounds)
+		}
+		if body, err = d.dec.expand(body); err != nil {
+			return fmt.Errorf("round %d: %w", d.totals.Rounds, err)
+		}
+		d.compressed++
+	}
+	var data, zero uint64
+	d.runs, data, zero, err = parseStreamBatch(body, int(d.ps), d.pages, d.stripes, d.runs, d.applyRun)
+	if err != nil {
+		return fmt.Errorf("round %d: %w", d.totals.Rounds, err)
+	}
+	d.rData += data
+	d.rZero += zero
+	d.totals.DataPages += data
+	d.totals.ZeroPages += zero
+	return nil
+}
+
+// onRoundEnd checks the round's end record against what the round
+// carried (sum: the CRC-32C computed while reading) and closes the round.
+func (d *decoder) onRoundEnd(body []byte, sum uint32) error {
+	if !d.inRound {
+		return fmt.Errorf("%w: round end outside a round", ErrFormat)
+	}
+	e := parseRoundEnd(body)
+	r := d.totals.Rounds
+	switch {
+	case e.Round != r:
+		return fmt.Errorf("%w: round %d ends with the number %d", ErrChecksum, r, e.Round)
+	case e.Bytes != d.rBytes || e.DataPages != d.rData || e.ZeroPages != d.rZero:
+		return fmt.Errorf("%w: round %d carried %d bytes, %d data and %d zero pages; its end record says %d, %d and %d",
+			ErrChecksum, r, d.rBytes, d.rData, d.rZero, e.Bytes, e.DataPages, e.ZeroPages)
+	case e.CRC != sum:
+		return fmt.Errorf("%w: round %d: computed CRC-32C %#08x, round end says %#08x", ErrChecksum, r, sum, e.CRC)
+	}
+	d.inRound = false
+	d.totals.Rounds++
+	d.finalSeen = d.final
+	return nil
+}
+
+// onDrain answers a drain record between rounds.
+func (d *decoder) onDrain(body []byte) error {
+	switch rounds := binary.LittleEndian.Uint32(body); {
+	case d.h.Features&FeatureDrain == 0:
+		return fmt.Errorf("%w: drain record in a stream without the drain feature", ErrFormat)
+	case d.inRound || d.finalSeen:
+		return fmt.Errorf("%w: drain record inside round %d or after the final round", ErrFormat, d.totals.Rounds)
+	case rounds != d.totals.Rounds:
+		return fmt.Errorf("%w: drain record after %d rounds where %d were done", ErrFormat, rounds, d.totals.Rounds)
+	case d.drained == nil:
+		return fmt.Errorf("%w: drain record on a stream that cannot answer it", ErrUnsupported)
+	}
+	// Everything before it is applied: the records are applied in
+	// order and the sink's writes are done when they return.
+	if err := d.drained(); err != nil {
+		return fmt.Errorf("answer drain: %w", err)
+	}
+	return nil
+}
+
+// onState checks and keeps the state record, after the final round of
+// stream 0.
+func (d *decoder) onState(body []byte) error {
+	switch {
+	case d.inRound:
+		return fmt.Errorf("%w: state inside round %d", ErrFormat, d.totals.Rounds)
+	case !d.finalSeen:
+		return fmt.Errorf("%w: state before the final round", ErrFormat)
+	case d.stateSeen:
+		return fmt.Errorf("%w: second state record", ErrFormat)
+	case d.h.StreamID != 0:
+		return fmt.Errorf("%w: state record on stream %d (it belongs on stream 0)", ErrFormat, d.h.StreamID)
+	}
+	blob := body[4:]
+	if got, want := crc(0, blob), binary.LittleEndian.Uint32(body); got != want {
+		return fmt.Errorf("%w: state: computed CRC-32C %#08x, record says %#08x", ErrChecksum, got, want)
+	}
+	d.state = append([]byte(nil), blob...)
+	d.stateSeen = true
+	return nil
+}
+
+// onEnd checks the end record's totals against the stream's.
+func (d *decoder) onEnd(body []byte) error {
+	switch {
+	case d.h.StreamID == 0 && !d.stateSeen:
+		return fmt.Errorf("%w: end of image before the state", ErrFormat)
+	case d.h.StreamID != 0 && (!d.finalSeen || d.inRound):
+		return fmt.Errorf("%w: end of stream %d before its final round", ErrFormat, d.h.StreamID)
+	}
+	want := d.totals
+	want.Bytes = d.bytes
+	if got := parseTotals(body); got != want {
+		return fmt.Errorf("%w: end of image says %d rounds, %d data and %d zero pages in %d bytes; the stream had %d, %d, %d and %d",
+			ErrChecksum, got.Rounds, got.DataPages, got.ZeroPages, got.Bytes, want.Rounds, want.DataPages, want.ZeroPages, want.Bytes)
+	}
+	d.totals.Bytes = d.bytes
+	return nil
 }
 
 // applyRun writes one run of a validated batch.

@@ -498,9 +498,40 @@ func (s *sender) result(r Result) Result {
 	return r
 }
 
+// run is the whole send: the headers, the pre-copy rounds of a live send,
+// the pause, the stop-and-copy round, the state and the end records.
 func (s *sender) run() (Result, error) {
 	var res Result
 	s.phase = PhaseSetup
+	features, err := s.writeHeaders()
+	if err != nil {
+		return res, err
+	}
+	s.cur = make([]uint64, bitmapWords(s.pages))
+	var pauseAt time.Time
+	if s.o.Live {
+		if err := s.precopy(&res, features); err != nil {
+			return res, err
+		}
+		pauseAt, err = s.pauseLive(&res)
+	} else {
+		pauseAt, err = s.pauseNotLive(&res)
+	}
+	if err != nil {
+		return res, err
+	}
+	if err := s.stopCopy(&res, pauseAt); err != nil {
+		return res, err
+	}
+	s.phase = PhaseDone
+	s.report(true)
+	res.DirtyLogging, s.logging = s.logging, false
+	return res, nil
+}
+
+// writeHeaders puts each stream's header and gives each stream its first
+// batch buffer; it returns the image's features.
+func (s *sender) writeHeaders() (Feature, error) {
 	h := Header{Version: Version, StreamCount: uint16(len(s.streams)), PageSize: PageSize, MemSize: s.pages * s.ps,
 		VCPUs: uint32(s.o.VCPUs), Engine: s.o.Engine, ID: s.o.ID, Config: s.o.Config}
 	if s.o.Compression != CompressNone {
@@ -515,162 +546,185 @@ func (s *sender) run() (Result, error) {
 	for i, st := range s.streams {
 		h.StreamID = uint16(i)
 		if err := h.validate(); err != nil {
-			return res, err
+			return 0, err
 		}
 		if err := st.sw.put(appendHeader(nil, h), nil); err != nil {
-			return res, err
+			return 0, err
 		}
 		buf, err := st.sw.get()
 		if err != nil {
-			return res, err
+			return 0, err
 		}
 		st.bb = newBatchBuilder(int(s.ps), buf)
 	}
-	words := bitmapWords(s.pages)
-	s.cur = make([]uint64, words)
+	return h.Features, nil
+}
 
-	var pauseAt time.Time
-	if s.o.Live {
-		s.next = make([]uint64, words)
-		s.scratch = make([]uint64, words)
-		if err := s.src.SetDirtyLogging(true); err != nil {
-			return res, fmt.Errorf("turn dirty logging on: %w", err)
+// precopy runs the pre-copy rounds of a live send, with the guest running,
+// until the policy says stop.
+func (s *sender) precopy(res *Result, features Feature) error {
+	words := len(s.cur)
+	s.next = make([]uint64, words)
+	s.scratch = make([]uint64, words)
+	if err := s.src.SetDirtyLogging(true); err != nil {
+		return fmt.Errorf("turn dirty logging on: %w", err)
+	}
+	s.logging = true
+	s.lastFetch = time.Now()
+	window := s.lastFetch // dirty pages in s.next accumulate from here
+	if err := s.populated(s.cur); err != nil {
+		return err
+	}
+	pol := newPolicy(s.o, s.pages*s.ps)
+	s.phase = PhasePrecopy
+	for {
+		stop, err := s.precopyRound(res, pol, &window, features&FeatureDrain != 0)
+		if err != nil || stop {
+			return err
 		}
-		s.logging = true
-		s.lastFetch = time.Now()
-		window := s.lastFetch // dirty pages in s.next accumulate from here
-		if err := s.populated(s.cur); err != nil {
-			return res, err
-		}
-		pol := newPolicy(s.o, s.pages*s.ps)
-		s.phase = PhasePrecopy
-		for {
-			if err := s.sendRound(false); err != nil {
-				return res, err
-			}
-			// Wait until the round is on the wire (so its bandwidth is
-			// measured), then take the dirty log: pages the guest wrote
-			// meanwhile belong to the next round's set, not to pages it
-			// would skip as "dirtied during the round".
-			if err := s.flush(); err != nil {
-				return res, err
-			}
-			written := s.written()
-			if err := s.fetchDirty(); err != nil {
-				return res, err
-			}
-			fetched := s.lastFetch
-			v := pol.next(roundReport{Round: s.round, Duration: time.Since(s.roundStart),
-				Bytes: written - s.roundWritten, Dirty: s.nextCount * s.ps, SentTotal: s.dataSent,
-				Window: fetched.Sub(window)})
-			window = fetched
-			s.bw, s.dirtyRate, s.expectedDowntime = v.Bandwidth, v.DirtyRate, v.Expected
-			res.Bandwidth, res.ExpectedDowntime, res.Reason = v.Bandwidth, v.Expected, v.Reason
-			if v.Throttle > s.throttle {
-				if err := s.setThrottle(v.Throttle); err != nil {
-					return res, fmt.Errorf("throttle source: %w", err)
-				}
-			}
-			s.report(true)
-			if v.Stop && h.Features&FeatureDrain != 0 {
-				// Wait, with the guest running, until the target has
-				// applied everything sent so far: what it still had queued
-				// would otherwise be applied while the guest is paused.
-				if err := s.drain(); err != nil {
-					return res, err
-				}
-				// The guest dirtied pages meanwhile. When they no longer
-				// fit the downtime target, one more round goes first.
-				if v.Reason == StopDowntime {
-					if err := s.fetchDirty(); err != nil {
-						return res, err
-					}
-					if e := expected(s.nextCount*s.ps, s.bw); e > s.o.MaxDowntime {
-						v.Stop = false
-						s.expectedDowntime = e
-					}
-				}
-			}
-			if v.Stop {
-				break
-			}
-			s.cur, s.next = s.next, s.cur
-			clear(s.next)
-			s.nextCount = 0
-			s.round++
-		}
+		s.cur, s.next = s.next, s.cur
+		clear(s.next)
+		s.nextCount = 0
 		s.round++
-		s.phase = PhaseStopCopy
+	}
+}
+
+// precopyRound sends one pre-copy round and asks the policy whether to
+// stop; window is where the dirty pages of s.next accumulate from.
+func (s *sender) precopyRound(res *Result, pol *policy, window *time.Time, drain bool) (bool, error) {
+	if err := s.sendRound(false); err != nil {
+		return false, err
+	}
+	// Wait until the round is on the wire (so its bandwidth is
+	// measured), then take the dirty log: pages the guest wrote
+	// meanwhile belong to the next round's set, not to pages it
+	// would skip as "dirtied during the round".
+	if err := s.flush(); err != nil {
+		return false, err
+	}
+	written := s.written()
+	if err := s.fetchDirty(); err != nil {
+		return false, err
+	}
+	fetched := s.lastFetch
+	v := pol.next(roundReport{Round: s.round, Duration: time.Since(s.roundStart),
+		Bytes: written - s.roundWritten, Dirty: s.nextCount * s.ps, SentTotal: s.dataSent,
+		Window: fetched.Sub(*window)})
+	*window = fetched
+	s.bw, s.dirtyRate, s.expectedDowntime = v.Bandwidth, v.DirtyRate, v.Expected
+	res.Bandwidth, res.ExpectedDowntime, res.Reason = v.Bandwidth, v.Expected, v.Reason
+	if v.Throttle > s.throttle {
+		if err := s.setThrottle(v.Throttle); err != nil {
+			return false, fmt.Errorf("throttle source: %w", err)
+		}
+	}
+	s.report(true)
+	if v.Stop && drain {
+		return s.drainBeforePause(v)
+	}
+	return v.Stop, nil
+}
+
+// drainBeforePause waits, with the guest running, until the target has
+// applied everything sent so far: what it still had queued would
+// otherwise be applied while the guest is paused. It says whether the
+// pause may follow.
+func (s *sender) drainBeforePause(v verdict) (bool, error) {
+	if err := s.drain(); err != nil {
+		return false, err
+	}
+	// The guest dirtied pages meanwhile. When they no longer fit the
+	// downtime target, one more round goes first.
+	if v.Reason == StopDowntime {
+		if err := s.fetchDirty(); err != nil {
+			return false, err
+		}
+		if e := expected(s.nextCount*s.ps, s.bw); e > s.o.MaxDowntime {
+			s.expectedDowntime = e
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
+// pauseLive pauses the source after the pre-copy rounds, releases the
+// throttle and takes the last dirty log as the stop-and-copy set; it
+// returns when the pause began.
+func (s *sender) pauseLive(res *Result) (time.Time, error) {
+	s.round++
+	s.phase = PhaseStopCopy
+	pauseAt := time.Now()
+	if err := s.src.Pause(); err != nil {
+		return pauseAt, fmt.Errorf("pause source: %w", err)
+	}
+	s.paused = true
+	res.PauseTook = time.Since(pauseAt)
+	if s.throttle > 0 {
+		if err := s.setThrottle(0); err != nil {
+			return pauseAt, fmt.Errorf("release throttle: %w", err)
+		}
+	}
+	if err := s.fetchDirty(); err != nil {
+		return pauseAt, err
+	}
+	// Dirty logging stays on: turning it off rebuilds the memory
+	// slot's mappings (18-27 ms for 2 GiB on kvm), time the guest
+	// would spend paused. A migrated source never runs again; the
+	// caller turns it off before resuming one (Result.DirtyLogging).
+	s.cur, s.next = s.next, nil
+	s.nextCount = 0
+	return pauseAt, nil
+}
+
+// pauseNotLive pauses the source of a non-live send (unless it already
+// is) and takes every populated page as the one round's set; it returns
+// when the pause began.
+func (s *sender) pauseNotLive(res *Result) (time.Time, error) {
+	res.Reason = StopNotLive
+	pauseAt := s.start
+	if !s.o.AlreadyPaused {
 		pauseAt = time.Now()
 		if err := s.src.Pause(); err != nil {
-			return res, fmt.Errorf("pause source: %w", err)
+			return pauseAt, fmt.Errorf("pause source: %w", err)
 		}
 		s.paused = true
 		res.PauseTook = time.Since(pauseAt)
-		if s.throttle > 0 {
-			if err := s.setThrottle(0); err != nil {
-				return res, fmt.Errorf("release throttle: %w", err)
-			}
-		}
-		if err := s.fetchDirty(); err != nil {
-			return res, err
-		}
-		// Dirty logging stays on: turning it off rebuilds the memory
-		// slot's mappings (18-27 ms for 2 GiB on kvm), time the guest
-		// would spend paused. A migrated source never runs again; the
-		// caller turns it off before resuming one (Result.DirtyLogging).
-		s.cur, s.next = s.next, nil
-		s.nextCount = 0
-	} else {
-		res.Reason = StopNotLive
-		pauseAt = s.start
-		if !s.o.AlreadyPaused {
-			pauseAt = time.Now()
-			if err := s.src.Pause(); err != nil {
-				return res, fmt.Errorf("pause source: %w", err)
-			}
-			s.paused = true
-			res.PauseTook = time.Since(pauseAt)
-		}
-		s.phase = PhaseStopCopy
-		if err := s.populated(s.cur); err != nil {
-			return res, err
-		}
 	}
+	s.phase = PhaseStopCopy
+	return pauseAt, s.populated(s.cur)
+}
+
+// stopCopy sends the last round, the state and the end records with the
+// source paused, and checks every stream's rounds.
+func (s *sender) stopCopy(res *Result, pauseAt time.Time) error {
 	if err := s.sendRound(true); err != nil {
-		return res, err
+		return err
 	}
 	state, err := s.src.SaveState()
 	if err != nil {
-		return res, fmt.Errorf("save source state: %w", err)
+		return fmt.Errorf("save source state: %w", err)
 	}
 	if len(state) > MaxStateSize {
-		return res, fmt.Errorf("source state of %d bytes is above the %d the stream carries", len(state), MaxStateSize)
+		return fmt.Errorf("source state of %d bytes is above the %d the stream carries", len(state), MaxStateSize)
 	}
 	if err := s.streams[0].sw.put(appendState(nil, state), nil); err != nil {
-		return res, err
+		return err
 	}
 	if err := s.queueAll(writeJob{kind: recEnd}); err != nil {
-		return res, err
+		return err
 	}
 	if err := s.flush(); err != nil {
-		return res, err
+		return err
 	}
 	res.Downtime = time.Since(pauseAt)
 	for i, st := range s.streams {
 		t := st.sw.totals
 		if t.Rounds != s.totals.Rounds {
-			return res, fmt.Errorf("stream %d ended after %d rounds, the image has %d", i, t.Rounds, s.totals.Rounds)
+			return fmt.Errorf("stream %d ended after %d rounds, the image has %d", i, t.Rounds, s.totals.Rounds)
 		}
 		s.totals.Bytes += t.Bytes
 	}
-	if err := s.ctx.Err(); err != nil {
-		return res, err
-	}
-	s.phase = PhaseDone
-	s.report(true)
-	res.DirtyLogging, s.logging = s.logging, false
-	return res, nil
+	return s.ctx.Err()
 }
 
 // answerConn is a stream writer the receiver's answers come back on (a
