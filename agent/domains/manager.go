@@ -3,7 +3,6 @@ package domains
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -15,6 +14,7 @@ import (
 	"time"
 
 	"github.com/ovs-agent/ovs-agent/internal/atomicfile"
+	"github.com/ovs-agent/ovs-agent/repository"
 
 	"go.uber.org/zap"
 
@@ -259,7 +259,9 @@ func (m *Manager) Create(text []byte, source string) (*Info, []string, error) {
 	}
 	generated := cfg.UUID == ""
 	if generated {
-		cfg.UUID = newUUID()
+		if cfg.UUID, err = repository.NewUUID(); err != nil {
+			return nil, nil, errorf(Failed, "%s: %v", source, err)
+		}
 	}
 
 	m.mu.Lock()
@@ -319,14 +321,6 @@ func saturatingSub(a, b uint64) uint64 {
 		return 0
 	}
 	return a - b
-}
-
-func newUUID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
 }
 
 // Delete removes a stopped domain and its folder.
