@@ -2,8 +2,12 @@ package xmlrpc
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 )
@@ -105,4 +109,42 @@ type countWriter struct{ n int64 }
 func (c *countWriter) Write(p []byte) (int, error) {
 	c.n += int64(len(p))
 	return len(p), nil
+}
+
+// BenchmarkDeclaredCall measures the dispatcher: the declaration check,
+// Run and the encodability check, in-process (Call) and over HTTP with
+// decoding and encoding (ServeHTTP), for a method of three parameters.
+func BenchmarkDeclaredCall(b *testing.B) {
+	s := NewServer()
+	err := s.Define(Def{Name: "vm.console", Result: Struct,
+		Params: []Param{Req("name", String), Opt("offset", Int), Opt("max", Int)},
+		Run: func(_ context.Context, a Args) (any, error) {
+			return map[string]any{"name": a.String(0), "offset": a.IntOr(1, 0), "max": a.IntOr(2, 64)}, nil
+		}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	params := Params{"vm1", int64(4096), int64(512)}
+	b.Run("call", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := s.Call(context.Background(), "vm.console", params); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	var doc bytes.Buffer
+	if err := EncodeCall(&doc, "vm.console", []any(params)); err != nil {
+		b.Fatal(err)
+	}
+	b.Run("http", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			w := httptest.NewRecorder()
+			s.ServeHTTP(w, httptest.NewRequest(http.MethodPost, "/RPC2", bytes.NewReader(doc.Bytes())))
+			if w.Code != http.StatusOK || strings.Contains(w.Body.String(), "<fault>") {
+				b.Fatalf("status %d: %s", w.Code, w.Body.String())
+			}
+		}
+	})
 }

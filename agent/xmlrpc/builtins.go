@@ -12,7 +12,7 @@ func (s *Server) builtins() []Def {
 			Help: "Takes a method name and returns its documentation string."},
 		{Name: "system.methodSignature", Params: method, Result: Array, Run: s.methodSignature,
 			Help: "Takes a method name and returns an array of its signatures, each an array of type names " +
-				"(result type first), or the string \"undef\" when no signature is documented."},
+				"(result type first): one for each number of parameters it accepts and each choice of their types."},
 		{Name: "system.multicall", Params: []Param{Req("calls", Array)}, Result: Array, Run: s.multicall,
 			Help: fmt.Sprintf("Takes an array of structs {methodName, params} and runs each call in order. "+
 				"Returns an array with, for each call, a one-element array holding its result or a struct "+

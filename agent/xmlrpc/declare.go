@@ -101,7 +101,7 @@ func (s *Server) define(d Def, system bool) error {
 			return fmt.Errorf("define method %s: alias %s is named twice", d.Name, a.Name)
 		}
 		help := strings.TrimSpace("Alias of " + d.Name + a.Note + ". " + d.Help)
-		entries[a.Name] = &entry{help: help, sigs: sigs, def: def, faults: a.Faults, aliasOf: d.Name}
+		entries[a.Name] = &entry{help: help, sigs: sigs, def: def, faults: a.Faults}
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -161,6 +161,9 @@ func TestDefineRefuses(t *testing.T) {
 		d    Def
 		want string
 	}{
+		{Def{Name: "", Result: Nil, Run: run}, "method name is empty"},
+		{Def{Name: "a b", Result: Nil, Run: run}, `method name "a b" contains " "`},
+		{Def{Name: strings.Repeat("a", 257), Result: Nil, Run: run}, "longer than 256"},
 		{Def{Name: "system.x", Result: Nil, Run: run}, "reserved"},
 		{Def{Name: "x.y", Result: Nil}, "nil Run"},
 		{Def{Name: "x.y", Result: "float", Run: run}, `result: unknown XML-RPC type "float"`},
@@ -169,6 +172,9 @@ func TestDefineRefuses(t *testing.T) {
 		{Def{Name: "x.y", Result: Nil, Run: run, Params: []Param{Opt("a", Int), Req("b", Int)}}, "required parameter b after an optional one"},
 		{Def{Name: "x.y", Result: Nil, Run: run, Aliases: []Alias{{Name: "a.b"}}}, "a.b is already registered"},
 		{Def{Name: "x.y", Result: Nil, Run: run, Aliases: []Alias{{Name: "system.y"}}}, "reserved"},
+		{Def{Name: "x.y", Result: Nil, Run: run, Aliases: []Alias{{Name: "bad name"}}}, `method name "bad name" contains " "`},
+		{Def{Name: "x.y", Result: Nil, Run: run, Aliases: []Alias{{Name: "x.z"}, {Name: "x.z"}}}, "alias x.z is named twice"},
+		{Def{Name: "x.y", Result: Nil, Run: run, Aliases: []Alias{{Name: "x.y"}}}, "alias x.y is named twice"},
 		{Def{Name: "a.b", Result: Nil, Run: run}, "already registered"},
 	} {
 		if err := s.Define(tc.d); err == nil || !strings.Contains(err.Error(), tc.want) {

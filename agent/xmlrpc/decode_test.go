@@ -11,68 +11,71 @@ import (
 	"time"
 )
 
+func utc(y int, mo time.Month, d, h, mi, s, ns int) time.Time {
+	return time.Date(y, mo, d, h, mi, s, ns, time.UTC)
+}
+
+// decodeValueTests are values as sent, and what they decode to.
+var decodeValueTests = []struct {
+	name string
+	xml  string
+	want any
+}{
+	{"int", "<value><int>42</int></value>", int64(42)},
+	{"i4", "<value><i4>-7</i4></value>", int64(-7)},
+	{"i8 max", "<value><i8>9223372036854775807</i8></value>", int64(math.MaxInt64)},
+	{"i8 min", "<value><i8>-9223372036854775808</i8></value>", int64(math.MinInt64)},
+	{"int beyond int32 in <int>", "<value><int>5000000000</int></value>", int64(5000000000)},
+	{"int32 boundary in i4", "<value><i4>2147483647</i4></value>", int64(math.MaxInt32)},
+	{"int plus sign and spaces", "<value><int> +5\n</int></value>", int64(5)},
+	{"apache ex:i8", `<value><ex:i8 xmlns:ex="http://ws.apache.org/xmlrpc/namespaces/extensions">8</ex:i8></value>`, int64(8)},
+	{"ex:i8 undeclared prefix", `<value><ex:i8>8</ex:i8></value>`, int64(8)},
+	{"boolean 1", "<value><boolean>1</boolean></value>", true},
+	{"boolean 0 spaced", "<value><boolean> 0 </boolean></value>", false},
+	{"string", "<value><string>hello</string></value>", "hello"},
+	{"string kept as is", "<value><string>  a  b \n</string></value>", "  a  b \n"},
+	{"empty string element", "<value><string></string></value>", ""},
+	{"self-closed string", "<value><string/></value>", ""},
+	{"bare text", "<value>plain</value>", "plain"},
+	{"bare text untrimmed", "<value>  spaced  </value>", "  spaced  "},
+	{"empty value", "<value/>", ""},
+	{"empty value pair", "<value></value>", ""},
+	{"entities", "<value><string>&lt;&amp;&gt;&quot;&apos;&#65;&#x42;&#xD;</string></value>", "<&>\"'AB\r"},
+	{"CRLF normalised", "<value><string>a\r\nb</string></value>", "a\nb"},
+	{"CDATA", "<value><string><![CDATA[<x>&]]></string></value>", "<x>&"},
+	{"comment inside", "<value><string>ab<!-- c -->cd</string></value>", "abcd"},
+	{"unicode", "<value>héllo ☃ 😀</value>", "héllo ☃ 😀"},
+	{"whitespace around type", "<value>\n  <int>1</int>\n</value>", int64(1)},
+	{"double", "<value><double>1.5</double></value>", 1.5},
+	{"double negative", "<value><double>-0.25</double></value>", -0.25},
+	{"double exponent (Python repr)", "<value><double>1e+100</double></value>", 1e100},
+	{"double fraction only", "<value><double>.5</double></value>", 0.5},
+	{"double trailing dot", "<value><double>5.</double></value>", 5.0},
+	{"double integer form", "<value><double> 3 </double></value>", 3.0},
+	{"double underflow", "<value><double>1e-400</double></value>", 0.0},
+	{"dateTime spec form", "<value><dateTime.iso8601>20240102T03:04:05</dateTime.iso8601></value>", utc(2024, 1, 2, 3, 4, 5, 0)},
+	{"dateTime dashes Z", "<value><dateTime.iso8601>2024-01-02T03:04:05Z</dateTime.iso8601></value>", utc(2024, 1, 2, 3, 4, 5, 0)},
+	{"dateTime offset", "<value><dateTime.iso8601>2024-01-02T03:04:05+02:00</dateTime.iso8601></value>", utc(2024, 1, 2, 1, 4, 5, 0)},
+	{"dateTime fraction", "<value><dateTime.iso8601>20240102T03:04:05.25</dateTime.iso8601></value>", utc(2024, 1, 2, 3, 4, 5, 250_000_000)},
+	{"base64", "<value><base64>aGk=</base64></value>", []byte("hi")},
+	{"base64 with line breaks", "<value><base64>aGVs\nbG8g\r\nd29y bGQ=\n</base64></value>", []byte("hello world")},
+	{"base64 unpadded", "<value><base64>aGk</base64></value>", []byte("hi")},
+	{"base64 empty", "<value><base64></base64></value>", []byte{}},
+	{"nil", "<value><nil/></value>", nil},
+	{"nil pair", "<value><nil></nil></value>", nil},
+	{"apache ex:nil", `<value><ex:nil xmlns:ex="http://ws.apache.org/xmlrpc/namespaces/extensions"/></value>`, nil},
+	{"empty array", "<value><array><data></data></array></value>", []any{}},
+	{"empty array self-closed data", "<value><array><data/></array></value>", []any{}},
+	{"array", "<value><array><data><value><int>1</int></value><value>x</value><value/></data></array></value>", []any{int64(1), "x", ""}},
+	{"empty struct", "<value><struct></struct></value>", map[string]any{}},
+	{"struct", "<value><struct><member><name>a</name><value><int>1</int></value></member><member><name> b </name><value><boolean>1</boolean></value></member></struct></value>", map[string]any{"a": int64(1), " b ": true}},
+	{"struct empty name", "<value><struct><member><name/><value>v</value></member></struct></value>", map[string]any{"": "v"}},
+	{"pretty printed", "<value>\n <struct>\n  <member>\n   <name>k</name>\n   <value><array>\n <data>\n <value><i4>1</i4></value>\n </data>\n </array></value>\n  </member>\n </struct>\n</value>", map[string]any{"k": []any{int64(1)}}},
+	{"nested", "<value><array><data><value><struct><member><name>l</name><value><array><data><value><nil/></value></data></array></value></member></struct></value></data></array></value>", []any{map[string]any{"l": []any{nil}}}},
+}
+
 func TestDecodeValues(t *testing.T) {
-	utc := func(y int, mo time.Month, d, h, mi, s, ns int) time.Time {
-		return time.Date(y, mo, d, h, mi, s, ns, time.UTC)
-	}
-	tests := []struct {
-		name string
-		xml  string
-		want any
-	}{
-		{"int", "<value><int>42</int></value>", int64(42)},
-		{"i4", "<value><i4>-7</i4></value>", int64(-7)},
-		{"i8 max", "<value><i8>9223372036854775807</i8></value>", int64(math.MaxInt64)},
-		{"i8 min", "<value><i8>-9223372036854775808</i8></value>", int64(math.MinInt64)},
-		{"int beyond int32 in <int>", "<value><int>5000000000</int></value>", int64(5000000000)},
-		{"int32 boundary in i4", "<value><i4>2147483647</i4></value>", int64(math.MaxInt32)},
-		{"int plus sign and spaces", "<value><int> +5\n</int></value>", int64(5)},
-		{"apache ex:i8", `<value><ex:i8 xmlns:ex="http://ws.apache.org/xmlrpc/namespaces/extensions">8</ex:i8></value>`, int64(8)},
-		{"ex:i8 undeclared prefix", `<value><ex:i8>8</ex:i8></value>`, int64(8)},
-		{"boolean 1", "<value><boolean>1</boolean></value>", true},
-		{"boolean 0 spaced", "<value><boolean> 0 </boolean></value>", false},
-		{"string", "<value><string>hello</string></value>", "hello"},
-		{"string kept as is", "<value><string>  a  b \n</string></value>", "  a  b \n"},
-		{"empty string element", "<value><string></string></value>", ""},
-		{"self-closed string", "<value><string/></value>", ""},
-		{"bare text", "<value>plain</value>", "plain"},
-		{"bare text untrimmed", "<value>  spaced  </value>", "  spaced  "},
-		{"empty value", "<value/>", ""},
-		{"empty value pair", "<value></value>", ""},
-		{"entities", "<value><string>&lt;&amp;&gt;&quot;&apos;&#65;&#x42;&#xD;</string></value>", "<&>\"'AB\r"},
-		{"CRLF normalised", "<value><string>a\r\nb</string></value>", "a\nb"},
-		{"CDATA", "<value><string><![CDATA[<x>&]]></string></value>", "<x>&"},
-		{"comment inside", "<value><string>ab<!-- c -->cd</string></value>", "abcd"},
-		{"unicode", "<value>héllo ☃ 😀</value>", "héllo ☃ 😀"},
-		{"whitespace around type", "<value>\n  <int>1</int>\n</value>", int64(1)},
-		{"double", "<value><double>1.5</double></value>", 1.5},
-		{"double negative", "<value><double>-0.25</double></value>", -0.25},
-		{"double exponent (Python repr)", "<value><double>1e+100</double></value>", 1e100},
-		{"double fraction only", "<value><double>.5</double></value>", 0.5},
-		{"double trailing dot", "<value><double>5.</double></value>", 5.0},
-		{"double integer form", "<value><double> 3 </double></value>", 3.0},
-		{"double underflow", "<value><double>1e-400</double></value>", 0.0},
-		{"dateTime spec form", "<value><dateTime.iso8601>20240102T03:04:05</dateTime.iso8601></value>", utc(2024, 1, 2, 3, 4, 5, 0)},
-		{"dateTime dashes Z", "<value><dateTime.iso8601>2024-01-02T03:04:05Z</dateTime.iso8601></value>", utc(2024, 1, 2, 3, 4, 5, 0)},
-		{"dateTime offset", "<value><dateTime.iso8601>2024-01-02T03:04:05+02:00</dateTime.iso8601></value>", utc(2024, 1, 2, 1, 4, 5, 0)},
-		{"dateTime fraction", "<value><dateTime.iso8601>20240102T03:04:05.25</dateTime.iso8601></value>", utc(2024, 1, 2, 3, 4, 5, 250_000_000)},
-		{"base64", "<value><base64>aGk=</base64></value>", []byte("hi")},
-		{"base64 with line breaks", "<value><base64>aGVs\nbG8g\r\nd29y bGQ=\n</base64></value>", []byte("hello world")},
-		{"base64 unpadded", "<value><base64>aGk</base64></value>", []byte("hi")},
-		{"base64 empty", "<value><base64></base64></value>", []byte{}},
-		{"nil", "<value><nil/></value>", nil},
-		{"nil pair", "<value><nil></nil></value>", nil},
-		{"apache ex:nil", `<value><ex:nil xmlns:ex="http://ws.apache.org/xmlrpc/namespaces/extensions"/></value>`, nil},
-		{"empty array", "<value><array><data></data></array></value>", []any{}},
-		{"empty array self-closed data", "<value><array><data/></array></value>", []any{}},
-		{"array", "<value><array><data><value><int>1</int></value><value>x</value><value/></data></array></value>", []any{int64(1), "x", ""}},
-		{"empty struct", "<value><struct></struct></value>", map[string]any{}},
-		{"struct", "<value><struct><member><name>a</name><value><int>1</int></value></member><member><name> b </name><value><boolean>1</boolean></value></member></struct></value>", map[string]any{"a": int64(1), " b ": true}},
-		{"struct empty name", "<value><struct><member><name/><value>v</value></member></struct></value>", map[string]any{"": "v"}},
-		{"pretty printed", "<value>\n <struct>\n  <member>\n   <name>k</name>\n   <value><array>\n <data>\n <value><i4>1</i4></value>\n </data>\n </array></value>\n  </member>\n </struct>\n</value>", map[string]any{"k": []any{int64(1)}}},
-		{"nested", "<value><array><data><value><struct><member><name>l</name><value><array><data><value><nil/></value></data></array></value></member></struct></value></data></array></value>", []any{map[string]any{"l": []any{nil}}}},
-	}
-	for _, tc := range tests {
+	for _, tc := range decodeValueTests {
 		t.Run(tc.name, func(t *testing.T) {
 			c, err := DecodeCall(strings.NewReader(callXML("t.m", tc.xml)), Limits{})
 			if err != nil {
@@ -128,85 +131,90 @@ func TestDecodeCallShapes(t *testing.T) {
 	}
 }
 
+// inCall is a methodCall of m with one parameter, the value fragment frag.
+func inCall(frag string) string { return callXML("m", frag) }
+
+// malformedCalls are documents DecodeCall refuses, the code and a
+// substring of the message.
+var malformedCalls = []struct {
+	name string
+	doc  string
+	code int
+	msg  string
+}{
+	{"empty body", "", ParseError, "document is empty"},
+	{"only whitespace", " \n ", ParseError, "document is empty"},
+	{"not XML", "hello", ParseError, `unexpected text "hello" before <methodCall>`},
+	{"JSON", `{"method":"x"}`, ParseError, "before <methodCall>"},
+	{"truncated", "<methodCall><methodName>m</methodName><params>", ParseError, "malformed XML: unexpected EOF"},
+	{"mismatched tags", "<methodCall><methodName>m</methodCall>", ParseError, "malformed XML"},
+	{"wrong root", "<methodResponse/>", ParseError, "root element is <methodResponse>, expected <methodCall>"},
+	{"two roots", "<methodCall><methodName>m</methodName></methodCall><methodCall/>", ParseError, "unexpected <methodCall> after </methodCall>"},
+	{"text after root", "<methodCall><methodName>m</methodName></methodCall>x", ParseError, `unexpected text "x" after </methodCall>`},
+	{"doctype", `<?xml version="1.0"?><!DOCTYPE methodCall [<!ENTITY a "aaaa">]><methodCall><methodName>m</methodName></methodCall>`, ParseError, "<!DOCTYPE> is not allowed"},
+	{"entity reference", "<methodCall><methodName>m</methodName><params><param><value>&a;</value></param></params></methodCall>", ParseError, "invalid character entity &a;"},
+	{"processing instruction", "<methodCall><?php x ?><methodName>m</methodName></methodCall>", ParseError, "processing instruction <?php?>"},
+	{"unsupported charset", `<?xml version="1.0" encoding="KOI8-R"?><methodCall/>`, ParseError, `encoding "KOI8-R" is not supported`},
+	{"bad byte in us-ascii", "<?xml version=\"1.0\" encoding=\"us-ascii\"?><methodCall><methodName>m\xe9</methodName></methodCall>", ParseError, "byte 0xe9 in a document declared US-ASCII"},
+	{"invalid utf-8", "<methodCall><methodName>m</methodName><params><param><value>\xff</value></param></params></methodCall>", ParseError, "invalid UTF-8"},
+	{"control character", "<methodCall><methodName>m</methodName><params><param><value>\x01</value></param></params></methodCall>", ParseError, "illegal character code U+0001"},
+	{"control character reference", inCall("<value>&#0;</value>"), ParseError, "illegal character code U+0000"},
+	{"missing methodName", "<methodCall><params/></methodCall>", ParseError, "expected <methodName> in <methodCall>, found <params>"},
+	{"empty methodName", "<methodCall><methodName></methodName></methodCall>", InvalidRequest, "method name is empty"},
+	{"blank methodName", "<methodCall><methodName>  </methodName></methodCall>", InvalidRequest, "method name is empty"},
+	{"bad methodName chars", "<methodCall><methodName>a b</methodName></methodCall>", InvalidRequest, `method name "a b" contains " "`},
+	{"methodName with element", "<methodCall><methodName><b>x</b></methodName></methodCall>", ParseError, "<methodName> must contain only text, found <b>"},
+	{"unknown element in call", "<methodCall><methodName>m</methodName><foo/></methodCall>", ParseError, "expected <params> or </methodCall> after <methodName>, found <foo>"},
+	{"text in params", "<methodCall><methodName>m</methodName><params>x</params></methodCall>", ParseError, `unexpected text "x" in <params>`},
+	{"param with wrong element", "<methodCall><methodName>m</methodName><params><param><int>1</int></param></params></methodCall>", ParseError, "expected <value> in <param> 1, found <int>"},
+	{"param with text", "<methodCall><methodName>m</methodName><params><param>1</param></params></methodCall>", ParseError, `unexpected text "1" in <param> 1`},
+	{"two values in param", inCall("<value>a</value><value>b</value>"), ParseError, "expected </param>, found <value>"},
+	{"unknown type", inCall("<value><float>1</float></value>"), ParseError, "unknown type element <float> in <value>"},
+	{"text and type", inCall("<value>x<int>1</int></value>"), ParseError, `<value> has both text "x" and a <int> element`},
+	{"two types", inCall("<value><int>1</int><int>2</int></value>"), ParseError, "expected </value>, found <int>"},
+	{"int not a number", inCall("<value><int>12x</int></value>"), ParseError, `line 2: <int> value "12x" is not an integer`},
+	{"int empty", inCall("<value><int></int></value>"), ParseError, "<int> is empty, expected an integer"},
+	{"int float", inCall("<value><i4>1.0</i4></value>"), ParseError, `<i4> value "1.0" is not an integer`},
+	{"int underscore", inCall("<value><int>1_000</int></value>"), ParseError, "is not an integer"},
+	{"int hex", inCall("<value><int>0x10</int></value>"), ParseError, "is not an integer"},
+	{"int overflow", inCall("<value><i8>9223372036854775808</i8></value>"), ParseError, `<i8> value "9223372036854775808" is out of range for a 64-bit integer`},
+	{"int underflow", inCall("<value><int>-9223372036854775809</int></value>"), ParseError, "out of range"},
+	{"int nested element", inCall("<value><int><b/></int></value>"), ParseError, "<int> must contain only text, found <b>"},
+	{"boolean true", inCall("<value><boolean>true</boolean></value>"), ParseError, `<boolean> value "true" is not 0 or 1`},
+	{"boolean 2", inCall("<value><boolean>2</boolean></value>"), ParseError, "is not 0 or 1"},
+	{"boolean empty", inCall("<value><boolean/></value>"), ParseError, "is not 0 or 1"},
+	{"double text", inCall("<value><double>abc</double></value>"), ParseError, `<double> value "abc" is not a decimal number`},
+	{"double nan", inCall("<value><double>nan</double></value>"), ParseError, "is not a decimal number"},
+	{"double inf", inCall("<value><double>inf</double></value>"), ParseError, "is not a decimal number"},
+	{"double hex", inCall("<value><double>0x1p-2</double></value>"), ParseError, "is not a decimal number"},
+	{"double overflow", inCall("<value><double>1e400</double></value>"), ParseError, "out of range for a 64-bit float"},
+	{"double empty", inCall("<value><double></double></value>"), ParseError, "is not a decimal number"},
+	{"double bad exponent", inCall("<value><double>1e</double></value>"), ParseError, "is not a decimal number"},
+	{"date garbage", inCall("<value><dateTime.iso8601>yesterday</dateTime.iso8601></value>"), ParseError, `<dateTime.iso8601> value "yesterday" is not a date-time`},
+	{"date february 30", inCall("<value><dateTime.iso8601>20240230T00:00:00</dateTime.iso8601></value>"), ParseError, "day 30 does not exist in 2024-02"},
+	{"date hour 24", inCall("<value><dateTime.iso8601>20240101T24:00:00</dateTime.iso8601></value>"), ParseError, "out of range"},
+	{"base64 bad char", inCall("<value><base64>aG!k</base64></value>"), ParseError, "<base64> value is not valid base64"},
+	{"base64 bad length", inCall("<value><base64>a</base64></value>"), ParseError, "not valid base64"},
+	{"base64 bad padding", inCall("<value><base64>aGk==</base64></value>"), ParseError, "not valid base64"},
+	{"base64 non-canonical", inCall("<value><base64>aGl=</base64></value>"), ParseError, "not valid base64"},
+	{"nil with content", inCall("<value><nil>x</nil></value>"), ParseError, `<nil> must be empty, found "x"`},
+	{"struct text", inCall("<value><struct>x</struct></value>"), ParseError, `unexpected text "x" in <struct>`},
+	{"struct wrong child", inCall("<value><struct><value/></struct></value>"), ParseError, "expected <member> in <struct>, found <value>"},
+	{"member without name", inCall("<value><struct><member><value/></member></struct></value>"), ParseError, "expected <name> in <member>, found <value>"},
+	{"member without value", inCall("<value><struct><member><name>a</name></member></struct></value>"), ParseError, `expected <value> in <member> "a", found </member>`},
+	{"member value first", inCall("<value><struct><member><value>1</value><name>a</name></member></struct></value>"), ParseError, "expected <name> in <member>, found <value>"},
+	{"member extra", inCall("<value><struct><member><name>a</name><value/><value/></member></struct></value>"), ParseError, "expected </member>, found <value>"},
+	{"duplicate member", inCall("<value><struct><member><name>a</name><value>1</value></member><member><name>a</name><value>2</value></member></struct></value>"), ParseError, `<struct> has member "a" twice`},
+	{"array without data", inCall("<value><array></array></value>"), ParseError, "expected <data> in <array>, found </array>"},
+	{"array two data", inCall("<value><array><data/><data/></array></value>"), ParseError, "expected </array>, found <data>"},
+	{"array bare value", inCall("<value><array><value/></array></value>"), ParseError, "expected <data> in <array>, found <value>"},
+	{"data wrong child", inCall("<value><array><data><int>1</int></data></array></value>"), ParseError, "expected <value> in <data>, found <int>"},
+	{"data text", inCall("<value><array><data>x</data></array></value>"), ParseError, `unexpected text "x" in <data>`},
+	{"long text clipped", inCall("<value><int>" + strings.Repeat("9", 200) + "</int></value>"), ParseError, `"` + strings.Repeat("9", 64) + `..."`},
+}
+
 func TestDecodeCallMalformed(t *testing.T) {
-	v := func(frag string) string { return callXML("m", frag) }
-	tests := []struct {
-		name string
-		doc  string
-		code int
-		msg  string // substring of the fault message
-	}{
-		{"empty body", "", ParseError, "document is empty"},
-		{"only whitespace", " \n ", ParseError, "document is empty"},
-		{"not XML", "hello", ParseError, `unexpected text "hello" before <methodCall>`},
-		{"JSON", `{"method":"x"}`, ParseError, "before <methodCall>"},
-		{"truncated", "<methodCall><methodName>m</methodName><params>", ParseError, "malformed XML: unexpected EOF"},
-		{"mismatched tags", "<methodCall><methodName>m</methodCall>", ParseError, "malformed XML"},
-		{"wrong root", "<methodResponse/>", ParseError, "root element is <methodResponse>, expected <methodCall>"},
-		{"two roots", "<methodCall><methodName>m</methodName></methodCall><methodCall/>", ParseError, "unexpected <methodCall> after </methodCall>"},
-		{"text after root", "<methodCall><methodName>m</methodName></methodCall>x", ParseError, `unexpected text "x" after </methodCall>`},
-		{"doctype", `<?xml version="1.0"?><!DOCTYPE methodCall [<!ENTITY a "aaaa">]><methodCall><methodName>m</methodName></methodCall>`, ParseError, "<!DOCTYPE> is not allowed"},
-		{"entity reference", "<methodCall><methodName>m</methodName><params><param><value>&a;</value></param></params></methodCall>", ParseError, "invalid character entity &a;"},
-		{"processing instruction", "<methodCall><?php x ?><methodName>m</methodName></methodCall>", ParseError, "processing instruction <?php?>"},
-		{"unsupported charset", `<?xml version="1.0" encoding="KOI8-R"?><methodCall/>`, ParseError, `encoding "KOI8-R" is not supported`},
-		{"bad byte in us-ascii", "<?xml version=\"1.0\" encoding=\"us-ascii\"?><methodCall><methodName>m\xe9</methodName></methodCall>", ParseError, "byte 0xe9 in a document declared US-ASCII"},
-		{"invalid utf-8", "<methodCall><methodName>m</methodName><params><param><value>\xff</value></param></params></methodCall>", ParseError, "invalid UTF-8"},
-		{"control character", "<methodCall><methodName>m</methodName><params><param><value>\x01</value></param></params></methodCall>", ParseError, "illegal character code U+0001"},
-		{"control character reference", v("<value>&#0;</value>"), ParseError, "illegal character code U+0000"},
-		{"missing methodName", "<methodCall><params/></methodCall>", ParseError, "expected <methodName> in <methodCall>, found <params>"},
-		{"empty methodName", "<methodCall><methodName></methodName></methodCall>", InvalidRequest, "method name is empty"},
-		{"blank methodName", "<methodCall><methodName>  </methodName></methodCall>", InvalidRequest, "method name is empty"},
-		{"bad methodName chars", "<methodCall><methodName>a b</methodName></methodCall>", InvalidRequest, `method name "a b" contains " "`},
-		{"methodName with element", "<methodCall><methodName><b>x</b></methodName></methodCall>", ParseError, "<methodName> must contain only text, found <b>"},
-		{"unknown element in call", "<methodCall><methodName>m</methodName><foo/></methodCall>", ParseError, "expected <params> or </methodCall> after <methodName>, found <foo>"},
-		{"text in params", "<methodCall><methodName>m</methodName><params>x</params></methodCall>", ParseError, `unexpected text "x" in <params>`},
-		{"param with wrong element", "<methodCall><methodName>m</methodName><params><param><int>1</int></param></params></methodCall>", ParseError, "expected <value> in <param> 1, found <int>"},
-		{"param with text", "<methodCall><methodName>m</methodName><params><param>1</param></params></methodCall>", ParseError, `unexpected text "1" in <param> 1`},
-		{"two values in param", v("<value>a</value><value>b</value>"), ParseError, "expected </param>, found <value>"},
-		{"unknown type", v("<value><float>1</float></value>"), ParseError, "unknown type element <float> in <value>"},
-		{"text and type", v("<value>x<int>1</int></value>"), ParseError, `<value> has both text "x" and a <int> element`},
-		{"two types", v("<value><int>1</int><int>2</int></value>"), ParseError, "expected </value>, found <int>"},
-		{"int not a number", v("<value><int>12x</int></value>"), ParseError, `line 2: <int> value "12x" is not an integer`},
-		{"int empty", v("<value><int></int></value>"), ParseError, "<int> is empty, expected an integer"},
-		{"int float", v("<value><i4>1.0</i4></value>"), ParseError, `<i4> value "1.0" is not an integer`},
-		{"int underscore", v("<value><int>1_000</int></value>"), ParseError, "is not an integer"},
-		{"int hex", v("<value><int>0x10</int></value>"), ParseError, "is not an integer"},
-		{"int overflow", v("<value><i8>9223372036854775808</i8></value>"), ParseError, `<i8> value "9223372036854775808" is out of range for a 64-bit integer`},
-		{"int underflow", v("<value><int>-9223372036854775809</int></value>"), ParseError, "out of range"},
-		{"int nested element", v("<value><int><b/></int></value>"), ParseError, "<int> must contain only text, found <b>"},
-		{"boolean true", v("<value><boolean>true</boolean></value>"), ParseError, `<boolean> value "true" is not 0 or 1`},
-		{"boolean 2", v("<value><boolean>2</boolean></value>"), ParseError, "is not 0 or 1"},
-		{"boolean empty", v("<value><boolean/></value>"), ParseError, "is not 0 or 1"},
-		{"double text", v("<value><double>abc</double></value>"), ParseError, `<double> value "abc" is not a decimal number`},
-		{"double nan", v("<value><double>nan</double></value>"), ParseError, "is not a decimal number"},
-		{"double inf", v("<value><double>inf</double></value>"), ParseError, "is not a decimal number"},
-		{"double hex", v("<value><double>0x1p-2</double></value>"), ParseError, "is not a decimal number"},
-		{"double overflow", v("<value><double>1e400</double></value>"), ParseError, "out of range for a 64-bit float"},
-		{"double empty", v("<value><double></double></value>"), ParseError, "is not a decimal number"},
-		{"double bad exponent", v("<value><double>1e</double></value>"), ParseError, "is not a decimal number"},
-		{"date garbage", v("<value><dateTime.iso8601>yesterday</dateTime.iso8601></value>"), ParseError, `<dateTime.iso8601> value "yesterday" is not a date-time`},
-		{"date february 30", v("<value><dateTime.iso8601>20240230T00:00:00</dateTime.iso8601></value>"), ParseError, "day 30 does not exist in 2024-02"},
-		{"date hour 24", v("<value><dateTime.iso8601>20240101T24:00:00</dateTime.iso8601></value>"), ParseError, "out of range"},
-		{"base64 bad char", v("<value><base64>aG!k</base64></value>"), ParseError, "<base64> value is not valid base64"},
-		{"base64 bad length", v("<value><base64>a</base64></value>"), ParseError, "not valid base64"},
-		{"base64 bad padding", v("<value><base64>aGk==</base64></value>"), ParseError, "not valid base64"},
-		{"base64 non-canonical", v("<value><base64>aGl=</base64></value>"), ParseError, "not valid base64"},
-		{"nil with content", v("<value><nil>x</nil></value>"), ParseError, `<nil> must be empty, found "x"`},
-		{"struct text", v("<value><struct>x</struct></value>"), ParseError, `unexpected text "x" in <struct>`},
-		{"struct wrong child", v("<value><struct><value/></struct></value>"), ParseError, "expected <member> in <struct>, found <value>"},
-		{"member without name", v("<value><struct><member><value/></member></struct></value>"), ParseError, "expected <name> in <member>, found <value>"},
-		{"member without value", v("<value><struct><member><name>a</name></member></struct></value>"), ParseError, `expected <value> in <member> "a", found </member>`},
-		{"member value first", v("<value><struct><member><value>1</value><name>a</name></member></struct></value>"), ParseError, "expected <name> in <member>, found <value>"},
-		{"member extra", v("<value><struct><member><name>a</name><value/><value/></member></struct></value>"), ParseError, "expected </member>, found <value>"},
-		{"duplicate member", v("<value><struct><member><name>a</name><value>1</value></member><member><name>a</name><value>2</value></member></struct></value>"), ParseError, `<struct> has member "a" twice`},
-		{"array without data", v("<value><array></array></value>"), ParseError, "expected <data> in <array>, found </array>"},
-		{"array two data", v("<value><array><data/><data/></array></value>"), ParseError, "expected </array>, found <data>"},
-		{"array bare value", v("<value><array><value/></array></value>"), ParseError, "expected <data> in <array>, found <value>"},
-		{"data wrong child", v("<value><array><data><int>1</int></data></array></value>"), ParseError, "expected <value> in <data>, found <int>"},
-		{"data text", v("<value><array><data>x</data></array></value>"), ParseError, `unexpected text "x" in <data>`},
-		{"long text clipped", v("<value><int>" + strings.Repeat("9", 200) + "</int></value>"), ParseError, `"` + strings.Repeat("9", 64) + `..."`},
-	}
-	for _, tc := range tests {
+	for _, tc := range malformedCalls {
 		t.Run(tc.name, func(t *testing.T) {
 			c, err := DecodeCall(strings.NewReader(tc.doc), Limits{})
 			if err == nil {

@@ -68,18 +68,23 @@ type badInside struct {
 	List []any `xmlrpc:"list"`
 }
 
-func TestEncodeValues(t *testing.T) {
-	when := time.Date(2024, 2, 29, 23, 59, 58, 999_000_000, time.UTC)
+// encodeTest is a Go value and the XML-RPC value it encodes to.
+type encodeTest struct {
+	name string
+	in   any
+	want string
+}
+
+// encodeWhen is the time the encode tests send.
+var encodeWhen = time.Date(2024, 2, 29, 23, 59, 58, 999_000_000, time.UTC)
+
+func encodeScalarTests() []encodeTest {
 	plus2 := time.FixedZone("X", 2*3600)
 	zero := 0.0
 	n := 7
 	var nilPtr *int
-	ip := net.ParseIP("10.1.2.3")
-	tests := []struct {
-		name string
-		in   any
-		want string
-	}{
+	when := encodeWhen
+	return []encodeTest{
 		{"nil", nil, "<nil/>"},
 		{"nil pointer", nilPtr, "<nil/>"},
 		{"pointer", &n, "<int>7</int>"},
@@ -119,6 +124,13 @@ func TestEncodeValues(t *testing.T) {
 		{"empty bytes", []byte{}, "<base64></base64>"},
 		{"nil bytes", []byte(nil), "<base64></base64>"},
 		{"named bytes", blob{0, 255}, "<base64>AP8=</base64>"},
+	}
+}
+
+func encodeContainerTests() []encodeTest {
+	when := encodeWhen
+	ip := net.ParseIP("10.1.2.3")
+	return []encodeTest{
 		{"empty array", []any{}, "<array><data></data></array>"},
 		{"nil array", []any(nil), "<array><data></data></array>"},
 		{"array", []any{int64(1), "a", nil}, "<array><data><value><int>1</int></value><value><string>a</string></value><value><nil/></value></data></array>"},
@@ -157,7 +169,10 @@ func TestEncodeValues(t *testing.T) {
 		{"slice of structs", []inner{{Zone: "a"}}, "<array><data><value><struct><member><name>zone</name><value><string>a</string></value></member></struct></value></data></array>"},
 		{"interface in struct field", badInside{List: []any{[]byte("x")}}, "<struct><member><name>list</name><value><array><data><value><base64>eA==</base64></value></data></array></value></member></struct>"},
 	}
-	for _, tc := range tests {
+}
+
+func TestEncodeValues(t *testing.T) {
+	for _, tc := range append(encodeScalarTests(), encodeContainerTests()...) {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := encodeInner(t, tc.in)
 			if err != nil {

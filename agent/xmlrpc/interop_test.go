@@ -17,9 +17,9 @@ import (
 func interopServer(t *testing.T) (*httptest.Server, *recorder) {
 	t.Helper()
 	s, rec := testServer(t)
-	err := s.Register(Method{
-		Name: "test.big", Signatures: [][]string{{"array"}},
-		Handler: func(context.Context, Params) (any, error) {
+	err := s.Define(Def{
+		Name: "test.big", Result: Array,
+		Run: func(context.Context, Args) (any, error) {
 			return []int64{1 << 40, -(1 << 62), 1<<63 - 1, 1<<31 - 1, -1 << 31}, nil
 		},
 	})
@@ -175,7 +175,13 @@ try:
     raise AssertionError("bad params not raised")
 except x.Fault as f:
     check(f.faultCode, -32602, "bad params code")
-    check(f.faultString, "test.add: parameter 1 must be an int, got string", "bad params message")
+    check(f.faultString, "test.add: parameter 1 must be an int, got string; usage: test.add(a int, b int)", "bad params message")
+try:
+    s.test.add(1)
+    raise AssertionError("missing param not raised")
+except x.Fault as f:
+    check(f.faultCode, -32602, "arity code")
+    check(f.faultString, "test.add: expected 2 parameters, got 1; usage: test.add(a int, b int)", "arity message")
 try:
     s.no.such()
     raise AssertionError("unknown method not raised")
@@ -184,7 +190,9 @@ except x.Fault as f:
 
 check("test.add" in s.system.listMethods(), True, "listMethods")
 check(s.system.methodSignature("test.add"), [["int", "int", "int"]], "methodSignature")
-check(s.system.methodSignature("test.echo"), "undef", "methodSignature undef")
+check(s.system.methodSignature("test.echo"), [["array"]], "methodSignature variadic")
+check(s.system.methodSignature("test.fail"), [["nil"], ["nil", "int"]], "methodSignature optional")
+check(s.system.methodHelp("xend.add"), "Alias of test.add. Adds two ints.", "alias methodHelp")
 check(s.system.methodHelp("test.add"), "Adds two ints.", "methodHelp")
 print("python interop OK")
 `

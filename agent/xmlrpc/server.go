@@ -2,37 +2,12 @@ package xmlrpc
 
 import (
 	"context"
-	"fmt"
 	"runtime/debug"
 	"slices"
 	"strings"
 	"sync"
 	"time"
 )
-
-// Handler implements one API method. It returns the result (any value
-// EncodeResponse accepts) or an error; a *Fault anywhere in the error's
-// chain chooses the fault code, any other error becomes an Internal fault
-// whose message is err.Error().
-type Handler func(ctx context.Context, params Params) (any, error)
-
-// Method describes a method for Register: one whose handler checks its
-// own parameters with the Params accessors. Define (see Def) declares a
-// method's parameters instead, and the server checks them.
-type Method struct {
-	// Name is the method name, e.g. "domain.start": letters, digits and
-	// '_', '.', ':', '/'. Names starting with "system." are reserved.
-	Name string
-	// Help is returned by system.methodHelp.
-	Help string
-	// Signatures lists the accepted signatures for system.methodSignature;
-	// each is the result type followed by the parameter types, using the
-	// XML-RPC type names (int, i4, i8, boolean, string, double,
-	// dateTime.iso8601, base64, struct, array, nil). It only documents
-	// the method; the handler checks its parameters. May be empty.
-	Signatures [][]string
-	Handler    Handler
-}
 
 // CallInfo describes one call for the Server.OnCall audit hook.
 type CallInfo struct {
@@ -51,10 +26,10 @@ type CallInfo struct {
 // DefaultMaxMulticall is the default cap on calls in one system.multicall.
 const DefaultMaxMulticall = 256
 
-// Server dispatches XML-RPC calls to registered methods and serves them
-// over HTTP (see ServeHTTP). Add methods before serving; Define, Register
-// and Alias are safe to call concurrently with calls, but a method is
-// visible only once the call that added it has returned.
+// Server dispatches XML-RPC calls to declared methods and serves them
+// over HTTP (see ServeHTTP). Declare methods with Define before serving;
+// Define is safe to call concurrently with calls, but a method is visible
+// only once the Define that added it has returned.
 type Server struct {
 	// OnCall, when set, is called once for every call: each top-level
 	// request (including one that could not be decoded), every sub-call of
@@ -75,13 +50,11 @@ type Server struct {
 }
 
 type entry struct {
-	help    string
-	sigs    [][]string
-	handler Handler // a Register method, which checks its own parameters
-	def     *Def    // a Define method, checked by the server
-	// faults, when set, translates the faults of a Define method or alias.
-	faults  func(*Fault) *Fault
-	aliasOf string // canonical method name for an alias, "" otherwise
+	help string
+	sigs [][]string
+	def  *Def // the declaration, checked before its Run is called
+	// faults, when set, translates the faults of the method or alias.
+	faults func(*Fault) *Fault
 }
 
 // Option configures a Server.
@@ -120,74 +93,6 @@ func NewServer(opts ...Option) *Server {
 		}
 	}
 	return s
-}
-
-var signatureTypes = map[string]bool{
-	"int": true, "i4": true, "i8": true, "boolean": true, "string": true, "double": true,
-	"dateTime.iso8601": true, "base64": true, "struct": true, "array": true, "nil": true,
-}
-
-// Register adds a method. It fails on an invalid or reserved name, a
-// duplicate, a nil handler or an unknown type name in a signature.
-func (s *Server) Register(m Method) error {
-	if err := checkMethodName(m.Name); err != nil {
-		return fmt.Errorf("register method: %w", err)
-	}
-	if strings.HasPrefix(m.Name, "system.") {
-		return fmt.Errorf("register method %s: the system. prefix is reserved for built-in methods", m.Name)
-	}
-	if m.Handler == nil {
-		return fmt.Errorf("register method %s: nil handler", m.Name)
-	}
-	sigs := make([][]string, 0, len(m.Signatures))
-	for i, sig := range m.Signatures {
-		if len(sig) == 0 {
-			return fmt.Errorf("register method %s: signature %d is empty (it needs at least the result type)", m.Name, i+1)
-		}
-		for _, t := range sig {
-			if !signatureTypes[t] {
-				return fmt.Errorf("register method %s: signature %d: unknown XML-RPC type %q", m.Name, i+1, t)
-			}
-		}
-		sigs = append(sigs, slices.Clone(sig))
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if _, dup := s.methods[m.Name]; dup {
-		return fmt.Errorf("register method %s: already registered", m.Name)
-	}
-	s.methods[m.Name] = &entry{help: m.Help, sigs: sigs, handler: m.Handler}
-	return nil
-}
-
-// Alias makes alias call the already registered method target (for legacy
-// names such as xend.domains). help, when empty, is taken from the target.
-// An alias of an alias points at the original method.
-func (s *Server) Alias(alias, target, help string) error {
-	if err := checkMethodName(alias); err != nil {
-		return fmt.Errorf("register alias: %w", err)
-	}
-	if strings.HasPrefix(alias, "system.") {
-		return fmt.Errorf("register alias %s: the system. prefix is reserved for built-in methods", alias)
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if _, dup := s.methods[alias]; dup {
-		return fmt.Errorf("register alias %s: name already registered", alias)
-	}
-	t, ok := s.methods[target]
-	if !ok {
-		return fmt.Errorf("register alias %s: target method %q is not registered", alias, target)
-	}
-	canonical := target
-	if t.aliasOf != "" {
-		canonical = t.aliasOf
-	}
-	if help == "" {
-		help = t.help
-	}
-	s.methods[alias] = &entry{help: help, sigs: t.sigs, handler: t.handler, def: t.def, faults: t.faults, aliasOf: canonical}
-	return nil
 }
 
 // Methods returns the names of all methods, aliases and built-ins, sorted.
@@ -249,12 +154,7 @@ func (s *Server) invoke(ctx context.Context, name string, params Params) (res an
 	if params == nil {
 		params = Params{}
 	}
-	if e.def != nil {
-		res, err = e.def.call(ctx, name, params)
-	} else {
-		res, err = e.handler(ctx, params)
-	}
-	if err != nil {
+	if res, err = e.def.call(ctx, name, params); err != nil {
 		f := AsFault(err)
 		if f.Code == BadParams && !strings.HasPrefix(f.Message, name+": ") {
 			f = &Fault{Code: BadParams, Message: name + ": " + f.Message}
@@ -305,9 +205,6 @@ func (s *Server) methodSignature(_ context.Context, a Args) (any, error) {
 	e, err := s.methodArg(a)
 	if err != nil {
 		return nil, err
-	}
-	if len(e.sigs) == 0 {
-		return "undef", nil // the introspection spec's answer for "not documented"
 	}
 	return e.sigs, nil
 }

@@ -57,130 +57,54 @@ func testServer(t *testing.T, opts ...Option) (*Server, *recorder) {
 	s := NewServer(opts...)
 	rec := &recorder{}
 	s.OnCall = rec.onCall
-	must := func(err error) {
-		t.Helper()
-		if err != nil {
+	for _, d := range testMethods() {
+		if err := s.Define(d); err != nil {
 			t.Fatal(err)
 		}
 	}
-	must(s.Register(Method{
-		Name: "test.add", Help: "Adds two ints.", Signatures: [][]string{{"int", "int", "int"}},
-		Handler: func(_ context.Context, p Params) (any, error) {
-			if err := p.Want(2); err != nil {
-				return nil, err
-			}
-			a, err := p.Int(0)
-			if err != nil {
-				return nil, err
-			}
-			b, err := p.Int(1)
-			if err != nil {
-				return nil, err
-			}
-			return a + b, nil
-		},
-	}))
-	must(s.Register(Method{
-		Name: "test.echo", Help: "Returns its parameters.",
-		Handler: func(_ context.Context, p Params) (any, error) {
-			if len(p) == 1 {
-				return p[0], nil
-			}
-			return []any(p), nil
-		},
-	}))
-	must(s.Register(Method{
-		Name: "test.fail",
-		Handler: func(_ context.Context, p Params) (any, error) {
-			code, err := p.OptInt(0, NotFound)
-			if err != nil {
-				return nil, err
-			}
-			return nil, fmt.Errorf("looking up vm1: %w", Faultf(int(code), "domain vm1 not found"))
-		},
-	}))
-	must(s.Register(Method{
-		Name: "test.error",
-		Handler: func(context.Context, Params) (any, error) {
+	return s, rec
+}
+
+// testMethods are the methods of testServer: test.add has two aliases,
+// xend.add and xend.old.add.
+func testMethods() []Def {
+	return []Def{
+		{Name: "test.add", Help: "Adds two ints.", Params: []Param{Req("a", Int), Req("b", Int)}, Result: Int,
+			Aliases: []Alias{{Name: "xend.add"}, {Name: "xend.old.add", Note: " (legacy)"}},
+			Run:     func(_ context.Context, a Args) (any, error) { return a.Int(0) + a.Int(1), nil }},
+		{Name: "test.echo", Help: "Returns its one parameter, or an array of its parameters.", Variadic: true, Result: Array,
+			Run: func(_ context.Context, a Args) (any, error) {
+				if a.Len() == 1 {
+					return a.All()[0], nil
+				}
+				return []any(a.All()), nil
+			}},
+		{Name: "test.fail", Params: []Param{Opt("code", Int)}, Result: Nil,
+			Run: func(_ context.Context, a Args) (any, error) {
+				return nil, fmt.Errorf("looking up vm1: %w", Faultf(int(a.IntOr(0, NotFound)), "domain vm1 not found"))
+			}},
+		{Name: "test.error", Result: Nil, Run: func(context.Context, Args) (any, error) {
 			return nil, errors.New("mount /OVS/x: device busy")
-		},
-	}))
-	must(s.Register(Method{
-		Name: "test.panic",
-		Handler: func(context.Context, Params) (any, error) {
+		}},
+		{Name: "test.panic", Result: Nil, Run: func(context.Context, Args) (any, error) {
 			var m map[string]int
 			m["boom"] = 1
 			return nil, nil
-		},
-	}))
-	must(s.Register(Method{
-		Name: "test.nan",
-		Handler: func(context.Context, Params) (any, error) {
+		}},
+		{Name: "test.nan", Result: Struct, Run: func(context.Context, Args) (any, error) {
 			return map[string]any{"load": math.NaN()}, nil
-		},
-	}))
-	must(s.Register(Method{
-		Name: "test.ctx",
-		Handler: func(ctx context.Context, _ Params) (any, error) {
+		}},
+		{Name: "test.ctx", Result: String, Run: func(ctx context.Context, _ Args) (any, error) {
 			v, _ := ctx.Value(ctxKey{}).(string)
 			return v, nil
-		},
-	}))
-	return s, rec
+		}},
+	}
 }
 
 type ctxKey struct{}
 
-func TestRegister(t *testing.T) {
-	s := NewServer()
-	h := func(context.Context, Params) (any, error) { return nil, nil }
-	bad := []struct {
-		m    Method
-		want string
-	}{
-		{Method{Name: "", Handler: h}, "method name is empty"},
-		{Method{Name: "a b", Handler: h}, `method name "a b" contains " "`},
-		{Method{Name: strings.Repeat("a", 257), Handler: h}, "longer than 256"},
-		{Method{Name: "system.foo", Handler: h}, "system. prefix is reserved"},
-		{Method{Name: "x.nil"}, "nil handler"},
-		{Method{Name: "x.sig", Handler: h, Signatures: [][]string{{}}}, "signature 1 is empty"},
-		{Method{Name: "x.sig", Handler: h, Signatures: [][]string{{"int"}, {"string", "float"}}}, `signature 2: unknown XML-RPC type "float"`},
-	}
-	for _, tc := range bad {
-		err := s.Register(tc.m)
-		if err == nil || !strings.Contains(err.Error(), tc.want) {
-			t.Errorf("Register(%q) = %v, want error containing %q", tc.m.Name, err, tc.want)
-		}
-	}
-	if err := s.Register(Method{Name: "a.b", Handler: h}); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Register(Method{Name: "a.b", Handler: h}); err == nil || !strings.Contains(err.Error(), "already registered") {
-		t.Errorf("duplicate Register = %v", err)
-	}
-	aliasBad := []struct {
-		alias, target, want string
-	}{
-		{"a.b", "a.b", "name already registered"},
-		{"x.y", "no.such", `target method "no.such" is not registered`},
-		{"system.x", "a.b", "reserved"},
-		{"bad name", "a.b", "contains"},
-	}
-	for _, tc := range aliasBad {
-		if err := s.Alias(tc.alias, tc.target, ""); err == nil || !strings.Contains(err.Error(), tc.want) {
-			t.Errorf("Alias(%q, %q) = %v, want %q", tc.alias, tc.target, err, tc.want)
-		}
-	}
-}
-
 func TestMethodsAndIntrospection(t *testing.T) {
 	s, _ := testServer(t)
-	if err := s.Alias("xend.add", "test.add", ""); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Alias("xend.old.add", "xend.add", "Legacy add."); err != nil {
-		t.Fatal(err)
-	}
 	want := []string{"system.listMethods", "system.methodHelp", "system.methodSignature", "system.multicall",
 		"test.add", "test.ctx", "test.echo", "test.error", "test.fail", "test.nan", "test.panic", "xend.add", "xend.old.add"}
 	slices.Sort(want)
@@ -199,7 +123,8 @@ func TestMethodsAndIntrospection(t *testing.T) {
 	if _, f := call("system.listMethods", "extra"); f == nil || f.Code != BadParams || f.Message != "system.listMethods: expected no parameters, got 1" {
 		t.Errorf("system.listMethods with a parameter: %v", f)
 	}
-	helps := map[string]string{"test.add": "Adds two ints.", "xend.add": "Adds two ints.", "xend.old.add": "Legacy add.", "test.fail": ""}
+	helps := map[string]string{"test.add": "Adds two ints.", "xend.add": "Alias of test.add. Adds two ints.",
+		"xend.old.add": "Alias of test.add (legacy). Adds two ints.", "test.fail": ""}
 	for name, help := range helps {
 		if res, f := call("system.methodHelp", name); f != nil || res != help {
 			t.Errorf("system.methodHelp(%s) = %v, %v", name, res, f)
@@ -217,7 +142,9 @@ func TestMethodsAndIntrospection(t *testing.T) {
 	sigs := map[string]any{
 		"test.add":               [][]string{{"int", "int", "int"}},
 		"xend.old.add":           [][]string{{"int", "int", "int"}},
-		"test.echo":              "undef",
+		"xend.add":               [][]string{{"int", "int", "int"}},
+		"test.echo":              [][]string{{"array"}},
+		"test.fail":              [][]string{{"nil"}, {"nil", "int"}},
 		"system.methodSignature": [][]string{{"array", "string"}},
 		"system.listMethods":     [][]string{{"array"}},
 	}
@@ -248,12 +175,13 @@ func TestCallFaults(t *testing.T) {
 		code   int
 		msg    string
 	}{
-		{"test.add", Params{int64(1)}, BadParams, "test.add: expected 2 parameters, got 1"},
-		{"test.add", Params{int64(1), "2"}, BadParams, "test.add: parameter 2 must be an int, got string"},
+		{"test.add", Params{int64(1)}, BadParams, "test.add: expected 2 parameters, got 1; usage: test.add(a int, b int)"},
+		{"test.add", Params{int64(1), "2"}, BadParams, "test.add: parameter 2 must be an int, got string; usage: test.add(a int, b int)"},
+		{"xend.add", Params{int64(1), "2"}, BadParams, "xend.add: parameter 2 must be an int, got string; usage: xend.add(a int, b int)"},
 		{"test.fail", nil, NotFound, "looking up vm1: domain vm1 not found"},
 		{"test.fail", Params{int64(Busy)}, Busy, "looking up vm1: domain vm1 not found"},
 		{"test.fail", Params{int64(BadParams)}, BadParams, "test.fail: looking up vm1: domain vm1 not found"},
-		{"test.fail", Params{"x"}, BadParams, "test.fail: parameter 1 must be an int, got string"},
+		{"test.fail", Params{"x"}, BadParams, "test.fail: parameter 1 must be an int, got string; usage: test.fail([code int])"},
 		{"test.error", nil, Internal, "mount /OVS/x: device busy"},
 		{"test.panic", nil, Internal, "test.panic: internal error: handler panicked: assignment to entry in nil map"},
 		{"test.nan", nil, Internal, "test.nan: internal error: the result cannot be sent: at .load: double NaN cannot be represented in XML-RPC"},
@@ -275,7 +203,7 @@ func TestCallFaults(t *testing.T) {
 		t.Errorf("OnPanic calls: %q", panics)
 	}
 	got := summary(rec.take())
-	want := []string{"test.add:BadParams", "test.add:BadParams", "test.fail:NotFound", "test.fail:Busy", "test.fail:BadParams",
+	want := []string{"test.add:BadParams", "test.add:BadParams", "xend.add:BadParams", "test.fail:NotFound", "test.fail:Busy", "test.fail:BadParams",
 		"test.fail:BadParams", "test.error:Internal", "test.panic:Internal", "test.nan:Internal", "no.such:UnknownMethod", ":InvalidRequest"}
 	if !slices.Equal(got, want) {
 		t.Errorf("OnCall reports %v\nwant %v", got, want)
@@ -321,16 +249,15 @@ func TestMulticall(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fault := func(code int, msg string) any { return map[string]any{"faultCode": code, "faultString": msg} }
 	want := []any{
 		[]any{int64(3)},
-		fault(NotFound, "looking up vm1: domain vm1 not found"),
-		fault(UnknownMethod, `unknown method "no.such" (system.listMethods lists the methods)`),
-		fault(InvalidRequest, "call 4: system.multicall cannot be called from inside system.multicall"),
-		fault(BadParams, "call 5 must be a struct {methodName, params}, got string"),
-		fault(BadParams, "call 6 has no methodName member"),
-		fault(BadParams, "call 7: methodName must be a string, got int"),
-		fault(Internal, "test.nan: internal error: the result cannot be sent: at .load: double NaN cannot be represented in XML-RPC"),
+		mcFault(NotFound, "looking up vm1: domain vm1 not found"),
+		mcFault(UnknownMethod, `unknown method "no.such" (system.listMethods lists the methods)`),
+		mcFault(InvalidRequest, "call 4: system.multicall cannot be called from inside system.multicall"),
+		mcFault(BadParams, "call 5 must be a struct {methodName, params}, got string"),
+		mcFault(BadParams, "call 6 has no methodName member"),
+		mcFault(BadParams, "call 7: methodName must be a string, got int"),
+		mcFault(Internal, "test.nan: internal error: the result cannot be sent: at .load: double NaN cannot be represented in XML-RPC"),
 	}
 	if fmt.Sprint(res) != fmt.Sprint(want) {
 		t.Errorf("multicall results\n got %v\nwant %v", res, want)
@@ -340,38 +267,60 @@ func TestMulticall(t *testing.T) {
 	if got := summary(rec.take()); !slices.Equal(got, wantReports) {
 		t.Errorf("reports\n got %v\nwant %v", got, wantReports)
 	}
+}
 
-	// Entry shapes: params missing is an empty list, params not an array is refused.
-	res, err = s.Call(ctx, "system.multicall", Params{[]any{
+func mcFault(code int, msg string) any { return map[string]any{"faultCode": code, "faultString": msg} }
+
+// Entry shapes: params missing is an empty list, params not an array is refused.
+func TestMulticallEntryShapes(t *testing.T) {
+	s, _ := testServer(t)
+	ctx := context.Background()
+	res, err := s.Call(ctx, "system.multicall", Params{[]any{
 		map[string]any{"methodName": "test.echo"},
 		map[string]any{"methodName": "test.echo", "params": "x"},
 		map[string]any{"methodName": "", "params": []any{}},
 	}})
-	want = []any{
+	want := []any{
 		[]any{[]any{}},
-		fault(BadParams, "call 2 (test.echo): params must be an array, got string"),
-		fault(InvalidRequest, "call 3: method name is empty"),
+		mcFault(BadParams, "call 2 (test.echo): params must be an array, got string"),
+		mcFault(InvalidRequest, "call 3: method name is empty"),
 	}
 	if err != nil || fmt.Sprint(res) != fmt.Sprint(want) {
 		t.Errorf("entry shapes: %v, %v\nwant %v", res, err, want)
 	}
-	rec.take()
+}
 
-	// Bad outer parameters.
-	for _, p := range []Params{{}, {"x"}, {[]any{}, []any{}}} {
-		if _, err := s.Call(ctx, "system.multicall", p); AsFault(err) == nil || AsFault(err).Code != BadParams {
-			t.Errorf("system.multicall%v = %v", p, err)
+func TestMulticallOuterParams(t *testing.T) {
+	s, rec := testServer(t)
+	ctx := context.Background()
+	usage := "; usage: system.multicall(calls array)"
+	for _, tc := range []struct {
+		p    Params
+		want string
+	}{
+		{Params{}, "system.multicall: expected 1 parameter, got 0" + usage},
+		{Params{"x"}, "system.multicall: parameter 1 must be an array, got string" + usage},
+		{Params{[]any{}, []any{}}, "system.multicall: expected 1 parameter, got 2" + usage},
+	} {
+		if _, err := s.Call(ctx, "system.multicall", tc.p); AsFault(err) == nil || AsFault(err).Code != BadParams || AsFault(err).Message != tc.want {
+			t.Errorf("system.multicall%v = %v, want %q", tc.p, err, tc.want)
 		}
 	}
 	if res, err := s.Call(ctx, "system.multicall", Params{[]any{}}); err != nil || len(res.([]any)) != 0 {
 		t.Errorf("empty multicall = %v, %v", res, err)
 	}
-	rec.take()
+	want := []string{"system.multicall:BadParams", "system.multicall:BadParams", "system.multicall:BadParams", "system.multicall:ok"}
+	if got := summary(rec.take()); !slices.Equal(got, want) {
+		t.Errorf("reports for bad outer parameters: %v", got)
+	}
+}
 
-	// A cancelled request runs no further calls.
-	cctx, cancel := context.WithCancel(ctx)
+// A cancelled request runs no further calls.
+func TestMulticallCancelled(t *testing.T) {
+	s, rec := testServer(t)
+	cctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	res, err = s.Call(cctx, "system.multicall", Params{[]any{mc("test.add", int64(1), int64(1))}})
+	res, err := s.Call(cctx, "system.multicall", Params{[]any{mc("test.add", int64(1), int64(1))}})
 	if err != nil || !strings.Contains(fmt.Sprint(res), "call 1 (test.add) was not run: the request was cancelled") {
 		t.Errorf("cancelled multicall = %v, %v", res, err)
 	}
@@ -380,7 +329,7 @@ func TestMulticall(t *testing.T) {
 	}
 }
 
-func TestConcurrentRegisterAndCall(t *testing.T) {
+func TestConcurrentDefineAndCall(t *testing.T) {
 	s, _ := testServer(t)
 	var wg sync.WaitGroup
 	for i := range 4 {
@@ -388,7 +337,11 @@ func TestConcurrentRegisterAndCall(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for j := range 50 {
-				_ = s.Register(Method{Name: fmt.Sprintf("c.m%d_%d", i, j), Handler: func(context.Context, Params) (any, error) { return 1, nil }})
+				err := s.Define(Def{Name: fmt.Sprintf("c.m%d_%d", i, j), Result: Int, Run: func(context.Context, Args) (any, error) { return 1, nil }})
+				if err != nil {
+					t.Error(err)
+					return
+				}
 			}
 		}()
 		go func() {
@@ -403,7 +356,7 @@ func TestConcurrentRegisterAndCall(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	if n := len(s.Methods()); n != 4+7+200 {
+	if n := len(s.Methods()); n != 4+9+200 {
 		t.Errorf("%d methods after concurrent registration", n)
 	}
 }
