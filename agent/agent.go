@@ -28,6 +28,7 @@ import (
 	"github.com/ovs-agent/ovs-agent/agent/domains"
 	"github.com/ovs-agent/ovs-agent/agent/hostinfo"
 	"github.com/ovs-agent/ovs-agent/agent/migration"
+	"github.com/ovs-agent/ovs-agent/agent/tlscert"
 	"github.com/ovs-agent/ovs-agent/agent/xmlrpc"
 	"github.com/ovs-agent/ovs-agent/config"
 	"github.com/ovs-agent/ovs-agent/relocation"
@@ -563,7 +564,7 @@ func (a *Agent) reloadCert(cfg *config.Config) error {
 	if !cfg.Server.SSL || a.cert.Load() == nil {
 		return nil
 	}
-	c, _, err := loadOrCreateCert(cfg.Server.SSLCert, cfg.Server.SSLKey, filepath.Join(cfg.Agent.StateDir, "tls"), []string{cfg.Server.ListenAddress})
+	c, _, err := tlscert.LoadOrCreate(cfg.Server.SSLCert, cfg.Server.SSLKey, filepath.Join(cfg.Agent.StateDir, "tls"), []string{cfg.Server.ListenAddress})
 	if err != nil {
 		return config.OptionError(cfg, "server", "ssl_cert", err)
 	}

@@ -9,6 +9,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/ovs-agent/ovs-agent/agent/hostinfo"
+	"github.com/ovs-agent/ovs-agent/agent/tlscert"
 	"github.com/ovs-agent/ovs-agent/agent/xmlrpc"
 	"github.com/ovs-agent/ovs-agent/config"
 )
@@ -113,7 +114,7 @@ func (a *Agent) apiStatus(ctx context.Context, p xmlrpc.Params) (any, error) {
 		UptimeSeconds:  time.Since(a.started).Seconds(),
 		Config:         a.opts.ConfigName,
 		Endpoints:      a.Endpoints(),
-		TLSFingerprint: fingerprint(a.cert.Load()),
+		TLSFingerprint: tlscert.Fingerprint(a.cert.Load()),
 		PasswordSet:    a.state.Load().verifier.Enabled(),
 		Caller:         c.User + "@" + c.Transport + ":" + c.Peer,
 	}, nil

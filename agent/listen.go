@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ovs-agent/ovs-agent/agent/access"
+	"github.com/ovs-agent/ovs-agent/agent/tlscert"
 	"github.com/ovs-agent/ovs-agent/config"
 	"github.com/ovs-agent/ovs-agent/internal/connlimit"
 )
@@ -81,7 +82,7 @@ func (a *Agent) listenTCP(cfg *config.Config, tcp []net.Listener) ([]net.Listene
 	}
 	if cfg.Server.SSL && len(tcp) > 0 {
 		dir := filepath.Join(cfg.Agent.StateDir, "tls")
-		c, generated, err := loadOrCreateCert(cfg.Server.SSLCert, cfg.Server.SSLKey, dir, []string{cfg.Server.ListenAddress})
+		c, generated, err := tlscert.LoadOrCreate(cfg.Server.SSLCert, cfg.Server.SSLKey, dir, []string{cfg.Server.ListenAddress})
 		if err != nil {
 			for _, l := range tcp {
 				l.Close()
@@ -90,7 +91,7 @@ func (a *Agent) listenTCP(cfg *config.Config, tcp []net.Listener) ([]net.Listene
 		}
 		a.cert.Store(c)
 		if generated {
-			a.log.Info("generated a self-signed TLS certificate", zap.String("dir", dir), zap.String("sha256", fingerprint(c)))
+			a.log.Info("generated a self-signed TLS certificate", zap.String("dir", dir), zap.String("sha256", tlscert.Fingerprint(c)))
 		}
 	}
 	var out []net.Listener
