@@ -597,13 +597,7 @@ func (c *countingConn) Read(p []byte) (int, error) {
 }
 
 func TestRateLimit(t *testing.T) {
-	g := boot(t, simEngine, 64<<20, "dirty=1M/s,hot=8M,verify=100ms,hb=100ms")
-	// 24 MiB of incompressible data past the hot set.
-	fill := make([]byte, 24<<20)
-	for i := range fill {
-		fill[i] = byte(i*7 + i>>12 + 1)
-	}
-	writeRAM(t, g.ram, 40<<20, fill)
+	g := bootCapped(t)
 	const limit = 24 << 20
 	var cc *countingConn
 	proxy := func(a, b net.Conn) {
