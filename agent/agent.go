@@ -28,9 +28,9 @@ import (
 	"github.com/ovs-agent/ovs-agent/agent/domains"
 	"github.com/ovs-agent/ovs-agent/agent/hostinfo"
 	"github.com/ovs-agent/ovs-agent/agent/migration"
+	"github.com/ovs-agent/ovs-agent/agent/tlscert"
 	"github.com/ovs-agent/ovs-agent/agent/xmlrpc"
 	"github.com/ovs-agent/ovs-agent/config"
-	"github.com/ovs-agent/ovs-agent/internal/connlimit"
 	"github.com/ovs-agent/ovs-agent/relocation"
 	"github.com/ovs-agent/ovs-agent/repository"
 )
@@ -82,6 +82,12 @@ type Agent struct {
 	sampler    *hostinfo.Sampler
 	started    time.Time
 
+	// lifetime is the agent's own context, for work that outlives any one
+	// call (in-doubt migrations being resolved, settlements retried): it is
+	// cancelled when Run returns, before the domain registry closes.
+	lifetime    context.Context
+	endLifetime context.CancelFunc
+
 	mu        sync.Mutex
 	endpoints []Endpoint
 }
@@ -120,6 +126,7 @@ func New(opts Options) *Agent {
 		throttle: &auth.Throttle{Base: time.Second, Max: 30 * time.Second},
 		sampler:  &hostinfo.Sampler{Paths: hostinfo.DefaultPaths},
 	}
+	a.lifetime, a.endLifetime = context.WithCancel(context.Background())
 	a.log = newLogger(a.sink, a.level)
 	a.audLog = a.log.Named("audit")
 	return a
@@ -193,51 +200,151 @@ func (a *Agent) apply(s *settings, pol *access.Policy) error {
 }
 
 // Run serves until ctx is cancelled or SIGTERM/SIGINT arrives, reloading on
-// SIGHUP. It returns after a graceful drain.
+// SIGHUP. It returns after a graceful drain. Its steps, in order: load the
+// configuration, open the subsystems, serve, wait for a signal, drain. Each
+// step that opens something hands back what closes it, and on the way out
+// Run closes everything in the reverse order it was opened; a step that
+// fails has already closed what it opened itself.
 func (a *Agent) Run(ctx context.Context) error {
 	defer a.sink.close()
-	cfg, err := a.opts.Load()
+	defer a.endLifetime()
+	cfg, err := a.loadConfig()
 	if err != nil {
 		return err
+	}
+	closeSubsystems, err := a.openSubsystems(cfg)
+	if err != nil {
+		return err
+	}
+	defer closeSubsystems()
+	api, stopServing, err := a.serve(cfg)
+	if err != nil {
+		return err
+	}
+	defer stopServing()
+	// Caught from here until Run returns, the drain included.
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
+	defer signal.Stop(sigs)
+	runErr := a.waitForSignals(ctx, sigs, api.failed)
+	a.drain(api.srv)
+	return runErr
+}
+
+// loadConfig reads, checks and installs the configuration Run starts with.
+func (a *Agent) loadConfig() (*config.Config, error) {
+	cfg, err := a.opts.Load()
+	if err != nil {
+		return nil, err
 	}
 	st, pol, err := prepare(cfg)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if err := a.apply(st, pol); err != nil {
-		return err
+		return nil, err
 	}
+	return cfg, nil
+}
+
+// undo is what a start step has opened, as the steps that close it; run
+// closes the last opened first.
+type undo []func()
+
+func (u *undo) push(f func()) { *u = append(*u, f) }
+
+func (u undo) run() {
+	for i := len(u) - 1; i >= 0; i-- {
+		u[i]()
+	}
+}
+
+// openSubsystems takes the state directory's lock, then opens the
+// repositories, the domain registry and migrations, and builds the API
+// dispatcher. It returns what closes them all; on error it has closed what
+// it opened.
+func (a *Agent) openSubsystems(cfg *config.Config) (closeAll func(), err error) {
+	var opened undo
+	defer func() {
+		if err != nil {
+			opened.run()
+		}
+	}()
 	// Before anything that touches domains or repositories: one agent per
 	// state directory.
 	lock, err := lockStateDir(cfg.Agent.StateDir)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	defer lock.release()
+	opened.push(lock.release)
 	a.started = time.Now()
 	reposCtx, stopRepos := context.WithCancel(context.Background())
-	defer stopRepos()
-	if cfg.Repository.Enabled {
-		ro := RepositoryOptions(cfg)
-		ro.InUse, ro.Logger = a.reposInUse, a.log.Named("repository")
-		if a.repos, err = repository.NewManager(ro); err != nil {
-			return config.OptionError(cfg, "repository", "root", err)
-		}
-		// Mount what is missing before the domains are found again, so
-		// their disks resolve to repositories; nothing is unmounted yet.
-		if rep, err := a.repos.Reload(reposCtx); err != nil {
-			a.log.Error("repositories", zap.Error(err))
-		} else {
-			for _, p := range rep.Problems {
-				a.log.Warn("repositories file problem", zap.String("problem", p))
-			}
-		}
+	opened.push(stopRepos)
+	if err := a.openRepositories(reposCtx, cfg); err != nil {
+		return nil, err
 	}
+	if err := a.openDomains(cfg); err != nil {
+		return nil, err
+	}
+	opened.push(a.domains.Close)
+	// The retries that outlive a call stop before the registry they use
+	// closes.
+	opened.push(a.endLifetime)
+	a.migrations = &migration.Local{Domains: a.domains, AgentVersion: a.opts.Version, Protocol: ProtocolVersion, SourceAddr: cfg.Relocation.Address, ProgressTimeout: cfg.Relocation.ProgressTimeout, FileRoots: a.fileRoots,
+		Repos: migrationRepos{a.repos}, Lifetime: a.lifetime, Log: a.log.Named("relocation")}
+	a.migrations.ResolveInDoubt(a.lifetime)
+	a.migrations.ResolveOfflineInDoubt(a.lifetime)
+	a.watchRepositories(reposCtx)
+	a.rpc = a.newRPCServer(cfg)
+	return opened.run, nil
+}
+
+// openRepositories opens the repository manager when repositories are
+// enabled and mounts what is missing, before the domains are found again,
+// so that their disks resolve to repositories; nothing is unmounted yet.
+func (a *Agent) openRepositories(ctx context.Context, cfg *config.Config) error {
+	if !cfg.Repository.Enabled {
+		return nil
+	}
+	ro := RepositoryOptions(cfg)
+	ro.InUse, ro.Logger = a.reposInUse, a.log.Named("repository")
+	var err error
+	if a.repos, err = repository.NewManager(ro); err != nil {
+		return config.OptionError(cfg, "repository", "root", err)
+	}
+	rep, err := a.repos.Reload(ctx)
+	if err != nil {
+		a.log.Error("repositories", zap.Error(err))
+		return nil
+	}
+	for _, p := range rep.Problems {
+		a.log.Warn("repositories file problem", zap.String("problem", p))
+	}
+	return nil
+}
+
+// watchRepositories keeps the repositories matching their files until ctx
+// ends.
+func (a *Agent) watchRepositories(ctx context.Context) {
+	if a.repos == nil {
+		return
+	}
+	go func() {
+		if err := a.repos.Run(ctx); err != nil && ctx.Err() == nil {
+			a.log.Error("repository watcher stopped", zap.Error(err))
+		}
+	}()
+}
+
+// openDomains opens the domain registry, which finds the running domains'
+// VMMs again.
+func (a *Agent) openDomains(cfg *config.Config) error {
 	var repositoryOf, repositoryRoot func(string) (string, bool)
 	if a.repos != nil {
 		repositoryOf = a.repos.RepositoryOf
 		repositoryRoot = a.repos.MountPoint
 	}
+	var err error
 	a.domains, err = domains.Open(domains.Options{
 		RepositoryOf:   repositoryOf,
 		RepositoryRoot: repositoryRoot,
@@ -248,52 +355,74 @@ func (a *Agent) Run(ctx context.Context) error {
 		VMMBinary:      cfg.Agent.VMMBinary,
 		Log:            a.log.Named("domains"),
 	})
-	if err != nil {
-		return err
-	}
-	defer a.domains.Close()
-	migCtx, stopMigrations := context.WithCancel(context.Background()) // the agent's lifetime for migration's retries
-	defer stopMigrations()
-	a.migrations = &migration.Local{Domains: a.domains, AgentVersion: a.opts.Version, Protocol: ProtocolVersion, SourceAddr: cfg.Relocation.Address, ProgressTimeout: cfg.Relocation.ProgressTimeout, FileRoots: a.fileRoots,
-		Repos: migrationRepos{a.repos}, Lifetime: migCtx, Log: a.log.Named("relocation")}
-	a.migrations.ResolveInDoubt(migCtx)
-	a.migrations.ResolveOfflineInDoubt(migCtx)
-	if a.repos != nil {
-		go func() {
-			if err := a.repos.Run(reposCtx); err != nil && reposCtx.Err() == nil {
-				a.log.Error("repository watcher stopped", zap.Error(err))
-			}
-		}()
-	}
-	a.rpc = a.newRPCServer(cfg)
+	return err
+}
 
+// apiServer is the HTTP server on the API listeners and where a listener
+// that fails reports.
+type apiServer struct {
+	srv    *http.Server
+	failed chan error
+}
+
+// serve opens the API and relocation listeners (or takes them from socket
+// activation), serves them, writes the PID file and tells the service
+// manager the agent is ready. It returns what stops the relocation
+// listeners, the watchdog and removes the PID file; the API's HTTP server is
+// stopped by drain. On error it has closed what it opened.
+func (a *Agent) serve(cfg *config.Config) (*apiServer, func(), error) {
 	activated, err := activation.ListenersWithNames()
 	if err != nil {
-		return fmt.Errorf("socket activation: %w", err)
+		return nil, nil, fmt.Errorf("socket activation: %w", err)
 	}
 	listeners, err := a.listen(cfg, activated)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	relocListeners, err := a.listenRelocation(cfg, activated)
 	if err != nil {
 		for _, l := range listeners {
 			l.Close()
 		}
-		return err
+		return nil, nil, err
 	}
-	relocCtx, stopReloc := context.WithCancel(context.Background())
-	defer stopReloc()
-	for _, rl := range relocListeners {
+	var opened undo
+	opened.push(a.serveRelocation(cfg, relocListeners))
+	api := a.serveAPI(cfg, listeners)
+	for _, e := range a.Endpoints() {
+		fmt.Fprintf(a.opts.Out, "ovs-agent %s listening on %s\n", a.opts.Version, e.URL())
+		a.log.Info("listening", zap.String("kind", e.Kind), zap.String("address", e.Address), zap.Bool("socket_activated", e.Activated))
+	}
+	opened.push(a.writePIDFile())
+	a.log.Info("agent started", zap.String("version", a.opts.Version), zap.String("config", a.opts.ConfigName), zap.Int("pid", os.Getpid()))
+	notify(a.log, "READY=1", "STATUS="+a.statusLine())
+	wdCtx, stopWD := context.WithCancel(context.Background())
+	opened.push(stopWD)
+	go a.watchdog(wdCtx)
+	return api, opened.run, nil
+}
+
+// serveRelocation serves the relocation listeners and returns what closes
+// them.
+func (a *Agent) serveRelocation(cfg *config.Config, listeners []relocListener) func() {
+	var opened undo
+	ctx, stop := context.WithCancel(context.Background())
+	opened.push(stop)
+	for _, rl := range listeners {
 		srv := a.relocationServer(rl.tls, cfg.Relocation.HandshakeTimeout)
 		srv.MaxPending, srv.MaxPendingPerAddress = int(cfg.Relocation.MaxPending), int(cfg.Relocation.MaxPendingPerAddress)
 		go func(l net.Listener) {
-			if err := srv.Serve(relocCtx, l); err != nil {
+			if err := srv.Serve(ctx, l); err != nil {
 				a.log.Error("relocation listener failed", zap.Error(err))
 			}
 		}(rl.l)
-		defer rl.l.Close()
+		opened.push(func() { rl.l.Close() })
 	}
+	return opened.run
+}
+
+// serveAPI serves the API listeners over HTTP.
+func (a *Agent) serveAPI(cfg *config.Config, listeners []net.Listener) *apiServer {
 	srv := &http.Server{
 		Handler:           a,
 		ConnContext:       connContext,
@@ -304,65 +433,63 @@ func (a *Agent) Run(ctx context.Context) error {
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          zap.NewStdLog(a.log.Named("http")),
 	}
-	serveErr := make(chan error, len(listeners))
+	failed := make(chan error, len(listeners))
 	for _, l := range listeners {
 		go func(l net.Listener) {
 			if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				serveErr <- err
+				failed <- err
 			}
 		}(l)
 	}
-	for _, e := range a.Endpoints() {
-		fmt.Fprintf(a.opts.Out, "ovs-agent %s listening on %s\n", a.opts.Version, e.URL())
-		a.log.Info("listening", zap.String("kind", e.Kind), zap.String("address", e.Address), zap.Bool("socket_activated", e.Activated))
+	return &apiServer{srv: srv, failed: failed}
+}
+
+// writePIDFile writes the PID file, when one is asked for, and returns what
+// removes it. A PID file that cannot be written is logged, not fatal.
+func (a *Agent) writePIDFile() func() {
+	if a.opts.PIDFile == "" {
+		return func() {}
 	}
-	if a.opts.PIDFile != "" {
-		if err := atomicfile.WriteFile(a.opts.PIDFile, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
-			a.log.Error("pid file", zap.Error(err))
-		} else {
-			defer os.Remove(a.opts.PIDFile)
-		}
+	if err := atomicfile.WriteFile(a.opts.PIDFile, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
+		a.log.Error("pid file", zap.Error(err))
+		return func() {}
 	}
-	a.log.Info("agent started", zap.String("version", a.opts.Version), zap.String("config", a.opts.ConfigName), zap.Int("pid", os.Getpid()))
-	notify(a.log, "READY=1", "STATUS="+a.statusLine())
+	return func() { os.Remove(a.opts.PIDFile) }
+}
 
-	wdCtx, stopWD := context.WithCancel(context.Background())
-	defer stopWD()
-	go a.watchdog(wdCtx)
-
-	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
-	defer signal.Stop(sigs)
-
-	var runErr error
-loop:
+// waitForSignals reloads on SIGHUP and returns on SIGTERM or SIGINT, when
+// ctx ends, or with the error of an API listener that failed.
+func (a *Agent) waitForSignals(ctx context.Context, sigs <-chan os.Signal, failed <-chan error) error {
 	for {
 		select {
 		case <-ctx.Done():
-			break loop
-		case err := <-serveErr:
+			return nil
+		case err := <-failed:
 			a.log.Error("listener failed", zap.Error(err))
-			runErr = err
-			break loop
+			return err
 		case s := <-sigs:
 			if s == syscall.SIGHUP {
 				_ = a.Reload()
 				continue
 			}
 			a.log.Info("stopping", zap.String("signal", s.String()))
-			break loop
+			return nil
 		}
 	}
+}
+
+// drain stops the API gracefully: no new connections, and the calls in
+// flight get ShutdownTimeout to finish before their connections are closed.
+func (a *Agent) drain(srv *http.Server) {
 	notify(a.log, "STOPPING=1", "STATUS=draining API connections")
-	shCtx, cancel := context.WithTimeout(context.Background(), a.opts.ShutdownTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), a.opts.ShutdownTimeout)
 	defer cancel()
-	if err := srv.Shutdown(shCtx); err != nil {
+	if err := srv.Shutdown(ctx); err != nil {
 		a.log.Warn("graceful drain incomplete", zap.Error(err))
 		srv.Close()
 	}
 	a.log.Info("agent stopped")
 	_ = a.log.Sync()
-	return runErr
 }
 
 // Reload re-reads the configuration. A configuration that does not load or
@@ -438,99 +565,12 @@ func (a *Agent) reloadCert(cfg *config.Config) error {
 	if !cfg.Server.SSL || a.cert.Load() == nil {
 		return nil
 	}
-	c, _, err := loadOrCreateCert(cfg.Server.SSLCert, cfg.Server.SSLKey, filepath.Join(cfg.Agent.StateDir, "tls"), []string{cfg.Server.ListenAddress})
+	c, _, err := tlscert.LoadOrCreate(cfg.Server.SSLCert, cfg.Server.SSLKey, filepath.Join(cfg.Agent.StateDir, "tls"), []string{cfg.Server.ListenAddress})
 	if err != nil {
 		return config.OptionError(cfg, "server", "ssl_cert", err)
 	}
 	a.cert.Store(c)
 	return nil
-}
-
-// Names of sockets that systemd may pass (FileDescriptorName= in the .socket unit).
-const (
-	SocketAPI           = "api"
-	SocketUnix          = "unix"
-	SocketRelocation    = "relocation"
-	SocketRelocationSSL = "relocation-ssl"
-)
-
-// listen opens (or takes from systemd's activated sockets) the API listeners.
-func (a *Agent) listen(cfg *config.Config, activated map[string][]net.Listener) ([]net.Listener, error) {
-	var out []net.Listener
-	fail := func(err error) ([]net.Listener, error) {
-		for _, l := range out {
-			l.Close()
-		}
-		return nil, err
-	}
-	for name, ls := range activated {
-		switch name {
-		case SocketAPI, SocketUnix, SocketRelocation, SocketRelocationSSL:
-		default:
-			a.log.Warn("ignoring socket-activated listener with unknown name", zap.String("name", name))
-			for _, l := range ls {
-				l.Close()
-			}
-		}
-	}
-
-	tcp := activated[SocketAPI]
-	tcpActivated := len(tcp) > 0
-	if !tcpActivated && cfg.Server.TCPServer {
-		l, err := net.Listen("tcp", net.JoinHostPort(cfg.Server.ListenAddress, strconv.Itoa(cfg.Server.Port)))
-		if err != nil {
-			return fail(config.OptionError(cfg, "server", "port", fmt.Errorf("listen: %w", err)))
-		}
-		tcp = []net.Listener{l}
-	}
-	if cfg.Server.SSL && len(tcp) > 0 {
-		c, generated, err := loadOrCreateCert(cfg.Server.SSLCert, cfg.Server.SSLKey, filepath.Join(cfg.Agent.StateDir, "tls"), []string{cfg.Server.ListenAddress})
-		if err != nil {
-			for _, l := range tcp {
-				l.Close()
-			}
-			return fail(config.OptionError(cfg, "server", "ssl_cert", err))
-		}
-		a.cert.Store(c)
-		if generated {
-			a.log.Info("generated a self-signed TLS certificate", zap.String("dir", filepath.Join(cfg.Agent.StateDir, "tls")), zap.String("sha256", fingerprint(c)))
-		}
-	}
-	for _, l := range tcp {
-		g := newGuardedListener(l, &a.policy, a.checker, a.log, &connlimit.Pending{
-			Max: int(cfg.Server.MaxPending), PerAddress: int(cfg.Server.MaxPendingPerAddress), Log: a.log, What: "API"})
-		kind := "http"
-		var ln net.Listener = g
-		if cfg.Server.SSL {
-			kind = "https"
-			ln = tls.NewListener(g, &tls.Config{
-				MinVersion: tls.VersionTLS12,
-				GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
-					return a.cert.Load(), nil
-				},
-			})
-		}
-		out = append(out, ln)
-		a.addEndpoint(Endpoint{Kind: kind, Address: l.Addr().String(), Activated: tcpActivated})
-	}
-
-	unixLs := activated[SocketUnix]
-	unixActivated := len(unixLs) > 0
-	if !unixActivated && cfg.Server.UnixServer && cfg.Server.UnixSocket != "" {
-		l, err := listenUnix(cfg.Server.UnixSocket)
-		if err != nil {
-			return fail(config.OptionError(cfg, "server", "unix_socket", err))
-		}
-		unixLs = []net.Listener{l}
-	}
-	for _, l := range unixLs {
-		out = append(out, l)
-		a.addEndpoint(Endpoint{Kind: "unix", Address: l.Addr().String(), Activated: unixActivated})
-	}
-	if len(out) == 0 {
-		return nil, errors.New("nothing to serve: enable [server] tcp_server or unix_server")
-	}
-	return out, nil
 }
 
 func (a *Agent) addEndpoint(e Endpoint) {

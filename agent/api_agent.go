@@ -6,6 +6,7 @@ import (
 	"runtime"
 	"time"
 
+	"github.com/ovs-agent/ovs-agent/agent/tlscert"
 	"github.com/ovs-agent/ovs-agent/agent/xmlrpc"
 )
 
@@ -58,7 +59,7 @@ func (a *Agent) apiStatus(ctx context.Context, _ xmlrpc.Args) (any, error) {
 		UptimeSeconds:  time.Since(a.started).Seconds(),
 		Config:         a.opts.ConfigName,
 		Endpoints:      a.Endpoints(),
-		TLSFingerprint: fingerprint(a.cert.Load()),
+		TLSFingerprint: tlscert.Fingerprint(a.cert.Load()),
 		PasswordSet:    a.state.Load().verifier.Enabled(),
 		Caller:         c.User + "@" + c.Transport + ":" + c.Peer,
 	}, nil

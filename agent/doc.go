@@ -19,6 +19,14 @@
 // the handler runs; handlers translate the registry's and migration's
 // errors into fault codes, once, at this edge.
 //
+// Run is the agent's life in named steps: loadConfig, openSubsystems (the
+// state directory's lock, repositories, domain registry, migrations),
+// serve (API and relocation listeners, PID file, readiness), waitForSignals
+// (SIGHUP reloads), drain; what each opens is closed in reverse order. The
+// agent's lifetime context, cancelled when Run returns and before the
+// registry closes, is for the work that outlives a call. Its TLS identity
+// is agent/tlscert.
+//
 // The agent holds no guest memory: domains run in ovs-vmm processes. It may
 // import config, vmm, repository and relocation; nothing imports it but cmd.
 package agent

@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"sync/atomic"
 
@@ -16,8 +17,119 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ovs-agent/ovs-agent/agent/access"
+	"github.com/ovs-agent/ovs-agent/agent/tlscert"
+	"github.com/ovs-agent/ovs-agent/config"
 	"github.com/ovs-agent/ovs-agent/internal/connlimit"
 )
+
+// Names of sockets that systemd may pass (FileDescriptorName= in the .socket unit).
+const (
+	SocketAPI           = "api"
+	SocketUnix          = "unix"
+	SocketRelocation    = "relocation"
+	SocketRelocationSSL = "relocation-ssl"
+)
+
+// listen opens (or takes from systemd's activated sockets) the API
+// listeners: TCP (HTTPS or HTTP) and the unix socket. On error it has
+// closed what it opened.
+func (a *Agent) listen(cfg *config.Config, activated map[string][]net.Listener) ([]net.Listener, error) {
+	a.closeUnknownActivated(activated)
+	tcp, err := a.listenTCP(cfg, activated[SocketAPI])
+	if err != nil {
+		return nil, err
+	}
+	unixLs, err := a.listenUnixAPI(cfg, activated[SocketUnix])
+	if err != nil {
+		for _, l := range tcp {
+			l.Close()
+		}
+		return nil, err
+	}
+	out := append(tcp, unixLs...)
+	if len(out) == 0 {
+		return nil, errors.New("nothing to serve: enable [server] tcp_server or unix_server")
+	}
+	return out, nil
+}
+
+// closeUnknownActivated closes the activated sockets under names the agent
+// does not serve.
+func (a *Agent) closeUnknownActivated(activated map[string][]net.Listener) {
+	for name, ls := range activated {
+		switch name {
+		case SocketAPI, SocketUnix, SocketRelocation, SocketRelocationSSL:
+		default:
+			a.log.Warn("ignoring socket-activated listener with unknown name", zap.String("name", name))
+			for _, l := range ls {
+				l.Close()
+			}
+		}
+	}
+}
+
+// listenTCP opens the API's TCP listener unless systemd passed them, loads
+// (or generates) the TLS certificate when the API is HTTPS, and puts the
+// access rules and the pending-connection caps in front of each.
+func (a *Agent) listenTCP(cfg *config.Config, tcp []net.Listener) ([]net.Listener, error) {
+	activated := len(tcp) > 0
+	if !activated && cfg.Server.TCPServer {
+		l, err := net.Listen("tcp", net.JoinHostPort(cfg.Server.ListenAddress, strconv.Itoa(cfg.Server.Port)))
+		if err != nil {
+			return nil, config.OptionError(cfg, "server", "port", fmt.Errorf("listen: %w", err))
+		}
+		tcp = []net.Listener{l}
+	}
+	if cfg.Server.SSL && len(tcp) > 0 {
+		dir := filepath.Join(cfg.Agent.StateDir, "tls")
+		c, generated, err := tlscert.LoadOrCreate(cfg.Server.SSLCert, cfg.Server.SSLKey, dir, []string{cfg.Server.ListenAddress})
+		if err != nil {
+			for _, l := range tcp {
+				l.Close()
+			}
+			return nil, config.OptionError(cfg, "server", "ssl_cert", err)
+		}
+		a.cert.Store(c)
+		if generated {
+			a.log.Info("generated a self-signed TLS certificate", zap.String("dir", dir), zap.String("sha256", tlscert.Fingerprint(c)))
+		}
+	}
+	var out []net.Listener
+	for _, l := range tcp {
+		g := newGuardedListener(l, &a.policy, a.checker, a.log, &connlimit.Pending{
+			Max: int(cfg.Server.MaxPending), PerAddress: int(cfg.Server.MaxPendingPerAddress), Log: a.log, What: "API"})
+		kind := "http"
+		var ln net.Listener = g
+		if cfg.Server.SSL {
+			kind = "https"
+			ln = tls.NewListener(g, &tls.Config{
+				MinVersion: tls.VersionTLS12,
+				GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+					return a.cert.Load(), nil
+				},
+			})
+		}
+		out = append(out, ln)
+		a.addEndpoint(Endpoint{Kind: kind, Address: l.Addr().String(), Activated: activated})
+	}
+	return out, nil
+}
+
+// listenUnixAPI opens the API's unix socket unless systemd passed it.
+func (a *Agent) listenUnixAPI(cfg *config.Config, unixLs []net.Listener) ([]net.Listener, error) {
+	activated := len(unixLs) > 0
+	if !activated && cfg.Server.UnixServer && cfg.Server.UnixSocket != "" {
+		l, err := listenUnix(cfg.Server.UnixSocket)
+		if err != nil {
+			return nil, config.OptionError(cfg, "server", "unix_socket", err)
+		}
+		unixLs = []net.Listener{l}
+	}
+	for _, l := range unixLs {
+		a.addEndpoint(Endpoint{Kind: "unix", Address: l.Addr().String(), Activated: activated})
+	}
+	return unixLs, nil
+}
 
 // guardedListener applies the allow/deny rules to every accepted TCP
 // connection before anything is read from it: a refused peer is logged and

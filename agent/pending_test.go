@@ -25,8 +25,11 @@ func pendingTestServer(t *testing.T, max, per int) (string, *observer.ObservedLo
 	}
 	core, logs := observer.New(zap.InfoLevel)
 	var pol atomic.Pointer[access.Policy]
-	p := access.Default()
-	pol.Store(&p)
+	all, err := access.Parse("*")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pol.Store(&access.Policy{Allow: all})
 	g := newGuardedListener(l, &pol, &access.Checker{}, zap.New(core),
 		&connlimit.Pending{Max: max, PerAddress: per, Log: zap.New(core), What: "API"})
 	srv := &http.Server{

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/ovs-agent/ovs-agent/agent/auth"
+	"github.com/ovs-agent/ovs-agent/agent/tlscert"
 	"github.com/ovs-agent/ovs-agent/agent/xmlrpc"
 	"github.com/ovs-agent/ovs-agent/config"
 	"github.com/ovs-agent/ovs-agent/relocation"
@@ -64,7 +65,7 @@ func (a *Agent) listenRelocation(cfg *config.Config, activated map[string][]net.
 		if certFile == "" {
 			certFile, keyFile = cfg.Server.SSLCert, cfg.Server.SSLKey
 		}
-		c, _, err := loadOrCreateCert(certFile, keyFile, filepath.Join(cfg.Agent.StateDir, "tls"), []string{rc.Address})
+		c, _, err := tlscert.LoadOrCreate(certFile, keyFile, filepath.Join(cfg.Agent.StateDir, "tls"), []string{rc.Address})
 		if err != nil {
 			for _, l := range secure {
 				l.Close()

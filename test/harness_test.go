@@ -381,9 +381,6 @@ func (a *Agent) Exited() bool {
 	}
 }
 
-// Output is what the process printed.
-func (a *Agent) Output() string { return a.out.String() }
-
 // logLines returns the log's JSON lines containing s.
 func logLines(log, s string) []string {
 	var out []string

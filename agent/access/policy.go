@@ -2,7 +2,6 @@ package access
 
 import (
 	"context"
-	"fmt"
 	"net/netip"
 	"sync"
 	"time"
@@ -13,25 +12,6 @@ import (
 type Policy struct {
 	Allow List
 	Deny  List
-}
-
-// Default is Oracle's default: allow all, deny none.
-func Default() Policy {
-	all, _ := Parse("*")
-	return Policy{Allow: all}
-}
-
-// ParsePolicy parses both lists; the error says which list is bad.
-func ParsePolicy(allow, deny string) (Policy, error) {
-	a, err := Parse(allow)
-	if err != nil {
-		return Policy{}, fmt.Errorf("allow: %w", err)
-	}
-	d, err := Parse(deny)
-	if err != nil {
-		return Policy{}, fmt.Errorf("deny: %w", err)
-	}
-	return Policy{Allow: a, Deny: d}, nil
 }
 
 // Decision explains a verdict, for the log.

@@ -103,10 +103,7 @@ func TestPolicy(t *testing.T) {
 		{"*.example.com", "", "192.0.2.99", false},
 		{"*", "*.example.com", "192.0.2.10", false},
 	} {
-		p, err := ParsePolicy(tc.allow, tc.deny)
-		if err != nil {
-			t.Fatalf("ParsePolicy(%q, %q): %v", tc.allow, tc.deny, err)
-		}
+		p := policy(t, tc.allow, tc.deny)
 		c := &Checker{Resolver: res}
 		d := c.Check(context.Background(), p, netip.MustParseAddr(tc.addr))
 		if d.Allowed != tc.want {
@@ -115,9 +112,24 @@ func TestPolicy(t *testing.T) {
 	}
 }
 
+// policy parses the allow and deny lists, as the agent does from its
+// configuration.
+func policy(t *testing.T, allow, deny string) Policy {
+	t.Helper()
+	a, err := Parse(allow)
+	if err != nil {
+		t.Fatalf("allow %q: %v", allow, err)
+	}
+	d, err := Parse(deny)
+	if err != nil {
+		t.Fatalf("deny %q: %v", deny, err)
+	}
+	return Policy{Allow: a, Deny: d}
+}
+
 func TestNoLookupWithoutHostRules(t *testing.T) {
 	res := &fakeResolver{}
-	p, _ := ParsePolicy("10.0.0.0/8, 192.168.1.*", "10.9.9.9")
+	p := policy(t, "10.0.0.0/8, 192.168.1.*", "10.9.9.9")
 	c := &Checker{Resolver: res}
 	for _, a := range []string{"10.1.1.1", "172.16.0.1", "10.9.9.9"} {
 		c.Check(context.Background(), p, netip.MustParseAddr(a))
@@ -129,7 +141,7 @@ func TestNoLookupWithoutHostRules(t *testing.T) {
 
 func TestLookupCached(t *testing.T) {
 	res := &fakeResolver{ptr: map[string][]string{"192.0.2.10": {"a.example.com"}}, forward: map[string][]string{"a.example.com": {"192.0.2.10"}}}
-	p, _ := ParsePolicy("*.example.com", "*.bad.example.com")
+	p := policy(t, "*.example.com", "*.bad.example.com")
 	c := &Checker{Resolver: res}
 	for i := 0; i < 3; i++ {
 		if !c.Check(context.Background(), p, netip.MustParseAddr("192.0.2.10")).Allowed {

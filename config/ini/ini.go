@@ -305,9 +305,6 @@ func parseLine(text string) parsedLine {
 	return parsedLine{kind: kindKey, name: strings.ToLower(key), eq: eq, valStart: vs, valEnd: ve}
 }
 
-// Name returns the file name given to Parse.
-func (f *File) Name() string { return f.name }
-
 // Get returns the value of key in section and its 1-based line. Names are
 // case-insensitive.
 func (f *File) Get(section, key string) (value string, line int, ok bool) {

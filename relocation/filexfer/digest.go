@@ -10,7 +10,6 @@ import (
 	"hash"
 	"io"
 	"os"
-	"strings"
 
 	"golang.org/x/sys/unix"
 )
@@ -62,21 +61,6 @@ func (d *digester) sum() [32]byte {
 
 // FormatDigest is the text form of a digest.
 func FormatDigest(sum [32]byte) string { return DigestPrefix + hex.EncodeToString(sum[:]) }
-
-// ParseDigest reads FormatDigest's output.
-func ParseDigest(s string) ([32]byte, error) {
-	var out [32]byte
-	h, ok := strings.CutPrefix(s, DigestPrefix)
-	if !ok {
-		return out, fmt.Errorf("digest %q does not start with %s", s, DigestPrefix)
-	}
-	b, err := hex.DecodeString(h)
-	if err != nil || len(b) != 32 {
-		return out, fmt.Errorf("digest %q: want %s and 64 hex digits", s, DigestPrefix)
-	}
-	copy(out[:], b)
-	return out, nil
-}
 
 // isZero reports whether b is all zeros.
 func isZero(b []byte) bool {

@@ -186,9 +186,6 @@ func TestDigestIgnoresAllocation(t *testing.T) {
 	if da == dc {
 		t.Errorf("one flipped bit does not change the digest %s", da)
 	}
-	if _, err := ParseDigest(da); err != nil {
-		t.Error(err)
-	}
 }
 
 // cutConn closes after n bytes have been written through it.

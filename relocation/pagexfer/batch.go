@@ -144,20 +144,16 @@ func (b *batchBuilder) finish() []byte {
 	return b.buf[start : batchReserve+b.dataLen]
 }
 
-// parseBatch validates a batch body against a memory of memPages pages of
-// ps bytes and, when it is valid as a whole, calls fn for each run with the
-// run's data (nil for zero runs). runs is scratch space and is returned for
-// reuse. Nothing is called for an invalid batch.
-func parseBatch(body []byte, ps int, memPages uint64, runs []run, fn func(r run, data []byte) error) ([]run, uint64, uint64, error) {
-	return parseStreamBatch(body, ps, memPages, stripes{}, runs, fn)
-}
-
 // stripes says which pages a stream of a parallel image may carry: those
 // of the stripes k with k % count == id (count <= 1: every page).
 type stripes struct{ id, count uint64 }
 
-// parseStreamBatch is parseBatch for a batch of stream sp.id of sp.count:
-// every run must lie within one of that stream's stripes.
+// parseStreamBatch validates a batch body of stream sp.id of sp.count
+// against a memory of memPages pages of ps bytes: every run must lie within
+// one of that stream's stripes. When the batch is valid as a whole it calls
+// fn for each run with the run's data (nil for zero runs); nothing is
+// called for an invalid batch. runs is scratch space and is returned for
+// reuse.
 func parseStreamBatch(body []byte, ps int, memPages uint64, sp stripes, runs []run, fn func(r run, data []byte) error) ([]run, uint64, uint64, error) {
 	runs = runs[:0]
 	n, k := binary.Uvarint(body)

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"math/bits"
 	"sync"
 )
 
@@ -236,12 +235,4 @@ func (s *sparseSink) ZeroRange(off, n uint64) error {
 		delete(s.pages, p)
 	}
 	return nil
-}
-
-func popcount(b []uint64) int {
-	n := 0
-	for _, w := range b {
-		n += bits.OnesCount64(w)
-	}
-	return n
 }

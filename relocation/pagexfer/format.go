@@ -92,16 +92,6 @@ const (
 	codecZstd byte = 2 // one zstd frame (github.com/klauspost/compress/zstd)
 )
 
-func codecName(c byte) string {
-	switch c {
-	case codecS2:
-		return "s2"
-	case codecZstd:
-		return "zstd"
-	}
-	return fmt.Sprintf("codec %d", c)
-}
-
 // Feature flags in the header. A stream sets only the features it uses, so
 // an image without them is byte for byte what the first release of
 // version 1 wrote, and a receiver that does not know a feature refuses the

@@ -1,4 +1,4 @@
-package agent
+package tlscert
 
 import (
 	"crypto/ecdsa"
@@ -21,10 +21,12 @@ import (
 	"github.com/ovs-agent/ovs-agent/internal/atomicfile"
 )
 
-// loadOrCreateCert loads the configured certificate pair, or, when none is
-// configured, the agent's own self-signed pair under dir, generating it on
-// first start. It reports whether it generated a new pair.
-func loadOrCreateCert(certFile, keyFile, dir string, hosts []string) (*tls.Certificate, bool, error) {
+// LoadOrCreate loads the configured certificate pair, or, when none is
+// configured, the agent's own self-signed pair under dir (agent.crt and
+// agent.key), generating it on first start for hosts (besides the host
+// name, localhost and the loopback addresses; wildcard addresses are left
+// out). It reports whether it generated a new pair.
+func LoadOrCreate(certFile, keyFile, dir string, hosts []string) (*tls.Certificate, bool, error) {
 	if certFile != "" || keyFile != "" {
 		if certFile == "" || keyFile == "" {
 			return nil, false, errors.New("ssl_cert and ssl_key must be given together")
@@ -41,7 +43,7 @@ func loadOrCreateCert(certFile, keyFile, dir string, hosts []string) (*tls.Certi
 	} else if !errors.Is(err, os.ErrNotExist) {
 		return nil, false, fmt.Errorf("load generated TLS pair %s: %w (remove both files to generate a new pair)", certFile, err)
 	}
-	if err := generateCert(certFile, keyFile, hosts); err != nil {
+	if err := generate(certFile, keyFile, hosts); err != nil {
 		return nil, false, err
 	}
 	c, err := tls.LoadX509KeyPair(certFile, keyFile)
@@ -51,7 +53,9 @@ func loadOrCreateCert(certFile, keyFile, dir string, hosts []string) (*tls.Certi
 	return &c, true, nil
 }
 
-func generateCert(certFile, keyFile string, hosts []string) error {
+// generate writes a new self-signed ECDSA P-256 pair, valid ten years, the
+// key readable by its owner only.
+func generate(certFile, keyFile string, hosts []string) error {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return fmt.Errorf("generate TLS key: %w", err)
@@ -98,8 +102,9 @@ func generateCert(certFile, keyFile string, hosts []string) error {
 	return atomicfile.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644)
 }
 
-// fingerprint is the SHA-256 of the leaf certificate, as clients pin it.
-func fingerprint(c *tls.Certificate) string {
+// Fingerprint is the SHA-256 of the leaf certificate in hex, as clients
+// pin it ("" for no certificate).
+func Fingerprint(c *tls.Certificate) string {
 	if c == nil || len(c.Certificate) == 0 {
 		return ""
 	}
