@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"path/filepath"
 	"strings"
@@ -14,6 +13,7 @@ import (
 	"github.com/ovs-agent/ovs-agent/agent/fileaccess"
 	"github.com/ovs-agent/ovs-agent/agent/xmlrpc"
 	"github.com/ovs-agent/ovs-agent/config/vmcfg"
+	"github.com/ovs-agent/ovs-agent/internal/boundedfile"
 )
 
 // DefaultShutdownTimeout is how long a clean shutdown may take before the
@@ -47,9 +47,6 @@ func domainFault(err error) error {
 	return xmlrpc.Faultf(code, "%s", err.Error())
 }
 
-// maxConfigBytes bounds a vm.cfg read from a path.
-const maxConfigBytes = 1 << 20
-
 // readConfigSource returns vm.cfg text and its name from an API argument
 // that is either an absolute path on this host or the text itself.
 func readConfigSource(roots []string, arg string) ([]byte, string, error) {
@@ -59,12 +56,12 @@ func readConfigSource(roots []string, arg string) ([]byte, string, error) {
 			return nil, "", fileFault("vm.cfg", err)
 		}
 		defer f.Close()
-		data, err := io.ReadAll(io.LimitReader(f, maxConfigBytes+1))
+		data, err := boundedfile.ReadAll(f, arg, vmcfg.MaxFileSize)
+		if errors.Is(err, boundedfile.ErrTooLarge) {
+			return nil, "", xmlrpc.Faultf(xmlrpc.InvalidConfig, "%s is larger than %d bytes", arg, vmcfg.MaxFileSize)
+		}
 		if err != nil {
 			return nil, "", xmlrpc.Faultf(xmlrpc.Internal, "read %s: %v", arg, err)
-		}
-		if len(data) > maxConfigBytes {
-			return nil, "", xmlrpc.Faultf(xmlrpc.InvalidConfig, "%s is larger than %d bytes", arg, maxConfigBytes)
 		}
 		return data, arg, nil
 	}

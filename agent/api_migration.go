@@ -3,12 +3,11 @@ package agent
 import (
 	"context"
 	"errors"
-	"os"
-	"strings"
 	"time"
 
 	"github.com/ovs-agent/ovs-agent/agent/migration"
 	"github.com/ovs-agent/ovs-agent/agent/xmlrpc"
+	"github.com/ovs-agent/ovs-agent/internal/passwordfile"
 )
 
 // migrationOptions reads domain.migrate's options struct.
@@ -97,11 +96,11 @@ func (a *Agent) withPeerCredentials(o *migration.Options) error {
 		o.User = rc.PeerUser
 	}
 	if o.Password == "" && rc.PeerPasswordFile != "" {
-		data, err := os.ReadFile(rc.PeerPasswordFile)
+		pw, err := passwordfile.Read(rc.PeerPasswordFile)
 		if err != nil {
 			return xmlrpc.Faultf(xmlrpc.InvalidConfig, "[relocation] peer_password_file: %v", err)
 		}
-		o.Password = strings.TrimRight(strings.SplitN(string(data), "\n", 2)[0], "\r")
+		o.Password = pw
 	}
 	return nil
 }

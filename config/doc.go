@@ -20,6 +20,8 @@
 // patterns (CompileHostsAllow).
 //
 // It imports nothing else from this module but internal/atomicfile, which
-// rewrites agent.ini (keeping its owner and mode) for EditFile; everything
-// else may import it.
+// rewrites agent.ini (keeping its owner and mode) for EditFile, and
+// internal/boundedfile, which reads agent.ini and xend-config.sxp (regular
+// files only, never blocking, at most MaxFileSize); everything else may
+// import it.
 package config

@@ -3,14 +3,12 @@ package config
 import (
 	"errors"
 	"fmt"
-	"io"
 	"net/netip"
-	"os"
 	"strings"
-	"syscall"
 
 	"github.com/ovs-agent/ovs-agent/config/ini"
 	"github.com/ovs-agent/ovs-agent/config/sxp"
+	"github.com/ovs-agent/ovs-agent/internal/boundedfile"
 )
 
 // MaxFileSize is the largest agent.ini or xend-config.sxp that is read.
@@ -272,24 +270,5 @@ func wildcard(a string) bool {
 // opens without blocking, so a FIFO or device named by mistake gives an
 // error instead of a hang.
 func readConfigFile(path string) ([]byte, error) {
-	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	if !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("%s: not a regular file", path)
-	}
-	data, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
-	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", path, err)
-	}
-	if len(data) > MaxFileSize {
-		return nil, fmt.Errorf("%s: larger than %d bytes", path, MaxFileSize)
-	}
-	return data, nil
+	return boundedfile.ReadFile(path, MaxFileSize, boundedfile.Follow)
 }

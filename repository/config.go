@@ -4,10 +4,10 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
-	"os"
 	"strings"
+
+	"github.com/ovs-agent/ovs-agent/internal/boundedfile"
 )
 
 // Default locations of the configuration files (Oracle VM Server 2.x).
@@ -88,28 +88,14 @@ func LoadConfig(reposPath, optsPath string) (*Config, error) {
 	return ParseConfig(reposPath, repos, optsPath, opts), nil
 }
 
+// readConfigFile reads one of the two repositories files, at most
+// MaxConfigSize bytes; a missing file reads as empty.
 func readConfigFile(path string) ([]byte, error) {
-	f, err := os.Open(path)
+	data, err := boundedfile.ReadFile(path, MaxConfigSize, boundedfile.Follow)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
-	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", path, err)
-	}
-	defer f.Close()
-	if st, err := f.Stat(); err != nil {
-		return nil, fmt.Errorf("read %s: %w", path, err)
-	} else if !st.Mode().IsRegular() {
-		return nil, fmt.Errorf("read %s: not a regular file", path)
-	}
-	data, err := io.ReadAll(io.LimitReader(f, MaxConfigSize+1))
-	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", path, err)
-	}
-	if len(data) > MaxConfigSize {
-		return nil, fmt.Errorf("read %s: larger than %d bytes", path, MaxConfigSize)
-	}
-	return data, nil
+	return data, err
 }
 
 // configLine is one line that is neither blank nor a comment.

@@ -51,7 +51,9 @@
 // Every name or path a caller gives is checked: nothing escapes a
 // repository (os.Root, symlinks included).
 //
-// It may import config/vmcfg and internal/atomicfile (every file it
-// writes) and internal/sparsecopy, never agent or cmd. It knows running
+// It may import config/vmcfg, internal/atomicfile (every file it
+// writes), internal/boundedfile (the repositories files, metadata,
+// heartbeats and vm.cfg files it reads: regular files only, never
+// blocking, bounded) and internal/sparsecopy, never agent or cmd. It knows running
 // domains only through the InUse callback.
 package repository

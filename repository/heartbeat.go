@@ -4,12 +4,13 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/ovs-agent/ovs-agent/internal/boundedfile"
 )
 
 // MaxHeartbeatSize bounds the heartbeat file.
@@ -127,7 +128,7 @@ func ReadHeartbeat(dir string) ([]HeartbeatEntry, error) {
 		return nil, fmt.Errorf("read heartbeat: %w", err)
 	}
 	defer root.Close()
-	data, err := readLimited(root, HeartbeatFile, MaxHeartbeatSize)
+	data, err := boundedfile.ReadFileIn(root, HeartbeatFile, MaxHeartbeatSize)
 	if err != nil {
 		return nil, fmt.Errorf("read heartbeat %s/%s: %w", dir, HeartbeatFile, err)
 	}
@@ -145,7 +146,7 @@ func writeHeartbeat(dir, host string, now time.Time) error {
 		return fmt.Errorf("heartbeat: %w", err)
 	}
 	defer root.Close()
-	data, err := readLimited(root, HeartbeatFile, MaxHeartbeatSize)
+	data, err := boundedfile.ReadFileIn(root, HeartbeatFile, MaxHeartbeatSize)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		data = nil // unreadable or oversized: start over
 	}
@@ -163,29 +164,4 @@ func writeHeartbeat(dir, host string, now time.Time) error {
 		return fmt.Errorf("heartbeat %s/%s: %w", dir, HeartbeatFile, err)
 	}
 	return nil
-}
-
-// readLimited reads a regular file inside root, at most max bytes (more
-// is an error).
-func readLimited(root *os.Root, name string, max int64) ([]byte, error) {
-	f, err := root.Open(name)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	if !st.Mode().IsRegular() {
-		return nil, fmt.Errorf("%s is not a regular file", name)
-	}
-	data, err := io.ReadAll(io.LimitReader(f, max+1))
-	if err != nil {
-		return nil, err
-	}
-	if int64(len(data)) > max {
-		return nil, fmt.Errorf("%s is larger than %d bytes", name, max)
-	}
-	return data, nil
 }

@@ -3,7 +3,6 @@ package repository
 import (
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"strconv"
@@ -12,6 +11,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/ovs-agent/ovs-agent/internal/atomicfile"
+	"github.com/ovs-agent/ovs-agent/internal/boundedfile"
 )
 
 // MetadataFile is the name of the metadata file at the top of every
@@ -189,19 +189,7 @@ func ReadMetadata(dir string) (Metadata, error) {
 
 func readMetadataIn(root *os.Root, dir string) (Metadata, error) {
 	name := dir + "/" + MetadataFile
-	f, err := root.Open(MetadataFile)
-	if err != nil {
-		return Metadata{}, fmt.Errorf("read %s: %w", name, err)
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return Metadata{}, fmt.Errorf("read %s: %w", name, err)
-	}
-	if !st.Mode().IsRegular() {
-		return Metadata{}, fmt.Errorf("read %s: not a regular file", name)
-	}
-	data, err := io.ReadAll(io.LimitReader(f, MaxMetadataSize+1))
+	data, err := boundedfile.ReadFileIn(root, MetadataFile, MaxMetadataSize)
 	if err != nil {
 		return Metadata{}, fmt.Errorf("read %s: %w", name, err)
 	}

@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/ovs-agent/ovs-agent/config/vmcfg"
+	"github.com/ovs-agent/ovs-agent/internal/boundedfile"
 	"github.com/ovs-agent/ovs-agent/internal/sparsecopy"
 )
 
@@ -64,7 +65,7 @@ func ListTemplates(dir string) ([]Template, error) {
 				}
 			}
 		}
-		if data, err := readLimited(root, cfgPath, vmcfg.MaxFileSize); err != nil {
+		if data, err := boundedfile.ReadFileIn(root, cfgPath, vmcfg.MaxFileSize); err != nil {
 			t.Error = err.Error()
 		} else if c, err := vmcfg.Parse(t.Path+"/vm.cfg", data); err != nil {
 			t.Error = err.Error()
@@ -237,7 +238,7 @@ func readTemplate(root *os.Root, dir, name string) (*seedTemplate, error) {
 		return nil, fmt.Errorf("create from template: %s/%s is not a folder", dir, t.dir)
 	}
 	var err error
-	if t.orig, err = readLimited(root, t.dir+"/vm.cfg", vmcfg.MaxFileSize); err != nil {
+	if t.orig, err = boundedfile.ReadFileIn(root, t.dir+"/vm.cfg", vmcfg.MaxFileSize); err != nil {
 		return nil, fmt.Errorf("create from template %s: vm.cfg: %w", name, err)
 	}
 	if t.cfg, err = vmcfg.Parse(dir+"/"+t.dir+"/vm.cfg", t.orig); err != nil {
@@ -341,7 +342,7 @@ func usedMACs(root *os.Root) (map[string]bool, error) {
 		return nil, err
 	}
 	for _, n := range names {
-		data, err := readLimited(root, RunningPool+"/"+n+"/vm.cfg", vmcfg.MaxFileSize)
+		data, err := boundedfile.ReadFileIn(root, RunningPool+"/"+n+"/vm.cfg", vmcfg.MaxFileSize)
 		if err != nil {
 			continue
 		}

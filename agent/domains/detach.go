@@ -4,15 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/ovs-agent/ovs-agent/internal/atomicfile"
+	"github.com/ovs-agent/ovs-agent/internal/boundedfile"
 	"github.com/ovs-agent/ovs-agent/relocation"
 
 	"go.uber.org/zap"
@@ -80,24 +79,12 @@ func insideRoot(root, p string) error {
 // without blocking (a FIFO or a device is refused, never read) and not
 // through a symlink.
 func readManifest(dir string) (*manifest.Manifest, error) {
-	f, err := os.OpenFile(filepath.Join(dir, manifest.FileName), os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_NOCTTY|syscall.O_NOFOLLOW, 0)
+	path := filepath.Join(dir, manifest.FileName)
+	data, err := boundedfile.ReadFile(path, manifest.MaxSize, boundedfile.NoFollow)
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
-	if st, err := f.Stat(); err != nil {
-		return nil, err
-	} else if !st.Mode().IsRegular() {
-		return nil, fmt.Errorf("%s: %w", f.Name(), fileaccess.ErrNotRegular)
-	}
-	if err := syscall.SetNonblock(int(f.Fd()), false); err != nil {
-		return nil, err
-	}
-	data, err := io.ReadAll(io.LimitReader(f, manifest.MaxSize+1))
-	if err != nil {
-		return nil, err
-	}
-	return manifest.Parse(f.Name(), data)
+	return manifest.Parse(path, data)
 }
 
 // foreignManifests lists, for the file disks of cfg, every folder that

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/ovs-agent/ovs-agent/internal/atomicfile"
+	"github.com/ovs-agent/ovs-agent/internal/boundedfile"
 	"github.com/ovs-agent/ovs-agent/repository"
 
 	"go.uber.org/zap"
@@ -445,7 +446,7 @@ func (m *Manager) Offer(name string) (relocation.Offer, error) {
 		if fileDisk(disk) {
 			// Only its size and data extents are probed (no content is
 			// read), and a FIFO or device never blocks the offer.
-			if f, err := openRegular(disk.Path, false); err == nil {
+			if f, err := boundedfile.Open(disk.Path, boundedfile.Follow); err == nil {
 				if st, err := f.Stat(); err == nil {
 					rd.File, rd.Size = true, st.Size()
 					rd.Data, _ = filexfer.DataBytes(f, st.Size())

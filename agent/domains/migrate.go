@@ -14,6 +14,7 @@ import (
 	"github.com/ovs-agent/ovs-agent/agent/fileaccess"
 	"github.com/ovs-agent/ovs-agent/agent/vmmproc"
 	"github.com/ovs-agent/ovs-agent/config/vmcfg"
+	"github.com/ovs-agent/ovs-agent/internal/boundedfile"
 	"github.com/ovs-agent/ovs-agent/relocation/pagexfer"
 	"github.com/ovs-agent/ovs-agent/vmm/control"
 )
@@ -155,7 +156,7 @@ func (m *Manager) Restore(path string) (string, error) {
 	}
 	// The API resolved path; open it as it is (no symlink swapped in
 	// since) and never block on a FIFO put there since.
-	f, err := openRegular(path, true)
+	f, err := boundedfile.Open(path, boundedfile.NoFollow)
 	if errors.Is(err, fileaccess.ErrNotRegular) {
 		return "", fmt.Errorf("save image %w", err)
 	}

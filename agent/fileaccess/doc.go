@@ -5,9 +5,11 @@
 // inside one of the roots; a file is opened only if it is a regular file,
 // without ever blocking on a FIFO or a device.
 //
-// It owns the rule and its error (ErrOutside, ErrNotRegular). It does not
-// know where the roots come from (callers pass them fresh per call), never
-// reads or logs a file's content, and imports nothing of the project.
+// It owns the rule and its error (ErrOutside); opening without blocking and
+// refusing what is not a regular file (ErrNotRegular) is
+// internal/boundedfile's, the only package of the project it imports. It
+// does not know where the roots come from (callers pass them fresh per
+// call) and never reads or logs a file's content.
 //
 // Check then open. The rule is checked on the path, so whoever can change
 // the directories between the check and the use could swap a component.

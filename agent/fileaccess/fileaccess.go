@@ -7,15 +7,17 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
+
+	"github.com/ovs-agent/ovs-agent/internal/boundedfile"
 )
 
 // ErrOutside is returned for a path that does not resolve inside any root.
 var ErrOutside = errors.New("outside the repositories and [agent] file_dirs")
 
 // ErrNotRegular is returned for a path that exists but is not a regular file
-// (a FIFO, a device, a socket or a directory) where a file is expected.
-var ErrNotRegular = errors.New("not a regular file")
+// (a FIFO, a device, a socket or a directory) where a file is expected. It
+// is boundedfile's refusal, so that one errors.Is answers for both.
+var ErrNotRegular = boundedfile.ErrNotRegular
 
 // OutsideError names the path and the rule it broke.
 type OutsideError struct{ Path string }
@@ -71,29 +73,22 @@ func within(root, p string) bool {
 	return p == root || strings.HasPrefix(p, root+string(filepath.Separator))
 }
 
-// OpenRegular resolves path inside roots and opens it read-only without
-// blocking (O_NONBLOCK|O_NOCTTY), refusing anything but a regular file.
+// OpenRegular resolves path inside roots and opens the resolved file as
+// boundedfile.Open does (without blocking, not through a symlink swapped in
+// since), refusing anything but a regular file. Errors name path as the
+// caller gave it.
 func OpenRegular(roots []string, path string) (*os.File, error) {
 	real, err := Resolve(roots, path)
 	if err != nil {
 		return nil, err
 	}
-	f, err := os.OpenFile(real, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_NOCTTY|syscall.O_NOFOLLOW, 0)
+	f, err := boundedfile.Open(real, boundedfile.NoFollow)
+	var refused *boundedfile.Error
+	if errors.As(err, &refused) {
+		refused.Path = path
+		return nil, refused
+	}
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	st, err := f.Stat()
-	if err != nil {
-		f.Close()
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	if !st.Mode().IsRegular() {
-		f.Close()
-		return nil, fmt.Errorf("%s: %w (%s)", path, ErrNotRegular, kind(st.Mode()))
-	}
-	// Reads of a regular file never block; clear O_NONBLOCK for plain use.
-	if err := syscall.SetNonblock(int(f.Fd()), false); err != nil {
-		f.Close()
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return f, nil
@@ -115,21 +110,7 @@ func CheckRegular(roots []string, path string) (string, bool, error) {
 		return "", false, fmt.Errorf("%s: %w", path, err)
 	}
 	if !st.Mode().IsRegular() {
-		return "", true, fmt.Errorf("%s: %w (%s)", path, ErrNotRegular, kind(st.Mode()))
+		return "", true, boundedfile.NotRegular(path, st.Mode())
 	}
 	return real, true, nil
-}
-
-func kind(m fs.FileMode) string {
-	switch {
-	case m.IsDir():
-		return "a directory"
-	case m&fs.ModeNamedPipe != 0:
-		return "a FIFO"
-	case m&fs.ModeDevice != 0:
-		return "a device"
-	case m&fs.ModeSocket != 0:
-		return "a socket"
-	}
-	return "not a regular file"
 }

@@ -24,6 +24,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ovs-agent/ovs-agent/agent/client"
+	"github.com/ovs-agent/ovs-agent/internal/passwordfile"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -145,7 +146,7 @@ func (g *globals) connect() (*client.Client, error) {
 	}
 	o := client.Options{URL: g.url, User: g.user, CAFile: g.caFile, Insecure: g.insecure, Timeout: g.timeout}
 	if g.passwordFile != "" {
-		pw, err := readPasswordFile(g.passwordFile)
+		pw, err := passwordfile.Read(g.passwordFile)
 		if err != nil {
 			return nil, usageError{fmt.Errorf("password file: %w", err)}
 		}
@@ -158,16 +159,6 @@ func (g *globals) connect() (*client.Client, error) {
 		return nil, usageError{err}
 	}
 	return c, nil
-}
-
-// readPasswordFile reads a password file: its first line, without the
-// line end.
-func readPasswordFile(path string) (string, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return "", err
-	}
-	return strings.TrimRight(strings.SplitN(string(data), "\n", 2)[0], "\r"), nil
 }
 
 func (g *globals) call(method string, reply any, args ...any) error {

@@ -9,6 +9,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/ovs-agent/ovs-agent/internal/passwordfile"
 	"github.com/spf13/cobra"
 )
 
@@ -68,7 +69,7 @@ func (f *migrateFlags) options() (map[string]any, error) {
 		pf = os.Getenv("OVM_TARGET_PASSWORD_FILE")
 	}
 	if pf != "" {
-		pw, err := readPasswordFile(pf)
+		pw, err := passwordfile.Read(pf)
 		if err != nil {
 			return nil, usageError{fmt.Errorf("target password file: %w", err)}
 		}

@@ -13,6 +13,7 @@ import (
 	"github.com/ovs-agent/ovs-agent/agent/access"
 	"github.com/ovs-agent/ovs-agent/agent/auth"
 	"github.com/ovs-agent/ovs-agent/config"
+	"github.com/ovs-agent/ovs-agent/internal/passwordfile"
 )
 
 // accessHelp is printed before the questions, word for word as the Oracle VM
@@ -108,11 +109,10 @@ func flagChanges(cmd *cobra.Command, allow, deny, passwordFile string) ([]config
 		changes = append(changes, config.Change{Section: "access", Key: o.key, Value: v})
 	}
 	if passwordFile != "" {
-		data, err := os.ReadFile(passwordFile)
+		pw, err := passwordfile.Read(passwordFile)
 		if err != nil {
 			return nil, fmt.Errorf("--password-file: %w", err)
 		}
-		pw := strings.TrimRight(strings.SplitN(string(data), "\n", 2)[0], "\r")
 		h, err := auth.Hash(pw)
 		if err != nil {
 			return nil, fmt.Errorf("--password-file: %w", err)

@@ -2,12 +2,13 @@ package vmcfg
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
-	"io"
-	"os"
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/ovs-agent/ovs-agent/internal/boundedfile"
 )
 
 // Limits on what Parse and Validate accept.
@@ -115,19 +116,20 @@ func New(name string, memoryMiB int) *Config {
 
 // ParseFile reads and parses the vm.cfg file at path. Errors name path.
 func ParseFile(path string) (*Config, error) {
-	f, err := os.Open(path)
+	data, err := boundedfile.ReadFile(path, MaxFileSize, boundedfile.Follow)
+	if errors.Is(err, boundedfile.ErrTooLarge) {
+		return nil, tooLarge(newReporter(path))
+	}
 	if err != nil {
 		return nil, fmt.Errorf("read vm.cfg: %w", err)
 	}
-	defer f.Close()
-	if st, err := f.Stat(); err == nil && !st.Mode().IsRegular() {
-		return nil, fmt.Errorf("read vm.cfg %s: not a regular file", path)
-	}
-	data, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
-	if err != nil {
-		return nil, fmt.Errorf("read vm.cfg %s: %w", path, err)
-	}
 	return Parse(path, data)
+}
+
+// tooLarge is the error of a file over MaxFileSize, reported by r.
+func tooLarge(r *reporter) error {
+	r.errorf(0, "", "file is larger than %d bytes", MaxFileSize)
+	return r.result()
 }
 
 // Parse parses a vm.cfg file. name is the file name used in messages.
@@ -138,8 +140,7 @@ func ParseFile(path string) (*Config, error) {
 func Parse(name string, data []byte) (*Config, error) {
 	r := newReporter(name)
 	if len(data) > MaxFileSize {
-		r.errorf(0, "", "file is larger than %d bytes", MaxFileSize)
-		return nil, r.result()
+		return nil, tooLarge(r)
 	}
 	data = bytes.TrimPrefix(data, []byte("\xef\xbb\xbf"))
 	if bytes.IndexByte(data, '\r') >= 0 {

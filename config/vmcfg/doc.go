@@ -47,5 +47,7 @@
 //
 // This package owns only the file format and its validation. It does not
 // resolve disk paths, pick MAC addresses or check what the host can run;
-// it imports nothing from this module.
+// of this module it imports only config (Suggest, for "did you mean") and
+// internal/boundedfile (ParseFile's read: regular files only, never
+// blocking, at most MaxFileSize).
 package vmcfg
