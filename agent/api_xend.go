@@ -32,8 +32,10 @@ func xendAlias(name string) []xmlrpc.Alias {
 func (a *Agent) xendMethods() []xmlrpc.Def {
 	return []xmlrpc.Def{
 		{Name: "xend.domains", Result: xmlrpc.Array, Faults: xendFaults, Run: a.xendDomains,
-			Params: []xmlrpc.Param{{Name: "detail", Type: xmlrpc.Int, Or: []xmlrpc.Type{xmlrpc.Boolean}, Optional: true}},
-			Help:   "xend: the names of the domains (an optional detail flag is accepted and ignored)."},
+			// xend took any value here and so does this: it is ignored.
+			Params: []xmlrpc.Param{{Name: "detail", Type: xmlrpc.Int, Optional: true,
+				Or: []xmlrpc.Type{xmlrpc.Boolean, xmlrpc.String, xmlrpc.Double, xmlrpc.DateTime, xmlrpc.Base64, xmlrpc.Struct, xmlrpc.Array, xmlrpc.Nil}}},
+			Help: "xend: the names of the domains (an optional detail flag is accepted and ignored)."},
 		{Name: "xend.domain.shutdown", Result: xmlrpc.Struct, Faults: xendFaults, Run: a.xendShutdown,
 			Params: []xmlrpc.Param{nameParam, xmlrpc.Opt("reason", xmlrpc.String)},
 			Help:   "xend: shut a domain down; the second parameter is xend's reason: poweroff (default), halt, reboot."},

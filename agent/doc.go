@@ -11,13 +11,13 @@
 // stops) and the dispatch of an authenticated relocation connection on its
 // op (relocate.go); both sides of migration live in agent/migration.
 //
-// The API is declared per namespace: agent and host (api.go), domain
-// (api_domains.go), migration (api_migration.go, where live or offline is
-// decided once), repository (repos.go) and xend's legacy names
-// (api_xend.go, aliases of the same declarations where the parameters
-// agree). agent/xmlrpc checks every call against its declaration before
-// the handler runs; handlers translate the registry's and migration's
-// errors into fault codes, once, at this edge.
+// The API is declared per namespace: agent (api_agent.go), host
+// (api_host.go), domain (api_domains.go), migration (api_migration.go,
+// where live or offline is decided once), repository (repos.go) and xend's
+// legacy names (api_xend.go, aliases of the same declarations where the
+// parameters agree); api.go composes them. agent/xmlrpc checks every call
+// against its declaration before the handler runs; handlers translate the
+// registry's and migration's errors into fault codes, once, at this edge.
 //
 // Run is the agent's life in named steps: loadConfig, openSubsystems (the
 // state directory's lock, repositories, domain registry, migrations),

@@ -12,7 +12,7 @@
 //
 // It hands each accepted, authenticated connection to a handler the agent
 // supplies (which dispatches it to agent/migration); it never touches
-// guest memory. The page stream itself is relocation/pagexfer's. It may
-// import config and vmm, never agent or cmd: the agent injects what it
-// owns (password check, host-name lookup) as functions.
+// guest memory. The page stream itself is relocation/pagexfer's. It
+// imports config and internal/ only, never vmm, agent or cmd: the agent
+// injects what it owns (password check, host-name lookup) as functions.
 package relocation

@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/ovs-agent/ovs-agent/internal/uuid"
+
 	"go.uber.org/zap"
 )
 
@@ -62,14 +64,14 @@ func (m *Manager) Make(ctx context.Context, req MakeRequest) (Status, error) {
 	if err := m.checkNew(src, shared); err != nil {
 		return Status{}, fmt.Errorf("make repository: %w", err)
 	}
-	uuid, err := NewUUID()
+	id, err := uuid.New()
 	if err != nil {
 		return Status{}, err
 	}
-	meta := Metadata{UUID: uuid, Version: MetadataVersion, Shared: shared, Description: req.Description}
-	e := Entry{UUID: uuid, Source: src, Options: opts}
-	r := &repo{uuid: uuid, key: CanonicalUUID(uuid)}
-	backing := filepath.Join(m.opts.StagingDir, uuid)
+	meta := Metadata{UUID: id, Version: MetadataVersion, Shared: shared, Description: req.Description}
+	e := Entry{UUID: id, Source: src, Options: opts}
+	r := &repo{uuid: id, key: CanonicalUUID(id)}
+	backing := filepath.Join(m.opts.StagingDir, id)
 	if err := os.MkdirAll(backing, 0o755); err != nil {
 		return Status{}, fmt.Errorf("make repository: %w", err)
 	}
@@ -92,21 +94,21 @@ func (m *Manager) Make(ctx context.Context, req MakeRequest) (Status, error) {
 	if err := initRepository(backing, meta); err != nil {
 		return undo(err)
 	}
-	if err := appendEntry(m.opts.OptionsFile, optionsHeader, uuid, opts); err != nil {
+	if err := appendEntry(m.opts.OptionsFile, optionsHeader, id, opts); err != nil {
 		return undo(err)
 	}
-	if err := appendEntry(m.opts.RepositoriesFile, repositoriesHeader, uuid, src.Raw); err != nil {
-		removeEntries(m.opts.OptionsFile, uuid)
+	if err := appendEntry(m.opts.RepositoriesFile, repositoriesHeader, id, src.Raw); err != nil {
+		removeEntries(m.opts.OptionsFile, id)
 		return undo(err)
 	}
 	r.backing, r.mounted, r.src, r.options, r.optsKnown, r.meta = backing, true, src, e.Options, true, meta
 	m.repos[r.key] = r
-	m.log.Info("repository made", zap.String("uuid", uuid), zap.String("source", src.Raw), zap.String("shared", shared), zap.String("description", req.Description))
+	m.log.Info("repository made", zap.String("uuid", id), zap.String("source", src.Raw), zap.String("shared", shared), zap.String("description", req.Description))
 	if err := m.reloadConfig(); err != nil {
 		return Status{}, err
 	}
 	m.apply(ctx)
-	return m.statusLocked(uuid)
+	return m.statusLocked(id)
 }
 
 // checkNew refuses a source that is configured already, and a second

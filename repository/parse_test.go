@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ovs-agent/ovs-agent/internal/uuid"
 )
 
 const (
@@ -225,7 +227,7 @@ func TestCheckUUID(t *testing.T) {
 		t.Error("CanonicalUUID differs between spellings")
 	}
 	for range 100 {
-		u, err := NewUUID()
+		u, err := uuid.New()
 		if err != nil || CheckUUID(u) != nil || len(u) != 36 || u[14] != '4' || !strings.ContainsRune("89ab", rune(u[19])) || strings.ToLower(u) != u {
 			t.Fatalf("NewUUID = %q, %v", u, err)
 		}

@@ -10,6 +10,8 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/ovs-agent/ovs-agent/internal/uuid"
+
 	"github.com/ovs-agent/ovs-agent/config/vmcfg"
 	"github.com/ovs-agent/ovs-agent/internal/boundedfile"
 	"github.com/ovs-agent/ovs-agent/internal/sparsecopy"
@@ -300,7 +302,7 @@ func (t *seedTemplate) domainConfig(name string, used, copied map[string]bool, r
 	want := *t.cfg
 	want.Name = name
 	var err error
-	if want.UUID, err = NewUUID(); err != nil {
+	if want.UUID, err = uuid.New(); err != nil {
 		return nil, err
 	}
 	want.VIFs = append([]vmcfg.VIF(nil), t.cfg.VIFs...)

@@ -13,9 +13,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ovs-agent/ovs-agent/internal/uuid"
+
 	"github.com/ovs-agent/ovs-agent/internal/atomicfile"
 	"github.com/ovs-agent/ovs-agent/internal/boundedfile"
-	"github.com/ovs-agent/ovs-agent/repository"
 
 	"go.uber.org/zap"
 
@@ -260,7 +261,7 @@ func (m *Manager) Create(text []byte, source string) (*Info, []string, error) {
 	}
 	generated := cfg.UUID == ""
 	if generated {
-		if cfg.UUID, err = repository.NewUUID(); err != nil {
+		if cfg.UUID, err = uuid.New(); err != nil {
 			return nil, nil, errorf(Failed, "%s: %v", source, err)
 		}
 	}

@@ -1,8 +1,6 @@
 package passwordfile
 
 import (
-	"errors"
-	"fmt"
 	"os"
 	"strings"
 
@@ -13,11 +11,10 @@ import (
 // a few dozen bytes.
 const MaxSize = 64 << 10
 
-// ErrEmpty is the refusal of a file whose first line is empty.
-var ErrEmpty = errors.New("the first line is empty; write the password on it")
-
 // Read returns the first line of the file at path, without its line end
-// (\n or \r\n). Errors name the file.
+// (\n or \r\n). An empty first line is an empty password, as it always was:
+// whether that is allowed is the caller's (and the peer's) to say. Errors
+// name the file.
 func Read(path string) (string, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -29,9 +26,5 @@ func Read(path string) (string, error) {
 		return "", err
 	}
 	line, _, _ := strings.Cut(string(data), "\n")
-	line = strings.TrimRight(line, "\r")
-	if line == "" {
-		return "", fmt.Errorf("%s: %w", path, ErrEmpty)
-	}
-	return line, nil
+	return strings.TrimRight(line, "\r"), nil
 }
