@@ -23,20 +23,15 @@ func writeTemplate(t *testing.T, repo, name, cfg string) string {
 	return dir
 }
 
-const oracleTemplate = `# Oracle VM template: Enterprise Linux 5 update 2, 64 bit, PVM.
-# Edit vif to give the guest a MAC of its own (see macgen.py).
-bootloader = '/usr/bin/pygrub'
-disk = ['file:/OVS/running_pool/OVM_EL5U2_X86_64_PVM_10GB/System.img,xvda,w',
-        'file:/OVS/seed_pool/shared/extra.img,xvdb,r',   # not ours: kept
-        'phy:/dev/sdc,xvdc,w']
-memory = '1024'   # MiB
-name = 'OVM_EL5U2_X86_64_PVM_10GB'
-on_crash = 'restart'
-on_reboot = 'restart'
-vcpus = 2
-vfb = ['type=vnc,vncunused=1,vnclisten=0.0.0.0']
-vif = ['bridge=xenbr0', 'type=netfront, mac=00:16:3E:00:00:01']
-`
+// oracleTemplate is the vm.cfg of an Oracle VM 2.x template, kept with
+// the other real-world vm.cfg files of config/vmcfg's tests.
+var oracleTemplate = func() string {
+	data, err := os.ReadFile("../config/vmcfg/testdata/oracle_el5u2_template.cfg")
+	if err != nil {
+		panic(err)
+	}
+	return string(data)
+}()
 
 func TestCreateFromTemplate(t *testing.T) {
 	repo := t.TempDir()

@@ -8,22 +8,6 @@ import (
 	"testing"
 )
 
-// oracleTemplate is the vm.cfg of an Oracle VM 2.x template.
-const oracleTemplate = `# Oracle VM template: Enterprise Linux 5 update 2, 64 bit, PVM.
-# Edit vif to give the guest a MAC of its own (see macgen.py).
-bootloader = '/usr/bin/pygrub'
-disk = ['file:/OVS/running_pool/OVM_EL5U2_X86_64_PVM_10GB/System.img,xvda,w',
-        'file:/OVS/seed_pool/shared/extra.img,xvdb,r',   # not ours: kept
-        'phy:/dev/sdc,xvdc,w']
-memory = '1024'   # MiB
-name = 'OVM_EL5U2_X86_64_PVM_10GB'
-on_crash = 'restart'
-on_reboot = 'restart'
-vcpus = 2
-vfb = ['type=vnc,vncunused=1,vnclisten=0.0.0.0']
-vif = ['bridge=xenbr0', 'type=netfront, mac=00:16:3E:00:00:01']
-`
-
 func TestRewriteVMCfg(t *testing.T) {
 	src := "# head\nname = 'a' # trailing\nx = [1,\n  # inner\n  2]; uuid = \"u\"\ns = '''tri\nple = 'q' '''\nname = r'b\\'c'\n"
 	spans, ok := statementSpans(src)
@@ -66,7 +50,6 @@ func FuzzRender(f *testing.F) {
 			f.Add(data)
 		}
 	}
-	f.Add([]byte(oracleTemplate))
 	f.Add([]byte("name = 'a' # c\nx = [1,\n  # inner\n  2]; uuid = \"u\"\ns = '''tri\nple = 'q' '''\nname = r'b\\'c'\n"))
 	f.Add([]byte("name='t';vif=['']\\\n;disk=['file:/OVS/seed_pool/t/System.img,xvda,w']"))
 	f.Add([]byte("name = 't'\nvif = [ 'mac=00:16:3e:00:00:01, bridge=xenbr0' ]\nvif = []\n"))
