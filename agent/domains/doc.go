@@ -10,13 +10,18 @@
 //
 // The VMM processes are behind a seam, VMMDriver (driver.go), in the shape
 // of a Nomad task driver: Start (boot, restore, incoming; it returns once
-// the VMM answers), Recover (after an agent restart, from the handle the
-// registry persists: pid, control socket, start time), a Wait channel per
-// VMM that delivers its exit record (exits.go receives it in one goroutine
-// per VMM; nothing polls for exits), Inspect (state and counters), Stop,
-// Kill, Call (the other control calls) and Release (Close lets go of the
-// VMMs without stopping them). The real driver is agent/vmmproc; the unit
-// tests drive the registry through a fake one, without processes.
+// the VMM answers), Recover (after an agent restart: the VMM that answers
+// on the control socket derived from the domain's UUID, for that UUID, is
+// the domain's; the pid and start time the registry persisted are replaced
+// by what it reports, and the pid picks the exit record of one that is
+// gone), a Wait channel per VMM that delivers its exit record (exits.go
+// receives it in one goroutine per VMM; nothing polls for exits), Inspect
+// (state and counters), Stop, Kill, Call (the other control calls) and
+// Release (Close lets go of the VMMs without stopping them; a start that
+// answers after Close is released too). A live domain holds its VMM until
+// the VMM ends; only after Close does it hold none, and a stop is then
+// refused at once. The real driver is agent/vmmproc; the unit tests drive
+// the registry through a fake one, without processes.
 //
 // Files: manager.go (the registry, persistence, Create, Delete, Offer),
 // lifecycle.go (start, pause, shutdown, destroy, reboot), exits.go (a

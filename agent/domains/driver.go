@@ -19,7 +19,9 @@ type VMMDriver interface {
 	// (vmmproc.ErrEnded, or ctx's error: it was killed), and its exit
 	// comes on Wait.
 	Start(ctx context.Context, s vmmproc.Spec) (VMM, error)
-	// Recover re-attaches to the VMM of h; an error says why it cannot.
+	// Recover re-attaches to the VMM that answers on h's socket for h's
+	// UUID (h's pid and start time are not checked: the VMM's own are
+	// taken); an error says why it cannot.
 	Recover(ctx context.Context, h vmmproc.Handle) (VMM, error)
 	// Exited is the exit record the VMM of h left, or one with reason
 	// control.ExitVanished when it left none.
@@ -28,8 +30,8 @@ type VMMDriver interface {
 
 // VMM is one running VMM process.
 type VMM interface {
-	// Handle is what finds it again after an agent restart (pid, start
-	// time as the VMM reports them).
+	// Handle is what the registry persists of it (pid, start time as the
+	// VMM reports them).
 	Handle() vmmproc.Handle
 	// Wait delivers the exit record once the VMM has ended, then closes;
 	// it closes without one when the VMM is released.

@@ -170,10 +170,8 @@ func (m *Manager) forget(d *domain) {
 func (m *Manager) autoRestart(d *domain) {
 	d.opMu.Lock()
 	defer d.opMu.Unlock()
-	select {
-	case <-m.closed:
+	if m.isClosed() {
 		return
-	default:
 	}
 	d.mu.Lock()
 	if d.rec.State != Stopped {

@@ -28,6 +28,9 @@ type fakeVMMs struct {
 	refuse   error
 	endFirst *control.Exit
 	hang     bool
+	// gate, when set, holds every Start back from answering until it is
+	// closed.
+	gate chan struct{}
 }
 
 func newFakeVMMs() *fakeVMMs {
@@ -41,6 +44,8 @@ type fakeProc struct {
 	started   time.Time
 	state     control.State
 	migration *control.MigrationStatus // what migrate-status answers
+	// aborts are the reasons of the migrate-abort requests it took.
+	aborts []string
 	// ignoreShutdown: a clean shutdown request is taken but never done.
 	ignoreShutdown bool
 	ended          *control.Exit // set once it has ended
@@ -58,7 +63,7 @@ type fakeVMM struct {
 
 func (f *fakeVMMs) Start(ctx context.Context, s vmmproc.Spec) (VMM, error) {
 	f.mu.Lock()
-	refuse, endFirst, hang := f.refuse, f.endFirst, f.hang
+	refuse, endFirst, hang, gate := f.refuse, f.endFirst, f.hang, f.gate
 	f.refuse, f.endFirst, f.hang = nil, nil, false
 	if refuse != nil {
 		f.mu.Unlock()
@@ -83,6 +88,8 @@ func (f *fakeVMMs) Start(ctx context.Context, s vmmproc.Spec) (VMM, error) {
 		<-ctx.Done()
 		_ = v.Kill()
 		return v, ctx.Err()
+	case gate != nil:
+		<-gate
 	}
 	return v, nil
 }
@@ -163,6 +170,20 @@ func (f *fakeVMMs) kill(t *testing.T, uuid string) {
 	f.end(f.proc(t, uuid), control.Exit{Reason: control.ExitVanished, Detail: "signal: killed", Code: -1}, false)
 }
 
+// held counts the holds on the latest VMM of uuid that no Manager has
+// released, and says whether that VMM still runs.
+func (f *fakeVMMs) held(t *testing.T, uuid string) (holds int, running bool) {
+	p := f.proc(t, uuid)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, v := range p.attached {
+		if !v.closed {
+			holds++
+		}
+	}
+	return holds, p.ended == nil
+}
+
 // nextStart is the spec of the next Start, waited for.
 func (f *fakeVMMs) nextStart(t *testing.T) vmmproc.Spec {
 	t.Helper()
@@ -227,6 +248,12 @@ func (v *fakeVMM) Call(ctx context.Context, req control.Request, files ...*os.Fi
 		return &control.Response{Migration: &control.MigrationStatus{ID: "save-1", Phase: control.PhaseSetup}}, nil
 	case control.OpMigrateStatus:
 		return &control.Response{Migration: p.migration}, nil
+	case control.OpMigrateAbort:
+		if p.migration == nil {
+			return nil, &control.ErrVMM{Msg: "no migration to abort"}
+		}
+		p.aborts = append(p.aborts, req.Reason)
+		p.migration.Phase = control.PhaseCancelled
 	case control.OpConsole:
 		return &control.Response{Console: &control.Console{Offset: req.Offset}}, nil
 	default:

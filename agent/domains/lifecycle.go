@@ -134,7 +134,9 @@ func (m *Manager) fitsBeside(d *domain) error {
 }
 
 // started records the VMM that answered: the domain runs, or waits for
-// its incoming migration.
+// its incoming migration. When the manager was closed meanwhile, the VMM
+// is recorded all the same (the next Open finds it again) but released,
+// not held: Close let go of the others, and nothing would let go of it.
 func (m *Manager) started(d *domain, gen int, v VMM, how vmmproc.Mode, image, from string) error {
 	h := v.Handle()
 	d.mu.Lock()
@@ -143,7 +145,14 @@ func (m *Manager) started(d *domain, gen int, v VMM, how vmmproc.Mode, image, fr
 	if d.gen != gen || d.rec.State != Starting {
 		return errorf(Failed, "domain %s did not start: %s", name, d.rec.Reason)
 	}
-	d.vmm = v
+	// Close closes m.closed before it takes d.mu: either it already let
+	// go of d.vmm, or it is seen closed here.
+	if m.isClosed() {
+		v.Release()
+		m.log.Info("manager closed while the VMM started; released, left running", zap.String("domain", name), zap.Int("vmm_pid", h.PID))
+	} else {
+		d.vmm = v
+	}
 	d.rec.PID, d.rec.Started = h.PID, h.Started
 	switch how {
 	case vmmproc.Incoming:
@@ -269,8 +278,18 @@ func (m *Manager) stop(d *domain, op, reason string, timeout time.Duration) erro
 		d.mu.Unlock()
 		return err
 	}
-	d.expect = reason
 	exited, pid, v := d.exited, d.rec.PID, d.vmm
+	if v == nil {
+		// A live domain holds its VMM until the VMM ends, unless Close
+		// let go of it: the VMM runs on, and nothing here can end it.
+		d.mu.Unlock()
+		why := "the agent holds no VMM for it"
+		if m.isClosed() {
+			why = "the agent is closing and no longer holds its VMM"
+		}
+		return errorf(Failed, "%s %s: %s (pid %d); nothing was done", op, name, why, pid)
+	}
+	d.expect = reason
 	m.setState(d, Stopping, op)
 	d.mu.Unlock()
 
@@ -278,7 +297,7 @@ func (m *Manager) stop(d *domain, op, reason string, timeout time.Duration) erro
 	if force {
 		timeout = 5 * time.Second
 	}
-	if err := askStop(name, v, force); err != nil {
+	if err := askStop(v, force); err != nil {
 		m.log.Warn("VMM did not take the stop request; killing it", zap.String("domain", name), zap.Error(err))
 	} else {
 		select {
@@ -293,9 +312,7 @@ func (m *Manager) stop(d *domain, op, reason string, timeout time.Duration) erro
 		}
 		d.mu.Unlock()
 	}
-	if v != nil {
-		_ = v.Kill()
-	}
+	_ = v.Kill()
 	select {
 	case <-exited:
 		return nil
@@ -305,10 +322,7 @@ func (m *Manager) stop(d *domain, op, reason string, timeout time.Duration) erro
 }
 
 // askStop asks v to end, cleanly or at once with force.
-func askStop(name string, v VMM, force bool) error {
-	if v == nil {
-		return errorf(Failed, "domain %s: no connection to its VMM", name)
-	}
+func askStop(v VMM, force bool) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	return v.Stop(ctx, force)

@@ -207,6 +207,16 @@ func (m *Manager) Close() {
 	}
 }
 
+// isClosed says whether Close has run.
+func (m *Manager) isClosed() bool {
+	select {
+	case <-m.closed:
+		return true
+	default:
+		return false
+	}
+}
+
 func (m *Manager) get(name string) (*domain, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()

@@ -46,6 +46,9 @@ type Spec struct {
 
 // Handle is what finds a VMM again after an agent restart. The registry
 // persists PID and Started; UUID, Dir and Socket follow from the domain.
+// Recover finds the VMM by Socket and UUID alone (a VMM answering there for
+// the domain is the domain's, whatever pid it has); Exited takes the exit
+// record only when it names PID.
 type Handle struct {
 	UUID    string
 	Dir     string

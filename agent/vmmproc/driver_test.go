@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -210,5 +211,32 @@ func TestExitedIgnoresTheRecordOfAnotherRun(t *testing.T) {
 	}
 	if ex := dr.Exited(Handle{Dir: dir, PID: 42}); ex.Reason != control.ExitVanished || ex.PID != 42 || ex.Code != -1 {
 		t.Fatalf("pid 42 with pid 41's record: %+v", ex)
+	}
+}
+
+func TestReleasedChildIsReapedWhenItEndsAndItsExitIsNotReported(t *testing.T) {
+	dr, s := helper(t, "serve")
+	v := start(t, dr, s)
+	pid := v.Handle().PID
+	v.Release()
+	if _, ok := <-v.Wait(); ok {
+		t.Fatal("a released VMM's Wait delivered an exit")
+	}
+	// Still our unreaped child: its pid cannot have been reused.
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	stat := filepath.Join("/proc", strconv.Itoa(pid), "stat")
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		b, err := os.ReadFile(stat)
+		if errors.Is(err, os.ErrNotExist) {
+			break // reaped
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the released child was never reaped: %s", b)
+		}
+	}
+	if _, ok := <-v.Wait(); ok {
+		t.Fatal("the end of a released VMM was reported")
 	}
 }

@@ -51,13 +51,11 @@ func (v *VMM) Handle() Handle {
 // It is closed without a record when the VMM is released first.
 func (v *VMM) Wait() <-chan control.Exit { return v.exit }
 
-// wait blocks until the process ends or the VMM is released.
+// wait blocks until the process ends or the VMM is released, and
+// delivers the exit unless the VMM was released first.
 func (v *VMM) wait() {
-	defer close(v.exit)
 	if !v.block() {
-		v.mu.Lock()
-		v.closeFDs()
-		v.mu.Unlock()
+		v.letGo()
 		return
 	}
 	var waitErr error
@@ -66,6 +64,7 @@ func (v *VMM) wait() {
 	}
 	v.mu.Lock()
 	ex := exitOf(v.h, waitErr)
+	released := v.released // Release raced with the end: not reported
 	v.gone = true
 	v.closeFDs()
 	if v.ctl != nil {
@@ -74,7 +73,24 @@ func (v *VMM) wait() {
 	}
 	v.mu.Unlock()
 	close(v.ended)
-	v.exit <- ex
+	if !released {
+		v.exit <- ex
+	}
+	close(v.exit)
+}
+
+// letGo ends the watch of a released VMM (or one whose wait failed): Wait
+// closes without a record. A child of ours is still reaped once it ends,
+// so that it never lingers as a zombie while the agent lives on; its exit
+// is no longer anyone's to report.
+func (v *VMM) letGo() {
+	v.mu.Lock()
+	v.closeFDs()
+	v.mu.Unlock()
+	close(v.exit)
+	if v.cmd != nil {
+		_ = v.cmd.Wait()
+	}
 }
 
 // block waits on the pidfd and the wake eventfd; it says whether the
