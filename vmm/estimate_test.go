@@ -22,6 +22,12 @@ func simVMM(t *testing.T, memMiB uint64, spec string) *VMM {
 	}
 	o := Options{Name: "est", UUID: "00000000-0000-0000-0000-000000000001", Engine: EngineSim,
 		MemoryBytes: memMiB << 20, VCPUs: 1, Dir: t.TempDir(), Config: &vmcfg.Config{WorkloadSpec: w}}
+	return startVMM(t, o)
+}
+
+// startVMM starts a VMM from o, stopped and released when the test ends.
+func startVMM(t *testing.T, o Options) *VMM {
+	t.Helper()
 	v, err := Start(o)
 	if err != nil {
 		t.Fatal(err)

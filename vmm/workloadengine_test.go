@@ -16,15 +16,7 @@ func TestWorkloadEngineRoundsMemoryUp(t *testing.T) {
 	if o.MemoryBytes != 63<<20 {
 		t.Fatalf("options carry %d bytes, want the vm.cfg's %d", o.MemoryBytes, 63<<20)
 	}
-	v, err := Start(o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		v.engine.Stop()
-		v.console.Close()
-		v.Close()
-	})
+	v := startVMM(t, o)
 	if got := v.info().MemoryBytes; got != 64<<20 {
 		t.Fatalf("info reports %d bytes, want %d", got, 64<<20)
 	}
