@@ -33,15 +33,7 @@ func TestDirtyRateAfterRestore(t *testing.T) {
 	}
 	o := src.opts
 	o.Dir, o.Mode, o.RestorePath = t.TempDir(), ModeRestore, img
-	v, err := Start(o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		v.engine.Stop()
-		v.console.Close()
-		v.Close()
-	})
+	v := startVMM(t, o)
 	time.Sleep(100 * time.Millisecond)
 	info := v.info()
 	if info.Writes == 0 {

@@ -7,13 +7,19 @@
 // Resumed messages over the first connection, with the VMM's timeouts),
 // and records why it ended in an exit file.
 //
-// The runtime never touches guest memory, a machine or a page stream: the
-// Engine owns the guest's memory, its vCPUs, its migration image and its
-// save image. Engines are chosen by name in one table (engines, in
-// engine.go); kvm and sim are workloadEngine (workloadengine.go), the one
-// adapter over a workload.Machine, its vmm/guestmem RAM and pagexfer's
-// Source and Sink. An engine whose guest is not the workload plugs in by
-// implementing Engine and adding a line to that table.
+// The runtime files (vmm.go, migrate.go, receive.go, estimate.go,
+// console.go) never touch guest memory, a machine or a page stream, nor
+// the workload's parameters: the Engine owns the guest's memory (its size
+// too, rounded as the engine needs), its vCPUs, its migration image and
+// its save image, and reads its own options from the vm.cfg. Engines are
+// chosen by name in one table (engines, in engine.go); kvm and sim are
+// workloadEngine (workloadengine.go, the one file of this package that
+// does touch them), the adapter over a workload.Machine, its vmm/guestmem
+// RAM and pagexfer's Source and Sink, which parses the vm.cfg workload
+// spec and fits it to the memory. An engine whose guest is not the
+// workload plugs in by implementing Engine and adding a line to that
+// table. The file names of the domain directory (console.log, exit.json)
+// are vmm/control's, the protocol the agent reads them by.
 //
 // Sub-packages: vmm/control (the agent/VMM protocol: requests, states,
 // exit reasons, phases and their transition tables), vmm/kvm (the thin

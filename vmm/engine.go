@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ovs-agent/ovs-agent/config/vmcfg"
 	"github.com/ovs-agent/ovs-agent/relocation/pagexfer"
 	"github.com/ovs-agent/ovs-agent/vmm/control"
 	"github.com/ovs-agent/ovs-agent/vmm/workload"
@@ -37,11 +38,24 @@ import (
 //     and Receive reads it and builds the machine, not started. What the
 //     runtime needs back is an Image: the ID and Totals that pagexfer's
 //     commit messages carry (the target echoes the Totals it checked in
-//     Verified, and the source compares them with what it sent). After
-//     the image, the first connection carries the commit; the engine must
-//     not read or write any connection once Send or Receive returned.
+//     Verified, and the source compares them with what it sent). They are
+//     the only pagexfer types in this interface, and are not wrapped:
+//     the two-phase commit the runtime runs is pagexfer's (its Verified,
+//     Commit and Resumed messages), whatever stream came before it, so an
+//     engine with its own image still names it with a pagexfer.ID and
+//     counts it in a pagexfer.Totals. After the image, the first
+//     connection carries the commit; the engine must not read or write
+//     any connection once Send or Receive returned.
 //   - its save image: Save writes to a file the runtime created, Restore
 //     reads one the runtime opened.
+//
+// Its configuration: the runtime hands every engine the same
+// EngineConfig (the domain's name and UUID, its memory as the vm.cfg says,
+// its vCPUs, the console writer and the parsed vm.cfg); what is one
+// engine's own (the workload engines' workload spec and their rounding of
+// memory to workload.RAMAlign) the engine's constructor reads from the
+// vm.cfg and refuses there, and MemoryBytes reports the memory the guest
+// ended up with.
 //
 // The lifecycle: an engine is made by its constructor (nothing runs yet);
 // then Boot (a fresh guest, started), or Receive or Restore (a machine
@@ -71,6 +85,10 @@ type Engine interface {
 	// Close releases guest memory, after Stop.
 	Close() error
 
+	// MemoryBytes is the memory the guest has: what the vm.cfg asks, or
+	// more when the engine rounds it (the workload engines round it up to
+	// a whole workload.RAMAlign). Info and the dry run report it.
+	MemoryBytes() uint64
 	// Stats returns the engine's counters.
 	Stats() Stats
 	// SetThrottle makes the vCPUs sleep percent% of the time (0..99),
@@ -189,17 +207,25 @@ const (
 	EngineSim = "sim"
 )
 
-// EngineConfig is what an engine is made from.
+// EngineConfig is what an engine is made from: what every engine needs,
+// and the vm.cfg for the options that are one engine's own (the workload
+// engines read its workload spec and round the memory; an engine whose
+// guest is not the workload reads its own options there).
 type EngineConfig struct {
 	Name        string // the domain (names its memory)
-	MemoryBytes uint64
+	UUID        string
+	MemoryBytes uint64 // as the vm.cfg says: its memory in MiB, in bytes
 	VCPUs       int
-	Workload    workload.Params // for an engine running the workload guest
-	Console     io.Writer       // the guest's serial output, one Write per line
+	Console     io.Writer // the guest's serial output, one Write per line
+	// Config is the domain's parsed vm.cfg; nil: every engine option at
+	// its default.
+	Config *vmcfg.Config
 }
 
-// engines makes an engine by name: the one place an engine is chosen.
-var engines = map[string]func(EngineConfig) Engine{
+// engines makes an engine by name: the one place an engine is chosen. A
+// constructor refuses a configuration its engine cannot run (a workload
+// that does not fit the memory), before anything runs.
+var engines = map[string]func(EngineConfig) (Engine, error){
 	EngineKVM: newKVMEngine,
 	EngineSim: newSimEngine,
 }
@@ -215,5 +241,5 @@ func newEngine(name string, c EngineConfig) (Engine, error) {
 		sort.Strings(names)
 		return nil, fmt.Errorf("start %s engine: unknown engine %q (want %s)", name, name, strings.Join(names, " or "))
 	}
-	return build(c), nil
+	return build(c)
 }

@@ -113,6 +113,8 @@ func (f *fakeEngine) SetThrottle(p int) error {
 
 func (f *fakeEngine) ResidentBytes() (uint64, error) { return 8192, nil }
 
+func (f *fakeEngine) MemoryBytes() uint64 { return 2 << 20 }
+
 func (f *fakeEngine) MeasureDirty(ctx context.Context, window time.Duration, sample func(DirtySample)) error {
 	sample(DirtySample{At: window, Distinct: 4096, Dirtied: 4096})
 	return nil
@@ -188,7 +190,7 @@ type fakeVMM struct {
 
 func startFake(t *testing.T, eng *fakeEngine) *fakeVMM {
 	t.Helper()
-	engines["fake"] = func(EngineConfig) Engine { return eng }
+	engines["fake"] = func(EngineConfig) (Engine, error) { return eng, nil }
 	t.Cleanup(func() { delete(engines, "fake") })
 	core, logs := observer.New(zap.InfoLevel)
 	dir := t.TempDir()
@@ -239,7 +241,7 @@ func (f *fakeVMM) ended(t *testing.T, want control.ExitReason) {
 	if e.Reason != want {
 		t.Fatalf("Serve ended with %+v, want %s", e, want)
 	}
-	rec, err := control.ReadExit(filepath.Join(f.dir, ExitFile))
+	rec, err := control.ReadExit(filepath.Join(f.dir, control.ExitFile))
 	if err != nil || rec.Reason != want || rec.PID != os.Getpid() {
 		t.Fatalf("exit record %+v (%v), want reason %s", rec, err, want)
 	}

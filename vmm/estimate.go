@@ -101,7 +101,7 @@ func (v *VMM) handleEstimate(req control.Request) control.Response {
 		return fail("estimate: the machine is not running")
 	}
 	e := &estimator{stop: make(chan string, 1), done: make(chan struct{})}
-	e.res.MemoryBytes = v.opts.MemoryBytes
+	e.res.MemoryBytes = v.engine.MemoryBytes()
 	touched, err := v.engine.ResidentBytes()
 	if err != nil {
 		return fail("estimate: %v", err)

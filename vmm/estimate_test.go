@@ -10,7 +10,6 @@ import (
 	"github.com/ovs-agent/ovs-agent/config/vmcfg"
 	"github.com/ovs-agent/ovs-agent/vmm/control"
 	"github.com/ovs-agent/ovs-agent/vmm/guestmem"
-	"github.com/ovs-agent/ovs-agent/vmm/workload"
 )
 
 // simVMM boots a sim-engine VMM with the workload spec (no control socket:
@@ -22,10 +21,13 @@ func simVMM(t *testing.T, memMiB uint64, spec string) *VMM {
 		t.Fatal(err)
 	}
 	o := Options{Name: "est", UUID: "00000000-0000-0000-0000-000000000001", Engine: EngineSim,
-		MemoryBytes: memMiB << 20, VCPUs: 1, Dir: t.TempDir()}
-	if o.Workload, err = workload.ParamsFromSpec(w, o.MemoryBytes); err != nil {
-		t.Fatal(err)
-	}
+		MemoryBytes: memMiB << 20, VCPUs: 1, Dir: t.TempDir(), Config: &vmcfg.Config{WorkloadSpec: w}}
+	return startVMM(t, o)
+}
+
+// startVMM starts a VMM from o, stopped and released when the test ends.
+func startVMM(t *testing.T, o Options) *VMM {
+	t.Helper()
 	v, err := Start(o)
 	if err != nil {
 		t.Fatal(err)

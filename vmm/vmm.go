@@ -16,13 +16,6 @@ import (
 
 	"github.com/ovs-agent/ovs-agent/config/vmcfg"
 	"github.com/ovs-agent/ovs-agent/vmm/control"
-	"github.com/ovs-agent/ovs-agent/vmm/workload"
-)
-
-// Files a VMM keeps in its domain directory.
-const (
-	ConsoleFile = "console.log"
-	ExitFile    = "exit.json"
 )
 
 // Options describe the domain one VMM runs.
@@ -30,9 +23,11 @@ type Options struct {
 	Name        string
 	UUID        string
 	Engine      string // a name in the engines table: EngineKVM or EngineSim
-	MemoryBytes uint64 // a multiple of 2 MiB
+	MemoryBytes uint64 // as the vm.cfg says; the engine may round it up
 	VCPUs       int
-	Workload    workload.Params
+	// Config is the domain's vm.cfg, for the engine's own options (the
+	// workload engines' workload spec); nil: the engine's defaults.
+	Config *vmcfg.Config
 	// Dir is the domain's directory: console.log and exit.json go there.
 	Dir string
 	// Socket is the control socket path.
@@ -60,28 +55,21 @@ const (
 	ModeRestore
 )
 
-// OptionsFromConfig maps a vm.cfg onto Options. Memory is rounded up to a
-// whole 2 MiB. The workload spec (parsed by vmcfg, the one grammar for it)
-// becomes workload parameters, checked against the guest's memory.
-func OptionsFromConfig(c *vmcfg.Config, engine, dir, socket string) (Options, error) {
-	o := Options{
+// OptionsFromConfig maps a vm.cfg onto Options. What is one engine's own
+// (the workload spec, the rounding of memory) the engine reads from the
+// vm.cfg itself as it is made, and refuses there.
+func OptionsFromConfig(c *vmcfg.Config, engine, dir, socket string) Options {
+	return Options{
 		Name:        c.Name,
 		UUID:        c.UUID,
 		Engine:      engine,
-		MemoryBytes: roundUp(uint64(c.Memory)<<20, workload.RAMAlign),
+		MemoryBytes: uint64(c.Memory) << 20,
 		VCPUs:       c.VCPUs,
+		Config:      c,
 		Dir:         dir,
 		Socket:      socket,
 	}
-	p, err := workload.ParamsFromSpec(c.WorkloadSpec, o.MemoryBytes)
-	if err != nil {
-		return o, fmt.Errorf("%s: %w", c.Name, err)
-	}
-	o.Workload = p
-	return o, nil
 }
-
-func roundUp(n, a uint64) uint64 { return (n + a - 1) / a * a }
 
 // VMM is one running domain.
 type VMM struct {
@@ -122,13 +110,14 @@ func Start(o Options) (*VMM, error) {
 	}
 	v := &VMM{opts: o, log: o.Log, state: control.StateIncoming, quit: make(chan control.Exit, 1)}
 	var err error
-	v.console, err = NewConsole(o.ConsoleRing, filepath.Join(o.Dir, ConsoleFile), o.ConsoleFileLimit)
+	v.console, err = NewConsole(o.ConsoleRing, filepath.Join(o.Dir, control.ConsoleFile), o.ConsoleFileLimit)
 	if err != nil {
 		return nil, fmt.Errorf("console: %w", err)
 	}
 	v.started = time.Now()
 	v.lastAt = v.started
-	v.engine, err = newEngine(o.Engine, EngineConfig{Name: o.Name, MemoryBytes: o.MemoryBytes, VCPUs: o.VCPUs, Workload: o.Workload, Console: v.console})
+	v.engine, err = newEngine(o.Engine, EngineConfig{Name: o.Name, UUID: o.UUID, MemoryBytes: o.MemoryBytes, VCPUs: o.VCPUs,
+		Console: v.console, Config: o.Config})
 	switch {
 	case err != nil:
 	case o.Mode == ModeBoot:
@@ -225,7 +214,7 @@ func (v *VMM) finish(e control.Exit) control.Exit {
 	if tail := v.consoleTail(2048); tail != "" && e.Reason == control.ExitCrashed {
 		e.Detail += "; console: " + tail
 	}
-	_ = control.WriteExit(filepath.Join(v.opts.Dir, ExitFile), e)
+	_ = control.WriteExit(filepath.Join(v.opts.Dir, control.ExitFile), e)
 	v.console.Close()
 	return e
 }
@@ -358,7 +347,7 @@ func (v *VMM) info() *control.Info {
 		PID:         os.Getpid(),
 		Engine:      v.opts.Engine,
 		State:       v.state,
-		MemoryBytes: v.opts.MemoryBytes,
+		MemoryBytes: v.engine.MemoryBytes(),
 		VCPUs:       v.opts.VCPUs,
 		Started:     v.started.UTC(),
 		DirtyRate:   rate,

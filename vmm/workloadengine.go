@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ovs-agent/ovs-agent/config/vmcfg"
 	"github.com/ovs-agent/ovs-agent/relocation/pagexfer"
 	"github.com/ovs-agent/ovs-agent/vmm/control"
 	"github.com/ovs-agent/ovs-agent/vmm/guestmem"
@@ -27,6 +28,11 @@ import (
 type workloadEngine struct {
 	name string
 	cfg  EngineConfig
+	// memory is the guest's RAM size: the vm.cfg's rounded up to
+	// workload.RAMAlign; params are the vm.cfg workload spec's, checked
+	// against it (newWorkloadEngine).
+	memory uint64
+	params workload.Params
 	// build makes a machine over ram: fresh, or from a saved state.
 	build func(ram *guestmem.RAM, state []byte) (workload.Machine, error)
 	// prepare, when not nil, makes a machine over ram ahead of its saved
@@ -46,15 +52,18 @@ type loader interface {
 	Restore(state []byte) error
 }
 
-func newKVMEngine(c EngineConfig) Engine {
-	e := newWorkloadEngine(EngineKVM, c)
+func newKVMEngine(c EngineConfig) (Engine, error) {
+	e, err := newWorkloadEngine(EngineKVM, c)
+	if err != nil {
+		return nil, err
+	}
 	e.build = func(ram *guestmem.RAM, state []byte) (workload.Machine, error) {
-		return kvmengine.New(kvmengine.Config{RAM: ram, Params: c.Workload, Console: c.Console, State: state})
+		return kvmengine.New(kvmengine.Config{RAM: ram, Params: e.params, Console: c.Console, State: state})
 	}
 	e.prepare = func(ram *guestmem.RAM) (loader, error) {
 		return kvmengine.Prepare(kvmengine.Config{RAM: ram, Console: c.Console})
 	}
-	return e
+	return e, nil
 }
 
 // KVMUsable says whether the kvm engine can run here, and why not.
@@ -63,17 +72,39 @@ func KVMUsable() error {
 	return err
 }
 
-func newSimEngine(c EngineConfig) Engine {
-	e := newWorkloadEngine(EngineSim, c)
-	e.build = func(ram *guestmem.RAM, state []byte) (workload.Machine, error) {
-		return simengine.New(simengine.Config{RAM: ram, Params: c.Workload, Console: c.Console, State: state})
+func newSimEngine(c EngineConfig) (Engine, error) {
+	e, err := newWorkloadEngine(EngineSim, c)
+	if err != nil {
+		return nil, err
 	}
-	return e
+	e.build = func(ram *guestmem.RAM, state []byte) (workload.Machine, error) {
+		return simengine.New(simengine.Config{RAM: ram, Params: e.params, Console: c.Console, State: state})
+	}
+	return e, nil
 }
 
-func newWorkloadEngine(name string, c EngineConfig) *workloadEngine {
-	return &workloadEngine{name: name, cfg: c, done: make(chan struct{})}
+// newWorkloadEngine reads the workload engines' own settings from the
+// vm.cfg: the guest's memory is rounded up to a whole workload.RAMAlign,
+// and the workload spec (parsed by vmcfg, the one grammar for it) becomes
+// workload parameters, refused when the guest does not fit that memory.
+// Without a vm.cfg the workload is the default spec's.
+func newWorkloadEngine(name string, c EngineConfig) (*workloadEngine, error) {
+	spec := vmcfg.DefaultWorkload()
+	if c.Config != nil {
+		spec = c.Config.WorkloadSpec
+	}
+	e := &workloadEngine{name: name, cfg: c, memory: roundUp(c.MemoryBytes, workload.RAMAlign), done: make(chan struct{})}
+	p, err := workload.ParamsFromSpec(spec, e.memory)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", c.Name, err)
+	}
+	e.params = p
+	return e, nil
 }
+
+func roundUp(n, a uint64) uint64 { return (n + a - 1) / a * a }
+
+func (e *workloadEngine) MemoryBytes() uint64 { return e.memory }
 
 // machine returns the machine and its memory (nil before one is built).
 func (e *workloadEngine) machine() (workload.Machine, *guestmem.RAM) {
@@ -105,7 +136,7 @@ func (e *workloadEngine) set(ram *guestmem.RAM, m workload.Machine) {
 }
 
 func (e *workloadEngine) Boot() error {
-	ram, err := guestmem.NewRAM("ovs-vmm:"+e.cfg.Name, e.cfg.MemoryBytes)
+	ram, err := guestmem.NewRAM("ovs-vmm:"+e.cfg.Name, e.memory)
 	if err != nil {
 		return err
 	}
@@ -400,8 +431,8 @@ func (e *workloadEngine) open(h pagexfer.Header) (*guestmem.RAM, error) {
 	if h.Engine != e.name {
 		return nil, fmt.Errorf("the image is for the %s engine; this VMM runs %s", h.Engine, e.name)
 	}
-	if h.MemSize != e.cfg.MemoryBytes {
-		return nil, fmt.Errorf("the image holds %d MiB of memory; the domain has %d MiB", h.MemSize>>20, e.cfg.MemoryBytes>>20)
+	if h.MemSize != e.memory {
+		return nil, fmt.Errorf("the image holds %d MiB of memory; the domain has %d MiB", h.MemSize>>20, e.memory>>20)
 	}
 	return guestmem.NewRAM("ovs-vmm:"+e.cfg.Name, h.MemSize)
 }

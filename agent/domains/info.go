@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/ovs-agent/ovs-agent/vmm"
 	"github.com/ovs-agent/ovs-agent/vmm/control"
 )
 
@@ -140,7 +139,7 @@ func (m *Manager) ReadConsole(name string, offset int64, max int) (Console, erro
 			return Console{Offset: c.Offset, Data: c.Data, Next: c.Next, Live: true}, nil
 		}
 	}
-	f, err := os.Open(filepath.Join(dir, vmm.ConsoleFile))
+	f, err := os.Open(filepath.Join(dir, control.ConsoleFile))
 	if err != nil {
 		return Console{Offset: 0, Next: 0}, nil
 	}

@@ -393,7 +393,7 @@ const ConsoleTailLines = 10
 
 // consoleTail reads the last lines of a domain's console.log.
 func consoleTail(dir string, lines int) string {
-	f, err := os.Open(filepath.Join(dir, vmm.ConsoleFile))
+	f, err := os.Open(filepath.Join(dir, control.ConsoleFile))
 	if err != nil {
 		return ""
 	}

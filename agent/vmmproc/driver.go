@@ -13,7 +13,6 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/ovs-agent/ovs-agent/vmm"
 	"github.com/ovs-agent/ovs-agent/vmm/control"
 )
 
@@ -90,8 +89,8 @@ func (dr *Driver) Start(ctx context.Context, s Spec) (*VMM, error) {
 	}
 	// What the last run left goes now: a VMM that fails before it opens
 	// its console must not be reported with the previous run's output.
-	_ = os.Remove(filepath.Join(s.Dir, vmm.ExitFile))
-	_ = os.Remove(filepath.Join(s.Dir, vmm.ConsoleFile))
+	_ = os.Remove(filepath.Join(s.Dir, control.ExitFile))
+	_ = os.Remove(filepath.Join(s.Dir, control.ConsoleFile))
 	_ = os.Remove(s.Socket)
 	cmd, err := dr.spawn(s)
 	if err != nil {
@@ -187,7 +186,7 @@ func (dr *Driver) Exited(h Handle) control.Exit {
 // exitOf is the exit of h's VMM; waitErr is its wait status when it was
 // our child (nil otherwise), the detail of a vanished exit.
 func exitOf(h Handle, waitErr error) control.Exit {
-	if e, err := control.ReadExit(filepath.Join(h.Dir, vmm.ExitFile)); err == nil && (h.PID == 0 || e.PID == h.PID) {
+	if e, err := control.ReadExit(filepath.Join(h.Dir, control.ExitFile)); err == nil && (h.PID == 0 || e.PID == h.PID) {
 		return *e
 	}
 	ex := control.Exit{Time: time.Now().UTC(), PID: h.PID, Reason: control.ExitVanished, Code: -1}

@@ -12,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ovs-agent/ovs-agent/vmm"
 	"github.com/ovs-agent/ovs-agent/vmm/control"
 )
 
@@ -39,7 +38,7 @@ func helperVMM(mode string) {
 		}
 	}
 	exit := func(r control.ExitReason, code int) {
-		_ = control.WriteExit(filepath.Join(dir, vmm.ExitFile), control.Exit{Time: time.Now().UTC(), PID: os.Getpid(), Reason: r, Code: code})
+		_ = control.WriteExit(filepath.Join(dir, control.ExitFile), control.Exit{Time: time.Now().UTC(), PID: os.Getpid(), Reason: r, Code: code})
 		os.Exit(code)
 	}
 	if mode == "fail" {
@@ -202,7 +201,7 @@ func TestStartRefusesASocketPathTooLong(t *testing.T) {
 
 func TestExitedIgnoresTheRecordOfAnotherRun(t *testing.T) {
 	dir := t.TempDir()
-	if err := control.WriteExit(filepath.Join(dir, vmm.ExitFile), control.Exit{PID: 41, Reason: control.ExitCrashed}); err != nil {
+	if err := control.WriteExit(filepath.Join(dir, control.ExitFile), control.Exit{PID: 41, Reason: control.ExitCrashed}); err != nil {
 		t.Fatal(err)
 	}
 	var dr Driver

@@ -45,7 +45,7 @@ func run() int {
 
 	failed := func(err error) int {
 		fmt.Fprintf(os.Stderr, "ovs-vmm: %v\n", err)
-		_ = control.WriteExit(filepath.Join(*dir, vmm.ExitFile), control.Exit{
+		_ = control.WriteExit(filepath.Join(*dir, control.ExitFile), control.Exit{
 			Time: time.Now().UTC(), PID: os.Getpid(), Reason: control.ExitFailedToStart, Detail: err.Error(), Code: 1,
 		})
 		return 1
@@ -54,10 +54,7 @@ func run() int {
 	if err != nil {
 		return failed(err)
 	}
-	opts, err := vmm.OptionsFromConfig(cfg, *engine, *dir, *socket)
-	if err != nil {
-		return failed(err)
-	}
+	opts := vmm.OptionsFromConfig(cfg, *engine, *dir, *socket)
 	switch {
 	case *incoming && *restore != "":
 		return failed(fmt.Errorf("--incoming and --restore exclude each other"))

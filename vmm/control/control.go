@@ -182,6 +182,13 @@ type Console struct {
 	Next int64 `json:"next"`
 }
 
+// Files a VMM keeps in its domain directory, that the agent reads (and
+// removes before it starts a VMM there).
+const (
+	ConsoleFile = "console.log" // the guest's serial output, bounded
+	ExitFile    = "exit.json"   // an Exit, written as the VMM ends
+)
+
 // Exit is what a VMM writes to its exit file before it ends, so that an
 // agent that was not its parent can say why it stopped.
 type Exit struct {

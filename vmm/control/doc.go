@@ -6,4 +6,9 @@
 // The socket is the VMM's identity: a restarted agent re-attaches to a
 // running domain by connecting to it and asking for Info, whose UUID and
 // PID it checks against what it persisted.
+//
+// The files a VMM keeps in its domain directory are protocol too: their
+// names (ConsoleFile, ExitFile) and the exit record (Exit, WriteExit,
+// ReadExit) are declared here, so that the agent reads them without
+// importing the VMM runtime.
 package control
