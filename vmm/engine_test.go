@@ -37,6 +37,9 @@ type fakeEngine struct {
 	// phases in sendPhases.
 	sendErr    error
 	sendPhases []control.Phase
+	// onPhase, when set, runs after the runtime took each reported phase
+	// (and once at the start, in setup), with the send still under way.
+	onPhase func(control.Phase)
 }
 
 var errFakeNone = errors.New("fake engine: no machine")
@@ -139,13 +142,19 @@ func (f *fakeEngine) image(o SendOptions, progress func(Progress)) (Sent, error)
 	sent := Sent{Image: Image{ID: o.ID, Totals: pagexfer.Totals{Rounds: 1, DataPages: 2}},
 		Figures: func(st *control.MigrationStatus) { st.DataPages = 2 }}
 	f.mu.Lock()
-	sendErr, phases := f.sendErr, f.sendPhases
+	sendErr, phases, onPhase := f.sendErr, f.sendPhases, f.onPhase
 	f.mu.Unlock()
 	if sendErr != nil {
 		return sent, sendErr
 	}
+	if onPhase != nil {
+		onPhase(control.PhaseSetup)
+	}
 	for _, p := range phases {
 		progress(Progress{Phase: p, Figures: func(st *control.MigrationStatus) { st.Round = 1 }})
+		if onPhase != nil {
+			onPhase(p)
+		}
 	}
 	return sent, f.Pause()
 }
