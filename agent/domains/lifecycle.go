@@ -211,18 +211,11 @@ func (m *Manager) Unpause(name string) error {
 }
 
 func (m *Manager) pauseResume(name, op, ctlOp string, to State) error {
-	d, err := m.get(name)
+	d, done, err := m.begin(name, op, nil)
 	if err != nil {
 		return err
 	}
-	d.opMu.Lock()
-	defer d.opMu.Unlock()
-	d.mu.Lock()
-	err = check(name, op, d.rec.State)
-	d.mu.Unlock()
-	if err != nil {
-		return err
-	}
+	defer done()
 	if _, err := m.ctlCall(d, control.Request{Op: ctlOp}, 10*time.Second); err != nil {
 		return errorf(Failed, "%s %s: %v", op, name, err)
 	}

@@ -335,20 +335,34 @@ func saturatingSub(a, b uint64) uint64 {
 	return a - b
 }
 
-// Delete removes a stopped domain and its folder.
-func (m *Manager) Delete(name string) error {
-	d, err := m.get(name)
-	if err != nil {
-		return err
+// begin finds domain name, takes its operation lock and checks, under
+// d.mu, that op is allowed in its state; read, when not nil, runs under the
+// same hold of d.mu once the check passed. On success the caller holds
+// d.opMu until it calls done; on error nothing is held.
+func (m *Manager) begin(name, op string, read func(*domain)) (d *domain, done func(), err error) {
+	if d, err = m.get(name); err != nil {
+		return nil, nil, err
 	}
 	d.opMu.Lock()
-	defer d.opMu.Unlock()
 	d.mu.Lock()
-	err = check(name, "delete", d.rec.State)
+	if err = check(name, op, d.rec.State); err == nil && read != nil {
+		read(d)
+	}
 	d.mu.Unlock()
+	if err != nil {
+		d.opMu.Unlock()
+		return nil, nil, err
+	}
+	return d, d.opMu.Unlock, nil
+}
+
+// Delete removes a stopped domain and its folder.
+func (m *Manager) Delete(name string) error {
+	d, done, err := m.begin(name, "delete", nil)
 	if err != nil {
 		return err
 	}
+	defer done()
 	m.mu.Lock()
 	delete(m.doms, name)
 	m.mu.Unlock()

@@ -107,19 +107,12 @@ func (m *Manager) Save(name, path string) error {
 	if !filepath.IsAbs(path) {
 		return errorf(Invalid, "save image %q: give an absolute path on the agent's host", path)
 	}
-	d, err := m.get(name)
+	var exited chan struct{}
+	d, done, err := m.begin(name, "save", func(d *domain) { exited = d.exited })
 	if err != nil {
 		return err
 	}
-	d.opMu.Lock()
-	defer d.opMu.Unlock()
-	d.mu.Lock()
-	err = check(name, "save", d.rec.State)
-	exited := d.exited
-	d.mu.Unlock()
-	if err != nil {
-		return err
-	}
+	defer done()
 	cfgText, err := os.ReadFile(filepath.Join(d.dir, "vm.cfg"))
 	if err != nil {
 		return errorf(Failed, "save %s: %v", name, err)
