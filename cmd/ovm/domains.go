@@ -11,6 +11,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/ovs-agent/ovs-agent/config/vmcfg"
 	"github.com/spf13/cobra"
 )
 
@@ -106,12 +107,17 @@ func (g *globals) createFromFile(w io.Writer, stdin io.Reader, path string) erro
 	var data []byte
 	var err error
 	if path == "-" {
-		data, err = io.ReadAll(io.LimitReader(stdin, 1<<20))
+		data, err = io.ReadAll(io.LimitReader(stdin, vmcfg.MaxFileSize+1))
 	} else {
 		data, err = os.ReadFile(path)
 	}
 	if err != nil {
 		return usageError{err}
+	}
+	if len(data) > vmcfg.MaxFileSize {
+		// The agent refuses a larger vm.cfg too; say so before sending it,
+		// and never send a cut one.
+		return usageError{fmt.Errorf("%s: larger than %d bytes: a vm.cfg is at most %d bytes", path, vmcfg.MaxFileSize, vmcfg.MaxFileSize)}
 	}
 	var out map[string]any
 	if err := g.call("domain.create", &out, string(data), filepath.Base(path)); err != nil {
