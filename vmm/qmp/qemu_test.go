@@ -3,6 +3,7 @@ package qmp
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -12,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // qemuBinary finds Debian's qemu-system-x86_64; the test does not skip
@@ -42,12 +45,12 @@ func qemuVersion(t *testing.T, qemu string) string {
 // startQEMU runs a QEMU with no machine and no guest and connects to its
 // QMP socket. exited is closed once the process is reaped; cleanup kills
 // it if the test did not end it.
-func startQEMU(t *testing.T, qemu string) (c *Client, cmd *exec.Cmd, exited chan struct{}) {
+func startQEMU(t *testing.T, qemu string, extra ...string) (c *Client, cmd *exec.Cmd, exited chan struct{}) {
 	t.Helper()
 	sock := filepath.Join(t.TempDir(), "qmp.sock")
 	var stderr bytes.Buffer
-	cmd = exec.Command(qemu, "-machine", "none", "-nodefaults", "-nographic",
-		"-qmp", "unix:"+sock+",server=on,wait=off")
+	cmd = exec.Command(qemu, append([]string{"-machine", "none", "-nodefaults", "-nographic",
+		"-qmp", "unix:" + sock + ",server=on,wait=off"}, extra...)...)
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -213,6 +216,76 @@ func migrationSettings(t *testing.T, c *Client) {
 	if err := c.MigrateIncoming(ctx, "fd:nosuch"); !errors.As(err, &qe) || !strings.Contains(qe.Desc, "-incoming") {
 		t.Errorf("migrate-incoming without -incoming defer: %v", err)
 	}
+}
+
+// A migration between two QEMUs over a socketpair passed to both by
+// getfd, as the engine will do with the relocation connection.
+func TestRealQEMUMigrationOverPassedFD(t *testing.T) {
+	qemu := qemuBinary(t)
+	src, _, srcExited := startQEMU(t, qemu)
+	dst, _, dstExited := startQEMU(t, qemu, "-incoming", "defer", "-S")
+	ctx := context.Background()
+	wantStatus(t, dst, StatusInMigrate, false)
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, c := range []*Client{src, dst} {
+		err := c.SendFD(ctx, "relocation", fds[i])
+		unix.Close(fds[i]) // QEMU has its own copy
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.MigrateSetCapabilities(ctx, map[string]bool{"events": true}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := dst.MigrateIncoming(ctx, "fd:relocation"); err != nil {
+		t.Fatal(err)
+	}
+	if err := src.Migrate(ctx, "fd:relocation"); err != nil {
+		t.Fatal(err)
+	}
+	wantMigration(t, src, MigrationCompleted)
+	wantMigration(t, dst, MigrationCompleted)
+	if m, err := src.QueryMigrate(ctx); err != nil || m.Status != MigrationCompleted || m.RAM == nil {
+		t.Errorf("source query-migrate: %+v, %v", m, err)
+	}
+	// QEMU 7.2 sets the source's postmigrate just after it says completed.
+	if s, err := src.QueryStatus(ctx); err != nil || s.Running ||
+		(s.Status != StatusPostMigrate && s.Status != StatusFinishMigrate) {
+		t.Errorf("source after the migration: %+v, %v; want postmigrate", s, err)
+	}
+	wantStatus(t, dst, StatusPaused, false)
+	if err := dst.Cont(ctx); err != nil {
+		t.Fatal(err)
+	}
+	wantStatus(t, dst, StatusRunning, true)
+	for _, c := range []*Client{src, dst} {
+		if err := c.Quit(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	<-srcExited
+	<-dstExited
+}
+
+// wantMigration reads MIGRATION events until one says status.
+func wantMigration(t *testing.T, c *Client, status string) {
+	t.Helper()
+	for e := range c.Events() {
+		var d struct{ Status string }
+		if e.Name != "MIGRATION" || json.Unmarshal(e.Data, &d) != nil {
+			continue
+		}
+		switch d.Status {
+		case status:
+			return
+		case MigrationFailed, MigrationCancelled:
+			t.Fatalf("migration %s, want %s", d.Status, status)
+		}
+	}
+	t.Fatalf("events ended before migration %s", status)
 }
 
 func ptr[T any](v T) *T { return &v }
