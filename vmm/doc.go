@@ -27,7 +27,9 @@
 // machine code), vmm/simengine (the sim engine), vmm/guestmem (guest RAM
 // as a memfd, the software dirty bitmap), vmm/workload (the workload
 // guest's contract: parameters, layout, page format, checker, console
-// lines, the Machine interface) and vmm/workload/workloadtest (the
-// conformance suite for Machine implementations). It may import config and
+// lines, the Machine interface), vmm/workload/workloadtest (the
+// conformance suite for Machine implementations) and vmm/qmp (a QMP client
+// for the qemu engine to come, knowing nothing of the project). It may
+// import config and
 // relocation/pagexfer, never agent or cmd.
 package vmm
