@@ -301,3 +301,85 @@ func TestTestGuestBoots(t *testing.T) {
 		t.Fatalf("no power-button line on the console")
 	}
 }
+
+// TestMemcheckReportsCorruption runs the test guest's memory checker on the
+// host and overwrites a word of its memory through /proc/PID/mem: it must
+// print a CORRUPT line (and OK lines before). The gcc flags are build.sh's.
+func TestMemcheckReportsCorruption(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "memcheck")
+	out, err := exec.Command("gcc", "-static", "-no-pie", "-nostdlib", "-ffreestanding", "-fno-builtin",
+		"-fno-stack-protector", "-fno-tree-loop-distribute-patterns", "-O2", "-o", bin, "guest/memcheck.c").CombinedOutput()
+	if err != nil {
+		t.Fatalf("gcc: %v\n%s", err, out)
+	}
+	cmd := exec.Command(bin, "3")
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { syscall.Kill(cmd.Process.Pid, syscall.SIGKILL); cmd.Wait() }()
+	lines := make(chan string, 1000)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+	}()
+	waitLine(t, lines, "OK memcheck")
+	addr := memcheckRegion(t, cmd.Process.Pid, 3<<20) + 1<<20 + 808
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() { // a rewrite may hide one write: repeat until seen
+		for {
+			if f, err := os.OpenFile(fmt.Sprintf("/proc/%d/mem", cmd.Process.Pid), os.O_WRONLY, 0); err == nil {
+				f.WriteAt([]byte("corrupt!"), int64(addr))
+				f.Close()
+			}
+			select {
+			case <-stop:
+				return
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+	}()
+	t.Log(waitLine(t, lines, "CORRUPT memcheck offset="))
+}
+
+// memcheckRegion finds the start of the anonymous mapping of size bytes.
+func memcheckRegion(t *testing.T, pid, size int) uint64 {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/maps", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		var lo, hi uint64
+		if _, err := fmt.Sscanf(line, "%x-%x", &lo, &hi); err == nil && hi-lo == uint64(size) {
+			return lo
+		}
+	}
+	t.Fatalf("no %d-byte mapping in\n%s", size, data)
+	return 0
+}
+
+// waitLine waits up to 10 s for a line with prefix.
+func waitLine(t *testing.T, lines <-chan string, prefix string) string {
+	t.Helper()
+	timeout := time.After(10 * time.Second)
+	for {
+		select {
+		case l, ok := <-lines:
+			if !ok {
+				t.Fatalf("memcheck exited before %q", prefix)
+			}
+			if strings.HasPrefix(l, prefix) {
+				return l
+			}
+		case <-timeout:
+			t.Fatalf("no %q line within 10 s", prefix)
+		}
+	}
+}
