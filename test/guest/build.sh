@@ -5,7 +5,8 @@
 # the modules below, /init and the memory checker).
 #
 # The result is cached in $OVS_TESTGUEST_CACHE (default
-# $XDG_CACHE_HOME/ovs-agent-testguest, else /var/cache/ovs-agent-testguest)
+# $XDG_CACHE_HOME/ovs-agent-testguest, else /var/cache/ovs-agent-testguest,
+# else ~/.cache/ovs-agent-testguest when that is not writable)
 # under a key made of the kernel and busybox package versions and a hash of
 # this script, init and memcheck.c; a second run only finds it. Needs
 # apt-get, dpkg-deb, tar, xz, gcc and readelf (binutils); nothing is installed.
@@ -13,7 +14,10 @@ set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 cache=${OVS_TESTGUEST_CACHE:-${XDG_CACHE_HOME:+$XDG_CACHE_HOME/ovs-agent-testguest}}
-cache=${cache:-/var/cache/ovs-agent-testguest}
+if [ -z "$cache" ]; then
+	cache=/var/cache/ovs-agent-testguest
+	mkdir -p "$cache" 2>/dev/null && [ -w "$cache" ] || cache=$HOME/.cache/ovs-agent-testguest
+fi
 modules="virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci
 virtio_blk failover net_failover virtio_net virtio_console crc16 crc32c_generic
 mbcache jbd2 ext4 button evdev"
@@ -60,7 +64,10 @@ fetch() {
 		log "downloading $1 $2"
 		tmp="$dir.tmp.$$"
 		mkdir -p "$tmp"
-		(cd "$tmp" && apt-get download -q -o APT::Sandbox::User=root "$1=$2" >&2) || die "apt-get download $1=$2 failed"
+		# As root, apt would try to drop to _apt, who cannot write here.
+		local sandbox=()
+		[ "$(id -u)" != 0 ] || sandbox=(-o APT::Sandbox::User=root)
+		(cd "$tmp" && apt-get download -q "${sandbox[@]}" "$1=$2" >&2) || die "apt-get download $1=$2 failed"
 		mv -T "$tmp" "$dir" 2>/dev/null || rm -rf "$tmp" # another run was first
 		for old in "$cache/debs/$1_"*; do
 			case $old in "$dir" | *.tmp.*) ;; *) rm -rf "$old" ;; esac
