@@ -5,6 +5,8 @@
 #   make test    the whole test suite (unit, fuzz seeds, end to end)
 #   make bench   benchmarks, reported against limits measured in the same run
 #   make lint    gofmt check and go vet
+#   make testguest  build the QEMU test guest (test/guest/build.sh), or find
+#                it in its cache
 
 GO       ?= go
 BIN      := bin
@@ -16,7 +18,7 @@ TESTFLAGS ?=
 
 CMDS := ovs-agent ovs-vmm ovm
 
-.PHONY: all build run test bench lint fuzz install clean
+.PHONY: all build run test bench lint fuzz install clean testguest
 
 all: build
 
@@ -37,6 +39,10 @@ lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+
+# testguest prints the directory holding the test guest's vmlinux and initrd.
+testguest:
+	test/guest/build.sh
 
 # fuzz runs every fuzz target for FUZZTIME each.
 FUZZTIME ?= 30s

@@ -1,0 +1,385 @@
+package test
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// The test guest: a Debian kernel (as a PVH vmlinux) and a busybox initrd
+// built by guest/build.sh from Debian packages, cached between runs (see
+// the README). These helpers boot it on plain QEMU.
+
+var testGuestOnce struct {
+	sync.Once
+	dir string
+	err error
+}
+
+// testGuestDir builds the test guest, or finds it in its cache, and returns
+// the directory holding vmlinux and initrd.
+func testGuestDir(t *testing.T) string {
+	testGuestOnce.Do(func() {
+		start := time.Now()
+		var stderr bytes.Buffer
+		cmd := exec.Command("guest/build.sh")
+		cmd.Stderr = &stderr
+		out, err := cmd.Output()
+		if err != nil {
+			testGuestOnce.err = fmt.Errorf("guest/build.sh: %v\n%s", err, stderr.Bytes())
+			return
+		}
+		testGuestOnce.dir = strings.TrimSpace(string(out))
+		t.Logf("test guest %s ready in %v\n%s", testGuestOnce.dir, time.Since(start).Round(time.Millisecond), stderr.Bytes())
+	})
+	if testGuestOnce.err != nil {
+		t.Fatal(testGuestOnce.err)
+	}
+	return testGuestOnce.dir
+}
+
+// testGuestAccel is the accelerator the test guest runs on: tcg unless
+// OVS_TESTGUEST_ACCEL says otherwise (kvm on hosts with hardware
+// virtualization). /dev/kvm from the PVM hypervisor makes QEMU crawl.
+func testGuestAccel(t *testing.T) string {
+	accel := os.Getenv("OVS_TESTGUEST_ACCEL")
+	if accel == "" {
+		accel = "tcg"
+	}
+	why := "set by OVS_TESTGUEST_ACCEL"
+	if os.Getenv("OVS_TESTGUEST_ACCEL") == "" {
+		why = "software emulation, the default for the test guest"
+		if _, err := os.Stat("/sys/module/kvm_pvm"); err == nil {
+			why += "; /dev/kvm here is PVM (nested, no VMX/SVM), where QEMU with KVM crawls"
+		}
+	}
+	t.Logf("QEMU accelerator %s (%s)", accel, why)
+	return accel
+}
+
+// qemuGuest is one qemu-system-x86_64 running the test guest.
+type qemuGuest struct {
+	cmd    *exec.Cmd
+	start  time.Time
+	exited chan struct{}
+	stderr bytes.Buffer
+
+	mu    sync.Mutex
+	lines []string // the serial console, a line each
+
+	qmp *bufio.Reader
+	qc  net.Conn
+}
+
+// bootTestGuest starts QEMU on the test guest with a QMP socket and reads
+// its serial console; the cleanup kills it by pid if it is still running.
+func bootTestGuest(t *testing.T, dir, appendArgs string) *qemuGuest {
+	qemu, err := exec.LookPath("qemu-system-x86_64")
+	if err != nil {
+		t.Fatalf("qemu-system-x86_64 not installed (apt-get install --no-install-recommends qemu-system-x86): %v", err)
+	}
+	sock := filepath.Join(t.TempDir(), "qmp.sock")
+	g := &qemuGuest{exited: make(chan struct{})}
+	g.cmd = exec.Command(qemu, "-accel", testGuestAccel(t), "-m", "256",
+		"-kernel", filepath.Join(dir, "vmlinux"), "-initrd", filepath.Join(dir, "initrd"),
+		"-append", "console=ttyS0 quiet "+appendArgs,
+		"-nographic", "-nodefaults", "-serial", "stdio", "-no-reboot",
+		"-qmp", "unix:"+sock+",server=on,wait=off")
+	g.cmd.Stderr = &g.stderr
+	stdout, err := g.cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// An open, silent stdin: the guest's serial input.
+	if _, err := g.cmd.StdinPipe(); err != nil {
+		t.Fatal(err)
+	}
+	g.start = time.Now()
+	if err := g.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pid := g.cmd.Process.Pid
+	go g.readConsole(stdout)
+	go func() { g.cmd.Wait(); close(g.exited) }()
+	t.Cleanup(func() {
+		select {
+		case <-g.exited:
+		default:
+			syscall.Kill(pid, syscall.SIGKILL)
+			<-g.exited
+		}
+		if g.qc != nil {
+			g.qc.Close()
+		}
+		if t.Failed() {
+			t.Logf("serial console:\n%s\nqemu stderr:\n%s", strings.Join(g.console(), "\n"), g.stderr.String())
+		}
+	})
+	g.connectQMP(t, sock)
+	return g
+}
+
+func (g *qemuGuest) readConsole(r interface{ Read([]byte) (int, error) }) {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := strings.TrimRight(sc.Text(), "\r")
+		g.mu.Lock()
+		g.lines = append(g.lines, line)
+		g.mu.Unlock()
+	}
+}
+
+func (g *qemuGuest) console() []string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return append([]string(nil), g.lines...)
+}
+
+// waitConsole waits until done says the console is far enough, failing on
+// a CORRUPT or FAILED line, QEMU's exit or the timeout.
+func (g *qemuGuest) waitConsole(t *testing.T, what string, timeout time.Duration, done func([]string) bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		lines := g.console()
+		for _, l := range lines {
+			if strings.Contains(l, "CORRUPT") || strings.Contains(l, "FAILED") {
+				t.Fatalf("guest console: %s", l)
+			}
+		}
+		if done(lines) {
+			t.Logf("%s after %v", what, time.Since(g.start).Round(time.Millisecond))
+			return
+		}
+		select {
+		case <-g.exited:
+			t.Fatalf("QEMU exited (%v) before %s", g.cmd.ProcessState, what)
+		case <-time.After(100 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no %s within %v", what, timeout)
+		}
+	}
+}
+
+// connectQMP dials QEMU's QMP socket, reads the greeting and leaves
+// capabilities negotiation mode.
+func (g *qemuGuest) connectQMP(t *testing.T, sock string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := net.Dial("unix", sock)
+		if err == nil {
+			g.qc, g.qmp = c, bufio.NewReader(c)
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("QMP socket: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	g.qc.SetDeadline(time.Now().Add(10 * time.Second))
+	if m := g.qmpRead(t); m["QMP"] == nil {
+		t.Fatalf("QMP greeting: %v", m)
+	}
+	g.qmpExecute(t, "qmp_capabilities")
+}
+
+// qmpRead reads one QMP message.
+func (g *qemuGuest) qmpRead(t *testing.T) map[string]any {
+	t.Helper()
+	line, err := g.qmp.ReadBytes('\n')
+	if err != nil {
+		t.Fatalf("QMP read: %v", err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(line, &m); err != nil {
+		t.Fatalf("QMP message %q: %v", line, err)
+	}
+	return m
+}
+
+// qmpExecute runs a command without arguments; events read meanwhile are
+// returned.
+func (g *qemuGuest) qmpExecute(t *testing.T, command string) (events []map[string]any) {
+	t.Helper()
+	fmt.Fprintf(g.qc, "{\"execute\": %q}\n", command)
+	for {
+		m := g.qmpRead(t)
+		switch {
+		case m["return"] != nil:
+			return events
+		case m["error"] != nil:
+			t.Fatalf("QMP %s: %v", command, m["error"])
+		case m["event"] != nil:
+			events = append(events, m)
+		}
+	}
+}
+
+// qmpWaitEvent reads QMP messages until the event named, within timeout.
+func (g *qemuGuest) qmpWaitEvent(t *testing.T, name string, seen []map[string]any, timeout time.Duration) map[string]any {
+	t.Helper()
+	for _, m := range seen {
+		if m["event"] == name {
+			return m
+		}
+	}
+	g.qc.SetDeadline(time.Now().Add(timeout))
+	for {
+		if m := g.qmpRead(t); m["event"] == name {
+			return m
+		}
+	}
+}
+
+// waitExit waits for QEMU to exit by itself and returns its exit status.
+func (g *qemuGuest) waitExit(t *testing.T, timeout time.Duration) int {
+	t.Helper()
+	select {
+	case <-g.exited:
+		return g.cmd.ProcessState.ExitCode()
+	case <-time.After(timeout):
+		t.Fatalf("QEMU still running %v after the guest shut down", timeout)
+		return -1
+	}
+}
+
+// countFrom counts the lines with prefix after the first line containing mark.
+func countFrom(lines []string, mark, prefix string) int {
+	n, seen := 0, false
+	for _, l := range lines {
+		if !seen {
+			seen = strings.Contains(l, mark)
+			continue
+		}
+		if strings.HasPrefix(l, prefix) {
+			n++
+		}
+	}
+	if !seen {
+		return -1
+	}
+	return n
+}
+
+// TestTestGuestBoots boots the test guest on QEMU to its READY line and a
+// few OK lines of its memory checker, presses the ACPI power button over
+// QMP and checks that the guest powers itself off and QEMU exits 0.
+func TestTestGuestBoots(t *testing.T) {
+	dir := testGuestDir(t)
+	g := bootTestGuest(t, dir, "memcheck_mib=32")
+	g.waitConsole(t, "TESTGUEST READY", 90*time.Second, func(l []string) bool {
+		return countFrom(l, "TESTGUEST READY", "") >= 0
+	})
+	g.waitConsole(t, "3 OK lines of the memory checker", 30*time.Second, func(l []string) bool {
+		return countFrom(l, "TESTGUEST READY", "OK memcheck") >= 3
+	})
+	pressed := time.Now()
+	events := g.qmpExecute(t, "system_powerdown")
+	ev := g.qmpWaitEvent(t, "SHUTDOWN", events, 30*time.Second)
+	data, _ := ev["data"].(map[string]any)
+	if data["guest"] != true || data["reason"] != "guest-shutdown" {
+		t.Fatalf("SHUTDOWN event %v, want a guest-initiated shutdown", ev)
+	}
+	if code := g.waitExit(t, 10*time.Second); code != 0 {
+		t.Fatalf("QEMU exit status %d, want 0\n%s", code, g.stderr.String())
+	}
+	t.Logf("powered off %v after the power button; QEMU exited 0", time.Since(pressed).Round(time.Millisecond))
+	if countFrom(g.console(), "TESTGUEST READY", "testguest: power button") < 1 {
+		t.Fatalf("no power-button line on the console")
+	}
+}
+
+// TestMemcheckReportsCorruption runs the test guest's memory checker on the
+// host and overwrites a word of its memory through /proc/PID/mem: it must
+// print a CORRUPT line (and OK lines before). The gcc flags are build.sh's.
+func TestMemcheckReportsCorruption(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "memcheck")
+	out, err := exec.Command("gcc", "-static", "-no-pie", "-nostdlib", "-ffreestanding", "-fno-builtin",
+		"-fno-stack-protector", "-fno-tree-loop-distribute-patterns", "-O2", "-o", bin, "guest/memcheck.c").CombinedOutput()
+	if err != nil {
+		t.Fatalf("gcc: %v\n%s", err, out)
+	}
+	cmd := exec.Command(bin, "3")
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { syscall.Kill(cmd.Process.Pid, syscall.SIGKILL); cmd.Wait() }()
+	lines := make(chan string, 1000)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+	}()
+	waitLine(t, lines, "OK memcheck")
+	addr := memcheckRegion(t, cmd.Process.Pid, 3<<20) + 1<<20 + 808
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() { // a rewrite may hide one write: repeat until seen
+		for {
+			if f, err := os.OpenFile(fmt.Sprintf("/proc/%d/mem", cmd.Process.Pid), os.O_WRONLY, 0); err == nil {
+				f.WriteAt([]byte("corrupt!"), int64(addr))
+				f.Close()
+			}
+			select {
+			case <-stop:
+				return
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+	}()
+	t.Log(waitLine(t, lines, "CORRUPT memcheck offset="))
+}
+
+// memcheckRegion finds the start of the anonymous mapping of size bytes.
+func memcheckRegion(t *testing.T, pid, size int) uint64 {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/maps", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		var lo, hi uint64
+		if _, err := fmt.Sscanf(line, "%x-%x", &lo, &hi); err == nil && hi-lo == uint64(size) {
+			return lo
+		}
+	}
+	t.Fatalf("no %d-byte mapping in\n%s", size, data)
+	return 0
+}
+
+// waitLine waits up to 10 s for a line with prefix.
+func waitLine(t *testing.T, lines <-chan string, prefix string) string {
+	t.Helper()
+	timeout := time.After(10 * time.Second)
+	for {
+		select {
+		case l, ok := <-lines:
+			if !ok {
+				t.Fatalf("memcheck exited before %q", prefix)
+			}
+			if strings.HasPrefix(l, prefix) {
+				return l
+			}
+		case <-timeout:
+			t.Fatalf("no %q line within 10 s", prefix)
+		}
+	}
+}
