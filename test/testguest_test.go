@@ -3,9 +3,9 @@ package test
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ovs-agent/ovs-agent/vmm/qmp"
 )
 
 // The test guest: a Debian kernel (as a PVH vmlinux) and a busybox initrd
@@ -77,8 +79,7 @@ type qemuGuest struct {
 	mu    sync.Mutex
 	lines []string // the serial console, a line each
 
-	qmp *bufio.Reader
-	qc  net.Conn
+	qc *qmp.Client
 }
 
 // bootTestGuest starts QEMU on the test guest with a QMP socket and reads
@@ -173,73 +174,39 @@ func (g *qemuGuest) waitConsole(t *testing.T, what string, timeout time.Duration
 	}
 }
 
-// connectQMP dials QEMU's QMP socket, reads the greeting and leaves
-// capabilities negotiation mode.
+// connectQMP dials QEMU's QMP socket (it appears once QEMU is up) with the
+// project's QMP client, which reads the greeting and leaves capabilities
+// negotiation mode.
 func (g *qemuGuest) connectQMP(t *testing.T, sock string) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		c, err := net.Dial("unix", sock)
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		c, err := qmp.Dial(ctx, sock, qmp.Options{})
+		cancel()
 		if err == nil {
-			g.qc, g.qmp = c, bufio.NewReader(c)
-			break
+			g.qc = c
+			return
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("QMP socket: %v", err)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	g.qc.SetDeadline(time.Now().Add(10 * time.Second))
-	if m := g.qmpRead(t); m["QMP"] == nil {
-		t.Fatalf("QMP greeting: %v", m)
-	}
-	g.qmpExecute(t, "qmp_capabilities")
 }
 
-// qmpRead reads one QMP message.
-func (g *qemuGuest) qmpRead(t *testing.T) map[string]any {
+// qmpWaitEvent waits for the event named, within timeout.
+func (g *qemuGuest) qmpWaitEvent(t *testing.T, name string, timeout time.Duration) qmp.Event {
 	t.Helper()
-	line, err := g.qmp.ReadBytes('\n')
-	if err != nil {
-		t.Fatalf("QMP read: %v", err)
-	}
-	var m map[string]any
-	if err := json.Unmarshal(line, &m); err != nil {
-		t.Fatalf("QMP message %q: %v", line, err)
-	}
-	return m
-}
-
-// qmpExecute runs a command without arguments; events read meanwhile are
-// returned.
-func (g *qemuGuest) qmpExecute(t *testing.T, command string) (events []map[string]any) {
-	t.Helper()
-	fmt.Fprintf(g.qc, "{\"execute\": %q}\n", command)
+	limit := time.After(timeout)
 	for {
-		m := g.qmpRead(t)
-		switch {
-		case m["return"] != nil:
-			return events
-		case m["error"] != nil:
-			t.Fatalf("QMP %s: %v", command, m["error"])
-		case m["event"] != nil:
-			events = append(events, m)
-		}
-	}
-}
-
-// qmpWaitEvent reads QMP messages until the event named, within timeout.
-func (g *qemuGuest) qmpWaitEvent(t *testing.T, name string, seen []map[string]any, timeout time.Duration) map[string]any {
-	t.Helper()
-	for _, m := range seen {
-		if m["event"] == name {
-			return m
-		}
-	}
-	g.qc.SetDeadline(time.Now().Add(timeout))
-	for {
-		if m := g.qmpRead(t); m["event"] == name {
-			return m
+		select {
+		case ev := <-g.qc.Events():
+			if ev.Name == name {
+				return ev
+			}
+		case <-limit:
+			t.Fatalf("no %s event within %s", name, timeout)
 		}
 	}
 }
@@ -287,10 +254,17 @@ func TestTestGuestBoots(t *testing.T) {
 		return countFrom(l, "TESTGUEST READY", "OK memcheck") >= 3
 	})
 	pressed := time.Now()
-	events := g.qmpExecute(t, "system_powerdown")
-	ev := g.qmpWaitEvent(t, "SHUTDOWN", events, 30*time.Second)
-	data, _ := ev["data"].(map[string]any)
-	if data["guest"] != true || data["reason"] != "guest-shutdown" {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := g.qc.SystemPowerdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	ev := g.qmpWaitEvent(t, "SHUTDOWN", 30*time.Second)
+	var data struct {
+		Guest  bool   `json:"guest"`
+		Reason string `json:"reason"`
+	}
+	if err := json.Unmarshal(ev.Data, &data); err != nil || !data.Guest || data.Reason != "guest-shutdown" {
 		t.Fatalf("SHUTDOWN event %v, want a guest-initiated shutdown", ev)
 	}
 	if code := g.waitExit(t, 10*time.Second); code != 0 {
