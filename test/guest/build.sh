@@ -118,7 +118,9 @@ build() {
 	vmlinux "$(ls "$w"/k/boot/vmlinuz-*)" "$w/vmlinux"
 	initrd "$w" "$w/initrd"
 	printf 'kernel %s %s\nbusybox-static %s\n' "$kpkg" "$kver" "$bver" >"$w/info"
-	mkdir -p "$w/out" && mv "$w/vmlinux" "$w/initrd" "$w/info" "$w/out/"
+	# memcheck also beside them: the tests run the guest's own binary on the host.
+	mkdir -p "$w/out" && cp "$w/root/bin/memcheck" "$w/memcheck" &&
+		mv "$w/vmlinux" "$w/initrd" "$w/memcheck" "$w/info" "$w/out/"
 	mv -T "$w/out" "$out" 2>/dev/null || [ -s "$out/initrd" ] || die "cannot create $out"
 	rm -rf "$w"
 }
@@ -129,7 +131,7 @@ main() {
 	[ -n "$bver" ] || exit 1
 	key=$( (echo "$kpkg $kver $bver $modules"; cat "$here/build.sh" "$here/init" "$here/memcheck.c") | sha256sum | cut -c1-16)
 	dir="$cache/$key"
-	if [ ! -s "$dir/vmlinux" ] || [ ! -s "$dir/initrd" ]; then
+	if [ ! -s "$dir/vmlinux" ] || [ ! -s "$dir/initrd" ] || [ ! -x "$dir/memcheck" ]; then
 		log "building $dir ($kpkg $kver, busybox-static $bver)"
 		local t0=$SECONDS
 		build "$kpkg" "$kver" "$bver" "$dir"
