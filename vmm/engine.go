@@ -2,6 +2,7 @@ package vmm
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -84,6 +85,19 @@ type Engine interface {
 	Err() error
 	// Close releases guest memory, after Stop.
 	Close() error
+	// Shutdown asks the guest to power itself off (an ACPI power-button
+	// press) and returns at once; Done closes once it has, with Err nil.
+	// An error wrapping ErrUnsupported says the guest has no such button:
+	// the runtime then ends the machine itself.
+	Shutdown() error
+	// SetMemory asks the guest to use bytes of memory (a balloon), at
+	// most the maximum it was started with; ErrUnsupported without one.
+	SetMemory(bytes uint64) error
+	// ConsoleInput types p into the guest's serial console;
+	// ErrUnsupported when the guest reads no input.
+	ConsoleInput(p []byte) error
+	// Facts describes the engine, for Info and the dry run.
+	Facts() Facts
 
 	// MemoryBytes is the memory the guest has: what the vm.cfg asks, or
 	// more when the engine rounds it (the workload engines round it up to
@@ -130,8 +144,39 @@ type Engine interface {
 	Restore(ctx context.Context, f *os.File) error
 }
 
+// ErrUnsupported is wrapped by the errors of what an engine cannot do
+// (a balloon, console input, an ACPI button the workload guest lacks).
+var ErrUnsupported = errors.New("not supported by this engine")
+
+// ErrGuestRebooted is wrapped by Err when the guest ended the machine by
+// rebooting itself: the VMM exits with control.ExitRebooted, and the
+// agent does what on_reboot says.
+var ErrGuestRebooted = errors.New("the guest rebooted")
+
+// Facts are what an engine says of itself. Empty fields: not known, or
+// not the engine's (the workload engines have no accelerator choice and
+// no display).
+type Facts struct {
+	Accel    string // kvm or tcg
+	Version  string // the engine program's version, as "QEMU 7.2.22"
+	Machine  string // the machine type, as "pc-i440fx-7.2"
+	CPUModel string // as "qemu64" or "host"
+	VNC      string // host:port of the display, "" without one
+	// BalloonBytes is the memory the guest uses now under its balloon
+	// (0 without one); MaxMemoryBytes the most SetMemory may ask.
+	BalloonBytes   uint64
+	MaxMemoryBytes uint64
+}
+
 // Stats are an engine's counters, for Info.
 type Stats struct {
+	// CPUTime is the CPU time of the engine's own processes (a QEMU child,
+	// say), which the VMM's rusage does not count; 0 when it has none.
+	CPUTime time.Duration
+	// The guest's disk and network I/O in bytes; 0 when the engine cannot
+	// tell.
+	DiskReadBytes, DiskWriteBytes uint64
+	NetRxBytes, NetTxBytes        uint64
 	// WrittenBytes counts the bytes the guest wrote over its whole life
 	// (a received or restored machine carries its source's count); Info's
 	// dirty rate is its growth. 0 when the engine cannot tell.
@@ -205,6 +250,9 @@ type Received struct {
 const (
 	EngineKVM = "kvm"
 	EngineSim = "sim"
+	// EngineQEMU runs an operating system under a qemu-system-x86_64
+	// child (vm.cfg kernel, bootloader or builder = 'hvm').
+	EngineQEMU = "qemu"
 )
 
 // EngineConfig is what an engine is made from: what every engine needs,
@@ -220,6 +268,14 @@ type EngineConfig struct {
 	// Config is the domain's parsed vm.cfg; nil: every engine option at
 	// its default.
 	Config *vmcfg.Config
+	// Dir is the domain's directory (console.log, exit.json), where an
+	// engine keeps its own runtime files.
+	Dir string
+	// Binary is the engine's program ("" for its default; the qemu engine
+	// runs qemu-system-x86_64), and Accel the accelerator the agent chose
+	// for it (kvm or tcg; "" for the engine's own probe).
+	Binary string
+	Accel  string
 }
 
 // engines makes an engine by name: the one place an engine is chosen. A

@@ -3,6 +3,7 @@ package vmm
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -40,6 +41,42 @@ type fakeEngine struct {
 	// onPhase, when set, runs after the runtime took each reported phase
 	// (and once at the start, in setup), with the send still under way.
 	onPhase func(control.Phase)
+
+	// acpi gives the guest a power button: Shutdown records the press
+	// (the test then powers the guest off with crash(nil)); without one
+	// Shutdown is unsupported, as for the workload guest.
+	acpi     bool
+	pressed  int
+	typed    []byte
+	memoryTo uint64
+}
+
+func (f *fakeEngine) Shutdown() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !f.acpi {
+		return fmt.Errorf("fake: no power button: %w", ErrUnsupported)
+	}
+	f.pressed++
+	return nil
+}
+
+func (f *fakeEngine) SetMemory(b uint64) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.memoryTo = b
+	return nil
+}
+
+func (f *fakeEngine) ConsoleInput(p []byte) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.typed = append(f.typed, p...)
+	return nil
+}
+
+func (f *fakeEngine) Facts() Facts {
+	return Facts{Accel: "tcg", VNC: "127.0.0.1:5900", BalloonBytes: f.memoryTo}
 }
 
 var errFakeNone = errors.New("fake engine: no machine")

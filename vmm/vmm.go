@@ -28,6 +28,10 @@ type Options struct {
 	// Config is the domain's vm.cfg, for the engine's own options (the
 	// workload engines' workload spec); nil: the engine's defaults.
 	Config *vmcfg.Config
+	// EngineBinary is the engine's program ("" for its default) and Accel
+	// its accelerator ("" for the engine's own choice); see EngineConfig.
+	EngineBinary string
+	Accel        string
 	// Dir is the domain's directory: console.log and exit.json go there.
 	Dir string
 	// Socket is the control socket path.
@@ -117,7 +121,7 @@ func Start(o Options) (*VMM, error) {
 	v.started = time.Now()
 	v.lastAt = v.started
 	v.engine, err = newEngine(o.Engine, EngineConfig{Name: o.Name, UUID: o.UUID, MemoryBytes: o.MemoryBytes, VCPUs: o.VCPUs,
-		Console: v.console, Config: o.Config})
+		Console: v.console, Config: o.Config, Dir: o.Dir, Binary: o.EngineBinary, Accel: o.Accel})
 	switch {
 	case err != nil:
 	case o.Mode == ModeBoot:
@@ -178,7 +182,9 @@ func (v *VMM) Serve(ctx context.Context) control.Exit {
 	var e control.Exit
 	select {
 	case <-v.engine.Done():
-		if err := v.engine.Err(); err != nil {
+		if err := v.engine.Err(); errors.Is(err, ErrGuestRebooted) {
+			e = control.Exit{Reason: control.ExitRebooted, Code: 0}
+		} else if err != nil {
 			e = control.Exit{Reason: control.ExitCrashed, Detail: err.Error(), Code: 2}
 		} else {
 			e = control.Exit{Reason: control.ExitShutdown, Code: 0}
@@ -266,7 +272,14 @@ func (v *VMM) handle(req control.Request, files []*os.File) control.Response {
 	case control.OpPause, control.OpResume, control.OpThrottle:
 		return v.steer(req)
 	case control.OpShutdown:
-		return v.stop(req)
+		return v.shutdown(req)
+	case control.OpConsoleInput:
+		return v.consoleInput(req)
+	case control.OpSetMemory:
+		if err := v.engine.SetMemory(req.MemoryBytes); err != nil {
+			return failed(err)
+		}
+		return control.Response{Info: v.info()}
 	case control.OpEstimate:
 		return v.handleEstimate(req)
 	}
@@ -308,6 +321,32 @@ func (v *VMM) stop(req control.Request) control.Response {
 		reason = control.ExitDestroyed
 	}
 	v.end(control.Exit{Reason: reason})
+	return control.Response{}
+}
+
+// shutdown asks the guest to power itself off; the VMM ends when it has
+// (the agent destroys it after its timeout). A guest without an ACPI
+// button is stopped by the VMM itself, as before.
+func (v *VMM) shutdown(req control.Request) control.Response {
+	err := v.engine.Shutdown()
+	if errors.Is(err, ErrUnsupported) {
+		return v.stop(req)
+	}
+	if err != nil {
+		return failed(err)
+	}
+	v.setState(control.StateStopping)
+	return control.Response{}
+}
+
+// consoleInput types the request's bytes into the guest's console.
+func (v *VMM) consoleInput(req control.Request) control.Response {
+	if len(req.Data) > control.MaxConsoleInput {
+		return failed(fmt.Errorf("console input: %d bytes at once, at most %d", len(req.Data), control.MaxConsoleInput))
+	}
+	if err := v.engine.ConsoleInput([]byte(req.Data)); err != nil {
+		return failed(err)
+	}
 	return control.Response{}
 }
 
@@ -366,6 +405,12 @@ func (v *VMM) info() *control.Info {
 	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {
 		info.CPUTime = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 	}
+	info.CPUTime += st.CPUTime
+	info.DiskReadBytes, info.DiskWriteBytes = st.DiskReadBytes, st.DiskWriteBytes
+	info.NetRxBytes, info.NetTxBytes = st.NetRxBytes, st.NetTxBytes
+	f := v.engine.Facts()
+	info.Accel, info.EngineVersion, info.Machine, info.CPUModel, info.VNC = f.Accel, f.Version, f.Machine, f.CPUModel, f.VNC
+	info.BalloonBytes, info.MaxMemoryBytes = f.BalloonBytes, f.MaxMemoryBytes
 	if up {
 		if n, err := v.engine.ResidentBytes(); err == nil {
 			info.ResidentBytes = n

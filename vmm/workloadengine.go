@@ -545,3 +545,23 @@ func (e *workloadEngine) makeMachineOn(p *prepared, ram *guestmem.RAM, state []b
 	e.set(ram, p.m)
 	return nil
 }
+
+// Shutdown: the workload guest has no ACPI power button; the runtime
+// ends the machine itself.
+func (e *workloadEngine) Shutdown() error {
+	return fmt.Errorf("shutdown: the workload guest has no ACPI power button: %w", ErrUnsupported)
+}
+
+// SetMemory: the workload guest has no balloon.
+func (e *workloadEngine) SetMemory(uint64) error {
+	return fmt.Errorf("set memory: the workload guest has no balloon; change memory in its vm.cfg and start it again: %w", ErrUnsupported)
+}
+
+// ConsoleInput: the workload guest reads no console input.
+func (e *workloadEngine) ConsoleInput([]byte) error {
+	return fmt.Errorf("console input: the workload guest reads no console input: %w", ErrUnsupported)
+}
+
+// Facts: the workload engines have no accelerator choice, no program
+// version of their own and no display.
+func (e *workloadEngine) Facts() Facts { return Facts{} }

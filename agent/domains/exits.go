@@ -133,6 +133,8 @@ func exitAction(cfg *vmcfg.Config, r control.ExitReason) string {
 	switch r {
 	case control.ExitShutdown:
 		return cfg.OnPoweroff
+	case control.ExitRebooted:
+		return cfg.OnReboot
 	case control.ExitFailedToStart:
 		return ""
 	default:

@@ -30,14 +30,16 @@ func main() {
 
 func run() int {
 	cfgPath := flag.String("config", "", "the domain's vm.cfg")
-	engine := flag.String("engine", vmm.EngineKVM, "engine: kvm or sim")
+	engine := flag.String("engine", vmm.EngineKVM, "engine: kvm, sim or qemu")
+	binary := flag.String("engine-binary", "", "the engine's program (qemu: qemu-system-x86_64); \"\" for its default")
+	accel := flag.String("accel", "", "the qemu engine's accelerator: kvm or tcg; \"\" to probe")
 	dir := flag.String("dir", "", "the domain's directory (console.log, exit.json)")
 	socket := flag.String("socket", "", "control socket path")
 	incoming := flag.Bool("incoming", false, "wait for an incoming migration instead of booting")
 	restore := flag.String("restore", "", "start from this save image instead of booting")
 	flag.Parse()
 	if *cfgPath == "" || *dir == "" || *socket == "" {
-		fmt.Fprintln(os.Stderr, "usage: ovs-vmm --config VM.CFG --dir DIR --socket PATH [--engine kvm|sim]")
+		fmt.Fprintln(os.Stderr, "usage: ovs-vmm --config VM.CFG --dir DIR --socket PATH [--engine kvm|sim|qemu] [--engine-binary PATH] [--accel kvm|tcg]")
 		return 2
 	}
 	// The agent may go away; never die of a closed pipe or a hang-up.
@@ -55,6 +57,7 @@ func run() int {
 		return failed(err)
 	}
 	opts := vmm.OptionsFromConfig(cfg, *engine, *dir, *socket)
+	opts.EngineBinary, opts.Accel = *binary, *accel
 	switch {
 	case *incoming && *restore != "":
 		return failed(fmt.Errorf("--incoming and --restore exclude each other"))

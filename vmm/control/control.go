@@ -25,6 +25,10 @@ const (
 	OpDestroy  = "destroy"  // stop at once and exit
 	OpConsole  = "console"  // read the console ring from Offset
 	OpThrottle = "throttle" // slow the vCPUs to Percent% (auto-converge)
+	// OpConsoleInput types Data into the guest's serial console.
+	OpConsoleInput = "console-input"
+	// OpSetMemory asks the guest to use MemoryBytes of memory (a balloon).
+	OpSetMemory = "set-memory"
 
 	// Migration, source side. OpMigrateSend comes with the connection to
 	// the target (SCM_RIGHTS); the VMM streams the guest and reports
@@ -46,6 +50,9 @@ const (
 	// OpSave writes a save image to Path and ends the VMM.
 	OpSave = "save"
 )
+
+// MaxConsoleInput bounds the bytes one OpConsoleInput may carry.
+const MaxConsoleInput = 4096
 
 // MigrationStatus is a migration as one VMM sees it.
 type MigrationStatus struct {
@@ -95,6 +102,10 @@ type Request struct {
 	Offset  int64  `json:"offset,omitempty"`  // OpConsole: first byte wanted
 	Max     int    `json:"max,omitempty"`     // OpConsole: most bytes wanted
 	Percent int    `json:"percent,omitempty"` // OpThrottle
+	// OpConsoleInput: the bytes to type (at most MaxConsoleInput).
+	Data string `json:"data,omitempty"`
+	// OpSetMemory: the memory the guest is to use.
+	MemoryBytes uint64 `json:"memory_bytes,omitempty"`
 	// Migration and save.
 	Migration   string        `json:"migration,omitempty"` // id
 	Target      string        `json:"target,omitempty"`    // where to, for the exit record
@@ -166,6 +177,25 @@ type Info struct {
 	Corrupt  uint64 `json:"corrupt"`
 	// ConsoleEnd is the offset just past the newest console byte.
 	ConsoleEnd int64 `json:"console_end"`
+	// What the engine says of itself (vmm.Facts): the accelerator (kvm,
+	// tcg; "" for the workload engines, which have none), the program's
+	// version, its machine type and CPU model, and where its display
+	// listens ("" without one).
+	Accel         string `json:"accel,omitempty"`
+	EngineVersion string `json:"engine_version,omitempty"`
+	Machine       string `json:"machine,omitempty"`
+	CPUModel      string `json:"cpu_model,omitempty"`
+	VNC           string `json:"vnc,omitempty"`
+	// BalloonBytes is the memory the guest has given back to the balloon's
+	// target: what it uses now (0 without a balloon); MaxMemoryBytes the
+	// most it may be given (maxmem).
+	BalloonBytes   uint64 `json:"balloon_bytes,omitempty"`
+	MaxMemoryBytes uint64 `json:"max_memory_bytes,omitempty"`
+	// The guest's disk and network I/O, in bytes, since it started.
+	DiskReadBytes  uint64 `json:"disk_read_bytes,omitempty"`
+	DiskWriteBytes uint64 `json:"disk_write_bytes,omitempty"`
+	NetRxBytes     uint64 `json:"net_rx_bytes,omitempty"`
+	NetTxBytes     uint64 `json:"net_tx_bytes,omitempty"`
 	// PausedFor is "migration" while the guest's vCPUs are stopped for an
 	// outgoing migration or save (stop-and-copy until the commit or the
 	// failure resumes it); empty otherwise.

@@ -33,6 +33,9 @@ const (
 	ExitShutdown  ExitReason = "shutdown"  // asked to stop, or the guest stopped by itself
 	ExitDestroyed ExitReason = "destroyed" // stopped at once
 	ExitCrashed   ExitReason = "crashed"   // the engine or the guest failed
+	// ExitRebooted: the guest rebooted itself; the agent does what the
+	// vm.cfg's on_reboot says (restart: a fresh VMM boots it again).
+	ExitRebooted ExitReason = "rebooted"
 	// ExitFailedToStart: the machine could not be made or started (also
 	// after a migration's commit: the target could not start it).
 	ExitFailedToStart ExitReason = "failed to start"

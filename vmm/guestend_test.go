@@ -1,0 +1,58 @@
+package vmm
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ovs-agent/ovs-agent/vmm/control"
+)
+
+// TestShutdownPressesTheButton: a shutdown of a guest with a power button
+// presses it and leaves the guest to power itself off; the VMM ends with
+// shutdown only when the guest has.
+func TestShutdownPressesTheButton(t *testing.T) {
+	eng := newFakeEngine()
+	eng.acpi = true
+	f := startFake(t, eng)
+	f.call(t, control.Request{Op: control.OpShutdown})
+	if s := f.state(t); s != control.StateStopping {
+		t.Fatalf("after the button: state %s, want stopping", s)
+	}
+	select {
+	case e := <-f.exit:
+		t.Fatalf("the VMM ended before the guest powered off: %+v", e)
+	case <-time.After(50 * time.Millisecond):
+	}
+	if eng.pressed != 1 {
+		t.Fatalf("button pressed %d times", eng.pressed)
+	}
+	eng.crash(nil) // the guest powers off
+	f.ended(t, control.ExitShutdown)
+}
+
+// TestGuestRebootExitsRebooted: a guest that reboots itself ends the VMM
+// with reason rebooted (the agent applies on_reboot).
+func TestGuestRebootExitsRebooted(t *testing.T) {
+	f := startFake(t, newFakeEngine())
+	f.eng.crash(ErrGuestRebooted)
+	f.ended(t, control.ExitRebooted)
+}
+
+// TestConsoleInputAndMemory: typed bytes reach the engine, too many at
+// once are refused, and set-memory reaches the balloon.
+func TestConsoleInputAndMemory(t *testing.T) {
+	f := startFake(t, newFakeEngine())
+	f.call(t, control.Request{Op: control.OpConsoleInput, Data: "ls\r"})
+	if _, err := f.c.Call(context.Background(), control.Request{Op: control.OpConsoleInput, Data: strings.Repeat("x", control.MaxConsoleInput+1)}); err == nil || !strings.Contains(err.Error(), "at most") {
+		t.Fatalf("oversized input: %v", err)
+	}
+	if string(f.eng.typed) != "ls\r" {
+		t.Fatalf("typed %q", f.eng.typed)
+	}
+	info := f.call(t, control.Request{Op: control.OpSetMemory, MemoryBytes: 64 << 20}).Info
+	if info.BalloonBytes != 64<<20 || info.Accel != "tcg" || info.VNC == "" {
+		t.Fatalf("info after set-memory: %+v", info)
+	}
+}
