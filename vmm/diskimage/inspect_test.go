@@ -150,7 +150,7 @@ func TestInspectForeignFormats(t *testing.T) {
 		wantRefused(t, err, name+" image", "qemu-img convert")
 	}
 	p := filepath.Join(dir, "disk.luks")
-	qemuImg(t, "create", "-q", "-f", "luks", "--object", "secret,id=s0,data=pw", "-o", "key-secret=s0,iter-time=10", p, "4M")
+	qemuImg(t, "create", "-q", "-f", "luks", "--object", "secret,id=s0,data=pw", "-o", "key-secret=s0,iter-time=250", p, "4M")
 	_, err := Inspect(p)
 	wantRefused(t, err, "luks image")
 }
@@ -158,7 +158,7 @@ func TestInspectForeignFormats(t *testing.T) {
 func TestInspectEncryptedQCOW2(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "enc.qcow2")
 	qemuImg(t, "create", "-q", "-f", "qcow2", "--object", "secret,id=s0,data=pw",
-		"-o", "encrypt.format=luks,encrypt.key-secret=s0,encrypt.iter-time=10", p, "4M")
+		"-o", "encrypt.format=luks,encrypt.key-secret=s0,encrypt.iter-time=250", p, "4M")
 	_, err := Inspect(p)
 	wantRefused(t, err, "encrypted")
 }
