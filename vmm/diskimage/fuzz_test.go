@@ -41,3 +41,29 @@ func FuzzInspect(f *testing.F) {
 		}
 	})
 }
+
+// FuzzQCOW2Read opens arbitrary bytes as a qcow2 image and reads through
+// its mapping: errors are fine, a panic or a read past its buffer is not.
+func FuzzQCOW2Read(f *testing.F) {
+	seed := qcowSeed(1 << 20)
+	binary.BigEndian.PutUint64(seed[512:], 1024|1<<63)   // L1[0]: L2 at 1024
+	binary.BigEndian.PutUint64(seed[1024:], 1536|1<<63)  // cluster 0 at 1536
+	binary.BigEndian.PutUint64(seed[1032:], 1)           // cluster 1 reads as zeros
+	binary.BigEndian.PutUint64(seed[1040:], 2048|1<<62)  // cluster 2 compressed
+	binary.BigEndian.PutUint64(seed[1048:], 1<<40|1<<63) // past the end
+	f.Add(seed)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		m, err := newQcowMap("fuzz", bytes.NewReader(data), int64(len(data)), nil)
+		if err != nil {
+			return
+		}
+		r := &Reader{info: Info{Path: "fuzz", Format: FormatQCOW2, VirtualSize: m.l.size}, q: m}
+		buf := make([]byte, 3000)
+		for _, off := range []int64{0, 511, 1000, 4096, m.l.size / 2, m.l.size - 100} {
+			n, _ := r.ReadAt(buf, off)
+			if n < 0 || n > len(buf) {
+				t.Fatalf("ReadAt returned %d", n)
+			}
+		}
+	})
+}
