@@ -32,12 +32,13 @@ import (
 //   - QEMU 7.2 does not shutdown(2) the socket at the end of a completed
 //     fd migration, on either side: it only closes its own copy (checked
 //     by TestMigrationLeavesTheConnection, which exchanges bytes over the
-//     same socketpair afterwards). A cancelled or failed migration does
-//     shut it down (migrate_cancel calls qemu_file_shutdown, which affects
-//     every dup): after those the connection is finished anyway.
-//   - QEMU switches the descriptor's file status to blocking or not as it
-//     likes, and the open file description is shared with the caller's
-//     copy: a Go net.Conn whose socket QEMU left blocking would ignore its
+//     same socketpair afterwards). A cancelled migration does shut it down
+//     (migrate_cancel calls qemu_file_shutdown, which affects every dup:
+//     the caller's copy reads EOF and writes EPIPE): after a cancel the
+//     connection is finished anyway.
+//   - The source QEMU 7.2 makes the socket blocking (it clears O_NONBLOCK),
+//     and the open file description is shared with the caller's copy: a
+//     Go net.Conn whose socket QEMU left blocking would ignore its
 //     deadlines. passFD restores the flags once QEMU is done with it.
 
 // Defaults of MigrateOptions, and the bounds of what QEMU is asked.
