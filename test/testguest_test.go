@@ -30,7 +30,7 @@ var testGuestOnce struct {
 
 // testGuestDir builds the test guest, or finds it in its cache, and returns
 // the directory holding vmlinux and initrd.
-func testGuestDir(t *testing.T) string {
+func testGuestDir(t testing.TB) string {
 	testGuestOnce.Do(func() {
 		start := time.Now()
 		var stderr bytes.Buffer
@@ -53,7 +53,7 @@ func testGuestDir(t *testing.T) string {
 // testGuestAccel is the accelerator the test guest runs on: tcg unless
 // OVS_TESTGUEST_ACCEL says otherwise (kvm on hosts with hardware
 // virtualization). /dev/kvm from the PVM hypervisor makes QEMU crawl.
-func testGuestAccel(t *testing.T) string {
+func testGuestAccel(t testing.TB) string {
 	accel := os.Getenv("OVS_TESTGUEST_ACCEL")
 	if accel == "" {
 		accel = "tcg"

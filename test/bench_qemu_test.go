@@ -1,0 +1,445 @@
+package test
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ovs-agent/ovs-agent/vmm/qmp"
+)
+
+// The bench of the qemu engine (make bench): the test guest under plain
+// QEMU, driven by hand over QMP (vmm/qmp), against the same guest through
+// two agents. Plain QEMU is the reference the ratio is taken
+// against: the same binary, the same guest, the same migration options.
+
+// plainQEMU is one qemu-system-x86_64 the bench drives itself.
+type plainQEMU struct {
+	cmd    *exec.Cmd
+	start  time.Time
+	exited chan struct{}
+	stderr syncBuffer
+	qc     *qmp.Client
+
+	mu      sync.Mutex
+	lines   []string
+	first   time.Time // when the first console line came
+	changed chan struct{}
+	events  []qmp.Event
+}
+
+// plainArgs is QEMU's command line for the test guest: memMiB of RAM, the
+// memory checker on memcheckMiB of it.
+func plainArgs(tb testing.TB, memMiB, memcheckMiB int) []string {
+	dir := testGuestDir(tb)
+	return []string{"-accel", testGuestAccel(tb), "-m", fmt.Sprint(memMiB), "-smp", "1",
+		"-kernel", filepath.Join(dir, "vmlinux"), "-initrd", filepath.Join(dir, "initrd"),
+		"-append", fmt.Sprintf("console=ttyS0 quiet memcheck_mib=%d", memcheckMiB),
+		"-nographic", "-nodefaults", "-serial", "stdio", "-no-reboot"}
+}
+
+// startPlainQEMU starts QEMU with args and a QMP socket, reads its serial
+// console and its events; the cleanup kills it by pid if it still runs.
+func startPlainQEMU(tb testing.TB, args ...string) *plainQEMU {
+	tb.Helper()
+	qemu, err := exec.LookPath("qemu-system-x86_64")
+	if err != nil {
+		tb.Fatalf("qemu-system-x86_64 not installed (apt-get install --no-install-recommends qemu-system-x86): %v", err)
+	}
+	sock := filepath.Join(tb.TempDir(), "qmp.sock")
+	q := &plainQEMU{exited: make(chan struct{}), changed: make(chan struct{})}
+	q.cmd = exec.Command(qemu, append(args, "-qmp", "unix:"+sock+",server=on,wait=off")...)
+	q.cmd.Stderr = &q.stderr
+	stdout, err := q.cmd.StdoutPipe()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if _, err := q.cmd.StdinPipe(); err != nil { // an open, silent serial input
+		tb.Fatal(err)
+	}
+	q.start = time.Now()
+	if err := q.cmd.Start(); err != nil {
+		tb.Fatal(err)
+	}
+	pid := q.cmd.Process.Pid
+	go q.readConsole(stdout)
+	go func() { q.cmd.Wait(); close(q.exited) }()
+	tb.Cleanup(func() {
+		select {
+		case <-q.exited:
+		default:
+			syscall.Kill(pid, syscall.SIGKILL)
+			<-q.exited
+		}
+		if q.qc != nil {
+			q.qc.Close()
+		}
+		if tb.Failed() {
+			tb.Logf("QEMU %d console:\n%s\nstderr:\n%s", pid, strings.Join(q.console(), "\n"), q.stderr.String())
+		}
+	})
+	q.dialQMP(tb, sock)
+	go q.readEvents()
+	return q
+}
+
+func (q *plainQEMU) readConsole(r io.Reader) {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := strings.TrimRight(sc.Text(), "\r")
+		q.mu.Lock()
+		if len(q.lines) == 0 {
+			q.first = time.Now()
+		}
+		q.lines = append(q.lines, line)
+		q.notifyLocked()
+		q.mu.Unlock()
+	}
+}
+
+func (q *plainQEMU) readEvents() {
+	for ev := range q.qc.Events() {
+		q.mu.Lock()
+		q.events = append(q.events, ev)
+		q.notifyLocked()
+		q.mu.Unlock()
+	}
+}
+
+func (q *plainQEMU) notifyLocked() {
+	close(q.changed)
+	q.changed = make(chan struct{})
+}
+
+func (q *plainQEMU) console() []string {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return append([]string(nil), q.lines...)
+}
+
+// dialQMP connects once QEMU has made its socket (within a minute: a
+// safety net on a loaded machine, not a measure).
+func (q *plainQEMU) dialQMP(tb testing.TB, sock string) {
+	tb.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		c, err := qmp.Dial(ctx, sock, qmp.Options{})
+		cancel()
+		if err == nil {
+			q.qc = c
+			return
+		}
+		select {
+		case <-q.exited:
+			tb.Fatalf("QEMU exited (%v) before its QMP socket answered: %s", q.cmd.ProcessState, q.stderr.String())
+		case <-time.After(10 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			tb.Fatalf("QMP socket %s: %v", sock, err)
+		}
+	}
+}
+
+// waitFor waits until ok holds on the console lines and events seen so
+// far, failing on a CORRUPT or FAILED console line, QEMU's exit or the
+// timeout (generous: TCG on shared cores).
+func (q *plainQEMU) waitFor(tb testing.TB, what string, timeout time.Duration, ok func(lines []string, events []qmp.Event) bool) {
+	tb.Helper()
+	limit := time.After(timeout)
+	for {
+		q.mu.Lock()
+		lines, events, changed := q.lines, q.events, q.changed
+		q.mu.Unlock()
+		for _, l := range lines {
+			if strings.Contains(l, "CORRUPT") || strings.Contains(l, "FAILED") {
+				tb.Fatalf("guest console: %s", l)
+			}
+		}
+		if ok(lines, events) {
+			return
+		}
+		select {
+		case <-changed:
+		case <-q.exited:
+			tb.Fatalf("QEMU exited (%v) before %s", q.cmd.ProcessState, what)
+		case <-limit:
+			tb.Fatalf("no %s within %v", what, timeout)
+		}
+	}
+}
+
+// waitMemcheck waits for n OK lines of the memory checker after the
+// guest's READY line.
+func (q *plainQEMU) waitMemcheck(tb testing.TB, n int, timeout time.Duration) {
+	q.waitFor(tb, fmt.Sprintf("%d OK lines of the memory checker", n), timeout, func(l []string, _ []qmp.Event) bool {
+		return countFrom(l, "TESTGUEST READY", "OK memcheck") >= n
+	})
+}
+
+// event returns the first event named name (with status, for MIGRATION)
+// seen so far.
+func (q *plainQEMU) event(name, status string) (qmp.Event, bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for _, ev := range q.events {
+		if ev.Name != name {
+			continue
+		}
+		if status == "" {
+			return ev, true
+		}
+		var d struct{ Status string }
+		if json.Unmarshal(ev.Data, &d) == nil && d.Status == status {
+			return ev, true
+		}
+	}
+	return qmp.Event{}, false
+}
+
+// waitEvent waits for event name (with status, for MIGRATION) and fails
+// on a failed or cancelled migration.
+func (q *plainQEMU) waitEvent(tb testing.TB, name, status string, timeout time.Duration) qmp.Event {
+	tb.Helper()
+	var ev qmp.Event
+	q.waitFor(tb, name+" "+status, timeout, func([]string, []qmp.Event) bool {
+		if _, bad := q.event("MIGRATION", qmp.MigrationFailed); bad {
+			tb.Fatalf("migration failed")
+		}
+		var ok bool
+		ev, ok = q.event(name, status)
+		return ok
+	})
+	return ev
+}
+
+// plainMigrationOptions are the migration settings, the same on plain
+// QEMU as the engine's: capabilities on both sides, parameters on the
+// source (bandwidth uncapped, QEMU's default downtime limit).
+func plainMigrationOptions(tb testing.TB, src, dst *plainQEMU) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for _, q := range []*plainQEMU{src, dst} {
+		if err := q.qc.MigrateSetCapabilities(ctx, map[string]bool{"events": true}); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	uncapped := int64(1) << 40
+	if err := src.qc.MigrateSetParameters(ctx, qmp.MigrationParameters{MaxBandwidth: &uncapped}); err != nil {
+		tb.Fatal(err)
+	}
+}
+
+// loopbackPair is a TCP connection over 127.0.0.1, both ends as files
+// to pass to QEMU.
+func loopbackPair(tb testing.TB) (*os.File, *os.File) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer l.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, _ := l.Accept()
+		accepted <- c
+	}()
+	c1, err := net.Dial("tcp", l.Addr().String())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	c2 := <-accepted
+	if c2 == nil {
+		tb.Fatal("loopback accept failed")
+	}
+	f1, err1 := c1.(*net.TCPConn).File()
+	f2, err2 := c2.(*net.TCPConn).File()
+	c1.Close()
+	c2.Close()
+	if err1 != nil || err2 != nil {
+		tb.Fatal(err1, err2)
+	}
+	return f1, f2
+}
+
+// plainMove is what one plain-QEMU live migration measured.
+type plainMove struct {
+	Total       time.Duration // from starting the target QEMU to the target's cont
+	QEMUTotal   time.Duration // QEMU's own total-time (source)
+	QEMUDown    time.Duration // QEMU's own downtime (source)
+	GuestDown   time.Duration // source STOP event to target RESUME event
+	Transferred int64
+	Rounds      int64
+}
+
+// migratePlain moves the running guest src to a new QEMU over a loopback
+// socket, by hand over QMP, and resumes it there; src is ended.
+func migratePlain(tb testing.TB, src *plainQEMU, args []string) (*plainQEMU, plainMove) {
+	var m plainMove
+	t0 := time.Now()
+	dst := startPlainQEMU(tb, append(append([]string(nil), args...), "-incoming", "defer", "-S")...)
+	plainMigrationOptions(tb, src, dst)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	fs, fd := loopbackPair(tb)
+	for _, p := range []struct {
+		q *plainQEMU
+		f *os.File
+	}{{src, fs}, {dst, fd}} {
+		err := p.q.qc.SendFD(ctx, "migration", int(p.f.Fd()))
+		p.f.Close()
+		if err != nil {
+			tb.Fatal(err)
+		}
+	}
+	if err := dst.qc.MigrateIncoming(ctx, "fd:migration"); err != nil {
+		tb.Fatal(err)
+	}
+	if err := src.qc.Migrate(ctx, "fd:migration"); err != nil {
+		tb.Fatal(err)
+	}
+	dst.waitEvent(tb, "MIGRATION", qmp.MigrationCompleted, 5*time.Minute)
+	if err := dst.qc.Cont(ctx); err != nil {
+		tb.Fatal(err)
+	}
+	m.Total = time.Since(t0)
+	stop := src.waitEvent(tb, "STOP", "", time.Minute)
+	resume := dst.waitEvent(tb, "RESUME", "", time.Minute)
+	m.GuestDown = resume.Timestamp.Sub(stop.Timestamp)
+	info := completedInfo(tb, src)
+	m.QEMUTotal = time.Duration(info.TotalTime) * time.Millisecond
+	m.QEMUDown = time.Duration(info.Downtime) * time.Millisecond
+	if info.RAM != nil {
+		m.Transferred, m.Rounds = info.RAM.Transferred, info.RAM.DirtySyncCount
+	}
+	if err := src.qc.Quit(ctx); err != nil {
+		tb.Fatal(err)
+	}
+	return dst, m
+}
+
+// completedInfo is the source's query-migrate once it says completed with
+// its figures (QEMU 7.2 may say completed with total-time 0 for a moment).
+func completedInfo(tb testing.TB, q *plainQEMU) qmp.MigrationInfo {
+	tb.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		info, err := q.qc.QueryMigrate(ctx)
+		cancel()
+		if err != nil {
+			tb.Fatal(err)
+		}
+		if info.Status == qmp.MigrationCompleted && info.TotalTime > 0 {
+			return info
+		}
+		if time.Now().After(deadline) {
+			tb.Fatalf("query-migrate never completed with figures: %+v", info)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// benchPlainMigration boots the test guest on plain QEMU, lets its memory
+// checker run, moves it live and checks the checker goes on, clean, on the
+// target. It returns the figures.
+func benchPlainMigration(b *testing.B, memMiB, memcheckMiB int) plainMove {
+	args := plainArgs(b, memMiB, memcheckMiB)
+	src := startPlainQEMU(b, args...)
+	src.waitMemcheck(b, 3, 3*time.Minute)
+	dst, m := migratePlain(b, src, args)
+	seen := countFrom(dst.console(), "", "OK memcheck")
+	dst.waitFor(b, "2 OK lines of the memory checker on the target", 2*time.Minute, func(l []string, _ []qmp.Event) bool {
+		return countFrom(l, "", "OK memcheck") >= seen+2
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	dst.qc.Quit(ctx)
+	return m
+}
+
+// BenchmarkQEMUMigrationPlain is the reference: plain QEMU moving the test
+// guest live over a loopback socket, 256 MiB and 1 GiB, memory checker
+// running.
+func BenchmarkQEMUMigrationPlain(b *testing.B) {
+	for _, sz := range qemuBenchSizes {
+		b.Run(sz.name, func(b *testing.B) {
+			var sum plainMove
+			for i := 0; i < b.N; i++ {
+				m := benchPlainMigration(b, sz.memMiB, sz.memcheckMiB)
+				fmt.Printf("qemu plain %s: total %.3f s (QEMU total-time %.3f s), downtime %.1f ms guest-visible (QEMU says %.1f ms), %.1f MiB sent, %d dirty syncs\n",
+					sz.name, m.Total.Seconds(), m.QEMUTotal.Seconds(), ms(m.GuestDown), ms(m.QEMUDown), float64(m.Transferred)/(1<<20), m.Rounds)
+				sum.Total += m.Total
+				sum.QEMUTotal += m.QEMUTotal
+				sum.GuestDown += m.GuestDown
+				sum.QEMUDown += m.QEMUDown
+			}
+			n := float64(b.N)
+			b.ReportMetric(sum.Total.Seconds()/n, "s-total")
+			b.ReportMetric(sum.QEMUTotal.Seconds()/n, "s-qemu-total")
+			b.ReportMetric(ms(sum.GuestDown)/n, "ms-downtime")
+			b.ReportMetric(ms(sum.QEMUDown)/n, "ms-qemu-downtime")
+		})
+	}
+}
+
+// qemuBenchSizes are the guests the migration benchmarks move.
+var qemuBenchSizes = []struct {
+	name                string
+	memMiB, memcheckMiB int
+}{
+	{"256MiB", 256, 64},
+	{"1GiB", 1024, 256},
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// BenchmarkQEMUBootPlain measures plain QEMU's start to the first console
+// line and to the guest's READY line, and the ACPI shutdown: the power
+// button pressed over QMP to QEMU's exit.
+func BenchmarkQEMUBootPlain(b *testing.B) {
+	var first, ready, down time.Duration
+	for i := 0; i < b.N; i++ {
+		q := startPlainQEMU(b, plainArgs(b, 256, 32)...)
+		q.waitFor(b, "TESTGUEST READY", 3*time.Minute, func(l []string, _ []qmp.Event) bool {
+			return countFrom(l, "TESTGUEST READY", "") >= 0
+		})
+		ready += time.Since(q.start)
+		q.mu.Lock()
+		first += q.first.Sub(q.start)
+		q.mu.Unlock()
+		pressed := time.Now()
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		err := q.qc.SystemPowerdown(ctx)
+		cancel()
+		if err != nil {
+			b.Fatal(err)
+		}
+		select {
+		case <-q.exited:
+		case <-time.After(2 * time.Minute):
+			b.Fatal("QEMU still running 2 minutes after the power button")
+		}
+		down += time.Since(pressed)
+		if !q.cmd.ProcessState.Success() {
+			b.Fatalf("QEMU after the guest powered off: %v", q.cmd.ProcessState)
+		}
+	}
+	n := float64(b.N)
+	fmt.Printf("qemu plain boot: first console line %.3f s, READY %.3f s, ACPI shutdown %.3f s\n",
+		first.Seconds()/n, ready.Seconds()/n, down.Seconds()/n)
+	b.ReportMetric(first.Seconds()/n, "s-first-line")
+	b.ReportMetric(ready.Seconds()/n, "s-ready")
+	b.ReportMetric(down.Seconds()/n, "s-acpi-shutdown")
+}
