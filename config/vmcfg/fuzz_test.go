@@ -43,6 +43,7 @@ func FuzzParse(f *testing.F) {
 		"name = 'd'\nbuilder = 'hvm'\nboot = 'dc'\nvnc = 1\nvnclisten = '::1'\nvncunused = 0\nvncdisplay = 3\nvncpasswd = 'secretpw'\nkeymap = 'de'\nsdl = 1\n",
 		"name = 'd'\nkernel = '/usr/lib/xen/boot/hvmloader'\nbuilder = 'hvm'\nserial = 'pty'\npci = ['01:00.0']\nacpi = 0\n",
 		"name = 'd'\nworkload = 'dirty=1M/s'\nbootloader = 'pygrub'\n",
+		"name = 'd'\nbootloader = 'pygrub'\nbootargs = '-q --entry=\"EL 5\" -i'\n",
 		"name = 'd'\nkernel = '/k'\nvfb = ['type=sdl,display=:0,xauthority=/x', 'type=vnc,vncpasswd=secretpw,keymap=fr']\nvif = ['script=/x,rate=1Mb/s']\n",
 	} {
 		f.Add([]byte(s))
@@ -210,6 +211,34 @@ func FuzzParseWorkload(f *testing.F) {
 		}
 		if back != w {
 			t.Fatalf("ParseWorkload(%q) = %+v, re-parsed %+v", s, w, back)
+		}
+	})
+}
+
+// FuzzParsePygrubArgs: no panic; what it accepts has paths vm.cfg can
+// hold, and quoting a word that needs none changes nothing.
+func FuzzParsePygrubArgs(f *testing.F) {
+	for _, s := range []string{
+		"", "-q", "--entry=1", `-q --entry="Enterprise Linux (2.6.18)"`, "--kernel=/boot/vmlinuz --ramdisk='/boot/initrd x'",
+		`--entry=a\ b -i`, "--args=quiet", "--entry='1", `"\"`, `a\`,
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		p, err := ParsePygrubArgs(s)
+		if err != nil {
+			return
+		}
+		for _, path := range []string{p.Kernel, p.Ramdisk} {
+			if msg := checkPath(path); msg != "" {
+				t.Fatalf("ParsePygrubArgs(%q) accepted path %q: %s", s, path, msg)
+			}
+		}
+		if p.Entry != "" && !strings.ContainsAny(p.Entry, "'\"\\ \t") {
+			back, err := ParsePygrubArgs("--entry=" + p.Entry)
+			if err != nil || back.Entry != p.Entry {
+				t.Fatalf("entry %q does not read back: %+v %v", p.Entry, back, err)
+			}
 		}
 	})
 }

@@ -398,3 +398,49 @@ func TestIsPygrub(t *testing.T) {
 		}
 	}
 }
+
+func TestPygrubArgs(t *testing.T) {
+	tests := []struct {
+		args string
+		want PygrubArgs
+	}{
+		{"", PygrubArgs{}},
+		{"-q", PygrubArgs{}},
+		{"--entry=1", PygrubArgs{Entry: "1"}},
+		{`-q --entry="Enterprise Linux (2.6.18-92.el5xen)"`, PygrubArgs{Entry: "Enterprise Linux (2.6.18-92.el5xen)"}},
+		{"--kernel=/boot/vmlinuz-6.1 --ramdisk='/boot/initrd 6.1.img'", PygrubArgs{Kernel: "/boot/vmlinuz-6.1", Ramdisk: "/boot/initrd 6.1.img"}},
+		{`--entry=a\ b -i`, PygrubArgs{Entry: "a b", NotApplied: []string{"-i"}}},
+	}
+	for _, tt := range tests {
+		got, err := ParsePygrubArgs(tt.args)
+		if err != nil || got.Entry != tt.want.Entry || got.Kernel != tt.want.Kernel || got.Ramdisk != tt.want.Ramdisk ||
+			strings.Join(got.NotApplied, " ") != strings.Join(tt.want.NotApplied, " ") {
+			t.Errorf("ParsePygrubArgs(%q) = %+v, %v; want %+v", tt.args, got, err, tt.want)
+		}
+	}
+	errs := []struct{ args, want string }{
+		{"--args=quiet", "bootloader arguments: --args is not supported: write the kernel's arguments in extra (and root)"},
+		{"--output=/tmp/x", `bootloader arguments: "--output=/tmp/x" is not supported (pygrub's -q, --entry=N or TITLE, --kernel=PATH and --ramdisk=PATH are)`},
+		{"--entry=", `bootloader arguments: "--entry=" is not supported (pygrub's -q, --entry=N or TITLE, --kernel=PATH and --ramdisk=PATH are)`},
+		{"--entry='1", `bootloader arguments "--entry='1": unterminated '`},
+	}
+	for _, tt := range errs {
+		if _, err := ParsePygrubArgs(tt.args); err == nil || err.Error() != tt.want {
+			t.Errorf("ParsePygrubArgs(%q)\n got: %v\nwant: %s", tt.args, err, tt.want)
+		}
+	}
+	// In a file: errors name the key as written, -i is not applied.
+	_, err := Parse("vm.cfg", []byte("name = 'd'\nbootloader = 'pygrub'\nbootargs = '--output=x'\n"))
+	if want := `vm.cfg:3: bootargs: bootloader arguments: "--output=x" is not supported (pygrub's -q, --entry=N or TITLE, --kernel=PATH and --ramdisk=PATH are)`; err == nil || err.Error() != want {
+		t.Errorf("got %v\nwant %s", err, want)
+	}
+	c := mustParse(t, "name = 'd'\nbootloader = 'pygrub'\nbootloader_args = '-i --entry=2'\n")
+	if p, err := c.PygrubArgs(); err != nil || p.Entry != "2" {
+		t.Errorf("PygrubArgs %+v %v", p, err)
+	}
+	want := "vm.cfg:3: bootloader_args: not applied by this agent: -i: there is no menu to show; the agent boots the default entry (or --entry=)"
+	if got := warningStrings(c); len(got) != 1 || got[0] != want {
+		t.Errorf("warnings %q", got)
+	}
+	roundTrip(t, c)
+}

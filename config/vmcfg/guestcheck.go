@@ -15,11 +15,18 @@ func (v *validation) guest() {
 			}
 		}
 	}
-	for _, f := range []struct{ key, val string }{{KeyExtra, c.Extra}, {KeyRoot, c.Root}, {KeyBootloaderArgs, c.BootloaderArgs}} {
+	for _, f := range []struct{ key, val string }{{KeyExtra, c.Extra}, {KeyRoot, c.Root}} {
 		if v.ok(f.key) {
 			if msg := checkCmdline(f.val); msg != "" {
-				r.errorf(v.argsLine(f.key), f.key, "%s", msg)
+				r.errorf(line(f.key), f.key, "%s", msg)
 			}
+		}
+	}
+	if k := v.argsKey(); v.ok(KeyBootloaderArgs, KeyBootargs) && c.BootloaderArgs != "" {
+		if msg := checkCmdline(c.BootloaderArgs); msg != "" {
+			r.errorf(line(k), k, "%s", msg)
+		} else if _, err := c.PygrubArgs(); err != nil {
+			r.errorf(line(k), k, "%v", err)
 		}
 	}
 	if v.ok(KeyExtra, KeyRoot) && len(c.KernelCmdline()) > MaxCmdline {
@@ -46,14 +53,13 @@ func (v *validation) guest() {
 	v.combinations()
 }
 
-// argsLine is the line of bootloader_args under either of its names.
-func (v *validation) argsLine(key string) int {
-	if key == KeyBootloaderArgs {
-		if l, ok := v.src.lines[KeyBootargs]; ok {
-			return l
-		}
+// argsKey is the name bootloader_args has in the file (xm's bootargs, or
+// bootloader_args).
+func (v *validation) argsKey() string {
+	if _, ok := v.src.lines[KeyBootargs]; ok {
+		return KeyBootargs
 	}
-	return v.line(key)
+	return KeyBootloaderArgs
 }
 
 // vfbs checks the frame buffers of a Config built in code, and that there

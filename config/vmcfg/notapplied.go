@@ -192,9 +192,21 @@ func (c *Config) warnOS(r *reporter, src *source) {
 	c.warnDevices(r, src)
 }
 
-// warnArgs warns about bootloader_args without a bootloader.
+// warnArgs warns about bootloader_args without a bootloader, and about
+// the pygrub options that have no effect here.
 func (c *Config) warnArgs(r *reporter, src *source) {
-	if c.BootloaderArgs == "" || c.Bootloader != "" {
+	if c.BootloaderArgs == "" {
+		return
+	}
+	if c.Bootloader != "" {
+		p, _ := c.PygrubArgs()
+		for _, o := range p.NotApplied {
+			for _, k := range []string{KeyBootloaderArgs, KeyBootargs} {
+				if l, given := src.lines[k]; given {
+					r.warnf(l, k, "not applied by this agent: %s: there is no menu to show; the agent boots the default entry (or --entry=)", o)
+				}
+			}
+		}
 		return
 	}
 	for _, k := range []string{KeyBootloaderArgs, KeyBootargs} {
