@@ -31,7 +31,8 @@
 // workload, and an operating system's boot and display: kernel, ramdisk,
 // root, extra (Config.KernelCmdline builds "root=<root> <extra>" as
 // xend), bootloader (pygrub only: the agent never runs a program a vm.cfg
-// names), bootloader_args (xm: bootargs), builder ('linux' or 'hvm'),
+// names), bootloader_args (xm: bootargs; read as pygrub's options by
+// ParsePygrubArgs), builder ('linux' or 'hvm'),
 // boot, serial, vfb, and an HVM guest's top-level vnc, vnclisten,
 // vncunused, vncdisplay, vncpasswd, keymap and sdl, which become the same
 // VFB a vfb entry gives. Workload documents that option's spec (dirty,
@@ -56,6 +57,10 @@
 // Warning "not applied by this agent: <reason>". The workload guest's
 // disk and vif entries are not among them: the agent checks them on
 // migration.
+//
+// Disk.DeclaredFormat says which image format a tap: type declares
+// (QEMU's names; "" to detect), and VIF.BridgeOn which bridge a vif
+// without bridge= gets on a host (xend's rule: xenbr0, else the first).
 //
 // A VNC password (vncpasswd, in a vfb entry or at top level) is a secret:
 // no Error or Warning shows it, and Config.Redacted gives a copy whose

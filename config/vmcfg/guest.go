@@ -110,17 +110,27 @@ func IsPygrub(s string) bool {
 }
 
 // Redacted returns a copy of c for logs: every VNC password replaced by
-// RedactedPassword, and the frame buffers' Raw text dropped. Only VFBs is
-// copied; the copy shares everything else with c (do not modify it).
+// RedactedPassword, and so is the value of any other option whose name
+// says it is a password (such as a misspelt vncpassword); the frame
+// buffers' Raw text is dropped. Only VFBs and Others are copied; the copy
+// shares everything else with c (do not modify it).
 // c.Redacted().Marshal() is a vm.cfg text without the password.
 func (c *Config) Redacted() *Config {
 	cp := *c
-	cp.VFBs = make([]VFB, len(c.VFBs))
-	for i, v := range c.VFBs {
-		cp.VFBs[i] = v.Redacted()
+	if c.VFBs != nil {
+		cp.VFBs = make([]VFB, len(c.VFBs))
+		for i, v := range c.VFBs {
+			cp.VFBs[i] = v.Redacted()
+		}
 	}
-	if c.VFBs == nil {
-		cp.VFBs = nil
+	if c.Others != nil {
+		cp.Others = make(map[string]OtherValue, len(c.Others))
+		for k, v := range c.Others {
+			if strings.Contains(strings.ToLower(k), "pass") {
+				v = OtherValue{Value: String(RedactedPassword), Line: v.Line}
+			}
+			cp.Others[k] = v
+		}
 	}
 	return &cp
 }

@@ -311,7 +311,16 @@ func TestVNCPasswordNeverShown(t *testing.T) {
 			t.Errorf("%q: Marshal lost the password", src)
 		}
 	}
-	c := mustParse(t, "name = 'd'\nkernel = '/k'\nvfb = ['type=vnc,vncpasswd=Sekr1tPw']\n")
+	// The guide's own misspelling (vncpassword) is kept as an unknown
+	// option; Redacted hides it too.
+	c := mustParse(t, "name = 'd'\nbuilder = 'hvm'\nvnc = 1\nvncpassword = 'Sekr1tPw'\n")
+	if red := string(c.Redacted().Marshal()); strings.Contains(red, pw) || !strings.Contains(red, "vncpassword = '(redacted)'") {
+		t.Errorf("Redacted().Marshal() of vncpassword:\n%s", red)
+	}
+	if c.Others["vncpassword"].Value.Str != pw {
+		t.Error("Redacted changed the original's Others")
+	}
+	c = mustParse(t, "name = 'd'\nkernel = '/k'\nvfb = ['type=vnc,vncpasswd=Sekr1tPw']\n")
 	if r := c.Redacted(); r.VFBs[0].VNCPasswd != RedactedPassword || c.VFBs[0].VNCPasswd != pw {
 		t.Errorf("Redacted changed the original or kept the password: %q %q", r.VFBs[0].VNCPasswd, c.VFBs[0].VNCPasswd)
 	}
