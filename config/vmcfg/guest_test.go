@@ -453,3 +453,45 @@ func TestPygrubArgs(t *testing.T) {
 	}
 	roundTrip(t, c)
 }
+
+// Validate checks the operating system's fields of a Config built in
+// code as Parse checks a file, without showing a password.
+func TestValidateOS(t *testing.T) {
+	ok := New("os1", 256)
+	ok.Kernel, ok.Ramdisk, ok.Root, ok.Extra = "/boot/vmlinuz", "/boot/initrd", "/dev/vda", "console=ttyS0"
+	v := NewVFB()
+	v.VNCPasswd = "Sekr1tPw"
+	ok.VFBs = []VFB{v}
+	if err := ok.Validate(); err != nil {
+		t.Fatalf("valid config: %v", err)
+	}
+	if ok.Guest() != GuestOS {
+		t.Errorf("Guest() = %v", ok.Guest())
+	}
+	roundTrip(t, ok)
+	tests := []struct {
+		name   string
+		change func(c *Config)
+		want   string
+	}{
+		{"workload too", func(c *Config) { c.WorkloadSpec.Touch = 4096 }, "workload: the file asks for the workload guest and for an operating system (kernel): choose one, and remove either workload or kernel"},
+		{"bootloader too", func(c *Config) { c.Ramdisk = ""; c.Bootloader = "pygrub" }, "bootloader: kernel and bootloader are both set: give one (a kernel from the host, or pygrub to boot what the guest's grub menu names), as xm does"},
+		{"builder", func(c *Config) { c.Builder = "xen" }, `builder: "xen" is not 'linux' (paravirtualized, the default) or 'hvm' (hardware virtualized)`},
+		{"vfb type", func(c *Config) { c.VFBs[0].Type = "" }, `vfb: vfb 0: type "" is not vnc or sdl`},
+		{"vfb passwd", func(c *Config) { c.VFBs[0].VNCPasswd = "Sekr1tPw,x" }, "vfb: vfb 0: the VNC password contains a comma or a control character (the value is not shown: it is a secret)"},
+		{"vfb display", func(c *Config) { c.VFBs[0].VNCDisplay = -2 }, "vfb: vfb 0: vncdisplay -2 is out of range (0 to 59635)"},
+		{"two vnc", func(c *Config) { c.VFBs = append(c.VFBs, c.VFBs[0]) }, "vfb: vfb 0 and vfb 1 are both type=vnc: a domain has one display of each type"},
+		{"bootloader args", func(c *Config) { c.Kernel, c.Ramdisk, c.Bootloader, c.BootloaderArgs = "", "", "pygrub", "--args=x" }, "bootloader_args: bootloader arguments: --args is not supported: write the kernel's arguments in extra (and root)"},
+	}
+	for _, tt := range tests {
+		c := cloneConfig(ok)
+		tt.change(c)
+		err := c.Validate()
+		if err == nil || err.Error() != tt.want {
+			t.Errorf("%s\n got: %v\nwant: %s", tt.name, err, tt.want)
+		}
+		if err != nil && strings.Contains(err.Error(), "Sekr1tPw") {
+			t.Errorf("%s: the error shows the password", tt.name)
+		}
+	}
+}

@@ -1,6 +1,7 @@
 package vmcfg
 
 import (
+	"fmt"
 	"strings"
 )
 
@@ -95,8 +96,8 @@ func (v *validation) combinations() {
 			"and remove either workload or %s", os, os)
 	}
 	if c.Kernel != "" && c.Bootloader != "" {
-		r.errorf(line(KeyBootloader), KeyBootloader, "kernel (line %d) and bootloader are both set: give one (a kernel from the host, or pygrub "+
-			"to boot what the guest's grub menu names), as xm does", line(KeyKernel))
+		r.errorf(line(KeyBootloader), KeyBootloader, "kernel%s and bootloader are both set: give one (a kernel from the host, or pygrub "+
+			"to boot what the guest's grub menu names), as xm does", v.where(KeyKernel))
 	}
 	if c.Ramdisk != "" && c.Bootloader != "" {
 		r.errorf(line(KeyRamdisk), KeyRamdisk, "ramdisk names a file on the host, but with a bootloader the initrd comes from the guest's "+
@@ -106,6 +107,14 @@ func (v *validation) combinations() {
 		r.errorf(line(KeyBootloader), KeyBootloader, "a bootloader is for a paravirtualized guest; a builder = 'hvm' guest boots from its "+
 			"disk through its firmware: remove bootloader or builder")
 	}
+}
+
+// where is " (line N)" for a key of a parsed file, "" otherwise.
+func (v *validation) where(key string) string {
+	if l := v.line(key); l > 0 {
+		return fmt.Sprintf(" (line %d)", l)
+	}
+	return ""
 }
 
 // osKeys names the keys that make c an operating system, or "".

@@ -191,7 +191,7 @@ func (v VFB) check() error {
 		return fmt.Errorf("vncdisplay %d is out of range (0 to %d)", v.VNCDisplay, MaxVNCDisplay)
 	}
 	if msg := checkPasswd(v.VNCPasswd); msg != "" {
-		return fmt.Errorf("vncpasswd %s", msg)
+		return fmt.Errorf("the VNC password %s", msg) // not "vncpasswd": redaction would eat the message
 	}
 	if v.Keymap != "" && !keymaps[v.Keymap] {
 		return fmt.Errorf("keymap %s is not one QEMU knows (%s)", quote(v.Keymap), strings.Join(sortedKeys(keymaps), ", "))
