@@ -63,12 +63,16 @@ var typedKeys = map[string]bool{
 	KeyName: true, KeyUUID: true, KeyMemory: true, KeyMaxMem: true, KeyVCPUs: true,
 	KeyDisk: true, KeyVIF: true, KeyOnPoweroff: true, KeyOnReboot: true,
 	KeyOnCrash: true, KeyWorkload: true,
+	KeyKernel: true, KeyRamdisk: true, KeyExtra: true, KeyRoot: true, KeyBootloader: true,
+	KeyBootloaderArgs: true, KeyBootargs: true, KeyBuilder: true, KeyBoot: true, KeySerial: true,
+	KeyVFB: true, KeyVNC: true, KeyVNCListen: true, KeyVNCUnused: true, KeyVNCDisplay: true,
+	KeyVNCPasswd: true, KeyKeymap: true, KeySDL: true,
 }
 
 // Config is a domain's configuration as read from a vm.cfg file.
 //
 // The typed fields hold the options ovs-agent uses; every other option is
-// kept in Extra so that Marshal writes it back. A Config returned by Parse
+// kept in Others so that Marshal writes it back. A Config returned by Parse
 // has its defaults filled in and has passed Validate.
 type Config struct {
 	Name       string
@@ -85,15 +89,33 @@ type Config struct {
 	// WorkloadSpec is its parsed form, and what Marshal writes.
 	Workload     string
 	WorkloadSpec Workload
-	// Extra holds every option without a typed field, by key.
-	Extra map[string]ExtraValue
+
+	// An operating system's boot (see Guest). Paths are as written:
+	// resolving them is the caller's business.
+	Kernel  string // direct boot: the kernel image on the host
+	Ramdisk string // the initrd of a direct boot
+	Extra   string // the kernel command line after root= (see KernelCmdline)
+	Root    string // the root device, without xend's "root=" prefix
+	// Bootloader is "pygrub" or a path ending in /pygrub (see IsPygrub);
+	// BootloaderArgs its arguments (bootloader_args, or xm's bootargs).
+	Bootloader     string
+	BootloaderArgs string
+	Builder        string // BuilderLinux (the default; "" reads as it) or BuilderHVM
+	Boot           string // HVM boot order (see BootOrder); "" is unset
+	// VFBs are the frame buffers: the vfb list, or an HVM guest's vnc =
+	// 1 and sdl = 1 with their top-level options.
+	VFBs   []VFB
+	Serial string // SerialPTY (the default; "" reads as it), or as written
+
+	// Others holds every option without a typed field, by key.
+	Others map[string]OtherValue
 	// Warnings are the things Parse accepted but that the operator
 	// should hear about (options nobody knows, keys assigned twice).
 	Warnings []Warning
 }
 
-// ExtraValue is an option without a typed field.
-type ExtraValue struct {
+// OtherValue is an option without a typed field.
+type OtherValue struct {
 	Value Value
 	Raw   string // the value's source text as written (may span lines)
 	Line  int    // where the key is; 0 if not read from a file
@@ -111,6 +133,8 @@ func New(name string, memoryMiB int) *Config {
 		OnReboot:     DefaultOnReboot,
 		OnCrash:      DefaultOnCrash,
 		WorkloadSpec: DefaultWorkload(),
+		Builder:      BuilderLinux,
+		Serial:       SerialPTY,
 	}
 }
 
@@ -158,7 +182,7 @@ func Parse(name string, data []byte) (*Config, error) {
 		last[a.key] = i
 	}
 	c := &Config{}
-	src := &source{lines: map[string]int{}}
+	src := &source{lines: map[string]int{}, display: map[string]assignment{}}
 	for i, a := range stmts {
 		if last[a.key] != i {
 			continue
@@ -166,12 +190,14 @@ func Parse(name string, data []byte) (*Config, error) {
 		src.lines[a.key] = a.line
 		c.decode(a, r, src)
 	}
+	c.finishOS(r, src)
 	c.applyDefaults(src.lines)
 	if _, given := src.lines[KeyMaxMem]; !given && r.failed[KeyMemory] {
 		r.failed[KeyMaxMem] = true // its default came from the bad memory
 	}
 	if !r.overflow {
 		c.validate(r, src)
+		c.warnNotApplied(r, src)
 	}
 	c.Warnings = r.warnings()
 	if err := r.result(); err != nil {
@@ -185,6 +211,9 @@ type source struct {
 	lines     map[string]int // line of each key
 	diskLines []int          // line of each entry of Config.Disks
 	vifLines  []int          // line of each entry of Config.VIFs
+	vfbLines  []int          // line of each entry of Config.VFBs
+	// display holds the top-level display keys until every key is read.
+	display map[string]assignment
 }
 
 // decode stores one assignment in c.
@@ -235,10 +264,13 @@ func (c *Config) decode(a assignment, r *reporter, src *source) {
 		c.VIFs, lines = parseItems(items, r, a.key, ParseVIF)
 		src.vifLines = append(src.vifLines, lines...)
 	default:
-		if c.Extra == nil {
-			c.Extra = map[string]ExtraValue{}
+		if c.decodeOS(a, r, src) {
+			return
 		}
-		c.Extra[a.key] = ExtraValue{Value: v, Raw: a.raw, Line: a.line}
+		if c.Others == nil {
+			c.Others = map[string]OtherValue{}
+		}
+		c.Others[a.key] = OtherValue{Value: v, Raw: a.raw, Line: a.line}
 		if !xmKeys[a.key] && len(r.warns) < MaxErrors {
 			msg := "not an option xm or ovs-agent knows; kept but not used"
 			if s := suggest(a.key); s != "" {
@@ -343,6 +375,12 @@ func (c *Config) applyDefaults(given map[string]int) {
 	if _, ok := given[KeyWorkload]; !ok {
 		c.WorkloadSpec = DefaultWorkload()
 	}
+	if _, ok := given[KeyBuilder]; !ok {
+		c.Builder = BuilderLinux
+	}
+	if _, ok := given[KeySerial]; !ok {
+		c.Serial = SerialPTY
+	}
 }
 
 // Validate checks c against the limits Parse enforces, for a Config built
@@ -368,6 +406,7 @@ func (c *Config) validate(r *reporter, src *source) {
 	if v.ok(KeyWorkload) {
 		v.workload()
 	}
+	v.guest()
 	if !v.parsed {
 		v.extra()
 	}
@@ -502,14 +541,14 @@ func (v *validation) workload() {
 	}
 }
 
-// extra checks the Extra options of a Config built in code.
+// extra checks the Others options of a Config built in code.
 func (v *validation) extra() {
-	for _, k := range sortedExtraKeys(v.c.Extra) {
-		if msg := checkExtraKey(k); msg != "" {
+	for _, k := range sortedOtherKeys(v.c.Others) {
+		if msg := checkOtherKey(k); msg != "" {
 			v.r.errorf(0, k, "%s", msg)
 			continue
 		}
-		if msg := v.c.Extra[k].Value.check(1); msg != "" {
+		if msg := v.c.Others[k].Value.check(1); msg != "" {
 			v.r.errorf(0, k, "%s", msg)
 		}
 	}
@@ -564,10 +603,10 @@ func checkUUID(u string) string {
 	return ""
 }
 
-// checkExtraKey returns why k cannot be an Extra key, or "".
-func checkExtraKey(k string) string {
+// checkOtherKey returns why k cannot be an Others key, or "".
+func checkOtherKey(k string) string {
 	if typedKeys[k] {
-		return "has a typed field in Config and may not be in Extra"
+		return "has a typed field in Config and may not be in Others"
 	}
 	if k == "" || !isIdentStart(k[0]) {
 		return "is not a valid option name"
@@ -592,8 +631,8 @@ func contains(list []string, s string) bool {
 	return false
 }
 
-// sortedExtraKeys returns the Extra keys in file order (then by name).
-func sortedExtraKeys(m map[string]ExtraValue) []string {
+// sortedOtherKeys returns the Others keys in file order (then by name).
+func sortedOtherKeys(m map[string]OtherValue) []string {
 	keys := make([]string, 0, len(m))
 	for k := range m {
 		keys = append(keys, k)
@@ -609,9 +648,9 @@ func sortedExtraKeys(m map[string]ExtraValue) []string {
 }
 
 // Equal reports whether c and o describe the same domain: the same typed
-// fields and the same Extra values. It ignores what only records how the
+// fields and the same Others values. It ignores what only records how the
 // file was written: Disk.Raw, VIF.Raw, Workload (the spec as written),
-// ExtraValue.Raw and Line, Value.Line and Warnings.
+// OtherValue.Raw and Line, Value.Line and Warnings.
 func (c *Config) Equal(o *Config) bool {
 	if c == nil || o == nil {
 		return c == o
@@ -621,7 +660,17 @@ func (c *Config) Equal(o *Config) bool {
 		c.OnCrash != o.OnCrash || c.WorkloadSpec != o.WorkloadSpec {
 		return false
 	}
-	if len(c.Disks) != len(o.Disks) || len(c.VIFs) != len(o.VIFs) || len(c.Extra) != len(o.Extra) {
+	if c.Kernel != o.Kernel || c.Ramdisk != o.Ramdisk || c.Extra != o.Extra || c.Root != o.Root ||
+		c.Bootloader != o.Bootloader || c.BootloaderArgs != o.BootloaderArgs || c.builder() != o.builder() ||
+		c.Boot != o.Boot || c.serial() != o.serial() || len(c.VFBs) != len(o.VFBs) {
+		return false
+	}
+	for i := range c.VFBs {
+		if !c.VFBs[i].Equal(o.VFBs[i]) {
+			return false
+		}
+	}
+	if len(c.Disks) != len(o.Disks) || len(c.VIFs) != len(o.VIFs) || len(c.Others) != len(o.Others) {
 		return false
 	}
 	for i := range c.Disks {
@@ -634,8 +683,8 @@ func (c *Config) Equal(o *Config) bool {
 			return false
 		}
 	}
-	for k, v := range c.Extra {
-		ov, ok := o.Extra[k]
+	for k, v := range c.Others {
+		ov, ok := o.Others[k]
 		if !ok || !v.Value.Equal(ov.Value) {
 			return false
 		}

@@ -27,7 +27,7 @@ func diskStrings(ds []Disk) []string {
 }
 
 func extraKeys(c *Config) []string {
-	return sortedExtraKeys(c.Extra)
+	return sortedOtherKeys(c.Others)
 }
 
 // Appendix C.3 of the Oracle VM Server User's Guide (the comment on the vif
@@ -51,15 +51,27 @@ func TestOracleExampleC3(t *testing.T) {
 	if c.OnPoweroff != "destroy" || c.OnReboot != "restart" || c.OnCrash != "restart" {
 		t.Errorf("actions %s %s %s", c.OnPoweroff, c.OnReboot, c.OnCrash)
 	}
-	want := []string{"builder", "device_model", "vnc", "vncunused", "apic", "acpi", "pae", "serial"}
+	want := []string{"device_model", "apic", "acpi", "pae"}
 	if got := extraKeys(c); strings.Join(got, " ") != strings.Join(want, " ") {
-		t.Errorf("extra keys %v, want %v", got, want)
+		t.Errorf("other keys %v, want %v", got, want)
 	}
-	if ev := c.Extra["serial"]; !ev.Value.Equal(String("pty")) || ev.Line != 15 || ev.Raw != `"pty"` {
-		t.Errorf("serial %+v", ev)
+	if ev := c.Others["acpi"]; !ev.Value.Equal(Int(1)) || ev.Line != 13 || ev.Raw != `1` {
+		t.Errorf("acpi %+v", ev)
 	}
-	if len(c.Warnings) != 0 {
-		t.Errorf("warnings %v", c.Warnings)
+	// builder = "hvm", vnc=1, vncunused=1, serial = "pty": an HVM
+	// operating system with a VNC display on the host's default address.
+	if c.Guest() != GuestOS || c.Builder != BuilderHVM || c.Serial != SerialPTY || c.Kernel != "" || c.BootOrder() != "c" {
+		t.Errorf("guest %v builder %q serial %q kernel %q boot %q", c.Guest(), c.Builder, c.Serial, c.Kernel, c.BootOrder())
+	}
+	wantVFB := VFB{Type: VFBVNC, VNCUnused: true, VNCDisplay: -1}
+	if len(c.VFBs) != 1 || !c.VFBs[0].Equal(wantVFB) {
+		t.Errorf("vfbs %+v, want %+v", c.VFBs, wantVFB)
+	}
+	// device_model is not ours to run; apic, acpi and pae = 1 are what
+	// QEMU's machine does anyway.
+	wantWarn := "testdata/oracle_c3.cfg:7: device_model: not applied by this agent: the agent runs its own QEMU (agent.ini), never a program a vm.cfg names"
+	if len(c.Warnings) != 1 || c.Warnings[0].String() != wantWarn {
+		t.Errorf("warnings %v, want %s", c.Warnings, wantWarn)
 	}
 	if c.WorkloadSpec != DefaultWorkload() || c.Workload != "" {
 		t.Errorf("workload %q %+v", c.Workload, c.WorkloadSpec)
@@ -110,8 +122,9 @@ func TestOracleExampleC4(t *testing.T) {
 	if c.Memory != DefaultMemoryMiB || c.VCPUs != 1 {
 		t.Errorf("defaults: memory %d vcpus %d", c.Memory, c.VCPUs)
 	}
-	if v := c.Extra["vfb"].Value; !v.Equal(List(String("type=vnc,vncunused=1,vnclisten=0.0.0.0"))) {
-		t.Errorf("vfb %s", v)
+	wantVFB := VFB{Raw: "type=vnc,vncunused=1,vnclisten=0.0.0.0", Type: VFBVNC, VNCUnused: true, VNCListen: "0.0.0.0", VNCDisplay: -1}
+	if len(c.VFBs) != 1 || !c.VFBs[0].Equal(wantVFB) || c.VFBs[0].Raw != wantVFB.Raw {
+		t.Errorf("vfb %+v", c.VFBs)
 	}
 }
 
@@ -170,12 +183,14 @@ func TestTemplateExample(t *testing.T) {
 	if c.VIFs[0].MAC != "00:16:3E:12:34:56" {
 		t.Errorf("mac kept as written: %q", c.VIFs[0].MAC)
 	}
-	want := Workload{DirtyBytesPerSec: 64 << 20, HotBytes: 256 << 20, Pattern: PatternSequential, Touch: 512 << 20, VerifyEvery: 500 * time.Millisecond,
-		HeartbeatEvery: time.Second, Seed: 1}
-	if c.WorkloadSpec != want {
-		t.Errorf("workload %+v", c.WorkloadSpec)
+	if c.Guest() != GuestOS || c.Bootloader != "/usr/bin/pygrub" || c.Kernel != "" {
+		t.Errorf("guest %v bootloader %q kernel %q", c.Guest(), c.Bootloader, c.Kernel)
 	}
-	dc := c.Extra["disk_other_config"].Value
+	wantVFB := VFB{Type: VFBVNC, VNCUnused: true, VNCListen: "0.0.0.0", VNCDisplay: -1, VNCPasswd: "oracle"}
+	if len(c.VFBs) != 1 || !c.VFBs[0].Equal(wantVFB) {
+		t.Errorf("vfbs %+v", c.VFBs)
+	}
+	dc := c.Others["disk_other_config"].Value
 	if !dc.Equal(List(List(String("xvda"), String("ionice"), String("sched=best-effort,prio=5")))) {
 		t.Errorf("disk_other_config %s", dc)
 	}
@@ -319,7 +334,7 @@ func TestNoCascadingErrors(t *testing.T) {
 func TestWarnings(t *testing.T) {
 	src := "name = 'd'\n" + // 1
 		"memroy = 512\n" + // 2
-		"vnc = 1\n" + // 3
+		"description = 'web' # informational: no warning\n" + // 3
 		"frobnicate = 'yes'\n" + // 4
 		"vcpus = 1\n" + // 5
 		"vcpus = 2\n" // 6
@@ -342,8 +357,8 @@ func TestWarnings(t *testing.T) {
 	if c.VCPUs != 2 {
 		t.Errorf("vcpus %d: the last assignment wins", c.VCPUs)
 	}
-	if _, ok := c.Extra["memroy"]; !ok {
-		t.Error("unknown key not kept in Extra")
+	if _, ok := c.Others["memroy"]; !ok {
+		t.Error("unknown key not kept in Others")
 	}
 	if c.Warnings[0].File != "vm.cfg" || c.Warnings[0].Line != 2 || c.Warnings[0].Key != "memroy" {
 		t.Errorf("warning fields %+v", c.Warnings[0])
@@ -382,7 +397,7 @@ func TestValidate(t *testing.T) {
 	ok := New("vm1", 512)
 	ok.Disks = []Disk{{Type: "file", Path: "/OVS/running_pool/vm1/System.img", Device: "xvda", Mode: "w"}}
 	ok.VIFs = []VIF{{MAC: "00:16:3e:00:00:01", Bridge: "xenbr0"}}
-	ok.Extra = map[string]ExtraValue{"kernel": {Value: String("/boot/vmlinuz")}}
+	ok.Others = map[string]OtherValue{"cpus": {Value: String("0-3")}}
 	if err := ok.Validate(); err != nil {
 		t.Fatalf("valid config: %v", err)
 	}
@@ -407,23 +422,23 @@ func TestValidate(t *testing.T) {
 		{"workload touch", func(c *Config) { c.WorkloadSpec.Touch = 100 }, `workload: touch=100 is not a multiple of the 4K page size`},
 		{"workload hot+touch", func(c *Config) { c.WorkloadSpec.HotBytes, c.WorkloadSpec.Touch = 256<<20, 257<<20 }, `workload: hot=256M plus touch=257M is larger than memory (512 MiB)`},
 		{"workload hot", func(c *Config) { c.WorkloadSpec.HotBytes = 513 << 20 }, `workload: hot=513M is larger than memory (512 MiB)`},
-		{"typed key in extra", func(c *Config) { c.Extra["memory"] = ExtraValue{Value: Int(1)} }, `memory: has a typed field in Config and may not be in Extra`},
-		{"bad extra key", func(c *Config) { c.Extra["a-b"] = ExtraValue{Value: Int(1)} }, `a-b: is not a valid option name`},
-		{"keyword extra key", func(c *Config) { c.Extra["import"] = ExtraValue{Value: Int(1)} }, `import: is a Python keyword and cannot be an option name`},
-		{"invalid extra value", func(c *Config) { c.Extra["x"] = ExtraValue{} }, `x: value has no kind (Kind 0)`},
-		{"NaN extra value", func(c *Config) { c.Extra["x"] = ExtraValue{Value: Float(nan())} }, `x: float NaN cannot be written in vm.cfg`},
+		{"typed key in extra", func(c *Config) { c.Others["memory"] = OtherValue{Value: Int(1)} }, `memory: has a typed field in Config and may not be in Others`},
+		{"bad extra key", func(c *Config) { c.Others["a-b"] = OtherValue{Value: Int(1)} }, `a-b: is not a valid option name`},
+		{"keyword extra key", func(c *Config) { c.Others["import"] = OtherValue{Value: Int(1)} }, `import: is a Python keyword and cannot be an option name`},
+		{"invalid extra value", func(c *Config) { c.Others["x"] = OtherValue{} }, `x: value has no kind (Kind 0)`},
+		{"NaN extra value", func(c *Config) { c.Others["x"] = OtherValue{Value: Float(nan())} }, `x: float NaN cannot be written in vm.cfg`},
 		{"bad dict key", func(c *Config) {
-			c.Extra["x"] = ExtraValue{Value: Value{Kind: KindDict, Dict: []DictEntry{{Key: None(), Value: Int(1)}}}}
+			c.Others["x"] = OtherValue{Value: Value{Kind: KindDict, Dict: []DictEntry{{Key: None(), Value: Int(1)}}}}
 		}, `x: dict key None is not a string or an integer`},
 		{"duplicate dict key", func(c *Config) {
-			c.Extra["x"] = ExtraValue{Value: Value{Kind: KindDict, Dict: []DictEntry{{Key: Int(1), Value: Int(1)}, {Key: Int(1), Value: Int(2)}}}}
+			c.Others["x"] = OtherValue{Value: Value{Kind: KindDict, Dict: []DictEntry{{Key: Int(1), Value: Int(1)}, {Key: Int(1), Value: Int(2)}}}}
 		}, `x: dict key 1 appears twice`},
 		{"too deep extra", func(c *Config) {
 			v := Int(1)
 			for i := 0; i < MaxDepth+1; i++ {
 				v = List(v)
 			}
-			c.Extra["x"] = ExtraValue{Value: v}
+			c.Others["x"] = OtherValue{Value: v}
 		}, `x: nested more than 32 levels deep`},
 	}
 	for _, tt := range tests {
@@ -448,9 +463,10 @@ func cloneConfig(c *Config) *Config {
 	n := *c
 	n.Disks = append([]Disk(nil), c.Disks...)
 	n.VIFs = append([]VIF(nil), c.VIFs...)
-	n.Extra = map[string]ExtraValue{}
-	for k, v := range c.Extra {
-		n.Extra[k] = v
+	n.VFBs = append([]VFB(nil), c.VFBs...)
+	n.Others = map[string]OtherValue{}
+	for k, v := range c.Others {
+		n.Others[k] = v
 	}
 	return &n
 }

@@ -237,3 +237,27 @@ func isAlnumString(s string) bool {
 	}
 	return s != ""
 }
+
+// DeclaredFormat is the image format the disk's type declares, in QEMU's
+// names: "qcow2" for tap:qcow2 (also tap:tapdisk:qcow2 and tap2:...),
+// "qcow" for tap:qcow (blktap's qcow is QEMU's version 1 format, as libxl
+// reads it), "vmdk" for tap:vmdk, "vpc" for tap:vhd. For every other type
+// (file:, phy:, tap:aio:, tap:sync:, an empty CD-ROM) it is "": the
+// engine detects the format.
+func (d Disk) DeclaredFormat() string {
+	segs := strings.Split(d.Type, ":")
+	if segs[0] != "tap" && segs[0] != "tap2" {
+		return ""
+	}
+	switch segs[len(segs)-1] {
+	case "qcow2":
+		return "qcow2"
+	case "qcow":
+		return "qcow"
+	case "vmdk":
+		return "vmdk"
+	case "vhd":
+		return "vpc"
+	}
+	return ""
+}

@@ -27,14 +27,44 @@
 //
 // Options ovs-agent uses become typed fields of Config, with xend's
 // defaults filled in and validated: name, uuid, memory, maxmem, vcpus,
-// disk, vif, on_poweroff, on_reboot, on_crash, and the ovs-agent option
-// workload. Workload documents that option's spec (dirty, hot, pattern,
-// touch, verify, hb, seed; hot left out means all of memory) and
-// ParseWorkload is its only parser: the VMM takes the parsed Workload
-// (vmm/workload.ParamsFromSpec), never the string. Every other option is
-// kept in Config.Extra and written back by Marshal; options that neither
-// xm nor ovs-agent knows also produce a Warning, with a "did you mean"
-// hint for likely typos.
+// disk, vif, on_poweroff, on_reboot, on_crash, the ovs-agent option
+// workload, and an operating system's boot and display: kernel, ramdisk,
+// root, extra (Config.KernelCmdline builds "root=<root> <extra>" as
+// xend), bootloader (pygrub only: the agent never runs a program a vm.cfg
+// names), bootloader_args (xm: bootargs; read as pygrub's options by
+// ParsePygrubArgs), builder ('linux' or 'hvm'),
+// boot, serial, vfb, and an HVM guest's top-level vnc, vnclisten,
+// vncunused, vncdisplay, vncpasswd, keymap and sdl, which become the same
+// VFB a vfb entry gives. Workload documents that option's spec (dirty,
+// hot, pattern, touch, verify, hb, seed; hot left out means all of
+// memory) and ParseWorkload is its only parser: the VMM takes the parsed
+// Workload (vmm/workload.ParamsFromSpec), never the string.
+//
+// Which guest a domain runs follows from these keys (Config.Guest): an
+// operating system when kernel, bootloader or builder = 'hvm' is set, the
+// workload guest otherwise; a file that asks for both is an error. For
+// builder = 'hvm' a kernel is a direct kernel boot of the HVM guest,
+// except Xen's hvmloader (the guide's chapter 4.6), which names Xen's
+// firmware: it is not applied (a warning) and the guest boots QEMU's.
+//
+// Every other option is kept in Config.Others and written back by
+// Marshal. Options that neither xm nor ovs-agent knows produce a
+// Warning, with a "did you mean" hint for likely typos; options xm knows
+// that this agent keeps but does not apply (pci, cpus, cpu_cap, ... see
+// notApplied for the reason of each), and options that do not fit the
+// guest (a display for the workload guest, a boot order without builder =
+// 'hvm', a vif's script or rate for an operating system), produce a
+// Warning "not applied by this agent: <reason>". The workload guest's
+// disk and vif entries are not among them: the agent checks them on
+// migration.
+//
+// Disk.DeclaredFormat says which image format a tap: type declares
+// (QEMU's names; "" to detect), and VIF.BridgeOn which bridge a vif
+// without bridge= gets on a host (xend's rule: xenbr0, else the first).
+//
+// A VNC password (vncpasswd, in a vfb entry or at top level) is a secret:
+// no Error or Warning shows it, and Config.Redacted gives a copy whose
+// Marshal text is safe for a log.
 // When a key is assigned twice the last value wins, as in xm, with a
 // warning.
 //

@@ -110,15 +110,31 @@ func (r *reporter) errorf(line int, key, format string, args ...any) {
 		r.overflow = true
 		return
 	}
-	r.errs = append(r.errs, &Error{File: r.file, Line: line, Key: key, Msg: fmt.Sprintf(format, args...)})
+	msg := fmt.Sprintf(format, args...)
+	switch key {
+	case KeyVNCPasswd:
+		msg = secretMsg
+	case KeyVFB:
+		msg = redactSpec(msg)
+	}
+	r.errs = append(r.errs, &Error{File: r.file, Line: line, Key: key, Msg: msg})
 }
 
 func (r *reporter) warnf(line int, key, format string, args ...any) {
 	if len(r.warns) >= MaxErrors {
 		return
 	}
-	r.warns = append(r.warns, Warning{File: r.file, Line: line, Key: key, Message: fmt.Sprintf(format, args...)})
+	msg := fmt.Sprintf(format, args...)
+	if key == KeyVFB {
+		msg = redactSpec(msg)
+	}
+	r.warns = append(r.warns, Warning{File: r.file, Line: line, Key: key, Message: msg})
 }
+
+// secretMsg is every error about vncpasswd: whatever was wrong, the
+// message does not quote the value, which is a secret.
+const secretMsg = "must be a string of printable characters without commas or blanks around it, " +
+	"such as vncpasswd = 'secret' (the value is not shown: it is a password)"
 
 // result returns the collected errors in line order, or nil.
 // warnings returns the collected warnings in line order.

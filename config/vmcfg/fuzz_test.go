@@ -38,6 +38,13 @@ func FuzzParse(f *testing.F) {
 		"name = 'd'\nx = 'unterminated\n",
 		"name = 'd'\nx = {1: 2, 1: 3}\n",
 		"name = 'd'\nmemroy = 1\nname = 'e'\n",
+		"name = 'd'\nkernel = '/k'\nramdisk = '/i'\nroot = 'root=/dev/xvda1'\nextra = 'console=ttyS0'\n",
+		"name = 'd'\nbootloader = '/usr/bin/pygrub'\nbootargs = '-q'\nvfb = ['type=vnc,vnclisten=0.0.0.0,vncunused=1,vncdisplay=1,vncpasswd=secretpw']\n",
+		"name = 'd'\nbuilder = 'hvm'\nboot = 'dc'\nvnc = 1\nvnclisten = '::1'\nvncunused = 0\nvncdisplay = 3\nvncpasswd = 'secretpw'\nkeymap = 'de'\nsdl = 1\n",
+		"name = 'd'\nkernel = '/usr/lib/xen/boot/hvmloader'\nbuilder = 'hvm'\nserial = 'pty'\npci = ['01:00.0']\nacpi = 0\n",
+		"name = 'd'\nworkload = 'dirty=1M/s'\nbootloader = 'pygrub'\n",
+		"name = 'd'\nbootloader = 'pygrub'\nbootargs = '-q --entry=\"EL 5\" -i'\n",
+		"name = 'd'\nkernel = '/k'\nvfb = ['type=sdl,display=:0,xauthority=/x', 'type=vnc,vncpasswd=secretpw,keymap=fr']\nvif = ['script=/x,rate=1Mb/s']\n",
 	} {
 		f.Add([]byte(s))
 	}
@@ -52,6 +59,7 @@ func FuzzParse(f *testing.F) {
 			}
 			return
 		}
+		checkSecret(t, data, c)
 		if err := c.Validate(); err != nil {
 			t.Fatalf("Parse accepted a config that Validate rejects: %v", err)
 		}
@@ -65,6 +73,60 @@ func FuzzParse(f *testing.F) {
 		}
 		if again := back.Marshal(); !bytes.Equal(again, out) {
 			t.Fatalf("Marshal not stable:\n%s\n---\n%s", out, again)
+		}
+	})
+}
+
+// checkSecret: a VNC password of an accepted file is in no warning and
+// not in Redacted().Marshal(). Only a password of 6 bytes or more that
+// occurs once in the file is checked, so that it cannot also be part of
+// another value the warnings or the text show.
+func checkSecret(t *testing.T, data []byte, c *Config) {
+	red := string(c.Redacted().Marshal())
+	full := string(c.Marshal())
+	for _, v := range c.VFBs {
+		pw := v.VNCPasswd
+		if len(pw) < 6 || bytes.Count(data, []byte(pw)) != 1 || strings.Contains(RedactedPassword, pw) {
+			continue
+		}
+		for _, w := range c.Warnings {
+			if strings.Contains(w.String(), pw) {
+				t.Fatalf("warning %q shows the password %q\ninput: %q", w.String(), pw, data)
+			}
+		}
+		// Marshal writes the password once per frame buffer that has it;
+		// the redacted text has every other occurrence and no more.
+		own := 0
+		for _, o := range c.VFBs {
+			own += strings.Count(o.VNCPasswd, pw)
+		}
+		if n, m := strings.Count(red, pw), strings.Count(full, pw); n > m-own {
+			t.Fatalf("Redacted().Marshal() shows the password %q:\n%s", pw, red)
+		}
+	}
+}
+
+// FuzzParseVFB: no panic; an accepted entry's String parses back equal; an
+// error never shows the password.
+func FuzzParseVFB(f *testing.F) {
+	for _, s := range []string{
+		"type=vnc", "type=vnc,vnclisten=0.0.0.0,vncunused=1,vncdisplay=1,vncpasswd=secret",
+		" type = sdl , display=:0 ,", "type=vnc,keymap=de,vncunused=no", "type=vnc,vncpasswd=a b",
+		"type=vnc,vncpasswd=secret,vncdisplay=x", "vncpassword=secret", "type=vnc,vnclisten=::1",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		v, err := ParseVFB(s)
+		if err != nil {
+			return
+		}
+		back, err := ParseVFB(v.String())
+		if err != nil {
+			t.Fatalf("ParseVFB(%q).String() = %q does not parse: %v", s, v.String(), err)
+		}
+		if !back.Equal(v) {
+			t.Fatalf("ParseVFB(%q) = %+v, re-parsed %+v", s, v, back)
 		}
 	})
 }
@@ -149,6 +211,34 @@ func FuzzParseWorkload(f *testing.F) {
 		}
 		if back != w {
 			t.Fatalf("ParseWorkload(%q) = %+v, re-parsed %+v", s, w, back)
+		}
+	})
+}
+
+// FuzzParsePygrubArgs: no panic; what it accepts has paths vm.cfg can
+// hold, and quoting a word that needs none changes nothing.
+func FuzzParsePygrubArgs(f *testing.F) {
+	for _, s := range []string{
+		"", "-q", "--entry=1", `-q --entry="Enterprise Linux (2.6.18)"`, "--kernel=/boot/vmlinuz --ramdisk='/boot/initrd x'",
+		`--entry=a\ b -i`, "--args=quiet", "--entry='1", `"\"`, `a\`,
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		p, err := ParsePygrubArgs(s)
+		if err != nil {
+			return
+		}
+		for _, path := range []string{p.Kernel, p.Ramdisk} {
+			if msg := checkPath(path); msg != "" {
+				t.Fatalf("ParsePygrubArgs(%q) accepted path %q: %s", s, path, msg)
+			}
+		}
+		if p.Entry != "" && !strings.ContainsAny(p.Entry, "'\"\\ \t") {
+			back, err := ParsePygrubArgs("--entry=" + p.Entry)
+			if err != nil || back.Entry != p.Entry {
+				t.Fatalf("entry %q does not read back: %+v %v", p.Entry, back, err)
+			}
 		}
 	})
 }

@@ -9,7 +9,7 @@ import (
 // xmKeys are the options xm's create command (Xen 3.x, as shipped with
 // Oracle VM 2.x) reads from a vm.cfg file, plus the Oracle VM additions
 // documented in the Oracle VM Server User's Guide. ovs-agent keeps them in
-// Config.Extra without a warning; any other option gets a warning, since
+// Config.Others without a warning; any other option gets a warning, since
 // it is most likely a typo.
 var xmKeys = map[string]bool{
 	"access_control": true, "acpi": true, "apic": true, "bootargs": true,

@@ -7,7 +7,7 @@ import (
 
 // Marshal renders c as a canonical vm.cfg file that Parse reads back to a
 // Config equal to c (see Config.Equal). The typed options come first, in a
-// fixed order and all explicit (defaults included), then the Extra options
+// fixed order and all explicit (defaults included), then the Others options
 // in the order of their lines. Comments and the layout of the original
 // file are not kept; Disks, VIFs and the workload are written from their
 // fields, not from their Raw text.
@@ -33,6 +33,7 @@ func (c *Config) Marshal() []byte {
 	assign(KeyOnPoweroff, quotePython(c.OnPoweroff))
 	assign(KeyOnReboot, quotePython(c.OnReboot))
 	assign(KeyOnCrash, quotePython(c.OnCrash))
+	c.marshalOS(assign)
 	if len(c.Disks) > 0 {
 		items := make([]string, len(c.Disks))
 		for i, d := range c.Disks {
@@ -47,11 +48,14 @@ func (c *Config) Marshal() []byte {
 		}
 		writeList(&b, KeyVIF, items)
 	}
+	if len(c.VFBs) > 0 {
+		writeList(&b, KeyVFB, stringsOf(c.VFBs))
+	}
 	if c.WorkloadSpec != DefaultWorkload() {
 		assign(KeyWorkload, quotePython(c.WorkloadSpec.String()))
 	}
-	for _, k := range sortedExtraKeys(c.Extra) {
-		assign(k, c.Extra[k].Value.String())
+	for _, k := range sortedOtherKeys(c.Others) {
+		assign(k, c.Others[k].Value.String())
 	}
 	return []byte(b.String())
 }
@@ -66,4 +70,23 @@ func writeList(b *strings.Builder, key string, items []string) {
 		b.WriteString(",\n")
 	}
 	b.WriteString("]\n")
+}
+
+// marshalOS writes the operating system's boot options that are set
+// (builder and serial only when not the default).
+func (c *Config) marshalOS(assign func(key, val string)) {
+	if c.builder() != BuilderLinux {
+		assign(KeyBuilder, quotePython(c.Builder))
+	}
+	for _, o := range []struct{ key, val string }{
+		{KeyKernel, c.Kernel}, {KeyRamdisk, c.Ramdisk}, {KeyRoot, c.Root}, {KeyExtra, c.Extra},
+		{KeyBootloader, c.Bootloader}, {KeyBootloaderArgs, c.BootloaderArgs}, {KeyBoot, c.Boot},
+	} {
+		if o.val != "" {
+			assign(o.key, quotePython(o.val))
+		}
+	}
+	if c.serial() != SerialPTY {
+		assign(KeySerial, quotePython(c.Serial))
+	}
 }

@@ -62,6 +62,7 @@ vcpus = 2
 on_poweroff = 'destroy'
 on_reboot = 'restart'
 on_crash = 'restart'
+bootloader = '/usr/bin/pygrub'
 disk = [
     'file:/OVS/running_pool/OVM_EL5U3_X86_64_PVM_10GB/System.img,xvda,w',
     'tap:aio:/OVS/sharedDisk/data1.img,xvdb,w!',
@@ -71,10 +72,10 @@ vif = [
     'type=netfront,mac=00:16:3E:12:34:56,bridge=xenbr0',
     'type=netfront,mac=00:16:3e:31:d5:4b,bridge=xenbr1,rate=10Mb/s@50ms',
 ]
-workload = 'dirty=64M/s,hot=256M,pattern=sequential,touch=512M,verify=500ms'
-bootloader = '/usr/bin/pygrub'
+vfb = [
+    'type=vnc,vnclisten=0.0.0.0,vncunused=1,vncpasswd=oracle',
+]
 disk_other_config = [['xvda', 'ionice', 'sched=best-effort,prio=5']]
-vfb = ['type=vnc,vncunused=1,vnclisten=0.0.0.0,vncpasswd=oracle']
 vif_other_config = [['00:16:3e:31:d5:4b', 'tbf', 'rate=8mbit,latency=50ms']]
 `
 	if got := string(c.Marshal()); got != want {
@@ -100,18 +101,16 @@ func TestMarshalRoundTripBuilt(t *testing.T) {
 	}
 	c.WorkloadSpec = Workload{DirtyBytesPerSec: 100 << 20, HotBytes: 128 << 20, Pattern: PatternRandom, Touch: 512 << 20, VerifyEvery: 1500 * time.Millisecond,
 		HeartbeatEvery: 250 * time.Millisecond, Seed: 1 << 63}
-	c.Extra = map[string]ExtraValue{
-		"kernel":     {Value: String("/boot/vmlinuz-2.6.18 'quoted' \"both\"\\")},
-		"extra":      {Value: String("console=hvc0\tnl\n\x00\xff é \u2028")},
-		"cpu_weight": {Value: Float(256)},
-		"cpu_cap":    {Value: Float(math.Copysign(0, -1))},
-		"pae":        {Value: Bool(true)},
-		"acpi":       {Value: Bool(false)},
-		"bootargs":   {Value: None()},
-		"pci":        {Value: Tuple(String("01:00.0"))},
-		"cpus":       {Value: Tuple()},
-		"cpuid":      {Value: Value{Kind: KindDict, Dict: []DictEntry{{Key: String("1"), Value: Value{Kind: KindDict, Dict: []DictEntry{{Key: Int(-3), Value: List()}}}}}}},
-		"irq":        {Value: List(Int(-9223372036854775808), Int(9223372036854775807), Float(1e300), Float(5e-324))},
+	// Informational options, and flags on what QEMU does anyway, so that
+	// the re-parse has no warnings; every kind of value.
+	c.Others = map[string]OtherValue{
+		"description":   {Value: String("/boot/vmlinuz-2.6.18 'quoted' \"both\"\\")},
+		"guest_os_type": {Value: String("console=hvc0\tnl\n\x00\xff é \u2028")},
+		"pae":           {Value: Bool(true)},
+		"acpi":          {Value: Int(-9223372036854775808)},
+		"apic":          {Value: List(Float(256), Float(math.Copysign(0, -1)), Bool(false), None(), Tuple(String("01:00.0")), Tuple())},
+		"hpet":          {Value: Value{Kind: KindDict, Dict: []DictEntry{{Key: String("1"), Value: Value{Kind: KindDict, Dict: []DictEntry{{Key: Int(-3), Value: List()}}}}}}},
+		"stdvga":        {Value: List(Int(-9223372036854775808), Int(9223372036854775807), Float(1e300), Float(5e-324))},
 	}
 	if err := c.Validate(); err != nil {
 		t.Fatal(err)
@@ -159,13 +158,30 @@ func TestEqualDetectsDifferences(t *testing.T) {
 			c.VIFs[1].Params = map[string]string{"rate": "1Mb/s"}
 		},
 		"vif param removed": func(c *Config) { c.VIFs[1].Params = nil },
-		"extra removed":     func(c *Config) { delete(c.Extra, "vfb") },
-		"extra renamed": func(c *Config) {
-			c.Extra["vfb2"] = c.Extra["vfb"]
-			delete(c.Extra, "vfb")
+		"other removed":     func(c *Config) { delete(c.Others, "disk_other_config") },
+		"other renamed": func(c *Config) {
+			c.Others["disk_other_config2"] = c.Others["disk_other_config"]
+			delete(c.Others, "disk_other_config")
 		},
-		"extra value": func(c *Config) { c.Extra["bootloader"] = ExtraValue{Value: String("/bin/other")} },
-		"extra kind":  func(c *Config) { c.Extra["bootloader"] = ExtraValue{Value: List(String("/usr/bin/pygrub"))} },
+		"other value": func(c *Config) { c.Others["cpus"] = OtherValue{Value: String("1")} },
+		"other kind":  func(c *Config) { c.Others["disk_other_config"] = OtherValue{Value: String("x")} },
+		"kernel":      func(c *Config) { c.Kernel = "/boot/vmlinuz" },
+		"ramdisk":     func(c *Config) { c.Ramdisk = "/boot/initrd" },
+		"extra":       func(c *Config) { c.Extra = "quiet" },
+		"root":        func(c *Config) { c.Root = "/dev/xvda1" },
+		"bootloader":  func(c *Config) { c.Bootloader = "pygrub" },
+		"bootargs":    func(c *Config) { c.BootloaderArgs = "--entry=1" },
+		"builder":     func(c *Config) { c.Builder = BuilderHVM },
+		"boot":        func(c *Config) { c.Boot = "d" },
+		"serial":      func(c *Config) { c.Serial = "none" },
+		"vfb count":   func(c *Config) { c.VFBs = nil },
+		"vfb type":    func(c *Config) { c.VFBs[0].Type = VFBSDL },
+		"vfb listen":  func(c *Config) { c.VFBs[0].VNCListen = "" },
+		"vfb unused":  func(c *Config) { c.VFBs[0].VNCUnused = false },
+		"vfb display": func(c *Config) { c.VFBs[0].VNCDisplay = 0 },
+		"vfb passwd":  func(c *Config) { c.VFBs[0].VNCPasswd = "other" },
+		"vfb keymap":  func(c *Config) { c.VFBs[0].Keymap = "de" },
+		"vfb param":   func(c *Config) { c.VFBs[0].Params = map[string]string{"display": ":0"} },
 	}
 	for name, change := range changes {
 		c := cloneConfig(base)
@@ -192,9 +208,10 @@ func TestEqualDetectsDifferences(t *testing.T) {
 	c.Disks[0].Raw = "x"
 	c.Workload = "something else"
 	c.Warnings = []Warning{{Message: "w"}}
-	ev := c.Extra["vfb"]
+	ev := c.Others["disk_other_config"]
 	ev.Line, ev.Raw, ev.Value.Line = 99, "raw", 99
-	c.Extra["vfb"] = ev
+	c.Others["disk_other_config"] = ev
+	c.VFBs[0].Raw = "raw"
 	if !c.Equal(base) {
 		t.Error("Equal looks at Raw, Workload, Warnings or lines")
 	}

@@ -8,16 +8,16 @@ import (
 )
 
 // parseExtra parses src (a complete file apart from the name) and returns
-// the Extra value of key x.
+// the Others value of key x.
 func parseExtra(t *testing.T, src string) (Value, error) {
 	t.Helper()
 	c, err := Parse("vm.cfg", []byte("name = 'd'\n"+src))
 	if err != nil {
 		return Value{}, err
 	}
-	ev, ok := c.Extra["x"]
+	ev, ok := c.Others["x"]
 	if !ok {
-		t.Fatalf("no x in Extra for %q", src)
+		t.Fatalf("no x in Others for %q", src)
 	}
 	return ev.Value, nil
 }
@@ -124,7 +124,7 @@ func TestValueLines(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ev := c.Extra["x"]
+	ev := c.Others["x"]
 	if ev.Line != 3 || ev.Value.Line != 3 || ev.Value.Items[0].Line != 4 || ev.Value.Items[1].Line != 6 {
 		t.Errorf("lines: key %d, list %d, items %d %d", ev.Line, ev.Value.Line, ev.Value.Items[0].Line, ev.Value.Items[1].Line)
 	}

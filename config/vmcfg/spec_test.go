@@ -312,3 +312,61 @@ func TestWorkloadMemory(t *testing.T) {
 		}
 	}
 }
+
+// The disk entries as the guide writes them, and the format each declares.
+func TestDiskDeclaredFormat(t *testing.T) {
+	tests := []struct {
+		spec, typ, path, device string
+		cdrom                   bool
+		format                  string
+	}{
+		{"phy:/dev/loop0,hdc:cdrom,r", "phy", "/dev/loop0", "hdc", true, ""},
+		{"file:/OVS/iso_pool/el5.iso,hdc:cdrom,r", "file", "/OVS/iso_pool/el5.iso", "hdc", true, ""},
+		{"tap:aio:/OVS/sharedDisk/data1.img,xvdb,w!", "tap:aio", "/OVS/sharedDisk/data1.img", "xvdb", false, ""},
+		{"tap:qcow2:/OVS/running_pool/v/disk.qcow2,xvda,w", "tap:qcow2", "/OVS/running_pool/v/disk.qcow2", "xvda", false, "qcow2"},
+		{"tap:tapdisk:qcow2:/x.qcow2,xvda,w", "tap:tapdisk:qcow2", "/x.qcow2", "xvda", false, "qcow2"},
+		{"tap:qcow:/x.qcow,xvda,w", "tap:qcow", "/x.qcow", "xvda", false, "qcow"},
+		{"tap:vmdk:/x.vmdk,xvda,w", "tap:vmdk", "/x.vmdk", "xvda", false, "vmdk"},
+		{"tap2:tapdisk:vhd:/x.vhd,xvda,w", "tap2:tapdisk:vhd", "/x.vhd", "xvda", false, "vpc"},
+		{"phy:/dev/vgxen/lvol0,hda,w", "phy", "/dev/vgxen/lvol0", "hda", false, ""},
+		{"file:/mnt/el4u5_64_hvm//system.img,hda,w", "file", "/mnt/el4u5_64_hvm//system.img", "hda", false, ""},
+		{",hdc:cdrom,r", "", "", "hdc", true, ""},
+	}
+	for _, tt := range tests {
+		d, err := ParseDisk(tt.spec)
+		if err != nil {
+			t.Errorf("ParseDisk(%q): %v", tt.spec, err)
+			continue
+		}
+		if d.Type != tt.typ || d.Path != tt.path || d.Device != tt.device || d.CDROM != tt.cdrom {
+			t.Errorf("ParseDisk(%q) = %+v", tt.spec, d)
+		}
+		if got := d.DeclaredFormat(); got != tt.format {
+			t.Errorf("%q: DeclaredFormat() = %q, want %q", tt.spec, got, tt.format)
+		}
+	}
+}
+
+func TestVIFBridgeOn(t *testing.T) {
+	tests := []struct {
+		vif     VIF
+		host    []string
+		want    string
+		wantErr bool
+	}{
+		{VIF{Bridge: "xenbr1"}, nil, "xenbr1", false},
+		{VIF{}, []string{"virbr0", "xenbr0", "br0"}, "xenbr0", false},
+		{VIF{}, []string{"virbr0", "br1", "br0"}, "br0", false},
+		{VIF{}, nil, "", true},
+	}
+	for _, tt := range tests {
+		got, err := tt.vif.BridgeOn(tt.host)
+		if got != tt.want || (err != nil) != tt.wantErr {
+			t.Errorf("%+v on %v: %q, %v", tt.vif, tt.host, got, err)
+		}
+	}
+	_, err := VIF{}.BridgeOn(nil)
+	if want := "the vif has no bridge= and this host has no bridge: create one (such as xenbr0) or give the vif's bridge="; err == nil || err.Error() != want {
+		t.Errorf("error %v", err)
+	}
+}

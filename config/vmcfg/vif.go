@@ -32,6 +32,35 @@ type VIF struct {
 	Params map[string]string
 }
 
+// DefaultBridge is the bridge of a vif without bridge= on a host that has
+// it: Oracle VM's network-bridge script names the bridge of the host's
+// first network interface xenbr0.
+const DefaultBridge = "xenbr0"
+
+// BridgeOn returns the bridge the vif attaches to on a host whose bridges
+// are hostBridges: its bridge= when it has one (whether the host has it is
+// the caller's check); otherwise, as xend's vif-bridge script does,
+// DefaultBridge if the host has it, else the host's first bridge by name.
+// It is an error when the vif names none and the host has none.
+func (v VIF) BridgeOn(hostBridges []string) (string, error) {
+	if v.Bridge != "" {
+		return v.Bridge, nil
+	}
+	first := ""
+	for _, b := range hostBridges {
+		if b == DefaultBridge {
+			return b, nil
+		}
+		if first == "" || b < first {
+			first = b
+		}
+	}
+	if first == "" {
+		return "", fmt.Errorf("the vif has no bridge= and this host has no bridge: create one (such as %s) or give the vif's bridge=", DefaultBridge)
+	}
+	return first, nil
+}
+
 // vifKeys are the options xend accepts in a vif entry.
 var vifKeys = map[string]bool{
 	"accel": true, "backend": true, "bridge": true, "ip": true, "label": true,
