@@ -28,11 +28,13 @@ import (
 	"github.com/ovs-agent/ovs-agent/agent/domains"
 	"github.com/ovs-agent/ovs-agent/agent/hostinfo"
 	"github.com/ovs-agent/ovs-agent/agent/migration"
+	"github.com/ovs-agent/ovs-agent/agent/qemuhost"
 	"github.com/ovs-agent/ovs-agent/agent/tlscert"
 	"github.com/ovs-agent/ovs-agent/agent/xmlrpc"
 	"github.com/ovs-agent/ovs-agent/config"
 	"github.com/ovs-agent/ovs-agent/relocation"
 	"github.com/ovs-agent/ovs-agent/repository"
+	"github.com/ovs-agent/ovs-agent/vmm/qemu"
 )
 
 // Options are what the composition root hands the agent.
@@ -79,6 +81,7 @@ type Agent struct {
 	domains    *domains.Manager
 	migrations *migration.Local
 	repos      *repository.Manager
+	qemu       *qemuhost.Host // what this host offers qemu domains ([qemu])
 	sampler    *hostinfo.Sampler
 	started    time.Time
 
@@ -132,6 +135,11 @@ func New(opts Options) *Agent {
 	return a
 }
 
+// probeAccel is how CheckConfig asks the host whether [qemu] accel = kvm
+// can be had (a variable: tests stand in for hosts with and without
+// hardware virtualization).
+var probeAccel = qemu.ProbeAccel
+
 // CheckConfig makes the checks the agent makes before it takes a
 // configuration, at start and on reload, beyond what config.Parse checks:
 // the allow/deny items, the password hash, the log level, and a configured
@@ -164,6 +172,13 @@ func prepare(cfg *config.Config) (*settings, *access.Policy, error) {
 	if cfg.Server.SSL && cfg.Server.SSLCert != "" {
 		if _, err := tls.LoadX509KeyPair(cfg.Server.SSLCert, cfg.Server.SSLKey); err != nil {
 			errs = append(errs, config.OptionError(cfg, "server", "ssl_cert", err))
+		}
+	}
+	if cfg.QEMU.Accel == qemu.AccelKVM {
+		// accel = kvm on a host without hardware virtualization could
+		// only fail every qemu domain's start: refused here instead.
+		if _, _, err := qemuhost.New(qemuhost.Options{Binary: cfg.QEMU.Binary, Accel: cfg.QEMU.Accel, ProbeAccel: probeAccel}).Accel(); err != nil {
+			errs = append(errs, config.OptionError(cfg, "qemu", "accel", err))
 		}
 	}
 	if len(errs) > 0 {
@@ -344,8 +359,15 @@ func (a *Agent) openDomains(cfg *config.Config) error {
 		repositoryOf = a.repos.RepositoryOf
 		repositoryRoot = a.repos.MountPoint
 	}
+	a.qemu = qemuhost.New(qemuhost.Options{Binary: cfg.QEMU.Binary, Accel: cfg.QEMU.Accel})
+	if f := a.qemu.Facts(context.Background()); f.Usable {
+		a.log.Info("qemu engine", zap.String("binary", f.Binary), zap.String("version", f.Version), zap.String("accel", f.Accel), zap.String("accel_reason", f.AccelReason))
+	} else {
+		a.log.Warn("qemu engine unusable: domains that run an operating system will not start", zap.String("binary", f.Binary), zap.String("problem", f.Problem))
+	}
 	var err error
 	a.domains, err = domains.Open(domains.Options{
+		QEMU:           a.qemu,
 		RepositoryOf:   repositoryOf,
 		RepositoryRoot: repositoryRoot,
 		AgentVersion:   a.opts.Version,
@@ -557,6 +579,12 @@ func restartOnly(old, cur *config.Config) []string {
 	}
 	if old.Agent.VMMBinary != cur.Agent.VMMBinary {
 		out = append(out, "agent.vmm_binary")
+	}
+	if old.QEMU.Binary != cur.QEMU.Binary {
+		out = append(out, "qemu.binary")
+	}
+	if old.QEMU.Accel != cur.QEMU.Accel {
+		out = append(out, "qemu.accel")
 	}
 	return out
 }

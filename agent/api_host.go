@@ -6,6 +6,7 @@ import (
 
 	"github.com/ovs-agent/ovs-agent/agent/domains"
 	"github.com/ovs-agent/ovs-agent/agent/hostinfo"
+	"github.com/ovs-agent/ovs-agent/agent/qemuhost"
 	"github.com/ovs-agent/ovs-agent/agent/xmlrpc"
 )
 
@@ -13,7 +14,7 @@ import (
 func (a *Agent) hostMethods() []xmlrpc.Def {
 	return []xmlrpc.Def{
 		{Name: "host.info", Result: xmlrpc.Struct, Run: a.apiHostInfo,
-			Help: "This host: host name, CPU count/model/vendor/flags, memory total/free/available (bytes), kernel, whether KVM is usable and why not, agent version and uptime."},
+			Help: "This host: host name, CPU count/model/vendor/flags, memory total/free/available (bytes), kernel, whether KVM is usable and why not, agent version and uptime, and qemu: the QEMU binary qemu domains run under, its version (or why it is unusable: problem), and the accelerator they get (kvm or tcg) with accel_reason."},
 		{Name: "host.stats", Result: xmlrpc.Struct, Run: a.apiHostStats,
 			Help: "Current load of this host: load averages, CPU busy percent since the previous call (at least 1 s), memory and swap (bytes), running processes, uptime."},
 		{Name: "host.top", Result: xmlrpc.Struct, Run: a.apiHostTop,
@@ -26,14 +27,22 @@ type hostInfo struct {
 	AgentVersion  string  `xmlrpc:"agent_version"`
 	AgentUptime   float64 `xmlrpc:"agent_uptime_seconds"`
 	AgentProtocol int     `xmlrpc:"agent_protocol"`
+	// QEMU is what this host offers qemu domains: the binary, its
+	// version or why it is unusable, the accelerator chosen and why.
+	QEMU *qemuhost.Facts `xmlrpc:"qemu,omitempty"`
 }
 
-func (a *Agent) apiHostInfo(context.Context, xmlrpc.Args) (any, error) {
+func (a *Agent) apiHostInfo(ctx context.Context, _ xmlrpc.Args) (any, error) {
 	info, err := hostinfo.Read(hostinfo.DefaultPaths)
 	if err != nil {
 		return nil, xmlrpc.Faultf(xmlrpc.Internal, "read host information: %v", err)
 	}
-	return hostInfo{Info: info, AgentVersion: a.opts.Version, AgentUptime: time.Since(a.started).Seconds(), AgentProtocol: ProtocolVersion}, nil
+	hi := hostInfo{Info: info, AgentVersion: a.opts.Version, AgentUptime: time.Since(a.started).Seconds(), AgentProtocol: ProtocolVersion}
+	if a.qemu != nil {
+		f := a.qemu.Facts(ctx)
+		hi.QEMU = &f
+	}
+	return hi, nil
 }
 
 func (a *Agent) apiHostStats(context.Context, xmlrpc.Args) (any, error) {

@@ -21,6 +21,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/ovs-agent/ovs-agent/agent/hostinfo"
+	"github.com/ovs-agent/ovs-agent/agent/qemuhost"
 	"github.com/ovs-agent/ovs-agent/agent/vmmproc"
 	"github.com/ovs-agent/ovs-agent/config/vmcfg"
 	"github.com/ovs-agent/ovs-agent/relocation"
@@ -34,8 +35,11 @@ type Options struct {
 	// StateDir is the agent's state directory; domains live in
 	// StateDir/domains/NAME and VMM sockets in StateDir/vmm.
 	StateDir string
-	// Hypervisor is auto, kvm or sim.
+	// Hypervisor is auto, kvm or sim: the engine of the workload guest.
 	Hypervisor string
+	// QEMU is what this host offers the domains whose vm.cfg describes an
+	// operating system ([qemu]); nil: such domains do not start here.
+	QEMU *qemuhost.Host
 	// MemoryReserve is host memory (bytes) never given to domains.
 	MemoryReserve uint64
 	// VMMBinary is the ovs-vmm program.

@@ -33,8 +33,13 @@ type Spec struct {
 	// VMM writes console.log, its exit record and vmm.log there.
 	Dir    string
 	Socket string // the control socket to create
-	Engine string // vmm.EngineKVM or vmm.EngineSim
-	Mode   Mode
+	Engine string // vmm.EngineKVM, vmm.EngineSim or vmm.EngineQEMU
+	// EngineBinary is the engine's program and Accel its accelerator
+	// (the qemu engine: the qemu-system-x86_64 and kvm or tcg, as the
+	// agent resolved them); "" leaves each to the engine.
+	EngineBinary string
+	Accel        string
+	Mode         Mode
 	// Image is the save image to restore (Restore). ImageFile, when set,
 	// is that image already opened and checked by the caller: the VMM
 	// inherits it and reads /dev/fd/3, so that a path swapped after the
@@ -120,7 +125,29 @@ func (dr *Driver) spawn(s Spec) (*exec.Cmd, error) {
 		return nil, err
 	}
 	defer logf.Close()
+	args, extra := s.args()
+	cmd := exec.Command(dr.binary(), args...)
+	cmd.ExtraFiles = extra
+	cmd.Stdout, cmd.Stderr = logf, logf
+	// Its own session: the VMM must outlive the agent and not get the
+	// terminal's signals.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("run %s: %w", dr.binary(), err)
+	}
+	return cmd, nil
+}
+
+// args are the ovs-vmm arguments of s, and the files it inherits from fd 3
+// on.
+func (s Spec) args() ([]string, []*os.File) {
 	args := []string{"--config", filepath.Join(s.Dir, "vm.cfg"), "--engine", s.Engine, "--dir", s.Dir, "--socket", s.Socket}
+	if s.EngineBinary != "" {
+		args = append(args, "--engine-binary", s.EngineBinary)
+	}
+	if s.Accel != "" {
+		args = append(args, "--accel", s.Accel)
+	}
 	var extra []*os.File
 	switch s.Mode {
 	case Restore:
@@ -132,16 +159,7 @@ func (dr *Driver) spawn(s Spec) (*exec.Cmd, error) {
 	case Incoming:
 		args = append(args, "--incoming")
 	}
-	cmd := exec.Command(dr.binary(), args...)
-	cmd.ExtraFiles = extra
-	cmd.Stdout, cmd.Stderr = logf, logf
-	// Its own session: the VMM must outlive the agent and not get the
-	// terminal's signals.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("run %s: %w", dr.binary(), err)
-	}
-	return cmd, nil
+	return args, extra
 }
 
 // Recover re-attaches to the VMM of h, which a previous agent started: its

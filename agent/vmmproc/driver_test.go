@@ -239,3 +239,17 @@ func TestReleasedChildIsReapedWhenItEndsAndItsExitIsNotReported(t *testing.T) {
 		t.Fatal("the end of a released VMM was reported")
 	}
 }
+
+// A qemu domain's VMM is told the QEMU program and accelerator the agent
+// chose; a workload domain's gets neither flag.
+func TestSpecArgsPassTheEngineBinaryAndAccel(t *testing.T) {
+	s := Spec{UUID: testUUID, Dir: "/d", Socket: "/s.sock", Engine: "qemu", EngineBinary: "/usr/bin/qemu-system-x86_64", Accel: "tcg", Mode: Incoming}
+	args, _ := s.args()
+	if got, want := strings.Join(args, " "), "--config /d/vm.cfg --engine qemu --dir /d --socket /s.sock --engine-binary /usr/bin/qemu-system-x86_64 --accel tcg --incoming"; got != want {
+		t.Errorf("qemu args %q, want %q", got, want)
+	}
+	s = Spec{UUID: testUUID, Dir: "/d", Socket: "/s.sock", Engine: "kvm"}
+	if args, _ := s.args(); strings.Contains(strings.Join(args, " "), "--engine-binary") || strings.Contains(strings.Join(args, " "), "--accel") {
+		t.Errorf("workload args %q name an engine binary or accelerator", args)
+	}
+}

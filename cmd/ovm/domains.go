@@ -243,7 +243,11 @@ func printDomainTable(w io.Writer, doms []map[string]any) {
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "NAME\tSTATE\tMEM(MiB)\tVCPUS\tENGINE\tCPU(s)\tDIRTY\tUPTIME\tREASON")
 	for _, d := range doms {
-		fmt.Fprintf(tw, "%v\t%v\t%v\t%v\t%v\t%.1f\t%s\t%s\t%v\n", d["name"], d["state"], d["memory"], d["vcpus"], orDash(d["engine"]),
+		engine := orDash(d["engine"])
+		if a, _ := d["accel"].(string); a != "" {
+			engine = fmt.Sprintf("%v/%s", engine, a) // qemu/tcg
+		}
+		fmt.Fprintf(tw, "%v\t%v\t%v\t%v\t%v\t%.1f\t%s\t%s\t%v\n", d["name"], d["state"], d["memory"], d["vcpus"], engine,
 			num(d["cpu_time_seconds"]), rate(num(d["dirty_rate"])), formatScalar("uptime_seconds", d["uptime_seconds"]), orDash(d["reason"]))
 	}
 	tw.Flush()

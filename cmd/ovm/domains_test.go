@@ -19,3 +19,15 @@ func TestCreateFromStdinRefusesOversized(t *testing.T) {
 		t.Fatalf("oversized vm.cfg on stdin: %v, want a usage error saying it is too large", err)
 	}
 }
+
+// ovm mem-set wants a whole number of MiB; anything else is a usage
+// error before the agent is called.
+func TestMemSetRefusesAMemoryThatIsNotMiB(t *testing.T) {
+	for _, arg := range []string{"1G", "0", "2.5"} {
+		var out, errOut bytes.Buffer
+		code := run([]string{"--url", "unix:///nonexistent/ovm-test.sock", "mem-set", "vm1", arg}, strings.NewReader(""), &out, &errOut)
+		if code != exitUsage || !strings.Contains(errOut.String(), "give a whole number of MiB") {
+			t.Errorf("mem-set vm1 %s: exit %d, %q; want a usage error", arg, code, errOut.String())
+		}
+	}
+}

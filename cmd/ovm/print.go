@@ -120,7 +120,23 @@ func printHostInfo(w io.Writer, m map[string]any) {
 		{"kvm", fmt.Sprintf("%s: %v", kvm, m["kvm_detail"])},
 		{"agent", fmt.Sprintf("%v, protocol %v, up %s", m["agent_version"], m["agent_protocol"], formatScalar("agent_uptime_seconds", m["agent_uptime_seconds"]))},
 	}
+	if q, ok := m["qemu"].(map[string]any); ok {
+		rows = append(rows, qemuRows(q)...)
+	}
 	for _, r := range rows {
 		fmt.Fprintf(w, "%-10s %s\n", r[0]+":", r[1])
+	}
+}
+
+// qemuRows are host-info's lines on QEMU: the binary and its version, or
+// why qemu domains cannot start; the accelerator and why.
+func qemuRows(q map[string]any) [][2]string {
+	ver := fmt.Sprint(orDash(q["version"]))
+	if ok, _ := q["usable"].(bool); !ok {
+		ver = fmt.Sprintf("%s, unusable: %v", ver, q["problem"])
+	}
+	return [][2]string{
+		{"qemu", fmt.Sprintf("%v (%s)", q["binary"], ver)},
+		{"accel", fmt.Sprintf("%v: %v", orDash(q["accel"]), q["accel_reason"])},
 	}
 }
