@@ -29,7 +29,7 @@ func (a *Agent) newRPCServer(cfg *config.Config) *xmlrpc.Server {
 		a.log.Error("API handler panicked", zap.String("method", method), zap.Any("panic", recovered), zap.ByteString("stack", stack))
 	}
 	for _, ns := range [][]xmlrpc.Def{
-		a.agentMethods(), a.hostMethods(), a.domainMethods(), a.migrationMethods(), a.repositoryMethods(), a.xendMethods(),
+		a.agentMethods(), a.hostMethods(), a.domainMethods(), a.guestMethods(), a.migrationMethods(), a.repositoryMethods(), a.xendMethods(),
 	} {
 		for _, d := range ns {
 			if err := s.Define(d); err != nil {

@@ -111,8 +111,8 @@ func (a *Agent) domainMethods() []xmlrpc.Def {
 			Aliases: xendAlias("xend.domain"),
 			Help:    "One domain: state and why, memory, vCPUs, CPU time, dirty rate (bytes/s), uptime, engine, workload counters, and how its last VMM ended."},
 		{Name: "domain.console", Result: xmlrpc.Struct, Run: a.apiConsole,
-			Params: []xmlrpc.Param{nameParam, xmlrpc.Opt("offset", xmlrpc.Int), xmlrpc.Opt("max", xmlrpc.Int)},
-			Help:   "Read a domain's console from an offset (default 0; -1 for the latest output, a tail) for at most max bytes (default 64 KiB): {offset, data, next, live}. Ask again from next to follow it."},
+			Params: []xmlrpc.Param{nameParam, xmlrpc.Opt("offset", xmlrpc.Int), xmlrpc.Opt("max", xmlrpc.Int), xmlrpc.Opt("raw", xmlrpc.Boolean)},
+			Help:   "Read a domain's console from an offset (default 0; -1 for the latest output, a tail) for at most max bytes (default 64 KiB): {offset, data, next, live}. Ask again from next to follow it. With raw true the bytes come as base64 in raw instead of data (escape sequences and other control characters intact, which an XML string cannot carry)."},
 		{Name: "domain.save", Result: xmlrpc.Struct, Params: []xmlrpc.Param{nameParam, xmlrpc.Req("file", xmlrpc.String)}, Run: a.apiSave,
 			Help: "Save a running or paused domain to a file on the agent's host (xm save): the same stream as a migration. The domain is suspended afterwards; domain.start or domain.restore brings it back."},
 		{Name: "domain.restore", Result: xmlrpc.Struct, Params: []xmlrpc.Param{xmlrpc.Req("file", xmlrpc.String)}, Run: a.apiRestore,
@@ -228,6 +228,9 @@ func (a *Agent) apiList(context.Context, xmlrpc.Args) (any, error) {
 
 func (a *Agent) apiConsole(_ context.Context, args xmlrpc.Args) (any, error) {
 	c, err := a.domains.ReadConsole(args.String(0), args.IntOr(1, 0), int(args.IntOr(2, 64<<10)))
+	if err == nil && args.Bool(3) {
+		c.Raw, c.Data = []byte(c.Data), ""
+	}
 	return c, domainFault(err)
 }
 

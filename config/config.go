@@ -14,6 +14,7 @@ type Config struct {
 	Access     AccessConfig     `ini:"access"`
 	Log        LogConfig        `ini:"log"`
 	Agent      AgentConfig      `ini:"agent"`
+	QEMU       QEMUConfig       `ini:"qemu"`
 	Relocation RelocationConfig `ini:"relocation"`
 	Repository RepositoryConfig `ini:"repository"`
 
@@ -83,6 +84,18 @@ type AgentConfig struct {
 	FileDirs []string `ini:"file_dirs"`
 }
 
+// QEMUConfig is [qemu]: the qemu engine, which runs the domains whose
+// vm.cfg describes an operating system (kernel, bootloader, builder =
+// 'hvm', a bootable disk).
+type QEMUConfig struct {
+	// Binary is the qemu-system-x86_64 program: a command name looked up
+	// in PATH, or an absolute path.
+	Binary string `ini:"binary"`
+	// Accel is auto, kvm or tcg: the accelerator qemu domains run on
+	// (auto: kvm where hardware virtualization works, else tcg).
+	Accel string `ini:"accel"`
+}
+
 // RelocationConfig is [relocation]: receiving domains from peer agents.
 type RelocationConfig struct {
 	Server     bool     `ini:"server"`      // plain relocation listener
@@ -125,6 +138,10 @@ type RepositoryConfig struct {
 	HeartbeatInterval time.Duration `ini:"heartbeat_interval"` // pool heartbeat refresh
 }
 
+// DefaultQEMUBinary is [qemu] binary's default (vmm/qemu.DefaultBinary,
+// which config must not import; a test of the agent keeps them equal).
+const DefaultQEMUBinary = "/usr/bin/qemu-system-x86_64"
+
 // origin says where one option's value came from.
 type origin struct {
 	file string // "" for a built-in default
@@ -164,6 +181,10 @@ func Default() *Config {
 			StateDir:      "/var/lib/ovs-agent",
 			Hypervisor:    "auto",
 			MemoryReserve: 1024,
+		},
+		QEMU: QEMUConfig{
+			Binary: DefaultQEMUBinary,
+			Accel:  "auto",
 		},
 		Relocation: RelocationConfig{
 			Server:               true,

@@ -37,7 +37,7 @@ type option struct {
 // options binds every option to its field in c. The order is the order of
 // ExampleINI.
 func (c *Config) options() []option {
-	s, a, ac, l, ag, r, rp := &c.Server, &c.Auth, &c.Access, &c.Log, &c.Agent, &c.Relocation, &c.Repository
+	s, a, ac, l, ag, q, r, rp := &c.Server, &c.Auth, &c.Access, &c.Log, &c.Agent, &c.QEMU, &c.Relocation, &c.Repository
 	return []option{
 		{"server", "tcp_server", boolVal{&s.TCPServer}},
 		{"server", "listen_address", strVal{&s.ListenAddress, checkListenAddress}},
@@ -72,6 +72,9 @@ func (c *Config) options() []option {
 		{"agent", "vmm_binary", strVal{&ag.VMMBinary, optionalPath}},
 		{"agent", "file_dirs", pathsVal{&ag.FileDirs}},
 
+		{"qemu", "binary", strVal{&q.Binary, checkProgram}},
+		{"qemu", "accel", choiceVal{&q.Accel, []string{"auto", "kvm", "tcg"}}},
+
 		{"relocation", "server", boolVal{&r.Server}},
 		{"relocation", "address", strVal{&r.Address, checkListenAddress}},
 		{"relocation", "port", portVal{&r.Port}},
@@ -100,7 +103,7 @@ func (c *Config) options() []option {
 }
 
 // sections lists the sections in ExampleINI order.
-var sections = []string{"server", "auth", "access", "log", "agent", "relocation", "repository"}
+var sections = []string{"server", "auth", "access", "log", "agent", "qemu", "relocation", "repository"}
 
 func (c *Config) option(section, key string) *option {
 	for _, o := range c.options() {
@@ -438,6 +441,20 @@ func (v pathsVal) check() error {
 }
 
 // --- checkers
+
+// checkProgram accepts a program to run: a command name looked up in PATH
+// (no slash) or an absolute path.
+func checkProgram(s string) error {
+	switch {
+	case s == "":
+		return errors.New("must not be empty: a command name (looked up in PATH) or an absolute path")
+	case strings.ContainsAny(s, "\x00 \t\n"):
+		return fmt.Errorf("%q contains a blank or a NUL byte: give the program alone, without arguments", s)
+	case strings.ContainsRune(s, '/') && !filepath.IsAbs(s):
+		return fmt.Errorf("%q is a relative path: give a command name (looked up in PATH) or an absolute path", s)
+	}
+	return nil
+}
 
 func optionalPath(s string) error {
 	if s == "" {

@@ -201,6 +201,11 @@ func TestParseErrors(t *testing.T) {
 			`/etc/ovs-agent/agent.ini:3: [server] unix_server: tcp_server and unix_server are both off: the agent would serve its API nowhere`}},
 		{"port clash with default", "[relocation]\nport = 8899\n", []string{
 			`/etc/ovs-agent/agent.ini:2: [relocation] port: port 8899 is also [server] port (default)`}},
+		{"qemu binary relative", "[qemu]\nbinary = bin/qemu\naccel = hvf\n", []string{
+			`/etc/ovs-agent/agent.ini:2: [qemu] binary: "bin/qemu" is a relative path: give a command name (looked up in PATH) or an absolute path`,
+			`/etc/ovs-agent/agent.ini:3: [qemu] accel: "hvf" is not one of auto, kvm, tcg`}},
+		{"qemu binary with arguments", "[qemu]\nbinary = qemu-system-x86_64 -enable-kvm\n", []string{
+			`/etc/ovs-agent/agent.ini:2: [qemu] binary: "qemu-system-x86_64 -enable-kvm" contains a blank or a NUL byte: give the program alone, without arguments`}},
 		{"ssl port clash", "[relocation]\nssl_server = yes\nssl_port = 8002\n", []string{
 			`/etc/ovs-agent/agent.ini:3: [relocation] ssl_port: port 8002 is also [relocation] port (default)`}},
 	}

@@ -25,6 +25,16 @@ type Offer struct {
 	CPUVendor string   `json:"cpu_vendor"`
 	CPUFlags  []string `json:"cpu_flags"` // the host features the guest may use
 	Disks     []Disk   `json:"disks,omitempty"`
+	// What the source's engine says of itself, for a qemu domain (an
+	// older peer sends none, and a target then checks what it can
+	// without them): QEMU's version as "QEMU 7.2.22", the machine type
+	// (as "pc-i440fx-7.2"), the accelerator (kvm or tcg) and the CPU
+	// model (as "qemu64"). A migration stream loads only into a QEMU at
+	// least as new, with the same machine type.
+	EngineVersion string `json:"engine_version,omitempty"`
+	Machine       string `json:"machine,omitempty"`
+	Accel         string `json:"accel,omitempty"`
+	CPUModel      string `json:"cpu_model,omitempty"`
 }
 
 // Disk is one disk of an offered domain and the repository it lives on.

@@ -48,9 +48,16 @@ type fakeProc struct {
 	aborts []string
 	// ignoreShutdown: a clean shutdown request is taken but never done.
 	ignoreShutdown bool
-	ended          *control.Exit // set once it has ended
-	record         *control.Exit // the exit record it left, if any
-	attached       []*fakeVMM
+	// ignoreDestroy: a destroy request is taken but never done either.
+	ignoreDestroy bool
+	// requests are the set-memory and console-input requests it took.
+	requests []control.Request
+	// facts are what its Info says of the engine (accelerator, version,
+	// machine, I/O counters).
+	facts    control.Info
+	ended    *control.Exit // set once it has ended
+	record   *control.Exit // the exit record it left, if any
+	attached []*fakeVMM
 }
 
 // fakeVMM is one Manager's hold on a fakeProc.
@@ -232,7 +239,9 @@ func (v *fakeVMM) Call(ctx context.Context, req control.Request, files ...*os.Fi
 	}
 	switch req.Op {
 	case control.OpInfo:
-		return &control.Response{Info: &control.Info{UUID: p.spec.UUID, PID: p.pid, Engine: p.spec.Engine, State: p.state, Started: p.started}}, nil
+		in := p.facts
+		in.UUID, in.PID, in.Engine, in.State, in.Started = p.spec.UUID, p.pid, p.spec.Engine, p.state, p.started
+		return &control.Response{Info: &in}, nil
 	case control.OpPause:
 		p.state = control.StatePaused
 	case control.OpResume:
@@ -242,7 +251,11 @@ func (v *fakeVMM) Call(ctx context.Context, req control.Request, files ...*os.Fi
 			v.f.endLocked(p, control.Exit{Reason: control.ExitShutdown}, true)
 		}
 	case control.OpDestroy:
-		v.f.endLocked(p, control.Exit{Reason: control.ExitDestroyed}, true)
+		if !p.ignoreDestroy {
+			v.f.endLocked(p, control.Exit{Reason: control.ExitDestroyed}, true)
+		}
+	case control.OpSetMemory, control.OpConsoleInput:
+		p.requests = append(p.requests, req)
 	case control.OpSave:
 		v.f.endLocked(p, control.Exit{Reason: control.ExitSaved, Detail: req.Path}, true)
 		return &control.Response{Migration: &control.MigrationStatus{ID: "save-1", Phase: control.PhaseSetup}}, nil

@@ -38,6 +38,27 @@ type Info struct {
 	Workload      string    `xmlrpc:"workload,omitempty"`
 	ConfigFile    string    `xmlrpc:"config_file"`
 	LastExit      *ExitInfo `xmlrpc:"last_exit,omitempty"`
+
+	// What a running qemu domain's engine says of itself (empty for the
+	// workload engines): the accelerator (kvm, tcg), QEMU's version, the
+	// machine type and CPU model, and the VNC display's host:port.
+	Accel         string `xmlrpc:"accel,omitempty"`
+	EngineVersion string `xmlrpc:"engine_version,omitempty"`
+	Machine       string `xmlrpc:"machine,omitempty"`
+	CPUModel      string `xmlrpc:"cpu_model,omitempty"`
+	VNC           string `xmlrpc:"vnc,omitempty"`
+	// MemoryTargetMiB is the balloon target domain.set_memory set since
+	// the guest started (0: none, it has its vm.cfg memory);
+	// BalloonBytes what the guest uses under its balloon now, and
+	// MaxMemoryBytes the most it may be given (maxmem).
+	MemoryTargetMiB int   `xmlrpc:"memory_target,omitempty"`
+	BalloonBytes    int64 `xmlrpc:"balloon_bytes,omitempty"`
+	MaxMemoryBytes  int64 `xmlrpc:"max_memory_bytes,omitempty"`
+	// The guest's disk and network I/O in bytes since it started.
+	DiskReadBytes  int64 `xmlrpc:"disk_read_bytes,omitempty"`
+	DiskWriteBytes int64 `xmlrpc:"disk_write_bytes,omitempty"`
+	NetRxBytes     int64 `xmlrpc:"net_rx_bytes,omitempty"`
+	NetTxBytes     int64 `xmlrpc:"net_tx_bytes,omitempty"`
 }
 
 // ExitInfo says how a domain's last VMM ended.
@@ -62,6 +83,7 @@ func (m *Manager) info(d *domain, live bool) Info {
 	if d.rec.State.live() {
 		in.Started = d.rec.Started
 		in.UptimeSeconds = time.Since(d.rec.Started).Seconds()
+		in.MemoryTargetMiB = d.rec.MemoryTarget
 	}
 	if e := d.rec.LastExit; e != nil {
 		in.LastExit = &ExitInfo{Time: e.Time, Reason: string(e.Reason), Detail: e.Detail, ExitStatus: e.Code, ConsoleTail: d.rec.ConsoleTail}
@@ -72,18 +94,27 @@ func (m *Manager) info(d *domain, live bool) Info {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
 		if v, err := proc.Inspect(ctx); err == nil {
-			in.CPUSeconds = v.CPUTime.Seconds()
-			in.DirtyRate = v.DirtyRate
-			in.ResidentBytes = int64(v.ResidentBytes)
-			in.Throttle = v.Throttle
-			in.Writes, in.Verified, in.Rounds, in.Corrupt = int64(v.Writes), int64(v.Verified), int64(v.Rounds), int64(v.Corrupt)
-			if v.PausedFor != "" {
-				// As libvirt reports it: paused, reason migration.
-				in.State, in.Reason = string(Paused), v.PausedFor
-			}
+			in.fill(v)
 		}
 	}
 	return in
+}
+
+// fill copies a running VMM's counters and engine facts into in.
+func (in *Info) fill(v *control.Info) {
+	in.CPUSeconds = v.CPUTime.Seconds()
+	in.DirtyRate = v.DirtyRate
+	in.ResidentBytes = int64(v.ResidentBytes)
+	in.Throttle = v.Throttle
+	in.Writes, in.Verified, in.Rounds, in.Corrupt = int64(v.Writes), int64(v.Verified), int64(v.Rounds), int64(v.Corrupt)
+	if v.PausedFor != "" {
+		// As libvirt reports it: paused, reason migration.
+		in.State, in.Reason = string(Paused), v.PausedFor
+	}
+	in.Accel, in.EngineVersion, in.Machine, in.CPUModel, in.VNC = v.Accel, v.EngineVersion, v.Machine, v.CPUModel, v.VNC
+	in.BalloonBytes, in.MaxMemoryBytes = int64(v.BalloonBytes), int64(v.MaxMemoryBytes)
+	in.DiskReadBytes, in.DiskWriteBytes = int64(v.DiskReadBytes), int64(v.DiskWriteBytes)
+	in.NetRxBytes, in.NetTxBytes = int64(v.NetRxBytes), int64(v.NetTxBytes)
 }
 
 // Info describes one domain, with live counters when it runs.
@@ -114,6 +145,9 @@ type Console struct {
 	Data   string `xmlrpc:"data"`
 	Next   int64  `xmlrpc:"next"`
 	Live   bool   `xmlrpc:"live"` // false: read from console.log of a stopped domain
+	// Raw holds the bytes instead of Data when the caller asks for them
+	// raw (base64 on the wire: control characters intact).
+	Raw []byte `xmlrpc:"raw,omitempty"`
 }
 
 // ReadConsole returns console output from offset (at most max bytes); a

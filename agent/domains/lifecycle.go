@@ -113,6 +113,7 @@ func (m *Manager) claim(d *domain, how vmmproc.Mode, engine string) (int, error)
 	d.exited = make(chan struct{})
 	d.rec.Engine = engine
 	d.rec.LastExit = nil
+	d.rec.MemoryTarget = 0
 	m.setState(d, Starting, "")
 	return d.gen, nil
 }
@@ -262,8 +263,11 @@ func (m *Manager) Reboot(name string, timeout time.Duration) error {
 	return m.start(d)
 }
 
-// stop ends the VMM: cleanly (timeout > 0), at once (timeout 0), and in
-// either case killed when it has not ended 5 s (or timeout) later.
+// stop ends the VMM: cleanly (timeout > 0: the guest is asked to power
+// off, an ACPI button press for a qemu guest), or at once (timeout 0).
+// A guest that has not ended after timeout is destroyed through its VMM
+// (which quits QEMU and writes the exit record), and a VMM that does not
+// end within destroyWait of that is killed, the last resort.
 func (m *Manager) stop(d *domain, op, reason string, timeout time.Duration) error {
 	name := d.rec.Name
 	d.mu.Lock()
@@ -286,31 +290,61 @@ func (m *Manager) stop(d *domain, op, reason string, timeout time.Duration) erro
 	m.setState(d, Stopping, op)
 	d.mu.Unlock()
 
-	force := timeout <= 0
-	if force {
-		timeout = 5 * time.Second
+	if timeout > 0 && m.endCleanly(d, v, exited, reason, timeout) {
+		return nil
 	}
-	if err := askStop(v, force); err != nil {
-		m.log.Warn("VMM did not take the stop request; killing it", zap.String("domain", name), zap.Error(err))
+	if err := askStop(v, true); err != nil {
+		m.log.Warn("VMM did not take the destroy request; killing it", zap.String("domain", name), zap.Error(err))
+	} else if ended(exited, m.destroyWait()) {
+		return nil
 	} else {
-		select {
-		case <-exited:
-			return nil
-		case <-time.After(timeout):
-			m.log.Warn("domain did not stop in time; destroying it", zap.String("domain", name), zap.Duration("timeout", timeout))
-		}
-		d.mu.Lock()
-		if d.expect == reason {
-			d.expect = reason + fmt.Sprintf(" (forced after %s)", timeout)
-		}
-		d.mu.Unlock()
+		m.log.Warn("VMM did not end after destroy; killing it", zap.String("domain", name), zap.Duration("waited", m.destroyWait()))
 	}
 	_ = v.Kill()
-	select {
-	case <-exited:
+	if ended(exited, 10*time.Second) {
 		return nil
-	case <-time.After(10 * time.Second):
-		return errorf(Failed, "%s %s: VMM pid %d does not end", op, name, pid)
+	}
+	return errorf(Failed, "%s %s: VMM pid %d does not end", op, name, pid)
+}
+
+// endCleanly asks d's guest to power off and waits up to timeout for its
+// VMM to end; false when it did not (the reason then says it was forced).
+func (m *Manager) endCleanly(d *domain, v VMM, exited chan struct{}, reason string, timeout time.Duration) bool {
+	name := d.rec.Name
+	if err := askStop(v, false); err != nil {
+		m.log.Warn("VMM did not take the shutdown request; destroying it", zap.String("domain", name), zap.Error(err))
+		return false
+	}
+	if ended(exited, timeout) {
+		return true
+	}
+	m.log.Warn("domain did not stop in time; destroying it", zap.String("domain", name), zap.Duration("timeout", timeout))
+	d.mu.Lock()
+	if d.expect == reason {
+		d.expect = reason + fmt.Sprintf(" (forced after %s)", timeout)
+	}
+	d.mu.Unlock()
+	return false
+}
+
+// destroyWait is how long a VMM told to destroy its guest may take to end
+// before it is killed.
+func (m *Manager) destroyWait() time.Duration {
+	if m.opts.DestroyTimeout > 0 {
+		return m.opts.DestroyTimeout
+	}
+	return 10 * time.Second
+}
+
+// ended waits up to d for ch to close, and says whether it did.
+func ended(ch <-chan struct{}, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ch:
+		return true
+	case <-t.C:
+		return false
 	}
 }
 

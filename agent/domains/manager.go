@@ -48,6 +48,9 @@ type Options struct {
 	KVMUsable  func() error
 	// StartTimeout bounds how long a VMM may take to answer (default 30s).
 	StartTimeout time.Duration
+	// DestroyTimeout is how long a VMM told to destroy its guest may take
+	// to end before it is killed (default 10s).
+	DestroyTimeout time.Duration
 	// RepositoryOf says which repository a disk path lives on (nil: none).
 	RepositoryOf func(path string) (uuid string, ok bool)
 	// RepositoryRoot says where repository uuid is mounted (nil: nowhere).
@@ -95,6 +98,9 @@ type record struct {
 	// not committed yet.
 	Incoming     bool   `json:"incoming,omitempty"`
 	IncomingFrom string `json:"incoming_from,omitempty"`
+	// MemoryTarget is the balloon target (MiB) SetMemory gave the running
+	// guest; 0: none since it started (it holds its vm.cfg memory).
+	MemoryTarget int `json:"memory_target_mib,omitempty"`
 }
 
 // domain is one domain in memory. opMu serialises operations; mu guards
@@ -395,7 +401,7 @@ func (m *Manager) committed(skip *domain) uint64 {
 		}
 		d.mu.Lock()
 		if d.rec.State.live() {
-			sum += uint64(d.cfg.Memory) << 20
+			sum += uint64(d.holds()) << 20
 		}
 		d.mu.Unlock()
 	}

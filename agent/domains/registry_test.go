@@ -292,8 +292,33 @@ func TestShutdownOfAVMMThatDoesNotEndForcesIt(t *testing.T) {
 	if err := m.Shutdown("h", time.Millisecond); err != nil {
 		t.Fatal(err)
 	}
-	if in := info(t, m, "h"); in.State != "stopped" || in.Reason != "shut down (forced after 1ms)" {
+	in := info(t, m, "h")
+	if in.State != "stopped" || in.Reason != "shut down (forced after 1ms)" {
 		t.Fatalf("after a forced shutdown: %+v", in)
+	}
+	// Destroyed through the VMM, which wrote its exit record (a qemu
+	// guest's QEMU is quit), not killed.
+	if in.LastExit == nil || in.LastExit.Reason != string(control.ExitDestroyed) {
+		t.Fatalf("last exit after a forced shutdown: %+v, want reason destroyed", in.LastExit)
+	}
+}
+
+func TestShutdownOfAVMMThatIgnoresDestroyKillsIt(t *testing.T) {
+	f := newFakeVMMs()
+	m := openFake(t, t.TempDir(), f, 4096)
+	m.opts.DestroyTimeout = time.Millisecond
+	uuid := create(t, m, "h", 128)
+	if err := m.Start("h"); err != nil {
+		t.Fatal(err)
+	}
+	p := f.proc(t, uuid)
+	p.ignoreShutdown, p.ignoreDestroy = true, true
+	if err := m.Shutdown("h", time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	in := info(t, m, "h")
+	if in.State != "stopped" || in.LastExit == nil || in.LastExit.Reason != string(control.ExitVanished) {
+		t.Fatalf("after a shutdown and a destroy that were both ignored: %+v (last exit %+v), want stopped and killed", in, in.LastExit)
 	}
 }
 

@@ -32,19 +32,21 @@ func (s State) live() bool {
 
 // Operations and the states each one may start from.
 var legal = map[string][]State{
-	"start":    {Stopped, Suspended},
-	"receive":  {Stopped},
-	"save":     {Running, Paused},
-	"migrate":  {Running, Paused},
-	"pause":    {Running},
-	"unpause":  {Paused},
-	"shutdown": {Running, Paused},
-	"reboot":   {Running, Paused},
-	"destroy":  {Starting, Running, Paused, Stopping},
-	"delete":   {Stopped, Suspended, Detached},
-	"offline":  {Stopped},
-	"detach":   {Stopped},
-	"attach":   {Detached},
+	"start":   {Stopped, Suspended},
+	"receive": {Stopped},
+	"save":    {Running, Paused},
+	"migrate": {Running, Paused},
+	"pause":   {Running},
+	// set_memory: a balloon target (xm mem-set).
+	"set_memory": {Running},
+	"unpause":    {Paused},
+	"shutdown":   {Running, Paused},
+	"reboot":     {Running, Paused},
+	"destroy":    {Starting, Running, Paused, Stopping},
+	"delete":     {Stopped, Suspended, Detached},
+	"offline":    {Stopped},
+	"detach":     {Stopped},
+	"attach":     {Detached},
 }
 
 // check says whether op may run in state s.

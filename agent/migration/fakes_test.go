@@ -36,6 +36,7 @@ type fakeRegistry struct {
 	inDoubt  map[string]string
 	incoming []relocation.Problem
 	ended    []string // EndOffline reasons
+	engine   string   // the offer's engine
 }
 
 func (r *fakeRegistry) Info(string) (domains.Info, error) {
@@ -49,7 +50,7 @@ func (r *fakeRegistry) Info(string) (domains.Info, error) {
 }
 
 func (r *fakeRegistry) Offer(name string) (relocation.Offer, error) {
-	return relocation.Offer{Name: name, UUID: r.info.UUID, Config: "name = '" + name + "'\nmemory = 64\n"}, nil
+	return relocation.Offer{Name: name, UUID: r.info.UUID, Engine: r.engine, Config: "name = '" + name + "'\nmemory = 64\n"}, nil
 }
 
 func (r *fakeRegistry) Migrating(string, string) error { return nil }

@@ -83,6 +83,36 @@ func TestRunCompletes(t *testing.T) {
 	}
 }
 
+// A qemu domain migrates over one connection whatever parallel asks, and
+// the status says why.
+func TestRunOfAQEMUDomainOpensOneStream(t *testing.T) {
+	fast(t)
+	reg := &fakeRegistry{info: domains.Info{State: string(domains.Running)}, engine: qemuEngine,
+		phases: []control.Phase{control.PhaseSetup, control.PhaseSent, control.PhaseCommitting, control.PhaseCompleted}}
+	tgt := &fakeTarget{}
+	t.Cleanup(tgt.close)
+	l := &Local{Domains: reg, Dial: tgt.dial}
+	id, err := l.Start("vm1", "host2", Options{Live: true, Parallel: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := l.find(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-m.done
+	st := m.status()
+	if st.Phase != control.PhaseCompleted || st.Streams != 1 || !strings.Contains(st.StreamsReason, "not the 4 asked") {
+		t.Fatalf("qemu migration ended %s over %d streams (%q); want completed over 1, saying why", st.Phase, st.Streams, st.StreamsReason)
+	}
+	tgt.mu.Lock()
+	dialed := len(tgt.peers)
+	tgt.mu.Unlock()
+	if dialed != 1 {
+		t.Fatalf("the target was dialed %d times for the receive, want 1", dialed)
+	}
+}
+
 func TestRunVMMLost(t *testing.T) {
 	lostAfter := func(phases ...control.Phase) func(n int) (*control.Response, error) {
 		return func(n int) (*control.Response, error) {

@@ -60,11 +60,12 @@ type Status struct {
 	ValidationOff bool    `xmlrpc:"validation_skipped"`
 
 	// Parallel streams and compression of a live or non-live migration.
-	Streams           int     `xmlrpc:"streams"`                 // connections the page stream went over
-	Compression       string  `xmlrpc:"compression"`             // none, s2, zstd or auto, as asked
-	CompressedBatches int64   `xmlrpc:"compressed_batches"`      // page batches that went compressed
-	CompressionSaved  int64   `xmlrpc:"compression_saved_bytes"` // bytes compression kept off the wire
-	CompressionRatio  float64 `xmlrpc:"compression_ratio"`       // page batch bytes on the wire / before compression (1: no gain)
+	Streams           int     `xmlrpc:"streams"`                  // connections the page stream went over
+	StreamsReason     string  `xmlrpc:"streams_reason,omitempty"` // why Streams is not what parallel asked (a qemu domain: one)
+	Compression       string  `xmlrpc:"compression"`              // none, s2, zstd or auto, as asked
+	CompressedBatches int64   `xmlrpc:"compressed_batches"`       // page batches that went compressed
+	CompressionSaved  int64   `xmlrpc:"compression_saved_bytes"`  // bytes compression kept off the wire
+	CompressionRatio  float64 `xmlrpc:"compression_ratio"`        // page batch bytes on the wire / before compression (1: no gain)
 }
 
 func (s Status) finished() bool {

@@ -73,11 +73,10 @@ func (l *Local) run(ctx context.Context, m *migration, offer relocation.Offer, a
 // image says how many there are.
 func (l *Local) connect(ctx context.Context, m *migration, offer relocation.Offer, addr string, o Options) ([]*os.File, error) {
 	id := m.st.ID
-	streams := o.Parallel
-	if streams <= 0 {
-		streams = DefaultParallel
+	streams, why := streamsFor(offer, o)
+	if why != "" {
+		m.set(func(st *Status) { st.StreamsReason = why })
 	}
-	streams = min(streams, pagexfer.MaxStreams)
 	hello := l.hello(relocation.OpReceive, id, o, offer)
 	hello.Channels = streams
 	conn, wl, err := l.dial(ctx, addr, o, hello)
@@ -113,6 +112,27 @@ func (l *Local) connect(ctx context.Context, m *migration, offer relocation.Offe
 		files = append(files, f)
 	}
 	return files, nil
+}
+
+// qemuEngine is vmm.EngineQEMU (this package does not import vmm).
+const qemuEngine = "qemu"
+
+// streamsFor is the number of connections a migration of offer opens,
+// and why it is not what the options asked, if it is not: a qemu domain
+// migrates over one (QEMU's migration stream is one file descriptor),
+// whatever parallel says.
+func streamsFor(offer relocation.Offer, o Options) (int, string) {
+	if offer.Engine == qemuEngine {
+		if o.Parallel > 1 {
+			return 1, fmt.Sprintf("one stream, not the %d asked: the qemu engine migrates over one connection (QEMU's migration stream is one file descriptor)", o.Parallel)
+		}
+		return 1, "one stream: the qemu engine migrates over one connection (QEMU's migration stream is one file descriptor)"
+	}
+	streams := o.Parallel
+	if streams <= 0 {
+		streams = DefaultParallel
+	}
+	return min(streams, pagexfer.MaxStreams), ""
 }
 
 func closeAll(files []*os.File) {

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -30,7 +31,29 @@ func domainCommands(g *globals) []*cobra.Command {
 		structCommand(g, "unpause DOMAIN", "Continue a paused domain", 1, "domain.unpause", printState),
 		timedCommand(g, "shutdown", "Shut a domain down cleanly; destroy it after --timeout seconds", "domain.shutdown"),
 		timedCommand(g, "reboot", "Shut a domain down cleanly and start it again", "domain.reboot"),
-		consoleCommand(g), topCommand(g),
+		consoleCommand(g), topCommand(g), memSetCommand(g),
+	}
+}
+
+// memSetCommand is `ovm mem-set DOMAIN MiB` (xm mem-set).
+func memSetCommand(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "mem-set DOMAIN MiB",
+		Short: "Give a running qemu domain a new memory target in MiB through its balloon, up to its maxmem (xm mem-set; the vm.cfg is left as written)",
+		Args:  cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			mib, err := strconv.ParseInt(args[1], 10, 64)
+			if err != nil || mib < 1 {
+				return usageError{fmt.Errorf("memory %q: give a whole number of MiB, 1 or more", args[1])}
+			}
+			var out map[string]any
+			if err := g.call("domain.set_memory", &out, args[0], mib); err != nil {
+				return err
+			}
+			return g.show(cmd.OutOrStdout(), out, func(w io.Writer, m map[string]any) {
+				fmt.Fprintf(w, "%s: memory target %v MiB (maxmem %v MiB)\n", m["name"], m["memory_target"], m["maxmem"])
+			})
+		},
 	}
 }
 
@@ -248,50 +271,6 @@ func rate(bps float64) string {
 		return "-"
 	}
 	return humanBytes(int64(bps)) + "/s"
-}
-
-func consoleCommand(g *globals) *cobra.Command {
-	var follow bool
-	c := &cobra.Command{
-		Use:   "console DOMAIN",
-		Short: "Print a domain's console; -f follows it until Ctrl-C or the domain stops",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			out := cmd.OutOrStdout()
-			stop := make(chan os.Signal, 1)
-			signal.Notify(stop, os.Interrupt, syscall.SIGTERM)
-			defer signal.Stop(stop)
-			// Start from the latest output, as tail does; -f then follows
-			// from there.
-			off := int64(-1)
-			for {
-				var c struct {
-					Offset int64  `xmlrpc:"offset"`
-					Data   string `xmlrpc:"data"`
-					Next   int64  `xmlrpc:"next"`
-					Live   bool   `xmlrpc:"live"`
-				}
-				if err := g.call("domain.console", &c, args[0], off); err != nil {
-					return err
-				}
-				if off > 0 && c.Offset > off {
-					fmt.Fprintf(out, "[... %d bytes of console lost ...]\n", c.Offset-off)
-				}
-				io.WriteString(out, c.Data)
-				off = c.Next
-				if !follow || (!c.Live && c.Data == "") {
-					return nil
-				}
-				select {
-				case <-stop:
-					return nil
-				case <-time.After(250 * time.Millisecond):
-				}
-			}
-		},
-	}
-	c.Flags().BoolVarP(&follow, "follow", "f", false, "keep printing new output")
-	return c
 }
 
 func topCommand(g *globals) *cobra.Command {
