@@ -65,13 +65,19 @@ type migQEMU struct {
 	stderr bytes.Buffer
 	qc     *qmp.Client
 
+	ram string // the guest's RAM file (memory-backend-file share=on)
+
 	mu    sync.Mutex
 	lines []string
 }
 
+// migRAMBytes is the test guest's RAM: 256 MiB.
+const migRAMBytes = 256 << 20
+
 // migBoot starts QEMU on the test guest (memcheck over mib MiB, 256 MiB
-// of RAM) with extra arguments (-incoming defer -S for a target); the
-// cleanup kills it by pid.
+// of RAM in a file under /dev/shm that ramcheck can map, as the engine
+// keeps it) with extra arguments (-incoming defer -S for a target); the
+// cleanup kills it by pid and removes the RAM file.
 func migBoot(t *testing.T, mib int, extra ...string) *migQEMU {
 	t.Helper()
 	dir := migGuestDir(t)
@@ -80,12 +86,20 @@ func migBoot(t *testing.T, mib int, extra ...string) *migQEMU {
 		t.Fatalf("qemu-system-x86_64 is missing (apt-get install qemu-system-x86): %v", err)
 	}
 	sock := filepath.Join(t.TempDir(), "qmp.sock")
-	args := append([]string{"-accel", migAccel(), "-m", "256", "-machine", "pc-i440fx-7.2",
+	ram, err := os.CreateTemp("/dev/shm", "ovs-qemu-test-*.ram")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ram.Close()
+	t.Cleanup(func() { os.Remove(ram.Name()) })
+	args := append([]string{"-accel", migAccel(), "-m", "256",
+		"-object", fmt.Sprintf("memory-backend-file,id=ram0,size=%d,mem-path=%s,share=on", migRAMBytes, ram.Name()),
+		"-machine", "pc-i440fx-7.2,memory-backend=ram0",
 		"-kernel", filepath.Join(dir, "vmlinux"), "-initrd", filepath.Join(dir, "initrd"),
 		"-append", fmt.Sprintf("console=ttyS0 quiet memcheck_mib=%d", mib),
 		"-nographic", "-nodefaults", "-serial", "stdio", "-no-reboot",
 		"-qmp", "unix:" + sock + ",server=on,wait=off"}, extra...)
-	q := &migQEMU{exited: make(chan struct{})}
+	q := &migQEMU{exited: make(chan struct{}), ram: ram.Name()}
 	q.cmd = exec.Command(qemu, args...)
 	q.cmd.Stderr = &q.stderr
 	stdout, err := q.cmd.StdoutPipe()
