@@ -16,9 +16,12 @@
 // workloadEngine (workloadengine.go, the one file of this package that
 // does touch them), the adapter over a workload.Machine, its vmm/guestmem
 // RAM and pagexfer's Source and Sink, which parses the vm.cfg workload
-// spec and fits it to the memory. An engine whose guest is not the
-// workload plugs in by implementing Engine and adding a line to that
-// table. The file names of the domain directory (console.log, exit.json)
+// spec and fits it to the memory. qemu is qemuEngine (qemuengine.go,
+// qemuengine_migrate.go): an operating system's guest as one
+// qemu-system-x86_64 child (vmm/qemu's Machine), its Spec made from the
+// vm.cfg (disks through vmm/diskimage, pygrub through vmm/bootloader,
+// vifs through vmm/tap), its image QEMU's own stream checked by
+// vmm/ramcheck before the commit. The file names of the domain directory (console.log, exit.json)
 // are vmm/control's, the protocol the agent reads them by.
 //
 // Sub-packages: vmm/control (the agent/VMM protocol: requests, states,
@@ -28,8 +31,12 @@
 // as a memfd, the software dirty bitmap), vmm/workload (the workload
 // guest's contract: parameters, layout, page format, checker, console
 // lines, the Machine interface), vmm/workload/workloadtest (the
-// conformance suite for Machine implementations) and vmm/qmp (a QMP client
-// for the qemu engine to come, knowing nothing of the project). It may
-// import config and
+// conformance suite for Machine implementations), vmm/qmp (a QMP client
+// knowing nothing of the project), vmm/qemu (one QEMU child: its command
+// line, QMP, its migration, save and restore over a descriptor),
+// vmm/ramcheck (the RAM comparison of a migration's two sides),
+// vmm/diskimage (disk formats detected safely, a qcow2 reader),
+// vmm/bootloader (pygrub's reading of a guest's grub menu) and vmm/tap
+// (a vif's tap device on its bridge). It may import config and
 // relocation/pagexfer, never agent or cmd.
 package vmm

@@ -282,8 +282,9 @@ type EngineConfig struct {
 // constructor refuses a configuration its engine cannot run (a workload
 // that does not fit the memory), before anything runs.
 var engines = map[string]func(EngineConfig) (Engine, error){
-	EngineKVM: newKVMEngine,
-	EngineSim: newSimEngine,
+	EngineKVM:  newKVMEngine,
+	EngineSim:  newSimEngine,
+	EngineQEMU: newQEMUEngine,
 }
 
 // newEngine makes the engine called name.

@@ -86,7 +86,12 @@ type MigrationStatus struct {
 	Verify     time.Duration `json:"verify_ns,omitempty"`
 	Resume     time.Duration `json:"resume_ns,omitempty"`
 	StopReason string        `json:"stop_reason,omitempty"`
-	Error      string        `json:"error,omitempty"`
+	// RAMCheck is how long the qemu engine's comparison of the source's
+	// and the target's RAM took (part of the downtime), and MendedPages
+	// how many 4 KiB pages it found different and sent again.
+	RAMCheck    time.Duration `json:"ram_check_ns,omitempty"`
+	MendedPages int           `json:"mended_pages,omitempty"`
+	Error       string        `json:"error,omitempty"`
 	// Parallel streams and compression of the page stream.
 	Streams           int    `json:"streams,omitempty"`
 	Compression       string `json:"compression,omitempty"` // what was asked: none, s2, zstd, auto

@@ -50,6 +50,10 @@ type SaveHeader struct {
 	MemoryBytes uint64 `json:"memory_bytes"` // the guest's RAM
 	QEMUVersion string `json:"qemu_version"` // of the QEMU that saved it, as "7.2.22"
 	Machine     string `json:"machine"`      // its machine type, as "pc-i440fx-7.2"
+	// ID names the image in the two-phase commit that follows a
+	// migration (the same header precedes QEMU's stream on a migration
+	// connection); "" in a save image made without one.
+	ID string `json:"id,omitempty"`
 }
 
 var crc32c = crc32.MakeTable(crc32.Castagnoli)
@@ -129,8 +133,8 @@ func (h SaveHeader) check() error {
 		return fmt.Errorf("save image header: a vm.cfg of %d bytes (at most %d)", len(h.Config), vmcfg.MaxFileSize)
 	case h.MemoryBytes == 0:
 		return errors.New("save image header: no memory size")
-	case len(h.QEMUVersion) > maxSaveField || len(h.Machine) > maxSaveField:
-		return fmt.Errorf("save image header: a QEMU version or machine type over %d bytes", maxSaveField)
+	case len(h.QEMUVersion) > maxSaveField || len(h.Machine) > maxSaveField || len(h.ID) > maxSaveField:
+		return fmt.Errorf("save image header: a QEMU version, machine type or ID over %d bytes", maxSaveField)
 	}
 	return nil
 }

@@ -1,0 +1,302 @@
+package vmm
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ovs-agent/ovs-agent/config/vmcfg"
+	"github.com/ovs-agent/ovs-agent/vmm/control"
+)
+
+// The qemu engine's own tests: its refusals before anything runs, and the
+// test guest (test/guest/build.sh) booted, migrated between two engines
+// over a socketpair and shut down, with real QEMU processes. The runtime
+// and the agent around it are tested end to end in test/.
+
+var qemuGuestOnce struct {
+	sync.Once
+	dir string
+	err error
+}
+
+func qemuGuestDir(t *testing.T) string {
+	t.Helper()
+	qemuGuestOnce.Do(func() {
+		var stderr bytes.Buffer
+		cmd := exec.Command("../test/guest/build.sh")
+		cmd.Stderr = &stderr
+		out, err := cmd.Output()
+		if err != nil {
+			qemuGuestOnce.err = fmt.Errorf("test/guest/build.sh: %v\n%s", err, stderr.Bytes())
+			return
+		}
+		qemuGuestOnce.dir = strings.TrimSpace(string(out))
+	})
+	if qemuGuestOnce.err != nil {
+		t.Fatal(qemuGuestOnce.err)
+	}
+	return qemuGuestOnce.dir
+}
+
+func qemuTestAccel() string {
+	if a := os.Getenv("OVS_TESTGUEST_ACCEL"); a != "" {
+		return a
+	}
+	return "tcg"
+}
+
+// lines is a console that keeps what the guest printed.
+type lines struct {
+	mu sync.Mutex
+	b  []string
+}
+
+func (l *lines) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	l.b = append(l.b, strings.TrimRight(string(p), "\r\n"))
+	l.mu.Unlock()
+	return len(p), nil
+}
+
+func (l *lines) count(prefix string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	for _, s := range l.b {
+		if strings.Contains(s, "CORRUPT") {
+			n = -1 << 30
+		}
+		if strings.HasPrefix(s, prefix) {
+			n++
+		}
+	}
+	return n
+}
+
+func (l *lines) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return strings.Join(l.b, "\n")
+}
+
+// waitLines waits until the console has more than n lines starting with
+// prefix, failing on a CORRUPT line or after a generous bound.
+func (l *lines) waitLines(t *testing.T, prefix string, n int, done <-chan struct{}) {
+	t.Helper()
+	deadline := time.Now().Add(3 * time.Minute) // a safety net, not a measure
+	for {
+		c := l.count(prefix)
+		if c < 0 {
+			t.Fatalf("CORRUPT line on the console:\n%s", l)
+		}
+		if c > n {
+			return
+		}
+		select {
+		case <-done:
+			t.Fatalf("the machine ended before %d %q lines:\n%s", n+1, prefix, l)
+		case <-time.After(100 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no %d %q lines within 3 minutes:\n%s", n+1, prefix, l)
+		}
+	}
+}
+
+// guestEngine makes a qemu engine of the test guest from a vm.cfg as the
+// guide writes it.
+func guestEngine(t *testing.T, name string, more ...string) (*qemuEngine, *lines) {
+	t.Helper()
+	dir := qemuGuestDir(t)
+	text := fmt.Sprintf("name = '%s'\nuuid = '6f0a3c52-1d7e-4b8a-9c3e-%012x'\nmemory = 256\nvcpus = 1\nkernel = '%s'\nramdisk = '%s'\nextra = 'console=ttyS0 quiet memcheck_mib=32'\n%s",
+		name, time.Now().UnixNano()&0xffffffffffff, filepath.Join(dir, "vmlinux"), filepath.Join(dir, "initrd"), strings.Join(more, "\n"))
+	cfg, err := vmcfg.Parse("vm.cfg", []byte(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	con := &lines{}
+	eng, err := newQEMUEngine(EngineConfig{Name: name, UUID: cfg.UUID, MemoryBytes: uint64(cfg.Memory) << 20, VCPUs: cfg.VCPUs,
+		Console: con, Config: cfg, Dir: t.TempDir(), Accel: qemuTestAccel()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := eng.(*qemuEngine)
+	t.Cleanup(func() {
+		e.Stop()
+		e.Close()
+		if t.Failed() {
+			t.Logf("console of %s:\n%s", name, con)
+		}
+	})
+	return e, con
+}
+
+func TestQEMUEngineRefusesBeforeRunning(t *testing.T) {
+	dir := t.TempDir()
+	workload, _ := vmcfg.Parse("vm.cfg", []byte("name = 'w'\nmemory = 64\n"))
+	osCfg, _ := vmcfg.Parse("vm.cfg", []byte("name = 'k'\nmemory = 64\nkernel = '/nonexistent/vmlinuz'\n"))
+	cases := []struct {
+		name string
+		c    EngineConfig
+		want string
+	}{
+		{"no vm.cfg", EngineConfig{Name: "x", MemoryBytes: 64 << 20}, "has no vm.cfg"},
+		{"workload guest", EngineConfig{Name: "w", MemoryBytes: 64 << 20, Config: workload}, "names no operating system"},
+		{"bad accel", EngineConfig{Name: "k", MemoryBytes: 64 << 20, Config: osCfg, Accel: "hax"}, "want kvm or tcg"},
+		{"missing binary", EngineConfig{Name: "k", MemoryBytes: 64 << 20, Config: osCfg, Accel: "tcg", Binary: filepath.Join(dir, "no-qemu")}, "no-qemu"},
+	}
+	for _, c := range cases {
+		if _, err := newQEMUEngine(c.c); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: %v, want an error saying %q", c.name, err, c.want)
+		}
+	}
+	// A missing kernel is refused at boot, naming the key, with nothing
+	// left running.
+	e, err := newQEMUEngine(EngineConfig{Name: "k", UUID: "0f0a3c52-1d7e-4b8a-9c3e-000000000001", MemoryBytes: 64 << 20, Config: osCfg, Accel: "tcg", Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Boot(); err == nil || !strings.Contains(err.Error(), "kernel /nonexistent/vmlinuz") || !strings.Contains(err.Error(), "fix the vm.cfg's kernel") {
+		t.Fatalf("boot of a missing kernel: %v", err)
+	}
+	if m := e.(*qemuEngine).machine(); m != nil {
+		t.Fatalf("a machine was left after a failed boot: pid %d", m.PID())
+	}
+}
+
+func TestQEMUEngineOptions(t *testing.T) {
+	e := &qemuEngine{}
+	if o, err := e.CheckSend(SendOptions{Compress: "auto"}); err != nil || o.Compress != "none" {
+		t.Errorf("auto: %+v %v", o, err)
+	}
+	if _, err := e.CheckSend(SendOptions{Compress: "zstd"}); err == nil || !strings.Contains(err.Error(), "none or auto") {
+		t.Errorf("zstd: %v", err)
+	}
+	if err := e.SetThrottle(50); !errors.Is(err, ErrUnsupported) {
+		t.Errorf("throttle: %v", err)
+	}
+	a, b := stableMAC("u-1", 0), stableMAC("u-1", 1)
+	if a == b || a != stableMAC("u-1", 0) || !strings.HasPrefix(a, "00:16:3e:") || len(a) != 17 {
+		t.Errorf("MACs %s %s", a, b)
+	}
+	for m, want := range map[string]string{"": "virtio-net-pci", "e1000": "e1000", "rtl8139": "rtl8139"} {
+		if got, err := nicModel(m); err != nil || got != want {
+			t.Errorf("model %q: %s %v", m, got, err)
+		}
+	}
+	if _, err := nicModel("ne2k_isa"); err == nil || !strings.Contains(err.Error(), "virtio-net, e1000 and rtl8139") {
+		t.Errorf("ne2k_isa: %v", err)
+	}
+}
+
+// TestQEMUEngineLifecycle boots the test guest, pauses and resumes it,
+// migrates it live to a second engine over a socketpair (the RAM check
+// mending what QEMU left different), starts it there, and shuts it down
+// with the ACPI button.
+func TestQEMUEngineLifecycle(t *testing.T) {
+	src, srcCon := guestEngine(t, "lifecycle")
+	if err := src.Boot(); err != nil {
+		t.Fatal(err)
+	}
+	srcCon.waitLines(t, "OK memcheck", 1, src.Done())
+	f := src.Facts()
+	if f.Accel != qemuTestAccel() || !strings.HasPrefix(f.Version, "QEMU ") || f.MaxMemoryBytes != 256<<20 {
+		t.Errorf("facts %+v", f)
+	}
+	if st := src.Stats(); st.CPUTime <= 0 {
+		t.Errorf("stats %+v: no CPU time", st)
+	}
+	if r, err := src.ResidentBytes(); err != nil || r == 0 || r > 256<<20 {
+		t.Errorf("resident %d %v", r, err)
+	}
+
+	if err := src.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	n := srcCon.count("OK memcheck")
+	time.Sleep(1500 * time.Millisecond) // the checker prints each second
+	if srcCon.count("OK memcheck") != n {
+		t.Errorf("OK lines went on while paused")
+	}
+	if err := src.Resume(); err != nil {
+		t.Fatal(err)
+	}
+	srcCon.waitLines(t, "OK memcheck", n, src.Done())
+
+	// The migration: the target engine has the same vm.cfg.
+	dst, dstCon := guestEngine(t, "lifecycle")
+	dst.cfg.UUID, dst.vm.UUID = src.cfg.UUID, src.cfg.UUID
+	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var conns [2]net.Conn
+	for i, fd := range fds {
+		f := os.NewFile(uintptr(fd), "socketpair")
+		conns[i], err = net.FileConn(f)
+		f.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conns[i].Close()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	type recv struct {
+		r   Received
+		err error
+	}
+	got := make(chan recv, 1)
+	go func() {
+		r, err := dst.Receive(ctx, conns[1], nil, ReceiveOptions{})
+		got <- recv{r, err}
+	}()
+	var phases []string
+	sent, err := src.Send(ctx, conns[:1], SendOptions{Live: true}, func(p Progress) { phases = append(phases, string(p.Phase)) })
+	r := <-got
+	if err != nil || r.err != nil {
+		t.Fatalf("send %v, receive %v", err, r.err)
+	}
+	if sent.ID != r.r.ID || sent.Totals != r.r.Totals || sent.ID.IsZero() {
+		t.Fatalf("the two sides name the image apart: sent %v %+v, received %v %+v", sent.ID, sent.Totals, r.r.ID, r.r.Totals)
+	}
+	if len(phases) == 0 {
+		t.Errorf("no progress reported")
+	}
+	var st control.MigrationStatus
+	sent.Figures(&st)
+	t.Logf("sent in %v, downtime %v (RAM check %v, %d pages mended), %d rounds, %d bytes", st.Total, st.Downtime, st.RAMCheck, st.MendedPages, st.Round, st.BytesSent)
+	if st.BytesSent == 0 || st.Round == 0 || st.RAMCheck == 0 {
+		t.Errorf("final figures %+v", st)
+	}
+	before := dstCon.count("OK memcheck")
+	if err := dst.Start(); err != nil {
+		t.Fatal(err)
+	}
+	src.Stop()
+	dstCon.waitLines(t, "OK memcheck", before+1, dst.Done())
+
+	// Shutdown: the ACPI button; the guest powers itself off.
+	if err := dst.Shutdown(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-dst.Done():
+	case <-time.After(2 * time.Minute): // a safety net
+		t.Fatal("the guest did not power off within 2 minutes of the button")
+	}
+	if err := dst.Err(); err != nil {
+		t.Fatalf("after a poweroff: %v", err)
+	}
+}
