@@ -61,7 +61,7 @@ func (r *fakeRegistry) EndOffline(_, reason string) {
 	r.mu.Unlock()
 }
 
-func (r *fakeRegistry) CheckIncoming(string, string, int, int, string) []relocation.Problem {
+func (r *fakeRegistry) CheckIncoming(relocation.Offer, int) []relocation.Problem {
 	return r.incoming
 }
 

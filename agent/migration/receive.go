@@ -82,7 +82,7 @@ func (l *Local) checkIncoming(h *relocation.Hello) []relocation.Problem {
 	if h.Protocol != l.Protocol {
 		c.Soft("protocol", "the sending agent speaks protocol %d (version %s), this agent %d (version %s)", h.Protocol, h.AgentVersion, l.Protocol, l.AgentVersion)
 	}
-	c.Add(l.Domains.CheckIncoming(o.Name, o.UUID, o.MemoryMiB, o.VCPUs, o.Engine)...)
+	c.Add(l.Domains.CheckIncoming(o, o.MemoryMiB)...)
 	if o.Engine == "kvm" {
 		checkCPU(&c, o)
 	}
