@@ -125,3 +125,8 @@ func guestWords(cfg *vmcfg.Config) string {
 	}
 	return "the workload guest"
 }
+
+// contextFor is a context that ends after d.
+func contextFor(d time.Duration) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), d)
+}
