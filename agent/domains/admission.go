@@ -1,6 +1,7 @@
 package domains
 
 import (
+	"path/filepath"
 	"strings"
 
 	"github.com/ovs-agent/ovs-agent/config/vmcfg"
@@ -51,4 +52,23 @@ func (m *Manager) CheckIncoming(o relocation.Offer, memMiB int) []relocation.Pro
 		m.checkQEMU(&c, o)
 	}
 	return c.Problems()
+}
+
+// CheckFiles lists, one problem each, what the vm.cfg text of a domain
+// coming live from another host names that this host does not offer: a
+// live migration registers the vm.cfg as it is, so an operating system's
+// kernel, ramdisk and disks must be here (on shared repositories), inside
+// the repositories or [agent] file_dirs, and its vifs' bridges must exist
+// (a file or bridge missing is soft, a path outside the roots hard, as at
+// create). A relative path is the source's domain folder, which a live
+// migration does not copy. The workload guest's vm.cfg names none; a
+// vm.cfg that does not parse is the caller's to refuse.
+func (m *Manager) CheckFiles(config string) []relocation.Problem {
+	cfg, err := vmcfg.Parse("vm.cfg", []byte(config))
+	if err != nil {
+		return nil
+	}
+	// The folder it would get here holds nothing yet.
+	dir := filepath.Join(m.domainsDir(), cfg.Name)
+	return append(m.fileProblems(cfg, dir, false), m.bridgeProblems(cfg)...)
 }

@@ -73,24 +73,31 @@ func (m *Manager) checkFiles(cfg *vmcfg.Config, dir string, atStart bool) error 
 	return &Error{Kind: Invalid, Msg: fmt.Sprintf("domain %s cannot %s: its vm.cfg names what this host does not offer (nothing was started)", cfg.Name, what), Problems: relocation.Strings(ps)}
 }
 
-// fileProblems lists, one hard problem each, the files of cfg (an
-// operating system's vm.cfg; the workload's has none) that break the
-// rule; missingRelativeOK lets a relative path be missing.
+// fileProblems lists, one problem each, the files of cfg (an operating
+// system's vm.cfg; the workload's has none) that break the rule (hard) or
+// are missing (soft); missingRelativeOK lets a relative path be missing.
 func (m *Manager) fileProblems(cfg *vmcfg.Config, dir string, missingRelativeOK bool) []relocation.Problem {
 	if cfg.Guest() != vmcfg.GuestOS {
 		return nil
 	}
 	var c relocation.Checker
 	roots := m.fileRoots(dir)
+	// A file missing protects the domain (soft); one that breaks the
+	// rule protects this host (hard).
+	report := func(field string, err error, relative bool) {
+		switch {
+		case !errors.Is(err, fs.ErrNotExist):
+			c.Hard(field, "%v", err)
+		case !relative || !missingRelativeOK:
+			c.Soft(field, "%v", err)
+		}
+	}
 	file := func(field, p string) {
 		if p == "" {
 			return
 		}
 		if err := checkFile(roots, hostPath(dir, p)); err != nil {
-			if errors.Is(err, fs.ErrNotExist) && missingRelativeOK && !filepath.IsAbs(p) {
-				return
-			}
-			c.Hard(field, "%v", err)
+			report(field, err, !filepath.IsAbs(p))
 		}
 	}
 	file(vmcfg.KeyKernel, cfg.Kernel)
@@ -103,7 +110,7 @@ func (m *Manager) fileProblems(cfg *vmcfg.Config, dir string, missingRelativeOK 
 		switch {
 		case d.Type == "phy":
 			if err := checkBlockDevice(devicePath(d.Path)); err != nil {
-				c.Hard(field, "%v", err)
+				report(field, err, false)
 			}
 		case fileDisk(d):
 			file(field, d.Path)
@@ -124,10 +131,10 @@ func diskField(i int, d vmcfg.Disk) string {
 // exists (an error wrapping fs.ErrNotExist when it does not).
 func checkFile(roots []string, p string) error {
 	_, exists, err := fileaccess.CheckRegular(roots, p)
-	if err != nil {
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
-	if !exists {
+	if err != nil || !exists {
 		return fmt.Errorf("%s does not exist on this host: %w", p, fs.ErrNotExist)
 	}
 	return nil
@@ -149,7 +156,7 @@ func checkBlockDevice(p string) error {
 	return nil
 }
 
-// bridgeProblems lists, one hard problem each, the vifs of cfg (an
+// bridgeProblems lists, one soft problem each, the vifs of cfg (an
 // operating system's) whose bridge this host does not have.
 func (m *Manager) bridgeProblems(cfg *vmcfg.Config) []relocation.Problem {
 	if cfg.Guest() != vmcfg.GuestOS || len(cfg.VIFs) == 0 {
@@ -158,7 +165,7 @@ func (m *Manager) bridgeProblems(cfg *vmcfg.Config) []relocation.Problem {
 	var c relocation.Checker
 	have, err := m.bridges()
 	if err != nil {
-		c.Hard("vif", "cannot list this host's bridges: %v", err)
+		c.Soft("vif", "cannot list this host's bridges: %v", err)
 		return c.Problems()
 	}
 	set := map[string]bool{}
@@ -170,9 +177,9 @@ func (m *Manager) bridgeProblems(cfg *vmcfg.Config) []relocation.Problem {
 		b, err := v.BridgeOn(have)
 		switch {
 		case err != nil:
-			c.Hard(field, "%v", err)
+			c.Soft(field, "%v", err)
 		case !set[b]:
-			c.Hard(field, "bridge %s does not exist on this host: create it or change the vif's bridge=", b)
+			c.Soft(field, "bridge %s does not exist on this host: create it or change the vif's bridge=", b)
 		}
 	}
 	return c.Problems()

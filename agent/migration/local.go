@@ -65,6 +65,7 @@ type Registry interface {
 
 	// The receiving side.
 	CheckIncoming(o relocation.Offer, memMiB int) []relocation.Problem
+	CheckFiles(config string) []relocation.Problem
 	Incoming(config, from string) error
 	WatchIncoming(name string) domains.State
 	Destroy(name string) error
