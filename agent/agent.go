@@ -370,6 +370,7 @@ func (a *Agent) openDomains(cfg *config.Config) error {
 		QEMU:           a.qemu,
 		RepositoryOf:   repositoryOf,
 		RepositoryRoot: repositoryRoot,
+		FileRoots:      a.fileRoots,
 		AgentVersion:   a.opts.Version,
 		StateDir:       cfg.Agent.StateDir,
 		Hypervisor:     cfg.Agent.Hypervisor,

@@ -1,16 +1,26 @@
 package domains
 
 import (
+	"path/filepath"
 	"strings"
 
+	"github.com/ovs-agent/ovs-agent/config/vmcfg"
 	"github.com/ovs-agent/ovs-agent/relocation"
+	"github.com/ovs-agent/ovs-agent/vmm"
 )
 
-// CheckIncoming lists every reason this host could not take a domain
-// migrated from another host; none means it can. A name or UUID taken is
-// hard (it protects this host); the resources are soft.
-func (m *Manager) CheckIncoming(name, uuid string, memMiB, vcpus int, engine string) []relocation.Problem {
+// CheckIncoming lists every reason this host could not take the domain o
+// offered by another host, which would hold memMiB here (0 when it is
+// not to run: an offline migration that does not start it); none means
+// it can. A name or UUID taken is hard (it protects this host); the
+// resources and the engine are soft. The engine is the one the offer's
+// vm.cfg asks for; a qemu domain also needs this host's QEMU to load what
+// the source's QEMU sends (see checkQEMU). The vm.cfg itself is the
+// caller's to refuse when it does not parse: then only the offer's own
+// fields are checked.
+func (m *Manager) CheckIncoming(o relocation.Offer, memMiB int) []relocation.Problem {
 	var c relocation.Checker
+	name, uuid := o.Name, o.UUID
 	m.mu.Lock()
 	for _, d := range m.doms {
 		if d.rec.Name == name {
@@ -26,13 +36,39 @@ func (m *Manager) CheckIncoming(name, uuid string, memMiB, vcpus int, engine str
 	} else if free := saturatingSub(saturatingSub(total, m.opts.MemoryReserve), used); uint64(memMiB)<<20 > free {
 		c.Soft("memory", "the domain needs %d MiB, %d MiB are free for domains here", memMiB, free>>20)
 	}
-	if vcpus > m.opts.HostCPUs {
-		c.Soft("vcpus", "the domain has %d vCPUs, this host %d CPUs", vcpus, m.opts.HostCPUs)
+	if o.VCPUs > m.opts.HostCPUs {
+		c.Soft("vcpus", "the domain has %d vCPUs, this host %d CPUs", o.VCPUs, m.opts.HostCPUs)
 	}
-	if local, err := m.engine(); err != nil {
-		c.Soft("engine", "%v", err)
-	} else if engine != "" && engine != local {
-		c.Soft("engine", "the domain runs on the %s engine; this host runs domains on %s (hypervisor = %s)", engine, local, m.opts.Hypervisor)
+	cfg, err := vmcfg.Parse("vm.cfg", []byte(o.Config))
+	if err != nil {
+		// Only the offer's word for the engine is left to check.
+		cfg = vmcfg.New(name, o.MemoryMiB)
+		if o.Engine == vmm.EngineQEMU {
+			cfg.Builder = vmcfg.BuilderHVM
+		}
+	}
+	m.checkEngine(&c, cfg, o.Engine)
+	if cfg.Guest() == vmcfg.GuestOS {
+		m.checkQEMU(&c, o)
 	}
 	return c.Problems()
+}
+
+// CheckFiles lists, one problem each, what the vm.cfg text of a domain
+// coming live from another host names that this host does not offer: a
+// live migration registers the vm.cfg as it is, so an operating system's
+// kernel, ramdisk and disks must be here (on shared repositories), inside
+// the repositories or [agent] file_dirs, and its vifs' bridges must exist
+// (a file or bridge missing is soft, a path outside the roots hard, as at
+// create). A relative path is the source's domain folder, which a live
+// migration does not copy. The workload guest's vm.cfg names none; a
+// vm.cfg that does not parse is the caller's to refuse.
+func (m *Manager) CheckFiles(config string) []relocation.Problem {
+	cfg, err := vmcfg.Parse("vm.cfg", []byte(config))
+	if err != nil {
+		return nil
+	}
+	// The folder it would get here holds nothing yet.
+	dir := filepath.Join(m.domainsDir(), cfg.Name)
+	return append(m.fileProblems(cfg, dir, false), m.bridgeProblems(cfg)...)
 }

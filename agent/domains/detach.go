@@ -195,7 +195,7 @@ type manifestFolder struct {
 // and what a host must offer to run it.
 func (m *Manager) newManifest(name, uuid, engine string, cfg *vmcfg.Config, text []byte) *manifest.Manifest {
 	if engine == "" {
-		engine, _ = m.engine()
+		engine = m.engineName(cfg)
 	}
 	host, _ := os.Hostname()
 	man := &manifest.Manifest{
@@ -319,7 +319,7 @@ func (m *Manager) Attach(ctx context.Context, path string, force bool) (*Info, [
 	own := m.checkIdentity(&c, man)
 	newPath := m.checkDisks(ctx, &c, at, force)
 	if !force {
-		c.Add(m.hostMismatches(man)...)
+		c.Add(m.hostMismatches(man, at.cfg)...)
 	}
 	want := *at.cfg
 	want.Disks = append([]vmcfg.Disk(nil), at.cfg.Disks...)
@@ -503,16 +503,12 @@ func checkDiskFile(ctx context.Context, c *relocation.Checker, field, root, rel 
 	}
 }
 
-// hostMismatches lists what this host lacks to run a manifest's domain
-// (soft: they protect the domain, not this host).
-func (m *Manager) hostMismatches(man *manifest.Manifest) []relocation.Problem {
+// hostMismatches lists what this host lacks to run a manifest's domain,
+// whose vm.cfg is cfg (soft: they protect the domain, not this host).
+func (m *Manager) hostMismatches(man *manifest.Manifest, cfg *vmcfg.Config) []relocation.Problem {
 	var c relocation.Checker
 	r := man.Requires
-	if local, err := m.engine(); err != nil {
-		c.Soft("engine", "%v", err)
-	} else if r.Engine != local {
-		c.Soft("engine", "the domain runs on the %s engine; this host runs domains on %s", r.Engine, local)
-	}
+	m.checkEngine(&c, cfg, r.Engine)
 	if total, err := m.opts.HostMemory(); err == nil {
 		if avail := saturatingSub(total, m.opts.MemoryReserve); uint64(r.MemoryMiB)<<20 > avail {
 			c.Soft("memory", "the domain needs %d MiB; this host has %d MiB for domains", r.MemoryMiB, avail>>20)

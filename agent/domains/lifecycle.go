@@ -11,29 +11,10 @@ import (
 
 	"github.com/ovs-agent/ovs-agent/agent/hostinfo"
 	"github.com/ovs-agent/ovs-agent/agent/vmmproc"
-	"github.com/ovs-agent/ovs-agent/vmm"
 	"github.com/ovs-agent/ovs-agent/vmm/control"
 )
 
 func hostMemTotal() (uint64, error) { return hostinfo.MemoryTotal() }
-
-// engine resolves the hypervisor setting for a start.
-func (m *Manager) engine() (string, error) {
-	switch m.opts.Hypervisor {
-	case "sim":
-		return vmm.EngineSim, nil
-	case "kvm":
-		if err := m.opts.KVMUsable(); err != nil {
-			return "", &Error{Kind: Unsupported, Msg: fmt.Sprintf("hypervisor = kvm, but KVM is not usable here: %v (set hypervisor = sim or auto to run domains in software)", err)}
-		}
-		return vmm.EngineKVM, nil
-	default: // auto
-		if m.opts.KVMUsable() == nil {
-			return vmm.EngineKVM, nil
-		}
-		return vmm.EngineSim, nil
-	}
-}
 
 // Start starts a stopped domain and returns once its VMM answers.
 func (m *Manager) Start(name string) error {
@@ -64,18 +45,24 @@ func (m *Manager) start(d *domain) error {
 // commit, see WatchIncoming). For a restore, imageFile (if not nil) is the
 // image already opened and checked by the caller (see vmmproc.Spec).
 func (m *Manager) launch(d *domain, how vmmproc.Mode, image, from string, imageFile *os.File) error {
-	engine, err := m.engine()
+	d.mu.Lock()
+	cfg := d.cfg
+	d.mu.Unlock()
+	run, err := m.engineFor(cfg)
 	if err != nil {
 		return err
 	}
+	if err := m.checkFiles(cfg, d.dir, true); err != nil {
+		return err
+	}
 	m.noteRepositories(d)
-	gen, err := m.claim(d, how, engine)
+	gen, err := m.claim(d, how, run.Engine)
 	if err != nil {
 		return err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), m.opts.StartTimeout)
 	defer cancel()
-	spec := vmmproc.Spec{UUID: d.rec.UUID, Dir: d.dir, Socket: m.socketPath(d), Engine: engine, Mode: how, Image: image, ImageFile: imageFile}
+	spec := vmmproc.Spec{UUID: d.rec.UUID, Dir: d.dir, Socket: m.socketPath(d), Engine: run.Engine, EngineBinary: run.Binary, Accel: run.Accel, Mode: how, Image: image, ImageFile: imageFile}
 	v, err := m.vmms.Start(ctx, spec)
 	if v == nil {
 		return m.startFailed(d, gen, err)

@@ -59,6 +59,14 @@ type Options struct {
 	RepositoryOf func(path string) (uuid string, ok bool)
 	// RepositoryRoot says where repository uuid is mounted (nil: nowhere).
 	RepositoryRoot func(uuid string) (dir string, ok bool)
+	// FileRoots returns, per call, the directories besides a domain's own
+	// folder in which the files an operating system's vm.cfg names must
+	// resolve: the mounted repositories and [agent] file_dirs (nil: only
+	// the domain's folder). See paths.go.
+	FileRoots func() []string
+	// Bridges lists this host's network bridges (nil: the ones under
+	// /sys/class/net).
+	Bridges func() ([]string, error)
 	// AgentVersion is written into detach manifests.
 	AgentVersion string
 	// VMMs runs the domains' VMM processes (nil: ovs-vmm processes, see
@@ -269,6 +277,9 @@ func (m *Manager) Create(text []byte, source string) (*Info, []string, error) {
 	if err := m.checkFits(cfg); err != nil {
 		return nil, nil, err
 	}
+	if err := m.checkFiles(cfg, filepath.Join(m.domainsDir(), cfg.Name), false); err != nil {
+		return nil, nil, err
+	}
 	if p := m.foreignManifests(cfg, cfg.UUID); len(p) > 0 {
 		return nil, nil, &Error{Kind: Exists, Msg: fmt.Sprintf("cannot create %s", cfg.Name), Problems: p}
 	}
@@ -276,7 +287,7 @@ func (m *Manager) Create(text []byte, source string) (*Info, []string, error) {
 	for _, w := range cfg.Warnings {
 		warnings = append(warnings, fmt.Sprintf("%s:%d: %s: %s", w.File, w.Line, w.Key, w.Message))
 	}
-	if cfg.VCPUs > 1 {
+	if cfg.VCPUs > 1 && cfg.Guest() != vmcfg.GuestOS {
 		warnings = append(warnings, fmt.Sprintf("%s: vcpus = %d: this VMM runs the guest on one vCPU; the other %d are recorded but not run", source, cfg.VCPUs, cfg.VCPUs-1))
 	}
 	generated := cfg.UUID == ""
@@ -492,7 +503,7 @@ func (m *Manager) Offer(name string) (relocation.Offer, error) {
 		o.Disks = append(o.Disks, rd)
 	}
 	if o.Engine == "" {
-		o.Engine, _ = m.engine()
+		o.Engine = m.engineName(d.cfg)
 	}
 	if info, err := hostinfo.Read(hostinfo.DefaultPaths); err == nil {
 		o.CPUVendor, o.CPUFlags = info.CPUVendor, info.CPUFlags

@@ -15,7 +15,6 @@ import (
 	"github.com/ovs-agent/ovs-agent/agent/vmmproc"
 	"github.com/ovs-agent/ovs-agent/config/vmcfg"
 	"github.com/ovs-agent/ovs-agent/internal/boundedfile"
-	"github.com/ovs-agent/ovs-agent/relocation/pagexfer"
 	"github.com/ovs-agent/ovs-agent/vmm/control"
 )
 
@@ -157,17 +156,20 @@ func (m *Manager) Restore(path string) (string, error) {
 		return "", errorf(NotFound, "save image: %v", err)
 	}
 	defer f.Close() // the VMM gets it as an inherited descriptor
-	h, err := pagexfer.ReadHeader(f)
+	img, err := readImageHeader(f, path)
 	if err != nil {
-		return "", errorf(Invalid, "%s is not a save image: %v", path, err)
+		return "", err
 	}
-	cfg, err := vmcfg.Parse(filepath.Base(path)+" (configuration)", []byte(h.Config))
+	cfg, err := vmcfg.Parse(filepath.Base(path)+" (configuration)", []byte(img.config))
 	if err != nil {
 		return "", &Error{Kind: Invalid, Msg: err.Error()}
 	}
+	if err := m.checkImage(cfg, img, path); err != nil {
+		return "", err
+	}
 	d, err := m.get(cfg.Name)
 	if err != nil {
-		if _, _, err := m.Create([]byte(h.Config), "restore of "+path); err != nil {
+		if _, _, err := m.Create([]byte(img.config), "restore of "+path); err != nil {
 			return "", err
 		}
 		if d, err = m.get(cfg.Name); err != nil {

@@ -35,8 +35,9 @@ type fakeRegistry struct {
 	calls    []control.Request
 	inDoubt  map[string]string
 	incoming []relocation.Problem
-	ended    []string // EndOffline reasons
-	engine   string   // the offer's engine
+	files    []relocation.Problem // what CheckFiles answers
+	ended    []string             // EndOffline reasons
+	engine   string               // the offer's engine
 }
 
 func (r *fakeRegistry) Info(string) (domains.Info, error) {
@@ -61,9 +62,11 @@ func (r *fakeRegistry) EndOffline(_, reason string) {
 	r.mu.Unlock()
 }
 
-func (r *fakeRegistry) CheckIncoming(string, string, int, int, string) []relocation.Problem {
+func (r *fakeRegistry) CheckIncoming(relocation.Offer, int) []relocation.Problem {
 	return r.incoming
 }
+
+func (r *fakeRegistry) CheckFiles(string) []relocation.Problem { return r.files }
 
 // Call answers as the source VMM: a status call reports the next phase of
 // the script; a commit that completes lets the registry forget the domain.

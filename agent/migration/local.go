@@ -64,7 +64,8 @@ type Registry interface {
 	OfflineInDoubt() map[string]string
 
 	// The receiving side.
-	CheckIncoming(name, uuid string, memMiB, vcpus int, engine string) []relocation.Problem
+	CheckIncoming(o relocation.Offer, memMiB int) []relocation.Problem
+	CheckFiles(config string) []relocation.Problem
 	Incoming(config, from string) error
 	WatchIncoming(name string) domains.State
 	Destroy(name string) error

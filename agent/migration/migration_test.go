@@ -223,12 +223,29 @@ func TestCheckOfflineProblems(t *testing.T) {
 
 func TestCheckIncomingDisks(t *testing.T) {
 	l := &Local{Domains: &fakeRegistry{}, Repos: fakeRepos{{UUID: "r1", MountPoint: "/OVS/r1", State: repository.StateMounted}}}
-	h := &relocation.Hello{Offer: relocation.Offer{Name: "vm1", Disks: []relocation.Disk{
+	h := &relocation.Hello{Offer: relocation.Offer{Name: "vm1", Config: "name = 'vm1'\nmemory = 64\n", Disks: []relocation.Disk{
 		{Path: "/OVS/r1/a.img", Repository: "r1"}, {Path: "/OVS/r2/b.img", Repository: "r2"}, {Path: "/tmp/c.img"},
 	}}}
 	got := relocation.Strings(l.checkIncoming(h))
 	want := []string{"disk /OVS/r2/b.img: repository r2 is not mounted on this host", "disk /tmp/c.img: not on a repository, so this host cannot reach it"}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Fatalf("problems %q, want %q", got, want)
+	}
+}
+
+// A live migration registers the offer's vm.cfg as it is: one that does
+// not parse is refused, and what the registry finds missing of the files
+// and bridges it names is listed.
+func TestCheckIncomingConfigAndFiles(t *testing.T) {
+	reg := &fakeRegistry{files: []relocation.Problem{{Field: "kernel", Message: "/OVS/r1/vmlinuz does not exist on this host"}}}
+	l := &Local{Domains: reg}
+	h := &relocation.Hello{Offer: relocation.Offer{Name: "vm1", Config: "name = 'vm1'\nmemory = 64\nkernel = '/OVS/r1/vmlinuz'\n"}}
+	if got := relocation.Strings(l.checkIncoming(h)); len(got) != 1 || got[0] != "kernel: /OVS/r1/vmlinuz does not exist on this host" {
+		t.Fatalf("problems %q, want the registry's", got)
+	}
+	h.Offer.Config = "name = 'vm1'\nmemory = 'x'\n"
+	ps := l.checkIncoming(h)
+	if len(ps) != 1 || ps[0].Field != "config" || !ps[0].Hard {
+		t.Fatalf("problems %+v, want the vm.cfg refused (hard)", ps)
 	}
 }

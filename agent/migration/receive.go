@@ -13,6 +13,7 @@ import (
 	"github.com/ovs-agent/ovs-agent/agent/domains"
 	"github.com/ovs-agent/ovs-agent/agent/hostinfo"
 	"github.com/ovs-agent/ovs-agent/agent/xmlrpc"
+	"github.com/ovs-agent/ovs-agent/config/vmcfg"
 	"github.com/ovs-agent/ovs-agent/relocation"
 	"github.com/ovs-agent/ovs-agent/relocation/pagexfer"
 	"github.com/ovs-agent/ovs-agent/vmm/control"
@@ -82,7 +83,12 @@ func (l *Local) checkIncoming(h *relocation.Hello) []relocation.Problem {
 	if h.Protocol != l.Protocol {
 		c.Soft("protocol", "the sending agent speaks protocol %d (version %s), this agent %d (version %s)", h.Protocol, h.AgentVersion, l.Protocol, l.AgentVersion)
 	}
-	c.Add(l.Domains.CheckIncoming(o.Name, o.UUID, o.MemoryMiB, o.VCPUs, o.Engine)...)
+	c.Add(l.Domains.CheckIncoming(o, o.MemoryMiB)...)
+	if _, err := vmcfg.Parse("vm.cfg", []byte(o.Config)); err != nil {
+		c.Hard("config", "%v", err)
+	} else {
+		c.Add(l.Domains.CheckFiles(o.Config)...)
+	}
 	if o.Engine == "kvm" {
 		checkCPU(&c, o)
 	}

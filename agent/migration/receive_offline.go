@@ -63,7 +63,7 @@ func (l *Local) checkOffline(h *relocation.Hello) (offlinePlan, *relocation.Chec
 	if req.Start {
 		mem = o.MemoryMiB
 	}
-	c.Add(l.Domains.CheckIncoming(o.Name, o.UUID, mem, o.VCPUs, o.Engine)...)
+	c.Add(l.Domains.CheckIncoming(o, mem)...)
 	cfg, ok := checkIdentity(c, o)
 	if !ok {
 		return plan, c

@@ -1,0 +1,98 @@
+package domains
+
+import (
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/ovs-agent/ovs-agent/relocation"
+)
+
+// problemsSay fails unless ps are exactly one problem per want, in order,
+// each of the field and saying the text given ("field: text").
+func problemsSay(t *testing.T, ps []relocation.Problem, want ...string) {
+	t.Helper()
+	got := relocation.Strings(ps)
+	if len(got) != len(want) {
+		t.Fatalf("problems %q, want %d like %q", got, len(want), want)
+	}
+	for i, w := range want {
+		field, text, _ := strings.Cut(w, ": ")
+		if ps[i].Field != field || !strings.Contains(ps[i].Message, text) {
+			t.Errorf("problem %q, want %q", got[i], w)
+		}
+	}
+}
+
+func TestCheckIncomingOfAQEMUOffer(t *testing.T) {
+	q := newFakeQEMU(t)
+	e := openQEMU(t, q.host("auto"))
+	cfg := osConfig("os", "/OVS/r/vmlinux")
+	base := relocation.Offer{Name: "os", UUID: "6e2a1c3d-1b2c-4d5e-8f90-0123456789ab", MemoryMiB: 256, VCPUs: 2, Engine: "qemu", Config: cfg,
+		EngineVersion: "QEMU 7.2.22", Machine: "pc-i440fx-7.2", Accel: "tcg"}
+	if ps := e.m.CheckIncoming(base, base.MemoryMiB); len(ps) != 0 {
+		t.Fatalf("a QEMU like ours: %q", relocation.Strings(ps))
+	}
+	// What an older peer sends (no facts) is fine too.
+	old := base
+	old.EngineVersion, old.Machine, old.Accel = "", "", ""
+	if ps := e.m.CheckIncoming(old, old.MemoryMiB); len(ps) != 0 {
+		t.Fatalf("an offer without QEMU facts: %q", relocation.Strings(ps))
+	}
+	cases := []struct {
+		name string
+		edit func(*relocation.Offer)
+		want []string
+	}{
+		{"newer QEMU", func(o *relocation.Offer) { o.EngineVersion = "QEMU 8.1.0" }, []string{"qemu: this host has QEMU 7.2.22, which cannot load the state of a newer QEMU"}},
+		{"version that is none", func(o *relocation.Offer) { o.EngineVersion = "qemu seven" }, []string{`qemu: the source's QEMU version "qemu seven" is not one`}},
+		{"unknown machine", func(o *relocation.Offer) { o.Machine = "pc-i440fx-9.0" }, []string{"qemu: machine type pc-i440fx-9.0, which this host's QEMU does not know"}},
+		{"other accel", func(o *relocation.Offer) { o.Accel = "kvm" }, []string{"accel: the domain runs with accel kvm; qemu domains here get tcg"}},
+		{"engine the vm.cfg does not say", func(o *relocation.Offer) { o.Engine = "sim" }, []string{"engine: the domain ran on the sim engine, but its vm.cfg describes an operating system (kernel = /OVS/r/vmlinux), which runs on qemu"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			o := base
+			tc.edit(&o)
+			problemsSay(t, e.m.CheckIncoming(o, o.MemoryMiB), tc.want...)
+		})
+	}
+	t.Run("no QEMU here", func(t *testing.T) {
+		none := openQEMU(t, nil)
+		ps := none.m.CheckIncoming(base, base.MemoryMiB)
+		problemsSay(t, ps, "engine: this host cannot run it: this agent has no QEMU configured: apt-get install qemu-system-x86")
+		if ps[0].Hard {
+			t.Error("the engine problem is hard; it protects the domain, not the host")
+		}
+	})
+	t.Run("accel kvm without hardware virtualization", func(t *testing.T) {
+		kvm := openQEMU(t, q.host("kvm"))
+		problemsSay(t, kvm.m.CheckIncoming(base, base.MemoryMiB), "engine: set [qemu] accel = auto or tcg", "accel: [qemu] accel = kvm, but this host has no usable hardware virtualization")
+	})
+}
+
+func TestCheckFilesOfAQEMUOffer(t *testing.T) {
+	q := newFakeQEMU(t)
+	e := openQEMU(t, q.host("auto"), "xenbr0")
+	k, disk := e.file(t, "vmlinux"), e.file(t, "System.img")
+	ok := osConfig("os", k, "disk = ['tap:qcow2:"+disk+",xvda,w']", "vif = ['bridge=xenbr0']")
+	if ps := e.m.CheckFiles(ok); len(ps) != 0 {
+		t.Fatalf("every file here: %q", relocation.Strings(ps))
+	}
+	outside := filepath.Join(t.TempDir(), "initrd")
+	gone := filepath.Join(e.repo, "gone.img")
+	bad := osConfig("os", k, "ramdisk = '"+outside+"'", "disk = ['file:"+gone+",xvda,w', 'file:local.img,xvdb,w']", "vif = ['bridge=br9']")
+	ps := e.m.CheckFiles(bad)
+	problemsSay(t, ps,
+		"ramdisk: outside the repositories and [agent] file_dirs",
+		"disk xvda (file:"+gone+",xvda,w): "+gone+" does not exist on this host",
+		"disk xvdb (file:local.img,xvdb,w): local.img does not exist on this host",
+		"vif 0: bridge br9 does not exist on this host")
+	if !ps[0].Hard || ps[1].Hard || ps[3].Hard {
+		t.Errorf("hard only for the path outside: %+v", ps)
+	}
+	// The workload guest's vm.cfg names no file the VMM opens.
+	if ps := e.m.CheckFiles("name = 'w'\nmemory = 64\ndisk = ['file:/nowhere.img,xvda,w']\n"); len(ps) != 0 {
+		t.Fatalf("workload: %q", relocation.Strings(ps))
+	}
+}

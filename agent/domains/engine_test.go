@@ -1,0 +1,288 @@
+package domains
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/ovs-agent/ovs-agent/agent/qemuhost"
+	"github.com/ovs-agent/ovs-agent/vmm/qemu"
+)
+
+// fakeQEMU is a host's QEMU as the tests want it: a program file (never
+// run: the probes are the test's), its version, machine types and
+// accelerator.
+type fakeQEMU struct {
+	binary   string
+	version  qemu.Version
+	tooOld   bool
+	machines []string
+	accel    string
+}
+
+func newFakeQEMU(t *testing.T) *fakeQEMU {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "qemu-system-x86_64")
+	if err := os.WriteFile(bin, []byte("#!/bin/false\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return &fakeQEMU{binary: bin, version: qemu.Version{Major: 7, Minor: 2, Micro: 22}, machines: []string{"pc", "pc-i440fx-7.2", "q35", "pc-q35-7.2"}, accel: qemu.AccelTCG}
+}
+
+func (q *fakeQEMU) host(accel string) *qemuhost.Host {
+	return qemuhost.New(qemuhost.Options{
+		Binary: q.binary, Accel: accel,
+		ProbeAccel: func() (string, string) { return q.accel, "the test's probe" },
+		ProbeVersion: func(_ context.Context, b string) (qemu.Version, error) {
+			if b != q.binary {
+				return qemu.Version{}, fmt.Errorf("probed %s, want %s", b, q.binary)
+			}
+			if q.tooOld {
+				return qemu.Version{Major: 5, Minor: 2}, fmt.Errorf("%s is QEMU 5.2.0: %w (need 7.2 or newer)", b, qemu.ErrTooOld)
+			}
+			return q.version, nil
+		},
+		Machines: func(context.Context, string) ([]string, error) { return q.machines, nil },
+	})
+}
+
+// qemuEnv is a Manager whose host has QEMU (or none, qemu nil), a
+// repository folder repo (its one file root) and the bridges given.
+type qemuEnv struct {
+	f    *fakeVMMs
+	m    *Manager
+	repo string
+}
+
+func openQEMU(t *testing.T, host *qemuhost.Host, bridges ...string) *qemuEnv {
+	t.Helper()
+	e := &qemuEnv{f: newFakeVMMs(), repo: t.TempDir()}
+	m, err := Open(Options{
+		StateDir: t.TempDir(), Hypervisor: "sim", VMMs: e.f, QEMU: host,
+		HostMemory:    func() (uint64, error) { return 4096 << 20, nil },
+		MemoryReserve: 128 << 20, HostCPUs: 4,
+		KVMUsable: func() error { return errors.New("no KVM in unit tests") },
+		FileRoots: func() []string { return []string{e.repo} },
+		Bridges:   func() ([]string, error) { return bridges, nil },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(m.Close)
+	e.m = m
+	return e
+}
+
+// file writes an empty file in the repository and returns its path.
+func (e *qemuEnv) file(t *testing.T, name string) string {
+	t.Helper()
+	p := filepath.Join(e.repo, name)
+	if err := os.WriteFile(p, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// osConfig is a direct-boot vm.cfg with extra lines.
+func osConfig(name, kernel string, extra ...string) string {
+	return fmt.Sprintf("name = '%s'\nmemory = 256\nvcpus = 2\nkernel = '%s'\n%s\n", name, kernel, strings.Join(extra, "\n"))
+}
+
+func TestOSDomainStartsOnQEMUWithTheHostsBinaryAndAccel(t *testing.T) {
+	q := newFakeQEMU(t)
+	e := openQEMU(t, q.host("auto"))
+	k, r, disk := e.file(t, "vmlinux"), e.file(t, "initrd"), e.file(t, "System.img")
+	if _, _, err := e.m.Create([]byte(osConfig("os", k, "ramdisk = '"+r+"'", "disk = ['file:"+disk+",xvda,w']")), "vm.cfg"); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.m.Start("os"); err != nil {
+		t.Fatal(err)
+	}
+	s := e.f.nextStart(t)
+	if s.Engine != "qemu" || s.EngineBinary != q.binary || s.Accel != "tcg" {
+		t.Fatalf("spec engine %q binary %q accel %q, want qemu %s tcg", s.Engine, s.EngineBinary, s.Accel, q.binary)
+	}
+	if in := info(t, e.m, "os"); in.Engine != "qemu" || in.State != "running" {
+		t.Fatalf("info %+v", in)
+	}
+}
+
+func TestWorkloadDomainKeepsTheWorkloadEngine(t *testing.T) {
+	q := newFakeQEMU(t)
+	e := openQEMU(t, q.host("auto"))
+	create(t, e.m, "w", 64)
+	if err := e.m.Start("w"); err != nil {
+		t.Fatal(err)
+	}
+	if s := e.f.nextStart(t); s.Engine != "sim" || s.EngineBinary != "" || s.Accel != "" {
+		t.Fatalf("workload spec engine %q binary %q accel %q, want sim and no QEMU", s.Engine, s.EngineBinary, s.Accel)
+	}
+}
+
+func TestOSDomainWithoutUsableQEMUIsRefusedWithWhatToDo(t *testing.T) {
+	missing := newFakeQEMU(t)
+	missing.binary = filepath.Join(t.TempDir(), "no-such-qemu")
+	old := newFakeQEMU(t)
+	old.tooOld = true
+	kvmless := newFakeQEMU(t)
+	cases := []struct {
+		name string
+		host *qemuhost.Host
+		want []string
+	}{
+		{"no QEMU configured", nil, []string{"apt-get install qemu-system-x86", "[qemu] binary"}},
+		{"binary missing", missing.host("auto"), []string{"no-such-qemu is not installed", "apt-get install qemu-system-x86"}},
+		{"too old", old.host("auto"), []string{"too old", "install a newer qemu-system-x86"}},
+		{"accel kvm without hardware virtualization", kvmless.host("kvm"), []string{"[qemu] accel = kvm", "set [qemu] accel = auto or tcg"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			e := openQEMU(t, tc.host)
+			k := e.file(t, "vmlinux")
+			if _, _, err := e.m.Create([]byte(osConfig("os", k)), "vm.cfg"); err != nil {
+				t.Fatal(err)
+			}
+			err := e.m.Start("os")
+			if KindOf(err) != Unsupported {
+				t.Fatalf("start: %v, want Unsupported", err)
+			}
+			for _, w := range append(tc.want, "kernel = "+k, "qemu engine") {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not say %q", err, w)
+				}
+			}
+			e.f.noStart(t)
+			if in := info(t, e.m, "os"); in.State != "stopped" || in.Reason != "created" {
+				t.Fatalf("refused domain changed: %+v", in)
+			}
+		})
+	}
+}
+
+func TestOSDomainFilesOutsideTheRepositoriesAreRefusedAtCreate(t *testing.T) {
+	q := newFakeQEMU(t)
+	e := openQEMU(t, q.host("auto"))
+	outside := filepath.Join(t.TempDir(), "vmlinux")
+	if err := os.WriteFile(outside, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(e.repo, "link")
+	if err := os.Symlink(outside, link); err != nil {
+		t.Fatal(err)
+	}
+	k := e.file(t, "vmlinux")
+	for _, tc := range []struct{ name, cfg, field string }{
+		{"kernel", osConfig("a", outside), "kernel: "},
+		{"kernel through a symlink", osConfig("b", link), "kernel: "},
+		{"ramdisk", osConfig("c", k, "ramdisk = '"+outside+"'"), "ramdisk: "},
+		{"disk", osConfig("d", k, "disk = ['tap:qcow2:"+outside+",xvda,w']"), "disk xvda"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, _, err := e.m.Create([]byte(tc.cfg), "vm.cfg")
+			if KindOf(err) != Invalid || !strings.Contains(err.Error(), tc.field) || !strings.Contains(err.Error(), "outside the repositories") {
+				t.Fatalf("create: %v, want Invalid naming %q and the rule", err, tc.field)
+			}
+			if len(e.m.Names()) != 0 {
+				t.Fatalf("refused domain registered: %v", e.m.Names())
+			}
+		})
+	}
+}
+
+func TestOSDomainMissingFilesAreRefusedAtCreateAndAtStart(t *testing.T) {
+	q := newFakeQEMU(t)
+	e := openQEMU(t, q.host("auto"))
+	k := e.file(t, "vmlinux")
+	missing := filepath.Join(e.repo, "gone.img")
+	_, _, err := e.m.Create([]byte(osConfig("a", k, "disk = ['file:"+missing+",xvda,w']")), "vm.cfg")
+	if KindOf(err) != Invalid || !strings.Contains(err.Error(), "disk xvda") || !strings.Contains(err.Error(), missing+" does not exist") {
+		t.Fatalf("create with a missing disk: %v", err)
+	}
+	// A file that goes after the create stops the start, before any VMM.
+	disk := e.file(t, "System.img")
+	if _, _, err := e.m.Create([]byte(osConfig("b", k, "disk = ['file:"+disk+",xvda,w']")), "vm.cfg"); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(k); err != nil {
+		t.Fatal(err)
+	}
+	err = e.m.Start("b")
+	if KindOf(err) != Invalid || !strings.Contains(err.Error(), "kernel: "+k+" does not exist") || !strings.Contains(err.Error(), "nothing was started") {
+		t.Fatalf("start with the kernel gone: %v", err)
+	}
+	e.f.noStart(t)
+	if in := info(t, e.m, "b"); in.State != "stopped" {
+		t.Fatalf("refused domain: %+v", in)
+	}
+}
+
+func TestOSDomainRelativeFilesAreTheDomainFoldersOnes(t *testing.T) {
+	q := newFakeQEMU(t)
+	e := openQEMU(t, q.host("auto"))
+	// Missing at create is allowed (the folder is new), not at start.
+	if _, _, err := e.m.Create([]byte(osConfig("a", "vmlinux")), "vm.cfg"); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.m.Start("a"); KindOf(err) != Invalid || !strings.Contains(err.Error(), "kernel: ") {
+		t.Fatalf("start without the kernel in the folder: %v", err)
+	}
+	e.f.noStart(t)
+	e.m.mu.Lock()
+	dir := e.m.doms["a"].dir
+	e.m.mu.Unlock()
+	if err := os.WriteFile(filepath.Join(dir, "vmlinux"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.m.Start("a"); err != nil {
+		t.Fatalf("start with the kernel in the folder: %v", err)
+	}
+	e.f.nextStart(t)
+	// ../ leaves the folder: refused.
+	if _, _, err := e.m.Create([]byte(osConfig("b", "../a/vmlinux")), "vm.cfg"); KindOf(err) != Invalid || !strings.Contains(err.Error(), "outside") {
+		t.Fatalf("create with ../: %v", err)
+	}
+}
+
+func TestOSDomainPhyDiskMustBeABlockDevice(t *testing.T) {
+	q := newFakeQEMU(t)
+	e := openQEMU(t, q.host("auto"))
+	k := e.file(t, "vmlinux")
+	for _, dev := range []string{"/dev/null", "null", e.file(t, "plain")} {
+		_, _, err := e.m.Create([]byte(osConfig("a", k, "disk = ['phy:"+dev+",xvda,w']")), "vm.cfg")
+		if KindOf(err) != Invalid || !strings.Contains(err.Error(), "is not a block device") {
+			t.Fatalf("phy:%s: %v, want refused as not a block device", dev, err)
+		}
+	}
+	_, _, err := e.m.Create([]byte(osConfig("a", k, "disk = ['phy:/dev/ovs-no-such-disk,xvda,w']")), "vm.cfg")
+	if KindOf(err) != Invalid || !strings.Contains(err.Error(), "/dev/ovs-no-such-disk does not exist") {
+		t.Fatalf("missing phy: %v", err)
+	}
+}
+
+func TestOSDomainBridgeMustExistAtStart(t *testing.T) {
+	q := newFakeQEMU(t)
+	e := openQEMU(t, q.host("auto"), "xenbr0")
+	k := e.file(t, "vmlinux")
+	// Registered all the same: the bridge may be made before the start.
+	if _, _, err := e.m.Create([]byte(osConfig("a", k, "vif = ['bridge=br-missing', '']")), "vm.cfg"); err != nil {
+		t.Fatal(err)
+	}
+	err := e.m.Start("a")
+	if KindOf(err) != Invalid || !strings.Contains(err.Error(), "vif 0: bridge br-missing does not exist on this host") || strings.Contains(err.Error(), "vif 1") {
+		t.Fatalf("start with a missing bridge: %v", err)
+	}
+	e.f.noStart(t)
+
+	none := openQEMU(t, q.host("auto"))
+	k = none.file(t, "vmlinux")
+	if _, _, err := none.m.Create([]byte(osConfig("a", k, "vif = ['']")), "vm.cfg"); err != nil {
+		t.Fatal(err)
+	}
+	if err := none.m.Start("a"); KindOf(err) != Invalid || !strings.Contains(err.Error(), "this host has no bridge") {
+		t.Fatalf("start with no bridge on the host: %v", err)
+	}
+}
