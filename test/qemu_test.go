@@ -1,0 +1,241 @@
+package test
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// End-to-end tests of the qemu engine: the test guest (test/guest) as a
+// domain of real agents, from the guide's vm.cfg keys, on real QEMU
+// processes (tcg here; OVS_TESTGUEST_ACCEL=kvm on a host with hardware
+// virtualization).
+
+// qemuMig is migration.status with what a qemu domain's move reports.
+type qemuMig struct {
+	Phase       string  `xmlrpc:"phase"`
+	Round       int     `xmlrpc:"round"`
+	BytesSent   int64   `xmlrpc:"bytes_sent"`
+	Remaining   int64   `xmlrpc:"bytes_remaining"`
+	DataPages   int64   `xmlrpc:"data_pages"`
+	DowntimeMs  float64 `xmlrpc:"downtime_ms"`
+	Streams     int     `xmlrpc:"streams"`
+	Error       string  `xmlrpc:"error"`
+	Throughput  float64 `xmlrpc:"throughput"`
+	TransferSec float64 `xmlrpc:"transfer_seconds"`
+}
+
+// waitQEMUMigration polls migration.status until the move ends (bounded
+// generously: tcg on two cores), checking that its figures never run
+// backwards; stop, when not nil, is called once with the status each
+// poll and may end the wait early by returning true.
+func waitQEMUMigration(t *testing.T, a *Agent, id string, stop func(qemuMig) bool) qemuMig {
+	t.Helper()
+	deadline := time.Now().Add(3 * time.Minute)
+	var last qemuMig
+	for time.Now().Before(deadline) {
+		var st qemuMig
+		a.call(t, "migration.status", &st, id)
+		if st.BytesSent < last.BytesSent || st.Round < last.Round {
+			t.Fatalf("progress went backwards: %+v after %+v", st, last)
+		}
+		last = st
+		switch st.Phase {
+		case "completed", "failed", "cancelled":
+			return st
+		}
+		if stop != nil && stop(st) {
+			return st
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("migration %s did not end within 3 minutes: %+v", id, last)
+	return last
+}
+
+// TestQEMUDomainLifecycle runs one test guest through what an operator
+// does to a domain: start from the guide's kernel/ramdisk/extra keys, its
+// console, domain.info, pause and unpause, the agent killed with SIGKILL
+// and started again (the guest runs on and is re-attached), and an ACPI
+// shutdown that leaves its ext4 disk clean.
+func TestQEMUDomainLifecycle(t *testing.T) {
+	timed(t)
+	a := qemuAgent(t, "127.0.0.2", false)
+	disk := ext4Disk(t, 32, map[string]string{"hello": "from the host"})
+	v := guestVM{Name: "q1", Disk: disk}
+	startGuest(t, a, v)
+
+	in := a.qinfo(t, "q1")
+	if in.Engine != "qemu" || in.Accel != testGuestAccel(t) || in.State != "running" || in.PID == 0 {
+		t.Fatalf("domain.info of a running qemu domain: %+v", in)
+	}
+	lines := a.consoleLines(t, "q1")
+	if countFrom(lines, "", "TESTGUEST READY") < 1 {
+		t.Fatalf("no READY line on domain.console:\n%s", strings.Join(lines, "\n"))
+	}
+
+	// Pause: the memory checker stops printing; unpause: it goes on.
+	a.call(t, "domain.pause", nil, "q1")
+	a.waitInfoWithin(t, "q1", "paused", 30*time.Second, func(i qemuInfo) bool { return i.State == "paused" })
+	n := countFrom(a.consoleLines(t, "q1"), "", "OK memcheck")
+	time.Sleep(2 * time.Second) // the checker prints each second
+	if m := countFrom(a.consoleLines(t, "q1"), "", "OK memcheck"); m > n+1 {
+		t.Errorf("%d OK lines while paused", m-n)
+	}
+	a.call(t, "domain.unpause", nil, "q1")
+	a.waitMemcheck(t, "q1", 2)
+
+	// The agent dies with SIGKILL: the guest's VMM and QEMU do not.
+	vmm := a.info(t, "q1").PID
+	a.Signal(syscall.SIGKILL)
+	for i := 0; i < 100 && !a.Exited(); i++ {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err := syscall.Kill(vmm, 0); err != nil {
+		t.Fatalf("the VMM %d died with the agent: %v", vmm, err)
+	}
+	a.start()
+	a.waitReady()
+	if in := a.qinfo(t, "q1"); in.State != "running" || in.PID != vmm || in.Engine != "qemu" {
+		t.Fatalf("after the agent's restart: %+v (VMM was %d)", in, vmm)
+	}
+	a.waitMemcheck(t, "q1", 2)
+
+	// Shutdown: the ACPI button; the guest unmounts and powers off.
+	a.call(t, "domain.shutdown", nil, "q1")
+	a.waitInfoWithin(t, "q1", "stopped after the ACPI shutdown", 2*time.Minute, func(i qemuInfo) bool { return i.State == "stopped" })
+	if in := a.info(t, "q1"); in.LastExit == nil || in.LastExit.Reason != "shutdown" {
+		t.Errorf("last exit after an ACPI shutdown: %+v", in.LastExit)
+	}
+	e2fsckClean(t, disk)
+}
+
+// TestQEMULiveMigration moves the running test guest between two agents
+// while its memory checker runs: no CORRUPT line, the console goes on on
+// the target, the source forgets the domain; QEMU's figures show in
+// migration.status and never run backwards. Then a cancelled move and one
+// whose target VMM is killed leave the guest running on its source.
+func TestQEMULiveMigration(t *testing.T) {
+	timed(t)
+	src, dst := qemuPair(t)
+	v := guestVM{Name: "mv", MemcheckMiB: 64}
+	startGuest(t, src, v)
+
+	var chk checkRes
+	src.call(t, "migration.check", &chk, "mv", dst.Reloc, migrateOpts(nil))
+	if !chk.OK {
+		t.Fatalf("dry run: %v", chk.Problems)
+	}
+	var id string
+	src.call(t, "domain.migrate", &id, "mv", dst.Reloc, migrateOpts(map[string]any{"live": true}))
+	st := waitQEMUMigration(t, src, id, nil)
+	if st.Phase != "completed" {
+		t.Fatalf("migration: %+v", st)
+	}
+	t.Logf("moved: %+v", st)
+	if st.BytesSent < 16<<20 || st.Round < 1 || st.DowntimeMs <= 0 || st.Streams != 1 {
+		t.Errorf("figures of a completed move: %+v", st)
+	}
+	dst.waitInfoWithin(t, "mv", "running on the target", time.Minute, func(i qemuInfo) bool { return i.State == "running" })
+	if in := dst.qinfo(t, "mv"); in.Engine != "qemu" {
+		t.Errorf("target's domain.info: %+v", in)
+	}
+	dst.waitMemcheck(t, "mv", 3)
+	if f := src.fault(t, "domain.info", "mv"); f == nil || f.Code != 1002 {
+		t.Fatalf("the source still knows mv: %v", f)
+	}
+
+	// A cancelled move (capped to 2 MiB/s, so it is still copying).
+	var cid string
+	dst.call(t, "domain.migrate", &cid, "mv", src.Reloc, migrateOpts(map[string]any{"live": true, "rate": 2}))
+	waitQEMUMigration(t, dst, cid, func(s qemuMig) bool { return s.BytesSent > 1<<20 })
+	dst.call(t, "migration.cancel", nil, cid)
+	if st := waitQEMUMigration(t, dst, cid, nil); st.Phase != "cancelled" {
+		t.Fatalf("cancelled move: %+v", st)
+	}
+	if in := dst.qinfo(t, "mv"); in.State != "running" {
+		t.Fatalf("after a cancelled move the guest is %s on its host", in.State)
+	}
+	dst.waitMemcheck(t, "mv", 2)
+	if src.known(t, "mv") {
+		t.Fatalf("a cancelled move left the domain on the other agent")
+	}
+
+	// A move whose target VMM dies: the guest stays where it runs.
+	var fid string
+	dst.call(t, "domain.migrate", &fid, "mv", src.Reloc, migrateOpts(map[string]any{"live": true, "rate": 2}))
+	waitQEMUMigration(t, dst, fid, func(s qemuMig) bool { return s.BytesSent > 1<<20 })
+	killIncomingVMM(t, src, "mv")
+	if st := waitQEMUMigration(t, dst, fid, nil); st.Phase != "failed" {
+		t.Fatalf("move to a killed target: %+v", st)
+	}
+	dst.waitInfoWithin(t, "mv", "running after the failed move", time.Minute, func(i qemuInfo) bool { return i.State == "running" })
+	dst.waitMemcheck(t, "mv", 2)
+}
+
+// killIncomingVMM kills, by pid, the VMM a receives name in.
+func killIncomingVMM(t *testing.T, a *Agent, name string) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for time.Now().Before(deadline) {
+		var in domInfo
+		if err := a.Unix().Call(t.Context(), "domain.info", &in, name); err == nil && in.PID > 0 {
+			if err := syscall.Kill(in.PID, syscall.SIGKILL); err != nil {
+				t.Fatal(err)
+			}
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("no incoming VMM of %s on the target agent", name)
+}
+
+// TestQEMUSaveRestore saves the running test guest to a file (its vm.cfg
+// and QEMU's state), and restores it: the memory checker goes on where it
+// was, with no CORRUPT line.
+func TestQEMUSaveRestore(t *testing.T) {
+	timed(t)
+	a := qemuAgent(t, "127.0.0.2", false)
+	startGuest(t, a, guestVM{Name: "sv", MemcheckMiB: 32})
+	img := filepath.Join(t.TempDir(), "sv.save")
+	a.call(t, "domain.save", nil, "sv", img)
+	a.waitInfoWithin(t, "sv", "suspended", 2*time.Minute, func(i qemuInfo) bool { return i.State == "suspended" || i.State == "stopped" })
+	if st, err := os.Stat(img); err != nil || st.Size() < 1<<20 {
+		t.Fatalf("save image: %v %v", st, err)
+	}
+	b, _ := os.ReadFile(img)
+	if !strings.HasPrefix(string(b), "OVSQSAVE") {
+		t.Fatalf("save image starts with %q", b[:min(len(b), 16)])
+	}
+	a.call(t, "domain.restore", nil, img)
+	a.waitInfoWithin(t, "sv", "running after the restore", time.Minute, func(i qemuInfo) bool { return i.State == "running" })
+	a.waitMemcheck(t, "sv", 2)
+}
+
+// TestQEMUBadInput: a vm.cfg naming a kernel that is not there, and one
+// whose bridge the host lacks, fail to start with the reason and leave
+// nothing running.
+func TestQEMUBadInput(t *testing.T) {
+	a := qemuAgent(t, "127.0.0.2", false)
+	dir := t.TempDir()
+	cfg := fmt.Sprintf("name = 'bad1'\nmemory = 128\nkernel = '%s'\n", filepath.Join(dir, "no-such-vmlinuz"))
+	if f := a.fault(t, "domain.create", cfg); f == nil {
+		a.call(t, "domain.start", nil, "bad1")
+		t.Fatalf("a missing kernel started")
+	} else if !strings.Contains(f.Message, "no-such-vmlinuz") {
+		t.Errorf("missing kernel: %v", f)
+	}
+	v := guestVM{Name: "bad2", Bridge: "ovsnobr0"}
+	a.call(t, "domain.create", nil, v.cfg(t))
+	f := a.fault(t, "domain.start", "bad2")
+	if f == nil || !strings.Contains(f.Message, "ovsnobr0") {
+		t.Fatalf("a missing bridge: %v", f)
+	}
+	if in := a.info(t, "bad2"); in.State != "stopped" || in.PID != 0 {
+		t.Fatalf("after a failed start: %+v", in)
+	}
+}
