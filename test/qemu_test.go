@@ -2,6 +2,8 @@ package test
 
 import (
 	"fmt"
+	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -66,7 +68,7 @@ func TestQEMUDomainLifecycle(t *testing.T) {
 	timed(t)
 	a := qemuAgent(t, "127.0.0.2", false)
 	disk := ext4Disk(t, 32, map[string]string{"hello": "from the host"})
-	v := guestVM{Name: "q1", Disk: disk}
+	v := guestVM{Name: "q1", Disk: disk, VCPUs: 2, Lines: []string{"vfb = ['type=vnc,vnclisten=127.0.0.1,vncunused=1,vncpasswd=s3cret']"}}
 	startGuest(t, a, v)
 
 	in := a.qinfo(t, "q1")
@@ -76,6 +78,33 @@ func TestQEMUDomainLifecycle(t *testing.T) {
 	lines := a.consoleLines(t, "q1")
 	if countFrom(lines, "", "TESTGUEST READY") < 1 {
 		t.Fatalf("no READY line on domain.console:\n%s", strings.Join(lines, "\n"))
+	}
+	var st struct {
+		VCPUs     int     `xmlrpc:"vcpus"`
+		CPU       float64 `xmlrpc:"cpu_time_seconds"`
+		Resident  int64   `xmlrpc:"resident_bytes"`
+		DiskRead  int64   `xmlrpc:"disk_read_bytes"`
+		Version   string  `xmlrpc:"engine_version"`
+		Machine   string  `xmlrpc:"machine"`
+		MaxMemory int64   `xmlrpc:"max_memory_bytes"`
+	}
+	a.call(t, "domain.info", &st, "q1")
+	if st.VCPUs != 2 || st.CPU <= 0 || st.Resident <= 0 || st.DiskRead <= 0 || !strings.HasPrefix(st.Version, "QEMU ") || !strings.HasPrefix(st.Machine, "pc-") || st.MaxMemory != 256<<20 {
+		t.Errorf("domain.info figures of a running qemu domain: %+v", st)
+	}
+	// The VNC display answers where domain.info says, and asks for the
+	// password (RFB security type 2, VNC authentication), which is
+	// neither on QEMU's command line nor in the agent's log.
+	if sec := rfbSecurity(t, in.VNC); len(sec) != 1 || sec[0] != 2 {
+		t.Errorf("VNC at %q offers security types %v, want [2] (VNC authentication)", in.VNC, sec)
+	}
+	if strings.Contains(a.Log(), "s3cret") {
+		t.Errorf("the VNC password is in the agent's log")
+	}
+	for _, pid := range childPIDs(t, in.PID) {
+		if cmd, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid)); strings.Contains(string(cmd), "s3cret") {
+			t.Errorf("the VNC password is on the command line of pid %d", pid)
+		}
 	}
 
 	// Pause: the memory checker stops printing; unpause: it goes on.
@@ -104,6 +133,9 @@ func TestQEMUDomainLifecycle(t *testing.T) {
 		t.Fatalf("after the agent's restart: %+v (VMM was %d)", in, vmm)
 	}
 	a.waitMemcheck(t, "q1", 2)
+
+	// The dirty rate QEMU samples (every 10 s) shows the memory checker.
+	a.waitInfoWithin(t, "q1", "a dirty rate", time.Minute, func(i qemuInfo) bool { return i.Dirty > 0 })
 
 	// Shutdown: the ACPI button; the guest unmounts and powers off.
 	a.call(t, "domain.shutdown", nil, "q1")
@@ -175,6 +207,56 @@ func TestQEMULiveMigration(t *testing.T) {
 	}
 	dst.waitInfoWithin(t, "mv", "running after the failed move", time.Minute, func(i qemuInfo) bool { return i.State == "running" })
 	dst.waitMemcheck(t, "mv", 2)
+}
+
+// rfbSecurity connects to the VNC server at addr, agrees on RFB 3.8 and
+// returns the security types it offers.
+func rfbSecurity(t *testing.T, addr string) []byte {
+	t.Helper()
+	if addr == "" {
+		t.Fatal("domain.info reports no VNC address")
+	}
+	c, err := net.DialTimeout("tcp", addr, 10*time.Second)
+	if err != nil {
+		t.Fatalf("VNC at %s: %v", addr, err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	ver := make([]byte, 12)
+	if _, err := io.ReadFull(c, ver); err != nil || !strings.HasPrefix(string(ver), "RFB 003.") {
+		t.Fatalf("VNC at %s greets %q: %v", addr, ver, err)
+	}
+	if _, err := c.Write([]byte("RFB 003.008\n")); err != nil {
+		t.Fatal(err)
+	}
+	n := make([]byte, 1)
+	if _, err := io.ReadFull(c, n); err != nil || n[0] == 0 {
+		t.Fatalf("VNC at %s: %d security types, %v", addr, n[0], err)
+	}
+	types := make([]byte, n[0])
+	if _, err := io.ReadFull(c, types); err != nil {
+		t.Fatal(err)
+	}
+	return types
+}
+
+// childPIDs lists the children of pid (/proc/PID/task/*/children).
+func childPIDs(t *testing.T, pid int) []int {
+	t.Helper()
+	files, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", pid))
+	var out []int
+	for _, f := range files {
+		b, _ := os.ReadFile(f)
+		for _, w := range strings.Fields(string(b)) {
+			var p int
+			fmt.Sscan(w, &p)
+			out = append(out, p)
+		}
+	}
+	if len(out) == 0 {
+		t.Fatalf("the VMM %d has no child process (its QEMU)", pid)
+	}
+	return out
 }
 
 // killIncomingVMM kills, by pid, the VMM a receives name in.

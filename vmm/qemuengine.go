@@ -64,7 +64,16 @@ type qemuEngine struct {
 	done    chan struct{}
 	started bool
 	last    *sendState // the latest send or save, for ResumeSource
+	// written estimates the bytes the guest wrote since it started, from
+	// QEMU's sampled dirty rate (sampleDirty), for Info's dirty rate.
+	written uint64
+	// measuring serialises calc-dirty-rate: QEMU measures one at a time.
+	measuring sync.Mutex
 }
+
+// dirtySampleEvery is how often the running guest's dirty rate is
+// sampled (one second of QEMU's page sampling each time).
+const dirtySampleEvery = 10 * time.Second
 
 // qemuStartTimeout bounds QEMU's start: its launch, the QMP handshake and
 // the first commands.
@@ -448,10 +457,51 @@ func (e *qemuEngine) watch(m *qemu.Machine) {
 	e.mu.Lock()
 	e.started = true
 	e.mu.Unlock()
+	stop := make(chan struct{})
 	go func() {
 		<-m.Done()
+		close(stop)
 		close(e.done)
 	}()
+	go e.sampleDirty(m, stop)
+}
+
+// sampleDirty keeps written up to date while the machine runs: every
+// dirtySampleEvery it measures a second of the guest's dirty rate and
+// counts that rate over the time since the last sample.
+func (e *qemuEngine) sampleDirty(m *qemu.Machine, stop <-chan struct{}) {
+	t := time.NewTicker(dirtySampleEvery)
+	defer t.Stop()
+	last := time.Now()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+		}
+		if !m.Running() || !e.measuring.TryLock() {
+			last = time.Now()
+			continue // paused, migrating or measured by MeasureDirty
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		go func() {
+			select {
+			case <-stop:
+			case <-ctx.Done():
+			}
+			cancel()
+		}()
+		rate, err := e.dirtyRate(ctx, m, time.Second)
+		cancel()
+		e.measuring.Unlock()
+		now := time.Now()
+		if err == nil {
+			e.mu.Lock()
+			e.written += uint64(rate * now.Sub(last).Seconds())
+			e.mu.Unlock()
+		}
+		last = now
+	}
 }
 
 // Start runs a machine Receive or Restore built: the guest continues, and
@@ -579,6 +629,7 @@ func (e *qemuEngine) Stats() Stats {
 	}
 	e.mu.Lock()
 	taps := append([]string(nil), e.tapNets...)
+	st.WrittenBytes = e.written
 	e.mu.Unlock()
 	for _, t := range taps {
 		st.NetRxBytes += netCounter(t, "tx_bytes")

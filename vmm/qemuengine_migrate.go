@@ -121,6 +121,8 @@ func (e *qemuEngine) Send(ctx context.Context, streams []net.Conn, o SendOptions
 		return sent, errors.New("send: no connection")
 	}
 	conn := streams[0]
+	e.measuring.Lock() // no dirty-rate sampling during the move
+	defer e.measuring.Unlock()
 	id := o.ID
 	if id.IsZero() {
 		var err error
@@ -325,6 +327,8 @@ func (e *qemuEngine) MeasureDirty(ctx context.Context, window time.Duration, sam
 	if m == nil {
 		return errNoMachine("measure dirty memory")
 	}
+	e.measuring.Lock()
+	defer e.measuring.Unlock()
 	const period = time.Second
 	start := time.Now()
 	var dirtied uint64

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"net"
 	"testing"
+	"time"
 )
 
 func TestEqualRAMResendsNothing(t *testing.T) {
@@ -128,6 +130,49 @@ func TestConnectionCarriesOnAfterACheck(t *testing.T) {
 	if _, err := io.ReadFull(sc, got); err != nil || string(got) != "COMMIT" {
 		t.Fatalf("after the checks the source read %q, %v", got, err)
 	}
+}
+
+// TestMessageRightAfterTheVerdict: the target's next message, written
+// right behind its Verdict (as the engine's Verified is), reaches the
+// source's caller whole: the check reads nothing past its own frames.
+func TestMessageRightAfterTheVerdict(t *testing.T) {
+	tc, sc := tcpPair(t)
+	src := randomRAM(1<<20, 7)
+	dst := bytes.Clone(src)
+	spoil(dst, 3)
+	type out struct {
+		res Result
+		err error
+	}
+	done := make(chan out, 1)
+	go func() {
+		res, err := Target(t.Context(), tc, dst, Options{})
+		if err == nil {
+			_, err = tc.Write([]byte("VERIFIED"))
+		}
+		done <- out{res, err}
+	}()
+	// The source reads late, so that the target's next message is in the
+	// socket beside the Verdict when the source reads it.
+	if _, err := Source(t.Context(), lateReader{sc}, src, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	if o := <-done; o.err != nil {
+		t.Fatal(o.err)
+	}
+	got := make([]byte, 8)
+	sc.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.ReadFull(sc, got); err != nil || string(got) != "VERIFIED" {
+		t.Fatalf("after the check the source's caller read %q, %v", got, err)
+	}
+}
+
+// lateReader waits a moment before each read.
+type lateReader struct{ net.Conn }
+
+func (l lateReader) Read(p []byte) (int, error) {
+	time.Sleep(20 * time.Millisecond)
+	return l.Conn.Read(p)
 }
 
 func TestBadOptionsAndRAM(t *testing.T) {

@@ -92,9 +92,14 @@ type verdictMsg struct {
 }
 
 // wire frames messages over one connection. Reads never allocate beyond
-// buf (sized for the largest Sums frame) and the caller's chunk buffer.
+// buf (sized for the largest Sums frame) and the caller's chunk buffer,
+// and never read past the frame they read: the connection goes on
+// carrying the caller's messages right after the check (the target's
+// answer to the commit may follow its Verdict in the same segment), so
+// nothing of them may be left in a buffer of ours. Writes are buffered
+// and flushed at the end of each message.
 type wire struct {
-	r   *bufio.Reader
+	r   io.Reader
 	w   *bufio.Writer
 	hdr [headerSize]byte
 	buf []byte
@@ -102,7 +107,7 @@ type wire struct {
 
 func newWire(conn io.ReadWriter) *wire {
 	return &wire{
-		r:   bufio.NewReaderSize(conn, ioBufferSize),
+		r:   conn,
 		w:   bufio.NewWriterSize(conn, ioBufferSize),
 		buf: make([]byte, 4+sumSize*maxSumsPerMsg),
 	}
