@@ -278,7 +278,8 @@ func killIncomingVMM(t *testing.T, a *Agent, name string) {
 
 // TestQEMUSaveRestore saves the running test guest to a file (its vm.cfg
 // and QEMU's state), and restores it: the memory checker goes on where it
-// was, with no CORRUPT line.
+// was, with no CORRUPT line; then saves it again and restores it on a
+// second agent.
 func TestQEMUSaveRestore(t *testing.T) {
 	timed(t)
 	a := qemuAgent(t, "127.0.0.2", false)
@@ -296,6 +297,16 @@ func TestQEMUSaveRestore(t *testing.T) {
 	a.call(t, "domain.restore", nil, img)
 	a.waitInfoWithin(t, "sv", "running after the restore", time.Minute, func(i qemuInfo) bool { return i.State == "running" })
 	a.waitMemcheck(t, "sv", 2)
+
+	// Saved again, and restored by another agent (another host with the
+	// same files): the image carries the vm.cfg.
+	img2 := filepath.Join(t.TempDir(), "sv2.save")
+	a.call(t, "domain.save", nil, "sv", img2)
+	a.waitInfoWithin(t, "sv", "suspended", 2*time.Minute, func(i qemuInfo) bool { return i.State == "suspended" })
+	other := qemuAgent(t, "127.0.0.3", false)
+	other.call(t, "domain.restore", nil, img2)
+	other.waitInfoWithin(t, "sv", "running on the other agent", time.Minute, func(i qemuInfo) bool { return i.State == "running" && i.Engine == "qemu" })
+	other.waitMemcheck(t, "sv", 2)
 }
 
 // TestQEMUBadInput: a vm.cfg naming a kernel that is not there, and one
