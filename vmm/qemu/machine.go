@@ -141,7 +141,7 @@ func Start(ctx context.Context, s Spec) (*Machine, error) {
 	drivers := make([]string, len(s.Disks))
 	for i, d := range s.Disks {
 		if drivers[i], err = diskDriver(d.Path); err != nil {
-			return nil, fmt.Errorf("qemu: %w (check the disk's path in the domain's config)", err)
+			return nil, fmt.Errorf("qemu: domain %q: %w (check the disk's path in the domain's config)", s.Name, err)
 		}
 	}
 	memPath, err := createMemoryFile(s.MemoryDir, s.UUID)
@@ -428,8 +428,8 @@ func (m *Machine) endError(waitErr error) error {
 	defer m.mu.Unlock()
 	status := m.cmd.ProcessState.String()
 	if m.silent != "" {
-		return fmt.Errorf("qemu: %w: QMP did not answer %s within %v, so QEMU was killed (%s); QEMU's stderr: %s",
-			ErrCrashed, m.silent, machineCommandTimeout, status, m.stderrTail.excerpt())
+		return fmt.Errorf("qemu: domain %q: %w: QMP did not answer %s within %v, so QEMU was killed (%s); QEMU's stderr: %s",
+			m.spec.Name, ErrCrashed, m.silent, machineCommandTimeout, status, m.stderrTail.excerpt())
 	}
 	if m.killing {
 		return nil
@@ -437,20 +437,20 @@ func (m *Machine) endError(waitErr error) error {
 	if sd := m.shutdown; sd != nil {
 		switch {
 		case m.panicked || sd.Reason == "guest-panic":
-			return fmt.Errorf("qemu: %w (pvpanic; QEMU %s)", ErrPanicked, status)
+			return fmt.Errorf("qemu: domain %q: %w (pvpanic; QEMU %s)", m.spec.Name, ErrPanicked, status)
 		case sd.Reason == "guest-shutdown":
 			return nil
 		case sd.Reason == "guest-reset" && sd.Guest:
-			return fmt.Errorf("qemu: %w (QEMU runs -no-reboot and ended; %s)", ErrRebooted, status)
+			return fmt.Errorf("qemu: domain %q: %w (QEMU runs -no-reboot and ended; %s)", m.spec.Name, ErrRebooted, status)
 		case sd.Reason == "host-error":
-			return fmt.Errorf("qemu: %w: QEMU shut down on a host error (%s); QEMU's stderr: %s", ErrCrashed, status, m.stderrTail.excerpt())
+			return fmt.Errorf("qemu: domain %q: %w: QEMU shut down on a host error (%s); QEMU's stderr: %s", m.spec.Name, ErrCrashed, status, m.stderrTail.excerpt())
 		case !sd.Guest:
-			return fmt.Errorf("qemu: %w (reason %s, %s; nobody here asked for it)", ErrHostShutdown, sd.Reason, status)
+			return fmt.Errorf("qemu: domain %q: %w: reason %s: %s (%s)", m.spec.Name, ErrHostShutdown, sd.Reason, hostReason(sd.Reason), status)
 		}
-		return fmt.Errorf("qemu: %w: QEMU shut down for the guest with reason %q (%s)", ErrCrashed, sd.Reason, status)
+		return fmt.Errorf("qemu: domain %q: %w: QEMU shut down for the guest with reason %q (%s)", m.spec.Name, ErrCrashed, sd.Reason, status)
 	}
 	if m.panicked {
-		return fmt.Errorf("qemu: %w (pvpanic; QEMU %s)", ErrPanicked, status)
+		return fmt.Errorf("qemu: domain %q: %w (pvpanic; QEMU %s)", m.spec.Name, ErrPanicked, status)
 	}
 	why := "QEMU exited without a SHUTDOWN event"
 	if m.qc != nil {
@@ -461,7 +461,22 @@ func (m *Machine) endError(waitErr error) error {
 	if waitErr != nil {
 		why += ": " + waitErr.Error()
 	}
-	return fmt.Errorf("qemu: %w: %s; QEMU's stderr: %s", ErrCrashed, why, m.stderrTail.excerpt())
+	return fmt.Errorf("qemu: domain %q: %w: %s; QEMU's stderr: %s", m.spec.Name, ErrCrashed, why, m.stderrTail.excerpt())
+}
+
+// hostReason says in words what a SHUTDOWN reason of the host side means.
+func hostReason(reason string) string {
+	switch reason {
+	case "host-signal":
+		return "another process sent QEMU SIGTERM, SIGINT or SIGHUP"
+	case "host-qmp-system-reset":
+		return "a system_reset on QMP, which -no-reboot turns into an end (a host reset, not a guest reboot)"
+	case "host-qmp-quit":
+		return "a quit on QMP that was not the Machine's Kill"
+	case "host-ui":
+		return "QEMU's user interface was closed"
+	}
+	return "QEMU shut down for a reason of the host's"
 }
 
 // watch is the only reader of QMP's events.

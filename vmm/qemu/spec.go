@@ -344,6 +344,10 @@ func blockdevJSON(m map[string]any) string {
 func diskDriver(path string) (string, error) {
 	fi, err := os.Stat(path)
 	if err != nil {
+		var pe *os.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err // the path is said once
+		}
 		return "", fmt.Errorf("disk %s: %w", path, err)
 	}
 	switch {
