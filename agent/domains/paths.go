@@ -192,3 +192,34 @@ func (m *Manager) bridges() ([]string, error) {
 	}
 	return hostinfo.Bridges(hostinfo.SysClassNet)
 }
+
+// The devices an operating system's kernel and ramdisk have among the
+// disks of an Offer: an offline migration copies them with the disks (and
+// the target's vm.cfg names the copies), a live one checks they are here.
+const (
+	OfferKernel  = "kernel"
+	OfferRamdisk = "ramdisk"
+)
+
+// IsBootFile says whether an offered disk is an operating system's kernel
+// or ramdisk, not a disk: copied, but never moved away from the source
+// (other domains may boot the same file).
+func IsBootFile(d relocation.Disk) bool {
+	return d.Device == OfferKernel || d.Device == OfferRamdisk
+}
+
+// offeredFiles are the files of cfg that go with its domain to another
+// host: its disks, and an operating system's kernel and ramdisk (as
+// file: disks of devices OfferKernel and OfferRamdisk).
+func offeredFiles(cfg *vmcfg.Config) []vmcfg.Disk {
+	out := append([]vmcfg.Disk(nil), cfg.Disks...)
+	if cfg.Guest() != vmcfg.GuestOS {
+		return out
+	}
+	for _, f := range []struct{ dev, path string }{{OfferKernel, cfg.Kernel}, {OfferRamdisk, cfg.Ramdisk}} {
+		if f.path != "" {
+			out = append(out, vmcfg.Disk{Type: "file", Path: f.path, Device: f.dev, Mode: vmcfg.ModeRead})
+		}
+	}
+	return out
+}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -247,5 +249,30 @@ func TestCheckIncomingConfigAndFiles(t *testing.T) {
 	ps := l.checkIncoming(h)
 	if len(ps) != 1 || ps[0].Field != "config" || !ps[0].Hard {
 		t.Fatalf("problems %+v, want the vm.cfg refused (hard)", ps)
+	}
+}
+
+// An offline migration copies an operating system's kernel and ramdisk
+// with its disks, but leaves them here as they are: other domains may
+// boot the same files. A path confine resolved through a symlink is the
+// kernel all the same.
+func TestMovedAwayKeepsBootFiles(t *testing.T) {
+	dir := t.TempDir()
+	real := filepath.Join(dir, "vmlinux-6.1")
+	if err := os.WriteFile(real, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(dir, "vmlinux")
+	if err := os.Symlink(real, link); err != nil {
+		t.Fatal(err)
+	}
+	offer := relocation.Offer{Disks: []relocation.Disk{
+		{Path: "/OVS/r/os/System.img", Device: "xvda", File: true},
+		{Path: link, Device: domains.OfferKernel, File: true},
+		{Path: "/OVS/r/os/initrd", Device: domains.OfferRamdisk, File: true},
+	}}
+	files := []relocation.OfflineFile{{Path: "/OVS/r/os/System.img"}, {Path: real}, {Path: "/OVS/r/os/initrd"}}
+	if got := movedAway(offer, files); len(got) != 1 || got[0] != "/OVS/r/os/System.img" {
+		t.Fatalf("moved away %q, want the disk only", got)
 	}
 }

@@ -93,6 +93,9 @@ func (l *Local) checkIncoming(h *relocation.Hello) []relocation.Problem {
 		checkCPU(&c, o)
 	}
 	for _, d := range o.Disks {
+		if domains.IsBootFile(d) {
+			continue // read-only: CheckFiles found it here or said not
+		}
 		if d.Repository == "" {
 			c.Soft("disk "+d.Path, "not on a repository, so this host cannot reach it")
 		} else if _, ok := l.mountPoint(d.Repository); !ok {
