@@ -1,6 +1,7 @@
 package domains
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -148,4 +149,35 @@ func mustCreate(t *testing.T, m *Manager, text string) string {
 		t.Fatal(err)
 	}
 	return in.UUID
+}
+
+func TestTargetFactsOfAnOSDomain(t *testing.T) {
+	q := newFakeQEMU(t)
+	e := openQEMU(t, q.host("auto"), "xenbr0")
+	k := e.file(t, "vmlinux")
+	gone := filepath.Join(e.repo, "gone.img")
+	tf := e.m.TargetFacts(osConfig("os", k, "disk = ['file:"+gone+",xvda,w']", "vif = ['bridge=xenbr0', 'bridge=br9']"))
+	if tf == nil {
+		t.Fatal("no facts for an OS domain")
+	}
+	if tf.QEMUVersion != "QEMU 7.2.22" || tf.QEMUProblem != "" || tf.Accel != "tcg" || !strings.Contains(tf.AccelReason, "the test's probe") || len(tf.Machines) != 4 {
+		t.Errorf("QEMU facts %+v", tf)
+	}
+	files := []string{}
+	for _, f := range tf.Files {
+		files = append(files, fmt.Sprintf("%s=%s:%v", strings.Fields(f.Name)[0], f.Path, f.Present))
+	}
+	if got, want := strings.Join(files, " "), fmt.Sprintf("kernel=%s:true disk=%s:false", k, gone); got != want {
+		t.Errorf("files %s, want %s", got, want)
+	}
+	if len(tf.Bridges) != 2 || !tf.Bridges[0].Present || tf.Bridges[0].Path != "xenbr0" || tf.Bridges[1].Present || tf.Bridges[1].Path != "br9" {
+		t.Errorf("bridges %+v", tf.Bridges)
+	}
+	if e.m.TargetFacts("name = 'w'\nmemory = 64\n") != nil {
+		t.Error("facts for the workload guest")
+	}
+	none := openQEMU(t, nil)
+	if tf := none.m.TargetFacts(osConfig("os", k)); tf == nil || !strings.Contains(tf.QEMUProblem, "apt-get install qemu-system-x86") {
+		t.Errorf("facts of a host without QEMU: %+v", tf)
+	}
 }

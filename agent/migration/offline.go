@@ -37,14 +37,14 @@ func (l *Local) offlineHello(op, id string, o Options, offer relocation.Offer, f
 
 // CheckOffline is the dry run of an offline migration: every reason it
 // would fail, each on its own line, as the target sees them.
-func (l *Local) CheckOffline(ctx context.Context, name, tgt string, o Options) ([]string, error) {
+func (l *Local) CheckOffline(ctx context.Context, name, tgt string, o Options) (Report, error) {
 	offer, err := l.Domains.Offer(name)
 	if err != nil {
-		return nil, err
+		return Report{}, err
 	}
 	var c relocation.Checker
-	l.askTarget(ctx, &c, tgt, o, func() *relocation.Hello { return l.offlineHello(relocation.OpCheck, "", o, offer, nil) }, false)
-	return relocation.Strings(c.Problems()), nil
+	facts := l.askTarget(ctx, &c, tgt, o, func() *relocation.Hello { return l.offlineHello(relocation.OpCheck, "", o, offer, nil) }, false)
+	return Report{Problems: relocation.Strings(c.Problems()), Target: facts}, nil
 }
 
 // copyPlan picks the disks the target does not reach itself and names

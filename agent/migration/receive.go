@@ -43,13 +43,13 @@ func (l *Local) AnswerCheck(c net.Conn, h *relocation.Hello) {
 	defer c.Close()
 	if h.Offline != nil {
 		plan, chk := l.checkOffline(h)
-		w := &relocation.Welcome{Repositories: plan.mounted}
+		w := &relocation.Welcome{Repositories: plan.mounted, Target: l.Domains.TargetFacts(h.Offer.Config)}
 		w.SetProblems(chk.Ordered())
 		w.OK = len(w.Problems) == 0
 		_ = relocation.WriteWelcome(c, l.welcome(w))
 		return
 	}
-	w := &relocation.Welcome{}
+	w := &relocation.Welcome{Target: l.Domains.TargetFacts(h.Offer.Config)}
 	w.SetProblems(l.checkIncoming(h))
 	w.OK = len(w.Problems) == 0
 	if err := relocation.WriteWelcome(c, l.welcome(w)); err != nil {
