@@ -97,7 +97,8 @@ func (m *Manager) TargetFacts(config string) *relocation.TargetFacts {
 		cancel()
 	}
 	for _, f := range m.checkedFiles(cfg, filepath.Join(m.domainsDir(), cfg.Name)) {
-		tf.Files = append(tf.Files, relocation.Presence{Name: f.field, Path: f.path, Present: f.err == nil})
+		name, _, _ := strings.Cut(f.field, " (") // "disk xvda", without the entry
+		tf.Files = append(tf.Files, relocation.Presence{Name: name, Path: f.path, Present: f.err == nil})
 	}
 	bs, _ := m.checkedBridges(cfg)
 	for _, b := range bs {

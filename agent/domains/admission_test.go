@@ -165,9 +165,9 @@ func TestTargetFactsOfAnOSDomain(t *testing.T) {
 	}
 	files := []string{}
 	for _, f := range tf.Files {
-		files = append(files, fmt.Sprintf("%s=%s:%v", strings.Fields(f.Name)[0], f.Path, f.Present))
+		files = append(files, fmt.Sprintf("%s=%s:%v", f.Name, f.Path, f.Present))
 	}
-	if got, want := strings.Join(files, " "), fmt.Sprintf("kernel=%s:true disk=%s:false", k, gone); got != want {
+	if got, want := strings.Join(files, " "), fmt.Sprintf("kernel=%s:true disk xvda=%s:false", k, gone); got != want {
 		t.Errorf("files %s, want %s", got, want)
 	}
 	if len(tf.Bridges) != 2 || !tf.Bridges[0].Present || tf.Bridges[0].Path != "xenbr0" || tf.Bridges[1].Present || tf.Bridges[1].Path != "br9" {
