@@ -44,6 +44,12 @@ func (l *Local) AnswerCheck(c net.Conn, h *relocation.Hello) {
 	if h.Offline != nil {
 		plan, chk := l.checkOffline(h)
 		w := &relocation.Welcome{Repositories: plan.mounted, Target: l.Domains.TargetFacts(h.Offer.Config)}
+		if w.Target != nil {
+			// An offline move copies the files this host does not
+			// share (checkOffline's disks): whether the source's
+			// paths exist here says nothing.
+			w.Target.Files = nil
+		}
 		w.SetProblems(chk.Ordered())
 		w.OK = len(w.Problems) == 0
 		_ = relocation.WriteWelcome(c, l.welcome(w))
