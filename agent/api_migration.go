@@ -8,6 +8,7 @@ import (
 	"github.com/ovs-agent/ovs-agent/agent/migration"
 	"github.com/ovs-agent/ovs-agent/agent/xmlrpc"
 	"github.com/ovs-agent/ovs-agent/internal/passwordfile"
+	"github.com/ovs-agent/ovs-agent/relocation"
 )
 
 // migrationOptions reads domain.migrate's options struct.
@@ -111,6 +112,10 @@ type checkResult struct {
 	// Estimate is the measured prediction; NoEstimate says why there is none.
 	Estimate   *migration.Estimate `xmlrpc:"estimate,omitempty"`
 	NoEstimate string              `xmlrpc:"no_estimate,omitempty"`
+	// Target is what the target offers a qemu domain: its QEMU version,
+	// machine types and accelerator, and which files and bridges of the
+	// vm.cfg it has (absent for the workload guest and an older target).
+	Target *relocation.TargetFacts `xmlrpc:"target,omitempty"`
 }
 
 // migrationMethods is the migration namespace: moving a domain to the
@@ -122,7 +127,7 @@ func (a *Agent) migrationMethods() []xmlrpc.Def {
 		{Name: "domain.migrate", Result: xmlrpc.String, Params: move, Run: a.apiMigrate,
 			Help: "Move a domain to the agent at target (HOST[:PORT], relocation port 8002 or 8003 with ssl) and return a migration id at once. A running or paused domain moves its memory; a stopped one moves offline: its vm.cfg and every disk image on no repository the target shares are copied (sparse, checksummed, resumable) and it is registered there stopped (or started with start); here it is removed from the domains and its copied data kept renamed (or deleted with remove). Options: live (bool), rate (MB/s cap), ssl (bool), port, max_downtime (ms, default 300), parallel, compress, user and password (the target agent's API credentials; never logged), fingerprint (sha256 of the target's TLS certificate), dry_run (then the result is migration.check's); offline: start, remove, force (skip the target's validation), target_repo (UUID). Follow it with migration.status."},
 		{Name: "migration.check", Result: xmlrpc.Struct, Params: move, Run: a.apiMigrationCheck,
-			Help: "Dry run of domain.migrate: moves nothing and returns {ok, problems, estimate}: problems are every reason the migration would fail (protocol, engine and CPU, memory on the target, name or UUID already there, disks on repositories the target lacks), one per line. For a running domain it also measures, for about 1.5 s, the guest's dirty rate and the link to the target, and estimate predicts the migration with the given options (live, rate, max_downtime): dirty_rate, hot_bytes, link_throughput, bandwidth, touched_bytes, total_seconds, downtime_ms, rounds, bytes_to_send, stop_reason, auto_converge, max_throttle_percent, throttled_seconds; without one, no_estimate says why."},
+			Help: "Dry run of domain.migrate: moves nothing and returns {ok, problems, estimate}: problems are every reason the migration would fail (protocol, engine and CPU, memory on the target, name or UUID already there, disks on repositories the target lacks), one per line. For a running domain it also measures, for about 1.5 s, the guest's dirty rate and the link to the target, and estimate predicts the migration with the given options (live, rate, max_downtime): dirty_rate, hot_bytes, link_throughput, bandwidth, touched_bytes, total_seconds, downtime_ms, rounds, bytes_to_send, stop_reason, auto_converge, max_throttle_percent, throttled_seconds; without one, no_estimate says why. For a qemu domain, target says what the target offers it: qemu_version, qemu_problem (why qemu domains cannot start there), machines, accel, accel_reason, bridges (name, path, present) for the vifs of its vm.cfg and, for a live move, files likewise for its kernel, ramdisk and disks."},
 		{Name: "migration.status", Result: xmlrpc.Struct, Params: []xmlrpc.Param{idParam}, Run: a.apiMigrationStatus,
 			Help: "One migration: phase (connecting, setup, precopy, stop-copy, sent, verified, committing, in-doubt, completed, failed, cancelled), round, bytes sent and remaining, zero pages, throughput and dirty rate (bytes/s), expected downtime, throttle; at the end total time and the downtime measured from pause to the target's resume."},
 		{Name: "migration.list", Result: xmlrpc.Array, Help: "Every migration this agent started (the last 100), newest first.",
@@ -153,7 +158,7 @@ func (a *Agent) moveArgs(args xmlrpc.Args) (move, error) {
 // VMM) or offline (it is stopped: its vm.cfg and disks are copied).
 type mover struct {
 	offline bool
-	check   func(ctx context.Context, name, tgt string, o migration.Options) ([]string, error)
+	check   func(ctx context.Context, name, tgt string, o migration.Options) (migration.Report, error)
 	start   func(name, tgt string, o migration.Options) (string, error)
 }
 
@@ -199,14 +204,15 @@ func (a *Agent) apiMigrationCheck(ctx context.Context, args xmlrpc.Args) (any, e
 // measured estimate.
 func (a *Agent) checkMove(ctx context.Context, m move) (any, error) {
 	mv := a.mover(m, true)
-	problems, err := mv.check(ctx, m.name, m.target, m.opts)
+	rep, err := mv.check(ctx, m.name, m.target, m.opts)
 	if err != nil {
 		return nil, domainFault(err)
 	}
+	problems := rep.Problems
 	if problems == nil {
 		problems = []string{}
 	}
-	res := checkResult{OK: len(problems) == 0, Problems: problems}
+	res := checkResult{OK: len(problems) == 0, Problems: problems, Target: rep.Target}
 	if mv.offline {
 		res.NoEstimate = "no estimate: the domain is stopped, so it moves offline (its disks are copied, no memory)"
 		return res, nil

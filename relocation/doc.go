@@ -5,7 +5,8 @@
 // server.go), the client side of that handshake (Dial), the link probe
 // (probe.go), and the wire types of migration (wire.go: Offer, Disk,
 // OfflineRequest, OfflineFile, OfflineCommit, OfflineCommitted,
-// ProbeResult, and Problem with its Checker, the one way every check of
+// ProbeResult, TargetFacts (what a dry run's receiver offers a qemu
+// domain), and Problem with its Checker, the one way every check of
 // an incoming domain records what it found: field, hard or soft, message).
 // A Welcome carries problems both as the "field: message" strings older
 // peers send and read and, structured, as problem_details.

@@ -97,6 +97,9 @@ type Welcome struct {
 	// Repositories answers an offline OpCheck: the repositories (UUIDs)
 	// mounted on the receiver; disks on them are not copied.
 	Repositories []string `json:"repositories,omitempty"`
+	// Target answers an OpCheck of a qemu domain: what the receiver
+	// offers it (absent from an older peer, and for the workload guest).
+	Target *TargetFacts `json:"target,omitempty"`
 }
 
 // writeMsg writes one length-prefixed JSON message.

@@ -235,3 +235,31 @@ func (c *Checker) Ordered() []Problem {
 	hard, soft := c.split()
 	return append(hard, soft...)
 }
+
+// TargetFacts is what the receiver of a dry run says it offers a qemu
+// domain, beside the problems: its QEMU, and which of the files and
+// bridges the domain's vm.cfg names it has.
+type TargetFacts struct {
+	// QEMUVersion is as "QEMU 7.2.22" ("" when it cannot be asked);
+	// QEMUProblem why qemu domains cannot start there ("" when they can).
+	QEMUVersion string `json:"qemu_version,omitempty" xmlrpc:"qemu_version,omitempty"`
+	QEMUProblem string `json:"qemu_problem,omitempty" xmlrpc:"qemu_problem,omitempty"`
+	// Machines are the machine types its QEMU knows.
+	Machines []string `json:"machines,omitempty" xmlrpc:"machines,omitempty"`
+	// Accel is what qemu domains get there (kvm or tcg), AccelReason why.
+	Accel       string `json:"accel,omitempty" xmlrpc:"accel,omitempty"`
+	AccelReason string `json:"accel_reason,omitempty" xmlrpc:"accel_reason,omitempty"`
+	// Files are the kernel, ramdisk and disks of the vm.cfg, Bridges the
+	// bridges of its vifs, each with whether the receiver has it.
+	Files   []Presence `json:"files,omitempty" xmlrpc:"files,omitempty"`
+	Bridges []Presence `json:"bridges,omitempty" xmlrpc:"bridges,omitempty"`
+}
+
+// Presence says whether the receiver has a file or bridge a vm.cfg
+// names: Name is what (kernel, ramdisk, disk xvda, vif 0), Path the path
+// or bridge name, Present whether it is there and usable.
+type Presence struct {
+	Name    string `json:"name" xmlrpc:"name"`
+	Path    string `json:"path" xmlrpc:"path"`
+	Present bool   `json:"present" xmlrpc:"present"`
+}

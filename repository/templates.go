@@ -165,9 +165,9 @@ type Created struct {
 // repository mounted at dir from the template seed_pool/TEMPLATE: it
 // copies the template's files (sparse files stay sparse) and writes its
 // vm.cfg with name NAME, a fresh UUID, a fresh 00:16:3e MAC on every
-// vif (none used by another domain of the repository) and disk paths
-// that pointed into a folder named TEMPLATE pointing into the new folder
-// instead. Comments and layout of vm.cfg are kept when the edited file
+// vif (none used by another domain of the repository) and disk, kernel
+// and ramdisk paths that pointed into a folder named TEMPLATE pointing
+// into the new folder instead. Comments and layout of vm.cfg are kept when the edited file
 // parses back to the intended configuration; otherwise vm.cfg is written
 // in vmcfg's canonical form. Nothing outside the repository is read or
 // written (os.Root: symbolic links may not leave it). On failure the new
@@ -295,8 +295,9 @@ func (t *seedTemplate) copyFiles(ctx context.Context, root *os.Root, ddir string
 }
 
 // domainConfig is the template's configuration for the new domain: its
-// name, a fresh UUID, a fresh MAC (not in used) on every vif and the disk
-// paths that pointed into the template's folder pointing into res.Dir.
+// name, a fresh UUID, a fresh MAC (not in used) on every vif and the disk,
+// kernel and ramdisk paths that pointed into the template's folder
+// pointing into res.Dir.
 // It fills res.UUID and res.MACs.
 func (t *seedTemplate) domainConfig(name string, used, copied map[string]bool, res *Created) (*vmcfg.Config, error) {
 	want := *t.cfg
@@ -321,17 +322,23 @@ func (t *seedTemplate) domainConfig(name string, used, copied map[string]bool, r
 		v.MAC, v.Params = mac, params
 		res.MACs = append(res.MACs, mac)
 	}
-	want.Disks = append([]vmcfg.Disk(nil), t.cfg.Disks...)
-	for i := range want.Disks {
-		d := &want.Disks[i]
-		if d.Path == "" || !path.IsAbs(d.Path) {
-			continue // relative paths are relative to the new folder already
+	// A path into the template's folder points into the new folder: the
+	// disks', and an operating system's kernel and ramdisk.
+	inNewFolder := func(p *string) {
+		if *p == "" || !path.IsAbs(*p) {
+			return // relative paths are relative to the new folder already
 		}
-		p := path.Clean(d.Path)
-		if copied[path.Base(p)] && path.Base(path.Dir(p)) == t.name {
-			d.Path = res.Dir + "/" + path.Base(p)
+		c := path.Clean(*p)
+		if copied[path.Base(c)] && path.Base(path.Dir(c)) == t.name {
+			*p = res.Dir + "/" + path.Base(c)
 		}
 	}
+	want.Disks = append([]vmcfg.Disk(nil), t.cfg.Disks...)
+	for i := range want.Disks {
+		inNewFolder(&want.Disks[i].Path)
+	}
+	inNewFolder(&want.Kernel)
+	inNewFolder(&want.Ramdisk)
 	res.UUID = want.UUID
 	return &want, nil
 }

@@ -212,3 +212,68 @@ func TestListTemplatesAndISOs(t *testing.T) {
 		t.Errorf("no seed_pool: %v %v", ts, err)
 	}
 }
+
+// An operating system's template carries its kernel and ramdisk: they are
+// copied with the disk (a sparse qcow2 as it is, holes kept) and the new
+// vm.cfg names the copies; a kernel elsewhere stays where it is.
+func TestCreateFromTemplateOfAnOSPointsItsKernelAndRamdiskAtTheCopies(t *testing.T) {
+	repo := t.TempDir()
+	tdir := filepath.Join(repo, SeedPool, "debian")
+	cfg := "name = 'debian'\nmemory = 256\n" +
+		"kernel = '" + filepath.Join("/OVS", SeedPool, "debian", "vmlinux") + "'\n" +
+		"ramdisk = '" + filepath.Join("/OVS", SeedPool, "debian", "initrd") + "'\n" +
+		"disk = ['tap:qcow2:" + filepath.Join("/OVS", SeedPool, "debian", "disk.qcow2") + ",xvda,w']\n"
+	writeTemplate(t, repo, "debian", cfg)
+	for _, f := range []string{"vmlinux", "initrd"} {
+		if err := os.WriteFile(filepath.Join(tdir, f), []byte(f), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	img, err := os.Create(filepath.Join(tdir, "disk.qcow2"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := img.WriteAt([]byte("QFI\xfb"), 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := img.Truncate(32 << 20); err != nil {
+		t.Fatal(err)
+	}
+	img.Close()
+	c, err := CreateFromTemplate(context.Background(), repo, "debian", "web")
+	if err != nil {
+		t.Fatal(err)
+	}
+	text, err := os.ReadFile(c.VMCfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := vmcfg.Parse("vm.cfg", text)
+	if err != nil {
+		t.Fatalf("new vm.cfg: %v\n%s", err, text)
+	}
+	if got.Kernel != c.Dir+"/vmlinux" || got.Ramdisk != c.Dir+"/initrd" || got.Disks[0].Path != c.Dir+"/disk.qcow2" || got.Disks[0].DeclaredFormat() != "qcow2" {
+		t.Fatalf("new vm.cfg kernel %s ramdisk %s disk %+v, want them in %s", got.Kernel, got.Ramdisk, got.Disks[0], c.Dir)
+	}
+	var st syscall.Stat_t
+	if err := syscall.Stat(filepath.Join(c.Dir, "disk.qcow2"), &st); err != nil {
+		t.Fatal(err)
+	}
+	if st.Size != 32<<20 || st.Blocks*512 >= 1<<20 {
+		t.Errorf("copied qcow2: size %d, %d bytes allocated: want 32 MiB with the holes kept", st.Size, st.Blocks*512)
+	}
+	if k, _ := os.ReadFile(filepath.Join(c.Dir, "vmlinux")); string(k) != "vmlinux" {
+		t.Errorf("copied kernel %q", k)
+	}
+
+	// A kernel outside the template's folder is left as written.
+	writeTemplate(t, repo, "shared-kernel", "name = 'x'\nmemory = 256\nkernel = '/OVS/kernels/vmlinux'\n")
+	c, err = CreateFromTemplate(context.Background(), repo, "shared-kernel", "web2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	text, _ = os.ReadFile(c.VMCfg)
+	if got, err := vmcfg.Parse("vm.cfg", text); err != nil || got.Kernel != "/OVS/kernels/vmlinux" {
+		t.Fatalf("shared kernel: %v %+v", err, got)
+	}
+}

@@ -72,3 +72,37 @@ func (m *Manager) CheckFiles(config string) []relocation.Problem {
 	dir := filepath.Join(m.domainsDir(), cfg.Name)
 	return append(m.fileProblems(cfg, dir, false), m.bridgeProblems(cfg)...)
 }
+
+// TargetFacts is what this host offers the domain of the vm.cfg text of a
+// dry run, beside the problems: its QEMU (version, machine types,
+// accelerator, or why it cannot run qemu domains) and which of the files
+// and bridges the vm.cfg names it has. Nil for the workload guest and a
+// vm.cfg that does not parse.
+func (m *Manager) TargetFacts(config string) *relocation.TargetFacts {
+	cfg, err := vmcfg.Parse("vm.cfg", []byte(config))
+	if err != nil || cfg.Guest() != vmcfg.GuestOS {
+		return nil
+	}
+	tf := &relocation.TargetFacts{}
+	if m.opts.QEMU == nil {
+		_, _, err := m.qemuReady()
+		tf.QEMUProblem = err.Error()
+	} else {
+		ctx, cancel := contextFor(qemuProbeTimeout)
+		f := m.opts.QEMU.Facts(ctx)
+		tf.QEMUVersion, tf.QEMUProblem, tf.Accel, tf.AccelReason = f.Version, f.Problem, f.Accel, f.AccelReason
+		if ms, err := m.opts.QEMU.Machines(ctx); err == nil {
+			tf.Machines = ms
+		}
+		cancel()
+	}
+	for _, f := range m.checkedFiles(cfg, filepath.Join(m.domainsDir(), cfg.Name)) {
+		name, _, _ := strings.Cut(f.field, " (") // "disk xvda", without the entry
+		tf.Files = append(tf.Files, relocation.Presence{Name: name, Path: f.path, Present: f.err == nil})
+	}
+	bs, _ := m.checkedBridges(cfg)
+	for _, b := range bs {
+		tf.Bridges = append(tf.Bridges, relocation.Presence{Name: b.field, Path: b.bridge, Present: b.err == nil})
+	}
+	return tf
+}

@@ -1,6 +1,8 @@
 package domains
 
 import (
+	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -94,5 +96,88 @@ func TestCheckFilesOfAQEMUOffer(t *testing.T) {
 	// The workload guest's vm.cfg names no file the VMM opens.
 	if ps := e.m.CheckFiles("name = 'w'\nmemory = 64\ndisk = ['file:/nowhere.img,xvda,w']\n"); len(ps) != 0 {
 		t.Fatalf("workload: %q", relocation.Strings(ps))
+	}
+}
+
+func TestOfferOfAnOSDomainCarriesItsKernelRamdiskAndQEMUFacts(t *testing.T) {
+	q := newFakeQEMU(t)
+	e := openQEMU(t, q.host("auto"))
+	k, r, disk := e.file(t, "vmlinux"), e.file(t, "initrd"), e.file(t, "System.img")
+	if err := os.WriteFile(k, make([]byte, 8192), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	uuid := mustCreate(t, e.m, osConfig("os", k, "ramdisk = '"+r+"'", "disk = ['file:"+disk+",xvda,w']"))
+	o, err := e.m.Offer("os")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.Engine != "qemu" || len(o.Disks) != 3 {
+		t.Fatalf("offer engine %q disks %+v", o.Engine, o.Disks)
+	}
+	if d := o.Disks[1]; d.Device != OfferKernel || d.Path != k || !d.File || d.Size != 8192 || !IsBootFile(d) {
+		t.Errorf("kernel offered as %+v", d)
+	}
+	if d := o.Disks[2]; d.Device != OfferRamdisk || d.Path != r || !IsBootFile(d) {
+		t.Errorf("ramdisk offered as %+v", d)
+	}
+	if IsBootFile(o.Disks[0]) {
+		t.Errorf("the disk is offered as a boot file: %+v", o.Disks[0])
+	}
+	if o.EngineVersion != "" {
+		t.Errorf("a stopped domain's offer says QEMU %q", o.EngineVersion)
+	}
+	if err := e.m.Start("os"); err != nil {
+		t.Fatal(err)
+	}
+	e.f.nextStart(t)
+	p := e.f.proc(t, uuid)
+	e.f.mu.Lock()
+	p.facts.EngineVersion, p.facts.Machine, p.facts.Accel, p.facts.CPUModel = "QEMU 7.2.22", "pc-i440fx-7.2", "tcg", "qemu64"
+	e.f.mu.Unlock()
+	if o, err = e.m.Offer("os"); err != nil {
+		t.Fatal(err)
+	}
+	if o.EngineVersion != "QEMU 7.2.22" || o.Machine != "pc-i440fx-7.2" || o.Accel != "tcg" || o.CPUModel != "qemu64" {
+		t.Errorf("running domain's offer: version %q machine %q accel %q cpu %q", o.EngineVersion, o.Machine, o.Accel, o.CPUModel)
+	}
+}
+
+func mustCreate(t *testing.T, m *Manager, text string) string {
+	t.Helper()
+	in, _, err := m.Create([]byte(text), "vm.cfg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return in.UUID
+}
+
+func TestTargetFactsOfAnOSDomain(t *testing.T) {
+	q := newFakeQEMU(t)
+	e := openQEMU(t, q.host("auto"), "xenbr0")
+	k := e.file(t, "vmlinux")
+	gone := filepath.Join(e.repo, "gone.img")
+	tf := e.m.TargetFacts(osConfig("os", k, "disk = ['file:"+gone+",xvda,w']", "vif = ['bridge=xenbr0', 'bridge=br9']"))
+	if tf == nil {
+		t.Fatal("no facts for an OS domain")
+	}
+	if tf.QEMUVersion != "QEMU 7.2.22" || tf.QEMUProblem != "" || tf.Accel != "tcg" || !strings.Contains(tf.AccelReason, "the test's probe") || len(tf.Machines) != 4 {
+		t.Errorf("QEMU facts %+v", tf)
+	}
+	files := []string{}
+	for _, f := range tf.Files {
+		files = append(files, fmt.Sprintf("%s=%s:%v", f.Name, f.Path, f.Present))
+	}
+	if got, want := strings.Join(files, " "), fmt.Sprintf("kernel=%s:true disk xvda=%s:false", k, gone); got != want {
+		t.Errorf("files %s, want %s", got, want)
+	}
+	if len(tf.Bridges) != 2 || !tf.Bridges[0].Present || tf.Bridges[0].Path != "xenbr0" || tf.Bridges[1].Present || tf.Bridges[1].Path != "br9" {
+		t.Errorf("bridges %+v", tf.Bridges)
+	}
+	if e.m.TargetFacts("name = 'w'\nmemory = 64\n") != nil {
+		t.Error("facts for the workload guest")
+	}
+	none := openQEMU(t, nil)
+	if tf := none.m.TargetFacts(osConfig("os", k)); tf == nil || !strings.Contains(tf.QEMUProblem, "apt-get install qemu-system-x86") {
+		t.Errorf("facts of a host without QEMU: %+v", tf)
 	}
 }

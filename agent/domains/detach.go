@@ -216,9 +216,11 @@ func (m *Manager) newManifest(name, uuid, engine string, cfg *vmcfg.Config, text
 
 // describeDisks adds every disk of cfg to the manifest with its size and
 // checksum, or records why it cannot be; the first disk on a repository
-// names the folder when dest has none yet.
+// names the folder when dest has none yet. An operating system's kernel
+// and ramdisk are described as disks of devices OfferKernel and
+// OfferRamdisk, after the disks.
 func (m *Manager) describeDisks(ctx context.Context, c *relocation.Checker, man *manifest.Manifest, cfg *vmcfg.Config, dest *manifestFolder) {
-	for _, disk := range cfg.Disks {
+	for _, disk := range offeredFiles(cfg) {
 		if disk.Path == "" {
 			continue
 		}
@@ -326,6 +328,14 @@ func (m *Manager) Attach(ctx context.Context, path string, force bool) (*Info, [
 	for i, d := range want.Disks {
 		if p, ok := newPath[d.Device]; ok && fileDisk(d) {
 			want.Disks[i].Path = p
+		}
+	}
+	if want.Guest() == vmcfg.GuestOS {
+		if p, ok := newPath[OfferKernel]; ok && want.Kernel != "" {
+			want.Kernel = p
+		}
+		if p, ok := newPath[OfferRamdisk]; ok && want.Ramdisk != "" {
+			want.Ramdisk = p
 		}
 	}
 	m.checkForeignManifests(&c, &want, man.UUID)

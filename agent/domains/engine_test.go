@@ -60,7 +60,17 @@ type qemuEnv struct {
 
 func openQEMU(t *testing.T, host *qemuhost.Host, bridges ...string) *qemuEnv {
 	t.Helper()
-	e := &qemuEnv{f: newFakeVMMs(), repo: t.TempDir()}
+	return openQEMUOn(t, host, t.TempDir(), bridges...)
+}
+
+// testRepoUUID is the repository of openQEMUOn.
+const testRepoUUID = "0004fb00-0003-0000-5a16-8a2ac2d3e4f5"
+
+// openQEMUOn is openQEMU with the repository at repo, known as repository
+// testRepoUUID (RepositoryOf, RepositoryRoot).
+func openQEMUOn(t *testing.T, host *qemuhost.Host, repo string, bridges ...string) *qemuEnv {
+	t.Helper()
+	e := &qemuEnv{f: newFakeVMMs(), repo: repo}
 	m, err := Open(Options{
 		StateDir: t.TempDir(), Hypervisor: "sim", VMMs: e.f, QEMU: host,
 		HostMemory:    func() (uint64, error) { return 4096 << 20, nil },
@@ -68,6 +78,10 @@ func openQEMU(t *testing.T, host *qemuhost.Host, bridges ...string) *qemuEnv {
 		KVMUsable: func() error { return errors.New("no KVM in unit tests") },
 		FileRoots: func() []string { return []string{e.repo} },
 		Bridges:   func() ([]string, error) { return bridges, nil },
+		RepositoryOf: func(p string) (string, bool) {
+			return testRepoUUID, p == e.repo || strings.HasPrefix(p, e.repo+"/")
+		},
+		RepositoryRoot: func(u string) (string, bool) { return e.repo, strings.EqualFold(u, testRepoUUID) },
 	})
 	if err != nil {
 		t.Fatal(err)

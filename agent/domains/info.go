@@ -7,15 +7,19 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/ovs-agent/ovs-agent/config/vmcfg"
+	"github.com/ovs-agent/ovs-agent/vmm"
 	"github.com/ovs-agent/ovs-agent/vmm/control"
 )
 
 // Info describes a domain for the API.
 type Info struct {
-	Name          string    `xmlrpc:"name"`
-	UUID          string    `xmlrpc:"uuid"`
-	State         string    `xmlrpc:"state"`
-	Reason        string    `xmlrpc:"reason,omitempty"`
+	Name   string `xmlrpc:"name"`
+	UUID   string `xmlrpc:"uuid"`
+	State  string `xmlrpc:"state"`
+	Reason string `xmlrpc:"reason,omitempty"`
+	// Engine is the engine its VMM ran on last; for an operating system
+	// that never ran here, qemu, the one it will run on.
 	Engine        string    `xmlrpc:"engine,omitempty"`
 	MemoryMiB     int       `xmlrpc:"memory"`
 	MaxMemMiB     int       `xmlrpc:"maxmem"`
@@ -79,6 +83,9 @@ func (m *Manager) info(d *domain, live bool) Info {
 		PID: d.rec.PID, Created: d.rec.Created,
 		OnPoweroff: d.cfg.OnPoweroff, OnReboot: d.cfg.OnReboot, OnCrash: d.cfg.OnCrash,
 		Workload: d.cfg.WorkloadSpec.String(), ConfigFile: filepath.Join(d.dir, "vm.cfg"),
+	}
+	if in.Engine == "" && d.cfg.Guest() == vmcfg.GuestOS {
+		in.Engine = vmm.EngineQEMU
 	}
 	if d.rec.State.live() {
 		in.Started = d.rec.Started

@@ -467,7 +467,10 @@ func (m *Manager) ctlCall(d *domain, req control.Request, timeout time.Duration)
 
 // Offer describes a domain for a peer that is to take it: its identity,
 // size, engine, vm.cfg text, this host's CPU, and its disks with the
-// repository each lives on (a disk under /OVS/UUID/ is on repository UUID).
+// repository each lives on (a disk under /OVS/UUID/ is on repository UUID);
+// an operating system's kernel and ramdisk come with the disks (devices
+// OfferKernel and OfferRamdisk), and a running one's QEMU facts (version,
+// machine type, accelerator, CPU model) with the rest.
 func (m *Manager) Offer(name string) (relocation.Offer, error) {
 	d, err := m.get(name)
 	if err != nil {
@@ -479,9 +482,9 @@ func (m *Manager) Offer(name string) (relocation.Offer, error) {
 	}
 	d.mu.Lock()
 	o := relocation.Offer{Name: d.rec.Name, UUID: d.rec.UUID, MemoryMiB: d.cfg.Memory, VCPUs: d.cfg.VCPUs, Engine: d.rec.Engine, Config: string(text)}
-	disks := d.cfg.Disks
+	cfg, live, v := d.cfg, d.rec.State.live(), d.vmm
 	d.mu.Unlock()
-	for _, disk := range disks {
+	for _, disk := range offeredFiles(cfg) {
 		if disk.Path == "" {
 			continue
 		}
@@ -501,6 +504,15 @@ func (m *Manager) Offer(name string) (relocation.Offer, error) {
 			}
 		}
 		o.Disks = append(o.Disks, rd)
+	}
+	if live && v != nil && cfg.Guest() == vmcfg.GuestOS {
+		// What the source's QEMU is, for the target to check it can
+		// load its state.
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		if in, err := v.Inspect(ctx); err == nil {
+			o.EngineVersion, o.Machine, o.Accel, o.CPUModel = in.EngineVersion, in.Machine, in.Accel, in.CPUModel
+		}
+		cancel()
 	}
 	if o.Engine == "" {
 		o.Engine = m.engineName(d.cfg)
@@ -525,7 +537,7 @@ func (m *Manager) repositoryOf(path string) string {
 // manager's lock.
 func (m *Manager) noteRepositories(d *domain) {
 	var repos []string
-	for _, disk := range d.cfg.Disks {
+	for _, disk := range offeredFiles(d.cfg) {
 		if u := m.repositoryOf(disk.Path); u != "" {
 			repos = append(repos, u)
 		}

@@ -73,31 +73,28 @@ func (m *Manager) checkFiles(cfg *vmcfg.Config, dir string, atStart bool) error 
 	return &Error{Kind: Invalid, Msg: fmt.Sprintf("domain %s cannot %s: its vm.cfg names what this host does not offer (nothing was started)", cfg.Name, what), Problems: relocation.Strings(ps)}
 }
 
-// fileProblems lists, one problem each, the files of cfg (an operating
-// system's vm.cfg; the workload's has none) that break the rule (hard) or
-// are missing (soft); missingRelativeOK lets a relative path be missing.
-func (m *Manager) fileProblems(cfg *vmcfg.Config, dir string, missingRelativeOK bool) []relocation.Problem {
+// fileCheck is one file an operating system's vm.cfg names, and what
+// checking it found.
+type fileCheck struct {
+	field    string // kernel, ramdisk, disk xvda (...)
+	path     string // where it is on this host
+	relative bool   // written as a relative path (the domain's folder)
+	err      error  // nil: there and usable
+}
+
+// checkedFiles checks every file of cfg (an operating system's vm.cfg;
+// the workload's has none) against the rule, dir being its domain's
+// folder.
+func (m *Manager) checkedFiles(cfg *vmcfg.Config, dir string) []fileCheck {
 	if cfg.Guest() != vmcfg.GuestOS {
 		return nil
 	}
-	var c relocation.Checker
 	roots := m.fileRoots(dir)
-	// A file missing protects the domain (soft); one that breaks the
-	// rule protects this host (hard).
-	report := func(field string, err error, relative bool) {
-		switch {
-		case !errors.Is(err, fs.ErrNotExist):
-			c.Hard(field, "%v", err)
-		case !relative || !missingRelativeOK:
-			c.Soft(field, "%v", err)
-		}
-	}
+	var out []fileCheck
 	file := func(field, p string) {
-		if p == "" {
-			return
-		}
-		if err := checkFile(roots, hostPath(dir, p)); err != nil {
-			report(field, err, !filepath.IsAbs(p))
+		if p != "" {
+			hp := hostPath(dir, p)
+			out = append(out, fileCheck{field: field, path: hp, relative: !filepath.IsAbs(p), err: checkFile(roots, hp)})
 		}
 	}
 	file(vmcfg.KeyKernel, cfg.Kernel)
@@ -106,14 +103,29 @@ func (m *Manager) fileProblems(cfg *vmcfg.Config, dir string, missingRelativeOK 
 		if d.Path == "" {
 			continue // an empty CD-ROM drive
 		}
-		field := diskField(i, d)
 		switch {
 		case d.Type == "phy":
-			if err := checkBlockDevice(devicePath(d.Path)); err != nil {
-				report(field, err, false)
-			}
+			p := devicePath(d.Path)
+			out = append(out, fileCheck{field: diskField(i, d), path: p, err: checkBlockDevice(p)})
 		case fileDisk(d):
-			file(field, d.Path)
+			file(diskField(i, d), d.Path)
+		}
+	}
+	return out
+}
+
+// fileProblems lists, one problem each, the files of cfg that break the
+// rule (hard: it protects this host) or are missing (soft: it protects
+// the domain); missingRelativeOK lets a relative path be missing.
+func (m *Manager) fileProblems(cfg *vmcfg.Config, dir string, missingRelativeOK bool) []relocation.Problem {
+	var c relocation.Checker
+	for _, f := range m.checkedFiles(cfg, dir) {
+		switch {
+		case f.err == nil:
+		case !errors.Is(f.err, fs.ErrNotExist):
+			c.Hard(f.field, "%v", f.err)
+		case !f.relative || !missingRelativeOK:
+			c.Soft(f.field, "%v", f.err)
 		}
 	}
 	return c.Problems()
@@ -156,30 +168,52 @@ func checkBlockDevice(p string) error {
 	return nil
 }
 
-// bridgeProblems lists, one soft problem each, the vifs of cfg (an
-// operating system's) whose bridge this host does not have.
-func (m *Manager) bridgeProblems(cfg *vmcfg.Config) []relocation.Problem {
+// bridgeCheck is the bridge of one vif of an operating system's vm.cfg,
+// and what checking it found.
+type bridgeCheck struct {
+	field  string // vif N
+	bridge string // "" when there is none to name
+	err    error  // nil: this host has it
+}
+
+// checkedBridges checks the bridge of every vif of cfg (an operating
+// system's: the workload guest has no network); the error says this
+// host's bridges cannot be listed.
+func (m *Manager) checkedBridges(cfg *vmcfg.Config) ([]bridgeCheck, error) {
 	if cfg.Guest() != vmcfg.GuestOS || len(cfg.VIFs) == 0 {
-		return nil
+		return nil, nil
 	}
-	var c relocation.Checker
 	have, err := m.bridges()
 	if err != nil {
-		c.Soft("vif", "cannot list this host's bridges: %v", err)
-		return c.Problems()
+		return nil, fmt.Errorf("cannot list this host's bridges: %v", err)
 	}
 	set := map[string]bool{}
 	for _, b := range have {
 		set[b] = true
 	}
+	var out []bridgeCheck
 	for i, v := range cfg.VIFs {
-		field := fmt.Sprintf("vif %d", i)
-		b, err := v.BridgeOn(have)
-		switch {
-		case err != nil:
-			c.Soft(field, "%v", err)
-		case !set[b]:
-			c.Soft(field, "bridge %s does not exist on this host: create it or change the vif's bridge=", b)
+		bc := bridgeCheck{field: fmt.Sprintf("vif %d", i)}
+		bc.bridge, bc.err = v.BridgeOn(have)
+		if bc.err == nil && !set[bc.bridge] {
+			bc.err = fmt.Errorf("bridge %s does not exist on this host: create it or change the vif's bridge=", bc.bridge)
+		}
+		out = append(out, bc)
+	}
+	return out, nil
+}
+
+// bridgeProblems lists, one soft problem each, the vifs of cfg whose
+// bridge this host does not have.
+func (m *Manager) bridgeProblems(cfg *vmcfg.Config) []relocation.Problem {
+	var c relocation.Checker
+	bs, err := m.checkedBridges(cfg)
+	if err != nil {
+		c.Soft("vif", "%v", err)
+	}
+	for _, b := range bs {
+		if b.err != nil {
+			c.Soft(b.field, "%v", b.err)
 		}
 	}
 	return c.Problems()
@@ -191,4 +225,35 @@ func (m *Manager) bridges() ([]string, error) {
 		return m.opts.Bridges()
 	}
 	return hostinfo.Bridges(hostinfo.SysClassNet)
+}
+
+// The devices an operating system's kernel and ramdisk have among the
+// disks of an Offer: an offline migration copies them with the disks (and
+// the target's vm.cfg names the copies), a live one checks they are here.
+const (
+	OfferKernel  = "kernel"
+	OfferRamdisk = "ramdisk"
+)
+
+// IsBootFile says whether an offered disk is an operating system's kernel
+// or ramdisk, not a disk: copied, but never moved away from the source
+// (other domains may boot the same file).
+func IsBootFile(d relocation.Disk) bool {
+	return d.Device == OfferKernel || d.Device == OfferRamdisk
+}
+
+// offeredFiles are the files of cfg that go with its domain to another
+// host: its disks, and an operating system's kernel and ramdisk (as
+// file: disks of devices OfferKernel and OfferRamdisk).
+func offeredFiles(cfg *vmcfg.Config) []vmcfg.Disk {
+	out := append([]vmcfg.Disk(nil), cfg.Disks...)
+	if cfg.Guest() != vmcfg.GuestOS {
+		return out
+	}
+	for _, f := range []struct{ dev, path string }{{OfferKernel, cfg.Kernel}, {OfferRamdisk, cfg.Ramdisk}} {
+		if f.path != "" {
+			out = append(out, vmcfg.Disk{Type: "file", Path: f.path, Device: f.dev, Mode: vmcfg.ModeRead})
+		}
+	}
+	return out
 }

@@ -12,13 +12,21 @@ import (
 	"github.com/ovs-agent/ovs-agent/vmm/control"
 )
 
-// Check is the dry run: it moves nothing and returns every reason the
-// migration of name to tgt would fail (none: it would work), each as
-// "field: message".
-func (l *Local) Check(ctx context.Context, name, tgt string, o Options) ([]string, error) {
+// Report is a dry run's answer: every reason the migration would fail
+// (none: it would work), each as "field: message", and what the target
+// says it offers a qemu domain (nil for the workload guest, or from a
+// target that could not be asked or does not say).
+type Report struct {
+	Problems []string
+	Target   *relocation.TargetFacts
+}
+
+// Check is the dry run: it moves nothing and reports every reason the
+// migration of name to tgt would fail.
+func (l *Local) Check(ctx context.Context, name, tgt string, o Options) (Report, error) {
 	in, err := l.Domains.Info(name)
 	if err != nil {
-		return nil, err
+		return Report{}, err
 	}
 	var c relocation.Checker
 	switch {
@@ -31,25 +39,26 @@ func (l *Local) Check(ctx context.Context, name, tgt string, o Options) ([]strin
 	}
 	offer, err := l.Domains.Offer(name)
 	if err != nil {
-		return nil, err
+		return Report{}, err
 	}
-	l.askTarget(ctx, &c, tgt, o, func() *relocation.Hello { return l.hello(relocation.OpCheck, "", o, offer) }, true)
-	return relocation.Strings(c.Problems()), nil
+	facts := l.askTarget(ctx, &c, tgt, o, func() *relocation.Hello { return l.hello(relocation.OpCheck, "", o, offer) }, true)
+	return Report{Problems: relocation.Strings(c.Problems()), Target: facts}, nil
 }
 
 // askTarget dials tgt with the hello of a dry run and records what the
 // target answered: why it cannot be reached, its refusal (when withError,
-// or when it listed no problems), and its problems.
-func (l *Local) askTarget(ctx context.Context, c *relocation.Checker, tgt string, o Options, hello func() *relocation.Hello, withError bool) {
+// or when it listed no problems), and its problems; it returns what the
+// target says it offers the domain.
+func (l *Local) askTarget(ctx context.Context, c *relocation.Checker, tgt string, o Options, hello func() *relocation.Hello, withError bool) *relocation.TargetFacts {
 	addr, err := target(tgt, o)
 	if err != nil {
 		c.Hard("target", "%v", err)
-		return
+		return nil
 	}
 	conn, wl, err := l.dial(ctx, addr, o, hello())
 	if err != nil {
 		c.Hard("target", "%v", err)
-		return
+		return nil
 	}
 	if conn != nil {
 		conn.Close()
@@ -59,6 +68,7 @@ func (l *Local) askTarget(ctx context.Context, c *relocation.Checker, tgt string
 		c.Hard("target", "%s", wl.Error)
 	}
 	c.Add(problems...)
+	return wl.Target
 }
 
 // EstimateWindow is how long the dry run watches the guest's dirty log;

@@ -35,9 +35,10 @@ type fakeRegistry struct {
 	calls    []control.Request
 	inDoubt  map[string]string
 	incoming []relocation.Problem
-	files    []relocation.Problem // what CheckFiles answers
-	ended    []string             // EndOffline reasons
-	engine   string               // the offer's engine
+	files    []relocation.Problem    // what CheckFiles answers
+	facts    *relocation.TargetFacts // what TargetFacts answers
+	ended    []string                // EndOffline reasons
+	engine   string                  // the offer's engine
 }
 
 func (r *fakeRegistry) Info(string) (domains.Info, error) {
@@ -67,6 +68,8 @@ func (r *fakeRegistry) CheckIncoming(relocation.Offer, int) []relocation.Problem
 }
 
 func (r *fakeRegistry) CheckFiles(string) []relocation.Problem { return r.files }
+
+func (r *fakeRegistry) TargetFacts(string) *relocation.TargetFacts { return r.facts }
 
 // Call answers as the source VMM: a status call reports the next phase of
 // the script; a commit that completes lets the registry forget the domain.

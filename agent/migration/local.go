@@ -66,6 +66,7 @@ type Registry interface {
 	// The receiving side.
 	CheckIncoming(o relocation.Offer, memMiB int) []relocation.Problem
 	CheckFiles(config string) []relocation.Problem
+	TargetFacts(config string) *relocation.TargetFacts
 	Incoming(config, from string) error
 	WatchIncoming(name string) domains.State
 	Destroy(name string) error

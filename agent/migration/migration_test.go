@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -247,5 +249,63 @@ func TestCheckIncomingConfigAndFiles(t *testing.T) {
 	ps := l.checkIncoming(h)
 	if len(ps) != 1 || ps[0].Field != "config" || !ps[0].Hard {
 		t.Fatalf("problems %+v, want the vm.cfg refused (hard)", ps)
+	}
+}
+
+// An offline migration copies an operating system's kernel and ramdisk
+// with its disks, but leaves them here as they are: other domains may
+// boot the same files. A path confine resolved through a symlink is the
+// kernel all the same.
+func TestMovedAwayKeepsBootFiles(t *testing.T) {
+	dir := t.TempDir()
+	real := filepath.Join(dir, "vmlinux-6.1")
+	if err := os.WriteFile(real, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(dir, "vmlinux")
+	if err := os.Symlink(real, link); err != nil {
+		t.Fatal(err)
+	}
+	offer := relocation.Offer{Disks: []relocation.Disk{
+		{Path: "/OVS/r/os/System.img", Device: "xvda", File: true},
+		{Path: link, Device: domains.OfferKernel, File: true},
+		{Path: "/OVS/r/os/initrd", Device: domains.OfferRamdisk, File: true},
+	}}
+	files := []relocation.OfflineFile{{Path: "/OVS/r/os/System.img"}, {Path: real}, {Path: "/OVS/r/os/initrd"}}
+	if got := movedAway(offer, files); len(got) != 1 || got[0] != "/OVS/r/os/System.img" {
+		t.Fatalf("moved away %q, want the disk only", got)
+	}
+}
+
+// The dry run reports what the target says it offers a qemu domain: the
+// target's answer carries its registry's facts, and Check hands them on.
+func TestCheckReportsTheTargetsQEMUFacts(t *testing.T) {
+	facts := &relocation.TargetFacts{QEMUVersion: "QEMU 7.2.22", Machines: []string{"pc", "pc-i440fx-7.2"}, Accel: "tcg",
+		Files:   []relocation.Presence{{Name: "kernel", Path: "/OVS/r1/vmlinux", Present: true}},
+		Bridges: []relocation.Presence{{Name: "vif 0", Path: "xenbr0", Present: false}}}
+	tgt := &Local{Domains: &fakeRegistry{facts: facts}}
+	h := &relocation.Hello{Offer: relocation.Offer{Name: "os", Config: "name = 'os'\nmemory = 64\nkernel = '/OVS/r1/vmlinux'\n"}}
+	a, b := net.Pipe()
+	defer b.Close()
+	go tgt.AnswerCheck(a, h)
+	w := readWelcome(t, b)
+	if w.Target == nil || w.Target.QEMUVersion != "QEMU 7.2.22" || len(w.Target.Files) != 1 || w.Target.Bridges[0].Present {
+		t.Fatalf("the target answered %+v", w.Target)
+	}
+
+	reg := &fakeRegistry{info: domains.Info{Name: "os", State: string(domains.Running)}}
+	dial := func(_ context.Context, _ relocation.DialOptions, h *relocation.Hello) (net.Conn, *relocation.Welcome, error) {
+		if h.Op != relocation.OpCheck {
+			return nil, &relocation.Welcome{Error: "unexpected " + h.Op}, nil
+		}
+		return nil, &relocation.Welcome{OK: true, Target: facts}, nil
+	}
+	src := &Local{Domains: reg, Dial: dial}
+	rep, err := src.Check(context.Background(), "os", "127.0.0.2", Options{Live: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Problems) != 0 || rep.Target != facts {
+		t.Fatalf("report %+v", rep)
 	}
 }

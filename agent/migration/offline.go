@@ -37,14 +37,14 @@ func (l *Local) offlineHello(op, id string, o Options, offer relocation.Offer, f
 
 // CheckOffline is the dry run of an offline migration: every reason it
 // would fail, each on its own line, as the target sees them.
-func (l *Local) CheckOffline(ctx context.Context, name, tgt string, o Options) ([]string, error) {
+func (l *Local) CheckOffline(ctx context.Context, name, tgt string, o Options) (Report, error) {
 	offer, err := l.Domains.Offer(name)
 	if err != nil {
-		return nil, err
+		return Report{}, err
 	}
 	var c relocation.Checker
-	l.askTarget(ctx, &c, tgt, o, func() *relocation.Hello { return l.offlineHello(relocation.OpCheck, "", o, offer, nil) }, false)
-	return relocation.Strings(c.Problems()), nil
+	facts := l.askTarget(ctx, &c, tgt, o, func() *relocation.Hello { return l.offlineHello(relocation.OpCheck, "", o, offer, nil) }, false)
+	return Report{Problems: relocation.Strings(c.Problems()), Target: facts}, nil
 }
 
 // copyPlan picks the disks the target does not reach itself and names
@@ -272,7 +272,7 @@ func (l *Local) commitCopy(m *migration, conn net.Conn, offer relocation.Offer, 
 		l.endOffline(m, addr, control.PhaseFailed, fmt.Errorf("the target could not register %s: %s", m.st.Domain, ans.Error))
 		return
 	}
-	kept, ferr := l.Domains.FinishOffline(m.st.Domain, filePaths(files), o.Remove)
+	kept, ferr := l.Domains.FinishOffline(m.st.Domain, movedAway(offer, files), o.Remove)
 	m.set(func(st *Status) {
 		st.SourceKeptAs = kept
 		if ans.Warning != "" {
@@ -307,11 +307,25 @@ func (l *Local) askCommit(conn net.Conn, offer relocation.Offer, addr string, o 
 	return relocation.OfflineCommitted{OK: true, State: state}, nil
 }
 
-// filePaths lists the source paths of an offline migration's files.
-func filePaths(files []relocation.OfflineFile) []string {
-	out := make([]string, len(files))
-	for i, f := range files {
-		out[i] = f.Path
+// movedAway lists the source paths of an offline migration's files that
+// leave with the domain (kept renamed or removed here): its disks, not an
+// operating system's kernel or ramdisk, which other domains may boot too
+// (they are copied and stay). files' paths may be resolved (confine).
+func movedAway(offer relocation.Offer, files []relocation.OfflineFile) []string {
+	boot := map[string]bool{}
+	for _, d := range offer.Disks {
+		if domains.IsBootFile(d) {
+			boot[d.Path] = true
+			if real, err := filepath.EvalSymlinks(d.Path); err == nil {
+				boot[real] = true
+			}
+		}
+	}
+	var out []string
+	for _, f := range files {
+		if !boot[f.Path] {
+			out = append(out, f.Path)
+		}
 	}
 	return out
 }

@@ -43,13 +43,19 @@ func (l *Local) AnswerCheck(c net.Conn, h *relocation.Hello) {
 	defer c.Close()
 	if h.Offline != nil {
 		plan, chk := l.checkOffline(h)
-		w := &relocation.Welcome{Repositories: plan.mounted}
+		w := &relocation.Welcome{Repositories: plan.mounted, Target: l.Domains.TargetFacts(h.Offer.Config)}
+		if w.Target != nil {
+			// An offline move copies the files this host does not
+			// share (checkOffline's disks): whether the source's
+			// paths exist here says nothing.
+			w.Target.Files = nil
+		}
 		w.SetProblems(chk.Ordered())
 		w.OK = len(w.Problems) == 0
 		_ = relocation.WriteWelcome(c, l.welcome(w))
 		return
 	}
-	w := &relocation.Welcome{}
+	w := &relocation.Welcome{Target: l.Domains.TargetFacts(h.Offer.Config)}
 	w.SetProblems(l.checkIncoming(h))
 	w.OK = len(w.Problems) == 0
 	if err := relocation.WriteWelcome(c, l.welcome(w)); err != nil {
@@ -93,6 +99,9 @@ func (l *Local) checkIncoming(h *relocation.Hello) []relocation.Problem {
 		checkCPU(&c, o)
 	}
 	for _, d := range o.Disks {
+		if domains.IsBootFile(d) {
+			continue // read-only: CheckFiles found it here or said not
+		}
 		if d.Repository == "" {
 			c.Soft("disk "+d.Path, "not on a repository, so this host cannot reach it")
 		} else if _, ok := l.mountPoint(d.Repository); !ok {

@@ -331,6 +331,12 @@ func (l *Local) commitOffline(h *relocation.Hello, plan offlinePlan, log *zap.Lo
 			want.Disks[i].Path = p
 		}
 	}
+	// An operating system's kernel and ramdisk came with the disks.
+	for _, f := range []*string{&want.Kernel, &want.Ramdisk} {
+		if p, ok := byPath[*f]; ok && *f != "" {
+			*f = p
+		}
+	}
 	moved := false
 	if len(h.Offline.Files) > 0 {
 		os.Remove(filepath.Join(plan.staging, filexfer.JournalFile))

@@ -174,6 +174,6 @@ func (l *Local) settleOffline(ctx context.Context, name, addr string, offer relo
 		return false
 	}
 	files, _ := copyPlan(offer, wl.Repositories)
-	_, _ = l.Domains.FinishOffline(name, filePaths(files), false)
+	_, _ = l.Domains.FinishOffline(name, movedAway(offer, files), false)
 	return true
 }

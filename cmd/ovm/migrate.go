@@ -151,6 +151,7 @@ func (g *globals) dryRun(out io.Writer, domain, target string, opts map[string]a
 		Problems   []string       `xmlrpc:"problems" json:"problems"`
 		Estimate   map[string]any `xmlrpc:"estimate" json:"estimate,omitempty"`
 		NoEstimate string         `xmlrpc:"no_estimate" json:"no_estimate,omitempty"`
+		Target     *dryRunTarget  `xmlrpc:"target" json:"target,omitempty"`
 	}
 	if err := g.call("migration.check", &res, domain, target, opts); err != nil {
 		return err
@@ -166,11 +167,58 @@ func (g *globals) dryRun(out io.Writer, domain, target string, opts map[string]a
 			fmt.Fprintf(out, "  %s\n", p)
 		}
 	}
+	printTarget(out, target, res.Target)
 	printEstimate(out, res.Estimate, res.NoEstimate)
 	if !res.OK {
 		return &dryRunFailed{n: len(res.Problems)}
 	}
 	return nil
+}
+
+// dryRunTarget is what the target of a qemu domain's dry run says it
+// offers the domain (migration.check's target).
+type dryRunTarget struct {
+	QEMUVersion string           `xmlrpc:"qemu_version" json:"qemu_version,omitempty"`
+	QEMUProblem string           `xmlrpc:"qemu_problem" json:"qemu_problem,omitempty"`
+	Machines    []string         `xmlrpc:"machines" json:"machines,omitempty"`
+	Accel       string           `xmlrpc:"accel" json:"accel,omitempty"`
+	AccelReason string           `xmlrpc:"accel_reason" json:"accel_reason,omitempty"`
+	Files       []dryRunPresence `xmlrpc:"files" json:"files,omitempty"`
+	Bridges     []dryRunPresence `xmlrpc:"bridges" json:"bridges,omitempty"`
+}
+
+type dryRunPresence struct {
+	Name    string `xmlrpc:"name" json:"name"`
+	Path    string `xmlrpc:"path" json:"path"`
+	Present bool   `xmlrpc:"present" json:"present"`
+}
+
+// printTarget prints what the target offers a qemu domain, when it says.
+func printTarget(out io.Writer, target string, t *dryRunTarget) {
+	if t == nil {
+		return
+	}
+	q := t.QEMUVersion
+	if q == "" {
+		q = "QEMU (version unknown)"
+	}
+	accel := t.Accel
+	if accel == "" {
+		accel = "-"
+	}
+	fmt.Fprintf(out, "target %s: %s, accel %s (%s), %d machine types\n", target, q, accel, t.AccelReason, len(t.Machines))
+	if t.QEMUProblem != "" {
+		fmt.Fprintf(out, "  qemu domains cannot start there: %s\n", t.QEMUProblem)
+	}
+	for _, group := range [][]dryRunPresence{t.Files, t.Bridges} {
+		for _, p := range group {
+			have := "present"
+			if !p.Present {
+				have = "MISSING"
+			}
+			fmt.Fprintf(out, "  %s %s: %s\n", p.Name, p.Path, have)
+		}
+	}
 }
 
 func migrateStatusCommand(g *globals) *cobra.Command {
