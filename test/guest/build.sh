@@ -1,8 +1,18 @@
 #!/usr/bin/env bash
 # Builds the test guest from Debian packages and prints the directory that
-# holds it (vmlinux: the kernel as an uncompressed ELF with the PVH entry
-# note, for qemu -kernel; initrd: an uncompressed cpio with busybox-static,
-# the modules below, /init and the memory checker).
+# holds it:
+#
+#   vmlinux   the kernel as an uncompressed ELF with the PVH entry note, for
+#             qemu -kernel (pulled out of the package's bzImage);
+#   initrd    an uncompressed cpio with busybox-static, the modules below,
+#             /init and the memory checker, for qemu -initrd;
+#   memcheck  the memory checker (memcheck.c) as the initrd holds it, for
+#             tests that run it on the host;
+#   info      the kernel and busybox packages and versions it came from.
+#
+# Kernel command line: console=ttyS0 quiet memcheck_mib=N [testguest_ip=A/L]
+# [testguest_ping=A]. What the guest does and prints on its console (the
+# lines tests match) is in the header of init.
 #
 # The result is cached in $OVS_TESTGUEST_CACHE (default
 # $XDG_CACHE_HOME/ovs-agent-testguest, else /var/cache/ovs-agent-testguest,
@@ -18,8 +28,10 @@ if [ -z "$cache" ]; then
 	cache=/var/cache/ovs-agent-testguest
 	mkdir -p "$cache" 2>/dev/null && [ -w "$cache" ] || cache=$HOME/.cache/ovs-agent-testguest
 fi
+# The modules /init loads, in this order: build.sh checks that each one's
+# modinfo depends= come before it.
 modules="virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci
-virtio_blk failover net_failover virtio_net virtio_console crc16 crc32c_generic
+virtio_balloon virtio_blk failover net_failover virtio_net virtio_console crc16 crc32c_generic
 mbcache jbd2 ext4 button evdev"
 
 log() { echo "testguest: $*" >&2; }
@@ -94,9 +106,15 @@ initrd() {
 	install -m 0755 "$here/init" "$root/init"
 	gcc -static -no-pie -nostdlib -ffreestanding -fno-builtin -fno-stack-protector \
 		-fno-tree-loop-distribute-patterns -O2 -Wall -o "$root/bin/memcheck" "$here/memcheck.c"
+	local loaded=" " dep deps
 	for m in $modules; do
 		f=$(find "$w/k/lib/modules" -name "$m.ko" | head -1)
 		[ -n "$f" ] || die "module $m.ko not in the kernel package"
+		deps=$(tr '\0' '\n' <"$f" | grep -a -m1 '^depends=' || true)
+		for dep in $(echo "${deps#depends=}" | tr ',' ' '); do
+			case $loaded in *" $dep "*) ;; *) die "module $m needs $dep first: fix the order of \$modules in build.sh" ;; esac
+		done
+		loaded="$loaded$m "
 		cp "$f" "$root/lib/modules/$m.ko"
 		echo "$m" >>"$root/etc/testguest/modules"
 	done
