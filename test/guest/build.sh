@@ -6,6 +6,7 @@
 #             qemu -kernel (pulled out of the package's bzImage);
 #   initrd    an uncompressed cpio with busybox-static, the modules below,
 #             /init and the memory checker, for qemu -initrd;
+#   vmlinuz   the package's bzImage (the same kernel), for bootloaders;
 #   memcheck  the memory checker (memcheck.c) as the initrd holds it, for
 #             tests that run it on the host;
 #   info      the kernel and busybox packages and versions it came from.
@@ -133,12 +134,13 @@ build() {
 	for m in $modules; do pats+=("*/$m.ko"); done
 	dpkg-deb --fsys-tarfile "$kdeb" | tar -x -C "$w/k" --wildcards "${pats[@]}"
 	dpkg-deb -x "$bdeb" "$w/bb"
-	vmlinux "$(ls "$w"/k/boot/vmlinuz-*)" "$w/vmlinux"
+	mv "$(ls "$w"/k/boot/vmlinuz-*)" "$w/vmlinuz"
+	vmlinux "$w/vmlinuz" "$w/vmlinux"
 	initrd "$w" "$w/initrd"
 	printf 'kernel %s %s\nbusybox-static %s\n' "$kpkg" "$kver" "$bver" >"$w/info"
 	# memcheck also beside them: the tests run the guest's own binary on the host.
 	mkdir -p "$w/out" && cp "$w/root/bin/memcheck" "$w/memcheck" &&
-		mv "$w/vmlinux" "$w/initrd" "$w/memcheck" "$w/info" "$w/out/"
+		mv "$w/vmlinux" "$w/vmlinuz" "$w/initrd" "$w/memcheck" "$w/info" "$w/out/"
 	mv -T "$w/out" "$out" 2>/dev/null || [ -s "$out/initrd" ] || die "cannot create $out"
 	rm -rf "$w"
 }
@@ -149,7 +151,7 @@ main() {
 	[ -n "$bver" ] || exit 1
 	key=$( (echo "$kpkg $kver $bver $modules"; cat "$here/build.sh" "$here/init" "$here/memcheck.c") | sha256sum | cut -c1-16)
 	dir="$cache/$key"
-	if [ ! -s "$dir/vmlinux" ] || [ ! -s "$dir/initrd" ] || [ ! -x "$dir/memcheck" ]; then
+	if [ ! -s "$dir/vmlinux" ] || [ ! -s "$dir/vmlinuz" ] || [ ! -s "$dir/initrd" ] || [ ! -x "$dir/memcheck" ]; then
 		log "building $dir ($kpkg $kver, busybox-static $bver)"
 		local t0=$SECONDS
 		build "$kpkg" "$kver" "$bver" "$dir"
@@ -162,4 +164,7 @@ main() {
 	echo "$dir"
 }
 
-main "$@"
+# disk.sh sources this file for its functions.
+if [ "${BASH_SOURCE[0]}" = "$0" ]; then
+	main "$@"
+fi
