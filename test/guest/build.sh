@@ -1,8 +1,19 @@
 #!/usr/bin/env bash
 # Builds the test guest from Debian packages and prints the directory that
-# holds it (vmlinux: the kernel as an uncompressed ELF with the PVH entry
-# note, for qemu -kernel; initrd: an uncompressed cpio with busybox-static,
-# the modules below, /init and the memory checker).
+# holds it:
+#
+#   vmlinux   the kernel as an uncompressed ELF with the PVH entry note, for
+#             qemu -kernel (pulled out of the package's bzImage);
+#   initrd    an uncompressed cpio with busybox-static, the modules below,
+#             /init and the memory checker, for qemu -initrd;
+#   vmlinuz   the package's bzImage (the same kernel), for bootloaders;
+#   memcheck  the memory checker (memcheck.c) as the initrd holds it, for
+#             tests that run it on the host;
+#   info      the kernel and busybox packages and versions it came from.
+#
+# Kernel command line: console=ttyS0 quiet memcheck_mib=N [testguest_ip=A/L]
+# [testguest_ping=A]. What the guest does and prints on its console (the
+# lines tests match) is in the header of init.
 #
 # The result is cached in $OVS_TESTGUEST_CACHE (default
 # $XDG_CACHE_HOME/ovs-agent-testguest, else /var/cache/ovs-agent-testguest,
@@ -18,8 +29,10 @@ if [ -z "$cache" ]; then
 	cache=/var/cache/ovs-agent-testguest
 	mkdir -p "$cache" 2>/dev/null && [ -w "$cache" ] || cache=$HOME/.cache/ovs-agent-testguest
 fi
+# The modules /init loads, in this order: build.sh checks that each one's
+# modinfo depends= come before it.
 modules="virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci
-virtio_blk failover net_failover virtio_net virtio_console crc16 crc32c_generic
+virtio_balloon virtio_blk failover net_failover virtio_net virtio_console crc16 crc32c_generic
 mbcache jbd2 ext4 button evdev"
 
 log() { echo "testguest: $*" >&2; }
@@ -94,9 +107,15 @@ initrd() {
 	install -m 0755 "$here/init" "$root/init"
 	gcc -static -no-pie -nostdlib -ffreestanding -fno-builtin -fno-stack-protector \
 		-fno-tree-loop-distribute-patterns -O2 -Wall -o "$root/bin/memcheck" "$here/memcheck.c"
+	local loaded=" " dep deps
 	for m in $modules; do
 		f=$(find "$w/k/lib/modules" -name "$m.ko" | head -1)
 		[ -n "$f" ] || die "module $m.ko not in the kernel package"
+		deps=$(tr '\0' '\n' <"$f" | grep -a -m1 '^depends=' || true)
+		for dep in $(echo "${deps#depends=}" | tr ',' ' '); do
+			case $loaded in *" $dep "*) ;; *) die "module $m needs $dep first: fix the order of \$modules in build.sh" ;; esac
+		done
+		loaded="$loaded$m "
 		cp "$f" "$root/lib/modules/$m.ko"
 		echo "$m" >>"$root/etc/testguest/modules"
 	done
@@ -115,12 +134,13 @@ build() {
 	for m in $modules; do pats+=("*/$m.ko"); done
 	dpkg-deb --fsys-tarfile "$kdeb" | tar -x -C "$w/k" --wildcards "${pats[@]}"
 	dpkg-deb -x "$bdeb" "$w/bb"
-	vmlinux "$(ls "$w"/k/boot/vmlinuz-*)" "$w/vmlinux"
+	mv "$(ls "$w"/k/boot/vmlinuz-*)" "$w/vmlinuz"
+	vmlinux "$w/vmlinuz" "$w/vmlinux"
 	initrd "$w" "$w/initrd"
 	printf 'kernel %s %s\nbusybox-static %s\n' "$kpkg" "$kver" "$bver" >"$w/info"
 	# memcheck also beside them: the tests run the guest's own binary on the host.
 	mkdir -p "$w/out" && cp "$w/root/bin/memcheck" "$w/memcheck" &&
-		mv "$w/vmlinux" "$w/initrd" "$w/memcheck" "$w/info" "$w/out/"
+		mv "$w/vmlinux" "$w/vmlinuz" "$w/initrd" "$w/memcheck" "$w/info" "$w/out/"
 	mv -T "$w/out" "$out" 2>/dev/null || [ -s "$out/initrd" ] || die "cannot create $out"
 	rm -rf "$w"
 }
@@ -131,7 +151,7 @@ main() {
 	[ -n "$bver" ] || exit 1
 	key=$( (echo "$kpkg $kver $bver $modules"; cat "$here/build.sh" "$here/init" "$here/memcheck.c") | sha256sum | cut -c1-16)
 	dir="$cache/$key"
-	if [ ! -s "$dir/vmlinux" ] || [ ! -s "$dir/initrd" ] || [ ! -x "$dir/memcheck" ]; then
+	if [ ! -s "$dir/vmlinux" ] || [ ! -s "$dir/vmlinuz" ] || [ ! -s "$dir/initrd" ] || [ ! -x "$dir/memcheck" ]; then
 		log "building $dir ($kpkg $kver, busybox-static $bver)"
 		local t0=$SECONDS
 		build "$kpkg" "$kver" "$bver" "$dir"
@@ -144,4 +164,7 @@ main() {
 	echo "$dir"
 }
 
-main "$@"
+# disk.sh sources this file for its functions.
+if [ "${BASH_SOURCE[0]}" = "$0" ]; then
+	main "$@"
+fi
