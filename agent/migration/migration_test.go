@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ovs-agent/ovs-agent/agent/domains"
 	"github.com/ovs-agent/ovs-agent/relocation"
@@ -112,6 +113,27 @@ func TestRunOfAQEMUDomainOpensOneStream(t *testing.T) {
 	tgt.mu.Unlock()
 	if dialed != 1 {
 		t.Fatalf("the target was dialed %d times for the receive, want 1", dialed)
+	}
+}
+
+// The RAM check of a qemu domain's move (its time, the pages it mended)
+// reaches the agent's status.
+func TestRunReportsTheRAMCheck(t *testing.T) {
+	reg := &fakeRegistry{info: domains.Info{State: string(domains.Running)}, engine: qemuEngine}
+	phases := []control.Phase{control.PhasePrecopy, control.PhaseSent, control.PhaseCommitting, control.PhaseCompleted}
+	reg.statusFn = func(n int) (*control.Response, error) {
+		vs := &control.MigrationStatus{Phase: phases[min(n, len(phases))-1]}
+		if vs.Phase != control.PhasePrecopy {
+			vs.RAMCheck, vs.MendedPages = 42*time.Millisecond, 7
+		}
+		if vs.Phase == control.PhaseCompleted {
+			reg.gone = true // statusFn runs under reg.mu
+		}
+		return &control.Response{Migration: vs}, nil
+	}
+	st := run(t, reg, &fakeTarget{})
+	if st.Phase != control.PhaseCompleted || st.RAMCheckMs != 42 || st.MendedPages != 7 {
+		t.Fatalf("migration ended %s with ram_check_ms %v, mended_pages %d; want completed, 42 and 7", st.Phase, st.RAMCheckMs, st.MendedPages)
 	}
 }
 

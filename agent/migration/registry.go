@@ -44,7 +44,13 @@ type Status struct {
 	ResumeMs   float64 `xmlrpc:"resume_ms"`
 	// DrainMs is how long the source waited, the guest still running,
 	// for the target to apply what pre-copy sent before pausing it.
-	DrainMs     float64 `xmlrpc:"drain_ms"`
+	DrainMs float64 `xmlrpc:"drain_ms"`
+	// RAMCheckMs is how long a qemu domain's RAM check took (the paused
+	// source and the loaded target comparing their RAM, part of the
+	// downtime), and MendedPages how many pages it found different and
+	// sent again.
+	RAMCheckMs  float64 `xmlrpc:"ram_check_ms"`
+	MendedPages int     `xmlrpc:"mended_pages"`
 	StopReason  string  `xmlrpc:"stop_reason,omitempty"`
 	TLSVerified bool    `xmlrpc:"tls_verified"`
 	Error       string  `xmlrpc:"error,omitempty"`

@@ -361,6 +361,7 @@ func (f *follower) record(vs *control.MigrationStatus) {
 	st.StopReason = vs.StopReason
 	st.DowntimeMs, st.StopCopyMs, st.VerifyMs = ms(vs.Downtime), ms(vs.StopCopy), ms(vs.Verify)
 	st.ResumeMs, st.DrainMs = ms(vs.Resume), ms(vs.DrainWait)
+	st.RAMCheckMs, st.MendedPages = ms(vs.RAMCheck), vs.MendedPages
 	st.TransferSeconds = vs.Total.Seconds()
 	st.Error = vs.Error
 	if vs.Streams > 0 {
