@@ -309,9 +309,10 @@ func TestQEMUSaveRestore(t *testing.T) {
 	other.waitMemcheck(t, "sv", 2)
 }
 
-// TestQEMUBadInput: a vm.cfg naming a kernel that is not there, and one
-// whose bridge the host lacks, fail to start with the reason and leave
-// nothing running.
+// TestQEMUBadInput: a vm.cfg naming a kernel that is not there, one
+// whose bridge the host lacks, one whose disk is not the format its type
+// declares, and an agent without its QEMU: each fails with the reason and
+// leaves nothing running.
 func TestQEMUBadInput(t *testing.T) {
 	a := qemuAgent(t, "127.0.0.2", false)
 	dir := t.TempDir()
@@ -330,5 +331,28 @@ func TestQEMUBadInput(t *testing.T) {
 	}
 	if in := a.info(t, "bad2"); in.State != "stopped" || in.PID != 0 {
 		t.Fatalf("after a failed start: %+v", in)
+	}
+
+	// A raw file declared qcow2 (tap:qcow2:) is refused, saying what it is.
+	raw := ext4Disk(t, 16, nil)
+	v3 := guestVM{Name: "bad3", Disk: raw}
+	a.call(t, "domain.create", nil, strings.Replace(v3.cfg(t), "'file:", "'tap:qcow2:", 1))
+	if f := a.fault(t, "domain.start", "bad3"); f == nil || !strings.Contains(f.Message, "qcow2") {
+		t.Fatalf("a raw disk declared qcow2: %v", f)
+	}
+	if in := a.info(t, "bad3"); in.State != "stopped" {
+		t.Fatalf("after a refused disk: %+v", in)
+	}
+
+	// An agent whose QEMU is missing refuses to start an operating
+	// system, naming what to install or set, and runs nothing.
+	noq := qemuAgent(t, "127.0.0.3", false, "binary = /nonexistent/qemu-system-x86_64")
+	v4 := guestVM{Name: "bad4"}
+	noq.call(t, "domain.create", nil, v4.cfg(t))
+	if f := noq.fault(t, "domain.start", "bad4"); f == nil || !strings.Contains(f.Message, "/nonexistent/qemu-system-x86_64") {
+		t.Fatalf("a missing QEMU: %v", f)
+	}
+	if in := noq.info(t, "bad4"); in.State != "stopped" || in.PID != 0 {
+		t.Fatalf("after a missing QEMU: %+v", in)
 	}
 }
