@@ -356,3 +356,28 @@ func TestQEMUBadInput(t *testing.T) {
 		t.Fatalf("after a missing QEMU: %+v", in)
 	}
 }
+
+// TestQEMUStuckQMP: a QEMU that stops answering QMP (stopped with
+// SIGSTOP here) is killed by its VMM after the command timeout, and the
+// domain ends as crashed with that reason (on_crash = 'destroy': it stays
+// stopped), instead of hanging the agent's calls.
+func TestQEMUStuckQMP(t *testing.T) {
+	timed(t)
+	a := qemuAgent(t, "127.0.0.2", false)
+	startGuest(t, a, guestVM{Name: "stuck", MemcheckMiB: -1, Lines: []string{"on_crash = 'destroy'"}})
+	kids := childPIDs(t, a.info(t, "stuck").PID)
+	for _, pid := range kids {
+		if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Cleanup(func() {
+		for _, pid := range kids {
+			syscall.Kill(pid, syscall.SIGKILL)
+		}
+	})
+	in := a.waitInfoWithin(t, "stuck", "stopped after QMP went silent", 2*time.Minute, func(i qemuInfo) bool { return i.State == "stopped" })
+	if in.LastExit == nil || in.LastExit.Reason != "crashed" || !strings.Contains(in.LastExit.Detail, "QMP did not answer") {
+		t.Fatalf("last exit of a domain whose QEMU went silent: %+v", in.LastExit)
+	}
+}
