@@ -44,10 +44,12 @@ func TestProgressWriterSlowPeer(t *testing.T) {
 			if _, err := b.Read(buf); err != nil {
 				return
 			}
-			time.Sleep(10 * time.Millisecond)
+			time.Sleep(50 * time.Millisecond)
 		}
 	}()
-	w := ProgressWriter(a, 100*time.Millisecond)
+	// 32 reads 50 ms apart: the write takes longer than the timeout, and
+	// each read comes 20 times sooner than it (room for a loaded host).
+	w := ProgressWriter(a, time.Second)
 	if n, err := w.Write(make([]byte, 2<<20)); err != nil || n != 2<<20 {
 		t.Fatalf("write to a slow but moving peer: %d, %v", n, err)
 	}
