@@ -414,6 +414,12 @@ func (m *Machine) wait(outR, errR *os.File) {
 	qc := m.qc
 	m.mu.Unlock()
 	if qc != nil {
+		// QEMU's end of the socket closed with it: the client reads what
+		// QEMU sent last (its SHUTDOWN event) before it ends by itself.
+		select {
+		case <-m.events:
+		case <-time.After(drainTimeout):
+		}
 		qc.Close()
 		<-m.events
 	}
