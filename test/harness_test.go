@@ -260,6 +260,15 @@ func startAgent(t testing.TB, c agentConf, env ...string) *Agent {
 }
 
 func (a *Agent) start(env ...string) {
+	if a.done != nil {
+		// A restart: the previous process's end is recorded first (its
+		// Wait goroutine closes a.done), never taken for the new one's.
+		select {
+		case <-a.done:
+		case <-time.After(30 * time.Second):
+			a.t.Fatal("restart: the previous agent process has not ended after 30s")
+		}
+	}
 	a.out = &syncBuffer{}
 	a.done = make(chan struct{})
 	a.cmd = exec.Command(bin("ovs-agent"), "serve", "--config", a.Config)

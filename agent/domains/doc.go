@@ -23,11 +23,23 @@
 // refused at once. The real driver is agent/vmmproc; the unit tests drive
 // the registry through a fake one, without processes.
 //
+// The engine of a domain follows from its vm.cfg (engine.go): an
+// operating system (kernel, bootloader or builder = 'hvm') runs on the
+// qemu engine with the QEMU program and accelerator agent/qemuhost
+// resolves, or is refused with what to install or set; the workload guest
+// runs on the engine [agent] hypervisor chooses. The files an operating
+// system's vm.cfg names (kernel, ramdisk, disks) must resolve inside the
+// repositories, [agent] file_dirs or the domain's folder, a phy: disk
+// must be a block device, and at start every vif's bridge must exist
+// (paths.go): checked at create and again at start, before any VMM runs.
+//
 // Files: manager.go (the registry, persistence, Create, Delete, Offer),
-// lifecycle.go (start, pause, shutdown, destroy, reboot), exits.go (a
-// VMM's end and the automatic restart), recover.go (re-attaching after an
-// agent restart), migrate.go (incoming migrations, save, restore),
-// offline.go, detach.go, admission.go, info.go.
+// lifecycle.go (start, pause, shutdown, destroy, reboot), engine.go,
+// paths.go, exits.go (a VMM's end and the automatic restart), recover.go
+// (re-attaching after an agent restart), migrate.go (incoming migrations,
+// save, restore) and image.go (which engine wrote a save image),
+// offline.go, detach.go, admission.go and qemuadmission.go (what an
+// incoming domain needs here, and what this host offers it), info.go.
 //
 // It knows nothing of XML-RPC: errors carry a Kind that the API maps to a
 // fault code. It never touches guest memory, and never runs a process

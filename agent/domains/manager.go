@@ -515,7 +515,7 @@ func (m *Manager) Offer(name string) (relocation.Offer, error) {
 		cancel()
 	}
 	if o.Engine == "" {
-		o.Engine = m.engineName(d.cfg)
+		o.Engine = m.engineName(cfg)
 	}
 	if info, err := hostinfo.Read(hostinfo.DefaultPaths); err == nil {
 		o.CPUVendor, o.CPUFlags = info.CPUVendor, info.CPUFlags
