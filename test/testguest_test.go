@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -75,6 +76,7 @@ type qemuGuest struct {
 	start  time.Time
 	exited chan struct{}
 	stderr bytes.Buffer
+	stdin  io.WriteCloser // the serial console's input
 
 	mu    sync.Mutex
 	lines []string // the serial console, a line each
@@ -83,26 +85,29 @@ type qemuGuest struct {
 }
 
 // bootTestGuest starts QEMU on the test guest with a QMP socket and reads
-// its serial console; the cleanup kills it by pid if it is still running.
-func bootTestGuest(t *testing.T, dir, appendArgs string) *qemuGuest {
+// its serial console; extra are more QEMU arguments (devices). The cleanup
+// kills it by pid if it is still running.
+func bootTestGuest(t *testing.T, dir, appendArgs string, extra ...string) *qemuGuest {
 	qemu, err := exec.LookPath("qemu-system-x86_64")
 	if err != nil {
 		t.Fatalf("qemu-system-x86_64 not installed (apt-get install --no-install-recommends qemu-system-x86): %v", err)
 	}
 	sock := filepath.Join(t.TempDir(), "qmp.sock")
 	g := &qemuGuest{exited: make(chan struct{})}
-	g.cmd = exec.Command(qemu, "-accel", testGuestAccel(t), "-m", "256",
+	g.cmd = exec.Command(qemu, append([]string{"-accel", testGuestAccel(t), "-m", "256",
 		"-kernel", filepath.Join(dir, "vmlinux"), "-initrd", filepath.Join(dir, "initrd"),
-		"-append", "console=ttyS0 quiet "+appendArgs,
+		// no_timer_check: on a busy host TCG can fail the kernel's IO-APIC
+		// timer check, a panic ("IO-APIC + timer doesn't work!").
+		"-append", "console=ttyS0 quiet no_timer_check " + appendArgs,
 		"-nographic", "-nodefaults", "-serial", "stdio", "-no-reboot",
-		"-qmp", "unix:"+sock+",server=on,wait=off")
+		"-qmp", "unix:" + sock + ",server=on,wait=off"}, extra...)...)
 	g.cmd.Stderr = &g.stderr
 	stdout, err := g.cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
 	}
-	// An open, silent stdin: the guest's serial input.
-	if _, err := g.cmd.StdinPipe(); err != nil {
+	// An open stdin, silent unless a test types: the guest's serial input.
+	if g.stdin, err = g.cmd.StdinPipe(); err != nil {
 		t.Fatal(err)
 	}
 	g.start = time.Now()
@@ -138,6 +143,14 @@ func (g *qemuGuest) readConsole(r interface{ Read([]byte) (int, error) }) {
 		g.mu.Lock()
 		g.lines = append(g.lines, line)
 		g.mu.Unlock()
+	}
+}
+
+// typeLine types line and a newline on the serial console.
+func (g *qemuGuest) typeLine(t *testing.T, line string) {
+	t.Helper()
+	if _, err := io.WriteString(g.stdin, line+"\n"); err != nil {
+		t.Fatalf("type %q on the console: %v", line, err)
 	}
 }
 

@@ -9,7 +9,9 @@
 #   vmlinuz   the package's bzImage (the same kernel), for bootloaders;
 #   memcheck  the memory checker (memcheck.c) as the initrd holds it, for
 #             tests that run it on the host;
-#   info      the kernel and busybox packages and versions it came from.
+#   info      the kernel and busybox packages and versions it came from;
+#   disk.img, disk.stamp  only once test/guest/disk.sh ran: a bootable disk
+#             (GRUB, grub.cfg, vmlinuz and initrd on ext4), see disk.sh.
 #
 # Kernel command line: console=ttyS0 quiet memcheck_mib=N [testguest_ip=A/L]
 # [testguest_ping=A]. What the guest does and prints on its console (the
