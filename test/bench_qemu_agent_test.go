@@ -99,7 +99,9 @@ func waitAgentQEMUMigration(b *testing.B, a *Agent, id string) agentQEMUMig {
 
 // afterAgentMove waits for two OK lines of the memory checker on the
 // target's console (a VMM's console starts empty: every line is from
-// after the move) and counts its CORRUPT lines.
+// after the move) and counts its CORRUPT lines; a kernel oops or panic
+// there ends the bench at once (the RAM check is there so that none
+// happens).
 func afterAgentMove(b *testing.B, a *Agent, name string) int {
 	b.Helper()
 	deadline := time.Now().Add(2 * time.Minute)
@@ -107,8 +109,11 @@ func afterAgentMove(b *testing.B, a *Agent, name string) int {
 		lines := a.consoleLines(b, name)
 		corrupt := 0
 		for _, l := range lines {
-			if strings.HasPrefix(l, "CORRUPT memcheck") {
+			switch {
+			case strings.HasPrefix(l, "CORRUPT memcheck"):
 				corrupt++
+			case strings.Contains(l, "Kernel panic") || strings.Contains(l, "BUG:") || strings.Contains(l, "Oops"):
+				b.Fatalf("%s: the guest broke on the target after the move: %s; console:\n%s", name, strings.TrimSpace(l), strings.Join(lines, "\n"))
 			}
 		}
 		if countFrom(lines, "", "OK memcheck") >= 2 {
@@ -294,12 +299,15 @@ func bootPlain(b *testing.B) bootFigures {
 	return f
 }
 
-// bootEngine starts the domain name on a (created, stopped) and polls
-// domain.console every 50 ms: domain.start's call to the first console
-// line and to READY; then domain.shutdown's call to domain.info saying
-// stopped (polled every 50 ms).
+// bootEngine creates the test guest as the domain name on a (a new one
+// each boot: a stopped domain's console shows its last run), starts it
+// and polls domain.console every 50 ms: domain.start's call to the first
+// console line and to READY; then domain.shutdown's call to domain.info
+// saying stopped (polled every 50 ms). The domain is deleted after.
 func bootEngine(b *testing.B, a *Agent, name string) bootFigures {
 	var f bootFigures
+	a.call(b, "domain.create", nil, guestVM{Name: name}.cfg(b))
+	defer a.call(b, "domain.delete", nil, name)
 	t0 := time.Now()
 	a.call(b, "domain.start", nil, name)
 	deadline := t0.Add(qemuBoot)
@@ -341,14 +349,12 @@ func bootEngine(b *testing.B, a *Agent, name string) bootFigures {
 // QEMU and as often as a qemu domain of an agent, in turns.
 func BenchmarkQEMUBoot(b *testing.B) {
 	a := qemuAgent(b, "127.0.0.2", false)
-	const name = "qboot"
-	a.call(b, "domain.create", nil, guestVM{Name: name}.cfg(b))
 	var plain, engine []bootFigures
 	before := loadAverage()
 	for i := 0; i < b.N; i++ {
 		for j := 0; j < qemuBenchMoves(b); j++ {
 			plain = append(plain, bootPlain(b))
-			engine = append(engine, bootEngine(b, a, name))
+			engine = append(engine, bootEngine(b, a, fmt.Sprintf("qboot%d-%d", i, j)))
 		}
 	}
 	mean := func(fs []bootFigures) bootFigures {
