@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"sort"
 	"strings"
 	"testing"
 	"text/tabwriter"
@@ -45,37 +46,60 @@ type agentMove struct {
 	Corrupt int
 }
 
-// benchAgentMigration starts the test guest as a qemu domain on an agent
-// on 127.0.0.2, lets its memory checker run, and moves it live moves
-// times between that agent and one on 127.0.0.3. After each move the
-// target's checker must print two more OK lines (a guest that never does
-// ends the bench: the RAM check exists so that it does); CORRUPT lines are
-// counted. The guest is destroyed at the end.
-func benchAgentMigration(b *testing.B, memMiB, memcheckMiB, moves int) []agentMove {
-	src, dst := qemuPair(b)
-	v := guestVM{Name: "qbench", MemMiB: memMiB, MemcheckMiB: memcheckMiB}
-	startGuest(b, src, v)
-	src.waitMemcheck(b, v.Name, 1) // three OK lines, as plain QEMU's boot waits for
-	var out []agentMove
-	from, to := src, dst
-	for i := 0; i < moves; i++ {
-		var id string
-		from.call(b, "domain.migrate", &id, v.Name, to.Reloc, migrateOpts(map[string]any{"live": true}))
-		st := waitAgentQEMUMigration(b, from, id)
-		if st.Phase != "completed" {
-			b.Fatalf("move %d of %s (%s to %s): %+v", i+1, v.Name, from.Reloc, to.Reloc, st)
-		}
-		to.waitInfoWithin(b, v.Name, "running on the target", time.Minute, func(i qemuInfo) bool { return i.State == "running" })
-		m := agentMove{agentQEMUMig: st, Corrupt: afterAgentMove(b, to, v.Name)}
-		if m.Corrupt > 0 {
-			b.Logf("qemu engine move %d: %d CORRUPT lines on the target\n%s", i+1, m.Corrupt, strings.Join(to.consoleLines(b, v.Name), "\n"))
-		}
-		out = append(out, m)
-		from, to = to, from
-	}
-	from.call(b, "domain.destroy", nil, v.Name)
-	return out
+// agentSide is the test guest as a qemu domain of two agents (127.0.0.2
+// and 127.0.0.3) that BenchmarkQEMUMigration moves back and forth. After
+// each move the target's checker must print two more OK lines (a guest
+// that never does ends the bench: the RAM check exists so that it does);
+// CORRUPT lines are counted.
+type agentSide struct {
+	b        *testing.B
+	name     string
+	from, to *Agent // where the guest runs, where it goes next
 }
+
+// newAgentSide starts the guest on the agent on 127.0.0.2 and waits for
+// three OK lines of its memory checker, as plain QEMU's boot does.
+func newAgentSide(b *testing.B, memMiB, memcheckMiB int) *agentSide {
+	src, dst := qemuPair(b)
+	a := &agentSide{b: b, name: "qbench", from: src, to: dst}
+	startGuest(b, src, guestVM{Name: a.name, MemMiB: memMiB, MemcheckMiB: memcheckMiB})
+	src.waitMemcheck(b, a.name, 1)
+	return a
+}
+
+// pause pauses the guest while the other side moves its own.
+func (a *agentSide) pause() {
+	a.from.call(a.b, "domain.pause", nil, a.name)
+	a.from.waitInfoWithin(a.b, a.name, "paused", time.Minute, func(i qemuInfo) bool { return i.State == "paused" })
+}
+
+// resume unpauses it and waits for two more OK lines of its checker.
+func (a *agentSide) resume() {
+	a.from.call(a.b, "domain.unpause", nil, a.name)
+	seen := countFrom(a.from.consoleLines(a.b, a.name), "", "OK memcheck")
+	waitConsoleOK(a.b, a.from, a.name, seen+2)
+}
+
+// move moves the guest live to the other agent.
+func (a *agentSide) move(i int) agentMove {
+	b := a.b
+	var id string
+	a.from.call(b, "domain.migrate", &id, a.name, a.to.Reloc, migrateOpts(map[string]any{"live": true}))
+	st := waitAgentQEMUMigration(b, a.from, id)
+	if st.Phase != "completed" {
+		b.Fatalf("move %d of %s (%s to %s): %+v", i+1, a.name, a.from.Reloc, a.to.Reloc, st)
+	}
+	a.to.waitInfoWithin(b, a.name, "running on the target", time.Minute, func(i qemuInfo) bool { return i.State == "running" })
+	m := agentMove{agentQEMUMig: st, Corrupt: waitConsoleOK(b, a.to, a.name, 2)}
+	if m.Corrupt > 0 {
+		b.Logf("qemu engine move %d: %d CORRUPT lines on the target\n%s", i+1, m.Corrupt, strings.Join(a.to.consoleLines(b, a.name), "\n"))
+	}
+	a.from, a.to = a.to, a.from
+	return m
+}
+
+// close destroys the guest.
+func (a *agentSide) close() { a.from.call(a.b, "domain.destroy", nil, a.name) }
 
 // waitAgentQEMUMigration polls migration.status every 200 ms (the figures
 // are the agent's own: the poll does not time anything) until the move
@@ -97,12 +121,12 @@ func waitAgentQEMUMigration(b *testing.B, a *Agent, id string) agentQEMUMig {
 	}
 }
 
-// afterAgentMove waits for two OK lines of the memory checker on the
-// target's console (a VMM's console starts empty: every line is from
-// after the move) and counts its CORRUPT lines; a kernel oops or panic
-// there ends the bench at once (the RAM check is there so that none
-// happens).
-func afterAgentMove(b *testing.B, a *Agent, name string) int {
+// waitConsoleOK waits until the domain's console shows n OK lines of the
+// memory checker (a VMM's console starts empty: on a move's target every
+// line is from after the move) and counts its CORRUPT lines; a kernel
+// oops or panic ends the bench at once (the RAM check is there so that
+// none happens).
+func waitConsoleOK(b *testing.B, a *Agent, name string, n int) int {
 	b.Helper()
 	deadline := time.Now().Add(2 * time.Minute)
 	for {
@@ -116,11 +140,11 @@ func afterAgentMove(b *testing.B, a *Agent, name string) int {
 				b.Fatalf("%s: the guest broke on the target after the move: %s; console:\n%s", name, strings.TrimSpace(l), strings.Join(lines, "\n"))
 			}
 		}
-		if countFrom(lines, "", "OK memcheck") >= 2 {
+		if countFrom(lines, "", "OK memcheck") >= n {
 			return corrupt
 		}
 		if time.Now().After(deadline) {
-			b.Fatalf("%s: no two OK lines of the memory checker within 2 minutes after the move; console:\n%s", name, strings.Join(lines, "\n"))
+			b.Fatalf("%s: not %d OK lines of the memory checker within 2 minutes; console:\n%s", name, n, strings.Join(lines, "\n"))
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
@@ -137,6 +161,24 @@ type migrationComparison struct {
 	mendedMoves, mendedPages, maxMended   int
 	corruptMoves, plainBad                int
 	load                                  string // the load average before and after, as /proc/loadavg says
+	// Medians of the totals and downtimes (s, ms): one move slowed by
+	// another process weighs less on them than on the means.
+	medTotal, medPlainTotal, medDown, medPlainDown float64
+}
+
+// median is the middle value of xs (the mean of the two middle ones for
+// an even count).
+func median(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := append([]float64(nil), xs...)
+	sort.Float64s(s)
+	n := len(s)
+	if n%2 == 1 {
+		return s[n/2]
+	}
+	return (s[n/2-1] + s[n/2]) / 2
 }
 
 func compareMigrations(size string, agent []agentMove, plain []plainMove) migrationComparison {
@@ -158,6 +200,14 @@ func compareMigrations(size string, agent []agentMove, plain []plainMove) migrat
 			c.corruptMoves++
 		}
 	}
+	var tot, down, ptot, pdown []float64
+	for _, m := range agent {
+		tot, down = append(tot, m.Total), append(down, m.DowntimeMs)
+	}
+	for _, m := range plain {
+		ptot, pdown = append(ptot, m.Total.Seconds()), append(pdown, ms(m.GuestDown))
+	}
+	c.medTotal, c.medDown, c.medPlainTotal, c.medPlainDown = median(tot), median(down), median(ptot), median(pdown)
 	n := float64(len(agent))
 	c.total, c.transfer, c.down, c.ramcheck = c.total/n, c.transfer/n, c.down/n, c.ramcheck/n
 	c.stopCopy, c.verify, c.resume = c.stopCopy/n, c.verify/n, c.resume/n
@@ -184,6 +234,8 @@ func (c migrationComparison) report(b *testing.B) {
 	b.ReportMetric(c.down, "downtime-ms")
 	b.ReportMetric(c.plainDown, "plain-downtime-ms")
 	b.ReportMetric(c.down/c.plainDown, "downtime-ratio")
+	b.ReportMetric(c.medTotal/c.medPlainTotal, "total-ratio-median")
+	b.ReportMetric(c.medDown/c.medPlainDown, "downtime-ratio-median")
 	b.ReportMetric(c.ramcheck, "ramcheck-ms")
 	b.ReportMetric(c.down-c.ramcheck, "downtime-sans-ramcheck-ms")
 	b.ReportMetric(float64(c.mendedMoves), "mended-moves")
@@ -209,9 +261,10 @@ func printMigrationTable(c migrationComparison, agent []agentMove, plain []plain
 	}
 	w.Flush()
 	fmt.Printf("qemu engine vs plain QEMU, %s guest, live moves with the memory checker running (load average %s; engine: total from the domain.migrate call, stream and downtime as migration.status says, the RAM check part of both; plain: total from the target QEMU's start to its cont, stream QEMU's total-time, downtime from the source's STOP to the target's RESUME event):\n%s"+
-		"means: total %.3f s vs %.3f s (ratio %.3f), downtime %.1f ms vs %.1f ms (ratio %.2f); RAM check %.1f ms of the engine's downtime (%.0f%%), downtime without it %.1f ms;\n"+
+		"means: total %.3f s vs %.3f s (ratio %.3f), downtime %.1f ms vs %.1f ms (ratio %.2f); medians: total %.3f s vs %.3f s (ratio %.3f), downtime %.1f ms vs %.1f ms (ratio %.2f);\nRAM check %.1f ms of the engine's downtime (%.0f%%), downtime without it %.1f ms;\n"+
 		"pages mended in %d of %d moves (%d pages, at most %d in one); engine moves with CORRUPT lines: %d; plain moves that left the guest corrupt or broken: %d of %d\n",
 		c.size, c.load, sb.String(), c.total, c.plainTotal, c.total/c.plainTotal, c.down, c.plainDown, c.down/c.plainDown,
+		c.medTotal, c.medPlainTotal, c.medTotal/c.medPlainTotal, c.medDown, c.medPlainDown, c.medDown/c.medPlainDown,
 		c.ramcheck, 100*c.ramcheck/c.down, c.down-c.ramcheck, c.mendedMoves, c.moves, c.mendedPages, c.maxMended, c.corruptMoves, c.plainBad, c.plainMoves)
 }
 
@@ -243,8 +296,11 @@ func loadAverage() string {
 
 // BenchmarkQEMUMigration moves the test guest live, 256 MiB and 1 GiB,
 // memory checker running, OVS_QEMU_BENCH_MOVES times (default 3) on plain
-// QEMU and then as often through two agents, and reports both and their
-// ratios.
+// QEMU and as often between two agents, and reports both and their
+// ratios. The two guests run side by side and their moves take turns
+// (the one first in a turn alternates), the other guest paused meanwhile:
+// this host's cores are shared, and a load that comes and goes then
+// weighs on both sides alike.
 func BenchmarkQEMUMigration(b *testing.B) {
 	for _, sz := range qemuBenchSizes {
 		b.Run(sz.name, func(b *testing.B) {
@@ -252,8 +308,33 @@ func BenchmarkQEMUMigration(b *testing.B) {
 			var plain []plainMove
 			before := loadAverage()
 			for i := 0; i < b.N; i++ {
-				plain = append(plain, benchPlainMigration(b, sz.memMiB, sz.memcheckMiB, qemuBenchMoves(b))...)
-				agent = append(agent, benchAgentMigration(b, sz.memMiB, sz.memcheckMiB, qemuBenchMoves(b))...)
+				p := newPlainSide(b, sz.memMiB, sz.memcheckMiB)
+				p.pause()
+				e := newAgentSide(b, sz.memMiB, sz.memcheckMiB)
+				e.pause()
+				plainTurn := func(j int) {
+					p.resume()
+					p.move(j)
+					p.pause()
+				}
+				engineTurn := func(j int) {
+					e.resume()
+					agent = append(agent, e.move(j))
+					e.pause()
+				}
+				for j := 0; j < qemuBenchMoves(b); j++ {
+					if j%2 == 0 {
+						plainTurn(j)
+						engineTurn(j)
+					} else {
+						engineTurn(j)
+						plainTurn(j)
+					}
+				}
+				p.resume() // what became of the guest after its last move
+				plain = append(plain, p.moves...)
+				p.close()
+				e.close()
 			}
 			c := compareMigrations(sz.name, agent, plain)
 			c.load = before + " before, " + loadAverage() + " after"

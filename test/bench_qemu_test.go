@@ -209,12 +209,21 @@ func (q *plainQEMU) waitMemcheck(tb testing.TB, n int, timeout time.Duration) {
 	})
 }
 
-// event returns the first event named name (with status, for MIGRATION)
-// seen so far.
-func (q *plainQEMU) event(name, status string) (qmp.Event, bool) {
+// mark is how many events QEMU has sent so far: event and waitEvent look
+// at the ones after a mark (a source paused earlier has a STOP event of
+// its own before its migration's).
+func (q *plainQEMU) mark() int {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	for _, ev := range q.events {
+	return len(q.events)
+}
+
+// event returns the first event named name (with status, for MIGRATION)
+// seen after mark from.
+func (q *plainQEMU) event(from int, name, status string) (qmp.Event, bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for _, ev := range q.events[min(from, len(q.events)):] {
 		if ev.Name != name {
 			continue
 		}
@@ -229,17 +238,17 @@ func (q *plainQEMU) event(name, status string) (qmp.Event, bool) {
 	return qmp.Event{}, false
 }
 
-// waitEvent waits for event name (with status, for MIGRATION) and fails
-// on a failed or cancelled migration.
-func (q *plainQEMU) waitEvent(tb testing.TB, name, status string, timeout time.Duration) qmp.Event {
+// waitEvent waits for event name (with status, for MIGRATION) after mark
+// from and fails on a failed migration after it.
+func (q *plainQEMU) waitEvent(tb testing.TB, from int, name, status string, timeout time.Duration) qmp.Event {
 	tb.Helper()
 	var ev qmp.Event
 	q.waitFor(tb, name+" "+status, timeout, func([]string, []qmp.Event) bool {
-		if _, bad := q.event("MIGRATION", qmp.MigrationFailed); bad {
+		if _, bad := q.event(from, "MIGRATION", qmp.MigrationFailed); bad {
 			tb.Fatalf("migration failed")
 		}
 		var ok bool
-		ev, ok = q.event(name, status)
+		ev, ok = q.event(from, name, status)
 		return ok
 	})
 	return ev
@@ -341,16 +350,17 @@ func migratePlain(tb testing.TB, src *plainQEMU, args []string) (*plainQEMU, pla
 	if err := dst.qc.MigrateIncoming(ctx, "fd:migration"); err != nil {
 		tb.Fatal(err)
 	}
+	srcMark := src.mark()
 	if err := src.qc.Migrate(ctx, "fd:migration"); err != nil {
 		tb.Fatal(err)
 	}
-	dst.waitEvent(tb, "MIGRATION", qmp.MigrationCompleted, 5*time.Minute)
+	dst.waitEvent(tb, 0, "MIGRATION", qmp.MigrationCompleted, 5*time.Minute)
 	if err := dst.qc.Cont(ctx); err != nil {
 		tb.Fatal(err)
 	}
 	m.Total = time.Since(t0)
-	stop := src.waitEvent(tb, "STOP", "", time.Minute)
-	resume := dst.waitEvent(tb, "RESUME", "", time.Minute)
+	stop := src.waitEvent(tb, srcMark, "STOP", "", time.Minute)
+	resume := dst.waitEvent(tb, 0, "RESUME", "", time.Minute)
 	m.GuestDown = resume.Timestamp.Sub(stop.Timestamp)
 	info := completedInfo(tb, src)
 	m.QEMUTotal = time.Duration(info.TotalTime) * time.Millisecond
@@ -386,38 +396,117 @@ func completedInfo(tb testing.TB, q *plainQEMU) qmp.MigrationInfo {
 	}
 }
 
-// benchPlainMigration boots the test guest on plain QEMU, lets its memory
-// checker run and moves it live moves times, each time to a new QEMU.
-// What became of the guest on each target is counted, not failed: plain
-// QEMU on tcg loses pages now and then, and that is what the engine's RAM
-// check is measured against. A guest broken by a move is replaced by a
-// fresh boot for the next one.
-func benchPlainMigration(b *testing.B, memMiB, memcheckMiB, moves int) []plainMove {
-	args := plainArgs(b, memMiB, memcheckMiB)
-	boot := func() *plainQEMU {
-		q := startPlainQEMU(b, args...)
-		q.waitMemcheck(b, 3, 3*time.Minute)
-		return q
-	}
-	q := boot()
-	var out []plainMove
-	for i := 0; i < moves; i++ {
-		dst, m := migratePlain(b, q, args)
-		m.Corrupt, m.Broken = afterPlainMove(b, dst)
-		if m.Corrupt > 0 || m.Broken != "" {
-			b.Logf("plain QEMU move %d: %d CORRUPT lines, broken: %q\n%s", i+1, m.Corrupt, m.Broken, strings.Join(dst.console(), "\n"))
-		}
-		out = append(out, m)
-		q = dst
-		if m.Broken != "" {
-			syscall.Kill(dst.cmd.Process.Pid, syscall.SIGKILL)
-			q = boot()
-		}
-	}
+// plainSide is the test guest on plain QEMU as BenchmarkQEMUMigration
+// moves it: live, each time to a new QEMU. What became of the guest on
+// each target is counted, not failed: plain QEMU on tcg loses pages now
+// and then, and that is what the engine's RAM check is measured against.
+// A guest broken by a move is replaced by a fresh boot for the next one.
+type plainSide struct {
+	b     *testing.B
+	args  []string
+	q     *plainQEMU
+	moves []plainMove
+}
+
+// newPlainSide boots the guest and waits for three OK lines of its
+// memory checker.
+func newPlainSide(b *testing.B, memMiB, memcheckMiB int) *plainSide {
+	p := &plainSide{b: b, args: plainArgs(b, memMiB, memcheckMiB)}
+	p.boot()
+	return p
+}
+
+func (p *plainSide) boot() {
+	p.q = startPlainQEMU(p.b, p.args...)
+	p.q.waitMemcheck(p.b, 3, 3*time.Minute)
+}
+
+// qmp runs one QMP command on the guest's QEMU.
+func (p *plainSide) qmp(what string, f func(*qmp.Client, context.Context) error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	q.qc.Quit(ctx)
-	return out
+	if err := f(p.q.qc, ctx); err != nil {
+		p.b.Fatalf("plain QEMU: %s: %v", what, err)
+	}
+}
+
+// pause stops the guest while the other side moves its own (a QEMU that
+// has just exited is left to resume, which counts it).
+func (p *plainSide) pause() {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := p.q.qc.Stop(ctx); err != nil {
+		select {
+		case <-p.q.exited:
+		default:
+			p.b.Fatalf("plain QEMU: stop: %v", err)
+		}
+	}
+}
+
+// resume continues the guest and waits for two more OK lines of its
+// checker. A guest that broke meanwhile (a kernel oops the checker
+// outlived at first, or a panic that ended QEMU: -action panic=shutdown)
+// is counted against the move that brought it here and replaced by a
+// fresh boot.
+func (p *plainSide) resume() {
+	select {
+	case <-p.q.exited:
+		p.broke("", fmt.Sprintf("QEMU exited while paused: %v", p.q.cmd.ProcessState))
+		return
+	default:
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	err := p.q.qc.Cont(ctx)
+	cancel()
+	if err != nil {
+		p.broke("", fmt.Sprintf("cont: %v", err))
+		return
+	}
+	corrupt, broken := afterPlainMove(p.b, p.q)
+	if n := len(p.moves); n > 0 {
+		p.moves[n-1].Corrupt = max(p.moves[n-1].Corrupt, corrupt)
+	}
+	if broken != "" {
+		p.broke(broken, "")
+	}
+}
+
+// broke records that the guest broke after its last move (why: a console
+// line or what QEMU did) and boots a fresh one.
+func (p *plainSide) broke(line, why string) {
+	if line != "" {
+		why = line
+	}
+	if n := len(p.moves); n > 0 && p.moves[n-1].Broken == "" {
+		p.moves[n-1].Broken = "later: " + why
+	}
+	p.b.Logf("plain QEMU: the guest broke after move %d: %s\n%s", len(p.moves), why, strings.Join(p.q.console(), "\n"))
+	syscall.Kill(p.q.cmd.Process.Pid, syscall.SIGKILL)
+	<-p.q.exited
+	p.boot()
+}
+
+// move moves the guest to a new QEMU and waits for two OK lines of its
+// checker there; the moves so far are p.moves.
+func (p *plainSide) move(i int) {
+	dst, m := migratePlain(p.b, p.q, p.args)
+	m.Corrupt, m.Broken = afterPlainMove(p.b, dst)
+	if m.Corrupt > 0 || m.Broken != "" {
+		p.b.Logf("plain QEMU move %d: %d CORRUPT lines, broken: %q\n%s", i+1, m.Corrupt, m.Broken, strings.Join(dst.console(), "\n"))
+	}
+	p.moves = append(p.moves, m)
+	p.q = dst
+	if m.Broken != "" {
+		syscall.Kill(dst.cmd.Process.Pid, syscall.SIGKILL)
+		<-dst.exited
+		p.boot()
+	}
+}
+
+// close ends the guest's QEMU (the cleanup kills it if it does not go).
+func (p *plainSide) close() {
+	p.qmp("quit", (*qmp.Client).Quit)
 }
 
 // afterPlainMove waits for two more OK lines of the memory checker on a
