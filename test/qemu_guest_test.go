@@ -26,12 +26,13 @@ import (
 // TestQEMUGuestConsoleMemoryPower: one guest; echo typed through the API
 // and through `ovm console` on a pseudo-terminal comes back on its
 // console; its balloon shrinks and grows it within maxmem; a reboot it
-// does itself restarts it (on_reboot = 'restart'), a poweroff it does
+// does itself restarts it (on_reboot = 'restart'), so does a kernel panic
+// reported through pvpanic (on_crash = 'restart'), and a poweroff it does
 // itself stops it (on_poweroff = 'destroy').
 func TestQEMUGuestConsoleMemoryPower(t *testing.T) {
 	timed(t)
 	a := qemuAgent(t, "127.0.0.2", false)
-	v := guestVM{Name: "gc", MemcheckMiB: 16, Lines: []string{"maxmem = 384", "on_reboot = 'restart'", "on_poweroff = 'destroy'"}}
+	v := guestVM{Name: "gc", MemcheckMiB: 16, Lines: []string{"maxmem = 384", "on_reboot = 'restart'", "on_crash = 'restart'", "on_poweroff = 'destroy'"}}
 	startGuest(t, a, v)
 	a.waitConsoleLines(t, "gc", "the console reader", qemuBoot, func(l []string) bool { return countFrom(l, "", "testguest: console ready") > 0 })
 
@@ -69,6 +70,20 @@ func TestQEMUGuestConsoleMemoryPower(t *testing.T) {
 	if l := logLines(a.Log(), `"action":"restart"`); len(l) != 1 || !strings.Contains(l[0], `"reason":"rebooted"`) {
 		t.Errorf("the agent's log of the guest's reboot: %q", l)
 	}
+
+	// A panic of the guest's kernel, reported through pvpanic: on_crash =
+	// 'restart' starts it again.
+	before = a.info(t, "gc").PID
+	a.call(t, "domain.console_input", nil, "gc", "panic\n")
+	a.waitInfoWithin(t, "gc", "running again after the guest's panic", 2*time.Minute, func(i qemuInfo) bool {
+		return i.State == "running" && i.PID != before && i.PID != 0
+	})
+	if l := logLines(a.Log(), `"action":"restart"`); len(l) != 2 || !strings.Contains(l[1], "panicked") {
+		t.Errorf("the agent's log of the guest's panic: %q", l)
+	}
+	a.waitConsoleLines(t, "gc", "a third boot's console reader", qemuBoot, func(l []string) bool {
+		return countFrom(l, "", "testguest: console ready") > 0
+	})
 
 	// A poweroff by the guest itself: on_poweroff = 'destroy'.
 	a.call(t, "domain.console_input", nil, "gc", "poweroff\n")
