@@ -14,8 +14,10 @@
 #             (GRUB, grub.cfg, vmlinuz and initrd on ext4), see disk.sh.
 #
 # Kernel command line: console=ttyS0 quiet memcheck_mib=N [testguest_ip=A/L]
-# [testguest_ping=A]. What the guest does and prints on its console (the
-# lines tests match) is in the header of init.
+# [testguest_ping=A], and no_timer_check on TCG (a busy host can make the
+# kernel's IO-APIC timer check fail: "IO-APIC + timer doesn't work!" panic).
+# What the guest does and prints on its console (the lines tests match) is
+# in the header of init.
 #
 # The result is cached in $OVS_TESTGUEST_CACHE (default
 # $XDG_CACHE_HOME/ovs-agent-testguest, else /var/cache/ovs-agent-testguest,
