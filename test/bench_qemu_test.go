@@ -65,7 +65,7 @@ func plainArgs(tb testing.TB, memMiB, memcheckMiB int) []string {
 		"-chardev", "stdio,id=ser0,signal=off", "-serial", "chardev:ser0",
 		"-device", "pvpanic", "-action", "panic=shutdown",
 		"-kernel", filepath.Join(dir, "vmlinux"), "-initrd", filepath.Join(dir, "initrd"),
-		"-append", fmt.Sprintf("console=ttyS0 quiet memcheck_mib=%d", memcheckMiB),
+		"-append", fmt.Sprintf("console=ttyS0 quiet no_timer_check memcheck_mib=%d", memcheckMiB),
 		"-display", "none", "-vga", "none", "-device", "virtio-balloon-pci,id=balloon0"}
 }
 

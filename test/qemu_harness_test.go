@@ -55,7 +55,7 @@ func (v guestVM) cfg(t testing.TB) string {
 	case -1:
 		mc = 0
 	}
-	args := append([]string{"console=ttyS0", "quiet", fmt.Sprintf("memcheck_mib=%d", mc)}, v.Cmdline...)
+	args := append([]string{"console=ttyS0", "quiet", "no_timer_check", fmt.Sprintf("memcheck_mib=%d", mc)}, v.Cmdline...)
 	if v.IP != "" {
 		args = append(args, "testguest_ip="+v.IP)
 	}

@@ -62,8 +62,8 @@ func waitQEMUMigration(t *testing.T, a *Agent, id string, stop func(qemuMig) boo
 // TestQEMUDomainLifecycle runs one test guest through what an operator
 // does to a domain: start from the guide's kernel/ramdisk/extra keys, its
 // console, domain.info, pause and unpause, the agent killed with SIGKILL
-// and started again (the guest runs on and is re-attached), and an ACPI
-// shutdown that leaves its ext4 disk clean.
+// and started again (the guest runs on and is re-attached), domain.reboot,
+// and an ACPI shutdown that leaves its ext4 disk clean.
 func TestQEMUDomainLifecycle(t *testing.T) {
 	timed(t)
 	a := qemuAgent(t, "127.0.0.2", false)
@@ -137,6 +137,16 @@ func TestQEMUDomainLifecycle(t *testing.T) {
 	// The dirty rate QEMU samples (every 10 s) shows the memory checker.
 	a.waitInfoWithin(t, "q1", "a dirty rate", time.Minute, func(i qemuInfo) bool { return i.Dirty > 0 })
 
+	// domain.reboot: the ACPI button, then a fresh start (a new VMM and
+	// QEMU; the guest counts a second boot on its disk).
+	a.call(t, "domain.reboot", nil, "q1")
+	a.waitInfoWithin(t, "q1", "running after domain.reboot", 2*time.Minute, func(i qemuInfo) bool {
+		return i.State == "running" && i.PID != vmm && i.PID != 0
+	})
+	a.waitConsoleLines(t, "q1", "the second boot's disk", qemuBoot, func(l []string) bool {
+		return countFrom(l, "", "testguest: disk mounted dev=/dev/vda boots=2") > 0 && countFrom(l, "", "TESTGUEST READY") > 0
+	})
+
 	// Shutdown: the ACPI button; the guest unmounts and powers off.
 	a.call(t, "domain.shutdown", nil, "q1")
 	a.waitInfoWithin(t, "q1", "stopped after the ACPI shutdown", 2*time.Minute, func(i qemuInfo) bool { return i.State == "stopped" })
@@ -144,6 +154,9 @@ func TestQEMUDomainLifecycle(t *testing.T) {
 		t.Errorf("last exit after an ACPI shutdown: %+v", in.LastExit)
 	}
 	e2fsckClean(t, disk)
+	if n := strings.TrimSpace(diskFile(t, disk, "testguest-boots")); n != "2" {
+		t.Errorf("the guest counted %q boots on its disk, want 2", n)
+	}
 }
 
 // TestQEMULiveMigration moves the running test guest between two agents

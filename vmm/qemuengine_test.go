@@ -119,7 +119,7 @@ func (l *lines) waitLines(t *testing.T, prefix string, n int, done <-chan struct
 func guestEngine(t *testing.T, name string, more ...string) (*qemuEngine, *lines) {
 	t.Helper()
 	dir := qemuGuestDir(t)
-	text := fmt.Sprintf("name = '%s'\nuuid = '6f0a3c52-1d7e-4b8a-9c3e-%012x'\nmemory = 256\nvcpus = 1\nkernel = '%s'\nramdisk = '%s'\nextra = 'console=ttyS0 quiet memcheck_mib=32'\n%s",
+	text := fmt.Sprintf("name = '%s'\nuuid = '6f0a3c52-1d7e-4b8a-9c3e-%012x'\nmemory = 256\nvcpus = 1\nkernel = '%s'\nramdisk = '%s'\nextra = 'console=ttyS0 quiet no_timer_check memcheck_mib=32'\n%s",
 		name, time.Now().UnixNano()&0xffffffffffff, filepath.Join(dir, "vmlinux"), filepath.Join(dir, "initrd"), strings.Join(more, "\n"))
 	cfg, err := vmcfg.Parse("vm.cfg", []byte(text))
 	if err != nil {

@@ -98,7 +98,7 @@ func guestSpec(t *testing.T, console *lines, mib int) Spec {
 		MemoryDir:   t.TempDir(),
 		Kernel:      filepath.Join(dir, "vmlinux"),
 		Initrd:      filepath.Join(dir, "initrd"),
-		Cmdline:     "console=ttyS0 quiet memcheck_mib=" + itoa(mib),
+		Cmdline:     "console=ttyS0 quiet no_timer_check memcheck_mib=" + itoa(mib),
 		Console:     console,
 	}
 }

@@ -96,7 +96,7 @@ func migBoot(t *testing.T, mib int, extra ...string) *migQEMU {
 		"-object", fmt.Sprintf("memory-backend-file,id=ram0,size=%d,mem-path=%s,share=on", migRAMBytes, ram.Name()),
 		"-machine", "pc-i440fx-7.2,memory-backend=ram0",
 		"-kernel", filepath.Join(dir, "vmlinux"), "-initrd", filepath.Join(dir, "initrd"),
-		"-append", fmt.Sprintf("console=ttyS0 quiet memcheck_mib=%d", mib),
+		"-append", fmt.Sprintf("console=ttyS0 quiet no_timer_check memcheck_mib=%d", mib),
 		"-nographic", "-nodefaults", "-serial", "stdio", "-no-reboot",
 		"-qmp", "unix:" + sock + ",server=on,wait=off"}, extra...)
 	q := &migQEMU{exited: make(chan struct{}), ram: ram.Name()}
