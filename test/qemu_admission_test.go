@@ -182,3 +182,39 @@ func TestQEMUMissingBinaryRefusesTheStart(t *testing.T) {
 		t.Errorf("the workload guest beside it: %+v", in)
 	}
 }
+
+// A target without a usable QEMU says so in the dry run of an OS domain:
+// a problem naming what to install or set, and its facts.
+func TestQEMUDryRunToATargetWithoutQEMU(t *testing.T) {
+	needQEMU(t)
+	src := startAgent(t, agentConf{Listen: "127.0.0.2", RelocPort: freePort(t, "127.0.0.2"), Extra: map[string][]string{
+		"agent": {"hypervisor = sim", "memory_reserve = 0"},
+	}})
+	dst := startAgent(t, agentConf{Listen: "127.0.0.3", RelocPort: freePort(t, "127.0.0.3"), Extra: map[string][]string{
+		"agent": {"hypervisor = sim", "memory_reserve = 0"},
+		"qemu":  {"binary = /nonexistent/qemu-system-x86_64"},
+	}})
+	_, _, mp := makeRepo(t, src)
+	makeRepo(t, dst)
+	kernel := filepath.Join(mp, "running_pool", "os", "vmlinux")
+	writeFile(t, kernel, "a kernel")
+	src.call(t, "domain.create", nil, osCfg("os", kernel))
+	var chk struct {
+		OK       bool     `xmlrpc:"ok"`
+		Problems []string `xmlrpc:"problems"`
+		Target   struct {
+			QEMUProblem string `xmlrpc:"qemu_problem"`
+		} `xmlrpc:"target"`
+	}
+	src.call(t, "migration.check", &chk, "os", dst.Reloc, migrateOpts(nil))
+	found := false
+	for _, p := range chk.Problems {
+		found = found || strings.HasPrefix(p, "engine: ") && strings.Contains(p, "apt-get install qemu-system-x86, or set [qemu] binary")
+	}
+	if chk.OK || !found {
+		t.Errorf("dry run to a target without QEMU: ok %v, problems %q", chk.OK, chk.Problems)
+	}
+	if !strings.Contains(chk.Target.QEMUProblem, "/nonexistent/qemu-system-x86_64 is not installed") {
+		t.Errorf("the target's qemu_problem: %q", chk.Target.QEMUProblem)
+	}
+}
