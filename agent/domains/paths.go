@@ -23,11 +23,11 @@ import (
 // (Options.FileRoots, the rule of agent/fileaccess) or the domain's own
 // folder (where a relative path points), and be a regular file, a disk
 // image one the qemu engine runs as its type says (vmm/diskimage: raw or
-// qcow2, no backing file); a phy: disk must be a block device. Create refuses a vm.cfg that breaks the
-// rule or names a file that is missing; start checks again (files may
-// have gone since), and also that every vif's bridge exists, so that
-// nothing starts half-way. The workload guest opens no file of its
-// vm.cfg: its vm.cfg is not checked here.
+// qcow2, no backing file); a phy: disk must be a block device. Create
+// refuses a vm.cfg that breaks the rule or names a file that is missing;
+// start checks again (files may have gone since), and also that every
+// vif's bridge exists, so that nothing starts half-way. The workload
+// guest opens no file of its vm.cfg: its vm.cfg is not checked here.
 
 // fileRoots is where a domain's files may be: the repositories and
 // [agent] file_dirs, and its folder dir.
