@@ -218,6 +218,7 @@ func (c agentConf) render(t testing.TB, dir string) (string, agentConf) {
 		{"access", []string{"allow = " + c.Allow, "deny = " + c.Deny}},
 		{"log", []string{"file = " + filepath.Join(dir, "agent.log"), "level = debug"}},
 		{"agent", []string{"state_dir = " + filepath.Join(dir, "state"), "file_dirs = " + fileDirs(c, dir)}},
+		{"qemu", nil}, // only Extra's lines (qemuAgent's accel, a test's binary)
 		{"relocation", relocLines(c)},
 		{"repository", []string{
 			"root = " + filepath.Join(dir, "OVS"),

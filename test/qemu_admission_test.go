@@ -158,3 +158,63 @@ func TestQEMUOfflineMigrationTakesTheKernelAlong(t *testing.T) {
 		t.Errorf("on the target: %+v", in)
 	}
 }
+
+// Without a usable QEMU an OS domain is refused at start with what to
+// install or set, and nothing runs; the workload guest is not affected.
+func TestQEMUMissingBinaryRefusesTheStart(t *testing.T) {
+	a := startAgent(t, agentConf{Extra: map[string][]string{
+		"agent": {"hypervisor = sim", "memory_reserve = 0"},
+		"qemu":  {"binary = /nonexistent/qemu-system-x86_64"},
+	}})
+	kernel := filepath.Join(t.TempDir(), "vmlinux")
+	writeFile(t, kernel, "a kernel")
+	a.call(t, "domain.create", nil, osCfg("os", kernel))
+	f := a.fault(t, "domain.start", "os")
+	if f.Code != 1007 || !strings.Contains(f.Message, "apt-get install qemu-system-x86, or set [qemu] binary") || !strings.Contains(f.Message, "kernel = "+kernel) {
+		t.Errorf("start without QEMU: fault %d %q, want 1007 saying what to install or set", f.Code, f.Message)
+	}
+	if in := a.info(t, "os"); in.State != "stopped" || in.Engine != "qemu" {
+		t.Errorf("after the refused start: %+v", in)
+	}
+	a.call(t, "domain.create", nil, vmcfgText("w", 64, "dirty=0"))
+	a.call(t, "domain.start", nil, "w")
+	if in := a.info(t, "w"); in.State != "running" || in.Engine != "sim" {
+		t.Errorf("the workload guest beside it: %+v", in)
+	}
+}
+
+// A target without a usable QEMU says so in the dry run of an OS domain:
+// a problem naming what to install or set, and its facts.
+func TestQEMUDryRunToATargetWithoutQEMU(t *testing.T) {
+	needQEMU(t)
+	src := startAgent(t, agentConf{Listen: "127.0.0.2", RelocPort: freePort(t, "127.0.0.2"), Extra: map[string][]string{
+		"agent": {"hypervisor = sim", "memory_reserve = 0"},
+	}})
+	dst := startAgent(t, agentConf{Listen: "127.0.0.3", RelocPort: freePort(t, "127.0.0.3"), Extra: map[string][]string{
+		"agent": {"hypervisor = sim", "memory_reserve = 0"},
+		"qemu":  {"binary = /nonexistent/qemu-system-x86_64"},
+	}})
+	_, _, mp := makeRepo(t, src)
+	makeRepo(t, dst)
+	kernel := filepath.Join(mp, "running_pool", "os", "vmlinux")
+	writeFile(t, kernel, "a kernel")
+	src.call(t, "domain.create", nil, osCfg("os", kernel))
+	var chk struct {
+		OK       bool     `xmlrpc:"ok"`
+		Problems []string `xmlrpc:"problems"`
+		Target   struct {
+			QEMUProblem string `xmlrpc:"qemu_problem"`
+		} `xmlrpc:"target"`
+	}
+	src.call(t, "migration.check", &chk, "os", dst.Reloc, migrateOpts(nil))
+	found := false
+	for _, p := range chk.Problems {
+		found = found || strings.HasPrefix(p, "engine: ") && strings.Contains(p, "apt-get install qemu-system-x86, or set [qemu] binary")
+	}
+	if chk.OK || !found {
+		t.Errorf("dry run to a target without QEMU: ok %v, problems %q", chk.OK, chk.Problems)
+	}
+	if !strings.Contains(chk.Target.QEMUProblem, "/nonexistent/qemu-system-x86_64 is not installed") {
+		t.Errorf("the target's qemu_problem: %q", chk.Target.QEMUProblem)
+	}
+}

@@ -76,7 +76,7 @@ func TestCheckIncomingOfAQEMUOffer(t *testing.T) {
 func TestCheckFilesOfAQEMUOffer(t *testing.T) {
 	q := newFakeQEMU(t)
 	e := openQEMU(t, q.host("auto"), "xenbr0")
-	k, disk := e.file(t, "vmlinux"), e.file(t, "System.img")
+	k, disk := e.file(t, "vmlinux"), e.qcow2(t, "System.img")
 	ok := osConfig("os", k, "disk = ['tap:qcow2:"+disk+",xvda,w']", "vif = ['bridge=xenbr0']")
 	if ps := e.m.CheckFiles(ok); len(ps) != 0 {
 		t.Fatalf("every file here: %q", relocation.Strings(ps))

@@ -20,12 +20,13 @@ func TestDetachAttachOfAnOSDomainTakesItsKernelAndRamdisk(t *testing.T) {
 	if err := os.MkdirAll(folder, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	for _, f := range []string{"System.img", "vmlinux", "initrd"} {
+	for _, f := range []string{"vmlinux", "initrd"} {
 		if err := os.WriteFile(filepath.Join(folder, f), []byte(f), 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
 	a := openQEMUOn(t, q.host("auto"), repo)
+	a.qcow2(t, "running_pool/os/System.img")
 	mustCreate(t, a.m, osConfig("os", filepath.Join(folder, "vmlinux"), "ramdisk = '"+filepath.Join(folder, "initrd")+"'", "disk = ['tap:qcow2:"+filepath.Join(folder, "System.img")+",xvda,w']"))
 	res, err := a.m.Detach(context.Background(), "os", "")
 	if err != nil {

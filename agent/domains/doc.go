@@ -29,8 +29,9 @@
 // resolves, or is refused with what to install or set; the workload guest
 // runs on the engine [agent] hypervisor chooses. The files an operating
 // system's vm.cfg names (kernel, ramdisk, disks) must resolve inside the
-// repositories, [agent] file_dirs or the domain's folder, a phy: disk
-// must be a block device, and at start every vif's bridge must exist
+// repositories, [agent] file_dirs or the domain's folder, a disk image
+// must be what its type says (its header read as the engine reads it),
+// a phy: disk must be a block device, and at start every vif's bridge must exist
 // (paths.go): checked at create and again at start, before any VMM runs.
 //
 // Files: manager.go (the registry, persistence, Create, Delete, Offer),

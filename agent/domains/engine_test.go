@@ -2,9 +2,11 @@ package domains
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -96,6 +98,26 @@ func (e *qemuEnv) file(t *testing.T, name string) string {
 	t.Helper()
 	p := filepath.Join(e.repo, name)
 	if err := os.WriteFile(p, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// qcow2 writes a small qcow2 image (version 3, 512-byte clusters, 32 KiB,
+// no backing file) in the repository and returns its path.
+func (e *qemuEnv) qcow2(t *testing.T, name string) string {
+	t.Helper()
+	b := make([]byte, 4096)
+	copy(b, "QFI\xfb")
+	binary.BigEndian.PutUint32(b[4:], 3)       // version
+	binary.BigEndian.PutUint32(b[20:], 9)      // cluster_bits
+	binary.BigEndian.PutUint64(b[24:], 32<<10) // size: what one L1 entry covers
+	binary.BigEndian.PutUint32(b[36:], 1)      // l1_size
+	binary.BigEndian.PutUint64(b[40:], 512)    // l1_table_offset
+	binary.BigEndian.PutUint32(b[96:], 4)      // refcount_order
+	binary.BigEndian.PutUint32(b[100:], 104)   // header_length
+	p := filepath.Join(e.repo, name)
+	if err := os.WriteFile(p, b, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	return p
@@ -299,4 +321,58 @@ func TestOSDomainBridgeMustExistAtStart(t *testing.T) {
 	if err := none.m.Start("a"); KindOf(err) != Invalid || !strings.Contains(err.Error(), "this host has no bridge") {
 		t.Fatalf("start with no bridge on the host: %v", err)
 	}
+}
+
+// A disk image that is not what its type says, in a format the engine
+// does not run, or naming a backing file is refused before anything
+// starts, as the qemu engine would read it.
+func TestOSDomainDiskImagesAreReadAsTheEngineWill(t *testing.T) {
+	qemuImg, err := exec.LookPath("qemu-img")
+	if err != nil {
+		t.Fatalf("qemu-img not installed (apt-get install qemu-utils): %v", err)
+	}
+	q := newFakeQEMU(t)
+	e := openQEMU(t, q.host("auto"))
+	k := e.file(t, "vmlinux")
+	raw := e.file(t, "raw.img")
+	qc := e.qcow2(t, "disk.qcow2")
+	base := filepath.Join(e.repo, "base.qcow2")
+	overlay := filepath.Join(e.repo, "overlay.qcow2")
+	vmdk := filepath.Join(e.repo, "disk.vmdk")
+	for _, args := range [][]string{
+		{"create", "-q", "-f", "qcow2", base, "1M"},
+		{"create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", base, overlay},
+		{"create", "-q", "-f", "vmdk", vmdk, "1M"},
+	} {
+		if out, err := exec.Command(qemuImg, args...).CombinedOutput(); err != nil {
+			t.Fatalf("qemu-img %v: %v\n%s", args, err, out)
+		}
+	}
+	for _, ok := range []string{"file:" + raw, "tap:aio:" + raw, "tap:qcow2:" + qc, "file:" + qc} {
+		if _, _, err := e.m.Create([]byte(osConfig("ok", k, "disk = ['"+ok+",xvda,w']")), "vm.cfg"); err != nil {
+			t.Fatalf("disk %s: %v", ok, err)
+		}
+		if err := e.m.Delete("ok"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tc := range []struct{ disk, want string }{
+		{"tap:qcow2:" + raw, "declared qcow2"},
+		{"file:" + overlay, "backing file"},
+		{"file:" + vmdk, "qemu-img convert"},
+	} {
+		_, _, err := e.m.Create([]byte(osConfig("bad", k, "disk = ['"+tc.disk+",xvda,w']")), "vm.cfg")
+		if KindOf(err) != Invalid || !strings.Contains(err.Error(), "disk xvda") || !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), "/proc/self/fd") {
+			t.Errorf("disk %s: %v, want refused saying %q", tc.disk, err, tc.want)
+		}
+	}
+	// An image that changes after the create is read again at the start.
+	mustCreate(t, e.m, osConfig("later", k, "disk = ['tap:qcow2:"+qc+",xvda,w']"))
+	if err := os.WriteFile(qc, []byte("not a qcow2 any more"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.m.Start("later"); KindOf(err) != Invalid || !strings.Contains(err.Error(), "declared qcow2") {
+		t.Fatalf("start with the image changed: %v", err)
+	}
+	e.f.noStart(t)
 }

@@ -103,3 +103,42 @@ func TestReadImageHeaderLeavesTheFileAtItsStart(t *testing.T) {
 		t.Fatalf("junk: %v", err)
 	}
 }
+
+// Starting a suspended domain checks its save image as Restore does, and
+// hands the VMM the image it checked.
+func TestStartOfASuspendedDomainChecksItsImage(t *testing.T) {
+	q := newFakeQEMU(t)
+	e := openQEMU(t, q.host("auto"))
+	k := e.file(t, "vmlinux")
+	cfg := osConfig("os", k, "uuid = '6e2a1c3d-1b2c-4d5e-8f90-0123456789ab'")
+	mustCreate(t, e.m, cfg)
+	if err := e.m.Start("os"); err != nil {
+		t.Fatal(err)
+	}
+	e.f.nextStart(t)
+	img := filepath.Join(e.repo, "os.img")
+	if err := e.m.Save("os", img); err != nil {
+		t.Fatal(err)
+	}
+	// The fake VMM writes no image: the test writes one by a newer QEMU.
+	if p := qemuImage(t, t.TempDir(), cfg, "8.1.0"); os.Rename(p, img) != nil {
+		t.Fatal("rename")
+	}
+	err := e.m.Start("os")
+	if KindOf(err) != Unsupported || !strings.Contains(err.Error(), "written by QEMU 8.1.0") {
+		t.Fatalf("start from a newer QEMU's image: %v", err)
+	}
+	e.f.noStart(t)
+	if in := info(t, e.m, "os"); in.State != "suspended" {
+		t.Fatalf("refused start changed the domain: %+v", in)
+	}
+	if p := qemuImage(t, t.TempDir(), cfg, "7.2.22"); os.Rename(p, img) != nil {
+		t.Fatal("rename")
+	}
+	if err := e.m.Start("os"); err != nil {
+		t.Fatal(err)
+	}
+	if s := e.f.nextStart(t); s.Mode != vmmproc.Restore || s.Image != img || s.ImageFile == nil || s.Engine != "qemu" {
+		t.Fatalf("restore spec %+v", s)
+	}
+}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/ovs-agent/ovs-agent/agent/hostinfo"
 	"github.com/ovs-agent/ovs-agent/agent/vmmproc"
+	"github.com/ovs-agent/ovs-agent/internal/boundedfile"
 	"github.com/ovs-agent/ovs-agent/vmm/control"
 )
 
@@ -35,9 +36,31 @@ func (m *Manager) start(d *domain) error {
 	suspended := d.rec.State == Suspended
 	d.mu.Unlock()
 	if suspended && img != "" {
-		return m.launch(d, vmmproc.Restore, img, "", nil)
+		return m.resume(d, img)
 	}
 	return m.launch(d, vmmproc.Boot, "", "", nil)
+}
+
+// resume restores a suspended domain from its save image img. An image
+// that opens is checked first, as Restore does (its engine and QEMU), and
+// handed to the VMM opened; one that does not is the VMM's to report.
+func (m *Manager) resume(d *domain, img string) error {
+	f, err := boundedfile.Open(img, boundedfile.NoFollow)
+	if err != nil {
+		return m.launch(d, vmmproc.Restore, img, "", nil)
+	}
+	defer f.Close()
+	h, err := readImageHeader(f, img)
+	if err != nil {
+		return err
+	}
+	d.mu.Lock()
+	cfg := d.cfg
+	d.mu.Unlock()
+	if err := m.checkImage(cfg, h, img); err != nil {
+		return err
+	}
+	return m.launch(d, vmmproc.Restore, img, "", f)
 }
 
 // launch starts d's VMM: booting, restoring from image, or waiting for an

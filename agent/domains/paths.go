@@ -7,23 +7,27 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 
 	"github.com/ovs-agent/ovs-agent/agent/fileaccess"
 	"github.com/ovs-agent/ovs-agent/agent/hostinfo"
 	"github.com/ovs-agent/ovs-agent/config/vmcfg"
+	"github.com/ovs-agent/ovs-agent/internal/boundedfile"
 	"github.com/ovs-agent/ovs-agent/relocation"
+	"github.com/ovs-agent/ovs-agent/vmm/diskimage"
 )
 
 // The files an operating system's vm.cfg names are the ones its VMM opens
 // with the agent's rights: kernel, ramdisk and the disk images. Each must
 // resolve, after symlinks, inside a repository or [agent] file_dirs
 // (Options.FileRoots, the rule of agent/fileaccess) or the domain's own
-// folder (where a relative path points), and be a regular file; a phy:
-// disk must be a block device. Create refuses a vm.cfg that breaks the
-// rule or names a file that is missing; start checks again (files may
-// have gone since), and also that every vif's bridge exists, so that
-// nothing starts half-way. The workload guest opens no file of its
-// vm.cfg: its vm.cfg is not checked here.
+// folder (where a relative path points), and be a regular file, a disk
+// image one the qemu engine runs as its type says (vmm/diskimage: raw or
+// qcow2, no backing file); a phy: disk must be a block device. Create
+// refuses a vm.cfg that breaks the rule or names a file that is missing;
+// start checks again (files may have gone since), and also that every
+// vif's bridge exists, so that nothing starts half-way. The workload
+// guest opens no file of its vm.cfg: its vm.cfg is not checked here.
 
 // fileRoots is where a domain's files may be: the repositories and
 // [agent] file_dirs, and its folder dir.
@@ -109,9 +113,35 @@ func (m *Manager) checkedFiles(cfg *vmcfg.Config, dir string) []fileCheck {
 			out = append(out, fileCheck{field: diskField(i, d), path: p, err: checkBlockDevice(p)})
 		case fileDisk(d):
 			file(diskField(i, d), d.Path)
+			if c := &out[len(out)-1]; c.err == nil {
+				c.err = checkDiskImage(c.path, d)
+			}
 		}
 	}
 	return out
+}
+
+// checkDiskImage reads the header of the disk image p (a regular file
+// inside the roots) as the qemu engine will (vmm/diskimage): a file that
+// is not what its type declares (tap:qcow2: and not a qcow2), a format the
+// engine does not run, or a qcow2 naming a backing file is refused here,
+// before anything starts. The file is opened without blocking and read
+// through that descriptor.
+func checkDiskImage(p string, d vmcfg.Disk) error {
+	f, err := boundedfile.Open(p, boundedfile.Follow)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	var o diskimage.Options
+	if d.DeclaredFormat() == "qcow2" {
+		o.Declared = diskimage.FormatQCOW2
+	}
+	fd := fmt.Sprintf("/proc/self/fd/%d", f.Fd())
+	if _, err := diskimage.InspectWith(fd, o); err != nil {
+		return errors.New(strings.ReplaceAll(err.Error(), fd, p))
+	}
+	return nil
 }
 
 // fileProblems lists, one problem each, the files of cfg that break the
