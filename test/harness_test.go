@@ -227,7 +227,6 @@ func (c agentConf) render(t testing.TB, dir string) (string, agentConf) {
 			"staging_dir = " + filepath.Join(dir, "mount"),
 			"state_file = " + filepath.Join(dir, "repositories.state"),
 		}},
-		{"qemu", nil}, // only what Extra says
 	}
 	var b strings.Builder
 	b.WriteString("; written by the end-to-end tests\n")
