@@ -349,12 +349,11 @@ func TestQEMUBadInput(t *testing.T) {
 	// A raw file declared qcow2 (tap:qcow2:) is refused, saying what it is.
 	raw := ext4Disk(t, 16, nil)
 	v3 := guestVM{Name: "bad3", Disk: raw}
-	a.call(t, "domain.create", nil, strings.Replace(v3.cfg(t), "'file:", "'tap:qcow2:", 1))
-	if f := a.fault(t, "domain.start", "bad3"); f == nil || !strings.Contains(f.Message, "qcow2") {
+	if f := a.fault(t, "domain.create", strings.Replace(v3.cfg(t), "'file:", "'tap:qcow2:", 1)); f == nil || !strings.Contains(f.Message, "not qcow2") {
 		t.Fatalf("a raw disk declared qcow2: %v", f)
 	}
-	if in := a.info(t, "bad3"); in.State != "stopped" {
-		t.Fatalf("after a refused disk: %+v", in)
+	if a.known(t, "bad3") {
+		t.Fatalf("a refused vm.cfg was registered")
 	}
 
 	// An agent whose QEMU is missing refuses to start an operating
