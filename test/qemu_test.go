@@ -1,6 +1,9 @@
 package test
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/pem"
 	"fmt"
 	"io"
 	"net"
@@ -29,6 +32,9 @@ type qemuMig struct {
 	Error       string  `xmlrpc:"error"`
 	Throughput  float64 `xmlrpc:"throughput"`
 	TransferSec float64 `xmlrpc:"transfer_seconds"`
+	TLS         bool    `xmlrpc:"tls_verified"`
+	RAMCheckMs  float64 `xmlrpc:"ram_check_ms"`
+	Mended      int     `xmlrpc:"mended_pages"`
 }
 
 // waitQEMUMigration polls migration.status until the move ends (bounded
@@ -160,29 +166,43 @@ func TestQEMUDomainLifecycle(t *testing.T) {
 }
 
 // TestQEMULiveMigration moves the running test guest between two agents
-// while its memory checker runs: no CORRUPT line, the console goes on on
+// (over the TLS relocation port, the target's certificate pinned) while
+// its memory checker runs: no CORRUPT line, the console goes on on
 // the target, the source forgets the domain; QEMU's figures show in
 // migration.status and never run backwards. Then a cancelled move and one
 // whose target VMM is killed leave the guest running on its source.
 func TestQEMULiveMigration(t *testing.T) {
 	timed(t)
-	src, dst := qemuPair(t)
+	src := qemuAgent(t, "127.0.0.2", true)
+	// The target also listens on the TLS relocation port; the first move
+	// goes over it, pinning the target's certificate.
+	sslPort := freePort(t, "127.0.0.3")
+	dst := startAgent(t, agentConf{Listen: "127.0.0.3", RelocPort: freePort(t, "127.0.0.3"),
+		FileDirs: []string{filepath.Dir(t.TempDir()), testGuestDir(t)},
+		Extra: map[string][]string{
+			"agent":      {"memory_reserve = 0"},
+			"qemu":       {"accel = " + testGuestAccel(t)},
+			"relocation": {"ssl_server = yes", "ssl_port = " + itoa(sslPort)},
+		}})
+	pin := certPin(t, dst)
 	v := guestVM{Name: "mv", MemcheckMiB: 64}
 	startGuest(t, src, v)
 
+	tls := map[string]any{"ssl": true, "port": sslPort, "fingerprint": pin}
 	var chk checkRes
-	src.call(t, "migration.check", &chk, "mv", dst.Reloc, migrateOpts(nil))
+	src.call(t, "migration.check", &chk, "mv", "127.0.0.3", migrateOpts(tls))
 	if !chk.OK {
 		t.Fatalf("dry run: %v", chk.Problems)
 	}
 	var id string
-	src.call(t, "domain.migrate", &id, "mv", dst.Reloc, migrateOpts(map[string]any{"live": true}))
+	tls["live"] = true
+	src.call(t, "domain.migrate", &id, "mv", "127.0.0.3", migrateOpts(tls))
 	st := waitQEMUMigration(t, src, id, nil)
 	if st.Phase != "completed" {
 		t.Fatalf("migration: %+v", st)
 	}
 	t.Logf("moved: %+v", st)
-	if st.BytesSent < 16<<20 || st.Round < 1 || st.DowntimeMs <= 0 || st.Streams != 1 {
+	if st.BytesSent < 16<<20 || st.Round < 1 || st.DowntimeMs <= 0 || st.Streams != 1 || !st.TLS || st.RAMCheckMs <= 0 || st.RAMCheckMs > st.DowntimeMs {
 		t.Errorf("figures of a completed move: %+v", st)
 	}
 	dst.waitInfoWithin(t, "mv", "running on the target", time.Minute, func(i qemuInfo) bool { return i.State == "running" })
@@ -270,6 +290,21 @@ func childPIDs(t *testing.T, pid int) []int {
 		t.Fatalf("the VMM %d has no child process (its QEMU)", pid)
 	}
 	return out
+}
+
+// certPin is the SHA-256 of a's TLS certificate, in hex.
+func certPin(t *testing.T, a *Agent) string {
+	t.Helper()
+	pemData, err := os.ReadFile(filepath.Join(a.Dir, "state", "tls", "agent.crt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	block, _ := pem.Decode(pemData)
+	if block == nil {
+		t.Fatalf("%s/state/tls/agent.crt holds no PEM block", a.Dir)
+	}
+	sum := sha256.Sum256(block.Bytes)
+	return hex.EncodeToString(sum[:])
 }
 
 // killIncomingVMM kills, by pid, the VMM a receives name in.
