@@ -239,7 +239,11 @@ func spawn(s Spec, memPath string, drivers []string, qmpEnd *os.File) (*Machine,
 		Stderr:     errW,
 		ExtraFiles: []*os.File{qmpEnd},
 		SysProcAttr: &syscall.SysProcAttr{
-			Pdeathsig: syscall.SIGKILL, // QEMU dies with its ovs-vmm
+			// QEMU dies with its ovs-vmm. The kernel sends it when the
+			// thread that forked ends: Go keeps its threads, except one
+			// that a goroutine locked and left locked when it returned,
+			// so Start must not run on such a goroutine.
+			Pdeathsig: syscall.SIGKILL,
 			Setpgid:   true,
 		},
 	}
@@ -332,6 +336,7 @@ func (m *Machine) connect(ctx context.Context, conn *net.UnixConn) error {
 		if err := m.command("cont", m.qc.Cont); err != nil {
 			return m.startError("cont", err)
 		}
+		m.setRunning(true)
 	}
 	return nil
 }
@@ -514,6 +519,11 @@ func (m *Machine) watch() {
 // command runs one QMP command under machineCommandTimeout; a QEMU that
 // does not answer within it is killed.
 func (m *Machine) command(name string, run func(ctx context.Context) error) error {
+	select {
+	case <-m.done:
+		return fmt.Errorf("qmp %s: QEMU has ended (%v)", name, m.err)
+	default:
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), machineCommandTimeout)
 	defer cancel()
 	err := run(ctx)
@@ -544,12 +554,20 @@ func (m *Machine) PID() int { return m.cmd.Process.Pid }
 // once Done is closed).
 func (m *Machine) MemoryFile() string { return m.memPath }
 
-// Running says whether the vCPUs run, as QEMU's STOP and RESUME events
-// said last.
+// Running says whether the vCPUs run: as the last stop or cont of this
+// Machine left them, or as QEMU's STOP and RESUME events said since
+// (a migration stops them, a failed one resumes them). False once QEMU
+// has ended.
 func (m *Machine) Running() bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return m.running
+	return m.running && !m.reaped
+}
+
+func (m *Machine) setRunning(r bool) {
+	m.mu.Lock()
+	m.running = r
+	m.mu.Unlock()
 }
 
 // Pause stops the vCPUs (idempotent).
@@ -557,6 +575,7 @@ func (m *Machine) Pause() error {
 	if err := m.command("stop", m.qc.Stop); err != nil {
 		return fmt.Errorf("qemu: pause %q: %w", m.spec.Name, err)
 	}
+	m.setRunning(false)
 	return nil
 }
 
@@ -565,6 +584,7 @@ func (m *Machine) Resume() error {
 	if err := m.command("cont", m.qc.Cont); err != nil {
 		return fmt.Errorf("qemu: resume %q: %w", m.spec.Name, err)
 	}
+	m.setRunning(true)
 	return nil
 }
 
@@ -663,7 +683,9 @@ func (m *Machine) ConsoleInput(p []byte) error {
 	}
 	m.inputMu.Lock()
 	defer m.inputMu.Unlock()
-	m.stdin.SetWriteDeadline(time.Now().Add(consoleWriteTimeout))
+	if err := m.stdin.SetWriteDeadline(time.Now().Add(consoleWriteTimeout)); err != nil {
+		return fmt.Errorf("qemu: console of %q: %w", m.spec.Name, err)
+	}
 	if _, err := m.stdin.Write(p); err != nil {
 		if errors.Is(err, os.ErrDeadlineExceeded) {
 			return fmt.Errorf("qemu: console of %q: QEMU took no input for %v (the guest's serial port does not read)", m.spec.Name, consoleWriteTimeout)
@@ -677,6 +699,11 @@ func (m *Machine) ConsoleInput(p []byte) error {
 // disks' bytes from query-blockstats.
 func (m *Machine) Stats() (Stats, error) {
 	var st Stats
+	select {
+	case <-m.done:
+		return st, fmt.Errorf("qemu: stats of %q: QEMU has ended", m.spec.Name)
+	default:
+	}
 	pid := m.PID()
 	cpu, err := procCPUTime(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {

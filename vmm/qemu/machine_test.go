@@ -255,8 +255,14 @@ func TestMachineCrash(t *testing.T) {
 	if !errors.Is(err, ErrCrashed) || !strings.Contains(err.Error(), "killed") {
 		t.Fatalf("Err %v, want ErrCrashed saying it was killed", err)
 	}
-	if err := m.Pause(); err == nil {
-		t.Error("Pause of an ended Machine did not fail")
+	if err := m.Pause(); err == nil || !strings.Contains(err.Error(), "QEMU has ended") {
+		t.Errorf("Pause of an ended Machine: %v", err)
+	}
+	if _, err := m.Stats(); err == nil || !strings.Contains(err.Error(), "QEMU has ended") {
+		t.Errorf("Stats of an ended Machine: %v", err)
+	}
+	if m.Running() {
+		t.Error("Running is true after the end")
 	}
 }
 
@@ -377,6 +383,9 @@ func TestMachineRunning(t *testing.T) {
 	var stderr lines
 	s.Stderr = &stderr
 	m := startMachine(t, s)
+	if !m.Running() {
+		t.Error("Running is false after Start")
+	}
 
 	t.Run("Facts", func(t *testing.T) {
 		f := m.Facts()
