@@ -584,6 +584,11 @@ func TestMachineStartFailures(t *testing.T) {
 		s.MemoryDir = filepath.Join(s.MemoryDir, "missing")
 		startFails(t, bg, s, "RAM file", s.MemoryDir)
 	})
+	t.Run("NoRoomForRAM", func(t *testing.T) {
+		s := firmwareSpec(t)
+		s.MemoryBytes = 1 << 49 // 512 TiB: more than the test's file system has free
+		startFails(t, bg, s, "MiB free", s.MemoryDir)
+	})
 	t.Run("QEMUExits", func(t *testing.T) {
 		// A raw file given as qcow2: QEMU refuses it and exits at once.
 		img := filepath.Join(t.TempDir(), "raw.img")
