@@ -300,6 +300,9 @@ func TestMachineIncoming(t *testing.T) {
 	if err := m.Err(); err != nil {
 		t.Fatalf("Err after Kill: %v", err)
 	}
+	if st := m.cmd.ProcessState.String(); st != "exit status 0" {
+		t.Errorf("QEMU ended with %s, want exit status 0 (quit)", st)
+	}
 	checkGone(t, m)
 	if err := m.Kill(); err != nil {
 		t.Fatalf("a second Kill: %v", err)
@@ -779,4 +782,25 @@ func TestMachineMigrate(t *testing.T) {
 	if err := waitDone(t, dst, "the power button on the target"); err != nil {
 		t.Fatalf("Err of the target after its guest powered off: %v", err)
 	}
+}
+
+// Kill of a QEMU that answers nothing (stopped by SIGSTOP): quit goes
+// unanswered, SIGKILL follows, and Err is still nil (Kill asked for it).
+func TestMachineKillStopped(t *testing.T) {
+	defer func(d time.Duration) { quitGrace = d }(quitGrace)
+	quitGrace = 500 * time.Millisecond
+	m := startMachine(t, firmwareSpec(t))
+	if err := syscall.Kill(m.PID(), syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Err(); err != nil {
+		t.Fatalf("Err after Kill: %v", err)
+	}
+	if st := m.cmd.ProcessState.String(); st != "signal: killed" {
+		t.Errorf("QEMU ended with %s, want SIGKILL (it could not read quit)", st)
+	}
+	checkGone(t, m)
 }
