@@ -144,6 +144,9 @@ func Start(ctx context.Context, s Spec) (*Machine, error) {
 			return nil, fmt.Errorf("qemu: domain %q: %w (check the disk's path in the domain's config)", s.Name, err)
 		}
 	}
+	if err := checkRoom(s.MemoryDir, s.MemoryBytes); err != nil {
+		return nil, err
+	}
 	memPath, err := createMemoryFile(s.MemoryDir, s.UUID)
 	if err != nil {
 		return nil, err
@@ -154,6 +157,22 @@ func Start(ctx context.Context, s Spec) (*Machine, error) {
 		return nil, err
 	}
 	return m, nil
+}
+
+// checkRoom refuses a guest whose RAM the memory directory's file system
+// cannot hold now: QEMU would die of SIGBUS when the guest touches a page
+// that finds no room. (The file is sparse: a guest that has not yet
+// touched its RAM takes less, and other guests may take room later.)
+func checkRoom(dir string, bytes uint64) error {
+	var st unix.Statfs_t
+	if err := unix.Statfs(dir, &st); err != nil {
+		return fmt.Errorf("qemu: memory directory %s for the guest's RAM file: %w", dir, err)
+	}
+	if free := st.Bavail * uint64(st.Bsize); free < bytes {
+		return fmt.Errorf("qemu: memory directory %s has %d MiB free, the guest's RAM needs %d MiB (free room there or give the domain less memory)",
+			dir, free/mib, bytes/mib)
+	}
+	return nil
 }
 
 // createMemoryFile creates the empty RAM file (QEMU sizes it) in dir.
@@ -239,7 +258,11 @@ func spawn(s Spec, memPath string, drivers []string, qmpEnd *os.File) (*Machine,
 		Stderr:     errW,
 		ExtraFiles: []*os.File{qmpEnd},
 		SysProcAttr: &syscall.SysProcAttr{
-			Pdeathsig: syscall.SIGKILL, // QEMU dies with its ovs-vmm
+			// QEMU dies with its ovs-vmm. The kernel sends it when the
+			// thread that forked ends: Go keeps its threads, except one
+			// that a goroutine locked and left locked when it returned,
+			// so Start must not run on such a goroutine.
+			Pdeathsig: syscall.SIGKILL,
 			Setpgid:   true,
 		},
 	}
@@ -307,7 +330,7 @@ func (m *Machine) connect(ctx context.Context, conn *net.UnixConn) error {
 	if v := m.spec.VNC; v != nil && v.Password != "" {
 		// The password goes only to QMP, never to the command line nor
 		// into an error.
-		err := m.command("set_password", func(ctx context.Context) error {
+		err := m.commandCtx(ctx, "set_password", func(ctx context.Context) error {
 			return m.qc.Execute(ctx, "set_password", map[string]string{"protocol": "vnc", "password": v.Password}, nil)
 		})
 		if err != nil {
@@ -316,34 +339,35 @@ func (m *Machine) connect(ctx context.Context, conn *net.UnixConn) error {
 	}
 	g := m.qc.Greeting()
 	m.facts.Version = "QEMU " + g.Version.String()
-	machine, err := m.resolveMachine()
+	machine, err := m.resolveMachine(ctx)
 	if err != nil {
 		return m.startError("query-machines", err)
 	}
 	m.facts.Machine = machine
 	if m.spec.VNC != nil {
-		vnc, err := m.queryVNC()
+		vnc, err := m.queryVNC(ctx)
 		if err != nil {
 			return m.startError("query-vnc", err)
 		}
 		m.facts.VNC = vnc
 	}
 	if !m.spec.Incoming {
-		if err := m.command("cont", m.qc.Cont); err != nil {
+		if err := m.commandCtx(ctx, "cont", m.qc.Cont); err != nil {
 			return m.startError("cont", err)
 		}
+		m.setRunning(true)
 	}
 	return nil
 }
 
 // resolveMachine is the machine type QEMU runs: the name given, or the
 // machine whose alias it is.
-func (m *Machine) resolveMachine() (string, error) {
+func (m *Machine) resolveMachine(ctx context.Context) (string, error) {
 	var ms []struct {
 		Name  string `json:"name"`
 		Alias string `json:"alias"`
 	}
-	if err := m.command("query-machines", func(ctx context.Context) error { return m.qc.Execute(ctx, "query-machines", nil, &ms) }); err != nil {
+	if err := m.commandCtx(ctx, "query-machines", func(ctx context.Context) error { return m.qc.Execute(ctx, "query-machines", nil, &ms) }); err != nil {
 		return "", err
 	}
 	for _, x := range ms {
@@ -360,13 +384,13 @@ func (m *Machine) resolveMachine() (string, error) {
 }
 
 // queryVNC is where QEMU's VNC server listens, as host:port.
-func (m *Machine) queryVNC() (string, error) {
+func (m *Machine) queryVNC(ctx context.Context) (string, error) {
 	var v struct {
 		Enabled bool   `json:"enabled"`
 		Host    string `json:"host"`
 		Service string `json:"service"`
 	}
-	if err := m.command("query-vnc", func(ctx context.Context) error { return m.qc.Execute(ctx, "query-vnc", nil, &v) }); err != nil {
+	if err := m.commandCtx(ctx, "query-vnc", func(ctx context.Context) error { return m.qc.Execute(ctx, "query-vnc", nil, &v) }); err != nil {
 		return "", err
 	}
 	if !v.Enabled {
@@ -514,10 +538,21 @@ func (m *Machine) watch() {
 // command runs one QMP command under machineCommandTimeout; a QEMU that
 // does not answer within it is killed.
 func (m *Machine) command(name string, run func(ctx context.Context) error) error {
-	ctx, cancel := context.WithTimeout(context.Background(), machineCommandTimeout)
+	return m.commandCtx(context.Background(), name, run)
+}
+
+// commandCtx is command, cut short by parent too (Start's ctx): a parent
+// that ends first is not QEMU's silence.
+func (m *Machine) commandCtx(parent context.Context, name string, run func(ctx context.Context) error) error {
+	select {
+	case <-m.done:
+		return fmt.Errorf("qmp %s: QEMU has ended (%v)", name, m.err)
+	default:
+	}
+	ctx, cancel := context.WithTimeout(parent, machineCommandTimeout)
 	defer cancel()
 	err := run(ctx)
-	if err != nil && errors.Is(err, context.DeadlineExceeded) {
+	if err != nil && errors.Is(err, context.DeadlineExceeded) && parent.Err() == nil {
 		select {
 		case <-m.done:
 		default:
@@ -544,12 +579,20 @@ func (m *Machine) PID() int { return m.cmd.Process.Pid }
 // once Done is closed).
 func (m *Machine) MemoryFile() string { return m.memPath }
 
-// Running says whether the vCPUs run, as QEMU's STOP and RESUME events
-// said last.
+// Running says whether the vCPUs run: as the last stop or cont of this
+// Machine left them, or as QEMU's STOP and RESUME events said since
+// (a migration stops them, a failed one resumes them). False once QEMU
+// has ended.
 func (m *Machine) Running() bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return m.running
+	return m.running && !m.reaped
+}
+
+func (m *Machine) setRunning(r bool) {
+	m.mu.Lock()
+	m.running = r
+	m.mu.Unlock()
 }
 
 // Pause stops the vCPUs (idempotent).
@@ -557,6 +600,7 @@ func (m *Machine) Pause() error {
 	if err := m.command("stop", m.qc.Stop); err != nil {
 		return fmt.Errorf("qemu: pause %q: %w", m.spec.Name, err)
 	}
+	m.setRunning(false)
 	return nil
 }
 
@@ -565,6 +609,7 @@ func (m *Machine) Resume() error {
 	if err := m.command("cont", m.qc.Cont); err != nil {
 		return fmt.Errorf("qemu: resume %q: %w", m.spec.Name, err)
 	}
+	m.setRunning(true)
 	return nil
 }
 
@@ -663,7 +708,9 @@ func (m *Machine) ConsoleInput(p []byte) error {
 	}
 	m.inputMu.Lock()
 	defer m.inputMu.Unlock()
-	m.stdin.SetWriteDeadline(time.Now().Add(consoleWriteTimeout))
+	if err := m.stdin.SetWriteDeadline(time.Now().Add(consoleWriteTimeout)); err != nil {
+		return fmt.Errorf("qemu: console of %q: %w", m.spec.Name, err)
+	}
 	if _, err := m.stdin.Write(p); err != nil {
 		if errors.Is(err, os.ErrDeadlineExceeded) {
 			return fmt.Errorf("qemu: console of %q: QEMU took no input for %v (the guest's serial port does not read)", m.spec.Name, consoleWriteTimeout)
@@ -677,6 +724,11 @@ func (m *Machine) ConsoleInput(p []byte) error {
 // disks' bytes from query-blockstats.
 func (m *Machine) Stats() (Stats, error) {
 	var st Stats
+	select {
+	case <-m.done:
+		return st, fmt.Errorf("qemu: stats of %q: QEMU has ended", m.spec.Name)
+	default:
+	}
 	pid := m.PID()
 	cpu, err := procCPUTime(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {

@@ -255,8 +255,14 @@ func TestMachineCrash(t *testing.T) {
 	if !errors.Is(err, ErrCrashed) || !strings.Contains(err.Error(), "killed") {
 		t.Fatalf("Err %v, want ErrCrashed saying it was killed", err)
 	}
-	if err := m.Pause(); err == nil {
-		t.Error("Pause of an ended Machine did not fail")
+	if err := m.Pause(); err == nil || !strings.Contains(err.Error(), "QEMU has ended") {
+		t.Errorf("Pause of an ended Machine: %v", err)
+	}
+	if _, err := m.Stats(); err == nil || !strings.Contains(err.Error(), "QEMU has ended") {
+		t.Errorf("Stats of an ended Machine: %v", err)
+	}
+	if m.Running() {
+		t.Error("Running is true after the end")
 	}
 }
 
@@ -293,6 +299,9 @@ func TestMachineIncoming(t *testing.T) {
 	}
 	if err := m.Err(); err != nil {
 		t.Fatalf("Err after Kill: %v", err)
+	}
+	if st := m.cmd.ProcessState.String(); st != "exit status 0" {
+		t.Errorf("QEMU ended with %s, want exit status 0 (quit)", st)
 	}
 	checkGone(t, m)
 	if err := m.Kill(); err != nil {
@@ -377,6 +386,9 @@ func TestMachineRunning(t *testing.T) {
 	var stderr lines
 	s.Stderr = &stderr
 	m := startMachine(t, s)
+	if !m.Running() {
+		t.Error("Running is false after Start")
+	}
 
 	t.Run("Facts", func(t *testing.T) {
 		f := m.Facts()
@@ -575,6 +587,11 @@ func TestMachineStartFailures(t *testing.T) {
 		s.MemoryDir = filepath.Join(s.MemoryDir, "missing")
 		startFails(t, bg, s, "RAM file", s.MemoryDir)
 	})
+	t.Run("NoRoomForRAM", func(t *testing.T) {
+		s := firmwareSpec(t)
+		s.MemoryBytes = 1 << 49 // 512 TiB: more than the test's file system has free
+		startFails(t, bg, s, "MiB free", s.MemoryDir)
+	})
 	t.Run("QEMUExits", func(t *testing.T) {
 		// A raw file given as qcow2: QEMU refuses it and exits at once.
 		img := filepath.Join(t.TempDir(), "raw.img")
@@ -765,4 +782,25 @@ func TestMachineMigrate(t *testing.T) {
 	if err := waitDone(t, dst, "the power button on the target"); err != nil {
 		t.Fatalf("Err of the target after its guest powered off: %v", err)
 	}
+}
+
+// Kill of a QEMU that answers nothing (stopped by SIGSTOP): quit goes
+// unanswered, SIGKILL follows, and Err is still nil (Kill asked for it).
+func TestMachineKillStopped(t *testing.T) {
+	defer func(d time.Duration) { quitGrace = d }(quitGrace)
+	quitGrace = 500 * time.Millisecond
+	m := startMachine(t, firmwareSpec(t))
+	if err := syscall.Kill(m.PID(), syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Err(); err != nil {
+		t.Fatalf("Err after Kill: %v", err)
+	}
+	if st := m.cmd.ProcessState.String(); st != "signal: killed" {
+		t.Errorf("QEMU ended with %s, want SIGKILL (it could not read quit)", st)
+	}
+	checkGone(t, m)
 }

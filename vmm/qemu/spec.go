@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // Spec is everything QEMU is started with: fully resolved by the caller
@@ -187,6 +188,9 @@ func (s Spec) resolve() (Spec, error) {
 	for i, d := range s.Disks {
 		if d.Path == "" || !filepath.IsAbs(d.Path) || hasControl(d.Path) {
 			return s, fmt.Errorf("qemu spec: disk %d: path %q is not an absolute path", i, d.Path)
+		}
+		if !utf8.ValidString(d.Path) {
+			return s, fmt.Errorf("qemu spec: disk %d: path %q is not valid UTF-8, which QEMU's -blockdev JSON cannot carry (rename the image)", i, d.Path)
 		}
 		if d.Format == "" {
 			return s, fmt.Errorf("qemu spec: disk %d (%s): no format (it is always given: QEMU is never let probe)", i, d.Path)

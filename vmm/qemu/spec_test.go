@@ -1,6 +1,7 @@
 package qemu
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"slices"
@@ -220,4 +221,77 @@ func TestDiskDriver(t *testing.T) {
 	if _, err := diskDriver("/dev/null"); err == nil {
 		t.Error("/dev/null (a character device) taken as a disk")
 	}
+}
+
+// splitOpts splits a QEMU option value the way QEMU does: a single comma
+// separates, a doubled one is a comma.
+func splitOpts(v string) []string {
+	var parts []string
+	var cur strings.Builder
+	for i := 0; i < len(v); i++ {
+		if v[i] == ',' {
+			if i+1 < len(v) && v[i+1] == ',' {
+				cur.WriteByte(',')
+				i++
+				continue
+			}
+			parts = append(parts, cur.String())
+			cur.Reset()
+			continue
+		}
+		cur.WriteByte(v[i])
+	}
+	return append(parts, cur.String())
+}
+
+// FuzzSpecArgv: whatever a Spec holds, one that resolve accepts gives a
+// command line where no field spills into options of its own, the disk
+// paths reach QEMU as they are, and the VNC password is nowhere.
+func FuzzSpecArgv(f *testing.F) {
+	f.Add("vm1", "pc", "qemu64", "/dev/shm", "console=ttyS0", "/d/a.img", "raw", "00:16:3e:00:00:01", "secret")
+	f.Add("a,b=c,debug-threads=off", "q35", "host,+vmx", "/x,share=off", "a,b", "/d/x\",\"driver\":\"y", "qcow2", "00:16:3E:AA:BB:CC", "")
+	f.Fuzz(func(t *testing.T, name, machine, cpu, memDir, cmdline, disk, format, mac, password string) {
+		s := Spec{Accel: AccelTCG, Name: name, UUID: testUUID, MemoryBytes: 64 << 20, VCPUs: 1, Machine: machine,
+			CPUModel: cpu, MemoryDir: memDir, Kernel: "/k", Cmdline: cmdline,
+			Disks: []Disk{{Path: disk, Format: format}},
+			NICs:  []NIC{{Tap: os.Stdin, MAC: mac}},
+			VNC:   &VNC{Listen: "127.0.0.1", Password: password}}
+		r, err := s.resolve()
+		if err != nil {
+			return
+		}
+		memPath := filepath.Join(r.MemoryDir, "x.ram")
+		argv := r.argv(memPath, []string{"file"})
+		other := r
+		other.VNC = &VNC{Listen: "127.0.0.1", Password: "p"}
+		if password == "" {
+			other.VNC.Password = ""
+		}
+		if !slices.Equal(argv, other.argv(memPath, []string{"file"})) {
+			t.Fatal("the command line depends on the VNC password")
+		}
+		if got := splitOpts(argAfter(t, argv, "-name", 0)); !slices.Equal(got, []string{"guest=" + name, "debug-threads=on"}) {
+			t.Fatalf("-name splits into %q", got)
+		}
+		obj := splitOpts(argAfter(t, argv, "-object", 0))
+		if len(obj) != 5 || obj[3] != "mem-path="+memPath || obj[4] != "share=on" {
+			t.Fatalf("-object splits into %q", obj)
+		}
+		if got := splitOpts(argAfter(t, argv, "-machine", 0)); !slices.Equal(got, []string{machine, "memory-backend=ram0"}) {
+			t.Fatalf("-machine splits into %q", got)
+		}
+		var b map[string]any
+		if err := json.Unmarshal([]byte(argAfter(t, argv, "-blockdev", 0)), &b); err != nil || b["filename"] != disk || b["driver"] != "file" || len(b) != 4 {
+			t.Fatalf("-blockdev %v, %v", b, err)
+		}
+		if err := json.Unmarshal([]byte(argAfter(t, argv, "-blockdev", 1)), &b); err != nil || b["driver"] != format {
+			t.Fatalf("-blockdev %v, %v", b, err)
+		}
+		if got := argAfter(t, argv, "-append", 0); got != cmdline {
+			t.Fatalf("-append %q", got)
+		}
+		if got := splitOpts(argAfter(t, argv, "-cpu", 0)); got[0] != strings.Split(cpu, ",")[0] {
+			t.Fatalf("-cpu %q", got)
+		}
+	})
 }
