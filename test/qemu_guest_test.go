@@ -13,6 +13,8 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/ovs-agent/ovs-agent/internal/testguest"
+
 	"golang.org/x/sys/unix"
 )
 
@@ -242,15 +244,7 @@ func TestQEMUBridgeTraffic(t *testing.T) {
 // sparsely into the test's folder, raw or as qcow2.
 func guestDisk(t *testing.T, format string) string {
 	t.Helper()
-	out, err := exec.Command("guest/disk.sh").Output()
-	if err != nil {
-		var stderr []byte
-		if ee, ok := err.(*exec.ExitError); ok {
-			stderr = ee.Stderr
-		}
-		t.Fatalf("guest/disk.sh: %v\n%s", err, stderr)
-	}
-	src := strings.TrimSpace(string(out))
+	src := testguest.Disk(t)
 	dst := filepath.Join(t.TempDir(), "System."+format)
 	var cmd *exec.Cmd
 	if format == "qcow2" {

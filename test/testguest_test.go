@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ovs-agent/ovs-agent/internal/testguest"
+
 	"github.com/ovs-agent/ovs-agent/vmm/qmp"
 )
 
@@ -23,52 +25,13 @@ import (
 // built by guest/build.sh from Debian packages, cached between runs (see
 // the README). These helpers boot it on plain QEMU.
 
-var testGuestOnce struct {
-	sync.Once
-	dir string
-	err error
-}
-
 // testGuestDir builds the test guest, or finds it in its cache, and returns
 // the directory holding vmlinux and initrd.
-func testGuestDir(t testing.TB) string {
-	testGuestOnce.Do(func() {
-		start := time.Now()
-		var stderr bytes.Buffer
-		cmd := exec.Command("guest/build.sh")
-		cmd.Stderr = &stderr
-		out, err := cmd.Output()
-		if err != nil {
-			testGuestOnce.err = fmt.Errorf("guest/build.sh: %v\n%s", err, stderr.Bytes())
-			return
-		}
-		testGuestOnce.dir = strings.TrimSpace(string(out))
-		t.Logf("test guest %s ready in %v\n%s", testGuestOnce.dir, time.Since(start).Round(time.Millisecond), stderr.Bytes())
-	})
-	if testGuestOnce.err != nil {
-		t.Fatal(testGuestOnce.err)
-	}
-	return testGuestOnce.dir
-}
+func testGuestDir(t testing.TB) string { return testguest.Dir(t) }
 
-// testGuestAccel is the accelerator the test guest runs on: tcg unless
-// OVS_TESTGUEST_ACCEL says otherwise (kvm on hosts with hardware
-// virtualization). /dev/kvm from the PVM hypervisor makes QEMU crawl.
-func testGuestAccel(t testing.TB) string {
-	accel := os.Getenv("OVS_TESTGUEST_ACCEL")
-	if accel == "" {
-		accel = "tcg"
-	}
-	why := "set by OVS_TESTGUEST_ACCEL"
-	if os.Getenv("OVS_TESTGUEST_ACCEL") == "" {
-		why = "software emulation, the default for the test guest"
-		if _, err := os.Stat("/sys/module/kvm_pvm"); err == nil {
-			why += "; /dev/kvm here is PVM (nested, no VMX/SVM), where QEMU with KVM crawls"
-		}
-	}
-	t.Logf("QEMU accelerator %s (%s)", accel, why)
-	return accel
-}
+// testGuestAccel is the accelerator the test guest runs on (tcg unless
+// OVS_TESTGUEST_ACCEL says otherwise), logged with the reason.
+func testGuestAccel(t testing.TB) string { return testguest.Accel(t) }
 
 // qemuGuest is one qemu-system-x86_64 running the test guest.
 type qemuGuest struct {

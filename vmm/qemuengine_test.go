@@ -1,19 +1,19 @@
 package vmm
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ovs-agent/ovs-agent/internal/testguest"
 
 	"github.com/ovs-agent/ovs-agent/config/vmcfg"
 	"github.com/ovs-agent/ovs-agent/vmm/control"
@@ -24,30 +24,7 @@ import (
 // over a socketpair and shut down, with real QEMU processes. The runtime
 // and the agent around it are tested end to end in test/.
 
-var qemuGuestOnce struct {
-	sync.Once
-	dir string
-	err error
-}
-
-func qemuGuestDir(t *testing.T) string {
-	t.Helper()
-	qemuGuestOnce.Do(func() {
-		var stderr bytes.Buffer
-		cmd := exec.Command("../test/guest/build.sh")
-		cmd.Stderr = &stderr
-		out, err := cmd.Output()
-		if err != nil {
-			qemuGuestOnce.err = fmt.Errorf("test/guest/build.sh: %v\n%s", err, stderr.Bytes())
-			return
-		}
-		qemuGuestOnce.dir = strings.TrimSpace(string(out))
-	})
-	if qemuGuestOnce.err != nil {
-		t.Fatal(qemuGuestOnce.err)
-	}
-	return qemuGuestOnce.dir
-}
+func qemuGuestDir(t *testing.T) string { return testguest.Dir(t) }
 
 func qemuTestAccel() string {
 	if a := os.Getenv("OVS_TESTGUEST_ACCEL"); a != "" {

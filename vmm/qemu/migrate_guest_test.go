@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ovs-agent/ovs-agent/internal/testguest"
+
 	"github.com/ovs-agent/ovs-agent/vmm/qmp"
 )
 
@@ -23,31 +25,8 @@ import (
 // QEMU processes of their own, and drive them with the procedures under
 // test.
 
-var migGuestOnce struct {
-	sync.Once
-	dir string
-	err error
-}
-
 // migGuestDir builds the test guest or finds it in its cache.
-func migGuestDir(t *testing.T) string {
-	t.Helper()
-	migGuestOnce.Do(func() {
-		var stderr bytes.Buffer
-		cmd := exec.Command("../../test/guest/build.sh")
-		cmd.Stderr = &stderr
-		out, err := cmd.Output()
-		if err != nil {
-			migGuestOnce.err = fmt.Errorf("test/guest/build.sh: %v\n%s", err, stderr.Bytes())
-			return
-		}
-		migGuestOnce.dir = strings.TrimSpace(string(out))
-	})
-	if migGuestOnce.err != nil {
-		t.Fatal(migGuestOnce.err)
-	}
-	return migGuestOnce.dir
-}
+func migGuestDir(t *testing.T) string { return testguest.Dir(t) }
 
 // migAccel is the test guest's accelerator: tcg unless
 // OVS_TESTGUEST_ACCEL says otherwise (PVM's /dev/kvm makes QEMU crawl).
