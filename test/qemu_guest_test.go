@@ -238,6 +238,19 @@ func TestQEMUBridgeTraffic(t *testing.T) {
 	dst.waitConsoleLines(t, "nb", "pings answered after the move", 2*time.Minute, func(l []string) bool {
 		return countFrom(l, "", "testguest: PING OK") >= seenB+3
 	})
+
+	// And back: on one host the returning guest's taps must not clash
+	// with those its source VMM still holds until the commit.
+	var back string
+	dst.call(t, "domain.migrate", &back, "nb", src.Reloc, migrateOpts(map[string]any{"live": true}))
+	if mig := waitQEMUMigration(t, dst, back, nil); mig.Phase != "completed" {
+		t.Fatalf("move of nb back: %+v", mig)
+	}
+	src.waitInfoWithin(t, "nb", "running back on the source", time.Minute, func(i qemuInfo) bool { return i.State == "running" })
+	seenB = countFrom(src.consoleLines(t, "nb"), "", "testguest: PING OK")
+	src.waitConsoleLines(t, "nb", "pings answered after the move back", 2*time.Minute, func(l []string) bool {
+		return countFrom(l, "", "testguest: PING OK") >= seenB+3
+	})
 }
 
 // guestDisk copies the test guest's bootable disk.img (test/guest/disk.sh)

@@ -124,15 +124,25 @@ func (e *qemuEngine) path(p string) string {
 	return filepath.Join(e.cfg.Dir, p)
 }
 
-// spec builds QEMU's Spec from the vm.cfg; incoming makes a machine that
-// waits for a migration or a save image (its taps named apart from a
-// source VMM of the same domain on this host) on the machine type the
-// image was made on ("" for QEMU's default). The taps it creates are the
-// engine's (removed by Close).
-func (e *qemuEngine) spec(incoming bool, machine string) (qemu.Spec, error) {
+// launchAs says what QEMU launch starts: a fresh boot, or a machine that
+// waits for a migration or a save image (incoming) on the machine type
+// the image was made on ("" for QEMU's default). tapID names its tap
+// devices (tap.Name): the domain's UUID, or for a migration's target the
+// UUID and the migration's ID, so that they never clash with the taps of
+// the source VMM of the same domain when both run on one host, whichever
+// way it moved before.
+type launchAs struct {
+	incoming bool
+	machine  string
+	tapID    string
+}
+
+// spec builds QEMU's Spec from the vm.cfg for how. The taps it creates
+// are the engine's (removed by Close).
+func (e *qemuEngine) spec(how launchAs) (qemu.Spec, error) {
 	s := qemu.Spec{
-		Binary: e.binary, Accel: e.accel, Name: e.cfg.Name, UUID: e.cfg.UUID, Machine: machine,
-		MemoryBytes: e.ram, VCPUs: max(e.cfg.VCPUs, 1), Balloon: true, Incoming: incoming,
+		Binary: e.binary, Accel: e.accel, Name: e.cfg.Name, UUID: e.cfg.UUID, Machine: how.machine,
+		MemoryBytes: e.ram, VCPUs: max(e.cfg.VCPUs, 1), Balloon: true, Incoming: how.incoming,
 		Console: lineWriter{e.cfg.Console},
 	}
 	disks, err := e.disks()
@@ -146,7 +156,7 @@ func (e *qemuEngine) spec(incoming bool, machine string) (qemu.Spec, error) {
 	if s.VNC, err = e.vnc(); err != nil {
 		return s, err
 	}
-	if s.NICs, err = e.nics(incoming); err != nil {
+	if s.NICs, err = e.nics(how.tapID); err != nil {
 		return s, err
 	}
 	return s, nil
@@ -306,8 +316,8 @@ func (e *qemuEngine) vnc() (*qemu.VNC, error) {
 	return nil, nil
 }
 
-// nics creates a tap device on each vif's bridge.
-func (e *qemuEngine) nics(incoming bool) ([]qemu.NIC, error) {
+// nics creates a tap device on each vif's bridge, named after id.
+func (e *qemuEngine) nics(id string) ([]qemu.NIC, error) {
 	if len(e.vm.VIFs) == 0 {
 		return nil, nil
 	}
@@ -315,9 +325,8 @@ func (e *qemuEngine) nics(incoming bool) ([]qemu.NIC, error) {
 	if err != nil {
 		return nil, err
 	}
-	id := e.cfg.UUID
-	if incoming {
-		id += "-incoming"
+	if id == "" {
+		id = e.cfg.UUID
 	}
 	var nics []qemu.NIC
 	fail := func(err error) ([]qemu.NIC, error) {
@@ -405,8 +414,8 @@ func (e *qemuEngine) removeTaps() {
 }
 
 // launch starts QEMU on a fresh spec; on failure nothing is left.
-func (e *qemuEngine) launch(incoming bool, machine string) (*qemu.Machine, error) {
-	s, err := e.spec(incoming, machine)
+func (e *qemuEngine) launch(how launchAs) (*qemu.Machine, error) {
+	s, err := e.spec(how)
 	if err != nil {
 		return nil, fmt.Errorf("start qemu engine: %w", err)
 	}
@@ -438,7 +447,7 @@ func (e *qemuEngine) machine() *qemu.Machine {
 func errNoMachine(op string) error { return fmt.Errorf("qemu engine: %s: no machine", op) }
 
 func (e *qemuEngine) Boot() error {
-	m, err := e.launch(false, "")
+	m, err := e.launch(launchAs{})
 	if err != nil {
 		return err
 	}

@@ -262,7 +262,7 @@ func (e *qemuEngine) Receive(ctx context.Context, first net.Conn, more func(cont
 	if err := e.checkHeader(h); err != nil {
 		return rec, fmt.Errorf("receive: %w", err)
 	}
-	m, err := e.launch(true, h.Machine)
+	m, err := e.launch(launchAs{incoming: true, machine: h.Machine, tapID: e.cfg.UUID + "/" + h.ID})
 	if err != nil {
 		return rec, err
 	}
@@ -305,7 +305,7 @@ func (e *qemuEngine) Restore(ctx context.Context, f *os.File) error {
 	if err := e.checkHeader(h); err != nil {
 		return fmt.Errorf("restore %s: %w", f.Name(), err)
 	}
-	m, err := e.launch(true, h.Machine)
+	m, err := e.launch(launchAs{incoming: true, machine: h.Machine})
 	if err != nil {
 		return err
 	}
