@@ -47,6 +47,8 @@ type agentMove struct {
 	// Failed is the error of a move that did not complete (the guest
 	// stays on its source and runs on there).
 	Failed string
+	// Phases are the phases the bench saw the move in, and when.
+	Phases []phaseSeen
 }
 
 // agentSide is the test guest as a qemu domain of two agents (127.0.0.2
@@ -87,18 +89,19 @@ func (a *agentSide) resume() {
 func (a *agentSide) move(i int) agentMove {
 	b := a.b
 	var id string
+	t0 := time.Now()
 	a.from.call(b, "domain.migrate", &id, a.name, a.to.Reloc, migrateOpts(map[string]any{"live": true}))
-	st := waitAgentQEMUMigration(b, a.from, id)
+	st, seen := waitAgentQEMUMigration(b, a.from, id, t0)
 	if st.Phase != "completed" {
 		// Counted, not fatal: a failed move is one of the figures. The
 		// guest must run on where it was.
 		b.Logf("qemu engine move %d of %s (%s to %s) %s: %s", i+1, a.name, a.from.Reloc, a.to.Reloc, st.Phase, st.Error)
 		a.from.waitInfoWithin(b, a.name, "running on its source after the failed move", time.Minute, func(i qemuInfo) bool { return i.State == "running" })
-		seen := countFrom(a.from.consoleLines(b, a.name), "", "OK memcheck")
-		return agentMove{agentQEMUMig: st, Failed: st.Phase + ": " + st.Error, Corrupt: waitConsoleOK(b, a.from, a.name, seen+2)}
+		ok := countFrom(a.from.consoleLines(b, a.name), "", "OK memcheck")
+		return agentMove{agentQEMUMig: st, Phases: seen, Failed: st.Phase + ": " + st.Error, Corrupt: waitConsoleOK(b, a.from, a.name, ok+2)}
 	}
 	a.to.waitInfoWithin(b, a.name, "running on the target", time.Minute, func(i qemuInfo) bool { return i.State == "running" })
-	m := agentMove{agentQEMUMig: st, Corrupt: waitConsoleOK(b, a.to, a.name, 2)}
+	m := agentMove{agentQEMUMig: st, Phases: seen, Corrupt: waitConsoleOK(b, a.to, a.name, 2)}
 	if m.Corrupt > 0 {
 		b.Logf("qemu engine move %d: %d CORRUPT lines on the target\n%s", i+1, m.Corrupt, strings.Join(a.to.consoleLines(b, a.name), "\n"))
 	}
@@ -109,23 +112,35 @@ func (a *agentSide) move(i int) agentMove {
 // close destroys the guest.
 func (a *agentSide) close() { a.from.call(a.b, "domain.destroy", nil, a.name) }
 
-// waitAgentQEMUMigration polls migration.status every 200 ms (the figures
-// are the agent's own: the poll does not time anything) until the move
-// ends, at most 5 minutes.
-func waitAgentQEMUMigration(b *testing.B, a *Agent, id string) agentQEMUMig {
+// phaseSeen is when the bench first saw a migration in a phase, in
+// seconds after its domain.migrate call.
+type phaseSeen struct {
+	phase string
+	at    float64
+}
+
+// waitAgentQEMUMigration polls migration.status every 50 ms until the
+// move ends (at most 5 minutes) and notes when it first saw each phase,
+// t0 being the domain.migrate call. The figures it returns are the
+// agent's own: the poll times nothing but the phases (to within a poll).
+func waitAgentQEMUMigration(b *testing.B, a *Agent, id string, t0 time.Time) (agentQEMUMig, []phaseSeen) {
 	b.Helper()
 	deadline := time.Now().Add(5 * time.Minute)
+	var seen []phaseSeen
 	for {
 		var st agentQEMUMig
 		a.call(b, "migration.status", &st, id)
+		if len(seen) == 0 || seen[len(seen)-1].phase != st.Phase {
+			seen = append(seen, phaseSeen{st.Phase, time.Since(t0).Seconds()})
+		}
 		switch st.Phase {
 		case "completed", "failed", "cancelled":
-			return st
+			return st, seen
 		}
 		if time.Now().After(deadline) {
 			b.Fatalf("migration %s did not end within 5 minutes: %+v", id, st)
 		}
-		time.Sleep(200 * time.Millisecond)
+		time.Sleep(50 * time.Millisecond)
 	}
 }
 
@@ -283,6 +298,14 @@ func printMigrationTable(c migrationComparison, agent []agentMove, plain []plain
 			ms(m.QEMUDown), m.Rounds, float64(m.Transferred)/(1<<20), m.Corrupt, guestAfter(m.Corrupt, m.Broken))
 	}
 	w.Flush()
+	sb.WriteString("  engine phases first seen, seconds after the domain.migrate call (polled every 50 ms):\n")
+	for i, m := range agent {
+		fmt.Fprintf(&sb, "    move %d:", i+1)
+		for _, p := range m.Phases {
+			fmt.Fprintf(&sb, " %s %.2f", p.phase, p.at)
+		}
+		sb.WriteString("\n")
+	}
 	fmt.Printf("qemu engine vs plain QEMU, %s guest, live moves with the memory checker running (load average %s; engine: total from the domain.migrate call, stream and downtime as migration.status says, the RAM check part of both; plain: total from the target QEMU's start to its cont, stream QEMU's total-time, downtime from the source's STOP to the target's RESUME event):\n%s"+
 		"means: total %.3f s vs %.3f s (ratio %.3f), downtime %.1f ms vs %.1f ms (ratio %.2f); medians: total %.3f s vs %.3f s (ratio %.3f), downtime %.1f ms vs %.1f ms (ratio %.2f);\nRAM check %.1f ms of the engine's downtime (%.0f%%), downtime without it %.1f ms;\n"+
 		"pages mended in %d of %d moves (%d pages, at most %d in one); engine moves with CORRUPT lines: %d; engine moves that failed (left out of the means): %d; plain moves that left the guest corrupt or broken: %d of %d\n",
