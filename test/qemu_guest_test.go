@@ -274,7 +274,7 @@ func guestDisk(t *testing.T, format string) string {
 // TestQEMUDiskBoot boots the test guest from its own disk: pygrub reads
 // grub.cfg from a raw image and from a qcow2 copy (tap:qcow2:) and the
 // agent boots that entry's kernel directly; builder = 'hvm' has SeaBIOS
-// boot the disk's GRUB. Each counts its boot on the disk.
+// boot the disk's GRUB (each counts its boot on the disk), and a CD-ROM's.
 func TestQEMUDiskBoot(t *testing.T) {
 	timed(t)
 	a := qemuAgent(t, "127.0.0.2", false)
@@ -299,4 +299,12 @@ func TestQEMUDiskBoot(t *testing.T) {
 		}
 		a.call(t, "domain.destroy", nil, c.name)
 	}
+
+	// builder = 'hvm' from a CD-ROM (boot = 'd', hdc:cdrom, r): SeaBIOS
+	// boots the ISO's El Torito GRUB.
+	iso := filepath.Join(filepath.Dir(testguest.Disk(t)), "cd.iso")
+	a.call(t, "domain.create", nil, fmt.Sprintf("name = 'cd'\nmemory = 256\nbuilder = 'hvm'\nboot = 'd'\ndisk = ['file:%s,hdc:cdrom,r']\n", iso))
+	a.call(t, "domain.start", nil, "cd")
+	a.waitConsoleLines(t, "cd", "TESTGUEST READY from its CD-ROM", qemuBoot, func(l []string) bool { return countFrom(l, "", "TESTGUEST READY") > 0 })
+	a.call(t, "domain.destroy", nil, "cd")
 }

@@ -66,7 +66,8 @@ func Dir(tb testing.TB) string {
 }
 
 // Disk returns the test guest's bootable disk image (test/guest/disk.sh:
-// MBR, ext4, GRUB), built once; tests boot a copy.
+// MBR, ext4, GRUB; cd.iso, a bootable CD-ROM, is beside it), built once;
+// tests boot a copy of the disk.
 func Disk(tb testing.TB) string {
 	tb.Helper()
 	Dir(tb)

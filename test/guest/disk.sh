@@ -16,6 +16,10 @@
 #   (biosdisk, part_msdos, ext2 and what grub.cfg needs, prefix
 #   (hd0,msdos1)/boot/grub) in sectors 1-2047.
 #
+# Beside it, cd.iso: ISO 9660 (xorriso) with the same kernel and initrd and
+# a grub.cfg without root=, booted by SeaBIOS through El Torito into GRUB
+# (i386-pc-eltorito), for builder='hvm' with boot='d' and an hdc:cdrom disk.
+#
 # The guest's /init mounts that partition (/dev/vda1) on /mnt and counts its
 # boots in /testguest-boots: tests copy disk.img (cp --sparse=always) and
 # boot the copy. no_timer_check: on a busy host TCG can fail the kernel's
@@ -32,6 +36,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 . "$here/build.sh"
 
 disk_args="console=ttyS0 quiet memcheck_mib=16 no_timer_check root=/dev/vda1"
+cd_args="console=ttyS0 quiet memcheck_mib=16 no_timer_check"
 disk_mib=64
 part_start=2048 # sectors
 
@@ -102,16 +107,36 @@ EOF
 	dd if="$w/core.img" of="$w/disk.img" bs=512 seek=1 conv=notrunc status=none
 	dd if="$w/part.img" of="$w/disk.img" bs=1M seek=$((part_start / 2048)) conv=notrunc,sparse status=none
 	mv "$w/disk.img" "$out"
+	mkcd "$g" "$w" "$mkimage" "$mods" "${out%/*}/cd.iso"
 	rm -rf "$w"
 	trap - EXIT
+}
+
+# mkcd GUESTDIR WORKDIR MKIMAGE MODS OUT builds cd.iso: an ISO 9660 image
+# (xorriso) that SeaBIOS boots through El Torito, no emulation, into GRUB
+# (i386-pc-eltorito), whose grub.cfg boots the same kernel and initrd
+# without a disk (builder = 'hvm' with boot = 'd' and an hdc:cdrom entry).
+mkcd() {
+	local g=$1 w=$2 mkimage=$3 mods=$4 out=$5
+	command -v xorriso >/dev/null || die "xorriso is missing (apt-get install xorriso)"
+	mkdir -p "$w/cd/boot/grub"
+	cp "$g/vmlinuz" "$w/cd/boot/vmlinuz"
+	cp "$g/initrd" "$w/cd/boot/initrd.img"
+	printf '%s\n' "# The test guest's CD-ROM (test/guest/disk.sh)." "set default=0" "set timeout=0" \
+		"menuentry 'testguest-cd' {" "	linux /boot/vmlinuz $cd_args" "	initrd /boot/initrd.img" "}" >"$w/cd/boot/grub/grub.cfg"
+	"$mkimage" -O i386-pc-eltorito -d "$mods" -o "$w/cd/boot/grub/eltorito.img" -p '(cd)/boot/grub' \
+		biosdisk iso9660 normal linux configfile echo test || die "grub-mkimage (eltorito) failed"
+	xorriso -as mkisofs -quiet -R -V TESTGUEST -b boot/grub/eltorito.img -no-emul-boot -boot-load-size 4 \
+		-boot-info-table -o "$out.tmp" "$w/cd" >&2 || die "xorriso failed"
+	mv "$out.tmp" "$out"
 }
 
 diskmain() {
 	local dir gv stamp
 	dir=$(main)
 	gv=$(grubversion)
-	stamp=$( (echo "grub $gv $disk_args $disk_mib $part_start"; cat "$here/disk.sh" "$dir/info") | sha256sum | cut -c1-16)
-	if [ ! -s "$dir/disk.img" ] || [ "$(cat "$dir/disk.stamp" 2>/dev/null)" != "$stamp" ]; then
+	stamp=$( (echo "grub $gv $disk_args $cd_args $disk_mib $part_start"; cat "$here/disk.sh" "$dir/info") | sha256sum | cut -c1-16)
+	if [ ! -s "$dir/disk.img" ] || [ ! -s "$dir/cd.iso" ] || [ "$(cat "$dir/disk.stamp" 2>/dev/null)" != "$stamp" ]; then
 		log "building $dir/disk.img (GRUB $gv)"
 		local t0=$SECONDS
 		mkdisk "$dir" "$gv" "$dir/disk.img.tmp.$$"
