@@ -287,7 +287,7 @@ func printMigrationTable(c migrationComparison, agent []agentMove, plain []plain
 	fmt.Fprintln(w, "move\tside\ttotal s\tstream s\tdowntime ms\tQEMU downtime ms\tRAM check ms\tmended pages\tverify ms\tresume ms\trounds\tMiB sent\tCORRUPT lines\t guest after")
 	for i, m := range agent {
 		if m.Failed != "" {
-			fmt.Fprintf(w, "%d\tengine\t%.3f\t-\t-\t-\t%.1f\t%d\t-\t-\t%d\t%.1f\t%d\t failed: %s\n", i+1, m.Total, m.RAMCheckMs, m.MendedPages, m.Round, float64(m.BytesSent)/(1<<20), m.Corrupt, m.Failed)
+			fmt.Fprintf(w, "%d\tengine\t%.3f\t-\t-\t-\t%.1f\t%d\t-\t-\t%d\t%.1f\t%d\t %s\n", i+1, m.Total, m.RAMCheckMs, m.MendedPages, m.Round, float64(m.BytesSent)/(1<<20), m.Corrupt, m.Failed)
 			continue
 		}
 		fmt.Fprintf(w, "%d\tengine\t%.3f\t%.3f\t%.1f\t%.1f\t%.1f\t%d\t%.1f\t%.1f\t%d\t%.1f\t%d\t %s\n", i+1, m.Total, m.Transfer, m.DowntimeMs,
