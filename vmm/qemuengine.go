@@ -69,6 +69,9 @@ type qemuEngine struct {
 	written uint64
 	// measuring serialises calc-dirty-rate: QEMU measures one at a time.
 	measuring sync.Mutex
+	// sampling cancels the background sample in progress (nil when
+	// none), so that a move or a dry run never waits for it.
+	sampling context.CancelFunc
 }
 
 // dirtySampleEvery is how often the running guest's dirty rate is
@@ -401,6 +404,17 @@ func hostBridges() ([]string, error) {
 	return out, nil
 }
 
+// exclusive takes calc-dirty-rate for a move or a dry run, ending the
+// background sample if one runs; the caller unlocks e.measuring.
+func (e *qemuEngine) exclusive() {
+	e.mu.Lock()
+	if e.sampling != nil {
+		e.sampling()
+	}
+	e.mu.Unlock()
+	e.measuring.Lock()
+}
+
 // removeTaps deletes the engine's tap devices (gone already when their
 // last descriptor closed; Remove of a missing one is not an error).
 func (e *qemuEngine) removeTaps() {
@@ -488,11 +502,18 @@ func (e *qemuEngine) sampleDirty(m *qemu.Machine, stop <-chan struct{}) {
 			return
 		case <-t.C:
 		}
-		if !m.Running() || !e.measuring.TryLock() {
+		ctx, cancel := context.WithCancel(context.Background())
+		e.mu.Lock()
+		ok := m.Running() && e.measuring.TryLock()
+		if ok {
+			e.sampling = cancel // under e.mu with the lock: exclusive sees it
+		}
+		e.mu.Unlock()
+		if !ok {
+			cancel()
 			last = time.Now()
 			continue // paused, migrating or measured by MeasureDirty
 		}
-		ctx, cancel := context.WithCancel(context.Background())
 		go func() {
 			select {
 			case <-stop:
@@ -502,13 +523,14 @@ func (e *qemuEngine) sampleDirty(m *qemu.Machine, stop <-chan struct{}) {
 		}()
 		rate, err := e.dirtyRate(ctx, m, time.Second)
 		cancel()
-		e.measuring.Unlock()
 		now := time.Now()
+		e.mu.Lock()
+		e.sampling = nil
 		if err == nil {
-			e.mu.Lock()
 			e.written += uint64(rate * now.Sub(last).Seconds())
-			e.mu.Unlock()
 		}
+		e.mu.Unlock()
+		e.measuring.Unlock()
 		last = now
 	}
 }

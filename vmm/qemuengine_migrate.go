@@ -121,7 +121,7 @@ func (e *qemuEngine) Send(ctx context.Context, streams []net.Conn, o SendOptions
 		return sent, errors.New("send: no connection")
 	}
 	conn := streams[0]
-	e.measuring.Lock() // no dirty-rate sampling during the move
+	e.exclusive() // no dirty-rate sampling during the move
 	defer e.measuring.Unlock()
 	id := o.ID
 	if id.IsZero() {
@@ -327,7 +327,7 @@ func (e *qemuEngine) MeasureDirty(ctx context.Context, window time.Duration, sam
 	if m == nil {
 		return errNoMachine("measure dirty memory")
 	}
-	e.measuring.Lock()
+	e.exclusive()
 	defer e.measuring.Unlock()
 	const period = time.Second
 	start := time.Now()
