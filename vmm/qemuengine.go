@@ -83,7 +83,8 @@ const dirtySampleEvery = 10 * time.Second
 const qemuStartTimeout = 60 * time.Second
 
 // newQEMUEngine checks what the vm.cfg asks of QEMU before anything runs:
-// the binary and its version, the accelerator, the memory.
+// the binary (its version once QEMU greets, checkVersion), the accelerator,
+// the memory.
 func newQEMUEngine(c EngineConfig) (Engine, error) {
 	if c.Config == nil {
 		return nil, fmt.Errorf("qemu engine: domain %s has no vm.cfg: an operating system's guest needs its kernel, bootloader or builder = 'hvm'", c.Name)
@@ -108,14 +109,29 @@ func newQEMUEngine(c EngineConfig) (Engine, error) {
 	default:
 		return nil, fmt.Errorf("qemu engine: accelerator %q: want kvm or tcg", e.accel)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	v, err := qemu.ProbeVersion(ctx, e.binary)
-	if err != nil {
-		return nil, fmt.Errorf("qemu engine: %w", err)
+	// The binary must be there now; its version is QMP's greeting's,
+	// checked against qemu.MinVersion when it starts (launch), which
+	// spares every start a run of QEMU --version (the agent checked it
+	// too, qemuhost).
+	if st, err := os.Stat(e.binary); err != nil || !st.Mode().IsRegular() || st.Mode()&0o111 == 0 {
+		return nil, fmt.Errorf("qemu engine: %s is not an executable file (%v): install qemu-system-x86 or set [qemu] binary", e.binary, err)
 	}
-	e.version = v
 	return e, nil
+}
+
+// checkVersion reads QEMU's version from m's QMP greeting and refuses one
+// older than qemu.MinVersion.
+func (e *qemuEngine) checkVersion(m *qemu.Machine) error {
+	g := m.QMP().Greeting().Version
+	v := qemu.Version{Major: g.Major, Minor: g.Minor, Micro: g.Micro, Package: g.Package}
+	if v.Less(qemu.MinVersion) {
+		return fmt.Errorf("%s is %s: %w (this agent needs %d.%d or newer; install Debian 12's qemu-system-x86 or newer)",
+			e.binary, v, qemu.ErrTooOld, qemu.MinVersion.Major, qemu.MinVersion.Minor)
+	}
+	e.mu.Lock()
+	e.version = v
+	e.mu.Unlock()
+	return nil
 }
 
 // path resolves a path of the vm.cfg: relative ones are relative to the
@@ -439,6 +455,11 @@ func (e *qemuEngine) launch(how launchAs) (*qemu.Machine, error) {
 	for _, n := range s.NICs { // QEMU holds its own copies
 		n.Tap.Close()
 	}
+	if err == nil {
+		if err = e.checkVersion(m); err != nil {
+			_ = m.Kill()
+		}
+	}
 	if err != nil {
 		e.removeTaps()
 		return nil, fmt.Errorf("start qemu engine: %w", err)
@@ -627,7 +648,12 @@ func (e *qemuEngine) ConsoleInput(p []byte) error {
 }
 
 func (e *qemuEngine) Facts() Facts {
-	f := Facts{Accel: e.accel, Version: e.version.String(), MaxMemoryBytes: e.ram}
+	e.mu.Lock()
+	f := Facts{Accel: e.accel, MaxMemoryBytes: e.ram}
+	if e.version.Major > 0 {
+		f.Version = e.version.String()
+	}
+	e.mu.Unlock()
 	m := e.machine()
 	if m == nil {
 		return f

@@ -64,7 +64,10 @@ func (e *qemuEngine) CheckSend(o SendOptions) (SendOptions, error) {
 
 // header is the image header of this engine's guest.
 func (e *qemuEngine) header(m *qemu.Machine, id pagexfer.ID, config string) qemu.SaveHeader {
-	h := qemu.SaveHeader{Config: config, MemoryBytes: e.ram, QEMUVersion: fmt.Sprintf("%d.%d.%d", e.version.Major, e.version.Minor, e.version.Micro), Machine: m.Facts().Machine}
+	e.mu.Lock()
+	v := e.version
+	e.mu.Unlock()
+	h := qemu.SaveHeader{Config: config, MemoryBytes: e.ram, QEMUVersion: fmt.Sprintf("%d.%d.%d", v.Major, v.Minor, v.Micro), Machine: m.Facts().Machine}
 	if !id.IsZero() {
 		h.ID = id.String()
 	}
