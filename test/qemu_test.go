@@ -240,6 +240,11 @@ func TestQEMULiveMigration(t *testing.T) {
 	}
 	dst.waitInfoWithin(t, "mv", "running after the failed move", time.Minute, func(i qemuInfo) bool { return i.State == "running" })
 	dst.waitMemcheck(t, "mv", 2)
+	// The guest's RAM is a file without a name: the killed VMM's QEMU
+	// left nothing in /dev/shm, nor does the running one show there.
+	if left, _ := filepath.Glob("/dev/shm/ovs-qemu-" + dst.info(t, "mv").UUID + "-*"); len(left) > 0 {
+		t.Errorf("RAM files of mv in /dev/shm: %v", left)
+	}
 }
 
 // rfbSecurity connects to the VNC server at addr, agrees on RFB 3.8 and

@@ -96,7 +96,8 @@ type Machine struct {
 	spec    Spec
 	cmd     *exec.Cmd
 	qc      *qmp.Client
-	memPath string
+	memPath string   // the RAM file's name while QEMU starts
+	mem     *os.File // the RAM file, unlinked once QEMU has it mapped
 	stdin   *os.File
 	facts   Facts
 
@@ -152,11 +153,37 @@ func Start(ctx context.Context, s Spec) (*Machine, error) {
 		return nil, err
 	}
 	m, err := launch(ctx, s, memPath, drivers)
+	if err == nil {
+		err = m.keepMemory()
+	}
 	if err != nil {
+		if m != nil {
+			_ = m.Kill()
+		}
 		os.Remove(memPath)
 		return nil, err
 	}
 	return m, nil
+}
+
+// keepMemory opens the RAM file QEMU has mapped (QMP answers only once
+// QEMU made its memory backends) and unlinks it: the memory goes back to
+// the host when both QEMU and this process are gone, however they end (a
+// VMM killed with SIGKILL leaves no guest-sized file in /dev/shm), and
+// MemoryFile names it through this process's descriptor.
+func (m *Machine) keepMemory() error {
+	f, err := os.OpenFile(m.memPath, os.O_RDWR|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("qemu: domain %q: open the guest's RAM file: %w", m.spec.Name, err)
+	}
+	if err := os.Remove(m.memPath); err != nil {
+		f.Close()
+		return fmt.Errorf("qemu: domain %q: unlink the guest's RAM file: %w", m.spec.Name, err)
+	}
+	m.mu.Lock()
+	m.mem = f
+	m.mu.Unlock()
+	return nil
 }
 
 // checkRoom refuses a guest whose RAM the memory directory's file system
@@ -448,7 +475,13 @@ func (m *Machine) wait(outR, errR *os.File) {
 		<-m.events
 	}
 	m.err = m.endError(waitErr)
-	os.Remove(m.memPath)
+	m.mu.Lock()
+	if m.mem != nil {
+		m.mem.Close()
+		m.mem = nil
+	}
+	m.mu.Unlock()
+	os.Remove(m.memPath) // when QEMU ended before keepMemory
 	close(m.done)
 }
 
@@ -575,9 +608,17 @@ func (m *Machine) QMP() *qmp.Client { return m.qc }
 // PID is QEMU's process id.
 func (m *Machine) PID() int { return m.cmd.Process.Pid }
 
-// MemoryFile is the path of the guest's RAM file (shared with QEMU; gone
-// once Done is closed).
-func (m *Machine) MemoryFile() string { return m.memPath }
+// MemoryFile is a path of the guest's RAM file (shared with QEMU) while
+// the Machine runs: /proc/self/fd/N of this process's descriptor, the file
+// having no name of its own (keepMemory). "" once Done is closed.
+func (m *Machine) MemoryFile() string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.mem == nil {
+		return ""
+	}
+	return fmt.Sprintf("/proc/self/fd/%d", m.mem.Fd())
+}
 
 // Running says whether the vCPUs run: as the last stop or cont of this
 // Machine left them, or as QEMU's STOP and RESUME events said since
