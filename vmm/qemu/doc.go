@@ -2,7 +2,8 @@
 // engine of ovs-vmm: it probes the host (ProbeAccel: kvm or tcg;
 // ProbeVersion: the binary's version against MinVersion), turns a fully
 // resolved Spec into QEMU's command line (guest RAM as a shared file in
-// /dev/shm that ovs-vmm can map, disks with their format always given,
+// /dev/shm that ovs-vmm can map, unlinked once QEMU has mapped it and
+// named by the VMM's descriptor, disks with their format always given,
 // NICs on already-open tap fds, VNC, the ISA pvpanic device with -action
 // panic=shutdown, serial console on stdin/stdout, QMP on an inherited
 // socket), and runs the Machine: Start (launch, QMP handshake, VNC
