@@ -13,9 +13,9 @@ import (
 	"time"
 	"unsafe"
 
-	"github.com/ovs-agent/ovs-agent/internal/testguest"
-
 	"golang.org/x/sys/unix"
+
+	"github.com/ovs-agent/ovs-agent/internal/testguest"
 )
 
 // End-to-end tests of what an operating system's guest does with the

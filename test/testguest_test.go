@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"github.com/ovs-agent/ovs-agent/internal/testguest"
-
 	"github.com/ovs-agent/ovs-agent/vmm/qmp"
 )
 

@@ -13,9 +13,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ovs-agent/ovs-agent/internal/testguest"
-
 	"github.com/ovs-agent/ovs-agent/config/vmcfg"
+	"github.com/ovs-agent/ovs-agent/internal/testguest"
 	"github.com/ovs-agent/ovs-agent/vmm/control"
 )
 
@@ -26,12 +25,7 @@ import (
 
 func qemuGuestDir(t *testing.T) string { return testguest.Dir(t) }
 
-func qemuTestAccel() string {
-	if a := os.Getenv("OVS_TESTGUEST_ACCEL"); a != "" {
-		return a
-	}
-	return "tcg"
-}
+func qemuTestAccel() string { return testguest.Accelerator() }
 
 // lines is a console that keeps what the guest printed.
 type lines struct {

@@ -78,14 +78,22 @@ func Disk(tb testing.TB) string {
 	return built.disk
 }
 
+// Accelerator is Accel without the log line: OVS_TESTGUEST_ACCEL, else tcg.
+func Accelerator() string {
+	if a := os.Getenv("OVS_TESTGUEST_ACCEL"); a != "" {
+		return a
+	}
+	return "tcg"
+}
+
 // Accel is the accelerator the test guest runs on: tcg unless
 // OVS_TESTGUEST_ACCEL says otherwise (kvm on a host with hardware
 // virtualization); /dev/kvm from the PVM hypervisor makes QEMU crawl. It
 // logs which and why, so a run says it did not use KVM.
 func Accel(tb testing.TB) string {
-	accel, why := os.Getenv("OVS_TESTGUEST_ACCEL"), "set by OVS_TESTGUEST_ACCEL"
-	if accel == "" {
-		accel, why = "tcg", "software emulation, the default for the test guest"
+	accel, why := Accelerator(), "set by OVS_TESTGUEST_ACCEL"
+	if os.Getenv("OVS_TESTGUEST_ACCEL") == "" {
+		why = "software emulation, the default for the test guest"
 		if _, err := os.Stat("/sys/module/kvm_pvm"); err == nil {
 			why += "; /dev/kvm here is PVM (nested, no VMX/SVM), where QEMU with KVM crawls"
 		}

@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/ovs-agent/ovs-agent/internal/testguest"
-
 	"github.com/ovs-agent/ovs-agent/vmm/qmp"
 )
 
@@ -30,12 +29,7 @@ func migGuestDir(t *testing.T) string { return testguest.Dir(t) }
 
 // migAccel is the test guest's accelerator: tcg unless
 // OVS_TESTGUEST_ACCEL says otherwise (PVM's /dev/kvm makes QEMU crawl).
-func migAccel() string {
-	if a := os.Getenv("OVS_TESTGUEST_ACCEL"); a != "" {
-		return a
-	}
-	return "tcg"
-}
+func migAccel() string { return testguest.Accelerator() }
 
 // migQEMU is one qemu-system-x86_64 of the test guest.
 type migQEMU struct {
