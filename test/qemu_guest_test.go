@@ -274,7 +274,8 @@ func guestDisk(t *testing.T, format string) string {
 // TestQEMUDiskBoot boots the test guest from its own disk: pygrub reads
 // grub.cfg from a raw image and from a qcow2 copy (tap:qcow2:) and the
 // agent boots that entry's kernel directly; builder = 'hvm' has SeaBIOS
-// boot the disk's GRUB (each counts its boot on the disk), and a CD-ROM's.
+// boot the disk's GRUB (each counts its boot on the disk), and a CD-ROM's;
+// a disk given read-only stays as it was.
 func TestQEMUDiskBoot(t *testing.T) {
 	timed(t)
 	a := qemuAgent(t, "127.0.0.2", false)
@@ -307,4 +308,18 @@ func TestQEMUDiskBoot(t *testing.T) {
 	a.call(t, "domain.start", nil, "cd")
 	a.waitConsoleLines(t, "cd", "TESTGUEST READY from its CD-ROM", qemuBoot, func(l []string) bool { return countFrom(l, "", "TESTGUEST READY") > 0 })
 	a.call(t, "domain.destroy", nil, "cd")
+
+	// A disk given read-only ('r'): the guest reads it but cannot write
+	// its boot counter back.
+	ro := ext4Disk(t, 16, map[string]string{"testguest-boots": "41\n"})
+	v := guestVM{Name: "ro", MemcheckMiB: -1, Disk: ro}
+	a.call(t, "domain.create", nil, strings.Replace(v.cfg(t), ",xvda,w'", ",xvda,r'", 1))
+	a.call(t, "domain.start", nil, "ro")
+	a.waitConsoleLines(t, "ro", "the read-only disk mounted", qemuBoot, func(l []string) bool {
+		return countFrom(l, "", "testguest: disk mounted dev=/dev/vda boots=42") > 0
+	})
+	a.call(t, "domain.destroy", nil, "ro")
+	if n := strings.TrimSpace(diskFile(t, ro, "testguest-boots")); n != "41" {
+		t.Errorf("the guest wrote %q on a disk given read-only", n)
+	}
 }
