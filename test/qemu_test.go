@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -431,5 +432,37 @@ func TestQEMUStuckQMP(t *testing.T) {
 	in := a.waitInfoWithin(t, "stuck", "stopped after QMP went silent", 2*time.Minute, func(i qemuInfo) bool { return i.State == "stopped" })
 	if in.LastExit == nil || in.LastExit.Reason != "crashed" || !strings.Contains(in.LastExit.Detail, "QMP did not answer") {
 		t.Fatalf("last exit of a domain whose QEMU went silent: %+v", in.LastExit)
+	}
+}
+
+// TestQEMUSharedDiskMove moves a running guest whose disk is on a
+// repository both agents have mounted (shared storage): the disk stays
+// where it is, the target's QEMU takes it over, and the guest's ACPI
+// poweroff on the target leaves its ext4 clean.
+func TestQEMUSharedDiskMove(t *testing.T) {
+	timed(t)
+	src, dst := qemuPair(t)
+	repo, repoSrc, mp := makeRepo(t, src)
+	shareRepo(t, dst, repo, repoSrc)
+	if err := os.MkdirAll(filepath.Join(mp, "sharedDisk"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	disk := filepath.Join(mp, "sharedDisk", "sd.img")
+	if out, err := exec.Command("cp", "--sparse=always", ext4Disk(t, 32, nil), disk).CombinedOutput(); err != nil {
+		t.Fatalf("cp: %v %s", err, out)
+	}
+	startGuest(t, src, guestVM{Name: "sd", MemcheckMiB: 32, Disk: disk})
+	var id string
+	src.call(t, "domain.migrate", &id, "sd", dst.Reloc, migrateOpts(map[string]any{"live": true}))
+	if st := waitQEMUMigration(t, src, id, nil); st.Phase != "completed" {
+		t.Fatalf("move with a shared disk: %+v", st)
+	}
+	dst.waitInfoWithin(t, "sd", "running on the target", time.Minute, func(i qemuInfo) bool { return i.State == "running" })
+	dst.waitMemcheck(t, "sd", 2)
+	dst.call(t, "domain.shutdown", nil, "sd")
+	dst.waitInfoWithin(t, "sd", "stopped after the ACPI shutdown", 2*time.Minute, func(i qemuInfo) bool { return i.State == "stopped" })
+	e2fsckClean(t, disk)
+	if n := strings.TrimSpace(diskFile(t, disk, "testguest-boots")); n != "1" {
+		t.Errorf("boot counter %q on the shared disk, want 1", n)
 	}
 }
