@@ -2,7 +2,6 @@ package vmm
 
 import (
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -380,7 +379,7 @@ func (e *qemuEngine) nics(id string) ([]qemu.NIC, error) {
 		e.mu.Unlock()
 		mac := strings.ToLower(v.MAC)
 		if mac == "" {
-			mac = stableMAC(e.cfg.UUID, i)
+			mac = tap.MAC(e.cfg.UUID, i)
 		}
 		nics = append(nics, qemu.NIC{Tap: f, MAC: mac, Model: model})
 	}
@@ -396,14 +395,6 @@ func nicModel(m string) (string, error) {
 		return m, nil
 	}
 	return "", fmt.Errorf("model=%s: the qemu engine has virtio-net, e1000 and rtl8139", m)
-}
-
-// stableMAC is the address of a vif without mac=: xend's 00:16:3e prefix
-// and three bytes of the SHA-256 of the domain's UUID and the vif's
-// index, so that it is the same on every start and after a migration.
-func stableMAC(uuid string, index int) string {
-	sum := sha256.Sum256([]byte(uuid + "/vif/" + strconv.Itoa(index)))
-	return fmt.Sprintf("00:16:3e:%02x:%02x:%02x", sum[0]&0x7f, sum[1], sum[2])
 }
 
 // hostBridges lists the host's bridges (/sys/class/net/*/bridge).

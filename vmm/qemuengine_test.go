@@ -16,6 +16,7 @@ import (
 	"github.com/ovs-agent/ovs-agent/config/vmcfg"
 	"github.com/ovs-agent/ovs-agent/internal/testguest"
 	"github.com/ovs-agent/ovs-agent/vmm/control"
+	"github.com/ovs-agent/ovs-agent/vmm/tap"
 )
 
 // The qemu engine's own tests: its refusals before anything runs, and the
@@ -157,8 +158,8 @@ func TestQEMUEngineOptions(t *testing.T) {
 	if err := e.SetThrottle(50); !errors.Is(err, ErrUnsupported) {
 		t.Errorf("throttle: %v", err)
 	}
-	a, b := stableMAC("u-1", 0), stableMAC("u-1", 1)
-	if a == b || a != stableMAC("u-1", 0) || !strings.HasPrefix(a, "00:16:3e:") || len(a) != 17 {
+	a, b := tap.MAC("u-1", 0), tap.MAC("u-1", 1)
+	if a == b || a != tap.MAC("u-1", 0) || !strings.HasPrefix(a, "00:16:3e:") || len(a) != 17 {
 		t.Errorf("MACs %s %s", a, b)
 	}
 	for m, want := range map[string]string{"": "virtio-net-pci", "e1000": "e1000", "rtl8139": "rtl8139"} {

@@ -12,7 +12,7 @@
 // else, or left by an older release).
 //
 // Name gives the interface name of a domain's vif (15 bytes at most, see
-// Name), RandomMAC a MAC address with Xen's 00:16:3e prefix, and
+// Name), MAC the address of a vif without mac= (Xen's 00:16:3e prefix, derived from the domain and the vif), and
 // BridgeExists the clear error an operator needs when a vif names a
 // bridge the host does not have.
 //

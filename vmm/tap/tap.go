@@ -1,7 +1,6 @@
 package tap
 
 import (
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -60,16 +59,14 @@ func Name(id string, index int) (string, error) {
 	return "vif" + hex.EncodeToString(sum[:4]) + "." + strconv.Itoa(index), nil
 }
 
-// RandomMAC returns a MAC address as xend's randomMAC makes one: Xen's
-// OUI 00:16:3e (a universally administered, unicast prefix, so the
-// locally administered bit stays clear), then a random byte of 0x00 to
-// 0x7f and two random bytes, from crypto/rand.
-func RandomMAC() string {
-	var b [3]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		panic("crypto/rand: " + err.Error()) // never fails on Linux
-	}
-	return fmt.Sprintf("00:16:3e:%02x:%02x:%02x", b[0]&0x7f, b[1], b[2])
+// MAC is the address of vif number index of the domain id (its UUID)
+// when the vif names none: Xen's OUI 00:16:3e (universally administered,
+// unicast) and three bytes of the SHA-256 of id and index, the first of
+// them 0x00 to 0x7f as xend's randomMAC makes it. It is the same on every
+// start and on a migration's target, so the guest keeps its address.
+func MAC(id string, index int) string {
+	sum := sha256.Sum256([]byte(id + "/vif/" + strconv.Itoa(index)))
+	return fmt.Sprintf("00:16:3e:%02x:%02x:%02x", sum[0]&0x7f, sum[1], sum[2])
 }
 
 // Create makes the tap device name, puts it on bridge, sets it up and

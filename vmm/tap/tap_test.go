@@ -206,7 +206,7 @@ func TestQEMUTakesDescriptor(t *testing.T) {
 		}
 		defer f.Close()
 		cmd := exec.Command(qemu, "-machine", "pc", "-accel", "tcg", "-nodefaults", "-display", "none", "-S",
-			"-netdev", "tap,id=n0,fd=3", "-device", "virtio-net-pci,netdev=n0,mac="+RandomMAC(), "-monitor", "stdio")
+			"-netdev", "tap,id=n0,fd=3", "-device", "virtio-net-pci,netdev=n0,mac="+MAC(t.Name(), 0), "-monitor", "stdio")
 		cmd.ExtraFiles = []*os.File{f}
 		cmd.Stdin = strings.NewReader("info network\nquit\n")
 		cmd.WaitDelay = time.Minute
@@ -255,20 +255,23 @@ func TestName(t *testing.T) {
 	}
 }
 
-func TestRandomMAC(t *testing.T) {
+func TestMAC(t *testing.T) {
 	re := regexp.MustCompile(`^00:16:3e:[0-7][0-9a-f]:[0-9a-f]{2}:[0-9a-f]{2}$`)
 	seen := map[string]bool{}
 	for i := 0; i < 1000; i++ {
-		m := RandomMAC()
+		m := MAC(fmt.Sprintf("uuid-%d", i/4), i%4)
 		if !re.MatchString(m) {
-			t.Fatalf("RandomMAC() = %q", m)
+			t.Fatalf("MAC() = %q", m)
 		}
 		seen[m] = true
 	}
-	// 1000 draws from 2^23: a handful of repeats at most, unless the
-	// lower bits are not random.
+	// 1000 addresses out of 2^23: a handful of repeats at most, unless the
+	// lower bits do not follow the domain and the index.
 	if len(seen) < 990 {
 		t.Errorf("%d distinct addresses in 1000", len(seen))
+	}
+	if MAC("u-1", 0) != MAC("u-1", 0) || MAC("u-1", 0) == MAC("u-1", 1) {
+		t.Errorf("MAC is not a function of the domain and the index")
 	}
 }
 
