@@ -691,6 +691,23 @@ func (m *Machine) Kill() error {
 	return nil
 }
 
+// Abandon kills QEMU with SIGKILL and returns without waiting for it to
+// end: for a guest that runs elsewhere now (migrated) or sits in its save
+// image, where nothing is left to shut down cleanly and the teardown of a
+// guest-sized address space (tens of milliseconds per GiB) need not delay
+// the caller. Done closes once QEMU is gone, as after Kill.
+func (m *Machine) Abandon() {
+	select {
+	case <-m.done:
+		return
+	default:
+	}
+	m.mu.Lock()
+	m.killing = true
+	m.mu.Unlock()
+	_ = m.cmd.Process.Signal(syscall.SIGKILL)
+}
+
 // Done is closed when QEMU has exited, for any reason, and the RAM file is
 // removed.
 func (m *Machine) Done() <-chan struct{} { return m.done }
