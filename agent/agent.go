@@ -371,6 +371,7 @@ func (a *Agent) openDomains(cfg *config.Config) error {
 		RepositoryOf:   repositoryOf,
 		RepositoryRoot: repositoryRoot,
 		FileRoots:      a.fileRoots,
+		BlockDevices:   a.blockDevices,
 		AgentVersion:   a.opts.Version,
 		StateDir:       cfg.Agent.StateDir,
 		Hypervisor:     cfg.Agent.Hypervisor,

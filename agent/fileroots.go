@@ -23,6 +23,14 @@ func (a *Agent) fileRoots() []string {
 	return roots
 }
 
+// blockDevices is [agent] block_devices of the configuration in force.
+func (a *Agent) blockDevices() []string {
+	if s := a.state.Load(); s != nil && s.cfg != nil {
+		return s.cfg.Agent.BlockDevices
+	}
+	return nil
+}
+
 // fileFault turns a file error into a fault with a code a caller can act
 // on (see errnoCode); anything else is Internal.
 func fileFault(what string, err error) error {

@@ -82,6 +82,12 @@ type AgentConfig struct {
 	// named by API callers (vm.cfg files, disks, save images, detach
 	// folders) may lie.
 	FileDirs []string `ini:"file_dirs"`
+	// BlockDevices are the patterns (filepath.Match, under /dev/) of the
+	// block devices a vm.cfg may give a guest as phy: disks, matched
+	// against the path as written and the node it resolves to. A device
+	// the host uses (mounted, swap, held by device-mapper, LVM or md) is
+	// refused whatever the patterns say.
+	BlockDevices []string `ini:"block_devices"`
 }
 
 // QEMUConfig is [qemu]: the qemu engine, which runs the domains whose
@@ -181,6 +187,7 @@ func Default() *Config {
 			StateDir:      "/var/lib/ovs-agent",
 			Hypervisor:    "auto",
 			MemoryReserve: 1024,
+			BlockDevices:  DefaultBlockDevices(),
 		},
 		QEMU: QEMUConfig{
 			Binary: DefaultQEMUBinary,
@@ -207,6 +214,17 @@ func Default() *Config {
 			HeartbeatInterval: 10 * time.Second,
 		},
 		origins: map[string]origin{},
+	}
+}
+
+// DefaultBlockDevices is [agent] block_devices' default: the stable names
+// (multipath and device-mapper, by-id, by-path, by-uuid), the usual disk
+// nodes, loop and nbd devices.
+func DefaultBlockDevices() []string {
+	return []string{
+		"/dev/mapper/*", "/dev/disk/by-id/*", "/dev/disk/by-path/*", "/dev/disk/by-uuid/*",
+		"/dev/sd*", "/dev/vd*", "/dev/xvd*", "/dev/nvme*", "/dev/dm-*", "/dev/md*",
+		"/dev/loop*", "/dev/nbd*",
 	}
 }
 

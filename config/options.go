@@ -71,6 +71,7 @@ func (c *Config) options() []option {
 		{"agent", "memory_reserve", intVal{&ag.MemoryReserve, 0, 1 << 30}},
 		{"agent", "vmm_binary", strVal{&ag.VMMBinary, optionalPath}},
 		{"agent", "file_dirs", pathsVal{&ag.FileDirs}},
+		{"agent", "block_devices", devicePatternsVal{&ag.BlockDevices}},
 
 		{"qemu", "binary", strVal{&q.Binary, checkProgram}},
 		{"qemu", "accel", choiceVal{&q.Accel, []string{"auto", "kvm", "tcg"}}},
@@ -409,6 +410,35 @@ func (v hostsVal) check() error {
 	}
 	_, err := CompileHostsAllow(*v.p)
 	return err
+}
+
+// --- device patterns ([agent] block_devices)
+
+type devicePatternsVal struct{ p *[]string }
+
+func (v devicePatternsVal) set(s string) error {
+	ps := strings.Fields(s)
+	if len(ps) == 0 {
+		ps = nil
+	}
+	*v.p = ps
+	return v.check()
+}
+
+func (v devicePatternsVal) String() string { return strings.Join(*v.p, " ") }
+
+func (v devicePatternsVal) check() error {
+	var errs []error
+	for _, p := range *v.p {
+		if !strings.HasPrefix(p, "/dev/") || filepath.Clean(p) != p {
+			errs = append(errs, fmt.Errorf("%q is not a block device pattern: write an absolute, clean path under /dev/, such as /dev/mapper/*", p))
+			continue
+		}
+		if _, err := filepath.Match(p, ""); err != nil {
+			errs = append(errs, fmt.Errorf("%q is not a valid pattern (%v): * ? and [a-z] as in a shell", p, err))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // --- path lists ([agent] file_dirs)

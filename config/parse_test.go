@@ -70,7 +70,7 @@ hosts_allow = ^localhost$   ^10\.1\.1\.[0-9]+$ ^.*\.example\.org$
 		Deny:  []string{"10.1.1.13"},
 	}
 	want.Log = LogConfig{File: "/var/log/ovs-agent/agent.log", Level: "debug"}
-	want.Agent = AgentConfig{StateDir: "/srv/ovs", Hypervisor: "auto", MemoryReserve: 1024}
+	want.Agent = AgentConfig{StateDir: "/srv/ovs", Hypervisor: "auto", MemoryReserve: 1024, BlockDevices: DefaultBlockDevices()}
 	want.Relocation = RelocationConfig{
 		Server: false, Address: "localhost", Port: 18002, SSLServer: true, SSLPort: 18003, SSL: true,
 		HostsAllow:       []string{`^localhost$`, `^10\.1\.1\.[0-9]+$`, `^.*\.example\.org$`},
@@ -150,6 +150,10 @@ func TestParseErrors(t *testing.T) {
 			`/etc/ovs-agent/agent.ini:2: [agent] file_dirs: "/" would let API callers name any file on the host; list the directories meant for them`}},
 		{"file_dirs relative", "[agent]\nfile_dirs = images\n", []string{
 			`/etc/ovs-agent/agent.ini:2: [agent] file_dirs: "images" is not an absolute path`}},
+		{"block_devices outside /dev", "[agent]\nblock_devices = /dev/mapper/* /srv/*\n", []string{
+			`/etc/ovs-agent/agent.ini:2: [agent] block_devices: "/srv/*" is not a block device pattern: write an absolute, clean path under /dev/, such as /dev/mapper/*`}},
+		{"block_devices bad pattern", "[agent]\nblock_devices = /dev/sd[\n", []string{
+			`/etc/ovs-agent/agent.ini:2: [agent] block_devices: "/dev/sd[" is not a valid pattern (syntax error in pattern): * ? and [a-z] as in a shell`}},
 		{"empty state dir", "[agent]\nstate_dir =\n", []string{
 			`/etc/ovs-agent/agent.ini:2: [agent] state_dir: must not be empty`}},
 		{"long socket", "[server]\nunix_socket = /" + strings.Repeat("s", 107) + "\n", []string{

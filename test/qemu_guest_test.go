@@ -271,8 +271,25 @@ func guestDisk(t *testing.T, format string) string {
 	return dst
 }
 
+// loopDevice attaches img to a free loop device until the test ends.
+func loopDevice(t testing.TB, img string) string {
+	t.Helper()
+	out, err := exec.Command("losetup", "--find", "--show", img).CombinedOutput()
+	if err != nil {
+		t.Fatalf("losetup %s: %v: %s", img, err, out)
+	}
+	dev := strings.TrimSpace(string(out))
+	t.Cleanup(func() {
+		if out, err := exec.Command("losetup", "-d", dev).CombinedOutput(); err != nil {
+			t.Errorf("losetup -d %s: %v: %s", dev, err, out)
+		}
+	})
+	return dev
+}
+
 // TestQEMUDiskBoot boots the test guest from its own disk: pygrub reads
-// grub.cfg from a raw image and from a qcow2 copy (tap:qcow2:) and the
+// grub.cfg from a raw image, from a qcow2 copy (tap:qcow2:) and from the
+// raw image on a loop device (phy:, [agent] block_devices' default) and the
 // agent boots that entry's kernel directly; builder = 'hvm' has SeaBIOS
 // boot the disk's GRUB (each counts its boot on the disk), and a CD-ROM's;
 // a disk given read-only stays as it was.
@@ -285,10 +302,16 @@ func TestQEMUDiskBoot(t *testing.T) {
 	}{
 		{"pyraw", "raw", "file:%s,xvda,w", []string{"bootloader = '/usr/bin/pygrub'"}},
 		{"pyqcow", "qcow2", "tap:qcow2:%s,xvda,w", []string{"bootloader = '/usr/bin/pygrub'"}},
+		{"pyphy", "phy", "phy:%s,xvda,w", []string{"bootloader = '/usr/bin/pygrub'"}},
 		{"hvm", "raw", "file:%s,hda,w", []string{"builder = 'hvm'", "boot = 'c'"}},
 	}
 	for _, c := range cases {
-		disk := guestDisk(t, c.format)
+		var disk string
+		if c.format == "phy" {
+			disk = loopDevice(t, guestDisk(t, "raw"))
+		} else {
+			disk = guestDisk(t, c.format)
+		}
 		cfg := fmt.Sprintf("name = '%s'\nmemory = 256\n%s\ndisk = ['%s']\n", c.name, strings.Join(c.lines, "\n"), fmt.Sprintf(c.disk, disk))
 		a.call(t, "domain.create", nil, cfg)
 		a.call(t, "domain.start", nil, c.name)

@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/ovs-agent/ovs-agent/agent/qemuhost"
+	"github.com/ovs-agent/ovs-agent/config"
 	"github.com/ovs-agent/ovs-agent/vmm/qemu"
 )
 
@@ -79,7 +80,10 @@ func openQEMUOn(t *testing.T, host *qemuhost.Host, repo string, bridges ...strin
 		MemoryReserve: 128 << 20, HostCPUs: 4,
 		KVMUsable: func() error { return errors.New("no KVM in unit tests") },
 		FileRoots: func() []string { return []string{e.repo} },
-		Bridges:   func() ([]string, error) { return bridges, nil },
+		// The default block_devices, and the repository so that a plain
+		// file there gets as far as the block-device test.
+		BlockDevices: func() []string { return append(config.DefaultBlockDevices(), "/dev/null", filepath.Join(e.repo, "*")) },
+		Bridges:      func() ([]string, error) { return bridges, nil },
 		RepositoryOf: func(p string) (string, bool) {
 			return testRepoUUID, p == e.repo || strings.HasPrefix(p, e.repo+"/")
 		},
@@ -293,9 +297,51 @@ func TestOSDomainPhyDiskMustBeABlockDevice(t *testing.T) {
 			t.Fatalf("phy:%s: %v, want refused as not a block device", dev, err)
 		}
 	}
-	_, _, err := e.m.Create([]byte(osConfig("a", k, "disk = ['phy:/dev/ovs-no-such-disk,xvda,w']")), "vm.cfg")
-	if KindOf(err) != Invalid || !strings.Contains(err.Error(), "/dev/ovs-no-such-disk does not exist") {
+	_, _, err := e.m.Create([]byte(osConfig("a", k, "disk = ['phy:/dev/loop-ovs-no-such-disk,xvda,w']")), "vm.cfg")
+	if KindOf(err) != Invalid || !strings.Contains(err.Error(), "/dev/loop-ovs-no-such-disk does not exist") {
 		t.Fatalf("missing phy: %v", err)
+	}
+	// A device no block_devices pattern allows.
+	_, _, err = e.m.Create([]byte(osConfig("a", k, "disk = ['phy:/dev/zero,xvda,w']")), "vm.cfg")
+	if KindOf(err) != Invalid || !strings.Contains(err.Error(), "block_devices allows") {
+		t.Fatalf("phy:/dev/zero: %v, want refused by block_devices", err)
+	}
+}
+
+// TestOSDomainPhyDiskInUse: a loop device with a mounted file system is
+// refused (the host uses it); once unmounted the same vm.cfg registers.
+func TestOSDomainPhyDiskInUse(t *testing.T) {
+	q := newFakeQEMU(t)
+	e := openQEMU(t, q.host("auto"))
+	k := e.file(t, "vmlinux")
+	img := e.file(t, "disk.img")
+	if err := os.Truncate(img, 16<<20); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command("losetup", "--find", "--show", img).CombinedOutput()
+	if err != nil {
+		t.Fatalf("losetup: %v: %s", err, out)
+	}
+	dev := strings.TrimSpace(string(out))
+	t.Cleanup(func() { exec.Command("losetup", "-d", dev).Run() })
+	if out, err := exec.Command("mkfs.ext4", "-q", "-F", dev).CombinedOutput(); err != nil {
+		t.Fatalf("mkfs.ext4: %v: %s", err, out)
+	}
+	mp := t.TempDir()
+	if out, err := exec.Command("mount", dev, mp).CombinedOutput(); err != nil {
+		t.Fatalf("mount: %v: %s", err, out)
+	}
+	cfg := []byte(osConfig("a", k, "disk = ['phy:"+dev+",xvda,w']"))
+	_, _, err = e.m.Create(cfg, "vm.cfg")
+	if KindOf(err) != Invalid || !strings.Contains(err.Error(), "mounted on "+mp) {
+		exec.Command("umount", mp).Run()
+		t.Fatalf("phy:%s mounted on %s: %v, want refused as in use", dev, mp, err)
+	}
+	if out, err := exec.Command("umount", mp).CombinedOutput(); err != nil {
+		t.Fatalf("umount: %v: %s", err, out)
+	}
+	if _, _, err := e.m.Create(cfg, "vm.cfg"); err != nil {
+		t.Fatalf("phy:%s once unmounted: %v", dev, err)
 	}
 }
 

@@ -64,6 +64,10 @@ type Options struct {
 	// resolve: the mounted repositories and [agent] file_dirs (nil: only
 	// the domain's folder). See paths.go.
 	FileRoots func() []string
+	// BlockDevices returns, per call, [agent] block_devices: the patterns
+	// of the block devices a vm.cfg may give a guest as phy: disks (nil or
+	// empty: none). See paths.go.
+	BlockDevices func() []string
 	// Bridges lists this host's network bridges (nil: the ones under
 	// /sys/class/net).
 	Bridges func() ([]string, error)

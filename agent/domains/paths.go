@@ -4,11 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 
+	"github.com/ovs-agent/ovs-agent/agent/blockdev"
 	"github.com/ovs-agent/ovs-agent/agent/fileaccess"
 	"github.com/ovs-agent/ovs-agent/agent/hostinfo"
 	"github.com/ovs-agent/ovs-agent/config/vmcfg"
@@ -23,7 +23,9 @@ import (
 // (Options.FileRoots, the rule of agent/fileaccess) or the domain's own
 // folder (where a relative path points), and be a regular file, a disk
 // image one the qemu engine runs as its type says (vmm/diskimage: raw or
-// qcow2, no backing file); a phy: disk must be a block device. Create
+// qcow2, no backing file); a phy: disk must be a block device that
+// [agent] block_devices allows and the host does not use (agent/blockdev:
+// not mounted, swap or held by device-mapper, LVM or md). Create
 // refuses a vm.cfg that breaks the rule or names a file that is missing;
 // start checks again (files may have gone since), and also that every
 // vif's bridge exists, so that nothing starts half-way. The workload
@@ -110,7 +112,7 @@ func (m *Manager) checkedFiles(cfg *vmcfg.Config, dir string) []fileCheck {
 		switch {
 		case d.Type == "phy":
 			p := devicePath(d.Path)
-			out = append(out, fileCheck{field: diskField(i, d), path: p, err: checkBlockDevice(p)})
+			out = append(out, fileCheck{field: diskField(i, d), path: p, err: m.checkBlockDevice(p)})
 		case fileDisk(d):
 			file(diskField(i, d), d.Path)
 			if c := &out[len(out)-1]; c.err == nil {
@@ -182,20 +184,14 @@ func checkFile(roots []string, p string) error {
 	return nil
 }
 
-// checkBlockDevice requires p to be a block device (a symlink to one, as
-// /dev/disk/by-id/..., counts).
-func checkBlockDevice(p string) error {
-	st, err := os.Stat(p)
-	if errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("%s does not exist on this host: %w", p, fs.ErrNotExist)
+// checkBlockDevice requires p to be a block device that [agent]
+// block_devices allows and the host does not use (agent/blockdev).
+func (m *Manager) checkBlockDevice(p string) error {
+	var patterns []string
+	if m.opts.BlockDevices != nil {
+		patterns = m.opts.BlockDevices()
 	}
-	if err != nil {
-		return err
-	}
-	if st.Mode()&os.ModeDevice == 0 || st.Mode()&os.ModeCharDevice != 0 {
-		return fmt.Errorf("%s is not a block device (a phy: disk is a block device; an image file is file:, tap:aio: or tap:qcow2:)", p)
-	}
-	return nil
+	return blockdev.Host{}.Check(p, patterns)
 }
 
 // bridgeCheck is the bridge of one vif of an operating system's vm.cfg,
