@@ -589,6 +589,15 @@ func (e *qemuEngine) Stop() error {
 	return nil
 }
 
+// Kill sends QEMU SIGKILL without a word on QMP first: the fence's way
+// when QMP did not answer its stop in time.
+func (e *qemuEngine) Kill() error {
+	if m := e.machine(); m != nil {
+		return m.KillNow()
+	}
+	return nil
+}
+
 func (e *qemuEngine) Done() <-chan struct{} { return e.done }
 
 // Err says why the machine ended: a guest reboot (QEMU runs with
