@@ -47,6 +47,12 @@ type Options struct {
 	// at RestorePath.
 	Mode        Mode
 	RestorePath string
+	// RunUntil and Generation are the domain's lease from the start (as
+	// an OpLease would give it, see lease.go): the guest is fenced if it
+	// is still running at RunUntil (zero: no fencing). The timer runs
+	// from before the machine boots.
+	RunUntil   control.Monotonic
+	Generation int64
 }
 
 // Mode is how a VMM gets its machine.
@@ -127,6 +133,12 @@ func Start(o Options) (*VMM, error) {
 	v.lastAt = v.started
 	v.engine, err = newEngine(o.Engine, EngineConfig{Name: o.Name, UUID: o.UUID, MemoryBytes: o.MemoryBytes, VCPUs: o.VCPUs,
 		Console: v.console, Config: o.Config, Dir: o.Dir, Binary: o.EngineBinary, Accel: o.Accel})
+	if err == nil {
+		v.mu.Lock()
+		v.lease.generation, v.lease.runUntil = o.Generation, o.RunUntil
+		v.arm()
+		v.mu.Unlock()
+	}
 	switch {
 	case err != nil:
 	case o.Mode == ModeBoot:
@@ -137,6 +149,10 @@ func Start(o Options) (*VMM, error) {
 		err = v.restore(o.RestorePath)
 	}
 	if err != nil {
+		v.mu.Lock()
+		v.lease.runUntil = 0
+		v.arm() // stops the timer
+		v.mu.Unlock()
 		v.console.Close()
 		return nil, err
 	}

@@ -86,6 +86,9 @@ func (m *Manager) launch(d *domain, how vmmproc.Mode, image, from string, imageF
 	ctx, cancel := context.WithTimeout(context.Background(), m.opts.StartTimeout)
 	defer cancel()
 	spec := vmmproc.Spec{UUID: d.rec.UUID, Dir: d.dir, Socket: m.socketPath(d), Engine: run.Engine, EngineBinary: run.Binary, Accel: run.Accel, Mode: how, Image: image, ImageFile: imageFile}
+	d.mu.Lock()
+	spec.RunUntil, spec.Generation = d.runUntil, d.rec.Generation
+	d.mu.Unlock()
 	v, err := m.vmms.Start(ctx, spec)
 	if v == nil {
 		return m.startFailed(d, gen, err)
