@@ -47,6 +47,17 @@ import (
 // may run for the few milliseconds of one QMP round trip past its time:
 // the pool's fencing margin must cover that, as it covers fenceWithin.
 //
+// A lease can also come with the start (Options.RunUntil, ovs-vmm
+// --run-until): the timer runs from before the boot, and a VMM whose
+// lease has run out already does not start. A run-until time that passes
+// while the engine boots (or while an incoming machine is built) fences
+// the guest as soon as the machine is up; for QEMU that is the moment
+// its launch returns, so the guest may run for the rest of the launch
+// (well under a second) past its time. A request that holds the lease's
+// lock (an operator's pause or resume, a renewal's resume) delays a due
+// fence by as long as the engine takes to answer it, at most QEMU's QMP
+// command timeout, after which QEMU is killed anyway.
+//
 // What software fencing here cannot cover: a host whose VMM is stopped
 // too (SIGSTOP of the VMM, or the whole host frozen) keeps its guest's
 // state as it was, vCPUs included, until it continues; if it continues

@@ -239,3 +239,39 @@ func TestLeaseFenceCancelsMigration(t *testing.T) {
 		t.Fatalf("after the renewal the engine is %+v, want given back once", e)
 	}
 }
+
+// TestLeaseAlreadyPastRefusesStart: a VMM whose lease from the start has
+// run out already does not boot the guest.
+func TestLeaseAlreadyPastRefusesStart(t *testing.T) {
+	eng := newFakeEngine()
+	engines["fake"] = func(EngineConfig) (Engine, error) { return eng, nil }
+	t.Cleanup(func() { delete(engines, "fake") })
+	dir := t.TempDir()
+	_, err := Start(Options{Name: "late", Engine: "fake", MemoryBytes: 2 << 20, Dir: dir, Socket: dir + "/ctl", RunUntil: past(), Generation: 1})
+	if err == nil || !strings.Contains(err.Error(), "lease ran out") {
+		t.Fatalf("start with a lease already past: %v", err)
+	}
+	if eng.snapshot().started {
+		t.Fatal("the guest was booted")
+	}
+}
+
+// TestLeaseFromTheStartFences: a lease given at start fences the guest
+// without any request.
+func TestLeaseFromTheStartFences(t *testing.T) {
+	eng := newFakeEngine()
+	engines["fake"] = func(EngineConfig) (Engine, error) { return eng, nil }
+	t.Cleanup(func() { delete(engines, "fake") })
+	dir := t.TempDir()
+	v, err := Start(Options{Name: "early", Engine: "fake", MemoryBytes: 2 << 20, Dir: dir, Socket: dir + "/ctl", RunUntil: soon(), Generation: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer v.Close()
+	for i := 0; i < 5000 && v.info().State != control.StateFenced; i++ {
+		time.Sleep(time.Millisecond)
+	}
+	if info := v.info(); info.State != control.StateFenced || info.Generation != 2 || !eng.snapshot().paused {
+		t.Fatalf("a VMM started with a lease, past its run-until time: %+v", info)
+	}
+}

@@ -123,6 +123,10 @@ func Start(o Options) (*VMM, error) {
 	if o.Log == nil {
 		o.Log = zap.NewNop()
 	}
+	if !o.RunUntil.IsZero() && o.RunUntil.Until() <= 0 {
+		return nil, fmt.Errorf("the domain's lease ran out %v ago (its run-until time has passed): not started; its pool must renew the lease first",
+			-o.RunUntil.Until().Round(time.Millisecond))
+	}
 	v := &VMM{opts: o, log: o.Log, state: control.StateIncoming, quit: make(chan control.Exit, 1)}
 	var err error
 	v.console, err = NewConsole(o.ConsoleRing, filepath.Join(o.Dir, control.ConsoleFile), o.ConsoleFileLimit)

@@ -108,3 +108,18 @@ func TestFencedDomainInfoAndNoRestart(t *testing.T) {
 	}
 	f.noStart(t)
 }
+
+// TestStartWithALeaseRunOutIsRefused: a domain whose lease ran out is
+// not started.
+func TestStartWithALeaseRunOutIsRefused(t *testing.T) {
+	f := newFakeVMMs()
+	m := openFake(t, t.TempDir(), f, 4096)
+	create(t, m, "late", 128)
+	if err := m.SetLease("late", control.MonotonicNow().Add(-time.Second), 2); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Start("late"); KindOf(err) != BadState || !strings.Contains(err.Error(), "lease ran out") {
+		t.Fatalf("start with a lease run out: %v", err)
+	}
+	f.noStart(t)
+}

@@ -78,6 +78,13 @@ func (m *Manager) launch(d *domain, how vmmproc.Mode, image, from string, imageF
 	if err := m.checkFiles(cfg, d.dir, true); err != nil {
 		return err
 	}
+	d.mu.Lock()
+	ru := d.runUntil
+	d.mu.Unlock()
+	if !ru.IsZero() && ru.Until() <= 0 {
+		return errorf(BadState, "domain %s: its lease ran out %v ago (SetLease's run-until time has passed): not started until its pool renews the lease",
+			d.rec.Name, -ru.Until().Round(time.Millisecond))
+	}
 	m.noteRepositories(d)
 	gen, err := m.claim(d, how, run.Engine)
 	if err != nil {
