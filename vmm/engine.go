@@ -282,6 +282,10 @@ type EngineConfig struct {
 	// for it (kvm or tcg; "" for the engine's own probe).
 	Binary string
 	Accel  string
+	// Generation is the generation of the domain's owner the VMM started
+	// with (Options.Generation; 0: none): the qemu engine hands it to the
+	// guest (qemu.Spec.Generation); the workload engines ignore it.
+	Generation int64
 }
 
 // engines makes an engine by name: the one place an engine is chosen. A

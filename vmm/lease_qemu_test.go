@@ -11,7 +11,8 @@ import (
 	"github.com/ovs-agent/ovs-agent/vmm/control"
 )
 
-// TestLeaseFenceKillsQEMUThatDoesNotAnswer: a QEMU that does not answer
+// TestLeaseFenceKillsQEMUThatDoesNotAnswer: the guest of a VMM started
+// with a generation reads it from QEMU's fw_cfg; a QEMU that does not answer
 // QMP (stopped with SIGSTOP) when its guest's lease runs out is killed
 // with SIGKILL within the fence's bound, and the VMM ends fenced: no
 // write can follow, whatever QEMU does.
@@ -20,6 +21,7 @@ func TestLeaseFenceKillsQEMUThatDoesNotAnswer(t *testing.T) {
 	fenceWithin = 500 * time.Millisecond
 	t.Cleanup(func() { fenceWithin = old })
 	e, con := guestEngine(t, "fence")
+	e.cfg.Generation = 9 // as Start gives it from Options.Generation
 	engines["qfence"] = func(EngineConfig) (Engine, error) { return e, nil }
 	t.Cleanup(func() { delete(engines, "qfence") })
 	dir := t.TempDir()
@@ -32,6 +34,10 @@ func TestLeaseFenceKillsQEMUThatDoesNotAnswer(t *testing.T) {
 	exit := make(chan control.Exit, 1)
 	go func() { exit <- v.Serve(context.Background()) }()
 	con.waitLines(t, "OK memcheck", 1, e.Done())
+	// The guest read its owner's generation from QEMU's fw_cfg.
+	if n := con.count("testguest: generation 9"); n != 1 {
+		t.Fatalf("the guest printed %d lines with its generation 9:\n%s", n, con)
+	}
 	pid := e.machine().PID()
 	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
 		t.Fatal(err)

@@ -161,7 +161,7 @@ func (e *qemuEngine) spec(how launchAs) (qemu.Spec, error) {
 	s := qemu.Spec{
 		Binary: e.binary, Accel: e.accel, Name: e.cfg.Name, UUID: e.cfg.UUID, Machine: how.machine,
 		MemoryBytes: e.ram, VCPUs: max(e.cfg.VCPUs, 1), Balloon: true, Incoming: how.incoming,
-		Console: lineWriter{e.cfg.Console},
+		Console: lineWriter{e.cfg.Console}, Generation: e.cfg.Generation,
 	}
 	disks, err := e.disks()
 	if err != nil {

@@ -136,7 +136,7 @@ func Start(o Options) (*VMM, error) {
 	v.started = time.Now()
 	v.lastAt = v.started
 	v.engine, err = newEngine(o.Engine, EngineConfig{Name: o.Name, UUID: o.UUID, MemoryBytes: o.MemoryBytes, VCPUs: o.VCPUs,
-		Console: v.console, Config: o.Config, Dir: o.Dir, Binary: o.EngineBinary, Accel: o.Accel})
+		Console: v.console, Config: o.Config, Dir: o.Dir, Binary: o.EngineBinary, Accel: o.Accel, Generation: o.Generation})
 	if err == nil {
 		v.mu.Lock()
 		v.lease.generation, v.lease.runUntil = o.Generation, o.RunUntil
