@@ -5,6 +5,8 @@ import "fmt"
 // The phases of one migration, who moves them, and which may follow
 // which. One table per role; Move checks a step against it, and the VMM
 // and the agent move their phases only through it.
+// At the end of the file: the VMM's own states and their steps
+// (StateStep), fenced among them.
 //
 // A live migration (source agent A with source VMM, target agent B with
 // target VMM; the page stream and its commit messages go VMM to VMM over
