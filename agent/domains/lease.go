@@ -27,8 +27,8 @@ const leaseTimeout = 2 * time.Second
 // boot), so that a pool domain never runs without one.
 //
 // SetLease does not wait for the domain's other operations (a renewal
-// is urgent), so a lease that arrives while a VMM is starting reaches
-// that VMM only with the next renewal.
+// is urgent): a lease that arrives while a VMM is starting is recorded,
+// and handed to that VMM as soon as it answers.
 func (m *Manager) SetLease(name string, runUntil control.Monotonic, generation int64) error {
 	d, err := m.get(name)
 	if err != nil {

@@ -123,3 +123,28 @@ func TestStartWithALeaseRunOutIsRefused(t *testing.T) {
 	}
 	f.noStart(t)
 }
+
+// TestSetLeaseWhileTheVMMStartsReachesIt: a lease taken while the VMM
+// starts (before it answers) reaches it once it does.
+func TestSetLeaseWhileTheVMMStartsReachesIt(t *testing.T) {
+	f := newFakeVMMs()
+	m := openFake(t, t.TempDir(), f, 4096)
+	uuid := create(t, m, "w", 128)
+	f.gate = make(chan struct{})
+	started := make(chan error, 1)
+	go func() { started <- m.Start("w") }()
+	if s := f.nextStart(t); s.Generation != 0 || s.RunUntil != 0 {
+		t.Fatalf("started with a lease: %+v", s)
+	}
+	ru := control.MonotonicNow().Add(time.Hour)
+	if err := m.SetLease("w", ru, 5); err != nil {
+		t.Fatal(err)
+	}
+	close(f.gate)
+	if err := <-started; err != nil {
+		t.Fatal(err)
+	}
+	if p := f.proc(t, uuid); p.generation != 5 || p.runUntil != ru || p.leases != 1 {
+		t.Fatalf("the VMM has generation %d, run-until %d after %d leases", p.generation, p.runUntil, p.leases)
+	}
+}

@@ -104,7 +104,27 @@ func (m *Manager) launch(d *domain, how vmmproc.Mode, image, from string, imageF
 	if err != nil {
 		return m.notAnswered(d, err)
 	}
-	return m.started(d, gen, v, how, image, from)
+	if err := m.started(d, gen, v, how, image, from); err != nil {
+		return err
+	}
+	m.leaseSince(d, v, spec)
+	return nil
+}
+
+// leaseSince hands a VMM just started the lease SetLease recorded while
+// it started, if that differs from the one it started with.
+func (m *Manager) leaseSince(d *domain, v VMM, spec vmmproc.Spec) {
+	d.mu.Lock()
+	ru, g := d.runUntil, d.rec.Generation
+	d.mu.Unlock()
+	if ru == spec.RunUntil && g == spec.Generation {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), leaseTimeout)
+	defer cancel()
+	if _, err := v.SetLease(ctx, ru, g); err != nil {
+		m.log.Error("lease taken while the VMM started did not reach it", zap.String("domain", d.rec.Name), zap.Error(err))
+	}
 }
 
 // claim checks that d may start and that its memory fits beside that of
