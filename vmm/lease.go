@@ -116,13 +116,6 @@ func (v *VMM) leaseDue() {
 	v.fence()
 }
 
-// fenced says whether the lease ran out and no renewal came since.
-func (v *VMM) fenced() bool {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	return v.lease.expired
-}
-
 // fence stops the guest because its run-until time passed; the caller
 // holds v.leaseMu.
 func (v *VMM) fence() {
@@ -147,9 +140,6 @@ func (v *VMM) fence() {
 	default:
 		detail = v.stopGuest(log)
 	}
-	v.mu.Lock()
-	v.lease.detail = detail
-	v.mu.Unlock()
 	if out != nil && !out.status().Phase.Finished() {
 		select {
 		case out.decide <- control.Abort("the domain's lease ran out (fenced)"):
@@ -158,6 +148,11 @@ func (v *VMM) fence() {
 		out.cancel()
 		detail += "; its outgoing migration was cancelled"
 	}
+	v.mu.Lock()
+	if !v.lease.killed { // a kill's detail is the exit's already
+		v.lease.detail = detail
+	}
+	v.mu.Unlock()
 	log.Warn("lease run-until time passed: guest fenced", zap.String("detail", detail))
 }
 
