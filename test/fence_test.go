@@ -140,11 +140,18 @@ func TestFenceQEMUGuestAgentKilled(t *testing.T) {
 	}
 }
 
-// TestFenceWorkloadGuestAgentStopped: a workload (sim) guest whose agent
-// is stopped with SIGSTOP is fenced when its run-until time passes, its
-// vCPU stops writing, and a lease after SIGCONT resumes it.
-func TestFenceWorkloadGuestAgentStopped(t *testing.T) {
-	a := domainAgent(t, "sim")
+// TestFenceAgentStopped: a workload guest (kvm and sim
+// engines) whose agent is stopped with SIGSTOP is fenced when its
+// run-until time passes, its vCPU stops writing, and a lease after
+// SIGCONT resumes it.
+func TestFenceAgentStopped(t *testing.T) {
+	for _, engine := range engines {
+		t.Run(engine, func(t *testing.T) { fenceWorkload(t, engine) })
+	}
+}
+
+func fenceWorkload(t *testing.T, engine string) {
+	a := domainAgent(t, engine)
 	a.call(t, "domain.create", nil, vmcfgText("fs", 64, "dirty=2M/s,hot=8M,verify=200ms"))
 	a.call(t, "domain.start", nil, "fs")
 	uuid := a.info(t, "fs").UUID
