@@ -63,6 +63,9 @@ type qemuEngine struct {
 	done    chan struct{}
 	started bool
 	last    *sendState // the latest send or save, for ResumeSource
+	// abandoned: the guest runs elsewhere or is saved; QEMU was killed
+	// without waiting for it (Abandon), and Stop and Close do not wait.
+	abandoned bool
 	// written estimates the bytes the guest wrote since it started, from
 	// QEMU's sampled dirty rate (sampleDirty), for Info's dirty rate.
 	written uint64
@@ -583,7 +586,7 @@ func (e *qemuEngine) Resume() error {
 }
 
 func (e *qemuEngine) Stop() error {
-	if m := e.machine(); m != nil {
+	if m := e.machine(); m != nil && !e.isAbandoned() {
 		return m.Kill()
 	}
 	return nil
@@ -596,6 +599,26 @@ func (e *qemuEngine) Kill() error {
 		return m.KillNow()
 	}
 	return nil
+}
+
+// Abandon ends QEMU without waiting for it once the guest runs on the
+// target (or is in its save image): the VMM then exits at once, and the
+// source agent sees the move completed without the teardown of the
+// guest's address space in it.
+func (e *qemuEngine) Abandon() {
+	e.mu.Lock()
+	e.abandoned = true
+	m := e.m
+	e.mu.Unlock()
+	if m != nil {
+		m.Abandon()
+	}
+}
+
+func (e *qemuEngine) isAbandoned() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.abandoned
 }
 
 func (e *qemuEngine) Done() <-chan struct{} { return e.done }
@@ -615,7 +638,7 @@ func (e *qemuEngine) Err() error {
 }
 
 func (e *qemuEngine) Close() error {
-	if m := e.machine(); m != nil {
+	if m := e.machine(); m != nil && !e.isAbandoned() {
 		_ = m.Kill()
 	}
 	e.removeTaps()

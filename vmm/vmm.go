@@ -196,6 +196,12 @@ func (v *VMM) restore(path string) error {
 	return nil
 }
 
+// abandoner is an engine whose machine runs in another process that it
+// can end without waiting for it (the qemu engine): once the guest runs
+// on the target or is in its save image, the VMM exits without waiting
+// for the teardown of the machine's memory.
+type abandoner interface{ Abandon() }
+
 // Serve answers the control socket until the machine ends or the VMM is
 // asked to end, then records the exit and returns it.
 func (v *VMM) Serve(ctx context.Context) control.Exit {
@@ -222,6 +228,11 @@ func (v *VMM) Serve(ctx context.Context) control.Exit {
 	case e = <-v.quit:
 	case <-ctx.Done():
 		e = control.Exit{Reason: control.ExitShutdown, Detail: "signal"}
+	}
+	if e.Reason == control.ExitMigrated || e.Reason == control.ExitSaved {
+		if a, ok := v.engine.(abandoner); ok {
+			a.Abandon()
+		}
 	}
 	if err := v.engine.Stop(); err != nil && e.Detail == "" && e.Reason == control.ExitShutdown {
 		e.Detail = err.Error()

@@ -27,8 +27,11 @@ const maxLostCalls = 5
 const DefaultParallel = 2
 
 // pollEvery is how often the sending agent asks the source VMM for its
-// migration's status.
-var pollEvery = 100 * time.Millisecond
+// migration's status. A call costs tens of microseconds on both sides;
+// what a slower poll costs is time: the source VMM stays (the guest
+// already running on the target) until the agent has read the completed
+// status, and the move's end waits for that read.
+var pollEvery = 20 * time.Millisecond
 
 // Start begins migrating name to tgt and returns its id at once.
 func (l *Local) Start(name, tgt string, o Options) (string, error) {

@@ -700,23 +700,30 @@ func (m *Machine) Kill() error {
 // afterwards, as after Kill. A second call, or one after QEMU ended, does
 // nothing.
 func (m *Machine) KillNow() error {
-	select {
-	case <-m.done:
-		return nil
-	default:
-	}
-	m.mu.Lock()
-	m.killing = true
-	m.mu.Unlock()
-	if err := m.cmd.Process.Signal(syscall.SIGKILL); err != nil && !errors.Is(err, os.ErrProcessDone) {
-		return fmt.Errorf("qemu: kill %d: %w", m.PID(), err)
-	}
+	m.Abandon()
 	select {
 	case <-m.done:
 		return nil
 	case <-time.After(killWait):
 		return fmt.Errorf("qemu: QEMU (pid %d) was sent SIGKILL and is not gone after %v", m.PID(), killWait)
 	}
+}
+
+// Abandon kills QEMU with SIGKILL and returns without waiting for it to
+// end: for a guest that runs elsewhere now (migrated) or sits in its save
+// image, where nothing is left to shut down cleanly and the teardown of a
+// guest-sized address space (tens of milliseconds per GiB) need not delay
+// the caller. Done closes once QEMU is gone, as after Kill.
+func (m *Machine) Abandon() {
+	select {
+	case <-m.done:
+		return
+	default:
+	}
+	m.mu.Lock()
+	m.killing = true
+	m.mu.Unlock()
+	_ = m.cmd.Process.Signal(syscall.SIGKILL)
 }
 
 // Done is closed when QEMU has exited, for any reason, and the RAM file is

@@ -810,3 +810,25 @@ func TestMachineKillStopped(t *testing.T) {
 	}
 	checkGone(t, m)
 }
+
+// TestMachineAbandon: Abandon ends a running QEMU with SIGKILL (no quit,
+// so none of QEMU's own teardown first) and returns without waiting; Done
+// closes once QEMU is gone, with nothing left behind and no error, since
+// the end was asked for.
+func TestMachineAbandon(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	m, err := Start(ctx, firmwareSpec(t))
+	if err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	m.Abandon()
+	if err := waitDone(t, m, "Abandon"); err != nil {
+		t.Fatalf("Err after Abandon: %v", err)
+	}
+	if st := m.cmd.ProcessState.String(); st != "signal: killed" {
+		t.Errorf("QEMU ended with %s, want SIGKILL (Abandon asks nothing of QEMU)", st)
+	}
+	checkGone(t, m)
+	m.Abandon() // once gone, a no-op
+}
