@@ -29,6 +29,17 @@ func MonotonicNow() Monotonic {
 	return Monotonic(ts.Nano())
 }
 
+// MonotonicOf is the point on CLOCK_MONOTONIC of t, a time read from
+// Go's clock (time.Now, and times computed from it: they carry Go's
+// monotonic reading, so a wall-clock step does not move them). The zero
+// time is the zero Monotonic.
+func MonotonicOf(t time.Time) Monotonic {
+	if t.IsZero() {
+		return 0
+	}
+	return MonotonicNow().Add(time.Until(t))
+}
+
 // IsZero says whether m is none.
 func (m Monotonic) IsZero() bool { return m == 0 }
 
