@@ -5,10 +5,13 @@
 // migration or save through vmm/control's transition tables, runs the
 // two-phase commit that follows an image (pagexfer's Verified, Commit and
 // Resumed messages over the first connection, with the VMM's timeouts),
-// and records why it ended in an exit file.
+// keeps the domain's lease in a pool with HA and fences the guest by
+// itself when its run-until time passes (lease.go: the guest paused, or
+// its engine killed, whatever became of the agent), and records why it
+// ended in an exit file.
 //
 // The runtime files (vmm.go, migrate.go, receive.go, estimate.go,
-// console.go) never touch guest memory, a machine or a page stream, nor
+// console.go, lease.go) never touch guest memory, a machine or a page stream, nor
 // the workload's parameters: the Engine owns the guest's memory (its size
 // too, rounded as the engine needs), its vCPUs, its migration image and
 // its save image, and reads its own options from the vm.cfg. Engines are

@@ -78,6 +78,12 @@ type Engine interface {
 	// Stop ends the machine for good, started or only built, and waits
 	// until it has. Idempotent; a no-op before any machine exists.
 	Stop() error
+	// Kill ends the machine at once, asking the guest and the engine's
+	// program nothing (SIGKILL for a QEMU child), and returns once it
+	// can run no more: the fence's last resort when Pause does not
+	// return in time (lease.go). Done closes after it, with Err nil.
+	// Idempotent; a no-op before any machine exists.
+	Kill() error
 	// Done is closed when a started machine has ended (Stop, a guest
 	// fault, an engine error); Err then says why (nil after Stop). It is
 	// never closed for a machine that was not started.
@@ -276,6 +282,10 @@ type EngineConfig struct {
 	// for it (kvm or tcg; "" for the engine's own probe).
 	Binary string
 	Accel  string
+	// Generation is the generation of the domain's owner the VMM started
+	// with (Options.Generation; 0: none): the qemu engine hands it to the
+	// guest (qemu.Spec.Generation); the workload engines ignore it.
+	Generation int64
 }
 
 // engines makes an engine by name: the one place an engine is chosen. A

@@ -49,6 +49,21 @@ type fakeEngine struct {
 	pressed  int
 	typed    []byte
 	memoryTo uint64
+
+	// hangPause, when set, holds every Pause until it is closed (an
+	// engine whose QMP does not answer); killed counts Kill calls.
+	hangPause chan struct{}
+	killed    int
+}
+
+// Kill ends the machine at once, as SIGKILL would.
+func (f *fakeEngine) Kill() error {
+	f.mu.Lock()
+	f.killed++
+	f.stopped = true
+	f.mu.Unlock()
+	f.doneOnce.Do(func() { close(f.done) })
+	return nil
 }
 
 func (f *fakeEngine) Shutdown() error {
@@ -100,7 +115,15 @@ func (f *fakeEngine) Start() error {
 	return nil
 }
 
-func (f *fakeEngine) Pause() error  { return f.setPaused(true) }
+func (f *fakeEngine) Pause() error {
+	f.mu.Lock()
+	hang := f.hangPause
+	f.mu.Unlock()
+	if hang != nil {
+		<-hang
+	}
+	return f.setPaused(true)
+}
 func (f *fakeEngine) Resume() error { return f.setPaused(false) }
 
 func (f *fakeEngine) setPaused(p bool) error {
@@ -215,12 +238,13 @@ func (f *fakeEngine) Restore(ctx context.Context, r *os.File) error {
 type fakeState struct {
 	started, paused, stopped bool
 	resumes, throttle        int
+	killed                   int
 }
 
 func (f *fakeEngine) snapshot() fakeState {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return fakeState{started: f.started, paused: f.paused, stopped: f.stopped, resumes: f.resumes, throttle: f.throttle}
+	return fakeState{started: f.started, paused: f.paused, stopped: f.stopped, resumes: f.resumes, throttle: f.throttle, killed: f.killed}
 }
 
 // fakeVMM serves a VMM over a fake engine on a control socket. The exit

@@ -161,6 +161,10 @@ func (v *VMM) handleStream(req control.Request, files []*os.File) control.Respon
 		if !v.isUp() {
 			return fail("the machine is not running")
 		}
+		// A fenced domain does not move: see lease.go.
+		if err := v.refuseFenced(req.Op); err != nil {
+			return fail("%v", err)
+		}
 		if req.Op == control.OpSave {
 			return v.startSave(req)
 		}
@@ -310,7 +314,9 @@ type sending struct {
 func (s *sending) run(conns []net.Conn, auto bool) {
 	defer s.conn.Close()
 	if err := s.image(conns); err != nil {
-		// The engine resumed the source itself.
+		// The engine resumed the source itself: a fence that came
+		// meanwhile stops it again at once.
+		s.v.holdFence()
 		s.o.fail(failedOrCancelled(s.ctx), err)
 		return
 	}
@@ -428,9 +434,7 @@ func (s *sending) commit() {
 // fail resumes the guest here (unless it was paused before) and ends the
 // migration in phase.
 func (s *sending) fail(phase control.Phase, err error) {
-	if !s.opts.AlreadyPaused {
-		_ = s.v.engine.ResumeSource()
-	}
+	s.v.giveBack(s.opts.AlreadyPaused)
 	s.o.fail(phase, err)
 }
 
@@ -480,9 +484,7 @@ func (v *VMM) save(ctx context.Context, o *outgoing, f *os.File, opts SendOption
 	o.update(sent.Figures)
 	if err != nil {
 		os.Remove(f.Name())
-		if !opts.AlreadyPaused {
-			_ = v.engine.ResumeSource()
-		}
+		v.giveBack(opts.AlreadyPaused)
 		o.move(control.PhaseFailed, func(st *control.MigrationStatus) { st.Error = err.Error() })
 		return
 	}

@@ -14,7 +14,7 @@ import (
 func TestInfoSaysPausedForMigration(t *testing.T) {
 	eng := newFakeEngine()
 	eng.sendPhases = []control.Phase{control.PhaseStopCopy, control.PhaseSent}
-	seen := map[control.Phase]string{}
+	seen := map[control.Phase]control.PauseReason{}
 	f := startFake(t, eng)
 	eng.onPhase = func(p control.Phase) { seen[p] = f.v.info().PausedFor }
 	if info := f.v.info(); info.PausedFor != "" {
@@ -25,7 +25,7 @@ func TestInfoSaysPausedForMigration(t *testing.T) {
 		t.Fatal(r.Error)
 	}
 	f.ended(t, control.ExitSaved)
-	for p, want := range map[control.Phase]string{control.PhaseSetup: "", control.PhaseStopCopy: "migration", control.PhaseSent: "migration"} {
+	for p, want := range map[control.Phase]control.PauseReason{control.PhaseSetup: "", control.PhaseStopCopy: "migration", control.PhaseSent: "migration"} {
 		got, ok := seen[p]
 		if !ok {
 			t.Errorf("the save never reported %s (saw %v)", p, seen)

@@ -164,7 +164,7 @@ func (e *qemuEngine) spec(how launchAs) (qemu.Spec, error) {
 	s := qemu.Spec{
 		Binary: e.binary, Accel: e.accel, Name: e.cfg.Name, UUID: e.cfg.UUID, Machine: how.machine,
 		MemoryBytes: e.ram, VCPUs: max(e.cfg.VCPUs, 1), Balloon: true, Incoming: how.incoming,
-		Console: lineWriter{e.cfg.Console},
+		Console: lineWriter{e.cfg.Console}, Generation: e.cfg.Generation,
 	}
 	disks, err := e.disks()
 	if err != nil {
@@ -588,6 +588,15 @@ func (e *qemuEngine) Resume() error {
 func (e *qemuEngine) Stop() error {
 	if m := e.machine(); m != nil && !e.isAbandoned() {
 		return m.Kill()
+	}
+	return nil
+}
+
+// Kill sends QEMU SIGKILL without a word on QMP first: the fence's way
+// when QMP did not answer its stop in time.
+func (e *qemuEngine) Kill() error {
+	if m := e.machine(); m != nil {
+		return m.KillNow()
 	}
 	return nil
 }

@@ -47,6 +47,12 @@ type Options struct {
 	// at RestorePath.
 	Mode        Mode
 	RestorePath string
+	// RunUntil and Generation are the domain's lease from the start (as
+	// an OpLease would give it, see lease.go): the guest is fenced if it
+	// is still running at RunUntil (zero: no fencing). The timer runs
+	// from before the machine boots.
+	RunUntil   control.Monotonic
+	Generation int64
 }
 
 // Mode is how a VMM gets its machine.
@@ -92,6 +98,11 @@ type VMM struct {
 	out      *outgoing // the migration or save in progress
 	in       *incoming // the incoming migration
 	est      estimates // the dry run's measurements (estimate.go)
+	lease    lease     // the domain's lease and fence (lease.go)
+
+	// leaseMu serialises what the lease does to the engine (fence,
+	// renewal); it is taken before mu, never while holding it.
+	leaseMu sync.Mutex
 
 	quit chan control.Exit // the VMM is to end, and why
 }
@@ -112,6 +123,10 @@ func Start(o Options) (*VMM, error) {
 	if o.Log == nil {
 		o.Log = zap.NewNop()
 	}
+	if !o.RunUntil.IsZero() && o.RunUntil.Until() <= 0 {
+		return nil, fmt.Errorf("the domain's lease ran out %v ago (its run-until time has passed): not started; its pool must renew the lease first",
+			-o.RunUntil.Until().Round(time.Millisecond))
+	}
 	v := &VMM{opts: o, log: o.Log, state: control.StateIncoming, quit: make(chan control.Exit, 1)}
 	var err error
 	v.console, err = NewConsole(o.ConsoleRing, filepath.Join(o.Dir, control.ConsoleFile), o.ConsoleFileLimit)
@@ -121,7 +136,13 @@ func Start(o Options) (*VMM, error) {
 	v.started = time.Now()
 	v.lastAt = v.started
 	v.engine, err = newEngine(o.Engine, EngineConfig{Name: o.Name, UUID: o.UUID, MemoryBytes: o.MemoryBytes, VCPUs: o.VCPUs,
-		Console: v.console, Config: o.Config, Dir: o.Dir, Binary: o.EngineBinary, Accel: o.Accel})
+		Console: v.console, Config: o.Config, Dir: o.Dir, Binary: o.EngineBinary, Accel: o.Accel, Generation: o.Generation})
+	if err == nil {
+		v.mu.Lock()
+		v.lease.generation, v.lease.runUntil = o.Generation, o.RunUntil
+		v.arm()
+		v.mu.Unlock()
+	}
 	switch {
 	case err != nil:
 	case o.Mode == ModeBoot:
@@ -132,6 +153,10 @@ func Start(o Options) (*VMM, error) {
 		err = v.restore(o.RestorePath)
 	}
 	if err != nil {
+		v.mu.Lock()
+		v.lease.runUntil = 0
+		v.arm() // stops the timer
+		v.mu.Unlock()
 		v.console.Close()
 		return nil, err
 	}
@@ -146,9 +171,12 @@ func (v *VMM) running() {
 	// writes as dirtied in the first sample (a spike of 100,000+ MiB/s).
 	w := v.engine.Stats().WrittenBytes
 	v.mu.Lock()
-	v.up, v.state = true, control.StateRunning
+	v.up = true
+	v.stepLocked(control.StateRunning)
 	v.lastAt, v.lastW = time.Now(), w
 	v.mu.Unlock()
+	// A lease that ran out before the machine came keeps it stopped.
+	v.holdFence()
 }
 
 // restore reads a save image and starts the machine from it.
@@ -188,7 +216,9 @@ func (v *VMM) Serve(ctx context.Context) control.Exit {
 	var e control.Exit
 	select {
 	case <-v.engine.Done():
-		if err := v.engine.Err(); errors.Is(err, ErrGuestRebooted) {
+		if ex, ok := v.fenceExit(); ok {
+			e = ex
+		} else if err := v.engine.Err(); errors.Is(err, ErrGuestRebooted) {
 			e = control.Exit{Reason: control.ExitRebooted, Code: 0}
 		} else if err != nil {
 			e = control.Exit{Reason: control.ExitCrashed, Detail: err.Error(), Code: 2}
@@ -275,6 +305,8 @@ func (v *VMM) handle(req control.Request, files []*os.File) control.Response {
 		return v.readConsole(req)
 	case control.OpDestroy:
 		return v.stop(req)
+	case control.OpLease:
+		return v.handleLease(req)
 	}
 	if !v.isUp() {
 		return failed(fmt.Errorf("%s: the machine is not running yet (waiting for an incoming migration)", req.Op))
@@ -304,11 +336,21 @@ func failed(err error) control.Response { return control.Response{Error: err.Err
 func (v *VMM) steer(req control.Request) control.Response {
 	switch req.Op {
 	case control.OpPause:
+		// The operator's pause takes a fenced guest over: a renewed
+		// lease no longer resumes it.
+		v.leaseMu.Lock()
+		defer v.leaseMu.Unlock()
 		if err := v.engine.Pause(); err != nil {
 			return failed(err)
 		}
 		v.setState(control.StatePaused)
 	case control.OpResume:
+		// Past the lease's run-until time only a renewal resumes.
+		v.leaseMu.Lock()
+		defer v.leaseMu.Unlock()
+		if err := v.refuseFenced("resume"); err != nil {
+			return failed(err)
+		}
 		if err := v.engine.Resume(); err != nil {
 			return failed(err)
 		}
@@ -370,10 +412,34 @@ func (v *VMM) readConsole(req control.Request) control.Response {
 	return control.Response{Console: &control.Console{Offset: start, Data: string(data), Next: next}}
 }
 
+// setState moves the VMM to state s through control.StateStep; a step
+// the table refuses is logged and leaves the state as it was.
 func (v *VMM) setState(s control.State) {
 	v.mu.Lock()
-	v.state = s
+	v.stepLocked(s)
 	v.mu.Unlock()
+}
+
+// moveState is setState (a name for the lease's steps).
+func (v *VMM) moveState(s control.State) { v.setState(s) }
+
+// stepLocked is setState with v.mu held.
+func (v *VMM) stepLocked(s control.State) {
+	next, err := control.StateStep(v.state, s)
+	if err != nil {
+		v.log.Error("VMM state step refused", zap.Error(err))
+	}
+	v.state = next
+}
+
+// fenceExit is the exit of a machine the fence killed.
+func (v *VMM) fenceExit() (control.Exit, bool) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if !v.lease.killed {
+		return control.Exit{}, false
+	}
+	return control.Exit{Reason: control.ExitFenced, Detail: v.lease.detail, Code: 3}, true
 }
 
 func (v *VMM) info() *control.Info {
@@ -404,13 +470,14 @@ func (v *VMM) info() *control.Info {
 		Throttle:    v.throttle,
 		ConsoleEnd:  v.console.End(),
 	}
+	v.leaseInfo(info)
 	out := v.out
 	v.mu.Unlock()
 	if w := st.Workload; w != nil {
 		info.Writes, info.Verified, info.Rounds, info.Corrupt = w.Writes, w.Verified, w.Rounds, w.Corrupt
 	}
 	if out != nil && out.status().Phase.PausesGuest() {
-		info.PausedFor = "migration"
+		info.PausedFor = control.PausedForMigration
 	}
 	var ru syscall.Rusage
 	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {

@@ -185,6 +185,10 @@ func (e *workloadEngine) Stop() error {
 	return nil
 }
 
+// Kill is Stop: the workload guest's vCPUs are this process's own
+// threads, and it has no disk whose writes would have to be cut.
+func (e *workloadEngine) Kill() error { return e.Stop() }
+
 func (e *workloadEngine) Done() <-chan struct{} { return e.done }
 
 func (e *workloadEngine) Err() error {

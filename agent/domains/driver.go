@@ -40,6 +40,10 @@ type VMM interface {
 	Inspect(ctx context.Context) (*control.Info, error)
 	// Call makes a control call, passing files along.
 	Call(ctx context.Context, req control.Request, files ...*os.File) (*control.Response, error)
+	// SetLease gives the VMM the domain's lease (control.OpLease) and
+	// returns its Info after it; a generation lower than the VMM's is
+	// refused.
+	SetLease(ctx context.Context, runUntil control.Monotonic, generation int64) (*control.Info, error)
 	// Stop asks the VMM to end: cleanly, or at once with force.
 	Stop(ctx context.Context, force bool) error
 	// Kill ends the process at once.

@@ -137,6 +137,10 @@ func exitAction(cfg *vmcfg.Config, r control.ExitReason) string {
 		return cfg.OnReboot
 	case control.ExitFailedToStart:
 		return ""
+	case control.ExitFenced:
+		// The lease ran out: where the domain runs next is its pool's
+		// to decide, never this host's on its own.
+		return ""
 	default:
 		return cfg.OnCrash
 	}

@@ -54,10 +54,16 @@ type fakeProc struct {
 	requests []control.Request
 	// facts are what its Info says of the engine (accelerator, version,
 	// machine, I/O counters).
-	facts    control.Info
-	ended    *control.Exit // set once it has ended
-	record   *control.Exit // the exit record it left, if any
-	attached []*fakeVMM
+	facts control.Info
+	// The lease as the VMM keeps it (from the spec, then SetLease); a
+	// run-until time that has passed makes it report itself fenced, as
+	// the real VMM's timer would.
+	generation int64
+	runUntil   control.Monotonic
+	leases     int           // SetLease calls taken
+	ended      *control.Exit // set once it has ended
+	record     *control.Exit // the exit record it left, if any
+	attached   []*fakeVMM
 }
 
 // fakeVMM is one Manager's hold on a fakeProc.
@@ -77,7 +83,8 @@ func (f *fakeVMMs) Start(ctx context.Context, s vmmproc.Spec) (VMM, error) {
 		return nil, refuse
 	}
 	f.nextPID++
-	p := &fakeProc{spec: s, pid: 1000 + f.nextPID, started: time.Now().UTC(), state: control.StateRunning}
+	p := &fakeProc{spec: s, pid: 1000 + f.nextPID, started: time.Now().UTC(), state: control.StateRunning,
+		generation: s.Generation, runUntil: s.RunUntil}
 	if s.Mode == vmmproc.Incoming {
 		p.state = control.StateIncoming
 	}
@@ -241,6 +248,19 @@ func (v *fakeVMM) Call(ctx context.Context, req control.Request, files ...*os.Fi
 	case control.OpInfo:
 		in := p.facts
 		in.UUID, in.PID, in.Engine, in.State, in.Started = p.spec.UUID, p.pid, p.spec.Engine, p.state, p.started
+		p.leaseInfo(&in)
+		return &control.Response{Info: &in}, nil
+	case control.OpLease:
+		if req.Generation < p.generation {
+			return nil, &control.ErrVMM{Msg: fmt.Sprintf("%v: generation %d refused, this VMM runs the domain under generation %d", control.ErrStaleGeneration, req.Generation, p.generation)}
+		}
+		if p.fenced() && (req.RunUntil == 0 || req.RunUntil.Until() <= 0) {
+			return nil, &control.ErrVMM{Msg: control.ErrFenceNeedsFuture.Error()}
+		}
+		p.generation, p.runUntil = req.Generation, req.RunUntil
+		p.leases++
+		in := control.Info{UUID: p.spec.UUID, PID: p.pid, State: p.state}
+		p.leaseInfo(&in)
 		return &control.Response{Info: &in}, nil
 	case control.OpPause:
 		p.state = control.StatePaused
@@ -273,6 +293,31 @@ func (v *fakeVMM) Call(ctx context.Context, req control.Request, files ...*os.Fi
 		return nil, &control.ErrVMM{Msg: "unknown op " + req.Op}
 	}
 	return &control.Response{}, nil
+}
+
+// fenced says whether the fake's run-until time has passed.
+func (p *fakeProc) fenced() bool { return p.runUntil != 0 && p.runUntil.Until() <= 0 }
+
+// leaseInfo fills the lease fields of in as the real VMM does.
+func (p *fakeProc) leaseInfo(in *control.Info) {
+	in.Generation, in.RunUntil = p.generation, p.runUntil
+	if p.runUntil != 0 {
+		in.RunUntilRemaining = p.runUntil.Until()
+	}
+	if p.fenced() {
+		in.Fenced, in.FenceDetail = true, "guest paused"
+		if p.state == control.StateRunning {
+			in.State, in.PausedFor = control.StateFenced, control.PausedForFence
+		}
+	}
+}
+
+func (v *fakeVMM) SetLease(ctx context.Context, runUntil control.Monotonic, generation int64) (*control.Info, error) {
+	resp, err := v.Call(ctx, control.Request{Op: control.OpLease, RunUntil: runUntil, Generation: generation})
+	if err != nil {
+		return nil, err
+	}
+	return resp.Info, nil
 }
 
 func (v *fakeVMM) Stop(ctx context.Context, force bool) error {

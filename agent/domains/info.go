@@ -63,6 +63,18 @@ type Info struct {
 	DiskWriteBytes int64 `xmlrpc:"disk_write_bytes,omitempty"`
 	NetRxBytes     int64 `xmlrpc:"net_rx_bytes,omitempty"`
 	NetTxBytes     int64 `xmlrpc:"net_tx_bytes,omitempty"`
+
+	// A pool domain's lease (SetLease): the generation of its owner (the
+	// revision of its owner key; 0: none), the seconds left until the
+	// run-until time its VMM keeps (negative once passed; 0 without
+	// one), and whether the VMM fenced it: its lease ran out and the
+	// guest does not run (state paused, reason fenced, unless the
+	// operator had paused it), since FencedAt, with what it did.
+	Generation      int64     `xmlrpc:"generation,omitempty"`
+	RunUntilSeconds float64   `xmlrpc:"run_until_seconds,omitempty"`
+	Fenced          bool      `xmlrpc:"fenced,omitempty"`
+	FencedAt        time.Time `xmlrpc:"fenced_at,omitempty"`
+	FenceDetail     string    `xmlrpc:"fence_detail,omitempty"`
 }
 
 // ExitInfo says how a domain's last VMM ended.
@@ -80,7 +92,7 @@ func (m *Manager) info(d *domain, live bool) Info {
 	in := Info{
 		Name: d.rec.Name, UUID: d.rec.UUID, State: string(d.rec.State), Reason: d.rec.Reason,
 		Engine: d.rec.Engine, MemoryMiB: d.cfg.Memory, MaxMemMiB: d.cfg.MaxMem, VCPUs: d.cfg.VCPUs,
-		PID: d.rec.PID, Created: d.rec.Created,
+		PID: d.rec.PID, Created: d.rec.Created, Generation: d.rec.Generation,
 		OnPoweroff: d.cfg.OnPoweroff, OnReboot: d.cfg.OnReboot, OnCrash: d.cfg.OnCrash,
 		Workload: d.cfg.WorkloadSpec.String(), ConfigFile: filepath.Join(d.dir, "vm.cfg"),
 	}
@@ -115,9 +127,16 @@ func (in *Info) fill(v *control.Info) {
 	in.Throttle = v.Throttle
 	in.Writes, in.Verified, in.Rounds, in.Corrupt = int64(v.Writes), int64(v.Verified), int64(v.Rounds), int64(v.Corrupt)
 	if v.PausedFor != "" {
-		// As libvirt reports it: paused, reason migration.
-		in.State, in.Reason = string(Paused), v.PausedFor
+		// As libvirt reports it: paused, reason migration (or fenced).
+		in.State, in.Reason = string(Paused), string(v.PausedFor)
 	}
+	if v.Generation > in.Generation {
+		in.Generation = v.Generation
+	}
+	if v.RunUntil != 0 {
+		in.RunUntilSeconds = v.RunUntilRemaining.Seconds()
+	}
+	in.Fenced, in.FencedAt, in.FenceDetail = v.Fenced, v.FencedAt, v.FenceDetail
 	in.Accel, in.EngineVersion, in.Machine, in.CPUModel, in.VNC = v.Accel, v.EngineVersion, v.Machine, v.CPUModel, v.VNC
 	in.BalloonBytes, in.MaxMemoryBytes = int64(v.BalloonBytes), int64(v.MaxMemoryBytes)
 	in.DiskReadBytes, in.DiskWriteBytes = int64(v.DiskReadBytes), int64(v.DiskWriteBytes)

@@ -78,6 +78,13 @@ func (m *Manager) launch(d *domain, how vmmproc.Mode, image, from string, imageF
 	if err := m.checkFiles(cfg, d.dir, true); err != nil {
 		return err
 	}
+	d.mu.Lock()
+	ru := d.runUntil
+	d.mu.Unlock()
+	if !ru.IsZero() && ru.Until() <= 0 {
+		return errorf(BadState, "domain %s: its lease ran out %v ago (SetLease's run-until time has passed): not started until its pool renews the lease",
+			d.rec.Name, -ru.Until().Round(time.Millisecond))
+	}
 	m.noteRepositories(d)
 	gen, err := m.claim(d, how, run.Engine)
 	if err != nil {
@@ -86,6 +93,9 @@ func (m *Manager) launch(d *domain, how vmmproc.Mode, image, from string, imageF
 	ctx, cancel := context.WithTimeout(context.Background(), m.opts.StartTimeout)
 	defer cancel()
 	spec := vmmproc.Spec{UUID: d.rec.UUID, Dir: d.dir, Socket: m.socketPath(d), Engine: run.Engine, EngineBinary: run.Binary, Accel: run.Accel, Mode: how, Image: image, ImageFile: imageFile}
+	d.mu.Lock()
+	spec.RunUntil, spec.Generation = d.runUntil, d.rec.Generation
+	d.mu.Unlock()
 	v, err := m.vmms.Start(ctx, spec)
 	if v == nil {
 		return m.startFailed(d, gen, err)
@@ -94,7 +104,27 @@ func (m *Manager) launch(d *domain, how vmmproc.Mode, image, from string, imageF
 	if err != nil {
 		return m.notAnswered(d, err)
 	}
-	return m.started(d, gen, v, how, image, from)
+	if err := m.started(d, gen, v, how, image, from); err != nil {
+		return err
+	}
+	m.leaseSince(d, v, spec)
+	return nil
+}
+
+// leaseSince hands a VMM just started the lease SetLease recorded while
+// it started, if that differs from the one it started with.
+func (m *Manager) leaseSince(d *domain, v VMM, spec vmmproc.Spec) {
+	d.mu.Lock()
+	ru, g := d.runUntil, d.rec.Generation
+	d.mu.Unlock()
+	if ru == spec.RunUntil && g == spec.Generation {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), leaseTimeout)
+	defer cancel()
+	if _, err := v.SetLease(ctx, ru, g); err != nil {
+		m.log.Error("lease taken while the VMM started did not reach it", zap.String("domain", d.rec.Name), zap.Error(err))
+	}
 }
 
 // claim checks that d may start and that its memory fits beside that of

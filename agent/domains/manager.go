@@ -117,6 +117,11 @@ type record struct {
 	// MemoryTarget is the balloon target (MiB) SetMemory gave the running
 	// guest; 0: none since it started (it holds its vm.cfg memory).
 	MemoryTarget int `json:"memory_target_mib,omitempty"`
+	// Generation is the generation of the domain's owner in its pool
+	// (SetLease: the revision of its owner key), which never decreases;
+	// 0 outside a pool. Its run-until time is not persisted: it is on
+	// CLOCK_MONOTONIC, which a host reboot starts again.
+	Generation int64 `json:"generation,omitempty"`
 }
 
 // domain is one domain in memory. opMu serialises operations; mu guards
@@ -138,6 +143,9 @@ type domain struct {
 	// repos are the repositories the domain's disks were on when its VMM
 	// started (see UsingRepository).
 	repos []string
+	// runUntil is the run-until time of the last SetLease (0: none),
+	// handed to the next VMM as it starts.
+	runUntil control.Monotonic
 }
 
 // Open loads the domains persisted under StateDir and re-attaches to the

@@ -61,6 +61,10 @@ func (m *Manager) reattach(d *domain, v VMM, info *control.Info) (incoming bool)
 	d.vmm = v
 	d.rec.PID = info.PID
 	d.rec.Started = info.Started
+	// The VMM's lease is the truth: its generation (never lower than the
+	// one persisted, unless the VMM predates the lease) and run-until.
+	d.rec.Generation = max(d.rec.Generation, info.Generation)
+	d.runUntil = info.RunUntil
 	switch info.State {
 	case control.StateIncoming:
 		m.setState(d, Starting, "incoming migration from "+d.rec.IncomingFrom+" (re-attached after agent restart)")

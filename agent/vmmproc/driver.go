@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -46,6 +47,10 @@ type Spec struct {
 	// check (a symlink, a FIFO) is never what it reads.
 	Image     string
 	ImageFile *os.File
+	// RunUntil and Generation are the domain's lease from the start
+	// (control.OpLease): zero RunUntil, no fencing.
+	RunUntil   control.Monotonic
+	Generation int64
 }
 
 // Handle is what finds a VMM again after an agent restart. The registry
@@ -147,6 +152,12 @@ func (s Spec) args() ([]string, []*os.File) {
 	}
 	if s.Accel != "" {
 		args = append(args, "--accel", s.Accel)
+	}
+	if s.RunUntil != 0 {
+		args = append(args, "--run-until", strconv.FormatInt(int64(s.RunUntil), 10))
+	}
+	if s.Generation != 0 {
+		args = append(args, "--generation", strconv.FormatInt(s.Generation, 10))
 	}
 	var extra []*os.File
 	switch s.Mode {

@@ -253,3 +253,15 @@ func TestSpecArgsPassTheEngineBinaryAndAccel(t *testing.T) {
 		t.Errorf("workload args %q name an engine binary or accelerator", args)
 	}
 }
+
+func TestSpecArgsPassTheLease(t *testing.T) {
+	s := Spec{UUID: testUUID, Dir: "/d", Socket: "/s.sock", Engine: "sim", RunUntil: 123456789, Generation: 42}
+	args, _ := s.args()
+	if got, want := strings.Join(args, " "), "--config /d/vm.cfg --engine sim --dir /d --socket /s.sock --run-until 123456789 --generation 42"; got != want {
+		t.Errorf("args %q, want %q", got, want)
+	}
+	s.RunUntil, s.Generation = 0, 0
+	if args, _ := s.args(); strings.Contains(strings.Join(args, " "), "--run-until") || strings.Contains(strings.Join(args, " "), "--generation") {
+		t.Errorf("args without a lease %q", args)
+	}
+}

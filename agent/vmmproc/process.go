@@ -199,6 +199,18 @@ func (v *VMM) Inspect(ctx context.Context) (*control.Info, error) {
 	return c.Info(ctx)
 }
 
+// SetLease gives the VMM its domain's lease (control.OpLease): the guest
+// runs until runUntil (zero: no fencing) under generation, which the
+// VMM refuses when it is lower than its own. The answer is the VMM's
+// Info after it.
+func (v *VMM) SetLease(ctx context.Context, runUntil control.Monotonic, generation int64) (*control.Info, error) {
+	c, err := v.client()
+	if err != nil {
+		return nil, err
+	}
+	return c.Lease(ctx, runUntil, generation)
+}
+
 // Stop asks the VMM to end: cleanly (shut the machine down), or at once
 // with force. It ends on its own afterwards; its exit comes on Wait.
 func (v *VMM) Stop(ctx context.Context, force bool) error {

@@ -37,6 +37,8 @@ func run() int {
 	socket := flag.String("socket", "", "control socket path")
 	incoming := flag.Bool("incoming", false, "wait for an incoming migration instead of booting")
 	restore := flag.String("restore", "", "start from this save image instead of booting")
+	runUntil := flag.Int64("run-until", 0, "the lease's run-until time, CLOCK_MONOTONIC nanoseconds: the guest is fenced past it (0: no fencing)")
+	generation := flag.Int64("generation", 0, "the generation of the domain's owner (a pool's owner key revision)")
 	flag.Parse()
 	if *cfgPath == "" || *dir == "" || *socket == "" {
 		fmt.Fprintln(os.Stderr, "usage: ovs-vmm --config VM.CFG --dir DIR --socket PATH [--engine kvm|sim|qemu] [--engine-binary PATH] [--accel kvm|tcg]")
@@ -58,6 +60,10 @@ func run() int {
 	}
 	opts := vmm.OptionsFromConfig(cfg, *engine, *dir, *socket)
 	opts.EngineBinary, opts.Accel = *binary, *accel
+	opts.RunUntil, opts.Generation = control.Monotonic(*runUntil), *generation
+	if *generation < 0 {
+		return failed(fmt.Errorf("--generation %d: a generation is never negative", *generation))
+	}
 	switch {
 	case *incoming && *restore != "":
 		return failed(fmt.Errorf("--incoming and --restore exclude each other"))

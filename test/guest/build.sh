@@ -37,7 +37,7 @@ fi
 # modinfo depends= come before it.
 modules="virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci
 virtio_balloon virtio_blk failover net_failover virtio_net virtio_console crc16 crc32c_generic
-mbcache jbd2 ext4 button evdev pvpanic pvpanic-mmio"
+mbcache jbd2 ext4 button evdev pvpanic pvpanic-mmio qemu_fw_cfg"
 
 log() { echo "testguest: $*" >&2; }
 die() { log "$*"; exit 1; }

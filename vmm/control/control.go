@@ -49,6 +49,15 @@ const (
 	OpMigrateAttach = "migrate-attach"
 	// OpSave writes a save image to Path and ends the VMM.
 	OpSave = "save"
+	// OpLease gives the domain a run-until time (RunUntil, on
+	// CLOCK_MONOTONIC) under its owner's Generation, for a pool with HA:
+	// past that time the VMM pauses the guest by itself and stops its
+	// disk writes (StateFenced), whatever became of its agent; a later
+	// lease with a run-until time in the future resumes a guest it
+	// fenced. A zero RunUntil ends the fencing (a domain outside a
+	// pool); a Generation lower than the VMM's is refused. The answer
+	// is the Info after it. See vmm's lease.go.
+	OpLease = "lease"
 )
 
 // MaxConsoleInput bounds the bytes one OpConsoleInput may carry.
@@ -138,6 +147,11 @@ type Request struct {
 	ProgressTimeout time.Duration `json:"progress_timeout_ns,omitempty"`
 	// OpEstimate: the measurement window (0: report the latest one).
 	Window time.Duration `json:"window_ns,omitempty"`
+	// OpLease: the time the guest may run until (0: no fencing) and
+	// the generation of the domain's owner (the revision of its owner
+	// key in the pool's etcd), which never decreases.
+	RunUntil   Monotonic `json:"run_until_ns,omitempty"`
+	Generation int64     `json:"generation,omitempty"`
 	// Seq numbers the requests of a connection; the answer echoes it, so
 	// that a client whose earlier call gave up waiting can tell that call's
 	// late answer from the one it waits for.
@@ -201,10 +215,23 @@ type Info struct {
 	DiskWriteBytes uint64 `json:"disk_write_bytes,omitempty"`
 	NetRxBytes     uint64 `json:"net_rx_bytes,omitempty"`
 	NetTxBytes     uint64 `json:"net_tx_bytes,omitempty"`
-	// PausedFor is "migration" while the guest's vCPUs are stopped for an
-	// outgoing migration or save (stop-and-copy until the commit or the
-	// failure resumes it); empty otherwise.
-	PausedFor string `json:"paused_for,omitempty"`
+	// PausedFor says why the guest's vCPUs are stopped although nobody
+	// paused them: PausedForMigration during an outgoing migration's or
+	// save's stop-and-copy (until the commit or the failure resumes it),
+	// PausedForFence while fenced; empty otherwise.
+	PausedFor PauseReason `json:"paused_for,omitempty"`
+	// The domain's lease (OpLease): the generation of its owner (0:
+	// none was given), the run-until time (0: no fencing) and the time
+	// left until it (negative once passed). Fenced says the run-until
+	// time passed and the guest does not run: the VMM paused it
+	// (StateFenced), or it was paused already and may not resume;
+	// FencedAt is when, and FenceDetail what the VMM did.
+	Generation        int64         `json:"generation,omitempty"`
+	RunUntil          Monotonic     `json:"run_until_ns,omitempty"`
+	RunUntilRemaining time.Duration `json:"run_until_remaining_ns,omitempty"`
+	Fenced            bool          `json:"fenced,omitempty"`
+	FencedAt          time.Time     `json:"fenced_at,omitempty"`
+	FenceDetail       string        `json:"fence_detail,omitempty"`
 }
 
 // Console is a piece of the console ring.

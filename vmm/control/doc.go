@@ -7,6 +7,11 @@
 // running domain by connecting to it and asking for Info, whose UUID and
 // PID it checks against what it persisted.
 //
+// A domain of a pool with HA gets a lease (OpLease, lease.go): a
+// run-until time on CLOCK_MONOTONIC (Monotonic) and its owner's
+// generation; the VMM states, fenced among them, and their steps are in
+// vocabulary.go and transitions.go.
+//
 // The files a VMM keeps in its domain directory are protocol too: their
 // names (ConsoleFile, ExitFile) and the exit record (Exit, WriteExit,
 // ReadExit) are declared here, so that the agent reads them without

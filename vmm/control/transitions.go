@@ -5,6 +5,8 @@ import "fmt"
 // The phases of one migration, who moves them, and which may follow
 // which. One table per role; Move checks a step against it, and the VMM
 // and the agent move their phases only through it.
+// At the end of the file: the VMM's own states and their steps
+// (StateStep), fenced among them.
 //
 // A live migration (source agent A with source VMM, target agent B with
 // target VMM; the page stream and its commit messages go VMM to VMM over
@@ -196,4 +198,40 @@ func (r Role) Move(from, to Phase) (Phase, error) {
 		return from, fmt.Errorf("%s: a migration in phase %s cannot go to %s", r, from, to)
 	}
 	return to, nil
+}
+
+// The VMM's states and which may follow which. A VMM changes its state
+// only through StateStep:
+//
+//	incoming ──machine started──▶ running ◀──resume──▶ paused
+//	                                │  ▲                 ▲
+//	          run-until time passed │  │ lease renewed   │ the operator's pause
+//	                                ▼  │ (future time)   │ takes a fenced guest over
+//	                               fenced ───────────────┘
+//
+// and every state may go to stopping (shutdown, destroy, the guest left).
+// An operator-paused guest whose run-until time passes stays paused (it
+// writes nothing already) but may not resume until a lease in the future
+// comes; a renewed lease resumes only a guest the VMM fenced itself,
+// never one the operator paused.
+var vmmStateSteps = map[State][]State{
+	StateIncoming: {StateRunning, StateFenced, StateStopping},
+	StateRunning:  {StatePaused, StateFenced, StateStopping},
+	StatePaused:   {StateRunning, StateStopping},
+	StateFenced:   {StateRunning, StatePaused, StateStopping},
+	StateStopping: {},
+}
+
+// StateStep returns to when a VMM in state from may go there, and an
+// error naming both states otherwise (the caller keeps from).
+func StateStep(from, to State) (State, error) {
+	if from == to {
+		return to, nil
+	}
+	for _, s := range vmmStateSteps[from] {
+		if s == to {
+			return to, nil
+		}
+	}
+	return from, fmt.Errorf("a VMM that is %s cannot become %s", from, to)
 }

@@ -65,3 +65,36 @@ func TestDecision(t *testing.T) {
 		t.Error(d)
 	}
 }
+
+// TestStateSteps: fencing enters only from a running guest (or one not
+// started yet), leaves only to running, paused or stopping, and nothing
+// leaves stopping.
+func TestStateSteps(t *testing.T) {
+	for _, c := range []struct {
+		from, to State
+		ok       bool
+	}{
+		{StateRunning, StateFenced, true},
+		{StateFenced, StateRunning, true},
+		{StateFenced, StatePaused, true},
+		{StatePaused, StateFenced, false}, // an operator's pause stays the operator's
+		{StateFenced, StateIncoming, false},
+		{StateStopping, StateRunning, false},
+		{StateStopping, StateFenced, false},
+		{StateIncoming, StateRunning, true},
+		{StatePaused, StatePaused, true},
+	} {
+		got, err := StateStep(c.from, c.to)
+		if ok := err == nil; ok != c.ok {
+			t.Errorf("%s to %s: allowed %v, want %v (%v)", c.from, c.to, ok, c.ok, err)
+		}
+		if err != nil && got != c.from {
+			t.Errorf("%s to %s refused but returned %s", c.from, c.to, got)
+		}
+	}
+	for from := range vmmStateSteps {
+		if _, err := StateStep(from, StateStopping); err != nil && from != StateStopping {
+			t.Errorf("%s cannot stop: %v", from, err)
+		}
+	}
+}

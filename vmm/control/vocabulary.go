@@ -21,6 +21,27 @@ const (
 	// StateStopping: the VMM was asked to end (shutdown, destroy) or its
 	// guest left (migrated, saved); it exits next.
 	StateStopping State = "stopping"
+	// StateFenced: the run-until time of the domain's lease (OpLease)
+	// passed without a renewal, and the VMM paused the guest by itself
+	// (vCPUs stopped, block I/O drained: no disk write follows). Only a
+	// lease whose run-until time is in the future resumes it (or the
+	// operator's pause takes it over, or destroy ends it). See lease.go.
+	StateFenced State = "fenced"
+)
+
+// PauseReason says why a running VMM's guest does not run although
+// nobody paused it (Info.PausedFor); empty when it runs, or when the
+// operator paused it (StatePaused).
+type PauseReason string
+
+// Pause reasons.
+const (
+	// PausedForMigration: its vCPUs are stopped for an outgoing
+	// migration or save (stop-and-copy until the commit or the failure
+	// resumes it).
+	PausedForMigration PauseReason = "migration"
+	// PausedForFence: the lease's run-until time passed (StateFenced).
+	PausedForFence PauseReason = "fenced"
 )
 
 // ExitReason says why a VMM ended (Exit.Reason). The registry decides
@@ -44,6 +65,12 @@ const (
 	// ExitIncomingAborted: a VMM waiting for a migration ended without a
 	// guest: the image failed, or the source aborted.
 	ExitIncomingAborted ExitReason = "incoming migration aborted"
+	// ExitFenced: the lease's run-until time passed and the engine did
+	// not pause within the fence's bound, so the VMM ended the machine at
+	// once (SIGKILL for a QEMU child): no write may follow the deadline.
+	// The agent never restarts such a domain by itself (its pool decides
+	// where it runs next).
+	ExitFenced ExitReason = "fenced"
 	// ExitVanished is never written by a VMM: the agent gives it to an
 	// exit the VMM left no record of (it was killed, or the record is of
 	// another run).

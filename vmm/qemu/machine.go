@@ -54,6 +54,9 @@ var (
 	handshakeTimeout = 30 * time.Second
 	// quitGrace is how long Kill waits after quit before SIGKILL.
 	quitGrace = 3 * time.Second
+	// killWait bounds KillNow's wait for QEMU to be reaped after SIGKILL
+	// (its readers' drain included).
+	killWait = 5 * time.Second
 	// drainTimeout bounds the wait for the console and stderr readers
 	// once QEMU has been reaped (a process QEMU left behind could hold
 	// the pipes open).
@@ -689,6 +692,21 @@ func (m *Machine) Kill() error {
 	}
 	<-m.done
 	return nil
+}
+
+// KillNow ends QEMU with SIGKILL at once, asking it nothing (a QEMU that
+// does not answer QMP is ended as surely as one that does), and returns
+// once it has been reaped, or with an error after killWait. Err is nil
+// afterwards, as after Kill. A second call, or one after QEMU ended, does
+// nothing.
+func (m *Machine) KillNow() error {
+	m.Abandon()
+	select {
+	case <-m.done:
+		return nil
+	case <-time.After(killWait):
+		return fmt.Errorf("qemu: QEMU (pid %d) was sent SIGKILL and is not gone after %v", m.PID(), killWait)
+	}
 }
 
 // Abandon kills QEMU with SIGKILL and returns without waiting for it to

@@ -40,7 +40,16 @@ type Spec struct {
 	Incoming                bool      // -incoming defer -S: Start leaves it waiting for MigrateIn/Restore, not running
 	Console                 io.Writer // the serial console's output (QEMU's -serial stdio → our pipe), whole lines per Write
 	Stderr                  io.Writer // optional: QEMU's stderr lines (Start also keeps the last 4 KiB for errors)
+	// Generation is the generation of the domain's owner in a pool (0:
+	// none), given to the guest as the fw_cfg file GenerationFwCfg, a
+	// decimal string (Linux: /sys/firmware/qemu_fw_cfg/by_name/.../raw
+	// with the qemu_fw_cfg module). It is the generation QEMU started
+	// with; a later lease does not change it.
+	Generation int64
 }
+
+// GenerationFwCfg names the fw_cfg file that holds Spec.Generation.
+const GenerationFwCfg = "opt/org.ovs-agent/generation"
 
 // Disk is one disk image, in the order of the guest's disks.
 type Disk struct {
@@ -224,6 +233,9 @@ func (s Spec) resolve() (Spec, error) {
 			return s, fmt.Errorf("qemu spec: NIC %d: model %q is not virtio-net-pci, e1000 or rtl8139", i, n.Model)
 		}
 	}
+	if s.Generation < 0 {
+		return s, fmt.Errorf("qemu spec: generation %d is negative", s.Generation)
+	}
 	if v := s.VNC; v != nil {
 		ip := net.ParseIP(v.Listen)
 		if ip == nil {
@@ -320,6 +332,9 @@ func (s Spec) argv(memPath string, drivers []string) []string {
 	}
 	if s.Balloon {
 		a = append(a, "-device", "virtio-balloon-pci,id=balloon0")
+	}
+	if s.Generation > 0 {
+		a = append(a, "-fw_cfg", "name="+GenerationFwCfg+",string="+strconv.FormatInt(s.Generation, 10))
 	}
 	return a
 }

@@ -35,6 +35,9 @@ func TestSpecArgvDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	argv := s.argv("/dev/shm/x.ram", nil)
+	if slices.Contains(argv, "-fw_cfg") {
+		t.Errorf("a spec without a generation has a -fw_cfg: %q", argv)
+	}
 	if argv[0] != DefaultBinary {
 		t.Errorf("argv[0] = %q, want %q", argv[0], DefaultBinary)
 	}
@@ -99,6 +102,7 @@ func TestSpecArgvEverything(t *testing.T) {
 	s.VNC = &VNC{Listen: "::1", Display: 3, Password: "secret"}
 	s.Balloon = true
 	s.Incoming = true
+	s.Generation = 1234
 	r, err := s.resolve()
 	if err != nil {
 		t.Fatal(err)
@@ -112,6 +116,9 @@ func TestSpecArgvEverything(t *testing.T) {
 	}
 	if got := argAfter(t, argv, "-incoming", 0); got != "defer" {
 		t.Errorf("-incoming %q", got)
+	}
+	if got := argAfter(t, argv, "-fw_cfg", 0); got != "name=opt/org.ovs-agent/generation,string=1234" {
+		t.Errorf("-fw_cfg %q", got)
 	}
 	wantBlock := []string{
 		`{"driver":"file","filename":"` + img + `","node-name":"disk0-file","read-only":false}`,
@@ -158,6 +165,7 @@ func TestSpecResolveRefuses(t *testing.T) {
 	}{
 		"no accel":         {func(s *Spec) { s.Accel = "" }, "no accelerator"},
 		"bad accel":        {func(s *Spec) { s.Accel = "hvf" }, "neither kvm nor tcg"},
+		"negative gen":     {func(s *Spec) { s.Generation = -1 }, "generation -1"},
 		"relative binary":  {func(s *Spec) { s.Binary = "qemu" }, "absolute"},
 		"bad machine":      {func(s *Spec) { s.Machine = "pc,accel=kvm" }, "machine type"},
 		"bad cpu":          {func(s *Spec) { s.CPUModel = "host x" }, "CPU model"},

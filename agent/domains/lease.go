@@ -1,0 +1,84 @@
+package domains
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/ovs-agent/ovs-agent/vmm/control"
+)
+
+// leaseTimeout bounds one lease call to a VMM: a renewal that cannot
+// reach the VMM in time is an error for the pool (the VMM fences by
+// itself when its run-until time passes).
+const leaseTimeout = 2 * time.Second
+
+// SetLease gives domain name the lease of its owner in a pool with HA
+// (issue 15): its VMM runs the guest until runUntil (CLOCK_MONOTONIC,
+// see control.Monotonic; zero: no fencing) and fences it by itself past
+// that time, and generation is the owner's (the revision of the owner
+// key), which never decreases: a lower one than the domain's is refused
+// (BadState), here and by the VMM. The generation is persisted in
+// domain.json. A domain without a VMM keeps the lease for its next
+// start: its VMM then starts with it (the timer running from before the
+// boot), so that a pool domain never runs without one.
+//
+// SetLease does not wait for the domain's other operations (a renewal
+// is urgent): a lease that arrives while a VMM is starting is recorded,
+// and handed to that VMM as soon as it answers.
+func (m *Manager) SetLease(name string, runUntil control.Monotonic, generation int64) error {
+	d, err := m.get(name)
+	if err != nil {
+		return err
+	}
+	if generation < 0 {
+		return errorf(Invalid, "lease of %s: generation %d is negative", name, generation)
+	}
+	d.mu.Lock()
+	if generation < d.rec.Generation {
+		cur := d.rec.Generation
+		d.mu.Unlock()
+		return errorf(BadState, "lease of %s: %v: generation %d refused, the domain is at generation %d (a newer owner holds it)",
+			name, control.ErrStaleGeneration, generation, cur)
+	}
+	v := d.vmm
+	if v == nil {
+		m.takeLease(d, runUntil, generation)
+		d.mu.Unlock()
+		return nil
+	}
+	d.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), leaseTimeout)
+	defer cancel()
+	info, err := v.SetLease(ctx, runUntil, generation)
+	if err != nil {
+		var ve *control.ErrVMM
+		if errors.As(err, &ve) && (strings.HasPrefix(ve.Msg, control.ErrStaleGeneration.Error()) || strings.HasPrefix(ve.Msg, control.ErrFenceNeedsFuture.Error())) {
+			return errorf(BadState, "lease of %s: %s", name, ve.Msg)
+		}
+		return errorf(Failed, "lease of %s: %v", name, err)
+	}
+	d.mu.Lock()
+	m.takeLease(d, runUntil, generation)
+	d.mu.Unlock()
+	if info.Fenced {
+		m.log.Warn("domain fenced", zap.String("domain", name), zap.Int64("generation", info.Generation), zap.String("detail", info.FenceDetail))
+	}
+	return nil
+}
+
+// takeLease records a lease taken; the caller holds d.mu.
+func (m *Manager) takeLease(d *domain, runUntil control.Monotonic, generation int64) {
+	d.runUntil = runUntil
+	if generation == d.rec.Generation {
+		return
+	}
+	m.log.Info("domain generation", zap.String("domain", d.rec.Name), zap.Int64("from", d.rec.Generation), zap.Int64("to", generation))
+	d.rec.Generation = generation
+	if err := d.persist(); err != nil {
+		m.log.Error("persist domain generation", zap.String("domain", d.rec.Name), zap.Error(err))
+	}
+}

@@ -1,0 +1,150 @@
+package domains
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ovs-agent/ovs-agent/vmm/control"
+)
+
+// TestSetLeaseReachesTheVMMAndPersistsTheGeneration: a lease reaches the
+// running VMM, the generation is in domain.json and in domain.info, a
+// lower one is refused (BadState) without reaching the VMM, and a
+// restarted agent knows the generation.
+func TestSetLeaseReachesTheVMMAndPersistsTheGeneration(t *testing.T) {
+	dir, f := t.TempDir(), newFakeVMMs()
+	m := openFake(t, dir, f, 4096)
+	uuid := create(t, m, "p", 128)
+	if err := m.Start("p"); err != nil {
+		t.Fatal(err)
+	}
+	f.nextStart(t)
+	ru := control.MonotonicNow().Add(time.Hour)
+	if err := m.SetLease("p", ru, 41); err != nil {
+		t.Fatal(err)
+	}
+	p := f.proc(t, uuid)
+	if p.generation != 41 || p.runUntil != ru || p.leases != 1 {
+		t.Fatalf("the VMM has generation %d, run-until %d after %d leases", p.generation, p.runUntil, p.leases)
+	}
+	in := info(t, m, "p")
+	if in.Generation != 41 || in.Fenced || in.RunUntilSeconds < 3500 {
+		t.Fatalf("info after the lease: %+v", in)
+	}
+	var rec record
+	data, err := os.ReadFile(filepath.Join(dir, "domains", "p", "domain.json"))
+	if err != nil || json.Unmarshal(data, &rec) != nil || rec.Generation != 41 {
+		t.Fatalf("domain.json: %s (%v)", data, err)
+	}
+	err = m.SetLease("p", ru, 40)
+	if KindOf(err) != BadState || !strings.Contains(err.Error(), "generation 40 refused") {
+		t.Fatalf("a lower generation: %v", err)
+	}
+	if p.leases != 1 {
+		t.Fatal("the refused lease reached the VMM")
+	}
+
+	m.Close()
+	m2 := openFake(t, dir, f, 4096)
+	if in := info(t, m2, "p"); in.Generation != 41 || in.State != "running" {
+		t.Fatalf("after the agent restart: %+v", in)
+	}
+	if err := m2.SetLease("p", ru, 40); KindOf(err) != BadState {
+		t.Fatalf("a lower generation after the agent restart: %v", err)
+	}
+	if err := m2.SetLease("p", ru, 42); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestSetLeaseOfAStoppedDomainGoesWithItsStart: a lease given to a
+// domain without a VMM is handed to the VMM as it starts.
+func TestSetLeaseOfAStoppedDomainGoesWithItsStart(t *testing.T) {
+	f := newFakeVMMs()
+	m := openFake(t, t.TempDir(), f, 4096)
+	create(t, m, "s", 128)
+	ru := control.MonotonicNow().Add(time.Hour)
+	if err := m.SetLease("s", ru, 7); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Start("s"); err != nil {
+		t.Fatal(err)
+	}
+	if s := f.nextStart(t); s.RunUntil != ru || s.Generation != 7 {
+		t.Fatalf("the VMM started with run-until %d, generation %d", s.RunUntil, s.Generation)
+	}
+}
+
+// TestFencedDomainInfoAndNoRestart: a VMM past its run-until time shows
+// as paused, reason fenced; a renewal in the past is refused; and a VMM
+// that ends fenced (its engine killed) is not restarted, even with
+// on_crash = 'restart'.
+func TestFencedDomainInfoAndNoRestart(t *testing.T) {
+	f := newFakeVMMs()
+	m := openFake(t, t.TempDir(), f, 4096)
+	uuid := create(t, m, "h", 128, "on_crash = 'restart'")
+	if err := m.Start("h"); err != nil {
+		t.Fatal(err)
+	}
+	f.nextStart(t)
+	if err := m.SetLease("h", control.MonotonicNow().Add(-time.Second), 3); err != nil {
+		t.Fatal(err)
+	}
+	in := info(t, m, "h")
+	if in.State != "paused" || in.Reason != "fenced" || !in.Fenced || in.Generation != 3 || in.RunUntilSeconds >= 0 {
+		t.Fatalf("info of a fenced domain: %+v", in)
+	}
+	if err := m.SetLease("h", control.MonotonicNow().Add(-time.Second), 3); KindOf(err) != BadState || !strings.Contains(err.Error(), "fenced") {
+		t.Fatalf("a past renewal of a fenced domain: %v", err)
+	}
+	f.crash(t, uuid, control.ExitFenced, "the engine did not pause within 2s; the engine was killed")
+	in = waitFor(t, m, "h", "stopped", isState(Stopped))
+	if in.LastExit == nil || in.LastExit.Reason != "fenced" {
+		t.Fatalf("after a fence that killed the engine: %+v", in)
+	}
+	f.noStart(t)
+}
+
+// TestStartWithALeaseRunOutIsRefused: a domain whose lease ran out is
+// not started.
+func TestStartWithALeaseRunOutIsRefused(t *testing.T) {
+	f := newFakeVMMs()
+	m := openFake(t, t.TempDir(), f, 4096)
+	create(t, m, "late", 128)
+	if err := m.SetLease("late", control.MonotonicNow().Add(-time.Second), 2); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Start("late"); KindOf(err) != BadState || !strings.Contains(err.Error(), "lease ran out") {
+		t.Fatalf("start with a lease run out: %v", err)
+	}
+	f.noStart(t)
+}
+
+// TestSetLeaseWhileTheVMMStartsReachesIt: a lease taken while the VMM
+// starts (before it answers) reaches it once it does.
+func TestSetLeaseWhileTheVMMStartsReachesIt(t *testing.T) {
+	f := newFakeVMMs()
+	m := openFake(t, t.TempDir(), f, 4096)
+	uuid := create(t, m, "w", 128)
+	f.gate = make(chan struct{})
+	started := make(chan error, 1)
+	go func() { started <- m.Start("w") }()
+	if s := f.nextStart(t); s.Generation != 0 || s.RunUntil != 0 {
+		t.Fatalf("started with a lease: %+v", s)
+	}
+	ru := control.MonotonicNow().Add(time.Hour)
+	if err := m.SetLease("w", ru, 5); err != nil {
+		t.Fatal(err)
+	}
+	close(f.gate)
+	if err := <-started; err != nil {
+		t.Fatal(err)
+	}
+	if p := f.proc(t, uuid); p.generation != 5 || p.runUntil != ru || p.leases != 1 {
+		t.Fatalf("the VMM has generation %d, run-until %d after %d leases", p.generation, p.runUntil, p.leases)
+	}
+}
