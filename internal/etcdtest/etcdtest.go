@@ -143,10 +143,14 @@ func freePort(ip string) (int, error) {
 }
 
 // ClientURL is the member's client endpoint.
-func (m *Member) ClientURL() string { return "http://" + net.JoinHostPort(m.IP, strconv.Itoa(m.ClientPort)) }
+func (m *Member) ClientURL() string {
+	return "http://" + net.JoinHostPort(m.IP, strconv.Itoa(m.ClientPort))
+}
 
 // PeerURL is the member's raft peer endpoint.
-func (m *Member) PeerURL() string { return "http://" + net.JoinHostPort(m.IP, strconv.Itoa(m.PeerPort)) }
+func (m *Member) PeerURL() string {
+	return "http://" + net.JoinHostPort(m.IP, strconv.Itoa(m.PeerPort))
+}
 
 // Endpoints lists every member's client URL.
 func (c *Cluster) Endpoints() []string {
