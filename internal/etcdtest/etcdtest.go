@@ -3,6 +3,8 @@ package etcdtest
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
@@ -41,7 +43,21 @@ const (
 type Cluster struct {
 	t       testing.TB
 	token   string
+	opts    Options
 	Members []*Member
+	// TLS holds the CA and pairs of a cluster started with Options.TLS.
+	TLS *TLSFiles
+
+	authMu             sync.Mutex
+	username, password string // set by EnableAuth
+}
+
+// Options change how a cluster runs.
+type Options struct {
+	// TLS serves the client URLs over https with a certificate of a CA
+	// made for the cluster, and requires client certificates signed by
+	// it (Cluster.TLS has the files). Peers talk plain http.
+	TLS bool
 }
 
 // Member is one etcd server of a Cluster.
@@ -69,6 +85,12 @@ var next atomic.Int32
 // when the test ends.
 func Start(t testing.TB, n int) *Cluster {
 	t.Helper()
+	return StartWith(t, n, Options{})
+}
+
+// StartWith is Start with options.
+func StartWith(t testing.TB, n int, opts Options) *Cluster {
+	t.Helper()
 	if n != 1 && n != 3 {
 		t.Fatalf("etcdtest: a cluster of %d members: use 1 or 3", n)
 	}
@@ -80,7 +102,7 @@ func Start(t testing.TB, n int) *Cluster {
 	var err error
 	for attempt := 0; attempt < 3; attempt++ {
 		var c *Cluster
-		c, err = start(t, n, attempt)
+		c, err = start(t, n, attempt, opts)
 		if err == nil {
 			return c
 		}
@@ -90,9 +112,9 @@ func Start(t testing.TB, n int) *Cluster {
 	return nil
 }
 
-func start(t testing.TB, n, attempt int) (*Cluster, error) {
+func start(t testing.TB, n, attempt int, opts Options) (*Cluster, error) {
 	dir := t.TempDir()
-	c := &Cluster{t: t, token: fmt.Sprintf("etcdtest-%d-%d", os.Getpid(), attempt)}
+	c := &Cluster{t: t, token: fmt.Sprintf("etcdtest-%d-%d", os.Getpid(), attempt), opts: opts}
 	var initial []string
 	for i := 0; i < n; i++ {
 		// 127.0.0.100 onwards, away from the low addresses the
@@ -117,6 +139,17 @@ func start(t testing.TB, n, attempt int) (*Cluster, error) {
 		}
 		c.Members = append(c.Members, m)
 		initial = append(initial, m.Name+"="+m.PeerURL())
+	}
+	if opts.TLS {
+		var ips []string
+		for _, m := range c.Members {
+			ips = append(ips, m.IP)
+		}
+		f, err := writeTLS(dir, ips)
+		if err != nil {
+			return nil, fmt.Errorf("make TLS files: %w", err)
+		}
+		c.TLS = f
 	}
 	t.Cleanup(c.stopAll)
 	for _, m := range c.Members {
@@ -144,7 +177,11 @@ func freePort(ip string) (int, error) {
 
 // ClientURL is the member's client endpoint.
 func (m *Member) ClientURL() string {
-	return "http://" + net.JoinHostPort(m.IP, strconv.Itoa(m.ClientPort))
+	scheme := "http://"
+	if m.c.opts.TLS {
+		scheme = "https://"
+	}
+	return scheme + net.JoinHostPort(m.IP, strconv.Itoa(m.ClientPort))
 }
 
 // PeerURL is the member's raft peer endpoint.
@@ -172,7 +209,7 @@ func (m *Member) start(initialCluster, state string) error {
 		return err
 	}
 	defer log.Close()
-	cmd := exec.Command(Binary,
+	args := []string{
 		"--name", m.Name,
 		"--data-dir", m.DataDir,
 		"--listen-client-urls", m.ClientURL(),
@@ -186,7 +223,12 @@ func (m *Member) start(initialCluster, state string) error {
 		"--election-timeout", strconv.Itoa(ElectionMillis),
 		"--logger", "zap",
 		"--log-outputs", "stderr",
-	)
+	}
+	if f := m.c.TLS; f != nil {
+		args = append(args, "--cert-file", f.ServerCert, "--key-file", f.ServerKey,
+			"--trusted-ca-file", f.CA, "--client-cert-auth")
+	}
+	cmd := exec.Command(Binary, args...)
 	cmd.Stdout, cmd.Stderr = log, log
 	// Its own process group, and killed if the test binary dies first.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
@@ -386,11 +428,62 @@ func (m *Member) status(ctx context.Context) (status, error) {
 }
 
 func (c *Cluster) client(eps []string) (*clientv3.Client, error) {
-	return clientv3.New(clientv3.Config{
-		Endpoints:   eps,
+	cfg := c.ClientConfig()
+	cfg.Endpoints = eps
+	return clientv3.New(cfg)
+}
+
+// ClientConfig is a client configuration for the cluster: every
+// endpoint, its TLS pair and CA, and the root credentials once
+// EnableAuth has run.
+func (c *Cluster) ClientConfig() clientv3.Config {
+	cfg := clientv3.Config{
+		Endpoints:   c.Endpoints(),
 		DialTimeout: 2 * time.Second,
 		Logger:      zap.NewNop(),
-	})
+	}
+	if f := c.TLS; f != nil {
+		pair, err := tls.LoadX509KeyPair(f.ClientCert, f.ClientKey)
+		if err != nil {
+			c.t.Fatalf("etcdtest: client pair: %v", err)
+		}
+		pem, err := os.ReadFile(f.CA)
+		if err != nil {
+			c.t.Fatalf("etcdtest: %v", err)
+		}
+		roots := x509.NewCertPool()
+		roots.AppendCertsFromPEM(pem)
+		cfg.TLS = &tls.Config{RootCAs: roots, Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12}
+	}
+	c.authMu.Lock()
+	cfg.Username, cfg.Password = c.username, c.password
+	c.authMu.Unlock()
+	return cfg
+}
+
+// EnableAuth turns etcd's authentication on with a root user of the given
+// password; from then on a client needs credentials.
+func (c *Cluster) EnableAuth(password string) {
+	c.t.Helper()
+	cli, err := c.client(c.Endpoints())
+	if err != nil {
+		c.t.Fatalf("etcdtest: %v", err)
+	}
+	defer cli.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if _, err := cli.UserAdd(ctx, "root", password); err != nil {
+		c.t.Fatalf("etcdtest: add user root: %v", err)
+	}
+	if _, err := cli.UserGrantRole(ctx, "root", "root"); err != nil {
+		c.t.Fatalf("etcdtest: grant root the root role: %v", err)
+	}
+	if _, err := cli.AuthEnable(ctx); err != nil {
+		c.t.Fatalf("etcdtest: enable authentication: %v", err)
+	}
+	c.authMu.Lock()
+	c.username, c.password = "root", password
+	c.authMu.Unlock()
 }
 
 // Leader returns the member that is the raft leader, as the running

@@ -100,3 +100,44 @@ func TestStopContinue(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A TLS cluster with authentication refuses a client without its
+// certificate, then one without the password, and serves one with both.
+func TestTLSAndAuth(t *testing.T) {
+	c := StartWith(t, 1, Options{TLS: true})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	try := func(cfg clientv3.Config) error {
+		cfg.DialTimeout = time.Second
+		cli, err := clientv3.New(cfg)
+		if err != nil {
+			return err
+		}
+		defer cli.Close()
+		pctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		defer cancel()
+		_, err = cli.Put(pctx, "k", "v")
+		return err
+	}
+	good := c.ClientConfig()
+	if err := try(good); err != nil {
+		t.Fatalf("client with the cluster's pair: %v", err)
+	}
+	noCert := c.ClientConfig()
+	noCert.TLS = noCert.TLS.Clone()
+	noCert.TLS.Certificates = nil
+	if err := try(noCert); err == nil {
+		t.Error("a client without a certificate was served")
+	}
+	c.EnableAuth("s3cret")
+	noPass := good // the configuration from before EnableAuth
+	if err := try(noPass); err == nil {
+		t.Error("a client without credentials was served after EnableAuth")
+	}
+	if err := try(c.ClientConfig()); err != nil {
+		t.Errorf("client with root's credentials: %v", err)
+	}
+	if err := c.WaitHealthy(StartTimeout); err != nil {
+		t.Errorf("health check with authentication on: %v", err)
+	}
+}
