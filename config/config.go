@@ -143,7 +143,10 @@ type RepositoryConfig struct {
 // in an etcd cluster. An empty Name means no pool: the agent is a single
 // host, and the other options must keep their defaults.
 type PoolConfig struct {
-	Name      string   `ini:"name"`      // the pool's name, a key segment in etcd; "" = no pool
+	Name string `ini:"name"` // the pool's name, a key segment in etcd; "" = no pool
+	// HostName is the name this agent is a member by; "" = the system's
+	// host name. Members of one pool have different names.
+	HostName  string   `ini:"host_name"`
 	Endpoints []string `ini:"endpoints"` // etcd client URLs, http:// or https://
 	// LeaseTTL is the membership lease's time to live, whole seconds: a
 	// member that cannot renew it for this long is out of the pool.

@@ -102,6 +102,7 @@ func (c *Config) options() []option {
 		{"repository", "heartbeat_interval", durVal{&rp.HeartbeatInterval, time.Second, time.Hour}},
 
 		{"pool", "name", strVal{&pl.Name, checkPoolName}},
+		{"pool", "host_name", strVal{&pl.HostName, checkMemberName}},
 		{"pool", "endpoints", endpointsVal{&pl.Endpoints}},
 		{"pool", "lease_ttl", secondsVal{durVal{&pl.LeaseTTL, 2 * time.Second, 5 * time.Minute}}},
 		{"pool", "fencing_margin", durVal{&pl.FencingMargin, 500 * time.Millisecond, 150 * time.Second}},
@@ -648,6 +649,17 @@ func checkPoolName(s string) error {
 	}
 	return nil
 }
+
+// checkMemberName accepts "" (the system's host name) or a name that can
+// be a key segment in etcd.
+func checkMemberName(s string) error {
+	if s != "" && !memberNameRE.MatchString(s) {
+		return fmt.Errorf("%q is not a valid member name (1-128 of letters, digits, '.', '_', '-', starting with a letter or digit)", s)
+	}
+	return nil
+}
+
+var memberNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
 
 func optionalUser(s string) error {
 	if s == "" {

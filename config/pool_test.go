@@ -10,6 +10,7 @@ import (
 func TestParsePool(t *testing.T) {
 	c, err := Parse(testINI, []byte(`[pool]
 name = pool-1
+host_name = node-2
 endpoints = https://10.1.1.5:2379,https://10.1.1.6:2379 , https://etcd3.example.org:2379
 lease_ttl = 20s
 fencing_margin = 4s
@@ -25,6 +26,7 @@ password_file = /etc/ovs-agent/etcd.password
 	}
 	want := PoolConfig{
 		Name:          "pool-1",
+		HostName:      "node-2",
 		Endpoints:     []string{"https://10.1.1.5:2379", "https://10.1.1.6:2379", "https://etcd3.example.org:2379"},
 		LeaseTTL:      20 * time.Second,
 		FencingMargin: 4 * time.Second,
@@ -41,8 +43,12 @@ password_file = /etc/ovs-agent/etcd.password
 	if got, _ := c.Value("pool", "endpoints"); got != "https://10.1.1.5:2379, https://10.1.1.6:2379, https://etcd3.example.org:2379" {
 		t.Errorf("Value(endpoints) = %q", got)
 	}
-	if got := c.Where("pool", "lease_ttl"); got != testINI+":4" {
+	if got := c.Where("pool", "lease_ttl"); got != testINI+":5" {
 		t.Errorf("Where(lease_ttl) = %q", got)
+	}
+	if _, err := Parse(testINI, []byte("[pool]\nname = p\nendpoints = http://127.0.0.1:2379\nhost_name = a b\n")); err == nil ||
+		err.Error() != `/etc/ovs-agent/agent.ini:4: [pool] host_name: "a b" is not a valid member name (1-128 of letters, digits, '.', '_', '-', starting with a letter or digit)` {
+		t.Errorf("bad host_name: %v", err)
 	}
 }
 
