@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/client/v3/concurrency"
@@ -109,7 +110,12 @@ func (ms *Master) watch(ctx context.Context) {
 				if ctx.Err() != nil {
 					return
 				}
-				// The watch ended (no leader, compaction): look again.
+				// The watch ended (no leader, compaction): look again,
+				// after a pause so that a cluster without a leader is
+				// not asked in a tight loop.
+				if !pause(ctx, retryDelay) {
+					return
+				}
 				resp, err := ms.m.cli.Get(ctx, ms.key)
 				if err == nil && (len(resp.Kvs) == 0 || resp.Kvs[0].CreateRevision != ms.rev) {
 					return
@@ -123,6 +129,18 @@ func (ms *Master) watch(ctx context.Context) {
 				}
 			}
 		}
+	}
+}
+
+// pause waits d or until ctx ends; false if ctx ended.
+func pause(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
 	}
 }
 

@@ -198,6 +198,14 @@ func (m *Member) Deadline() time.Time {
 	return m.deadline
 }
 
+// RunUntil is the time by which this host's HA guests must have stopped
+// writing: Deadline less the fencing margin. A later layer hands it to
+// the VMMs at every renewal (Settings.OnRenew gives the new deadline).
+func (m *Member) RunUntil() time.Time { return m.Deadline().Add(-m.s.FencingMargin) }
+
+// FencingMargin is Settings.FencingMargin.
+func (m *Member) FencingMargin() time.Duration { return m.s.FencingMargin }
+
 // Lost is closed when the lease is lost or the member closed; Err says
 // which.
 func (m *Member) Lost() <-chan struct{} { return m.lost }

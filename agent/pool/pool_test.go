@@ -113,6 +113,9 @@ func TestJoinRegistersRenewsAndLeaves(t *testing.T) {
 	if d := m.Deadline(); d.Before(before) || d.After(time.Now().Add(3*time.Second)) {
 		t.Fatalf("deadline %s after join is outside (join start, now+TTL]", time.Until(d))
 	}
+	if got, want := m.RunUntil(), m.Deadline().Add(-s.FencingMargin); !got.Equal(want) {
+		t.Errorf("RunUntil = %s, want the deadline less the fencing margin (%s)", got, want)
+	}
 
 	ms, err := m.Members(ctx)
 	if err != nil || len(ms) != 1 {
