@@ -252,8 +252,11 @@ type poolInfo struct {
 	// DeadlineIn is how long the lease holds without another renewal, by
 	// this agent's reckoning.
 	DeadlineIn float64 `xmlrpc:"lease_deadline_in_seconds"`
-	Master     string  `xmlrpc:"master,omitempty"`
-	Error      string  `xmlrpc:"error,omitempty"`
+	// FencingMargin is how long before that deadline HA guests stop
+	// writing.
+	FencingMargin float64 `xmlrpc:"fencing_margin_seconds"`
+	Master        string  `xmlrpc:"master,omitempty"`
+	Error         string  `xmlrpc:"error,omitempty"`
 }
 
 // view says how the link stands; ctx bounds asking etcd for the master.
@@ -261,7 +264,8 @@ func (l *poolLink) view(ctx context.Context) poolInfo {
 	l.mu.Lock()
 	m, state, err, since := l.member, l.state, l.err, l.since
 	l.mu.Unlock()
-	pi := poolInfo{Name: l.s.Pool, Member: l.host, State: state, Since: since.UTC().Format(time.RFC3339), LeaseTTL: l.s.LeaseTTL.Seconds()}
+	pi := poolInfo{Name: l.s.Pool, Member: l.host, State: state, Since: since.UTC().Format(time.RFC3339),
+		LeaseTTL: l.s.LeaseTTL.Seconds(), FencingMargin: l.s.FencingMargin.Seconds()}
 	if err != nil {
 		pi.Error = err.Error()
 	}

@@ -79,6 +79,10 @@ func TestPoolMembershipFollowsAgent(t *testing.T) {
 	if pb.Member != "agent-b" || pb.Lease == pa.Lease {
 		t.Errorf("agent b's pool: %+v (a's lease %s)", pb, pa.Lease)
 	}
+	out, code := runCmd(t, "", nil, bin("ovm"), "--url=unix://"+a.Socket, "host-info")
+	if code != 0 || !strings.Contains(out, "pool:      e2e as agent-a, member since ") || !strings.Contains(out, "lease "+pa.Lease+" holds ") {
+		t.Errorf("ovm host-info (exit %d) does not show the pool membership:\n%s", code, out)
+	}
 
 	cli, err := clientv3.New(clientv3.Config{Endpoints: c.Endpoints(), DialTimeout: 2 * time.Second, Logger: zap.NewNop()})
 	if err != nil {
