@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -54,11 +55,15 @@ func waitPoolState(t *testing.T, a *Agent, want string) *poolView {
 }
 
 func poolLines(c *etcdtest.Cluster, host string) []string {
+	return poolLinesTTL(c, host, "4s")
+}
+
+func poolLinesTTL(c *etcdtest.Cluster, host, ttl string) []string {
 	return []string{
 		"name = e2e",
 		"host_name = " + host,
 		"endpoints = " + strings.Join(c.Endpoints(), ", "),
-		"lease_ttl = 4s",
+		"lease_ttl = " + ttl,
 		"fencing_margin = 1s",
 		"dial_timeout = 2s",
 	}
@@ -154,4 +159,76 @@ func TestPoolJoinsWhenEtcdComesBack(t *testing.T) {
 	}
 	c.Members[0].Restart()
 	waitPoolState(t, a, "member")
+}
+
+// An agent whose lease is revoked behind its back says so (lost, with the
+// reason) and joins again under a new lease.
+func TestPoolRejoinsAfterLosingLease(t *testing.T) {
+	c := etcdtest.Start(t, 1)
+	a := startAgent(t, agentConf{Extra: map[string][]string{"pool": poolLines(c, "agent-a")}})
+	p := waitPoolState(t, a, "member")
+	lease, err := strconv.ParseInt(p.Lease, 16, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cli, err := clientv3.New(clientv3.Config{Endpoints: c.Endpoints(), DialTimeout: 2 * time.Second, Logger: zap.NewNop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := cli.Revoke(ctx, clientv3.LeaseID(lease)); err != nil {
+		t.Fatal(err)
+	}
+	a.WaitLog("pool lease lost")
+	if !strings.Contains(a.Log(), "pool lease revoked or expired in etcd") {
+		t.Errorf("the log does not say why the lease was lost:\n%s", a.Log())
+	}
+	end := time.Now().Add(30 * time.Second)
+	for {
+		np := waitPoolState(t, a, "member")
+		if np.Lease != p.Lease {
+			break
+		}
+		if time.Now().After(end) {
+			t.Fatalf("still on the revoked lease %s after 30s", p.Lease)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// An agent killed (-9) and started again at once finds its previous
+// lease still holding its name: it waits, saying why, and joins once that
+// lease has expired (within its TTL, long enough here that the restart
+// is sure to come first).
+func TestPoolAgentKilledAndBack(t *testing.T) {
+	c := etcdtest.Start(t, 1)
+	a := startAgent(t, agentConf{Extra: map[string][]string{"pool": poolLinesTTL(c, "agent-a", "10s")}})
+	old := waitPoolState(t, a, "member")
+	a.Signal(syscall.SIGKILL)
+	a.start()
+	a.waitReady()
+	p := poolOf(t, a)
+	if p == nil || p.State == "member" && p.Lease == old.Lease {
+		t.Fatalf("restarted agent's pool: %+v", p)
+	}
+	sawWait := false
+	end := time.Now().Add(30 * time.Second)
+	for p.State != "member" {
+		if strings.Contains(p.Error, "is already a member under lease "+old.Lease) {
+			sawWait = true
+		}
+		if time.Now().After(end) {
+			t.Fatalf("not a member 30s after the restart: %+v", p)
+		}
+		time.Sleep(100 * time.Millisecond)
+		p = poolOf(t, a)
+	}
+	if !sawWait {
+		t.Errorf("the restarted agent never said its name was held by its previous lease %s", old.Lease)
+	}
+	if p.Lease == old.Lease {
+		t.Errorf("member again under the old lease %s", old.Lease)
+	}
 }
