@@ -37,6 +37,18 @@
 //	/ovs/pools/NAME/domains/UUID/owner    JSON OwnerRecord, bound to the owner's lease;
 //	                                      its create revision is the generation
 //
+// Why the Member's deadline is safe: etcd's leader starts a lease's TTL
+// anew when it applies a grant or receives a renewal, which is after the
+// Member sent it, and a new leader extends every lease; so etcd holds the
+// lease at least until the Member's Deadline, and nobody else can take
+// this member's domains before then. That rests on the clocks of this
+// host and of etcd's leader running at nearly the same rate (drift far
+// below the fencing margin), not on their being set alike: only
+// durations on monotonic clocks are compared. Software fencing cannot
+// cover a host that keeps writing after its own deadline (its clock
+// stopped, its VMM hung in the kernel with I/O in flight): the fencing
+// margin is there for the time a stopping guest's last writes take.
+//
 // It must not touch VMMs or the domain registry: what it needs from them
 // (the host's free memory and engines) the caller hands it as values, and
 // what a later layer needs to act on (lease renewals, for the VMMs'
