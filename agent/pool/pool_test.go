@@ -200,7 +200,7 @@ func TestJoinRegistersRenewsAndLeaves(t *testing.T) {
 // deadline, not before; a campaign waiting then is abandoned.
 func TestCutOffMemberLosesLeaseAtItsDeadline(t *testing.T) {
 	c := etcdtest.Start(t, 3)
-	ttl := 2 * time.Second
+	ttl := 3 * time.Second
 	s := settings(c, ttl)
 	var r renewals
 	r.hook(&s)

@@ -30,13 +30,14 @@ const Binary = "/usr/bin/etcd"
 // answer.
 const StartTimeout = 60 * time.Second
 
-// Timing of the members' raft: a heartbeat every 50ms and an election
-// after 500ms without one, a tenth of etcd's defaults' scale, so that a
-// killed leader is replaced quickly. The smallest lease etcd then grants
-// is 1.5 election timeouts, below the 2s [pool] lease_ttl allows.
+// Timing of the members' raft: etcd's defaults, a heartbeat every 100ms
+// and an election after 1s without one (shorter ones make leaders change
+// on a loaded test machine, and writes fail with "leader changed"). The
+// smallest lease etcd then grants is 1.5 election timeouts, below the 2s
+// [pool] lease_ttl allows.
 const (
-	HeartbeatMillis = 50
-	ElectionMillis  = 500
+	HeartbeatMillis = 100
+	ElectionMillis  = 1000
 )
 
 // Cluster is a running etcd cluster.
