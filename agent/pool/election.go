@@ -178,6 +178,26 @@ func (ms *Master) Write(ctx context.Context, ops ...clientv3.Op) (*clientv3.TxnR
 	return resp, nil
 }
 
+// ErrConditionFailed: a WriteIf's conditions did not hold; nothing was
+// written.
+var ErrConditionFailed = errors.New("the write's conditions did not hold")
+
+// WriteIf is Write with conditions of the caller's (a record's mod
+// revision, say): ops are applied only if this member is still master
+// and every condition holds, in one transaction. A deposed master gets a
+// *DeposedError, failed conditions ErrConditionFailed.
+func (ms *Master) WriteIf(ctx context.Context, conds []clientv3.Cmp, ops ...clientv3.Op) (*clientv3.TxnResponse, error) {
+	resp, err := ms.Write(ctx, clientv3.OpTxn(conds, ops, nil))
+	if err != nil {
+		return nil, err
+	}
+	inner := resp.Responses[0].GetResponseTxn()
+	if inner == nil || !inner.Succeeded {
+		return nil, fmt.Errorf("pool %s: master write: %w", ms.m.s.Pool, ErrConditionFailed)
+	}
+	return (*clientv3.TxnResponse)(inner), nil
+}
+
 // Resign gives the mastership up; another member's campaign may win.
 func (ms *Master) Resign(ctx context.Context) error {
 	err := ms.e.Resign(ctx)

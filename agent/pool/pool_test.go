@@ -294,6 +294,22 @@ func TestDeposedMasterWriteRefused(t *testing.T) {
 	if _, err := ma.Write(ctx, clientv3.OpPut("/ovs/pools/test/placement", "by-a")); err != nil {
 		t.Fatalf("master's write: %v", err)
 	}
+	// Conditions of the caller's are applied in the same transaction.
+	const placement = "/ovs/pools/test/placement"
+	resp, err := cli.Get(ctx, placement)
+	if err != nil || len(resp.Kvs) != 1 {
+		t.Fatal(resp, err)
+	}
+	rev := resp.Kvs[0].ModRevision
+	if _, err := ma.WriteIf(ctx, []clientv3.Cmp{clientv3.Compare(clientv3.ModRevision(placement), "=", rev-1)}, clientv3.OpPut(placement, "stale")); !errors.Is(err, ErrConditionFailed) {
+		t.Errorf("WriteIf on a stale revision: %v, want ErrConditionFailed", err)
+	}
+	if _, err := ma.WriteIf(ctx, []clientv3.Cmp{clientv3.Compare(clientv3.ModRevision(placement), "=", rev)}, clientv3.OpPut(placement, "by-a")); err != nil {
+		t.Errorf("WriteIf on the current revision: %v", err)
+	}
+	if resp, _ := cli.Get(ctx, placement); string(resp.Kvs[0].Value) != "by-a" || resp.Kvs[0].ModRevision == rev {
+		t.Errorf("placement after WriteIf: %s at %d", resp.Kvs[0].Value, resp.Kvs[0].ModRevision)
+	}
 	for _, m := range []*Member{a, b} {
 		if mi, err := m.Master(ctx); err != nil || mi.Host != "host-a" || mi.Revision != ma.Revision() {
 			t.Errorf("%s sees master %+v, %v; want host-a at %d", m.Host(), mi, err, ma.Revision())
@@ -323,6 +339,9 @@ func TestDeposedMasterWriteRefused(t *testing.T) {
 	if !errors.As(err, &de) || !errors.Is(err, ErrDeposed) || de.Host != "host-a" || de.Revision != ma.Revision() {
 		t.Fatalf("deposed master's write: %v, want a *DeposedError for host-a", err)
 	}
+	if _, err := ma.WriteIf(ctx, nil, clientv3.OpPut(placement, "late-by-a")); !errors.Is(err, ErrDeposed) {
+		t.Fatalf("deposed master's WriteIf: %v, want ErrDeposed", err)
+	}
 	select {
 	case <-ma.Deposed():
 	case <-time.After(10 * time.Second):
@@ -331,7 +350,7 @@ func TestDeposedMasterWriteRefused(t *testing.T) {
 	if _, err := mb.Write(ctx, clientv3.OpPut("/ovs/pools/test/placement", "by-b")); err != nil {
 		t.Fatalf("new master's write: %v", err)
 	}
-	resp, err := cli.Get(ctx, "/ovs/pools/test/placement")
+	resp, err = cli.Get(ctx, placement)
 	if err != nil || string(resp.Kvs[0].Value) != "by-b" {
 		t.Errorf("placement = %v, %v; want by-b (a's late write refused)", resp, err)
 	}
