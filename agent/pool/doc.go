@@ -16,7 +16,10 @@
 //     when that deadline passes without a renewal or when etcd says the
 //     lease is gone (revoked, expired); Lost is closed then and Err says
 //     why. Loss is final for a Member: the keys bound to the lease are
-//     gone, or will be, and a new Member must Join.
+//     gone, or will be, and a new Member must Join. A Member started
+//     again (the agent restarted or killed) may take up its previous
+//     run's lease (Settings.Resume) while it is alive, with every key
+//     bound to it.
 //   - Election: the pool master, through concurrency.Election on a
 //     session that uses the Member's lease (the session's own keep-alive
 //     is orphaned at once). A campaign is abandoned when the lease is

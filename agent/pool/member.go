@@ -61,6 +61,8 @@ type Member struct {
 	log     *zap.Logger
 	cli     *clientv3.Client
 	lease   clientv3.LeaseID
+	resumed bool          // the lease is Settings.Resume, taken up again
+	ttl     time.Duration // the lease's TTL as etcd last answered
 	session *concurrency.Session
 
 	ctx      context.Context // ends at Close or loss
@@ -75,9 +77,10 @@ type Member struct {
 	closed   bool
 }
 
-// Join connects to the pool's etcd cluster, grants a lease of
-// s.LeaseTTL, registers info under the host's member key bound to it and
-// starts keeping the lease alive. ctx bounds Join only.
+// Join connects to the pool's etcd cluster, takes a lease (s.Resume if
+// it is still alive, else a new one of s.LeaseTTL), registers info under
+// the host's member key bound to it and starts keeping the lease alive.
+// ctx bounds Join only.
 func Join(ctx context.Context, s Settings, info Info, log *zap.Logger) (*Member, error) {
 	if err := checkSegment("pool name", s.Pool); err != nil {
 		return nil, err
@@ -110,63 +113,113 @@ func Join(ctx context.Context, s Settings, info Info, log *zap.Logger) (*Member,
 }
 
 func join(ctx context.Context, s Settings, info Info, log *zap.Logger, cli *clientv3.Client) (*Member, error) {
-	sent := time.Now()
-	g, err := cli.Grant(ctx, int64(s.LeaseTTL/time.Second))
+	id, ttl, sent, resumed, err := takeLease(ctx, s, cli)
 	if err != nil {
-		return nil, fmt.Errorf("pool %s: grant a %s lease: %w", s.Pool, s.LeaseTTL, err)
+		return nil, err
 	}
+	deadline := sent.Add(ttl)
 	m := &Member{
 		s:        s,
-		log:      log.With(zap.String("lease", fmt.Sprintf("%x", int64(g.ID)))),
+		log:      log.With(zap.String("lease", fmt.Sprintf("%x", int64(id)))),
 		cli:      cli,
-		lease:    g.ID,
+		lease:    id,
+		resumed:  resumed,
+		ttl:      ttl,
 		info:     info,
-		deadline: sent.Add(time.Duration(g.TTL) * time.Second),
+		deadline: deadline,
 		lost:     make(chan struct{}),
 		loopDone: make(chan struct{}),
 	}
 	fail := func(err error) (*Member, error) {
-		rctx, cancel := context.WithTimeout(context.Background(), s.LeaseTTL)
-		defer cancel()
-		_, _ = cli.Revoke(rctx, g.ID)
+		if !resumed {
+			// A lease granted here holds nothing yet. A resumed one may
+			// hold the previous run's keys: it is left to expire.
+			rctx, cancel := context.WithTimeout(context.Background(), s.LeaseTTL)
+			defer cancel()
+			_, _ = cli.Revoke(rctx, id)
+		}
 		return nil, err
 	}
-	val, err := m.record(info)
-	if err != nil {
+	if err := m.register(ctx, info); err != nil {
 		return fail(err)
-	}
-	key := memberKey(s.Pool, info.Host)
-	resp, err := cli.Txn(ctx).
-		If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
-		Then(clientv3.OpPut(key, val, clientv3.WithLease(g.ID))).
-		Else(clientv3.OpGet(key)).
-		Commit()
-	if err != nil {
-		return fail(fmt.Errorf("pool %s: register host %s: %w", s.Pool, info.Host, err))
-	}
-	if !resp.Succeeded {
-		var holder clientv3.LeaseID
-		if kvs := resp.Responses[0].GetResponseRange().Kvs; len(kvs) > 0 {
-			holder = clientv3.LeaseID(kvs[0].Lease)
-		}
-		return fail(&MemberExistsError{Pool: s.Pool, Host: info.Host, Lease: holder})
 	}
 	// The election's session uses the member's lease; its own keep-alive
 	// is ended at once, the Member keeps the lease alive.
-	sess, err := concurrency.NewSession(cli, concurrency.WithLease(g.ID))
+	sess, err := concurrency.NewSession(cli, concurrency.WithLease(id))
 	if err != nil {
 		return fail(fmt.Errorf("pool %s: election session: %w", s.Pool, err))
 	}
 	sess.Orphan()
 	m.session = sess
 	m.ctx, m.cancel = context.WithCancel(context.Background())
-	m.log.Info("joined pool", zap.Duration("lease_ttl", time.Duration(g.TTL)*time.Second))
+	m.log.Info("joined pool", zap.Bool("resumed", resumed), zap.Duration("deadline_in", time.Until(deadline)))
 	if s.OnRenew != nil {
 		s.OnRenew(m.deadline)
 	}
 	go m.keepAlive()
 	return m, nil
 }
+
+// takeLease renews s.Resume if it is still alive, or grants a new lease.
+// It returns the lease, its TTL as etcd answered, and when the request
+// was sent: the deadline is that plus the TTL.
+func takeLease(ctx context.Context, s Settings, cli *clientv3.Client) (id clientv3.LeaseID, ttl time.Duration, sent time.Time, resumed bool, err error) {
+	if s.Resume != clientv3.NoLease {
+		sent = time.Now()
+		ka, err := cli.KeepAliveOnce(ctx, s.Resume)
+		switch {
+		case err == nil:
+			return s.Resume, time.Duration(ka.TTL) * time.Second, sent, true, nil
+		case !errors.Is(err, rpctypes.ErrLeaseNotFound):
+			return 0, 0, sent, false, fmt.Errorf("pool %s: renew the previous lease %x: %w", s.Pool, int64(s.Resume), err)
+		}
+		// Gone: a new lease, as for a first join.
+	}
+	sent = time.Now()
+	g, err := cli.Grant(ctx, int64(s.LeaseTTL/time.Second))
+	if err != nil {
+		return 0, 0, sent, false, fmt.Errorf("pool %s: grant a %s lease: %w", s.Pool, s.LeaseTTL, err)
+	}
+	return g.ID, time.Duration(g.TTL) * time.Second, sent, false, nil
+}
+
+// register creates the member key bound to the lease if no key holds the
+// host name, or rewrites it if it is bound to this lease already (a
+// resumed lease); another lease holding it is a *MemberExistsError.
+func (m *Member) register(ctx context.Context, info Info) error {
+	val, err := m.record(info)
+	if err != nil {
+		return err
+	}
+	key := memberKey(m.s.Pool, info.Host)
+	resp, err := m.cli.Txn(ctx).
+		If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
+		Then(clientv3.OpPut(key, val, clientv3.WithLease(m.lease))).
+		Else(clientv3.OpTxn(
+			[]clientv3.Cmp{clientv3.Compare(clientv3.LeaseValue(key), "=", m.lease)},
+			[]clientv3.Op{clientv3.OpPut(key, val, clientv3.WithLease(m.lease))},
+			[]clientv3.Op{clientv3.OpGet(key)})).
+		Commit()
+	if err != nil {
+		return fmt.Errorf("pool %s: register host %s: %w", m.s.Pool, info.Host, err)
+	}
+	if resp.Succeeded {
+		return nil
+	}
+	inner := resp.Responses[0].GetResponseTxn()
+	if inner.Succeeded {
+		return nil // bound to this (resumed) lease already
+	}
+	var holder clientv3.LeaseID
+	if kvs := inner.Responses[0].GetResponseRange().Kvs; len(kvs) > 0 {
+		holder = clientv3.LeaseID(kvs[0].Lease)
+	}
+	return &MemberExistsError{Pool: m.s.Pool, Host: info.Host, Lease: holder}
+}
+
+// Resumed says whether Join took up Settings.Resume rather than granting
+// a new lease.
+func (m *Member) Resumed() bool { return m.resumed }
 
 func (m *Member) record(info Info) (string, error) {
 	b, err := json.Marshal(MemberRecord{Info: info, Lease: fmt.Sprintf("%x", int64(m.lease))})
@@ -235,9 +288,14 @@ func (m *Member) lose(err error) {
 	m.cancel()
 }
 
-// renewInterval is how often the lease is renewed: a third of its TTL, as
+// renewInterval is how often the lease is renewed: a third of its TTL (as
+// etcd answered it: a resumed lease keeps the TTL it was granted), as
 // etcd's own keep-alive does.
-func (m *Member) renewInterval() time.Duration { return m.s.LeaseTTL / 3 }
+func (m *Member) renewInterval() time.Duration {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.ttl / 3
+}
 
 // retryDelay is the pause after a failed renewal before the next try.
 const retryDelay = 200 * time.Millisecond
@@ -245,8 +303,8 @@ const retryDelay = 200 * time.Millisecond
 // keepAlive renews the lease until it is lost or the member is closed.
 func (m *Member) keepAlive() {
 	defer close(m.loopDone)
-	interval := m.renewInterval()
 	for {
+		interval := m.renewInterval()
 		dl := m.Deadline()
 		now := time.Now()
 		if !now.Before(dl) {
@@ -275,8 +333,10 @@ func (m *Member) keepAlive() {
 		case err != nil:
 			m.log.Warn("pool lease renewal failed", zap.Error(err), zap.Duration("left", time.Until(dl)))
 		default:
-			ndl := sent.Add(time.Duration(resp.TTL) * time.Second)
+			ttl := time.Duration(resp.TTL) * time.Second
+			ndl := sent.Add(ttl)
 			m.mu.Lock()
+			m.ttl = ttl
 			if ndl.After(m.deadline) {
 				m.deadline = ndl
 			}
@@ -285,7 +345,7 @@ func (m *Member) keepAlive() {
 			if m.s.OnRenew != nil {
 				m.s.OnRenew(dl)
 			}
-			wait = interval
+			wait = ttl / 3
 		}
 		if left := time.Until(dl); wait > left {
 			wait = left

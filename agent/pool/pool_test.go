@@ -539,3 +539,85 @@ func TestOwnershipEndsWithLease(t *testing.T) {
 		t.Error("a domain name with a slash was taken as a key segment")
 	}
 }
+
+// A member started again with its previous run's lease (Settings.Resume)
+// takes it up with what is bound to it: its member key and its domains,
+// at their generations. A lease that is gone gives a new one.
+func TestJoinResumesPreviousLease(t *testing.T) {
+	c := etcdtest.Start(t, 1)
+	cli := outside(t, c)
+	ctx := ctxFor(t, 30*time.Second)
+	s := settings(c, 3*time.Second)
+
+	// The previous run: its lease (granted with another TTL than this
+	// run's), member key and one owned domain.
+	prev := joinT(t, settings(c, 6*time.Second), "host-a")
+	gen, err := prev.AcquireOwner(ctx, "d-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// It dies without revoking: its loop stops, the lease lives on in etcd.
+	prev.cancel()
+	<-prev.loopDone
+
+	s.Resume = prev.Lease()
+	before := time.Now()
+	m := joinT(t, s, "host-a")
+	if !m.Resumed() || m.Lease() != prev.Lease() {
+		t.Fatalf("Join with Resume = %x: lease %x, resumed %v", int64(prev.Lease()), int64(m.Lease()), m.Resumed())
+	}
+	// The deadline comes from the renewal just sent, with the lease's own
+	// TTL (6s), not this run's setting.
+	if d := m.Deadline(); d.Before(before.Add(6*time.Second)) || d.After(time.Now().Add(6*time.Second)) {
+		t.Errorf("resumed deadline in %s, want about 6s", time.Until(d))
+	}
+	if g, err := m.AcquireOwner(ctx, "d-1"); err != nil || g != gen {
+		t.Errorf("resumed member's AcquireOwner(d-1) = %d, %v; want its generation %d", g, err, gen)
+	}
+	if ms, err := m.Members(ctx); err != nil || len(ms) != 1 || ms[0].Lease != fmt.Sprintf("%x", int64(prev.Lease())) {
+		t.Errorf("members after resuming: %+v, %v", ms, err)
+	}
+	// It renews the resumed lease.
+	first := m.Deadline()
+	for end := time.Now().Add(15 * time.Second); !m.Deadline().After(first); {
+		if time.Now().After(end) || m.Err() != nil {
+			t.Fatalf("resumed lease not renewed: deadline %s, err %v", time.Until(m.Deadline()), m.Err())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+
+	// Another host's lease holding the name: refused, and the resumed
+	// lease is not revoked by the refusal.
+	other, err := cli.Grant(ctx, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cli.Put(ctx, "/ovs/pools/test/members/host-b", "{}", clientv3.WithLease(other.ID)); err != nil {
+		t.Fatal(err)
+	}
+	lone, err := cli.Grant(ctx, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sb := settings(c, 3*time.Second)
+	sb.Resume = lone.ID
+	_, err = Join(ctx, sb, Info{Host: "host-b"}, zap.NewNop())
+	var me *MemberExistsError
+	if !errors.As(err, &me) || me.Lease != other.ID {
+		t.Fatalf("Join of host-b resuming %x: %v, want a *MemberExistsError naming %x", int64(lone.ID), err, int64(other.ID))
+	}
+	if ttl, err := cli.TimeToLive(ctx, lone.ID); err != nil || ttl.TTL <= 0 {
+		t.Errorf("the resumed lease after a refused Join: %+v, %v; want it alive", ttl, err)
+	}
+
+	// A lease that is gone: a new one.
+	if _, err := cli.Revoke(ctx, lone.ID); err != nil {
+		t.Fatal(err)
+	}
+	sc := settings(c, 3*time.Second)
+	sc.Resume = lone.ID
+	n := joinT(t, sc, "host-c")
+	if n.Resumed() || n.Lease() == lone.ID {
+		t.Errorf("Join resuming a revoked lease: lease %x, resumed %v; want a new lease", int64(n.Lease()), n.Resumed())
+	}
+}

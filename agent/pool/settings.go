@@ -23,6 +23,11 @@ type Settings struct {
 	// Client is the etcd client's configuration: endpoints, TLS,
 	// credentials, dial timeout. Join sets its Logger if nil.
 	Client clientv3.Config
+	// Resume, when set, is the lease of this member's previous run (an
+	// agent restarted, or killed and started again): Join takes it up if
+	// it is still alive, with the keys bound to it (member record,
+	// election key, domain owner keys), instead of granting a new one.
+	Resume clientv3.LeaseID
 	// OnRenew, when set, is called by the Member's keep-alive loop with
 	// the new deadline after every acknowledged renewal (and once after
 	// Join). It must not block.
