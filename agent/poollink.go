@@ -2,31 +2,43 @@ package agent
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"os"
+	"path/filepath"
 	"strconv"
 	"sync"
 	"time"
 
+	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 
 	"github.com/ovs-agent/ovs-agent/agent/hostinfo"
 	"github.com/ovs-agent/ovs-agent/agent/pool"
 	"github.com/ovs-agent/ovs-agent/config"
+	"github.com/ovs-agent/ovs-agent/internal/atomicfile"
+	"github.com/ovs-agent/ovs-agent/internal/boundedfile"
 	"github.com/ovs-agent/ovs-agent/vmm"
 )
 
 // poolLink is the agent's membership of its [pool], when it has one: it
-// joins in the background (the API serves meanwhile), joins again with a
-// new lease after one is lost, keeps the member record up to date, and
-// leaves, revoking the lease, when the agent stops. It holds no domain:
+// joins in the background (the API serves meanwhile), taking up the lease
+// a killed or crashed previous run left (state_dir/pool-lease.json) while
+// etcd still holds it; joins again with a new lease after one is lost;
+// keeps the member record up to date; and leaves, revoking the lease, when
+// the agent stops. It holds no domain:
 // ownership and HA come with the later layers of issue 15.
 type poolLink struct {
 	s    pool.Settings
 	host string // the name the agent is a member by
-	info func() pool.Info
-	log  *zap.Logger
+	// leaseFile records the lease while the agent is a member, so that
+	// the agent started again (after a crash or kill) takes it up.
+	leaseFile string
+	info      func() pool.Info
+	log       *zap.Logger
 
 	stop context.CancelFunc
 	done chan struct{}
@@ -85,9 +97,10 @@ func (a *Agent) openPool(cfg *config.Config) (func(), error) {
 	reserve := uint64(cfg.Agent.MemoryReserve) << 20
 	hypervisor := cfg.Agent.Hypervisor
 	l := &poolLink{
-		s:    *s,
-		host: host,
-		log:  a.log.Named("pool"),
+		s:         *s,
+		host:      host,
+		leaseFile: filepath.Join(cfg.Agent.StateDir, "pool-lease.json"),
+		log:       a.log.Named("pool"),
 		info: func() pool.Info {
 			return pool.Info{Host: host, Address: addr, FreeMemoryMiB: a.freeForDomains(reserve), Engines: a.engines(hypervisor)}
 		},
@@ -95,6 +108,7 @@ func (a *Agent) openPool(cfg *config.Config) (func(), error) {
 		since: time.Now(),
 		done:  make(chan struct{}),
 	}
+	l.s.Resume = l.previousLease()
 	ctx, stop := context.WithCancel(context.Background())
 	l.stop = stop
 	go l.run(ctx)
@@ -151,6 +165,49 @@ func (a *Agent) engines(hypervisor string) []string {
 	return out
 }
 
+// leaseRecord is the lease file's content.
+type leaseRecord struct {
+	Pool   string `json:"pool"`
+	Member string `json:"member"`
+	Lease  string `json:"lease"` // hex
+}
+
+// previousLease is the lease the agent's previous run left in the lease
+// file for this pool and member name, 0 for none.
+func (l *poolLink) previousLease() clientv3.LeaseID {
+	data, err := boundedfile.ReadFile(l.leaseFile, 4096, boundedfile.NoFollow)
+	if err != nil {
+		if !errors.Is(err, fs.ErrNotExist) {
+			l.log.Warn("pool lease file unreadable; joining under a new lease", zap.String("file", l.leaseFile), zap.Error(err))
+		}
+		return clientv3.NoLease
+	}
+	var r leaseRecord
+	if err := json.Unmarshal(data, &r); err != nil || r.Pool != l.s.Pool || r.Member != l.host {
+		return clientv3.NoLease // another pool or name: not this membership's lease
+	}
+	id, err := strconv.ParseInt(r.Lease, 16, 64)
+	if err != nil {
+		return clientv3.NoLease
+	}
+	return clientv3.LeaseID(id)
+}
+
+// recordLease writes m's lease to the lease file, or removes the file
+// when m is nil.
+func (l *poolLink) recordLease(m *pool.Member) {
+	if m == nil {
+		if err := os.Remove(l.leaseFile); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			l.log.Warn("remove pool lease file", zap.Error(err))
+		}
+		return
+	}
+	data, _ := json.Marshal(leaseRecord{Pool: l.s.Pool, Member: l.host, Lease: fmt.Sprintf("%x", int64(m.Lease()))})
+	if err := atomicfile.WriteFile(l.leaseFile, data, 0o600); err != nil {
+		l.log.Warn("write pool lease file: a restart will join under a new lease", zap.Error(err))
+	}
+}
+
 // rejoinDelay is the pause between two attempts to join.
 func (l *poolLink) rejoinDelay() time.Duration {
 	return min(l.s.LeaseTTL/2, 5*time.Second)
@@ -174,14 +231,21 @@ func (l *poolLink) run(ctx context.Context) {
 			}
 			continue
 		}
+		if m.Resumed() {
+			l.log.Info("took up the previous run's pool lease", zap.String("lease", fmt.Sprintf("%x", int64(m.Lease()))))
+		}
+		l.s.Resume = clientv3.NoLease // a lease once given up is not taken again
+		l.recordLease(m)
 		l.set(m, poolMember, nil)
 		l.stayMember(ctx, m)
 		if ctx.Err() != nil {
 			l.leave(m)
+			l.recordLease(nil)
 			return
 		}
 		l.set(nil, poolLost, m.Err())
 		l.leave(m) // the lease is gone or going; free the client
+		l.recordLease(nil)
 		if !sleepCtx(ctx, l.rejoinDelay()) {
 			return
 		}

@@ -198,10 +198,8 @@ func TestPoolRejoinsAfterLosingLease(t *testing.T) {
 	}
 }
 
-// An agent killed (-9) and started again at once finds its previous
-// lease still holding its name: it waits, saying why, and joins once that
-// lease has expired (within its TTL, long enough here that the restart
-// is sure to come first).
+// An agent killed (-9) and started again within its lease's TTL takes
+// its lease up again: the same lease, its member key still bound to it.
 func TestPoolAgentKilledAndBack(t *testing.T) {
 	c := etcdtest.Start(t, 1)
 	a := startAgent(t, agentConf{Extra: map[string][]string{"pool": poolLinesTTL(c, "agent-a", "10s")}})
@@ -209,26 +207,58 @@ func TestPoolAgentKilledAndBack(t *testing.T) {
 	a.Signal(syscall.SIGKILL)
 	a.start()
 	a.waitReady()
-	p := poolOf(t, a)
-	if p == nil || p.State == "member" && p.Lease == old.Lease {
-		t.Fatalf("restarted agent's pool: %+v", p)
+	p := waitPoolState(t, a, "member")
+	if p.Lease != old.Lease {
+		t.Fatalf("restarted agent's lease %s, want its previous one %s taken up", p.Lease, old.Lease)
 	}
-	sawWait := false
+	a.WaitLog("took up the previous run's pool lease")
+	cli, err := clientv3.New(clientv3.Config{Endpoints: c.Endpoints(), DialTimeout: 2 * time.Second, Logger: zap.NewNop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	resp, err := cli.Get(ctx, "/ovs/pools/e2e/members/agent-a")
+	if err != nil || len(resp.Kvs) != 1 || fmt.Sprintf("%x", resp.Kvs[0].Lease) != old.Lease {
+		t.Errorf("member key after the restart: %v, %v", resp, err)
+	}
+	// A graceful stop then revokes it, and the next start joins anew.
+	if err := a.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	a.start()
+	a.waitReady()
+	if p := waitPoolState(t, a, "member"); p.Lease == old.Lease {
+		t.Errorf("after a graceful stop the agent took up the revoked lease %s", old.Lease)
+	}
+}
+
+// A second agent giving a member name a live agent holds waits, saying
+// why, and joins once the first has left.
+func TestPoolMemberNameTaken(t *testing.T) {
+	c := etcdtest.Start(t, 1)
+	a := startAgent(t, agentConf{Extra: map[string][]string{"pool": poolLines(c, "agent-a")}})
+	first := waitPoolState(t, a, "member")
+	b := startAgent(t, agentConf{Extra: map[string][]string{"pool": poolLines(c, "agent-a")}})
 	end := time.Now().Add(30 * time.Second)
-	for p.State != "member" {
-		if strings.Contains(p.Error, "is already a member under lease "+old.Lease) {
-			sawWait = true
+	for {
+		p := poolOf(t, b)
+		if p == nil || p.State == "member" {
+			t.Fatalf("second agent with a taken name: %+v", p)
+		}
+		if strings.Contains(p.Error, "is already a member under lease "+first.Lease) {
+			break
 		}
 		if time.Now().After(end) {
-			t.Fatalf("not a member 30s after the restart: %+v", p)
+			t.Fatalf("second agent does not say the name is taken after 30s: %+v", p)
 		}
 		time.Sleep(100 * time.Millisecond)
-		p = poolOf(t, a)
 	}
-	if !sawWait {
-		t.Errorf("the restarted agent never said its name was held by its previous lease %s", old.Lease)
+	if err := a.Stop(); err != nil {
+		t.Fatal(err)
 	}
-	if p.Lease == old.Lease {
-		t.Errorf("member again under the old lease %s", old.Lease)
+	if p := waitPoolState(t, b, "member"); p.Lease == first.Lease {
+		t.Errorf("second agent under the first's lease %s", first.Lease)
 	}
 }
