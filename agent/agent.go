@@ -83,6 +83,7 @@ type Agent struct {
 	repos      *repository.Manager
 	qemu       *qemuhost.Host // what this host offers qemu domains ([qemu])
 	sampler    *hostinfo.Sampler
+	pool       *poolLink // nil when [pool] names no pool
 	started    time.Time
 
 	// lifetime is the agent's own context, for work that outlives any one
@@ -180,6 +181,9 @@ func prepare(cfg *config.Config) (*settings, *access.Policy, error) {
 		if _, _, err := qemuhost.New(qemuhost.Options{Binary: cfg.QEMU.Binary, Accel: cfg.QEMU.Accel, ProbeAccel: probeAccel}).Accel(); err != nil {
 			errs = append(errs, config.OptionError(cfg, "qemu", "accel", err))
 		}
+	}
+	if _, err := poolSettings(cfg); err != nil {
+		errs = append(errs, err)
 	}
 	if len(errs) > 0 {
 		return nil, nil, errors.Join(errs...)
@@ -302,6 +306,13 @@ func (a *Agent) openSubsystems(cfg *config.Config) (closeAll func(), err error) 
 		return nil, err
 	}
 	opened.push(a.domains.Close)
+	// The pool membership leaves (revoking its lease) before the registry
+	// whose memory it reports closes.
+	closePool, err := a.openPool(cfg)
+	if err != nil {
+		return nil, err
+	}
+	opened.push(closePool)
 	// The retries that outlive a call stop before the registry they use
 	// closes.
 	opened.push(a.endLifetime)
@@ -588,8 +599,18 @@ func restartOnly(old, cur *config.Config) []string {
 	if old.QEMU.Accel != cur.QEMU.Accel {
 		out = append(out, "qemu.accel")
 	}
+	for _, k := range poolKeys {
+		o, _ := old.Value("pool", k)
+		c, _ := cur.Value("pool", k)
+		if o != c {
+			out = append(out, "pool."+k)
+		}
+	}
 	return out
 }
+
+// poolKeys are the [pool] options; all of them take effect at a restart.
+var poolKeys = []string{"name", "host_name", "endpoints", "lease_ttl", "fencing_margin", "dial_timeout", "ca_file", "cert_file", "key_file", "user", "password_file"}
 
 func (a *Agent) reloadCert(cfg *config.Config) error {
 	if !cfg.Server.SSL || a.cert.Load() == nil {

@@ -5,7 +5,9 @@
 // service manager (sd_notify readiness, reload on SIGHUP, watchdog, socket
 // activation, graceful stop on SIGTERM). It wires the domain registry
 // (agent/domains), migrations (agent/migration), the relocation listener
-// (relocation) and the repositories (repository) into API methods. Of
+// (relocation) and the repositories (repository) into API methods, and,
+// when [pool] names a pool, keeps the agent a member of it while it runs
+// (poollink.go over agent/pool; host.info shows the membership). Of
 // migration it keeps only the composition (agent/migration.Local built with
 // the registry, the repositories and a context that ends when the agent
 // stops) and the dispatch of an authenticated relocation connection on its

@@ -17,6 +17,7 @@ type Config struct {
 	QEMU       QEMUConfig       `ini:"qemu"`
 	Relocation RelocationConfig `ini:"relocation"`
 	Repository RepositoryConfig `ini:"repository"`
+	Pool       PoolConfig       `ini:"pool"`
 
 	file     string            // agent.ini name given to Parse, "" for Default
 	xendFile string            // the xend-config.sxp that was imported, if any
@@ -144,6 +145,29 @@ type RepositoryConfig struct {
 	HeartbeatInterval time.Duration `ini:"heartbeat_interval"` // pool heartbeat refresh
 }
 
+// PoolConfig is [pool]: membership of a server pool whose state is kept
+// in an etcd cluster. An empty Name means no pool: the agent is a single
+// host, and the other options must keep their defaults.
+type PoolConfig struct {
+	Name string `ini:"name"` // the pool's name, a key segment in etcd; "" = no pool
+	// HostName is the name this agent is a member by; "" = the system's
+	// host name. Members of one pool have different names.
+	HostName  string   `ini:"host_name"`
+	Endpoints []string `ini:"endpoints"` // etcd client URLs, http:// or https://
+	// LeaseTTL is the membership lease's time to live, whole seconds: a
+	// member that cannot renew it for this long is out of the pool.
+	LeaseTTL time.Duration `ini:"lease_ttl"`
+	// FencingMargin is how long before the agent's own lease deadline
+	// its HA guests must have stopped writing; at most LeaseTTL/2.
+	FencingMargin time.Duration `ini:"fencing_margin"`
+	DialTimeout   time.Duration `ini:"dial_timeout"` // connecting to an etcd endpoint
+	CAFile        string        `ini:"ca_file"`      // PEM CA bundle for https endpoints; "" = system roots
+	CertFile      string        `ini:"cert_file"`    // client certificate (PEM), with KeyFile
+	KeyFile       string        `ini:"key_file"`
+	User          string        `ini:"user"`          // etcd user; "" = no etcd authentication
+	PasswordFile  string        `ini:"password_file"` // its password, first line; with User
+}
+
 // DefaultQEMUBinary is [qemu] binary's default (vmm/qemu.DefaultBinary,
 // which config must not import; a test of the agent keeps them equal).
 const DefaultQEMUBinary = "/usr/bin/qemu-system-x86_64"
@@ -212,6 +236,11 @@ func Default() *Config {
 			StateFile:         "/var/run/ovs-agent/repositories.state",
 			MountTimeout:      30 * time.Second,
 			HeartbeatInterval: 10 * time.Second,
+		},
+		Pool: PoolConfig{
+			LeaseTTL:      10 * time.Second,
+			FencingMargin: 3 * time.Second,
+			DialTimeout:   5 * time.Second,
 		},
 		origins: map[string]origin{},
 	}

@@ -222,6 +222,7 @@ func (c *Config) crossCheck() []error {
 	}
 	pair("server", "ssl_cert", "ssl_key")
 	pair("relocation", "ssl_cert", "ssl_key")
+	errs = append(errs, c.poolCheck()...)
 	if !c.Server.TCPServer && !c.Server.UnixServer {
 		bad("server", "unix_server", "tcp_server and unix_server are both off: the agent would serve its API nowhere")
 	}
@@ -247,6 +248,56 @@ func (c *Config) crossCheck() []error {
 			if a.port == b.port && overlap(a.addr, b.addr) {
 				bad(a.section, a.key, "port %d is also [%s] %s (%s)", a.port, b.section, b.key, c.Where(b.section, b.key))
 				break
+			}
+		}
+	}
+	return errs
+}
+
+// poolCheck applies the rules between [pool] options.
+func (c *Config) poolCheck() []error {
+	var errs []error
+	bad := func(key string, format string, args ...any) {
+		errs = append(errs, OptionError(c, "pool", key, fmt.Errorf(format, args...)))
+	}
+	p := &c.Pool
+	if p.Name == "" {
+		// No pool: an option that differs from its default would be
+		// accepted and ignored.
+		def := Default()
+		for _, o := range c.options() {
+			if o.section != "pool" || o.key == "name" {
+				continue
+			}
+			if v, _ := def.Value("pool", o.key); v != o.val.String() {
+				bad(o.key, "set, but [pool] name is empty, so the agent is in no pool; set name or remove %s", o.key)
+			}
+		}
+		return errs
+	}
+	if len(p.Endpoints) == 0 {
+		bad("endpoints", "must not be empty when [pool] name is set: give the etcd cluster's client URLs, comma-separated")
+	}
+	if p.FencingMargin*2 > p.LeaseTTL {
+		bad("fencing_margin", "%s is more than half of lease_ttl (%s, %s): the lease is renewed every third of its TTL, so a larger margin would stop guests between two renewals",
+			formatDuration(p.FencingMargin), formatDuration(p.LeaseTTL), c.Where("pool", "lease_ttl"))
+	}
+	switch {
+	case p.CertFile != "" && p.KeyFile == "":
+		bad("cert_file", "set without key_file; set both or neither")
+	case p.CertFile == "" && p.KeyFile != "":
+		bad("key_file", "set without cert_file; set both or neither")
+	}
+	switch {
+	case p.User != "" && p.PasswordFile == "":
+		bad("user", "set without password_file; set both or neither")
+	case p.User == "" && p.PasswordFile != "":
+		bad("password_file", "set without user; set both or neither")
+	}
+	if len(p.Endpoints) > 0 && strings.HasPrefix(p.Endpoints[0], "http://") {
+		for _, k := range []string{"ca_file", "cert_file", "key_file"} {
+			if v, _ := c.Value("pool", k); v != "" {
+				bad(k, "set, but the endpoints are http:// (no TLS); use https:// endpoints or remove %s", k)
 			}
 		}
 	}

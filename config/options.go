@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"net/url"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -37,7 +38,7 @@ type option struct {
 // options binds every option to its field in c. The order is the order of
 // ExampleINI.
 func (c *Config) options() []option {
-	s, a, ac, l, ag, q, r, rp := &c.Server, &c.Auth, &c.Access, &c.Log, &c.Agent, &c.QEMU, &c.Relocation, &c.Repository
+	s, a, ac, l, ag, q, r, rp, pl := &c.Server, &c.Auth, &c.Access, &c.Log, &c.Agent, &c.QEMU, &c.Relocation, &c.Repository, &c.Pool
 	return []option{
 		{"server", "tcp_server", boolVal{&s.TCPServer}},
 		{"server", "listen_address", strVal{&s.ListenAddress, checkListenAddress}},
@@ -100,11 +101,23 @@ func (c *Config) options() []option {
 		{"repository", "state_file", strVal{&rp.StateFile, requiredPath}},
 		{"repository", "mount_timeout", durVal{&rp.MountTimeout, time.Second, time.Hour}},
 		{"repository", "heartbeat_interval", durVal{&rp.HeartbeatInterval, time.Second, time.Hour}},
+
+		{"pool", "name", strVal{&pl.Name, checkPoolName}},
+		{"pool", "host_name", strVal{&pl.HostName, checkMemberName}},
+		{"pool", "endpoints", endpointsVal{&pl.Endpoints}},
+		{"pool", "lease_ttl", secondsVal{durVal{&pl.LeaseTTL, 2 * time.Second, 5 * time.Minute}}},
+		{"pool", "fencing_margin", durVal{&pl.FencingMargin, 500 * time.Millisecond, 150 * time.Second}},
+		{"pool", "dial_timeout", durVal{&pl.DialTimeout, 100 * time.Millisecond, time.Minute}},
+		{"pool", "ca_file", strVal{&pl.CAFile, optionalPath}},
+		{"pool", "cert_file", strVal{&pl.CertFile, optionalPath}},
+		{"pool", "key_file", strVal{&pl.KeyFile, optionalPath}},
+		{"pool", "user", strVal{&pl.User, optionalUser}},
+		{"pool", "password_file", strVal{&pl.PasswordFile, optionalPath}},
 	}
 }
 
 // sections lists the sections in ExampleINI order.
-var sections = []string{"server", "auth", "access", "log", "agent", "qemu", "relocation", "repository"}
+var sections = []string{"server", "auth", "access", "log", "agent", "qemu", "relocation", "repository", "pool"}
 
 func (c *Config) option(section, key string) *option {
 	for _, o := range c.options() {
@@ -312,6 +325,98 @@ func formatDuration(d time.Duration) string {
 		s = strings.TrimSuffix(s, "0m")
 	}
 	return s
+}
+
+// --- durations in whole seconds (etcd grants leases in seconds)
+
+type secondsVal struct{ durVal }
+
+func (v secondsVal) set(s string) error {
+	old := *v.p
+	if err := v.durVal.set(s); err != nil {
+		return err
+	}
+	if err := v.whole(); err != nil {
+		*v.p = old
+		return err
+	}
+	return nil
+}
+
+func (v secondsVal) check() error {
+	if err := v.durVal.check(); err != nil {
+		return err
+	}
+	return v.whole()
+}
+
+func (v secondsVal) whole() error {
+	if *v.p%time.Second != 0 {
+		return fmt.Errorf("%s is not a whole number of seconds (etcd grants leases in seconds)", formatDuration(*v.p))
+	}
+	return nil
+}
+
+// --- [pool] endpoints: comma-separated etcd client URLs
+
+type endpointsVal struct{ p *[]string }
+
+func (v endpointsVal) set(s string) error {
+	var eps []string
+	if strings.TrimSpace(s) != "" {
+		for i, e := range strings.Split(s, ",") {
+			e = strings.TrimSpace(e)
+			if e == "" {
+				return fmt.Errorf("endpoint %d is empty (a stray comma?)", i+1)
+			}
+			eps = append(eps, e)
+		}
+	}
+	old := *v.p
+	*v.p = eps
+	if err := v.check(); err != nil {
+		*v.p = old
+		return err
+	}
+	return nil
+}
+
+func (v endpointsVal) String() string { return strings.Join(*v.p, ", ") }
+
+func (v endpointsVal) check() error {
+	scheme := ""
+	for _, e := range *v.p {
+		if err := checkEndpoint(e); err != nil {
+			return err
+		}
+		sc, _, _ := strings.Cut(e, "://")
+		if scheme != "" && sc != scheme {
+			return fmt.Errorf("%q is %s:// but an earlier endpoint is %s://; give every member of the etcd cluster the same scheme", e, sc, scheme)
+		}
+		scheme = sc
+	}
+	return nil
+}
+
+// checkEndpoint accepts http://host:port or https://host:port, the form
+// etcd's --advertise-client-urls gives.
+func checkEndpoint(e string) error {
+	if !strings.HasPrefix(e, "http://") && !strings.HasPrefix(e, "https://") {
+		return fmt.Errorf("%q: an etcd endpoint is http://host:port or https://host:port", e)
+	}
+	u, err := url.Parse(e)
+	switch {
+	case err != nil:
+		return fmt.Errorf("%q is not a URL: %v", e, err)
+	case u.Host == "" || u.Port() == "":
+		return fmt.Errorf("%q has no host:port (etcd's client port is usually 2379)", e)
+	case u.User != nil || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "":
+		return fmt.Errorf("%q: an etcd endpoint is only scheme://host:port (credentials go in [pool] user and password_file)", e)
+	}
+	if _, ok := parseDecimal(u.Port()); !ok {
+		return fmt.Errorf("%q: port %q is not a number", e, u.Port())
+	}
+	return nil
 }
 
 // --- strings with a checker
@@ -562,6 +667,35 @@ func validHostName(s string) bool {
 	}
 	_, numeric := parseDecimal(labels[len(labels)-1])
 	return !numeric
+}
+
+var poolNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
+
+// checkPoolName accepts "" (no pool) or a name that can be a key segment
+// in etcd.
+func checkPoolName(s string) error {
+	if s != "" && !poolNameRE.MatchString(s) {
+		return fmt.Errorf("%q is not a valid pool name (1-64 of letters, digits, '.', '_', '-', starting with a letter or digit)", s)
+	}
+	return nil
+}
+
+// checkMemberName accepts "" (the system's host name) or a name that can
+// be a key segment in etcd.
+func checkMemberName(s string) error {
+	if s != "" && !memberNameRE.MatchString(s) {
+		return fmt.Errorf("%q is not a valid member name (1-128 of letters, digits, '.', '_', '-', starting with a letter or digit)", s)
+	}
+	return nil
+}
+
+var memberNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
+
+func optionalUser(s string) error {
+	if s == "" {
+		return nil
+	}
+	return checkUser(s)
 }
 
 var userRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$`)

@@ -123,9 +123,28 @@ func printHostInfo(w io.Writer, m map[string]any) {
 	if q, ok := m["qemu"].(map[string]any); ok {
 		rows = append(rows, qemuRows(q)...)
 	}
+	if p, ok := m["pool"].(map[string]any); ok {
+		rows = append(rows, poolRow(p))
+	}
 	for _, r := range rows {
 		fmt.Fprintf(w, "%-10s %s\n", r[0]+":", r[1])
 	}
+}
+
+// poolRow is host-info's line on the server pool: its name, the member
+// name, the state, and the lease or why there is none.
+func poolRow(p map[string]any) [2]string {
+	s := fmt.Sprintf("%v as %v, %v since %v", p["name"], p["member"], p["state"], p["since"])
+	if l, ok := p["lease"].(string); ok && l != "" {
+		s += fmt.Sprintf(", lease %s holds %.1fs of %vs", l, p["lease_deadline_in_seconds"], p["lease_ttl_seconds"])
+	}
+	if ms, ok := p["master"].(string); ok && ms != "" {
+		s += ", master " + ms
+	}
+	if e, ok := p["error"].(string); ok && e != "" {
+		s += ": " + e
+	}
+	return [2]string{"pool", s}
 }
 
 // qemuRows are host-info's lines on QEMU: the binary and its version, or

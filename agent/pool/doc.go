@@ -1,0 +1,60 @@
+// Package pool is the agent's side of a server pool whose state is kept in
+// an external etcd cluster (go.etcd.io/etcd/client/v3): membership under a
+// lease the agent keeps alive itself, the pool master election, and the
+// ownership of pool domains. It is the first layer of issue 15; placement,
+// HA restarts and the pool API build on it.
+//
+// It owns:
+//
+//   - Member: one agent's membership. Join grants a lease of [pool]
+//     lease_ttl and registers the host under a key bound to it. The lease
+//     is kept alive by the Member's own loop of KeepAliveOnce, one every
+//     third of the TTL, not by the library's KeepAlive or a session's Done
+//     signal (which on a partitioned host arrives too late): the Member's
+//     Deadline is the send time of the last acknowledged renewal plus the
+//     TTL the server answered, on the monotonic clock. The lease is lost
+//     when that deadline passes without a renewal or when etcd says the
+//     lease is gone (revoked, expired); Lost is closed then and Err says
+//     why. Loss is final for a Member: the keys bound to the lease are
+//     gone, or will be, and a new Member must Join. A Member started
+//     again (the agent restarted or killed) may take up its previous
+//     run's lease (Settings.Resume) while it is alive, with every key
+//     bound to it.
+//   - Election: the pool master, through concurrency.Election on a
+//     session that uses the Member's lease (the session's own keep-alive
+//     is orphaned at once). A campaign is abandoned when the lease is
+//     lost. Every write the master makes goes through Master.Write, a
+//     transaction guarded by the election key's create revision, so that a
+//     deposed master's late write is refused with a *DeposedError.
+//   - Ownership: a pool domain has one owner at a time, the member whose
+//     lease its owner key is bound to. AcquireOwner creates the key in one
+//     transaction only if it is absent (or already this member's); the
+//     key's create revision is the domain's generation, which only grows.
+//
+// Key layout, for pool NAME (every key of a pool is under /ovs/pools/NAME/):
+//
+//	/ovs/pools/NAME/members/HOST          JSON MemberRecord, bound to HOST's lease
+//	/ovs/pools/NAME/master/LEASE          concurrency.Election keys (LEASE in hex);
+//	                                      the one created first is the master,
+//	                                      its value the master's host name
+//	/ovs/pools/NAME/domains/UUID/owner    JSON OwnerRecord, bound to the owner's lease;
+//	                                      its create revision is the generation
+//
+// Why the Member's deadline is safe: etcd's leader starts a lease's TTL
+// anew when it applies a grant or receives a renewal, which is after the
+// Member sent it, and a new leader extends every lease; so etcd holds the
+// lease at least until the Member's Deadline, and nobody else can take
+// this member's domains before then. That rests on the clocks of this
+// host and of etcd's leader running at nearly the same rate (drift far
+// below the fencing margin), not on their being set alike: only
+// durations on monotonic clocks are compared. Software fencing cannot
+// cover a host that keeps writing after its own deadline (its clock
+// stopped, its VMM hung in the kernel with I/O in flight): the fencing
+// margin is there for the time a stopping guest's last writes take.
+//
+// It must not touch VMMs or the domain registry: what it needs from them
+// (the host's free memory and engines) the caller hands it as values, and
+// what a later layer needs to act on (lease renewals, for the VMMs'
+// run-until time; loss, to stop HA guests) it offers as a callback and a
+// channel. It imports config (for [pool]) and internal packages only.
+package pool

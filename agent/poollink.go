@@ -1,0 +1,347 @@
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+
+	"github.com/ovs-agent/ovs-agent/agent/hostinfo"
+	"github.com/ovs-agent/ovs-agent/agent/pool"
+	"github.com/ovs-agent/ovs-agent/config"
+	"github.com/ovs-agent/ovs-agent/internal/atomicfile"
+	"github.com/ovs-agent/ovs-agent/internal/boundedfile"
+	"github.com/ovs-agent/ovs-agent/vmm"
+)
+
+// poolLink is the agent's membership of its [pool], when it has one: it
+// joins in the background (the API serves meanwhile), taking up the lease
+// a killed or crashed previous run left (state_dir/pool-lease.json) while
+// etcd still holds it; joins again with a new lease after one is lost;
+// keeps the member record up to date; and leaves, revoking the lease, when
+// the agent stops. It holds no domain:
+// ownership and HA come with the later layers of issue 15.
+type poolLink struct {
+	s    pool.Settings
+	host string // the name the agent is a member by
+	// leaseFile records the lease while the agent is a member, so that
+	// the agent started again (after a crash or kill) takes it up.
+	leaseFile string
+	info      func() pool.Info
+	log       *zap.Logger
+
+	stop context.CancelFunc
+	done chan struct{}
+
+	mu     sync.Mutex
+	member *pool.Member
+	state  string // joining, member, lost
+	err    error  // why the last join failed or the lease was lost
+	since  time.Time
+}
+
+// Pool link states, as host.info shows them.
+const (
+	poolJoining = "joining"
+	poolMember  = "member"
+	poolLost    = "lost"
+)
+
+// poolSettings checks [pool] and reads its files (CA, client pair,
+// password); nil settings when the agent is in no pool.
+func poolSettings(cfg *config.Config) (*pool.Settings, error) {
+	if cfg.Pool.Name == "" {
+		return nil, nil
+	}
+	s, err := pool.SettingsFrom(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return &s, nil
+}
+
+// poolMemberName is the name the agent is a member by.
+func poolMemberName(cfg *config.Config) (string, error) {
+	if cfg.Pool.HostName != "" {
+		return cfg.Pool.HostName, nil
+	}
+	h, err := os.Hostname()
+	if err != nil {
+		return "", config.OptionError(cfg, "pool", "host_name", fmt.Errorf("empty, and the system's host name cannot be read: %w", err))
+	}
+	return h, nil
+}
+
+// openPool starts the pool link when [pool] names a pool; it returns
+// what stops it.
+func (a *Agent) openPool(cfg *config.Config) (func(), error) {
+	s, err := poolSettings(cfg)
+	if err != nil || s == nil {
+		return func() {}, err
+	}
+	host, err := poolMemberName(cfg)
+	if err != nil {
+		return nil, err
+	}
+	addr := poolAPIAddress(cfg, host)
+	reserve := uint64(cfg.Agent.MemoryReserve) << 20
+	hypervisor := cfg.Agent.Hypervisor
+	l := &poolLink{
+		s:         *s,
+		host:      host,
+		leaseFile: filepath.Join(cfg.Agent.StateDir, "pool-lease.json"),
+		log:       a.log.Named("pool"),
+		info: func() pool.Info {
+			return pool.Info{Host: host, Address: addr, FreeMemoryMiB: a.freeForDomains(reserve), Engines: a.engines(hypervisor)}
+		},
+		state: poolJoining,
+		since: time.Now(),
+		done:  make(chan struct{}),
+	}
+	l.s.Resume = l.previousLease()
+	ctx, stop := context.WithCancel(context.Background())
+	l.stop = stop
+	go l.run(ctx)
+	a.pool = l
+	return l.close, nil
+}
+
+// poolAPIAddress is the host:port peers reach this agent's API at.
+func poolAPIAddress(cfg *config.Config, host string) string {
+	if !cfg.Server.TCPServer {
+		return ""
+	}
+	h := cfg.Server.ListenAddress
+	if wildcard(h) {
+		h = host
+	}
+	return net.JoinHostPort(h, strconv.Itoa(cfg.Server.Port))
+}
+
+func wildcard(addr string) bool {
+	ip := net.ParseIP(addr)
+	return addr == "" || (ip != nil && ip.IsUnspecified())
+}
+
+// freeForDomains is the memory, in MiB, domains may still be given here.
+func (a *Agent) freeForDomains(reserve uint64) int64 {
+	total, err := hostinfo.MemoryTotal()
+	if err != nil {
+		return 0
+	}
+	used := reserve + a.domains.Committed()
+	if used >= total {
+		return 0
+	}
+	return int64((total - used) >> 20)
+}
+
+// engines lists the engines domains can start on here.
+func (a *Agent) engines(hypervisor string) []string {
+	var out []string
+	switch kvm := vmm.KVMUsable() == nil; {
+	case hypervisor == "sim", hypervisor == "auto" && !kvm:
+		out = append(out, vmm.EngineSim)
+	case kvm:
+		out = append(out, vmm.EngineKVM)
+	}
+	if a.qemu != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if a.qemu.Facts(ctx).Usable {
+			out = append(out, vmm.EngineQEMU)
+		}
+	}
+	return out
+}
+
+// leaseRecord is the lease file's content.
+type leaseRecord struct {
+	Pool   string `json:"pool"`
+	Member string `json:"member"`
+	Lease  string `json:"lease"` // hex
+}
+
+// previousLease is the lease the agent's previous run left in the lease
+// file for this pool and member name, 0 for none.
+func (l *poolLink) previousLease() clientv3.LeaseID {
+	data, err := boundedfile.ReadFile(l.leaseFile, 4096, boundedfile.NoFollow)
+	if err != nil {
+		if !errors.Is(err, fs.ErrNotExist) {
+			l.log.Warn("pool lease file unreadable; joining under a new lease", zap.String("file", l.leaseFile), zap.Error(err))
+		}
+		return clientv3.NoLease
+	}
+	var r leaseRecord
+	if err := json.Unmarshal(data, &r); err != nil || r.Pool != l.s.Pool || r.Member != l.host {
+		return clientv3.NoLease // another pool or name: not this membership's lease
+	}
+	id, err := strconv.ParseInt(r.Lease, 16, 64)
+	if err != nil {
+		return clientv3.NoLease
+	}
+	return clientv3.LeaseID(id)
+}
+
+// recordLease writes m's lease to the lease file, or removes the file
+// when m is nil.
+func (l *poolLink) recordLease(m *pool.Member) {
+	if m == nil {
+		if err := os.Remove(l.leaseFile); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			l.log.Warn("remove pool lease file", zap.Error(err))
+		}
+		return
+	}
+	data, _ := json.Marshal(leaseRecord{Pool: l.s.Pool, Member: l.host, Lease: fmt.Sprintf("%x", int64(m.Lease()))})
+	if err := atomicfile.WriteFile(l.leaseFile, data, 0o600); err != nil {
+		l.log.Warn("write pool lease file: a restart will join under a new lease", zap.Error(err))
+	}
+}
+
+// rejoinDelay is the pause between two attempts to join.
+func (l *poolLink) rejoinDelay() time.Duration {
+	return min(l.s.LeaseTTL/2, 5*time.Second)
+}
+
+// run joins the pool and stays a member until ctx ends.
+func (l *poolLink) run(ctx context.Context) {
+	defer close(l.done)
+	for ctx.Err() == nil {
+		jctx, cancel := context.WithTimeout(ctx, l.s.Client.DialTimeout+l.s.LeaseTTL)
+		m, err := pool.Join(jctx, l.s, l.info(), l.log)
+		cancel()
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			l.set(nil, poolJoining, err)
+			l.log.Warn("cannot join the pool; trying again", zap.Error(err), zap.Duration("in", l.rejoinDelay()))
+			if !sleepCtx(ctx, l.rejoinDelay()) {
+				return
+			}
+			continue
+		}
+		if m.Resumed() {
+			l.log.Info("took up the previous run's pool lease", zap.String("lease", fmt.Sprintf("%x", int64(m.Lease()))))
+		}
+		l.s.Resume = clientv3.NoLease // a lease once given up is not taken again
+		l.recordLease(m)
+		l.set(m, poolMember, nil)
+		l.stayMember(ctx, m)
+		if ctx.Err() != nil {
+			l.leave(m)
+			l.recordLease(nil)
+			return
+		}
+		l.set(nil, poolLost, m.Err())
+		l.leave(m) // the lease is gone or going; free the client
+		l.recordLease(nil)
+		if !sleepCtx(ctx, l.rejoinDelay()) {
+			return
+		}
+	}
+}
+
+// stayMember keeps m's record up to date until its lease is lost or ctx
+// ends.
+func (l *poolLink) stayMember(ctx context.Context, m *pool.Member) {
+	t := time.NewTicker(max(l.s.LeaseTTL, 5*time.Second))
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-m.Lost():
+			return
+		case <-t.C:
+			uctx, cancel := context.WithTimeout(ctx, l.s.LeaseTTL)
+			if err := m.SetInfo(uctx, l.info()); err != nil {
+				l.log.Warn("update pool member record", zap.Error(err))
+			}
+			cancel()
+		}
+	}
+}
+
+// leave closes m, revoking its lease, within a bound.
+func (l *poolLink) leave(m *pool.Member) {
+	ctx, cancel := context.WithTimeout(context.Background(), max(l.s.Client.DialTimeout, 2*time.Second))
+	defer cancel()
+	if err := m.Close(ctx); err != nil {
+		l.log.Warn("leave the pool", zap.Error(err))
+	}
+}
+
+func (l *poolLink) set(m *pool.Member, state string, err error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.member, l.state, l.err, l.since = m, state, err, time.Now()
+}
+
+// close leaves the pool and waits for the link to end.
+func (l *poolLink) close() {
+	l.stop()
+	<-l.done
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// poolInfo is host.info's pool struct.
+type poolInfo struct {
+	Name     string  `xmlrpc:"name"`
+	Member   string  `xmlrpc:"member"` // the name this agent is a member by
+	State    string  `xmlrpc:"state"`  // joining, member or lost
+	Since    string  `xmlrpc:"since"`  // when it entered the state, RFC 3339
+	Lease    string  `xmlrpc:"lease,omitempty"`
+	LeaseTTL float64 `xmlrpc:"lease_ttl_seconds"`
+	// DeadlineIn is how long the lease holds without another renewal, by
+	// this agent's reckoning.
+	DeadlineIn float64 `xmlrpc:"lease_deadline_in_seconds"`
+	// FencingMargin is how long before that deadline HA guests stop
+	// writing.
+	FencingMargin float64 `xmlrpc:"fencing_margin_seconds"`
+	Master        string  `xmlrpc:"master,omitempty"`
+	Error         string  `xmlrpc:"error,omitempty"`
+}
+
+// view says how the link stands; ctx bounds asking etcd for the master.
+func (l *poolLink) view(ctx context.Context) poolInfo {
+	l.mu.Lock()
+	m, state, err, since := l.member, l.state, l.err, l.since
+	l.mu.Unlock()
+	pi := poolInfo{Name: l.s.Pool, Member: l.host, State: state, Since: since.UTC().Format(time.RFC3339),
+		LeaseTTL: l.s.LeaseTTL.Seconds(), FencingMargin: l.s.FencingMargin.Seconds()}
+	if err != nil {
+		pi.Error = err.Error()
+	}
+	if m == nil {
+		return pi
+	}
+	pi.Lease = fmt.Sprintf("%x", int64(m.Lease()))
+	pi.DeadlineIn = max(time.Until(m.Deadline()).Seconds(), 0)
+	mctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	if mi, err := m.Master(mctx); err == nil {
+		pi.Master = mi.Host
+	}
+	return pi
+}
