@@ -30,6 +30,7 @@ func (a *Agent) newRPCServer(cfg *config.Config) *xmlrpc.Server {
 	}
 	for _, ns := range [][]xmlrpc.Def{
 		a.agentMethods(), a.hostMethods(), a.domainMethods(), a.guestMethods(), a.migrationMethods(), a.repositoryMethods(), a.xendMethods(),
+		a.poolLocalMethods(),
 	} {
 		for _, d := range ns {
 			if err := s.Define(d); err != nil {
