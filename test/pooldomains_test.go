@@ -3,6 +3,7 @@ package test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"syscall"
 	"testing"
@@ -277,5 +278,189 @@ func TestPoolStartLocalOneOwner(t *testing.T) {
 	a.call(t, "pool.start_local", &r3, poolDomUUID)
 	if r3.Generation <= rb.Generation {
 		t.Errorf("a's new generation %d, want above %d", r3.Generation, rb.Generation)
+	}
+}
+
+// TestPoolEtcdOutageSameLeaseResumes: agent A's etcd goes quiet (every
+// etcd member SIGSTOPped: to A it looks like a cut connection; the
+// sockets stay, so the renewal in flight is answered the moment they are
+// continued, with no TCP retransmission backoff to wait out) and comes
+// back, twice:
+//
+//   - for longer than RunUntil but less than the lease's TTL: a TTL of 6s
+//     with a 3s margin leaves a 3s window between the VMM's fence
+//     (RunUntil) and the deadline at which A and etcd would give the
+//     lease up; etcd is continued as soon as the fence is seen. The
+//     member never lapses: its next renewal answers, under the same
+//     lease, and the guest resumes.
+//   - for longer than A's own deadline, with the lease kept alive in etcd
+//     meanwhile: the etcd leader is killed while stopped, and the other
+//     two continued; their new leader extends every lease by its TTL (as
+//     etcd does on a leader change), so etcd holds A's lease past A's own
+//     deadline. A has lapsed by its reckoning (the guest stays fenced);
+//     it takes the same lease up again and the guest resumes.
+func TestPoolEtcdOutageSameLeaseResumes(t *testing.T) {
+	c := etcdtest.Start(t, 3)
+	cli := etcdClient(t, c)
+	a := poolDomAgent(t, c, "agent-a", "6s", "3s")
+	pa := waitPoolState(t, a, "member")
+	putSpec(t, cli, poolDomUUID, "ha1")
+	var r startLocalResult
+	a.call(t, "pool.start_local", &r, poolDomUUID)
+	a.waitRenewed(t, "ha1", 10*time.Second)
+	stopAll := func() {
+		for _, m := range c.Members {
+			m.Stop()
+		}
+	}
+	t.Cleanup(func() {
+		for _, m := range c.Members {
+			if m.Running() {
+				m.Continue()
+			}
+		}
+	})
+
+	// 1: fenced at RunUntil, etcd back before the deadline.
+	stopAll()
+	fenced := a.waitPoolDom(t, "ha1", "the fence", 10*time.Second, func(in poolDom) bool { return in.Fenced })
+	for _, m := range c.Members {
+		m.Continue()
+	}
+	if fenced.State != "paused" || fenced.Reason != "fenced" || fenced.Generation != r.Generation {
+		t.Errorf("fenced guest: %+v", fenced)
+	}
+	resumed := a.waitPoolDom(t, "ha1", "resumed", 10*time.Second, func(in poolDom) bool { return in.State == "running" && !in.Fenced })
+	if resumed.Generation != r.Generation || resumed.PID != fenced.PID {
+		t.Errorf("resumed guest: %+v, want generation %d in VMM %d", resumed, r.Generation, fenced.PID)
+	}
+	a.waitPoolDom(t, "ha1", "writing again", 10*time.Second, func(in poolDom) bool { return in.Written > fenced.Written })
+	if p := poolOf(t, a); p.State != "member" || p.Lease != pa.Lease {
+		t.Errorf("pool after the short outage: %+v, want a member under %s", p, pa.Lease)
+	}
+	if strings.Contains(a.Log(), "pool lease lost") {
+		t.Errorf("the lease was given up in the short outage")
+	}
+
+	// 2: A lapses, etcd keeps the lease through a leader change.
+	leader, err := c.Leader(10 * time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stopAll()
+	a.WaitLog("pool lease lapsed")
+	if in := a.poolDom(t, "ha1"); !in.Fenced || in.State != "paused" {
+		t.Errorf("guest of the lapsed member: %+v", in)
+	}
+	leader.Kill()
+	for _, m := range c.Members {
+		if m != leader {
+			m.Continue()
+		}
+	}
+	a.WaitLog("took up the previous run's pool lease")
+	p := waitPoolState(t, a, "member")
+	if p.Lease != pa.Lease {
+		t.Fatalf("after the lapse: lease %s, want %s taken up again", p.Lease, pa.Lease)
+	}
+	in := a.waitPoolDom(t, "ha1", "resumed after the lapse", 10*time.Second, func(in poolDom) bool { return in.State == "running" && !in.Fenced })
+	if in.Generation != r.Generation || in.PID != fenced.PID || in.Corrupt != 0 {
+		t.Errorf("guest after the lapse: %+v", in)
+	}
+	if host, gen := ownerOf(t, cli, poolDomUUID); host != "agent-a" || gen != r.Generation {
+		t.Errorf("owner key after the lapse: %s at %d", host, gen)
+	}
+	if strings.Contains(a.Log(), "destroyed a pool domain") {
+		t.Errorf("a destroyed its guest though it kept its lease")
+	}
+}
+
+// TestPoolAgentRestartKeepsDomains: an agent killed -9 and started again
+// within its lease's TTL takes its lease and its domains up: the guest
+// runs on in the same VMM, never fenced, and the renewals of the new run
+// reach its VMM. An agent stopped gracefully while it owns a domain does
+// not revoke its lease (that would free the owner key while the guest
+// runs here): started again, it takes both up the same way.
+func TestPoolAgentRestartKeepsDomains(t *testing.T) {
+	c := etcdtest.Start(t, 1)
+	cli := etcdClient(t, c)
+	a := poolDomAgent(t, c, "agent-a", "10s", "2s")
+	pa := waitPoolState(t, a, "member")
+	putSpec(t, cli, poolDomUUID, "ha1")
+	var r startLocalResult
+	a.call(t, "pool.start_local", &r, poolDomUUID)
+	before := a.poolDom(t, "ha1")
+
+	for _, how := range []string{"killed", "stopped"} {
+		if how == "killed" {
+			a.Signal(syscall.SIGKILL)
+		} else if err := a.Stop(); err != nil {
+			t.Fatalf("graceful stop: %v", err)
+		}
+		<-a.done
+		a.start()
+		a.waitReady()
+		p := waitPoolState(t, a, "member")
+		if p.Lease != pa.Lease || len(p.Domains) != 1 || p.Domains[0] != "ha1" {
+			t.Fatalf("agent %s and started again: pool %+v, want lease %s owning ha1", how, p, pa.Lease)
+		}
+		a.waitRenewed(t, "ha1", 15*time.Second)
+		in := a.poolDom(t, "ha1")
+		if in.State != "running" || in.Fenced || in.PID != before.PID || in.Generation != r.Generation || in.Corrupt != 0 {
+			t.Fatalf("the guest after the agent was %s and started again: %+v, before %+v", how, in, before)
+		}
+		if host, gen := ownerOf(t, cli, poolDomUUID); host != "agent-a" || gen != r.Generation {
+			t.Fatalf("owner key after the agent was %s: %s at %d", how, host, gen)
+		}
+	}
+	// The ownership it took up is its own: stop_local releases it.
+	var st struct {
+		State    string `xmlrpc:"state"`
+		Released bool   `xmlrpc:"released"`
+	}
+	a.call(t, "pool.stop_local", &st, poolDomUUID, false, 10)
+	if st.State != "stopped" || !st.Released {
+		t.Errorf("stop_local: %+v", st)
+	}
+	if host, _ := ownerOf(t, cli, poolDomUUID); host != "" {
+		t.Errorf("owner after stop_local: %s", host)
+	}
+	// Owning nothing, a graceful stop revokes the lease.
+	if err := a.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if ttl, err := cli.TimeToLive(ctx, leaseID(t, pa.Lease)); err != nil || ttl.TTL != -1 {
+		t.Errorf("lease after a stop owning nothing: %+v, %v; want revoked", ttl, err)
+	}
+}
+
+func leaseID(t *testing.T, hex string) clientv3.LeaseID {
+	t.Helper()
+	var id int64
+	if _, err := fmt.Sscanf(hex, "%x", &id); err != nil {
+		t.Fatal(err)
+	}
+	return clientv3.LeaseID(id)
+}
+
+// pool.start_local and pool.stop_local need a pool member: an agent in no
+// pool says so, and one whose pool's etcd is down says it is not a member
+// just now, and why.
+func TestPoolStartLocalNeedsMember(t *testing.T) {
+	single := startAgent(t, agentConf{})
+	for _, m := range []string{"pool.start_local", "pool.stop_local"} {
+		if f := single.fault(t, m, poolDomUUID); f.Code != 1007 || !strings.Contains(f.Message, "in no server pool") {
+			t.Errorf("%s on an agent in no pool: %+v", m, f)
+		}
+	}
+	c := etcdtest.Start(t, 1)
+	c.Members[0].Kill()
+	a := poolDomAgent(t, c, "agent-a", "4s", "1s")
+	for _, m := range []string{"pool.start_local", "pool.stop_local"} {
+		if f := a.fault(t, m, poolDomUUID); f.Code != 1003 || !strings.Contains(f.Message, "not a pool member just now") || !strings.Contains(f.Message, "joining") {
+			t.Errorf("%s on an agent joining: %+v", m, f)
+		}
 	}
 }
