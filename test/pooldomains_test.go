@@ -185,6 +185,10 @@ func TestPoolStartLocalOneOwner(t *testing.T) {
 	if bi := b.poolDom(t, "ha1"); bi.State != "stopped" {
 		t.Errorf("b's copy after the refusal: %+v", bi)
 	}
+	// Nor may B start its copy by hand.
+	if f := b.fault(t, "domain.start", "ha1"); f.Code != 1003 || !strings.Contains(f.Message, "does not own") {
+		t.Errorf("domain.start of the pool domain on b: %+v", f)
+	}
 	a.waitRenewed(t, "ha1", 10*time.Second)
 
 	// Stopped for less than the TTL less the margin: nothing happens.
@@ -236,8 +240,10 @@ func TestPoolStartLocalOneOwner(t *testing.T) {
 		if err != nil {
 			break // the VMM is gone
 		}
-		if now.State != control.StateFenced || now.Writes != fenced.Writes {
-			t.Fatalf("a's fenced guest after SIGCONT: %+v", now)
+		// Fenced until the destroy begins (then its VMM says it is
+		// ending); never running again, never another page written.
+		if now.State == control.StateRunning || now.Writes != fenced.Writes {
+			t.Fatalf("a's fenced guest after SIGCONT: %+v (fenced with %d pages written)", now, fenced.Writes)
 		}
 		if time.Now().After(end) {
 			t.Fatalf("a's copy still there 30s after SIGCONT: %+v", now)
@@ -246,6 +252,9 @@ func TestPoolStartLocalOneOwner(t *testing.T) {
 	}
 	a.waitPoolDom(t, "ha1", "destroyed", 20*time.Second, func(in poolDom) bool { return in.State == "stopped" })
 	a.WaitLog("destroyed a pool domain this agent no longer owns")
+	if f := a.fault(t, "domain.start", "ha1"); f.Code != 1003 || !strings.Contains(f.Message, "does not own") {
+		t.Errorf("domain.start of the destroyed copy on a: %+v", f)
+	}
 	if !strings.Contains(a.Log(), "owned by agent-b at generation") {
 		t.Errorf("a's log does not say who owns the domain now")
 	}
