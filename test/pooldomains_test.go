@@ -473,3 +473,41 @@ func TestPoolStartLocalNeedsMember(t *testing.T) {
 		}
 	}
 }
+
+// start_local refuses a spec this host cannot honour, with nothing taken:
+// a different domain here by the spec's name, a config whose uuid is not
+// the spec's; the owner key stays free.
+func TestPoolStartLocalRefusesClash(t *testing.T) {
+	c := etcdtest.Start(t, 1)
+	cli := etcdClient(t, c)
+	a := poolDomAgent(t, c, "agent-a", "4s", "1s")
+	waitPoolState(t, a, "member")
+	a.call(t, "domain.create", nil, vmcfgText("ha1", 64, "dirty=1M/s"))
+	putSpec(t, cli, poolDomUUID, "ha1")
+	if f := a.fault(t, "pool.start_local", poolDomUUID); f.Code != 1004 || !strings.Contains(f.Message, `a different domain named "ha1"`) {
+		t.Errorf("start_local with another ha1 here: %+v", f)
+	}
+	const other = "5e1f0a0e-0000-4000-8000-00000000a002"
+	spec := pool.DomainSpec{Name: "ha2", UUID: other, Desired: pool.DesiredRunning,
+		Config: vmcfgText("ha2", 64, "dirty=1M/s", "uuid = '"+poolDomUUID+"'")}
+	b, err := json.Marshal(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := cli.Put(ctx, pool.SpecKey("e2e", other), string(b)); err != nil {
+		t.Fatal(err)
+	}
+	if f := a.fault(t, "pool.start_local", other); f.Code != 1010 || !strings.Contains(f.Message, "does not match") {
+		t.Errorf("start_local of a spec whose config has another uuid: %+v", f)
+	}
+	for _, u := range []string{poolDomUUID, other} {
+		if host, _ := ownerOf(t, cli, u); host != "" {
+			t.Errorf("owner of %s after a refused start_local: %s", u, host)
+		}
+	}
+	if p := poolOf(t, a); len(p.Domains) != 0 {
+		t.Errorf("owned after refusals: %v", p.Domains)
+	}
+}
