@@ -424,6 +424,7 @@ func (p *poolDomains) startLocal(ctx context.Context, uuid string) (*startResult
 		return fail(err)
 	}
 	p.log.Info("pool domain started", zap.String("domain", in.Name), zap.String("uuid", uuid), zap.Int64("generation", gen))
+	p.a.pool.refreshInfo()
 	res.Generation = gen
 	return res, nil
 }
@@ -502,5 +503,6 @@ func (p *poolDomains) stopLocal(ctx context.Context, uuid string, destroy bool, 
 	}
 	res.Released = owned
 	p.log.Info("pool domain stopped and released", zap.String("domain", res.Name), zap.String("uuid", uuid), zap.Bool("was_owned", owned))
+	p.a.pool.refreshInfo()
 	return res, nil
 }

@@ -46,6 +46,9 @@ type poolLink struct {
 	info      func() pool.Info
 	log       *zap.Logger
 	domains   *poolDomains
+	// refresh asks for the member record to be written again now (a
+	// domain started or stopped here: the free memory changed).
+	refresh chan struct{}
 
 	stop context.CancelFunc
 	done chan struct{}
@@ -111,9 +114,10 @@ func (a *Agent) openPool(cfg *config.Config) (func(), error) {
 		info: func() pool.Info {
 			return pool.Info{Host: host, Address: addr, FreeMemoryMiB: a.freeForDomains(reserve), Engines: a.engines(hypervisor)}
 		},
-		state: poolJoining,
-		since: time.Now(),
-		done:  make(chan struct{}),
+		state:   poolJoining,
+		since:   time.Now(),
+		done:    make(chan struct{}),
+		refresh: make(chan struct{}, 1),
 	}
 	l.s.Resume = l.previousLease()
 	l.domains = newPoolDomains(a, l.log.Named("domains"))
@@ -303,7 +307,8 @@ func (l *poolLink) run(ctx context.Context) {
 // again.
 const resumeRetry = 500 * time.Millisecond
 
-// stayMember keeps m's record up to date until its lease is lost or ctx
+// stayMember keeps m's record up to date (every TTL, at least 5s, and
+// when refreshInfo asks) until its lease is lost or ctx
 // ends.
 func (l *poolLink) stayMember(ctx context.Context, m *pool.Member) {
 	t := time.NewTicker(max(l.s.LeaseTTL, 5*time.Second))
@@ -315,12 +320,22 @@ func (l *poolLink) stayMember(ctx context.Context, m *pool.Member) {
 		case <-m.Lost():
 			return
 		case <-t.C:
-			uctx, cancel := context.WithTimeout(ctx, l.s.LeaseTTL)
-			if err := m.SetInfo(uctx, l.info()); err != nil {
-				l.log.Warn("update pool member record", zap.Error(err))
-			}
-			cancel()
+		case <-l.refresh:
 		}
+		uctx, cancel := context.WithTimeout(ctx, l.s.LeaseTTL)
+		if err := m.SetInfo(uctx, l.info()); err != nil {
+			l.log.Warn("update pool member record", zap.Error(err))
+		}
+		cancel()
+	}
+}
+
+// refreshInfo has the member record written again soon, without waiting
+// for the next period.
+func (l *poolLink) refreshInfo() {
+	select {
+	case l.refresh <- struct{}{}:
+	default:
 	}
 }
 

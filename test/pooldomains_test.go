@@ -87,6 +87,22 @@ func ownerOf(t *testing.T, cli *clientv3.Client, uuid string) (string, int64) {
 	return r.Host, resp.Kvs[0].CreateRevision
 }
 
+// memberFree is a member record's free memory (MiB).
+func memberFree(t *testing.T, cli *clientv3.Client, host string) int64 {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	resp, err := cli.Get(ctx, "/ovs/pools/e2e/members/"+host)
+	if err != nil || len(resp.Kvs) == 0 {
+		t.Fatalf("member record of %s: %v, %v", host, resp, err)
+	}
+	var r pool.MemberRecord
+	if err := json.Unmarshal(resp.Kvs[0].Value, &r); err != nil {
+		t.Fatal(err)
+	}
+	return r.FreeMemoryMiB
+}
+
 type startLocalResult struct {
 	Name       string `xmlrpc:"name"`
 	UUID       string `xmlrpc:"uuid"`
@@ -159,11 +175,21 @@ func TestPoolStartLocalOneOwner(t *testing.T) {
 		t.Errorf("start_local without a spec: %+v", f)
 	}
 	putSpec(t, cli, poolDomUUID, "ha1")
+	freeBefore := memberFree(t, cli, "agent-a")
 	var r startLocalResult
 	a.call(t, "pool.start_local", &r, poolDomUUID)
 	if r.Host != "agent-a" || r.Name != "ha1" || r.Generation <= 0 {
 		t.Fatalf("start_local on a: %+v", r)
 	}
+	// The member record says the domain's memory is taken.
+	started := time.Now()
+	for memberFree(t, cli, "agent-a") != freeBefore-64 {
+		if time.Since(started) > 30*time.Second {
+			t.Fatalf("a's member record: free memory %d MiB, want %d after a 64 MiB domain started", memberFree(t, cli, "agent-a"), freeBefore-64)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Logf("member record updated %v after start_local", time.Since(started).Round(time.Millisecond))
 	if host, gen := ownerOf(t, cli, poolDomUUID); host != "agent-a" || gen != r.Generation {
 		t.Fatalf("owner key: %s at %d, want agent-a at %d", host, gen, r.Generation)
 	}
