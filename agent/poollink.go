@@ -231,7 +231,14 @@ func (l *poolLink) rejoinDelay() time.Duration {
 func (l *poolLink) run(ctx context.Context) {
 	defer close(l.done)
 	for ctx.Err() == nil {
-		jctx, cancel := context.WithTimeout(ctx, l.s.Client.DialTimeout+l.s.LeaseTTL)
+		bound := l.s.Client.DialTimeout + l.s.LeaseTTL
+		if l.s.Resume != clientv3.NoLease {
+			// Taking a lapsed lease up is a race with its expiry in
+			// etcd: an attempt that hangs (on a dead connection) is
+			// given up soon for a fresh one.
+			bound = max(l.s.LeaseTTL/3, 2*time.Second)
+		}
+		jctx, cancel := context.WithTimeout(ctx, bound)
 		m, err := pool.Join(jctx, l.s, l.info(), l.log)
 		cancel()
 		if err != nil {
