@@ -639,3 +639,47 @@ func TestPoolQEMUFailover(t *testing.T) {
 	a.waitPoolDom(t, g.Name, "destroyed", 20*time.Second, func(in poolDom) bool { return in.State == "stopped" })
 	b.waitMemcheck(t, g.Name, 1)
 }
+
+// TestPoolAgentBackAfterTTL: an agent killed -9 and started again after
+// its lease expired finds its guest fenced by its VMM and no owner key:
+// it joins under a new lease and destroys the guest (it may run
+// elsewhere now), and will not start it by hand.
+func TestPoolAgentBackAfterTTL(t *testing.T) {
+	c := etcdtest.Start(t, 1)
+	cli := etcdClient(t, c)
+	a := poolDomAgent(t, c, "agent-a", "4s", "1s")
+	pa := waitPoolState(t, a, "member")
+	putSpec(t, cli, poolDomUUID, "ha1")
+	var r startLocalResult
+	a.call(t, "pool.start_local", &r, poolDomUUID)
+	v := vmmOf(t, a, poolDomUUID)
+	a.Signal(syscall.SIGKILL)
+	<-a.done
+	fenced := waitVMM(t, v, "the fence", 20*time.Second, func(i *control.Info) bool { return i.State == control.StateFenced })
+	end := time.Now().Add(30 * time.Second)
+	for {
+		if host, _ := ownerOf(t, cli, poolDomUUID); host == "" {
+			break
+		}
+		if time.Now().After(end) {
+			t.Fatal("the owner key outlived the killed agent's lease by 30s")
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	a.start()
+	a.waitReady()
+	a.waitPoolDom(t, "ha1", "destroyed", 20*time.Second, func(in poolDom) bool { return in.State == "stopped" })
+	if p := waitPoolState(t, a, "member"); p.Lease == pa.Lease || len(p.Domains) != 0 {
+		t.Errorf("pool after the late restart: %+v (old lease %s)", p, pa.Lease)
+	}
+	if now, err := v.Inspect(context.Background()); err == nil && (now.State == control.StateRunning || now.Writes != fenced.Writes) {
+		t.Errorf("the fenced guest ran again: %+v", now)
+	}
+	a.WaitLog("destroyed a pool domain this agent no longer owns")
+	if !strings.Contains(a.Log(), "its owner key is gone") {
+		t.Errorf("the log does not say the owner key is gone")
+	}
+	if f := a.fault(t, "domain.start", "ha1"); f.Code != 1003 || !strings.Contains(f.Message, "does not own") {
+		t.Errorf("domain.start of the destroyed copy: %+v", f)
+	}
+}
