@@ -683,3 +683,111 @@ func TestPoolAgentBackAfterTTL(t *testing.T) {
 		t.Errorf("domain.start of the destroyed copy: %+v", f)
 	}
 }
+
+// TestPoolAgentCutOff: agent A alone is cut off from etcd (a proxy between
+// A and each etcd member stops forwarding, as a partition of A's host
+// would) while etcd and agent B go on:
+//
+//   - mended after A's guest is fenced (RunUntil: TTL 6s less a 3s
+//     margin) and before A's deadline, when etcd would expire the lease:
+//     A's renewal answers under the same lease and the guest resumes;
+//   - cut until etcd has expired A's lease and B has started the domain
+//     at a higher generation, then mended: A, lapsed meanwhile, finds its
+//     lease gone, joins under a new one and destroys its fenced copy
+//     without resuming it.
+func TestPoolAgentCutOff(t *testing.T) {
+	c := etcdtest.Start(t, 1)
+	cli := etcdClient(t, c)
+	var proxies []*partitionProxy
+	var eps []string
+	for _, m := range c.Members {
+		p := newPartitionProxy(t, strings.TrimPrefix(m.ClientURL(), "http://"))
+		proxies = append(proxies, p)
+		eps = append(eps, p.URL())
+	}
+	cut := func(on bool) {
+		for _, p := range proxies {
+			if on {
+				p.Cut()
+			} else {
+				p.Mend()
+			}
+		}
+	}
+	a := startAgent(t, agentConf{Extra: map[string][]string{
+		"agent": {"hypervisor = sim", "memory_reserve = 0"},
+		"pool": {"name = e2e", "host_name = agent-a", "endpoints = " + strings.Join(eps, ", "),
+			"lease_ttl = 6s", "fencing_margin = 3s", "dial_timeout = 2s"},
+	}})
+	b := poolDomAgent(t, c, "agent-b", "6s", "3s")
+	pa := waitPoolState(t, a, "member")
+	waitPoolState(t, b, "member")
+	putSpec(t, cli, poolDomUUID, "ha1")
+	var r startLocalResult
+	a.call(t, "pool.start_local", &r, poolDomUUID)
+	a.waitRenewed(t, "ha1", 10*time.Second)
+
+	cut(true)
+	fenced := a.waitPoolDom(t, "ha1", "the fence", 10*time.Second, func(in poolDom) bool { return in.Fenced })
+	cut(false)
+	in := a.waitPoolDom(t, "ha1", "resumed", 10*time.Second, func(in poolDom) bool { return in.State == "running" && !in.Fenced })
+	if in.Generation != r.Generation || in.PID != fenced.PID {
+		t.Errorf("resumed guest: %+v, want generation %d in VMM %d", in, r.Generation, fenced.PID)
+	}
+	if p := poolOf(t, a); p.State != "member" || p.Lease != pa.Lease {
+		t.Errorf("pool after the short cut: %+v, want a member under %s", p, pa.Lease)
+	}
+	if strings.Contains(a.Log(), "pool lease lost") {
+		t.Errorf("a gave its lease up in the short cut")
+	}
+
+	v := vmmOf(t, a, poolDomUUID)
+	a.waitRenewed(t, "ha1", 10*time.Second)
+	cut(true)
+	t.Cleanup(func() { cut(false) })
+	fv := waitVMM(t, v, "the fence", 20*time.Second, func(i *control.Info) bool { return i.State == control.StateFenced })
+	var rb startLocalResult
+	end := time.Now().Add(30 * time.Second)
+	for {
+		err := b.Unix().Call(context.Background(), "pool.start_local", &rb, poolDomUUID)
+		if err == nil {
+			break
+		}
+		if !strings.Contains(err.Error(), "owned by agent-a") || time.Now().After(end) {
+			t.Fatalf("start_local on b while a is cut off: %v", err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if rb.Generation <= r.Generation {
+		t.Fatalf("b's generation %d, want above a's %d", rb.Generation, r.Generation)
+	}
+	a.WaitLog("pool lease lapsed")
+	if in := a.poolDom(t, "ha1"); !in.Fenced {
+		t.Errorf("a's copy while b runs it: %+v", in)
+	}
+	cut(false)
+	end = time.Now().Add(30 * time.Second)
+	for {
+		now, err := v.Inspect(context.Background())
+		if err != nil {
+			break // the VMM is gone
+		}
+		if now.State == control.StateRunning || now.Writes != fv.Writes {
+			t.Fatalf("a's fenced copy after the cut was mended: %+v (fenced with %d pages written)", now, fv.Writes)
+		}
+		if time.Now().After(end) {
+			t.Fatalf("a's copy still there 30s after the cut was mended: %+v", now)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	a.waitPoolDom(t, "ha1", "destroyed", 20*time.Second, func(in poolDom) bool { return in.State == "stopped" })
+	if !strings.Contains(a.Log(), "owned by agent-b at generation") {
+		t.Errorf("a's log does not say who owns the domain now")
+	}
+	if p := waitPoolState(t, a, "member"); p.Lease == pa.Lease {
+		t.Errorf("a is a member under its expired lease %s", pa.Lease)
+	}
+	if bi := b.poolDom(t, "ha1"); bi.State != "running" || bi.Generation != rb.Generation {
+		t.Errorf("b's copy: %+v", bi)
+	}
+}
