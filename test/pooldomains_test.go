@@ -538,6 +538,23 @@ func TestPoolStartLocalRefusesClash(t *testing.T) {
 	if p := poolOf(t, a); len(p.Domains) != 0 {
 		t.Errorf("owned after refusals: %v", p.Domains)
 	}
+	// A UUID in capitals is the pool's keys' spelling: owned under it,
+	// renewed, and released by it.
+	const upper = "5E1F0A0E-0000-4000-8000-00000000A003"
+	putSpec(t, cli, upper, "ha3")
+	var r startLocalResult
+	a.call(t, "pool.start_local", &r, upper)
+	if host, gen := ownerOf(t, cli, upper); host != "agent-a" || gen != r.Generation {
+		t.Errorf("owner of %s: %s at %d, want agent-a at %d", upper, host, gen, r.Generation)
+	}
+	a.waitRenewed(t, "ha3", 10*time.Second)
+	if p := poolOf(t, a); len(p.Domains) != 1 || p.Domains[0] != "ha3" {
+		t.Errorf("owned: %v", p.Domains)
+	}
+	a.call(t, "pool.stop_local", nil, upper, true)
+	if host, _ := ownerOf(t, cli, upper); host != "" {
+		t.Errorf("owner of %s after stop_local: %s", upper, host)
+	}
 }
 
 // poolQEMUAgent is an agent for qemu domains on listen, member host of
