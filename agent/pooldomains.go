@@ -329,6 +329,25 @@ func (p *poolDomains) mayStart(ctx context.Context, name string) error {
 	return xmlrpc.Faultf(xmlrpc.BadState, "%s is a domain of pool %s this agent does not own: it starts through the pool (pool.start_local on the member chosen for it), which takes its owner key first", name, m.Pool())
 }
 
+// mayMove refuses to migrate a pool domain (owned here, or one that ran
+// under a pool lease): its copy on the target would run without an owner
+// key bound to the target's lease and without a lease of its own, while
+// the owner key here lets nobody else know. Ownership is not handed over
+// by a migration yet.
+func (p *poolDomains) mayMove(name string) error {
+	in, err := p.a.domains.Info(name)
+	if err != nil {
+		return nil // the migration itself says what is wrong
+	}
+	p.mu.Lock()
+	_, owned := p.owned[strings.ToLower(in.UUID)]
+	p.mu.Unlock()
+	if !owned && in.Generation == 0 {
+		return nil
+	}
+	return xmlrpc.Faultf(xmlrpc.Unsupported, "%s is a pool domain: a migration does not hand its ownership over to the target yet; move it through the pool instead (pool.stop_local here, then pool.start_local on the other member)", name)
+}
+
 // current is the member whose lease the owned set is under, if its lease
 // is held: what start_local and stop_local need.
 func (p *poolDomains) current() (*pool.Member, error) {
