@@ -812,3 +812,41 @@ func TestPoolAgentCutOff(t *testing.T) {
 		t.Errorf("b's copy: %+v", bi)
 	}
 }
+
+// TestPoolQuorumOutagePausesGuests: etcd loses its quorum (two of three
+// members killed) for longer than the lease's TTL, then gets it back
+// (restarted): the agent's guest is fenced meanwhile and the agent lapses
+// by its own deadline, but etcd expires no lease without a quorum, and
+// the leader elected when the quorum returns extends every lease: the
+// agent takes its lease up again and the guest resumes in the same VMM.
+// A quorum outage pauses guests; it does not reboot the pool.
+func TestPoolQuorumOutagePausesGuests(t *testing.T) {
+	c := etcdtest.Start(t, 3)
+	cli := etcdClient(t, c)
+	a := poolDomAgent(t, c, "agent-a", "6s", "3s")
+	pa := waitPoolState(t, a, "member")
+	putSpec(t, cli, poolDomUUID, "ha1")
+	var r startLocalResult
+	a.call(t, "pool.start_local", &r, poolDomUUID)
+	a.waitRenewed(t, "ha1", 10*time.Second)
+
+	c.Members[1].Kill()
+	c.Members[2].Kill()
+	fenced := a.waitPoolDom(t, "ha1", "the fence", 15*time.Second, func(in poolDom) bool { return in.Fenced })
+	a.WaitLog("pool lease lapsed")
+	time.Sleep(2 * time.Second) // past the lease's TTL in etcd too
+	c.Members[1].Restart()
+	c.Members[2].Restart()
+	a.WaitLog("took up the previous run's pool lease")
+	if p := waitPoolState(t, a, "member"); p.Lease != pa.Lease {
+		t.Fatalf("after the quorum came back: lease %s, want %s taken up again", p.Lease, pa.Lease)
+	}
+	in := a.waitPoolDom(t, "ha1", "resumed", 15*time.Second, func(in poolDom) bool { return in.State == "running" && !in.Fenced })
+	if in.PID != fenced.PID || in.Generation != r.Generation {
+		t.Errorf("guest after the quorum came back: %+v, want generation %d in VMM %d", in, r.Generation, fenced.PID)
+	}
+	a.waitPoolDom(t, "ha1", "writing again", 10*time.Second, func(in poolDom) bool { return in.Written > fenced.Written })
+	if strings.Contains(a.Log(), "destroyed a pool domain") {
+		t.Errorf("the guest was destroyed though the lease survived")
+	}
+}
