@@ -46,6 +46,8 @@ func (a *Agent) poolFault(err error) error {
 		return xmlrpc.Faultf(xmlrpc.NotFound, "%s", err.Error())
 	case errors.Is(err, errSpecMismatch):
 		return xmlrpc.Faultf(xmlrpc.InvalidConfig, "%s", err.Error())
+	case errors.Is(err, errOrphan):
+		return xmlrpc.Faultf(xmlrpc.Busy, "%s", err.Error())
 	case errors.Is(err, errLocalClash):
 		return xmlrpc.Faultf(xmlrpc.Exists, "%s", err.Error())
 	case errors.Is(err, context.DeadlineExceeded):

@@ -48,6 +48,10 @@ type poolDomains struct {
 	owned    map[string]ownedDomain // by UUID in lower case
 	deadline time.Time              // of the last renewal
 	kick     chan struct{}
+	// orphans are domains owned under the lease but not in the registry
+	// (its record lost while its VMM may run on): released once such a
+	// VMM has fenced itself, at the time given (lower-case UUIDs).
+	orphans map[string]time.Time
 }
 
 type ownedDomain struct {
@@ -57,7 +61,7 @@ type ownedDomain struct {
 }
 
 func newPoolDomains(a *Agent, log *zap.Logger) *poolDomains {
-	return &poolDomains{a: a, log: log, owned: map[string]ownedDomain{}, kick: make(chan struct{}, 1)}
+	return &poolDomains{a: a, log: log, owned: map[string]ownedDomain{}, kick: make(chan struct{}, 1), orphans: map[string]time.Time{}}
 }
 
 // renewed is the Member's OnRenew: it must not block, so the leases go
@@ -203,12 +207,7 @@ func (p *poolDomains) joined(ctx context.Context, m *pool.Member) {
 	for uuid, gen := range owned {
 		in, ok := local[strings.ToLower(uuid)]
 		if !ok {
-			// Owned under this lease but not registered here (deleted
-			// meanwhile): released, so that the master may place it.
-			c, cancel := context.WithTimeout(ctx, opTimeout(m))
-			err := m.ReleaseOwner(c, uuid)
-			cancel()
-			p.log.Warn("released a pool domain this agent owned but does not have", zap.String("uuid", uuid), zap.Int64("generation", gen), zap.Error(err))
+			p.releaseOrphan(ctx, m, uuid, gen)
 			continue
 		}
 		set[strings.ToLower(uuid)] = ownedDomain{name: in.Name, key: uuid, generation: gen}
@@ -235,6 +234,65 @@ func (p *poolDomains) joined(ctx context.Context, m *pool.Member) {
 			p.destroy(ctx, m, in.UUID, in.Name, in.Generation, "the lease it ran under has ended")
 		}
 	}
+}
+
+// releaseOrphan lets a domain go that m's lease owns but the registry
+// does not have (its record lost, or deleted while the agent was away):
+// not at once, since a VMM of it may still run here unknown to the
+// registry, but after a lease TTL, when such a VMM, renewed no more, has
+// fenced itself. Until then start_local and stop_local refuse it.
+func (p *poolDomains) releaseOrphan(ctx context.Context, m *pool.Member, uuid string, gen int64) {
+	wait := time.Until(m.Deadline())
+	at := time.Now().Add(wait)
+	id := strings.ToLower(uuid)
+	p.mu.Lock()
+	p.orphans[id] = at
+	p.mu.Unlock()
+	p.log.Warn("a pool domain this agent owns is not registered here: its owner key is released once any VMM it may still have here has fenced itself",
+		zap.String("uuid", uuid), zap.Int64("generation", gen), zap.Time("release_at", at))
+	go func() {
+		t := time.NewTimer(wait)
+		defer t.Stop()
+		forget := func() {
+			p.mu.Lock()
+			if p.orphans[id] == at {
+				delete(p.orphans, id)
+			}
+			p.mu.Unlock()
+		}
+		select {
+		case <-ctx.Done():
+			forget()
+			return
+		case <-m.Lost():
+			forget()
+			return // the key goes with the lease, or the next join looks again
+		case <-t.C:
+		}
+		p.ops.Lock()
+		defer p.ops.Unlock()
+		forget()
+		if _, here := p.localByUUID()[id]; here {
+			return
+		}
+		c, cancel := context.WithTimeout(ctx, opTimeout(m))
+		err := m.ReleaseOwner(c, uuid)
+		cancel()
+		p.log.Warn("released a pool domain this agent owned but does not have", zap.String("uuid", uuid), zap.Int64("generation", gen), zap.Error(err))
+	}()
+}
+
+// orphan refuses start_local and stop_local of a domain releaseOrphan
+// will release.
+func (p *poolDomains) orphan(uuid string) error {
+	p.mu.Lock()
+	at, ok := p.orphans[strings.ToLower(uuid)]
+	p.mu.Unlock()
+	if !ok {
+		return nil
+	}
+	return fmt.Errorf("%w: pool domain %s is owned by this agent but not registered here; its owner key is released at %s, once any VMM it may still have here has fenced itself; try again then",
+		errOrphan, uuid, at.UTC().Format(time.RFC3339))
 }
 
 // lost is called when m's lease is lost: renewals stop reaching VMMs at
@@ -372,6 +430,7 @@ var errNotMember = errors.New("this agent is not a pool member just now")
 var (
 	errSpecMismatch = errors.New("the pool's spec does not match this host's domain")
 	errLocalClash   = errors.New("a different domain holds the name or uuid here")
+	errOrphan       = errors.New("the domain's owner key is being let go")
 )
 
 // startResult is pool.start_local's answer.
@@ -394,6 +453,9 @@ func (p *poolDomains) startLocal(ctx context.Context, uuid string) (*startResult
 		return nil, err
 	}
 	id := strings.ToLower(uuid)
+	if err := p.orphan(uuid); err != nil {
+		return nil, err
+	}
 	spec, _, err := m.ReadSpec(ctx, uuid)
 	if err != nil {
 		return nil, err
@@ -495,6 +557,9 @@ func (p *poolDomains) stopLocal(ctx context.Context, uuid string, destroy bool, 
 		return nil, err
 	}
 	id := strings.ToLower(uuid)
+	if err := p.orphan(uuid); err != nil {
+		return nil, err
+	}
 	res := &stopResult{UUID: uuid, Host: m.Host()}
 	in, here := p.localByUUID()[id]
 	if here {

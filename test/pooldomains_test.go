@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -849,4 +850,54 @@ func TestPoolQuorumOutagePausesGuests(t *testing.T) {
 	if strings.Contains(a.Log(), "destroyed a pool domain") {
 		t.Errorf("the guest was destroyed though the lease survived")
 	}
+}
+
+// TestPoolOwnedButNotRegistered: an agent that comes back (killed -9,
+// started within the TTL) to a lease owning a domain its registry no
+// longer has (the domain's folder gone; its VMM running on, unknown to
+// the registry) does not release the owner key at once, which would let
+// another member start the domain while that VMM still runs: it refuses
+// start_local and stop_local of it (Busy), renews that VMM no more, and
+// releases the key once the VMM has fenced itself.
+func TestPoolOwnedButNotRegistered(t *testing.T) {
+	c := etcdtest.Start(t, 1)
+	cli := etcdClient(t, c)
+	a := poolDomAgent(t, c, "agent-a", "4s", "1s")
+	waitPoolState(t, a, "member")
+	putSpec(t, cli, poolDomUUID, "ha1")
+	var r startLocalResult
+	a.call(t, "pool.start_local", &r, poolDomUUID)
+	v := vmmOf(t, a, poolDomUUID)
+	a.Signal(syscall.SIGKILL)
+	<-a.done
+	if err := os.Rename(filepath.Join(a.Dir, "state", "domains", "ha1"), filepath.Join(t.TempDir(), "ha1")); err != nil {
+		t.Fatal(err)
+	}
+	a.start()
+	a.waitReady()
+	a.WaitLog("a pool domain this agent owns is not registered here")
+	for _, m := range []string{"pool.start_local", "pool.stop_local"} {
+		if f := a.fault(t, m, poolDomUUID); f.Code != 1006 || !strings.Contains(f.Message, "not registered here") {
+			t.Errorf("%s of the unregistered domain: %+v", m, f)
+		}
+	}
+	end := time.Now().Add(30 * time.Second)
+	for {
+		host, _ := ownerOf(t, cli, poolDomUUID)
+		info, err := v.Inspect(context.Background())
+		if err != nil {
+			t.Fatalf("the unregistered domain's VMM: %v", err)
+		}
+		if host == "" {
+			if info.State != control.StateFenced {
+				t.Fatalf("owner key released while the VMM is %s", info.State)
+			}
+			break
+		}
+		if host != "agent-a" || time.Now().After(end) {
+			t.Fatalf("owner %q, VMM %s, 30s after the restart", host, info.State)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	a.WaitLog("released a pool domain this agent owned but does not have")
 }
