@@ -98,7 +98,7 @@ func (a *Agent) domainMethods() []xmlrpc.Def {
 			Aliases: xendAlias("xend.domain.unpause"),
 			Help:    "Continue a paused domain."},
 		{Name: "domain.delete", Result: xmlrpc.Boolean, Params: []xmlrpc.Param{nameParam}, Run: a.apiDelete,
-			Help: "Remove a stopped domain and its files from the agent's state directory."},
+			Help: "Remove a stopped domain and its files from the agent's state directory. On a pool member a pool domain this agent owns is refused: pool.stop_local releases it first."},
 		{Name: "domain.detach", Result: xmlrpc.Struct, Run: a.apiDetach,
 			Params: []xmlrpc.Param{nameParam, xmlrpc.Opt("repository", xmlrpc.String)},
 			Help:   "Detach a stopped domain (zoneadm detach): write a manifest (ovs-detached.json: its vm.cfg, its disks with sizes and checksums, what a host must offer) into its folder on its repository, or into running_pool/NAME of the repository UUID given as the second argument, and leave it known here but not runnable. Returns {domain, manifest, disks}."},
@@ -205,6 +205,11 @@ func (a *Agent) create(text []byte, source, copyDir string) (any, error) {
 }
 
 func (a *Agent) apiDelete(_ context.Context, args xmlrpc.Args) (any, error) {
+	if a.pool != nil {
+		if err := a.pool.domains.mayDelete(args.String(0)); err != nil {
+			return nil, err
+		}
+	}
 	return true, domainFault(a.domains.Delete(args.String(0)))
 }
 

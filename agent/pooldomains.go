@@ -406,6 +406,22 @@ func (p *poolDomains) mayMove(name string) error {
 	return xmlrpc.Faultf(xmlrpc.Unsupported, "%s is a pool domain: a migration does not hand its ownership over to the target yet; move it through the pool instead (pool.stop_local here, then pool.start_local on the other member)", name)
 }
 
+// mayDelete refuses to delete a domain this agent owns in the pool: its
+// owner key would stay bound to the lease with nothing here to run.
+func (p *poolDomains) mayDelete(name string) error {
+	in, err := p.a.domains.Info(name)
+	if err != nil {
+		return nil
+	}
+	p.mu.Lock()
+	o, owned := p.owned[strings.ToLower(in.UUID)]
+	p.mu.Unlock()
+	if !owned {
+		return nil
+	}
+	return xmlrpc.Faultf(xmlrpc.BadState, "%s is a pool domain this agent owns (generation %d): release it first with pool.stop_local", name, o.generation)
+}
+
 // current is the member whose lease the owned set is under, if its lease
 // is held: what start_local and stop_local need.
 func (p *poolDomains) current() (*pool.Member, error) {

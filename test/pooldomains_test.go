@@ -455,6 +455,11 @@ func TestPoolAgentRestartKeepsDomains(t *testing.T) {
 			t.Fatalf("owner key after the agent was %s: %s at %d", how, host, gen)
 		}
 	}
+	// Owned, it may not be deleted, even stopped.
+	a.call(t, "domain.destroy", nil, "ha1")
+	if f := a.fault(t, "domain.delete", "ha1"); f.Code != 1003 || !strings.Contains(f.Message, "pool.stop_local") {
+		t.Errorf("domain.delete of an owned pool domain: %+v", f)
+	}
 	// The ownership it took up is its own: stop_local releases it.
 	var st struct {
 		State    string `xmlrpc:"state"`
