@@ -906,3 +906,29 @@ func TestPoolOwnedButNotRegistered(t *testing.T) {
 	}
 	a.WaitLog("released a pool domain this agent owned but does not have")
 }
+
+// TestPoolLeaseRevokedDestroys: a lease etcd revokes (an operator's
+// etcdctl lease revoke) frees the owner keys at once, so the agent
+// destroys the domains it ran under it as soon as it hears (its next
+// renewal), saying why, and joins under a new lease.
+func TestPoolLeaseRevokedDestroys(t *testing.T) {
+	c := etcdtest.Start(t, 1)
+	cli := etcdClient(t, c)
+	a := poolDomAgent(t, c, "agent-a", "6s", "2s")
+	pa := waitPoolState(t, a, "member")
+	putSpec(t, cli, poolDomUUID, "ha1")
+	a.call(t, "pool.start_local", nil, poolDomUUID)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := cli.Revoke(ctx, leaseID(t, pa.Lease)); err != nil {
+		t.Fatal(err)
+	}
+	a.waitPoolDom(t, "ha1", "destroyed", 20*time.Second, func(in poolDom) bool { return in.State == "stopped" })
+	a.WaitLog("destroyed a pool domain this agent no longer owns")
+	if !strings.Contains(a.Log(), "its owner's lease was revoked or expired in etcd; its owner key is gone") {
+		t.Errorf("the log does not say why the domain was destroyed")
+	}
+	if p := waitPoolState(t, a, "member"); p.Lease == pa.Lease || len(p.Domains) != 0 {
+		t.Errorf("pool after the revocation: %+v", p)
+	}
+}
