@@ -15,6 +15,7 @@ import (
 	"github.com/ovs-agent/ovs-agent/agent/pool"
 	"github.com/ovs-agent/ovs-agent/agent/xmlrpc"
 	"github.com/ovs-agent/ovs-agent/config/vmcfg"
+	"github.com/ovs-agent/ovs-agent/internal/boundedfile"
 	"github.com/ovs-agent/ovs-agent/vmm/control"
 )
 
@@ -539,19 +540,44 @@ func (p *poolDomains) registerFrom(spec *pool.DomainSpec) (domains.Info, error) 
 		sameUUID, sameName := strings.EqualFold(in.UUID, spec.UUID), in.Name == spec.Name
 		switch {
 		case sameUUID && sameName:
-			return in, nil
+			if in.State != string(domains.Stopped) || p.sameConfig(in, spec) {
+				return in, nil
+			}
+			// Stopped here with an older config than the pool's: the
+			// pool's spec is what runs.
+			if err := p.a.domains.Delete(in.Name); err != nil {
+				return domains.Info{}, err
+			}
+			p.log.Info("pool domain's config changed in its spec: registered again from it", zap.String("domain", in.Name), zap.String("uuid", in.UUID))
+			return p.create(spec)
 		case sameUUID:
 			return domains.Info{}, fmt.Errorf("%w: domain uuid %s is registered here as %q, the pool's spec names it %q", errLocalClash, spec.UUID, in.Name, spec.Name)
 		case sameName:
 			return domains.Info{}, fmt.Errorf("%w: a different domain named %q (uuid %s) is registered here; the pool's has uuid %s", errLocalClash, in.Name, in.UUID, spec.UUID)
 		}
 	}
+	return p.create(spec)
+}
+
+func (p *poolDomains) create(spec *pool.DomainSpec) (domains.Info, error) {
 	in, _, err := p.a.domains.Create([]byte(spec.Config), "pool "+spec.UUID)
 	if err != nil {
 		return domains.Info{}, err
 	}
 	p.log.Info("pool domain registered from its spec", zap.String("domain", in.Name), zap.String("uuid", in.UUID))
 	return *in, nil
+}
+
+// sameConfig says whether the registered domain's vm.cfg is the spec's
+// (a file that cannot be read counts as the same: nothing is replaced on
+// a doubt).
+func (p *poolDomains) sameConfig(in domains.Info, spec *pool.DomainSpec) bool {
+	data, err := boundedfile.ReadFile(in.ConfigFile, vmcfg.MaxFileSize, boundedfile.NoFollow)
+	if err != nil {
+		p.log.Warn("pool domain's registered config unreadable; kept", zap.String("domain", in.Name), zap.Error(err))
+		return true
+	}
+	return string(data) == spec.Config
 }
 
 // stopResult is pool.stop_local's answer.

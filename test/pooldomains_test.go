@@ -565,6 +565,20 @@ func TestPoolStartLocalRefusesClash(t *testing.T) {
 	if host, _ := ownerOf(t, cli, upper); host != "" {
 		t.Errorf("owner of %s after stop_local: %s", upper, host)
 	}
+	// The pool's spec changes (more memory): the stopped copy here is
+	// registered again from it before it starts.
+	spec3 := pool.DomainSpec{Name: "ha3", UUID: upper, Desired: pool.DesiredRunning,
+		Config: vmcfgText("ha3", 96, "dirty=1M/s", "uuid = '"+upper+"'")}
+	if b, err = json.Marshal(spec3); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cli.Put(ctx, pool.SpecKey("e2e", upper), string(b)); err != nil {
+		t.Fatal(err)
+	}
+	a.call(t, "pool.start_local", nil, upper)
+	if in := a.info(t, "ha3"); in.Memory != 96 || in.State != "running" {
+		t.Errorf("ha3 after its spec changed: %+v, want 96 MiB running", in)
+	}
 }
 
 // poolQEMUAgent is an agent for qemu domains on listen, member host of
