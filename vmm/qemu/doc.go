@@ -3,8 +3,9 @@
 // ProbeVersion: the binary's version against MinVersion), turns a fully
 // resolved Spec into QEMU's command line (guest RAM as a shared file in
 // /dev/shm that ovs-vmm can map, unlinked once QEMU has mapped it and
-// named by the VMM's descriptor, disks with their format always given,
-// NICs on already-open tap fds, VNC, the ISA pvpanic device with -action
+// named by the VMM's descriptor, disks with their format always given (a shared one,
+// vm.cfg's "w!", unlocked), fw_cfg strings that tell the guest who runs
+// it (fwcfg.go: FwCfgGeneration, FwCfgHost, FwCfgDomain), NICs on already-open tap fds, VNC, the ISA pvpanic device with -action
 // panic=shutdown, serial console on stdin/stdout, QMP on an inherited
 // socket), and runs the Machine: Start (launch, QMP handshake, VNC
 // password, cont), Pause/Resume, Powerdown, Kill, the balloon, Stats and

@@ -38,6 +38,7 @@ type Spec struct {
 	VNC                     *VNC      // nil: no display (-display none -vga none)
 	Balloon                 bool      // a virtio-balloon-pci device
 	Incoming                bool      // -incoming defer -S: Start leaves it waiting for MigrateIn/Restore, not running
+	FwCfg                   []FwCfg   // fw_cfg files the guest reads (fwcfg.go), e.g. FwCfgGeneration
 	Console                 io.Writer // the serial console's output (QEMU's -serial stdio → our pipe), whole lines per Write
 	Stderr                  io.Writer // optional: QEMU's stderr lines (Start also keeps the last 4 KiB for errors)
 }
@@ -48,6 +49,11 @@ type Disk struct {
 	Format   string // "raw", "qcow2", ... always given (never let QEMU probe)
 	ReadOnly bool
 	CDROM    bool // an IDE cdrom (media=cdrom, read-only) instead of virtio-blk
+	// Shared: other processes may open the image for writing at the same
+	// time (vm.cfg mode "w!"): QEMU takes no lock on it (locking=off).
+	// Without it QEMU locks the image, and a second QEMU that asks to
+	// write it fails to start.
+	Shared bool
 }
 
 // NIC is one network card on an already open tap device.
@@ -224,6 +230,10 @@ func (s Spec) resolve() (Spec, error) {
 			return s, fmt.Errorf("qemu spec: NIC %d: model %q is not virtio-net-pci, e1000 or rtl8139", i, n.Model)
 		}
 	}
+	if err := checkFwCfg(s.FwCfg); err != nil {
+		return s, err
+	}
+	s.FwCfg = append([]FwCfg(nil), s.FwCfg...)
 	if v := s.VNC; v != nil {
 		ip := net.ParseIP(v.Listen)
 		if ip == nil {
@@ -287,9 +297,11 @@ func (s Spec) argv(memPath string, drivers []string) []string {
 	for i, d := range s.Disks {
 		proto := fmt.Sprintf("disk%d-file", i)
 		node := fmt.Sprintf("disk%d", i)
-		a = append(a, "-blockdev", blockdevJSON(map[string]any{
-			"driver": drivers[i], "node-name": proto, "filename": d.Path, "read-only": d.ReadOnly,
-		}))
+		file := map[string]any{"driver": drivers[i], "node-name": proto, "filename": d.Path, "read-only": d.ReadOnly}
+		if d.Shared {
+			file["locking"] = "off"
+		}
+		a = append(a, "-blockdev", blockdevJSON(file))
 		a = append(a, "-blockdev", blockdevJSON(map[string]any{
 			"driver": d.Format, "node-name": node, "file": proto, "read-only": d.ReadOnly,
 		}))
@@ -321,7 +333,7 @@ func (s Spec) argv(memPath string, drivers []string) []string {
 	if s.Balloon {
 		a = append(a, "-device", "virtio-balloon-pci,id=balloon0")
 	}
-	return a
+	return append(a, fwCfgArgs(s.FwCfg)...)
 }
 
 // ideUnit places the n-th CD-ROM: on pc's PIIX controller two buses of two
