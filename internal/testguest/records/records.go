@@ -15,7 +15,8 @@
 // (generation, host, boot) in one stretch: once another writer's record
 // follows, the earlier writer never writes again. It returns a Summary of
 // the writers in the order of the log and, on a violation, an *Error
-// naming the sectors involved.
+// naming the sectors involved (the first violation; the Summary lists
+// the others).
 //
 // It owns the record format (the recorder's header describes the same
 // bytes) and nothing else; it imports only the standard library, and only
@@ -156,7 +157,18 @@ type Summary struct {
 	Domain  string // "" for an empty log
 	Runs    []Run
 	End     int64 // the first sector that is not a record (the size in sectors when the disk is full)
+	// Violations are the first MaxViolations violations in the order of
+	// the log (Verify returns the first); Dropped counts the ones after.
+	Violations []*Error
+	Dropped    int
 }
+
+// MaxViolations bounds Summary.Violations.
+const MaxViolations = 32
+
+// maxRunsShown bounds the runs String lists (two writers at once make a
+// run of every record).
+const maxRunsShown = 16
 
 // Generations are the generations of the runs, in order, once each.
 func (s Summary) Generations() []int64 {
@@ -171,8 +183,12 @@ func (s Summary) Generations() []int64 {
 
 func (s Summary) String() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%d records of domain %q, sectors 0-%d", s.Records, s.Domain, s.End-1)
-	for _, r := range s.Runs {
+	fmt.Fprintf(&b, "%d records of domain %q, sectors 0-%d, %d runs", s.Records, s.Domain, s.End-1, len(s.Runs))
+	for i, r := range s.Runs {
+		if i == maxRunsShown {
+			fmt.Fprintf(&b, "; %d more runs", len(s.Runs)-i)
+			break
+		}
 		fmt.Fprintf(&b, "; generation %d on host %q (boot %s): %d records, seq %d-%d, sectors %d-%d",
 			r.Generation, r.Host, r.Boot, r.Records, r.FirstSeq, r.LastSeq, r.FirstSector, r.LastSector)
 	}
@@ -233,16 +249,18 @@ func Verify(path string) (Summary, error) {
 func VerifyReader(r io.Reader) (Summary, error) {
 	var (
 		s       Summary
-		first   *Error
 		prev    *Record
 		ended   bool
+		gapped  bool // a gap is reported once
 		seen    = map[Writer]bool{}
 		hostOf  = map[int64]Record{}
 		sector  = make([]byte, SectorSize)
 		n       int64
 		violate = func(e *Error) {
-			if first == nil {
-				first = e
+			if len(s.Violations) < MaxViolations {
+				s.Violations = append(s.Violations, e)
+			} else {
+				s.Dropped++
 			}
 		}
 	)
@@ -257,7 +275,8 @@ func VerifyReader(r io.Reader) (Summary, error) {
 			return s, fmt.Errorf("records: read sector %d: %w", n, err)
 		}
 		if ended {
-			if first == nil && !allZero(sector) {
+			if !gapped && !allZero(sector) {
+				gapped = true
 				violate(&Error{Kind: ErrGap, Sector: n, Detail: fmt.Sprintf("the log ends at sector %d", s.End)})
 			}
 			continue
@@ -308,8 +327,11 @@ func VerifyReader(r io.Reader) (Summary, error) {
 	if !ended {
 		s.End = n
 	}
-	if first != nil {
-		return s, first
+	switch n := len(s.Violations) + s.Dropped; {
+	case n == 1:
+		return s, s.Violations[0]
+	case n > 1:
+		return s, fmt.Errorf("%w (and %d more violations)", s.Violations[0], n-1)
 	}
 	return s, nil
 }

@@ -152,6 +152,32 @@ func TestVerifyFindsViolations(t *testing.T) {
 		if s.Records == 0 && tc.sector > 0 {
 			t.Errorf("%s: no summary with the error: %+v", name, s)
 		}
+		if len(s.Violations) == 0 || s.Violations[0] != e {
+			t.Errorf("%s: the summary's violations %v do not start with the error", name, s.Violations)
+		}
+	}
+}
+
+// TestVerifyListsViolations: two writers at once for a long stretch give
+// one violation a record, bounded, and the summary shows their runs.
+func TestVerifyListsViolations(t *testing.T) {
+	recs := run(1, "a", bootA, 1, 2)
+	for i := range 50 {
+		recs = append(recs, rec(3, "a", bootA+"3", uint64(3+i)), rec(4, "b", bootB+"4", uint64(3+i)))
+	}
+	s, err := VerifyReader(bytes.NewReader(image(t, recs, 1)))
+	if !errors.Is(err, ErrSequence) || !strings.Contains(err.Error(), "(and 98 more violations)") {
+		t.Fatalf("%v: want the first violation (g4 seq 3 after g3 seq 3) and 98 more", err)
+	}
+	kinds := map[error]int{}
+	for _, v := range s.Violations {
+		kinds[v.Kind]++
+	}
+	if len(s.Violations) != MaxViolations || s.Dropped != 99-MaxViolations || kinds[ErrGeneration] != MaxViolations/2 {
+		t.Errorf("%d violations (%v), %d dropped", len(s.Violations), kinds, s.Dropped)
+	}
+	if len(s.Runs) != 101 || !strings.Contains(s.String(), "101 runs") || !strings.Contains(s.String(), "85 more runs") {
+		t.Errorf("%d runs: %s", len(s.Runs), s)
 	}
 }
 
