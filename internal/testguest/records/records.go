@@ -20,8 +20,9 @@
 //
 // It owns the record format (the recorder's header describes the same
 // bytes) and nothing else; it imports only the standard library, and only
-// tests import it. Read an image while its writers are stopped or paused:
-// a sector read while it is being written may be torn.
+// tests import it. Verify may read an image a guest is writing (it reads
+// again what may be a torn sector or the log growing under it);
+// VerifyReader reads what it is given once.
 package records
 
 import (
@@ -34,6 +35,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"time"
 )
 
 // The record format (test/guest/recorder.c).
@@ -236,7 +238,46 @@ func (e *Error) Unwrap() error { return e.Kind }
 // Verify reads the disk image at path (a file or a block device) and
 // checks its log. The Summary covers every valid record before the end of
 // the log even when there is an error.
+//
+// A guest may be writing the log meanwhile. The image is not read at one
+// instant: a sector read while it is being written can be torn, and
+// sectors the guest wrote after Verify found the end of the log empty
+// look like a gap. Records are written once, in order, so what comes
+// before the end is consistent; only ErrInvalid and ErrGap can come from
+// reading a log that grows. So when every violation is of those kinds,
+// Verify reads the image again (at most rereads times, rereadPause
+// apart); damage that stays is reported.
 func Verify(path string) (Summary, error) {
+	var (
+		s   Summary
+		err error
+	)
+	for try := 0; ; try++ {
+		s, err = verifyFile(path)
+		if try == rereads || !growing(s) {
+			return s, err
+		}
+		time.Sleep(rereadPause)
+	}
+}
+
+// growing says whether every violation of s may come from reading a log
+// while it grows.
+func growing(s Summary) bool {
+	for _, v := range s.Violations {
+		if v.Kind != ErrInvalid && v.Kind != ErrGap {
+			return false
+		}
+	}
+	return len(s.Violations) > 0 && s.Dropped == 0
+}
+
+const (
+	rereads     = 3
+	rereadPause = 20 * time.Millisecond
+)
+
+func verifyFile(path string) (Summary, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return Summary{}, fmt.Errorf("records: %w", err)
