@@ -162,3 +162,59 @@ func TestRecordsHandover(t *testing.T) {
 		t.Errorf("the log no longer starts with generations 1 and 2: %v", s)
 	}
 }
+
+// TestRecordsKeepEvidence: a sector that is neither empty nor a record
+// where the log ends (damage, or another program's data) stops the
+// recorder; it never writes over it, so the disk still shows what it
+// found.
+func TestRecordsKeepEvidence(t *testing.T) {
+	disk := recordsDisk(t)
+	first, err := records.Encode(records.Record{Generation: 1, Host: "a", Boot: "b", Sequence: 1, Domain: recordsDomain})
+	if err != nil {
+		t.Fatal(err)
+	}
+	junk := []byte(strings.Repeat("not a record ", 40))[:records.SectorSize]
+	f, err := os.OpenFile(disk, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = f.WriteAt(append(first, junk...), 0)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, err := os.ReadFile(disk)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	c := &lines{}
+	m := startMachine(t, recordsSpec(t, c, disk, 2, "b"))
+	c.waitLines(t, m, "RECORDS FAILED", 0)
+	if err := m.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	var failed string
+	for _, l := range c.all() {
+		if strings.HasPrefix(l, "RECORDS") {
+			failed = l
+			break
+		}
+	}
+	if failed != "RECORDS FAILED sector=1 is neither empty nor a record: stopping" {
+		t.Errorf("the recorder's first RECORDS line is %q, want its refusal of sector 1", failed)
+	}
+	after, err := os.ReadFile(disk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(before, after) {
+		t.Error("the recorder changed the disk")
+	}
+	s, err := records.Verify(disk)
+	if !errors.Is(err, records.ErrInvalid) || s.Records != 1 || s.End != 1 {
+		t.Errorf("Verify: %v; %v; want one record and sector 1 invalid", s, err)
+	}
+}
