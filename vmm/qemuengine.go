@@ -194,7 +194,8 @@ func (l lineWriter) Write(p []byte) (int, error) {
 }
 
 // disks resolves the vm.cfg's disks: the path (phy:sdb is /dev/sdb), the
-// format from the image itself, read-only for r and CD-ROMs.
+// format from the image itself, read-only for r and CD-ROMs, shared (QEMU
+// takes no lock, other domains may write it too) for w!.
 func (e *qemuEngine) disks() ([]qemu.Disk, error) {
 	var out []qemu.Disk
 	for i, d := range e.vm.Disks {
@@ -211,7 +212,8 @@ func (e *qemuEngine) disks() ([]qemu.Disk, error) {
 		if err != nil {
 			return nil, fmt.Errorf("disk %d (%s): %w", i, d.Raw, err)
 		}
-		out = append(out, qemu.Disk{Path: p, Format: string(info.Format), ReadOnly: d.Mode == "r" || d.CDROM, CDROM: d.CDROM})
+		out = append(out, qemu.Disk{Path: p, Format: string(info.Format), ReadOnly: d.Mode == "r" || d.CDROM, CDROM: d.CDROM,
+			Shared: d.Mode == vmcfg.ModeWriteShared})
 	}
 	return out, nil
 }
