@@ -34,8 +34,8 @@
  *   testguest: records dev=DEVICE sector=N seq=S gen=G host=H domain=D
  *       once, where it starts (S: the sequence of its first record);
  *   RECORDS n=N seq=S gen=G host=H domain=D sector=K skipped=M
- *       after every 20 records written (N this boot; M sectors skipped
- *       because another writer filled them);
+ *       after the first record written and after every 20 (N this boot;
+ *       M sectors skipped because another writer filled them);
  *   RECORDS FAILED WHY   on an error (it exits, except on a failed write,
  *       which it retries at the next interval and reports once in 20);
  *   RECORDS FULL sector=K   at the end of the disk (it then only sleeps).
@@ -381,7 +381,7 @@ static void run(const char *dev, u64 interval)
 			continue;
 		}
 		written++;
-		if (written % 20 == 0) {
+		if (written == 1 || written % 20 == 0) {
 			put("RECORDS n=");
 			put_num(written);
 			put(" seq=");

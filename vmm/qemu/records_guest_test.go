@@ -73,7 +73,7 @@ func TestRecordsHandover(t *testing.T) {
 
 	c1 := &lines{}
 	m1 := startMachine(t, recordsSpec(t, c1, disk, 1, "a"))
-	c1.waitLines(t, m1, "RECORDS n=", 0)
+	c1.waitLines(t, m1, "RECORDS n=20 ", 0)
 	if l := recordsLine(t, c1); !strings.Contains(l, " gen=1 host=a domain="+recordsDomain+" ") {
 		t.Errorf("generation 1 says %q", l)
 	}
@@ -88,7 +88,7 @@ func TestRecordsHandover(t *testing.T) {
 
 	c2 := &lines{}
 	m2 := startMachine(t, recordsSpec(t, c2, disk, 2, "b"))
-	c2.waitLines(t, m2, "RECORDS n=", 0)
+	c2.waitLines(t, m2, "RECORDS n=20 ", 0)
 	if l := recordsLine(t, c2); !strings.Contains(l, " gen=2 host=b ") {
 		t.Errorf("generation 2 says %q", l)
 	}
@@ -128,7 +128,8 @@ func TestRecordsHandover(t *testing.T) {
 	if ms[0] == nil || ms[1] == nil {
 		t.FailNow() // startMachine said why
 	}
-	// Both write; then each writes 20 records more while the other is writing.
+	// Both write (the line after the first record); then each writes its
+	// next 20 (the next line) while the other is writing.
 	for i := range ms {
 		consoles[i].waitLines(t, ms[i], "RECORDS n=", 0)
 	}
