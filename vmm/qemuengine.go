@@ -166,6 +166,17 @@ func (e *qemuEngine) spec(how launchAs) (qemu.Spec, error) {
 		MemoryBytes: e.ram, VCPUs: max(e.cfg.VCPUs, 1), Balloon: true, Incoming: how.incoming,
 		Console: lineWriter{e.cfg.Console}, Generation: e.cfg.Generation,
 	}
+	if e.cfg.Generation > 0 {
+		// A pool domain's guest may read who runs it (the HA tests' record
+		// writer does): its name and this host's, beside the generation
+		// (a name fw_cfg cannot carry is left out, not a failed start).
+		if qemu.FwCfgValueOK(e.cfg.Name) {
+			s.FwCfg = append(s.FwCfg, qemu.FwCfg{Name: qemu.FwCfgDomain, Value: e.cfg.Name})
+		}
+		if h, err := os.Hostname(); err == nil && qemu.FwCfgValueOK(h) {
+			s.FwCfg = append(s.FwCfg, qemu.FwCfg{Name: qemu.FwCfgHost, Value: h})
+		}
+	}
 	disks, err := e.disks()
 	if err != nil {
 		return s, err
@@ -194,7 +205,8 @@ func (l lineWriter) Write(p []byte) (int, error) {
 }
 
 // disks resolves the vm.cfg's disks: the path (phy:sdb is /dev/sdb), the
-// format from the image itself, read-only for r and CD-ROMs.
+// format from the image itself, read-only for r and CD-ROMs, shared (QEMU
+// takes no lock, other domains may write it too) for w!.
 func (e *qemuEngine) disks() ([]qemu.Disk, error) {
 	var out []qemu.Disk
 	for i, d := range e.vm.Disks {
@@ -211,7 +223,8 @@ func (e *qemuEngine) disks() ([]qemu.Disk, error) {
 		if err != nil {
 			return nil, fmt.Errorf("disk %d (%s): %w", i, d.Raw, err)
 		}
-		out = append(out, qemu.Disk{Path: p, Format: string(info.Format), ReadOnly: d.Mode == "r" || d.CDROM, CDROM: d.CDROM})
+		out = append(out, qemu.Disk{Path: p, Format: string(info.Format), ReadOnly: d.Mode == "r" || d.CDROM, CDROM: d.CDROM,
+			Shared: d.Mode == vmcfg.ModeWriteShared})
 	}
 	return out, nil
 }
