@@ -63,7 +63,7 @@ type qemuEngine struct {
 	done    chan struct{}
 	started bool
 	last    *sendState // the latest send or save, for ResumeSource
-	// abandoned: the guest runs elsewhere or is saved; QEMU was killed
+	// abandoned: the guest runs elsewhere; QEMU was killed
 	// without waiting for it (Abandon), and Stop and Close do not wait.
 	abandoned bool
 	// written estimates the bytes the guest wrote since it started, from
@@ -213,11 +213,14 @@ func (e *qemuEngine) disks() ([]qemu.Disk, error) {
 		if d.Path == "" { // an empty CD-ROM drive
 			continue
 		}
-		p := d.Path
-		if strings.HasPrefix(d.Type, "phy") && !filepath.IsAbs(p) {
-			p = "/dev/" + p
-		} else {
-			p = e.path(p)
+		var p string
+		switch {
+		case d.IsDevice():
+			p = d.DevicePath()
+		case d.IsImage():
+			p = e.path(d.Path)
+		default:
+			return nil, fmt.Errorf("disk %d (%s): type %s: the qemu engine runs phy:, file:, tap:aio: and tap:qcow2: disks", i, d.Raw, d.Type)
 		}
 		info, err := diskimage.InspectWith(p, diskimage.Options{Declared: diskimage.Format(d.DeclaredFormat()), AllowBacking: true})
 		if err != nil {
@@ -615,9 +618,10 @@ func (e *qemuEngine) Kill() error {
 }
 
 // Abandon ends QEMU without waiting for it once the guest runs on the
-// target (or is in its save image): the VMM then exits at once, and the
-// source agent sees the move completed without the teardown of the
-// guest's address space in it.
+// target: the VMM then exits at once, and the source agent sees the move
+// completed without the teardown of the guest's address space in it. (An
+// incoming VMM names its taps after the migration, so the target's taps
+// never meet these.)
 func (e *qemuEngine) Abandon() {
 	e.mu.Lock()
 	e.abandoned = true

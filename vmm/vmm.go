@@ -198,8 +198,8 @@ func (v *VMM) restore(path string) error {
 
 // abandoner is an engine whose machine runs in another process that it
 // can end without waiting for it (the qemu engine): once the guest runs
-// on the target or is in its save image, the VMM exits without waiting
-// for the teardown of the machine's memory.
+// on the target, the VMM exits without waiting for the teardown of the
+// machine's memory.
 type abandoner interface{ Abandon() }
 
 // Serve answers the control socket until the machine ends or the VMM is
@@ -229,7 +229,10 @@ func (v *VMM) Serve(ctx context.Context) control.Exit {
 	case <-ctx.Done():
 		e = control.Exit{Reason: control.ExitShutdown, Detail: "signal"}
 	}
-	if e.Reason == control.ExitMigrated || e.Reason == control.ExitSaved {
+	// Not after a save: the killed QEMU holds its taps until its address
+	// space is torn down, and a restore right after the save makes taps
+	// of the same names.
+	if e.Reason == control.ExitMigrated {
 		if a, ok := v.engine.(abandoner); ok {
 			a.Abandon()
 		}
