@@ -169,7 +169,9 @@ func (f fakeRepos) MountPoint(uuid string) (string, bool) {
 func fast(t *testing.T) {
 	saved := []time.Duration{pollEvery, askEvery, askOfflineEvery, goneEvery, maxLostFor}
 	pollEvery, askEvery, askOfflineEvery, goneEvery, maxLostFor = time.Millisecond, time.Millisecond, time.Millisecond, time.Millisecond, 5*time.Millisecond
-	t.Cleanup(func() { pollEvery, askEvery, askOfflineEvery, goneEvery, maxLostFor = saved[0], saved[1], saved[2], saved[3], saved[4] })
+	t.Cleanup(func() {
+		pollEvery, askEvery, askOfflineEvery, goneEvery, maxLostFor = saved[0], saved[1], saved[2], saved[3], saved[4]
+	})
 }
 
 // readWelcome reads the Welcome a receiving-side method wrote on c.
