@@ -25,6 +25,13 @@ import (
 // None of it needs the agent: a dead (kill -9), hung or stopped
 // (SIGSTOP) agent cannot keep a guest running past its time.
 //
+// Only a VMM that is ending is not fenced: destroyed, migrated or saved
+// (its guest gone or going), or whose machine has ended by itself. A
+// guest asked to power off (shutdown: the ACPI button) runs until it
+// has, and may ignore the button: one still running at its run-until
+// time is fenced as any other (paused, or killed), and a renewal gives
+// it back to powering off.
+//
 // A later lease whose run-until time is in the future resumes a guest
 // the VMM fenced, bounded (the engine's own bound on resume: QEMU's QMP
 // command timeout) and logged; never one the operator paused (that one
@@ -130,9 +137,9 @@ func (v *VMM) fence() {
 	v.mu.Unlock()
 	log := v.log.With(zap.Int64("generation", gen), zap.Duration("overdue", -ru.Until()))
 	var detail string
-	switch {
-	case state == control.StateStopping:
-		detail = "the VMM was ending already"
+	switch gone := v.gone(); {
+	case gone != "":
+		detail = gone
 	case !up:
 		detail = "no machine yet: it stays stopped as it comes"
 	case state == control.StatePaused:
@@ -166,7 +173,13 @@ func (v *VMM) stopGuest(log *zap.Logger) string {
 	select {
 	case err := <-paused:
 		if err == nil {
-			v.moveState(control.StateFenced)
+			v.mu.Lock()
+			v.stepLocked(control.StateFenced)
+			poweringOff := v.poweringOff
+			v.mu.Unlock()
+			if poweringOff {
+				return "guest paused (it had been asked to power off and had not)"
+			}
 			return "guest paused"
 		}
 		why = "the engine's pause failed: " + err.Error()
@@ -198,10 +211,32 @@ func (v *VMM) holdFence() {
 	v.mu.Lock()
 	expired, state, up := v.lease.expired, v.state, v.up
 	v.mu.Unlock()
-	if !expired || !up || state == control.StateStopping || state == control.StatePaused {
+	if !expired || !up || state == control.StatePaused || v.gone() != "" {
 		return
 	}
 	v.stopGuest(v.log.With(zap.String("fence", "held")))
+}
+
+// gone says why nothing of the VMM's machine runs any more, or is about
+// to (the VMM ends: destroy, migrated, saved; or the machine ended by
+// itself), and "" while it may run: then a fence stops it. A guest
+// asked to power off that has not yet is not gone.
+func (v *VMM) gone() string {
+	v.mu.Lock()
+	ending, out := v.ending, v.out
+	v.mu.Unlock()
+	select {
+	case <-v.engine.Done():
+		return "the machine had ended already"
+	default:
+	}
+	if ending {
+		return "the VMM was ending already"
+	}
+	if out != nil && out.status().Phase == control.PhaseCompleted {
+		return "the guest had left already (migrated or saved)"
+	}
+	return ""
 }
 
 // giveBack returns the guest to this host after a migration or save that
@@ -283,7 +318,14 @@ func (v *VMM) lift(state control.State) error {
 			v.log.Error("lease renewed, but the fenced guest did not resume", zap.Error(err))
 			return fmt.Errorf("lease taken, but the fenced guest did not resume: %w", err)
 		}
-		v.moveState(control.StateRunning)
+		// A guest asked to power off before the fence goes on doing so.
+		v.mu.Lock()
+		if v.poweringOff {
+			v.stepLocked(control.StateStopping)
+		} else {
+			v.stepLocked(control.StateRunning)
+		}
+		v.mu.Unlock()
 		v.log.Info("lease renewed: fenced guest resumed", zap.Duration("took", time.Since(start)))
 	} else {
 		v.log.Info("lease renewed: the guest stays as it is", zap.String("state", string(state)))

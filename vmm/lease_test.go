@@ -275,3 +275,52 @@ func TestLeaseFromTheStartFences(t *testing.T) {
 		t.Fatalf("a VMM started with a lease, past its run-until time: %+v", info)
 	}
 }
+
+// TestLeaseFencesAGuestPoweringOff: a guest asked to power off that
+// ignores the button is still running when its lease runs out: it is
+// fenced (paused) like any other, and the renewal gives it back to
+// powering off; it ends when it powers off.
+func TestLeaseFencesAGuestPoweringOff(t *testing.T) {
+	eng := newFakeEngine()
+	eng.acpi = true
+	f := startFake(t, eng)
+	if _, err := f.lease(t, later(), 9); err != nil {
+		t.Fatal(err)
+	}
+	f.call(t, control.Request{Op: control.OpShutdown})
+	if s := f.state(t); s != control.StateStopping {
+		t.Fatalf("after the button: %s", s)
+	}
+	info, err := f.lease(t, past(), 9)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.State != control.StateFenced || !info.Fenced || !eng.snapshot().paused || !strings.Contains(info.FenceDetail, "guest paused") {
+		t.Fatalf("a guest ignoring the power button, past its lease: %+v, engine %+v", info, eng.snapshot())
+	}
+	info, err = f.lease(t, later(), 9)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.State != control.StateStopping || info.Fenced || eng.snapshot().paused {
+		t.Fatalf("after the renewal: %+v, engine %+v", info, eng.snapshot())
+	}
+	eng.crash(nil) // it powers off at last
+	f.ended(t, control.ExitShutdown)
+}
+
+// TestLeaseFenceTimerFencesAGuestPoweringOff: the same through the
+// lease's own timer (no request): a guest that ignores the button does
+// not run past its run-until time.
+func TestLeaseFenceTimerFencesAGuestPoweringOff(t *testing.T) {
+	eng := newFakeEngine()
+	eng.acpi = true
+	f := startFake(t, eng)
+	f.call(t, control.Request{Op: control.OpShutdown})
+	if _, err := f.lease(t, soon(), 1); err != nil {
+		t.Fatal(err)
+	}
+	if info := f.waitState(t, control.StateFenced); !info.Fenced || !eng.snapshot().paused {
+		t.Fatalf("fenced: %+v, engine %+v", info, eng.snapshot())
+	}
+}
