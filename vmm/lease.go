@@ -46,7 +46,17 @@ import (
 // long as the commit was not sent): the domain's owner could not renew
 // its lease, so the pool may already have given the domain to another
 // host, and a copy of it moving elsewhere, or a save image restored
-// later, would be a second writer. After the cancel the guest stays
+// later, would be a second writer. The fence signals the abort before
+// it pauses the guest, and the source's step to committing checks the
+// lease (expired, or its run-until time passed before the timer fired)
+// under the lock the fence marks it expired under: a commit goes out
+// only while the lease held. A migration or save starts under that lock
+// too, so a fence either refuses it or finds it and cancels it; a save
+// whose lease lapsed before its image was complete removes the image.
+// On the target, an incoming VMM whose lease has lapsed says failed
+// instead of verified, and refuses a commit (ResumeFailed: the source
+// resumes its copy, fenced or not by its own lease), and never starts
+// the guest. After the cancel the guest stays
 // stopped: the runtime does not give it back (ResumeSource) while fenced,
 // but owes it that until the next renewal. The qemu engine resumes a
 // guest whose live send failed by itself (QEMU's own cancel path); the
@@ -134,8 +144,27 @@ func (v *VMM) fence() {
 	v.lease.expired, v.lease.at = true, time.Now()
 	state, up, out := v.state, v.up, v.out
 	gen, ru := v.lease.generation, v.lease.runUntil
+	// The migration's phase is read under v.mu, the lock under which a
+	// send takes the step to committing (sending.decision): either the
+	// commit was sent while the lease held, or it will not be.
+	var phase control.Phase
+	if out != nil {
+		phase = out.status().Phase
+	}
 	v.mu.Unlock()
 	log := v.log.With(zap.Int64("generation", gen), zap.Duration("overdue", -ru.Until()))
+	// An outgoing migration or save is stopped first, before the guest
+	// (whose pause may take up to fenceWithin): a verdict or a decision
+	// that comes meanwhile must find the abort.
+	var cancelled string
+	if out != nil && !phase.Finished() {
+		select {
+		case out.decide <- control.Abort("the domain's lease ran out (fenced)"):
+		default:
+		}
+		out.cancel()
+		cancelled = "; its outgoing migration was cancelled"
+	}
 	var detail string
 	switch gone := v.gone(); {
 	case gone != "":
@@ -147,14 +176,7 @@ func (v *VMM) fence() {
 	default:
 		detail = v.stopGuest(log)
 	}
-	if out != nil && !out.status().Phase.Finished() {
-		select {
-		case out.decide <- control.Abort("the domain's lease ran out (fenced)"):
-		default:
-		}
-		out.cancel()
-		detail += "; its outgoing migration was cancelled"
-	}
+	detail += cancelled
 	v.mu.Lock()
 	if !v.lease.killed { // a kill's detail is the exit's already
 		v.lease.detail = detail
@@ -241,12 +263,19 @@ func (v *VMM) gone() string {
 
 // giveBack returns the guest to this host after a migration or save that
 // did not complete: ResumeSource, unless it was paused before, or the
-// lease ran out meanwhile (then the renewal owes it).
+// lease ran out meanwhile (then the renewal owes it). A run-until time
+// that has passed before the lease's timer fired fences the guest here.
 func (v *VMM) giveBack(alreadyPaused bool) {
 	if alreadyPaused {
 		return
 	}
 	v.leaseMu.Lock()
+	v.mu.Lock()
+	lapsed := v.leaseLapsedLocked() != "" && !v.lease.expired
+	v.mu.Unlock()
+	if lapsed {
+		v.fence()
+	}
 	v.mu.Lock()
 	expired := v.lease.expired
 	if expired {
@@ -355,9 +384,36 @@ func (v *VMM) leaseInfo(info *control.Info) {
 func (v *VMM) refuseFenced(op string) error {
 	v.mu.Lock()
 	defer v.mu.Unlock()
+	return v.refuseFencedLocked(op)
+}
+
+// refuseFencedLocked is refuseFenced with v.mu held.
+func (v *VMM) refuseFencedLocked(op string) error {
 	if !v.lease.expired {
 		return nil
 	}
 	return fmt.Errorf("%s refused: the domain's lease ran out at %s and the guest is fenced; a lease whose run-until time is in the future resumes it, or destroy it",
 		op, v.lease.at.UTC().Format(time.RFC3339Nano))
+}
+
+// leaseLapsedLocked says how the domain's lease has run out: fenced, or
+// its run-until time passed before the lease's timer fired (the timer
+// runs late, or the host slept); "" while it holds. A guest whose lease
+// has lapsed may not move: no commit, no verified image, no save. The
+// caller holds v.mu.
+func (v *VMM) leaseLapsedLocked() string {
+	if v.lease.expired {
+		return "the domain's lease ran out (fenced)"
+	}
+	if ru := v.lease.runUntil; !ru.IsZero() && ru.Until() <= 0 {
+		return fmt.Sprintf("the domain's lease ran out %v ago", -ru.Until().Round(time.Millisecond))
+	}
+	return ""
+}
+
+// leaseLapsed is leaseLapsedLocked, taking v.mu.
+func (v *VMM) leaseLapsed() string {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.leaseLapsedLocked()
 }
