@@ -13,7 +13,8 @@ import (
 //
 // The agent of a pool keeps its own lease deadline in etcd and gives the
 // VMM of each HA domain a run-until time short of it (control.OpLease,
-// on CLOCK_MONOTONIC, which every process of the host shares), with the
+// on CLOCK_BOOTTIME, which every process of the host shares and which
+// counts a suspend of the host: see control.Monotonic), with the
 // domain's generation: the revision of its owner key. The VMM keeps the
 // deadline itself, on a timer of its own: when the run-until time passes
 // without a renewal, it pauses the guest through the engine (QMP stop for
@@ -75,17 +76,30 @@ import (
 // fence by as long as the engine takes to answer it, at most QEMU's QMP
 // command timeout, after which QEMU is killed anyway.
 //
+// The run-until time is on CLOCK_BOOTTIME, which counts a suspend of
+// the host (suspend to RAM, a virtual host paused by its hypervisor);
+// Go's timers do not, so the timer wakes at least every leaseRecheck
+// (250 ms) and reads the clock again: a host that wakes past the
+// run-until time fences within that.
+//
 // What software fencing here cannot cover: a host whose VMM is stopped
-// too (SIGSTOP of the VMM, or the whole host frozen) keeps its guest's
-// state as it was, vCPUs included, until it continues; if it continues
-// after the run-until time the timer fires at once, but QEMU's own
-// threads run until then. A host whose monotonic clock runs slow
-// relative to the pool's (drift) shifts the deadline by the drift: the
-// margin must be well above it.
+// too (SIGSTOP of the VMM, or the whole host frozen or suspended) keeps
+// its guest's state as it was, vCPUs included, until it continues; if
+// it continues after the run-until time the timer fires within
+// leaseRecheck, but QEMU's own threads run until then. A host whose
+// clock runs slow relative to the pool's (drift) shifts the deadline by
+// the drift: the margin must be well above it.
 
 // fenceWithin bounds the wait for the engine's pause when a lease runs
 // out; past it the engine is killed. A variable for the tests.
 var fenceWithin = 2 * time.Second
+
+// leaseRecheck is the longest the lease's timer sleeps before it reads
+// CLOCK_BOOTTIME again: Go's timers run on CLOCK_MONOTONIC, which stops
+// while the host is suspended, so a timer set for the run-until time
+// would fire late by the length of a suspend. Checking at least this
+// often, a host that wakes past the run-until time fences within it.
+const leaseRecheck = 250 * time.Millisecond
 
 // lease is the domain's lease as this VMM keeps it, under VMM.mu.
 type lease struct {
@@ -112,12 +126,12 @@ func (v *VMM) arm() {
 	if v.lease.runUntil.IsZero() {
 		return
 	}
-	v.lease.timer = time.AfterFunc(max(v.lease.runUntil.Until(), 0), v.leaseDue)
+	v.lease.timer = time.AfterFunc(min(max(v.lease.runUntil.Until(), 0), leaseRecheck), v.leaseDue)
 }
 
 // leaseDue runs on the lease's timer: it fences the guest if the
-// run-until time has passed (a renewal that came meanwhile re-armed the
-// timer).
+// run-until time has passed, and otherwise sets the timer again (for the
+// time left, at most leaseRecheck).
 func (v *VMM) leaseDue() {
 	v.leaseMu.Lock()
 	defer v.leaseMu.Unlock()

@@ -324,3 +324,23 @@ func TestLeaseFenceTimerFencesAGuestPoweringOff(t *testing.T) {
 		t.Fatalf("fenced: %+v, engine %+v", info, eng.snapshot())
 	}
 }
+
+// TestLeaseTimerRechecksTheClock: a run-until time that passes while the
+// Go timer set for it still has long to run (Go's timers stop while the
+// host is suspended; CLOCK_BOOTTIME, the lease's clock, does not) fences
+// the guest all the same, within the timer's recheck.
+func TestLeaseTimerRechecksTheClock(t *testing.T) {
+	eng := newFakeEngine()
+	f := startFake(t, eng)
+	if _, err := f.lease(t, later(), 3); err != nil {
+		t.Fatal(err)
+	}
+	// As a wake-up finds it: the run-until time has passed on the lease's
+	// clock, the timer is set for an hour from when it was armed.
+	f.v.mu.Lock()
+	f.v.lease.runUntil = past()
+	f.v.mu.Unlock()
+	if info := f.waitState(t, control.StateFenced); !info.Fenced || !eng.snapshot().paused {
+		t.Fatalf("after the run-until time passed unseen by the timer: %+v", info)
+	}
+}

@@ -17,7 +17,7 @@ import (
 const leaseTimeout = 2 * time.Second
 
 // SetLease gives domain name the lease of its owner in a pool with HA
-// (issue 15): its VMM runs the guest until runUntil (CLOCK_MONOTONIC,
+// (issue 15): its VMM runs the guest until runUntil (CLOCK_BOOTTIME,
 // see control.Monotonic; zero: no fencing) and fences it by itself past
 // that time, and generation is the owner's (the revision of the owner
 // key), which never decreases: a lower one than the domain's is refused
