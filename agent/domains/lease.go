@@ -28,7 +28,9 @@ const leaseTimeout = 2 * time.Second
 //
 // SetLease does not wait for the domain's other operations (a renewal
 // is urgent): a lease that arrives while a VMM is starting is recorded,
-// and handed to that VMM as soon as it answers.
+// and handed to that VMM as soon as it answers. The leases of one domain
+// are handed over one at a time (d.leaseMu), in the order they come, and
+// what is recorded never goes back to an older generation.
 func (m *Manager) SetLease(name string, runUntil control.Monotonic, generation int64) error {
 	d, err := m.get(name)
 	if err != nil {
@@ -37,6 +39,8 @@ func (m *Manager) SetLease(name string, runUntil control.Monotonic, generation i
 	if generation < 0 {
 		return errorf(Invalid, "lease of %s: generation %d is negative", name, generation)
 	}
+	d.leaseMu.Lock()
+	defer d.leaseMu.Unlock()
 	d.mu.Lock()
 	if generation < d.rec.Generation {
 		cur := d.rec.Generation
@@ -70,8 +74,15 @@ func (m *Manager) SetLease(name string, runUntil control.Monotonic, generation i
 	return nil
 }
 
-// takeLease records a lease taken; the caller holds d.mu.
+// takeLease records a lease taken; the caller holds d.mu. A lease of a
+// generation older than the one recorded changes nothing: neither the
+// generation nor the run-until time go back to an older owner's.
 func (m *Manager) takeLease(d *domain, runUntil control.Monotonic, generation int64) {
+	if generation < d.rec.Generation {
+		m.log.Warn("an older generation's lease is not recorded", zap.String("domain", d.rec.Name),
+			zap.Int64("generation", generation), zap.Int64("recorded", d.rec.Generation))
+		return
+	}
 	d.runUntil = runUntil
 	if generation == d.rec.Generation {
 		return

@@ -148,3 +148,56 @@ func TestSetLeaseWhileTheVMMStartsReachesIt(t *testing.T) {
 		t.Fatalf("the VMM has generation %d, run-until %d after %d leases", p.generation, p.runUntil, p.leases)
 	}
 }
+
+// TestSetLeaseConcurrentNeverGoesBack: two leases given at once, the
+// older generation's answer coming back last, leave the domain at the
+// newer generation and run-until time, in memory, in domain.json and in
+// the VMM.
+func TestSetLeaseConcurrentNeverGoesBack(t *testing.T) {
+	dir, f := t.TempDir(), newFakeVMMs()
+	m := openFake(t, dir, f, 4096)
+	uuid := create(t, m, "c", 128)
+	if err := m.Start("c"); err != nil {
+		t.Fatal(err)
+	}
+	f.nextStart(t)
+	reached, hold := make(chan struct{}), make(chan struct{})
+	f.mu.Lock()
+	f.afterLease = func(g int64) {
+		if g == 5 { // the older one's answer is slow to come back
+			close(reached)
+			<-hold
+		}
+	}
+	f.mu.Unlock()
+	older, newer := control.MonotonicNow().Add(time.Hour), control.MonotonicNow().Add(2*time.Hour)
+	errs := make(chan error, 2)
+	go func() { errs <- m.SetLease("c", older, 5) }()
+	<-reached
+	go func() { errs <- m.SetLease("c", newer, 6) }()
+	// Let the newer one finish if nothing holds it back (the older one
+	// is still on its way).
+	select {
+	case err := <-errs:
+		errs <- err
+	case <-time.After(200 * time.Millisecond):
+	}
+	close(hold)
+	for i := 0; i < 2; i++ {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	in := info(t, m, "c")
+	if in.Generation != 6 || in.RunUntilSeconds < 2*3600-60 {
+		t.Fatalf("after the two leases: generation %d, run-until in %.0fs", in.Generation, in.RunUntilSeconds)
+	}
+	var rec record
+	data, err := os.ReadFile(filepath.Join(dir, "domains", "c", "domain.json"))
+	if err != nil || json.Unmarshal(data, &rec) != nil || rec.Generation != 6 {
+		t.Fatalf("domain.json: %s (%v)", data, err)
+	}
+	if p := f.proc(t, uuid); p.generation != 6 || p.runUntil != newer {
+		t.Fatalf("the VMM has generation %d, run-until %d", p.generation, p.runUntil)
+	}
+}

@@ -128,6 +128,10 @@ type record struct {
 // the record and the VMM handles, and is never held while waiting.
 type domain struct {
 	opMu sync.Mutex
+	// leaseMu serialises the leases handed to the domain's VMM
+	// (SetLease, and the one a starting VMM missed): taken before mu,
+	// never with opMu's waits (see lease.go).
+	leaseMu sync.Mutex
 
 	mu     sync.Mutex
 	rec    record
