@@ -28,7 +28,10 @@ const leaseTimeout = 2 * time.Second
 //
 // SetLease does not wait for the domain's other operations (a renewal
 // is urgent): a lease that arrives while a VMM is starting is recorded,
-// and handed to that VMM as soon as it answers. The leases of one domain
+// and handed to that VMM as soon as it answers, tried again until the
+// VMM takes it; one that cannot be delivered before its run-until time
+// (or within the start timeout, for a lease without one) ends that VMM,
+// and the start fails saying so (leaseSince). The leases of one domain
 // are handed over one at a time (d.leaseMu), in the order they come, and
 // what is recorded never goes back to an older generation.
 func (m *Manager) SetLease(name string, runUntil control.Monotonic, generation int64) error {

@@ -201,3 +201,64 @@ func TestSetLeaseConcurrentNeverGoesBack(t *testing.T) {
 		t.Fatalf("the VMM has generation %d, run-until %d", p.generation, p.runUntil)
 	}
 }
+
+// TestSetLeaseWhileTheVMMStartsIsRetried: a lease taken while the VMM
+// starts that does not reach it at the first attempt is tried again until
+// it does.
+func TestSetLeaseWhileTheVMMStartsIsRetried(t *testing.T) {
+	f := newFakeVMMs()
+	m := openFake(t, t.TempDir(), f, 4096)
+	uuid := create(t, m, "r", 128)
+	f.gate = make(chan struct{})
+	started := make(chan error, 1)
+	go func() { started <- m.Start("r") }()
+	f.nextStart(t)
+	ru := control.MonotonicNow().Add(time.Hour)
+	if err := m.SetLease("r", ru, 5); err != nil {
+		t.Fatal(err)
+	}
+	f.mu.Lock()
+	f.leaseFails = 3
+	f.mu.Unlock()
+	close(f.gate)
+	if err := <-started; err != nil {
+		t.Fatal(err)
+	}
+	if p := f.proc(t, uuid); p.generation != 5 || p.runUntil != ru || p.leases != 1 {
+		t.Fatalf("the VMM has generation %d, run-until %d after %d leases", p.generation, p.runUntil, p.leases)
+	}
+	if in := info(t, m, "r"); in.State != "running" || in.Generation != 5 {
+		t.Fatalf("info: %+v", in)
+	}
+}
+
+// TestSetLeaseWhileTheVMMStartsUndeliveredStopsIt: a lease taken while
+// the VMM starts that never reaches it before its run-until time ends
+// the VMM, and the start fails saying why: the VMM must not run on a
+// lease it does not have.
+func TestSetLeaseWhileTheVMMStartsUndeliveredStopsIt(t *testing.T) {
+	f := newFakeVMMs()
+	m := openFake(t, t.TempDir(), f, 4096)
+	uuid := create(t, m, "u", 128)
+	f.gate = make(chan struct{})
+	started := make(chan error, 1)
+	go func() { started <- m.Start("u") }()
+	f.nextStart(t)
+	if err := m.SetLease("u", control.MonotonicNow().Add(500*time.Millisecond), 5); err != nil {
+		t.Fatal(err)
+	}
+	f.mu.Lock()
+	f.leaseFails = 1 << 20
+	f.mu.Unlock()
+	close(f.gate)
+	err := <-started
+	if KindOf(err) != Failed || !strings.Contains(err.Error(), "did not reach it") {
+		t.Fatalf("start whose lease could not be delivered: %v", err)
+	}
+	if _, running := f.held(t, uuid); running {
+		t.Fatal("the VMM without its lease still runs")
+	}
+	if in := waitFor(t, m, "u", "stopped", isState(Stopped)); !strings.Contains(in.Reason, "did not reach it") {
+		t.Fatalf("info: %+v", in)
+	}
+}
