@@ -24,7 +24,10 @@ const leaseTimeout = 2 * time.Second
 // (BadState), here and by the VMM. The generation is persisted in
 // domain.json. A domain without a VMM keeps the lease for its next
 // start: its VMM then starts with it (the timer running from before the
-// boot), so that a pool domain never runs without one.
+// boot), so that a pool domain never runs without one. The run-until time
+// is kept in memory only: a stopped domain with a generation (a pool's)
+// that has no run-until time (none given since the agent started, or a
+// zero one) is not started (BadState): its pool starts it, with a lease.
 //
 // SetLease does not wait for the domain's other operations (a renewal
 // is urgent): a lease that arrives while a VMM is starting is recorded,

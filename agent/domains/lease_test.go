@@ -262,3 +262,39 @@ func TestSetLeaseWhileTheVMMStartsUndeliveredStopsIt(t *testing.T) {
 		t.Fatalf("info: %+v", in)
 	}
 }
+
+// TestStartOfAPoolDomainWithoutALeaseIsRefused: a stopped domain with a
+// generation (a pool's) has no run-until time after an agent restart (it
+// is kept in memory only): start is refused, saying its pool starts it,
+// until a lease comes; a lease without a run-until time does not do.
+func TestStartOfAPoolDomainWithoutALeaseIsRefused(t *testing.T) {
+	dir, f := t.TempDir(), newFakeVMMs()
+	m := openFake(t, dir, f, 4096)
+	create(t, m, "pd", 128)
+	if err := m.SetLease("pd", control.MonotonicNow().Add(time.Hour), 3); err != nil {
+		t.Fatal(err)
+	}
+	m.Close()
+	m2 := openFake(t, dir, f, 4096)
+	err := m2.Start("pd")
+	if KindOf(err) != BadState || !strings.Contains(err.Error(), "its pool starts it") {
+		t.Fatalf("start of a pool domain without a lease: %v", err)
+	}
+	if err := m2.SetLease("pd", 0, 3); err != nil {
+		t.Fatal(err)
+	}
+	if err := m2.Start("pd"); KindOf(err) != BadState {
+		t.Fatalf("start of a pool domain whose lease has no run-until time: %v", err)
+	}
+	f.noStart(t)
+	ru := control.MonotonicNow().Add(time.Hour)
+	if err := m2.SetLease("pd", ru, 3); err != nil {
+		t.Fatal(err)
+	}
+	if err := m2.Start("pd"); err != nil {
+		t.Fatal(err)
+	}
+	if s := f.nextStart(t); s.RunUntil != ru || s.Generation != 3 {
+		t.Fatalf("started with %+v", s)
+	}
+}

@@ -80,8 +80,15 @@ func (m *Manager) launch(d *domain, how vmmproc.Mode, image, from string, imageF
 		return err
 	}
 	d.mu.Lock()
-	ru := d.runUntil
+	ru, g := d.runUntil, d.rec.Generation
 	d.mu.Unlock()
+	if how != vmmproc.Incoming && g > 0 && ru.IsZero() {
+		// The run-until time is kept in memory only: after an agent
+		// restart a stopped pool domain has none until its pool gives
+		// one, and it must not run unfenced meanwhile.
+		return errorf(BadState, "domain %s belongs to a pool (generation %d) and has no lease here (none given since the agent started, or its fencing was turned off): its pool starts it, with a lease",
+			d.rec.Name, g)
+	}
 	if !ru.IsZero() && ru.Until() <= 0 {
 		return errorf(BadState, "domain %s: its lease ran out %v ago (SetLease's run-until time has passed): not started until its pool renews the lease",
 			d.rec.Name, -ru.Until().Round(time.Millisecond))
