@@ -27,7 +27,10 @@ import (
 // (SIGSTOP) agent cannot keep a guest running past its time.
 //
 // Only a VMM that is ending is not fenced: destroyed, migrated or saved
-// (its guest gone or going), or whose machine has ended by itself. A
+// (its guest gone or going), or whose machine has ended by itself. Once
+// Serve ends the VMM (for any reason, a signal too) the lease is
+// finished: its timer stops and no fence starts, so the engine's clean
+// stop (QMP quit and its grace) is not turned into a kill. A
 // guest asked to power off (shutdown: the ACPI button) runs until it
 // has, and may ignore the button: one still running at its run-until
 // time is fenced as any other (paused, or killed), and a renewal gives
@@ -114,6 +117,10 @@ type lease struct {
 	// owed: a migration or save that failed while fenced did not give
 	// the guest back (ResumeSource); the renewal does.
 	owed bool
+	// finished: Serve is ending the VMM; the lease fences nothing any
+	// more (its timer is stopped), so that a clean end (QMP quit and its
+	// grace) is not turned into a kill.
+	finished bool
 }
 
 // arm sets the lease's timer for its run-until time (none for zero);
@@ -123,7 +130,7 @@ func (v *VMM) arm() {
 		v.lease.timer.Stop()
 		v.lease.timer = nil
 	}
-	if v.lease.runUntil.IsZero() {
+	if v.lease.runUntil.IsZero() || v.lease.finished {
 		return
 	}
 	v.lease.timer = time.AfterFunc(min(max(v.lease.runUntil.Until(), 0), leaseRecheck), v.leaseDue)
@@ -136,22 +143,34 @@ func (v *VMM) leaseDue() {
 	v.leaseMu.Lock()
 	defer v.leaseMu.Unlock()
 	v.mu.Lock()
-	ru, expired := v.lease.runUntil, v.lease.expired
+	ru, expired, finished := v.lease.runUntil, v.lease.expired, v.lease.finished
 	if !ru.IsZero() && !expired && ru.Until() > 0 {
 		v.arm()
 	}
 	v.mu.Unlock()
-	if ru.IsZero() || expired || ru.Until() > 0 {
+	if ru.IsZero() || expired || finished || ru.Until() > 0 {
 		return
 	}
 	v.fence()
+}
+
+// finishLease ends the lease's part as Serve ends the VMM: the timer
+// stops, and no fence starts after this (one under way goes on).
+func (v *VMM) finishLease() {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.ending, v.lease.finished = true, true
+	if v.lease.timer != nil {
+		v.lease.timer.Stop()
+		v.lease.timer = nil
+	}
 }
 
 // fence stops the guest because its run-until time passed; the caller
 // holds v.leaseMu.
 func (v *VMM) fence() {
 	v.mu.Lock()
-	if v.lease.expired {
+	if v.lease.expired || v.lease.finished {
 		v.mu.Unlock()
 		return
 	}

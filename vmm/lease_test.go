@@ -7,6 +7,9 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
+
 	"github.com/ovs-agent/ovs-agent/relocation/pagexfer"
 	"github.com/ovs-agent/ovs-agent/vmm/control"
 )
@@ -342,5 +345,43 @@ func TestLeaseTimerRechecksTheClock(t *testing.T) {
 	f.v.mu.Unlock()
 	if info := f.waitState(t, control.StateFenced); !info.Fenced || !eng.snapshot().paused {
 		t.Fatalf("after the run-until time passed unseen by the timer: %+v", info)
+	}
+}
+
+// TestLeaseFinishedWhenServeEnds: once Serve has ended the VMM, its
+// lease's timer is stopped and a run-until time passing (a tick already
+// under way, a late renewal) fences nothing: the engine's clean stop and
+// Close's grace are not cut short by a kill, and nothing is logged as a
+// fence.
+func TestLeaseFinishedWhenServeEnds(t *testing.T) {
+	eng := newFakeEngine()
+	engines["fake"] = func(EngineConfig) (Engine, error) { return eng, nil }
+	t.Cleanup(func() { delete(engines, "fake") })
+	core, logs := observer.New(zap.InfoLevel)
+	dir := t.TempDir()
+	v, err := Start(Options{Name: "ending", Engine: "fake", MemoryBytes: 2 << 20, Dir: dir, Socket: dir + "/ctl",
+		RunUntil: later(), Generation: 2, Log: zap.New(core)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer v.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel() // a signal: the VMM ends at once
+	if e := v.Serve(ctx); e.Reason != control.ExitShutdown {
+		t.Fatalf("Serve: %+v", e)
+	}
+	v.mu.Lock()
+	timer := v.lease.timer
+	v.lease.runUntil = past()
+	v.mu.Unlock()
+	if timer != nil {
+		t.Fatal("the lease's timer still runs after Serve ended")
+	}
+	v.leaseDue() // as a tick under way would
+	if e := eng.snapshot(); e.killed != 0 || e.paused {
+		t.Fatalf("the ended VMM's engine was fenced: %+v", e)
+	}
+	if n := logs.FilterMessage("lease run-until time passed: guest fenced").Len(); n != 0 {
+		t.Fatalf("a fence was logged after Serve ended (%d)", n)
 	}
 }

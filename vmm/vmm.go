@@ -236,6 +236,9 @@ func (v *VMM) Serve(ctx context.Context) control.Exit {
 	case <-ctx.Done():
 		e = control.Exit{Reason: control.ExitShutdown, Detail: "signal"}
 	}
+	// The VMM ends: no fence from here (the engine's stop, and Close's
+	// grace after it, are not to be cut short by a kill).
+	v.finishLease()
 	if e.Reason == control.ExitMigrated || e.Reason == control.ExitSaved {
 		if a, ok := v.engine.(abandoner); ok {
 			a.Abandon()
