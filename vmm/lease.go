@@ -191,12 +191,7 @@ func (v *VMM) fence() {
 	// that comes meanwhile must find the abort.
 	var cancelled string
 	if out != nil && !phase.Finished() {
-		select {
-		case out.decide <- control.Abort("the domain's lease ran out (fenced)"):
-		default:
-		}
-		out.cancel()
-		cancelled = "; its outgoing migration was cancelled"
+		cancelled = v.cancelOutgoing(out, phase)
 	}
 	var detail string
 	switch gone := v.gone(); {
@@ -216,6 +211,31 @@ func (v *VMM) fence() {
 	}
 	v.mu.Unlock()
 	log.Warn("lease run-until time passed: guest fenced", zap.String("detail", detail))
+}
+
+// cancelOutgoing stops the outgoing migration or save out, in phase, as
+// the lease runs out, and says what became of it (for the fence's
+// detail). Before the commit it is aborted and cancelled; once the
+// commit was sent nothing can call it back: the target may run the
+// guest, and this copy stays paused until the commit's answer, or the
+// target's agent, says where it runs.
+func (v *VMM) cancelOutgoing(out *outgoing, phase control.Phase) string {
+	what := "outgoing migration"
+	if out.role == control.SaveVMM {
+		what = "save"
+	}
+	switch phase {
+	case control.PhaseCommitting:
+		return "; its " + what + " had sent the commit already and goes on (the target may run the guest; this copy stays paused)"
+	case control.PhaseInDoubt:
+		return "; its " + what + " is in doubt (the commit was sent): this copy stays paused until the target's agent says where the guest runs"
+	}
+	select {
+	case out.decide <- control.Abort("the domain's lease ran out (fenced)"):
+	default:
+	}
+	out.cancel()
+	return "; its " + what + " was cancelled"
 }
 
 // stopGuest pauses the engine within fenceWithin, or kills it, and
@@ -365,7 +385,8 @@ func (v *VMM) handleLease(req control.Request) control.Response {
 // lift ends the fence after a renewal with a future run-until time: a
 // guest the VMM fenced resumes (given back to the source, when a
 // migration's failure owes it that); one the operator paused stays
-// paused. The caller holds v.leaseMu.
+// paused (and keeps what is owed for the operator's resume). The caller
+// holds v.leaseMu.
 func (v *VMM) lift(state control.State) error {
 	v.mu.Lock()
 	owed := v.lease.owed
@@ -389,11 +410,35 @@ func (v *VMM) lift(state control.State) error {
 		}
 		v.mu.Unlock()
 		v.log.Info("lease renewed: fenced guest resumed", zap.Duration("took", time.Since(start)))
+		v.mu.Lock()
+		v.lease.owed = false
+		v.mu.Unlock()
 	} else {
+		// The operator's pause: the give-back a migration's failure
+		// owes stays owed until the operator resumes the guest.
 		v.log.Info("lease renewed: the guest stays as it is", zap.String("state", string(state)))
 	}
 	v.mu.Lock()
-	v.lease.expired, v.lease.owed, v.lease.detail, v.lease.at = false, false, "", time.Time{}
+	v.lease.expired, v.lease.detail, v.lease.at = false, "", time.Time{}
+	v.mu.Unlock()
+	return nil
+}
+
+// resumeEngine resumes the guest at the operator's word: given back to
+// this host (ResumeSource) when a migration's failure while it was
+// fenced owes it that, resumed otherwise. The caller holds v.leaseMu.
+func (v *VMM) resumeEngine() error {
+	v.mu.Lock()
+	owed := v.lease.owed
+	v.mu.Unlock()
+	if !owed {
+		return v.engine.Resume()
+	}
+	if err := v.engine.ResumeSource(); err != nil {
+		return err
+	}
+	v.mu.Lock()
+	v.lease.owed = false
 	v.mu.Unlock()
 	return nil
 }
@@ -425,8 +470,8 @@ func (v *VMM) refuseFencedLocked(op string) error {
 	if !v.lease.expired {
 		return nil
 	}
-	return fmt.Errorf("%s refused: the domain's lease ran out at %s and the guest is fenced; a lease whose run-until time is in the future resumes it, or destroy it",
-		op, v.lease.at.UTC().Format(time.RFC3339Nano))
+	return fmt.Errorf("%w: %s refused (the lease ran out at %s); a lease whose run-until time is in the future resumes it, or destroy it",
+		control.ErrFenced, op, v.lease.at.UTC().Format(time.RFC3339Nano))
 }
 
 // leaseLapsedLocked says how the domain's lease has run out: fenced, or

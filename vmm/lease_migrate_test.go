@@ -3,6 +3,7 @@ package vmm
 import (
 	"fmt"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -206,5 +207,84 @@ func TestLeaseTargetRanOutRefusesCommit(t *testing.T) {
 	f.ended(t, control.ExitIncomingAborted)
 	if f.eng.snapshot().started {
 		t.Fatal("the target started the guest")
+	}
+}
+
+// TestLeaseFenceInDoubtSaysSo: a lease that runs out once the commit was
+// sent does not claim to cancel the migration (nothing can): the detail
+// says it is in doubt, and when the target's agent says the guest is not
+// there, it stays fenced here (given back at the renewal).
+func TestLeaseFenceInDoubtSaysSo(t *testing.T) {
+	eng := newFakeEngine()
+	eng.sendPhases = []control.Phase{control.PhaseSetup, control.PhasePrecopy, control.PhaseStopCopy, control.PhaseSent}
+	f := startFake(t, eng)
+	if _, err := f.lease(t, later(), 4); err != nil {
+		t.Fatal(err)
+	}
+	id, target := sendUntilSent(t, f, true)
+	if m := verifiedThenRead(t, id, target); m.Kind != pagexfer.MsgCommit {
+		t.Fatalf("the source answered %s, want Commit", m.Kind)
+	}
+	target.Close() // the answer to the commit is lost
+	for i := 0; f.call(t, control.Request{Op: control.OpMigrateStatus}).Migration.Phase != control.PhaseInDoubt; i++ {
+		if i == 5000 {
+			t.Fatal("never in doubt")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	info, err := f.lease(t, past(), 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !info.Fenced || strings.Contains(info.FenceDetail, "cancelled") || !strings.Contains(info.FenceDetail, "in doubt") {
+		t.Fatalf("fence detail of a guest in doubt: %q", info.FenceDetail)
+	}
+	f.call(t, control.Request{Op: control.OpMigrateResolve, OnTarget: false})
+	if st := f.migration(t); st.Phase != control.PhaseFailed {
+		t.Fatalf("migration: %+v", st)
+	}
+	if e := eng.snapshot(); e.resumes != 0 || !e.paused {
+		t.Fatalf("the fenced guest was given back: %+v", e)
+	}
+	if _, err := f.lease(t, later(), 4); err != nil {
+		t.Fatal(err)
+	}
+	if e := eng.snapshot(); e.resumes != 1 || e.paused {
+		t.Fatalf("after the renewal: %+v, want given back once", e)
+	}
+}
+
+// TestLeaseOwedGiveBackSurvivesOperatorPause: a guest fenced during a
+// migration that then failed is owed its give-back (ResumeSource); the
+// operator's pause and a renewal keep it owed, and the operator's resume
+// gives it back.
+func TestLeaseOwedGiveBackSurvivesOperatorPause(t *testing.T) {
+	eng := newFakeEngine()
+	eng.sendPhases = []control.Phase{control.PhaseSetup, control.PhasePrecopy, control.PhaseStopCopy, control.PhaseSent}
+	f := startFake(t, eng)
+	if _, err := f.lease(t, later(), 4); err != nil {
+		t.Fatal(err)
+	}
+	sendUntilSent(t, f, true)
+	info, err := f.lease(t, past(), 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(info.FenceDetail, "its outgoing migration was cancelled") {
+		t.Fatalf("fence detail: %q", info.FenceDetail)
+	}
+	if st := f.migration(t); st.Phase != control.PhaseCancelled {
+		t.Fatalf("migration: %+v", st)
+	}
+	f.call(t, control.Request{Op: control.OpPause})
+	if info, err := f.lease(t, later(), 4); err != nil || info.State != control.StatePaused {
+		t.Fatalf("renewal of the operator's pause: %+v, %v", info, err)
+	}
+	if e := eng.snapshot(); e.resumes != 0 || !e.paused {
+		t.Fatalf("before the operator's resume: %+v", e)
+	}
+	f.call(t, control.Request{Op: control.OpResume})
+	if e := eng.snapshot(); e.resumes != 1 || e.paused {
+		t.Fatalf("the operator's resume: %+v, want given back (ResumeSource) once", e)
 	}
 }

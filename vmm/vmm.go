@@ -364,7 +364,7 @@ func (v *VMM) steer(req control.Request) control.Response {
 		if err := v.refuseFenced("resume"); err != nil {
 			return failed(err)
 		}
-		if err := v.engine.Resume(); err != nil {
+		if err := v.resumeEngine(); err != nil {
 			return failed(err)
 		}
 		v.setState(control.StateRunning)

@@ -271,6 +271,9 @@ func (v *fakeVMM) Call(ctx context.Context, req control.Request, files ...*os.Fi
 	case control.OpPause:
 		p.state = control.StatePaused
 	case control.OpResume:
+		if p.fenced() {
+			return nil, &control.ErrVMM{Msg: control.ErrFenced.Error() + ": resume refused"}
+		}
 		p.state = control.StateRunning
 	case control.OpShutdown:
 		if !p.ignoreShutdown {

@@ -298,3 +298,34 @@ func TestStartOfAPoolDomainWithoutALeaseIsRefused(t *testing.T) {
 		t.Fatalf("started with %+v", s)
 	}
 }
+
+// TestFencedDomainAfterAgentRestart: a restarted agent records a fenced
+// VMM as paused (reason fenced), not running, and domain.unpause of it is
+// refused as a bad state (a lease from its pool resumes it), not as a
+// failure.
+func TestFencedDomainAfterAgentRestart(t *testing.T) {
+	dir, f := t.TempDir(), newFakeVMMs()
+	m := openFake(t, dir, f, 4096)
+	create(t, m, "fz", 128)
+	if err := m.Start("fz"); err != nil {
+		t.Fatal(err)
+	}
+	f.nextStart(t)
+	if err := m.SetLease("fz", control.MonotonicNow().Add(-time.Second), 3); err != nil {
+		t.Fatal(err)
+	}
+	m.Close()
+	m2 := openFake(t, dir, f, 4096)
+	if in := info(t, m2, "fz"); in.State != "paused" || !in.Fenced {
+		t.Fatalf("info after the restart: %+v", in)
+	}
+	err := m2.Unpause("fz")
+	if KindOf(err) != BadState || !strings.Contains(err.Error(), "fenced") {
+		t.Fatalf("unpause of a fenced guest: %v", err)
+	}
+	var rec record
+	data, err := os.ReadFile(filepath.Join(dir, "domains", "fz", "domain.json"))
+	if err != nil || json.Unmarshal(data, &rec) != nil || rec.State != Paused {
+		t.Fatalf("domain.json of the fenced domain: %s (%v)", data, err)
+	}
+}

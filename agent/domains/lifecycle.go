@@ -314,6 +314,12 @@ func (m *Manager) pauseResume(name, op, ctlOp string, to State) error {
 	}
 	defer done()
 	if _, err := m.ctlCall(d, control.Request{Op: ctlOp}, 10*time.Second); err != nil {
+		var ve *control.ErrVMM
+		if errors.As(err, &ve) && strings.HasPrefix(ve.Msg, control.ErrFenced.Error()) {
+			// Not a failure: the guest's lease is not its agent's to
+			// lift.
+			return errorf(BadState, "%s %s: %s", op, name, ve.Msg)
+		}
 		return errorf(Failed, "%s %s: %v", op, name, err)
 	}
 	d.mu.Lock()

@@ -70,6 +70,9 @@ var (
 	// ErrFenceNeedsFuture: the VMM fenced the guest and the lease does
 	// not run until a time in the future (none, or one already past).
 	ErrFenceNeedsFuture = errors.New("the domain is fenced: only a lease whose run-until time is in the future resumes it")
+	// ErrFenced: an operation the VMM refuses while the lease is
+	// expired (resume, migration, save): the answer starts with it.
+	ErrFenced = errors.New("the domain's lease ran out and the guest is fenced")
 )
 
 // Lease sends OpLease: the domain runs until runUntil (zero: no
