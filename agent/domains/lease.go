@@ -74,6 +74,7 @@ func (m *Manager) SetLease(name string, runUntil control.Monotonic, generation i
 	d.mu.Lock()
 	m.takeLease(d, runUntil, generation)
 	d.mu.Unlock()
+	m.followFence(d, info)
 	if info.Fenced {
 		m.log.Warn("domain fenced", zap.String("domain", name), zap.Int64("generation", info.Generation), zap.String("detail", info.FenceDetail))
 	}
@@ -98,4 +99,26 @@ func (m *Manager) takeLease(d *domain, runUntil control.Monotonic, generation in
 	if err := d.persist(); err != nil {
 		m.log.Error("persist domain generation", zap.String("domain", d.rec.Name), zap.Error(err))
 	}
+}
+
+// fencedReason starts the reason of a domain recorded paused because its
+// VMM had fenced it (found so on re-attach).
+const fencedReason = "fenced: its lease ran out"
+
+// followFence takes what the VMM says (v) of a domain recorded paused
+// because its VMM had fenced it: once the VMM runs the guest again (a
+// lease renewed it, given through SetLease or straight to the VMM), the
+// domain is running. It says whether it moved the domain so, and why.
+func (m *Manager) followFence(d *domain, v *control.Info) (reason string, moved bool) {
+	if v == nil || v.State != control.StateRunning || v.Fenced {
+		return "", false
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.rec.State != Paused || !strings.HasPrefix(d.rec.Reason, fencedReason) {
+		return "", false
+	}
+	reason = "its lease was renewed"
+	m.setState(d, Running, reason)
+	return reason, true
 }

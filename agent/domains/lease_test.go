@@ -329,3 +329,38 @@ func TestFencedDomainAfterAgentRestart(t *testing.T) {
 		t.Fatalf("domain.json of the fenced domain: %s (%v)", data, err)
 	}
 }
+
+// TestFencedDomainRenewedAfterAgentRestartRuns: a domain recorded paused
+// because its VMM had fenced it is running again once a lease renews it,
+// given through SetLease or straight to its VMM (seen at the next info).
+func TestFencedDomainRenewedAfterAgentRestartRuns(t *testing.T) {
+	for _, straight := range []bool{false, true} {
+		dir, f := t.TempDir(), newFakeVMMs()
+		m := openFake(t, dir, f, 4096)
+		uuid := create(t, m, "fr", 128)
+		if err := m.Start("fr"); err != nil {
+			t.Fatal(err)
+		}
+		f.nextStart(t)
+		if err := m.SetLease("fr", control.MonotonicNow().Add(-time.Second), 3); err != nil {
+			t.Fatal(err)
+		}
+		m.Close()
+		m2 := openFake(t, dir, f, 4096)
+		ru := control.MonotonicNow().Add(time.Hour)
+		if straight {
+			p := f.proc(t, uuid)
+			f.mu.Lock()
+			p.runUntil = ru
+			f.mu.Unlock()
+		} else if err := m2.SetLease("fr", ru, 3); err != nil {
+			t.Fatal(err)
+		}
+		if in := info(t, m2, "fr"); in.State != "running" || in.Fenced {
+			t.Fatalf("straight to the VMM %v: info after the renewal: %+v", straight, in)
+		}
+		if err := m2.Pause("fr"); err != nil {
+			t.Fatalf("straight to the VMM %v: pause after the renewal: %v", straight, err)
+		}
+	}
+}

@@ -74,7 +74,7 @@ func (m *Manager) reattach(d *domain, v VMM, info *control.Info) (incoming bool)
 	case control.StateFenced:
 		// Paused by its VMM as its lease ran out: a lease from its pool
 		// resumes it (see SetLease), domain.unpause does not.
-		m.setState(d, Paused, "fenced: its lease ran out (re-attached after agent restart)")
+		m.setState(d, Paused, fencedReason+" (re-attached after agent restart)")
 	default:
 		// An incoming migration that committed while the agent was away
 		// is over.
