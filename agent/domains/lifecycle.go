@@ -150,10 +150,14 @@ func (m *Manager) leaseSince(d *domain, gen int, v VMM, spec vmmproc.Spec) error
 		if !current {
 			return nil // it has ended: nothing of it runs without the lease
 		}
-		m.log.Warn("lease taken while the VMM started did not reach it yet", zap.String("domain", d.rec.Name),
-			zap.Int64("generation", g), zap.Int("attempt", attempt), zap.Error(err))
+		if attempt == 1 {
+			m.log.Warn("lease taken while the VMM started did not reach it yet; trying again", zap.String("domain", d.rec.Name),
+				zap.Int64("generation", g), zap.Error(err))
+		}
 		if (!ru.IsZero() && ru.Until() <= leaseRetry) || time.Now().Add(leaseRetry).After(giveUp) {
-			return fmt.Errorf("the lease taken while its VMM started (generation %d) did not reach it: %w", g, err)
+			err = fmt.Errorf("the lease taken while its VMM started (generation %d) did not reach it after %d attempts: %w", g, attempt, err)
+			m.log.Error("lease undelivered: destroying the VMM", zap.String("domain", d.rec.Name), zap.Error(err))
+			return err
 		}
 		time.Sleep(leaseRetry)
 	}
