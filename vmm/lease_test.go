@@ -385,3 +385,23 @@ func TestLeaseFinishedWhenServeEnds(t *testing.T) {
 		t.Fatalf("a fence was logged after Serve ended (%d)", n)
 	}
 }
+
+// TestLeaseShutdownOfAFencedGuest: the power button pressed on a fenced
+// guest leaves it fenced (it cannot act on it while its vCPUs are
+// stopped); the renewal resumes it, and it goes on powering off.
+func TestLeaseShutdownOfAFencedGuest(t *testing.T) {
+	eng := newFakeEngine()
+	eng.acpi = true
+	f := startFake(t, eng)
+	if info, err := f.lease(t, past(), 1); err != nil || info.State != control.StateFenced {
+		t.Fatalf("lease already past: %+v, %v", info, err)
+	}
+	f.call(t, control.Request{Op: control.OpShutdown})
+	if s := f.state(t); s != control.StateFenced || !eng.snapshot().paused {
+		t.Fatalf("a fenced guest after the button: %s, engine %+v", s, eng.snapshot())
+	}
+	info, err := f.lease(t, later(), 1)
+	if err != nil || info.State != control.StateStopping || eng.snapshot().paused {
+		t.Fatalf("after the renewal: %+v, %v, engine %+v", info, err, eng.snapshot())
+	}
+}

@@ -403,7 +403,11 @@ func (v *VMM) shutdown(req control.Request) control.Response {
 	}
 	v.mu.Lock()
 	v.poweringOff = true
-	v.stepLocked(control.StateStopping)
+	// A fenced guest stays fenced (its vCPUs stopped, the button
+	// pressed): the renewal resumes it, and it powers off then.
+	if v.state != control.StateFenced {
+		v.stepLocked(control.StateStopping)
+	}
 	v.mu.Unlock()
 	return control.Response{}
 }
