@@ -120,7 +120,8 @@ type record struct {
 	// Generation is the generation of the domain's owner in its pool
 	// (SetLease: the revision of its owner key), which never decreases;
 	// 0 outside a pool. Its run-until time is not persisted: it is on
-	// CLOCK_MONOTONIC, which a host reboot starts again.
+	// CLOCK_BOOTTIME, which a host reboot starts again (a stopped pool
+	// domain without one is not started: see SetLease).
 	Generation int64 `json:"generation,omitempty"`
 }
 
