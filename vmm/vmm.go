@@ -417,10 +417,14 @@ func (v *VMM) shutdown(req control.Request) control.Response {
 
 // consoleInput types the request's bytes into the guest's console.
 func (v *VMM) consoleInput(req control.Request) control.Response {
-	if len(req.Data) > control.MaxConsoleInput {
-		return failed(fmt.Errorf("console input: %d bytes at once, at most %d", len(req.Data), control.MaxConsoleInput))
+	data := req.Bytes
+	if len(data) == 0 {
+		data = []byte(req.Data) // an agent older than Bytes
 	}
-	if err := v.engine.ConsoleInput([]byte(req.Data)); err != nil {
+	if len(data) > control.MaxConsoleInput {
+		return failed(fmt.Errorf("console input: %d bytes at once, at most %d", len(data), control.MaxConsoleInput))
+	}
+	if err := v.engine.ConsoleInput(data); err != nil {
 		return failed(err)
 	}
 	return control.Response{}

@@ -116,7 +116,13 @@ type Request struct {
 	Offset  int64  `json:"offset,omitempty"`  // OpConsole: first byte wanted
 	Max     int    `json:"max,omitempty"`     // OpConsole: most bytes wanted
 	Percent int    `json:"percent,omitempty"` // OpThrottle
-	// OpConsoleInput: the bytes to type (at most MaxConsoleInput).
+	// OpConsoleInput: the bytes to type (at most MaxConsoleInput), as
+	// they are (base64 in JSON): any byte, UTF-8 or not, reaches the
+	// guest.
+	Bytes []byte `json:"bytes,omitempty"`
+	// Data is the same bytes as a JSON string, for VMMs older than Bytes
+	// (a JSON string turns bytes that are not UTF-8 into U+FFFD); a VMM
+	// given both uses Bytes.
 	Data string `json:"data,omitempty"`
 	// OpSetMemory: the memory the guest is to use.
 	MemoryBytes uint64 `json:"memory_bytes,omitempty"`
