@@ -65,10 +65,12 @@ type settings struct {
 type Agent struct {
 	opts Options
 
-	sink   *logSink
-	level  zap.AtomicLevel
-	log    *zap.Logger
-	audLog *zap.Logger
+	sink *logSink
+	// audSink takes the audit lines: [log] audit_file, else sink.
+	audSink *logSink
+	level   zap.AtomicLevel
+	log     *zap.Logger
+	audLog  *zap.Logger
 
 	state      atomic.Pointer[settings]
 	policy     atomic.Pointer[access.Policy]
@@ -132,7 +134,10 @@ func New(opts Options) *Agent {
 	}
 	a.lifetime, a.endLifetime = context.WithCancel(context.Background())
 	a.log = newLogger(a.sink, a.level)
-	a.audLog = a.log.Named("audit")
+	// The audit lines go to [log] audit_file when it is set, else where
+	// the other lines go (the audit sink falls back to the main one).
+	a.audSink = &logSink{fallback: a.sink}
+	a.audLog = newLogger(a.audSink, a.level).Named("audit")
 	return a
 }
 
@@ -198,9 +203,15 @@ func prepare(cfg *config.Config) (*settings, *access.Policy, error) {
 // apply installs prepared settings.
 func (a *Agent) apply(s *settings, pol *access.Policy) error {
 	lvl, _ := parseLevel(s.cfg.Log.Level)
-	if s.cfg.Log.File != a.sink.path || a.state.Load() != nil {
+	rot := rotation{sizeMiB: int(s.cfg.Log.MaxSize), keep: int(s.cfg.Log.MaxFiles)}
+	if s.cfg.Log.File != a.sink.path || rot != a.sink.rot || a.state.Load() != nil {
 		// Reopen even when unchanged, so logrotate can move the file on reload.
-		if err := a.sink.open(s.cfg.Log.File); err != nil {
+		if err := a.sink.open(s.cfg.Log.File, rot); err != nil {
+			return err
+		}
+	}
+	if s.cfg.Log.AuditFile != a.audSink.path || rot != a.audSink.rot || a.state.Load() != nil {
+		if err := a.audSink.open(s.cfg.Log.AuditFile, rot); err != nil {
 			return err
 		}
 	}
@@ -226,6 +237,7 @@ func (a *Agent) apply(s *settings, pol *access.Policy) error {
 // fails has already closed what it opened itself.
 func (a *Agent) Run(ctx context.Context) error {
 	defer a.sink.close()
+	defer a.audSink.close()
 	defer a.endLifetime()
 	cfg, err := a.loadConfig()
 	if err != nil {

@@ -69,6 +69,13 @@ type AccessConfig struct {
 type LogConfig struct {
 	File  string `ini:"file"`  // "" = standard error
 	Level string `ini:"level"` // debug, info, warn or error
+	// AuditFile takes the audit lines (one per API call); "" = File.
+	AuditFile string `ini:"audit_file"`
+	// MaxSize is the size in MiB past which the agent rotates File and
+	// AuditFile itself (0: it does not; logrotate moves them and a reload
+	// reopens them); MaxFiles is how many rotated files it keeps.
+	MaxSize  int64 `ini:"max_size"`
+	MaxFiles int64 `ini:"max_files"`
 }
 
 // AgentConfig is [agent].
@@ -205,7 +212,8 @@ func Default() *Config {
 			Allow: []string{"*"},
 		},
 		Log: LogConfig{
-			Level: "info",
+			Level:    "info",
+			MaxFiles: 5,
 		},
 		Agent: AgentConfig{
 			StateDir:      "/var/lib/ovs-agent",

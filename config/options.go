@@ -65,6 +65,9 @@ func (c *Config) options() []option {
 
 		{"log", "file", strVal{&l.File, optionalPath}},
 		{"log", "level", choiceVal{&l.Level, []string{"debug", "info", "warn", "error"}}},
+		{"log", "audit_file", strVal{&l.AuditFile, optionalPath}},
+		{"log", "max_size", intVal{&l.MaxSize, 0, 1 << 20}},
+		{"log", "max_files", intVal{&l.MaxFiles, 1, 1000}},
 
 		{"agent", "state_dir", strVal{&ag.StateDir, requiredPath}},
 		{"agent", "xend_config", strVal{&ag.XendConfig, optionalPath}},
