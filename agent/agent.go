@@ -27,6 +27,7 @@ import (
 	"github.com/ovs-agent/ovs-agent/agent/auth"
 	"github.com/ovs-agent/ovs-agent/agent/domains"
 	"github.com/ovs-agent/ovs-agent/agent/hostinfo"
+	"github.com/ovs-agent/ovs-agent/agent/metrics"
 	"github.com/ovs-agent/ovs-agent/agent/migration"
 	"github.com/ovs-agent/ovs-agent/agent/qemuhost"
 	"github.com/ovs-agent/ovs-agent/agent/tlscert"
@@ -80,6 +81,7 @@ type Agent struct {
 	cert       atomic.Pointer[tls.Certificate]
 
 	rpc        *xmlrpc.Server
+	metrics    *metrics.Metrics
 	domains    *domains.Manager
 	migrations *migration.Local
 	repos      *repository.Manager
@@ -138,6 +140,7 @@ func New(opts Options) *Agent {
 	// the other lines go (the audit sink falls back to the main one).
 	a.audSink = &logSink{fallback: a.sink}
 	a.audLog = newLogger(a.audSink, a.level).Named("audit")
+	a.metrics = metrics.New(metricsSource{a}, a.knownMethod)
 	return a
 }
 
@@ -329,7 +332,7 @@ func (a *Agent) openSubsystems(cfg *config.Config) (closeAll func(), err error) 
 	// closes.
 	opened.push(a.endLifetime)
 	a.migrations = &migration.Local{Domains: a.domains, AgentVersion: a.opts.Version, Protocol: ProtocolVersion, SourceAddr: cfg.Relocation.Address, ProgressTimeout: cfg.Relocation.ProgressTimeout, FileRoots: a.fileRoots,
-		Repos: migrationRepos{a.repos}, Lifetime: a.lifetime, Log: a.log.Named("relocation")}
+		Repos: migrationRepos{a.repos}, Lifetime: a.lifetime, Log: a.log.Named("relocation"), Ended: a.migrationEnded}
 	a.migrations.ResolveInDoubt(a.lifetime)
 	a.migrations.ResolveOfflineInDoubt(a.lifetime)
 	a.watchRepositories(reposCtx)
@@ -434,6 +437,17 @@ func (a *Agent) serve(cfg *config.Config) (*apiServer, func(), error) {
 		return nil, nil, err
 	}
 	var opened undo
+	stopMetrics, err := a.serveMetrics(cfg)
+	if err != nil {
+		for _, l := range listeners {
+			l.Close()
+		}
+		for _, rl := range relocListeners {
+			rl.l.Close()
+		}
+		return nil, nil, err
+	}
+	opened.push(stopMetrics)
 	opened.push(a.serveRelocation(cfg, relocListeners))
 	api := a.serveAPI(cfg, listeners)
 	for _, e := range a.Endpoints() {

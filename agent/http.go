@@ -126,6 +126,7 @@ func (a *Agent) checkPassword(w http.ResponseWriter, r *http.Request, peer strin
 	} else {
 		delay, n = st.failedDelay, 1
 	}
+	a.metrics.LoginFailed()
 	a.log.Warn("login failed", zap.String("peer", peer), zap.String("user", user),
 		zap.Int("consecutive_failures", n), zap.Duration("delay", delay))
 	// Read a small body to its end, so that the server watches the
@@ -160,6 +161,7 @@ func (a *Agent) audit(ctx context.Context, info xmlrpc.CallInfo) {
 		}
 		return
 	}
+	a.metrics.APICall(info.Method, info.Fault != nil, info.Duration)
 	fields := []zap.Field{
 		zap.String("method", info.Method),
 		zap.String("transport", c.Transport),

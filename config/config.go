@@ -18,6 +18,7 @@ type Config struct {
 	Relocation RelocationConfig `ini:"relocation"`
 	Repository RepositoryConfig `ini:"repository"`
 	Pool       PoolConfig       `ini:"pool"`
+	Metrics    MetricsConfig    `ini:"metrics"`
 
 	file     string            // agent.ini name given to Parse, "" for Default
 	xendFile string            // the xend-config.sxp that was imported, if any
@@ -76,6 +77,14 @@ type LogConfig struct {
 	// reopens them); MaxFiles is how many rotated files it keeps.
 	MaxSize  int64 `ini:"max_size"`
 	MaxFiles int64 `ini:"max_files"`
+}
+
+// MetricsConfig is [metrics]: the Prometheus endpoint.
+type MetricsConfig struct {
+	// Address is host:port of the /metrics endpoint; "" = none.
+	Address string `ini:"address"`
+	// Auth asks scrapers for the API user and password (HTTP Basic).
+	Auth bool `ini:"auth"`
 }
 
 // AgentConfig is [agent].
@@ -211,6 +220,7 @@ func Default() *Config {
 		Access: AccessConfig{
 			Allow: []string{"*"},
 		},
+		Metrics: MetricsConfig{Auth: true},
 		Log: LogConfig{
 			Level:    "info",
 			MaxFiles: 5,

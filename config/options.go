@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"net/url"
 	"path/filepath"
@@ -116,11 +117,14 @@ func (c *Config) options() []option {
 		{"pool", "key_file", strVal{&pl.KeyFile, optionalPath}},
 		{"pool", "user", strVal{&pl.User, optionalUser}},
 		{"pool", "password_file", strVal{&pl.PasswordFile, optionalPath}},
+
+		{"metrics", "address", strVal{&c.Metrics.Address, checkHostPort}},
+		{"metrics", "auth", boolVal{&c.Metrics.Auth}},
 	}
 }
 
 // sections lists the sections in ExampleINI order.
-var sections = []string{"server", "auth", "access", "log", "agent", "qemu", "relocation", "repository", "pool"}
+var sections = []string{"server", "auth", "access", "log", "agent", "qemu", "relocation", "repository", "pool", "metrics"}
 
 func (c *Config) option(section, key string) *option {
 	for _, o := range c.options() {
@@ -635,6 +639,28 @@ func checkSocketPath(s string) error {
 
 // checkListenAddress accepts "" (all addresses), an IP address (an IPv6
 // one may carry a %zone) or a host name.
+// checkHostPort validates an optional host:port (an IP address or host
+// name, and a port 1-65535).
+func checkHostPort(s string) error {
+	if s == "" {
+		return nil
+	}
+	host, port, err := net.SplitHostPort(s)
+	if err != nil {
+		return fmt.Errorf("%q is not host:port (such as 127.0.0.1:9899 or [::1]:9899): %v", s, err)
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+		return fmt.Errorf("%q: port %q is not 1-65535", s, port)
+	}
+	if host == "" {
+		return fmt.Errorf("%q has no host: write 0.0.0.0:%s to listen on every address", s, port)
+	}
+	if _, err := netip.ParseAddr(host); err != nil && !validHostName(host) {
+		return fmt.Errorf("%q: %q is not an IP address or host name", s, host)
+	}
+	return nil
+}
+
 func checkListenAddress(s string) error {
 	if s == "" {
 		return nil
