@@ -227,7 +227,7 @@ func (c agentConf) render(t testing.TB, dir string) (string, agentConf) {
 			"staging_dir = " + filepath.Join(dir, "mount"),
 			"state_file = " + filepath.Join(dir, "repositories.state"),
 		}},
-		{"pool", nil}, // only Extra's lines (the pool tests' etcd cluster)
+		{"pool", nil},    // only Extra's lines (the pool tests' etcd cluster)
 		{"metrics", nil}, // only Extra's lines (the metrics tests' endpoint)
 	}
 	for name := range c.Extra {
