@@ -18,6 +18,8 @@ import (
 
 	"github.com/ovs-agent/ovs-agent/agent/hostinfo"
 	"github.com/ovs-agent/ovs-agent/agent/pool"
+	"github.com/ovs-agent/ovs-agent/agent/poolmaster"
+	"github.com/ovs-agent/ovs-agent/agent/tlscert"
 	"github.com/ovs-agent/ovs-agent/config"
 	"github.com/ovs-agent/ovs-agent/internal/atomicfile"
 	"github.com/ovs-agent/ovs-agent/internal/boundedfile"
@@ -29,8 +31,8 @@ import (
 // a killed or crashed previous run left (state_dir/pool-lease.json) while
 // etcd still holds it; joins again with a new lease after one is lost;
 // keeps the member record up to date; and leaves, revoking the lease, when
-// the agent stops. It holds no domain:
-// ownership and HA come with the later layers of issue 15.
+// the agent stops. While a member it takes part in the mastership (agent/poolmaster's
+// Runner: it campaigns, and runs the master loop when elected).
 type poolLink struct {
 	s    pool.Settings
 	host string // the name the agent is a member by
@@ -39,14 +41,18 @@ type poolLink struct {
 	leaseFile string
 	info      func() pool.Info
 	log       *zap.Logger
+	// rpc calls the other members' agents: the master dispatching, a
+	// member forwarding pool calls to the master.
+	rpc *poolmaster.RPC
 
 	stop context.CancelFunc
 	done chan struct{}
 
 	mu     sync.Mutex
 	member *pool.Member
-	state  string // joining, member, lost
-	err    error  // why the last join failed or the lease was lost
+	runner *poolmaster.Runner // the member's part in the mastership
+	state  string             // joining, member, lost
+	err    error              // why the last join failed or the lease was lost
 	since  time.Time
 }
 
@@ -96,14 +102,20 @@ func (a *Agent) openPool(cfg *config.Config) (func(), error) {
 	addr := poolAPIAddress(cfg, host)
 	reserve := uint64(cfg.Agent.MemoryReserve) << 20
 	hypervisor := cfg.Agent.Hypervisor
+	ssl := cfg.Server.SSL
 	l := &poolLink{
 		s:         *s,
 		host:      host,
 		leaseFile: filepath.Join(cfg.Agent.StateDir, "pool-lease.json"),
 		log:       a.log.Named("pool"),
 		info: func() pool.Info {
-			return pool.Info{Host: host, Address: addr, FreeMemoryMiB: a.freeForDomains(reserve), Engines: a.engines(hypervisor)}
+			in := pool.Info{Host: host, Address: addr, FreeMemoryMiB: a.freeForDomains(reserve), Engines: a.engines(hypervisor)}
+			if ssl {
+				in.TLSFingerprint = tlscert.Fingerprint(a.cert.Load())
+			}
+			return in
 		},
+		rpc:   &poolmaster.RPC{From: host, Credentials: a.peerCredentials, Timeout: time.Minute},
 		state: poolJoining,
 		since: time.Now(),
 		done:  make(chan struct{}),
@@ -236,8 +248,17 @@ func (l *poolLink) run(ctx context.Context) {
 		}
 		l.s.Resume = clientv3.NoLease // a lease once given up is not taken again
 		l.recordLease(m)
+		r := poolmaster.New(m, poolmaster.Options{Dispatch: l.rpc, Log: l.log.Named("master")})
+		rctx, stopRunner := context.WithCancel(ctx)
+		runnerDone := make(chan struct{})
+		go func() { defer close(runnerDone); r.Run(rctx) }()
 		l.set(m, poolMember, nil)
+		l.mu.Lock()
+		l.runner = r
+		l.mu.Unlock()
 		l.stayMember(ctx, m)
+		stopRunner()
+		<-runnerDone
 		if ctx.Err() != nil {
 			l.leave(m)
 			l.recordLease(nil)
@@ -286,6 +307,17 @@ func (l *poolLink) set(m *pool.Member, state string, err error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.member, l.state, l.err, l.since = m, state, err, time.Now()
+	if m == nil {
+		l.runner = nil
+	}
+}
+
+// current is the member and its Runner while the agent is a member; the
+// state and error otherwise.
+func (l *poolLink) current() (*pool.Member, *poolmaster.Runner, string, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.member, l.runner, l.state, l.err
 }
 
 // close leaves the pool and waits for the link to end.
