@@ -29,7 +29,8 @@ func (a *Agent) newRPCServer(cfg *config.Config) *xmlrpc.Server {
 		a.log.Error("API handler panicked", zap.String("method", method), zap.Any("panic", recovered), zap.ByteString("stack", stack))
 	}
 	for _, ns := range [][]xmlrpc.Def{
-		a.agentMethods(), a.hostMethods(), a.domainMethods(), a.guestMethods(), a.migrationMethods(), a.repositoryMethods(), a.poolMasterMethods(), a.xendMethods(),
+		a.agentMethods(), a.hostMethods(), a.domainMethods(), a.guestMethods(), a.migrationMethods(), a.repositoryMethods(), a.xendMethods(),
+		a.poolLocalMethods(), a.poolMasterMethods(),
 	} {
 		for _, d := range ns {
 			if err := s.Define(d); err != nil {

@@ -31,8 +31,17 @@ import (
 // a killed or crashed previous run left (state_dir/pool-lease.json) while
 // etcd still holds it; joins again with a new lease after one is lost;
 // keeps the member record up to date; and leaves, revoking the lease, when
-// the agent stops. While a member it takes part in the mastership (agent/poolmaster's
-// Runner: it campaigns, and runs the master loop when elected).
+// the agent stops owning no pool domain. The domains it owns (poolDomains)
+// get the lease at every renewal. A lease that lapses by the agent's own
+// deadline is taken up again if etcd still holds it (the guests resume);
+// one etcd says is gone is final: the domains run under it are destroyed
+// and the agent joins anew. An agent that stops while it owns domains
+// leaves its lease to etcd (their guests run on, and the next start takes
+// the lease up, or they fence and the lease expires), never revoking what
+// would let another member start them while they still run here. While a
+// member it takes part in the mastership (agent/poolmaster's Runner: it
+// campaigns, and runs the master loop when elected; it resigns when the
+// agent stops).
 type poolLink struct {
 	s    pool.Settings
 	host string // the name the agent is a member by
@@ -41,6 +50,7 @@ type poolLink struct {
 	leaseFile string
 	info      func() pool.Info
 	log       *zap.Logger
+	domains   *poolDomains
 	// rpc calls the other members' agents: the master dispatching, a
 	// member forwarding pool calls to the master.
 	rpc *poolmaster.RPC
@@ -121,8 +131,11 @@ func (a *Agent) openPool(cfg *config.Config) (func(), error) {
 		done:  make(chan struct{}),
 	}
 	l.s.Resume = l.previousLease()
+	l.domains = newPoolDomains(a, l.log.Named("domains"))
+	l.s.OnRenew = l.domains.renewed
 	ctx, stop := context.WithCancel(context.Background())
 	l.stop = stop
+	go l.domains.run(ctx)
 	go l.run(ctx)
 	a.pool = l
 	return l.close, nil
@@ -236,9 +249,15 @@ func (l *poolLink) run(ctx context.Context) {
 			if ctx.Err() != nil {
 				return
 			}
+			delay := l.rejoinDelay()
+			if l.s.Resume != clientv3.NoLease {
+				// A lapsed lease may still be alive: its guests resume
+				// only if it is taken up before etcd expires it.
+				delay = resumeRetry
+			}
 			l.set(nil, poolJoining, err)
-			l.log.Warn("cannot join the pool; trying again", zap.Error(err), zap.Duration("in", l.rejoinDelay()))
-			if !sleepCtx(ctx, l.rejoinDelay()) {
+			l.log.Warn("cannot join the pool; trying again", zap.Error(err), zap.Duration("in", delay))
+			if !sleepCtx(ctx, delay) {
 				return
 			}
 			continue
@@ -256,15 +275,38 @@ func (l *poolLink) run(ctx context.Context) {
 		l.mu.Lock()
 		l.runner = r
 		l.mu.Unlock()
+		l.domains.joined(ctx, m)
 		l.stayMember(ctx, m)
 		stopRunner()
 		<-runnerDone
 		if ctx.Err() != nil {
+			l.domains.lost(context.Background(), m, pool.ErrClosed)
+			if l.domains.ownsAny() {
+				// Revoking would free the owner keys while the guests
+				// still run here.
+				l.log.Info("agent stopping while it owns pool domains: the lease is left to etcd (a start within its TTL takes it up)",
+					zap.Strings("domains", l.domains.ownedNames()), zap.String("lease", fmt.Sprintf("%x", int64(m.Lease()))))
+				m.Detach()
+				return
+			}
 			l.leave(m)
 			l.recordLease(nil)
 			return
 		}
-		l.set(nil, poolLost, m.Err())
+		lerr := m.Err()
+		l.domains.lost(ctx, m, lerr)
+		l.set(nil, poolLost, lerr)
+		if errors.Is(lerr, pool.ErrLeaseExpired) {
+			// Lapsed by this agent's reckoning: etcd may hold the lease
+			// still (it was cut off, not revoked). Join again taking
+			// it up; a new lease if it is gone.
+			m.Detach()
+			l.s.Resume = m.Lease()
+			if !sleepCtx(ctx, resumeRetry) {
+				return
+			}
+			continue
+		}
 		l.leave(m) // the lease is gone or going; free the client
 		l.recordLease(nil)
 		if !sleepCtx(ctx, l.rejoinDelay()) {
@@ -272,6 +314,10 @@ func (l *poolLink) run(ctx context.Context) {
 		}
 	}
 }
+
+// resumeRetry is the pause between two attempts to take a lapsed lease up
+// again.
+const resumeRetry = 500 * time.Millisecond
 
 // stayMember keeps m's record up to date until its lease is lost or ctx
 // ends.
@@ -353,6 +399,8 @@ type poolInfo struct {
 	FencingMargin float64 `xmlrpc:"fencing_margin_seconds"`
 	Master        string  `xmlrpc:"master,omitempty"`
 	Error         string  `xmlrpc:"error,omitempty"`
+	// Domains are the pool domains this agent owns (names).
+	Domains []string `xmlrpc:"domains"`
 }
 
 // view says how the link stands; ctx bounds asking etcd for the master.
@@ -361,7 +409,7 @@ func (l *poolLink) view(ctx context.Context) poolInfo {
 	m, state, err, since := l.member, l.state, l.err, l.since
 	l.mu.Unlock()
 	pi := poolInfo{Name: l.s.Pool, Member: l.host, State: state, Since: since.UTC().Format(time.RFC3339),
-		LeaseTTL: l.s.LeaseTTL.Seconds(), FencingMargin: l.s.FencingMargin.Seconds()}
+		LeaseTTL: l.s.LeaseTTL.Seconds(), FencingMargin: l.s.FencingMargin.Seconds(), Domains: l.domains.ownedNames()}
 	if err != nil {
 		pi.Error = err.Error()
 	}

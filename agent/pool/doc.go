@@ -37,8 +37,18 @@
 //	/ovs/pools/NAME/master/LEASE          concurrency.Election keys (LEASE in hex);
 //	                                      the one created first is the master,
 //	                                      its value the master's host name
+//	/ovs/pools/NAME/domains/UUID/spec     JSON DomainSpec (name, uuid, config: the
+//	                                      vm.cfg text, ha, desired, preferred,
+//	                                      priority); written by the master only
+//	                                      (Master.Write), read with ReadSpec
 //	/ovs/pools/NAME/domains/UUID/owner    JSON OwnerRecord, bound to the owner's lease;
 //	                                      its create revision is the generation
+//	/ovs/pools/NAME/domains/UUID/status   JSON DomainStatus (state running, pending
+//	                                      or stopped, host, reason, since);
+//	                                      written by the master only
+//
+// SpecKey, OwnerKey, StatusKey and DomainsPrefix name them (domains.go);
+// OwnedDomains lists the owner keys bound to a member's lease.
 //
 // Why the Member's deadline is safe: etcd's leader starts a lease's TTL
 // anew when it applies a grant or receives a renewal, which is after the

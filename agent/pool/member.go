@@ -417,6 +417,26 @@ func (m *Member) Members(ctx context.Context) ([]MemberRecord, error) {
 	return out, nil
 }
 
+// Detach ends this Member without leaving the pool: it stops the
+// renewals and closes the client but leaves the lease, and every key
+// bound to it, to etcd, which expires it within its TTL unless a Member
+// takes it up first (Settings.Resume): the agent restarting, or a member
+// whose deadline passed joining again in case the lease outlived it.
+// Guests whose leases a lapsed member handed out stay fenced meanwhile.
+func (m *Member) Detach() {
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return
+	}
+	m.closed = true
+	m.mu.Unlock()
+	m.lose(ErrClosed)
+	<-m.loopDone
+	m.log.Info("detached from the pool; the lease is left to expire or be taken up again")
+	m.cli.Close()
+}
+
 // Close leaves the pool: it stops the renewals, revokes the lease (every
 // key bound to it goes: the member record, an election key, domain
 // owner keys), and closes the client. ctx bounds the revoke; Close

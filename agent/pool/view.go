@@ -8,9 +8,6 @@ func Prefix(name string) string { return poolPrefix(name) }
 // MembersPrefix is the prefix of pool name's member keys (members/HOST).
 func MembersPrefix(name string) string { return membersPrefix(name) }
 
-// OwnerKey is domain's owner key in pool name.
-func OwnerKey(name, domain string) string { return ownerKey(name, domain) }
-
 // CheckSegment refuses a name that cannot be one key segment (a host
 // name, a domain UUID).
 func CheckSegment(what, s string) error { return checkSegment(what, s) }

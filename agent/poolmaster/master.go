@@ -102,6 +102,16 @@ func (r *Runner) Run(ctx context.Context) {
 		r.cur = nil
 		r.mu.Unlock()
 		mst.wg.Wait()
+		if ctx.Err() != nil && r.m.Err() == nil {
+			// Stopping while the lease lives on (an agent that owns
+			// domains leaves its lease to etcd): another member takes
+			// the mastership over now, not when the lease expires.
+			rctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			if err := ms.Resign(rctx); err != nil {
+				r.log.Warn("resign the pool mastership", zap.Error(err))
+			}
+			cancel()
+		}
 	}
 }
 

@@ -13,41 +13,21 @@ import (
 // status are written by the master only, through Master.Write; the owner
 // key is agent/pool's.
 
-// Desired states of a Spec.
+// Desired states of a Spec, and states of a Status.
 const (
-	DesiredRunning = "running"
-	DesiredStopped = "stopped"
+	DesiredRunning = pool.DesiredRunning
+	DesiredStopped = pool.DesiredStopped
+
+	StateRunning = pool.StatusRunning
+	StatePending = pool.StatusPending
+	StateStopped = pool.StatusStopped
 )
 
-// States of a Status.
-const (
-	StateRunning = "running"
-	StatePending = "pending"
-	StateStopped = "stopped"
-)
-
-// Spec is what the pool wants of a domain.
-type Spec struct {
-	Name   string `json:"name"`
-	UUID   string `json:"uuid"`
-	Config string `json:"config"` // the vm.cfg text; its disks on a repository every member mounts
-	HA     bool   `json:"ha"`
-	// Desired is "running" or "stopped".
-	Desired string `json:"desired"`
-	// Preferred are the servers it may run on (Manual placement); empty
-	// is Auto: any member.
-	Preferred []string `json:"preferred"`
-	// Priority orders the pending queue: higher starts first.
-	Priority int `json:"priority"`
-}
+// Spec is what the pool wants of a domain (agent/pool's record).
+type Spec = pool.DomainSpec
 
 // Status is where a domain stands, as the master last saw it.
-type Status struct {
-	State  string    `json:"state"`            // running, pending or stopped
-	Host   string    `json:"host,omitempty"`   // where it runs (or is being started)
-	Reason string    `json:"reason,omitempty"` // why pending or stopped
-	Since  time.Time `json:"since"`            // when State last changed
-}
+type Status = pool.DomainStatus
 
 // Maintenance is a maintenance key's value: the member gets no new
 // placements while the key exists.
@@ -55,9 +35,9 @@ type Maintenance struct {
 	Since time.Time `json:"since"`
 }
 
-func domainsPrefix(p string) string     { return pool.Prefix(p) + "domains/" }
-func specKey(p, uuid string) string     { return domainsPrefix(p) + uuid + "/spec" }
-func statusKey(p, uuid string) string   { return domainsPrefix(p) + uuid + "/status" }
+func domainsPrefix(p string) string     { return pool.DomainsPrefix(p) }
+func specKey(p, uuid string) string     { return pool.SpecKey(p, uuid) }
+func statusKey(p, uuid string) string   { return pool.StatusKey(p, uuid) }
 func maintenancePrefix(p string) string { return pool.Prefix(p) + "maintenance/" }
 func maintenanceKey(p, host string) string {
 	return maintenancePrefix(p) + host
