@@ -121,7 +121,11 @@ func (a *Agent) openPool(cfg *config.Config) (func(), error) {
 		info: func() pool.Info {
 			in := pool.Info{Host: host, Address: addr, FreeMemoryMiB: a.freeForDomains(reserve), Engines: a.engines(hypervisor)}
 			if ssl {
-				in.TLSFingerprint = tlscert.Fingerprint(a.cert.Load())
+				// Until the certificate is loaded the API is not served
+				// yet: no address, so that no peer calls it.
+				if in.TLSFingerprint = tlscert.Fingerprint(a.cert.Load()); in.TLSFingerprint == "" {
+					in.Address = ""
+				}
 			}
 			return in
 		},
@@ -319,10 +323,16 @@ func (l *poolLink) run(ctx context.Context) {
 // again.
 const resumeRetry = 500 * time.Millisecond
 
+// infoInterval is how often the member record is compared with the
+// host's state.
+const infoInterval = time.Second
+
 // stayMember keeps m's record up to date until its lease is lost or ctx
 // ends.
 func (l *poolLink) stayMember(ctx context.Context, m *pool.Member) {
-	t := time.NewTicker(max(l.s.LeaseTTL, 5*time.Second))
+	// Looked at every second (what placement reads: free memory, the
+	// API's address and certificate); written only when it changed.
+	t := time.NewTicker(infoInterval)
 	defer t.Stop()
 	for {
 		select {

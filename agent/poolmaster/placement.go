@@ -60,6 +60,7 @@ func Place(n Need, cands []Candidate) (host, reason string) {
 	sort.Slice(sorted, func(i, j int) bool { return sorted[i].Host < sorted[j].Host })
 	var best *Candidate
 	var why []string
+	excluded := false
 	seen := map[string]bool{}
 	for i := range sorted {
 		c := &sorted[i]
@@ -71,6 +72,7 @@ func Place(n Need, cands []Candidate) (host, reason string) {
 		case c.Maintenance:
 			why = append(why, c.Host+": in maintenance")
 		case c.Excluded != "":
+			excluded = true
 			why = append(why, c.Host+": "+c.Excluded)
 		case !runs(c.Engines, n.Kind):
 			why = append(why, fmt.Sprintf("%s: no %s (has %s)", c.Host, strings.TrimPrefix(engineWord(n.Kind), "engine "), engineList(c.Engines)))
@@ -93,6 +95,9 @@ func Place(n Need, cands []Candidate) (host, reason string) {
 		what = "no preferred server (" + strings.Join(n.Preferred, ", ") + ")"
 	}
 	r := fmt.Sprintf("%s with %d MiB free and %s", what, n.MemoryMiB, engineWord(n.Kind))
+	if excluded {
+		r = fmt.Sprintf("%s to start it on now (it needs %d MiB free and %s)", what, n.MemoryMiB, engineWord(n.Kind))
+	}
 	if len(why) > 0 {
 		r += ": " + strings.Join(why, "; ")
 	} else if len(n.Preferred) == 0 {

@@ -31,7 +31,7 @@ type RPC struct {
 // Call calls method on rec's agent.
 func (r *RPC) Call(ctx context.Context, rec pool.MemberRecord, method string, reply any, args ...any) error {
 	if rec.Address == "" {
-		return fmt.Errorf("member %s serves no TCP API ([server] tcp_server = no there): the pool cannot call it", rec.Host)
+		return fmt.Errorf("member %s's record has no API address (its API is not served yet, or [server] tcp_server = no there): the pool cannot call it", rec.Host)
 	}
 	user, pw, err := r.Credentials()
 	if err != nil {

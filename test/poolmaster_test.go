@@ -1,0 +1,198 @@
+package test
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ovs-agent/ovs-agent/internal/etcdtest"
+)
+
+// The pool master end to end (issue 15, layer 2): three agents on
+// 127.0.0.2-4 (HTTPS, each with its own self-signed certificate, which
+// the master pins from the member record), sim guests, real etcd.
+
+// poolDomView is one pool.domains entry.
+type poolDomView struct {
+	Name       string `xmlrpc:"name"`
+	UUID       string `xmlrpc:"uuid"`
+	Host       string `xmlrpc:"host"`
+	Desired    string `xmlrpc:"desired"`
+	HA         bool   `xmlrpc:"ha"`
+	State      string `xmlrpc:"state"`
+	Reason     string `xmlrpc:"reason"`
+	Generation int64  `xmlrpc:"generation"`
+}
+
+func poolDomainsOf(t *testing.T, a *Agent) []poolDomView {
+	t.Helper()
+	var ds []poolDomView
+	a.call(t, "pool.domains", &ds)
+	return ds
+}
+
+// waitPoolDomain polls pool.domains on a (bounded) until name's entry
+// satisfies ok.
+func waitPoolDomain(t *testing.T, a *Agent, name, what string, bound time.Duration, ok func(poolDomView) bool) poolDomView {
+	t.Helper()
+	end := time.Now().Add(bound)
+	var last poolDomView
+	for {
+		for _, d := range poolDomainsOf(t, a) {
+			if d.Name == name {
+				last = d
+				if ok(d) {
+					return d
+				}
+			}
+		}
+		if time.Now().After(end) {
+			t.Fatalf("%s: %s not seen within %s; last: %+v", name, what, bound, last)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// An HA domain created through a member that is not the master (ovm pool
+// create, forwarded to the master) runs on one of the agents; that agent
+// and its VMMs killed -9, it runs on another agent within TTL + margin +
+// boot, at a higher generation, and pool.domains says so.
+func TestPoolHAPowerLoss(t *testing.T) {
+	c := etcdtest.Start(t, 3)
+	pwFile := filepath.Join(t.TempDir(), "peer-pw")
+	if err := os.WriteFile(pwFile, []byte(testPassword+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	agents := map[string]*Agent{}
+	for i, host := range []string{"agent-a", "agent-b", "agent-c"} {
+		agents[host] = startAgent(t, agentConf{Listen: "127.0.0." + string(rune('2'+i)), SSL: true, Extra: map[string][]string{
+			"agent":      {"hypervisor = sim", "memory_reserve = 0"},
+			"relocation": {"peer_password_file = " + pwFile},
+			"pool":       poolLinesTTL(c, host, "4s"),
+		}})
+	}
+	master := ""
+	for _, a := range agents {
+		p := waitPoolState(t, a, "member")
+		if p.Master != "" {
+			master = p.Master
+		}
+	}
+	end := time.Now().Add(20 * time.Second)
+	for master == "" && time.Now().Before(end) {
+		time.Sleep(100 * time.Millisecond)
+		master = poolOf(t, agents["agent-a"]).Master
+	}
+	if master == "" {
+		t.Fatal("no pool master after 20s")
+	}
+	var via *Agent
+	for host, a := range agents {
+		if host != master {
+			via = a
+			break
+		}
+	}
+	var pi struct {
+		Master  string `xmlrpc:"master"`
+		Members []struct {
+			Host    string   `xmlrpc:"host"`
+			Address string   `xmlrpc:"address"`
+			State   string   `xmlrpc:"state"`
+			Engines []string `xmlrpc:"engines"`
+			Free    int64    `xmlrpc:"free_memory_mib"`
+		} `xmlrpc:"members"`
+	}
+	// Each member's record gets its API address once the API serves.
+	end = time.Now().Add(20 * time.Second)
+	for {
+		pi.Members = nil
+		via.call(t, "pool.info", &pi)
+		all := len(pi.Members) == 3
+		for _, m := range pi.Members {
+			all = all && m.Address != ""
+		}
+		if all {
+			break
+		}
+		if time.Now().After(end) {
+			t.Fatalf("pool.info on a member after 20s: %+v, want 3 members with their addresses", pi)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if pi.Master != master {
+		t.Fatalf("pool.info on a member: %+v, want master %s", pi, master)
+	}
+	for _, m := range pi.Members {
+		if m.State != "active" || len(m.Engines) == 0 || m.Free <= 0 {
+			t.Errorf("pool.info member %+v", m)
+		}
+	}
+
+	cfg := filepath.Join(t.TempDir(), "ha1.cfg")
+	if err := os.WriteFile(cfg, []byte(vmcfgText("ha1", 64, "dirty=2M/s,hot=8M,verify=200ms")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, code := runCmd(t, "", nil, bin("ovm"), "--url=unix://"+via.Socket, "pool", "create", "--ha", "--priority", "5", cfg)
+	if code != 0 {
+		t.Fatalf("ovm pool create through a non-master member (exit %d):\n%s", code, out)
+	}
+	first := waitPoolDomain(t, via, "ha1", "running", 60*time.Second, func(d poolDomView) bool { return d.State == "running" && d.Host != "" })
+	if !first.HA || first.Desired != "running" || first.Generation == 0 {
+		t.Errorf("ha1 in pool.domains: %+v", first)
+	}
+	owner := agents[first.Host]
+	if owner == nil {
+		t.Fatalf("ha1 runs on %q, not one of the agents", first.Host)
+	}
+	if in := owner.poolDom(t, "ha1"); in.State != "running" || in.Generation != first.Generation {
+		t.Fatalf("ha1 on %s: %+v, want running at generation %d", first.Host, in, first.Generation)
+	}
+	// A second create of the same name is refused by the master.
+	if f := via.fault(t, "pool.create_domain", vmcfgText("ha1", 64, "dirty=2M/s,hot=8M")); f.Code != 1004 {
+		t.Errorf("second ha1: fault %+v, want Exists (1004)", f)
+	}
+
+	// Power loss of the server ha1 runs on: its agent and its VMMs.
+	owner.Signal(syscall.SIGKILL)
+	<-owner.done
+	killVMMs(owner.Dir)
+	lost := time.Now()
+	var survivor *Agent
+	for host, a := range agents {
+		if host != first.Host {
+			survivor = a
+			break
+		}
+	}
+	// TTL 4s, margin 1s, a sim guest's boot: well within a minute.
+	moved := waitPoolDomain(t, survivor, "ha1", "running on another agent", 60*time.Second, func(d poolDomView) bool {
+		return d.State == "running" && d.Host != "" && d.Host != first.Host
+	})
+	t.Logf("ha1 ran on %s; %s after its power loss it runs on %s", first.Host, time.Since(lost).Round(100*time.Millisecond), moved.Host)
+	if moved.Generation <= first.Generation {
+		t.Errorf("generation %d on %s after %d on %s: it must grow", moved.Generation, moved.Host, first.Generation, first.Host)
+	}
+	if in := agents[moved.Host].poolDom(t, "ha1"); in.State != "running" || in.Generation != moved.Generation {
+		t.Errorf("ha1 on %s: %+v, want running at generation %d", moved.Host, in, moved.Generation)
+	}
+	out, code = runCmd(t, "", nil, bin("ovm"), "--url=unix://"+survivor.Socket, "pool", "domains")
+	if code != 0 || !strings.Contains(out, "ha1") || !strings.Contains(out, moved.Host) {
+		t.Errorf("ovm pool domains (exit %d) does not show ha1 on %s:\n%s", code, moved.Host, out)
+	}
+	out, code = runCmd(t, "", nil, bin("ovm"), "--url=unix://"+survivor.Socket, "pool", "info")
+	if code != 0 || strings.Contains(out, first.Host+" ") || !strings.Contains(out, moved.Host) {
+		t.Errorf("ovm pool info (exit %d) after %s's loss:\n%s", code, first.Host, out)
+	}
+
+	// Stopped through the pool: its owner stops it and releases the key.
+	survivor.call(t, "pool.stop_domain", nil, "ha1")
+	waitPoolDomain(t, survivor, "ha1", "stopped", 60*time.Second, func(d poolDomView) bool { return d.State == "stopped" && d.Host == "" })
+	survivor.call(t, "pool.delete_domain", nil, "ha1")
+	if ds := poolDomainsOf(t, survivor); len(ds) != 0 {
+		t.Errorf("pool.domains after the delete: %+v", ds)
+	}
+}
