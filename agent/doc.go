@@ -7,7 +7,10 @@
 // (agent/domains), migrations (agent/migration), the relocation listener
 // (relocation) and the repositories (repository) into API methods, and,
 // when [pool] names a pool, keeps the agent a member of it while it runs
-// (poollink.go over agent/pool; host.info shows the membership). Of
+// (poollink.go over agent/pool; host.info shows the membership), takes
+// part in the mastership (agent/poolmaster's Runner) and serves the pool
+// API (api_poolmaster.go: reads from etcd, changes on the master or
+// forwarded to it). Of
 // migration it keeps only the composition (agent/migration.Local built with
 // the registry, the repositories and a context that ends when the agent
 // stops) and the dispatch of an authenticated relocation connection on its
