@@ -1,6 +1,8 @@
 package test
 
 import (
+	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -8,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ovs-agent/ovs-agent/agent/client"
 	"github.com/ovs-agent/ovs-agent/internal/etcdtest"
 )
 
@@ -194,5 +197,78 @@ func TestPoolHAPowerLoss(t *testing.T) {
 	survivor.call(t, "pool.delete_domain", nil, "ha1")
 	if ds := poolDomainsOf(t, survivor); len(ds) != 0 {
 		t.Errorf("pool.domains after the delete: %+v", ds)
+	}
+}
+
+// poolAgent is an agent of pool e2e on the sim engine at 127.0.0.ip,
+// keeping reserve MiB of the host's memory from domains, with the peer
+// password the pool's agents call each other with.
+func poolAgent(t *testing.T, c *etcdtest.Cluster, ip, host string, reserve int64, pwFile string) *Agent {
+	t.Helper()
+	return startAgent(t, agentConf{Listen: "127.0.0." + ip, SSL: true, Extra: map[string][]string{
+		"agent":      {"hypervisor = sim", fmt.Sprintf("memory_reserve = %d", reserve)},
+		"relocation": {"peer_password_file = " + pwFile},
+		"pool":       poolLinesTTL(c, host, "4s"),
+	}})
+}
+
+// With no member that has room, an HA domain waits, pending with the
+// reason; a member that joins with room starts it. A member in
+// maintenance gets nothing. An agent in no pool answers the pool calls
+// with Unsupported.
+func TestPoolNoRoomThenJoin(t *testing.T) {
+	c := etcdtest.Start(t, 3)
+	pwFile := filepath.Join(t.TempDir(), "peer-pw")
+	if err := os.WriteFile(pwFile, []byte(testPassword+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// The whole host's memory kept from domains: no room.
+	full := int64(1 << 30)
+	a := poolAgent(t, c, "5", "agent-a", full, pwFile)
+	b := poolAgent(t, c, "6", "agent-b", full, pwFile)
+	waitPoolState(t, a, "member")
+	waitPoolState(t, b, "member")
+	text := vmcfgText("ha2", 64, "dirty=2M/s,hot=8M,verify=200ms")
+	var created poolDomView
+	end := time.Now().Add(30 * time.Second)
+	for {
+		// Until a master is elected and every record has its address,
+		// the call is refused with Busy (1006), saying why.
+		err := b.Unix().Call(context.Background(), "pool.create_domain", &created, text, map[string]any{"ha": true})
+		if err == nil {
+			break
+		}
+		if f, ok := err.(*client.Fault); !ok || f.Code != 1006 || time.Now().After(end) {
+			t.Fatalf("pool.create_domain: %v", err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	pending := waitPoolDomain(t, a, "ha2", "pending for want of room", 30*time.Second, func(d poolDomView) bool {
+		return d.State == "pending" && strings.Contains(d.Reason, "no server with 64 MiB free")
+	})
+	if !strings.Contains(pending.Reason, "agent-a: 0 MiB free") || !strings.Contains(pending.Reason, "agent-b: 0 MiB free") {
+		t.Errorf("reason %q does not say what each member has", pending.Reason)
+	}
+	// A member with room joins, in maintenance at first.
+	cAgent := poolAgent(t, c, "7", "agent-c", 0, pwFile)
+	waitPoolState(t, cAgent, "member")
+	a.call(t, "pool.maintenance", nil, "agent-c", true)
+	waitPoolDomain(t, a, "ha2", "pending, agent-c in maintenance", 30*time.Second, func(d poolDomView) bool {
+		return d.State == "pending" && strings.Contains(d.Reason, "agent-c: in maintenance")
+	})
+	out, code := runCmd(t, "", nil, bin("ovm"), "--url=unix://"+b.Socket, "pool", "maintenance", "agent-c", "off")
+	if code != 0 {
+		t.Fatalf("ovm pool maintenance agent-c off (exit %d):\n%s", code, out)
+	}
+	started := waitPoolDomain(t, a, "ha2", "running on agent-c", 60*time.Second, func(d poolDomView) bool {
+		return d.State == "running" && d.Host == "agent-c"
+	})
+	if in := cAgent.poolDom(t, "ha2"); in.State != "running" || in.Generation != started.Generation {
+		t.Errorf("ha2 on agent-c: %+v, want running at generation %d", in, started.Generation)
+	}
+
+	lone := startAgent(t, agentConf{Listen: "127.0.0.8"})
+	if f := lone.fault(t, "pool.info"); f.Code != 1007 || !strings.Contains(f.Message, "no server pool") {
+		t.Errorf("pool.info on an agent in no pool: %+v", f)
 	}
 }
