@@ -142,9 +142,16 @@ type master struct {
 	pass sync.Mutex
 
 	mu       sync.Mutex
-	inflight map[string]string             // uuid -> host a start or stop is under way on
+	inflight map[string]dispatch           // uuid -> the start or stop under way
 	reserved map[string]reservation        // uuid -> memory placed on a host
 	failed   map[string]map[string]failure // uuid -> host -> last failed start or stop
+}
+
+// dispatch is a start or stop under way on a member.
+type dispatch struct {
+	host    string
+	cancel  context.CancelFunc // ends it when the member leaves the pool
+	givenUp bool
 }
 
 // reservation is memory the master gave a domain on a host that the
@@ -166,7 +173,7 @@ func newMaster(r *Runner, ms *pool.Master) *master {
 		r: r, ms: ms, pool: r.m.Pool(), cli: r.m.Client(), o: r.o,
 		log:      r.log.With(zap.Int64("election_revision", ms.Revision())),
 		kick:     make(chan struct{}, 1),
-		inflight: map[string]string{},
+		inflight: map[string]dispatch{},
 		reserved: map[string]reservation{},
 		failed:   map[string]map[string]failure{},
 	}
@@ -271,7 +278,7 @@ func (m *master) reconcile(ctx context.Context) error {
 	// ends after this has its owner key in the read, one that ended
 	// before is not counted as under way.
 	m.mu.Lock()
-	inflight := make(map[string]string, len(m.inflight))
+	inflight := make(map[string]dispatch, len(m.inflight))
 	for k, v := range m.inflight {
 		inflight[k] = v
 	}
@@ -281,6 +288,22 @@ func (m *master) reconcile(ctx context.Context) error {
 		return err
 	}
 	now := time.Now()
+	for uuid, dp := range inflight {
+		if _, alive := s.members[dp.host]; !alive && !dp.givenUp {
+			// A call to a member that is gone (hung, cut off, dead)
+			// would hold the domain until its timeout: it is given up,
+			// and the domain placed again once its owner key (if the
+			// member took one) is gone.
+			m.log.Warn("giving up a dispatch to a member that left the pool", zap.String("uuid", uuid), zap.String("on", dp.host))
+			dp.cancel()
+			m.mu.Lock()
+			if cur, ok := m.inflight[uuid]; ok && cur.host == dp.host {
+				cur.givenUp = true
+				m.inflight[uuid] = cur
+			}
+			m.mu.Unlock()
+		}
+	}
 	m.mu.Lock()
 	for uuid, res := range m.reserved {
 		d := s.domains[uuid]
@@ -491,15 +514,15 @@ func (m *master) dispatchStart(ctx context.Context, s *Snapshot, q queued, host 
 		return err
 	}
 	rec := s.members[host].rec
+	dctx, cancel := context.WithTimeout(m.ctx, m.o.DispatchTimeout)
 	m.mu.Lock()
-	m.inflight[q.uuid] = host
+	m.inflight[q.uuid] = dispatch{host: host, cancel: cancel}
 	m.reserved[q.uuid] = reservation{host: host, mib: q.need.MemoryMiB}
 	m.mu.Unlock()
 	m.log.Info("dispatching pool domain", zap.String("domain", q.d.spec.Name), zap.String("uuid", q.uuid), zap.String("to", host), zap.Int64("memory_mib", q.need.MemoryMiB))
 	m.wg.Add(1)
 	go func() {
 		defer m.wg.Done()
-		dctx, cancel := context.WithTimeout(m.ctx, m.o.DispatchTimeout)
 		gen, err := m.o.Dispatch.Start(dctx, rec, q.uuid)
 		cancel()
 		m.mu.Lock()
@@ -552,13 +575,13 @@ func (m *master) stopOn(ctx context.Context, s *Snapshot, uuid string, d *domain
 		_ = m.setStatus(ctx, uuid, d.status, Status{State: StateRunning, Host: d.owner, Reason: fmt.Sprintf("to be stopped; the stop failed (%v), trying again", f.err)})
 		return
 	}
+	dctx, cancel := context.WithTimeout(m.ctx, m.o.DispatchTimeout)
 	m.mu.Lock()
-	m.inflight[uuid] = d.owner
+	m.inflight[uuid] = dispatch{host: d.owner, cancel: cancel}
 	m.mu.Unlock()
 	m.wg.Add(1)
 	go func() {
 		defer m.wg.Done()
-		dctx, cancel := context.WithTimeout(m.ctx, m.o.DispatchTimeout)
 		err := m.o.Dispatch.Stop(dctx, mem.rec, uuid)
 		cancel()
 		m.mu.Lock()

@@ -59,12 +59,13 @@ type fakeAgents struct {
 	// existed (of another host).
 	ownedAtCall int
 	fail        map[string]error       // host -> error its starts give
+	hang        map[string]bool        // host -> its starts answer only when given up
 	gate        chan struct{}          // when set, the next start waits for it to close
 	entered     chan pool.MemberRecord // told when a gated start is entered
 }
 
 func newFake(t *testing.T, cli *clientv3.Client) *fakeAgents {
-	return &fakeAgents{t: t, cli: cli, members: map[string]*pool.Member{}, started: map[string][]string{}, calls: map[string][]string{}, fail: map[string]error{}}
+	return &fakeAgents{t: t, cli: cli, members: map[string]*pool.Member{}, started: map[string][]string{}, calls: map[string][]string{}, fail: map[string]error{}, hang: map[string]bool{}}
 }
 
 func (f *fakeAgents) add(m *pool.Member) {
@@ -76,9 +77,13 @@ func (f *fakeAgents) add(m *pool.Member) {
 func (f *fakeAgents) Start(ctx context.Context, to pool.MemberRecord, uuid string) (int64, error) {
 	f.mu.Lock()
 	f.calls[uuid] = append(f.calls[uuid], to.Host)
-	m, gate, entered, ferr := f.members[to.Host], f.gate, f.entered, f.fail[to.Host]
+	m, gate, entered, ferr, hang := f.members[to.Host], f.gate, f.entered, f.fail[to.Host], f.hang[to.Host]
 	f.gate = nil
 	f.mu.Unlock()
+	if hang {
+		<-ctx.Done()
+		return 0, ctx.Err()
+	}
 	// The owner key at the time of the call.
 	if resp, err := f.cli.Get(context.Background(), pool.OwnerKey("test", uuid)); err == nil && len(resp.Kvs) > 0 {
 		var o pool.OwnerRecord
@@ -480,5 +485,31 @@ func TestLifecycleAndMaintenance(t *testing.T) {
 	resp, _ := cli.Get(ctx, domainsPrefix("test"), clientv3.WithPrefix(), clientv3.WithCountOnly())
 	if resp.Count != 0 {
 		t.Errorf("%d keys left under domains/ after the delete", resp.Count)
+	}
+}
+
+// A start dispatched to a member that then leaves the pool (hung: its
+// call never answers, its lease ends) is given up, and the domain placed
+// on another member, without waiting for the call's timeout.
+func TestDispatchToLostMemberGivenUp(t *testing.T) {
+	c := etcdtest.Start(t, 1)
+	cli := outside(t, c)
+	ctx := ctxFor(t, 2*time.Minute)
+	f := newFake(t, cli)
+	f.hang["b"] = true
+	ma, ra := joinRun(t, c, f, "a", 1024, "kvm")
+	masterOf(t, ra)
+	mb, _ := joinRun(t, c, f, "b", 4096, "kvm")
+	if _, err := ra.Create(ctx, vmcfgText("d1", 512), CreateOptions{HA: true, Start: true}); err != nil {
+		t.Fatal(err)
+	}
+	waitDomain(t, ma, "d1", "being started on b", 20*time.Second, func(v DomainView) bool { return v.State == StatePending && v.StatusHost == "b" })
+	if _, err := cli.Revoke(ctx, mb.Lease()); err != nil {
+		t.Fatal(err)
+	}
+	// Well before the call's own timeout (20s).
+	v := waitDomain(t, ma, "d1", "running on a", 10*time.Second, func(v DomainView) bool { return v.State == StateRunning && v.Host == "a" })
+	if got := f.startedOf(v.UUID); len(got) != 1 || got[0] != "a" {
+		t.Errorf("d1 started on %v, want only a", got)
 	}
 }
