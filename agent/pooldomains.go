@@ -13,6 +13,7 @@ import (
 
 	"github.com/ovs-agent/ovs-agent/agent/domains"
 	"github.com/ovs-agent/ovs-agent/agent/pool"
+	"github.com/ovs-agent/ovs-agent/agent/xmlrpc"
 	"github.com/ovs-agent/ovs-agent/config/vmcfg"
 	"github.com/ovs-agent/ovs-agent/vmm/control"
 )
@@ -287,6 +288,45 @@ func (p *poolDomains) destroy(ctx context.Context, m *pool.Member, uuid, name st
 		return
 	}
 	p.log.Warn("destroyed a pool domain this agent no longer owns", zap.String("domain", name), zap.String("uuid", uuid), zap.Int64("generation", gen), zap.String("reason", reason))
+}
+
+// mayStart refuses domain.start of a pool domain that this agent does
+// not own under its current lease: it may run elsewhere. A pool domain
+// is one that ran under a pool lease here (it has a generation) or that
+// the pool has a spec for (registered here by a start_local that another
+// owner refused).
+func (p *poolDomains) mayStart(ctx context.Context, name string) error {
+	in, err := p.a.domains.Info(name)
+	if err != nil {
+		return nil // the start itself says what is wrong
+	}
+	uuid := strings.ToLower(in.UUID)
+	p.mu.Lock()
+	o, owned := p.owned[uuid]
+	m := p.member
+	p.mu.Unlock()
+	if owned && m != nil {
+		return nil
+	}
+	if owned {
+		return xmlrpc.Faultf(xmlrpc.BadState, "%s is a pool domain (generation %d) and this agent's pool lease is not held just now: it starts again once the lease is renewed or taken up", name, o.generation)
+	}
+	if in.Generation > 0 {
+		return xmlrpc.Faultf(xmlrpc.BadState, "%s is a pool domain (generation %d) this agent does not own: it starts through the pool (pool.start_local on the member chosen for it), which takes its owner key first", name, in.Generation)
+	}
+	if m == nil {
+		return xmlrpc.Faultf(xmlrpc.BadState, "%s: this agent is not a pool member just now and cannot tell whether it is a pool domain; try again once host.info shows it a member", name)
+	}
+	c, cancel := context.WithTimeout(ctx, opTimeout(m))
+	defer cancel()
+	_, _, err = m.ReadSpec(c, uuid)
+	switch {
+	case errors.Is(err, pool.ErrNoSpec):
+		return nil
+	case err != nil:
+		return xmlrpc.Faultf(xmlrpc.BadState, "%s: cannot tell whether it is a pool domain (%v); try again", name, err)
+	}
+	return xmlrpc.Faultf(xmlrpc.BadState, "%s is a domain of pool %s this agent does not own: it starts through the pool (pool.start_local on the member chosen for it), which takes its owner key first", name, m.Pool())
 }
 
 // current is the member whose lease the owned set is under, if its lease

@@ -254,7 +254,15 @@ func (l *poolLink) run(ctx context.Context) {
 				return
 			}
 			delay := l.rejoinDelay()
-			if l.s.Resume != clientv3.NoLease {
+			var taken *pool.MemberExistsError
+			switch {
+			case l.s.Resume != clientv3.NoLease && errors.As(err, &taken):
+				// The name is held by another lease than the one to
+				// take up: trying again would only keep that one alive.
+				l.log.Warn("the previous lease cannot be taken up: the member name is held by another; joining under a new lease",
+					zap.String("lease", fmt.Sprintf("%x", int64(l.s.Resume))), zap.Error(err))
+				l.s.Resume = clientv3.NoLease
+			case l.s.Resume != clientv3.NoLease:
 				// A lapsed lease may still be alive: its guests resume
 				// only if it is taken up before etcd expires it.
 				delay = resumeRetry

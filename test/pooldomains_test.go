@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -185,6 +186,10 @@ func TestPoolStartLocalOneOwner(t *testing.T) {
 	if bi := b.poolDom(t, "ha1"); bi.State != "stopped" {
 		t.Errorf("b's copy after the refusal: %+v", bi)
 	}
+	// Nor may B start its copy by hand.
+	if f := b.fault(t, "domain.start", "ha1"); f.Code != 1003 || !strings.Contains(f.Message, "does not own") {
+		t.Errorf("domain.start of the pool domain on b: %+v", f)
+	}
 	a.waitRenewed(t, "ha1", 10*time.Second)
 
 	// Stopped for less than the TTL less the margin: nothing happens.
@@ -236,8 +241,10 @@ func TestPoolStartLocalOneOwner(t *testing.T) {
 		if err != nil {
 			break // the VMM is gone
 		}
-		if now.State != control.StateFenced || now.Writes != fenced.Writes {
-			t.Fatalf("a's fenced guest after SIGCONT: %+v", now)
+		// Fenced until the destroy begins (then its VMM says it is
+		// ending); never running again, never another page written.
+		if now.State == control.StateRunning || now.Writes != fenced.Writes {
+			t.Fatalf("a's fenced guest after SIGCONT: %+v (fenced with %d pages written)", now, fenced.Writes)
 		}
 		if time.Now().After(end) {
 			t.Fatalf("a's copy still there 30s after SIGCONT: %+v", now)
@@ -246,6 +253,9 @@ func TestPoolStartLocalOneOwner(t *testing.T) {
 	}
 	a.waitPoolDom(t, "ha1", "destroyed", 20*time.Second, func(in poolDom) bool { return in.State == "stopped" })
 	a.WaitLog("destroyed a pool domain this agent no longer owns")
+	if f := a.fault(t, "domain.start", "ha1"); f.Code != 1003 || !strings.Contains(f.Message, "does not own") {
+		t.Errorf("domain.start of the destroyed copy on a: %+v", f)
+	}
 	if !strings.Contains(a.Log(), "owned by agent-b at generation") {
 		t.Errorf("a's log does not say who owns the domain now")
 	}
@@ -463,4 +473,142 @@ func TestPoolStartLocalNeedsMember(t *testing.T) {
 			t.Errorf("%s on an agent joining: %+v", m, f)
 		}
 	}
+}
+
+// start_local refuses a spec this host cannot honour, with nothing taken:
+// a different domain here by the spec's name, a config whose uuid is not
+// the spec's; the owner key stays free.
+func TestPoolStartLocalRefusesClash(t *testing.T) {
+	c := etcdtest.Start(t, 1)
+	cli := etcdClient(t, c)
+	a := poolDomAgent(t, c, "agent-a", "4s", "1s")
+	waitPoolState(t, a, "member")
+	a.call(t, "domain.create", nil, vmcfgText("ha1", 64, "dirty=1M/s"))
+	putSpec(t, cli, poolDomUUID, "ha1")
+	if f := a.fault(t, "pool.start_local", poolDomUUID); f.Code != 1004 || !strings.Contains(f.Message, `a different domain named "ha1"`) {
+		t.Errorf("start_local with another ha1 here: %+v", f)
+	}
+	const other = "5e1f0a0e-0000-4000-8000-00000000a002"
+	spec := pool.DomainSpec{Name: "ha2", UUID: other, Desired: pool.DesiredRunning,
+		Config: vmcfgText("ha2", 64, "dirty=1M/s", "uuid = '"+poolDomUUID+"'")}
+	b, err := json.Marshal(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := cli.Put(ctx, pool.SpecKey("e2e", other), string(b)); err != nil {
+		t.Fatal(err)
+	}
+	if f := a.fault(t, "pool.start_local", other); f.Code != 1010 || !strings.Contains(f.Message, "does not match") {
+		t.Errorf("start_local of a spec whose config has another uuid: %+v", f)
+	}
+	for _, u := range []string{poolDomUUID, other} {
+		if host, _ := ownerOf(t, cli, u); host != "" {
+			t.Errorf("owner of %s after a refused start_local: %s", u, host)
+		}
+	}
+	if p := poolOf(t, a); len(p.Domains) != 0 {
+		t.Errorf("owned after refusals: %v", p.Domains)
+	}
+}
+
+// poolQEMUAgent is an agent for qemu domains on listen, member host of
+// pool e2e (TTL 4s, margin 1s).
+func poolQEMUAgent(t *testing.T, c *etcdtest.Cluster, listen, host string) *Agent {
+	t.Helper()
+	return startAgent(t, agentConf{Listen: listen, FileDirs: []string{filepath.Dir(t.TempDir()), testGuestDir(t)},
+		Extra: map[string][]string{
+			"agent": {"memory_reserve = 0"},
+			"qemu":  {"accel = " + testGuestAccel(t)},
+			"pool":  poolLines(c, host),
+		}})
+}
+
+// TestPoolQEMUFailover: where QEMU matters, an operating system guest.
+// start_local's generation reaches the guest (fw_cfg, printed by the
+// test guest at boot); the agent SIGSTOPped past its TTL has its QEMU
+// paused by its VMM (the memory checker's console stops), the other
+// member starts the domain at a higher generation (the guest there says
+// so), and the first agent, continued, destroys its paused copy without
+// resuming it.
+func TestPoolQEMUFailover(t *testing.T) {
+	timed(t)
+	c := etcdtest.Start(t, 1)
+	cli := etcdClient(t, c)
+	a := poolQEMUAgent(t, c, "127.0.0.2", "agent-a")
+	b := poolQEMUAgent(t, c, "127.0.0.3", "agent-b")
+	waitPoolState(t, a, "member")
+	waitPoolState(t, b, "member")
+	g := guestVM{Name: "hq", Lines: []string{"uuid = '" + poolDomUUID + "'"}}
+	spec := pool.DomainSpec{Name: g.Name, UUID: poolDomUUID, HA: true, Desired: pool.DesiredRunning, Config: g.cfg(t)}
+	data, err := json.Marshal(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := cli.Put(ctx, pool.SpecKey("e2e", poolDomUUID), string(data)); err != nil {
+		t.Fatal(err)
+	}
+	var r startLocalResult
+	a.call(t, "pool.start_local", &r, poolDomUUID)
+	genLine := func(gen int64) func([]string) bool {
+		return func(lines []string) bool {
+			for _, l := range lines {
+				if strings.TrimSpace(l) == fmt.Sprintf("testguest: generation %d", gen) {
+					return true
+				}
+			}
+			return false
+		}
+	}
+	a.waitConsoleLines(t, g.Name, fmt.Sprintf("the guest's generation %d", r.Generation), qemuBoot, genLine(r.Generation))
+	a.waitMemcheck(t, g.Name, 2)
+
+	v := vmmOf(t, a, poolDomUUID)
+	a.Signal(syscall.SIGSTOP)
+	t.Cleanup(func() { a.Signal(syscall.SIGCONT) })
+	fenced := waitVMM(t, v, "the fence", 20*time.Second, func(i *control.Info) bool { return i.State == control.StateFenced })
+	if fenced.FenceDetail != "guest paused" {
+		t.Errorf("fence: %+v", fenced)
+	}
+	var rb startLocalResult
+	end := time.Now().Add(30 * time.Second)
+	for {
+		err := b.Unix().Call(context.Background(), "pool.start_local", &rb, poolDomUUID)
+		if err == nil {
+			break
+		}
+		if !strings.Contains(err.Error(), "owned by agent-a") || time.Now().After(end) {
+			t.Fatalf("start_local on b while a is stopped: %v", err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if rb.Generation <= r.Generation {
+		t.Fatalf("b's generation %d, want above a's %d", rb.Generation, r.Generation)
+	}
+	b.waitConsoleLines(t, g.Name, fmt.Sprintf("the guest's generation %d", rb.Generation), qemuBoot, genLine(rb.Generation))
+	b.waitMemcheck(t, g.Name, 2)
+	if now, err := v.Inspect(context.Background()); err != nil || now.State != control.StateFenced || now.ConsoleEnd != fenced.ConsoleEnd {
+		t.Fatalf("a's copy while b's runs: %+v, %v (fenced at console offset %d)", now, err, fenced.ConsoleEnd)
+	}
+
+	a.Signal(syscall.SIGCONT)
+	end = time.Now().Add(30 * time.Second)
+	for {
+		now, err := v.Inspect(context.Background())
+		if err != nil {
+			break // the VMM is gone
+		}
+		if now.State == control.StateRunning || now.ConsoleEnd != fenced.ConsoleEnd {
+			t.Fatalf("a's fenced copy after SIGCONT: %+v (fenced at console offset %d)", now, fenced.ConsoleEnd)
+		}
+		if time.Now().After(end) {
+			t.Fatalf("a's copy still there 30s after SIGCONT: %+v", now)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	a.waitPoolDom(t, g.Name, "destroyed", 20*time.Second, func(in poolDom) bool { return in.State == "stopped" })
+	b.waitMemcheck(t, g.Name, 1)
 }
