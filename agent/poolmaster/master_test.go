@@ -126,6 +126,12 @@ func (f *fakeAgents) Stop(ctx context.Context, on pool.MemberRecord, uuid string
 	return m.ReleaseOwner(ctx, uuid)
 }
 
+func (f *fakeAgents) callsOf(uuid string) []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]string(nil), f.calls[uuid]...)
+}
+
 func (f *fakeAgents) startedOf(uuid string) []string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -295,8 +301,8 @@ func TestHARestartOnlyAfterOwnerGone(t *testing.T) {
 		if v.State != StateRunning || v.Host != "b" {
 			t.Errorf("%s with b's owner key alive: %+v, want still running on b", name, v)
 		}
-		if len(f.startedOf(v.UUID)) > 0 || len(f.calls[v.UUID]) > 0 {
-			t.Fatalf("%s dispatched while b's owner key exists: %v", name, f.calls[v.UUID])
+		if calls := f.callsOf(v.UUID); len(f.startedOf(v.UUID)) > 0 || len(calls) > 0 {
+			t.Fatalf("%s dispatched while b's owner key exists: %v", name, calls)
 		}
 	}
 
@@ -511,5 +517,40 @@ func TestDispatchToLostMemberGivenUp(t *testing.T) {
 	v := waitDomain(t, ma, "d1", "running on a", 10*time.Second, func(v DomainView) bool { return v.State == StateRunning && v.Host == "a" })
 	if got := f.startedOf(v.UUID); len(got) != 1 || got[0] != "a" {
 		t.Errorf("d1 started on %v, want only a", got)
+	}
+}
+
+// When room comes for one of two waiting domains, the one of higher
+// priority gets it; the memory placed counts at once against what the
+// member's record says, so the other is not sent there too.
+func TestPriorityOrdersThePendingQueue(t *testing.T) {
+	c := etcdtest.Start(t, 1)
+	cli := outside(t, c)
+	ctx := ctxFor(t, 2*time.Minute)
+	f := newFake(t, cli)
+	ma, ra := joinRun(t, c, f, "a", 0, "kvm")
+	mr := masterOf(t, ra)
+	for _, d := range []struct {
+		name string
+		prio int
+	}{{"low", 1}, {"high", 9}, {"mid", 5}} {
+		if _, err := mr.Create(ctx, vmcfgText(d.name, 768), CreateOptions{HA: true, Start: true, Priority: d.prio}); err != nil {
+			t.Fatal(err)
+		}
+		waitDomain(t, ma, d.name, "pending", 20*time.Second, func(v DomainView) bool {
+			return v.State == StatePending && strings.Contains(v.Reason, "no server with 768 MiB free")
+		})
+	}
+	joinRun(t, c, f, "b", 1024, "kvm")
+	waitDomain(t, ma, "high", "running on b", 20*time.Second, func(v DomainView) bool { return v.State == StateRunning && v.Host == "b" })
+	passesAfter(t, mr, 5)
+	for _, name := range []string{"low", "mid"} {
+		v, _ := domainView(t, ma, name)
+		if v.State != StatePending || !strings.Contains(v.Reason, "b: 256 MiB free") {
+			t.Errorf("%s: %+v, want pending, b having 256 MiB left", name, v)
+		}
+		if calls := f.callsOf(v.UUID); len(calls) != 0 {
+			t.Errorf("%s was sent to %v", name, calls)
+		}
 	}
 }
