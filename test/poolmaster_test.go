@@ -191,10 +191,18 @@ func TestPoolHAPowerLoss(t *testing.T) {
 		t.Errorf("ovm pool info (exit %d) after %s's loss:\n%s", code, first.Host, out)
 	}
 
-	// Stopped through the pool: its owner stops it and releases the key.
-	survivor.call(t, "pool.stop_domain", nil, "ha1")
+	// Stopped through the pool (ovm, on whichever member): its owner
+	// stops it and releases the key; then it can be removed.
+	if out, code := runCmd(t, "", nil, bin("ovm"), "--url=unix://"+survivor.Socket, "pool", "stop", "ha1"); code != 0 {
+		t.Fatalf("ovm pool stop ha1 (exit %d):\n%s", code, out)
+	}
 	waitPoolDomain(t, survivor, "ha1", "stopped", 60*time.Second, func(d poolDomView) bool { return d.State == "stopped" && d.Host == "" })
-	survivor.call(t, "pool.delete_domain", nil, "ha1")
+	if in := agents[moved.Host].poolDom(t, "ha1"); in.State != "stopped" {
+		t.Errorf("ha1 on %s after ovm pool stop: %+v", moved.Host, in)
+	}
+	if out, code := runCmd(t, "", nil, bin("ovm"), "--url=unix://"+survivor.Socket, "pool", "delete", moved.UUID); code != 0 || !strings.Contains(out, "removed from the pool") {
+		t.Fatalf("ovm pool delete (exit %d):\n%s", code, out)
+	}
 	if ds := poolDomainsOf(t, survivor); len(ds) != 0 {
 		t.Errorf("pool.domains after the delete: %+v", ds)
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -436,28 +437,18 @@ func (m *master) reconcile(ctx context.Context) error {
 	return nil
 }
 
-// restartPrefix keeps the "HA restart: ..." part of a pending reason.
+// restartPrefix keeps the "HA restart: ..." part of a pending reason,
+// so that a domain waiting for room still says why it is placed again.
 func restartPrefix(reason string) string {
-	const p = "HA restart: "
-	if len(reason) > len(p) && reason[:len(p)] == p {
-		if i := indexOf(reason, "; waiting: "); i > 0 {
+	if !strings.HasPrefix(reason, "HA restart: ") {
+		return ""
+	}
+	for _, sep := range []string{"; waiting: ", "; starting on "} {
+		if i := strings.Index(reason, sep); i > 0 {
 			return reason[:i]
 		}
-		if i := indexOf(reason, "; starting on "); i > 0 {
-			return reason[:i]
-		}
-		return reason
 	}
-	return ""
-}
-
-func indexOf(s, sub string) int {
-	for i := 0; i+len(sub) <= len(s); i++ {
-		if s[i:i+len(sub)] == sub {
-			return i
-		}
-	}
-	return -1
+	return reason
 }
 
 // candidates are the members placement may choose from, with the memory
