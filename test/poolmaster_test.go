@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -63,7 +64,18 @@ func waitPoolDomain(t *testing.T, a *Agent, name, what string, bound time.Durati
 // create, forwarded to the master) runs on one of the agents; that agent
 // and its VMMs killed -9, it runs on another agent within TTL + margin +
 // boot, at a higher generation, and pool.domains says so.
+//
+// Auto placement puts it on the member with the most free memory (they
+// are alike here: the first name, agent-a, the first to join and so the
+// master: the master's loss and the guest's at once); Manual placement
+// on agent-b and agent-c keeps it off the master and moves it only
+// between those two.
 func TestPoolHAPowerLoss(t *testing.T) {
+	t.Run("auto", func(t *testing.T) { haPowerLoss(t, nil) })
+	t.Run("preferred", func(t *testing.T) { haPowerLoss(t, []string{"agent-b", "agent-c"}) })
+}
+
+func haPowerLoss(t *testing.T, preferred []string) {
 	c := etcdtest.Start(t, 3)
 	pwFile := filepath.Join(t.TempDir(), "peer-pw")
 	if err := os.WriteFile(pwFile, []byte(testPassword+"\n"), 0o600); err != nil {
@@ -139,7 +151,11 @@ func TestPoolHAPowerLoss(t *testing.T) {
 	if err := os.WriteFile(cfg, []byte(vmcfgText("ha1", 64, "dirty=2M/s,hot=8M,verify=200ms")), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	out, code := runCmd(t, "", nil, bin("ovm"), "--url=unix://"+via.Socket, "pool", "create", "--ha", "--priority", "5", cfg)
+	args := []string{"--url=unix://" + via.Socket, "pool", "create", "--ha", "--priority", "5", cfg}
+	if preferred != nil {
+		args = append(args, "--preferred", strings.Join(preferred, ","))
+	}
+	out, code := runCmd(t, "", nil, bin("ovm"), args...)
 	if code != 0 {
 		t.Fatalf("ovm pool create through a non-master member (exit %d):\n%s", code, out)
 	}
@@ -148,6 +164,9 @@ func TestPoolHAPowerLoss(t *testing.T) {
 		t.Errorf("ha1 in pool.domains: %+v", first)
 	}
 	owner := agents[first.Host]
+	if preferred != nil && !slices.Contains(preferred, first.Host) {
+		t.Fatalf("ha1 runs on %s, not on a preferred server %v", first.Host, preferred)
+	}
 	if owner == nil {
 		t.Fatalf("ha1 runs on %q, not one of the agents", first.Host)
 	}
@@ -171,11 +190,17 @@ func TestPoolHAPowerLoss(t *testing.T) {
 			break
 		}
 	}
+	if first.Host == master {
+		t.Logf("the guest's server was the pool master too")
+	}
 	// TTL 4s, margin 1s, a sim guest's boot: well within a minute.
 	moved := waitPoolDomain(t, survivor, "ha1", "running on another agent", 60*time.Second, func(d poolDomView) bool {
 		return d.State == "running" && d.Host != "" && d.Host != first.Host
 	})
 	t.Logf("ha1 ran on %s; %s after its power loss it runs on %s", first.Host, time.Since(lost).Round(100*time.Millisecond), moved.Host)
+	if preferred != nil && !slices.Contains(preferred, moved.Host) {
+		t.Errorf("ha1 restarted on %s, not on a preferred server %v", moved.Host, preferred)
+	}
 	if moved.Generation <= first.Generation {
 		t.Errorf("generation %d on %s after %d on %s: it must grow", moved.Generation, moved.Host, first.Generation, first.Host)
 	}
