@@ -466,7 +466,11 @@ func (m *master) candidates(s *Snapshot) []Candidate {
 			}
 		}
 		_, maint := s.maintenance[host]
-		out = append(out, Candidate{Host: host, FreeMiB: free, Engines: mem.rec.Engines, Maintenance: maint})
+		c := Candidate{Host: host, FreeMiB: free, Engines: mem.rec.Engines, Maintenance: maint}
+		if mem.rec.Address == "" {
+			c.Excluded = "its record has no API address (its API is not served yet, or [server] tcp_server = no)"
+		}
+		out = append(out, c)
 	}
 	return out
 }
