@@ -542,6 +542,11 @@ func (v devicePatternsVal) check() error {
 		if _, err := filepath.Match(p, ""); err != nil {
 			errs = append(errs, fmt.Errorf("%q is not a valid pattern (%v): * ? and [a-z] as in a shell", p, err))
 		}
+		for _, open := range []string{"/dev/shm", "/dev/mqueue"} {
+			if p == open || strings.HasPrefix(p, open+"/") {
+				errs = append(errs, fmt.Errorf("%q is under %s, where anyone may create files (a symlink there would name any device): list the devices' own names", p, open))
+			}
+		}
 	}
 	return errors.Join(errs...)
 }

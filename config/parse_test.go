@@ -152,6 +152,8 @@ func TestParseErrors(t *testing.T) {
 			`/etc/ovs-agent/agent.ini:2: [agent] file_dirs: "images" is not an absolute path`}},
 		{"block_devices outside /dev", "[agent]\nblock_devices = /dev/mapper/* /srv/*\n", []string{
 			`/etc/ovs-agent/agent.ini:2: [agent] block_devices: "/srv/*" is not a block device pattern: write an absolute, clean path under /dev/, such as /dev/mapper/*`}},
+		{"block_devices under /dev/shm", "[agent]\nblock_devices = /dev/shm/*\n", []string{
+			`/etc/ovs-agent/agent.ini:2: [agent] block_devices: "/dev/shm/*" is under /dev/shm, where anyone may create files (a symlink there would name any device): list the devices' own names`}},
 		{"block_devices bad pattern", "[agent]\nblock_devices = /dev/sd[\n", []string{
 			`/etc/ovs-agent/agent.ini:2: [agent] block_devices: "/dev/sd[" is not a valid pattern (syntax error in pattern): * ? and [a-z] as in a shell`}},
 		{"empty state dir", "[agent]\nstate_dir =\n", []string{

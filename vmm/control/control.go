@@ -50,7 +50,7 @@ const (
 	// OpSave writes a save image to Path and ends the VMM.
 	OpSave = "save"
 	// OpLease gives the domain a run-until time (RunUntil, on
-	// CLOCK_MONOTONIC) under its owner's Generation, for a pool with HA:
+	// CLOCK_BOOTTIME, see Monotonic) under its owner's Generation, for a pool with HA:
 	// past that time the VMM pauses the guest by itself and stops its
 	// disk writes (StateFenced), whatever became of its agent; a later
 	// lease with a run-until time in the future resumes a guest it
