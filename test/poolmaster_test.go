@@ -13,6 +13,7 @@ import (
 
 	"github.com/ovs-agent/ovs-agent/agent/client"
 	"github.com/ovs-agent/ovs-agent/internal/etcdtest"
+	"github.com/ovs-agent/ovs-agent/internal/testguest/records"
 )
 
 // The pool master end to end (issue 15, layer 2): three agents on
@@ -303,5 +304,113 @@ func TestPoolNoRoomThenJoin(t *testing.T) {
 	lone := startAgent(t, agentConf{Listen: "127.0.0.8"})
 	if f := lone.fault(t, "pool.info"); f.Code != 1007 || !strings.Contains(f.Message, "no server pool") {
 		t.Errorf("pool.info on an agent in no pool: %+v", f)
+	}
+}
+
+// waitRecords polls the records disk (bounded) until ok holds of its
+// summary; a violation fails the test at once.
+func waitRecords(t *testing.T, disk, what string, bound time.Duration, ok func(records.Summary) bool) records.Summary {
+	t.Helper()
+	end := time.Now().Add(bound)
+	for {
+		s, err := records.Verify(disk)
+		if err != nil {
+			t.Fatalf("records on %s: %v\n%v", disk, err, s)
+		}
+		if ok(s) {
+			return s
+		}
+		if time.Now().After(end) {
+			t.Fatalf("records: %s not seen within %s: %v", what, bound, s)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+}
+
+// The pool master's HA restart of an operating system guest (the test
+// guest under QEMU) that writes (domain, host, generation, sequence)
+// records to its disk on shared storage: its server powered off (agent,
+// VMM and QEMU killed -9), the master starts it on the other member; the
+// records show one writer after the other, the generation grown, never
+// two at once.
+func TestPoolHARecordsNeverTwoWriters(t *testing.T) {
+	timed(t)
+	c := etcdtest.Start(t, 3)
+	pwFile := filepath.Join(t.TempDir(), "peer-pw")
+	if err := os.WriteFile(pwFile, []byte(testPassword+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	shared := t.TempDir() // the "shared repository": every agent sees it
+	disk := filepath.Join(shared, "records.img")
+	if err := os.WriteFile(disk, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(disk, 16<<20); err != nil {
+		t.Fatal(err)
+	}
+	agents := map[string]*Agent{}
+	for i, host := range []string{"agent-a", "agent-b"} {
+		agents[host] = startAgent(t, agentConf{Listen: fmt.Sprintf("127.0.0.%d", 9+i), SSL: true,
+			FileDirs: []string{filepath.Dir(t.TempDir()), testGuestDir(t)},
+			Extra: map[string][]string{
+				"agent":      {"memory_reserve = 0"},
+				"qemu":       {"accel = " + testGuestAccel(t)},
+				"relocation": {"peer_password_file = " + pwFile},
+				"pool":       poolLinesTTL(c, host, "4s"),
+			}})
+	}
+	for _, a := range agents {
+		waitPoolState(t, a, "member")
+	}
+	g := guestVM{Name: "rec", MemcheckMiB: -1, Cmdline: []string{"testguest_records=/dev/vda"},
+		Lines: []string{"disk = ['file:" + disk + ",xvda,w!']"}}
+	var first poolDomView
+	end := time.Now().Add(30 * time.Second)
+	for {
+		err := agents["agent-b"].Unix().Call(context.Background(), "pool.create_domain", &first, g.cfg(t), map[string]any{"ha": true})
+		if err == nil {
+			break
+		}
+		if f, ok := err.(*client.Fault); !ok || f.Code != 1006 || time.Now().After(end) {
+			t.Fatalf("pool.create_domain: %v", err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	run1 := waitPoolDomain(t, agents["agent-b"], "rec", "running", 2*time.Minute, func(d poolDomView) bool { return d.State == "running" && d.Host != "" })
+	waitRecords(t, disk, "records of the first run", qemuBoot+30*time.Second, func(s records.Summary) bool {
+		return len(s.Runs) == 1 && s.Runs[0].Generation == run1.Generation && s.Runs[0].Records >= 5
+	})
+
+	owner := agents[run1.Host]
+	owner.Signal(syscall.SIGKILL)
+	<-owner.done
+	killVMMs(owner.Dir) // QEMU dies with its VMM (PDEATHSIG)
+	var other *Agent
+	for h, a := range agents {
+		if h != run1.Host {
+			other = a
+		}
+	}
+	run2 := waitPoolDomain(t, other, "rec", "running on the other agent", 2*time.Minute, func(d poolDomView) bool {
+		return d.State == "running" && d.Host != "" && d.Host != run1.Host
+	})
+	s := waitRecords(t, disk, "records of the second run", qemuBoot+30*time.Second, func(s records.Summary) bool {
+		return len(s.Runs) == 2 && s.Runs[1].Generation == run2.Generation && s.Runs[1].Records >= 5
+	})
+	other.call(t, "pool.stop_domain", nil, "rec")
+	waitPoolDomain(t, other, "rec", "stopped", 2*time.Minute, func(d poolDomView) bool { return d.State == "stopped" })
+	s, err := records.Verify(disk)
+	t.Logf("records: %v", s)
+	if err != nil {
+		t.Fatalf("records after the HA restart: %v", err)
+	}
+	if gens := s.Generations(); !slices.Equal(gens, []int64{run1.Generation, run2.Generation}) || run2.Generation <= run1.Generation {
+		t.Errorf("generations on disk %v, want %d then %d (growing)", gens, run1.Generation, run2.Generation)
+	}
+	// (The records' host is the system's host name, the same for every
+	// agent on this machine: the generations and boots tell the writers
+	// apart.)
+	if s.Runs[0].Boot == s.Runs[1].Boot {
+		t.Errorf("both runs have boot %s: not two boots", s.Runs[0].Boot)
 	}
 }
