@@ -322,6 +322,11 @@ func TestHARestartOnlyAfterOwnerGone(t *testing.T) {
 	if len(f.startedOf(uuids["plain1"])) != 0 {
 		t.Errorf("non-HA plain1 was started again: %v", f.startedOf(uuids["plain1"]))
 	}
+	// Started again by request, it is placed like any domain.
+	if _, err := mr.SetDesired(ctx, "plain1", DesiredRunning); err != nil {
+		t.Fatal(err)
+	}
+	waitDomain(t, ma, "plain1", "running again", 20*time.Second, func(v DomainView) bool { return v.State == StateRunning && v.Host != "" && v.Host != "b" })
 	f.mu.Lock()
 	if f.ownedAtCall != 0 {
 		t.Errorf("%d starts were asked while another host owned the domain", f.ownedAtCall)
