@@ -45,13 +45,14 @@ type poolDomains struct {
 	// the next join has been reconciled, and renewals then hand out
 	// nothing.
 	member   *pool.Member
-	owned    map[string]ownedDomain // by UUID
+	owned    map[string]ownedDomain // by UUID in lower case
 	deadline time.Time              // of the last renewal
 	kick     chan struct{}
 }
 
 type ownedDomain struct {
 	name       string
+	key        string // the UUID as the pool's keys spell it
 	generation int64
 }
 
@@ -210,7 +211,7 @@ func (p *poolDomains) joined(ctx context.Context, m *pool.Member) {
 			p.log.Warn("released a pool domain this agent owned but does not have", zap.String("uuid", uuid), zap.Int64("generation", gen), zap.Error(err))
 			continue
 		}
-		set[uuid] = ownedDomain{name: in.Name, generation: gen}
+		set[strings.ToLower(uuid)] = ownedDomain{name: in.Name, key: uuid, generation: gen}
 	}
 	p.mu.Lock()
 	prev := p.owned
@@ -231,7 +232,7 @@ func (p *poolDomains) joined(ctx context.Context, m *pool.Member) {
 		}
 		_, wasOwned := prev[uuid]
 		if (in.Generation > 0 || wasOwned) && hasVMM(in.State) {
-			p.destroy(ctx, m, uuid, in.Name, in.Generation, "the lease it ran under has ended")
+			p.destroy(ctx, m, in.UUID, in.Name, in.Generation, "the lease it ran under has ended")
 		}
 	}
 }
@@ -262,7 +263,7 @@ func (p *poolDomains) lost(ctx context.Context, m *pool.Member, why error) {
 	local := p.localByUUID()
 	for _, o := range list {
 		if in, ok := local[o.uuid]; ok && hasVMM(in.State) {
-			p.destroy(ctx, m, o.uuid, o.name, o.generation, "its owner's lease was revoked or expired in etcd")
+			p.destroy(ctx, m, o.key, o.name, o.generation, "its owner's lease was revoked or expired in etcd")
 		}
 	}
 }
@@ -300,9 +301,8 @@ func (p *poolDomains) mayStart(ctx context.Context, name string) error {
 	if err != nil {
 		return nil // the start itself says what is wrong
 	}
-	uuid := strings.ToLower(in.UUID)
 	p.mu.Lock()
-	o, owned := p.owned[uuid]
+	o, owned := p.owned[strings.ToLower(in.UUID)]
 	m := p.member
 	p.mu.Unlock()
 	if owned && m != nil {
@@ -319,7 +319,7 @@ func (p *poolDomains) mayStart(ctx context.Context, name string) error {
 	}
 	c, cancel := context.WithTimeout(ctx, opTimeout(m))
 	defer cancel()
-	_, _, err = m.ReadSpec(c, uuid)
+	_, _, err = m.ReadSpec(c, in.UUID)
 	switch {
 	case errors.Is(err, pool.ErrNoSpec):
 		return nil
@@ -327,6 +327,25 @@ func (p *poolDomains) mayStart(ctx context.Context, name string) error {
 		return xmlrpc.Faultf(xmlrpc.BadState, "%s: cannot tell whether it is a pool domain (%v); try again", name, err)
 	}
 	return xmlrpc.Faultf(xmlrpc.BadState, "%s is a domain of pool %s this agent does not own: it starts through the pool (pool.start_local on the member chosen for it), which takes its owner key first", name, m.Pool())
+}
+
+// mayMove refuses to migrate a pool domain (owned here, or one that ran
+// under a pool lease): its copy on the target would run without an owner
+// key bound to the target's lease and without a lease of its own, while
+// the owner key here lets nobody else know. Ownership is not handed over
+// by a migration yet.
+func (p *poolDomains) mayMove(name string) error {
+	in, err := p.a.domains.Info(name)
+	if err != nil {
+		return nil // the migration itself says what is wrong
+	}
+	p.mu.Lock()
+	_, owned := p.owned[strings.ToLower(in.UUID)]
+	p.mu.Unlock()
+	if !owned && in.Generation == 0 {
+		return nil
+	}
+	return xmlrpc.Faultf(xmlrpc.Unsupported, "%s is a pool domain: a migration does not hand its ownership over to the target yet; move it through the pool instead (pool.stop_local here, then pool.start_local on the other member)", name)
 }
 
 // current is the member whose lease the owned set is under, if its lease
@@ -374,7 +393,7 @@ func (p *poolDomains) startLocal(ctx context.Context, uuid string) (*startResult
 	if err != nil {
 		return nil, err
 	}
-	uuid = strings.ToLower(uuid)
+	id := strings.ToLower(uuid)
 	spec, _, err := m.ReadSpec(ctx, uuid)
 	if err != nil {
 		return nil, err
@@ -385,7 +404,7 @@ func (p *poolDomains) startLocal(ctx context.Context, uuid string) (*startResult
 	}
 	res := &startResult{Name: in.Name, UUID: uuid, Host: m.Host()}
 	p.mu.Lock()
-	o, owned := p.owned[uuid]
+	o, owned := p.owned[id]
 	p.mu.Unlock()
 	if hasVMM(in.State) {
 		if owned {
@@ -400,11 +419,11 @@ func (p *poolDomains) startLocal(ctx context.Context, uuid string) (*startResult
 		return nil, err
 	}
 	p.mu.Lock()
-	p.owned[uuid] = ownedDomain{name: in.Name, generation: gen}
+	p.owned[id] = ownedDomain{name: in.Name, key: uuid, generation: gen}
 	p.mu.Unlock()
 	fail := func(err error) (*startResult, error) {
 		p.mu.Lock()
-		delete(p.owned, uuid)
+		delete(p.owned, id)
 		p.mu.Unlock()
 		rctx, cancel := context.WithTimeout(context.Background(), opTimeout(m))
 		defer cancel()
@@ -424,6 +443,7 @@ func (p *poolDomains) startLocal(ctx context.Context, uuid string) (*startResult
 		return fail(err)
 	}
 	p.log.Info("pool domain started", zap.String("domain", in.Name), zap.String("uuid", uuid), zap.Int64("generation", gen))
+	p.a.pool.refreshInfo()
 	res.Generation = gen
 	return res, nil
 }
@@ -474,9 +494,9 @@ func (p *poolDomains) stopLocal(ctx context.Context, uuid string, destroy bool, 
 	if err != nil {
 		return nil, err
 	}
-	uuid = strings.ToLower(uuid)
+	id := strings.ToLower(uuid)
 	res := &stopResult{UUID: uuid, Host: m.Host()}
-	in, here := p.localByUUID()[uuid]
+	in, here := p.localByUUID()[id]
 	if here {
 		res.Name = in.Name
 		if hasVMM(in.State) {
@@ -494,13 +514,14 @@ func (p *poolDomains) stopLocal(ctx context.Context, uuid string, destroy bool, 
 		}
 	}
 	p.mu.Lock()
-	_, owned := p.owned[uuid]
-	delete(p.owned, uuid)
+	_, owned := p.owned[id]
+	delete(p.owned, id)
 	p.mu.Unlock()
 	if err := m.ReleaseOwner(ctx, uuid); err != nil {
 		return nil, err
 	}
 	res.Released = owned
 	p.log.Info("pool domain stopped and released", zap.String("domain", res.Name), zap.String("uuid", uuid), zap.Bool("was_owned", owned))
+	p.a.pool.refreshInfo()
 	return res, nil
 }

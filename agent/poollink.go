@@ -54,6 +54,9 @@ type poolLink struct {
 	// rpc calls the other members' agents: the master dispatching, a
 	// member forwarding pool calls to the master.
 	rpc *poolmaster.RPC
+	// refresh asks for the member record to be written again now (a
+	// domain started or stopped here: the free memory changed).
+	refresh chan struct{}
 
 	stop context.CancelFunc
 	done chan struct{}
@@ -129,10 +132,11 @@ func (a *Agent) openPool(cfg *config.Config) (func(), error) {
 			}
 			return in
 		},
-		rpc:   &poolmaster.RPC{From: host, Credentials: a.peerCredentials, Timeout: time.Minute},
-		state: poolJoining,
-		since: time.Now(),
-		done:  make(chan struct{}),
+		rpc:     &poolmaster.RPC{From: host, Credentials: a.peerCredentials, Timeout: time.Minute},
+		state:   poolJoining,
+		since:   time.Now(),
+		done:    make(chan struct{}),
+		refresh: make(chan struct{}, 1),
 	}
 	l.s.Resume = l.previousLease()
 	l.domains = newPoolDomains(a, l.log.Named("domains"))
@@ -246,7 +250,14 @@ func (l *poolLink) rejoinDelay() time.Duration {
 func (l *poolLink) run(ctx context.Context) {
 	defer close(l.done)
 	for ctx.Err() == nil {
-		jctx, cancel := context.WithTimeout(ctx, l.s.Client.DialTimeout+l.s.LeaseTTL)
+		bound := l.s.Client.DialTimeout + l.s.LeaseTTL
+		if l.s.Resume != clientv3.NoLease {
+			// Taking a lapsed lease up is a race with its expiry in
+			// etcd: an attempt that hangs (on a dead connection) is
+			// given up soon for a fresh one.
+			bound = max(l.s.LeaseTTL/3, 2*time.Second)
+		}
+		jctx, cancel := context.WithTimeout(ctx, bound)
 		m, err := pool.Join(jctx, l.s, l.info(), l.log)
 		cancel()
 		if err != nil {
@@ -335,7 +346,9 @@ const resumeRetry = 500 * time.Millisecond
 // host's state.
 const infoInterval = time.Second
 
-// stayMember keeps m's record up to date until its lease is lost or ctx
+// stayMember keeps m's record up to date (looked at every infoInterval,
+// and when refreshInfo asks; written when it changed) until its lease is
+// lost or ctx
 // ends.
 func (l *poolLink) stayMember(ctx context.Context, m *pool.Member) {
 	// Looked at every second (what placement reads: free memory, the
@@ -349,12 +362,22 @@ func (l *poolLink) stayMember(ctx context.Context, m *pool.Member) {
 		case <-m.Lost():
 			return
 		case <-t.C:
-			uctx, cancel := context.WithTimeout(ctx, l.s.LeaseTTL)
-			if err := m.SetInfo(uctx, l.info()); err != nil {
-				l.log.Warn("update pool member record", zap.Error(err))
-			}
-			cancel()
+		case <-l.refresh:
 		}
+		uctx, cancel := context.WithTimeout(ctx, l.s.LeaseTTL)
+		if err := m.SetInfo(uctx, l.info()); err != nil {
+			l.log.Warn("update pool member record", zap.Error(err))
+		}
+		cancel()
+	}
+}
+
+// refreshInfo has the member record written again soon, without waiting
+// for the next period.
+func (l *poolLink) refreshInfo() {
+	select {
+	case l.refresh <- struct{}{}:
+	default:
 	}
 }
 

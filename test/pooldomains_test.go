@@ -87,6 +87,22 @@ func ownerOf(t *testing.T, cli *clientv3.Client, uuid string) (string, int64) {
 	return r.Host, resp.Kvs[0].CreateRevision
 }
 
+// memberFree is a member record's free memory (MiB).
+func memberFree(t *testing.T, cli *clientv3.Client, host string) int64 {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	resp, err := cli.Get(ctx, "/ovs/pools/e2e/members/"+host)
+	if err != nil || len(resp.Kvs) == 0 {
+		t.Fatalf("member record of %s: %v, %v", host, resp, err)
+	}
+	var r pool.MemberRecord
+	if err := json.Unmarshal(resp.Kvs[0].Value, &r); err != nil {
+		t.Fatal(err)
+	}
+	return r.FreeMemoryMiB
+}
+
 type startLocalResult struct {
 	Name       string `xmlrpc:"name"`
 	UUID       string `xmlrpc:"uuid"`
@@ -159,17 +175,31 @@ func TestPoolStartLocalOneOwner(t *testing.T) {
 		t.Errorf("start_local without a spec: %+v", f)
 	}
 	putSpec(t, cli, poolDomUUID, "ha1")
+	freeBefore := memberFree(t, cli, "agent-a")
 	var r startLocalResult
 	a.call(t, "pool.start_local", &r, poolDomUUID)
 	if r.Host != "agent-a" || r.Name != "ha1" || r.Generation <= 0 {
 		t.Fatalf("start_local on a: %+v", r)
 	}
+	// The member record says the domain's memory is taken.
+	started := time.Now()
+	for memberFree(t, cli, "agent-a") != freeBefore-64 {
+		if time.Since(started) > 30*time.Second {
+			t.Fatalf("a's member record: free memory %d MiB, want %d after a 64 MiB domain started", memberFree(t, cli, "agent-a"), freeBefore-64)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Logf("member record updated %v after start_local", time.Since(started).Round(time.Millisecond))
 	if host, gen := ownerOf(t, cli, poolDomUUID); host != "agent-a" || gen != r.Generation {
 		t.Fatalf("owner key: %s at %d, want agent-a at %d", host, gen, r.Generation)
 	}
 	in := a.poolDom(t, "ha1")
 	if in.State != "running" || in.Generation != r.Generation || in.RunUntil <= 0 || in.RunUntil > 3 {
 		t.Fatalf("a's domain after start_local: %+v (run-until within the TTL less the margin, 3s)", in)
+	}
+	// A migration would not hand the ownership over: refused.
+	if f := a.fault(t, "domain.migrate", "ha1", "127.0.0.1"); f.Code != 1007 || !strings.Contains(f.Message, "is a pool domain") {
+		t.Errorf("domain.migrate of an owned pool domain: %+v", f)
 	}
 	var again startLocalResult
 	a.call(t, "pool.start_local", &again, poolDomUUID)
@@ -192,16 +222,17 @@ func TestPoolStartLocalOneOwner(t *testing.T) {
 	}
 	a.waitRenewed(t, "ha1", 10*time.Second)
 
-	// Stopped for less than the TTL less the margin: nothing happens.
+	// Stopped for less than the TTL less the margin, and less than that
+	// less a renewal interval (3s - 1.33s): nothing happens.
 	a.Signal(syscall.SIGSTOP)
-	time.Sleep(time.Second)
+	time.Sleep(700 * time.Millisecond)
 	a.Signal(syscall.SIGCONT)
 	a.waitRenewed(t, "ha1", 10*time.Second)
 	if in := a.poolDom(t, "ha1"); in.State != "running" || in.Fenced || in.Generation != r.Generation {
-		t.Errorf("after a 1s SIGSTOP: %+v", in)
+		t.Errorf("after a short SIGSTOP: %+v", in)
 	}
 	if p := poolOf(t, a); p.State != "member" || p.Lease != pa.Lease {
-		t.Errorf("pool after a 1s SIGSTOP: %+v, want a member under %s", p, pa.Lease)
+		t.Errorf("pool after a short SIGSTOP: %+v, want a member under %s", p, pa.Lease)
 	}
 
 	// Stopped past the TTL: the VMM fences the guest by itself.
@@ -511,6 +542,23 @@ func TestPoolStartLocalRefusesClash(t *testing.T) {
 	if p := poolOf(t, a); len(p.Domains) != 0 {
 		t.Errorf("owned after refusals: %v", p.Domains)
 	}
+	// A UUID in capitals is the pool's keys' spelling: owned under it,
+	// renewed, and released by it.
+	const upper = "5E1F0A0E-0000-4000-8000-00000000A003"
+	putSpec(t, cli, upper, "ha3")
+	var r startLocalResult
+	a.call(t, "pool.start_local", &r, upper)
+	if host, gen := ownerOf(t, cli, upper); host != "agent-a" || gen != r.Generation {
+		t.Errorf("owner of %s: %s at %d, want agent-a at %d", upper, host, gen, r.Generation)
+	}
+	a.waitRenewed(t, "ha3", 10*time.Second)
+	if p := poolOf(t, a); len(p.Domains) != 1 || p.Domains[0] != "ha3" {
+		t.Errorf("owned: %v", p.Domains)
+	}
+	a.call(t, "pool.stop_local", nil, upper, true)
+	if host, _ := ownerOf(t, cli, upper); host != "" {
+		t.Errorf("owner of %s after stop_local: %s", upper, host)
+	}
 }
 
 // poolQEMUAgent is an agent for qemu domains on listen, member host of
@@ -611,4 +659,194 @@ func TestPoolQEMUFailover(t *testing.T) {
 	}
 	a.waitPoolDom(t, g.Name, "destroyed", 20*time.Second, func(in poolDom) bool { return in.State == "stopped" })
 	b.waitMemcheck(t, g.Name, 1)
+}
+
+// TestPoolAgentBackAfterTTL: an agent killed -9 and started again after
+// its lease expired finds its guest fenced by its VMM and no owner key:
+// it joins under a new lease and destroys the guest (it may run
+// elsewhere now), and will not start it by hand.
+func TestPoolAgentBackAfterTTL(t *testing.T) {
+	c := etcdtest.Start(t, 1)
+	cli := etcdClient(t, c)
+	a := poolDomAgent(t, c, "agent-a", "4s", "1s")
+	pa := waitPoolState(t, a, "member")
+	putSpec(t, cli, poolDomUUID, "ha1")
+	var r startLocalResult
+	a.call(t, "pool.start_local", &r, poolDomUUID)
+	v := vmmOf(t, a, poolDomUUID)
+	a.Signal(syscall.SIGKILL)
+	<-a.done
+	fenced := waitVMM(t, v, "the fence", 20*time.Second, func(i *control.Info) bool { return i.State == control.StateFenced })
+	end := time.Now().Add(30 * time.Second)
+	for {
+		if host, _ := ownerOf(t, cli, poolDomUUID); host == "" {
+			break
+		}
+		if time.Now().After(end) {
+			t.Fatal("the owner key outlived the killed agent's lease by 30s")
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	a.start()
+	a.waitReady()
+	a.waitPoolDom(t, "ha1", "destroyed", 20*time.Second, func(in poolDom) bool { return in.State == "stopped" })
+	if p := waitPoolState(t, a, "member"); p.Lease == pa.Lease || len(p.Domains) != 0 {
+		t.Errorf("pool after the late restart: %+v (old lease %s)", p, pa.Lease)
+	}
+	if now, err := v.Inspect(context.Background()); err == nil && (now.State == control.StateRunning || now.Writes != fenced.Writes) {
+		t.Errorf("the fenced guest ran again: %+v", now)
+	}
+	a.WaitLog("destroyed a pool domain this agent no longer owns")
+	if !strings.Contains(a.Log(), "its owner key is gone") {
+		t.Errorf("the log does not say the owner key is gone")
+	}
+	if f := a.fault(t, "domain.start", "ha1"); f.Code != 1003 || !strings.Contains(f.Message, "does not own") {
+		t.Errorf("domain.start of the destroyed copy: %+v", f)
+	}
+}
+
+// TestPoolAgentCutOff: agent A alone is cut off from etcd (a proxy between
+// A and each etcd member stops forwarding, as a partition of A's host
+// would) while etcd and agent B go on:
+//
+//   - mended after A's guest is fenced (RunUntil: TTL 6s less a 3s
+//     margin) and before A's deadline, when etcd would expire the lease:
+//     A's renewal answers under the same lease and the guest resumes;
+//   - cut until etcd has expired A's lease and B has started the domain
+//     at a higher generation, then mended: A, lapsed meanwhile, finds its
+//     lease gone, joins under a new one and destroys its fenced copy
+//     without resuming it.
+func TestPoolAgentCutOff(t *testing.T) {
+	c := etcdtest.Start(t, 1)
+	cli := etcdClient(t, c)
+	var proxies []*partitionProxy
+	var eps []string
+	for _, m := range c.Members {
+		p := newPartitionProxy(t, strings.TrimPrefix(m.ClientURL(), "http://"))
+		proxies = append(proxies, p)
+		eps = append(eps, p.URL())
+	}
+	cut := func(on bool) {
+		for _, p := range proxies {
+			if on {
+				p.Cut()
+			} else {
+				p.Mend()
+			}
+		}
+	}
+	a := startAgent(t, agentConf{Extra: map[string][]string{
+		"agent": {"hypervisor = sim", "memory_reserve = 0"},
+		"pool": {"name = e2e", "host_name = agent-a", "endpoints = " + strings.Join(eps, ", "),
+			"lease_ttl = 6s", "fencing_margin = 3s", "dial_timeout = 2s"},
+	}})
+	b := poolDomAgent(t, c, "agent-b", "6s", "3s")
+	pa := waitPoolState(t, a, "member")
+	waitPoolState(t, b, "member")
+	putSpec(t, cli, poolDomUUID, "ha1")
+	var r startLocalResult
+	a.call(t, "pool.start_local", &r, poolDomUUID)
+	a.waitRenewed(t, "ha1", 10*time.Second)
+
+	cut(true)
+	fenced := a.waitPoolDom(t, "ha1", "the fence", 10*time.Second, func(in poolDom) bool { return in.Fenced })
+	cut(false)
+	in := a.waitPoolDom(t, "ha1", "resumed", 10*time.Second, func(in poolDom) bool { return in.State == "running" && !in.Fenced })
+	if in.Generation != r.Generation || in.PID != fenced.PID {
+		t.Errorf("resumed guest: %+v, want generation %d in VMM %d", in, r.Generation, fenced.PID)
+	}
+	if p := poolOf(t, a); p.State != "member" || p.Lease != pa.Lease {
+		t.Errorf("pool after the short cut: %+v, want a member under %s", p, pa.Lease)
+	}
+	if strings.Contains(a.Log(), "pool lease lost") {
+		t.Errorf("a gave its lease up in the short cut")
+	}
+
+	v := vmmOf(t, a, poolDomUUID)
+	a.waitRenewed(t, "ha1", 10*time.Second)
+	cut(true)
+	t.Cleanup(func() { cut(false) })
+	fv := waitVMM(t, v, "the fence", 20*time.Second, func(i *control.Info) bool { return i.State == control.StateFenced })
+	var rb startLocalResult
+	end := time.Now().Add(30 * time.Second)
+	for {
+		err := b.Unix().Call(context.Background(), "pool.start_local", &rb, poolDomUUID)
+		if err == nil {
+			break
+		}
+		if !strings.Contains(err.Error(), "owned by agent-a") || time.Now().After(end) {
+			t.Fatalf("start_local on b while a is cut off: %v", err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if rb.Generation <= r.Generation {
+		t.Fatalf("b's generation %d, want above a's %d", rb.Generation, r.Generation)
+	}
+	a.WaitLog("pool lease lapsed")
+	if in := a.poolDom(t, "ha1"); !in.Fenced {
+		t.Errorf("a's copy while b runs it: %+v", in)
+	}
+	cut(false)
+	end = time.Now().Add(30 * time.Second)
+	for {
+		now, err := v.Inspect(context.Background())
+		if err != nil {
+			break // the VMM is gone
+		}
+		if now.State == control.StateRunning || now.Writes != fv.Writes {
+			t.Fatalf("a's fenced copy after the cut was mended: %+v (fenced with %d pages written)", now, fv.Writes)
+		}
+		if time.Now().After(end) {
+			t.Fatalf("a's copy still there 30s after the cut was mended: %+v", now)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	a.waitPoolDom(t, "ha1", "destroyed", 20*time.Second, func(in poolDom) bool { return in.State == "stopped" })
+	if !strings.Contains(a.Log(), "owned by agent-b at generation") {
+		t.Errorf("a's log does not say who owns the domain now")
+	}
+	if p := waitPoolState(t, a, "member"); p.Lease == pa.Lease {
+		t.Errorf("a is a member under its expired lease %s", pa.Lease)
+	}
+	if bi := b.poolDom(t, "ha1"); bi.State != "running" || bi.Generation != rb.Generation {
+		t.Errorf("b's copy: %+v", bi)
+	}
+}
+
+// TestPoolQuorumOutagePausesGuests: etcd loses its quorum (two of three
+// members killed) for longer than the lease's TTL, then gets it back
+// (restarted): the agent's guest is fenced meanwhile and the agent lapses
+// by its own deadline, but etcd expires no lease without a quorum, and
+// the leader elected when the quorum returns extends every lease: the
+// agent takes its lease up again and the guest resumes in the same VMM.
+// A quorum outage pauses guests; it does not reboot the pool.
+func TestPoolQuorumOutagePausesGuests(t *testing.T) {
+	c := etcdtest.Start(t, 3)
+	cli := etcdClient(t, c)
+	a := poolDomAgent(t, c, "agent-a", "6s", "3s")
+	pa := waitPoolState(t, a, "member")
+	putSpec(t, cli, poolDomUUID, "ha1")
+	var r startLocalResult
+	a.call(t, "pool.start_local", &r, poolDomUUID)
+	a.waitRenewed(t, "ha1", 10*time.Second)
+
+	c.Members[1].Kill()
+	c.Members[2].Kill()
+	fenced := a.waitPoolDom(t, "ha1", "the fence", 15*time.Second, func(in poolDom) bool { return in.Fenced })
+	a.WaitLog("pool lease lapsed")
+	time.Sleep(2 * time.Second) // past the lease's TTL in etcd too
+	c.Members[1].Restart()
+	c.Members[2].Restart()
+	a.WaitLog("took up the previous run's pool lease")
+	if p := waitPoolState(t, a, "member"); p.Lease != pa.Lease {
+		t.Fatalf("after the quorum came back: lease %s, want %s taken up again", p.Lease, pa.Lease)
+	}
+	in := a.waitPoolDom(t, "ha1", "resumed", 15*time.Second, func(in poolDom) bool { return in.State == "running" && !in.Fenced })
+	if in.PID != fenced.PID || in.Generation != r.Generation {
+		t.Errorf("guest after the quorum came back: %+v, want generation %d in VMM %d", in, r.Generation, fenced.PID)
+	}
+	a.waitPoolDom(t, "ha1", "writing again", 10*time.Second, func(in poolDom) bool { return in.Written > fenced.Written })
+	if strings.Contains(a.Log(), "destroyed a pool domain") {
+		t.Errorf("the guest was destroyed though the lease survived")
+	}
 }
