@@ -411,7 +411,10 @@ func (m *master) reconcile(ctx context.Context) error {
 		m.mu.Lock()
 		for i := range cs {
 			if f, ok := m.failed[q.uuid][cs[i].Host]; ok {
-				cs[i].Excluded = fmt.Sprintf("the start there failed %s ago (%v)", now.Sub(f.at).Round(time.Second), f.err)
+				// The time, not the age: the reason stays the same
+				// from pass to pass, and is written once.
+				cs[i].Excluded = fmt.Sprintf("the start there failed at %s, tried again after %s (%v)",
+					f.at.UTC().Format(time.TimeOnly), f.at.Add(m.o.RetryAfter).UTC().Format(time.TimeOnly), f.err)
 			}
 		}
 		m.mu.Unlock()
