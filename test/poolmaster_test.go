@@ -3,6 +3,7 @@ package test
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -299,6 +300,24 @@ func TestPoolNoRoomThenJoin(t *testing.T) {
 	})
 	if in := cAgent.poolDom(t, "ha2"); in.State != "running" || in.Generation != started.Generation {
 		t.Errorf("ha2 on agent-c: %+v, want running at generation %d", in, started.Generation)
+	}
+
+	// A call another member forwarded is not forwarded again: a member
+	// that is not the master refuses it (no loop while the mastership
+	// changes hands).
+	master := poolOf(t, a).Master
+	notMaster := a
+	if master == "agent-a" {
+		notMaster = b
+	}
+	fc, err := client.New(client.Options{URL: notMaster.URL(), User: "admin", Password: testPassword, Insecure: true, Timeout: 10 * time.Second,
+		Header: http.Header{"X-Ovs-Pool-Forwarded": []string{"agent-x"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = fc.Call(context.Background(), "pool.start_domain", nil, "ha2")
+	if f, ok := err.(*client.Fault); !ok || f.Code != 1006 || !strings.Contains(f.Message, "agent-x forwarded this call") {
+		t.Errorf("a forwarded call on a member that is not the master: %v, want Busy saying agent-x forwarded it", err)
 	}
 
 	lone := startAgent(t, agentConf{Listen: "127.0.0.8"})
