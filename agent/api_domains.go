@@ -82,8 +82,8 @@ func (a *Agent) domainMethods() []xmlrpc.Def {
 		{Name: "domain.create", Result: xmlrpc.Struct, Run: a.apiCreate, Aliases: xendAlias("xend.domain.create"),
 			Params: []xmlrpc.Param{xmlrpc.Req("cfg", xmlrpc.String), xmlrpc.Opt("source", xmlrpc.String)},
 			Help:   "Register a domain from a vm.cfg: the text itself, or an absolute path on the agent's host. An optional second parameter names the file in messages. The domain is stopped afterwards; the result lists warnings for unknown keys."},
-		{Name: "domain.start", Result: xmlrpc.Struct, Params: []xmlrpc.Param{nameParam}, Run: a.byName((*domains.Manager).Start),
-			Help: "Start a stopped domain in its own ovs-vmm process; returns once it runs. Refused when its memory does not fit in the host's free memory."},
+		{Name: "domain.start", Result: xmlrpc.Struct, Params: []xmlrpc.Param{nameParam}, Run: a.apiStart,
+			Help: "Start a stopped domain in its own ovs-vmm process; returns once it runs. Refused when its memory does not fit in the host's free memory, and on a pool member for a pool domain this agent does not own (those start through the pool: pool.start_local)."},
 		{Name: "domain.shutdown", Result: xmlrpc.Struct, Params: []xmlrpc.Param{nameParam, timeout}, Run: a.timed((*domains.Manager).Shutdown),
 			Help: "Shut a domain down cleanly; destroy it if it has not stopped after the timeout (seconds, default 60)."},
 		{Name: "domain.destroy", Result: xmlrpc.Struct, Params: []xmlrpc.Param{nameParam}, Run: a.byName((*domains.Manager).Destroy),
@@ -152,6 +152,18 @@ func (a *Agent) timed(op func(*domains.Manager, string, time.Duration) error) fu
 		}
 		return a.domainInfo(name, op(a.domains, name, time.Duration(secs)*time.Second))
 	}
+}
+
+// apiStart is domain.start; a pool member refuses a pool domain it does
+// not own.
+func (a *Agent) apiStart(ctx context.Context, args xmlrpc.Args) (any, error) {
+	name := args.String(0)
+	if a.pool != nil {
+		if err := a.pool.domains.mayStart(ctx, name); err != nil {
+			return nil, err
+		}
+	}
+	return a.domainInfo(name, a.domains.Start(name))
 }
 
 func (a *Agent) apiCreate(_ context.Context, args xmlrpc.Args) (any, error) {

@@ -14,7 +14,7 @@ import (
 func (a *Agent) hostMethods() []xmlrpc.Def {
 	return []xmlrpc.Def{
 		{Name: "host.info", Result: xmlrpc.Struct, Run: a.apiHostInfo,
-			Help: "This host: host name, CPU count/model/vendor/flags, memory total/free/available (bytes), kernel, whether KVM is usable and why not, agent version and uptime, and qemu: the QEMU binary qemu domains run under, its version (or why it is unusable: problem), and the accelerator they get (kvm or tcg) with accel_reason; and, in a server pool ([pool] name), pool: its name, the member name, state (joining, member or lost) and since when, the lease, its TTL and how long it holds without another renewal, the pool master, and the last error."},
+			Help: "This host: host name, CPU count/model/vendor/flags, memory total/free/available (bytes), kernel, whether KVM is usable and why not, agent version and uptime, and qemu: the QEMU binary qemu domains run under, its version (or why it is unusable: problem), and the accelerator they get (kvm or tcg) with accel_reason; and, in a server pool ([pool] name), pool: its name, the member name, state (joining, member or lost) and since when, the lease, its TTL and how long it holds without another renewal, the pool master, the last error, and domains: the pool domains this agent owns."},
 		{Name: "host.stats", Result: xmlrpc.Struct, Run: a.apiHostStats,
 			Help: "Current load of this host: load averages, CPU busy percent since the previous call (at least 1 s), memory and swap (bytes), running processes, uptime."},
 		{Name: "host.top", Result: xmlrpc.Struct, Run: a.apiHostTop,

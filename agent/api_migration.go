@@ -125,7 +125,7 @@ func (a *Agent) migrationMethods() []xmlrpc.Def {
 	move := []xmlrpc.Param{nameParam, xmlrpc.Req("target", xmlrpc.String), xmlrpc.Opt("options", xmlrpc.Struct)}
 	return []xmlrpc.Def{
 		{Name: "domain.migrate", Result: xmlrpc.String, Params: move, Run: a.apiMigrate,
-			Help: "Move a domain to the agent at target (HOST[:PORT], relocation port 8002 or 8003 with ssl) and return a migration id at once. A running or paused domain moves its memory; a stopped one moves offline: its vm.cfg and every disk image on no repository the target shares are copied (sparse, checksummed, resumable) and it is registered there stopped (or started with start); here it is removed from the domains and its copied data kept renamed (or deleted with remove). Options: live (bool), rate (MB/s cap), ssl (bool), port, max_downtime (ms, default 300), parallel, compress, user and password (the target agent's API credentials; never logged), fingerprint (sha256 of the target's TLS certificate), dry_run (then the result is migration.check's); offline: start, remove, force (skip the target's validation), target_repo (UUID). Follow it with migration.status."},
+			Help: "Move a domain to the agent at target (HOST[:PORT], relocation port 8002 or 8003 with ssl) and return a migration id at once. A running or paused domain moves its memory; a stopped one moves offline: its vm.cfg and every disk image on no repository the target shares are copied (sparse, checksummed, resumable) and it is registered there stopped (or started with start); here it is removed from the domains and its copied data kept renamed (or deleted with remove). Options: live (bool), rate (MB/s cap), ssl (bool), port, max_downtime (ms, default 300), parallel, compress, user and password (the target agent's API credentials; never logged), fingerprint (sha256 of the target's TLS certificate), dry_run (then the result is migration.check's); offline: start, remove, force (skip the target's validation), target_repo (UUID). Follow it with migration.status. On a pool member a pool domain is refused (Unsupported): a migration does not hand its ownership over yet."},
 		{Name: "migration.check", Result: xmlrpc.Struct, Params: move, Run: a.apiMigrationCheck,
 			Help: "Dry run of domain.migrate: moves nothing and returns {ok, problems, estimate}: problems are every reason the migration would fail (protocol, engine and CPU, memory on the target, name or UUID already there, disks on repositories the target lacks), one per line. For a running domain it also measures, for about 1.5 s, the guest's dirty rate and the link to the target, and estimate predicts the migration with the given options (live, rate, max_downtime): dirty_rate, hot_bytes, link_throughput, bandwidth, touched_bytes, total_seconds, downtime_ms, rounds, bytes_to_send, stop_reason, auto_converge, max_throttle_percent, throttled_seconds; without one, no_estimate says why. For a qemu domain, target says what the target offers it: qemu_version, qemu_problem (why qemu domains cannot start there), machines, accel, accel_reason, bridges (name, path, present) for the vifs of its vm.cfg and, for a live move, files likewise for its kernel, ramdisk and disks."},
 		{Name: "migration.status", Result: xmlrpc.Struct, Params: []xmlrpc.Param{idParam}, Run: a.apiMigrationStatus,
@@ -174,6 +174,11 @@ func (a *Agent) mover(m move, offlineAllowed bool) mover {
 
 // startMove starts m the way mover decides and returns the migration id.
 func (a *Agent) startMove(m move, offlineAllowed bool) (any, error) {
+	if a.pool != nil {
+		if err := a.pool.domains.mayMove(m.name); err != nil {
+			return nil, err
+		}
+	}
 	id, err := a.mover(m, offlineAllowed).start(m.name, m.target, m.opts)
 	if err != nil {
 		return nil, domainFault(err)

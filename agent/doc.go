@@ -7,7 +7,14 @@
 // (agent/domains), migrations (agent/migration), the relocation listener
 // (relocation) and the repositories (repository) into API methods, and,
 // when [pool] names a pool, keeps the agent a member of it while it runs
-// (poollink.go over agent/pool; host.info shows the membership). Of
+// (poollink.go over agent/pool; host.info shows the membership), runs
+// the pool domains the master hands it (pooldomains.go: pool.start_local
+// and pool.stop_local, api_poollocal.go; each owned domain's VMM gets the
+// lease at every renewal; a join reconciles what runs here with the owner
+// keys in etcd, destroying what this agent no longer owns), takes part in
+// the mastership (agent/poolmaster's Runner) and serves the pool API
+// (api_poolmaster.go: reads from etcd, changes on the master or forwarded
+// to it). Of
 // migration it keeps only the composition (agent/migration.Local built with
 // the registry, the repositories and a context that ends when the agent
 // stops) and the dispatch of an authenticated relocation connection on its
@@ -15,7 +22,8 @@
 //
 // The API is declared per namespace: agent (api_agent.go), host
 // (api_host.go), domain (api_domains.go), migration (api_migration.go,
-// where live or offline is decided once), repository (repos.go) and xend's
+// where live or offline is decided once), repository (repos.go), the pool
+// member's pool.start_local and pool.stop_local (api_poollocal.go) and xend's
 // legacy names (api_xend.go, aliases of the same declarations where the
 // parameters agree); api.go composes them. agent/xmlrpc checks every call
 // against its declaration before the handler runs; handlers translate the

@@ -18,6 +18,8 @@ import (
 
 	"github.com/ovs-agent/ovs-agent/agent/hostinfo"
 	"github.com/ovs-agent/ovs-agent/agent/pool"
+	"github.com/ovs-agent/ovs-agent/agent/poolmaster"
+	"github.com/ovs-agent/ovs-agent/agent/tlscert"
 	"github.com/ovs-agent/ovs-agent/config"
 	"github.com/ovs-agent/ovs-agent/internal/atomicfile"
 	"github.com/ovs-agent/ovs-agent/internal/boundedfile"
@@ -29,8 +31,17 @@ import (
 // a killed or crashed previous run left (state_dir/pool-lease.json) while
 // etcd still holds it; joins again with a new lease after one is lost;
 // keeps the member record up to date; and leaves, revoking the lease, when
-// the agent stops. It holds no domain:
-// ownership and HA come with the later layers of issue 15.
+// the agent stops owning no pool domain. The domains it owns (poolDomains)
+// get the lease at every renewal. A lease that lapses by the agent's own
+// deadline is taken up again if etcd still holds it (the guests resume);
+// one etcd says is gone is final: the domains run under it are destroyed
+// and the agent joins anew. An agent that stops while it owns domains
+// leaves its lease to etcd (their guests run on, and the next start takes
+// the lease up, or they fence and the lease expires), never revoking what
+// would let another member start them while they still run here. While a
+// member it takes part in the mastership (agent/poolmaster's Runner: it
+// campaigns, and runs the master loop when elected; it resigns when the
+// agent stops).
 type poolLink struct {
 	s    pool.Settings
 	host string // the name the agent is a member by
@@ -39,14 +50,22 @@ type poolLink struct {
 	leaseFile string
 	info      func() pool.Info
 	log       *zap.Logger
+	domains   *poolDomains
+	// rpc calls the other members' agents: the master dispatching, a
+	// member forwarding pool calls to the master.
+	rpc *poolmaster.RPC
+	// refresh asks for the member record to be written again now (a
+	// domain started or stopped here: the free memory changed).
+	refresh chan struct{}
 
 	stop context.CancelFunc
 	done chan struct{}
 
 	mu     sync.Mutex
 	member *pool.Member
-	state  string // joining, member, lost
-	err    error  // why the last join failed or the lease was lost
+	runner *poolmaster.Runner // the member's part in the mastership
+	state  string             // joining, member, lost
+	err    error              // why the last join failed or the lease was lost
 	since  time.Time
 }
 
@@ -96,21 +115,35 @@ func (a *Agent) openPool(cfg *config.Config) (func(), error) {
 	addr := poolAPIAddress(cfg, host)
 	reserve := uint64(cfg.Agent.MemoryReserve) << 20
 	hypervisor := cfg.Agent.Hypervisor
+	ssl := cfg.Server.SSL
 	l := &poolLink{
 		s:         *s,
 		host:      host,
 		leaseFile: filepath.Join(cfg.Agent.StateDir, "pool-lease.json"),
 		log:       a.log.Named("pool"),
 		info: func() pool.Info {
-			return pool.Info{Host: host, Address: addr, FreeMemoryMiB: a.freeForDomains(reserve), Engines: a.engines(hypervisor)}
+			in := pool.Info{Host: host, Address: addr, FreeMemoryMiB: a.freeForDomains(reserve), Engines: a.engines(hypervisor)}
+			if ssl {
+				// Until the certificate is loaded the API is not served
+				// yet: no address, so that no peer calls it.
+				if in.TLSFingerprint = tlscert.Fingerprint(a.cert.Load()); in.TLSFingerprint == "" {
+					in.Address = ""
+				}
+			}
+			return in
 		},
-		state: poolJoining,
-		since: time.Now(),
-		done:  make(chan struct{}),
+		rpc:     &poolmaster.RPC{From: host, Credentials: a.peerCredentials, Timeout: time.Minute},
+		state:   poolJoining,
+		since:   time.Now(),
+		done:    make(chan struct{}),
+		refresh: make(chan struct{}, 1),
 	}
 	l.s.Resume = l.previousLease()
+	l.domains = newPoolDomains(a, l.log.Named("domains"))
+	l.s.OnRenew = l.domains.renewed
 	ctx, stop := context.WithCancel(context.Background())
 	l.stop = stop
+	go l.domains.run(ctx)
 	go l.run(ctx)
 	a.pool = l
 	return l.close, nil
@@ -217,16 +250,37 @@ func (l *poolLink) rejoinDelay() time.Duration {
 func (l *poolLink) run(ctx context.Context) {
 	defer close(l.done)
 	for ctx.Err() == nil {
-		jctx, cancel := context.WithTimeout(ctx, l.s.Client.DialTimeout+l.s.LeaseTTL)
+		bound := l.s.Client.DialTimeout + l.s.LeaseTTL
+		if l.s.Resume != clientv3.NoLease {
+			// Taking a lapsed lease up is a race with its expiry in
+			// etcd: an attempt that hangs (on a dead connection) is
+			// given up soon for a fresh one.
+			bound = max(l.s.LeaseTTL/3, 2*time.Second)
+		}
+		jctx, cancel := context.WithTimeout(ctx, bound)
 		m, err := pool.Join(jctx, l.s, l.info(), l.log)
 		cancel()
 		if err != nil {
 			if ctx.Err() != nil {
 				return
 			}
+			delay := l.rejoinDelay()
+			var taken *pool.MemberExistsError
+			switch {
+			case l.s.Resume != clientv3.NoLease && errors.As(err, &taken):
+				// The name is held by another lease than the one to
+				// take up: trying again would only keep that one alive.
+				l.log.Warn("the previous lease cannot be taken up: the member name is held by another; joining under a new lease",
+					zap.String("lease", fmt.Sprintf("%x", int64(l.s.Resume))), zap.Error(err))
+				l.s.Resume = clientv3.NoLease
+			case l.s.Resume != clientv3.NoLease:
+				// A lapsed lease may still be alive: its guests resume
+				// only if it is taken up before etcd expires it.
+				delay = resumeRetry
+			}
 			l.set(nil, poolJoining, err)
-			l.log.Warn("cannot join the pool; trying again", zap.Error(err), zap.Duration("in", l.rejoinDelay()))
-			if !sleepCtx(ctx, l.rejoinDelay()) {
+			l.log.Warn("cannot join the pool; trying again", zap.Error(err), zap.Duration("in", delay))
+			if !sleepCtx(ctx, delay) {
 				return
 			}
 			continue
@@ -236,14 +290,46 @@ func (l *poolLink) run(ctx context.Context) {
 		}
 		l.s.Resume = clientv3.NoLease // a lease once given up is not taken again
 		l.recordLease(m)
+		r := poolmaster.New(m, poolmaster.Options{Dispatch: l.rpc, Log: l.log.Named("master")})
+		rctx, stopRunner := context.WithCancel(ctx)
+		runnerDone := make(chan struct{})
+		go func() { defer close(runnerDone); r.Run(rctx) }()
 		l.set(m, poolMember, nil)
+		l.mu.Lock()
+		l.runner = r
+		l.mu.Unlock()
+		l.domains.joined(ctx, m)
 		l.stayMember(ctx, m)
+		stopRunner()
+		<-runnerDone
 		if ctx.Err() != nil {
+			l.domains.lost(context.Background(), m, pool.ErrClosed)
+			if l.domains.ownsAny() {
+				// Revoking would free the owner keys while the guests
+				// still run here.
+				l.log.Info("agent stopping while it owns pool domains: the lease is left to etcd (a start within its TTL takes it up)",
+					zap.Strings("domains", l.domains.ownedNames()), zap.String("lease", fmt.Sprintf("%x", int64(m.Lease()))))
+				m.Detach()
+				return
+			}
 			l.leave(m)
 			l.recordLease(nil)
 			return
 		}
-		l.set(nil, poolLost, m.Err())
+		lerr := m.Err()
+		l.domains.lost(ctx, m, lerr)
+		l.set(nil, poolLost, lerr)
+		if errors.Is(lerr, pool.ErrLeaseExpired) {
+			// Lapsed by this agent's reckoning: etcd may hold the lease
+			// still (it was cut off, not revoked). Join again taking
+			// it up; a new lease if it is gone.
+			m.Detach()
+			l.s.Resume = m.Lease()
+			if !sleepCtx(ctx, resumeRetry) {
+				return
+			}
+			continue
+		}
 		l.leave(m) // the lease is gone or going; free the client
 		l.recordLease(nil)
 		if !sleepCtx(ctx, l.rejoinDelay()) {
@@ -252,10 +338,22 @@ func (l *poolLink) run(ctx context.Context) {
 	}
 }
 
-// stayMember keeps m's record up to date until its lease is lost or ctx
+// resumeRetry is the pause between two attempts to take a lapsed lease up
+// again.
+const resumeRetry = 500 * time.Millisecond
+
+// infoInterval is how often the member record is compared with the
+// host's state.
+const infoInterval = time.Second
+
+// stayMember keeps m's record up to date (looked at every infoInterval,
+// and when refreshInfo asks; written when it changed) until its lease is
+// lost or ctx
 // ends.
 func (l *poolLink) stayMember(ctx context.Context, m *pool.Member) {
-	t := time.NewTicker(max(l.s.LeaseTTL, 5*time.Second))
+	// Looked at every second (what placement reads: free memory, the
+	// API's address and certificate); written only when it changed.
+	t := time.NewTicker(infoInterval)
 	defer t.Stop()
 	for {
 		select {
@@ -264,12 +362,22 @@ func (l *poolLink) stayMember(ctx context.Context, m *pool.Member) {
 		case <-m.Lost():
 			return
 		case <-t.C:
-			uctx, cancel := context.WithTimeout(ctx, l.s.LeaseTTL)
-			if err := m.SetInfo(uctx, l.info()); err != nil {
-				l.log.Warn("update pool member record", zap.Error(err))
-			}
-			cancel()
+		case <-l.refresh:
 		}
+		uctx, cancel := context.WithTimeout(ctx, l.s.LeaseTTL)
+		if err := m.SetInfo(uctx, l.info()); err != nil {
+			l.log.Warn("update pool member record", zap.Error(err))
+		}
+		cancel()
+	}
+}
+
+// refreshInfo has the member record written again soon, without waiting
+// for the next period.
+func (l *poolLink) refreshInfo() {
+	select {
+	case l.refresh <- struct{}{}:
+	default:
 	}
 }
 
@@ -286,6 +394,17 @@ func (l *poolLink) set(m *pool.Member, state string, err error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.member, l.state, l.err, l.since = m, state, err, time.Now()
+	if m == nil {
+		l.runner = nil
+	}
+}
+
+// current is the member and its Runner while the agent is a member; the
+// state and error otherwise.
+func (l *poolLink) current() (*pool.Member, *poolmaster.Runner, string, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.member, l.runner, l.state, l.err
 }
 
 // close leaves the pool and waits for the link to end.
@@ -321,6 +440,8 @@ type poolInfo struct {
 	FencingMargin float64 `xmlrpc:"fencing_margin_seconds"`
 	Master        string  `xmlrpc:"master,omitempty"`
 	Error         string  `xmlrpc:"error,omitempty"`
+	// Domains are the pool domains this agent owns (names).
+	Domains []string `xmlrpc:"domains"`
 }
 
 // view says how the link stands; ctx bounds asking etcd for the master.
@@ -329,7 +450,7 @@ func (l *poolLink) view(ctx context.Context) poolInfo {
 	m, state, err, since := l.member, l.state, l.err, l.since
 	l.mu.Unlock()
 	pi := poolInfo{Name: l.s.Pool, Member: l.host, State: state, Since: since.UTC().Format(time.RFC3339),
-		LeaseTTL: l.s.LeaseTTL.Seconds(), FencingMargin: l.s.FencingMargin.Seconds()}
+		LeaseTTL: l.s.LeaseTTL.Seconds(), FencingMargin: l.s.FencingMargin.Seconds(), Domains: l.domains.ownedNames()}
 	if err != nil {
 		pi.Error = err.Error()
 	}

@@ -17,14 +17,15 @@ import (
 
 // poolView is the part of host.info's pool struct the tests read.
 type poolView struct {
-	Name       string  `xmlrpc:"name"`
-	Member     string  `xmlrpc:"member"`
-	State      string  `xmlrpc:"state"`
-	Lease      string  `xmlrpc:"lease"`
-	LeaseTTL   float64 `xmlrpc:"lease_ttl_seconds"`
-	DeadlineIn float64 `xmlrpc:"lease_deadline_in_seconds"`
-	Master     string  `xmlrpc:"master"`
-	Error      string  `xmlrpc:"error"`
+	Name       string   `xmlrpc:"name"`
+	Member     string   `xmlrpc:"member"`
+	State      string   `xmlrpc:"state"`
+	Lease      string   `xmlrpc:"lease"`
+	LeaseTTL   float64  `xmlrpc:"lease_ttl_seconds"`
+	DeadlineIn float64  `xmlrpc:"lease_deadline_in_seconds"`
+	Master     string   `xmlrpc:"master"`
+	Error      string   `xmlrpc:"error"`
+	Domains    []string `xmlrpc:"domains"`
 }
 
 func poolOf(t *testing.T, a *Agent) *poolView {

@@ -15,11 +15,12 @@
 //     TTL the server answered, on the monotonic clock. The lease is lost
 //     when that deadline passes without a renewal or when etcd says the
 //     lease is gone (revoked, expired); Lost is closed then and Err says
-//     why. Loss is final for a Member: the keys bound to the lease are
-//     gone, or will be, and a new Member must Join. A Member started
-//     again (the agent restarted or killed) may take up its previous
-//     run's lease (Settings.Resume) while it is alive, with every key
-//     bound to it.
+//     why. Loss is final for a Member: a new Member must Join. A Member
+//     started again (the agent restarted or killed, or a member whose
+//     own deadline passed while etcd may still hold its lease) may take
+//     up the previous lease (Settings.Resume) while it is alive, with
+//     every key bound to it; Detach ends a Member without revoking, for
+//     that. A lease etcd says is gone is final: its keys are gone.
 //   - Election: the pool master, through concurrency.Election on a
 //     session that uses the Member's lease (the session's own keep-alive
 //     is orphaned at once). A campaign is abandoned when the lease is
@@ -30,6 +31,9 @@
 //     lease its owner key is bound to. AcquireOwner creates the key in one
 //     transaction only if it is absent (or already this member's); the
 //     key's create revision is the domain's generation, which only grows.
+//     OwnedDomains lists what a member's lease owns.
+//   - The pool domain records (domains.go): the spec (DomainSpec) and the
+//     status (DomainStatus) the master writes, their keys, and ReadSpec.
 //
 // Key layout, for pool NAME (every key of a pool is under /ovs/pools/NAME/):
 //
@@ -37,8 +41,21 @@
 //	/ovs/pools/NAME/master/LEASE          concurrency.Election keys (LEASE in hex);
 //	                                      the one created first is the master,
 //	                                      its value the master's host name
+//	/ovs/pools/NAME/domains/UUID/spec     JSON DomainSpec (name, uuid, config: the
+//	                                      vm.cfg text, ha, desired, preferred,
+//	                                      priority); written by the master only
+//	                                      (Master.Write), read with ReadSpec
 //	/ovs/pools/NAME/domains/UUID/owner    JSON OwnerRecord, bound to the owner's lease;
 //	                                      its create revision is the generation
+//	/ovs/pools/NAME/domains/UUID/status   JSON DomainStatus (state running, pending
+//	                                      or stopped, host, reason, since);
+//	                                      written by the master only
+//
+//	/ovs/pools/NAME/maintenance/HOST      agent/poolmaster's: HOST gets no new
+//	                                      placements; written by the master only
+//
+// SpecKey, OwnerKey, StatusKey and DomainsPrefix name them (domains.go);
+// OwnedDomains lists the owner keys bound to a member's lease.
 //
 // Why the Member's deadline is safe: etcd's leader starts a lease's TTL
 // anew when it applies a grant or receives a renewal, which is after the

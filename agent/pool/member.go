@@ -22,6 +22,10 @@ type Info struct {
 	Address       string   `json:"address"`         // the agent's API address
 	FreeMemoryMiB int64    `json:"free_memory_mib"` // memory domains may still get
 	Engines       []string `json:"engines"`         // engines domains can run on
+	// TLSFingerprint is the SHA-256 (hex) of the agent's API certificate
+	// when Address serves HTTPS; "" for plain HTTP. Peers calling the
+	// agent (the pool master dispatching) pin it.
+	TLSFingerprint string `json:"tls_sha256,omitempty"`
 }
 
 // MemberRecord is a member's key's value.
@@ -411,6 +415,26 @@ func (m *Member) Members(ctx context.Context) ([]MemberRecord, error) {
 		out = append(out, r)
 	}
 	return out, nil
+}
+
+// Detach ends this Member without leaving the pool: it stops the
+// renewals and closes the client but leaves the lease, and every key
+// bound to it, to etcd, which expires it within its TTL unless a Member
+// takes it up first (Settings.Resume): the agent restarting, or a member
+// whose deadline passed joining again in case the lease outlived it.
+// Guests whose leases a lapsed member handed out stay fenced meanwhile.
+func (m *Member) Detach() {
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return
+	}
+	m.closed = true
+	m.mu.Unlock()
+	m.lose(ErrClosed)
+	<-m.loopDone
+	m.log.Info("detached from the pool; the lease is left to expire or be taken up again")
+	m.cli.Close()
 }
 
 // Close leaves the pool: it stops the renewals, revokes the lease (every

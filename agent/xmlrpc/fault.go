@@ -56,6 +56,10 @@ const (
 	Timeout = 1009
 	// InvalidConfig: a configuration value or file is invalid.
 	InvalidConfig = 1010
+	// Owned: a pool domain is owned by another member of the pool (the
+	// message names it); it may run only there until that member's lease
+	// ends.
+	Owned = 1011
 )
 
 // codeNames maps every code above to its constant name, for logs.
@@ -79,6 +83,7 @@ var codeNames = map[int]string{
 	Cancelled:         "Cancelled",
 	Timeout:           "Timeout",
 	InvalidConfig:     "InvalidConfig",
+	Owned:             "Owned",
 }
 
 // CodeName returns the constant name of a fault code ("NotFound"), or the

@@ -16,14 +16,14 @@ func TestFaultCodesStable(t *testing.T) {
 		"Internal": -32603, "XendInternal": 1, "XendGeneric": 2, "XendInvalidDomain": 3,
 		"AuthFailed": 1000, "AccessDenied": 1001, "NotFound": 1002, "BadState": 1003, "Exists": 1004,
 		"NoResources": 1005, "Busy": 1006, "Unsupported": 1007, "Cancelled": 1008, "Timeout": 1009,
-		"InvalidConfig": 1010,
+		"InvalidConfig": 1010, "Owned": 1011,
 	}
 	got := map[string]int{
 		"ParseError": ParseError, "InvalidRequest": InvalidRequest, "UnknownMethod": UnknownMethod,
 		"BadParams": BadParams, "Internal": Internal, "XendInternal": XendInternal, "XendGeneric": XendGeneric,
 		"XendInvalidDomain": XendInvalidDomain, "AuthFailed": AuthFailed, "AccessDenied": AccessDenied,
 		"NotFound": NotFound, "BadState": BadState, "Exists": Exists, "NoResources": NoResources, "Busy": Busy,
-		"Unsupported": Unsupported, "Cancelled": Cancelled, "Timeout": Timeout, "InvalidConfig": InvalidConfig,
+		"Unsupported": Unsupported, "Cancelled": Cancelled, "Timeout": Timeout, "InvalidConfig": InvalidConfig, "Owned": Owned,
 	}
 	for name, code := range want {
 		if got[name] != code {

@@ -1,0 +1,527 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/ovs-agent/ovs-agent/agent/domains"
+	"github.com/ovs-agent/ovs-agent/agent/pool"
+	"github.com/ovs-agent/ovs-agent/agent/xmlrpc"
+	"github.com/ovs-agent/ovs-agent/config/vmcfg"
+	"github.com/ovs-agent/ovs-agent/vmm/control"
+)
+
+// poolDomains is the agent's side of running pool domains (issue 15,
+// layer 2): the domains this agent owns under its current lease, their
+// leases handed to their VMMs at every renewal, and what happens to them
+// when the lease lapses or ends. It acts on the registry only through
+// domains.Manager's methods and on etcd only through pool.Member.
+//
+// The rules: a pool domain runs here only while its owner key is bound
+// to this agent's lease; its VMM gets the member's RunUntil at every
+// renewal and fences the guest by itself when that passes. A lease that
+// lapses by this agent's reckoning hands out nothing more (the guests
+// stay fenced); when the agent joins again under the same lease (etcd
+// held it meanwhile) the owner keys are read back and the guests resume;
+// under a new lease every pool domain that still runs here is destroyed,
+// since it may run elsewhere now.
+type poolDomains struct {
+	a   *Agent
+	log *zap.Logger
+
+	// ops makes start_local, stop_local, a join's reconciliation and a
+	// loss one at a time. Renewals do not take it.
+	ops sync.Mutex
+
+	mu sync.Mutex
+	// member is the lease the owned set is under: nil from a loss until
+	// the next join has been reconciled, and renewals then hand out
+	// nothing.
+	member   *pool.Member
+	owned    map[string]ownedDomain // by UUID in lower case
+	deadline time.Time              // of the last renewal
+	kick     chan struct{}
+}
+
+type ownedDomain struct {
+	name       string
+	key        string // the UUID as the pool's keys spell it
+	generation int64
+}
+
+func newPoolDomains(a *Agent, log *zap.Logger) *poolDomains {
+	return &poolDomains{a: a, log: log, owned: map[string]ownedDomain{}, kick: make(chan struct{}, 1)}
+}
+
+// renewed is the Member's OnRenew: it must not block, so the leases go
+// out from run.
+func (p *poolDomains) renewed(deadline time.Time) {
+	p.mu.Lock()
+	p.deadline = deadline
+	p.mu.Unlock()
+	select {
+	case p.kick <- struct{}{}:
+	default:
+	}
+}
+
+// run hands each renewal's RunUntil to the owned domains' VMMs until ctx
+// ends.
+func (p *poolDomains) run(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-p.kick:
+		}
+		p.mu.Lock()
+		m, dl := p.member, p.deadline
+		set := p.ownedList()
+		p.mu.Unlock()
+		if m == nil || len(set) == 0 {
+			continue
+		}
+		runUntil := dl.Add(-m.FencingMargin())
+		if !time.Now().Before(runUntil) {
+			// A renewal acknowledged too late to help (the agent was
+			// stopped meanwhile): nothing to extend.
+			continue
+		}
+		p.lease(set, runUntil, "renewal")
+	}
+}
+
+// ownedEntry is one owned domain with its UUID; the caller holds p.mu.
+type ownedEntry struct {
+	uuid string
+	ownedDomain
+}
+
+func (p *poolDomains) ownedList() []ownedEntry {
+	out := make([]ownedEntry, 0, len(p.owned))
+	for u, o := range p.owned {
+		out = append(out, ownedEntry{u, o})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].name < out[j].name })
+	return out
+}
+
+// lease hands runUntil to the VMMs of set, each on its own (one hung VMM
+// does not hold the others' renewals back).
+func (p *poolDomains) lease(set []ownedEntry, runUntil time.Time, why string) {
+	mono := control.MonotonicOf(runUntil)
+	var wg sync.WaitGroup
+	for _, o := range set {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := p.a.domains.SetLease(o.name, mono, o.generation); err != nil {
+				p.log.Warn("pool domain lease not handed to its VMM (it fences itself at its last run-until time)",
+					zap.String("domain", o.name), zap.String("uuid", o.uuid), zap.Int64("generation", o.generation), zap.String("for", why), zap.Error(err))
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// ownedNames lists the owned domains' names, for host.info.
+func (p *poolDomains) ownedNames() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := []string{}
+	for _, o := range p.ownedList() {
+		out = append(out, o.name)
+	}
+	return out
+}
+
+// ownsAny says whether the agent owns a domain, or may (a lapsed lease
+// whose domains are not settled yet).
+func (p *poolDomains) ownsAny() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.owned) > 0
+}
+
+// localByUUID maps the registry's domains by UUID (lower case).
+func (p *poolDomains) localByUUID() map[string]domains.Info {
+	out := map[string]domains.Info{}
+	for _, in := range p.a.domains.List(false) {
+		out[strings.ToLower(in.UUID)] = in
+	}
+	return out
+}
+
+// hasVMM says whether a domain in state s has a VMM (a guest that may
+// run).
+func hasVMM(s string) bool {
+	switch domains.State(s) {
+	case domains.Starting, domains.Running, domains.Paused, domains.Stopping:
+		return true
+	}
+	return false
+}
+
+// opTimeout bounds one etcd call of the pool domains' work.
+func opTimeout(m *pool.Member) time.Duration { return max(5*time.Second, 2*m.FencingMargin()) }
+
+// joined takes the domains m's lease owns up (after a restart that took
+// the lease up, or a lapse the lease outlived): their VMMs get m's
+// RunUntil, which resumes a fenced guest; and destroys every pool domain
+// with a VMM here that m does not own. Only then do renewals reach VMMs.
+// It returns when that is done or m's lease is lost.
+func (p *poolDomains) joined(ctx context.Context, m *pool.Member) {
+	p.ops.Lock()
+	defer p.ops.Unlock()
+	var owned map[string]int64
+	for {
+		c, cancel := context.WithTimeout(ctx, opTimeout(m))
+		var err error
+		owned, err = m.OwnedDomains(c)
+		cancel()
+		if err == nil {
+			break
+		}
+		p.log.Warn("cannot read which pool domains this agent owns; trying again", zap.Error(err))
+		select {
+		case <-ctx.Done():
+			return
+		case <-m.Lost():
+			return
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+	local := p.localByUUID()
+	set := map[string]ownedDomain{}
+	for uuid, gen := range owned {
+		in, ok := local[strings.ToLower(uuid)]
+		if !ok {
+			// Owned under this lease but not registered here (deleted
+			// meanwhile): released, so that the master may place it.
+			c, cancel := context.WithTimeout(ctx, opTimeout(m))
+			err := m.ReleaseOwner(c, uuid)
+			cancel()
+			p.log.Warn("released a pool domain this agent owned but does not have", zap.String("uuid", uuid), zap.Int64("generation", gen), zap.Error(err))
+			continue
+		}
+		set[strings.ToLower(uuid)] = ownedDomain{name: in.Name, key: uuid, generation: gen}
+	}
+	p.mu.Lock()
+	prev := p.owned
+	p.member, p.owned = m, set
+	list := p.ownedList()
+	p.mu.Unlock()
+	for _, o := range list {
+		p.log.Info("pool domain owned under this lease", zap.String("domain", o.name), zap.String("uuid", o.uuid), zap.Int64("generation", o.generation), zap.Bool("resumed_lease", m.Resumed()))
+	}
+	if ru := m.RunUntil(); time.Now().Before(ru) && len(list) > 0 {
+		p.lease(list, ru, "join")
+	}
+	// Every other pool domain with a VMM here ran under a lease this
+	// agent no longer holds.
+	for uuid, in := range local {
+		if _, ok := set[uuid]; ok {
+			continue
+		}
+		_, wasOwned := prev[uuid]
+		if (in.Generation > 0 || wasOwned) && hasVMM(in.State) {
+			p.destroy(ctx, m, in.UUID, in.Name, in.Generation, "the lease it ran under has ended")
+		}
+	}
+}
+
+// lost is called when m's lease is lost: renewals stop reaching VMMs at
+// once. A lease etcd says is gone (revoked or expired there) means every
+// owned domain may be started elsewhere now: each is destroyed here. A
+// lease that lapsed by this agent's own deadline may still be alive in
+// etcd: the guests stay fenced until the agent has joined again (joined
+// then resumes or destroys them).
+func (p *poolDomains) lost(ctx context.Context, m *pool.Member, why error) {
+	p.mu.Lock()
+	p.member = nil
+	p.mu.Unlock()
+	if !errors.Is(why, pool.ErrLeaseRevoked) {
+		if errors.Is(why, pool.ErrLeaseExpired) && p.ownsAny() {
+			p.log.Warn("pool lease lapsed: the owned domains' VMMs fence their guests at their run-until time; they resume if the lease is still alive when etcd answers again, else they are destroyed",
+				zap.Strings("domains", p.ownedNames()))
+		}
+		return
+	}
+	p.ops.Lock()
+	defer p.ops.Unlock()
+	p.mu.Lock()
+	list := p.ownedList()
+	p.owned = map[string]ownedDomain{}
+	p.mu.Unlock()
+	local := p.localByUUID()
+	for _, o := range list {
+		if in, ok := local[o.uuid]; ok && hasVMM(in.State) {
+			p.destroy(ctx, m, o.key, o.name, o.generation, "its owner's lease was revoked or expired in etcd")
+		}
+	}
+}
+
+// destroy stops a pool domain this agent no longer owns, saying why and
+// who owns it now, as etcd answers.
+func (p *poolDomains) destroy(ctx context.Context, m *pool.Member, uuid, name string, gen int64, why string) {
+	c, cancel := context.WithTimeout(ctx, opTimeout(m))
+	host, ogen, err := m.Owner(c, uuid)
+	cancel()
+	var owner string
+	switch {
+	case err != nil:
+		owner = fmt.Sprintf("its owner is unknown (%v)", err)
+	case host == "":
+		owner = "its owner key is gone"
+	default:
+		owner = fmt.Sprintf("it is owned by %s at generation %d and may run there", host, ogen)
+	}
+	reason := why + "; " + owner
+	if derr := p.a.domains.Destroy(name); derr != nil && domains.KindOf(derr) != domains.BadState {
+		p.log.Error("pool domain not ours any more, and its destroy failed", zap.String("domain", name), zap.String("uuid", uuid), zap.Int64("generation", gen), zap.String("reason", reason), zap.Error(derr))
+		return
+	}
+	p.log.Warn("destroyed a pool domain this agent no longer owns", zap.String("domain", name), zap.String("uuid", uuid), zap.Int64("generation", gen), zap.String("reason", reason))
+}
+
+// mayStart refuses domain.start of a pool domain that this agent does
+// not own under its current lease: it may run elsewhere. A pool domain
+// is one that ran under a pool lease here (it has a generation) or that
+// the pool has a spec for (registered here by a start_local that another
+// owner refused).
+func (p *poolDomains) mayStart(ctx context.Context, name string) error {
+	in, err := p.a.domains.Info(name)
+	if err != nil {
+		return nil // the start itself says what is wrong
+	}
+	p.mu.Lock()
+	o, owned := p.owned[strings.ToLower(in.UUID)]
+	m := p.member
+	p.mu.Unlock()
+	if owned && m != nil {
+		return nil
+	}
+	if owned {
+		return xmlrpc.Faultf(xmlrpc.BadState, "%s is a pool domain (generation %d) and this agent's pool lease is not held just now: it starts again once the lease is renewed or taken up", name, o.generation)
+	}
+	if in.Generation > 0 {
+		return xmlrpc.Faultf(xmlrpc.BadState, "%s is a pool domain (generation %d) this agent does not own: it starts through the pool (pool.start_local on the member chosen for it), which takes its owner key first", name, in.Generation)
+	}
+	if m == nil {
+		return xmlrpc.Faultf(xmlrpc.BadState, "%s: this agent is not a pool member just now and cannot tell whether it is a pool domain; try again once host.info shows it a member", name)
+	}
+	c, cancel := context.WithTimeout(ctx, opTimeout(m))
+	defer cancel()
+	_, _, err = m.ReadSpec(c, in.UUID)
+	switch {
+	case errors.Is(err, pool.ErrNoSpec):
+		return nil
+	case err != nil:
+		return xmlrpc.Faultf(xmlrpc.BadState, "%s: cannot tell whether it is a pool domain (%v); try again", name, err)
+	}
+	return xmlrpc.Faultf(xmlrpc.BadState, "%s is a domain of pool %s this agent does not own: it starts through the pool (pool.start_local on the member chosen for it), which takes its owner key first", name, m.Pool())
+}
+
+// mayMove refuses to migrate a pool domain (owned here, or one that ran
+// under a pool lease): its copy on the target would run without an owner
+// key bound to the target's lease and without a lease of its own, while
+// the owner key here lets nobody else know. Ownership is not handed over
+// by a migration yet.
+func (p *poolDomains) mayMove(name string) error {
+	in, err := p.a.domains.Info(name)
+	if err != nil {
+		return nil // the migration itself says what is wrong
+	}
+	p.mu.Lock()
+	_, owned := p.owned[strings.ToLower(in.UUID)]
+	p.mu.Unlock()
+	if !owned && in.Generation == 0 {
+		return nil
+	}
+	return xmlrpc.Faultf(xmlrpc.Unsupported, "%s is a pool domain: a migration does not hand its ownership over to the target yet; move it through the pool instead (pool.stop_local here, then pool.start_local on the other member)", name)
+}
+
+// current is the member whose lease the owned set is under, if its lease
+// is held: what start_local and stop_local need.
+func (p *poolDomains) current() (*pool.Member, error) {
+	p.mu.Lock()
+	m := p.member
+	p.mu.Unlock()
+	if m == nil {
+		return nil, errNotMember
+	}
+	if err := m.Err(); err != nil {
+		return nil, fmt.Errorf("%w: %v", errNotMember, err)
+	}
+	if !time.Now().Before(m.RunUntil()) {
+		return nil, fmt.Errorf("%w: its lease has not been renewed in time (its guests are being fenced)", errNotMember)
+	}
+	return m, nil
+}
+
+var errNotMember = errors.New("this agent is not a pool member just now")
+
+// Errors of startLocal and stopLocal that the API maps to fault codes.
+var (
+	errSpecMismatch = errors.New("the pool's spec does not match this host's domain")
+	errLocalClash   = errors.New("a different domain holds the name or uuid here")
+)
+
+// startResult is pool.start_local's answer.
+type startResult struct {
+	Name       string `xmlrpc:"name"`
+	UUID       string `xmlrpc:"uuid"`
+	Host       string `xmlrpc:"host"`
+	Generation int64  `xmlrpc:"generation"`
+}
+
+// startLocal runs pool domain uuid here: the spec read, the domain
+// registered from it if absent, its owner key taken under this agent's
+// lease, its VMM given the lease (RunUntil, generation), then started.
+// A domain already running here under this lease answers the same.
+func (p *poolDomains) startLocal(ctx context.Context, uuid string) (*startResult, error) {
+	p.ops.Lock()
+	defer p.ops.Unlock()
+	m, err := p.current()
+	if err != nil {
+		return nil, err
+	}
+	id := strings.ToLower(uuid)
+	spec, _, err := m.ReadSpec(ctx, uuid)
+	if err != nil {
+		return nil, err
+	}
+	in, err := p.registerFrom(spec)
+	if err != nil {
+		return nil, err
+	}
+	res := &startResult{Name: in.Name, UUID: uuid, Host: m.Host()}
+	p.mu.Lock()
+	o, owned := p.owned[id]
+	p.mu.Unlock()
+	if hasVMM(in.State) {
+		if owned {
+			res.Generation = o.generation
+			return res, nil
+		}
+		return nil, fmt.Errorf("%w: domain %s (%s) has a VMM here (state %s) but this agent does not own it in pool %s; destroy it first",
+			errLocalClash, in.Name, uuid, in.State, m.Pool())
+	}
+	gen, err := m.AcquireOwner(ctx, uuid)
+	if err != nil {
+		return nil, err
+	}
+	p.mu.Lock()
+	p.owned[id] = ownedDomain{name: in.Name, key: uuid, generation: gen}
+	p.mu.Unlock()
+	fail := func(err error) (*startResult, error) {
+		p.mu.Lock()
+		delete(p.owned, id)
+		p.mu.Unlock()
+		rctx, cancel := context.WithTimeout(context.Background(), opTimeout(m))
+		defer cancel()
+		if rerr := m.ReleaseOwner(rctx, uuid); rerr != nil {
+			p.log.Warn("release a pool domain that did not start", zap.String("domain", in.Name), zap.Error(rerr))
+		}
+		return nil, err
+	}
+	ru := m.RunUntil()
+	if !time.Now().Before(ru) {
+		return fail(fmt.Errorf("%w: its lease was not renewed in time", errNotMember))
+	}
+	if err := p.a.domains.SetLease(in.Name, control.MonotonicOf(ru), gen); err != nil {
+		return fail(err)
+	}
+	if err := p.a.domains.Start(in.Name); err != nil {
+		return fail(err)
+	}
+	p.log.Info("pool domain started", zap.String("domain", in.Name), zap.String("uuid", uuid), zap.Int64("generation", gen))
+	p.a.pool.refreshInfo()
+	res.Generation = gen
+	return res, nil
+}
+
+// registerFrom finds spec's domain here, or registers it from its config.
+func (p *poolDomains) registerFrom(spec *pool.DomainSpec) (domains.Info, error) {
+	cfg, err := vmcfg.Parse("pool spec of "+spec.UUID, []byte(spec.Config))
+	if err != nil {
+		return domains.Info{}, fmt.Errorf("%w: its config does not parse: %v", errSpecMismatch, err)
+	}
+	if !strings.EqualFold(cfg.UUID, spec.UUID) || cfg.Name != spec.Name {
+		return domains.Info{}, fmt.Errorf("%w: its config names domain %q uuid %q, the spec %q uuid %q", errSpecMismatch, cfg.Name, cfg.UUID, spec.Name, spec.UUID)
+	}
+	for _, in := range p.a.domains.List(false) {
+		sameUUID, sameName := strings.EqualFold(in.UUID, spec.UUID), in.Name == spec.Name
+		switch {
+		case sameUUID && sameName:
+			return in, nil
+		case sameUUID:
+			return domains.Info{}, fmt.Errorf("%w: domain uuid %s is registered here as %q, the pool's spec names it %q", errLocalClash, spec.UUID, in.Name, spec.Name)
+		case sameName:
+			return domains.Info{}, fmt.Errorf("%w: a different domain named %q (uuid %s) is registered here; the pool's has uuid %s", errLocalClash, in.Name, in.UUID, spec.UUID)
+		}
+	}
+	in, _, err := p.a.domains.Create([]byte(spec.Config), "pool "+spec.UUID)
+	if err != nil {
+		return domains.Info{}, err
+	}
+	p.log.Info("pool domain registered from its spec", zap.String("domain", in.Name), zap.String("uuid", in.UUID))
+	return *in, nil
+}
+
+// stopResult is pool.stop_local's answer.
+type stopResult struct {
+	Name     string `xmlrpc:"name,omitempty"`
+	UUID     string `xmlrpc:"uuid"`
+	Host     string `xmlrpc:"host"`
+	State    string `xmlrpc:"state"`    // the local domain's, "" when it is not here
+	Released bool   `xmlrpc:"released"` // the owner key was this agent's and is gone
+}
+
+// stopLocal stops pool domain uuid here (a clean shutdown within timeout,
+// then destroyed; or destroyed at once) and then releases its owner key.
+func (p *poolDomains) stopLocal(ctx context.Context, uuid string, destroy bool, timeout time.Duration) (*stopResult, error) {
+	p.ops.Lock()
+	defer p.ops.Unlock()
+	m, err := p.current()
+	if err != nil {
+		return nil, err
+	}
+	id := strings.ToLower(uuid)
+	res := &stopResult{UUID: uuid, Host: m.Host()}
+	in, here := p.localByUUID()[id]
+	if here {
+		res.Name = in.Name
+		if hasVMM(in.State) {
+			if destroy {
+				err = p.a.domains.Destroy(in.Name)
+			} else {
+				err = p.a.domains.Shutdown(in.Name, timeout)
+			}
+			if err != nil {
+				return nil, err
+			}
+		}
+		if now, err := p.a.domains.Info(in.Name); err == nil {
+			res.State = now.State
+		}
+	}
+	p.mu.Lock()
+	_, owned := p.owned[id]
+	delete(p.owned, id)
+	p.mu.Unlock()
+	if err := m.ReleaseOwner(ctx, uuid); err != nil {
+		return nil, err
+	}
+	res.Released = owned
+	p.log.Info("pool domain stopped and released", zap.String("domain", res.Name), zap.String("uuid", uuid), zap.Bool("was_owned", owned))
+	p.a.pool.refreshInfo()
+	return res, nil
+}
