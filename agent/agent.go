@@ -27,6 +27,7 @@ import (
 	"github.com/ovs-agent/ovs-agent/agent/auth"
 	"github.com/ovs-agent/ovs-agent/agent/domains"
 	"github.com/ovs-agent/ovs-agent/agent/hostinfo"
+	"github.com/ovs-agent/ovs-agent/agent/metrics"
 	"github.com/ovs-agent/ovs-agent/agent/migration"
 	"github.com/ovs-agent/ovs-agent/agent/qemuhost"
 	"github.com/ovs-agent/ovs-agent/agent/tlscert"
@@ -65,10 +66,12 @@ type settings struct {
 type Agent struct {
 	opts Options
 
-	sink   *logSink
-	level  zap.AtomicLevel
-	log    *zap.Logger
-	audLog *zap.Logger
+	sink *logSink
+	// audSink takes the audit lines: [log] audit_file, else sink.
+	audSink *logSink
+	level   zap.AtomicLevel
+	log     *zap.Logger
+	audLog  *zap.Logger
 
 	state      atomic.Pointer[settings]
 	policy     atomic.Pointer[access.Policy]
@@ -78,6 +81,7 @@ type Agent struct {
 	cert       atomic.Pointer[tls.Certificate]
 
 	rpc        *xmlrpc.Server
+	metrics    *metrics.Metrics
 	domains    *domains.Manager
 	migrations *migration.Local
 	repos      *repository.Manager
@@ -132,7 +136,11 @@ func New(opts Options) *Agent {
 	}
 	a.lifetime, a.endLifetime = context.WithCancel(context.Background())
 	a.log = newLogger(a.sink, a.level)
-	a.audLog = a.log.Named("audit")
+	// The audit lines go to [log] audit_file when it is set, else where
+	// the other lines go (the audit sink falls back to the main one).
+	a.audSink = &logSink{fallback: a.sink}
+	a.audLog = newLogger(a.audSink, a.level).Named("audit")
+	a.metrics = metrics.New(metricsSource{a}, a.knownMethod)
 	return a
 }
 
@@ -198,9 +206,15 @@ func prepare(cfg *config.Config) (*settings, *access.Policy, error) {
 // apply installs prepared settings.
 func (a *Agent) apply(s *settings, pol *access.Policy) error {
 	lvl, _ := parseLevel(s.cfg.Log.Level)
-	if s.cfg.Log.File != a.sink.path || a.state.Load() != nil {
+	rot := rotation{sizeMiB: int(s.cfg.Log.MaxSize), keep: int(s.cfg.Log.MaxFiles)}
+	if s.cfg.Log.File != a.sink.path || rot != a.sink.rot || a.state.Load() != nil {
 		// Reopen even when unchanged, so logrotate can move the file on reload.
-		if err := a.sink.open(s.cfg.Log.File); err != nil {
+		if err := a.sink.open(s.cfg.Log.File, rot); err != nil {
+			return err
+		}
+	}
+	if s.cfg.Log.AuditFile != a.audSink.path || rot != a.audSink.rot || a.state.Load() != nil {
+		if err := a.audSink.open(s.cfg.Log.AuditFile, rot); err != nil {
 			return err
 		}
 	}
@@ -226,6 +240,7 @@ func (a *Agent) apply(s *settings, pol *access.Policy) error {
 // fails has already closed what it opened itself.
 func (a *Agent) Run(ctx context.Context) error {
 	defer a.sink.close()
+	defer a.audSink.close()
 	defer a.endLifetime()
 	cfg, err := a.loadConfig()
 	if err != nil {
@@ -317,7 +332,7 @@ func (a *Agent) openSubsystems(cfg *config.Config) (closeAll func(), err error) 
 	// closes.
 	opened.push(a.endLifetime)
 	a.migrations = &migration.Local{Domains: a.domains, AgentVersion: a.opts.Version, Protocol: ProtocolVersion, SourceAddr: cfg.Relocation.Address, ProgressTimeout: cfg.Relocation.ProgressTimeout, FileRoots: a.fileRoots,
-		Repos: migrationRepos{a.repos}, Lifetime: a.lifetime, Log: a.log.Named("relocation")}
+		Repos: migrationRepos{a.repos}, Lifetime: a.lifetime, Log: a.log.Named("relocation"), Ended: a.migrationEnded}
 	a.migrations.ResolveInDoubt(a.lifetime)
 	a.migrations.ResolveOfflineInDoubt(a.lifetime)
 	a.watchRepositories(reposCtx)
@@ -422,6 +437,17 @@ func (a *Agent) serve(cfg *config.Config) (*apiServer, func(), error) {
 		return nil, nil, err
 	}
 	var opened undo
+	stopMetrics, err := a.serveMetrics(cfg)
+	if err != nil {
+		for _, l := range listeners {
+			l.Close()
+		}
+		for _, rl := range relocListeners {
+			rl.l.Close()
+		}
+		return nil, nil, err
+	}
+	opened.push(stopMetrics)
 	opened.push(a.serveRelocation(cfg, relocListeners))
 	api := a.serveAPI(cfg, listeners)
 	for _, e := range a.Endpoints() {

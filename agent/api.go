@@ -16,7 +16,7 @@ const ProtocolVersion = 1
 
 // newRPCServer builds the API: the server's own system.* methods, then
 // each namespace's declared methods (agent, host, domain, migration,
-// repository) with their legacy xend aliases, and the xend methods that
+// repository, pool) with their legacy xend aliases, and the xend methods that
 // have no modern twin.
 func (a *Agent) newRPCServer(cfg *config.Config) *xmlrpc.Server {
 	lim := xmlrpc.DefaultLimits()
@@ -30,7 +30,7 @@ func (a *Agent) newRPCServer(cfg *config.Config) *xmlrpc.Server {
 	}
 	for _, ns := range [][]xmlrpc.Def{
 		a.agentMethods(), a.hostMethods(), a.domainMethods(), a.guestMethods(), a.migrationMethods(), a.repositoryMethods(), a.xendMethods(),
-		a.poolLocalMethods(),
+		a.poolLocalMethods(), a.poolMasterMethods(),
 	} {
 		for _, d := range ns {
 			if err := s.Define(d); err != nil {

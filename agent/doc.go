@@ -7,11 +7,14 @@
 // (agent/domains), migrations (agent/migration), the relocation listener
 // (relocation) and the repositories (repository) into API methods, and,
 // when [pool] names a pool, keeps the agent a member of it while it runs
-// (poollink.go over agent/pool; host.info shows the membership) and runs
+// (poollink.go over agent/pool; host.info shows the membership), runs
 // the pool domains the master hands it (pooldomains.go: pool.start_local
 // and pool.stop_local, api_poollocal.go; each owned domain's VMM gets the
 // lease at every renewal; a join reconciles what runs here with the owner
-// keys in etcd, destroying what this agent no longer owns). Of
+// keys in etcd, destroying what this agent no longer owns), takes part in
+// the mastership (agent/poolmaster's Runner) and serves the pool API
+// (api_poolmaster.go: reads from etcd, changes on the master or forwarded
+// to it). Of
 // migration it keeps only the composition (agent/migration.Local built with
 // the registry, the repositories and a context that ends when the agent
 // stops) and the dispatch of an authenticated relocation connection on its

@@ -12,6 +12,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/ovs-agent/ovs-agent/agent/auth"
+	"github.com/ovs-agent/ovs-agent/agent/poolmaster"
 	"github.com/ovs-agent/ovs-agent/agent/xmlrpc"
 )
 
@@ -20,6 +21,10 @@ type Caller struct {
 	Transport string // "tcp", "https" or "unix"
 	Peer      string // address, or "uid=N pid=N" on the unix socket
 	User      string
+	// ForwardedBy is the pool member that forwarded the call (or
+	// dispatched it) on its own caller's behalf, from the
+	// poolmaster.ForwardedHeader of an authenticated request.
+	ForwardedBy string
 }
 
 type callerKey struct{}
@@ -84,6 +89,9 @@ func (a *Agent) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		authenticated(conn)
 		caller.User = user
 	}
+	if by := r.Header.Get(poolmaster.ForwardedHeader); by != "" && len(by) <= 128 {
+		caller.ForwardedBy = by
+	}
 	a.rpc.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), callerKey{}, caller)))
 }
 
@@ -126,6 +134,7 @@ func (a *Agent) checkPassword(w http.ResponseWriter, r *http.Request, peer strin
 	} else {
 		delay, n = st.failedDelay, 1
 	}
+	a.metrics.LoginFailed()
 	a.log.Warn("login failed", zap.String("peer", peer), zap.String("user", user),
 		zap.Int("consecutive_failures", n), zap.Duration("delay", delay))
 	// Read a small body to its end, so that the server watches the
@@ -160,12 +169,16 @@ func (a *Agent) audit(ctx context.Context, info xmlrpc.CallInfo) {
 		}
 		return
 	}
+	a.metrics.APICall(info.Method, info.Fault != nil, info.Duration)
 	fields := []zap.Field{
 		zap.String("method", info.Method),
 		zap.String("transport", c.Transport),
 		zap.String("peer", c.Peer),
 		zap.String("user", c.User),
 		zap.Duration("duration", info.Duration),
+	}
+	if c.ForwardedBy != "" {
+		fields = append(fields, zap.String("forwarded_by", c.ForwardedBy))
 	}
 	if info.InMulticall {
 		fields = append(fields, zap.Bool("multicall", true))

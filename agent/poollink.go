@@ -18,6 +18,8 @@ import (
 
 	"github.com/ovs-agent/ovs-agent/agent/hostinfo"
 	"github.com/ovs-agent/ovs-agent/agent/pool"
+	"github.com/ovs-agent/ovs-agent/agent/poolmaster"
+	"github.com/ovs-agent/ovs-agent/agent/tlscert"
 	"github.com/ovs-agent/ovs-agent/config"
 	"github.com/ovs-agent/ovs-agent/internal/atomicfile"
 	"github.com/ovs-agent/ovs-agent/internal/boundedfile"
@@ -36,7 +38,10 @@ import (
 // and the agent joins anew. An agent that stops while it owns domains
 // leaves its lease to etcd (their guests run on, and the next start takes
 // the lease up, or they fence and the lease expires), never revoking what
-// would let another member start them while they still run here.
+// would let another member start them while they still run here. While a
+// member it takes part in the mastership (agent/poolmaster's Runner: it
+// campaigns, and runs the master loop when elected; it resigns when the
+// agent stops).
 type poolLink struct {
 	s    pool.Settings
 	host string // the name the agent is a member by
@@ -46,6 +51,9 @@ type poolLink struct {
 	info      func() pool.Info
 	log       *zap.Logger
 	domains   *poolDomains
+	// rpc calls the other members' agents: the master dispatching, a
+	// member forwarding pool calls to the master.
+	rpc *poolmaster.RPC
 	// refresh asks for the member record to be written again now (a
 	// domain started or stopped here: the free memory changed).
 	refresh chan struct{}
@@ -55,8 +63,9 @@ type poolLink struct {
 
 	mu     sync.Mutex
 	member *pool.Member
-	state  string // joining, member, lost
-	err    error  // why the last join failed or the lease was lost
+	runner *poolmaster.Runner // the member's part in the mastership
+	state  string             // joining, member, lost
+	err    error              // why the last join failed or the lease was lost
 	since  time.Time
 }
 
@@ -106,14 +115,24 @@ func (a *Agent) openPool(cfg *config.Config) (func(), error) {
 	addr := poolAPIAddress(cfg, host)
 	reserve := uint64(cfg.Agent.MemoryReserve) << 20
 	hypervisor := cfg.Agent.Hypervisor
+	ssl := cfg.Server.SSL
 	l := &poolLink{
 		s:         *s,
 		host:      host,
 		leaseFile: filepath.Join(cfg.Agent.StateDir, "pool-lease.json"),
 		log:       a.log.Named("pool"),
 		info: func() pool.Info {
-			return pool.Info{Host: host, Address: addr, FreeMemoryMiB: a.freeForDomains(reserve), Engines: a.engines(hypervisor)}
+			in := pool.Info{Host: host, Address: addr, FreeMemoryMiB: a.freeForDomains(reserve), Engines: a.engines(hypervisor)}
+			if ssl {
+				// Until the certificate is loaded the API is not served
+				// yet: no address, so that no peer calls it.
+				if in.TLSFingerprint = tlscert.Fingerprint(a.cert.Load()); in.TLSFingerprint == "" {
+					in.Address = ""
+				}
+			}
+			return in
 		},
+		rpc:     &poolmaster.RPC{From: host, Credentials: a.peerCredentials, Timeout: time.Minute},
 		state:   poolJoining,
 		since:   time.Now(),
 		done:    make(chan struct{}),
@@ -271,9 +290,18 @@ func (l *poolLink) run(ctx context.Context) {
 		}
 		l.s.Resume = clientv3.NoLease // a lease once given up is not taken again
 		l.recordLease(m)
+		r := poolmaster.New(m, poolmaster.Options{Dispatch: l.rpc, Log: l.log.Named("master")})
+		rctx, stopRunner := context.WithCancel(ctx)
+		runnerDone := make(chan struct{})
+		go func() { defer close(runnerDone); r.Run(rctx) }()
 		l.set(m, poolMember, nil)
+		l.mu.Lock()
+		l.runner = r
+		l.mu.Unlock()
 		l.domains.joined(ctx, m)
 		l.stayMember(ctx, m)
+		stopRunner()
+		<-runnerDone
 		if ctx.Err() != nil {
 			l.domains.lost(context.Background(), m, pool.ErrClosed)
 			if l.domains.ownsAny() {
@@ -314,11 +342,18 @@ func (l *poolLink) run(ctx context.Context) {
 // again.
 const resumeRetry = 500 * time.Millisecond
 
-// stayMember keeps m's record up to date (every TTL, at least 5s, and
-// when refreshInfo asks) until its lease is lost or ctx
+// infoInterval is how often the member record is compared with the
+// host's state.
+const infoInterval = time.Second
+
+// stayMember keeps m's record up to date (looked at every infoInterval,
+// and when refreshInfo asks; written when it changed) until its lease is
+// lost or ctx
 // ends.
 func (l *poolLink) stayMember(ctx context.Context, m *pool.Member) {
-	t := time.NewTicker(max(l.s.LeaseTTL, 5*time.Second))
+	// Looked at every second (what placement reads: free memory, the
+	// API's address and certificate); written only when it changed.
+	t := time.NewTicker(infoInterval)
 	defer t.Stop()
 	for {
 		select {
@@ -359,6 +394,17 @@ func (l *poolLink) set(m *pool.Member, state string, err error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.member, l.state, l.err, l.since = m, state, err, time.Now()
+	if m == nil {
+		l.runner = nil
+	}
+}
+
+// current is the member and its Runner while the agent is a member; the
+// state and error otherwise.
+func (l *poolLink) current() (*pool.Member, *poolmaster.Runner, string, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.member, l.runner, l.state, l.err
 }
 
 // close leaves the pool and waits for the link to end.

@@ -97,6 +97,7 @@ func (a *Agent) relocationServer(tc *tls.Config, handshakeTimeout time.Duration)
 		Throttle: a.throttle,
 		TLS:      tc,
 		Handle:   a.handleRelocation,
+		Refused:  a.metrics.RelocationRefused,
 	}
 }
 

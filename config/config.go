@@ -18,6 +18,7 @@ type Config struct {
 	Relocation RelocationConfig `ini:"relocation"`
 	Repository RepositoryConfig `ini:"repository"`
 	Pool       PoolConfig       `ini:"pool"`
+	Metrics    MetricsConfig    `ini:"metrics"`
 
 	file     string            // agent.ini name given to Parse, "" for Default
 	xendFile string            // the xend-config.sxp that was imported, if any
@@ -69,6 +70,21 @@ type AccessConfig struct {
 type LogConfig struct {
 	File  string `ini:"file"`  // "" = standard error
 	Level string `ini:"level"` // debug, info, warn or error
+	// AuditFile takes the audit lines (one per API call); "" = File.
+	AuditFile string `ini:"audit_file"`
+	// MaxSize is the size in MiB past which the agent rotates File and
+	// AuditFile itself (0: it does not; logrotate moves them and a reload
+	// reopens them); MaxFiles is how many rotated files it keeps.
+	MaxSize  int64 `ini:"max_size"`
+	MaxFiles int64 `ini:"max_files"`
+}
+
+// MetricsConfig is [metrics]: the Prometheus endpoint.
+type MetricsConfig struct {
+	// Address is host:port of the /metrics endpoint; "" = none.
+	Address string `ini:"address"`
+	// Auth asks scrapers for the API user and password (HTTP Basic).
+	Auth bool `ini:"auth"`
 }
 
 // AgentConfig is [agent].
@@ -204,8 +220,10 @@ func Default() *Config {
 		Access: AccessConfig{
 			Allow: []string{"*"},
 		},
+		Metrics: MetricsConfig{Auth: true},
 		Log: LogConfig{
-			Level: "info",
+			Level:    "info",
+			MaxFiles: 5,
 		},
 		Agent: AgentConfig{
 			StateDir:      "/var/lib/ovs-agent",

@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"net/url"
 	"path/filepath"
@@ -65,6 +66,9 @@ func (c *Config) options() []option {
 
 		{"log", "file", strVal{&l.File, optionalPath}},
 		{"log", "level", choiceVal{&l.Level, []string{"debug", "info", "warn", "error"}}},
+		{"log", "audit_file", strVal{&l.AuditFile, optionalPath}},
+		{"log", "max_size", intVal{&l.MaxSize, 0, 1 << 20}},
+		{"log", "max_files", intVal{&l.MaxFiles, 1, 1000}},
 
 		{"agent", "state_dir", strVal{&ag.StateDir, requiredPath}},
 		{"agent", "xend_config", strVal{&ag.XendConfig, optionalPath}},
@@ -113,11 +117,14 @@ func (c *Config) options() []option {
 		{"pool", "key_file", strVal{&pl.KeyFile, optionalPath}},
 		{"pool", "user", strVal{&pl.User, optionalUser}},
 		{"pool", "password_file", strVal{&pl.PasswordFile, optionalPath}},
+
+		{"metrics", "address", strVal{&c.Metrics.Address, checkHostPort}},
+		{"metrics", "auth", boolVal{&c.Metrics.Auth}},
 	}
 }
 
 // sections lists the sections in ExampleINI order.
-var sections = []string{"server", "auth", "access", "log", "agent", "qemu", "relocation", "repository", "pool"}
+var sections = []string{"server", "auth", "access", "log", "agent", "qemu", "relocation", "repository", "pool", "metrics"}
 
 func (c *Config) option(section, key string) *option {
 	for _, o := range c.options() {
@@ -542,6 +549,11 @@ func (v devicePatternsVal) check() error {
 		if _, err := filepath.Match(p, ""); err != nil {
 			errs = append(errs, fmt.Errorf("%q is not a valid pattern (%v): * ? and [a-z] as in a shell", p, err))
 		}
+		for _, open := range []string{"/dev/shm", "/dev/mqueue"} {
+			if p == open || strings.HasPrefix(p, open+"/") {
+				errs = append(errs, fmt.Errorf("%q is under %s, where anyone may create files (a symlink there would name any device): list the devices' own names", p, open))
+			}
+		}
 	}
 	return errors.Join(errs...)
 }
@@ -627,6 +639,28 @@ func checkSocketPath(s string) error {
 
 // checkListenAddress accepts "" (all addresses), an IP address (an IPv6
 // one may carry a %zone) or a host name.
+// checkHostPort validates an optional host:port (an IP address or host
+// name, and a port 1-65535).
+func checkHostPort(s string) error {
+	if s == "" {
+		return nil
+	}
+	host, port, err := net.SplitHostPort(s)
+	if err != nil {
+		return fmt.Errorf("%q is not host:port (such as 127.0.0.1:9899 or [::1]:9899): %v", s, err)
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+		return fmt.Errorf("%q: port %q is not 1-65535", s, port)
+	}
+	if host == "" {
+		return fmt.Errorf("%q has no host: write 0.0.0.0:%s to listen on every address", s, port)
+	}
+	if _, err := netip.ParseAddr(host); err != nil && !validHostName(host) {
+		return fmt.Errorf("%q: %q is not an IP address or host name", s, host)
+	}
+	return nil
+}
+
 func checkListenAddress(s string) error {
 	if s == "" {
 		return nil

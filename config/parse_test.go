@@ -69,7 +69,7 @@ hosts_allow = ^localhost$   ^10\.1\.1\.[0-9]+$ ^.*\.example\.org$
 		Allow: []string{"10.1.1.*", "10.2.0.0/16", "192.168.1.7", "*.example.com", "::1", "fd00::/8"},
 		Deny:  []string{"10.1.1.13"},
 	}
-	want.Log = LogConfig{File: "/var/log/ovs-agent/agent.log", Level: "debug"}
+	want.Log = LogConfig{File: "/var/log/ovs-agent/agent.log", Level: "debug", MaxFiles: 5}
 	want.Agent = AgentConfig{StateDir: "/srv/ovs", Hypervisor: "auto", MemoryReserve: 1024, BlockDevices: DefaultBlockDevices()}
 	want.Relocation = RelocationConfig{
 		Server: false, Address: "localhost", Port: 18002, SSLServer: true, SSLPort: 18003, SSL: true,
@@ -152,6 +152,8 @@ func TestParseErrors(t *testing.T) {
 			`/etc/ovs-agent/agent.ini:2: [agent] file_dirs: "images" is not an absolute path`}},
 		{"block_devices outside /dev", "[agent]\nblock_devices = /dev/mapper/* /srv/*\n", []string{
 			`/etc/ovs-agent/agent.ini:2: [agent] block_devices: "/srv/*" is not a block device pattern: write an absolute, clean path under /dev/, such as /dev/mapper/*`}},
+		{"block_devices under /dev/shm", "[agent]\nblock_devices = /dev/shm/*\n", []string{
+			`/etc/ovs-agent/agent.ini:2: [agent] block_devices: "/dev/shm/*" is under /dev/shm, where anyone may create files (a symlink there would name any device): list the devices' own names`}},
 		{"block_devices bad pattern", "[agent]\nblock_devices = /dev/sd[\n", []string{
 			`/etc/ovs-agent/agent.ini:2: [agent] block_devices: "/dev/sd[" is not a valid pattern (syntax error in pattern): * ? and [a-z] as in a shell`}},
 		{"empty state dir", "[agent]\nstate_dir =\n", []string{
@@ -183,7 +185,7 @@ func TestParseErrors(t *testing.T) {
 		{"key in wrong section", "[server]\nhosts_allow = x\n", []string{
 			`/etc/ovs-agent/agent.ini:2: [server] hosts_allow: unknown option in [server] (it belongs in [relocation])`}},
 		{"unknown key listing", "[log]\nrotate = daily\n", []string{
-			`/etc/ovs-agent/agent.ini:2: [log] rotate: unknown option (known: file, level)`}},
+			`/etc/ovs-agent/agent.ini:2: [log] rotate: unknown option (known: file, level, audit_file, max_size, max_files)`}},
 		{"unknown section", "[srever]\nport = 1\n[extras]\n", []string{
 			`/etc/ovs-agent/agent.ini:1: [srever]: unknown section (did you mean [server]?)`,
 			`/etc/ovs-agent/agent.ini:3: [extras]: unknown section`}},

@@ -48,6 +48,10 @@ type Server struct {
 	// once. 0 means the defaults, 64 and 8.
 	MaxPending           int
 	MaxPendingPerAddress int
+	// Refused, when set, is told of every connection refused before it
+	// reached Handle, with a bounded reason: "limit" (a pending cap),
+	// "hosts_allow", "handshake" (TLS or the hello), "login".
+	Refused func(reason string)
 
 	pendingOnce sync.Once
 	pending     *connlimit.Pending
@@ -105,28 +109,34 @@ func (s *Server) limit() *connlimit.Pending {
 // the hello and the login; then it hands the connection to Handle.
 func (s *Server) serve(ctx context.Context, c net.Conn) {
 	ip := connlimit.PeerAddr(c)
+	refuse := func(reason string) {
+		c.Close()
+		if s.Refused != nil {
+			s.Refused(reason)
+		}
+	}
 	release, ok := s.limit().Acquire(ip)
 	if !ok {
-		c.Close()
+		refuse("limit")
 		return
 	}
 	defer release()
 	if !s.allowed(ctx, ip) {
-		c.Close()
+		refuse("hosts_allow")
 		return
 	}
 	c, err := s.startTLS(ctx, c, ip)
 	if err != nil {
-		c.Close()
+		refuse("handshake")
 		return
 	}
 	r, h, ok := s.readHello(c, ip)
 	if !ok {
-		c.Close()
+		refuse("handshake")
 		return
 	}
 	if !s.login(ctx, c, ip, h) {
-		c.Close()
+		refuse("login")
 		return
 	}
 	h.Password = ""

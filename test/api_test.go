@@ -7,7 +7,9 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -326,5 +328,44 @@ func TestLimits(t *testing.T) {
 	}
 	if a.Exited() {
 		t.Fatal("agent died on bad input")
+	}
+}
+
+// TestAuditFile: with [log] audit_file the audit lines (one per API call)
+// go to that file and not to the agent's log, whose other lines stay; a
+// reload (SIGHUP) reopens both, so that logrotate may move them away.
+func TestAuditFile(t *testing.T) {
+	dir := t.TempDir()
+	auditPath := filepath.Join(dir, "audit.log")
+	a := startAgent(t, agentConf{Extra: map[string][]string{"log": {"audit_file = " + auditPath}}})
+	var v, h map[string]any
+	a.call(t, "agent.version", &v)
+	a.call(t, "host.info", &h)
+	audit, err := os.ReadFile(auditPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(logLines(string(audit), `"method":"host.info"`)); n != 1 {
+		t.Errorf("host.info lines in the audit file: %d, want 1\n%s", n, audit)
+	}
+	if n := len(logLines(a.Log(), `"logger":"audit"`)); n != 0 {
+		t.Errorf("%d audit lines in the agent's log, want them in %s only", n, auditPath)
+	}
+	if !strings.Contains(a.Log(), "listening") {
+		t.Errorf("the agent's own lines are missing from its log:\n%s", a.Log())
+	}
+	// logrotate's move, then a reload: the next line lands in a new file.
+	if err := os.Rename(auditPath, auditPath+".1"); err != nil {
+		t.Fatal(err)
+	}
+	a.Signal(syscall.SIGHUP)
+	a.WaitLog("configuration reloaded")
+	a.call(t, "agent.version", &v)
+	fresh, err := os.ReadFile(auditPath)
+	if err != nil {
+		t.Fatalf("no new audit file after the reload: %v", err)
+	}
+	if n := len(logLines(string(fresh), `"method":"agent.version"`)); n != 1 {
+		t.Errorf("the new audit file has %d agent.version lines, want 1\n%s", n, fresh)
 	}
 }

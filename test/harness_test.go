@@ -227,7 +227,17 @@ func (c agentConf) render(t testing.TB, dir string) (string, agentConf) {
 			"staging_dir = " + filepath.Join(dir, "mount"),
 			"state_file = " + filepath.Join(dir, "repositories.state"),
 		}},
-		{"pool", nil}, // only Extra's lines (the pool tests' etcd cluster)
+		{"pool", nil},    // only Extra's lines (the pool tests' etcd cluster)
+		{"metrics", nil}, // only Extra's lines (the metrics tests' endpoint)
+	}
+	for name := range c.Extra {
+		known := false
+		for _, s := range sections {
+			known = known || s.name == name
+		}
+		if !known {
+			panic("agentConf.Extra names section [" + name + "], which the harness does not write: add it to the sections list")
+		}
 	}
 	var b strings.Builder
 	b.WriteString("; written by the end-to-end tests\n")

@@ -436,9 +436,11 @@ func TestQEMUStuckQMP(t *testing.T) {
 }
 
 // TestQEMUSharedDiskMove moves a running guest whose disk is on a
-// repository both agents have mounted (shared storage): the disk stays
-// where it is, the target's QEMU takes it over, and the guest's ACPI
-// poweroff on the target leaves its ext4 clean.
+// repository both agents have mounted (shared storage), there and back:
+// the disk stays where it is, each target's QEMU takes it over through
+// its own mount point of the repository (the two agents mount it at
+// different places: the target names the disk by its own), and the
+// guest's ACPI poweroff after the move back leaves its ext4 clean.
 func TestQEMUSharedDiskMove(t *testing.T) {
 	timed(t)
 	src, dst := qemuPair(t)
@@ -459,8 +461,21 @@ func TestQEMUSharedDiskMove(t *testing.T) {
 	}
 	dst.waitInfoWithin(t, "sd", "running on the target", time.Minute, func(i qemuInfo) bool { return i.State == "running" })
 	dst.waitMemcheck(t, "sd", 2)
-	dst.call(t, "domain.shutdown", nil, "sd")
-	dst.waitInfoWithin(t, "sd", "stopped after the ACPI shutdown", 2*time.Minute, func(i qemuInfo) bool { return i.State == "stopped" })
+	cfgBytes, err := os.ReadFile(filepath.Join(dst.Dir, "state", "domains", "sd", "vm.cfg"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfgText := string(cfgBytes); strings.Contains(cfgText, disk) {
+		t.Errorf("the target's vm.cfg still names the source's mount point %s:\n%s", disk, cfgText)
+	}
+	dst.call(t, "domain.migrate", &id, "sd", src.Reloc, migrateOpts(map[string]any{"live": true}))
+	if st := waitQEMUMigration(t, dst, id, nil); st.Phase != "completed" {
+		t.Fatalf("move back with a shared disk: %+v", st)
+	}
+	src.waitInfoWithin(t, "sd", "running on the source again", time.Minute, func(i qemuInfo) bool { return i.State == "running" })
+	src.waitMemcheck(t, "sd", 2)
+	src.call(t, "domain.shutdown", nil, "sd")
+	src.waitInfoWithin(t, "sd", "stopped after the ACPI shutdown", 2*time.Minute, func(i qemuInfo) bool { return i.State == "stopped" })
 	e2fsckClean(t, disk)
 	if n := strings.TrimSpace(diskFile(t, disk, "testguest-boots")); n != "1" {
 		t.Errorf("boot counter %q on the shared disk, want 1", n)

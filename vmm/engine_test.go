@@ -54,6 +54,10 @@ type fakeEngine struct {
 	// engine whose QMP does not answer); killed counts Kill calls.
 	hangPause chan struct{}
 	killed    int
+
+	// recvID, when set, makes Receive take an image of that migration
+	// (without reading the connection) and build the machine.
+	recvID pagexfer.ID
 }
 
 // Kill ends the machine at once, as SIGKILL would.
@@ -227,7 +231,13 @@ func (f *fakeEngine) ResumeSource() error {
 }
 
 func (f *fakeEngine) Receive(ctx context.Context, first net.Conn, more func(context.Context) (net.Conn, error), o ReceiveOptions) (Received, error) {
-	return Received{}, errors.New("fake engine: no image")
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.recvID == (pagexfer.ID{}) {
+		return Received{}, errors.New("fake engine: no image")
+	}
+	f.built = true
+	return Received{Image: Image{ID: f.recvID, Totals: pagexfer.Totals{Rounds: 1, DataPages: 2}}}, nil
 }
 
 func (f *fakeEngine) Restore(ctx context.Context, r *os.File) error {
@@ -260,12 +270,22 @@ type fakeVMM struct {
 
 func startFake(t *testing.T, eng *fakeEngine) *fakeVMM {
 	t.Helper()
+	return startFakeWith(t, eng, nil)
+}
+
+// startFakeWith is startFake with the options changed by with (when not
+// nil) before the start.
+func startFakeWith(t *testing.T, eng *fakeEngine, with func(*Options)) *fakeVMM {
+	t.Helper()
 	engines["fake"] = func(EngineConfig) (Engine, error) { return eng, nil }
 	t.Cleanup(func() { delete(engines, "fake") })
 	core, logs := observer.New(zap.InfoLevel)
 	dir := t.TempDir()
 	o := Options{Name: "fake", UUID: "00000000-0000-0000-0000-00000000000f", Engine: "fake",
 		MemoryBytes: 2 << 20, Dir: dir, Socket: filepath.Join(dir, "ctl"), Log: zap.New(core)}
+	if with != nil {
+		with(&o)
+	}
 	v, err := Start(o)
 	if err != nil {
 		t.Fatal(err)

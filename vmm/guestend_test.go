@@ -48,8 +48,22 @@ func TestConsoleInputAndMemory(t *testing.T) {
 	if _, err := f.c.Call(context.Background(), control.Request{Op: control.OpConsoleInput, Data: strings.Repeat("x", control.MaxConsoleInput+1)}); err == nil || !strings.Contains(err.Error(), "at most") {
 		t.Fatalf("oversized input: %v", err)
 	}
-	if string(f.eng.typed) != "ls\r" {
-		t.Fatalf("typed %q", f.eng.typed)
+	typed := func() string {
+		f.eng.mu.Lock()
+		defer f.eng.mu.Unlock()
+		s := string(f.eng.typed)
+		f.eng.typed = nil
+		return s
+	}
+	if s := typed(); s != "ls\r" {
+		t.Fatalf("typed %q", s)
+	}
+	// Bytes that are not UTF-8 (a Latin-1 key, a raw 0xff) arrive as
+	// they were sent, and Bytes wins over Data.
+	raw := []byte{0x03, 0xe9, 0xff, 0x1b, '[', 'A'}
+	f.call(t, control.Request{Op: control.OpConsoleInput, Bytes: raw, Data: string(raw)})
+	if s := typed(); s != string(raw) {
+		t.Fatalf("typed %q, want %q", s, raw)
 	}
 	info := f.call(t, control.Request{Op: control.OpSetMemory, MemoryBytes: 64 << 20}).Info
 	if info.BalloonBytes != 64<<20 || info.Accel != "tcg" || info.VNC == "" {

@@ -7,6 +7,9 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
+
 	"github.com/ovs-agent/ovs-agent/relocation/pagexfer"
 	"github.com/ovs-agent/ovs-agent/vmm/control"
 )
@@ -273,5 +276,132 @@ func TestLeaseFromTheStartFences(t *testing.T) {
 	}
 	if info := v.info(); info.State != control.StateFenced || info.Generation != 2 || !eng.snapshot().paused {
 		t.Fatalf("a VMM started with a lease, past its run-until time: %+v", info)
+	}
+}
+
+// TestLeaseFencesAGuestPoweringOff: a guest asked to power off that
+// ignores the button is still running when its lease runs out: it is
+// fenced (paused) like any other, and the renewal gives it back to
+// powering off; it ends when it powers off.
+func TestLeaseFencesAGuestPoweringOff(t *testing.T) {
+	eng := newFakeEngine()
+	eng.acpi = true
+	f := startFake(t, eng)
+	if _, err := f.lease(t, later(), 9); err != nil {
+		t.Fatal(err)
+	}
+	f.call(t, control.Request{Op: control.OpShutdown})
+	if s := f.state(t); s != control.StateStopping {
+		t.Fatalf("after the button: %s", s)
+	}
+	info, err := f.lease(t, past(), 9)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.State != control.StateFenced || !info.Fenced || !eng.snapshot().paused || !strings.Contains(info.FenceDetail, "guest paused") {
+		t.Fatalf("a guest ignoring the power button, past its lease: %+v, engine %+v", info, eng.snapshot())
+	}
+	info, err = f.lease(t, later(), 9)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.State != control.StateStopping || info.Fenced || eng.snapshot().paused {
+		t.Fatalf("after the renewal: %+v, engine %+v", info, eng.snapshot())
+	}
+	eng.crash(nil) // it powers off at last
+	f.ended(t, control.ExitShutdown)
+}
+
+// TestLeaseFenceTimerFencesAGuestPoweringOff: the same through the
+// lease's own timer (no request): a guest that ignores the button does
+// not run past its run-until time.
+func TestLeaseFenceTimerFencesAGuestPoweringOff(t *testing.T) {
+	eng := newFakeEngine()
+	eng.acpi = true
+	f := startFake(t, eng)
+	f.call(t, control.Request{Op: control.OpShutdown})
+	if _, err := f.lease(t, soon(), 1); err != nil {
+		t.Fatal(err)
+	}
+	if info := f.waitState(t, control.StateFenced); !info.Fenced || !eng.snapshot().paused {
+		t.Fatalf("fenced: %+v, engine %+v", info, eng.snapshot())
+	}
+}
+
+// TestLeaseTimerRechecksTheClock: a run-until time that passes while the
+// Go timer set for it still has long to run (Go's timers stop while the
+// host is suspended; CLOCK_BOOTTIME, the lease's clock, does not) fences
+// the guest all the same, within the timer's recheck.
+func TestLeaseTimerRechecksTheClock(t *testing.T) {
+	eng := newFakeEngine()
+	f := startFake(t, eng)
+	if _, err := f.lease(t, later(), 3); err != nil {
+		t.Fatal(err)
+	}
+	// As a wake-up finds it: the run-until time has passed on the lease's
+	// clock, the timer is set for an hour from when it was armed.
+	f.v.mu.Lock()
+	f.v.lease.runUntil = past()
+	f.v.mu.Unlock()
+	if info := f.waitState(t, control.StateFenced); !info.Fenced || !eng.snapshot().paused {
+		t.Fatalf("after the run-until time passed unseen by the timer: %+v", info)
+	}
+}
+
+// TestLeaseFinishedWhenServeEnds: once Serve has ended the VMM, its
+// lease's timer is stopped and a run-until time passing (a tick already
+// under way, a late renewal) fences nothing: the engine's clean stop and
+// Close's grace are not cut short by a kill, and nothing is logged as a
+// fence.
+func TestLeaseFinishedWhenServeEnds(t *testing.T) {
+	eng := newFakeEngine()
+	engines["fake"] = func(EngineConfig) (Engine, error) { return eng, nil }
+	t.Cleanup(func() { delete(engines, "fake") })
+	core, logs := observer.New(zap.InfoLevel)
+	dir := t.TempDir()
+	v, err := Start(Options{Name: "ending", Engine: "fake", MemoryBytes: 2 << 20, Dir: dir, Socket: dir + "/ctl",
+		RunUntil: later(), Generation: 2, Log: zap.New(core)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer v.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel() // a signal: the VMM ends at once
+	if e := v.Serve(ctx); e.Reason != control.ExitShutdown {
+		t.Fatalf("Serve: %+v", e)
+	}
+	v.mu.Lock()
+	timer := v.lease.timer
+	v.lease.runUntil = past()
+	v.mu.Unlock()
+	if timer != nil {
+		t.Fatal("the lease's timer still runs after Serve ended")
+	}
+	v.leaseDue() // as a tick under way would
+	if e := eng.snapshot(); e.killed != 0 || e.paused {
+		t.Fatalf("the ended VMM's engine was fenced: %+v", e)
+	}
+	if n := logs.FilterMessage("lease run-until time passed: guest fenced").Len(); n != 0 {
+		t.Fatalf("a fence was logged after Serve ended (%d)", n)
+	}
+}
+
+// TestLeaseShutdownOfAFencedGuest: the power button pressed on a fenced
+// guest leaves it fenced (it cannot act on it while its vCPUs are
+// stopped); the renewal resumes it, and it goes on powering off.
+func TestLeaseShutdownOfAFencedGuest(t *testing.T) {
+	eng := newFakeEngine()
+	eng.acpi = true
+	f := startFake(t, eng)
+	if info, err := f.lease(t, past(), 1); err != nil || info.State != control.StateFenced {
+		t.Fatalf("lease already past: %+v, %v", info, err)
+	}
+	f.call(t, control.Request{Op: control.OpShutdown})
+	if s := f.state(t); s != control.StateFenced || !eng.snapshot().paused {
+		t.Fatalf("a fenced guest after the button: %s, engine %+v", s, eng.snapshot())
+	}
+	info, err := f.lease(t, later(), 1)
+	if err != nil || info.State != control.StateStopping || eng.snapshot().paused {
+		t.Fatalf("after the renewal: %+v, %v, engine %+v", info, err, eng.snapshot())
 	}
 }

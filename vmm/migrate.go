@@ -230,14 +230,22 @@ func (o *outgoing) handleDecision(req control.Request) (r control.Response, done
 	return control.Response{}, false
 }
 
-func (v *VMM) newOutgoing(id string, role control.Role, live bool) (*outgoing, context.Context) {
+// newOutgoing records a migration or save starting; op names it. It is
+// refused while the domain is fenced, checked under the lock the fence
+// takes to mark the lease expired: a fence either refuses it here or
+// finds it in v.out and cancels it.
+func (v *VMM) newOutgoing(op, id string, role control.Role, live bool) (*outgoing, context.Context, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	o := &outgoing{cancel: cancel, decide: make(chan control.Decision, 1), where: make(chan bool, 1), told: make(chan struct{})}
 	o.phases = phases{role: role, log: v.log, st: control.MigrationStatus{ID: id, Phase: role.First(), Live: live}}
 	v.mu.Lock()
+	defer v.mu.Unlock()
+	if err := v.refuseFencedLocked(op); err != nil {
+		cancel()
+		return nil, nil, err
+	}
 	v.out = o
-	v.mu.Unlock()
-	return o, ctx
+	return o, ctx, nil
 }
 
 // sendOptions are the engine's options for a send or save request.
@@ -288,7 +296,13 @@ func (v *VMM) startSend(req control.Request, files []*os.File) control.Response 
 		conns = append(conns, c)
 	}
 	closeFiles()
-	o, ctx := v.newOutgoing(req.Migration, control.SourceVMM, opts.Live)
+	o, ctx, err := v.newOutgoing(req.Op, req.Migration, control.SourceVMM, opts.Live)
+	if err != nil {
+		for _, c := range conns {
+			c.Close()
+		}
+		return failed(err)
+	}
 	o.st.Target = req.Target
 	o.st.Streams, o.st.Compression = len(conns), opts.Compress
 	s := &sending{v: v, o: o, ctx: ctx, conn: conns[0], opts: opts, target: req.Target}
@@ -382,7 +396,28 @@ func (s *sending) verdict() error {
 
 // decision is the agent's: given up front (auto: commit unless it
 // cancelled meanwhile; every millisecond here is downtime), or awaited.
+// A commit is taken only while the domain's lease holds: the step to
+// committing is made under v.mu, where the fence marks the lease
+// expired, so a fence that came before it (or a run-until time passed
+// whose timer has not fired yet) turns the commit into an abort.
 func (s *sending) decision(auto bool) control.Decision {
+	d := s.await(auto)
+	if !d.Commit {
+		return d
+	}
+	s.v.mu.Lock()
+	defer s.v.mu.Unlock()
+	if why := s.v.leaseLapsedLocked(); why != "" {
+		return control.Abort("%s", why)
+	}
+	if !s.o.move(control.PhaseCommitting, nil) {
+		return control.Abort("the migration cannot commit from phase %s", s.o.status().Phase)
+	}
+	return d
+}
+
+// await is the agent's decision, as it comes.
+func (s *sending) await(auto bool) control.Decision {
 	if auto {
 		select {
 		case d := <-s.o.decide:
@@ -400,9 +435,8 @@ func (s *sending) decision(auto bool) control.Decision {
 }
 
 // commit hands the guest to the target and ends this VMM once the
-// target runs it.
+// target runs it; decision took the step to committing.
 func (s *sending) commit() {
-	s.o.move(control.PhaseCommitting, nil)
 	s.conn.SetDeadline(time.Now().Add(resumedTimeout))
 	committedAt := time.Now()
 	if err := pagexfer.WriteCommit(s.conn, s.sent.ID); err == nil {
@@ -465,7 +499,12 @@ func (v *VMM) startSave(req control.Request) control.Response {
 	if err != nil {
 		return control.Response{Error: "save image: " + err.Error()}
 	}
-	o, ctx := v.newOutgoing(req.Migration, control.SaveVMM, false)
+	o, ctx, err := v.newOutgoing(req.Op, req.Migration, control.SaveVMM, false)
+	if err != nil {
+		f.Close()
+		os.Remove(f.Name())
+		return failed(err)
+	}
 	go v.save(ctx, o, f, opts)
 	st := o.status()
 	return control.Response{Migration: &st}
@@ -482,6 +521,13 @@ func (v *VMM) save(ctx context.Context, o *outgoing, f *os.File, opts SendOption
 		err = cerr
 	}
 	o.update(sent.Figures)
+	if err == nil {
+		// A save image of a guest whose lease ran out is not kept: the
+		// pool may have given the domain to another host already.
+		if why := v.leaseLapsed(); why != "" {
+			err = fmt.Errorf("save abandoned: %s", why)
+		}
+	}
 	if err != nil {
 		os.Remove(f.Name())
 		v.giveBack(opts.AlreadyPaused)

@@ -63,7 +63,7 @@ type qemuEngine struct {
 	done    chan struct{}
 	started bool
 	last    *sendState // the latest send or save, for ResumeSource
-	// abandoned: the guest runs elsewhere or is saved; QEMU was killed
+	// abandoned: the guest runs elsewhere; QEMU was killed
 	// without waiting for it (Abandon), and Stop and Close do not wait.
 	abandoned bool
 	// written estimates the bytes the guest wrote since it started, from
@@ -166,6 +166,17 @@ func (e *qemuEngine) spec(how launchAs) (qemu.Spec, error) {
 		MemoryBytes: e.ram, VCPUs: max(e.cfg.VCPUs, 1), Balloon: true, Incoming: how.incoming,
 		Console: lineWriter{e.cfg.Console}, Generation: e.cfg.Generation,
 	}
+	if e.cfg.Generation > 0 {
+		// A pool domain's guest may read who runs it (the HA tests' record
+		// writer does): its name and this host's, beside the generation
+		// (a name fw_cfg cannot carry is left out, not a failed start).
+		if qemu.FwCfgValueOK(e.cfg.Name) {
+			s.FwCfg = append(s.FwCfg, qemu.FwCfg{Name: qemu.FwCfgDomain, Value: e.cfg.Name})
+		}
+		if h, err := os.Hostname(); err == nil && qemu.FwCfgValueOK(h) {
+			s.FwCfg = append(s.FwCfg, qemu.FwCfg{Name: qemu.FwCfgHost, Value: h})
+		}
+	}
 	disks, err := e.disks()
 	if err != nil {
 		return s, err
@@ -194,24 +205,29 @@ func (l lineWriter) Write(p []byte) (int, error) {
 }
 
 // disks resolves the vm.cfg's disks: the path (phy:sdb is /dev/sdb), the
-// format from the image itself, read-only for r and CD-ROMs.
+// format from the image itself, read-only for r and CD-ROMs, shared (QEMU
+// takes no lock, other domains may write it too) for w!.
 func (e *qemuEngine) disks() ([]qemu.Disk, error) {
 	var out []qemu.Disk
 	for i, d := range e.vm.Disks {
 		if d.Path == "" { // an empty CD-ROM drive
 			continue
 		}
-		p := d.Path
-		if strings.HasPrefix(d.Type, "phy") && !filepath.IsAbs(p) {
-			p = "/dev/" + p
-		} else {
-			p = e.path(p)
+		var p string
+		switch {
+		case d.IsDevice():
+			p = d.DevicePath()
+		case d.IsImage():
+			p = e.path(d.Path)
+		default:
+			return nil, fmt.Errorf("disk %d (%s): type %s: the qemu engine runs phy:, file:, tap:aio: and tap:qcow2: disks", i, d.Raw, d.Type)
 		}
 		info, err := diskimage.InspectWith(p, diskimage.Options{Declared: diskimage.Format(d.DeclaredFormat()), AllowBacking: true})
 		if err != nil {
 			return nil, fmt.Errorf("disk %d (%s): %w", i, d.Raw, err)
 		}
-		out = append(out, qemu.Disk{Path: p, Format: string(info.Format), ReadOnly: d.Mode == "r" || d.CDROM, CDROM: d.CDROM})
+		out = append(out, qemu.Disk{Path: p, Format: string(info.Format), ReadOnly: d.Mode == "r" || d.CDROM, CDROM: d.CDROM,
+			Shared: d.Mode == vmcfg.ModeWriteShared})
 	}
 	return out, nil
 }
@@ -602,9 +618,10 @@ func (e *qemuEngine) Kill() error {
 }
 
 // Abandon ends QEMU without waiting for it once the guest runs on the
-// target (or is in its save image): the VMM then exits at once, and the
-// source agent sees the move completed without the teardown of the
-// guest's address space in it.
+// target: the VMM then exits at once, and the source agent sees the move
+// completed without the teardown of the guest's address space in it. (An
+// incoming VMM names its taps after the migration, so the target's taps
+// never meet these.)
 func (e *qemuEngine) Abandon() {
 	e.mu.Lock()
 	e.abandoned = true

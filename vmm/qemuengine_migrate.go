@@ -278,9 +278,14 @@ func (e *qemuEngine) Receive(ctx context.Context, first net.Conn, more func(cont
 	if err != nil {
 		return fail(err)
 	}
-	err = qemu.MigrateIn(ctx, m.QMP(), f)
+	wctx, stopWatch := watchReceived(ctx, first, o.ProgressTimeout)
+	err = qemu.MigrateIn(wctx, m.QMP(), f)
+	stopWatch()
 	f.Close()
 	if err != nil {
+		if cause := context.Cause(wctx); errors.As(cause, new(errNoProgress)) {
+			err = cause
+		}
 		return fail(fmt.Errorf("receive: %w", err))
 	}
 	ram, err := ramcheck.Map(m.MemoryFile(), e.ram, true)

@@ -272,3 +272,34 @@ func TestQEMUEngineLifecycle(t *testing.T) {
 		t.Fatalf("after a poweroff: %v", err)
 	}
 }
+
+// TestQEMUEngineSharedDisk: a disk given w! in two domains' vm.cfg is
+// opened by both QEMUs at once; given w, QEMU's lock refuses the second
+// domain, with QEMU's reason.
+func TestQEMUEngineSharedDisk(t *testing.T) {
+	disk := filepath.Join(t.TempDir(), "shared.img")
+	if err := os.WriteFile(disk, make([]byte, 1<<20), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, mode := range []string{"w!", "w"} {
+		var es [2]*qemuEngine
+		for i := range es {
+			es[i], _ = guestEngine(t, fmt.Sprintf("shared%d", i), fmt.Sprintf("disk = ['file:%s,xvdb,%s']", disk, mode))
+		}
+		if err := es[0].Boot(); err != nil {
+			t.Fatalf("mode %s: the first domain: %v", mode, err)
+		}
+		err := es[1].Boot()
+		switch {
+		case mode == "w!" && err != nil:
+			t.Errorf("mode w!: the second domain did not start: %v", err)
+		case mode == "w" && (err == nil || !strings.Contains(err.Error(), "Is another process using the image")):
+			t.Errorf("mode w: the second domain: %v, want QEMU's refusal to share the image", err)
+		}
+		for _, e := range es {
+			if err := e.Stop(); err != nil {
+				t.Errorf("mode %s: stop: %v", mode, err)
+			}
+		}
+	}
+}

@@ -84,6 +84,13 @@ func (v *VMM) receive(in *incoming, conn net.Conn) {
 	defer conn.Close()
 	defer in.closeExtra()
 	img, err := v.receiveImage(in, conn)
+	if err == nil {
+		// An incoming VMM whose lease has run out takes nothing: the
+		// source keeps the guest (see lease.go).
+		if why := v.leaseLapsed(); why != "" {
+			err = fmt.Errorf("target: %s; the image is not taken", why)
+		}
+	}
 	if err != nil {
 		_ = pagexfer.WriteFailed(conn, img.ID, err.Error())
 		v.abortIncoming(in, err)
@@ -100,6 +107,15 @@ func (v *VMM) receive(in *incoming, conn net.Conn) {
 		return
 	}
 	conn.SetReadDeadline(time.Time{})
+	if why := v.leaseLapsed(); why != "" {
+		// Commit came after our lease ran out: refusing it leaves the
+		// guest with the source, which resumes it (a remote error
+		// after commit says the target discarded its copy).
+		err := fmt.Errorf("target: %s; the commit is refused", why)
+		_ = pagexfer.WriteResumeFailed(conn, img.ID, err.Error())
+		v.abortIncoming(in, err)
+		return
+	}
 	if err := v.engine.Start(); err != nil {
 		_ = pagexfer.WriteResumeFailed(conn, img.ID, err.Error())
 		in.fail(control.PhaseFailed, err)

@@ -99,6 +99,13 @@ type VMM struct {
 	in       *incoming // the incoming migration
 	est      estimates // the dry run's measurements (estimate.go)
 	lease    lease     // the domain's lease and fence (lease.go)
+	// ending: the VMM is to end (end was called: destroy, migrated,
+	// saved, a failed incoming, a fence's kill); nothing it runs is
+	// fenced any more.
+	ending bool
+	// poweringOff: the guest was asked to power off (the ACPI button)
+	// and has not yet; it runs until it has, and is fenced as any other.
+	poweringOff bool
 
 	// leaseMu serialises what the lease does to the engine (fence,
 	// renewal); it is taken before mu, never while holding it.
@@ -198,8 +205,8 @@ func (v *VMM) restore(path string) error {
 
 // abandoner is an engine whose machine runs in another process that it
 // can end without waiting for it (the qemu engine): once the guest runs
-// on the target or is in its save image, the VMM exits without waiting
-// for the teardown of the machine's memory.
+// on the target, the VMM exits without waiting for the teardown of the
+// machine's memory.
 type abandoner interface{ Abandon() }
 
 // Serve answers the control socket until the machine ends or the VMM is
@@ -229,7 +236,13 @@ func (v *VMM) Serve(ctx context.Context) control.Exit {
 	case <-ctx.Done():
 		e = control.Exit{Reason: control.ExitShutdown, Detail: "signal"}
 	}
-	if e.Reason == control.ExitMigrated || e.Reason == control.ExitSaved {
+	// The VMM ends: no fence from here (the engine's stop, and Close's
+	// grace after it, are not to be cut short by a kill).
+	v.finishLease()
+	// Not after a save: the killed QEMU holds its taps until its address
+	// space is torn down, and a restore right after the save makes taps
+	// of the same names.
+	if e.Reason == control.ExitMigrated {
 		if a, ok := v.engine.(abandoner); ok {
 			a.Abandon()
 		}
@@ -242,6 +255,9 @@ func (v *VMM) Serve(ctx context.Context) control.Exit {
 
 // end asks Serve to finish with e (the first request wins).
 func (v *VMM) end(e control.Exit) {
+	v.mu.Lock()
+	v.ending = true
+	v.mu.Unlock()
 	select {
 	case v.quit <- e:
 	default:
@@ -351,7 +367,7 @@ func (v *VMM) steer(req control.Request) control.Response {
 		if err := v.refuseFenced("resume"); err != nil {
 			return failed(err)
 		}
-		if err := v.engine.Resume(); err != nil {
+		if err := v.resumeEngine(); err != nil {
 			return failed(err)
 		}
 		v.setState(control.StateRunning)
@@ -368,12 +384,12 @@ func (v *VMM) steer(req control.Request) control.Response {
 
 // stop ends the VMM (shutdown or destroy).
 func (v *VMM) stop(req control.Request) control.Response {
-	v.setState(control.StateStopping)
 	reason := control.ExitShutdown
 	if req.Op == control.OpDestroy {
 		reason = control.ExitDestroyed
 	}
-	v.end(control.Exit{Reason: reason})
+	v.end(control.Exit{Reason: reason}) // ending first: no fence pauses it
+	v.setState(control.StateStopping)
 	return control.Response{}
 }
 
@@ -388,16 +404,27 @@ func (v *VMM) shutdown(req control.Request) control.Response {
 	if err != nil {
 		return failed(err)
 	}
-	v.setState(control.StateStopping)
+	v.mu.Lock()
+	v.poweringOff = true
+	// A fenced guest stays fenced (its vCPUs stopped, the button
+	// pressed): the renewal resumes it, and it powers off then.
+	if v.state != control.StateFenced {
+		v.stepLocked(control.StateStopping)
+	}
+	v.mu.Unlock()
 	return control.Response{}
 }
 
 // consoleInput types the request's bytes into the guest's console.
 func (v *VMM) consoleInput(req control.Request) control.Response {
-	if len(req.Data) > control.MaxConsoleInput {
-		return failed(fmt.Errorf("console input: %d bytes at once, at most %d", len(req.Data), control.MaxConsoleInput))
+	data := req.Bytes
+	if len(data) == 0 {
+		data = []byte(req.Data) // an agent older than Bytes
 	}
-	if err := v.engine.ConsoleInput([]byte(req.Data)); err != nil {
+	if len(data) > control.MaxConsoleInput {
+		return failed(fmt.Errorf("console input: %d bytes at once, at most %d", len(data), control.MaxConsoleInput))
+	}
+	if err := v.engine.ConsoleInput(data); err != nil {
 		return failed(err)
 	}
 	return control.Response{}

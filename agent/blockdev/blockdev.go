@@ -55,7 +55,29 @@ func (h Host) Check(path string, patterns []string) error {
 		return fmt.Errorf("%s is not a block device (a phy: disk is a block device; an image file is file:, tap:aio: or tap:qcow2:)", path)
 	}
 	dev := devNum{unix.Major(st.Rdev), unix.Minor(st.Rdev)}
-	return h.free(path, dev)
+	if err := h.free(path, dev); err != nil {
+		return err
+	}
+	return claimed(path)
+}
+
+// claimed asks the kernel: a block device opened with O_EXCL fails with
+// EBUSY while anything holds it exclusively — a mounted file system in
+// any mount namespace, a btrfs or ZFS member (which mountinfo does not
+// name by its device), swap, device-mapper, md, LVM, or a whole disk one
+// of whose partitions is held. free says how a device is used where it
+// can tell; this is the kernel's word for the rest. The descriptor is
+// closed at once and no byte is read.
+func claimed(path string) error {
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_EXCL|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
+	if errors.Is(err, unix.EBUSY) {
+		return fmt.Errorf("%s is held by this host's kernel (mounted, perhaps in another mount namespace, or a member of a btrfs, ZFS, LVM, md or device-mapper set, or swap): %w", path, ErrInUse)
+	}
+	if err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	unix.Close(fd)
+	return nil
 }
 
 // matches reports whether path, or the device node it resolves to,

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -89,6 +90,39 @@ func TestCheck(t *testing.T) {
 	}
 	if err := h.Check("/dev/null", []string{"/dev/*"}); err == nil || !strings.Contains(err.Error(), "not a block device") {
 		t.Fatalf("a character device: %v, want not a block device", err)
+	}
+}
+
+// TestClaimedInAnotherNamespace: a file system mounted in a mount
+// namespace of its own does not show in this process's mountinfo; the
+// kernel still holds the device (O_EXCL), and Check says so.
+func TestClaimedInAnotherNamespace(t *testing.T) {
+	dev := loopDevice(t, 32)
+	run(t, "mkfs.ext4", "-q", "-F", dev).out()
+	mp := t.TempDir()
+	ready := filepath.Join(t.TempDir(), "ready")
+	sh := exec.Command("unshare", "--mount", "--propagation", "private", "sh", "-c",
+		"mount "+dev+" "+mp+" && touch "+ready+" && exec sleep 60")
+	if err := sh.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sh.Process.Kill(); sh.Wait() })
+	for i := 0; ; i++ {
+		if _, err := os.Stat(ready); err == nil {
+			break
+		}
+		if i == 500 {
+			t.Fatal("the namespace's mount did not happen within 5 s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	mi, _ := os.ReadFile("/proc/self/mountinfo")
+	if strings.Contains(string(mi), " "+mp+" ") {
+		t.Fatalf("the mount shows in this namespace too; the test needs it private")
+	}
+	err := Host{}.Check(dev, config.DefaultBlockDevices())
+	if !errors.Is(err, ErrInUse) || !strings.Contains(err.Error(), "held by this host's kernel") {
+		t.Fatalf("a device mounted in another namespace: %v, want held by the kernel", err)
 	}
 }
 

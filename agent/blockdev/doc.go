@@ -9,6 +9,8 @@
 // when a domain is registered and again when it starts.
 //
 // It owns the rule and reads only /proc/self/mountinfo, /proc/swaps and
-// /sys/dev/block (never a device's content). It does not know about
+// /sys/dev/block (never a device's content); last it opens the device
+// with O_EXCL and closes it at once, the kernel's answer for what those
+// files cannot show (a mount in another namespace, btrfs and ZFS members). It does not know about
 // domains, repositories or the API; agent/domains calls Check.
 package blockdev

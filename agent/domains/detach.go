@@ -28,7 +28,7 @@ import (
 // fileDisk reports whether a disk is an image file (not a device, not an
 // empty CD-ROM drive).
 func fileDisk(d vmcfg.Disk) bool {
-	return d.Path != "" && d.Type != "phy" && !strings.HasPrefix(d.Type, "iscsi")
+	return d.Path != "" && d.IsImage()
 }
 
 // repoPath splits an absolute path into the repository it is on and the

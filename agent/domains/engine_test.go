@@ -301,6 +301,15 @@ func TestOSDomainPhyDiskMustBeABlockDevice(t *testing.T) {
 	if KindOf(err) != Invalid || !strings.Contains(err.Error(), "/dev/loop-ovs-no-such-disk does not exist") {
 		t.Fatalf("missing phy: %v", err)
 	}
+	// A type that merely starts with phy is no device, and no image
+	// either: refused (the engine would otherwise read one way, the
+	// checks another).
+	for _, typ := range []string{"physical", "phys", "iscsi"} {
+		_, _, err = e.m.Create([]byte(osConfig("a", k, "disk = ['"+typ+":loop0,xvda,w']")), "vm.cfg")
+		if KindOf(err) != Invalid || !strings.Contains(err.Error(), "type "+typ+" is not one this host runs") {
+			t.Fatalf("%s:loop0: %v, want the type refused", typ, err)
+		}
+	}
 	// A device no block_devices pattern allows.
 	_, _, err = e.m.Create([]byte(osConfig("a", k, "disk = ['phy:/dev/zero,xvda,w']")), "vm.cfg")
 	if KindOf(err) != Invalid || !strings.Contains(err.Error(), "block_devices allows") {

@@ -31,6 +31,12 @@ type fakeVMMs struct {
 	// gate, when set, holds every Start back from answering until it is
 	// closed.
 	gate chan struct{}
+	// afterLease, when set, runs after each SetLease the VMM answered
+	// (before the answer reaches the Manager), with its generation.
+	afterLease func(generation int64)
+	// leaseFails fails that many next SetLease calls, as a VMM that
+	// does not answer in time.
+	leaseFails int
 }
 
 func newFakeVMMs() *fakeVMMs {
@@ -265,6 +271,9 @@ func (v *fakeVMM) Call(ctx context.Context, req control.Request, files ...*os.Fi
 	case control.OpPause:
 		p.state = control.StatePaused
 	case control.OpResume:
+		if p.fenced() {
+			return nil, &control.ErrVMM{Msg: control.ErrFenced.Error() + ": resume refused"}
+		}
 		p.state = control.StateRunning
 	case control.OpShutdown:
 		if !p.ignoreShutdown {
@@ -313,9 +322,22 @@ func (p *fakeProc) leaseInfo(in *control.Info) {
 }
 
 func (v *fakeVMM) SetLease(ctx context.Context, runUntil control.Monotonic, generation int64) (*control.Info, error) {
+	v.f.mu.Lock()
+	fail := v.f.leaseFails > 0
+	if fail {
+		v.f.leaseFails--
+	}
+	after := v.f.afterLease
+	v.f.mu.Unlock()
+	if fail {
+		return nil, fmt.Errorf("VMM %s: lease: %w", v.p.spec.Socket, context.DeadlineExceeded)
+	}
 	resp, err := v.Call(ctx, control.Request{Op: control.OpLease, RunUntil: runUntil, Generation: generation})
 	if err != nil {
 		return nil, err
+	}
+	if after != nil {
+		after(generation)
 	}
 	return resp.Info, nil
 }

@@ -112,7 +112,7 @@ func (m *Manager) ConsoleInput(name string, data []byte) error {
 	if len(data) == 0 {
 		return nil
 	}
-	if _, err := m.ctlCall(d, control.Request{Op: control.OpConsoleInput, Data: string(data)}, 5*time.Second); err != nil {
+	if _, err := m.ctlCall(d, control.Request{Op: control.OpConsoleInput, Bytes: data, Data: string(data)}, 5*time.Second); err != nil {
 		return errorf(Failed, "console input for %s: %v", name, err)
 	}
 	return nil

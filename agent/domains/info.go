@@ -113,6 +113,9 @@ func (m *Manager) info(d *domain, live bool) Info {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
 		if v, err := proc.Inspect(ctx); err == nil {
+			if reason, moved := m.followFence(d, v); moved {
+				in.State, in.Reason = string(Running), reason
+			}
 			in.fill(v)
 		}
 	}

@@ -17,18 +17,26 @@ import (
 const leaseTimeout = 2 * time.Second
 
 // SetLease gives domain name the lease of its owner in a pool with HA
-// (issue 15): its VMM runs the guest until runUntil (CLOCK_MONOTONIC,
+// (issue 15): its VMM runs the guest until runUntil (CLOCK_BOOTTIME,
 // see control.Monotonic; zero: no fencing) and fences it by itself past
 // that time, and generation is the owner's (the revision of the owner
 // key), which never decreases: a lower one than the domain's is refused
 // (BadState), here and by the VMM. The generation is persisted in
 // domain.json. A domain without a VMM keeps the lease for its next
 // start: its VMM then starts with it (the timer running from before the
-// boot), so that a pool domain never runs without one.
+// boot), so that a pool domain never runs without one. The run-until time
+// is kept in memory only: a stopped domain with a generation (a pool's)
+// that has no run-until time (none given since the agent started, or a
+// zero one) is not started (BadState): its pool starts it, with a lease.
 //
 // SetLease does not wait for the domain's other operations (a renewal
 // is urgent): a lease that arrives while a VMM is starting is recorded,
-// and handed to that VMM as soon as it answers.
+// and handed to that VMM as soon as it answers, tried again until the
+// VMM takes it; one that cannot be delivered before its run-until time
+// (or within the start timeout, for a lease without one) ends that VMM,
+// and the start fails saying so (leaseSince). The leases of one domain
+// are handed over one at a time (d.leaseMu), in the order they come, and
+// what is recorded never goes back to an older generation.
 func (m *Manager) SetLease(name string, runUntil control.Monotonic, generation int64) error {
 	d, err := m.get(name)
 	if err != nil {
@@ -37,6 +45,8 @@ func (m *Manager) SetLease(name string, runUntil control.Monotonic, generation i
 	if generation < 0 {
 		return errorf(Invalid, "lease of %s: generation %d is negative", name, generation)
 	}
+	d.leaseMu.Lock()
+	defer d.leaseMu.Unlock()
 	d.mu.Lock()
 	if generation < d.rec.Generation {
 		cur := d.rec.Generation
@@ -64,14 +74,22 @@ func (m *Manager) SetLease(name string, runUntil control.Monotonic, generation i
 	d.mu.Lock()
 	m.takeLease(d, runUntil, generation)
 	d.mu.Unlock()
+	m.followFence(d, info)
 	if info.Fenced {
 		m.log.Warn("domain fenced", zap.String("domain", name), zap.Int64("generation", info.Generation), zap.String("detail", info.FenceDetail))
 	}
 	return nil
 }
 
-// takeLease records a lease taken; the caller holds d.mu.
+// takeLease records a lease taken; the caller holds d.mu. A lease of a
+// generation older than the one recorded changes nothing: neither the
+// generation nor the run-until time go back to an older owner's.
 func (m *Manager) takeLease(d *domain, runUntil control.Monotonic, generation int64) {
+	if generation < d.rec.Generation {
+		m.log.Warn("an older generation's lease is not recorded", zap.String("domain", d.rec.Name),
+			zap.Int64("generation", generation), zap.Int64("recorded", d.rec.Generation))
+		return
+	}
 	d.runUntil = runUntil
 	if generation == d.rec.Generation {
 		return
@@ -81,4 +99,26 @@ func (m *Manager) takeLease(d *domain, runUntil control.Monotonic, generation in
 	if err := d.persist(); err != nil {
 		m.log.Error("persist domain generation", zap.String("domain", d.rec.Name), zap.Error(err))
 	}
+}
+
+// fencedReason starts the reason of a domain recorded paused because its
+// VMM had fenced it (found so on re-attach).
+const fencedReason = "fenced: its lease ran out"
+
+// followFence takes what the VMM says (v) of a domain recorded paused
+// because its VMM had fenced it: once the VMM runs the guest again (a
+// lease renewed it, given through SetLease or straight to the VMM), the
+// domain is running. It says whether it moved the domain so, and why.
+func (m *Manager) followFence(d *domain, v *control.Info) (reason string, moved bool) {
+	if v == nil || v.State != control.StateRunning || v.Fenced {
+		return "", false
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.rec.State != Paused || !strings.HasPrefix(d.rec.Reason, fencedReason) {
+		return "", false
+	}
+	reason = "its lease was renewed"
+	m.setState(d, Running, reason)
+	return reason, true
 }

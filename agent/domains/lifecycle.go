@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	"go.uber.org/zap"
@@ -79,8 +80,15 @@ func (m *Manager) launch(d *domain, how vmmproc.Mode, image, from string, imageF
 		return err
 	}
 	d.mu.Lock()
-	ru := d.runUntil
+	ru, g := d.runUntil, d.rec.Generation
 	d.mu.Unlock()
+	if how != vmmproc.Incoming && g > 0 && ru.IsZero() {
+		// The run-until time is kept in memory only: after an agent
+		// restart a stopped pool domain has none until its pool gives
+		// one, and it must not run unfenced meanwhile.
+		return errorf(BadState, "domain %s belongs to a pool (generation %d) and has no lease here (none given since the agent started, or its fencing was turned off): its pool starts it, with a lease",
+			d.rec.Name, g)
+	}
 	if !ru.IsZero() && ru.Until() <= 0 {
 		return errorf(BadState, "domain %s: its lease ran out %v ago (SetLease's run-until time has passed): not started until its pool renews the lease",
 			d.rec.Name, -ru.Until().Round(time.Millisecond))
@@ -107,24 +115,76 @@ func (m *Manager) launch(d *domain, how vmmproc.Mode, image, from string, imageF
 	if err := m.started(d, gen, v, how, image, from); err != nil {
 		return err
 	}
-	m.leaseSince(d, v, spec)
+	if err := m.leaseSince(d, gen, v, spec); err != nil {
+		// It must not run on a lease it does not have: the pool
+		// believes the one it gave is in force.
+		if serr := m.stop(d, "destroy", "destroyed: "+err.Error(), 0); serr != nil {
+			m.log.Error("destroy of a VMM without its lease", zap.String("domain", d.rec.Name), zap.Error(serr))
+		}
+		return errorf(Failed, "domain %s: %v; its VMM was destroyed (it must not run on a lease it does not have): start it again",
+			d.rec.Name, err)
+	}
 	return nil
 }
 
+// leaseRetry is the pause between two attempts of leaseSince.
+const leaseRetry = 100 * time.Millisecond
+
 // leaseSince hands a VMM just started the lease SetLease recorded while
-// it started, if that differs from the one it started with.
-func (m *Manager) leaseSince(d *domain, v VMM, spec vmmproc.Spec) {
+// it started, if that differs from the one it started with. It holds
+// d.leaseMu for each attempt (a SetLease that comes meanwhile is ordered
+// with it, and the attempt hands over the lease recorded last), and tries
+// until the VMM takes it, the VMM has ended, or the lease's run-until
+// time passes (without one, the start timeout): then the lease could not
+// be delivered, and the error says so.
+func (m *Manager) leaseSince(d *domain, gen int, v VMM, spec vmmproc.Spec) error {
+	giveUp := time.Now().Add(m.opts.StartTimeout)
+	for attempt := 1; ; attempt++ {
+		done, ru, g, err := m.leaseAttempt(d, v, spec)
+		if done {
+			return nil
+		}
+		d.mu.Lock()
+		current := d.gen == gen && d.vmm == v
+		d.mu.Unlock()
+		if !current {
+			return nil // it has ended: nothing of it runs without the lease
+		}
+		if attempt == 1 {
+			m.log.Warn("lease taken while the VMM started did not reach it yet; trying again", zap.String("domain", d.rec.Name),
+				zap.Int64("generation", g), zap.Error(err))
+		}
+		if (!ru.IsZero() && ru.Until() <= leaseRetry) || time.Now().Add(leaseRetry).After(giveUp) {
+			err = fmt.Errorf("the lease taken while its VMM started (generation %d) did not reach it after %d attempts: %w", g, attempt, err)
+			m.log.Error("lease undelivered: destroying the VMM", zap.String("domain", d.rec.Name), zap.Error(err))
+			return err
+		}
+		time.Sleep(leaseRetry)
+	}
+}
+
+// leaseAttempt is one attempt of leaseSince: done when the VMM has the
+// lease recorded (or needs none handed), or holds a lease that stands
+// for it (a newer generation's; or it fenced itself and the lease is not
+// in the future). ru and g are the lease it tried.
+func (m *Manager) leaseAttempt(d *domain, v VMM, spec vmmproc.Spec) (done bool, ru control.Monotonic, g int64, err error) {
+	d.leaseMu.Lock()
+	defer d.leaseMu.Unlock()
 	d.mu.Lock()
-	ru, g := d.runUntil, d.rec.Generation
+	ru, g = d.runUntil, d.rec.Generation
 	d.mu.Unlock()
 	if ru == spec.RunUntil && g == spec.Generation {
-		return
+		return true, ru, g, nil
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), leaseTimeout)
 	defer cancel()
-	if _, err := v.SetLease(ctx, ru, g); err != nil {
-		m.log.Error("lease taken while the VMM started did not reach it", zap.String("domain", d.rec.Name), zap.Error(err))
+	_, err = v.SetLease(ctx, ru, g)
+	var ve *control.ErrVMM
+	if errors.As(err, &ve) && (strings.HasPrefix(ve.Msg, control.ErrStaleGeneration.Error()) || strings.HasPrefix(ve.Msg, control.ErrFenceNeedsFuture.Error())) {
+		m.log.Warn("lease taken while the VMM started refused by it; the VMM keeps its own", zap.String("domain", d.rec.Name), zap.String("why", ve.Msg))
+		return true, ru, g, nil
 	}
+	return err == nil, ru, g, err
 }
 
 // claim checks that d may start and that its memory fits beside that of
@@ -258,6 +318,12 @@ func (m *Manager) pauseResume(name, op, ctlOp string, to State) error {
 	}
 	defer done()
 	if _, err := m.ctlCall(d, control.Request{Op: ctlOp}, 10*time.Second); err != nil {
+		var ve *control.ErrVMM
+		if errors.As(err, &ve) && strings.HasPrefix(ve.Msg, control.ErrFenced.Error()) {
+			// Not a failure: the guest's lease is not its agent's to
+			// lift.
+			return errorf(BadState, "%s %s: %s", op, name, ve.Msg)
+		}
 		return errorf(Failed, "%s %s: %v", op, name, err)
 	}
 	d.mu.Lock()

@@ -120,7 +120,8 @@ type record struct {
 	// Generation is the generation of the domain's owner in its pool
 	// (SetLease: the revision of its owner key), which never decreases;
 	// 0 outside a pool. Its run-until time is not persisted: it is on
-	// CLOCK_MONOTONIC, which a host reboot starts again.
+	// CLOCK_BOOTTIME, which a host reboot starts again (a stopped pool
+	// domain without one is not started: see SetLease).
 	Generation int64 `json:"generation,omitempty"`
 }
 
@@ -128,6 +129,10 @@ type record struct {
 // the record and the VMM handles, and is never held while waiting.
 type domain struct {
 	opMu sync.Mutex
+	// leaseMu serialises the leases handed to the domain's VMM
+	// (SetLease, and the one a starting VMM missed): taken before mu,
+	// never with opMu's waits (see lease.go).
+	leaseMu sync.Mutex
 
 	mu     sync.Mutex
 	rec    record

@@ -50,15 +50,6 @@ func hostPath(dir, p string) string {
 	return filepath.Join(dir, p)
 }
 
-// devicePath is where a phy: disk is: "phy:sdb" means /dev/sdb, as in
-// xend.
-func devicePath(p string) string {
-	if filepath.IsAbs(p) {
-		return p
-	}
-	return filepath.Join("/dev", p)
-}
-
 // checkFiles refuses cfg's domain (with its folder dir) when a file its
 // vm.cfg names is outside the allowed roots, not what it must be, or
 // missing; atStart adds the bridges of its vifs. At create (atStart
@@ -110,9 +101,12 @@ func (m *Manager) checkedFiles(cfg *vmcfg.Config, dir string) []fileCheck {
 			continue // an empty CD-ROM drive
 		}
 		switch {
-		case d.Type == "phy":
-			p := devicePath(d.Path)
+		case d.IsDevice():
+			p := d.DevicePath()
 			out = append(out, fileCheck{field: diskField(i, d), path: p, err: m.checkBlockDevice(p)})
+		case !d.IsImage():
+			out = append(out, fileCheck{field: diskField(i, d), path: d.Path,
+				err: fmt.Errorf("type %s is not one this host runs: write phy: for a block device, file:, tap:aio: or tap:qcow2: for an image", d.Type)})
 		case fileDisk(d):
 			file(diskField(i, d), d.Path)
 			if c := &out[len(out)-1]; c.err == nil {

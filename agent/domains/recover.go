@@ -71,6 +71,10 @@ func (m *Manager) reattach(d *domain, v VMM, info *control.Info) (incoming bool)
 		return true
 	case control.StatePaused:
 		m.setState(d, Paused, "re-attached after agent restart")
+	case control.StateFenced:
+		// Paused by its VMM as its lease ran out: a lease from its pool
+		// resumes it (see SetLease), domain.unpause does not.
+		m.setState(d, Paused, fencedReason+" (re-attached after agent restart)")
 	default:
 		// An incoming migration that committed while the agent was away
 		// is over.

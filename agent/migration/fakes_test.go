@@ -167,9 +167,11 @@ func (f fakeRepos) MountPoint(uuid string) (string, bool) {
 // fast makes the retries and polls of the package take milliseconds for
 // one test.
 func fast(t *testing.T) {
-	saved := []time.Duration{pollEvery, askEvery, askOfflineEvery, goneEvery}
-	pollEvery, askEvery, askOfflineEvery, goneEvery = time.Millisecond, time.Millisecond, time.Millisecond, time.Millisecond
-	t.Cleanup(func() { pollEvery, askEvery, askOfflineEvery, goneEvery = saved[0], saved[1], saved[2], saved[3] })
+	saved := []time.Duration{pollEvery, askEvery, askOfflineEvery, goneEvery, maxLostFor}
+	pollEvery, askEvery, askOfflineEvery, goneEvery, maxLostFor = time.Millisecond, time.Millisecond, time.Millisecond, time.Millisecond, 5*time.Millisecond
+	t.Cleanup(func() {
+		pollEvery, askEvery, askOfflineEvery, goneEvery, maxLostFor = saved[0], saved[1], saved[2], saved[3], saved[4]
+	})
 }
 
 // readWelcome reads the Welcome a receiving-side method wrote on c.

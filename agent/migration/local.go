@@ -114,6 +114,9 @@ type Local struct {
 	Log *zap.Logger
 	// Dial reaches peers (nil: relocation.Dial).
 	Dial Dialer
+	// Ended, when set, is told of every migration of this agent's that
+	// ended (its final status).
+	Ended func(Status)
 
 	once sync.Once
 	migs *registry

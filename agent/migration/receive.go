@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -90,10 +91,10 @@ func (l *Local) checkIncoming(h *relocation.Hello) []relocation.Problem {
 		c.Soft("protocol", "the sending agent speaks protocol %d (version %s), this agent %d (version %s)", h.Protocol, h.AgentVersion, l.Protocol, l.AgentVersion)
 	}
 	c.Add(l.Domains.CheckIncoming(o, o.MemoryMiB)...)
-	if _, err := vmcfg.Parse("vm.cfg", []byte(o.Config)); err != nil {
+	if local, err := l.localConfig(o); err != nil {
 		c.Hard("config", "%v", err)
 	} else {
-		c.Add(l.Domains.CheckFiles(o.Config)...)
+		c.Add(l.Domains.CheckFiles(local)...)
 	}
 	if o.Engine == "kvm" {
 		checkCPU(&c, o)
@@ -102,7 +103,9 @@ func (l *Local) checkIncoming(h *relocation.Hello) []relocation.Problem {
 		if domains.IsBootFile(d) {
 			continue // read-only: CheckFiles found it here or said not
 		}
-		if d.Repository == "" {
+		if d.Repository != "" && d.Rel != "" && !filepath.IsLocal(d.Rel) {
+			c.Hard("disk "+d.Path, "on repository %s, but %q leaves that repository", d.Repository, d.Rel)
+		} else if d.Repository == "" {
 			c.Soft("disk "+d.Path, "not on a repository, so this host cannot reach it")
 		} else if _, ok := l.mountPoint(d.Repository); !ok {
 			c.Soft("disk "+d.Path, "repository %s is not mounted on this host", d.Repository)
@@ -136,6 +139,45 @@ func checkCPU(c *relocation.Checker, o relocation.Offer) {
 	}
 }
 
+// localConfig is the offered vm.cfg with its files on this host: a disk
+// (or kernel, ramdisk) on a repository this host mounts elsewhere than
+// the source does is named by this host's mount point of that repository
+// (the offer gives the repository and the path inside it). Every host
+// mounting repositories at the same place gets the vm.cfg as it was.
+func (l *Local) localConfig(o relocation.Offer) (string, error) {
+	cfg, err := vmcfg.Parse("vm.cfg", []byte(o.Config))
+	if err != nil {
+		return "", err
+	}
+	byPath := map[string]string{}
+	for _, d := range o.Disks {
+		if d.Repository == "" || d.Rel == "" || !filepath.IsLocal(d.Rel) {
+			continue
+		}
+		if mp, ok := l.mountPoint(d.Repository); ok {
+			if p := filepath.Join(mp, d.Rel); p != d.Path {
+				byPath[d.Path] = p
+			}
+		}
+	}
+	if len(byPath) == 0 {
+		return o.Config, nil
+	}
+	want := *cfg
+	want.Disks = append([]vmcfg.Disk(nil), cfg.Disks...)
+	for i, d := range want.Disks {
+		if p, ok := byPath[d.Path]; ok && !d.IsDevice() {
+			want.Disks[i].Path = p
+		}
+	}
+	for _, f := range []*string{&want.Kernel, &want.Ramdisk} {
+		if p, ok := byPath[*f]; ok && *f != "" {
+			*f = p
+		}
+	}
+	return string(vmcfg.Render([]byte(o.Config), &want)), nil
+}
+
 func (l *Local) mountPoint(uuid string) (string, bool) {
 	if l.Repos == nil {
 		return "", false
@@ -166,7 +208,12 @@ func (l *Local) Receive(ctx context.Context, c net.Conn, r *bufio.Reader, h *rel
 		c.Close()
 		return
 	}
-	if err := l.Domains.Incoming(h.Offer.Config, h.Source); err != nil {
+	local, err := l.localConfig(h.Offer)
+	if err != nil {
+		c.Close()
+		return
+	}
+	if err := l.Domains.Incoming(local, h.Source); err != nil {
 		log.Warn("incoming migration: VMM did not start", zap.Error(err))
 		_ = relocation.WriteWelcome(c, l.welcome(&relocation.Welcome{Code: xmlrpc.Internal, Error: err.Error()}))
 		c.Close()

@@ -261,6 +261,9 @@ func (l *Local) launch(st Status, role control.Role, body func(ctx context.Conte
 		defer close(m.done)
 		defer cancel()
 		body(ctx, m)
+		if l.Ended != nil {
+			l.Ended(m.status())
+		}
 	}()
 	return st.ID, nil
 }

@@ -17,9 +17,10 @@ import (
 	"github.com/ovs-agent/ovs-agent/vmm/control"
 )
 
-// maxLostCalls is how many status calls in a row may fail while the source
-// VMM still runs before the migration is settled without it.
-const maxLostCalls = 5
+// maxLostFor is how long status calls may fail in a row while the source
+// VMM still runs before the migration is settled without it (a duration,
+// not a count: the poll is fast).
+var maxLostFor = 500 * time.Millisecond
 
 // DefaultParallel is the number of connections a migration uses when the
 // caller does not say (see relocation/pagexfer/README.md for the figures
@@ -177,7 +178,7 @@ type follower struct {
 	o     Options
 
 	committed, stopping, cancelSent bool
-	lost                            int // status calls in a row that failed while the VMM still ran
+	lostSince                       time.Time // when status calls began to fail while the VMM still ran (zero: they answer)
 
 	// The watchdog: a status that has not moved for progress_timeout plus
 	// a margin (the VMM bounds its own waits by progress_timeout; this
@@ -203,7 +204,7 @@ func (f *follower) follow(ctx context.Context) {
 			}
 			continue
 		}
-		f.lost = 0
+		f.lostSince = time.Time{}
 		vs := resp.Migration
 		if vs == nil {
 			continue
@@ -255,6 +256,15 @@ func (f *follower) wait(ctx context.Context) bool {
 	}
 }
 
+// stillLosing starts the clock of failing status calls, and says whether
+// they have failed for less than maxLostFor.
+func (f *follower) stillLosing() bool {
+	if f.lostSince.IsZero() {
+		f.lostSince = time.Now()
+	}
+	return time.Since(f.lostSince) < maxLostFor
+}
+
 // lostVMM handles a status call that failed; true when that ended the
 // migration.
 func (f *follower) lostVMM(err error) bool {
@@ -265,9 +275,8 @@ func (f *follower) lostVMM(err error) bool {
 		// domain, or has): the target runs the guest.
 		f.complete()
 		return true
-	case ierr == nil && (in.State == string(domains.Running) || in.State == string(domains.Paused)) && f.lost < maxLostCalls:
+	case ierr == nil && (in.State == string(domains.Running) || in.State == string(domains.Paused)) && f.stillLosing():
 		// The VMM still runs (busy, or ending): ask it again.
-		f.lost++
 		return false
 	}
 	if !f.committed && !f.stopping {

@@ -51,6 +51,9 @@
 //	                                      or stopped, host, reason, since);
 //	                                      written by the master only
 //
+//	/ovs/pools/NAME/maintenance/HOST      agent/poolmaster's: HOST gets no new
+//	                                      placements; written by the master only
+//
 // SpecKey, OwnerKey, StatusKey and DomainsPrefix name them (domains.go);
 // OwnedDomains lists the owner keys bound to a member's lease.
 //

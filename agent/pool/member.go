@@ -22,6 +22,10 @@ type Info struct {
 	Address       string   `json:"address"`         // the agent's API address
 	FreeMemoryMiB int64    `json:"free_memory_mib"` // memory domains may still get
 	Engines       []string `json:"engines"`         // engines domains can run on
+	// TLSFingerprint is the SHA-256 (hex) of the agent's API certificate
+	// when Address serves HTTPS; "" for plain HTTP. Peers calling the
+	// agent (the pool master dispatching) pin it.
+	TLSFingerprint string `json:"tls_sha256,omitempty"`
 }
 
 // MemberRecord is a member's key's value.

@@ -107,6 +107,12 @@ func (s *Server) Methods() []string {
 	return names
 }
 
+// Has says whether name is a method, alias or built-in of the server.
+func (s *Server) Has(name string) bool {
+	_, ok := s.lookup(name)
+	return ok
+}
+
 func (s *Server) lookup(name string) (*entry, bool) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()

@@ -8,7 +8,7 @@
 // It is flags, wiring and printing only: each command is one function
 // (structCommand for those that call one method with their arguments and
 // print the struct it returns), in the file of its namespace (domains.go,
-// migrate.go, detach.go, repo.go); the agent does the work.
+// migrate.go, detach.go, repo.go, pool.go); the agent does the work.
 package main
 
 import (
@@ -91,6 +91,7 @@ root needs no password. To reach another agent, or an agent started with
 	root.AddCommand(migrateCommands(g)...)
 	root.AddCommand(detachCommands(g)...)
 	root.AddCommand(repoCommands(g)...)
+	root.AddCommand(poolCommands(g)...)
 
 	err := root.Execute()
 	if err == nil {

@@ -37,7 +37,7 @@ func run() int {
 	socket := flag.String("socket", "", "control socket path")
 	incoming := flag.Bool("incoming", false, "wait for an incoming migration instead of booting")
 	restore := flag.String("restore", "", "start from this save image instead of booting")
-	runUntil := flag.Int64("run-until", 0, "the lease's run-until time, CLOCK_MONOTONIC nanoseconds: the guest is fenced past it (0: no fencing)")
+	runUntil := flag.Int64("run-until", 0, "the lease's run-until time, CLOCK_BOOTTIME nanoseconds: the guest is fenced past it (0: no fencing)")
 	generation := flag.Int64("generation", 0, "the generation of the domain's owner (a pool's owner key revision)")
 	flag.Parse()
 	if *cfgPath == "" || *dir == "" || *socket == "" {

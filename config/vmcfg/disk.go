@@ -238,6 +238,31 @@ func isAlnumString(s string) bool {
 	return s != ""
 }
 
+// IsDevice says whether the disk is one of the host's block devices: the
+// type is exactly phy (every part of the project reads phy: this way, so
+// that a type that merely starts with it is not a device to one and a
+// file to another).
+func (d Disk) IsDevice() bool { return d.Type == "phy" }
+
+// DevicePath is where a phy: disk is on the host: "phy:sdb" means
+// /dev/sdb, as in xend.
+func (d Disk) DevicePath() string {
+	if strings.HasPrefix(d.Path, "/") {
+		return d.Path
+	}
+	return "/dev/" + d.Path
+}
+
+// IsImage says whether the disk's type names an image file: file:, aio:,
+// tap:... and tap2:... (tap:aio:, tap:sync:, tap:qcow2:, ...).
+func (d Disk) IsImage() bool {
+	switch first, _, _ := strings.Cut(d.Type, ":"); first {
+	case "file", "aio", "tap", "tap2":
+		return true
+	}
+	return false
+}
+
 // DeclaredFormat is the image format the disk's type declares, in QEMU's
 // names: "qcow2" for tap:qcow2 (also tap:tapdisk:qcow2 and tap2:...),
 // "qcow" for tap:qcow (blktap's qcow is QEMU's version 1 format, as libxl

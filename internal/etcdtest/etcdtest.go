@@ -297,6 +297,44 @@ func (m *Member) Stop() {
 	if err := m.signal(syscall.SIGSTOP); err != nil {
 		m.c.t.Fatalf("etcdtest: stop member %s: %v", m.Name, err)
 	}
+	// kill(2) queues the signal; the member stops when its threads next
+	// run. Wait until every thread is stopped, so that nothing it answers
+	// afterwards can come from before the stop.
+	if err := m.waitStopped(5 * time.Second); err != nil {
+		m.c.t.Fatalf("etcdtest: stop member %s: %v", m.Name, err)
+	}
+}
+
+// waitStopped waits until every thread of the member's process is in
+// state T (stopped), at most within.
+func (m *Member) waitStopped(within time.Duration) error {
+	m.mu.Lock()
+	pid := m.cmd.Process.Pid
+	m.mu.Unlock()
+	deadline := time.Now().Add(within)
+	for {
+		stats, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/stat", pid))
+		stopped := len(stats) > 0
+		for _, st := range stats {
+			b, err := os.ReadFile(st)
+			if err != nil {
+				continue // a thread that ended meanwhile
+			}
+			// pid (comm) state ...: the state follows the last ')'.
+			i := bytes.LastIndexByte(b, ')')
+			if i < 0 || i+2 >= len(b) || (b[i+2] != 'T' && b[i+2] != 't') {
+				stopped = false
+				break
+			}
+		}
+		if stopped {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("pid %d not stopped %v after SIGSTOP", pid, within)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 // Continue sends SIGCONT to a member that Stop stopped.

@@ -3,7 +3,8 @@
 // test/guest/build.sh (a Debian kernel as a PVH vmlinux and a busybox
 // initrd, cached between runs; see its header) once per test binary and
 // says which accelerator the guest runs on. It owns nothing else and
-// imports only the standard library; only tests import it.
+// imports only the standard library; only tests import it. Its
+// subpackage records reads the log the guest's recorder writes.
 package testguest
 
 import (

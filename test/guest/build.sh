@@ -5,7 +5,7 @@
 #   vmlinux   the kernel as an uncompressed ELF with the PVH entry note, for
 #             qemu -kernel (pulled out of the package's bzImage);
 #   initrd    an uncompressed cpio with busybox-static, the modules below,
-#             /init and the memory checker, for qemu -initrd;
+#             /init, the memory checker and the recorder, for qemu -initrd;
 #   vmlinuz   the package's bzImage (the same kernel), for bootloaders;
 #   memcheck  the memory checker (memcheck.c) as the initrd holds it, for
 #             tests that run it on the host;
@@ -14,16 +14,21 @@
 #             (GRUB, grub.cfg, vmlinuz and initrd on ext4), see disk.sh.
 #
 # Kernel command line: console=ttyS0 quiet memcheck_mib=N [testguest_ip=A/L]
-# [testguest_ping=A], and no_timer_check on TCG (a busy host can make the
+# [testguest_ping=A] [testguest_records=/dev/vdX], and no_timer_check on TCG (a busy host can make the
 # kernel's IO-APIC timer check fail: "IO-APIC + timer doesn't work!" panic).
 # What the guest does and prints on its console (the lines tests match) is
-# in the header of init.
+# in the header of init. testguest_records=/dev/vdX starts the recorder
+# (recorder.c): it reads the domain, host and generation from QEMU's fw_cfg
+# (qemu_fw_cfg module; vmm/qemu's FwCfg* names) and appends a record of
+# them every 50 ms to that raw disk, one 512-byte sector each, continuing
+# the log it finds there; internal/testguest/records checks such a disk
+# (one writer at a time, generations never going back).
 #
 # The result is cached in $OVS_TESTGUEST_CACHE (default
 # $XDG_CACHE_HOME/ovs-agent-testguest, else /var/cache/ovs-agent-testguest,
 # else ~/.cache/ovs-agent-testguest when that is not writable)
 # under a key made of the kernel and busybox package versions and a hash of
-# this script, init and memcheck.c; a second run only finds it. Needs
+# this script, init, memcheck.c and recorder.c; a second run only finds it. Needs
 # apt-get, dpkg-deb, tar, xz, gcc and readelf (binutils); nothing is installed.
 set -euo pipefail
 
@@ -109,8 +114,11 @@ initrd() {
 	mkdir -p "$root"/{bin,etc/testguest,lib/modules,proc,sys,dev,tmp,mnt}
 	cp "$w/bb/bin/busybox" "$root/bin/busybox"
 	install -m 0755 "$here/init" "$root/init"
-	gcc -static -no-pie -nostdlib -ffreestanding -fno-builtin -fno-stack-protector \
-		-fno-tree-loop-distribute-patterns -O2 -Wall -o "$root/bin/memcheck" "$here/memcheck.c"
+	local prog
+	for prog in memcheck recorder; do
+		gcc -static -no-pie -nostdlib -ffreestanding -fno-builtin -fno-stack-protector \
+			-fno-tree-loop-distribute-patterns -O2 -Wall -o "$root/bin/$prog" "$here/$prog.c"
+	done
 	local loaded=" " dep deps
 	for m in $modules; do
 		f=$(find "$w/k/lib/modules" -name "$m.ko" | head -1)
@@ -153,7 +161,7 @@ main() {
 	local kpkg kver bver key dir
 	read -r kpkg kver bver < <(resolve)
 	[ -n "$bver" ] || exit 1
-	key=$( (echo "$kpkg $kver $bver $modules"; cat "$here/build.sh" "$here/init" "$here/memcheck.c") | sha256sum | cut -c1-16)
+	key=$( (echo "$kpkg $kver $bver $modules"; cat "$here/build.sh" "$here/init" "$here/memcheck.c" "$here/recorder.c") | sha256sum | cut -c1-16)
 	dir="$cache/$key"
 	if [ ! -s "$dir/vmlinux" ] || [ ! -s "$dir/vmlinuz" ] || [ ! -s "$dir/initrd" ] || [ ! -x "$dir/memcheck" ]; then
 		log "building $dir ($kpkg $kver, busybox-static $bver)"

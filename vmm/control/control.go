@@ -50,7 +50,7 @@ const (
 	// OpSave writes a save image to Path and ends the VMM.
 	OpSave = "save"
 	// OpLease gives the domain a run-until time (RunUntil, on
-	// CLOCK_MONOTONIC) under its owner's Generation, for a pool with HA:
+	// CLOCK_BOOTTIME, see Monotonic) under its owner's Generation, for a pool with HA:
 	// past that time the VMM pauses the guest by itself and stops its
 	// disk writes (StateFenced), whatever became of its agent; a later
 	// lease with a run-until time in the future resumes a guest it
@@ -116,7 +116,13 @@ type Request struct {
 	Offset  int64  `json:"offset,omitempty"`  // OpConsole: first byte wanted
 	Max     int    `json:"max,omitempty"`     // OpConsole: most bytes wanted
 	Percent int    `json:"percent,omitempty"` // OpThrottle
-	// OpConsoleInput: the bytes to type (at most MaxConsoleInput).
+	// OpConsoleInput: the bytes to type (at most MaxConsoleInput), as
+	// they are (base64 in JSON): any byte, UTF-8 or not, reaches the
+	// guest.
+	Bytes []byte `json:"bytes,omitempty"`
+	// Data is the same bytes as a JSON string, for VMMs older than Bytes
+	// (a JSON string turns bytes that are not UTF-8 into U+FFFD); a VMM
+	// given both uses Bytes.
 	Data string `json:"data,omitempty"`
 	// OpSetMemory: the memory the guest is to use.
 	MemoryBytes uint64 `json:"memory_bytes,omitempty"`

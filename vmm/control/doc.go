@@ -8,7 +8,7 @@
 // PID it checks against what it persisted.
 //
 // A domain of a pool with HA gets a lease (OpLease, lease.go): a
-// run-until time on CLOCK_MONOTONIC (Monotonic) and its owner's
+// run-until time on CLOCK_BOOTTIME (Monotonic) and its owner's
 // generation; the VMM states, fenced among them, and their steps are in
 // vocabulary.go and transitions.go.
 //

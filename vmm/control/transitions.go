@@ -210,6 +210,11 @@ func (r Role) Move(from, to Phase) (Phase, error) {
 //	                               fenced ───────────────┘
 //
 // and every state may go to stopping (shutdown, destroy, the guest left).
+// Stopping leaves only to fenced: a guest asked to power off (shutdown,
+// the ACPI button) runs until it has, and one still running when its
+// run-until time passes is fenced like any other (a renewal gives it back
+// to stopping). A VMM that is ending (destroy, migrated, saved, its
+// machine gone) is not fenced: it has nothing left that runs.
 // An operator-paused guest whose run-until time passes stays paused (it
 // writes nothing already) but may not resume until a lease in the future
 // comes; a renewed lease resumes only a guest the VMM fenced itself,
@@ -219,7 +224,7 @@ var vmmStateSteps = map[State][]State{
 	StateRunning:  {StatePaused, StateFenced, StateStopping},
 	StatePaused:   {StateRunning, StateStopping},
 	StateFenced:   {StateRunning, StatePaused, StateStopping},
-	StateStopping: {},
+	StateStopping: {StateFenced},
 }
 
 // StateStep returns to when a VMM in state from may go there, and an

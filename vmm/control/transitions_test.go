@@ -67,8 +67,8 @@ func TestDecision(t *testing.T) {
 }
 
 // TestStateSteps: fencing enters only from a running guest (or one not
-// started yet), leaves only to running, paused or stopping, and nothing
-// leaves stopping.
+// started yet, or one asked to power off that has not), leaves only to
+// running, paused or stopping, and stopping leaves only to fenced.
 func TestStateSteps(t *testing.T) {
 	for _, c := range []struct {
 		from, to State
@@ -80,7 +80,8 @@ func TestStateSteps(t *testing.T) {
 		{StatePaused, StateFenced, false}, // an operator's pause stays the operator's
 		{StateFenced, StateIncoming, false},
 		{StateStopping, StateRunning, false},
-		{StateStopping, StateFenced, false},
+		{StateStopping, StateFenced, true}, // a shutdown the guest ignores
+		{StateStopping, StatePaused, false},
 		{StateIncoming, StateRunning, true},
 		{StatePaused, StatePaused, true},
 	} {

@@ -19,7 +19,9 @@ const (
 	StateRunning  State = "running"
 	StatePaused   State = "paused"
 	// StateStopping: the VMM was asked to end (shutdown, destroy) or its
-	// guest left (migrated, saved); it exits next.
+	// guest left (migrated, saved); it exits next, or, for a shutdown,
+	// once the guest has powered off (a guest that does not is fenced
+	// when its lease runs out, as a running one).
 	StateStopping State = "stopping"
 	// StateFenced: the run-until time of the domain's lease (OpLease)
 	// passed without a renewal, and the VMM paused the guest by itself

@@ -38,18 +38,16 @@ type Spec struct {
 	VNC                     *VNC      // nil: no display (-display none -vga none)
 	Balloon                 bool      // a virtio-balloon-pci device
 	Incoming                bool      // -incoming defer -S: Start leaves it waiting for MigrateIn/Restore, not running
+	FwCfg                   []FwCfg   // fw_cfg files the guest reads (fwcfg.go), e.g. FwCfgGeneration
 	Console                 io.Writer // the serial console's output (QEMU's -serial stdio → our pipe), whole lines per Write
 	Stderr                  io.Writer // optional: QEMU's stderr lines (Start also keeps the last 4 KiB for errors)
 	// Generation is the generation of the domain's owner in a pool (0:
-	// none), given to the guest as the fw_cfg file GenerationFwCfg, a
+	// none), given to the guest as the fw_cfg file FwCfgGeneration, a
 	// decimal string (Linux: /sys/firmware/qemu_fw_cfg/by_name/.../raw
 	// with the qemu_fw_cfg module). It is the generation QEMU started
 	// with; a later lease does not change it.
 	Generation int64
 }
-
-// GenerationFwCfg names the fw_cfg file that holds Spec.Generation.
-const GenerationFwCfg = "opt/org.ovs-agent/generation"
 
 // Disk is one disk image, in the order of the guest's disks.
 type Disk struct {
@@ -57,6 +55,11 @@ type Disk struct {
 	Format   string // "raw", "qcow2", ... always given (never let QEMU probe)
 	ReadOnly bool
 	CDROM    bool // an IDE cdrom (media=cdrom, read-only) instead of virtio-blk
+	// Shared: other processes may open the image for writing at the same
+	// time (vm.cfg mode "w!"): QEMU takes no lock on it (locking=off).
+	// Without it QEMU locks the image, and a second QEMU that asks to
+	// write it fails to start.
+	Shared bool
 }
 
 // NIC is one network card on an already open tap device.
@@ -236,6 +239,13 @@ func (s Spec) resolve() (Spec, error) {
 	if s.Generation < 0 {
 		return s, fmt.Errorf("qemu spec: generation %d is negative", s.Generation)
 	}
+	s.FwCfg = append([]FwCfg(nil), s.FwCfg...)
+	if s.Generation > 0 {
+		s.FwCfg = append(s.FwCfg, FwCfg{Name: FwCfgGeneration, Value: strconv.FormatInt(s.Generation, 10)})
+	}
+	if err := checkFwCfg(s.FwCfg); err != nil {
+		return s, err
+	}
 	if v := s.VNC; v != nil {
 		ip := net.ParseIP(v.Listen)
 		if ip == nil {
@@ -299,9 +309,11 @@ func (s Spec) argv(memPath string, drivers []string) []string {
 	for i, d := range s.Disks {
 		proto := fmt.Sprintf("disk%d-file", i)
 		node := fmt.Sprintf("disk%d", i)
-		a = append(a, "-blockdev", blockdevJSON(map[string]any{
-			"driver": drivers[i], "node-name": proto, "filename": d.Path, "read-only": d.ReadOnly,
-		}))
+		file := map[string]any{"driver": drivers[i], "node-name": proto, "filename": d.Path, "read-only": d.ReadOnly}
+		if d.Shared {
+			file["locking"] = "off"
+		}
+		a = append(a, "-blockdev", blockdevJSON(file))
 		a = append(a, "-blockdev", blockdevJSON(map[string]any{
 			"driver": d.Format, "node-name": node, "file": proto, "read-only": d.ReadOnly,
 		}))
@@ -333,10 +345,7 @@ func (s Spec) argv(memPath string, drivers []string) []string {
 	if s.Balloon {
 		a = append(a, "-device", "virtio-balloon-pci,id=balloon0")
 	}
-	if s.Generation > 0 {
-		a = append(a, "-fw_cfg", "name="+GenerationFwCfg+",string="+strconv.FormatInt(s.Generation, 10))
-	}
-	return a
+	return append(a, fwCfgArgs(s.FwCfg)...)
 }
 
 // ideUnit places the n-th CD-ROM: on pc's PIIX controller two buses of two

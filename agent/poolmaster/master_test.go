@@ -1,0 +1,561 @@
+package poolmaster
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest"
+
+	"github.com/ovs-agent/ovs-agent/agent/pool"
+	"github.com/ovs-agent/ovs-agent/internal/etcdtest"
+)
+
+const testTTL = 3 * time.Second
+
+func settings(c *etcdtest.Cluster) pool.Settings {
+	return pool.Settings{
+		Pool:          "test",
+		LeaseTTL:      testTTL,
+		FencingMargin: time.Second,
+		Client:        clientv3.Config{Endpoints: c.Endpoints(), DialTimeout: 2 * time.Second},
+	}
+}
+
+func ctxFor(t *testing.T, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func outside(t *testing.T, c *etcdtest.Cluster) *clientv3.Client {
+	t.Helper()
+	cli, err := clientv3.New(clientv3.Config{Endpoints: c.Endpoints(), DialTimeout: 2 * time.Second, Logger: zap.NewNop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cli.Close() })
+	return cli
+}
+
+// fakeAgents stands in for the members' agents: a start takes the owner
+// key through the member, as pool.start_local does, and is recorded.
+type fakeAgents struct {
+	t   *testing.T
+	cli *clientv3.Client
+
+	mu      sync.Mutex
+	members map[string]*pool.Member
+	started map[string][]string // uuid -> hosts whose start took the owner key
+	calls   map[string][]string // uuid -> hosts a start was asked of
+	// ownedAtCall counts starts asked while the domain's owner key
+	// existed (of another host).
+	ownedAtCall int
+	fail        map[string]error       // host -> error its starts give
+	hang        map[string]bool        // host -> its starts answer only when given up
+	gate        chan struct{}          // when set, the next start waits for it to close
+	entered     chan pool.MemberRecord // told when a gated start is entered
+}
+
+func newFake(t *testing.T, cli *clientv3.Client) *fakeAgents {
+	return &fakeAgents{t: t, cli: cli, members: map[string]*pool.Member{}, started: map[string][]string{}, calls: map[string][]string{}, fail: map[string]error{}, hang: map[string]bool{}}
+}
+
+func (f *fakeAgents) add(m *pool.Member) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.members[m.Host()] = m
+}
+
+func (f *fakeAgents) Start(ctx context.Context, to pool.MemberRecord, uuid string) (int64, error) {
+	f.mu.Lock()
+	f.calls[uuid] = append(f.calls[uuid], to.Host)
+	m, gate, entered, ferr, hang := f.members[to.Host], f.gate, f.entered, f.fail[to.Host], f.hang[to.Host]
+	f.gate = nil
+	f.mu.Unlock()
+	if hang {
+		<-ctx.Done()
+		return 0, ctx.Err()
+	}
+	// The owner key at the time of the call.
+	if resp, err := f.cli.Get(context.Background(), pool.OwnerKey("test", uuid)); err == nil && len(resp.Kvs) > 0 {
+		var o pool.OwnerRecord
+		_ = json.Unmarshal(resp.Kvs[0].Value, &o)
+		if o.Host != to.Host {
+			f.mu.Lock()
+			f.ownedAtCall++
+			f.mu.Unlock()
+		}
+	}
+	if gate != nil {
+		entered <- to
+		<-gate // a call that arrives late, whatever the master's context says
+	}
+	if ferr != nil {
+		return 0, ferr
+	}
+	if m == nil {
+		return 0, fmt.Errorf("no agent %s", to.Host)
+	}
+	actx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	gen, err := m.AcquireOwner(actx, uuid)
+	if err != nil {
+		return 0, err
+	}
+	f.mu.Lock()
+	f.started[uuid] = append(f.started[uuid], to.Host)
+	f.mu.Unlock()
+	return gen, nil
+}
+
+func (f *fakeAgents) Stop(ctx context.Context, on pool.MemberRecord, uuid string) error {
+	f.mu.Lock()
+	m := f.members[on.Host]
+	f.mu.Unlock()
+	if m == nil {
+		return fmt.Errorf("no agent %s", on.Host)
+	}
+	return m.ReleaseOwner(ctx, uuid)
+}
+
+func (f *fakeAgents) callsOf(uuid string) []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]string(nil), f.calls[uuid]...)
+}
+
+func (f *fakeAgents) startedOf(uuid string) []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]string(nil), f.started[uuid]...)
+}
+
+// joinRun joins host with free memory and engines, and runs its Runner
+// until the test ends.
+func joinRun(t *testing.T, c *etcdtest.Cluster, f *fakeAgents, host string, free int64, engines ...string) (*pool.Member, *Runner) {
+	t.Helper()
+	ctx := ctxFor(t, 20*time.Second)
+	log := zaptest.NewLogger(t, zaptest.Level(zap.InfoLevel)).Named(host)
+	m, err := pool.Join(ctx, settings(c), pool.Info{Host: host, Address: host + ":8899", FreeMemoryMiB: free, Engines: engines}, log)
+	if err != nil {
+		t.Fatalf("join %s: %v", host, err)
+	}
+	f.add(m)
+	r := New(m, Options{Dispatch: f, Log: log, Resync: 200 * time.Millisecond, RetryAfter: 2 * time.Second, DispatchTimeout: 20 * time.Second})
+	rctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); r.Run(rctx) }()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+		cctx, cc := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cc()
+		_ = m.Close(cctx)
+	})
+	return m, r
+}
+
+// waitFor polls cond every 50ms for at most bound.
+func waitFor(t *testing.T, bound time.Duration, what string, cond func() (bool, string)) {
+	t.Helper()
+	end := time.Now().Add(bound)
+	last := ""
+	for {
+		ok, s := cond()
+		if ok {
+			return
+		}
+		last = s
+		if time.Now().After(end) {
+			t.Fatalf("%s: not so after %s; last seen: %s", what, bound, last)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func masterOf(t *testing.T, rs ...*Runner) *Runner {
+	t.Helper()
+	var out *Runner
+	waitFor(t, 20*time.Second, "a pool master", func() (bool, string) {
+		for _, r := range rs {
+			if r.IsMaster() {
+				out = r
+				return true, ""
+			}
+		}
+		return false, "no runner is master"
+	})
+	return out
+}
+
+func domainView(t *testing.T, m *pool.Member, name string) (DomainView, bool) {
+	t.Helper()
+	ds, err := Domains(context.Background(), m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range ds {
+		if d.Name == name {
+			return d, true
+		}
+	}
+	return DomainView{}, false
+}
+
+func waitDomain(t *testing.T, m *pool.Member, name, what string, bound time.Duration, ok func(DomainView) bool) DomainView {
+	t.Helper()
+	var v DomainView
+	waitFor(t, bound, name+" "+what, func() (bool, string) {
+		var found bool
+		v, found = domainView(t, m, name)
+		return found && ok(v), fmt.Sprintf("%+v", v)
+	})
+	return v
+}
+
+func vmcfgText(name string, mib int) string {
+	return fmt.Sprintf("name = '%s'\nmemory = %d\n", name, mib)
+}
+
+// passesAfter waits until r has completed n more passes.
+func passesAfter(t *testing.T, r *Runner, n int64) {
+	t.Helper()
+	want := r.passes.Load() + n
+	waitFor(t, 20*time.Second, fmt.Sprintf("%d master passes", n), func() (bool, string) {
+		return r.passes.Load() >= want, fmt.Sprintf("%d passes", r.passes.Load())
+	})
+}
+
+// A member whose lease expires has its HA domain started elsewhere, only
+// once the owner key is gone: a member key deleted while the owner key
+// stays (bound to a lease still alive) starts nothing. Its non-HA domain
+// becomes stopped, with the reason.
+func TestHARestartOnlyAfterOwnerGone(t *testing.T) {
+	c := etcdtest.Start(t, 3)
+	cli := outside(t, c)
+	ctx := ctxFor(t, 2*time.Minute)
+	f := newFake(t, cli)
+	ma, ra := joinRun(t, c, f, "a", 4096, "kvm")
+	_, rc := joinRun(t, c, f, "c", 2048, "kvm")
+	mr := masterOf(t, ra, rc)
+
+	// Host b: a lease of its own that this test keeps alive, then lets
+	// expire (power loss: nobody renews it).
+	g, err := cli.Grant(ctx, int64(testTTL/time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bRec, _ := json.Marshal(pool.MemberRecord{Info: pool.Info{Host: "b", Address: "b:8899", FreeMemoryMiB: 8192, Engines: []string{"kvm"}}})
+	if _, err := cli.Put(ctx, pool.MembersPrefix("test")+"b", string(bRec), clientv3.WithLease(g.ID)); err != nil {
+		t.Fatal(err)
+	}
+	kctx, stopRenewing := context.WithCancel(ctx)
+	ka, err := cli.KeepAlive(kctx, g.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		for range ka {
+		}
+	}()
+
+	// Two domains, created stopped; b then owns them (as if it had
+	// started them) and they are wanted running.
+	var uuids = map[string]string{}
+	for _, d := range []struct {
+		name string
+		ha   bool
+	}{{"ha1", true}, {"plain1", false}} {
+		v, err := mr.Create(ctx, vmcfgText(d.name, 1024), CreateOptions{HA: d.ha})
+		if err != nil {
+			t.Fatal(err)
+		}
+		uuids[d.name] = v.UUID
+		own, _ := json.Marshal(pool.OwnerRecord{Host: "b"})
+		if _, err := cli.Put(ctx, pool.OwnerKey("test", v.UUID), string(own), clientv3.WithLease(g.ID)); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := mr.SetDesired(ctx, d.name, DesiredRunning); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for name := range uuids {
+		waitDomain(t, ma, name, "running on b", 20*time.Second, func(v DomainView) bool { return v.State == StateRunning && v.StatusHost == "b" && v.Host == "b" })
+	}
+
+	// b's member key goes, its owner keys stay: nothing moves.
+	if _, err := cli.Delete(ctx, pool.MembersPrefix("test")+"b"); err != nil {
+		t.Fatal(err)
+	}
+	passesAfter(t, mr, 5)
+	for name := range uuids {
+		v, _ := domainView(t, ma, name)
+		if v.State != StateRunning || v.Host != "b" {
+			t.Errorf("%s with b's owner key alive: %+v, want still running on b", name, v)
+		}
+		if calls := f.callsOf(v.UUID); len(f.startedOf(v.UUID)) > 0 || len(calls) > 0 {
+			t.Fatalf("%s dispatched while b's owner key exists: %v", name, calls)
+		}
+	}
+
+	// b stops renewing: its lease expires, and the owner keys with it.
+	stopRenewing()
+	ha := waitDomain(t, ma, "ha1", "restarted on a", 30*time.Second, func(v DomainView) bool { return v.State == StateRunning && v.Host == "a" })
+	if got := f.startedOf(uuids["ha1"]); len(got) != 1 || got[0] != "a" {
+		t.Errorf("ha1 started on %v, want once on a (the most free memory)", got)
+	}
+	if ha.Generation == 0 {
+		t.Errorf("ha1's generation not shown: %+v", ha)
+	}
+	plain := waitDomain(t, ma, "plain1", "stopped", 30*time.Second, func(v DomainView) bool { return v.State == StateStopped })
+	if !strings.Contains(plain.Reason, "b left the pool") || plain.Desired != DesiredStopped {
+		t.Errorf("plain1 after b's loss: %+v, want stopped, desired stopped, saying b left the pool", plain)
+	}
+	if len(f.startedOf(uuids["plain1"])) != 0 {
+		t.Errorf("non-HA plain1 was started again: %v", f.startedOf(uuids["plain1"]))
+	}
+	// Started again by request, it is placed like any domain.
+	if _, err := mr.SetDesired(ctx, "plain1", DesiredRunning); err != nil {
+		t.Fatal(err)
+	}
+	waitDomain(t, ma, "plain1", "running again", 20*time.Second, func(v DomainView) bool { return v.State == StateRunning && v.Host != "" && v.Host != "b" })
+	f.mu.Lock()
+	if f.ownedAtCall != 0 {
+		t.Errorf("%d starts were asked while another host owned the domain", f.ownedAtCall)
+	}
+	f.mu.Unlock()
+}
+
+// With no member that has room an HA domain is pending with the reason;
+// a member that joins with room gets it. A member where the start fails
+// is left out and the reason recorded.
+func TestNoCapacityThenJoin(t *testing.T) {
+	c := etcdtest.Start(t, 3)
+	cli := outside(t, c)
+	ctx := ctxFor(t, 2*time.Minute)
+	f := newFake(t, cli)
+	ma, ra := joinRun(t, c, f, "a", 256, "kvm")
+	_, rb := joinRun(t, c, f, "b", 512, "kvm", "qemu")
+	mr := masterOf(t, ra, rb)
+	if _, err := mr.Create(ctx, vmcfgText("big", 1024), CreateOptions{HA: true, Start: true, Priority: 5}); err != nil {
+		t.Fatal(err)
+	}
+	v := waitDomain(t, ma, "big", "pending with the reason", 20*time.Second, func(v DomainView) bool {
+		return v.State == StatePending && strings.Contains(v.Reason, "no server with 1024 MiB free")
+	})
+	for _, s := range []string{"a: 256 MiB free", "b: 512 MiB free"} {
+		if !strings.Contains(v.Reason, s) {
+			t.Errorf("reason %q does not say %q", v.Reason, s)
+		}
+	}
+	// A member with room joins, but its starts fail; then another.
+	f.mu.Lock()
+	f.fail["c"] = errors.New("the VMM would not start")
+	f.mu.Unlock()
+	joinRun(t, c, f, "c", 8192, "kvm")
+	waitDomain(t, ma, "big", "pending, saying c's start failed", 20*time.Second, func(v DomainView) bool {
+		return v.State == StatePending && strings.Contains(v.Reason, "c: the start there failed") && strings.Contains(v.Reason, "the VMM would not start")
+	})
+	joinRun(t, c, f, "d", 2048, "kvm")
+	v = waitDomain(t, ma, "big", "running on d", 20*time.Second, func(v DomainView) bool { return v.State == StateRunning && v.Host == "d" })
+	if got := f.startedOf(v.UUID); len(got) != 1 {
+		t.Errorf("started on %v, want once", got)
+	}
+	_ = rb
+}
+
+// The master killed in the middle of a placement (its lease revoked while
+// a start is under way): a new master finishes the placement; the old
+// start arriving late cannot take the owner key, and the old master's
+// late write is refused.
+func TestMasterKilledMidPlacement(t *testing.T) {
+	c := etcdtest.Start(t, 3)
+	cli := outside(t, c)
+	ctx := ctxFor(t, 2*time.Minute)
+	f := newFake(t, cli)
+	gate := make(chan struct{})
+	f.gate, f.entered = gate, make(chan pool.MemberRecord, 1)
+	ma, ra := joinRun(t, c, f, "a", 1024, "kvm")
+	masterOf(t, ra) // a is master before the others join
+	mb, rb := joinRun(t, c, f, "b", 4096, "kvm")
+	mc, rc := joinRun(t, c, f, "c", 2048, "kvm")
+	if _, err := ra.Create(ctx, vmcfgText("d1", 512), CreateOptions{HA: true, Start: true}); err != nil {
+		t.Fatal(err)
+	}
+	var to pool.MemberRecord
+	select {
+	case to = <-f.entered:
+	case <-time.After(30 * time.Second):
+		t.Fatal("no start dispatched within 30s")
+	}
+	if to.Host != "b" {
+		t.Fatalf("first placement on %s, want b (the most free memory)", to.Host)
+	}
+	old := ra.current()
+	if old == nil {
+		t.Fatal("a is not master while its start is under way")
+	}
+	// b fills up meanwhile, so that the new master chooses c.
+	if err := mb.SetInfo(ctx, pool.Info{Host: "b", Address: "b:8899", FreeMemoryMiB: 0, Engines: []string{"kvm"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cli.Revoke(ctx, ma.Lease()); err != nil {
+		t.Fatal(err)
+	}
+	nr := masterOf(t, rb, rc)
+	waitDomain(t, mc, "d1", "running on c", 30*time.Second, func(v DomainView) bool { return v.State == StateRunning && v.Host == "c" })
+
+	// The old master's late status write is refused.
+	uuid := ""
+	if v, ok := domainView(t, mc, "d1"); ok {
+		uuid = v.UUID
+	}
+	err := old.setStatus(ctx, uuid, nil, Status{State: StateRunning, Host: "b"})
+	var de *pool.DeposedError
+	if !errors.As(err, &de) {
+		t.Fatalf("deposed master's write: %v, want a *pool.DeposedError", err)
+	}
+	// The old start arrives late at b: the owner key is c's.
+	close(gate)
+	waitFor(t, 20*time.Second, "the late start answered", func() (bool, string) {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		return len(f.calls[uuid]) >= 2, fmt.Sprint(f.calls[uuid])
+	})
+	passesAfter(t, nr, 5)
+	if got := f.startedOf(uuid); len(got) != 1 || got[0] != "c" {
+		t.Errorf("d1 took its owner key on %v, want only on c", got)
+	}
+	if host, _, err := mc.Owner(ctx, uuid); err != nil || host != "c" {
+		t.Errorf("owner of d1 = %q, %v; want c", host, err)
+	}
+	v, _ := domainView(t, mc, "d1")
+	if v.State != StateRunning || v.StatusHost != "c" {
+		t.Errorf("d1 status after the late start: %+v", v)
+	}
+}
+
+// pool.create_domain's checks, stop and delete, and maintenance.
+func TestLifecycleAndMaintenance(t *testing.T) {
+	c := etcdtest.Start(t, 1)
+	cli := outside(t, c)
+	ctx := ctxFor(t, 2*time.Minute)
+	f := newFake(t, cli)
+	ma, ra := joinRun(t, c, f, "a", 4096, "kvm")
+	_, rb := joinRun(t, c, f, "b", 2048, "kvm")
+	mr := masterOf(t, ra, rb)
+	other := ra
+	if mr == ra {
+		other = rb
+	}
+	if _, err := other.Create(ctx, vmcfgText("x", 256), CreateOptions{}); KindOf(err) != NotMaster {
+		t.Fatalf("create on a non-master: %v, want NotMaster", err)
+	}
+	if _, err := mr.Create(ctx, "name = 'bad'\nmemory = 'lots'\n", CreateOptions{}); KindOf(err) != Invalid {
+		t.Fatalf("bad vm.cfg: %v, want Invalid", err)
+	}
+	if err := mr.SetMaintenance(ctx, "a", true); err != nil {
+		t.Fatal(err)
+	}
+	v, err := mr.Create(ctx, vmcfgText("d1", 256), CreateOptions{Start: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := mr.Create(ctx, vmcfgText("d1", 256), CreateOptions{}); KindOf(err) != Exists {
+		t.Fatalf("second d1: %v, want Exists", err)
+	}
+	waitDomain(t, ma, "d1", "running on b (a in maintenance)", 20*time.Second, func(v DomainView) bool { return v.State == StateRunning && v.Host == "b" })
+	pi, err := Info(ctx, ma)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(pi.Members) != 2 || pi.Members[0].State != "maintenance" || pi.Members[1].State != "active" || pi.Master == "" {
+		t.Errorf("pool.info: %+v", pi)
+	}
+	if err := mr.Delete(ctx, "d1"); KindOf(err) != BadState {
+		t.Fatalf("delete a running domain: %v, want BadState", err)
+	}
+	if _, err := mr.SetDesired(ctx, v.UUID, DesiredStopped); err != nil {
+		t.Fatal(err)
+	}
+	waitDomain(t, ma, "d1", "stopped", 20*time.Second, func(v DomainView) bool { return v.State == StateStopped && v.Host == "" })
+	if err := mr.Delete(ctx, "d1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := domainView(t, ma, "d1"); ok {
+		t.Fatal("d1 still listed after delete")
+	}
+	resp, _ := cli.Get(ctx, domainsPrefix("test"), clientv3.WithPrefix(), clientv3.WithCountOnly())
+	if resp.Count != 0 {
+		t.Errorf("%d keys left under domains/ after the delete", resp.Count)
+	}
+}
+
+// A start dispatched to a member that then leaves the pool (hung: its
+// call never answers, its lease ends) is given up, and the domain placed
+// on another member, without waiting for the call's timeout.
+func TestDispatchToLostMemberGivenUp(t *testing.T) {
+	c := etcdtest.Start(t, 1)
+	cli := outside(t, c)
+	ctx := ctxFor(t, 2*time.Minute)
+	f := newFake(t, cli)
+	f.hang["b"] = true
+	ma, ra := joinRun(t, c, f, "a", 1024, "kvm")
+	masterOf(t, ra)
+	mb, _ := joinRun(t, c, f, "b", 4096, "kvm")
+	if _, err := ra.Create(ctx, vmcfgText("d1", 512), CreateOptions{HA: true, Start: true}); err != nil {
+		t.Fatal(err)
+	}
+	waitDomain(t, ma, "d1", "being started on b", 20*time.Second, func(v DomainView) bool { return v.State == StatePending && v.StatusHost == "b" })
+	if _, err := cli.Revoke(ctx, mb.Lease()); err != nil {
+		t.Fatal(err)
+	}
+	// Well before the call's own timeout (20s).
+	v := waitDomain(t, ma, "d1", "running on a", 10*time.Second, func(v DomainView) bool { return v.State == StateRunning && v.Host == "a" })
+	if got := f.startedOf(v.UUID); len(got) != 1 || got[0] != "a" {
+		t.Errorf("d1 started on %v, want only a", got)
+	}
+}
+
+// When room comes for one of two waiting domains, the one of higher
+// priority gets it; the memory placed counts at once against what the
+// member's record says, so the other is not sent there too.
+func TestPriorityOrdersThePendingQueue(t *testing.T) {
+	c := etcdtest.Start(t, 1)
+	cli := outside(t, c)
+	ctx := ctxFor(t, 2*time.Minute)
+	f := newFake(t, cli)
+	ma, ra := joinRun(t, c, f, "a", 0, "kvm")
+	mr := masterOf(t, ra)
+	for _, d := range []struct {
+		name string
+		prio int
+	}{{"low", 1}, {"high", 9}, {"mid", 5}} {
+		if _, err := mr.Create(ctx, vmcfgText(d.name, 768), CreateOptions{HA: true, Start: true, Priority: d.prio}); err != nil {
+			t.Fatal(err)
+		}
+		waitDomain(t, ma, d.name, "pending", 20*time.Second, func(v DomainView) bool {
+			return v.State == StatePending && strings.Contains(v.Reason, "no server with 768 MiB free")
+		})
+	}
+	joinRun(t, c, f, "b", 1024, "kvm")
+	waitDomain(t, ma, "high", "running on b", 20*time.Second, func(v DomainView) bool { return v.State == StateRunning && v.Host == "b" })
+	passesAfter(t, mr, 5)
+	for _, name := range []string{"low", "mid"} {
+		v, _ := domainView(t, ma, name)
+		if v.State != StatePending || !strings.Contains(v.Reason, "b: 256 MiB free") {
+			t.Errorf("%s: %+v, want pending, b having 256 MiB left", name, v)
+		}
+		if calls := f.callsOf(v.UUID); len(calls) != 0 {
+			t.Errorf("%s was sent to %v", name, calls)
+		}
+	}
+}

@@ -1,0 +1,378 @@
+package poolmaster
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/ovs-agent/ovs-agent/agent/pool"
+	"github.com/ovs-agent/ovs-agent/config/vmcfg"
+	"github.com/ovs-agent/ovs-agent/internal/uuid"
+)
+
+// Kind classifies an operation's error, for the API's fault codes.
+type Kind int
+
+// Kinds of Error.
+const (
+	Internal  Kind = iota
+	NotMaster      // this member is not the pool master
+	NotFound       // no such domain
+	Exists         // the name or UUID is taken
+	BadState       // e.g. deleting a domain that runs
+	Invalid        // a bad vm.cfg, host name or option
+)
+
+// Error is an operation's refusal.
+type Error struct {
+	Kind Kind
+	Msg  string
+}
+
+func (e *Error) Error() string { return e.Msg }
+
+// KindOf is err's Kind (Internal for any other error).
+func KindOf(err error) Kind {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Kind
+	}
+	if errors.Is(err, pool.ErrDeposed) {
+		return NotMaster
+	}
+	return Internal
+}
+
+func errorf(k Kind, format string, args ...any) error {
+	return &Error{Kind: k, Msg: fmt.Sprintf(format, args...)}
+}
+
+// ErrNotMaster: the call must go to the pool master.
+var ErrNotMaster = &Error{Kind: NotMaster, Msg: "this agent is not the pool master"}
+
+// CreateOptions are pool.create_domain's options.
+type CreateOptions struct {
+	HA        bool
+	Preferred []string // Manual placement; empty is Auto
+	Priority  int
+	Start     bool // desired running at once
+}
+
+// mastership is the running master, or ErrNotMaster.
+func (r *Runner) mastership() (*master, error) {
+	m := r.current()
+	if m == nil {
+		return nil, ErrNotMaster
+	}
+	return m, nil
+}
+
+// Create adds a pool domain from its vm.cfg text. A vm.cfg without a
+// uuid gets one (written into the config, so that every member registers
+// the domain under it).
+func (r *Runner) Create(ctx context.Context, cfgText string, o CreateOptions) (DomainView, error) {
+	m, err := r.mastership()
+	if err != nil {
+		return DomainView{}, err
+	}
+	c, err := vmcfg.Parse("vm.cfg", []byte(cfgText))
+	if err != nil {
+		return DomainView{}, errorf(Invalid, "%v", err)
+	}
+	if c.UUID == "" {
+		u, err := uuid.New()
+		if err != nil {
+			return DomainView{}, err
+		}
+		cfgText = strings.TrimRight(cfgText, "\n") + fmt.Sprintf("\nuuid = '%s'\n", u)
+		if c, err = vmcfg.Parse("vm.cfg", []byte(cfgText)); err != nil {
+			return DomainView{}, errorf(Invalid, "%v", err)
+		}
+	}
+	for _, h := range o.Preferred {
+		if err := pool.CheckSegment("preferred server", h); err != nil {
+			return DomainView{}, errorf(Invalid, "%v", err)
+		}
+	}
+	spec := Spec{Name: c.Name, UUID: c.UUID, Config: cfgText, HA: o.HA, Desired: DesiredStopped,
+		Preferred: append([]string{}, o.Preferred...), Priority: o.Priority}
+	if o.Start {
+		spec.Desired = DesiredRunning
+	}
+	m.pass.Lock()
+	defer m.pass.Unlock()
+	s, err := read(ctx, m.cli, m.pool, m.log)
+	if err != nil {
+		return DomainView{}, err
+	}
+	if _, d := s.lookup(c.Name); d != nil {
+		return DomainView{}, errorf(Exists, "the pool has a domain named %s already (uuid %s)", c.Name, d.spec.UUID)
+	}
+	if _, ok := s.domains[c.UUID]; ok {
+		return DomainView{}, errorf(Exists, "the pool has a domain with uuid %s already", c.UUID)
+	}
+	st := Status{State: StateStopped, Reason: "created stopped", Since: time.Now().UTC()}
+	if o.Start {
+		st = Status{State: StatePending, Reason: "created; waiting for placement", Since: st.Since}
+	}
+	sb, _ := json.Marshal(spec)
+	stb, _ := json.Marshal(st)
+	_, err = m.ms.WriteIf(ctx, []clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(specKey(m.pool, c.UUID)), "=", 0)},
+		clientv3.OpPut(specKey(m.pool, c.UUID), string(sb)), clientv3.OpPut(statusKey(m.pool, c.UUID), string(stb)))
+	if errors.Is(err, pool.ErrConditionFailed) {
+		return DomainView{}, errorf(Exists, "the pool has a domain with uuid %s already", c.UUID)
+	}
+	if err != nil {
+		return DomainView{}, err
+	}
+	m.poke()
+	return view(c.UUID, &domain{spec: spec, status: &st}), nil
+}
+
+// SetDesired sets a pool domain's desired state (running or stopped);
+// the master then starts or stops it.
+func (r *Runner) SetDesired(ctx context.Context, ref, desired string) (DomainView, error) {
+	if desired != DesiredRunning && desired != DesiredStopped {
+		return DomainView{}, errorf(Invalid, "desired state %q: running or stopped", desired)
+	}
+	m, err := r.mastership()
+	if err != nil {
+		return DomainView{}, err
+	}
+	m.pass.Lock()
+	defer m.pass.Unlock()
+	s, err := read(ctx, m.cli, m.pool, m.log)
+	if err != nil {
+		return DomainView{}, err
+	}
+	u, d := s.lookup(ref)
+	if d == nil {
+		return DomainView{}, errorf(NotFound, "the pool has no domain %s", ref)
+	}
+	if d.spec.Desired != desired {
+		spec := d.spec
+		spec.Desired = desired
+		sb, _ := json.Marshal(spec)
+		ops := []clientv3.Op{clientv3.OpPut(specKey(m.pool, u), string(sb))}
+		if desired == DesiredRunning && d.owner == "" {
+			st := Status{State: StatePending, Reason: "started by request; waiting for placement", Since: time.Now().UTC()}
+			b, _ := json.Marshal(st)
+			ops = append(ops, clientv3.OpPut(statusKey(m.pool, u), string(b)))
+			d.status = &st
+		}
+		if _, err := m.ms.WriteIf(ctx, []clientv3.Cmp{clientv3.Compare(clientv3.ModRevision(specKey(m.pool, u)), "=", d.specRev)}, ops...); err != nil {
+			if errors.Is(err, pool.ErrConditionFailed) {
+				return DomainView{}, errorf(BadState, "domain %s changed meanwhile; try again", ref)
+			}
+			return DomainView{}, err
+		}
+		d.spec = spec
+	}
+	m.poke()
+	return view(u, d), nil
+}
+
+// Delete removes a pool domain that has no owner (it runs nowhere).
+func (r *Runner) Delete(ctx context.Context, ref string) error {
+	m, err := r.mastership()
+	if err != nil {
+		return err
+	}
+	m.pass.Lock()
+	defer m.pass.Unlock()
+	s, err := read(ctx, m.cli, m.pool, m.log)
+	if err != nil {
+		return err
+	}
+	u, d := s.lookup(ref)
+	if d == nil {
+		return errorf(NotFound, "the pool has no domain %s", ref)
+	}
+	if d.owner != "" {
+		return errorf(BadState, "domain %s runs on %s; stop it first (pool.stop_domain)", d.spec.Name, d.owner)
+	}
+	m.mu.Lock()
+	_, busy := m.inflight[u]
+	m.mu.Unlock()
+	if busy {
+		return errorf(BadState, "domain %s is being started or stopped; try again when it has", d.spec.Name)
+	}
+	_, err = m.ms.WriteIf(ctx, []clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(pool.OwnerKey(m.pool, u)), "=", 0)},
+		clientv3.OpDelete(specKey(m.pool, u)), clientv3.OpDelete(statusKey(m.pool, u)))
+	if errors.Is(err, pool.ErrConditionFailed) {
+		return errorf(BadState, "domain %s was just started somewhere; stop it first", d.spec.Name)
+	}
+	return err
+}
+
+// SetMaintenance puts host in maintenance (no new placements) or takes
+// it out. Its running domains stay where they are.
+func (r *Runner) SetMaintenance(ctx context.Context, host string, on bool) error {
+	if err := pool.CheckSegment("host", host); err != nil {
+		return errorf(Invalid, "%v", err)
+	}
+	m, err := r.mastership()
+	if err != nil {
+		return err
+	}
+	m.pass.Lock()
+	defer m.pass.Unlock()
+	key := maintenanceKey(m.pool, host)
+	if !on {
+		_, err = m.ms.Write(ctx, clientv3.OpDelete(key))
+		m.poke()
+		return err
+	}
+	s, err := read(ctx, m.cli, m.pool, m.log)
+	if err != nil {
+		return err
+	}
+	if _, ok := s.members[host]; !ok {
+		return errorf(NotFound, "%s is not a member of pool %s", host, m.pool)
+	}
+	b, _ := json.Marshal(Maintenance{Since: time.Now().UTC()})
+	_, err = m.ms.WriteIf(ctx, []clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(key), "=", 0)}, clientv3.OpPut(key, string(b)))
+	if errors.Is(err, pool.ErrConditionFailed) {
+		return nil // already
+	}
+	return err
+}
+
+// Views, for the API (xmlrpc tags: the agent encodes them as they are).
+
+// MemberView is one member in pool.info.
+type MemberView struct {
+	Host          string   `xmlrpc:"host"`
+	Address       string   `xmlrpc:"address"`
+	FreeMemoryMiB int64    `xmlrpc:"free_memory_mib"`
+	Engines       []string `xmlrpc:"engines"`
+	// State is "active" or "maintenance".
+	State  string `xmlrpc:"state"`
+	Master bool   `xmlrpc:"master"`
+}
+
+// PoolView is pool.info.
+type PoolView struct {
+	Name    string       `xmlrpc:"name"`
+	Master  string       `xmlrpc:"master"` // "" when none
+	Members []MemberView `xmlrpc:"members"`
+	// Maintenance lists hosts in maintenance that are not members now.
+	Maintenance []string `xmlrpc:"maintenance_not_members"`
+	Domains     int      `xmlrpc:"domains"`
+}
+
+// DomainView is one domain in pool.domains.
+type DomainView struct {
+	Name      string   `xmlrpc:"name"`
+	UUID      string   `xmlrpc:"uuid"`
+	Host      string   `xmlrpc:"host"` // where it runs (its owner), "" when nowhere
+	Desired   string   `xmlrpc:"desired"`
+	HA        bool     `xmlrpc:"ha"`
+	Preferred []string `xmlrpc:"preferred"`
+	Priority  int      `xmlrpc:"priority"`
+	// State, StatusHost and Reason are the master's status record:
+	// running, pending (Reason says why; StatusHost is set while it is
+	// being started there) or stopped.
+	State      string `xmlrpc:"state"`
+	StatusHost string `xmlrpc:"status_host"`
+	Reason     string `xmlrpc:"reason"`
+	Since      string `xmlrpc:"since"` // RFC 3339, "" when no status yet
+	Generation int64  `xmlrpc:"generation"`
+	MemoryMiB  int64  `xmlrpc:"memory_mib"`
+}
+
+func view(u string, d *domain) DomainView {
+	v := DomainView{Name: d.spec.Name, UUID: u, Host: d.owner, Desired: d.spec.Desired, HA: d.spec.HA,
+		Preferred: append([]string{}, d.spec.Preferred...), Priority: d.spec.Priority, Generation: d.ownerGen}
+	if d.status != nil {
+		v.State, v.StatusHost, v.Reason = d.status.State, d.status.Host, d.status.Reason
+		if !d.status.Since.IsZero() {
+			v.Since = d.status.Since.UTC().Format(time.RFC3339)
+		}
+	}
+	if n, err := needOf(d.spec); err == nil {
+		v.MemoryMiB = n.MemoryMiB
+	}
+	return v
+}
+
+// Info reads pool.info through any member.
+func Info(ctx context.Context, m *pool.Member) (PoolView, error) {
+	s, err := read(ctx, m.Client(), m.Pool(), zapNop)
+	if err != nil {
+		return PoolView{}, err
+	}
+	pv := PoolView{Name: m.Pool(), Members: []MemberView{}, Maintenance: []string{}, Domains: len(s.domains)}
+	if mi, err := m.Master(ctx); err == nil {
+		pv.Master = mi.Host
+	} else if !errors.Is(err, pool.ErrNoMaster) {
+		return PoolView{}, err
+	}
+	for host, mem := range s.members {
+		st := "active"
+		if _, ok := s.maintenance[host]; ok {
+			st = "maintenance"
+		}
+		eng := mem.rec.Engines
+		if eng == nil {
+			eng = []string{}
+		}
+		pv.Members = append(pv.Members, MemberView{Host: host, Address: mem.rec.Address, FreeMemoryMiB: mem.rec.FreeMemoryMiB,
+			Engines: eng, State: st, Master: host == pv.Master})
+	}
+	sort.Slice(pv.Members, func(i, j int) bool { return pv.Members[i].Host < pv.Members[j].Host })
+	for host := range s.maintenance {
+		if _, ok := s.members[host]; !ok {
+			pv.Maintenance = append(pv.Maintenance, host)
+		}
+	}
+	sort.Strings(pv.Maintenance)
+	return pv, nil
+}
+
+// Domains reads pool.domains through any member, by name.
+func Domains(ctx context.Context, m *pool.Member) ([]DomainView, error) {
+	s, err := read(ctx, m.Client(), m.Pool(), zapNop)
+	if err != nil {
+		return nil, err
+	}
+	out := []DomainView{}
+	for u, d := range s.domains {
+		if d.bad != nil {
+			out = append(out, DomainView{UUID: u, Host: d.owner, Reason: d.bad.Error()})
+			continue
+		}
+		out = append(out, view(u, d))
+	}
+	sort.Slice(out, func(i, j int) bool {
+		return out[i].Name < out[j].Name || (out[i].Name == out[j].Name && out[i].UUID < out[j].UUID)
+	})
+	return out, nil
+}
+
+// MasterRecord is the member record of the pool master, for forwarding
+// calls to it; ErrNoMaster (wrapped) when there is none.
+func MasterRecord(ctx context.Context, m *pool.Member) (pool.MemberRecord, error) {
+	mi, err := m.Master(ctx)
+	if err != nil {
+		return pool.MemberRecord{}, err
+	}
+	resp, err := m.Client().Get(ctx, pool.MembersPrefix(m.Pool())+mi.Host)
+	if err != nil {
+		return pool.MemberRecord{}, fmt.Errorf("pool %s: read the master's member record: %w", m.Pool(), err)
+	}
+	if len(resp.Kvs) == 0 {
+		return pool.MemberRecord{}, fmt.Errorf("pool %s: the master %s has no member record", m.Pool(), mi.Host)
+	}
+	var r pool.MemberRecord
+	if err := json.Unmarshal(resp.Kvs[0].Value, &r); err != nil {
+		return pool.MemberRecord{}, fmt.Errorf("pool %s: the master's member record: %w", m.Pool(), err)
+	}
+	return r, nil
+}
