@@ -28,7 +28,7 @@ type poolView struct {
 	Domains    []string `xmlrpc:"domains"`
 }
 
-func poolOf(t *testing.T, a *Agent) *poolView {
+func poolOf(t testing.TB, a *Agent) *poolView {
 	t.Helper()
 	var hi struct {
 		Pool *poolView `xmlrpc:"pool"`
@@ -40,7 +40,7 @@ func poolOf(t *testing.T, a *Agent) *poolView {
 }
 
 // waitPoolState polls host.info until the agent's pool state is want.
-func waitPoolState(t *testing.T, a *Agent, want string) *poolView {
+func waitPoolState(t testing.TB, a *Agent, want string) *poolView {
 	t.Helper()
 	end := time.Now().Add(30 * time.Second)
 	for {

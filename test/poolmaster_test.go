@@ -33,7 +33,7 @@ type poolDomView struct {
 	Generation int64  `xmlrpc:"generation"`
 }
 
-func poolDomainsOf(t *testing.T, a *Agent) []poolDomView {
+func poolDomainsOf(t testing.TB, a *Agent) []poolDomView {
 	t.Helper()
 	var ds []poolDomView
 	a.call(t, "pool.domains", &ds)
@@ -42,7 +42,7 @@ func poolDomainsOf(t *testing.T, a *Agent) []poolDomView {
 
 // waitPoolDomain polls pool.domains on a (bounded) until name's entry
 // satisfies ok.
-func waitPoolDomain(t *testing.T, a *Agent, name, what string, bound time.Duration, ok func(poolDomView) bool) poolDomView {
+func waitPoolDomain(t testing.TB, a *Agent, name, what string, bound time.Duration, ok func(poolDomView) bool) poolDomView {
 	t.Helper()
 	end := time.Now().Add(bound)
 	var last poolDomView
@@ -238,7 +238,7 @@ func haPowerLoss(t *testing.T, preferred []string) {
 // poolAgent is an agent of pool e2e on the sim engine at 127.0.0.ip,
 // keeping reserve MiB of the host's memory from domains, with the peer
 // password the pool's agents call each other with.
-func poolAgent(t *testing.T, c *etcdtest.Cluster, ip, host string, reserve int64, pwFile string) *Agent {
+func poolAgent(t testing.TB, c *etcdtest.Cluster, ip, host string, reserve int64, pwFile string) *Agent {
 	t.Helper()
 	return startAgent(t, agentConf{Listen: "127.0.0." + ip, SSL: true, Extra: map[string][]string{
 		"agent":      {"hypervisor = sim", fmt.Sprintf("memory_reserve = %d", reserve)},
