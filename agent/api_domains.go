@@ -159,7 +159,13 @@ func (a *Agent) timed(op func(*domains.Manager, string, time.Duration) error) fu
 func (a *Agent) apiStart(ctx context.Context, args xmlrpc.Args) (any, error) {
 	name := args.String(0)
 	if a.pool != nil {
-		if err := a.pool.domains.mayStart(ctx, name); err != nil {
+		// Under the pool's lock: a stop_local or a loss that gives the
+		// domain's owner key up cannot come between the check and the
+		// start.
+		p := a.pool.domains
+		p.ops.Lock()
+		defer p.ops.Unlock()
+		if err := p.mayStart(ctx, name); err != nil {
 			return nil, err
 		}
 	}
@@ -253,6 +259,11 @@ func (a *Agent) apiConsole(_ context.Context, args xmlrpc.Args) (any, error) {
 
 func (a *Agent) apiSave(_ context.Context, args xmlrpc.Args) (any, error) {
 	name := args.String(0)
+	if a.pool != nil {
+		if err := a.pool.domains.maySave(name); err != nil {
+			return nil, err
+		}
+	}
 	path, _, err := fileaccess.CheckRegular(a.fileRoots(), args.String(1))
 	if err != nil {
 		return nil, fileFault("save image", err)
@@ -260,7 +271,7 @@ func (a *Agent) apiSave(_ context.Context, args xmlrpc.Args) (any, error) {
 	return a.domainInfo(name, a.domains.Save(name, path))
 }
 
-func (a *Agent) apiRestore(_ context.Context, args xmlrpc.Args) (any, error) {
+func (a *Agent) apiRestore(ctx context.Context, args xmlrpc.Args) (any, error) {
 	path := args.String(0)
 	real, exists, err := fileaccess.CheckRegular(a.fileRoots(), path)
 	if err == nil && !exists {
@@ -268,6 +279,15 @@ func (a *Agent) apiRestore(_ context.Context, args xmlrpc.Args) (any, error) {
 	}
 	if err != nil {
 		return nil, fileFault("save image", err)
+	}
+	if a.pool != nil {
+		name, uuid, err := a.domains.ImageDomain(real)
+		if err != nil {
+			return nil, domainFault(err)
+		}
+		if err := a.pool.domains.mayRestore(ctx, name, uuid); err != nil {
+			return nil, err
+		}
 	}
 	name, err := a.domains.Restore(real)
 	return a.domainInfo(name, err)

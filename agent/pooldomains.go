@@ -343,6 +343,7 @@ func (p *poolDomains) destroy(ctx context.Context, m *pool.Member, uuid, name st
 		owner = fmt.Sprintf("it is owned by %s at generation %d and may run there", host, ogen)
 	}
 	reason := why + "; " + owner
+	_ = p.a.domains.DropLease(name)
 	if derr := p.a.domains.Destroy(name); derr != nil && domains.KindOf(derr) != domains.BadState {
 		p.log.Error("pool domain not ours any more, and its destroy failed", zap.String("domain", name), zap.String("uuid", uuid), zap.Int64("generation", gen), zap.String("reason", reason), zap.Error(derr))
 		return
@@ -405,6 +406,54 @@ func (p *poolDomains) mayMove(name string) error {
 		return nil
 	}
 	return xmlrpc.Faultf(xmlrpc.Unsupported, "%s is a pool domain: a migration does not hand its ownership over to the target yet; move it through the pool instead (pool.stop_local here, then pool.start_local on the other member)", name)
+}
+
+// maySave refuses to save a pool domain: its save image would be a copy
+// of the guest the pool does not know of, which a restore could run beside
+// the one the pool restarts (the owner key stays with the saved VMM's
+// agent, and a restore elsewhere takes none).
+func (p *poolDomains) maySave(name string) error {
+	in, err := p.a.domains.Info(name)
+	if err != nil {
+		return nil // the save itself says what is wrong
+	}
+	p.mu.Lock()
+	_, owned := p.owned[strings.ToLower(in.UUID)]
+	p.mu.Unlock()
+	if !owned && in.Generation == 0 {
+		return nil
+	}
+	return xmlrpc.Faultf(xmlrpc.Unsupported, "%s is a pool domain: saving it is not supported yet (its image would be a copy the pool does not know of); stop it through the pool (pool.stop_domain) instead", name)
+}
+
+// mayRestore refuses to restore an image of a pool domain (its uuid has
+// a spec or an owner key in the pool): the pool starts its domains, each
+// under an owner key, and a restored copy would have none. While the
+// agent cannot ask etcd it refuses too, saying so.
+func (p *poolDomains) mayRestore(ctx context.Context, name, uuid string) error {
+	p.mu.Lock()
+	m := p.member
+	p.mu.Unlock()
+	if m == nil {
+		return xmlrpc.Faultf(xmlrpc.BadState, "this agent is not a pool member just now and cannot tell whether %s (%s) is a pool domain; try the restore again once host.info shows it a member", name, uuid)
+	}
+	c, cancel := context.WithTimeout(ctx, opTimeout(m))
+	defer cancel()
+	_, _, err := m.ReadSpec(c, uuid)
+	switch {
+	case err == nil:
+		return xmlrpc.Faultf(xmlrpc.Unsupported, "%s (%s) is a domain of pool %s: its image is not restored outside the pool; start it through the pool (pool.start_domain)", name, uuid, m.Pool())
+	case !errors.Is(err, pool.ErrNoSpec):
+		return xmlrpc.Faultf(xmlrpc.BadState, "%s: cannot tell whether it is a pool domain (%v); try again", name, err)
+	}
+	host, _, err := m.Owner(c, uuid)
+	switch {
+	case err != nil:
+		return xmlrpc.Faultf(xmlrpc.BadState, "%s: cannot tell whether the pool runs it (%v); try again", name, err)
+	case host != "":
+		return xmlrpc.Faultf(xmlrpc.Unsupported, "%s (%s) has an owner in pool %s (%s): its image is not restored beside it", name, uuid, m.Pool(), host)
+	}
+	return nil
 }
 
 // mayDelete refuses to delete a domain this agent owns in the pool: its
@@ -504,6 +553,9 @@ func (p *poolDomains) startLocal(ctx context.Context, uuid string) (*startResult
 		p.mu.Lock()
 		delete(p.owned, id)
 		p.mu.Unlock()
+		// Nothing that waits to start it may run it once the key is given
+		// up.
+		_ = p.a.domains.DropLease(in.Name)
 		rctx, cancel := context.WithTimeout(context.Background(), opTimeout(m))
 		defer cancel()
 		if rerr := m.ReleaseOwner(rctx, uuid); rerr != nil {
@@ -618,6 +670,14 @@ func (p *poolDomains) stopLocal(ctx context.Context, uuid string, destroy bool, 
 		}
 		if now, err := p.a.domains.Info(in.Name); err == nil {
 			res.State = now.State
+		}
+	}
+	if here {
+		// A domain.start that waited for the shutdown must not boot it
+		// again now: without its run-until time it does not start, and the
+		// key can go.
+		if err := p.a.domains.DropLease(in.Name); err != nil {
+			return nil, err
 		}
 	}
 	p.mu.Lock()

@@ -81,6 +81,25 @@ func (m *Manager) SetLease(name string, runUntil control.Monotonic, generation i
 	return nil
 }
 
+// DropLease forgets the run-until time of name's lease, keeping its
+// generation: from here no start, reboot or restore of it runs until a new
+// lease comes (a pool domain with a generation and no run-until time does
+// not start). The pool code calls it before it gives the domain's owner
+// key up, so that nothing already waiting to start it can run it after.
+// A running VMM keeps the run-until time it has and fences by itself.
+func (m *Manager) DropLease(name string) error {
+	d, err := m.get(name)
+	if err != nil {
+		return err
+	}
+	d.leaseMu.Lock()
+	defer d.leaseMu.Unlock()
+	d.mu.Lock()
+	d.runUntil, d.droppedGen = 0, d.rec.Generation
+	d.mu.Unlock()
+	return nil
+}
+
 // takeLease records a lease taken; the caller holds d.mu. A lease of a
 // generation older than the one recorded changes nothing: neither the
 // generation nor the run-until time go back to an older owner's.
@@ -88,6 +107,11 @@ func (m *Manager) takeLease(d *domain, runUntil control.Monotonic, generation in
 	if generation < d.rec.Generation {
 		m.log.Warn("an older generation's lease is not recorded", zap.String("domain", d.rec.Name),
 			zap.Int64("generation", generation), zap.Int64("recorded", d.rec.Generation))
+		return
+	}
+	if generation <= d.droppedGen {
+		m.log.Info("a lease of a generation given up is not recorded", zap.String("domain", d.rec.Name),
+			zap.Int64("generation", generation))
 		return
 	}
 	d.runUntil = runUntil

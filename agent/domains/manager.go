@@ -151,6 +151,10 @@ type domain struct {
 	// runUntil is the run-until time of the last SetLease (0: none),
 	// handed to the next VMM as it starts.
 	runUntil control.Monotonic
+	// droppedGen is the generation whose lease DropLease forgot: a lease
+	// of it (or older) that arrives after is not recorded (a renewal in
+	// flight when the owner key was given up). In memory only.
+	droppedGen int64
 }
 
 // Open loads the domains persisted under StateDir and re-attaches to the

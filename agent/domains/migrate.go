@@ -140,6 +140,28 @@ func (m *Manager) Save(name, path string) error {
 	}
 }
 
+// ImageDomain names the domain a save image at path holds (its name and
+// uuid, from the vm.cfg in its header), reading nothing else of it.
+func (m *Manager) ImageDomain(path string) (name, uuid string, err error) {
+	f, err := boundedfile.Open(path, boundedfile.NoFollow)
+	if errors.Is(err, fileaccess.ErrNotRegular) {
+		return "", "", fmt.Errorf("save image %w", err)
+	}
+	if err != nil {
+		return "", "", errorf(NotFound, "save image: %v", err)
+	}
+	defer f.Close()
+	img, err := readImageHeader(f, path)
+	if err != nil {
+		return "", "", err
+	}
+	cfg, err := vmcfg.Parse(filepath.Base(path)+" (configuration)", []byte(img.config))
+	if err != nil {
+		return "", "", &Error{Kind: Invalid, Msg: err.Error()}
+	}
+	return cfg.Name, cfg.UUID, nil
+}
+
 // Restore starts a domain from a save image: the image's own domain
 // configuration registers it if this host does not know it yet.
 func (m *Manager) Restore(path string) (string, error) {
