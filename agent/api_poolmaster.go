@@ -143,6 +143,8 @@ func (a *Agent) onMaster(ctx context.Context, method string, args []any, local f
 }
 
 func (a *Agent) apiPoolInfo(ctx context.Context, _ xmlrpc.Args) (any, error) {
+	ctx, cancel := context.WithTimeout(ctx, poolCallTimeout) // etcd without quorum must not hold the call
+	defer cancel()
 	m, _, err := a.poolMember()
 	if err != nil {
 		return nil, err
@@ -155,6 +157,8 @@ func (a *Agent) apiPoolInfo(ctx context.Context, _ xmlrpc.Args) (any, error) {
 }
 
 func (a *Agent) apiPoolDomains(ctx context.Context, _ xmlrpc.Args) (any, error) {
+	ctx, cancel := context.WithTimeout(ctx, poolCallTimeout) // etcd without quorum must not hold the call
+	defer cancel()
 	m, _, err := a.poolMember()
 	if err != nil {
 		return nil, err
@@ -167,6 +171,8 @@ func (a *Agent) apiPoolDomains(ctx context.Context, _ xmlrpc.Args) (any, error) 
 }
 
 func (a *Agent) apiPoolCreate(ctx context.Context, args xmlrpc.Args) (any, error) {
+	ctx, cancel := context.WithTimeout(ctx, forwardTimeout) // a change, forwarded or not, is bounded too
+	defer cancel()
 	text, _, err := readConfigSource(a.fileRoots(), args.String(0))
 	if err != nil {
 		return nil, err
@@ -232,6 +238,8 @@ func (a *Agent) poolDesired(desired string) func(context.Context, xmlrpc.Args) (
 		method = "pool.stop_domain"
 	}
 	return func(ctx context.Context, args xmlrpc.Args) (any, error) {
+		ctx, cancel := context.WithTimeout(ctx, forwardTimeout) // a change, forwarded or not, is bounded too
+		defer cancel()
 		ref := args.String(0)
 		return a.onMaster(ctx, method, []any{ref}, func(r *poolmaster.Runner) (any, error) {
 			return r.SetDesired(ctx, ref, desired)
@@ -240,6 +248,8 @@ func (a *Agent) poolDesired(desired string) func(context.Context, xmlrpc.Args) (
 }
 
 func (a *Agent) apiPoolDelete(ctx context.Context, args xmlrpc.Args) (any, error) {
+	ctx, cancel := context.WithTimeout(ctx, forwardTimeout) // a change, forwarded or not, is bounded too
+	defer cancel()
 	ref := args.String(0)
 	return a.onMaster(ctx, "pool.delete_domain", []any{ref}, func(r *poolmaster.Runner) (any, error) {
 		return true, r.Delete(ctx, ref)
@@ -247,6 +257,8 @@ func (a *Agent) apiPoolDelete(ctx context.Context, args xmlrpc.Args) (any, error
 }
 
 func (a *Agent) apiPoolMaintenance(ctx context.Context, args xmlrpc.Args) (any, error) {
+	ctx, cancel := context.WithTimeout(ctx, forwardTimeout) // a change, forwarded or not, is bounded too
+	defer cancel()
 	host, on := args.String(0), args.Bool(1)
 	return a.onMaster(ctx, "pool.maintenance", []any{host, on}, func(r *poolmaster.Runner) (any, error) {
 		return true, r.SetMaintenance(ctx, host, on)

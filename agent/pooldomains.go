@@ -680,13 +680,18 @@ func (p *poolDomains) stopLocal(ctx context.Context, uuid string, destroy bool, 
 			return nil, err
 		}
 	}
+	// The release must not fail because the caller gave up waiting for
+	// the shutdown: it is bounded on its own. The domain stays in the
+	// owned set until its key is really gone.
+	rctx, cancel := context.WithTimeout(context.Background(), opTimeout(m))
+	defer cancel()
+	if err := m.ReleaseOwner(rctx, uuid); err != nil {
+		return nil, err
+	}
 	p.mu.Lock()
 	_, owned := p.owned[id]
 	delete(p.owned, id)
 	p.mu.Unlock()
-	if err := m.ReleaseOwner(ctx, uuid); err != nil {
-		return nil, err
-	}
 	res.Released = owned
 	p.log.Info("pool domain stopped and released", zap.String("domain", res.Name), zap.String("uuid", uuid), zap.Bool("was_owned", owned))
 	p.a.pool.refreshInfo()

@@ -132,7 +132,7 @@ func (a *Agent) openPool(cfg *config.Config) (func(), error) {
 			}
 			return in
 		},
-		rpc:     &poolmaster.RPC{From: host, Credentials: a.peerCredentials, Timeout: time.Minute},
+		rpc:     &poolmaster.RPC{From: host, Credentials: a.peerCredentials, Timeout: poolmaster.StopTimeout*time.Second + time.Minute},
 		state:   poolJoining,
 		since:   time.Now(),
 		done:    make(chan struct{}),

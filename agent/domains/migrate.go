@@ -116,21 +116,32 @@ func (m *Manager) Save(name, path string) error {
 	if err != nil {
 		return errorf(Failed, "save %s: %v", name, err)
 	}
+	ended := func() error {
+		d.mu.Lock()
+		st, reason := d.rec.State, d.rec.Reason
+		d.mu.Unlock()
+		if st != Suspended {
+			return errorf(Failed, "save %s: the VMM ended: %s", name, reason)
+		}
+		return nil
+	}
 	resp, err := m.ctlCall(d, control.Request{Op: control.OpSave, Path: path, Config: string(cfgText)}, 10*time.Second)
 	if err != nil {
+		// A small guest's save can be done, and its VMM gone, before the
+		// answer to the call was read: its exit record says what became
+		// of it.
+		select {
+		case <-exited:
+			return ended()
+		case <-time.After(2 * time.Second):
+		}
 		return errorf(Failed, "save %s: %v", name, err)
 	}
 	id := resp.Migration.ID
 	for {
 		select {
 		case <-exited:
-			d.mu.Lock()
-			st, reason := d.rec.State, d.rec.Reason
-			d.mu.Unlock()
-			if st != Suspended {
-				return errorf(Failed, "save %s: the VMM ended: %s", name, reason)
-			}
-			return nil
+			return ended()
 		case <-time.After(100 * time.Millisecond):
 		}
 		resp, err := m.ctlCall(d, control.Request{Op: control.OpMigrateStatus}, 5*time.Second)

@@ -83,7 +83,12 @@ func (r *RPC) Start(ctx context.Context, to pool.MemberRecord, uuid string) (int
 	return 0, nil
 }
 
-// Stop calls pool.stop_local(uuid) on on's agent.
+// StopTimeout is the ACPI shutdown a master's stop gives a guest before
+// its agent destroys it; the call's own bound (the RPC's Timeout) must
+// stay above it.
+const StopTimeout = 60
+
+// Stop calls pool.stop_local(uuid, false, StopTimeout) on on's agent.
 func (r *RPC) Stop(ctx context.Context, on pool.MemberRecord, uuid string) error {
-	return r.Call(ctx, on, "pool.stop_local", nil, uuid)
+	return r.Call(ctx, on, "pool.stop_local", nil, uuid, false, StopTimeout)
 }
