@@ -395,17 +395,23 @@ func (p *poolDomains) mayStart(ctx context.Context, name string) error {
 // the owner key here lets nobody else know. Ownership is not handed over
 // by a migration yet.
 func (p *poolDomains) mayMove(name string) error {
+	if !p.ranInPool(name) {
+		return nil // not a pool domain; or unknown, and the migration says so
+	}
+	return xmlrpc.Faultf(xmlrpc.Unsupported, "%s is a pool domain: a migration does not hand its ownership over to the target yet; move it through the pool instead (pool.stop_local here, then pool.start_local on the other member)", name)
+}
+
+// ranInPool says whether this host's domain name is a pool domain: owned
+// here, or one that ran under a pool lease (it has a generation).
+func (p *poolDomains) ranInPool(name string) bool {
 	in, err := p.a.domains.Info(name)
 	if err != nil {
-		return nil // the migration itself says what is wrong
+		return false
 	}
 	p.mu.Lock()
 	_, owned := p.owned[strings.ToLower(in.UUID)]
 	p.mu.Unlock()
-	if !owned && in.Generation == 0 {
-		return nil
-	}
-	return xmlrpc.Faultf(xmlrpc.Unsupported, "%s is a pool domain: a migration does not hand its ownership over to the target yet; move it through the pool instead (pool.stop_local here, then pool.start_local on the other member)", name)
+	return owned || in.Generation > 0
 }
 
 // maySave refuses to save a pool domain: its save image would be a copy
@@ -413,15 +419,8 @@ func (p *poolDomains) mayMove(name string) error {
 // the one the pool restarts (the owner key stays with the saved VMM's
 // agent, and a restore elsewhere takes none).
 func (p *poolDomains) maySave(name string) error {
-	in, err := p.a.domains.Info(name)
-	if err != nil {
-		return nil // the save itself says what is wrong
-	}
-	p.mu.Lock()
-	_, owned := p.owned[strings.ToLower(in.UUID)]
-	p.mu.Unlock()
-	if !owned && in.Generation == 0 {
-		return nil
+	if !p.ranInPool(name) {
+		return nil // not a pool domain; or unknown, and the save says so
 	}
 	return xmlrpc.Faultf(xmlrpc.Unsupported, "%s is a pool domain: saving it is not supported yet (its image would be a copy the pool does not know of); stop it through the pool (pool.stop_domain) instead", name)
 }
