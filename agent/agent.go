@@ -625,6 +625,12 @@ func restartOnly(old, cur *config.Config) []string {
 	if old.QEMU.Accel != cur.QEMU.Accel {
 		out = append(out, "qemu.accel")
 	}
+	if old.Metrics.Address != cur.Metrics.Address {
+		out = append(out, "metrics.address")
+	}
+	if old.Metrics.Auth != cur.Metrics.Auth {
+		out = append(out, "metrics.auth")
+	}
 	for _, k := range poolKeys {
 		o, _ := old.Value("pool", k)
 		c, _ := cur.Value("pool", k)

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/ovs-agent/ovs-agent/config"
 )
 
 // TestLogSinkRotates: with a rotation size the sink renames a full file
@@ -72,5 +74,16 @@ func TestLogSinkFallback(t *testing.T) {
 	}
 	if err := audit.open(filepath.Join(dir, "no-such-dir-file", "x", "\x00"), rotation{}); err == nil || !strings.Contains(err.Error(), "log file") {
 		t.Errorf("a file that cannot be opened: %v", err)
+	}
+}
+
+// TestRestartOnlyNamesMetrics: a reload that changes [metrics] (whose
+// listener opens at start) logs that the change waits for a restart.
+func TestRestartOnlyNamesMetrics(t *testing.T) {
+	old, cur := config.Default(), config.Default()
+	cur.Metrics.Address, cur.Metrics.Auth = "127.0.0.1:9899", false
+	got := strings.Join(restartOnly(old, cur), " ")
+	if !strings.Contains(got, "metrics.address") || !strings.Contains(got, "metrics.auth") {
+		t.Fatalf("restartOnly = %q, want metrics.address and metrics.auth", got)
 	}
 }
