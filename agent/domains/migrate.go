@@ -154,23 +154,36 @@ func (m *Manager) Save(name, path string) error {
 // ImageDomain names the domain a save image at path holds (its name and
 // uuid, from the vm.cfg in its header), reading nothing else of it.
 func (m *Manager) ImageDomain(path string) (name, uuid string, err error) {
-	f, err := boundedfile.Open(path, boundedfile.NoFollow)
-	if errors.Is(err, fileaccess.ErrNotRegular) {
-		return "", "", fmt.Errorf("save image %w", err)
-	}
-	if err != nil {
-		return "", "", errorf(NotFound, "save image: %v", err)
-	}
-	defer f.Close()
-	img, err := readImageHeader(f, path)
+	f, _, cfg, err := openImage(path)
 	if err != nil {
 		return "", "", err
 	}
+	f.Close()
+	return cfg.Name, cfg.UUID, nil
+}
+
+// openImage opens the save image at path as it is (no symlink swapped in
+// since the API resolved it, never blocking on a FIFO put there since)
+// and reads its header and the vm.cfg in it. The caller closes f.
+func openImage(path string) (*os.File, imageHeader, *vmcfg.Config, error) {
+	f, err := boundedfile.Open(path, boundedfile.NoFollow)
+	if errors.Is(err, fileaccess.ErrNotRegular) {
+		return nil, imageHeader{}, nil, fmt.Errorf("save image %w", err)
+	}
+	if err != nil {
+		return nil, imageHeader{}, nil, errorf(NotFound, "save image: %v", err)
+	}
+	img, err := readImageHeader(f, path)
+	if err != nil {
+		f.Close()
+		return nil, imageHeader{}, nil, err
+	}
 	cfg, err := vmcfg.Parse(filepath.Base(path)+" (configuration)", []byte(img.config))
 	if err != nil {
-		return "", "", &Error{Kind: Invalid, Msg: err.Error()}
+		f.Close()
+		return nil, imageHeader{}, nil, &Error{Kind: Invalid, Msg: err.Error()}
 	}
-	return cfg.Name, cfg.UUID, nil
+	return f, img, cfg, nil
 }
 
 // Restore starts a domain from a save image: the image's own domain
@@ -179,24 +192,11 @@ func (m *Manager) Restore(path string) (string, error) {
 	if !filepath.IsAbs(path) {
 		return "", errorf(Invalid, "save image %q: give an absolute path on the agent's host", path)
 	}
-	// The API resolved path; open it as it is (no symlink swapped in
-	// since) and never block on a FIFO put there since.
-	f, err := boundedfile.Open(path, boundedfile.NoFollow)
-	if errors.Is(err, fileaccess.ErrNotRegular) {
-		return "", fmt.Errorf("save image %w", err)
-	}
-	if err != nil {
-		return "", errorf(NotFound, "save image: %v", err)
-	}
-	defer f.Close() // the VMM gets it as an inherited descriptor
-	img, err := readImageHeader(f, path)
+	f, img, cfg, err := openImage(path)
 	if err != nil {
 		return "", err
 	}
-	cfg, err := vmcfg.Parse(filepath.Base(path)+" (configuration)", []byte(img.config))
-	if err != nil {
-		return "", &Error{Kind: Invalid, Msg: err.Error()}
-	}
+	defer f.Close() // the VMM gets it as an inherited descriptor
 	if err := m.checkImage(cfg, img, path); err != nil {
 		return "", err
 	}
