@@ -333,6 +333,9 @@ func (a *Agent) openSubsystems(cfg *config.Config) (closeAll func(), err error) 
 	opened.push(a.endLifetime)
 	a.migrations = &migration.Local{Domains: a.domains, AgentVersion: a.opts.Version, Protocol: ProtocolVersion, SourceAddr: cfg.Relocation.Address, ProgressTimeout: cfg.Relocation.ProgressTimeout, FileRoots: a.fileRoots,
 		Repos: migrationRepos{a.repos}, Lifetime: a.lifetime, Log: a.log.Named("relocation"), Ended: a.migrationEnded}
+	if a.pool != nil {
+		a.migrations.Pool = a.pool.domains
+	}
 	a.migrations.ResolveInDoubt(a.lifetime)
 	a.migrations.ResolveOfflineInDoubt(a.lifetime)
 	a.watchRepositories(reposCtx)

@@ -53,6 +53,12 @@ type poolDomains struct {
 	// (its record lost while its VMM may run on): released once such a
 	// VMM has fenced itself, at the time given (lower-case UUIDs).
 	orphans map[string]time.Time
+	// handing are owned domains whose ownership a migration hands over
+	// (poolmove.go): out of owned, renewed no more; incoming are pool
+	// domains arriving by migration, renewed under this lease until they
+	// are owned here (lower-case UUIDs).
+	handing  map[string]handing
+	incoming map[string]ownedDomain
 }
 
 type ownedDomain struct {
@@ -62,7 +68,8 @@ type ownedDomain struct {
 }
 
 func newPoolDomains(a *Agent, log *zap.Logger) *poolDomains {
-	return &poolDomains{a: a, log: log, owned: map[string]ownedDomain{}, kick: make(chan struct{}, 1), orphans: map[string]time.Time{}}
+	return &poolDomains{a: a, log: log, owned: map[string]ownedDomain{}, kick: make(chan struct{}, 1), orphans: map[string]time.Time{},
+		handing: map[string]handing{}, incoming: map[string]ownedDomain{}}
 }
 
 // renewed is the Member's OnRenew: it must not block, so the leases go
@@ -89,6 +96,9 @@ func (p *poolDomains) run(ctx context.Context) {
 		p.mu.Lock()
 		m, dl := p.member, p.deadline
 		set := p.ownedList()
+		for u, o := range p.incoming {
+			set = append(set, ownedEntry{u, o})
+		}
 		p.mu.Unlock()
 		if m == nil || len(set) == 0 {
 			continue
@@ -216,6 +226,12 @@ func (p *poolDomains) joined(ctx context.Context, m *pool.Member) {
 	p.mu.Lock()
 	prev := p.owned
 	p.member, p.owned = m, set
+	// A migration under way in either direction ran under the lease
+	// before: an incoming one under an old lease is destroyed below (the
+	// source keeps its guest), an outgoing one settles by itself
+	// (MoveEnded, KeepOwner under the old lease fails: its copy here is
+	// destroyed below unless this lease owns it).
+	p.incoming = map[string]ownedDomain{}
 	list := p.ownedList()
 	p.mu.Unlock()
 	for _, o := range list {
@@ -389,16 +405,23 @@ func (p *poolDomains) mayStart(ctx context.Context, name string) error {
 	return xmlrpc.Faultf(xmlrpc.BadState, "%s is a domain of pool %s this agent does not own: it starts through the pool (pool.start_local on the member chosen for it), which takes its owner key first", name, m.Pool())
 }
 
-// mayMove refuses to migrate a pool domain (owned here, or one that ran
-// under a pool lease): its copy on the target would run without an owner
-// key bound to the target's lease and without a lease of its own, while
-// the owner key here lets nobody else know. Ownership is not handed over
-// by a migration yet.
+// mayMove refuses to migrate a pool domain that is not running here
+// under this agent's ownership: a live migration hands a running one's
+// ownership over to the target (poolmove.go), but a stopped one would
+// move offline, its copy on the target with no owner key; the pool
+// places it (pool.start_domain).
 func (p *poolDomains) mayMove(name string) error {
 	if !p.ranInPool(name) {
 		return nil // not a pool domain; or unknown, and the migration says so
 	}
-	return xmlrpc.Faultf(xmlrpc.Unsupported, "%s is a pool domain: a migration does not hand its ownership over to the target yet; move it through the pool instead (pool.stop_local here, then pool.start_local on the other member)", name)
+	in, err := p.a.domains.Info(name)
+	if err != nil {
+		return nil
+	}
+	if !hasVMM(in.State) {
+		return xmlrpc.Faultf(xmlrpc.Unsupported, "%s is a pool domain and it is %s: only a running pool domain migrates (its ownership goes with it); the pool starts a stopped one where it places it (pool.start_domain)", name, in.State)
+	}
+	return nil
 }
 
 // ranInPool says whether this host's domain name is a pool domain: owned

@@ -352,7 +352,7 @@ const incomingCfg = "name = 'in'\nuuid = '6f1d3c2e-0000-4000-8000-000000000001'\
 func TestIncomingDomainRunsOnceTheMigrationCommits(t *testing.T) {
 	f := newFakeVMMs()
 	m := openFake(t, t.TempDir(), f, 4096)
-	if err := m.Incoming(incomingCfg, "host1"); err != nil {
+	if err := m.Incoming(incomingCfg, "host1", 0, 0); err != nil {
 		t.Fatal(err)
 	}
 	s := f.nextStart(t)
@@ -378,7 +378,7 @@ func TestIncomingMigrationThatDoesNotCompleteLeavesNothing(t *testing.T) {
 	f := newFakeVMMs()
 	dir := t.TempDir()
 	m := openFake(t, dir, f, 4096)
-	if err := m.Incoming(incomingCfg, "host1"); err != nil {
+	if err := m.Incoming(incomingCfg, "host1", 0, 0); err != nil {
 		t.Fatal(err)
 	}
 	s := f.nextStart(t)
