@@ -240,6 +240,9 @@ func (p *poolDomains) joined(ctx context.Context, m *pool.Member) {
 	if ru := m.RunUntil(); time.Now().Before(ru) && len(list) > 0 {
 		p.lease(list, ru, "join")
 	}
+	for _, o := range list {
+		p.settleUndecided(ctx, m, o)
+	}
 	// Every other pool domain with a VMM here ran under a lease this
 	// agent no longer holds.
 	for uuid, in := range local {
@@ -251,6 +254,41 @@ func (p *poolDomains) joined(ctx context.Context, m *pool.Member) {
 			p.destroy(ctx, m, in.UUID, in.Name, in.Generation, "the lease it ran under has ended")
 		}
 	}
+}
+
+// settleUndecided ends an outgoing migration of owned domain o that an
+// agent before this one left waiting for its commit decision (the VMM of
+// a pool domain does not decide by itself, see vmm/migrate.go): the
+// hand-over that agent may have made is settled first (KeepOwner: kept,
+// at a new generation no late hand-over can take, and the migration is
+// aborted, the guest resumed; handed over after all, or the key gone, and
+// the copy here is destroyed).
+func (p *poolDomains) settleUndecided(ctx context.Context, m *pool.Member, o ownedEntry) {
+	resp, err := p.a.domains.Call(o.name, control.Request{Op: control.OpMigrateStatus}, 3*time.Second)
+	if err != nil || resp.Migration == nil || resp.Migration.Phase != control.PhaseVerified {
+		return
+	}
+	c, cancel := context.WithTimeout(ctx, opTimeout(m))
+	kept, gen, err := m.KeepOwner(c, o.key, o.generation, 0)
+	cancel()
+	if err != nil || !kept {
+		p.mu.Lock()
+		delete(p.owned, o.uuid)
+		p.mu.Unlock()
+		p.destroy(ctx, m, o.key, o.name, o.generation, fmt.Sprintf("its migration was left undecided by the agent before this one, and its ownership may be elsewhere (%v)", err))
+		return
+	}
+	p.mu.Lock()
+	if cur, ok := p.owned[o.uuid]; ok {
+		cur.generation = gen
+		p.owned[o.uuid] = cur
+	}
+	p.mu.Unlock()
+	if err := p.a.domains.SetLease(o.name, control.MonotonicOf(m.RunUntil()), gen); err != nil {
+		p.log.Warn("undecided migration: the new generation not handed to the VMM", zap.String("domain", o.name), zap.Error(err))
+	}
+	_, err = p.a.domains.Call(o.name, control.Request{Op: control.OpMigrateAbort, Reason: "the source agent restarted before the commit"}, 5*time.Second)
+	p.log.Warn("aborted the migration an agent before this one left undecided; the guest stays here", zap.String("domain", o.name), zap.Int64("generation", gen), zap.Error(err))
 }
 
 // releaseOrphan lets a domain go that m's lease owns but the registry
