@@ -261,6 +261,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
 	defer signal.Stop(sigs)
 	runErr := a.waitForSignals(ctx, sigs, api.failed)
+	a.evacuate()
 	a.drain(api.srv)
 	return runErr
 }
@@ -644,7 +645,8 @@ func restartOnly(old, cur *config.Config) []string {
 	return out
 }
 
-// poolKeys are the [pool] options; all of them take effect at a restart.
+// poolKeys are the [pool] options that take effect at a restart; the
+// others (drain_on_stop, drain_timeout) are read when the agent stops.
 var poolKeys = []string{"name", "host_name", "endpoints", "lease_ttl", "fencing_margin", "dial_timeout", "ca_file", "cert_file", "key_file", "user", "password_file"}
 
 func (a *Agent) reloadCert(cfg *config.Config) error {

@@ -40,6 +40,8 @@ type poolDomains struct {
 	// ops makes start_local, stop_local, a join's reconciliation and a
 	// loss one at a time. Renewals do not take it.
 	ops sync.Mutex
+	// drainMu makes drains (maintenance, stopping) one at a time.
+	drainMu sync.Mutex
 
 	mu sync.Mutex
 	// member is the lease the owned set is under: nil from a loss until

@@ -182,6 +182,13 @@ type PoolConfig struct {
 	KeyFile       string        `ini:"key_file"`
 	User          string        `ini:"user"`          // etcd user; "" = no etcd authentication
 	PasswordFile  string        `ini:"password_file"` // its password, first line; with User
+	// DrainOnStop: an agent that stops first migrates its running pool
+	// domains live to other members (for at most DrainTimeout), then
+	// leaves the pool, revoking its lease; without it (or for what could
+	// not move) the lease is left to etcd and the guests run on, fenced
+	// at its end unless the agent is back within its TTL.
+	DrainOnStop  bool          `ini:"drain_on_stop"`
+	DrainTimeout time.Duration `ini:"drain_timeout"`
 }
 
 // DefaultQEMUBinary is [qemu] binary's default (vmm/qemu.DefaultBinary,
@@ -259,6 +266,8 @@ func Default() *Config {
 			LeaseTTL:      10 * time.Second,
 			FencingMargin: 3 * time.Second,
 			DialTimeout:   5 * time.Second,
+			DrainOnStop:   true,
+			DrainTimeout:  5 * time.Minute,
 		},
 		origins: map[string]origin{},
 	}

@@ -117,6 +117,8 @@ func (c *Config) options() []option {
 		{"pool", "key_file", strVal{&pl.KeyFile, optionalPath}},
 		{"pool", "user", strVal{&pl.User, optionalUser}},
 		{"pool", "password_file", strVal{&pl.PasswordFile, optionalPath}},
+		{"pool", "drain_on_stop", boolVal{&pl.DrainOnStop}},
+		{"pool", "drain_timeout", durVal{&pl.DrainTimeout, 10 * time.Second, time.Hour}},
 
 		{"metrics", "address", strVal{&c.Metrics.Address, checkHostPort}},
 		{"metrics", "auth", boolVal{&c.Metrics.Auth}},

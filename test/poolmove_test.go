@@ -16,7 +16,7 @@ import (
 
 // poolPair is two pool agents (HTTPS, relocation on) on 127.0.0.13 and
 // .14 sharing one repository, and the path of a records disk on it.
-func poolPair(t *testing.T, c *etcdtest.Cluster, ttl string) (map[string]*Agent, string) {
+func poolPair(t *testing.T, c *etcdtest.Cluster, ttl string, lines func(*etcdtest.Cluster, string, string) []string) (map[string]*Agent, string) {
 	t.Helper()
 	pwFile := filepath.Join(t.TempDir(), "peer-pw")
 	if err := os.WriteFile(pwFile, []byte(testPassword+"\n"), 0o600); err != nil {
@@ -31,7 +31,7 @@ func poolPair(t *testing.T, c *etcdtest.Cluster, ttl string) (map[string]*Agent,
 				"agent":      {"memory_reserve = 0"},
 				"qemu":       {"accel = " + testGuestAccel(t)},
 				"relocation": {"peer_password_file = " + pwFile},
-				"pool":       poolLinesTTL(c, host, ttl),
+				"pool":       lines(c, host, ttl),
 			}})
 	}
 	repo, repoSrc, mp := makeRepo(t, agents["agent-a"])
@@ -83,7 +83,7 @@ func createPoolRecords(t *testing.T, via *Agent, disk string) poolDomView {
 func TestPoolLiveMigrationHandsOwnership(t *testing.T) {
 	timed(t)
 	c := etcdtest.Start(t, 1)
-	agents, disk := poolPair(t, c, "4s")
+	agents, disk := poolPair(t, c, "4s", poolLinesTTL)
 	run1 := createPoolRecords(t, agents["agent-a"], disk)
 	src := agents[run1.Host]
 	var dstName string
@@ -161,4 +161,89 @@ func (a *Agent) waitPoolDomInfo(t *testing.T, name, what string, ok func(poolDom
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// poolMembers is pool.info's member names, read through a.
+func poolMembers(t *testing.T, a *Agent) []string {
+	t.Helper()
+	var pi struct {
+		Members []struct {
+			Host string `xmlrpc:"host"`
+		} `xmlrpc:"members"`
+	}
+	a.call(t, "pool.info", &pi)
+	var out []string
+	for _, m := range pi.Members {
+		out = append(out, m.Host)
+	}
+	return out
+}
+
+// A member put in maintenance has its running HA domain migrated live to
+// the other member (its ownership with it); an agent that stops
+// (SIGTERM, drain_on_stop) migrates it away first and then leaves the
+// pool at once, its lease revoked rather than left to expire: the guest
+// never stopped, one writer on disk throughout, each move at a higher
+// generation.
+func TestPoolDrainMigratesAway(t *testing.T) {
+	timed(t)
+	c := etcdtest.Start(t, 1)
+	agents, disk := poolPair(t, c, "4s", poolLinesDrain)
+	run1 := createPoolRecords(t, agents["agent-a"], disk)
+	first := run1.Host
+	var other string
+	for h := range agents {
+		if h != first {
+			other = h
+		}
+	}
+
+	// Maintenance: moved to the other member.
+	agents[other].call(t, "pool.maintenance", nil, first, true)
+	run2 := waitPoolDomain(t, agents[other], "rec", "migrated away from the member in maintenance", 2*time.Minute, func(d poolDomView) bool {
+		return d.State == "running" && d.Host == other
+	})
+	if run2.Generation <= run1.Generation {
+		t.Fatalf("generation after the maintenance move %d, want above %d", run2.Generation, run1.Generation)
+	}
+	agents[first].WaitLog("pool domain migrated")
+	agents[other].call(t, "pool.maintenance", nil, first, false)
+	s := waitRecords(t, disk, "records after the maintenance move", time.Minute, func(s records.Summary) bool {
+		return len(s.Runs) == 1 && s.Runs[0].Records >= 10
+	})
+
+	// The agent stopping: moved back, and its member gone with it.
+	if err := agents[other].Stop(); err != nil {
+		t.Fatalf("stop the agent running the domain: %v", err)
+	}
+	if !strings.Contains(agents[other].Log(), "every pool domain migrated away; leaving the pool") {
+		t.Fatalf("the stopping agent did not say it migrated everything away; its log:\n%s", lastLines(agents[other].Log(), 40))
+	}
+	if ms := poolMembers(t, agents[first]); len(ms) != 1 || ms[0] != first {
+		t.Fatalf("members right after the drained agent stopped: %v, want only %s (its lease revoked, not left to expire)", ms, first)
+	}
+	run3 := waitPoolDomain(t, agents[first], "rec", "running where the drain moved it", 30*time.Second, func(d poolDomView) bool {
+		return d.State == "running" && d.Host == first
+	})
+	if run3.Generation <= run2.Generation {
+		t.Fatalf("generation after the stop's move %d, want above %d", run3.Generation, run2.Generation)
+	}
+	s = waitRecords(t, disk, "records after the stop's move", time.Minute, func(r records.Summary) bool {
+		return len(r.Runs) == 1 && r.Runs[0].Records >= s.Runs[0].Records+5
+	})
+	t.Logf("records: %v", s)
+	agents[first].call(t, "pool.stop_domain", nil, "rec")
+	waitPoolDomain(t, agents[first], "rec", "stopped", 2*time.Minute, func(d poolDomView) bool { return d.State == "stopped" })
+	if s, err := records.Verify(disk); err != nil || len(s.Runs) != 1 {
+		t.Fatalf("records at the end: %v (%v), want one writer", err, s)
+	}
+}
+
+// lastLines is the last n lines of text.
+func lastLines(text string, n int) string {
+	ls := strings.Split(strings.TrimRight(text, "\n"), "\n")
+	if len(ls) > n {
+		ls = ls[len(ls)-n:]
+	}
+	return strings.Join(ls, "\n")
 }
