@@ -226,6 +226,7 @@ func TestJSONFaultsKeepExitCodes(t *testing.T) {
 		{"fault", []string{"info", "nosuch"}, exitFault, "fault", 1002, false},
 		{"usage", []string{"mem-set", "web1", "1G"}, exitUsage, "usage", 0, false},
 		{"unknown flag", []string{"list", "--no-such-flag"}, exitUsage, "usage", 0, false},
+		{"unknown command", []string{"no-such-command"}, exitUsage, "usage", 0, false},
 		{"refused", []string{"--password-file", pw, "version"}, exitRefused, "refused", 0, true},
 		{"unreachable", []string{"--url", "unix:///nonexistent/ovm-test.sock", "version"}, exitConn, "connection", 0, true},
 	} {

@@ -1,14 +1,18 @@
 // Command ovm is the operator's command line for ovs-agent, in the spirit of
 // xm: it calls the agent's XML-RPC API, by default on the local unix socket.
 //
-// Exit codes: 0 success; 1 the agent answered with a fault; 2 bad usage;
-// 3 the agent could not be reached; 4 the agent refused the caller (password
-// or allow/deny rules).
+// Exit codes: 0 success; 1 the agent answered with a fault (or a migration
+// or a dry run failed); 2 bad usage; 3 the agent could not be reached; 4 the
+// agent refused the caller (password or allow/deny rules). outputHelp says
+// what -o json prints, and how a failure looks then.
 //
 // It is flags, wiring and printing only: each command is one function
 // (structCommand for those that call one method with their arguments and
 // print the struct it returns), in the file of its namespace (domains.go,
-// migrate.go, detach.go, repo.go, pool.go); the agent does the work.
+// migrate.go, detach.go, repo.go, pool.go); the agent does the work. Every
+// size, rate and duration is printed by the helpers in print.go; a
+// migration's progress by progress.go (an mpb bar on a terminal, plain
+// lines otherwise); each command's example is in examples.go.
 package main
 
 import (
@@ -77,7 +81,26 @@ func runWith(g *globals, args []string, stdin io.Reader, stdout, stderr io.Write
 	if err == nil {
 		return exitOK
 	}
-	return report(stderr, err, g.json())
+	return report(stderr, err, g.json() || outputArg(args) == "json")
+}
+
+// outputArg is the last -o/--output value in args, for the errors cobra
+// finds before it parses the flags (an unknown command).
+func outputArg(args []string) string {
+	out := ""
+	for i, a := range args {
+		switch {
+		case a == "--":
+			return out
+		case (a == "-o" || a == "--output") && i+1 < len(args):
+			out = args[i+1]
+		case strings.HasPrefix(a, "--output="):
+			out = strings.TrimPrefix(a, "--output=")
+		case strings.HasPrefix(a, "-o") && !strings.HasPrefix(a, "--") && len(a) > 2:
+			out = strings.TrimPrefix(strings.TrimPrefix(a, "-o"), "=")
+		}
+	}
+	return out
 }
 
 // newRoot is the ovm command with all its subcommands, their examples set.
