@@ -94,10 +94,35 @@ func runnable(root *cobra.Command) []string {
 // Every command that prints is run by the JSON and the text test below.
 func TestEveryCommandIsInvoked(t *testing.T) {
 	inv := invocations(t)
-	for _, path := range runnable(newRoot(&globals{}, nil, io.Discard, io.Discard)) {
+	root := newRoot(&globals{}, nil, io.Discard, io.Discard)
+	for _, path := range runnable(root) {
+		c, _, _ := root.Find(strings.Fields(path)[1:])
+		if textOnly(c) != "" {
+			continue // TestTextOnlyRefusesJSON
+		}
 		if _, ok := inv[path]; !ok {
 			t.Errorf("%s: no invocation in the JSON test (invocations)", path)
 		}
+	}
+}
+
+// A command that writes no data (cobra's completion, or one annotated
+// text-only) refuses -o json with a usage error that says why; without
+// -o json it runs.
+func TestTextOnlyRefusesJSON(t *testing.T) {
+	var out, errOut bytes.Buffer
+	if code := run([]string{"-o", "json", "completion", "bash"}, strings.NewReader(""), &out, &errOut); code != exitUsage ||
+		!strings.Contains(errOut.String(), "shell completion script") || out.Len() != 0 {
+		t.Errorf("-o json completion bash: exit %d, stdout %d bytes, stderr %q", code, out.Len(), errOut.String())
+	}
+	out.Reset()
+	if code := run([]string{"completion", "bash"}, strings.NewReader(""), &out, io.Discard); code != 0 || !strings.Contains(out.String(), "bash completion") {
+		t.Errorf("completion bash: exit %d, %.80q", code, out.String())
+	}
+	c := &cobra.Command{Use: "man", Annotations: map[string]string{textOnlyKey: "it writes manual pages"}}
+	(&cobra.Command{Use: "ovm"}).AddCommand(c)
+	if textOnly(c) != "it writes manual pages" {
+		t.Errorf("annotated: %q", textOnly(c))
 	}
 }
 

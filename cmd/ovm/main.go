@@ -120,9 +120,12 @@ root needs no password. To reach another agent, or an agent started with
 		Example:       "  ovm list\n  ovm -o json info web1\n  ovm --url https://server1:8899 --password-file ~/.ovm-pass host-info",
 		SilenceUsage:  true,
 		SilenceErrors: true,
-		PersistentPreRunE: func(*cobra.Command, []string) error {
+		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
 			if g.output != "text" && g.output != "json" {
 				return usageError{fmt.Errorf("-o %q: want text or json", g.output)}
+			}
+			if why := textOnly(cmd); g.json() && why != "" {
+				return usageError{fmt.Errorf("%s: no -o json: %s", cmd.CommandPath(), why)}
 			}
 			return nil
 		},
@@ -151,15 +154,44 @@ root needs no password. To reach another agent, or an agent started with
 	root.AddCommand(detachCommands(g)...)
 	root.AddCommand(repoCommands(g)...)
 	root.AddCommand(poolCommands(g)...)
+	// cobra's help and completion commands, made now (Execute would make
+	// them) so that they get their examples; a completion command added
+	// above is kept.
+	root.InitDefaultHelpCmd()
+	root.InitDefaultCompletionCmd()
 	setExamples(root)
 	return root
+}
+
+// textOnlyKey is the annotation of a command whose output is no data
+// (a shell script, a manual page): its value says what it writes, and -o
+// json is a usage error there rather than accepted and ignored.
+const textOnlyKey = "ovm.text-only"
+
+// textOnly says why cmd offers no -o json ("": it does).
+func textOnly(cmd *cobra.Command) string {
+	for c := cmd; c != nil; c = c.Parent() {
+		if why := c.Annotations[textOnlyKey]; why != "" {
+			return why
+		}
+		if c.HasParent() && !c.Parent().HasParent() { // cobra's own
+			switch c.Name() {
+			case "completion":
+				return "it writes a shell completion script"
+			case "help":
+				return "it prints the help text"
+			}
+		}
+	}
+	return ""
 }
 
 // outputHelp is the root help's word on -o json and on faults.
 const outputHelp = `Output: -o text (the default) prints for people; -o json prints for
 scripts: one JSON document on standard output per command (the API's
 answer, as returned), or, for the commands that refresh or follow (top,
-console), one compact JSON document per line (JSON lines). migrate prints
+console), one compact JSON document per line (JSON lines); the commands
+that write no data (help, completion) refuse -o json. migrate prints
 the last migration.status as its document; its progress bar goes to
 standard error when that is a terminal. A command that fails exits with
 the code below, prints nothing more on standard output and, with -o json,
