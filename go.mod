@@ -4,7 +4,6 @@ go 1.26.8
 
 require (
 	github.com/coreos/go-systemd/v22 v22.7.0
-	github.com/creack/pty v1.1.24
 	github.com/fsnotify/fsnotify v1.10.1
 	github.com/klauspost/compress v1.20.3
 	github.com/kolo/xmlrpc v0.0.0-20220921171641-a4b6fa1dd06b

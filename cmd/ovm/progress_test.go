@@ -3,12 +3,15 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"os"
 	"strings"
+	"syscall"
 	"testing"
+	"unsafe"
 
-	"github.com/creack/pty"
+	"golang.org/x/sys/unix"
 )
 
 // Off a terminal ovm migrate prints a plain line each time the figures
@@ -103,12 +106,7 @@ func TestBarDetails(t *testing.T) {
 // (160 columns: room for the live extras).
 func TestIsTerminalAndBarOnAPty(t *testing.T) {
 	t.Setenv("TERM", "xterm")
-	ptm, tty, err := pty.Open()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ptm.Close()
-	defer tty.Close()
+	ptm, tty := openPTY(t)
 	null, _ := os.Open(os.DevNull)
 	defer null.Close()
 	pr, pw, _ := os.Pipe()
@@ -122,7 +120,7 @@ func TestIsTerminalAndBarOnAPty(t *testing.T) {
 		t.Errorf("TERM=dumb is a terminal")
 	}
 	t.Setenv("TERM", "xterm")
-	if err := pty.Setsize(tty, &pty.Winsize{Rows: 40, Cols: 160}); err != nil {
+	if err := unix.IoctlSetWinsize(int(tty.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: 40, Col: 160}); err != nil {
 		t.Fatal(err)
 	}
 
@@ -139,4 +137,28 @@ func TestIsTerminalAndBarOnAPty(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "ETA") || !strings.Contains(out, "round 2  dirty 1 MiB/s") || !strings.Contains(out, "migrated web1") || strings.Contains(out, "[###") {
 		t.Fatalf("exit %d, on the pty:\n%q", code, out)
 	}
+}
+
+// openPTY opens a new pseudo-terminal (as test/qemu_guest_test.go does):
+// its master and its terminal side.
+func openPTY(t *testing.T) (*os.File, *os.File) {
+	t.Helper()
+	ptm, err := os.OpenFile("/dev/ptmx", os.O_RDWR|syscall.O_NOCTTY|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var unlock int32
+	if _, _, e := syscall.Syscall(syscall.SYS_IOCTL, ptm.Fd(), unix.TIOCSPTLCK, uintptr(unsafe.Pointer(&unlock))); e != 0 {
+		t.Fatalf("TIOCSPTLCK: %v", e)
+	}
+	n, err := unix.IoctlGetInt(int(ptm.Fd()), unix.TIOCGPTN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tty, err := os.OpenFile(fmt.Sprintf("/dev/pts/%d", n), os.O_RDWR|syscall.O_NOCTTY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ptm.Close(); tty.Close() })
+	return ptm, tty
 }
