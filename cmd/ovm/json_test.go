@@ -120,9 +120,17 @@ func TestTextOnlyRefusesJSON(t *testing.T) {
 		t.Errorf("completion bash: exit %d, %.80q", code, out.String())
 	}
 	c := &cobra.Command{Use: "man", Annotations: map[string]string{textOnlyKey: "it writes manual pages"}}
-	(&cobra.Command{Use: "ovm"}).AddCommand(c)
-	if textOnly(c) != "it writes manual pages" {
-		t.Errorf("annotated: %q", textOnly(c))
+	hidden := &cobra.Command{Use: "gen-x", Hidden: true}
+	(&cobra.Command{Use: "ovm"}).AddCommand(c, hidden)
+	if textOnly(c) != "it writes manual pages" || !strings.Contains(textOnly(hidden), "hidden") {
+		t.Errorf("annotated: %q, hidden: %q", textOnly(c), textOnly(hidden))
+	}
+	// A hidden command, as one added to ovm, refuses -o json.
+	root := newRoot(&globals{}, strings.NewReader(""), io.Discard, &errOut)
+	root.AddCommand(&cobra.Command{Use: "gen-x", Hidden: true, RunE: func(*cobra.Command, []string) error { return nil }})
+	root.SetArgs([]string{"-o", "json", "gen-x"})
+	if err := root.Execute(); err == nil || !strings.Contains(err.Error(), "no -o json") {
+		t.Errorf("-o json gen-x: %v", err)
 	}
 }
 

@@ -168,11 +168,15 @@ root needs no password. To reach another agent, or an agent started with
 // json is a usage error there rather than accepted and ignored.
 const textOnlyKey = "ovm.text-only"
 
-// textOnly says why cmd offers no -o json ("": it does).
+// textOnly says why cmd offers no -o json ("": it does): annotated, a
+// hidden (internal) command, or cobra's help and completion.
 func textOnly(cmd *cobra.Command) string {
 	for c := cmd; c != nil; c = c.Parent() {
 		if why := c.Annotations[textOnlyKey]; why != "" {
 			return why
+		}
+		if c.Hidden {
+			return "it is one of ovm's hidden, internal commands"
 		}
 		if c.HasParent() && !c.Parent().HasParent() { // cobra's own
 			switch c.Name() {
