@@ -33,6 +33,9 @@ func TestExamplesNameTheirCommand(t *testing.T) {
 	walk = func(c *cobra.Command) {
 		for _, line := range strings.Split(strings.TrimSpace(c.Example), "\n") {
 			line = strings.TrimSpace(line)
+			if line == "" {
+				continue // none: TestEveryCommandHasAnExample
+			}
 			if strings.Contains(line, "|") && !strings.HasPrefix(line, "ovm") { // echo x | ovm console
 				line = strings.TrimSpace(line[strings.Index(line, "|")+1:])
 			}

@@ -199,10 +199,10 @@ that write no data (help, completion) refuse -o json. migrate prints
 the last migration.status as its document; its progress bar goes to
 standard error when that is a terminal. A command that fails exits with
 the code below, prints nothing more on standard output and, with -o json,
-one JSON line on standard error:
-  {"error":{"message":"...","kind":"fault","fault_code":-32601,"exit_code":1,"hint":"..."}}
-(kind: fault, usage, connection or refused; fault_code only for faults,
-hint only when there is one).
+one JSON line on standard error instead of the sentence: an object
+{"error": {...}} whose members are message, kind (fault, usage,
+connection or refused), exit_code, fault_code (for a fault) and hint
+(when ovm has one).
 
 Exit codes: 0 success; 1 the agent answered with a fault (or a migration or
 a dry run failed); 2 bad usage; 3 the agent could not be reached; 4 the
