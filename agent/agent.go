@@ -88,6 +88,9 @@ type Agent struct {
 	qemu       *qemuhost.Host // what this host offers qemu domains ([qemu])
 	sampler    *hostinfo.Sampler
 	pool       *poolLink // nil when [pool] names no pool
+	// poolStopped is the pool's part of a domain that stopped on its
+	// own (set once the pool link exists; the registry opens before it).
+	poolStopped atomic.Pointer[func(name, uuid string)]
 	started    time.Time
 
 	// lifetime is the agent's own context, for work that outlives any one
@@ -408,6 +411,11 @@ func (a *Agent) openDomains(cfg *config.Config) error {
 		MemoryReserve:  uint64(cfg.Agent.MemoryReserve) << 20,
 		VMMBinary:      cfg.Agent.VMMBinary,
 		Log:            a.log.Named("domains"),
+		Stopped: func(name, uuid string) {
+			if f := a.poolStopped.Load(); f != nil {
+				(*f)(name, uuid)
+			}
+		},
 	})
 	return err
 }

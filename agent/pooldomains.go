@@ -244,6 +244,13 @@ func (p *poolDomains) joined(ctx context.Context, m *pool.Member) {
 	}
 	for _, o := range list {
 		p.settleUndecided(ctx, m, o)
+		// One that stopped while the agent was away (its VMM died, its
+		// guest powered off) is given up for the pool to place again.
+		if in, ok := local[o.uuid]; ok && !hasVMM(in.State) {
+			if now, err := p.a.domains.Info(o.name); err == nil && !hasVMM(now.State) {
+				p.releaseStopped(m, o.ownedDomain, o.uuid, "it was found stopped when the agent joined")
+			}
+		}
 	}
 	// Every other pool domain with a VMM here ran under a lease this
 	// agent no longer holds.
@@ -256,6 +263,48 @@ func (p *poolDomains) joined(ctx context.Context, m *pool.Member) {
 			p.destroy(ctx, m, in.UUID, in.Name, in.Generation, "the lease it ran under has ended")
 		}
 	}
+}
+
+// localStopped gives up the owner key of an owned domain whose guest
+// stopped here on its own and stays stopped (it powered off, or crashed
+// past its restarts): the pool then places it again if it is HA (as after
+// a server's loss: a guest shut down from inside is restarted, as in
+// Oracle VM), or records it stopped. A domain stopped by an operation of
+// this agent (stop_local, a destroy of a copy no longer owned, the local
+// API) is not given up here.
+func (p *poolDomains) localStopped(name, uuid string) {
+	p.ops.Lock()
+	defer p.ops.Unlock()
+	id := strings.ToLower(uuid)
+	p.mu.Lock()
+	o, owned := p.owned[id]
+	m := p.member
+	p.mu.Unlock()
+	if !owned || m == nil {
+		return // not ours, or the lease is not held: the next join settles it
+	}
+	if in, err := p.a.domains.Info(name); err != nil || hasVMM(in.State) {
+		return // started again meanwhile, or gone
+	}
+	p.releaseStopped(m, o, id, "its guest stopped on its own")
+}
+
+// releaseStopped drops the lease of owned domain o, stopped here, and
+// releases its owner key; the caller holds p.ops.
+func (p *poolDomains) releaseStopped(m *pool.Member, o ownedDomain, id, why string) {
+	_ = p.a.domains.DropLease(o.name)
+	c, cancel := context.WithTimeout(p.a.lifetime, opTimeout(m))
+	err := m.ReleaseOwner(c, o.key)
+	cancel()
+	if err != nil {
+		p.log.Warn("pool domain stopped here, but its owner key was not released (the next join tries again)", zap.String("domain", o.name), zap.String("why", why), zap.Error(err))
+		return
+	}
+	p.mu.Lock()
+	delete(p.owned, id)
+	p.mu.Unlock()
+	p.log.Info("pool domain stopped here: owner key released for the pool to place it again", zap.String("domain", o.name), zap.String("uuid", o.key), zap.Int64("generation", o.generation), zap.String("why", why))
+	p.a.pool.refreshInfo()
 }
 
 // settleUndecided ends an outgoing migration of owned domain o that an

@@ -151,6 +151,8 @@ func (a *Agent) openPool(cfg *config.Config) (func(), error) {
 	}
 	l.s.Resume = l.previousLease()
 	l.domains = newPoolDomains(a, l.log.Named("domains"))
+	stopped := l.domains.localStopped
+	a.poolStopped.Store(&stopped)
 	l.s.OnRenew = l.domains.renewed
 	ctx, stop := context.WithCancel(context.Background())
 	l.stop = stop

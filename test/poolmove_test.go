@@ -184,7 +184,7 @@ func poolMembers(t *testing.T, a *Agent) []string {
 // (SIGTERM, drain_on_stop) migrates it away first and then leaves the
 // pool at once, its lease revoked rather than left to expire: the guest
 // never stopped, one writer on disk throughout, each move at a higher
-// generation.
+// generation. Then the guest powers itself off: the pool restarts it.
 func TestPoolDrainMigratesAway(t *testing.T) {
 	timed(t)
 	c := etcdtest.Start(t, 1)
@@ -232,10 +232,21 @@ func TestPoolDrainMigratesAway(t *testing.T) {
 		return len(r.Runs) == 1 && r.Runs[0].Records >= s.Runs[0].Records+5
 	})
 	t.Logf("records: %v", s)
+
+	// The guest powers itself off: its owner key is given up and the pool
+	// restarts the HA domain (as Oracle VM's HA does), at a higher
+	// generation, a second writer after the first.
+	agents[first].call(t, "domain.console_input", nil, "rec", "poweroff\n")
+	run4 := waitPoolDomain(t, agents[first], "rec", "restarted after the guest's own poweroff", 2*time.Minute, func(d poolDomView) bool {
+		return d.State == "running" && d.Generation > run3.Generation
+	})
+	waitRecords(t, disk, "records of the restart", qemuBoot+30*time.Second, func(r records.Summary) bool {
+		return len(r.Runs) == 2 && r.Runs[1].Generation == run4.Generation && r.Runs[1].Records >= 3
+	})
 	agents[first].call(t, "pool.stop_domain", nil, "rec")
 	waitPoolDomain(t, agents[first], "rec", "stopped", 2*time.Minute, func(d poolDomView) bool { return d.State == "stopped" })
-	if s, err := records.Verify(disk); err != nil || len(s.Runs) != 1 {
-		t.Fatalf("records at the end: %v (%v), want one writer", err, s)
+	if s, err := records.Verify(disk); err != nil || len(s.Runs) != 2 {
+		t.Fatalf("records at the end: %v (%v), want the first writer then the restart's", err, s)
 	}
 }
 

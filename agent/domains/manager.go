@@ -76,6 +76,12 @@ type Options struct {
 	// VMMs runs the domains' VMM processes (nil: ovs-vmm processes, see
 	// vmmproc; VMMBinary names the program).
 	VMMs VMMDriver
+	// Stopped, when set, is told (in its own goroutine) of every domain
+	// whose VMM ended on its own (the guest powered off or crashed, not
+	// an operation of this agent's) and that stays stopped: not restarted
+	// by on_crash or on_poweroff (or not any more: its restart budget
+	// spent, its restart failed).
+	Stopped func(name, uuid string)
 }
 
 // Manager is the registry of this host's domains.
