@@ -91,7 +91,7 @@ type Agent struct {
 	// poolStopped is the pool's part of a domain that stopped on its
 	// own (set once the pool link exists; the registry opens before it).
 	poolStopped atomic.Pointer[func(name, uuid string)]
-	started    time.Time
+	started     time.Time
 
 	// lifetime is the agent's own context, for work that outlives any one
 	// call (in-doubt migrations being resolved, settlements retried): it is
