@@ -633,7 +633,7 @@ func (p *poolDomains) startLocal(ctx context.Context, uuid string) (*startResult
 	if err := p.orphan(uuid); err != nil {
 		return nil, err
 	}
-	spec, _, err := m.ReadSpec(ctx, uuid)
+	spec, specRev, err := m.ReadSpec(ctx, uuid)
 	if err != nil {
 		return nil, err
 	}
@@ -653,7 +653,9 @@ func (p *poolDomains) startLocal(ctx context.Context, uuid string) (*startResult
 		return nil, fmt.Errorf("%w: domain %s (%s) has a VMM here (state %s) but this agent does not own it in pool %s; destroy it first",
 			errLocalClash, in.Name, uuid, in.State, m.Pool())
 	}
-	gen, err := m.AcquireOwner(ctx, uuid)
+	// Only the spec as read: a pool.delete_domain (or a change) that came
+	// meanwhile leaves no owner key of a domain the pool does not have.
+	gen, err := m.AcquireOwnerOfSpec(ctx, uuid, specRev)
 	if err != nil {
 		return nil, err
 	}

@@ -39,6 +39,25 @@ func (e *OwnedError) Is(target error) bool { return target == ErrOwned }
 // for every new owner (HandOver rewrites the key at a higher revision). If another member owns the domain the error
 // is an *OwnedError.
 func (m *Member) AcquireOwner(ctx context.Context, domain string) (int64, error) {
+	return m.acquire(ctx, domain, 0)
+}
+
+// ErrSpecChanged is what AcquireOwnerOfSpec's error wraps when the
+// domain's spec is no longer the one read (deleted or rewritten).
+var ErrSpecChanged = errors.New("the domain's spec changed or was deleted since it was read")
+
+// AcquireOwnerOfSpec is AcquireOwner that also holds only while domain's
+// spec key is still at mod revision specRev (as ReadSpec returned it): a
+// start cannot take the owner key of a domain the pool deleted (or
+// changed) meanwhile.
+func (m *Member) AcquireOwnerOfSpec(ctx context.Context, domain string, specRev int64) (int64, error) {
+	if specRev <= 0 {
+		return 0, fmt.Errorf("pool %s: acquire domain %s: spec revision %d", m.s.Pool, domain, specRev)
+	}
+	return m.acquire(ctx, domain, specRev)
+}
+
+func (m *Member) acquire(ctx context.Context, domain string, specRev int64) (int64, error) {
 	if err := checkSegment("domain", domain); err != nil {
 		return 0, fmt.Errorf("pool %s: acquire: %w", m.s.Pool, err)
 	}
@@ -50,8 +69,12 @@ func (m *Member) AcquireOwner(ctx context.Context, domain string) (int64, error)
 		return 0, err
 	}
 	key := ownerKey(m.s.Pool, domain)
+	conds := []clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(key), "=", 0)}
+	if specRev > 0 {
+		conds = append(conds, clientv3.Compare(clientv3.ModRevision(SpecKey(m.s.Pool, domain)), "=", specRev))
+	}
 	resp, err := m.cli.Txn(ctx).
-		If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
+		If(conds...).
 		Then(clientv3.OpPut(key, string(val), clientv3.WithLease(m.lease))).
 		Else(clientv3.OpGet(key)).
 		Commit()
@@ -67,6 +90,9 @@ func (m *Member) AcquireOwner(ctx context.Context, domain string) (int64, error)
 	}
 	kvs := resp.Responses[0].GetResponseRange().Kvs
 	if len(kvs) == 0 {
+		if specRev > 0 {
+			return 0, fmt.Errorf("pool %s: acquire domain %s: %w; the pool master places it again if it should run", m.s.Pool, domain, ErrSpecChanged)
+		}
 		return 0, fmt.Errorf("pool %s: acquire domain %s: the owner key vanished during the transaction", m.s.Pool, domain)
 	}
 	kv := kvs[0]

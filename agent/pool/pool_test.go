@@ -687,3 +687,44 @@ func TestHandOverAndKeepOwner(t *testing.T) {
 		t.Fatalf("after b left the owner is %q", host)
 	}
 }
+
+// AcquireOwnerOfSpec takes the owner key only while the spec is the one
+// read: a spec deleted or rewritten meanwhile refuses it.
+func TestAcquireOwnerOfSpec(t *testing.T) {
+	c := etcdtest.Start(t, 1)
+	a := joinT(t, settings(c, 6*time.Second), "a")
+	cli := outside(t, c)
+	ctx := ctxFor(t, 30*time.Second)
+	const dom = "0004fb00-0006-0000-0000-00000000beef"
+	put, err := cli.Put(ctx, SpecKey("test", dom), `{"name":"x"}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rev := put.Header.Revision
+	if _, err := cli.Put(ctx, SpecKey("test", dom), `{"name":"x2"}`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.AcquireOwnerOfSpec(ctx, dom, rev); !errors.Is(err, ErrSpecChanged) {
+		t.Fatalf("acquire with a rewritten spec: %v, want ErrSpecChanged", err)
+	}
+	resp, err := cli.Get(ctx, SpecKey("test", dom))
+	if err != nil {
+		t.Fatal(err)
+	}
+	gen, err := a.AcquireOwnerOfSpec(ctx, dom, resp.Kvs[0].ModRevision)
+	if err != nil || gen <= resp.Kvs[0].ModRevision {
+		t.Fatalf("acquire with the current spec: gen %d err %v", gen, err)
+	}
+	if err := a.ReleaseOwner(ctx, dom); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cli.Delete(ctx, SpecKey("test", dom)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.AcquireOwnerOfSpec(ctx, dom, resp.Kvs[0].ModRevision); !errors.Is(err, ErrSpecChanged) {
+		t.Fatalf("acquire with the spec deleted: %v, want ErrSpecChanged", err)
+	}
+	if host, _, _ := a.Owner(ctx, dom); host != "" {
+		t.Fatalf("owner %q after the refused acquires", host)
+	}
+}
