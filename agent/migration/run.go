@@ -200,6 +200,11 @@ type follower struct {
 	// never resumes the guest), or stayed here (aborted).
 	member       *relocation.PoolMember
 	handed, kept bool
+	handOverAt   time.Time // the last hand-over attempt that did not settle
+	// tried: a hand-over was asked for; until it is settled (handed or
+	// kept) nothing but a fence may abort the migration: an abort resumes
+	// the guest here, and the ownership may be the target's.
+	tried bool
 
 	// The watchdog: a status that has not moved for progress_timeout plus
 	// a margin (the VMM bounds its own waits by progress_timeout; this
@@ -244,7 +249,7 @@ func (f *follower) follow(ctx context.Context) {
 // VMM does not end it once told to; true when it ended the migration.
 func (f *follower) watchdog() bool {
 	l := f.l
-	if l.ProgressTimeout <= 0 || f.committed {
+	if l.ProgressTimeout <= 0 || f.committed || !f.mayAbort() {
 		return false
 	}
 	switch {
@@ -259,13 +264,20 @@ func (f *follower) watchdog() bool {
 	return false
 }
 
+// mayAbort says whether the agent may have the source VMM abort (which
+// resumes the guest here): not while a pool domain's hand-over is
+// unsettled, nor once it was handed over.
+func (f *follower) mayAbort() bool {
+	return !f.handed && (!f.tried || f.kept)
+}
+
 // wait waits for the next poll; once the migration is cancelled it tells
 // the VMM (before the commit) and polls faster. False: the agent stops.
 func (f *follower) wait(ctx context.Context) bool {
 	life := f.l.life()
 	select {
 	case <-ctx.Done():
-		if !f.committed && !f.cancelSent {
+		if !f.committed && !f.cancelSent && f.mayAbort() {
 			_, _ = f.l.Domains.Call(f.name, control.Request{Op: control.OpMigrateCancel, Reason: "cancelled"}, 5*time.Second)
 			f.cancelSent = true
 		}
@@ -345,7 +357,7 @@ func (f *follower) step(vs *control.MigrationStatus) bool {
 		// The VMM commits by itself (AutoCommit); one that predates that,
 		// or a pool domain's, waits for this call, the guest paused
 		// meanwhile.
-		if f.kept || (!f.handed && f.m.isCancelled()) {
+		if f.kept || (f.mayAbort() && f.m.isCancelled()) {
 			reason := "cancelled"
 			if f.kept {
 				reason = "the target could not take the pool domain's ownership"
@@ -354,10 +366,15 @@ func (f *follower) step(vs *control.MigrationStatus) bool {
 			return false
 		}
 		if f.offer.Pool != nil && !f.handed {
+			if time.Since(f.handOverAt) < handOverRetry {
+				return false
+			}
+			f.tried = true
 			handed, err := l.Pool.HandOver(f.name, f.member)
 			switch {
 			case err != nil:
-				l.log().Warn("pool domain's ownership not handed over yet; asking again (the guest stays paused)", zap.String("domain", f.name), zap.Error(err))
+				f.handOverAt = time.Now()
+				l.log().Warn("pool domain's ownership not handed over yet; asking again (the guest stays paused)", zap.String("domain", f.name), zap.Error(err), zap.Duration("in", handOverRetry))
 				return false
 			case !handed:
 				f.kept = true
@@ -427,6 +444,10 @@ func (f *follower) record(vs *control.MigrationStatus) {
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// handOverRetry is how long a pool domain's migration waits before it
+// asks again for a hand-over whose outcome was not known.
+const handOverRetry = time.Second
 
 // stallMargin is what the agent's watchdog allows on top of
 // progress_timeout before it ends a migration whose status stands still,
