@@ -370,6 +370,9 @@ func (f *follower) step(vs *control.MigrationStatus) bool {
 				return false
 			}
 			f.tried = true
+			f.m.mu.Lock()
+			f.m.handing = true
+			f.m.mu.Unlock()
 			handed, err := l.Pool.HandOver(f.name, f.member)
 			switch {
 			case err != nil:
@@ -378,6 +381,9 @@ func (f *follower) step(vs *control.MigrationStatus) bool {
 				return false
 			case !handed:
 				f.kept = true
+				f.m.mu.Lock()
+				f.m.handing = false
+				f.m.mu.Unlock()
 				return false
 			}
 			f.handed = true
@@ -447,7 +453,7 @@ func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond)
 
 // handOverRetry is how long a pool domain's migration waits before it
 // asks again for a hand-over whose outcome was not known.
-const handOverRetry = time.Second
+var handOverRetry = time.Second
 
 // stallMargin is what the agent's watchdog allows on top of
 // progress_timeout before it ends a migration whose status stands still,
