@@ -3,6 +3,7 @@ package domains
 import (
 	"fmt"
 
+	"github.com/ovs-agent/ovs-agent/config/vmcfg"
 	"github.com/ovs-agent/ovs-agent/vmm/guestmem"
 )
 
@@ -27,6 +28,11 @@ func (m *Manager) wantedBacking(cfgBacking string) guestmem.Backing {
 	return b
 }
 
+// hugeMiB is the memory a domain of cfg maps on huge pages: its maxmem
+// (a qemu guest's RAM is its maxmem; a workload guest's maxmem is its
+// memory).
+func hugeMiB(cfg *vmcfg.Config) uint64 { return uint64(max(cfg.Memory, cfg.MaxMem)) }
+
 // hugeBytes is the memory of n 2 MiB huge pages.
 func hugeBytes(n uint64) uint64 { return n * guestmem.HugePageSize }
 
@@ -41,7 +47,7 @@ func (m *Manager) committedMemory(skip *domain) (ordinary, hugePages uint64) {
 		d.mu.Lock()
 		if d.rec.State.live() {
 			if d.rec.MemoryBacking == string(guestmem.BackingHugeTLB) {
-				hugePages += guestmem.HugePagesFor(uint64(d.cfg.Memory) << 20)
+				hugePages += guestmem.HugePagesFor(hugeMiB(d.cfg) << 20)
 			} else {
 				ordinary += uint64(d.holds()) << 20
 			}
@@ -59,7 +65,8 @@ func (m *Manager) committedMemory(skip *domain) (ordinary, hugePages uint64) {
 // domains' ordinary memory. A hugetlb domain gets the pool's free pages:
 // the kernel's free and unreserved ones, less those of domains counted
 // here that have not mapped theirs yet.
-func (m *Manager) fit(name string, memMiB int, want guestmem.Backing, skip *domain) (memoryFit, error) {
+func (m *Manager) fit(cfg *vmcfg.Config, memMiB int, want guestmem.Backing, skip *domain) (memoryFit, error) {
+	name := cfg.Name
 	total, err := m.opts.HostMemory()
 	if err != nil {
 		return memoryFit{}, errorf(Failed, "read host memory: %v", err)
@@ -73,7 +80,14 @@ func (m *Manager) fit(name string, memMiB int, want guestmem.Backing, skip *doma
 		host.HugeFree = left
 	}
 	need := uint64(memMiB) << 20
-	b, why, err := guestmem.Choose(want, need, host)
+	choice := host
+	huge := hugeMiB(cfg)
+	if want == guestmem.BackingAuto && cfg.Guest() == vmcfg.GuestOS && huge%2 != 0 {
+		// QEMU's hugetlb RAM is whole 2 MiB pages: auto does not offer
+		// them to an odd maxmem (an explicit hugetlb is QEMU's to refuse).
+		choice.HugeFree = 0
+	}
+	b, why, err := guestmem.Choose(want, huge<<20, choice)
 	if err != nil {
 		return memoryFit{}, errorf(NoResources, "domain %s cannot start: %v", name, err)
 	}
