@@ -42,7 +42,7 @@ func (m *Manager) CheckIncoming(o relocation.Offer, memMiB int) []relocation.Pro
 		// The backing is this host's choice: the offer's vm.cfg may ask
 		// for one, else this host's default applies, never the source's.
 		m.mu.Lock()
-		_, err := m.fit(cfg, memMiB, m.wantedBacking(cfg.MemoryBacking), nil)
+		_, err := m.fit(cfg, memMiB, m.wantedBacking(cfg.MemoryBacking), nil, true)
 		m.mu.Unlock()
 		if err != nil {
 			c.Soft("memory", "%s", err.Error())

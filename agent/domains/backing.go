@@ -64,8 +64,9 @@ func (m *Manager) committedMemory(skip *domain) (ordinary, hugePages uint64) {
 // host's memory less memory_reserve, less the whole pool, less the other
 // domains' ordinary memory. A hugetlb domain gets the pool's free pages:
 // the kernel's free and unreserved ones, less those of domains counted
-// here that have not mapped theirs yet.
-func (m *Manager) fit(cfg *vmcfg.Config, memMiB int, want guestmem.Backing, skip *domain) (memoryFit, error) {
+// here that have not mapped theirs yet. offer phrases the error for the
+// check of a domain offered by another host.
+func (m *Manager) fit(cfg *vmcfg.Config, memMiB int, want guestmem.Backing, skip *domain, offer bool) (memoryFit, error) {
 	name := cfg.Name
 	total, err := m.opts.HostMemory()
 	if err != nil {
@@ -89,6 +90,9 @@ func (m *Manager) fit(cfg *vmcfg.Config, memMiB int, want guestmem.Backing, skip
 	}
 	b, why, err := guestmem.Choose(want, huge<<20, choice)
 	if err != nil {
+		if offer {
+			return memoryFit{}, errorf(NoResources, "%v", err)
+		}
 		return memoryFit{}, errorf(NoResources, "domain %s cannot start: %v", name, err)
 	}
 	if b == guestmem.BackingHugeTLB {
@@ -97,10 +101,21 @@ func (m *Manager) fit(cfg *vmcfg.Config, memMiB int, want guestmem.Backing, skip
 	pool := hugeBytes(host.HugePages)
 	free := saturatingSub(saturatingSub(saturatingSub(total, m.opts.MemoryReserve), pool), used)
 	if need > free {
+		held := ""
+		if pool > 0 {
+			held = fmt.Sprintf("%d MiB held as %d reserved huge pages, which only memory_backing = hugetlb domains use", pool>>20, host.HugePages)
+		}
+		if offer {
+			msg := fmt.Sprintf("the domain needs %d MiB, %d MiB are free for domains here", memMiB, free>>20)
+			if held != "" {
+				msg += " (" + held + ")"
+			}
+			return memoryFit{}, errorf(NoResources, "%s", msg)
+		}
 		msg := fmt.Sprintf("not enough free memory to start %s: it needs %d MiB, %d MiB are free for domains (%d MiB total, %d MiB reserved for the host, %d MiB used by running domains",
 			name, memMiB, free>>20, total>>20, m.opts.MemoryReserve>>20, used>>20)
-		if pool > 0 {
-			msg += fmt.Sprintf(", %d MiB held as %d reserved huge pages, which only memory_backing = hugetlb domains use", pool>>20, host.HugePages)
+		if held != "" {
+			msg += ", " + held
 		}
 		return memoryFit{}, errorf(NoResources, "%s)", msg)
 	}

@@ -225,7 +225,7 @@ func (m *Manager) claim(d *domain, how vmmproc.Mode, engine string) (int, error)
 // live domains leave free, and returns the backing its memory gets (see
 // fit); the caller holds m.mu.
 func (m *Manager) fitsBeside(d *domain) (memoryFit, error) {
-	return m.fit(d.cfg, d.cfg.Memory, m.wantedBacking(d.cfg.MemoryBacking), d)
+	return m.fit(d.cfg, d.cfg.Memory, m.wantedBacking(d.cfg.MemoryBacking), d, false)
 }
 
 // started records the VMM that answered: the domain runs, or waits for
