@@ -7,10 +7,12 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/ovs-agent/ovs-agent/config/vmcfg"
+	"github.com/ovs-agent/ovs-agent/vmm/control"
 	"github.com/ovs-agent/ovs-agent/vmm/guestmem"
 	"github.com/ovs-agent/ovs-agent/vmm/guestmem/hosttest"
 	"github.com/ovs-agent/ovs-agent/vmm/workload"
@@ -78,7 +80,8 @@ func checkMemory(t *testing.T, e *workloadEngine, b guestmem.Backing) {
 	}
 }
 
-// migrate sends src live to dst over loopback TCP and starts dst.
+// migrate sends src live to dst over two loopback TCP streams (the
+// target's decoders landing pages at once).
 func migrate(t *testing.T, src, dst *workloadEngine) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -89,26 +92,57 @@ func migrate(t *testing.T, src, dst *workloadEngine) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	got := make(chan error, 1)
+	var mu sync.Mutex
+	var accepted []net.Conn
+	keep := func(c net.Conn) {
+		mu.Lock()
+		accepted = append(accepted, c)
+		mu.Unlock()
+	}
+	defer func() {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range accepted {
+			c.Close()
+		}
+	}()
 	go func() {
 		c, err := ln.Accept()
 		if err != nil {
 			got <- err
 			return
 		}
-		defer c.Close()
-		_, err = dst.Receive(ctx, c, nil, ReceiveOptions{})
+		keep(c)
+		more := func(context.Context) (net.Conn, error) {
+			c, err := ln.Accept()
+			if err == nil {
+				keep(c)
+			}
+			return c, err
+		}
+		_, err = dst.Receive(ctx, c, more, ReceiveOptions{})
 		got <- err
 	}()
-	c, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
+	var streams []net.Conn
+	for range 2 {
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		streams = append(streams, c)
 	}
-	defer c.Close()
-	if _, err := src.Send(ctx, []net.Conn{c}, SendOptions{Live: true, MaxDowntime: 50 * time.Millisecond}, func(Progress) {}); err != nil {
+	sent, err := src.Send(ctx, streams, SendOptions{Live: true, MaxDowntime: 50 * time.Millisecond}, func(Progress) {})
+	if err != nil {
 		t.Fatalf("send: %v", err)
 	}
 	if err := <-got; err != nil {
 		t.Fatalf("receive: %v", err)
+	}
+	var st control.MigrationStatus
+	sent.Figures(&st)
+	if st.Streams != 2 || st.Round < 2 {
+		t.Fatalf("migration figures %+v: want 2 streams and pre-copy rounds", st)
 	}
 	src.Stop()
 }
