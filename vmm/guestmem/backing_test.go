@@ -190,3 +190,57 @@ func Test4KRAMBacked(t *testing.T) {
 	defer r.Close()
 	exercise(t, r)
 }
+
+// ZeroRange on hugetlb clears exactly the range, whole 2 MiB pages
+// punched and parts of pages cleared, and allocates no page that held no
+// data.
+func TestHugeTLBZeroRange(t *testing.T) {
+	hosttest.ReserveHugePages(t, 4)
+	const huge = guestmem.HugePageSize
+	r, err := guestmem.NewBackedRAM("zero", 4*huge, guestmem.BackingHugeTLB)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	want := make([]byte, 4*huge)
+	for i := range want[:3*huge] { // the fourth page is never touched
+		want[i] = byte(i/guestmem.PageSize) | 1
+	}
+	if _, err := r.WriteAt(want[:3*huge], 0); err != nil {
+		t.Fatal(err)
+	}
+	for _, z := range []struct{ off, n uint64 }{
+		{guestmem.PageSize, guestmem.PageSize},                       // inside page 0
+		{huge - guestmem.PageSize, 2 * guestmem.PageSize},            // across pages 0 and 1
+		{huge + 8*guestmem.PageSize, huge + 4*guestmem.PageSize},     // the tail of 1, the head of 2
+		{3*huge + guestmem.PageSize, guestmem.PageSize},              // the untouched page
+		{2*huge + 16*guestmem.PageSize, huge - 16*guestmem.PageSize}, // the rest of page 2
+	} {
+		if err := r.ZeroRange(z.off, z.n); err != nil {
+			t.Fatal(err)
+		}
+		clear(want[z.off : z.off+z.n])
+	}
+	got := make([]byte, len(want))
+	if _, err := r.ReadAt(got, 0); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		for i := range got {
+			if got[i] != want[i] {
+				t.Fatalf("byte %d (page %d) is %#x after ZeroRange, want %#x", i, i/guestmem.PageSize, got[i], want[i])
+			}
+		}
+	}
+	// A range that covers whole pages frees them.
+	if err := r.ZeroRange(0, 2*huge); err != nil {
+		t.Fatal(err)
+	}
+	rs, err := r.DataRanges()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rs) != 1 || rs[0] != (guestmem.Range{Off: 2 * huge, Len: huge}) {
+		t.Fatalf("data ranges %v after zeroing pages 0 and 1, want page 2 only", rs)
+	}
+}

@@ -129,12 +129,47 @@ func (r *RAM) WriteAt(p []byte, off int64) (int, error) {
 }
 
 // ZeroRange makes [off, off+n) read as zero: whole pages are punched out
-// (fallocate PUNCH_HOLE, which frees them; a hugetlbfs memfd zeroes the
-// part of a 2 MiB page a range covers partly).
+// (fallocate PUNCH_HOLE, which frees them). On hugetlbfs the part of a 2
+// MiB page a range covers partly is cleared through the mapping when the
+// page holds data (kernels before 6.2 leave such parts alone when
+// punching; a page without data reads as zero already).
 func (r *RAM) ZeroRange(off, n uint64) error {
 	if off > r.size || n > r.size-off {
 		return fmt.Errorf("guest memory %q: zero %d bytes at %d outside %d bytes", r.name, n, off, r.size)
 	}
+	if r.backing != BackingHugeTLB {
+		return r.punch(off, n)
+	}
+	end := off + n
+	lo := (off + HugePageSize - 1) / HugePageSize * HugePageSize
+	hi := end / HugePageSize * HugePageSize
+	parts := []Range{{off, n}} // within one 2 MiB page
+	if lo <= hi {
+		if lo < hi {
+			if err := r.punch(lo, hi-lo); err != nil {
+				return err
+			}
+		}
+		parts = []Range{{off, lo - off}, {hi, end - hi}}
+	}
+	for _, part := range parts {
+		if part.Len == 0 {
+			continue
+		}
+		page := part.Off / PageSize * PageSize
+		var vec [1]byte
+		if err := mincore(r.mem[page:page+PageSize], vec[:]); err != nil {
+			return fmt.Errorf("guest memory %q: mincore at %d: %w", r.name, page, err)
+		}
+		if vec[0]&1 != 0 {
+			clear(r.mem[part.Off : part.Off+part.Len])
+		}
+	}
+	return nil
+}
+
+// punch punches [off, off+n) out of the memfd.
+func (r *RAM) punch(off, n uint64) error {
 	for {
 		err := unix.Fallocate(r.fd, unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_KEEP_SIZE, int64(off), int64(n))
 		if errors.Is(err, unix.EINTR) {
