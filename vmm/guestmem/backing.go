@@ -14,7 +14,8 @@ type Backing string
 
 const (
 	// Backing4K is a plain memfd: 4 KiB pages, allocated as they are
-	// first written.
+	// first written (unless the operator set shmem_enabled to always or
+	// force, which gives all shared memory huge pages where it can).
 	Backing4K Backing = "4k"
 	// BackingHugeTLB is a hugetlbfs memfd (MFD_HUGETLB|MFD_HUGE_2MB): 2
 	// MiB pages from the pool the operator reserved
