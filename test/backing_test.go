@@ -1,10 +1,12 @@
 package test
 
 import (
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/ovs-agent/ovs-agent/vmm/guestmem"
 	"github.com/ovs-agent/ovs-agent/vmm/guestmem/hosttest"
 )
 
@@ -50,10 +52,17 @@ func TestMemoryBackings(t *testing.T) {
 	wantBacking(t, src, "hb1", "hugetlb")
 	src.waitInfo(t, "hb1", "a verification round", func(i domInfo) bool { return i.Rounds >= 1 })
 
-	// 96 MiB more on hugetlb: 48 pages, 32 are free.
-	src.call(t, "domain.create", nil, vmcfgText("hb2", 96, ""))
+	// 16 pages more than are free now (32 here, with no pages reserved
+	// before the test).
+	h, err := guestmem.ReadHost()
+	if err != nil {
+		t.Fatal(err)
+	}
+	need := h.HugeFree + 16
+	src.call(t, "domain.create", nil, vmcfgText("hb2", int(2*need), ""))
 	f := src.fault(t, "domain.start", "hb2")
-	if f.Code != 1005 || !strings.Contains(f.Message, "needs 48 2 MiB huge pages") || !strings.Contains(f.Message, "32 of the") ||
+	if f.Code != 1005 || !strings.Contains(f.Message, fmt.Sprintf("needs %d 2 MiB huge pages", need)) ||
+		!strings.Contains(f.Message, fmt.Sprintf("%d of the %d reserved are free", h.HugeFree, h.HugePages)) ||
 		!strings.Contains(f.Message, "nr_hugepages by 16") {
 		t.Fatalf("start of a hugetlb domain beyond the free pool: %v", f)
 	}

@@ -2,6 +2,7 @@ package vmm
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -21,13 +22,23 @@ import (
 // backingEngine makes a workload engine of name on backing b for a 64 MiB
 // guest that dirties memory and verifies it.
 func backingEngine(t *testing.T, name, b string) *workloadEngine {
+	return workloadOn(t, name, 64, "dirty=8M/s,hot=16M,touch=24M,verify=100ms", b)
+}
+
+// sizedEngine is a sim engine of mib MiB on backing b whose guest writes
+// a few MiB.
+func sizedEngine(t *testing.T, mib uint64, b string) *workloadEngine {
+	return workloadOn(t, EngineSim, mib, "dirty=1M/s,hot=4M,verify=100ms", b)
+}
+
+func workloadOn(t *testing.T, name string, mib uint64, spec, b string) *workloadEngine {
 	t.Helper()
-	w, err := vmcfg.ParseWorkload("dirty=8M/s,hot=16M,touch=24M,verify=100ms")
+	w, err := vmcfg.ParseWorkload(spec)
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := EngineConfig{Name: "backing", MemoryBytes: 64 << 20, VCPUs: 1, Console: io.Discard,
-		Config: &vmcfg.Config{Name: "backing", Memory: 64, VCPUs: 1, WorkloadSpec: w}, MemoryBacking: b}
+	c := EngineConfig{Name: "backing", MemoryBytes: mib << 20, VCPUs: 1, Console: io.Discard,
+		Config: &vmcfg.Config{Name: "backing", Memory: int(mib), VCPUs: 1, WorkloadSpec: w}, MemoryBacking: b}
 	var e Engine
 	if name == EngineKVM {
 		e, err = newKVMEngine(c)
@@ -221,14 +232,23 @@ func TestWorkloadEngineBackings(t *testing.T) {
 // memory is made, saying how many are free and what to raise; auto then
 // takes what there is.
 func TestWorkloadEngineHugeTLBShortage(t *testing.T) {
-	hosttest.ReserveHugePages(t, 16) // 32 MiB, the guest wants 64
+	hosttest.ReserveHugePages(t, 16)
 	hosttest.ShmemTHP(t, "never")
-	e := backingEngine(t, EngineSim, "hugetlb")
-	err := e.Boot()
-	if err == nil || !strings.Contains(err.Error(), "needs 32 2 MiB huge pages") || !strings.Contains(err.Error(), "nr_hugepages") {
-		t.Fatalf("boot of a 64 MiB hugetlb guest beside 16 free huge pages: %v", err)
+	h, err := guestmem.ReadHost()
+	if err != nil {
+		t.Fatal(err)
 	}
-	a := backingEngine(t, EngineSim, "auto")
+	// A guest one 2 MiB page larger than the free pool (its memory is
+	// sparse: only what the workload writes is made).
+	mib := 2 * (h.HugeFree + 1)
+	e := sizedEngine(t, mib, "hugetlb")
+	err = e.Boot()
+	want := fmt.Sprintf("needs %d 2 MiB huge pages for %d MiB; %d of the %d reserved are free (raise /sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages by 1,",
+		h.HugeFree+1, mib, h.HugeFree, h.HugePages)
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("boot of a hugetlb guest one page beyond the free pool: %v; want %q", err, want)
+	}
+	a := sizedEngine(t, mib, "auto")
 	if err := a.Boot(); err != nil {
 		t.Fatal(err)
 	}
