@@ -75,7 +75,9 @@ func NewBackedRAM(name string, size uint64, b Backing) (*RAM, error) {
 
 // OpenRAM maps an existing memfd of size bytes (for example one received
 // over a unix socket); a hugetlbfs one is known as such (its thp advice,
-// if any, is the creator's). The RAM takes ownership of fd.
+// if any, is the creator's). The DataRanges of a hugetlbfs one are the
+// pages mapped here: pages another process wrote are not among them until
+// this mapping touches them. The RAM takes ownership of fd.
 func OpenRAM(fd int, size uint64, name string) (*RAM, error) {
 	var st unix.Stat_t
 	if err := unix.Fstat(fd, &st); err != nil {
