@@ -409,6 +409,7 @@ func (a *Agent) openDomains(cfg *config.Config) error {
 		StateDir:       cfg.Agent.StateDir,
 		Hypervisor:     cfg.Agent.Hypervisor,
 		MemoryReserve:  uint64(cfg.Agent.MemoryReserve) << 20,
+		MemoryBacking:  cfg.Agent.MemoryBacking,
 		VMMBinary:      cfg.Agent.VMMBinary,
 		Log:            a.log.Named("domains"),
 		Stopped: func(name, uuid string) {
@@ -627,6 +628,9 @@ func restartOnly(old, cur *config.Config) []string {
 	}
 	if old.Agent.MemoryReserve != cur.Agent.MemoryReserve {
 		out = append(out, "agent.memory_reserve")
+	}
+	if old.Agent.MemoryBacking != cur.Agent.MemoryBacking {
+		out = append(out, "agent.memory_backing")
 	}
 	if old.Agent.VMMBinary != cur.Agent.VMMBinary {
 		out = append(out, "agent.vmm_binary")

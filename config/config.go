@@ -93,7 +93,10 @@ type AgentConfig struct {
 	XendConfig string `ini:"xend_config"` // xend-config.sxp to import, "" = none
 	Hypervisor string `ini:"hypervisor"`  // auto, kvm or sim: the engine domains run on
 	// MemoryReserve is host memory, in MiB, never given to domains.
-	MemoryReserve int64  `ini:"memory_reserve"`
+	MemoryReserve int64 `ini:"memory_reserve"`
+	// MemoryBacking is the pages of a domain's memory when its vm.cfg
+	// has no memory_backing: auto, 4k, hugetlb or thp.
+	MemoryBacking string `ini:"memory_backing"`
 	VMMBinary     string `ini:"vmm_binary"` // "" = ovs-vmm beside the ovs-agent binary
 	// FileDirs are directories, besides the repositories, in which paths
 	// named by API callers (vm.cfg files, disks, save images, detach
@@ -236,6 +239,7 @@ func Default() *Config {
 			StateDir:      "/var/lib/ovs-agent",
 			Hypervisor:    "auto",
 			MemoryReserve: 1024,
+			MemoryBacking: "auto",
 			BlockDevices:  DefaultBlockDevices(),
 		},
 		QEMU: QEMUConfig{

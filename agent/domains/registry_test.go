@@ -11,6 +11,7 @@ import (
 
 	"github.com/ovs-agent/ovs-agent/agent/vmmproc"
 	"github.com/ovs-agent/ovs-agent/vmm/control"
+	"github.com/ovs-agent/ovs-agent/vmm/guestmem"
 )
 
 // openFake opens a Manager on dir whose VMMs are f's, on a host with
@@ -22,6 +23,9 @@ func openFake(t *testing.T, dir string, f *fakeVMMs, hostMiB uint64) *Manager {
 		HostMemory:    func() (uint64, error) { return hostMiB << 20, nil },
 		MemoryReserve: 128 << 20, HostCPUs: 4,
 		KVMUsable: func() error { return errors.New("no KVM in unit tests") },
+		// No huge pages: what a test of another package does to the
+		// real host's pool is not this host's.
+		HostBacking: func() (guestmem.Host, error) { return guestmem.Host{ShmemTHP: "never"}, nil },
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -33,6 +33,7 @@ func run() int {
 	engine := flag.String("engine", vmm.EngineKVM, "engine: kvm, sim or qemu")
 	binary := flag.String("engine-binary", "", "the engine's program (qemu: qemu-system-x86_64); \"\" for its default")
 	accel := flag.String("accel", "", "the qemu engine's accelerator: kvm or tcg; \"\" to probe")
+	backing := flag.String("memory-backing", "", "the guest memory's pages: auto, 4k, hugetlb or thp; \"\" for the vm.cfg's memory_backing (auto without one)")
 	dir := flag.String("dir", "", "the domain's directory (console.log, exit.json)")
 	socket := flag.String("socket", "", "control socket path")
 	incoming := flag.Bool("incoming", false, "wait for an incoming migration instead of booting")
@@ -60,6 +61,9 @@ func run() int {
 	}
 	opts := vmm.OptionsFromConfig(cfg, *engine, *dir, *socket)
 	opts.EngineBinary, opts.Accel = *binary, *accel
+	if *backing != "" {
+		opts.MemoryBacking = *backing
+	}
 	opts.RunUntil, opts.Generation = control.Monotonic(*runUntil), *generation
 	if *generation < 0 {
 		return failed(fmt.Errorf("--generation %d: a generation is never negative", *generation))
