@@ -92,6 +92,7 @@ root needs no password. To reach another agent, or an agent started with
 	root.AddCommand(detachCommands(g)...)
 	root.AddCommand(repoCommands(g)...)
 	root.AddCommand(poolCommands(g)...)
+	root.AddCommand(genManCmd(root))
 
 	err := root.Execute()
 	if err == nil {

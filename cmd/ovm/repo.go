@@ -52,7 +52,7 @@ func printRepoReport(w io.Writer, rep map[string]any) {
 
 func repoAddCommand(g *globals) *cobra.Command {
 	var options string
-	add := &cobra.Command{Use: "add [-o OPTIONS] SOURCE", Short: "Add an existing repository (it holds a .ovsrepo) and mount it", Args: cobra.ExactArgs(1),
+	add := &cobra.Command{Use: "add [--options OPTIONS] SOURCE", Short: "Add an existing repository (it holds a .ovsrepo) and mount it", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, a []string) error {
 			var st map[string]any
 			if err := g.call("repository.add", &st, a[0], options); err != nil {
@@ -60,7 +60,7 @@ func repoAddCommand(g *globals) *cobra.Command {
 			}
 			return g.show(cmd.OutOrStdout(), st, printStruct)
 		}}
-	add.Flags().StringVarP(&options, "options", "o", "", "mount options, as mount -o takes them")
+	add.Flags().StringVar(&options, "options", "", "mount options, as mount -o takes them (no -o: that is --output)")
 	return add
 }
 

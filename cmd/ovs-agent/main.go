@@ -60,6 +60,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	root.SetErr(stderr)
 	root.SetArgs(args)
 	root.AddCommand(serveCmd(), statusCmd(), configureCmd(), checkConfigCmd(), hashPasswordCmd(), versionCmd(), repoCmd())
+	root.AddCommand(genManCmd(root))
 	err := root.Execute()
 	if err == nil {
 		return 0
