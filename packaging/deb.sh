@@ -14,7 +14,8 @@
 #              0~gitYYYYMMDD.HASH of the last commit)
 # DEB_ARCH     the Debian architecture (default: go env GOARCH)
 # DEB_MAINTAINER  "Name <address>" (default: DEBFULLNAME and DEBEMAIL, else
-#              git config user.name and user.email)
+#              git config user.name and user.email, else the last commit's
+#              author)
 set -eu
 cd "$(dirname "$0")/.."
 
@@ -40,8 +41,7 @@ if [ -z "${DEB_MAINTAINER:-}" ]; then
 	elif name=$(git config user.name) && mail=$(git config user.email); then
 		DEB_MAINTAINER="$name <$mail>"
 	else
-		echo "deb.sh: say who maintains the package: DEB_MAINTAINER='Name <address>'" >&2
-		exit 1
+		DEB_MAINTAINER=$(git log -1 --format='%an <%ae>')
 	fi
 fi
 # Reproducible: every date in the package is the last commit's.
