@@ -83,6 +83,9 @@ func (t Tree) Write(dir string) ([]string, error) {
 			return nil
 		}
 		c.DisableAutoGenTag = true
+		long := c.Long
+		c.Long = literalBlocks(long)
+		defer func() { c.Long = long }()
 		var buf bytes.Buffer
 		h := &doc.GenManHeader{
 			Title:   strings.ToUpper(strings.ReplaceAll(c.CommandPath(), " ", "-")),
@@ -116,6 +119,37 @@ func (t Tree) Write(dir string) ([]string, error) {
 		return nil, err
 	}
 	return names, nil
+}
+
+// literalBlocks makes the lines of a command's help text that are
+// indented by two blanks or more (examples, the questions of a dialog),
+// which a terminal shows as they are, markdown code blocks, so that cobra's
+// markdown-to-roff keeps them as they are instead of filling them into the
+// paragraph.
+func literalBlocks(text string) string {
+	lines := strings.Split(text, "\n")
+	var out []string
+	in := false
+	for _, l := range lines {
+		indented := strings.HasPrefix(l, "  ") && strings.TrimSpace(l) != ""
+		switch {
+		case indented && !in:
+			if len(out) > 0 && out[len(out)-1] != "" {
+				out = append(out, "")
+			}
+			in = true
+		case !indented && in:
+			if l != "" {
+				out = append(out, "")
+			}
+			in = false
+		}
+		if indented {
+			l = "    " + strings.TrimLeft(l, " ")
+		}
+		out = append(out, l)
+	}
+	return strings.Join(out, "\n")
 }
 
 // splice puts the extra sections before SEE ALSO (at the end when there is

@@ -91,7 +91,7 @@ func TestConfigPageRefusesUnknownLines(t *testing.T) {
 // A tree has a page for each available command, none for hidden ones, and
 // the root's page has the extra sections before SEE ALSO.
 func TestTree(t *testing.T) {
-	root := &cobra.Command{Use: "demo", Short: "A demo"}
+	root := &cobra.Command{Use: "demo", Short: "A demo", Long: "A demo, for example:\n  demo start web1\n  demo start db1\nand so on."}
 	sub := &cobra.Command{Use: "start NAME", Short: "Start NAME", Run: func(*cobra.Command, []string) {}}
 	sub.AddCommand(&cobra.Command{Use: "now", Short: "At once", Run: func(*cobra.Command, []string) {}})
 	root.AddCommand(sub, &cobra.Command{Use: "secret", Hidden: true, Run: func(*cobra.Command, []string) {}})
@@ -122,6 +122,12 @@ func TestTree(t *testing.T) {
 	}
 	if !strings.Contains(page[see:], "demo-start(1)") || !strings.HasSuffix(page, `\fBdemo.ini(5)\fP`+"\n") {
 		t.Errorf("SEE ALSO lacks the subcommand or the extra reference:\n%s", page[see:])
+	}
+	if !strings.Contains(page, "for example:\n\n.EX\ndemo start web1\ndemo start db1\n.EE\n") {
+		t.Errorf("the indented lines of the help text are not kept as they are:\n%s", page)
+	}
+	if root.Long != "A demo, for example:\n  demo start web1\n  demo start db1\nand so on." {
+		t.Errorf("the command's help text was changed: %q", root.Long)
 	}
 	if strings.Contains(page, "secret") {
 		t.Errorf("the hidden command is on the page:\n%s", page)
