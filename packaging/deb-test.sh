@@ -1,7 +1,8 @@
 #!/bin/sh
 # deb-test.sh PACKAGE.deb (make deb-test; .ci/run runs it as root).
 #
-# Lints the package (lintian: no error may remain), installs it on this
+# Lints the package (lintian: no error may remain), installs it into a
+# throwaway root (dpkg --root) and purges it there, installs it on this
 # machine with dpkg, and checks what an operator sees: the files where the
 # package says, the password hint, nothing started or enabled,
 # `ovs-agent check-config` and `ovs-agent status` from the installed
@@ -96,7 +97,27 @@ else
 fi
 grep -v '^running with root privileges' "$T/lintian" | sed 's/^/  lintian: /' || true
 
-# --- install
+# --- into a throwaway root (dpkg --root: the maintainer scripts run here
+# with DPKG_ROOT set and must touch nothing outside it)
+R="$T/root"
+mkdir -p "$R/var/lib/dpkg/info" "$R/var/lib/dpkg/updates" "$R/var/lib/dpkg/triggers"
+: >"$R/var/lib/dpkg/status"
+if dpkg --root="$R" --force-script-chrootless --force-depends -i "$deb" >"$T/root-install" 2>&1; then
+	ok "dpkg --root: install into a throwaway root"
+	check "  its state directory is made there, 0700" test "$(stat -c %a "$R/var/lib/ovs-agent" 2>/dev/null)" = 700
+	check "  the password hint is printed" grep -q "ovs-agent configure" "$T/root-install"
+	out=$("$R/usr/sbin/ovs-agent" check-config --config "$R/etc/ovs-agent/agent.ini" 2>&1) && ok "  its ovs-agent check-config: $out" || bad "its ovs-agent check-config: $out"
+	dpkg --root="$R" --force-script-chrootless -P ovs-agent >"$T/root-purge" 2>&1 && ok "  dpkg --root -P" || { cat "$T/root-purge"; bad "dpkg --root -P"; }
+	left=$(find "$R" -mindepth 1 ! -path "$R/var/lib/dpkg*" ! -type d)
+	[ -z "$left" ] && ok "  the purge leaves no file in the root" || bad "the root's purge left: $left"
+	state_snapshot >"$T/after-root"
+	cmp -s "$T/before" "$T/after-root" && ok "  nothing outside the root was touched" || bad "the root install touched: $(diff "$T/before" "$T/after-root" | grep '^[<>]' | tr '\n' ' ')"
+else
+	cat "$T/root-install"
+	bad "dpkg --root -i"
+fi
+
+# --- install on this machine
 dpkg -i "$deb" >"$T/install" 2>&1 || { cat "$T/install"; die "dpkg -i $deb"; }
 ok "dpkg -i"
 check "the password hint is printed" grep -q "ovs-agent configure" "$T/install"
