@@ -55,6 +55,12 @@ export DEB_STAGE="$stage"
 for b in ovs-agent ovs-vmm ovm; do
 	strip --strip-unneeded -o "$stage/$b" "$BIN/$b"
 done
+# The C library the binaries need (cgo: the resolver, os/user): the newest
+# GLIBC_ symbol version any of them uses.
+glibc=$(for b in ovs-agent ovs-vmm ovm; do objdump -T "$stage/$b"; done | grep -o 'GLIBC_[0-9][0-9.]*' | sed 's/GLIBC_//' | sort -uV | tail -1)
+DEB_DEPENDS_LIBC=
+[ -z "$glibc" ] || DEB_DEPENDS_LIBC="libc6 (>= $glibc)"
+export DEB_DEPENDS_LIBC
 
 mkdir -p "$stage/man/man1" "$stage/man/man5" "$stage/man/man8" "$stage/completion/bash" "$stage/completion/zsh"
 "$BIN/ovs-agent" gen-man "$stage/man/man8" >/dev/null
