@@ -222,6 +222,10 @@ func writeText(b *strings.Builder, text, sep string) {
 				b.WriteString(".RS\n.nf\n")
 			case !indented && literal:
 				b.WriteString(".fi\n.RE\n")
+				if sep == ".IP" {
+					// .RE leaves a tagged item's indent: take it up again.
+					b.WriteString(".IP\n")
+				}
 			}
 			literal = indented
 			if indented {

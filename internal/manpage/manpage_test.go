@@ -24,6 +24,7 @@ port = 8899
 
 ; Certificate and key, both or neither.
 ;   ssl_cert = /etc/demo/cert.pem
+; Default: empty.
 ssl_cert =
 ssl_key =
 
@@ -65,7 +66,7 @@ func TestConfigPage(t *testing.T) {
 		".SH DESCRIPTION\ndemo configuration: /etc/demo.ini\n.PP\nEvery option, set to its default.\n",
 		".SS [server]\nThe server part.\n",
 		".TP\n\\fBport\\fP = 8899\nPort to listen on. Default: 8899.\n",
-		".TP\n\\fBssl_cert\\fP = \\fI(empty)\\fP\n.TQ\n\\fBssl_key\\fP = \\fI(empty)\\fP\nCertificate and key, both or neither.\n.RS\n.nf\nssl_cert = /etc/demo/cert.pem\n.fi\n.RE\n",
+		".TP\n\\fBssl_cert\\fP = \\fI(empty)\\fP\n.TQ\n\\fBssl_key\\fP = \\fI(empty)\\fP\nCertificate and key, both or neither.\n.RS\n.nf\nssl_cert = /etc/demo/cert.pem\n.fi\n.RE\n.IP\nDefault: empty.\n",
 		".SH FILES\n.TP\n\\fB/etc/demo.ini\\fP\nthe file\n",
 		".SH SEE ALSO\n\\fBdemo(8)\\fP\n",
 	} {
@@ -115,7 +116,7 @@ func TestTree(t *testing.T) {
 	}
 	b, _ := os.ReadFile(filepath.Join(dir, "demo.1"))
 	page := string(b)
-	exit := strings.Index(page, ".SH EXIT STATUS\nIt ends.\n.TP\n\\fB0\\fP\nfine\n.TP\n\\fB1\\fP\nnot\n.IP\n.RS\n.nf\nliteral\n.fi\n.RE\nend\n")
+	exit := strings.Index(page, ".SH EXIT STATUS\nIt ends.\n.TP\n\\fB0\\fP\nfine\n.TP\n\\fB1\\fP\nnot\n.IP\n.RS\n.nf\nliteral\n.fi\n.RE\n.IP\nend\n")
 	see := strings.Index(page, ".SH SEE ALSO\n")
 	if exit < 0 || see < exit {
 		t.Errorf("exit status missing or after SEE ALSO:\n%s", page)
