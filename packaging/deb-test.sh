@@ -156,6 +156,8 @@ if [ -e /etc/systemd/system/multi-user.target.wants/ovs-agent.service ] || [ -e 
 else
 	ok "the systemd units are not enabled"
 fi
+out=$(logrotate -d -s "$T/logrotate.state" /etc/logrotate.d/ovs-agent 2>&1) && echo "$out" | grep -q "rotating pattern: /var/log/ovs-agent/\*.log" &&
+	ok "logrotate -d reads /etc/logrotate.d/ovs-agent" || bad "logrotate -d /etc/logrotate.d/ovs-agent: $out"
 check "systemd-analyze verify the installed units" systemd-analyze verify /lib/systemd/system/ovs-agent.service \
 	/lib/systemd/system/ovs-agent-api.socket /lib/systemd/system/ovs-agent-unix.socket /lib/systemd/system/ovsrepositories.service
 
