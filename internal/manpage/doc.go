@@ -11,4 +11,8 @@
 // codes and the example file belong to cmd/* and config, which hand them
 // in. It imports nothing of the project (it is below everything, as
 // internal/* are); make deb compresses and installs what it writes.
+// Tree.Write adds cobra's help and completion commands to the tree it is
+// given, as Execute would: it is meant for the hidden gen-man commands,
+// which write the pages and end. Warnings runs groff over a page for the
+// tests (groff-base is installed by .ci/run).
 package manpage
