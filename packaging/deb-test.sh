@@ -242,9 +242,14 @@ initd start >/dev/null 2>&1 || die "/etc/init.d/ovs-agent start, again"
 agent_pid=$(cat "$T/agent.pid")
 check "the restarted agent finds debtest running" sh -c "'$T/ovm' --url 'unix://$T/agent.sock' list | grep debtest | grep -q running"
 
+# The operator enables the service (systemctl works offline here: it makes
+# the links, and the init script's rc.d links through systemd-sysv-install);
+# an upgrade must keep that, and the purge must take it away.
+systemctl enable ovs-agent.service >/dev/null 2>&1 || bad "systemctl enable ovs-agent.service"
 dpkg -i "$deb" >"$T/upgrade" 2>&1 || { cat "$T/upgrade"; die "dpkg -i again (an upgrade)"; }
 ok "dpkg -i again (an upgrade)"
 alive "$vmm_pid" && ok "  the domain's ovs-vmm runs on" || bad "the upgrade killed the domain"
+check "  ovs-agent.service, enabled before, is enabled still" test -L /etc/systemd/system/multi-user.target.wants/ovs-agent.service
 
 dpkg -r ovs-agent >"$T/remove" 2>&1 || { cat "$T/remove"; die "dpkg -r ovs-agent"; }
 ok "dpkg -r ovs-agent"
