@@ -154,6 +154,7 @@ root needs no password. To reach another agent, or an agent started with
 	root.AddCommand(detachCommands(g)...)
 	root.AddCommand(repoCommands(g)...)
 	root.AddCommand(poolCommands(g)...)
+	root.AddCommand(genManCmd(root))
 	// cobra's help and completion commands, made now (Execute would make
 	// them) so that they get their examples; a completion command added
 	// above is kept.

@@ -40,7 +40,11 @@ func run() int {
 	restore := flag.String("restore", "", "start from this save image instead of booting")
 	runUntil := flag.Int64("run-until", 0, "the lease's run-until time, CLOCK_BOOTTIME nanoseconds: the guest is fenced past it (0: no fencing)")
 	generation := flag.Int64("generation", 0, "the generation of the domain's owner (a pool's owner key revision)")
+	man := flag.String("man", "", "write the manual page ovs-vmm.8 into this directory and exit")
 	flag.Parse()
+	if *man != "" {
+		return writeManPage(*man, flag.CommandLine)
+	}
 	if *cfgPath == "" || *dir == "" || *socket == "" {
 		fmt.Fprintln(os.Stderr, "usage: ovs-vmm --config VM.CFG --dir DIR --socket PATH [--engine kvm|sim|qemu] [--engine-binary PATH] [--accel kvm|tcg]")
 		return 2
