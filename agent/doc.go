@@ -25,7 +25,12 @@
 // where live or offline is decided once), repository (repos.go), the pool
 // member's pool.start_local and pool.stop_local (api_poollocal.go) and xend's
 // legacy names (api_xend.go, aliases of the same declarations where the
-// parameters agree); api.go composes them. agent/xmlrpc checks every call
+// parameters agree), and the Oracle VM Agent 3 names Apache CloudStack's
+// OVM3 plugin calls (api_ovm3.go, api_ovm3_vm.go: bare names such as
+// discover_server and start_vm, their wire shapes in agent/ovm3, mapped
+// onto the same registry and repositories, VMs addressed as (repository,
+// vm) at VirtualMachines/<vm>/vm.cfg of a repository); api.go composes
+// them. agent/xmlrpc checks every call
 // against its declaration before the handler runs; handlers translate the
 // registry's and migration's errors into fault codes, once, at this edge.
 //

@@ -1,0 +1,488 @@
+package test
+
+import (
+	"encoding/xml"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// This file is a client of the Oracle VM Agent 3 API of the project's
+// own, written from the shapes in agent/ovm3/PROTOCOL.md: it sends raw
+// XML-RPC and keeps the XML type of every value it gets back, so that a
+// test can tell <nil/> from an empty string and <i8> from <int>.
+
+// o3Value is one decoded value with its XML-RPC type.
+type o3Value struct {
+	Type    string // int, i8, boolean, string, double, struct, array, nil, ...
+	Text    string
+	Members map[string]o3Value
+	Items   []o3Value
+}
+
+func (v o3Value) String() string {
+	switch v.Type {
+	case "struct":
+		keys := make([]string, 0, len(v.Members))
+		for k := range v.Members {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		var b strings.Builder
+		b.WriteString("{")
+		for _, k := range keys {
+			fmt.Fprintf(&b, "%s: %s, ", k, v.Members[k])
+		}
+		return b.String() + "}"
+	case "array":
+		parts := make([]string, len(v.Items))
+		for i, it := range v.Items {
+			parts[i] = it.String()
+		}
+		return "[" + strings.Join(parts, ", ") + "]"
+	}
+	return v.Type + "(" + v.Text + ")"
+}
+
+// o3Node is a generic XML element, for both the XML-RPC answer and the
+// XML documents some calls return in a string.
+type o3Node struct {
+	XMLName  xml.Name
+	Attrs    []xml.Attr `xml:",any,attr"`
+	Text     string     `xml:",chardata"`
+	Children []o3Node   `xml:",any"`
+}
+
+func (n o3Node) child(name string) (o3Node, bool) {
+	for _, c := range n.Children {
+		if c.XMLName.Local == name {
+			return c, true
+		}
+	}
+	return o3Node{}, false
+}
+
+// path follows child names from n ("Server/VMM/Version").
+func (n o3Node) path(p string) (o3Node, bool) {
+	cur := n
+	for _, name := range strings.Split(p, "/") {
+		var ok bool
+		if cur, ok = cur.child(name); !ok {
+			return o3Node{}, false
+		}
+	}
+	return cur, true
+}
+
+// leaves is what a client reading by XPath gets for a node: the text of
+// every child that has no element children of its own.
+func (n o3Node) leaves() map[string]string {
+	out := map[string]string{}
+	for _, c := range n.Children {
+		if len(c.Children) == 0 {
+			out[c.XMLName.Local] = c.Text
+		}
+	}
+	return out
+}
+
+func (n o3Node) attr(name string) string {
+	for _, a := range n.Attrs {
+		if a.Name.Local == name {
+			return a.Value
+		}
+	}
+	return ""
+}
+
+func parseDoc(t *testing.T, what, s string) o3Node {
+	t.Helper()
+	var n o3Node
+	if err := xml.Unmarshal([]byte(s), &n); err != nil {
+		t.Fatalf("%s: not a well-formed XML document: %v\n%s", what, err, s)
+	}
+	return n
+}
+
+func o3Decode(n o3Node) o3Value {
+	// n is a <value>.
+	var typed *o3Node
+	for i := range n.Children {
+		typed = &n.Children[i]
+		break
+	}
+	if typed == nil {
+		return o3Value{Type: "string", Text: n.Text}
+	}
+	v := o3Value{Type: typed.XMLName.Local, Text: typed.Text}
+	switch v.Type {
+	case "struct":
+		v.Members = map[string]o3Value{}
+		for _, m := range typed.Children {
+			name, _ := m.child("name")
+			val, _ := m.child("value")
+			v.Members[name.Text] = o3Decode(val)
+		}
+	case "array":
+		data, _ := typed.child("data")
+		for _, it := range data.Children {
+			v.Items = append(v.Items, o3Decode(it))
+		}
+	}
+	return v
+}
+
+func o3Encode(b *strings.Builder, v any) {
+	b.WriteString("<value>")
+	switch x := v.(type) {
+	case nil:
+		b.WriteString("<nil/>")
+	case string:
+		b.WriteString("<string>")
+		xml.EscapeText(b2w{b}, []byte(x))
+		b.WriteString("</string>")
+	case int:
+		fmt.Fprintf(b, "<int>%d</int>", x)
+	case bool:
+		if x {
+			b.WriteString("<boolean>1</boolean>")
+		} else {
+			b.WriteString("<boolean>0</boolean>")
+		}
+	case []string:
+		b.WriteString("<array><data>")
+		for _, s := range x {
+			o3Encode(b, s)
+		}
+		b.WriteString("</data></array>")
+	case map[string]any:
+		b.WriteString("<struct>")
+		for k, m := range x {
+			b.WriteString("<member><name>" + k + "</name>")
+			o3Encode(b, m)
+			b.WriteString("</member>")
+		}
+		b.WriteString("</struct>")
+	default:
+		panic(fmt.Sprintf("o3Encode %T", v))
+	}
+	b.WriteString("</value>")
+}
+
+type b2w struct{ b *strings.Builder }
+
+func (w b2w) Write(p []byte) (int, error) { return w.b.Write(p) }
+
+// o3Fault is a fault answer.
+type o3Fault struct {
+	Code    int
+	Message string
+}
+
+func (f *o3Fault) Error() string { return fmt.Sprintf("fault %d: %s", f.Code, f.Message) }
+
+// o3Client calls an agent the way an agent 3 manager does: HTTP Basic
+// credentials, one POST path.
+type o3Client struct {
+	url, user, pass string
+}
+
+// call returns the answer's value, or a fault, or fails the test on
+// anything that is neither.
+func (c o3Client) call(t *testing.T, method string, params ...any) (o3Value, *o3Fault) {
+	t.Helper()
+	var b strings.Builder
+	b.WriteString(`<?xml version="1.0"?><methodCall><methodName>` + method + `</methodName><params>`)
+	for _, p := range params {
+		b.WriteString("<param>")
+		o3Encode(&b, p)
+		b.WriteString("</param>")
+	}
+	b.WriteString("</params></methodCall>")
+	req, _ := http.NewRequest("POST", c.url, strings.NewReader(b.String()))
+	req.Header.Set("Content-Type", "text/xml")
+	if c.user != "" {
+		req.SetBasicAuth(c.user, c.pass)
+	}
+	hc := &http.Client{Timeout: 90 * time.Second}
+	resp, err := hc.Do(req)
+	if err != nil {
+		t.Fatalf("%s: %v", method, err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	var doc o3Node
+	if err := xml.Unmarshal(body, &doc); err != nil || doc.XMLName.Local != "methodResponse" {
+		t.Fatalf("%s: HTTP %d, not a methodResponse: %v\n%s", method, resp.StatusCode, err, body)
+	}
+	if f, ok := doc.child("fault"); ok {
+		v, _ := f.child("value")
+		fv := o3Decode(v)
+		code, _ := strconv.Atoi(fv.Members["faultCode"].Text)
+		if fv.Members["faultCode"].Type != "int" || fv.Members["faultString"].Type != "string" || fv.Members["faultString"].Text == "" {
+			t.Fatalf("%s: malformed fault %s", method, fv)
+		}
+		return o3Value{}, &o3Fault{Code: code, Message: fv.Members["faultString"].Text}
+	}
+	if resp.StatusCode != 200 {
+		t.Fatalf("%s: HTTP %d with a result", method, resp.StatusCode)
+	}
+	v, ok := doc.path("params/param/value")
+	if !ok {
+		t.Fatalf("%s: no result in %s", method, body)
+	}
+	return o3Decode(v), nil
+}
+
+// ok calls a method that must succeed.
+func (c o3Client) ok(t *testing.T, method string, params ...any) o3Value {
+	t.Helper()
+	v, f := c.call(t, method, params...)
+	if f != nil {
+		t.Fatalf("%s%v: %v", method, params, f)
+	}
+	return v
+}
+
+// done calls an action, which must answer <nil/>.
+func (c o3Client) done(t *testing.T, method string, params ...any) {
+	t.Helper()
+	if v := c.ok(t, method, params...); v.Type != "nil" {
+		t.Fatalf("%s%v answered %s, want <nil/>", method, params, v)
+	}
+}
+
+// refused calls a method that must fail with code.
+func (c o3Client) refused(t *testing.T, code int, method string, params ...any) string {
+	t.Helper()
+	_, f := c.call(t, method, params...)
+	if f == nil || f.Code != code {
+		t.Fatalf("%s%v: %v, want fault %d", method, params, f, code)
+	}
+	return f.Message
+}
+
+// TestOVM3 walks CloudStack's add-host calls and a VM's lifecycle through
+// the Oracle VM Agent 3 names, against one agent on the sim engine with
+// one repository.
+func TestOVM3(t *testing.T) {
+	a := domainAgent(t, "sim")
+	base := "http://" + a.Addr
+	c := o3Client{url: base + "/", user: "admin", pass: testPassword}
+
+	// The same names on every POST path; the API user and password.
+	for _, p := range []string{"/", "/RPC2", "/api/3/"} {
+		cp := c
+		cp.url = base + p
+		if v := cp.ok(t, "echo", "put <&> here"); v.Type != "string" || v.Text != "put <&> here" {
+			t.Fatalf("echo on %s: %s", p, v)
+		}
+	}
+	anon := c
+	anon.user = ""
+	if msg := anon.refused(t, 1000, "echo", "x"); !strings.Contains(msg, "password") {
+		t.Errorf("unauthenticated: %q", msg)
+	}
+	wrong := c
+	wrong.pass = "not-it"
+	wrong.refused(t, 1000, "echo", "x")
+
+	// Common.
+	if v := c.ok(t, "get_api_version"); v.Type != "array" || len(v.Items) == 0 || v.Items[0].Type != "int" || v.Items[0].Text != "3" {
+		t.Fatalf("get_api_version: %s", v)
+	}
+	c.done(t, "sleep", 0)
+	c.refused(t, -32602, "sleep", 301)
+	c.refused(t, -32602, "sleep", "1")
+
+	// Host.
+	srv := c.ok(t, "discover_server")
+	if srv.Type != "string" {
+		t.Fatalf("discover_server: %s", srv)
+	}
+	root := parseDoc(t, "discover_server", srv.Text)
+	server, ok := root.path("Server")
+	if root.XMLName.Local != "Discover_Server_Result" || !ok {
+		t.Fatalf("discover_server document: %s", srv.Text)
+	}
+	host, _ := os.Hostname()
+	l := server.leaves()
+	for _, k := range []string{"Agent_Version", "OS_Name", "Host_Kernel_Release", "Hypervisor_Name", "Membership_State", "Unique_Id", "Boot_Time", "Registered_IP"} {
+		if l[k] == "" {
+			t.Errorf("discover_server: Server/%s is empty or missing", k)
+		}
+	}
+	if l["Hostname"] != host || l["Membership_State"] != "Unowned" || l["Registered_IP"] != "127.0.0.1" || l["Is_Current_Master"] != "false" {
+		t.Errorf("discover_server leaves: %v", l)
+	}
+	if ver, ok := server.path("VMM/Version"); !ok || ver.leaves()["Major"] == "" {
+		t.Errorf("discover_server: no VMM/Version/Major")
+	}
+	if capab, ok := server.path("Capabilities"); !ok || capab.leaves()["NFS"] != "True" || capab.leaves()["VM_SUSPEND"] != "True" {
+		t.Errorf("discover_server: Capabilities %v", capab.leaves())
+	}
+	if dt, ok := server.path("Date_Time"); !ok || dt.leaves()["Time_Zone"] == "" {
+		t.Errorf("discover_server: no Date_Time/Time_Zone")
+	}
+
+	hw := c.ok(t, "discover_hardware")
+	hroot := parseDoc(t, "discover_hardware", hw.Text)
+	phys, ok := hroot.path("NodeInformation/VMM/PhysicalInfo")
+	if hroot.XMLName.Local != "Discover_Hardware_Result" || !ok {
+		t.Fatalf("discover_hardware document: %s", hw.Text)
+	}
+	pl := phys.leaves()
+	num := func(k string) int64 {
+		n, err := strconv.ParseInt(pl[k], 10, 64)
+		if err != nil {
+			t.Errorf("discover_hardware: PhysicalInfo/%s = %q", k, pl[k])
+		}
+		return n
+	}
+	procs, _ := hroot.path("NodeInformation/CPUInfo/Proc_Info")
+	if got := num("ThreadsPerCore") * num("CoresPerSocket") * num("SocketsPerNode"); got != int64(len(procs.Children)) || got < 1 {
+		t.Errorf("discover_hardware: topology %v gives %d CPUs, CPUInfo lists %d", pl, got, len(procs.Children))
+	}
+	if num("TotalPages") <= 0 || num("FreePages") <= 0 || num("FreePages") > num("TotalPages") || num("CPUKHz") <= 0 {
+		t.Errorf("discover_hardware: %v", pl)
+	}
+	if _, ok := hroot.path("NodeInformation/DMTF/System"); !ok {
+		t.Errorf("discover_hardware: no DMTF/System")
+	}
+
+	boot := c.ok(t, "get_last_boot_time")
+	lb, lt := boot.Members["last_boot_time"], boot.Members["local_time"]
+	if lb.Type != "i8" || lt.Type != "i8" {
+		t.Fatalf("get_last_boot_time: %s, want both members <i8>", boot)
+	}
+	bt, _ := strconv.ParseInt(lb.Text, 10, 64)
+	now, _ := strconv.ParseInt(lt.Text, 10, 64)
+	if bt <= 0 || bt > now || now < time.Now().Add(-time.Hour).Unix() {
+		t.Errorf("get_last_boot_time: %s", boot)
+	}
+	if tz := c.ok(t, "get_timezone"); len(tz.Items) != 2 || tz.Items[0].Type != "string" || tz.Items[0].Text == "" || tz.Items[1].Type != "boolean" {
+		t.Errorf("get_timezone: %s", tz)
+	}
+	if msg := c.refused(t, 1007, "update_agent_password", "oracle", "new"); !strings.Contains(msg, "ovs-agent configure") {
+		t.Errorf("update_agent_password: %q", msg)
+	}
+
+	// A repository, made and mounted as an operator does.
+	script, _ := filepath.Abs("../scripts/ovs-makerepo")
+	out, code := runCmd(t, "", []string{"OVS_AGENT_BIN=" + bin("ovs-agent"), "OVS_AGENT_CONFIG=" + a.Config}, script, t.TempDir(), "1", "ovm3 repository")
+	if code != 0 {
+		t.Fatalf("ovs-makerepo (exit %d): %s", code, out)
+	}
+	uuid := strings.TrimSpace(out[strings.LastIndex(strings.TrimSpace(out), "\n")+1:])
+	st := a.waitRepo(t, uuid, "mounted", func(r repoStatus, found bool) bool { return found && r.State == "mounted" })
+	repo := strings.ReplaceAll(uuid, "-", "")
+
+	mfs := c.ok(t, "discover_mounted_file_systems", "")
+	mroot := parseDoc(t, "discover_mounted_file_systems", mfs.Text)
+	found := false
+	for _, fs := range mroot.Children {
+		for _, m := range fs.Children {
+			if m.attr("Dir") == "/OVS/Repositories/"+repo {
+				found = true
+				if d, ok := m.child("Device"); !ok || d.Text == "" {
+					t.Errorf("mount of the repository without a Device: %+v", m)
+				}
+			}
+		}
+		if fs.XMLName.Local != "Filesystem" || fs.attr("Type") == "" {
+			t.Errorf("discover_mounted_file_systems: %s", mfs.Text)
+		}
+	}
+	if !found {
+		t.Errorf("discover_mounted_file_systems does not list /OVS/Repositories/%s:\n%s", repo, mfs.Text)
+	}
+
+	// A VM's lifecycle.
+	vmID := "868a6627-c3b0-3d9b-aea4-f279cbaa253b"
+	params := map[string]any{
+		"name": "i-2-3-VM", "OVM_simple_name": "i-2-3-VM", "uuid": vmID, "memory": "64", "vcpus": 1,
+		"on_reboot": "restart", "on_poweroff": "destroy", "on_crash": "restart", "OVM_domain_type": "xen_pvm",
+		"OVM_high_availability": false, "OVM_description": "", "cpu_weight": 27500, "cpu_cap": 0,
+		"guest_os_type": "Other Linux", "vif": []string{}, "workload": "dirty=1M/s,hot=8M",
+	}
+	c.refused(t, -32602, "create_vm", "not-a-repo", vmID, params)
+	c.refused(t, 1002, "create_vm", strings.Repeat("0", 32), vmID, params)
+	c.refused(t, -32602, "create_vm", repo, "../escape", params)
+	c.refused(t, -32602, "create_vm", repo, ".hidden", params)
+	c.done(t, "create_vm", repo, vmID, params)
+	cfgPath := filepath.Join(st.MountPoint, "VirtualMachines", vmID, "vm.cfg")
+	if _, err := os.Stat(cfgPath); err != nil {
+		t.Fatalf("create_vm wrote no vm.cfg in the repository: %v", err)
+	}
+	c.refused(t, 1004, "create_vm", repo, vmID, params)
+
+	cfg := c.ok(t, "get_vm_config", repo, vmID)
+	for _, k := range []string{"vif", "disk", "vfb"} {
+		if cfg.Members[k].Type != "array" {
+			t.Errorf("get_vm_config: %s is %s, want an array", k, cfg.Members[k])
+		}
+	}
+	if m := cfg.Members["memory"]; m.Type != "int" || m.Text != "64" || cfg.Members["name"].Text != "i-2-3-VM" || cfg.Members["OVM_simple_name"].Text != "i-2-3-VM" {
+		t.Errorf("get_vm_config: %s", cfg)
+	}
+	if v, _ := c.call(t, "list_vm", repo, vmID); v.Type != "nil" {
+		t.Errorf("list_vm of a stopped vm: %s, want <nil/>", v)
+	}
+
+	c.done(t, "start_vm", repo, vmID)
+	vms := c.ok(t, "list_vms")
+	byName := map[string]o3Value{}
+	for _, v := range vms.Items {
+		byName[v.Members["name"].Text] = v
+	}
+	dom0, guest := byName["Domain-0"], byName["i-2-3-VM"]
+	if dom0.Type != "struct" || guest.Type != "struct" || len(vms.Items) != 2 {
+		t.Fatalf("list_vms: %s", vms)
+	}
+	if guest.Members["state"].Text != "r-----" || guest.Members["uuid"].Text != vmID || guest.Members["memory"].Text != "64" || guest.Members["memory"].Type != "string" {
+		t.Errorf("list_vms guest: %s", guest)
+	}
+	if dev := guest.Members["device"]; dev.Type != "struct" || dev.Members["vbd"].Type != "array" || dev.Members["vif"].Type != "array" {
+		t.Errorf("list_vms guest device: %s", dev)
+	}
+	c.refused(t, 1003, "configure_vm", repo, vmID, params)
+	c.done(t, "pause_vm", repo, vmID)
+	if v := c.ok(t, "list_vm", repo, vmID); v.Members["state"].Text != "--p---" {
+		t.Errorf("list_vm after pause_vm: %s", v)
+	}
+	c.done(t, "unpause_vm", repo, vmID)
+	c.done(t, "stop_vm", repo, vmID, true)
+	if v, _ := c.call(t, "list_vm", repo, vmID); v.Type != "nil" {
+		t.Errorf("list_vm after stop_vm: %s", v)
+	}
+	// Stopped, its vm.cfg changes; the next start runs the new one.
+	params["memory"] = "96"
+	c.done(t, "configure_vm", repo, vmID, params)
+	if m := c.ok(t, "get_vm_config", repo, vmID).Members["memory"]; m.Text != "96" {
+		t.Errorf("get_vm_config after configure_vm: memory %s", m)
+	}
+	c.done(t, "start_vm", repo, vmID)
+	if v := c.ok(t, "list_vm", repo, vmID); v.Members["memory"].Text != "96" {
+		t.Errorf("list_vm after configure_vm and start_vm: %s", v)
+	}
+	c.refused(t, 1003, "delete_vm", repo, vmID)
+	c.done(t, "stop_vm", repo, vmID, true)
+	c.done(t, "delete_vm", repo, vmID)
+	if _, err := os.Stat(filepath.Dir(cfgPath)); !os.IsNotExist(err) {
+		t.Errorf("delete_vm left %s: %v", filepath.Dir(cfgPath), err)
+	}
+	c.refused(t, 1002, "get_vm_config", repo, vmID)
+	c.refused(t, 1002, "start_vm", repo, vmID)
+	var names []string
+	a.call(t, "xend.domains", &names)
+	if len(names) != 0 {
+		t.Errorf("domains left after delete_vm: %v", names)
+	}
+}
