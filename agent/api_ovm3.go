@@ -60,6 +60,7 @@ func (a *Agent) ovm3Methods() []xmlrpc.Def {
 				return nil, xmlrpc.Faultf(xmlrpc.Unsupported, "set_statistics_interval: this agent does not push statistics to a manager; poll host.stats and domain.list (or the metrics endpoint) instead")
 			}},
 	}
+	defs = append(defs, a.ovm3HostMethods()...)
 	return append(defs, a.ovm3VMMethods()...)
 }
 

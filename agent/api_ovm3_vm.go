@@ -49,6 +49,9 @@ func (a *Agent) ovm3Paths() ovm3PathMap {
 // internal maps an agent 3 path onto this host's; other paths are
 // returned unchanged.
 func (pm ovm3PathMap) internal(p string) string {
+	if strings.HasPrefix(p, "/") {
+		p = path.Clean(p) // ".." is taken before the mapping, never after
+	}
 	rest, ok := strings.CutPrefix(p, ovm3RepoPrefix)
 	if !ok {
 		return p

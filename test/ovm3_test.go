@@ -1,6 +1,8 @@
 package test
 
 import (
+	"bytes"
+	"crypto/tls"
 	"encoding/xml"
 	"fmt"
 	"io"
@@ -10,6 +12,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -211,7 +214,9 @@ func (c o3Client) call(t *testing.T, method string, params ...any) (o3Value, *o3
 	if c.user != "" {
 		req.SetBasicAuth(c.user, c.pass)
 	}
-	hc := &http.Client{Timeout: 90 * time.Second}
+	hc := &http.Client{Timeout: 90 * time.Second, Transport: &http.Transport{
+		TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, // the agent's self-signed certificate
+	}}
 	resp, err := hc.Do(req)
 	if err != nil {
 		t.Fatalf("%s: %v", method, err)
@@ -273,7 +278,10 @@ func (c o3Client) refused(t *testing.T, code int, method string, params ...any) 
 // the Oracle VM Agent 3 names, against one agent on the sim engine with
 // one repository.
 func TestOVM3(t *testing.T) {
-	a := domainAgent(t, "sim")
+	marker := filepath.Join(t.TempDir(), "rebooted")
+	a := startAgent(t, agentConf{Extra: map[string][]string{
+		"agent": {"hypervisor = sim", "memory_reserve = 0", "sys_reboot_command = /usr/bin/touch " + marker},
+	}})
 	base := "http://" + a.Addr
 	c := o3Client{url: base + "/", user: "admin", pass: testPassword}
 
@@ -374,6 +382,21 @@ func TestOVM3(t *testing.T) {
 		t.Errorf("update_agent_password: %q", msg)
 	}
 
+	ntp := c.ok(t, "get_ntp")
+	if len(ntp.Items) != 3 || ntp.Items[0].Type != "array" || ntp.Items[1].Type != "boolean" || ntp.Items[2].Type != "boolean" {
+		t.Errorf("get_ntp: %s", ntp)
+	}
+	c.refused(t, 1007, "set_ntp", []string{"127.0.0.1"}, true)
+
+	// Power: refused unless agent.ini names a command; run when it does.
+	if msg := c.refused(t, 1007, "sys_shutdown"); !strings.Contains(msg, "sys_shutdown_command") {
+		t.Errorf("sys_shutdown: %q", msg)
+	}
+	c.done(t, "sys_reboot")
+	if _, err := os.Stat(marker); err != nil {
+		t.Errorf("sys_reboot did not run its command: %v", err)
+	}
+
 	// A repository, made and mounted as an operator does.
 	script, _ := filepath.Abs("../scripts/ovs-makerepo")
 	out, code := runCmd(t, "", []string{"OVS_AGENT_BIN=" + bin("ovs-agent"), "OVS_AGENT_CONFIG=" + a.Config}, script, t.TempDir(), "1", "ovm3 repository")
@@ -402,6 +425,36 @@ func TestOVM3(t *testing.T) {
 	}
 	if !found {
 		t.Errorf("discover_mounted_file_systems does not list /OVS/Repositories/%s:\n%s", repo, mfs.Text)
+	}
+
+	// copy_file, inside the repositories only.
+	disks := filepath.Join(st.MountPoint, "VirtualDisks")
+	os.MkdirAll(disks, 0o755)
+	f, _ := os.Create(filepath.Join(disks, "template.raw"))
+	f.Truncate(64 << 20)
+	f.WriteAt([]byte("boot sector"), 0)
+	f.WriteAt([]byte("the end"), 64<<20-7)
+	f.Close()
+	vd := "/OVS/Repositories/" + repo + "/VirtualDisks/"
+	c.done(t, "copy_file", vd+"template.raw", vd+"root.raw", true)
+	got, _ := os.ReadFile(filepath.Join(disks, "root.raw"))
+	want, _ := os.ReadFile(filepath.Join(disks, "template.raw"))
+	if !bytes.Equal(got, want) {
+		t.Errorf("copy_file: the copy differs (%d bytes, want %d)", len(got), len(want))
+	}
+	if fi, err := os.Stat(filepath.Join(disks, "root.raw")); err != nil || fi.Sys().(*syscall.Stat_t).Blocks*512 > 8<<20 {
+		t.Errorf("copy_file sparse: holes not kept (%v)", err)
+	}
+	c.refused(t, 1004, "copy_file", vd+"template.raw", vd+"root.raw", true)
+	c.refused(t, 1001, "copy_file", "/etc/passwd", vd+"passwd", true)
+	// Not even into [agent] file_dirs, which the harness sets to the
+	// test's temporary folders: repositories only.
+	c.refused(t, 1001, "copy_file", vd+"template.raw", filepath.Join(t.TempDir(), "out.raw"), true)
+	c.refused(t, 1001, "copy_file", vd+"../../../etc/passwd", vd+"x.raw", true)
+	os.Symlink("/etc/passwd", filepath.Join(disks, "link.raw"))
+	c.refused(t, 1001, "copy_file", vd+"link.raw", vd+"x.raw", true)
+	if _, err := os.Stat(filepath.Join(disks, "x.raw")); !os.IsNotExist(err) {
+		t.Errorf("a refused copy_file left x.raw: %v", err)
 	}
 
 	// A VM's lifecycle.
@@ -484,5 +537,15 @@ func TestOVM3(t *testing.T) {
 	a.call(t, "xend.domains", &names)
 	if len(names) != 0 {
 		t.Errorf("domains left after delete_vm: %v", names)
+	}
+
+	// The same API over HTTPS, when the agent is configured for it.
+	s := startAgent(t, agentConf{SSL: true})
+	sc := o3Client{url: "https://" + s.Addr + "/api/3/", user: "admin", pass: testPassword}
+	if v := sc.ok(t, "echo", "over TLS"); v.Text != "over TLS" {
+		t.Errorf("echo over HTTPS: %s", v)
+	}
+	if v := sc.ok(t, "get_last_boot_time"); v.Members["local_time"].Type != "i8" {
+		t.Errorf("get_last_boot_time over HTTPS: %s", v)
 	}
 }
