@@ -61,6 +61,7 @@ func (a *Agent) ovm3Methods() []xmlrpc.Def {
 			}},
 	}
 	defs = append(defs, a.ovm3HostMethods()...)
+	defs = append(defs, a.ovm3MigrateMethods()...)
 	return append(defs, a.ovm3VMMethods()...)
 }
 

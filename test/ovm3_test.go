@@ -279,8 +279,16 @@ func (c o3Client) refused(t *testing.T, code int, method string, params ...any) 
 // one repository.
 func TestOVM3(t *testing.T) {
 	marker := filepath.Join(t.TempDir(), "rebooted")
-	a := startAgent(t, agentConf{Extra: map[string][]string{
-		"agent": {"hypervisor = sim", "memory_reserve = 0", "sys_reboot_command = /usr/bin/touch " + marker},
+	pw := filepath.Join(t.TempDir(), "peer-pw")
+	os.WriteFile(pw, []byte(testPassword+"\n"), 0o600)
+	a := startAgent(t, agentConf{Listen: "127.0.0.2", RelocPort: freePort(t, "127.0.0.2"), Extra: map[string][]string{
+		"agent":      {"hypervisor = sim", "memory_reserve = 0", "sys_reboot_command = /usr/bin/touch " + marker},
+		"relocation": {"peer_password_file = " + pw},
+	}})
+	// The second host, over HTTPS, for the migration.
+	dstReloc := freePort(t, "127.0.0.3")
+	b := startAgent(t, agentConf{Listen: "127.0.0.3", SSL: true, RelocPort: dstReloc, Extra: map[string][]string{
+		"agent": {"hypervisor = sim", "memory_reserve = 0"},
 	}})
 	base := "http://" + a.Addr
 	c := o3Client{url: base + "/", user: "admin", pass: testPassword}
@@ -327,7 +335,7 @@ func TestOVM3(t *testing.T) {
 			t.Errorf("discover_server: Server/%s is empty or missing", k)
 		}
 	}
-	if l["Hostname"] != host || l["Membership_State"] != "Unowned" || l["Registered_IP"] != "127.0.0.1" || l["Is_Current_Master"] != "false" {
+	if l["Hostname"] != host || l["Membership_State"] != "Unowned" || l["Registered_IP"] != "127.0.0.2" || l["Is_Current_Master"] != "false" {
 		t.Errorf("discover_server leaves: %v", l)
 	}
 	if ver, ok := server.path("VMM/Version"); !ok || ver.leaves()["Major"] == "" {
@@ -399,7 +407,8 @@ func TestOVM3(t *testing.T) {
 
 	// A repository, made and mounted as an operator does.
 	script, _ := filepath.Abs("../scripts/ovs-makerepo")
-	out, code := runCmd(t, "", []string{"OVS_AGENT_BIN=" + bin("ovs-agent"), "OVS_AGENT_CONFIG=" + a.Config}, script, t.TempDir(), "1", "ovm3 repository")
+	repoSrc := t.TempDir()
+	out, code := runCmd(t, "", []string{"OVS_AGENT_BIN=" + bin("ovs-agent"), "OVS_AGENT_CONFIG=" + a.Config}, script, repoSrc, "1", "ovm3 repository")
 	if code != 0 {
 		t.Fatalf("ovs-makerepo (exit %d): %s", code, out)
 	}
@@ -526,26 +535,37 @@ func TestOVM3(t *testing.T) {
 		t.Errorf("list_vm after configure_vm and start_vm: %s", v)
 	}
 	c.refused(t, 1003, "delete_vm", repo, vmID)
-	c.done(t, "stop_vm", repo, vmID, true)
-	c.done(t, "delete_vm", repo, vmID)
+
+	// To the second host, which has the same repository (shared storage).
+	b.call(t, "repository.add", nil, repoSrc)
+	b.waitRepo(t, uuid, "mounted", func(r repoStatus, found bool) bool { return found && r.State == "mounted" })
+	bc := o3Client{url: "https://" + b.Addr + "/api/3/", user: "admin", pass: testPassword}
+	c.refused(t, 1002, "migrate_vm", repo, "no-such-vm", "127.0.0.3:"+strconv.Itoa(dstReloc), true, false)
+	c.done(t, "migrate_vm", repo, vmID, "127.0.0.3:"+strconv.Itoa(dstReloc), true, false)
+	if v, _ := c.call(t, "list_vm", repo, vmID); v.Type != "nil" {
+		t.Errorf("list_vm on the source after migrate_vm: %s", v)
+	}
+	if v := bc.ok(t, "list_vm", repo, vmID); v.Members["state"].Text != "r-----" || v.Members["memory"].Text != "96" {
+		t.Errorf("list_vm on the target after migrate_vm: %s", v)
+	}
+	if m := bc.ok(t, "get_vm_config", repo, vmID).Members["memory"]; m.Text != "96" {
+		t.Errorf("get_vm_config on the target: memory %s", m)
+	}
+	bc.done(t, "stop_vm", repo, vmID, true)
+	bc.done(t, "delete_vm", repo, vmID)
 	if _, err := os.Stat(filepath.Dir(cfgPath)); !os.IsNotExist(err) {
 		t.Errorf("delete_vm left %s: %v", filepath.Dir(cfgPath), err)
 	}
 	c.refused(t, 1002, "get_vm_config", repo, vmID)
 	c.refused(t, 1002, "start_vm", repo, vmID)
-	var names []string
-	a.call(t, "xend.domains", &names)
-	if len(names) != 0 {
-		t.Errorf("domains left after delete_vm: %v", names)
+	for _, ag := range []*Agent{a, b} {
+		var names []string
+		ag.call(t, "xend.domains", &names)
+		if len(names) != 0 {
+			t.Errorf("domains left after delete_vm: %v", names)
+		}
 	}
-
-	// The same API over HTTPS, when the agent is configured for it.
-	s := startAgent(t, agentConf{SSL: true})
-	sc := o3Client{url: "https://" + s.Addr + "/api/3/", user: "admin", pass: testPassword}
-	if v := sc.ok(t, "echo", "over TLS"); v.Text != "over TLS" {
-		t.Errorf("echo over HTTPS: %s", v)
-	}
-	if v := sc.ok(t, "get_last_boot_time"); v.Members["local_time"].Type != "i8" {
+	if v := bc.ok(t, "get_last_boot_time"); v.Members["local_time"].Type != "i8" {
 		t.Errorf("get_last_boot_time over HTTPS: %s", v)
 	}
 }
