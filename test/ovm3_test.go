@@ -485,6 +485,26 @@ func TestOVM3(t *testing.T) {
 	}
 	c.refused(t, 1004, "create_vm", repo, vmID, params)
 
+	// The repository as agent 3 describes it.
+	db := parseDoc(t, "discover_repository_db", c.ok(t, "discover_repository_db").Text)
+	var entry o3Node
+	for _, r := range db.Children[0].Children {
+		if r.attr("Uuid") == repo {
+			entry = r
+		}
+	}
+	if e := entry.leaves(); e["Mount_point"] != "/OVS/Repositories/"+repo || e["Status"] != "Mounted" || e["Fs_location"] != repoSrc || e["Alias"] != "ovm3 repository" {
+		t.Errorf("discover_repository_db: %v", e)
+	}
+	rd := parseDoc(t, "discover_repositories", c.ok(t, "discover_repositories", repo).Text)
+	r0, _ := rd.path("RepositoryList/Repository")
+	vmsNode, _ := r0.child("VirtualMachines")
+	disksNode, _ := r0.child("VirtualDisks")
+	if r0.attr("Name") != repo || r0.leaves()["Repository_UUID"] != repo || len(vmsNode.Children) != 1 || vmsNode.Children[0].attr("Name") != vmID || len(disksNode.Children) != 2 || disksNode.Children[0].Text != "root.raw" { // link.raw, a symlink, is not listed
+		t.Errorf("discover_repositories: %+v", r0)
+	}
+	c.refused(t, 1002, "discover_repositories", strings.Repeat("1", 32))
+
 	cfg := c.ok(t, "get_vm_config", repo, vmID)
 	for _, k := range []string{"vif", "disk", "vfb"} {
 		if cfg.Members[k].Type != "array" {

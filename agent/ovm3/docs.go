@@ -340,3 +340,67 @@ func ParseCPUInfo(data []byte) Topology {
 	slices.SortFunc(t.CPUs, func(a, b CPU) int { return a.ID - b.ID })
 	return t
 }
+
+// RepoFile is a named entry of a repository folder and its file.
+type RepoFile struct {
+	Name, File string
+}
+
+// Repo is what discover_repositories says of one repository: its
+// metadata and the agent 3 folders' contents (Templates/<name>/<file>,
+// VirtualMachines/<vm>/vm.cfg, VirtualDisks/<file>, ISOs/<file>).
+type Repo struct {
+	ID, Version, ManagerID, Alias string
+	Templates, VMs                []RepoFile
+	Disks, ISOs                   []string
+}
+
+// DiscoverRepositories is the discover_repositories document.
+func DiscoverRepositories(repos []Repo) (string, error) {
+	list := el("RepositoryList")
+	for _, r := range repos {
+		e := el("Repository", text("Version", r.Version), text("Manager_UUID", r.ManagerID),
+			text("Repository_UUID", r.ID), text("Repository_Alias", r.Alias), el("Assemblies"))
+		e.Attrs = []xml.Attr{{Name: xml.Name{Local: "Name"}, Value: r.ID}}
+		named := func(folder, item string, files []RepoFile) element {
+			f := el(folder)
+			for _, x := range files {
+				it := el(item, text("File", x.File))
+				it.Attrs = []xml.Attr{{Name: xml.Name{Local: "Name"}, Value: x.Name}}
+				f.Children = append(f.Children, it)
+			}
+			return f
+		}
+		plain := func(folder, item string, names []string) element {
+			f := el(folder)
+			for _, n := range names {
+				f.Children = append(f.Children, text(item, n))
+			}
+			return f
+		}
+		e.Children = append(e.Children, named("Templates", "Template", r.Templates), named("VirtualMachines", "VirtualMachine", r.VMs),
+			plain("VirtualDisks", "Disk", r.Disks), plain("ISOs", "ISO", r.ISOs))
+		list.Children = append(list.Children, e)
+	}
+	return render(el("Discover_Repositories_Result", list))
+}
+
+// RepoDB is what discover_repository_db says of one repository this
+// host knows.
+type RepoDB struct {
+	ID, FsLocation, MountPoint, FsType, Version, Alias, ManagerID string
+	Status                                                        string // Mounted or Unmounted
+}
+
+// DiscoverRepositoryDB is the discover_repository_db document.
+func DiscoverRepositoryDB(repos []RepoDB) (string, error) {
+	list := el("RepositoryDbList")
+	for _, r := range repos {
+		e := el("Repository", text("Fs_location", r.FsLocation), text("Mount_point", r.MountPoint),
+			text("Filesystem_type", r.FsType), text("Version", r.Version), text("Alias", r.Alias),
+			text("Manager_uuid", r.ManagerID), text("Status", r.Status))
+		e.Attrs = []xml.Attr{{Name: xml.Name{Local: "Uuid"}, Value: r.ID}}
+		list.Children = append(list.Children, e)
+	}
+	return render(el("Discover_Repository_Db_Result", list))
+}

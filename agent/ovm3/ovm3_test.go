@@ -302,3 +302,38 @@ func TestXendStruct(t *testing.T) {
 		t.Errorf("list_vms values must all be strings:\n%s", b.String())
 	}
 }
+
+func TestRepositoryDocuments(t *testing.T) {
+	doc, err := DiscoverRepositories([]Repo{{ID: "f12842ebf5ed3fe78da1eb0e17f5ede8", Version: "1", Alias: hostile,
+		Templates: []RepoFile{{Name: "t1", File: "t1.raw"}}, VMs: []RepoFile{{Name: "vm1", File: "vm.cfg"}},
+		Disks: []string{"a.raw", "b.raw"}, ISOs: []string{hostile + ".iso"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := parse(t, doc)
+	r := root.at(t, "RepositoryList/Repository")
+	if r.attr("Name") != "f12842ebf5ed3fe78da1eb0e17f5ede8" || r.leaves()["Repository_Alias"] != hostile || r.leaves()["Repository_UUID"] != "f12842ebf5ed3fe78da1eb0e17f5ede8" {
+		t.Errorf("Repository %+v", r)
+	}
+	if tpl := r.at(t, "Templates/Template"); tpl.attr("Name") != "t1" || tpl.leaves()["File"] != "t1.raw" {
+		t.Errorf("Template %+v", tpl)
+	}
+	if vm := r.at(t, "VirtualMachines/VirtualMachine"); vm.attr("Name") != "vm1" || vm.leaves()["File"] != "vm.cfg" {
+		t.Errorf("VirtualMachine %+v", vm)
+	}
+	if d := r.at(t, "VirtualDisks").Children; len(d) != 2 || d[1].Text != "b.raw" {
+		t.Errorf("VirtualDisks %+v", d)
+	}
+	if i := r.at(t, "ISOs/ISO"); i.Text != hostile+".iso" {
+		t.Errorf("ISO %+v", i)
+	}
+
+	doc, err = DiscoverRepositoryDB([]RepoDB{{ID: "f12842ebf5ed3fe78da1eb0e17f5ede8", FsLocation: "cs-mgmt:/volumes/x", MountPoint: "/OVS/Repositories/f12842ebf5ed3fe78da1eb0e17f5ede8", FsType: "nfs", Version: "1", Alias: hostile, Status: "Mounted"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := parse(t, doc).at(t, "RepositoryDbList/Repository")
+	if l := db.leaves(); db.attr("Uuid") != "f12842ebf5ed3fe78da1eb0e17f5ede8" || l["Fs_location"] != "cs-mgmt:/volumes/x" || l["Alias"] != hostile || l["Status"] != "Mounted" || l["Filesystem_type"] != "nfs" {
+		t.Errorf("RepositoryDbList %+v", db)
+	}
+}

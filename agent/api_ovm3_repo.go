@@ -1,0 +1,182 @@
+package agent
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+
+	"github.com/ovs-agent/ovs-agent/agent/ovm3"
+	"github.com/ovs-agent/ovs-agent/agent/xmlrpc"
+	"github.com/ovs-agent/ovs-agent/repository"
+)
+
+// ovm3RepoMethods are agent 3's repository reads, over the repositories
+// this agent mounts (repository.list).
+func (a *Agent) ovm3RepoMethods() []xmlrpc.Def {
+	return []xmlrpc.Def{
+		{Name: "discover_repositories", Result: xmlrpc.String, Run: a.ovm3DiscoverRepos,
+			Params: []xmlrpc.Param{{Name: "repo_ids", Type: xmlrpc.String, Or: []xmlrpc.Type{xmlrpc.Array}, Optional: true}},
+			Help:   "Oracle VM Agent 3: the mounted repositories named (an id, or an array of ids; every mounted one when none) as an XML document in a string: Discover_Repositories_Result/RepositoryList/Repository[@Name] with Repository_UUID, Repository_Alias (its description), Version, and the agent 3 folders' contents: Templates/Template[@Name]/File, VirtualMachines/VirtualMachine[@Name]/File, VirtualDisks/Disk, ISOs/ISO."},
+		{Name: "discover_repository_db", Result: xmlrpc.String, Run: a.ovm3DiscoverRepoDB,
+			Help: "Oracle VM Agent 3: every repository this host is configured with, as an XML document in a string: Discover_Repository_Db_Result/RepositoryDbList/Repository[@Uuid] with Fs_location (its source), Mount_point (/OVS/Repositories/<id>), Filesystem_type, Version, Alias, Status (Mounted or Unmounted)."},
+	}
+}
+
+// mountTypes maps mount points to their file system types.
+func mountTypes() map[string]string {
+	out := map[string]string{}
+	data, err := os.ReadFile("/proc/self/mounts")
+	if err != nil {
+		return out
+	}
+	for _, m := range ovm3.ParseMounts(data) {
+		out[filepath.Clean(m.Dir)] = m.Type
+	}
+	return out
+}
+
+func (a *Agent) ovm3DiscoverRepoDB(ctx context.Context, _ xmlrpc.Args) (any, error) {
+	if err := a.needRepos(); err != nil {
+		return nil, err
+	}
+	rep, _ := a.repos.Status(ctx)
+	types := mountTypes()
+	var out []ovm3.RepoDB
+	for _, r := range rep.Repositories {
+		id, err := ovm3.RepoID(r.UUID)
+		if err != nil {
+			continue
+		}
+		st := "Unmounted"
+		if r.State == repository.StateMounted || r.State == repository.StateInUse {
+			st = "Mounted"
+		}
+		out = append(out, ovm3.RepoDB{ID: id, FsLocation: r.Source, MountPoint: ovm3RepoPrefix + id,
+			FsType: types[filepath.Clean(r.MountPoint)], Version: strconv.Itoa(repository.MetadataVersion), Alias: r.Description, Status: st})
+	}
+	doc, err := ovm3.DiscoverRepositoryDB(out)
+	if err != nil {
+		return nil, xmlrpc.Faultf(xmlrpc.Internal, "%v", err)
+	}
+	return doc, nil
+}
+
+func (a *Agent) ovm3DiscoverRepos(ctx context.Context, args xmlrpc.Args) (any, error) {
+	if err := a.needRepos(); err != nil {
+		return nil, err
+	}
+	want := []string(nil) // nil: every mounted repository
+	if args.Has(0) {
+		switch v := args.All()[0].(type) {
+		case []any:
+			for _, x := range v {
+				s, ok := x.(string)
+				if !ok {
+					return nil, xmlrpc.Faultf(xmlrpc.BadParams, "discover_repositories: the ids must be strings, got %T", x)
+				}
+				want = append(want, s)
+			}
+		case string:
+			want = []string{v}
+		}
+	}
+	pm := a.ovm3Paths()
+	rep, _ := a.repos.Status(ctx)
+	alias := map[string]string{}
+	for _, r := range rep.Repositories {
+		if id, err := ovm3.RepoID(r.UUID); err == nil {
+			alias[id] = r.Description
+		}
+	}
+	if want == nil {
+		for id := range pm.mounts {
+			want = append(want, id)
+		}
+		sort.Strings(want)
+	}
+	var out []ovm3.Repo
+	for _, w := range want {
+		id, err := ovm3.RepoID(w)
+		if err != nil {
+			return nil, xmlrpc.Faultf(xmlrpc.BadParams, "%v", err)
+		}
+		mp, ok := pm.mounts[id]
+		if !ok {
+			return nil, xmlrpc.Faultf(xmlrpc.NotFound, "no repository %s is mounted on this host", id)
+		}
+		r := ovm3.Repo{ID: id, Version: strconv.Itoa(repository.MetadataVersion), Alias: alias[id]}
+		r.Templates = folderFiles(mp, "Templates", "")
+		r.VMs = folderFiles(mp, ovm3.VirtualMachines, "vm.cfg")
+		r.Disks = plainFiles(mp, ovm3.VirtualDisks)
+		r.ISOs = plainFiles(mp, ovm3.ISOs)
+		out = append(out, r)
+	}
+	doc, err := ovm3.DiscoverRepositories(out)
+	if err != nil {
+		return nil, xmlrpc.Faultf(xmlrpc.Internal, "%v", err)
+	}
+	return doc, nil
+}
+
+// folderLimit bounds how many entries of one folder are listed.
+const folderLimit = 10000
+
+// folderFiles lists the folders of mount/folder with the first regular
+// file in each (only want, when given), inside the repository.
+func folderFiles(mount, folder, want string) []ovm3.RepoFile {
+	root, err := os.OpenRoot(mount)
+	if err != nil {
+		return nil
+	}
+	defer root.Close()
+	dir, err := root.Open(folder)
+	if err != nil {
+		return nil
+	}
+	defer dir.Close()
+	ents, _ := dir.ReadDir(folderLimit)
+	var out []ovm3.RepoFile
+	for _, e := range ents {
+		if !e.IsDir() {
+			continue
+		}
+		sub, err := root.Open(filepath.Join(folder, e.Name()))
+		if err != nil {
+			continue
+		}
+		files, _ := sub.ReadDir(folderLimit)
+		sub.Close()
+		for _, f := range files {
+			if f.Type().IsRegular() && (want == "" || f.Name() == want) {
+				out = append(out, ovm3.RepoFile{Name: e.Name(), File: f.Name()})
+				break
+			}
+		}
+	}
+	return out
+}
+
+// plainFiles lists the regular files of mount/folder, inside the
+// repository.
+func plainFiles(mount, folder string) []string {
+	root, err := os.OpenRoot(mount)
+	if err != nil {
+		return nil
+	}
+	defer root.Close()
+	dir, err := root.Open(folder)
+	if err != nil {
+		return nil
+	}
+	defer dir.Close()
+	ents, _ := dir.ReadDir(folderLimit)
+	var out []string
+	for _, e := range ents {
+		if e.Type().IsRegular() {
+			out = append(out, e.Name())
+		}
+	}
+	return out
+}
