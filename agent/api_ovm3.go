@@ -63,7 +63,12 @@ func (a *Agent) ovm3Methods() []xmlrpc.Def {
 	defs = append(defs, a.ovm3HostMethods()...)
 	defs = append(defs, a.ovm3MigrateMethods()...)
 	defs = append(defs, a.ovm3RepoMethods()...)
-	return append(defs, a.ovm3VMMethods()...)
+	defs = append(defs, a.ovm3VMMethods()...)
+	names := map[string]bool{}
+	for _, d := range defs {
+		names[d.Name] = true
+	}
+	return append(defs, a.ovm3DispatchMethods(names)...)
 }
 
 func ovm3Sleep(ctx context.Context, args xmlrpc.Args) (any, error) {

@@ -318,6 +318,21 @@ func TestOVM3(t *testing.T) {
 	c.refused(t, -32602, "sleep", 301)
 	c.refused(t, -32602, "sleep", "1")
 
+	// dispatch: a call forwarded to another agent (b, over HTTPS).
+	peer := "https://admin:" + testPassword + "@" + b.Addr + "/api/3/"
+	if v := c.ok(t, "dispatch", peer, "echo", []string{"via b"}); v.Type != "string" || v.Text != "via b" {
+		t.Errorf("dispatch echo: %s", v)
+	}
+	if v := c.ok(t, "dispatch", peer, "get_api_version"); v.Type != "array" || v.Items[0].Text != "3" {
+		t.Errorf("dispatch get_api_version: %s", v)
+	}
+	if msg := c.refused(t, 1000, "dispatch", "https://admin:wrong-pw@"+b.Addr+"/", "echo", []string{"x"}); strings.Contains(msg, "wrong-pw") {
+		t.Errorf("dispatch fault shows the password: %q", msg)
+	}
+	c.refused(t, -32602, "dispatch", "unix://"+b.Socket, "echo", []string{"x"})
+	c.refused(t, -32602, "dispatch", peer, "dispatch", []string{peer, "echo"})
+	c.refused(t, -32602, "dispatch", peer, "domain.destroy", []string{"x"})
+
 	// Host.
 	srv := c.ok(t, "discover_server")
 	if srv.Type != "string" {
