@@ -284,11 +284,13 @@ func TestOVM3(t *testing.T) {
 	a := startAgent(t, agentConf{Listen: "127.0.0.2", RelocPort: freePort(t, "127.0.0.2"), Extra: map[string][]string{
 		"agent":      {"hypervisor = sim", "memory_reserve = 0", "sys_reboot_command = /usr/bin/touch " + marker},
 		"relocation": {"peer_password_file = " + pw},
+		"auth":       {"failed_login_delay = 0s"}, // the throttle has tests of its own
 	}})
 	// The second host, over HTTPS, for the migration.
 	dstReloc := freePort(t, "127.0.0.3")
 	b := startAgent(t, agentConf{Listen: "127.0.0.3", SSL: true, RelocPort: dstReloc, Extra: map[string][]string{
 		"agent": {"hypervisor = sim", "memory_reserve = 0"},
+		"auth":  {"failed_login_delay = 0s"},
 	}})
 	base := "http://" + a.Addr
 	c := o3Client{url: base + "/", user: "admin", pass: testPassword}
@@ -387,6 +389,26 @@ func TestOVM3(t *testing.T) {
 	if _, ok := hroot.path("NodeInformation/DMTF/System"); !ok {
 		t.Errorf("discover_hardware: no DMTF/System")
 	}
+
+	br := testBridge(t)
+	nw := parseDoc(t, "discover_network", c.ok(t, "discover_network").Text)
+	active, ok := nw.path("Network/Active")
+	if nw.XMLName.Local != "Discover_Network_Result" || !ok {
+		t.Fatalf("discover_network: %+v", nw)
+	}
+	bridges, _ := active.child("Bridges")
+	foundBr := false
+	for _, d := range bridges.Children {
+		if d.attr("Name") == br {
+			fam, _ := d.child("Family")
+			foundBr = fam.leaves()["MAC"] != ""
+		}
+	}
+	physNet, _ := active.child("Network")
+	if !foundBr || len(physNet.Children) == 0 || physNet.Children[0].leaves()["MAC"] == "" {
+		t.Errorf("discover_network: bridge %s found %v; physical devices %+v", br, foundBr, physNet)
+	}
+	c.refused(t, 1007, "ovs_vlan_bridge", "start", "xenbr0.160", "xenbr0", 160)
 
 	boot := c.ok(t, "get_last_boot_time")
 	lb, lt := boot.Members["last_boot_time"], boot.Members["local_time"]

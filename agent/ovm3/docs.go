@@ -404,3 +404,45 @@ func DiscoverRepositoryDB(repos []RepoDB) (string, error) {
 	}
 	return render(el("Discover_Repository_Db_Result", list))
 }
+
+// NetDevice is one network device of discover_network.
+type NetDevice struct {
+	Name, MAC string
+	MTU       int
+	// Bridge devices: their IPv4 address, netmask and broadcast (empty
+	// without one), and their ports; Physical is the first port that is
+	// a physical device ("" for a bridge of virtual ports only).
+	Address, Netmask, Broadcast string
+	Physical                    string
+	Ports                       []string
+}
+
+// DiscoverNetwork is the discover_network document:
+// Discover_Network_Result/Network/Active with Network/Device[@Name] for
+// the physical devices (MAC, Basename, MTU) and Bridges/Device[@Name] for
+// the bridges (Family[@Type=AF_INET]: Address, Netmask, Broadcast, MAC;
+// Interfaces: PhyInterface and each port as Interface).
+func DiscoverNetwork(physical, bridges []NetDevice) (string, error) {
+	nets := el("Network")
+	for _, d := range physical {
+		e := el("Device", text("MAC", d.MAC), text("Basename", d.Name), text("MTU", strconv.Itoa(d.MTU)))
+		e.Attrs = []xml.Attr{{Name: xml.Name{Local: "Name"}, Value: d.Name}}
+		nets.Children = append(nets.Children, e)
+	}
+	brs := el("Bridges")
+	for _, b := range bridges {
+		fam := el("Family", text("Address", b.Address), text("Netmask", b.Netmask), text("Broadcast", b.Broadcast), text("MAC", b.MAC))
+		fam.Attrs = []xml.Attr{{Name: xml.Name{Local: "Type"}, Value: "AF_INET"}}
+		ifs := el("Interfaces")
+		if b.Physical != "" {
+			ifs.Children = append(ifs.Children, text("PhyInterface", b.Physical))
+		}
+		for _, p := range b.Ports {
+			ifs.Children = append(ifs.Children, text("Interface", p))
+		}
+		e := el("Device", fam, ifs, text("MTU", strconv.Itoa(b.MTU)))
+		e.Attrs = []xml.Attr{{Name: xml.Name{Local: "Name"}, Value: b.Name}}
+		brs.Children = append(brs.Children, e)
+	}
+	return render(el("Discover_Network_Result", el("Network", el("Active", nets, brs))))
+}

@@ -337,3 +337,23 @@ func TestRepositoryDocuments(t *testing.T) {
 		t.Errorf("RepositoryDbList %+v", db)
 	}
 }
+
+func TestDiscoverNetwork(t *testing.T) {
+	doc, err := DiscoverNetwork([]NetDevice{{Name: "eth0", MAC: "52:54:00:12:34:56", MTU: 1500}},
+		[]NetDevice{{Name: "xenbr0", MAC: "52:54:00:12:34:56", MTU: 1500, Address: "192.168.1.64", Netmask: "255.255.255.0", Broadcast: "192.168.1.255", Physical: "eth0", Ports: []string{"eth0", "vif1.0"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := parse(t, doc)
+	d := root.at(t, "Network/Active/Network/Device")
+	if d.attr("Name") != "eth0" || d.leaves()["MAC"] != "52:54:00:12:34:56" || d.leaves()["Basename"] != "eth0" {
+		t.Errorf("physical %+v", d)
+	}
+	b := root.at(t, "Network/Active/Bridges/Device")
+	if f := b.at(t, "Family"); b.attr("Name") != "xenbr0" || f.attr("Type") != "AF_INET" || f.leaves()["Address"] != "192.168.1.64" || f.leaves()["Broadcast"] != "192.168.1.255" {
+		t.Errorf("bridge %+v", b)
+	}
+	if i := b.at(t, "Interfaces"); i.leaves()["PhyInterface"] != "eth0" || len(i.Children) != 3 {
+		t.Errorf("bridge interfaces %+v", i)
+	}
+}
