@@ -64,6 +64,7 @@ func (a *Agent) ovm3Methods() []xmlrpc.Def {
 	defs = append(defs, a.ovm3MigrateMethods()...)
 	defs = append(defs, a.ovm3RepoMethods()...)
 	defs = append(defs, a.ovm3NetMethods()...)
+	defs = append(defs, a.ovm3PoolMethods()...)
 	defs = append(defs, a.ovm3VMMethods()...)
 	names := map[string]bool{}
 	for _, d := range defs {

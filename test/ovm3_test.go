@@ -390,6 +390,14 @@ func TestOVM3(t *testing.T) {
 		t.Errorf("discover_hardware: no DMTF/System")
 	}
 
+	// No [pool]: in no server pool, and none is made over the API.
+	if p := parseDoc(t, "discover_server_pool", c.ok(t, "discover_server_pool").Text); p.XMLName.Local != "Discover_Server_Pool_Result" || len(p.Children) != 0 {
+		t.Errorf("discover_server_pool outside a pool: %+v", p)
+	}
+	if msg := c.refused(t, 1007, "create_server_pool", "Pool 0", strings.Repeat("a", 32), "192.0.2.10", 1, "ovm-1", "127.0.0.2", "xen,utility"); !strings.Contains(msg, "[pool]") {
+		t.Errorf("create_server_pool: %q", msg)
+	}
+
 	br := testBridge(t)
 	nw := parseDoc(t, "discover_network", c.ok(t, "discover_network").Text)
 	active, ok := nw.path("Network/Active")

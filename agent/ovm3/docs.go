@@ -446,3 +446,26 @@ func DiscoverNetwork(physical, bridges []NetDevice) (string, error) {
 	}
 	return render(el("Discover_Network_Result", el("Network", el("Active", nets, brs))))
 }
+
+// ServerPool is what discover_server_pool says of the pool this host is a
+// member of.
+type ServerPool struct {
+	ID, Alias, VirtualIP string
+	MemberIPs            []string
+}
+
+// DiscoverServerPool is the discover_server_pool document; nil is the
+// empty document of a host in no pool.
+func DiscoverServerPool(p *ServerPool) (string, error) {
+	root := el("Discover_Server_Pool_Result")
+	if p != nil {
+		members := el("Member_List")
+		for _, ip := range p.MemberIPs {
+			members.Children = append(members.Children, el("Member", text("Registered_IP", ip)))
+		}
+		root.Children = append(root.Children, el("Server_Pool",
+			text("Unique_Id", p.ID), text("Pool_Alias", p.Alias),
+			text("Master_Virtual_Ip", p.VirtualIP), text("Primary_Virtual_Ip", p.VirtualIP), members))
+	}
+	return render(root)
+}

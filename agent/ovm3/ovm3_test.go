@@ -357,3 +357,24 @@ func TestDiscoverNetwork(t *testing.T) {
 		t.Errorf("bridge interfaces %+v", i)
 	}
 }
+
+func TestDiscoverServerPool(t *testing.T) {
+	doc, err := DiscoverServerPool(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := parse(t, doc); r.XMLName.Local != "Discover_Server_Pool_Result" || len(r.Children) != 0 {
+		t.Errorf("no pool: %s", doc)
+	}
+	doc, err = DiscoverServerPool(&ServerPool{ID: "pool0", Alias: hostile, MemberIPs: []string{"127.0.0.2", "127.0.0.3"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sp := parse(t, doc).at(t, "Server_Pool")
+	if l := sp.leaves(); l["Unique_Id"] != "pool0" || l["Pool_Alias"] != hostile {
+		t.Errorf("Server_Pool %v", l)
+	}
+	if m := sp.at(t, "Member_List"); len(m.Children) != 2 || m.Children[1].leaves()["Registered_IP"] != "127.0.0.3" {
+		t.Errorf("Member_List %+v", m)
+	}
+}
