@@ -190,19 +190,12 @@ func (v ovm3VM) writeCfg(text []byte, create bool) error {
 }
 
 // ovm3Domain finds the registered domain of an agent 3 vm id: the one
-// whose UUID it is (dashes aside), or else whose name it is.
+// whose UUID it is (dashes and case aside).
 func (a *Agent) ovm3Domain(id string) (domains.Info, bool) {
-	var byName *domains.Info
 	for _, in := range a.domains.List(false) {
 		if ovm3.SameUUID(in.UUID, id) {
 			return in, true
 		}
-		if in.Name == id {
-			byName = &in
-		}
-	}
-	if byName != nil {
-		return *byName, true
 	}
 	return domains.Info{}, false
 }
@@ -318,10 +311,14 @@ func (a *Agent) registered(v ovm3VM) (string, error) {
 	return res.(createResult).Name, nil
 }
 
-// target is the registered domain of (repo, vm), which must exist.
+// ovm3Registered is the registered domain of (repo, vm): the vm must be
+// in that repository and registered here.
 func (a *Agent) ovm3Registered(args xmlrpc.Args) (string, error) {
 	v, err := a.ovm3Target(args)
 	if err != nil {
+		return "", err
+	}
+	if _, err := v.readCfg(); err != nil {
 		return "", err
 	}
 	in, ok := a.ovm3Domain(v.id)
@@ -540,7 +537,7 @@ func (a *Agent) ovm3ListVM(_ context.Context, args xmlrpc.Args) (any, error) {
 		return nil, err
 	}
 	for _, in := range a.domains.List(true) {
-		if (ovm3.SameUUID(in.UUID, v.id) || in.Name == v.id) && live(in.State) {
+		if ovm3.SameUUID(in.UUID, v.id) && live(in.State) {
 			return a.xendDomain(in, v.paths), nil
 		}
 	}

@@ -523,6 +523,23 @@ func TestOVM3(t *testing.T) {
 	c.refused(t, 1002, "create_vm", strings.Repeat("0", 32), vmID, params)
 	c.refused(t, -32602, "create_vm", repo, "../escape", params)
 	c.refused(t, -32602, "create_vm", repo, ".hidden", params)
+	// An operating system's disk outside the repositories is refused, and
+	// nothing is left. (The workload guest opens no disks.)
+	bad := map[string]any{"name": "evil", "uuid": "11111111-2222-4333-8444-555555555555", "memory": "64", "vcpus": 1,
+		"bootloader": "/usr/bin/pygrub", "disk": []string{"file:/etc/shadow,xvda,w"}}
+	if msg := c.refused(t, 1010, "create_vm", repo, "11111111-2222-4333-8444-555555555555", bad); !strings.Contains(msg, "/etc/shadow") {
+		t.Errorf("create_vm with /etc/shadow as a disk: %q", msg)
+	}
+	if _, err := os.Stat(filepath.Join(st.MountPoint, "VirtualMachines", "11111111-2222-4333-8444-555555555555")); !os.IsNotExist(err) {
+		t.Errorf("a refused create_vm left its folder: %v", err)
+	}
+	// A vm.cfg string cannot smuggle in a key.
+	sneaky := map[string]any{"name": "sneaky", "memory": "64", "vcpus": 1, "OVM_description": "x'\nkernel = '/etc/shadow"}
+	c.done(t, "create_vm", repo, "22222222-2222-4333-8444-555555555555", sneaky)
+	if m := c.ok(t, "get_vm_config", repo, "22222222-2222-4333-8444-555555555555").Members; m["kernel"].Type != "" || m["OVM_description"].Text != "x'\nkernel = '/etc/shadow" {
+		t.Errorf("get_vm_config of a vm with a quote in a string: %v", m)
+	}
+	c.done(t, "delete_vm", repo, "22222222-2222-4333-8444-555555555555")
 	c.done(t, "create_vm", repo, vmID, params)
 	cfgPath := filepath.Join(st.MountPoint, "VirtualMachines", vmID, "vm.cfg")
 	if _, err := os.Stat(cfgPath); err != nil {
