@@ -2,7 +2,11 @@ package agent
 
 import (
 	"context"
+	"os"
+	"path"
 	"time"
+
+	"go.uber.org/zap"
 
 	"github.com/ovs-agent/ovs-agent/agent/xmlrpc"
 	"github.com/ovs-agent/ovs-agent/vmm/control"
@@ -54,4 +58,54 @@ func (a *Agent) ovm3MigrateVM(ctx context.Context, args xmlrpc.Args) (any, error
 			return nil, xmlrpc.Faultf(xmlrpc.Cancelled, "migrate_vm: the caller went away; migration %s goes on (migration.status %s follows it)", id, id)
 		}
 	}
+}
+
+// ovm3SaveImage is where save_vm keeps a vm's image: in its folder of
+// the repository (this agent's choice of name).
+const ovm3SaveImage = "vm.save"
+
+// ovm3SaveMethods: agent 3's save_vm and restore_vm on domain.save and
+// domain.restore, the image in the vm's folder.
+func (a *Agent) ovm3SaveMethods() []xmlrpc.Def {
+	repoVM := []xmlrpc.Param{xmlrpc.Req("repo_id", xmlrpc.String), xmlrpc.Req("vm_id", xmlrpc.String)}
+	return []xmlrpc.Def{
+		{Name: "save_vm", Result: xmlrpc.Nil, Run: a.ovm3SaveVM, Params: append(append([]xmlrpc.Param{}, repoVM...), xmlrpc.Opt("checkpoint", xmlrpc.Boolean)),
+			Help: "Oracle VM Agent 3: save the running or paused vm to VirtualMachines/<vm_id>/vm.save of its repository (domain.save); it is suspended afterwards. A checkpoint (keep running) is refused: this agent's save suspends."},
+		{Name: "restore_vm", Result: xmlrpc.Nil, Run: a.ovm3RestoreVM, Params: append(append([]xmlrpc.Param{}, repoVM...), xmlrpc.Opt("paused", xmlrpc.Boolean)),
+			Help: "Oracle VM Agent 3: start the vm from the image save_vm wrote (domain.restore), paused if asked, and remove the image once it runs."},
+	}
+}
+
+func (a *Agent) ovm3SaveVM(ctx context.Context, args xmlrpc.Args) (any, error) {
+	if args.Bool(2) {
+		return nil, xmlrpc.Faultf(xmlrpc.Unsupported, "save_vm with checkpoint: this agent's save suspends the vm (domain.save); a checkpoint that keeps it running is not offered")
+	}
+	name, err := a.ovm3Registered(args)
+	if err != nil {
+		return nil, err
+	}
+	v, _ := a.ovm3Target(args)
+	return nil, a.callOwn(ctx, "domain.save", name, path.Join(v.mount, v.dir(), ovm3SaveImage))
+}
+
+func (a *Agent) ovm3RestoreVM(ctx context.Context, args xmlrpc.Args) (any, error) {
+	if _, err := a.ovm3Registered(args); err != nil {
+		return nil, err
+	}
+	v, _ := a.ovm3Target(args)
+	img := path.Join(v.mount, v.dir(), ovm3SaveImage)
+	if err := a.callOwn(ctx, "domain.restore", img); err != nil {
+		return nil, err
+	}
+	// It runs from the image now; the image goes, so that the next
+	// save_vm can write it again.
+	if err := os.Remove(img); err != nil {
+		a.log.Warn("restore_vm: the save image stays", zap.String("image", img), zap.Error(err))
+	}
+	if args.Bool(2) {
+		if in, ok := a.ovm3Domain(v.id); ok {
+			return nil, a.callOwn(ctx, "domain.pause", in.Name)
+		}
+	}
+	return nil, nil
 }

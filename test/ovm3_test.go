@@ -617,6 +617,24 @@ func TestOVM3(t *testing.T) {
 		t.Errorf("list_vm after configure_vm and start_vm: %s", v)
 	}
 	c.refused(t, 1003, "delete_vm", repo, vmID)
+	// save_vm and restore_vm, the image in the vm's folder.
+	c.refused(t, 1007, "save_vm", repo, vmID, true)
+	c.done(t, "save_vm", repo, vmID, false)
+	image := filepath.Join(filepath.Dir(cfgPath), "vm.save")
+	if v, _ := c.call(t, "list_vm", repo, vmID); v.Type != "nil" {
+		t.Errorf("list_vm after save_vm: %s", v)
+	}
+	if _, err := os.Stat(image); err != nil {
+		t.Fatalf("save_vm wrote no image: %v", err)
+	}
+	c.done(t, "restore_vm", repo, vmID, true)
+	if v := c.ok(t, "list_vm", repo, vmID); v.Members["state"].Text != "--p---" {
+		t.Errorf("list_vm after restore_vm paused: %s", v)
+	}
+	if _, err := os.Stat(image); !os.IsNotExist(err) {
+		t.Errorf("restore_vm left the image: %v", err)
+	}
+	c.done(t, "unpause_vm", repo, vmID)
 
 	// To the second host, which has the same repository (shared storage).
 	b.call(t, "repository.add", nil, repoSrc)
