@@ -17,6 +17,11 @@ import (
 // ovm3APIVersion is the agent 3 API version get_api_version answers.
 const ovm3APIVersion = 3
 
+// ovm3APILevel is the Oracle VM release whose agent API this agent
+// serves; discover_server's OVM_Version starts with it (CloudStack's
+// plugin accepts a host only when OVM_Version starts with "3.2.").
+const ovm3APILevel = "3.2.1"
+
 // ovm3MaxSleep bounds the sleep call.
 const ovm3MaxSleep = 300
 
@@ -66,6 +71,7 @@ func (a *Agent) ovm3Methods() []xmlrpc.Def {
 	defs = append(defs, a.ovm3RepoMethods()...)
 	defs = append(defs, a.ovm3NetMethods()...)
 	defs = append(defs, a.ovm3PoolMethods()...)
+	defs = append(defs, a.ovm3CSMethods()...)
 	defs = append(defs, a.ovm3VMMethods()...)
 	names := map[string]bool{}
 	for _, d := range defs {
@@ -192,7 +198,7 @@ func (a *Agent) ovm3DiscoverServer(ctx context.Context, _ xmlrpc.Args) (any, err
 	s := ovm3.Server{
 		UniqueID: hostUniqueID(), BootTime: info.BootTime.Unix(),
 		TimeZone: hostTimezone(), UTC: hardwareClockUTC(),
-		AgentVersion: a.opts.Version, OVMVersion: a.opts.Version, CPUType: info.Machine,
+		AgentVersion: a.opts.Version, OVMVersion: ovm3APILevel + "-ovs-agent-" + a.opts.Version, CPUType: info.Machine,
 		OSName: osName, OSMajor: osMajor, OSMinor: osMinor,
 		KernelRelease: info.Kernel, KernelVersion: info.KernelVersion,
 		HypervisorType: "ovs-vmm", HypervisorName: "ovs-vmm",

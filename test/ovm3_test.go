@@ -352,6 +352,9 @@ func TestOVM3(t *testing.T) {
 			t.Errorf("discover_server: Server/%s is empty or missing", k)
 		}
 	}
+	if !strings.HasPrefix(l["OVM_Version"], "3.2.") { // what CloudStack's plugin requires
+		t.Errorf("discover_server: OVM_Version %q", l["OVM_Version"])
+	}
 	if l["Hostname"] != host || l["Membership_State"] != "Unowned" || l["Registered_IP"] != "127.0.0.2" || l["Is_Current_Master"] != "false" {
 		t.Errorf("discover_server leaves: %v", l)
 	}
@@ -597,6 +600,22 @@ func TestOVM3(t *testing.T) {
 		t.Errorf("list_vms guest device: %s", dev)
 	}
 	c.refused(t, 1003, "configure_vm", repo, vmID, params)
+	// CloudStack's module calls that read the host.
+	if v := c.ok(t, "get_vncport", "i-2-3-VM"); v.Type != "string" || v.Text != "0" { // the workload guest has no display
+		t.Errorf("get_vncport: %s", v)
+	}
+	c.refused(t, 1002, "get_vncport", "i-9-9-VM")
+	if v := c.ok(t, "ovs_dom0_stats", "lo"); v.Members["total"].Type != "string" || v.Members["total"].Text == "0" || v.Members["rx"].Text == "" || v.Members["cpu"].Text == "" {
+		t.Errorf("ovs_dom0_stats: %s", v)
+	}
+	c.refused(t, -32602, "ovs_dom0_stats", "../../etc")
+	c.refused(t, 1002, "ovs_dom0_stats", "nosuchdev0")
+	if v := c.ok(t, "check_dom0_ip", "127.0.0.1"); v.Type != "boolean" || v.Text != "1" {
+		t.Errorf("check_dom0_ip 127.0.0.1: %s", v)
+	}
+	if v := c.ok(t, "check_dom0_ip", "192.0.2.77"); v.Text != "0" {
+		t.Errorf("check_dom0_ip 192.0.2.77: %s", v)
+	}
 	c.done(t, "pause_vm", repo, vmID)
 	if v := c.ok(t, "list_vm", repo, vmID); v.Members["state"].Text != "--p---" {
 		t.Errorf("list_vm after pause_vm: %s", v)

@@ -149,7 +149,7 @@ func DiscoverServer(s Server) (string, error) {
 		text("Registered_IP", s.RegisteredIP),
 		text("Server_Roles", s.ServerRoles),
 		text("Is_Current_Master", strconv.FormatBool(s.IsMaster)),
-		text("Manager_Core_API_Version", s.OVMVersion),
+		text("Manager_Core_API_Version", strings.SplitN(s.OVMVersion, "-", 2)[0]),
 		text("Membership_State", s.MembershipState),
 		text("Cluster_State", s.ClusterState),
 		el("Statistic", text("Interval", strconv.Itoa(s.StatsInterval))),
