@@ -72,6 +72,7 @@ func (a *Agent) ovm3Methods() []xmlrpc.Def {
 	defs = append(defs, a.ovm3NetMethods()...)
 	defs = append(defs, a.ovm3PoolMethods()...)
 	defs = append(defs, a.ovm3CSMethods()...)
+	defs = append(defs, a.ovm3StorageMethods()...)
 	defs = append(defs, a.ovm3VMMethods()...)
 	names := map[string]bool{}
 	for _, d := range defs {

@@ -153,6 +153,8 @@ func o3Encode(b *strings.Builder, v any) {
 		b.WriteString("</string>")
 	case int:
 		fmt.Fprintf(b, "<int>%d</int>", x)
+	case o3I8:
+		fmt.Fprintf(b, "<i8>%d</i8>", x)
 	case bool:
 		if x {
 			b.WriteString("<boolean>1</boolean>")
@@ -178,6 +180,9 @@ func o3Encode(b *strings.Builder, v any) {
 	}
 	b.WriteString("</value>")
 }
+
+// o3I8 is sent as <i8>, as Apache XML-RPC sends a Java Long.
+type o3I8 int64
 
 type b2w struct{ b *strings.Builder }
 
@@ -513,6 +518,32 @@ func TestOVM3(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(disks, "x.raw")); !os.IsNotExist(err) {
 		t.Errorf("a refused copy_file left x.raw: %v", err)
 	}
+
+	// The storage plugin's file calls, inside the repositories.
+	nfs := "oracle.generic.NFSPlugin.GenericNFSPlugin"
+	ss := map[string]any{"uuid": repo, "storage_type": "FileSys", "access_host": "cs-mgmt"}
+	sd := map[string]any{"uuid": uuid, "ss_uuid": repo, "state": 2}
+	fp := c.ok(t, "storage_plugin_create", nfs, ss, sd, vd+"vol1.raw", "File", o3I8(1<<30))
+	if fp.Members["file_sz"].Text != "1073741824" || fp.Members["file_sz"].Type != "string" || fp.Members["fr_type"].Text != "File" || fp.Members["file_path"].Text != vd+"vol1.raw" {
+		t.Errorf("storage_plugin_create: %s", fp)
+	}
+	if fi, err := os.Stat(filepath.Join(disks, "vol1.raw")); err != nil || fi.Size() != 1<<30 || fi.Sys().(*syscall.Stat_t).Blocks > 64 {
+		t.Errorf("storage_plugin_create made %v, %v (want a sparse 1 GiB file)", fi, err)
+	}
+	c.refused(t, 1004, "storage_plugin_create", nfs, ss, sd, vd+"vol1.raw", "File", o3I8(1<<30))
+	c.refused(t, 1007, "storage_plugin_create", "oracle.s_iscsi.SCSIPlugin.SCSIPlugin", ss, sd, vd+"vol2.raw", "File", 1)
+	c.refused(t, 1001, "storage_plugin_create", nfs, ss, sd, filepath.Join(t.TempDir(), "vol.raw"), "File", 1)
+	c.refused(t, 1001, "storage_plugin_create", nfs, ss, sd, vd+"../../../../tmp/vol.raw", "File", 1)
+	info := c.ok(t, "storage_plugin_getFileInfo", nfs, ss, sd, map[string]any{"file_path": vd + "vol1.raw"})
+	if info.Members["file_sz"].Text != "1073741824" || info.Members["fs_uuid"].Text != uuid {
+		t.Errorf("storage_plugin_getFileInfo: %s", info)
+	}
+	c.done(t, "storage_plugin_destroy", nfs, ss, sd, map[string]any{"file_path": vd + "vol1.raw"})
+	if _, err := os.Stat(filepath.Join(disks, "vol1.raw")); !os.IsNotExist(err) {
+		t.Errorf("storage_plugin_destroy left the file: %v", err)
+	}
+	c.refused(t, 1002, "storage_plugin_getFileInfo", nfs, ss, sd, map[string]any{"file_path": vd + "vol1.raw"})
+	c.refused(t, -32602, "storage_plugin_destroy", nfs, ss, sd, map[string]any{"file_path": vd})
 
 	// A VM's lifecycle.
 	vmID := "868a6627-c3b0-3d9b-aea4-f279cbaa253b"
