@@ -271,6 +271,11 @@ func (a *Agent) ovm3VMMethods() []xmlrpc.Def {
 			Help: "Oracle VM Agent 3: pause the vm (domain.pause)."},
 		{Name: "unpause_vm", Result: xmlrpc.Nil, Params: repoVM, Run: a.ovm3Op("domain.unpause"),
 			Help: "Oracle VM Agent 3: continue a paused vm (domain.unpause)."},
+		{Name: "configure_vm_ha", Result: xmlrpc.Nil, Params: with(xmlrpc.Req("enable_ha", xmlrpc.Boolean)),
+			Help: "Oracle VM Agent 3: refused here: high availability belongs to the domains of a server pool (pool.create_domain with ha), which the pool restarts elsewhere; a vm of a repository has none.",
+			Run: func(context.Context, xmlrpc.Args) (any, error) {
+				return nil, xmlrpc.Faultf(xmlrpc.Unsupported, "configure_vm_ha: on this agent high availability is a property of a server pool's domains (pool.create_domain with the ha option, in a [pool]); a vm of a repository is not restarted elsewhere, so it is not marked so")
+			}},
 		{Name: "delete_vm", Result: xmlrpc.Nil, Params: repoVM, Run: a.ovm3DeleteVM,
 			Help: "Oracle VM Agent 3: remove a stopped vm: the domain (domain.delete) and its VirtualMachines/<vm_id> folder; its disks stay."},
 	}

@@ -631,6 +631,7 @@ func TestOVM3(t *testing.T) {
 		t.Errorf("list_vms guest device: %s", dev)
 	}
 	c.refused(t, 1003, "configure_vm", repo, vmID, params)
+	c.refused(t, 1007, "configure_vm_ha", repo, vmID, true)
 	// CloudStack's module calls that read the host.
 	if v := c.ok(t, "get_vncport", "i-2-3-VM"); v.Type != "string" || v.Text != "0" { // the workload guest has no display
 		t.Errorf("get_vncport: %s", v)
