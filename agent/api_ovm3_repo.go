@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"strings"
 
 	"github.com/ovs-agent/ovs-agent/agent/ovm3"
 	"github.com/ovs-agent/ovs-agent/agent/xmlrpc"
@@ -179,4 +180,61 @@ func plainFiles(mount, folder string) []string {
 		}
 	}
 	return out
+}
+
+// ovm3RepoChangeMethods: agent 3's add_repository and delete_repository on
+// repository.add and repository.remove.
+func (a *Agent) ovm3RepoChangeMethods() []xmlrpc.Def {
+	return []xmlrpc.Def{
+		{Name: "add_repository", Result: xmlrpc.Nil, Run: a.ovm3AddRepo,
+			Params: []xmlrpc.Param{xmlrpc.Req("fs_location", xmlrpc.String), xmlrpc.Req("mount_point", xmlrpc.String)},
+			Help:   "Oracle VM Agent 3: add the existing repository at fs_location (an NFS export, a block device or a local folder holding a .ovsrepo) with repository.add; mount_point must be /OVS/Repositories/<its id> (it is mounted at [repository] root/<uuid> and named so by these calls). A mismatch is refused and nothing stays added."},
+		{Name: "delete_repository", Result: xmlrpc.Nil, Run: a.ovm3DeleteRepo,
+			Params: []xmlrpc.Param{xmlrpc.Req("repo_uuid", xmlrpc.String), xmlrpc.Opt("erase", xmlrpc.Boolean)},
+			Help:   "Oracle VM Agent 3: unmount the repository and remove it from the repositories files (repository.remove; refused while running domains use it). Its contents stay: erase is refused."},
+	}
+}
+
+func (a *Agent) ovm3AddRepo(ctx context.Context, args xmlrpc.Args) (any, error) {
+	if err := a.needRepos(); err != nil {
+		return nil, err
+	}
+	mp := args.String(1)
+	rest, ok := strings.CutPrefix(mp, ovm3RepoPrefix)
+	id, err := ovm3.RepoID(rest)
+	if !ok || err != nil {
+		return nil, xmlrpc.Faultf(xmlrpc.BadParams, "add_repository: mount_point %q: want /OVS/Repositories/<repository id>", mp)
+	}
+	st, err := a.repos.Add(ctx, args.String(0), "")
+	if err != nil {
+		return nil, addFault(err, repoStateFault)
+	}
+	if got, _ := ovm3.RepoID(st.UUID); got != id {
+		if _, rerr := a.repos.Remove(ctx, st.UUID); rerr != nil {
+			return nil, xmlrpc.Faultf(xmlrpc.Internal, "add_repository: %s holds repository %s, not %s, and removing it again failed: %v", args.String(0), got, id, rerr)
+		}
+		return nil, xmlrpc.Faultf(xmlrpc.InvalidConfig, "add_repository: %s holds repository %s, not %s (the mount point names the id); nothing was added", args.String(0), got, id)
+	}
+	return nil, nil
+}
+
+func (a *Agent) ovm3DeleteRepo(ctx context.Context, args xmlrpc.Args) (any, error) {
+	if err := a.needRepos(); err != nil {
+		return nil, err
+	}
+	if args.Bool(1) {
+		return nil, xmlrpc.Faultf(xmlrpc.Unsupported, "delete_repository with erase: this agent does not erase a repository's contents; delete_repository without erase unmounts it and removes it from the repositories files")
+	}
+	id, err := ovm3.RepoID(args.String(0))
+	if err != nil {
+		return nil, xmlrpc.Faultf(xmlrpc.BadParams, "%v", err)
+	}
+	rep, _ := a.repos.Status(ctx)
+	for _, r := range rep.Repositories {
+		if got, _ := ovm3.RepoID(r.UUID); got == id {
+			_, err := a.repos.Remove(ctx, r.UUID)
+			return nil, repoStateFault(err)
+		}
+	}
+	return nil, xmlrpc.Faultf(xmlrpc.NotFound, "delete_repository: no repository %s on this host", id)
 }

@@ -688,9 +688,15 @@ func TestOVM3(t *testing.T) {
 	c.done(t, "unpause_vm", repo, vmID)
 
 	// To the second host, which has the same repository (shared storage).
-	b.call(t, "repository.add", nil, repoSrc)
-	b.waitRepo(t, uuid, "mounted", func(r repoStatus, found bool) bool { return found && r.State == "mounted" })
 	bc := o3Client{url: "https://" + b.Addr + "/api/3/", user: "admin", pass: testPassword}
+	if msg := bc.refused(t, 1010, "add_repository", repoSrc, "/OVS/Repositories/"+strings.Repeat("0", 32)); !strings.Contains(msg, repo) {
+		t.Errorf("add_repository with another id: %q", msg)
+	}
+	if r := b.repos(t); len(r.Repositories) != 0 {
+		t.Errorf("a refused add_repository left %+v", r.Repositories)
+	}
+	bc.done(t, "add_repository", repoSrc, "/OVS/Repositories/"+repo)
+	b.waitRepo(t, uuid, "mounted", func(r repoStatus, found bool) bool { return found && r.State == "mounted" })
 	c.refused(t, 1002, "migrate_vm", repo, "no-such-vm", "127.0.0.3:"+strconv.Itoa(dstReloc), true, false)
 	c.done(t, "migrate_vm", repo, vmID, "127.0.0.3:"+strconv.Itoa(dstReloc), true, false)
 	if v, _ := c.call(t, "list_vm", repo, vmID); v.Type != "nil" {
@@ -715,6 +721,14 @@ func TestOVM3(t *testing.T) {
 		if len(names) != 0 {
 			t.Errorf("domains left after delete_vm: %v", names)
 		}
+	}
+	bc.refused(t, 1007, "delete_repository", repo, true)
+	bc.done(t, "delete_repository", repo, false)
+	if r := b.repos(t); len(r.Repositories) != 0 {
+		t.Errorf("delete_repository left %+v", r.Repositories)
+	}
+	if _, err := os.Stat(filepath.Join(repoSrc, ".ovsrepo")); err != nil {
+		t.Errorf("delete_repository touched the repository's contents: %v", err)
 	}
 	if v := bc.ok(t, "get_last_boot_time"); v.Members["local_time"].Type != "i8" {
 		t.Errorf("get_last_boot_time over HTTPS: %s", v)
