@@ -290,8 +290,10 @@ func (a *Agent) callOwn(ctx context.Context, method string, params ...any) error
 
 // registered is the domain of v, registered from its vm.cfg in the
 // repository if it is not yet, and registered again if the file changed
-// since and the domain is stopped.
-func (a *Agent) registered(v ovm3VM) (string, error) {
+// since and the domain is stopped (domain.delete, then the create: if the
+// new file is refused, the domain is not registered until a start_vm finds
+// a file it takes; the repository's vm.cfg is the vm's record).
+func (a *Agent) registered(ctx context.Context, v ovm3VM) (string, error) {
 	text, err := v.readCfg()
 	if err != nil {
 		return "", err
@@ -305,8 +307,8 @@ func (a *Agent) registered(v ovm3VM) (string, error) {
 		if in.State != "stopped" {
 			return in.Name, nil // runs as registered; the file applies at its next start
 		}
-		if err := a.domains.Delete(in.Name); err != nil {
-			return "", domainFault(err)
+		if err := a.callOwn(ctx, "domain.delete", in.Name); err != nil {
+			return "", err
 		}
 	}
 	res, err := a.create(text, v.where(), "")
@@ -370,7 +372,7 @@ func (a *Agent) ovm3CreateVM(_ context.Context, args xmlrpc.Args) (any, error) {
 	return nil, nil
 }
 
-func (a *Agent) ovm3ConfigureVM(_ context.Context, args xmlrpc.Args) (any, error) {
+func (a *Agent) ovm3ConfigureVM(ctx context.Context, args xmlrpc.Args) (any, error) {
 	v, err := a.ovm3Target(args)
 	if err != nil {
 		return nil, err
@@ -395,10 +397,10 @@ func (a *Agent) ovm3ConfigureVM(_ context.Context, args xmlrpc.Args) (any, error
 		return nil, err
 	}
 	if registered {
-		if _, err := a.registered(v); err != nil {
+		if _, err := a.registered(ctx, v); err != nil {
 			// Put the old file back and register the domain from it again.
 			if werr := v.writeCfg(old, false); werr == nil {
-				a.registered(v)
+				a.registered(ctx, v)
 			}
 			return nil, err
 		}
@@ -411,7 +413,7 @@ func (a *Agent) ovm3StartVM(ctx context.Context, args xmlrpc.Args) (any, error) 
 	if err != nil {
 		return nil, err
 	}
-	name, err := a.registered(v)
+	name, err := a.registered(ctx, v)
 	if err != nil {
 		return nil, err
 	}
