@@ -266,7 +266,7 @@ func (a *Agent) ovm3VMMethods() []xmlrpc.Def {
 		{Name: "stop_vm", Result: xmlrpc.Nil, Params: with(xmlrpc.Opt("force", xmlrpc.Boolean)), Run: a.ovm3StopVM,
 			Help: "Oracle VM Agent 3: stop the vm: a clean shutdown (domain.shutdown, destroyed after 60 s), or at once with force (domain.destroy)."},
 		{Name: "reboot_vm", Result: xmlrpc.Nil, Params: with(xmlrpc.Opt("wait", xmlrpc.Int)), Run: a.ovm3RebootVM,
-			Help: "Oracle VM Agent 3: reboot the vm (domain.reboot); wait is how long the clean shutdown may take, in seconds (1 to 3600; default 60), before the domain is destroyed and started again."},
+			Help: "Oracle VM Agent 3: reboot the vm (domain.reboot); wait is how long the clean shutdown may take, in seconds (at most 3600), before the domain is destroyed and started again; less than 60 (CloudStack sends 3) is raised to 60, so that a guest is not reset while it shuts down."},
 		{Name: "pause_vm", Result: xmlrpc.Nil, Params: repoVM, Run: a.ovm3Op("domain.pause"),
 			Help: "Oracle VM Agent 3: pause the vm (domain.pause)."},
 		{Name: "unpause_vm", Result: xmlrpc.Nil, Params: repoVM, Run: a.ovm3Op("domain.unpause"),
@@ -436,7 +436,8 @@ func (a *Agent) ovm3RebootVM(ctx context.Context, args xmlrpc.Args) (any, error)
 	if err != nil {
 		return nil, err
 	}
-	return nil, a.callOwn(ctx, "domain.reboot", name, args.IntOr(2, int64(DefaultShutdownTimeout.Seconds())))
+	wait := max(args.IntOr(2, 0), int64(DefaultShutdownTimeout.Seconds()))
+	return nil, a.callOwn(ctx, "domain.reboot", name, wait)
 }
 
 func (a *Agent) ovm3DeleteVM(ctx context.Context, args xmlrpc.Args) (any, error) {

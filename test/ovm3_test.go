@@ -655,6 +655,11 @@ func TestOVM3(t *testing.T) {
 		t.Errorf("list_vm after pause_vm: %s", v)
 	}
 	c.done(t, "unpause_vm", repo, vmID)
+	before := c.ok(t, "list_vm", repo, vmID).Members["domid"].Text
+	c.done(t, "reboot_vm", repo, vmID, 3) // the workload guest stops at once when asked
+	if v := c.ok(t, "list_vm", repo, vmID); v.Members["state"].Text != "r-----" || v.Members["domid"].Text == before {
+		t.Errorf("list_vm after reboot_vm: %s (domid before %s: a new VMM expected)", v, before)
+	}
 	c.done(t, "stop_vm", repo, vmID, true)
 	if v, _ := c.call(t, "list_vm", repo, vmID); v.Type != "nil" {
 		t.Errorf("list_vm after stop_vm: %s", v)
