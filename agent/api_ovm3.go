@@ -216,8 +216,10 @@ func (a *Agent) ovm3DiscoverServer(ctx context.Context, _ xmlrpc.Args) (any, err
 			{Name: "CLUSTERS", Text: "False"}, {Name: "MIGRATION_SETUP", Text: "False"},
 		},
 	}
-	if a.qemu != nil {
-		s.VMMCapabilities = "hvm-" + info.Machine
+	if st := a.state.Load(); st != nil && st.cfg != nil {
+		// The engines domains run on here, as xen's capabilities list
+		// what its guests may be.
+		s.VMMCapabilities = strings.Join(a.engines(st.cfg.Agent.Hypervisor), " ")
 	}
 	if a.pool != nil {
 		pi := a.pool.view(ctx)

@@ -368,6 +368,9 @@ func TestOVM3(t *testing.T) {
 	if ver, ok := server.path("VMM/Version"); !ok || ver.leaves()["Major"] == "" {
 		t.Errorf("discover_server: no VMM/Version/Major")
 	}
+	if vmmNode, _ := server.child("VMM"); !strings.Contains(" "+vmmNode.leaves()["Capabilities"]+" ", " sim ") {
+		t.Errorf("discover_server: VMM/Capabilities %q, want the engines (sim here)", vmmNode.leaves()["Capabilities"])
+	}
 	if capab, ok := server.path("Capabilities"); !ok || capab.leaves()["NFS"] != "True" || capab.leaves()["VM_SUSPEND"] != "True" {
 		t.Errorf("discover_server: Capabilities %v", capab.leaves())
 	}
