@@ -7,6 +7,7 @@
 // caller names. It builds and checks values only; the agent declares the
 // methods (agent/api_ovm3*.go) and maps them onto its own operations.
 //
-// It imports config/vmcfg and the standard library, nothing of agent.
-// PROTOCOL.md beside this file is what the project knows of the protocol.
+// It imports config/vmcfg and the standard library, nothing of agent (its
+// tests also use agent/xmlrpc, to check the encoded shapes). PROTOCOL.md
+// beside this file is what the project knows of the protocol.
 package ovm3
