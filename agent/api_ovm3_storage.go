@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"syscall"
 
@@ -194,4 +195,35 @@ func (a *Agent) domainsUsingFile(path string) []string {
 		}
 	}
 	return out
+}
+
+// ovm3StorageRefusals are agent 3's storage calls this agent does not
+// serve, each refused with what to do instead.
+func ovm3StorageRefusals() []xmlrpc.Def {
+	why := map[string]string{
+		"create_repository":                "a new repository is made on the host with ovs-makerepo (its id is the agent's to choose); add_repository then adds an existing one",
+		"mount_repository_fs":              "repositories are mounted by the agent from /etc/ovs/repositories; add_repository adds one",
+		"unmount_repository_fs":            "repositories are unmounted by the agent; delete_repository removes one",
+		"import_virtual_disk":              "copy the image into the repository's VirtualDisks folder (copy_file, or on the host)",
+		"discover_storage_plugins":         "this agent has no storage plugins; the file calls (storage_plugin_create, storage_plugin_getFileInfo, storage_plugin_destroy) work on files inside the repositories",
+		"storage_plugin_mount":             "storage is mounted as a repository: make it with ovs-makerepo and add it with add_repository",
+		"storage_plugin_unmount":           "storage is mounted as a repository: delete_repository removes it",
+		"storage_plugin_getFileSystemInfo": "discover_repository_db and repository.list describe the repositories mounted here",
+		"storage_plugin_listFileSystems":   "discover_repository_db and repository.list describe the repositories mounted here",
+	}
+	names := make([]string, 0, len(why))
+	for n := range why {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	var defs []xmlrpc.Def
+	for _, n := range names {
+		msg := n + " is not served by this agent: " + why[n]
+		defs = append(defs, xmlrpc.Def{Name: n, Result: xmlrpc.Nil, Variadic: true,
+			Help: "Oracle VM Agent 3: refused here; " + why[n] + ".",
+			Run: func(context.Context, xmlrpc.Args) (any, error) {
+				return nil, xmlrpc.Faultf(xmlrpc.Unsupported, "%s", msg)
+			}})
+	}
+	return defs
 }
