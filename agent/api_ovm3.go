@@ -53,7 +53,7 @@ func (a *Agent) ovm3Methods() []xmlrpc.Def {
 		{Name: "get_timezone", Result: xmlrpc.Array, Run: ovm3Timezone,
 			Help: "Oracle VM Agent 3: [time zone name, whether the hardware clock keeps UTC]."},
 		{Name: "discover_mounted_file_systems", Result: xmlrpc.String, Params: []xmlrpc.Param{xmlrpc.Opt("fstype", xmlrpc.String)}, Run: a.ovm3Mounts,
-			Help: "Oracle VM Agent 3: the mounted file systems of one type (nfs, ext4, ...; all when empty) as an XML document in a string (Discover_Mounted_File_Systems_Result/Filesystem[@Type]/Mount[@Dir] with Device and Mount_Options). A repository's mount is named /OVS/Repositories/<id>, as agent 3 names it (see the path mapping in agent/ovm3/PROTOCOL.md)."},
+			Help: "Oracle VM Agent 3: the mounted file systems of one type (nfs, ext4, ...; all when empty) as an XML document in a string (Discover_Mounted_File_Systems_Result/Filesystem[@Type]/Mount[@Dir] with Device and Mount_Options). A repository's mount is named /OVS/Repositories/<id>, as agent 3 names it (see Managing hosts with Apache CloudStack in README.md)."},
 		{Name: "update_agent_password", Result: xmlrpc.Nil, Params: []xmlrpc.Param{str("user"), str("password"), xmlrpc.Opt("old_password", xmlrpc.String)},
 			Help: "Oracle VM Agent 3: refused here: the API password is set on the host with `ovs-agent configure` (it is not changed over the API).",
 			Run: func(context.Context, xmlrpc.Args) (any, error) {
