@@ -42,7 +42,7 @@ func (a *Agent) ovm3Methods() []xmlrpc.Def {
 			Help: "Oracle VM Agent 3: the agent 3 API version this agent serves, as an array whose first element is the int 3.",
 			Run:  func(context.Context, xmlrpc.Args) (any, error) { return []any{ovm3APIVersion}, nil }},
 		{Name: "sleep", Result: xmlrpc.Nil, Params: []xmlrpc.Param{xmlrpc.Req("secs", xmlrpc.Int)}, Run: ovm3Sleep,
-			Help: "Oracle VM Agent 3: wait secs seconds (0 to 300) and answer nil; ends early, with a fault, when the caller goes away or the agent stops."},
+			Help: "Oracle VM Agent 3: wait secs seconds (0 to 300) and answer nil; ends early, with a fault, when the caller goes away (or its connection is closed when the agent stops)."},
 		// Host (Linux).
 		{Name: "discover_server", Result: xmlrpc.String, Run: a.ovm3DiscoverServer,
 			Help: "Oracle VM Agent 3: this host as an XML document in a string (Discover_Server_Result/Server: Unique_Id, Boot_Time, Agent_Version, OS_*, Host_Kernel_*, Hypervisor_*, VMM/Version, Hostname, Registered_IP, Membership_State, Capabilities, ...)."},
