@@ -445,18 +445,20 @@ func (a *Agent) ovm3DeleteVM(ctx context.Context, args xmlrpc.Args) (any, error)
 	if err != nil {
 		return nil, err
 	}
-	if in, ok := a.ovm3Domain(v.id); ok {
-		if err := a.callOwn(ctx, "domain.delete", in.Name); err != nil {
-			return nil, err
-		}
-	}
 	root, err := os.OpenRoot(v.mount)
 	if err != nil {
 		return nil, xmlrpc.Faultf(xmlrpc.Internal, "open repository %s: %v", v.repo, err)
 	}
 	defer root.Close()
+	// The folder first: a vm that is not in this repository is not
+	// deleted, not even its registration.
 	if fi, err := root.Lstat(v.dir()); err != nil || !fi.IsDir() {
 		return nil, xmlrpc.Faultf(xmlrpc.NotFound, "no vm %s in repository %s", v.id, v.repo)
+	}
+	if in, ok := a.ovm3Domain(v.id); ok {
+		if err := a.callOwn(ctx, "domain.delete", in.Name); err != nil {
+			return nil, err
+		}
 	}
 	if err := root.RemoveAll(v.dir()); err != nil {
 		return nil, fileFault(ovm3RepoPrefix+v.repo+"/"+v.dir(), err)
