@@ -14,6 +14,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 
+	"github.com/ovs-agent/ovs-agent/agent/client"
 	"github.com/ovs-agent/ovs-agent/agent/pool"
 	"github.com/ovs-agent/ovs-agent/internal/etcdtest"
 	"github.com/ovs-agent/ovs-agent/vmm/control"
@@ -569,10 +570,22 @@ func TestPoolStartLocalRefusesClash(t *testing.T) {
 	if b, err = json.Marshal(spec3); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := cli.Put(ctx, pool.SpecKey("e2e", upper), string(b)); err != nil {
-		t.Fatal(err)
+	// The master (this agent) may record the stop meanwhile, rewriting
+	// the spec (desired stopped: ha3 is not HA); a start_local that read
+	// the spec before that is refused (fault 1006, the spec changed under
+	// it), and the test writes its spec again.
+	for try := 0; ; try++ {
+		if _, err := cli.Put(ctx, pool.SpecKey("e2e", upper), string(b)); err != nil {
+			t.Fatal(err)
+		}
+		err := a.Unix().Call(context.Background(), "pool.start_local", nil, upper)
+		if err == nil {
+			break
+		}
+		if f, ok := err.(*client.Fault); !ok || f.Code != 1006 || !strings.Contains(f.Message, "spec changed") || try == 3 {
+			t.Fatalf("pool.start_local after the spec changed: %v", err)
+		}
 	}
-	a.call(t, "pool.start_local", nil, upper)
 	if in := a.info(t, "ha3"); in.Memory != 96 || in.State != "running" {
 		t.Errorf("ha3 after its spec changed: %+v, want 96 MiB running", in)
 	}
