@@ -2,10 +2,13 @@ package test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -14,6 +17,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/ovs-agent/ovs-agent/agent/client"
+	"github.com/ovs-agent/ovs-agent/agent/pool"
 	"github.com/ovs-agent/ovs-agent/internal/etcdtest"
 	"github.com/ovs-agent/ovs-agent/internal/testguest/records"
 )
@@ -82,7 +86,8 @@ func recGuest(t *testing.T, name, disk string) string {
 }
 
 // master waits (bounded) until every live agent names one pool master,
-// and returns it.
+// itself a live agent (a killed master is named until its lease
+// expires), and returns it.
 func (p *recPool) master(t *testing.T, bound time.Duration) string {
 	t.Helper()
 	end := time.Now().Add(bound)
@@ -95,9 +100,11 @@ func (p *recPool) master(t *testing.T, bound time.Duration) string {
 			pv := poolOf(t, a)
 			seen[pv.Master] = true
 		}
-		if len(seen) == 1 && !seen[""] {
+		if len(seen) == 1 {
 			for m := range seen {
-				return m
+				if a := p.agents[m]; a != nil && !a.Exited() {
+					return m
+				}
 			}
 		}
 		if time.Now().After(end) {
@@ -154,8 +161,9 @@ func (p *recPool) create(t *testing.T, via *Agent, cfg string, opts map[string]a
 func (p *recPool) checkOneWriter(t *testing.T, name, disk string, bound time.Duration) (poolDomView, records.Summary) {
 	t.Helper()
 	via := p.live()
-	run := waitPoolDomain(t, via, name, "running on one host", bound, func(d poolDomView) bool {
-		return d.State == "running" && d.Host != "" && d.Generation > 0
+	run := waitPoolDomain(t, via, name, "running on a live agent", bound, func(d poolDomView) bool {
+		a := p.agents[d.Host]
+		return d.State == "running" && a != nil && !a.Exited() && d.Generation > 0
 	})
 	owner := p.agents[run.Host]
 	if owner == nil || owner.Exited() {
@@ -276,5 +284,221 @@ func TestPoolEtcdLeaderKilled(t *testing.T) {
 		t.Errorf("etcd members running after the restart: %v", running)
 	}
 	p.checkOneWriter(t, "lead", disk, 30*time.Second)
-	_ = syscall.SIGKILL
+}
+
+// addresses waits (bounded) until pool.info lists every agent of the
+// pool with its API address: the master may then place on any.
+func (p *recPool) addresses(t *testing.T) {
+	t.Helper()
+	end := time.Now().Add(20 * time.Second)
+	for {
+		var pi struct {
+			Members []struct {
+				Host    string `xmlrpc:"host"`
+				Address string `xmlrpc:"address"`
+			} `xmlrpc:"members"`
+		}
+		p.live().call(t, "pool.info", &pi)
+		n := 0
+		for _, m := range pi.Members {
+			if m.Address != "" && p.agents[m.Host] != nil && !p.agents[m.Host].Exited() {
+				n++
+			}
+		}
+		if n == len(p.hosts) {
+			return
+		}
+		if time.Now().After(end) {
+			t.Fatalf("pool.info after 20s: %+v, want %d members with their addresses", pi, len(p.hosts))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// requestQueued says whether a TCP connection to addr (an IPv4 ip:port
+// this machine serves) holds bytes its server has not read yet: a
+// request that reached a server that is stopped (/proc/net/tcp lists
+// connections still in the listener's accept queue too).
+func requestQueued(t *testing.T, addr string) bool {
+	t.Helper()
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ip := net.ParseIP(host).To4()
+	pn, err := strconv.Atoi(port)
+	if ip == nil || err != nil {
+		t.Fatalf("address %s: want an IPv4 ip:port", addr)
+	}
+	local := fmt.Sprintf("%02X%02X%02X%02X:%04X", ip[3], ip[2], ip[1], ip[0], pn)
+	data, err := os.ReadFile("/proc/net/tcp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(data), "\n")[1:] {
+		f := strings.Fields(line)
+		// sl local rem st tx_queue:rx_queue ...; st 01 is ESTABLISHED.
+		if len(f) < 5 || f[1] != local || f[3] != "01" {
+			continue
+		}
+		if _, rx, ok := strings.Cut(f[4], ":"); ok {
+			if n, err := strconv.ParseUint(rx, 16, 64); err == nil && n > 0 {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// dispatchedTo waits (bounded) for the master's log to say it dispatches
+// domain name, and returns the member it dispatches to.
+func dispatchedTo(t *testing.T, master *Agent, name string, bound time.Duration) string {
+	t.Helper()
+	end := time.Now().Add(bound)
+	for {
+		for _, l := range logLines(master.Log(), "dispatching pool domain") {
+			var e struct {
+				Domain string `json:"domain"`
+				To     string `json:"to"`
+			}
+			if json.Unmarshal([]byte(l), &e) == nil && e.Domain == name && e.To != "" {
+				return e.To
+			}
+		}
+		if time.Now().After(end) {
+			t.Fatalf("the master's log does not say it dispatches %s within %s", name, bound)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestPoolMasterKilledMidPlacement: the pool master killed -9 (its agent;
+// its VMMs run on) in the middle of a placement, twice, with the records
+// guest on three qemu agents:
+//
+//   - the dispatch sent and not yet taken: the two other members stopped
+//     (SIGSTOP, well within their TTL), the master creates an HA domain
+//     preferring them, and is killed once its pool.start_local request
+//     sits unread on the chosen member's socket; the members continued,
+//     the chosen one answers a caller that is gone. The next master
+//     (elected when the dead one's lease expires) finishes the placement
+//     (the owner key is there) or makes it again;
+//   - the start under way: the master (the next one; the first is started
+//     again and joins anew) is killed as soon as the chosen member has
+//     taken the domain's owner key (a watch on it), while its VMM starts.
+//     The start goes on there, and the next master records the domain
+//     running there: no second start anywhere. A domain the killed master
+//     ran itself is fenced by its VMM and restarted elsewhere.
+//
+// After each, point 6: one writer on each records disk, generations
+// never decreasing, each domain running on exactly one server.
+func TestPoolMasterKilledMidPlacement(t *testing.T) {
+	timed(t)
+	c := etcdtest.Start(t, 3)
+	p := newRecPool(t, c, 13, "agent-a", "agent-b", "agent-c")
+	p.addresses(t)
+	m1 := p.master(t, 20*time.Second)
+	var others []any
+	for _, h := range p.hosts {
+		if h != m1 {
+			others = append(others, h)
+		}
+	}
+
+	// 1: the request on the chosen member's socket, unread.
+	for _, h := range others {
+		p.agents[h.(string)].Signal(syscall.SIGSTOP)
+	}
+	continued := false
+	cont := func() {
+		if continued {
+			return
+		}
+		continued = true
+		for _, h := range others {
+			p.agents[h.(string)].Signal(syscall.SIGCONT)
+		}
+	}
+	t.Cleanup(cont)
+	disk1 := p.disk(t, "mid1")
+	p.create(t, p.agents[m1], recGuest(t, "mid1", disk1), map[string]any{"ha": true, "preferred": others})
+	to := dispatchedTo(t, p.agents[m1], "mid1", 10*time.Second)
+	end := time.Now().Add(10 * time.Second)
+	for !requestQueued(t, p.agents[to].Addr) {
+		if time.Now().After(end) {
+			t.Fatalf("the master's pool.start_local of mid1 never reached %s's socket", to)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	p.agents[m1].Signal(syscall.SIGKILL)
+	<-p.agents[m1].done
+	killed := time.Now()
+	cont()
+	t.Logf("master %s killed with its start of mid1 on %s's socket", m1, to)
+	p.agents[to].WaitLog(`"method":"pool.start_local"`)
+	for _, l := range logLines(p.agents[to].Log(), `"method":"pool.start_local"`) {
+		t.Logf("%s answered the dead master: %s", to, l)
+	}
+	m2 := p.master(t, 30*time.Second)
+	t.Logf("master %s %v after the kill", m2, time.Since(killed).Round(100*time.Millisecond))
+	run1, s1 := p.checkOneWriter(t, "mid1", disk1, 2*time.Minute)
+	t.Logf("mid1 runs on %s at generation %d, five records written %v after the kill", run1.Host, run1.Generation, time.Since(killed).Round(100*time.Millisecond))
+	if len(s1.Runs) != 1 {
+		t.Errorf("mid1's records: %v, want one writer (one start)", s1)
+	}
+
+	// 2: the owner key taken, the start under way.
+	a1 := p.agents[m1]
+	a1.start()
+	a1.waitReady()
+	waitPoolState(t, a1, "member")
+	p.addresses(t)
+	if m := p.master(t, 20*time.Second); m != m2 {
+		t.Fatalf("master %s, want %s still", m, m2)
+	}
+	var prefer []any
+	for _, h := range p.hosts {
+		if h != m2 {
+			prefer = append(prefer, h)
+		}
+	}
+	const uuid2 = "5e1f0a0e-0000-4000-8000-00000000b002"
+	disk2 := p.disk(t, "mid2")
+	wctx, wcancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer wcancel()
+	wch := p.cli.Watch(wctx, pool.OwnerKey("e2e", uuid2))
+	cfg2 := strings.TrimRight(recGuest(t, "mid2", disk2), "\n") + "\nuuid = '" + uuid2 + "'\n"
+	p.create(t, p.agents[m2], cfg2, map[string]any{"ha": true, "preferred": prefer})
+	var owner2 string
+	var gen2 int64
+	for owner2 == "" {
+		wr, ok := <-wch
+		if !ok {
+			t.Fatal("no owner key for mid2 within 2 minutes")
+		}
+		for _, ev := range wr.Events {
+			var r pool.OwnerRecord
+			if ev.Type == clientv3.EventTypePut && json.Unmarshal(ev.Kv.Value, &r) == nil {
+				owner2, gen2 = r.Host, ev.Kv.CreateRevision
+			}
+		}
+	}
+	p.agents[m2].Signal(syscall.SIGKILL)
+	<-p.agents[m2].done
+	killed = time.Now()
+	t.Logf("master %s killed as %s took mid2's owner key (generation %d)", m2, owner2, gen2)
+	m3 := p.master(t, 30*time.Second)
+	run2, s2 := p.checkOneWriter(t, "mid2", disk2, 2*time.Minute)
+	t.Logf("master %s; mid2 runs on %s at generation %d %v after the kill", m3, run2.Host, run2.Generation, time.Since(killed).Round(100*time.Millisecond))
+	if run2.Host != owner2 || run2.Generation != gen2 || len(s2.Runs) != 1 {
+		t.Errorf("mid2 on %s at generation %d, records %v; want the start the killed master dispatched finished on %s at %d, one writer",
+			run2.Host, run2.Generation, s2, owner2, gen2)
+	}
+	// mid1 too: on where it was, or, if it ran on the killed master,
+	// restarted elsewhere once that member's lease ended.
+	run1b, s1b := p.checkOneWriter(t, "mid1", disk1, 2*time.Minute)
+	t.Logf("mid1 on %s at generation %d; records %v", run1b.Host, run1b.Generation, s1b)
+	if run1b.Generation < run1.Generation || (run1.Host != m2 && run1b.Generation != run1.Generation) {
+		t.Errorf("mid1 on %s at generation %d after the second kill, was on %s at %d", run1b.Host, run1b.Generation, run1.Host, run1.Generation)
+	}
 }
