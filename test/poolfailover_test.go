@@ -39,10 +39,11 @@ type recPool struct {
 	shared string
 }
 
-// newRecPool starts hosts as qemu agents of pool e2e (TTL 4s, margin
-// 1s), on 127.0.0.ip0, ip0+1, ... over plain HTTP: the master's calls to
-// a member then reach the member's socket whole before it answers.
-func newRecPool(t *testing.T, c *etcdtest.Cluster, ip0 int, hosts ...string) *recPool {
+// newRecPool starts hosts as qemu agents of pool e2e (lease TTL ttl,
+// fencing margin margin), on 127.0.0.ip0, ip0+1, ... over plain HTTP:
+// the master's calls to a member then reach the member's socket whole
+// before it answers.
+func newRecPool(t *testing.T, c *etcdtest.Cluster, ttl, margin string, ip0 int, hosts ...string) *recPool {
 	t.Helper()
 	pwFile := filepath.Join(t.TempDir(), "peer-pw")
 	if err := os.WriteFile(pwFile, []byte(testPassword+"\n"), 0o600); err != nil {
@@ -51,13 +52,19 @@ func newRecPool(t *testing.T, c *etcdtest.Cluster, ip0 int, hosts ...string) *re
 	p := &recPool{c: c, cli: etcdClient(t, c), agents: map[string]*Agent{}, hosts: hosts, shared: t.TempDir()}
 	accel := testGuestAccel(t)
 	for i, host := range hosts {
+		lines := poolLinesTTL(c, host, ttl)
+		for j, l := range lines {
+			if strings.HasPrefix(l, "fencing_margin") {
+				lines[j] = "fencing_margin = " + margin
+			}
+		}
 		p.agents[host] = startAgent(t, agentConf{Listen: fmt.Sprintf("127.0.0.%d", ip0+i),
 			FileDirs: []string{p.shared, testGuestDir(t)},
 			Extra: map[string][]string{
 				"agent":      {"memory_reserve = 0"},
 				"qemu":       {"accel = " + accel},
 				"relocation": {"peer_password_file = " + pwFile},
-				"pool":       poolLinesTTL(c, host, "4s"),
+				"pool":       lines,
 			}})
 		// One at a time: the first to join is the first master.
 		waitPoolState(t, p.agents[host], "member")
@@ -208,13 +215,17 @@ func hasVMMState(s string) bool {
 // another leader, every member keeps its lease, the pool has a master,
 // the guest runs on in the same VMM at the same generation and keeps
 // writing its records, one writer; the member restarted, the cluster is
-// whole. Whether the guest was fenced for a moment (the outage longer
-// than the TTL less the margin and a renewal interval) is logged: a
-// leader election takes about the election timeout, 1s here.
+// whole. Whether the guest was fenced for a moment (no renewal for
+// longer than the TTL less the margin and a renewal interval, 10s - 3s -
+// 3.3s with [pool]'s defaults) is logged: a leader election takes one or
+// two election timeouts, 1s here, more on a loaded machine; a fenced
+// guest must have resumed in the same VMM.
 func TestPoolEtcdLeaderKilled(t *testing.T) {
 	timed(t)
 	c := etcdtest.Start(t, 3)
-	p := newRecPool(t, c, 11, "agent-a", "agent-b")
+	// The defaults of [pool] (TTL 10s, margin 3s): nothing waits for a
+	// lease to expire here.
+	p := newRecPool(t, c, "10s", "3s", 11, "agent-a", "agent-b")
 	disk := p.disk(t, "lead")
 	p.create(t, p.agents["agent-b"], recGuest(t, "lead", disk), map[string]any{"ha": true})
 	run1, _ := p.checkOneWriter(t, "lead", disk, 2*time.Minute)
@@ -261,8 +272,11 @@ func TestPoolEtcdLeaderKilled(t *testing.T) {
 	}
 	vmmLog, _ := os.ReadFile(filepath.Join(owner.Dir, "state", "domains", "lead", "vmm.log"))
 	fences := strings.Count(string(vmmLog), "guest fenced")
-	renewFails := len(logLines(owner.Log(), "pool lease renewal failed"))
-	t.Logf("during the etcd leader change: %d fence(s) of the guest, %d failed renewal(s) on %s", fences, renewFails, run1.Host)
+	renewFails := logLines(owner.Log(), "pool lease renewal failed")
+	t.Logf("during the etcd leader change: %d fence(s) of the guest, %d failed renewal(s) on %s", fences, len(renewFails), run1.Host)
+	for _, l := range renewFails {
+		t.Logf("%s", l)
+	}
 	for _, h := range p.hosts {
 		if n := len(logLines(p.agents[h].Log(), "pool lease lost")); n > 0 {
 			t.Errorf("%s lost its pool lease in the etcd leader change", h)
@@ -395,7 +409,7 @@ func dispatchedTo(t *testing.T, master *Agent, name string, bound time.Duration)
 func TestPoolMasterKilledMidPlacement(t *testing.T) {
 	timed(t)
 	c := etcdtest.Start(t, 3)
-	p := newRecPool(t, c, 13, "agent-a", "agent-b", "agent-c")
+	p := newRecPool(t, c, "4s", "1s", 13, "agent-a", "agent-b", "agent-c")
 	p.addresses(t)
 	m1 := p.master(t, 20*time.Second)
 	var others []any
