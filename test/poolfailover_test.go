@@ -199,6 +199,10 @@ func (p *recPool) checkOneWriter(t *testing.T, name, disk string, bound time.Dur
 		n := len(s.Runs)
 		return n > 0 && s.Runs[n-1].Generation == run.Generation && s.Runs[n-1].Records >= base+5
 	})
+	// The guest is told the pool member name of the host that runs it.
+	if last := s.Runs[len(s.Runs)-1]; last.Host != run.Host {
+		t.Errorf("%s's records of generation %d name host %q, want the member %s", name, run.Generation, last.Host, run.Host)
+	}
 	return run, s
 }
 

@@ -76,6 +76,11 @@ type Options struct {
 	// VMMs runs the domains' VMM processes (nil: ovs-vmm processes, see
 	// vmmproc; VMMBinary names the program).
 	VMMs VMMDriver
+	// HostName is this host's name in its server pool ([pool] host_name,
+	// or the system's host name; "" outside a pool), handed to every VMM
+	// (vmmproc.Spec.Host): a pool domain's guest is told it runs on the
+	// pool member of that name.
+	HostName string
 }
 
 // Manager is the registry of this host's domains.
