@@ -301,6 +301,25 @@ func TestPoolEtcdLeaderKilled(t *testing.T) {
 	if len(running) != 3 {
 		t.Errorf("etcd members running after the restart: %v", running)
 	}
+	// The master's guarded writes go on: a member into maintenance and
+	// out again, through the other member.
+	via := p.live(master)
+	for _, on := range []bool{true, false} {
+		via.call(t, "pool.maintenance", nil, master, on)
+		var pi struct {
+			Members []struct {
+				Host  string `xmlrpc:"host"`
+				State string `xmlrpc:"state"`
+			} `xmlrpc:"members"`
+		}
+		via.call(t, "pool.info", &pi)
+		want := map[bool]string{true: "maintenance", false: "active"}[on]
+		for _, m := range pi.Members {
+			if m.Host == master && m.State != want {
+				t.Errorf("pool.info after pool.maintenance %s %v: %+v", master, on, m)
+			}
+		}
+	}
 	p.checkOneWriter(t, "lead", disk, 30*time.Second)
 }
 
