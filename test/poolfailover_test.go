@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -124,20 +125,11 @@ func (p *recPool) master(t *testing.T, bound time.Duration) string {
 // live is a running agent other than except.
 func (p *recPool) live(except ...string) *Agent {
 	for _, h := range p.hosts {
-		if a := p.agents[h]; !a.Exited() && !contains(except, h) {
+		if a := p.agents[h]; !a.Exited() && !slices.Contains(except, h) {
 			return a
 		}
 	}
 	return nil
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // create has the pool create and start an HA domain, through via,
