@@ -30,8 +30,10 @@
 //   - Ownership: a pool domain has one owner at a time, the member whose
 //     lease its owner key is bound to. AcquireOwner creates the key in one
 //     transaction only if it is absent (or already this member's); the
-//     key's create revision is the domain's generation, which only grows.
-//     OwnedDomains lists what a member's lease owns.
+//     key's create revision is the domain's generation, which only grows;
+//     a transaction whose answer is lost is read back, so that a key bound
+//     to the lease is never left unknown to the caller. OwnedDomains lists
+//     what a member's lease owns.
 //   - The pool domain records (domains.go): the spec (DomainSpec) and the
 //     status (DomainStatus) the master writes, their keys, and ReadSpec.
 //
