@@ -531,3 +531,99 @@ func TestPoolMasterKilledMidPlacement(t *testing.T) {
 		t.Errorf("mid1 on %s at generation %d after the second kill, was on %s at %d", run1b.Host, run1b.Generation, run1.Host, run1.Generation)
 	}
 }
+
+// TestPoolAcquireAnswerLost: a pool.start_local whose
+// caller goes away (a master killed mid-placement) while the agent's
+// owner key transaction is under way: etcd carries it out, its answer is
+// held back (a proxy between the agent and etcd keeps etcd's replies
+// from the moment the key exists), and the call's context ends before it
+// comes. The agent must not leave the owner key bound to its lease with
+// nothing running (the pool would see the domain running here, and no
+// member could start it while the lease lives): the domain runs here
+// under the key, or the key is gone.
+func TestPoolAcquireAnswerLost(t *testing.T) {
+	c := etcdtest.Start(t, 1)
+	cli := etcdClient(t, c)
+	px := newPartitionProxy(t, strings.TrimPrefix(c.Members[0].ClientURL(), "http://"))
+	a := startAgent(t, agentConf{Extra: map[string][]string{
+		"agent": {"hypervisor = sim", "memory_reserve = 0"},
+		"pool": {"name = e2e", "host_name = agent-a", "endpoints = " + px.URL(),
+			"lease_ttl = 10s", "fencing_margin = 3s", "dial_timeout = 2s"},
+	}})
+	waitPoolState(t, a, "member")
+	putSpec(t, cli, poolDomUUID, "ha1")
+
+	// Every reply is held, and let through (the spec read, renewals, the
+	// master's reads) if the owner key did not exist after it was read
+	// from etcd: a reply read once the key exists may be the acquire's
+	// answer, and stays.
+	px.HoldReplies()
+	t.Cleanup(px.Mend)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	callErr := make(chan error, 1)
+	go func() {
+		cl, err := client.New(client.Options{URL: "unix://" + a.Socket, Timeout: time.Minute})
+		if err != nil {
+			callErr <- err
+			return
+		}
+		callErr <- cl.Call(ctx, "pool.start_local", nil, poolDomUUID)
+	}()
+	end := time.Now().Add(30 * time.Second)
+	var gen int64
+	for {
+		seen := px.Replies()
+		host, g := ownerOf(t, cli, poolDomUUID)
+		if host != "" {
+			if host != "agent-a" {
+				t.Fatalf("owner %s", host)
+			}
+			gen = g
+			break
+		}
+		px.ReleaseUpTo(seen)
+		if time.Now().After(end) {
+			t.Fatal("no owner key 30s after pool.start_local")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	cancel() // the caller is gone, the acquire's answer not yet in
+	if err := <-callErr; err == nil {
+		t.Fatal("pool.start_local answered with the acquire's answer held")
+	}
+	// The agent has ended the call (it took the cancelled context for a
+	// failed acquire) or reads the owner key back, before etcd's replies
+	// flow again.
+	end = time.Now().Add(20 * time.Second)
+	for !strings.Contains(a.Log(), `"method":"pool.start_local"`) && !strings.Contains(a.Log(), "reading the owner key back") {
+		if time.Now().After(end) {
+			t.Fatal("the agent neither ended the call nor read the owner key back within 20s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	px.Mend()
+	end = time.Now().Add(20 * time.Second)
+	for {
+		host, g := ownerOf(t, cli, poolDomUUID)
+		in := a.poolDom(t, "ha1")
+		if host == "" && !hasVMMState(in.State) {
+			t.Logf("the owner key was let go; ha1 %s here", in.State)
+			break
+		}
+		if host == "agent-a" && g == gen && in.State == "running" && in.Generation == gen {
+			t.Logf("ha1 runs here at generation %d under the owner key", gen)
+			break
+		}
+		if time.Now().After(end) {
+			t.Fatalf("20s after the caller went away: owner key %q at %d, ha1 here %+v: the key is bound to the agent's lease and nothing runs", host, g, in)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	for _, l := range logLines(a.Log(), "owner key") {
+		t.Logf("%s", l)
+	}
+	if p := poolOf(t, a); len(p.Domains) != 1 || p.Domains[0] != "ha1" {
+		t.Errorf("host.info's pool domains %v, want ha1 (owned here)", p.Domains)
+	}
+}
