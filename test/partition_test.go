@@ -12,8 +12,10 @@ import (
 // ports would make one. While cut it forwards nothing in either
 // direction and connects nowhere; what was sent meanwhile is delivered
 // when the cut is mended, as TCP's retransmissions would deliver it
-// (without their backoff). It listens on 127.0.0.1 and is closed, with
-// every connection it holds, when the test ends.
+// (without their backoff). HoldReplies cuts one way only: requests go
+// on, etcd's answers are kept back until released. It listens on
+// 127.0.0.1 and is closed, with every connection it holds, when the test
+// ends.
 type partitionProxy struct {
 	ln     net.Listener
 	target string
