@@ -7,6 +7,10 @@
 #   make lint    gofmt check and go vet
 #   make testguest  build the QEMU test guest (test/guest/build.sh), or find
 #                it in its cache
+#   make deb     the Debian package, bin/ovs-agent_VERSION_ARCH.deb
+#                (packaging/deb.sh: nfpm, man pages, completion)
+#   make deb-test  build it, lintian it, install it on this machine, try it
+#                and purge it (root; packaging/deb-test.sh; .ci/run runs it)
 
 GO       ?= go
 BIN      := bin
@@ -18,7 +22,7 @@ TESTFLAGS ?=
 
 CMDS := ovs-agent ovs-vmm ovm
 
-.PHONY: all build run test bench lint fuzz install clean testguest
+.PHONY: all build run test bench lint fuzz install clean testguest deb deb-test
 
 all: build
 
@@ -65,9 +69,18 @@ install: build
 	install -m 0755 scripts/ovsrepositories $(DESTDIR)/etc/init.d/ovsrepositories
 	install -m 0755 $(BIN)/ovm $(DESTDIR)$(PREFIX)/bin/ovm
 	install -m 0644 scripts/ovs-agent.service $(DESTDIR)/lib/systemd/system/ovs-agent.service
-	install -m 0644 scripts/ovs-agent-api.socket scripts/ovs-agent-unix.socket $(DESTDIR)/lib/systemd/system/
+	install -m 0644 scripts/ovs-agent-api.socket scripts/ovs-agent-unix.socket scripts/ovsrepositories.service $(DESTDIR)/lib/systemd/system/
 	install -m 0755 scripts/ovs-agent $(DESTDIR)/etc/init.d/ovs-agent
 	test -e $(DESTDIR)/etc/ovs-agent/agent.ini || install -m 0600 config/agent.ini.example $(DESTDIR)/etc/ovs-agent/agent.ini
+
+# deb: packaging/nfpm.yaml, packed by the nfpm tool go.mod names (go tool
+# nfpm), with the binaries of build stripped, the manual pages and the
+# completion scripts they write; DEB_VERSION, DEB_MAINTAINER override.
+deb: build
+	BIN=$(BIN) GO=$(GO) packaging/deb.sh $(BIN)
+
+deb-test: deb
+	packaging/deb-test.sh $(BIN)/ovs-agent_*.deb
 
 clean:
 	rm -rf $(BIN)

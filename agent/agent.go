@@ -88,7 +88,10 @@ type Agent struct {
 	qemu       *qemuhost.Host // what this host offers qemu domains ([qemu])
 	sampler    *hostinfo.Sampler
 	pool       *poolLink // nil when [pool] names no pool
-	started    time.Time
+	// poolStopped is the pool's part of a domain that stopped on its
+	// own (set once the pool link exists; the registry opens before it).
+	poolStopped atomic.Pointer[func(name, uuid string)]
+	started     time.Time
 
 	// lifetime is the agent's own context, for work that outlives any one
 	// call (in-doubt migrations being resolved, settlements retried): it is
@@ -261,6 +264,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
 	defer signal.Stop(sigs)
 	runErr := a.waitForSignals(ctx, sigs, api.failed)
+	a.evacuate()
 	a.drain(api.srv)
 	return runErr
 }
@@ -333,6 +337,9 @@ func (a *Agent) openSubsystems(cfg *config.Config) (closeAll func(), err error) 
 	opened.push(a.endLifetime)
 	a.migrations = &migration.Local{Domains: a.domains, AgentVersion: a.opts.Version, Protocol: ProtocolVersion, SourceAddr: cfg.Relocation.Address, ProgressTimeout: cfg.Relocation.ProgressTimeout, FileRoots: a.fileRoots,
 		Repos: migrationRepos{a.repos}, Lifetime: a.lifetime, Log: a.log.Named("relocation"), Ended: a.migrationEnded}
+	if a.pool != nil {
+		a.migrations.Pool = a.pool.domains
+	}
 	a.migrations.ResolveInDoubt(a.lifetime)
 	a.migrations.ResolveOfflineInDoubt(a.lifetime)
 	a.watchRepositories(reposCtx)
@@ -411,9 +418,15 @@ func (a *Agent) openDomains(cfg *config.Config) error {
 		StateDir:       cfg.Agent.StateDir,
 		Hypervisor:     cfg.Agent.Hypervisor,
 		MemoryReserve:  uint64(cfg.Agent.MemoryReserve) << 20,
+		MemoryBacking:  cfg.Agent.MemoryBacking,
 		VMMBinary:      cfg.Agent.VMMBinary,
 		HostName:       host,
 		Log:            a.log.Named("domains"),
+		Stopped: func(name, uuid string) {
+			if f := a.poolStopped.Load(); f != nil {
+				(*f)(name, uuid)
+			}
+		},
 	})
 	return err
 }
@@ -626,6 +639,9 @@ func restartOnly(old, cur *config.Config) []string {
 	if old.Agent.MemoryReserve != cur.Agent.MemoryReserve {
 		out = append(out, "agent.memory_reserve")
 	}
+	if old.Agent.MemoryBacking != cur.Agent.MemoryBacking {
+		out = append(out, "agent.memory_backing")
+	}
 	if old.Agent.VMMBinary != cur.Agent.VMMBinary {
 		out = append(out, "agent.vmm_binary")
 	}
@@ -651,7 +667,8 @@ func restartOnly(old, cur *config.Config) []string {
 	return out
 }
 
-// poolKeys are the [pool] options; all of them take effect at a restart.
+// poolKeys are the [pool] options that take effect at a restart; the
+// others (drain_on_stop, drain_timeout) are read when the agent stops.
 var poolKeys = []string{"name", "host_name", "endpoints", "lease_ttl", "fencing_margin", "dial_timeout", "ca_file", "cert_file", "key_file", "user", "password_file"}
 
 func (a *Agent) reloadCert(cfg *config.Config) error {

@@ -44,6 +44,8 @@ func (a *Agent) poolFault(err error) error {
 		return xmlrpc.Faultf(xmlrpc.BadState, "%s", msg)
 	case errors.Is(err, pool.ErrNoSpec):
 		return xmlrpc.Faultf(xmlrpc.NotFound, "%s", err.Error())
+	case errors.Is(err, pool.ErrSpecChanged):
+		return xmlrpc.Faultf(xmlrpc.Busy, "%s", err.Error())
 	case errors.Is(err, errSpecMismatch):
 		return xmlrpc.Faultf(xmlrpc.InvalidConfig, "%s", err.Error())
 	case errors.Is(err, errOrphan):

@@ -40,6 +40,8 @@ type poolDomains struct {
 	// ops makes start_local, stop_local, a join's reconciliation and a
 	// loss one at a time. Renewals do not take it.
 	ops sync.Mutex
+	// drainMu makes drains (maintenance, stopping) one at a time.
+	drainMu sync.Mutex
 
 	mu sync.Mutex
 	// member is the lease the owned set is under: nil from a loss until
@@ -53,6 +55,12 @@ type poolDomains struct {
 	// (its record lost while its VMM may run on): released once such a
 	// VMM has fenced itself, at the time given (lower-case UUIDs).
 	orphans map[string]time.Time
+	// handing are owned domains whose ownership a migration hands over
+	// (poolmove.go): out of owned, renewed no more; incoming are pool
+	// domains arriving by migration, renewed under this lease until they
+	// are owned here (lower-case UUIDs).
+	handing  map[string]handing
+	incoming map[string]ownedDomain
 }
 
 type ownedDomain struct {
@@ -62,7 +70,8 @@ type ownedDomain struct {
 }
 
 func newPoolDomains(a *Agent, log *zap.Logger) *poolDomains {
-	return &poolDomains{a: a, log: log, owned: map[string]ownedDomain{}, kick: make(chan struct{}, 1), orphans: map[string]time.Time{}}
+	return &poolDomains{a: a, log: log, owned: map[string]ownedDomain{}, kick: make(chan struct{}, 1), orphans: map[string]time.Time{},
+		handing: map[string]handing{}, incoming: map[string]ownedDomain{}}
 }
 
 // renewed is the Member's OnRenew: it must not block, so the leases go
@@ -89,6 +98,9 @@ func (p *poolDomains) run(ctx context.Context) {
 		p.mu.Lock()
 		m, dl := p.member, p.deadline
 		set := p.ownedList()
+		for u, o := range p.incoming {
+			set = append(set, ownedEntry{u, o})
+		}
 		p.mu.Unlock()
 		if m == nil || len(set) == 0 {
 			continue
@@ -216,6 +228,12 @@ func (p *poolDomains) joined(ctx context.Context, m *pool.Member) {
 	p.mu.Lock()
 	prev := p.owned
 	p.member, p.owned = m, set
+	// A migration under way in either direction ran under the lease
+	// before: an incoming one under an old lease is destroyed below (the
+	// source keeps its guest), an outgoing one settles by itself
+	// (MoveEnded, KeepOwner under the old lease fails: its copy here is
+	// destroyed below unless this lease owns it).
+	p.incoming = map[string]ownedDomain{}
 	list := p.ownedList()
 	p.mu.Unlock()
 	for _, o := range list {
@@ -223,6 +241,16 @@ func (p *poolDomains) joined(ctx context.Context, m *pool.Member) {
 	}
 	if ru := m.RunUntil(); time.Now().Before(ru) && len(list) > 0 {
 		p.lease(list, ru, "join")
+	}
+	for _, o := range list {
+		p.settleUndecided(ctx, m, o)
+		// One that stopped while the agent was away (its VMM died, its
+		// guest powered off) is given up for the pool to place again.
+		if in, ok := local[o.uuid]; ok && !hasVMM(in.State) {
+			if now, err := p.a.domains.Info(o.name); err == nil && !hasVMM(now.State) {
+				p.releaseStopped(m, o.ownedDomain, o.uuid, "it was found stopped when the agent joined")
+			}
+		}
 	}
 	// Every other pool domain with a VMM here ran under a lease this
 	// agent no longer holds.
@@ -235,6 +263,83 @@ func (p *poolDomains) joined(ctx context.Context, m *pool.Member) {
 			p.destroy(ctx, m, in.UUID, in.Name, in.Generation, "the lease it ran under has ended")
 		}
 	}
+}
+
+// localStopped gives up the owner key of an owned domain whose guest
+// stopped here on its own and stays stopped (it powered off, or crashed
+// past its restarts): the pool then places it again if it is HA (as after
+// a server's loss: a guest shut down from inside is restarted, as in
+// Oracle VM), or records it stopped. A domain stopped by an operation of
+// this agent (stop_local, a destroy of a copy no longer owned, the local
+// API) is not given up here.
+func (p *poolDomains) localStopped(name, uuid string) {
+	p.ops.Lock()
+	defer p.ops.Unlock()
+	id := strings.ToLower(uuid)
+	p.mu.Lock()
+	o, owned := p.owned[id]
+	m := p.member
+	p.mu.Unlock()
+	if !owned || m == nil {
+		return // not ours, or the lease is not held: the next join settles it
+	}
+	if in, err := p.a.domains.Info(name); err != nil || hasVMM(in.State) {
+		return // started again meanwhile, or gone
+	}
+	p.releaseStopped(m, o, id, "its guest stopped on its own")
+}
+
+// releaseStopped drops the lease of owned domain o, stopped here, and
+// releases its owner key; the caller holds p.ops.
+func (p *poolDomains) releaseStopped(m *pool.Member, o ownedDomain, id, why string) {
+	_ = p.a.domains.DropLease(o.name)
+	c, cancel := context.WithTimeout(p.a.lifetime, opTimeout(m))
+	err := m.ReleaseOwner(c, o.key)
+	cancel()
+	if err != nil {
+		p.log.Warn("pool domain stopped here, but its owner key was not released (the next join tries again)", zap.String("domain", o.name), zap.String("why", why), zap.Error(err))
+		return
+	}
+	p.mu.Lock()
+	delete(p.owned, id)
+	p.mu.Unlock()
+	p.log.Info("pool domain stopped here: owner key released for the pool to place it again", zap.String("domain", o.name), zap.String("uuid", o.key), zap.Int64("generation", o.generation), zap.String("why", why))
+	p.a.pool.refreshInfo()
+}
+
+// settleUndecided ends an outgoing migration of owned domain o that an
+// agent before this one left waiting for its commit decision (the VMM of
+// a pool domain does not decide by itself, see vmm/migrate.go): the
+// hand-over that agent may have made is settled first (KeepOwner: kept,
+// at a new generation no late hand-over can take, and the migration is
+// aborted, the guest resumed; handed over after all, or the key gone, and
+// the copy here is destroyed).
+func (p *poolDomains) settleUndecided(ctx context.Context, m *pool.Member, o ownedEntry) {
+	resp, err := p.a.domains.Call(o.name, control.Request{Op: control.OpMigrateStatus}, 3*time.Second)
+	if err != nil || resp.Migration == nil || resp.Migration.Phase != control.PhaseVerified {
+		return
+	}
+	c, cancel := context.WithTimeout(ctx, opTimeout(m))
+	kept, gen, err := m.KeepOwner(c, o.key, o.generation, 0)
+	cancel()
+	if err != nil || !kept {
+		p.mu.Lock()
+		delete(p.owned, o.uuid)
+		p.mu.Unlock()
+		p.destroy(ctx, m, o.key, o.name, o.generation, fmt.Sprintf("its migration was left undecided by the agent before this one, and its ownership may be elsewhere (%v)", err))
+		return
+	}
+	p.mu.Lock()
+	if cur, ok := p.owned[o.uuid]; ok {
+		cur.generation = gen
+		p.owned[o.uuid] = cur
+	}
+	p.mu.Unlock()
+	if err := p.a.domains.SetLease(o.name, control.MonotonicOf(m.RunUntil()), gen); err != nil {
+		p.log.Warn("undecided migration: the new generation not handed to the VMM", zap.String("domain", o.name), zap.Error(err))
+	}
+	_, err = p.a.domains.Call(o.name, control.Request{Op: control.OpMigrateAbort, Reason: "the source agent restarted before the commit"}, 5*time.Second)
+	p.log.Warn("aborted the migration an agent before this one left undecided; the guest stays here", zap.String("domain", o.name), zap.Int64("generation", gen), zap.Error(err))
 }
 
 // releaseOrphan lets a domain go that m's lease owns but the registry
@@ -389,16 +494,23 @@ func (p *poolDomains) mayStart(ctx context.Context, name string) error {
 	return xmlrpc.Faultf(xmlrpc.BadState, "%s is a domain of pool %s this agent does not own: it starts through the pool (pool.start_local on the member chosen for it), which takes its owner key first", name, m.Pool())
 }
 
-// mayMove refuses to migrate a pool domain (owned here, or one that ran
-// under a pool lease): its copy on the target would run without an owner
-// key bound to the target's lease and without a lease of its own, while
-// the owner key here lets nobody else know. Ownership is not handed over
-// by a migration yet.
+// mayMove refuses to migrate a pool domain that is not running here
+// under this agent's ownership: a live migration hands a running one's
+// ownership over to the target (poolmove.go), but a stopped one would
+// move offline, its copy on the target with no owner key; the pool
+// places it (pool.start_domain).
 func (p *poolDomains) mayMove(name string) error {
 	if !p.ranInPool(name) {
 		return nil // not a pool domain; or unknown, and the migration says so
 	}
-	return xmlrpc.Faultf(xmlrpc.Unsupported, "%s is a pool domain: a migration does not hand its ownership over to the target yet; move it through the pool instead (pool.stop_local here, then pool.start_local on the other member)", name)
+	in, err := p.a.domains.Info(name)
+	if err != nil {
+		return nil
+	}
+	if !hasVMM(in.State) {
+		return xmlrpc.Faultf(xmlrpc.Unsupported, "%s is a pool domain and it is %s: only a running pool domain migrates (its ownership goes with it); the pool starts a stopped one where it places it (pool.start_domain)", name, in.State)
+	}
+	return nil
 }
 
 // ranInPool says whether this host's domain name is a pool domain: owned
@@ -521,7 +633,7 @@ func (p *poolDomains) startLocal(ctx context.Context, uuid string) (*startResult
 	if err := p.orphan(uuid); err != nil {
 		return nil, err
 	}
-	spec, _, err := m.ReadSpec(ctx, uuid)
+	spec, specRev, err := m.ReadSpec(ctx, uuid)
 	if err != nil {
 		return nil, err
 	}
@@ -541,7 +653,9 @@ func (p *poolDomains) startLocal(ctx context.Context, uuid string) (*startResult
 		return nil, fmt.Errorf("%w: domain %s (%s) has a VMM here (state %s) but this agent does not own it in pool %s; destroy it first",
 			errLocalClash, in.Name, uuid, in.State, m.Pool())
 	}
-	gen, err := m.AcquireOwner(ctx, uuid)
+	// Only the spec as read: a pool.delete_domain (or a change) that came
+	// meanwhile leaves no owner key of a domain the pool does not have.
+	gen, err := m.AcquireOwnerOfSpec(ctx, uuid, specRev)
 	if err != nil {
 		return nil, err
 	}

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -57,6 +58,9 @@ type poolLink struct {
 	// refresh asks for the member record to be written again now (a
 	// domain started or stopped here: the free memory changed).
 	refresh chan struct{}
+	// leaving is set when the agent stops and drains (pooldrain.go): the
+	// member record says so, and it gets no new placements.
+	leaving atomic.Bool
 
 	stop context.CancelFunc
 	done chan struct{}
@@ -113,6 +117,7 @@ func (a *Agent) openPool(cfg *config.Config) (func(), error) {
 		return nil, err
 	}
 	addr := poolAPIAddress(cfg, host)
+	reloc := poolRelocationAddress(cfg, host)
 	reserve := uint64(cfg.Agent.MemoryReserve) << 20
 	hypervisor := cfg.Agent.Hypervisor
 	ssl := cfg.Server.SSL
@@ -122,7 +127,7 @@ func (a *Agent) openPool(cfg *config.Config) (func(), error) {
 		leaseFile: filepath.Join(cfg.Agent.StateDir, "pool-lease.json"),
 		log:       a.log.Named("pool"),
 		info: func() pool.Info {
-			in := pool.Info{Host: host, Address: addr, FreeMemoryMiB: a.freeForDomains(reserve), Engines: a.engines(hypervisor)}
+			in := pool.Info{Host: host, Address: addr, FreeMemoryMiB: a.freeForDomains(reserve), Engines: a.engines(hypervisor), Relocation: reloc}
 			if ssl {
 				// Until the certificate is loaded the API is not served
 				// yet: no address, so that no peer calls it.
@@ -138,8 +143,16 @@ func (a *Agent) openPool(cfg *config.Config) (func(), error) {
 		done:    make(chan struct{}),
 		refresh: make(chan struct{}, 1),
 	}
+	info := l.info
+	l.info = func() pool.Info {
+		in := info()
+		in.Leaving = l.leaving.Load()
+		return in
+	}
 	l.s.Resume = l.previousLease()
 	l.domains = newPoolDomains(a, l.log.Named("domains"))
+	stopped := l.domains.localStopped
+	a.poolStopped.Store(&stopped)
 	l.s.OnRenew = l.domains.renewed
 	ctx, stop := context.WithCancel(context.Background())
 	l.stop = stop
@@ -299,6 +312,7 @@ func (l *poolLink) run(ctx context.Context) {
 		l.runner = r
 		l.mu.Unlock()
 		l.domains.joined(ctx, m)
+		go l.watchMaintenance(rctx, m)
 		l.stayMember(ctx, m)
 		stopRunner()
 		<-runnerDone

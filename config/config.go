@@ -93,7 +93,10 @@ type AgentConfig struct {
 	XendConfig string `ini:"xend_config"` // xend-config.sxp to import, "" = none
 	Hypervisor string `ini:"hypervisor"`  // auto, kvm or sim: the engine domains run on
 	// MemoryReserve is host memory, in MiB, never given to domains.
-	MemoryReserve int64  `ini:"memory_reserve"`
+	MemoryReserve int64 `ini:"memory_reserve"`
+	// MemoryBacking is the pages of a domain's memory when its vm.cfg
+	// has no memory_backing: auto, 4k, hugetlb or thp.
+	MemoryBacking string `ini:"memory_backing"`
 	VMMBinary     string `ini:"vmm_binary"` // "" = ovs-vmm beside the ovs-agent binary
 	// FileDirs are directories, besides the repositories, in which paths
 	// named by API callers (vm.cfg files, disks, save images, detach
@@ -182,6 +185,13 @@ type PoolConfig struct {
 	KeyFile       string        `ini:"key_file"`
 	User          string        `ini:"user"`          // etcd user; "" = no etcd authentication
 	PasswordFile  string        `ini:"password_file"` // its password, first line; with User
+	// DrainOnStop: an agent that stops first migrates its running pool
+	// domains live to other members (for at most DrainTimeout), then
+	// leaves the pool, revoking its lease; without it (or for what could
+	// not move) the lease is left to etcd and the guests run on, fenced
+	// at its end unless the agent is back within its TTL.
+	DrainOnStop  bool          `ini:"drain_on_stop"`
+	DrainTimeout time.Duration `ini:"drain_timeout"`
 }
 
 // DefaultQEMUBinary is [qemu] binary's default (vmm/qemu.DefaultBinary,
@@ -229,6 +239,7 @@ func Default() *Config {
 			StateDir:      "/var/lib/ovs-agent",
 			Hypervisor:    "auto",
 			MemoryReserve: 1024,
+			MemoryBacking: "auto",
 			BlockDevices:  DefaultBlockDevices(),
 		},
 		QEMU: QEMUConfig{
@@ -259,6 +270,8 @@ func Default() *Config {
 			LeaseTTL:      10 * time.Second,
 			FencingMargin: 3 * time.Second,
 			DialTimeout:   5 * time.Second,
+			DrainOnStop:   true,
+			DrainTimeout:  5 * time.Minute,
 		},
 		origins: map[string]origin{},
 	}

@@ -74,6 +74,7 @@ func (c *Config) options() []option {
 		{"agent", "xend_config", strVal{&ag.XendConfig, optionalPath}},
 		{"agent", "hypervisor", choiceVal{&ag.Hypervisor, []string{"auto", "kvm", "sim"}}},
 		{"agent", "memory_reserve", intVal{&ag.MemoryReserve, 0, 1 << 30}},
+		{"agent", "memory_backing", choiceVal{&ag.MemoryBacking, []string{"auto", "4k", "hugetlb", "thp"}}},
 		{"agent", "vmm_binary", strVal{&ag.VMMBinary, optionalPath}},
 		{"agent", "file_dirs", pathsVal{&ag.FileDirs}},
 		{"agent", "block_devices", devicePatternsVal{&ag.BlockDevices}},
@@ -117,6 +118,8 @@ func (c *Config) options() []option {
 		{"pool", "key_file", strVal{&pl.KeyFile, optionalPath}},
 		{"pool", "user", strVal{&pl.User, optionalUser}},
 		{"pool", "password_file", strVal{&pl.PasswordFile, optionalPath}},
+		{"pool", "drain_on_stop", boolVal{&pl.DrainOnStop}},
+		{"pool", "drain_timeout", durVal{&pl.DrainTimeout, 10 * time.Second, time.Hour}},
 
 		{"metrics", "address", strVal{&c.Metrics.Address, checkHostPort}},
 		{"metrics", "auth", boolVal{&c.Metrics.Auth}},

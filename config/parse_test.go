@@ -70,7 +70,7 @@ hosts_allow = ^localhost$   ^10\.1\.1\.[0-9]+$ ^.*\.example\.org$
 		Deny:  []string{"10.1.1.13"},
 	}
 	want.Log = LogConfig{File: "/var/log/ovs-agent/agent.log", Level: "debug", MaxFiles: 5}
-	want.Agent = AgentConfig{StateDir: "/srv/ovs", Hypervisor: "auto", MemoryReserve: 1024, BlockDevices: DefaultBlockDevices()}
+	want.Agent = AgentConfig{StateDir: "/srv/ovs", Hypervisor: "auto", MemoryReserve: 1024, MemoryBacking: "auto", BlockDevices: DefaultBlockDevices()}
 	want.Relocation = RelocationConfig{
 		Server: false, Address: "localhost", Port: 18002, SSLServer: true, SSLPort: 18003, SSL: true,
 		HostsAllow:       []string{`^localhost$`, `^10\.1\.1\.[0-9]+$`, `^.*\.example\.org$`},
@@ -210,6 +210,8 @@ func TestParseErrors(t *testing.T) {
 		{"qemu binary relative", "[qemu]\nbinary = bin/qemu\naccel = hvf\n", []string{
 			`/etc/ovs-agent/agent.ini:2: [qemu] binary: "bin/qemu" is a relative path: give a command name (looked up in PATH) or an absolute path`,
 			`/etc/ovs-agent/agent.ini:3: [qemu] accel: "hvf" is not one of auto, kvm, tcg`}},
+		{"memory backing", "[agent]\nmemory_backing = huge\n", []string{
+			`/etc/ovs-agent/agent.ini:2: [agent] memory_backing: "huge" is not one of auto, 4k, hugetlb, thp`}},
 		{"qemu binary with arguments", "[qemu]\nbinary = qemu-system-x86_64 -enable-kvm\n", []string{
 			`/etc/ovs-agent/agent.ini:2: [qemu] binary: "qemu-system-x86_64 -enable-kvm" contains a blank or a NUL byte: give the program alone, without arguments`}},
 		{"ssl port clash", "[relocation]\nssl_server = yes\nssl_port = 8002\n", []string{

@@ -18,6 +18,8 @@ dial_timeout = 2s
 ca_file = /etc/ovs-agent/etcd-ca.pem
 cert_file = /etc/ovs-agent/etcd.pem
 key_file = /etc/ovs-agent/etcd.key
+drain_on_stop = no
+drain_timeout = 90s
 user = agent
 password_file = /etc/ovs-agent/etcd.password
 `))
@@ -36,6 +38,7 @@ password_file = /etc/ovs-agent/etcd.password
 		KeyFile:       "/etc/ovs-agent/etcd.key",
 		User:          "agent",
 		PasswordFile:  "/etc/ovs-agent/etcd.password",
+		DrainTimeout:  90 * time.Second,
 	}
 	if !reflect.DeepEqual(c.Pool, want) {
 		t.Errorf("Pool =\n%+v\nwant\n%+v", c.Pool, want)
@@ -58,7 +61,7 @@ func TestPoolDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := PoolConfig{LeaseTTL: 10 * time.Second, FencingMargin: 3 * time.Second, DialTimeout: 5 * time.Second}
+	want := PoolConfig{LeaseTTL: 10 * time.Second, FencingMargin: 3 * time.Second, DialTimeout: 5 * time.Second, DrainOnStop: true, DrainTimeout: 5 * time.Minute}
 	if !reflect.DeepEqual(c.Pool, want) {
 		t.Errorf("Pool = %+v, want %+v", c.Pool, want)
 	}
@@ -109,6 +112,10 @@ func TestParsePoolErrors(t *testing.T) {
 			`/etc/ovs-agent/agent.ini:4: [pool] fencing_margin: 100ms is out of range (500ms-2m30s)`}},
 		{"dial timeout", pool + "dial_timeout = 0s\n", []string{
 			`/etc/ovs-agent/agent.ini:4: [pool] dial_timeout: 0s is out of range (100ms-1m)`}},
+		{"drain timeout", pool + "drain_timeout = 2s\n", []string{
+			`/etc/ovs-agent/agent.ini:4: [pool] drain_timeout: 2s is out of range (10s-1h)`}},
+		{"drain not a boolean", pool + "drain_on_stop = maybe\n", []string{
+			`/etc/ovs-agent/agent.ini:4: [pool] drain_on_stop: "maybe" is not a boolean (yes/no, true/false, on/off, 1/0)`}},
 		{"relative ca", pool + "ca_file = ca.pem\n", []string{
 			`/etc/ovs-agent/agent.ini:4: [pool] ca_file: "ca.pem" is not an absolute path`}},
 		{"cert without key", "[pool]\nname = p\nendpoints = https://127.0.0.1:2379\ncert_file = /etc/c.pem\n", []string{

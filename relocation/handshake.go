@@ -100,6 +100,10 @@ type Welcome struct {
 	// Target answers an OpCheck of a qemu domain: what the receiver
 	// offers it (absent from an older peer, and for the workload guest).
 	Target *TargetFacts `json:"target,omitempty"`
+	// Member answers the receive of a pool domain (Offer.Pool): the
+	// pool member that takes it (absent otherwise, and from a peer that
+	// knows no pools: the source then gives the migration up).
+	Member *PoolMember `json:"member,omitempty"`
 }
 
 // writeMsg writes one length-prefixed JSON message.

@@ -35,6 +35,29 @@ type Offer struct {
 	Machine       string `json:"machine,omitempty"`
 	Accel         string `json:"accel,omitempty"`
 	CPUModel      string `json:"cpu_model,omitempty"`
+	// Pool is set when the domain is a pool domain (issue 15): the
+	// migration hands its ownership over to the target, which must be a
+	// member of the same pool (see PoolMove).
+	Pool *PoolMove `json:"pool,omitempty"`
+}
+
+// PoolMove says an offered domain belongs to a server pool and who owns
+// it there now. A live migration of it hands the ownership over (agent/
+// migration's doc says how): the target admits it only as a member of
+// Pool holding its lease, answers with its PoolMember in the Welcome,
+// starts its incoming VMM under its own lease, and the source moves the
+// owner key to that member's lease before the commit.
+type PoolMove struct {
+	Pool       string `json:"pool"`
+	Owner      string `json:"owner"`      // the source member's name
+	Generation int64  `json:"generation"` // the owner key's, when the migration started
+}
+
+// PoolMember is who takes a pool domain on the target: its member name
+// and lease ID (Welcome.Member, answering the receive of a PoolMove).
+type PoolMember struct {
+	Host  string `json:"host"`
+	Lease int64  `json:"lease"`
 }
 
 // Disk is one disk of an offered domain and the repository it lives on.

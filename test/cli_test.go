@@ -204,7 +204,7 @@ func TestSystemdUnitVerifies(t *testing.T) {
 		t.Fatal("systemd-analyze is needed (.ci/run installs the systemd package)")
 	}
 	dir := t.TempDir()
-	for _, name := range []string{"ovs-agent.service", "ovs-agent-api.socket", "ovs-agent-unix.socket"} {
+	for _, name := range []string{"ovs-agent.service", "ovs-agent-api.socket", "ovs-agent-unix.socket", "ovsrepositories.service"} {
 		data, err := os.ReadFile("../scripts/" + name)
 		if err != nil {
 			t.Fatal(err)
@@ -214,7 +214,7 @@ func TestSystemdUnitVerifies(t *testing.T) {
 		text := strings.ReplaceAll(string(data), "/usr/sbin/ovs-agent", bin("ovs-agent"))
 		os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644)
 	}
-	out, code := runCmd(t, "", nil, sa, "verify", filepath.Join(dir, "ovs-agent.service"), filepath.Join(dir, "ovs-agent-api.socket"), filepath.Join(dir, "ovs-agent-unix.socket"))
+	out, code := runCmd(t, "", nil, sa, "verify", filepath.Join(dir, "ovs-agent.service"), filepath.Join(dir, "ovs-agent-api.socket"), filepath.Join(dir, "ovs-agent-unix.socket"), filepath.Join(dir, "ovsrepositories.service"))
 	if code != 0 || strings.Contains(out, dir) {
 		t.Fatalf("systemd-analyze verify (exit %d):\n%s", code, out)
 	}

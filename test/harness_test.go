@@ -217,7 +217,7 @@ func (c agentConf) render(t testing.TB, dir string) (string, agentConf) {
 		{"auth", []string{"user = admin", "password_hash = " + hash}},
 		{"access", []string{"allow = " + c.Allow, "deny = " + c.Deny}},
 		{"log", []string{"file = " + filepath.Join(dir, "agent.log"), "level = debug"}},
-		{"agent", []string{"state_dir = " + filepath.Join(dir, "state"), "file_dirs = " + fileDirs(c, dir)}},
+		{"agent", append([]string{"state_dir = " + filepath.Join(dir, "state"), "file_dirs = " + fileDirs(c, dir)}, backingLine(c)...)},
 		{"qemu", nil}, // only Extra's lines (qemuAgent's accel, a test's binary)
 		{"relocation", relocLines(c)},
 		{"repository", []string{
@@ -431,4 +431,16 @@ func runCmd(t testing.TB, stdin string, env []string, name string, args ...strin
 		code = ee.ExitCode()
 	}
 	return string(out), code
+}
+
+// backingLine is memory_backing = 4k unless the test sets memory_backing
+// itself: other test binaries run beside this one reserve huge pages for
+// their own guests, which auto would take.
+func backingLine(c agentConf) []string {
+	for _, l := range c.Extra["agent"] {
+		if strings.HasPrefix(strings.TrimSpace(l), "memory_backing") {
+			return nil
+		}
+	}
+	return []string{"memory_backing = 4k"}
 }

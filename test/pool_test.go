@@ -67,7 +67,22 @@ func poolLinesTTL(c *etcdtest.Cluster, host, ttl string) []string {
 		"lease_ttl = " + ttl,
 		"fencing_margin = 1s",
 		"dial_timeout = 2s",
+		// A stopping agent migrating its domains away would make every
+		// test's teardown a round of migrations; the drain's own tests
+		// turn it on (poolLinesDrain).
+		"drain_on_stop = no",
 	}
+}
+
+// poolLinesDrain is poolLinesTTL with the stop's drain on, as by default.
+func poolLinesDrain(c *etcdtest.Cluster, host, ttl string) []string {
+	lines := poolLinesTTL(c, host, ttl)
+	for i, l := range lines {
+		if strings.HasPrefix(l, "drain_on_stop") {
+			lines[i] = "drain_on_stop = yes"
+		}
+	}
+	return append(lines, "drain_timeout = 2m")
 }
 
 // Two agents with [pool] join one pool in etcd and say so in host.info;

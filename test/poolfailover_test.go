@@ -508,7 +508,7 @@ func TestPoolMasterKilledMidPlacement(t *testing.T) {
 		for _, ev := range wr.Events {
 			var r pool.OwnerRecord
 			if ev.Type == clientv3.EventTypePut && json.Unmarshal(ev.Kv.Value, &r) == nil {
-				owner2, gen2 = r.Host, ev.Kv.CreateRevision
+				owner2, gen2 = r.Host, ev.Kv.ModRevision
 			}
 		}
 	}

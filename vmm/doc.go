@@ -31,7 +31,8 @@
 // exit reasons, phases and their transition tables), vmm/kvm (the thin
 // KVM ioctl layer), vmm/kvmengine (the kvm engine and the workload guest's
 // machine code), vmm/simengine (the sim engine), vmm/guestmem (guest RAM
-// as a memfd, the software dirty bitmap), vmm/workload (the workload
+// as a memfd on 4 KiB, hugetlb or thp pages, chosen per host and domain:
+// memory_backing, EngineConfig.MemoryBacking; the software dirty bitmap), vmm/workload (the workload
 // guest's contract: parameters, layout, page format, checker, console
 // lines, the Machine interface), vmm/workload/workloadtest (the
 // conformance suite for Machine implementations), vmm/qmp (a QMP client

@@ -172,6 +172,10 @@ type Facts struct {
 	// (0 without one); MaxMemoryBytes the most SetMemory may ask.
 	BalloonBytes   uint64
 	MaxMemoryBytes uint64
+	// MemoryBacking is what the guest's memory is made of (4k, hugetlb
+	// or thp; "" before it is made), MemoryBackingWhy why (auto's
+	// choice).
+	MemoryBacking, MemoryBackingWhy string
 }
 
 // Stats are an engine's counters, for Info.
@@ -282,6 +286,12 @@ type EngineConfig struct {
 	// for it (kvm or tcg; "" for the engine's own probe).
 	Binary string
 	Accel  string
+	// MemoryBacking is the pages guest memory is made of (see
+	// vmm/guestmem's Backing): 4k, hugetlb, thp, or auto ("" too) for the
+	// best this host has when the memory is made (guestmem.Choose). An
+	// incoming migration or a restore makes its memory on this host's
+	// backing, whatever the source's was.
+	MemoryBacking string
 	// Generation is the generation of the domain's owner the VMM started
 	// with (Options.Generation; 0: none): the qemu engine hands it to the
 	// guest (qemu.Spec.Generation); the workload engines ignore it.

@@ -28,6 +28,11 @@ func simVMM(t *testing.T, memMiB uint64, spec string) *VMM {
 // startVMM starts a VMM from o, stopped and released when the test ends.
 func startVMM(t *testing.T, o Options) *VMM {
 	t.Helper()
+	if o.MemoryBacking == "" {
+		// Tests of other binaries reserve huge pages for their own
+		// guests, which auto would take.
+		o.MemoryBacking = "4k"
+	}
 	v, err := Start(o)
 	if err != nil {
 		t.Fatal(err)

@@ -17,7 +17,9 @@ import (
 
 // How long the source VMM waits for its agent to decide after the target
 // verified the image, and for the target's answers. A source whose agent
-// never decides aborts: before Commit the source copy is authoritative.
+// never decides aborts: before Commit the source copy is authoritative;
+// except a pool domain's (one with a lease), whose ownership its agent
+// may have handed over already: it waits for its fence instead.
 var (
 	decisionTimeout = 60 * time.Second
 	verdictTimeout  = 5 * time.Minute
@@ -425,6 +427,17 @@ func (s *sending) await(auto bool) control.Decision {
 		default:
 			return control.Commit()
 		}
+	}
+	s.v.mu.Lock()
+	leased := !s.v.lease.runUntil.IsZero()
+	s.v.mu.Unlock()
+	if leased {
+		// A pool domain's agent may have handed its ownership to the
+		// target already: resuming the guest here on a timeout could
+		// make a second writer. It waits for the agent's word, bounded
+		// by the lease: a fence (no renewal came) aborts it and keeps
+		// the guest stopped.
+		return <-s.o.decide
 	}
 	select {
 	case d := <-s.o.decide:

@@ -17,6 +17,7 @@ import (
 	"github.com/ovs-agent/ovs-agent/config/vmcfg"
 	"github.com/ovs-agent/ovs-agent/vmm/bootloader"
 	"github.com/ovs-agent/ovs-agent/vmm/diskimage"
+	"github.com/ovs-agent/ovs-agent/vmm/guestmem"
 	"github.com/ovs-agent/ovs-agent/vmm/qemu"
 	"github.com/ovs-agent/ovs-agent/vmm/tap"
 )
@@ -55,6 +56,10 @@ type qemuEngine struct {
 	version qemu.Version
 	// memory is the vm.cfg's memory, ram its maxmem: the RAM QEMU has.
 	memory, ram uint64
+	// backing is the wished memory backing; got and why what the RAM
+	// of the latest launch is made of, and why (spec).
+	backing     guestmem.Backing
+	got, gotWhy string
 
 	mu      sync.Mutex
 	m       *qemu.Machine
@@ -103,6 +108,10 @@ func newQEMUEngine(c EngineConfig) (Engine, error) {
 	}
 	if e.binary == "" {
 		e.binary = qemu.DefaultBinary
+	}
+	var err error
+	if e.backing, err = guestmem.ParseBacking(c.MemoryBacking); err != nil {
+		return nil, fmt.Errorf("qemu engine: %w", err)
 	}
 	switch e.accel {
 	case "":
@@ -177,6 +186,29 @@ func (e *qemuEngine) spec(how launchAs) (qemu.Spec, error) {
 			s.FwCfg = append(s.FwCfg, qemu.FwCfg{Name: qemu.FwCfgHost, Value: h})
 		}
 	}
+	// The RAM's backing is this host's choice at each launch (a boot,
+	// an incoming migration, a restore), whatever the source's was.
+	host, err := guestmem.ReadHost()
+	if err != nil {
+		return s, fmt.Errorf("qemu engine: %w", err)
+	}
+	b, why, err := guestmem.Choose(e.backing, e.ram, host)
+	if err != nil {
+		return s, fmt.Errorf("qemu engine: guest memory of %s: %w", e.cfg.Name, err)
+	}
+	if b == guestmem.BackingHugeTLB && e.ram%guestmem.HugePageSize != 0 {
+		if e.backing == guestmem.BackingHugeTLB {
+			return s, fmt.Errorf("qemu engine: memory_backing = hugetlb: maxmem of %d MiB is not a whole number of 2 MiB huge pages (give an even number of MiB)", e.ram>>20)
+		}
+		b, why = guestmem.Backing4K, why+"; but maxmem is an odd number of MiB, not whole 2 MiB pages: 4k"
+		if host.THP {
+			b, why = guestmem.BackingTHP, why+"; thp"
+		}
+	}
+	s.MemoryBacking = string(b)
+	e.mu.Lock()
+	e.got, e.gotWhy = string(b), why
+	e.mu.Unlock()
 	disks, err := e.disks()
 	if err != nil {
 		return s, err
@@ -700,7 +732,7 @@ func (e *qemuEngine) ConsoleInput(p []byte) error {
 
 func (e *qemuEngine) Facts() Facts {
 	e.mu.Lock()
-	f := Facts{Accel: e.accel, MaxMemoryBytes: e.ram}
+	f := Facts{Accel: e.accel, MaxMemoryBytes: e.ram, MemoryBacking: e.got, MemoryBackingWhy: e.gotWhy}
 	if e.version.Major > 0 {
 		f.Version = e.version.String()
 	}

@@ -99,7 +99,10 @@ func guestEngine(t *testing.T, name string, more ...string) (*qemuEngine, *lines
 	}
 	con := &lines{}
 	eng, err := newQEMUEngine(EngineConfig{Name: name, UUID: cfg.UUID, MemoryBytes: uint64(cfg.Memory) << 20, VCPUs: cfg.VCPUs,
-		Console: con, Config: cfg, Dir: t.TempDir(), Accel: qemuTestAccel()})
+		Console: con, Config: cfg, Dir: t.TempDir(), Accel: qemuTestAccel(),
+		// Not auto: tests of other binaries reserve huge pages for their
+		// own guests, which auto would take.
+		MemoryBacking: "4k"})
 	if err != nil {
 		t.Fatal(err)
 	}

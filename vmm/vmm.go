@@ -32,6 +32,9 @@ type Options struct {
 	// its accelerator ("" for the engine's own choice); see EngineConfig.
 	EngineBinary string
 	Accel        string
+	// MemoryBacking is the guest memory's pages: auto ("" too), 4k,
+	// hugetlb or thp (see EngineConfig).
+	MemoryBacking string
 	// Dir is the domain's directory: console.log and exit.json go there.
 	Dir string
 	// Socket is the control socket path.
@@ -81,6 +84,9 @@ func OptionsFromConfig(c *vmcfg.Config, engine, dir, socket string) Options {
 		Config:      c,
 		Dir:         dir,
 		Socket:      socket,
+		// The vm.cfg's own; the agent gives the host's default when it
+		// has none (ovs-vmm --memory-backing).
+		MemoryBacking: c.MemoryBacking,
 	}
 }
 
@@ -146,7 +152,8 @@ func Start(o Options) (*VMM, error) {
 	v.started = time.Now()
 	v.lastAt = v.started
 	v.engine, err = newEngine(o.Engine, EngineConfig{Name: o.Name, UUID: o.UUID, MemoryBytes: o.MemoryBytes, VCPUs: o.VCPUs,
-		Console: v.console, Config: o.Config, Dir: o.Dir, Binary: o.EngineBinary, Accel: o.Accel, Generation: o.Generation, Host: o.Host})
+		Console: v.console, Config: o.Config, Dir: o.Dir, Binary: o.EngineBinary, Accel: o.Accel, Generation: o.Generation,
+		MemoryBacking: o.MemoryBacking, Host: o.Host})
 	if err == nil {
 		v.mu.Lock()
 		v.lease.generation, v.lease.runUntil = o.Generation, o.RunUntil
@@ -519,6 +526,7 @@ func (v *VMM) info() *control.Info {
 	f := v.engine.Facts()
 	info.Accel, info.EngineVersion, info.Machine, info.CPUModel, info.VNC = f.Accel, f.Version, f.Machine, f.CPUModel, f.VNC
 	info.BalloonBytes, info.MaxMemoryBytes = f.BalloonBytes, f.MaxMemoryBytes
+	info.MemoryBacking, info.MemoryBackingWhy = f.MemoryBacking, f.MemoryBackingWhy
 	if up {
 		if n, err := v.engine.ResidentBytes(); err == nil {
 			info.ResidentBytes = n

@@ -38,8 +38,12 @@ type workloadEngine struct {
 	// prepare, when not nil, makes a machine over ram ahead of its saved
 	// state (kvm: the VM, its slots and vCPU), while an image arrives.
 	prepare func(ram *guestmem.RAM) (loader, error)
+	// backing is the wished memory backing (auto: the best available
+	// when the memory is made, newRAM).
+	backing guestmem.Backing
 
 	mu   sync.Mutex
+	why  string // why the memory is on its backing (newRAM)
 	ram  *guestmem.RAM
 	m    workload.Machine
 	done chan struct{} // closed when the started machine ended
@@ -99,7 +103,44 @@ func newWorkloadEngine(name string, c EngineConfig) (*workloadEngine, error) {
 		return nil, fmt.Errorf("%s: %w", c.Name, err)
 	}
 	e.params = p
+	if e.backing, err = guestmem.ParseBacking(c.MemoryBacking); err != nil {
+		return nil, fmt.Errorf("%s: %w", c.Name, err)
+	}
 	return e, nil
+}
+
+// newRAM makes the guest's memory on the backing this host gives it now
+// (guestmem.Choose over what it has free), for a boot, an incoming
+// migration or a restore alike: the backing is this host's choice, never
+// the image's.
+func (e *workloadEngine) newRAM() (*guestmem.RAM, error) {
+	host, err := guestmem.ReadHost()
+	if err != nil {
+		return nil, fmt.Errorf("guest memory of %s: %w", e.cfg.Name, err)
+	}
+	b, why, err := guestmem.Choose(e.backing, e.memory, host)
+	if err != nil {
+		return nil, fmt.Errorf("guest memory of %s: %w", e.cfg.Name, err)
+	}
+	ram, err := guestmem.NewBackedRAM("ovs-vmm:"+e.cfg.Name, e.memory, b)
+	if err != nil {
+		return nil, err
+	}
+	e.mu.Lock()
+	e.why = why
+	e.mu.Unlock()
+	return ram, nil
+}
+
+// sink is where an image lands in ram: a 4k memfd takes pwrite (the
+// kernel allocates each page as the data lands, no fault through a
+// mapping), a hugetlbfs one takes no write(2) and a thp one would get 4
+// KiB pages from it: those land through the mapping (one fault per 2 MiB).
+func sink(ram *guestmem.RAM) pagexfer.Sink {
+	if ram.Backing() == guestmem.Backing4K {
+		return pagexfer.NewFdSink(ram.Fd(), ram.Size())
+	}
+	return ram
 }
 
 func roundUp(n, a uint64) uint64 { return (n + a - 1) / a * a }
@@ -136,7 +177,7 @@ func (e *workloadEngine) set(ram *guestmem.RAM, m workload.Machine) {
 }
 
 func (e *workloadEngine) Boot() error {
-	ram, err := guestmem.NewRAM("ovs-vmm:"+e.cfg.Name, e.memory)
+	ram, err := e.newRAM()
 	if err != nil {
 		return err
 	}
@@ -438,7 +479,7 @@ func (e *workloadEngine) open(h pagexfer.Header) (*guestmem.RAM, error) {
 	if h.MemSize != e.memory {
 		return nil, fmt.Errorf("the image holds %d MiB of memory; the domain has %d MiB", h.MemSize>>20, e.memory>>20)
 	}
-	return guestmem.NewRAM("ovs-vmm:"+e.cfg.Name, h.MemSize)
+	return e.newRAM()
 }
 
 func (e *workloadEngine) Receive(ctx context.Context, first net.Conn, more func(context.Context) (net.Conn, error), o ReceiveOptions) (Received, error) {
@@ -457,7 +498,7 @@ func (e *workloadEngine) Receive(ctx context.Context, first net.Conn, more func(
 			return nil, err
 		}
 		ram, pre = r, e.prepareOn(r)
-		return pagexfer.NewFdSink(r.Fd(), r.Size()), nil
+		return sink(r), nil
 	})
 	rec := Received{Image: Image{ID: h.ID, Totals: st.Totals}, Figures: func(s *control.MigrationStatus) {
 		s.Streams, s.CompressedBatches = st.Streams, st.CompressedBatches
@@ -486,7 +527,7 @@ func (e *workloadEngine) Restore(ctx context.Context, f *os.File) error {
 			return nil, err
 		}
 		ram = r
-		return pagexfer.NewFdSink(r.Fd(), r.Size()), nil
+		return sink(r), nil
 	})
 	if err != nil {
 		if ram != nil {
@@ -567,5 +608,13 @@ func (e *workloadEngine) ConsoleInput([]byte) error {
 }
 
 // Facts: the workload engines have no accelerator choice, no program
-// version of their own and no display.
-func (e *workloadEngine) Facts() Facts { return Facts{} }
+// version of their own and no display; their memory's backing, once it
+// is made.
+func (e *workloadEngine) Facts() Facts {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.ram == nil {
+		return Facts{}
+	}
+	return Facts{MemoryBacking: string(e.ram.Backing()), MemoryBackingWhy: e.why}
+}

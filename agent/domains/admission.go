@@ -29,16 +29,7 @@ func (m *Manager) CheckIncoming(o relocation.Offer, memMiB int) []relocation.Pro
 			c.Hard("uuid", "domain %s here has the same UUID %s", d.rec.Name, uuid)
 		}
 	}
-	used := m.committed(nil)
 	m.mu.Unlock()
-	if total, err := m.opts.HostMemory(); err != nil {
-		c.Soft("memory", "cannot read this host's memory: %v", err)
-	} else if free := saturatingSub(saturatingSub(total, m.opts.MemoryReserve), used); uint64(memMiB)<<20 > free {
-		c.Soft("memory", "the domain needs %d MiB, %d MiB are free for domains here", memMiB, free>>20)
-	}
-	if o.VCPUs > m.opts.HostCPUs {
-		c.Soft("vcpus", "the domain has %d vCPUs, this host %d CPUs", o.VCPUs, m.opts.HostCPUs)
-	}
 	cfg, err := vmcfg.Parse("vm.cfg", []byte(o.Config))
 	if err != nil {
 		// Only the offer's word for the engine is left to check.
@@ -46,6 +37,19 @@ func (m *Manager) CheckIncoming(o relocation.Offer, memMiB int) []relocation.Pro
 		if o.Engine == vmm.EngineQEMU {
 			cfg.Builder = vmcfg.BuilderHVM
 		}
+	}
+	if memMiB > 0 {
+		// The backing is this host's choice: the offer's vm.cfg may ask
+		// for one, else this host's default applies, never the source's.
+		m.mu.Lock()
+		_, err := m.fit(cfg, memMiB, m.wantedBacking(cfg.MemoryBacking), nil, true)
+		m.mu.Unlock()
+		if err != nil {
+			c.Soft("memory", "%s", err.Error())
+		}
+	}
+	if o.VCPUs > m.opts.HostCPUs {
+		c.Soft("vcpus", "the domain has %d vCPUs, this host %d CPUs", o.VCPUs, m.opts.HostCPUs)
 	}
 	m.checkEngine(&c, cfg, o.Engine)
 	if cfg.Guest() == vmcfg.GuestOS {

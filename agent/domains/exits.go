@@ -124,7 +124,22 @@ func (m *Manager) stopped(d *domain, ex control.Exit, reason string, expected bo
 	}
 	if action == vmcfg.ActionRestart || action == vmcfg.ActionRenameRestart || action == vmcfg.ActionCoredumpRestart {
 		go m.autoRestart(d)
+		return
 	}
+	if !expected {
+		m.tellStopped(d)
+	}
+}
+
+// tellStopped tells Options.Stopped of d, stopped for good.
+func (m *Manager) tellStopped(d *domain) {
+	if m.opts.Stopped == nil {
+		return
+	}
+	d.mu.Lock()
+	name, uuid := d.rec.Name, d.rec.UUID
+	d.mu.Unlock()
+	go m.opts.Stopped(name, uuid)
 }
 
 // exitAction is what vm.cfg asks for when a VMM ends on its own for
@@ -188,11 +203,13 @@ func (m *Manager) autoRestart(d *domain) {
 	if !v.Restart {
 		m.setState(d, Stopped, d.rec.Reason+"; not restarted: "+v.Why)
 		d.mu.Unlock()
+		m.tellStopped(d)
 		return
 	}
 	d.rec.Restarts = v.History
 	d.mu.Unlock()
 	if err := m.start(d); err != nil {
 		m.log.Error("automatic restart failed", zap.String("domain", d.rec.Name), zap.Error(err))
+		m.tellStopped(d)
 	}
 }

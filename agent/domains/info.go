@@ -51,6 +51,11 @@ type Info struct {
 	Machine       string `xmlrpc:"machine,omitempty"`
 	CPUModel      string `xmlrpc:"cpu_model,omitempty"`
 	VNC           string `xmlrpc:"vnc,omitempty"`
+	// MemoryBacking is what a running domain's memory is made of (4k,
+	// hugetlb or thp), MemoryBackingWhy why (memory_backing's choice,
+	// auto's reason).
+	MemoryBacking    string `xmlrpc:"memory_backing,omitempty"`
+	MemoryBackingWhy string `xmlrpc:"memory_backing_why,omitempty"`
 	// MemoryTargetMiB is the balloon target domain.set_memory set since
 	// the guest started (0: none, it has its vm.cfg memory);
 	// BalloonBytes what the guest uses under its balloon now, and
@@ -142,6 +147,7 @@ func (in *Info) fill(v *control.Info) {
 	in.Fenced, in.FencedAt, in.FenceDetail = v.Fenced, v.FencedAt, v.FenceDetail
 	in.Accel, in.EngineVersion, in.Machine, in.CPUModel, in.VNC = v.Accel, v.EngineVersion, v.Machine, v.CPUModel, v.VNC
 	in.BalloonBytes, in.MaxMemoryBytes = int64(v.BalloonBytes), int64(v.MaxMemoryBytes)
+	in.MemoryBacking, in.MemoryBackingWhy = v.MemoryBacking, v.MemoryBackingWhy
 	in.DiskReadBytes, in.DiskWriteBytes = int64(v.DiskReadBytes), int64(v.DiskWriteBytes)
 	in.NetRxBytes, in.NetTxBytes = int64(v.NetRxBytes), int64(v.NetTxBytes)
 }
@@ -228,7 +234,8 @@ func (m *Manager) ReadConsole(name string, offset int64, max int) (Console, erro
 	return Console{Offset: offset, Data: string(buf[:n]), Next: offset + int64(n)}, nil
 }
 
-// Committed is the memory (bytes) held by live domains, for host stats.
+// Committed is the memory (bytes) held by live domains, for host stats,
+// with the reserved huge-page pool, which is not free for other memory.
 func (m *Manager) Committed() uint64 {
 	m.mu.Lock()
 	defer m.mu.Unlock()

@@ -104,6 +104,7 @@ func (m *Manager) launch(d *domain, how vmmproc.Mode, image, from string, imageF
 		Host: m.opts.HostName}
 	d.mu.Lock()
 	spec.RunUntil, spec.Generation = d.runUntil, d.rec.Generation
+	spec.MemoryBacking = d.rec.MemoryBacking
 	d.mu.Unlock()
 	v, err := m.vmms.Start(ctx, spec)
 	if v == nil {
@@ -204,11 +205,13 @@ func (m *Manager) claim(d *domain, how vmmproc.Mode, engine string) (int, error)
 	if err != nil {
 		return 0, err
 	}
-	if err := m.fitsBeside(d); err != nil {
+	f, err := m.fitsBeside(d)
+	if err != nil {
 		return 0, err
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	d.rec.MemoryBacking = string(f.backing)
 	d.gen++
 	d.expect = ""
 	d.exited = make(chan struct{})
@@ -220,19 +223,10 @@ func (m *Manager) claim(d *domain, how vmmproc.Mode, engine string) (int, error)
 }
 
 // fitsBeside refuses to start d when its memory does not fit in what the
-// live domains leave free; the caller holds m.mu.
-func (m *Manager) fitsBeside(d *domain) error {
-	total, err := m.opts.HostMemory()
-	if err != nil {
-		return errorf(Failed, "read host memory: %v", err)
-	}
-	used := m.committed(d)
-	free := saturatingSub(saturatingSub(total, m.opts.MemoryReserve), used)
-	if need := uint64(d.cfg.Memory) << 20; need > free {
-		return errorf(NoResources, "not enough free memory to start %s: it needs %d MiB, %d MiB are free for domains (%d MiB total, %d MiB reserved for the host, %d MiB used by running domains)",
-			d.rec.Name, d.cfg.Memory, free>>20, total>>20, m.opts.MemoryReserve>>20, used>>20)
-	}
-	return nil
+// live domains leave free, and returns the backing its memory gets (see
+// fit); the caller holds m.mu.
+func (m *Manager) fitsBeside(d *domain) (memoryFit, error) {
+	return m.fit(d.cfg, d.cfg.Memory, m.wantedBacking(d.cfg.MemoryBacking), d, false)
 }
 
 // started records the VMM that answered: the domain runs, or waits for

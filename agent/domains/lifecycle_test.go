@@ -87,7 +87,7 @@ func TestOperationsFromEachState(t *testing.T) {
 func bringTo(t *testing.T, m *Manager, s State) {
 	t.Helper()
 	if s == Starting {
-		if err := m.Incoming("name = 'd'\nuuid = '6f1d3c2e-0000-4000-8000-0000000000d0'\nmemory = 128\n", "host1"); err != nil {
+		if err := m.Incoming("name = 'd'\nuuid = '6f1d3c2e-0000-4000-8000-0000000000d0'\nmemory = 128\n", "host1", 0, 0); err != nil {
 			t.Fatal(err)
 		}
 		return

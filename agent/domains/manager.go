@@ -28,6 +28,7 @@ import (
 	"github.com/ovs-agent/ovs-agent/relocation/filexfer"
 	"github.com/ovs-agent/ovs-agent/vmm"
 	"github.com/ovs-agent/ovs-agent/vmm/control"
+	"github.com/ovs-agent/ovs-agent/vmm/guestmem"
 )
 
 // Options configure a Manager.
@@ -42,14 +43,20 @@ type Options struct {
 	QEMU *qemuhost.Host
 	// MemoryReserve is host memory (bytes) never given to domains.
 	MemoryReserve uint64
+	// MemoryBacking is [agent] memory_backing: the backing of a domain's
+	// memory when its vm.cfg has none (auto, 4k, hugetlb, thp; "": auto).
+	MemoryBacking string
 	// VMMBinary is the ovs-vmm program.
 	VMMBinary string
 	Log       *zap.Logger
 
 	// Host facts; the defaults read the real host. Tests may replace them.
 	HostMemory func() (uint64, error) // total bytes
-	HostCPUs   int
-	KVMUsable  func() error
+	// HostBacking reads the huge-page pool and shmem THP setting
+	// (default guestmem.ReadHost).
+	HostBacking func() (guestmem.Host, error)
+	HostCPUs    int
+	KVMUsable   func() error
 	// StartTimeout bounds how long a VMM may take to answer (default 30s).
 	StartTimeout time.Duration
 	// DestroyTimeout is how long a VMM told to destroy its guest may take
@@ -76,6 +83,12 @@ type Options struct {
 	// VMMs runs the domains' VMM processes (nil: ovs-vmm processes, see
 	// vmmproc; VMMBinary names the program).
 	VMMs VMMDriver
+	// Stopped, when set, is told (in its own goroutine) of every domain
+	// whose VMM ended on its own (the guest powered off or crashed, not
+	// an operation of this agent's) and that stays stopped: not restarted
+	// by on_crash or on_poweroff (or not any more: its restart budget
+	// spent, its restart failed).
+	Stopped func(name, uuid string)
 	// HostName is this host's name in its server pool ([pool] host_name,
 	// or the system's host name; "" outside a pool), handed to every VMM
 	// (vmmproc.Spec.Host): a pool domain's guest is told it runs on the
@@ -97,19 +110,23 @@ type Manager struct {
 
 // record is what domain.json holds.
 type record struct {
-	Name        string        `json:"name"`
-	UUID        string        `json:"uuid"`
-	State       State         `json:"state"`
-	Reason      string        `json:"reason,omitempty"`
-	Engine      string        `json:"engine,omitempty"`
-	PID         int           `json:"pid,omitempty"`
-	Created     time.Time     `json:"created"`
-	Started     time.Time     `json:"started,omitempty"`
-	Source      string        `json:"source,omitempty"`
-	LastExit    *control.Exit `json:"last_exit,omitempty"`
-	ConsoleTail string        `json:"console_tail,omitempty"`
-	Restarts    []time.Time   `json:"restarts,omitempty"`
-	SaveImage   string        `json:"save_image,omitempty"` // set while suspended
+	Name   string `json:"name"`
+	UUID   string `json:"uuid"`
+	State  State  `json:"state"`
+	Reason string `json:"reason,omitempty"`
+	Engine string `json:"engine,omitempty"`
+	// MemoryBacking is the backing chosen for its memory when it last
+	// started (4k, hugetlb or thp): hugetlb memory comes from the
+	// huge-page pool, the others from ordinary memory.
+	MemoryBacking string        `json:"memory_backing,omitempty"`
+	PID           int           `json:"pid,omitempty"`
+	Created       time.Time     `json:"created"`
+	Started       time.Time     `json:"started,omitempty"`
+	Source        string        `json:"source,omitempty"`
+	LastExit      *control.Exit `json:"last_exit,omitempty"`
+	ConsoleTail   string        `json:"console_tail,omitempty"`
+	Restarts      []time.Time   `json:"restarts,omitempty"`
+	SaveImage     string        `json:"save_image,omitempty"` // set while suspended
 	// Manifest is the detach manifest's path while detached.
 	Manifest string `json:"manifest,omitempty"`
 	// OfflineTarget is the host an offline migration copies to while
@@ -168,6 +185,9 @@ type domain struct {
 func Open(o Options) (*Manager, error) {
 	if o.Log == nil {
 		o.Log = zap.NewNop()
+	}
+	if o.HostBacking == nil {
+		o.HostBacking = guestmem.ReadHost
 	}
 	if o.HostMemory == nil {
 		o.HostMemory = hostMemTotal
@@ -432,19 +452,15 @@ func (m *Manager) Names() []string {
 	return out
 }
 
-// committed is the memory of the domains that hold (or are about to hold)
-// guest RAM, excluding skip; the caller holds m.mu.
+// committed is the host memory that is not free for ordinary (4 KiB or
+// thp) guest memory besides memory_reserve: that of the domains that hold
+// (or are about to hold) it, excluding skip, and the whole reserved
+// huge-page pool, where the hugetlb domains' memory is (see fit); the
+// caller holds m.mu.
 func (m *Manager) committed(skip *domain) uint64 {
-	var sum uint64
-	for _, d := range m.doms {
-		if d == skip {
-			continue
-		}
-		d.mu.Lock()
-		if d.rec.State.live() {
-			sum += uint64(d.holds()) << 20
-		}
-		d.mu.Unlock()
+	sum, _ := m.committedMemory(skip)
+	if h, err := m.opts.HostBacking(); err == nil {
+		sum += hugeBytes(h.HugePages)
 	}
 	return sum
 }

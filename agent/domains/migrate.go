@@ -20,8 +20,11 @@ import (
 
 // Incoming registers a domain arriving from another host and starts its
 // VMM waiting for the page stream. The domain stays starting until the
-// migration commits (then running) or fails (then it is removed).
-func (m *Manager) Incoming(config, from string) error {
+// migration commits (then running) or fails (then it is removed). A pool
+// domain arrives with a lease (runUntil, generation; see SetLease): its
+// VMM starts with it, so that it never runs the guest without one; zeros
+// for any other.
+func (m *Manager) Incoming(config, from string, runUntil control.Monotonic, generation int64) error {
 	cfg, err := vmcfg.Parse("vm.cfg", []byte(config))
 	if err != nil {
 		return &Error{Kind: Invalid, Msg: err.Error()}
@@ -38,6 +41,17 @@ func (m *Manager) Incoming(config, from string) error {
 	}
 	d.opMu.Lock()
 	defer d.opMu.Unlock()
+	if runUntil != 0 || generation != 0 {
+		if generation < 0 {
+			m.forget(d)
+			return errorf(Invalid, "incoming domain %s: generation %d is negative", cfg.Name, generation)
+		}
+		d.leaseMu.Lock()
+		d.mu.Lock()
+		m.takeLease(d, runUntil, generation)
+		d.mu.Unlock()
+		d.leaseMu.Unlock()
+	}
 	if err := m.launch(d, vmmproc.Incoming, "", from, nil); err != nil {
 		m.forget(d)
 		return err

@@ -110,7 +110,19 @@ func (m *Manager) settleOutgoing(d *domain) {
 	}
 	st := resp.Migration
 	switch st.Phase {
-	case control.PhaseSetup, control.PhasePrecopy, control.PhaseStopCopy, control.PhaseSent, control.PhaseVerified:
+	case control.PhaseVerified:
+		if d.rec.Generation > 0 {
+			// A pool domain's agent may have handed its ownership to the
+			// target before it restarted: the pool settles it once the
+			// agent has joined again (KeepOwner, then abort; or destroy),
+			// the guest paused until then.
+			m.log.Warn("a pool domain's migration waits for its commit decision after the agent restart; the pool settles it once the agent has joined",
+				zap.String("domain", d.rec.Name), zap.String("migration", st.ID))
+			return
+		}
+		m.log.Warn("aborting the migration the agent was running before its restart", zap.String("domain", d.rec.Name), zap.String("migration", st.ID), zap.String("phase", string(st.Phase)))
+		_, _ = m.ctlCall(d, control.Request{Op: control.OpMigrateAbort, Reason: "the source agent restarted before the commit"}, 5*time.Second)
+	case control.PhaseSetup, control.PhasePrecopy, control.PhaseStopCopy, control.PhaseSent:
 		m.log.Warn("aborting the migration the agent was running before its restart", zap.String("domain", d.rec.Name), zap.String("migration", st.ID), zap.String("phase", string(st.Phase)))
 		_, _ = m.ctlCall(d, control.Request{Op: control.OpMigrateAbort, Reason: "the source agent restarted before the commit"}, 5*time.Second)
 	case control.PhaseInDoubt:

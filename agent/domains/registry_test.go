@@ -11,6 +11,7 @@ import (
 
 	"github.com/ovs-agent/ovs-agent/agent/vmmproc"
 	"github.com/ovs-agent/ovs-agent/vmm/control"
+	"github.com/ovs-agent/ovs-agent/vmm/guestmem"
 )
 
 // openFake opens a Manager on dir whose VMMs are f's, on a host with
@@ -22,6 +23,9 @@ func openFake(t *testing.T, dir string, f *fakeVMMs, hostMiB uint64) *Manager {
 		HostMemory:    func() (uint64, error) { return hostMiB << 20, nil },
 		MemoryReserve: 128 << 20, HostCPUs: 4,
 		KVMUsable: func() error { return errors.New("no KVM in unit tests") },
+		// No huge pages: what a test of another package does to the
+		// real host's pool is not this host's.
+		HostBacking: func() (guestmem.Host, error) { return guestmem.Host{ShmemTHP: "never"}, nil },
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -352,7 +356,7 @@ const incomingCfg = "name = 'in'\nuuid = '6f1d3c2e-0000-4000-8000-000000000001'\
 func TestIncomingDomainRunsOnceTheMigrationCommits(t *testing.T) {
 	f := newFakeVMMs()
 	m := openFake(t, t.TempDir(), f, 4096)
-	if err := m.Incoming(incomingCfg, "host1"); err != nil {
+	if err := m.Incoming(incomingCfg, "host1", 0, 0); err != nil {
 		t.Fatal(err)
 	}
 	s := f.nextStart(t)
@@ -378,7 +382,7 @@ func TestIncomingMigrationThatDoesNotCompleteLeavesNothing(t *testing.T) {
 	f := newFakeVMMs()
 	dir := t.TempDir()
 	m := openFake(t, dir, f, 4096)
-	if err := m.Incoming(incomingCfg, "host1"); err != nil {
+	if err := m.Incoming(incomingCfg, "host1", 0, 0); err != nil {
 		t.Fatal(err)
 	}
 	s := f.nextStart(t)

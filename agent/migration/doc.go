@@ -15,7 +15,10 @@
 // offline.go (offline: validate, copy, commit), resolve.go (in-doubt and
 // lost commits, asked again until the agent's lifetime ends), receive.go
 // and receive_offline.go (the receiving side), handoff.go (a connection
-// handed to a VMM).
+// handed to a VMM). A pool domain's live migration hands its ownership
+// over through the Pool interface (local.go has the order of its steps);
+// this package keeps its rule: a source that may have handed the
+// ownership over commits and never resumes the guest.
 //
 // Phases move only through vmm/control's transition table
 // (control.SourceAgent for a live or non-live migration, control.OfflineAgent

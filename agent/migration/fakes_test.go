@@ -122,6 +122,7 @@ type fakeTarget struct {
 	states []string // "" the target does not have it; "-" it does not answer
 	asked  int
 	peers  []net.Conn
+	member *relocation.PoolMember // what it answers a receive with
 }
 
 func (t *fakeTarget) dial(_ context.Context, _ relocation.DialOptions, h *relocation.Hello) (net.Conn, *relocation.Welcome, error) {
@@ -138,7 +139,7 @@ func (t *fakeTarget) dial(_ context.Context, _ relocation.DialOptions, h *reloca
 	case relocation.OpReceive:
 		a, b := net.Pipe()
 		t.peers = append(t.peers, b)
-		return a, &relocation.Welcome{OK: true}, nil
+		return a, &relocation.Welcome{OK: true, Member: t.member}, nil
 	}
 	return nil, &relocation.Welcome{Error: "unexpected " + h.Op}, nil
 }
@@ -167,10 +168,10 @@ func (f fakeRepos) MountPoint(uuid string) (string, bool) {
 // fast makes the retries and polls of the package take milliseconds for
 // one test.
 func fast(t *testing.T) {
-	saved := []time.Duration{pollEvery, askEvery, askOfflineEvery, goneEvery, maxLostFor}
-	pollEvery, askEvery, askOfflineEvery, goneEvery, maxLostFor = time.Millisecond, time.Millisecond, time.Millisecond, time.Millisecond, 5*time.Millisecond
+	saved := []time.Duration{pollEvery, askEvery, askOfflineEvery, goneEvery, maxLostFor, handOverRetry}
+	pollEvery, askEvery, askOfflineEvery, goneEvery, maxLostFor, handOverRetry = time.Millisecond, time.Millisecond, time.Millisecond, time.Millisecond, 5*time.Millisecond, 2*time.Millisecond
 	t.Cleanup(func() {
-		pollEvery, askEvery, askOfflineEvery, goneEvery, maxLostFor = saved[0], saved[1], saved[2], saved[3], saved[4]
+		pollEvery, askEvery, askOfflineEvery, goneEvery, maxLostFor, handOverRetry = saved[0], saved[1], saved[2], saved[3], saved[4], saved[5]
 	})
 }
 

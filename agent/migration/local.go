@@ -67,7 +67,7 @@ type Registry interface {
 	CheckIncoming(o relocation.Offer, memMiB int) []relocation.Problem
 	CheckFiles(config string) []relocation.Problem
 	TargetFacts(config string) *relocation.TargetFacts
-	Incoming(config, from string) error
+	Incoming(config, from string, runUntil control.Monotonic, generation int64) error
 	WatchIncoming(name string) domains.State
 	Destroy(name string) error
 	Create(text []byte, source string) (*domains.Info, []string, error)
@@ -86,6 +86,48 @@ type Repositories interface {
 // Dialer reaches a peer agent's relocation port: relocation.Dial, or a
 // fake target agent in tests.
 type Dialer func(ctx context.Context, o relocation.DialOptions, h *relocation.Hello) (net.Conn, *relocation.Welcome, error)
+
+// Pool is what a migration of a pool domain needs of this agent's pool
+// membership (agent/pooldomains.go). A pool domain's live migration hands
+// its ownership over, in this order:
+//
+//	source: Outgoing            the offer carries a PoolMove (pool, owner, generation)
+//	target: Admit               a member of that pool holding its lease, or a hard problem;
+//	                            the incoming VMM starts under the target's run-until time,
+//	                            the Welcome names the member (PoolMember)
+//	target: Receiving           the incoming VMM is renewed with the target's lease
+//	source: (verified)          the source VMM waits for the agent's decision (no auto-commit)
+//	source: HandOver            the owner key moves to the target member's lease
+//	                            (handed: commit, and the source never resumes the guest;
+//	                            kept: abort, the source resumes it; undecided: ask again,
+//	                            the guest paused, its lease no longer renewed here)
+//	source: commit              the target resumes the guest under its own lease
+//	target: Arrived             takes the domain up as owned at the new generation (or
+//	                            releases a key it got for a guest that does not run)
+//	source: MoveEnded           the migration ended, committed or not
+//
+// nil: the agent is in no pool; a pool domain neither leaves nor arrives.
+type Pool interface {
+	// Outgoing is the PoolMove of domain name's offer: nil when it is no
+	// pool domain; an error when it is one that may not move now.
+	Outgoing(name string) (*relocation.PoolMove, error)
+	// HandOver gives name's ownership to the target member. handed: the
+	// target owns it (commit); not handed, no error: this agent kept it,
+	// at a new generation no late hand-over can take (abort); an error:
+	// not known yet.
+	HandOver(name string, to *relocation.PoolMember) (handed bool, err error)
+	// MoveEnded says an outgoing migration of pool domain name ended,
+	// committed (the guest runs on the target) or not.
+	MoveEnded(name string, committed bool)
+	// Admit says who takes pool domain o here and the run-until time its
+	// incoming VMM starts with, or why this agent cannot.
+	Admit(o relocation.Offer) (*relocation.PoolMember, control.Monotonic, error)
+	// Receiving: the incoming VMM of pool domain o runs (renew its lease
+	// until Arrived).
+	Receiving(name string, o relocation.Offer)
+	// Arrived: the incoming migration of pool domain o ended in state st.
+	Arrived(name string, o relocation.Offer, st domains.State)
+}
 
 // Local is both sides of migration on this agent: the sending side
 // (dry run, live and offline migrations, their in-doubt resolution) and
@@ -117,6 +159,8 @@ type Local struct {
 	// Ended, when set, is told of every migration of this agent's that
 	// ended (its final status).
 	Ended func(Status)
+	// Pool is this agent's pool membership (nil: none).
+	Pool Pool
 
 	once sync.Once
 	migs *registry

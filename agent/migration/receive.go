@@ -99,6 +99,13 @@ func (l *Local) checkIncoming(h *relocation.Hello) []relocation.Problem {
 	if o.Engine == "kvm" {
 		checkCPU(&c, o)
 	}
+	if o.Pool != nil {
+		if l.Pool == nil {
+			c.Hard("pool", "%s belongs to pool %s; this agent is in no pool, so it cannot own it", o.Name, o.Pool.Pool)
+		} else if _, _, err := l.Pool.Admit(o); err != nil {
+			c.Hard("pool", "%v", err)
+		}
+	}
 	for _, d := range o.Disks {
 		if domains.IsBootFile(d) {
 			continue // read-only: CheckFiles found it here or said not
@@ -213,29 +220,56 @@ func (l *Local) Receive(ctx context.Context, c net.Conn, r *bufio.Reader, h *rel
 		c.Close()
 		return
 	}
-	if err := l.Domains.Incoming(local, h.Source); err != nil {
+	// A pool domain's incoming VMM runs under this member's lease from
+	// its start (its generation, until the hand-over gives it the new
+	// one, the source's: the guest's fw_cfg files are the source's).
+	var (
+		member   *relocation.PoolMember
+		runUntil control.Monotonic
+		gen      int64
+	)
+	if o := h.Offer; o.Pool != nil {
+		if member, runUntil, err = l.Pool.Admit(o); err != nil {
+			w := &relocation.Welcome{Code: xmlrpc.BadState, Error: "this host cannot take the domain"}
+			w.SetProblems([]relocation.Problem{{Field: "pool", Hard: true, Message: err.Error()}})
+			_ = relocation.WriteWelcome(c, l.welcome(w))
+			c.Close()
+			return
+		}
+		gen = o.Pool.Generation
+	}
+	if err := l.Domains.Incoming(local, h.Source, runUntil, gen); err != nil {
 		log.Warn("incoming migration: VMM did not start", zap.Error(err))
 		_ = relocation.WriteWelcome(c, l.welcome(&relocation.Welcome{Code: xmlrpc.Internal, Error: err.Error()}))
 		c.Close()
 		return
 	}
 	name := h.Offer.Name
-	if err := relocation.WriteWelcome(c, l.welcome(&relocation.Welcome{OK: true})); err != nil {
+	if member != nil {
+		l.Pool.Receiving(name, h.Offer)
+	}
+	watch := func() {
+		st := l.Domains.WatchIncoming(name)
+		log.Info("incoming migration ended", zap.String("state", string(st)))
+		if member != nil {
+			l.Pool.Arrived(name, h.Offer, st)
+		}
+	}
+	if err := relocation.WriteWelcome(c, l.welcome(&relocation.Welcome{OK: true, Member: member})); err != nil {
 		log.Warn("incoming migration: answer the source", zap.Error(err))
 		c.Close()
 		_ = l.Domains.Destroy(name)
+		watch()
 		return
 	}
 	if err := l.handToVMM(c, name, control.Request{Op: control.OpMigrateReceive, Migration: h.Migration, Live: h.Live, ProgressTimeout: l.ProgressTimeout}); err != nil {
 		log.Error("incoming migration: hand the connection to the VMM", zap.Error(err))
 		_ = l.Domains.Destroy(name)
+		watch()
 		return
 	}
 	log.Info("incoming migration: receiving")
-	go func() {
-		st := l.Domains.WatchIncoming(name)
-		log.Info("incoming migration ended", zap.String("state", string(st)))
-	}()
+	go watch()
 }
 
 // handToVMM passes the connection to the domain's VMM with req.

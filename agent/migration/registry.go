@@ -87,7 +87,10 @@ type migration struct {
 	role      control.Role
 	cancel    context.CancelFunc
 	cancelled bool
-	done      chan struct{}
+	// handing: a pool domain's ownership is being handed over, or was
+	// (follower.mayAbort): too late for the operator to cancel.
+	handing bool
+	done    chan struct{}
 }
 
 // moveLocked moves the phase to to when the role's table allows it; an
@@ -233,6 +236,10 @@ func (l *Local) Cancel(id string) (Status, error) {
 		return st, nil
 	}
 	m.mu.Lock()
+	if m.handing {
+		m.mu.Unlock()
+		return st, fmt.Errorf("migration %s is handing its pool domain's ownership over to the target: too late to cancel", id)
+	}
 	m.cancelled = true
 	m.mu.Unlock()
 	m.cancel()

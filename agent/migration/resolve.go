@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"time"
 
+	"go.uber.org/zap"
+
 	"github.com/ovs-agent/ovs-agent/agent/domains"
 	"github.com/ovs-agent/ovs-agent/relocation"
 	"github.com/ovs-agent/ovs-agent/vmm/control"
@@ -43,11 +45,20 @@ func (l *Local) awaitGone(ctx context.Context, name string) {
 }
 
 // resolve settles an in-doubt commit by asking the target's agent whether
-// the domain runs there.
-func (l *Local) resolve(ctx context.Context, name string, offer relocation.Offer, addr string, o Options) {
+// the domain runs there. A pool domain whose ownership was handed over
+// (handed) is never resumed here, even when the target does not run it:
+// the target member owns it, and gives its owner key up once it knows
+// its incoming guest does not run; the pool restarts it from there. Its
+// copy here is destroyed.
+func (l *Local) resolve(ctx context.Context, name string, offer relocation.Offer, addr string, o Options, handed bool) {
 	on, known := l.onTarget(ctx, offer, addr, o)
 	if !known {
 		return // ask again on the next poll; the guest stays paused meanwhile
+	}
+	if handed && !on {
+		l.log().Error("pool domain handed over to the target, which does not run it: its copy here is destroyed, not resumed (the target member owns it)", zap.String("domain", name), zap.String("target", addr))
+		_ = l.Domains.Destroy(name)
+		return
 	}
 	_, _ = l.Domains.Call(name, control.Request{Op: control.OpMigrateResolve, OnTarget: on}, 5*time.Second)
 }
@@ -100,16 +111,33 @@ func (l *Local) resolveInDoubt(ctx context.Context, name, tgt string) {
 	if err != nil {
 		return
 	}
+	// A pool domain's ownership may have gone to the target before the
+	// restart (this agent does not know): it is not resumed here, and if
+	// the target does not run it either, what this agent still owns of it
+	// is given up (MoveEnded) for the pool to restart it.
+	in, _ := l.Domains.Info(name)
+	pooled := in.Generation > 0
 	for range inDoubtTries {
 		resp, err := l.Domains.Call(name, control.Request{Op: control.OpMigrateStatus}, 5*time.Second)
 		if err != nil || resp.Migration == nil || resp.Migration.Phase != control.PhaseInDoubt {
 			return
 		}
-		l.resolve(ctx, name, offer, tgt, Options{})
+		l.resolve(ctx, name, offer, tgt, Options{}, pooled)
+		if pooled && l.Pool != nil && !l.inDoubt(name) {
+			_, err := l.Domains.Info(name)
+			l.Pool.MoveEnded(name, domains.KindOf(err) == domains.NotFound)
+			return
+		}
 		if !sleep(ctx, askEvery) {
 			return
 		}
 	}
+}
+
+// inDoubt says whether name's VMM still says its migration is in doubt.
+func (l *Local) inDoubt(name string) bool {
+	resp, err := l.Domains.Call(name, control.Request{Op: control.OpMigrateStatus}, 5*time.Second)
+	return err == nil && resp.Migration != nil && resp.Migration.Phase == control.PhaseInDoubt
 }
 
 // targetState asks the target's agent for the domain's state there.

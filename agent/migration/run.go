@@ -47,6 +47,11 @@ func (l *Local) Start(name, tgt string, o Options) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	if l.Pool != nil {
+		if offer.Pool, err = l.Pool.Outgoing(name); err != nil {
+			return "", err
+		}
+	}
 	st := Status{Domain: name, Target: addr, Live: o.Live, TLSVerified: o.SSL && o.Fingerprint != ""}
 	return l.launch(st, control.SourceAgent, func(ctx context.Context, m *migration) {
 		l.run(ctx, m, offer, addr, o)
@@ -57,16 +62,20 @@ func (l *Local) Start(name, tgt string, o Options) (string, error) {
 // hand the connections to the source VMM, start its sender, follow it to
 // the end.
 func (l *Local) run(ctx context.Context, m *migration, offer relocation.Offer, addr string, o Options) {
-	files, err := l.connect(ctx, m, offer, addr, o)
+	f := &follower{l: l, m: m, name: m.st.Domain, offer: offer, addr: addr, o: o, movedAt: time.Now()}
+	if offer.Pool != nil {
+		defer func() { l.Pool.MoveEnded(f.name, m.status().Phase == control.PhaseCompleted) }()
+	}
+	files, member, err := l.connect(ctx, m, offer, addr, o)
 	if err != nil {
 		m.end(control.PhaseFailed, err)
 		return
 	}
+	f.member = member
 	if err := l.startSender(m, offer, addr, o, files); err != nil {
 		m.end(control.PhaseFailed, fmt.Errorf("start the sender in the VMM: %w", err))
 		return
 	}
-	f := &follower{l: l, m: m, name: m.st.Domain, offer: offer, addr: addr, o: o, movedAt: time.Now()}
 	f.follow(ctx)
 }
 
@@ -75,7 +84,7 @@ func (l *Local) run(ctx context.Context, m *migration, offer relocation.Offer, a
 // parallel stream are authenticated like the first; a target that
 // refuses one (an older agent, a limit) gets the streams it accepted: the
 // image says how many there are.
-func (l *Local) connect(ctx context.Context, m *migration, offer relocation.Offer, addr string, o Options) ([]*os.File, error) {
+func (l *Local) connect(ctx context.Context, m *migration, offer relocation.Offer, addr string, o Options) ([]*os.File, *relocation.PoolMember, error) {
 	id := m.st.ID
 	streams, why := streamsFor(offer, o)
 	if why != "" {
@@ -85,13 +94,17 @@ func (l *Local) connect(ctx context.Context, m *migration, offer relocation.Offe
 	hello.Channels = streams
 	conn, wl, err := l.dial(ctx, addr, o, hello)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if !wl.OK {
 		if len(wl.Problems) > 0 {
-			return nil, errors.New("the target refused: " + strings.Join(wl.Problems, "; "))
+			return nil, nil, errors.New("the target refused: " + strings.Join(wl.Problems, "; "))
 		}
-		return nil, errors.New(wl.Error)
+		return nil, nil, errors.New(wl.Error)
+	}
+	if offer.Pool != nil && (wl.Member == nil || wl.Member.Host == "" || wl.Member.Lease == 0) {
+		conn.Close()
+		return nil, nil, fmt.Errorf("the target's agent (%s, version %s) took %s without saying which member of pool %s takes it: it cannot own a pool domain (an agent that knows no pools?)", wl.Host, wl.AgentVersion, offer.Name, offer.Pool.Pool)
 	}
 	conns := []net.Conn{conn}
 	for i := 1; i < streams; i++ {
@@ -111,11 +124,11 @@ func (l *Local) connect(ctx context.Context, m *migration, offer relocation.Offe
 				c.Close()
 			}
 			closeAll(files)
-			return nil, err
+			return nil, nil, err
 		}
 		files = append(files, f)
 	}
-	return files, nil
+	return files, wl.Member, nil
 }
 
 // qemuEngine is vmm.EngineQEMU (this package does not import vmm).
@@ -162,7 +175,9 @@ func (l *Local) startSender(m *migration, offer relocation.Offer, addr string, o
 	_, err := l.Domains.Call(m.st.Domain, control.Request{
 		Op: control.OpMigrateSend, Migration: m.st.ID, Target: addr, Live: o.Live,
 		RateLimit: o.RateLimit, MaxDowntime: maxDown, Config: offer.Config, Compress: o.Compress,
-		AutoCommit: true, ProgressTimeout: l.ProgressTimeout,
+		// A pool domain commits only once its ownership is the target's
+		// (follower.step, HandOver).
+		AutoCommit: offer.Pool == nil, ProgressTimeout: l.ProgressTimeout,
 	}, 10*time.Second, files...)
 	return err
 }
@@ -179,6 +194,17 @@ type follower struct {
 
 	committed, stopping, cancelSent bool
 	lostSince                       time.Time // when status calls began to fail while the VMM still ran (zero: they answer)
+
+	// A pool domain's: the target member (from its Welcome), and whether
+	// the ownership went to it (from then on the source commits and
+	// never resumes the guest), or stayed here (aborted).
+	member       *relocation.PoolMember
+	handed, kept bool
+	handOverAt   time.Time // the last hand-over attempt that did not settle
+	// tried: a hand-over was asked for; until it is settled (handed or
+	// kept) nothing but a fence may abort the migration: an abort resumes
+	// the guest here, and the ownership may be the target's.
+	tried bool
 
 	// The watchdog: a status that has not moved for progress_timeout plus
 	// a margin (the VMM bounds its own waits by progress_timeout; this
@@ -223,7 +249,7 @@ func (f *follower) follow(ctx context.Context) {
 // VMM does not end it once told to; true when it ended the migration.
 func (f *follower) watchdog() bool {
 	l := f.l
-	if l.ProgressTimeout <= 0 || f.committed {
+	if l.ProgressTimeout <= 0 || f.committed || !f.mayAbort() {
 		return false
 	}
 	switch {
@@ -238,13 +264,20 @@ func (f *follower) watchdog() bool {
 	return false
 }
 
+// mayAbort says whether the agent may have the source VMM abort (which
+// resumes the guest here): not while a pool domain's hand-over is
+// unsettled, nor once it was handed over.
+func (f *follower) mayAbort() bool {
+	return !f.handed && (!f.tried || f.kept)
+}
+
 // wait waits for the next poll; once the migration is cancelled it tells
 // the VMM (before the commit) and polls faster. False: the agent stops.
 func (f *follower) wait(ctx context.Context) bool {
 	life := f.l.life()
 	select {
 	case <-ctx.Done():
-		if !f.committed && !f.cancelSent {
+		if !f.committed && !f.cancelSent && f.mayAbort() {
 			_, _ = f.l.Domains.Call(f.name, control.Request{Op: control.OpMigrateCancel, Reason: "cancelled"}, 5*time.Second)
 			f.cancelSent = true
 		}
@@ -321,11 +354,39 @@ func (f *follower) step(vs *control.MigrationStatus) bool {
 		f.stopping = true
 	case control.PhaseVerified:
 		f.stopping = true
-		// The VMM commits by itself (AutoCommit); one that predates that
-		// waits for this call, the guest paused meanwhile.
-		if f.m.isCancelled() {
-			_, _ = l.Domains.Call(f.name, control.Request{Op: control.OpMigrateAbort, Reason: "cancelled"}, 5*time.Second)
+		// The VMM commits by itself (AutoCommit); one that predates that,
+		// or a pool domain's, waits for this call, the guest paused
+		// meanwhile.
+		if f.kept || (f.mayAbort() && f.m.isCancelled()) {
+			reason := "cancelled"
+			if f.kept {
+				reason = "the target could not take the pool domain's ownership"
+			}
+			_, _ = l.Domains.Call(f.name, control.Request{Op: control.OpMigrateAbort, Reason: reason}, 5*time.Second)
 			return false
+		}
+		if f.offer.Pool != nil && !f.handed {
+			if time.Since(f.handOverAt) < handOverRetry {
+				return false
+			}
+			f.tried = true
+			f.m.mu.Lock()
+			f.m.handing = true
+			f.m.mu.Unlock()
+			handed, err := l.Pool.HandOver(f.name, f.member)
+			switch {
+			case err != nil:
+				f.handOverAt = time.Now()
+				l.log().Warn("pool domain's ownership not handed over yet; asking again (the guest stays paused)", zap.String("domain", f.name), zap.Error(err), zap.Duration("in", handOverRetry))
+				return false
+			case !handed:
+				f.kept = true
+				f.m.mu.Lock()
+				f.m.handing = false
+				f.m.mu.Unlock()
+				return false
+			}
+			f.handed = true
 		}
 		if _, err := l.Domains.Call(f.name, control.Request{Op: control.OpMigrateCommit}, 5*time.Second); err == nil {
 			f.committed = true
@@ -334,7 +395,7 @@ func (f *follower) step(vs *control.MigrationStatus) bool {
 		f.committed = true
 	case control.PhaseInDoubt:
 		f.committed = true
-		l.resolve(l.life(), f.name, f.offer, f.addr, f.o)
+		l.resolve(l.life(), f.name, f.offer, f.addr, f.o, f.handed)
 	case control.PhaseCompleted:
 		f.complete()
 		return true
@@ -389,6 +450,10 @@ func (f *follower) record(vs *control.MigrationStatus) {
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// handOverRetry is how long a pool domain's migration waits before it
+// asks again for a hand-over whose outcome was not known.
+var handOverRetry = time.Second
 
 // stallMargin is what the agent's watchdog allows on top of
 // progress_timeout before it ends a migration whose status stands still,

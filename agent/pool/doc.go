@@ -30,10 +30,15 @@
 //   - Ownership: a pool domain has one owner at a time, the member whose
 //     lease its owner key is bound to. AcquireOwner creates the key in one
 //     transaction only if it is absent (or already this member's); the
-//     key's create revision is the domain's generation, which only grows;
-//     a transaction whose answer is lost is read back, so that a key bound
-//     to the lease is never left unknown to the caller. OwnedDomains lists
-//     what a member's lease owns.
+//     key's mod revision is the domain's generation, which only grows: a
+//     new owner's key is created at a higher revision, and a live
+//     migration hands the key over (HandOver: rewritten, bound to the
+//     target member's lease, in one transaction guarded by the current
+//     generation and the target's member key) at a higher one again.
+//     KeepOwner settles a hand-over whose outcome is unknown. The key is
+//     written by nothing else. An acquire whose answer is lost is read
+//     back, so that a key bound to the lease is never left unknown to the
+//     caller. OwnedDomains lists what a member's lease owns.
 //   - The pool domain records (domains.go): the spec (DomainSpec) and the
 //     status (DomainStatus) the master writes, their keys, and ReadSpec.
 //
@@ -48,7 +53,7 @@
 //	                                      priority); written by the master only
 //	                                      (Master.Write), read with ReadSpec
 //	/ovs/pools/NAME/domains/UUID/owner    JSON OwnerRecord, bound to the owner's lease;
-//	                                      its create revision is the generation
+//	                                      its mod revision is the generation
 //	/ovs/pools/NAME/domains/UUID/status   JSON DomainStatus (state running, pending
 //	                                      or stopped, host, reason, since);
 //	                                      written by the master only

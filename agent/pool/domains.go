@@ -149,7 +149,7 @@ func (m *Member) OwnedDomains(ctx context.Context) (map[string]int64, error) {
 	for _, kv := range resp.Kvs {
 		uuid, rec, ok := DomainOfKey(m.s.Pool, string(kv.Key))
 		if ok && rec == "owner" && clientv3.LeaseID(kv.Lease) == m.lease {
-			out[uuid] = kv.CreateRevision
+			out[uuid] = kv.ModRevision
 		}
 	}
 	return out, nil

@@ -26,6 +26,12 @@ type Info struct {
 	// when Address serves HTTPS; "" for plain HTTP. Peers calling the
 	// agent (the pool master dispatching) pin it.
 	TLSFingerprint string `json:"tls_sha256,omitempty"`
+	// Relocation is the host:port of the agent's relocation listener
+	// (where a live migration to it connects); "" when it has none.
+	Relocation string `json:"relocation,omitempty"`
+	// Leaving says the agent is stopping and migrating its pool domains
+	// away: it gets no new placements.
+	Leaving bool `json:"leaving,omitempty"`
 }
 
 // MemberRecord is a member's key's value.

@@ -36,8 +36,8 @@ func (e *OwnedError) Is(target error) bool { return target == ErrOwned }
 // AcquireOwner makes this member the owner of domain (its UUID): in one
 // transaction it creates the domain's owner key bound to the member's
 // lease if there is none, or finds it already this member's. It returns
-// the domain's generation, the owner key's create revision, which is
-// higher for every new owner. If another member owns the domain the error
+// the domain's generation, the owner key's mod revision, which is higher
+// for every new owner (HandOver rewrites the key at a higher revision). If another member owns the domain the error
 // is an *OwnedError.
 //
 // A transaction whose answer does not come (ctx ended: the caller, a pool
@@ -50,6 +50,25 @@ func (e *OwnedError) Is(target error) bool { return target == ErrOwned }
 // other member from starting the domain as long as the lease lives. Only
 // when the read back fails too is the outcome unknown; the error says so.
 func (m *Member) AcquireOwner(ctx context.Context, domain string) (int64, error) {
+	return m.acquire(ctx, domain, 0)
+}
+
+// ErrSpecChanged is what AcquireOwnerOfSpec's error wraps when the
+// domain's spec is no longer the one read (deleted or rewritten).
+var ErrSpecChanged = errors.New("the domain's spec changed or was deleted since it was read")
+
+// AcquireOwnerOfSpec is AcquireOwner that also holds only while domain's
+// spec key is still at mod revision specRev (as ReadSpec returned it): a
+// start cannot take the owner key of a domain the pool deleted (or
+// changed) meanwhile.
+func (m *Member) AcquireOwnerOfSpec(ctx context.Context, domain string, specRev int64) (int64, error) {
+	if specRev <= 0 {
+		return 0, fmt.Errorf("pool %s: acquire domain %s: spec revision %d", m.s.Pool, domain, specRev)
+	}
+	return m.acquire(ctx, domain, specRev)
+}
+
+func (m *Member) acquire(ctx context.Context, domain string, specRev int64) (int64, error) {
 	if err := checkSegment("domain", domain); err != nil {
 		return 0, fmt.Errorf("pool %s: acquire: %w", m.s.Pool, err)
 	}
@@ -61,8 +80,12 @@ func (m *Member) AcquireOwner(ctx context.Context, domain string) (int64, error)
 		return 0, err
 	}
 	key := ownerKey(m.s.Pool, domain)
+	conds := []clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(key), "=", 0)}
+	if specRev > 0 {
+		conds = append(conds, clientv3.Compare(clientv3.ModRevision(SpecKey(m.s.Pool, domain)), "=", specRev))
+	}
 	resp, err := m.cli.Txn(ctx).
-		If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
+		If(conds...).
 		Then(clientv3.OpPut(key, string(val), clientv3.WithLease(m.lease))).
 		Else(clientv3.OpGet(key)).
 		Commit()
@@ -78,11 +101,14 @@ func (m *Member) AcquireOwner(ctx context.Context, domain string) (int64, error)
 	}
 	kvs := resp.Responses[0].GetResponseRange().Kvs
 	if len(kvs) == 0 {
+		if specRev > 0 {
+			return 0, fmt.Errorf("pool %s: acquire domain %s: %w; the pool master places it again if it should run", m.s.Pool, domain, ErrSpecChanged)
+		}
 		return 0, fmt.Errorf("pool %s: acquire domain %s: the owner key vanished during the transaction", m.s.Pool, domain)
 	}
 	kv := kvs[0]
 	if clientv3.LeaseID(kv.Lease) == m.lease {
-		return kv.CreateRevision, nil
+		return kv.ModRevision, nil
 	}
 	return 0, m.ownedError(domain, kv)
 }
@@ -112,8 +138,8 @@ func (m *Member) acquireReadBack(ctx context.Context, domain, key string, txnErr
 		return 0, m.ownedError(domain, kv)
 	}
 	m.log.Warn("domain owner: the acquire was carried out though its answer did not come", zap.String("domain", domain),
-		zap.Int64("generation", kv.CreateRevision), zap.NamedError("answer_error", txnErr))
-	return kv.CreateRevision, nil
+		zap.Int64("generation", kv.ModRevision), zap.NamedError("answer_error", txnErr))
+	return kv.ModRevision, nil
 }
 
 func (m *Member) ownedError(domain string, kv *mvccpb.KeyValue) error {
@@ -121,7 +147,7 @@ func (m *Member) ownedError(domain string, kv *mvccpb.KeyValue) error {
 	if err := json.Unmarshal(kv.Value, &r); err != nil {
 		r.Host = fmt.Sprintf("(unreadable owner record: %v)", err)
 	}
-	return &OwnedError{Pool: m.s.Pool, Domain: domain, Host: r.Host, Generation: kv.CreateRevision}
+	return &OwnedError{Pool: m.s.Pool, Domain: domain, Host: r.Host, Generation: kv.ModRevision}
 }
 
 // ReleaseOwner deletes domain's owner key if this member owns it. A
@@ -167,5 +193,116 @@ func (m *Member) Owner(ctx context.Context, domain string) (host string, generat
 	if err := json.Unmarshal(resp.Kvs[0].Value, &r); err != nil {
 		return "", 0, fmt.Errorf("pool %s: owner of domain %s: %w", m.s.Pool, domain, err)
 	}
-	return r.Host, resp.Kvs[0].CreateRevision, nil
+	return r.Host, resp.Kvs[0].ModRevision, nil
+}
+
+// ErrNotHandedOver is what a hand-over that did not happen wraps: the
+// domain is not this member's at the generation given, or the target is
+// not a member under the lease given.
+var ErrNotHandedOver = errors.New("the domain's ownership was not handed over")
+
+// HandOver gives domain, owned by this member at generation gen, to the
+// member toHost under its lease toLease (the target of a live migration,
+// which said both): in one transaction, only if the owner key is still
+// this member's at gen and toHost's member key is bound to toLease, the
+// owner key is rewritten for toHost, bound to toLease. It returns the new
+// generation (the transaction's revision). A hand-over found done already
+// (the key is toLease's) returns the key's generation. An error wrapping
+// ErrNotHandedOver means it did not happen and cannot; any other error
+// leaves the outcome unknown (etcd may still apply it): KeepOwner settles
+// it.
+func (m *Member) HandOver(ctx context.Context, domain string, gen int64, toHost string, toLease clientv3.LeaseID) (int64, error) {
+	if err := checkSegment("domain", domain); err != nil {
+		return 0, fmt.Errorf("pool %s: hand over: %w", m.s.Pool, err)
+	}
+	if err := checkSegment("host", toHost); err != nil {
+		return 0, fmt.Errorf("pool %s: hand over domain %s: %w", m.s.Pool, domain, err)
+	}
+	val, err := json.Marshal(OwnerRecord{Host: toHost})
+	if err != nil {
+		return 0, err
+	}
+	key, mkey := ownerKey(m.s.Pool, domain), memberKey(m.s.Pool, toHost)
+	resp, err := m.cli.Txn(ctx).
+		If(clientv3.Compare(clientv3.ModRevision(key), "=", gen),
+			clientv3.Compare(clientv3.LeaseValue(key), "=", m.lease),
+			clientv3.Compare(clientv3.LeaseValue(mkey), "=", toLease)).
+		Then(clientv3.OpPut(key, string(val), clientv3.WithLease(toLease))).
+		Else(clientv3.OpGet(key), clientv3.OpGet(mkey)).
+		Commit()
+	if err != nil {
+		return 0, fmt.Errorf("pool %s: hand domain %s over to %s: %w", m.s.Pool, domain, toHost, err)
+	}
+	if resp.Succeeded {
+		ngen := resp.Header.Revision
+		m.log.Info("domain handed over", zap.String("domain", domain), zap.String("to", toHost), zap.Int64("generation", gen), zap.Int64("new_generation", ngen))
+		return ngen, nil
+	}
+	kvs := resp.Responses[0].GetResponseRange().Kvs
+	if len(kvs) > 0 && toLease != m.lease && clientv3.LeaseID(kvs[0].Lease) == toLease {
+		return kvs[0].ModRevision, nil
+	}
+	switch {
+	case len(kvs) == 0:
+		return 0, fmt.Errorf("pool %s: hand domain %s over to %s: %w: it has no owner key (its owner's lease ended)", m.s.Pool, domain, toHost, ErrNotHandedOver)
+	case clientv3.LeaseID(kvs[0].Lease) != m.lease || kvs[0].ModRevision != gen:
+		return 0, fmt.Errorf("pool %s: hand domain %s over to %s: %w: %v", m.s.Pool, domain, toHost, ErrNotHandedOver, m.ownedError(domain, kvs[0]))
+	}
+	return 0, fmt.Errorf("pool %s: hand domain %s over to %s: %w: %s is not a member under lease %x (it left, or joined again under another lease)", m.s.Pool, domain, toHost, ErrNotHandedOver, toHost, int64(toLease))
+}
+
+// KeepOwner settles a hand-over of domain (owned here at gen) whose
+// outcome is unknown, or makes sure none can happen any more: in one
+// transaction, if the key is still this member's at gen it is rewritten,
+// still this member's, at a new generation (so that a hand-over guarded
+// by gen that etcd applies later fails). It returns kept true and the new
+// generation; kept false with the key's generation when the key is
+// toLease's (the hand-over happened). Anything else is an error: the
+// domain is no longer this member's.
+func (m *Member) KeepOwner(ctx context.Context, domain string, gen int64, toLease clientv3.LeaseID) (kept bool, ngen int64, err error) {
+	if err := checkSegment("domain", domain); err != nil {
+		return false, 0, fmt.Errorf("pool %s: keep owner: %w", m.s.Pool, err)
+	}
+	val, err := json.Marshal(OwnerRecord{Host: m.Host()})
+	if err != nil {
+		return false, 0, err
+	}
+	key := ownerKey(m.s.Pool, domain)
+	resp, err := m.cli.Txn(ctx).
+		If(clientv3.Compare(clientv3.ModRevision(key), "=", gen),
+			clientv3.Compare(clientv3.LeaseValue(key), "=", m.lease)).
+		Then(clientv3.OpPut(key, string(val), clientv3.WithLease(m.lease))).
+		Else(clientv3.OpGet(key)).
+		Commit()
+	if err != nil {
+		return false, 0, fmt.Errorf("pool %s: keep domain %s: %w", m.s.Pool, domain, err)
+	}
+	if resp.Succeeded {
+		m.log.Info("domain kept (hand-over given up)", zap.String("domain", domain), zap.Int64("generation", gen), zap.Int64("new_generation", resp.Header.Revision))
+		return true, resp.Header.Revision, nil
+	}
+	kvs := resp.Responses[0].GetResponseRange().Kvs
+	switch {
+	case len(kvs) == 0:
+		return false, 0, fmt.Errorf("pool %s: keep domain %s: it has no owner key any more", m.s.Pool, domain)
+	case toLease != 0 && toLease != m.lease && clientv3.LeaseID(kvs[0].Lease) == toLease:
+		return false, kvs[0].ModRevision, nil
+	}
+	return false, 0, fmt.Errorf("pool %s: keep domain %s: %w", m.s.Pool, domain, m.ownedError(domain, kvs[0]))
+}
+
+// OwnerLease says which lease owns domain and at what generation (0, 0
+// when none does).
+func (m *Member) OwnerLease(ctx context.Context, domain string) (clientv3.LeaseID, int64, error) {
+	if err := checkSegment("domain", domain); err != nil {
+		return 0, 0, fmt.Errorf("pool %s: owner: %w", m.s.Pool, err)
+	}
+	resp, err := m.cli.Get(ctx, ownerKey(m.s.Pool, domain))
+	if err != nil {
+		return 0, 0, fmt.Errorf("pool %s: owner of domain %s: %w", m.s.Pool, domain, err)
+	}
+	if len(resp.Kvs) == 0 {
+		return 0, 0, nil
+	}
+	return clientv3.LeaseID(resp.Kvs[0].Lease), resp.Kvs[0].ModRevision, nil
 }

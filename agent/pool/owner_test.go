@@ -159,7 +159,7 @@ func TestAcquireOwnerAnswerLost(t *testing.T) {
 		}
 		for _, ev := range wr.Events {
 			if ev.Type == clientv3.EventTypePut {
-				gen = ev.Kv.CreateRevision
+				gen = ev.Kv.ModRevision
 			}
 		}
 	}

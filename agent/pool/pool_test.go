@@ -621,3 +621,110 @@ func TestJoinResumesPreviousLease(t *testing.T) {
 		t.Errorf("Join resuming a revoked lease: lease %x, resumed %v; want a new lease", int64(n.Lease()), n.Resumed())
 	}
 }
+
+// A hand-over moves the owner key to the target's lease at a higher
+// generation, only from the generation given and only to a member under
+// the lease it names; KeepOwner after it finds it done, and before it
+// makes a late hand-over of the old generation fail.
+func TestHandOverAndKeepOwner(t *testing.T) {
+	c := etcdtest.Start(t, 1)
+	s := settings(c, 6*time.Second)
+	a, b := joinT(t, s, "a"), joinT(t, s, "b")
+	ctx := ctxFor(t, 30*time.Second)
+	const dom = "0004fb00-0006-0000-0000-00000000f00d"
+	g1, err := a.AcquireOwner(ctx, dom)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A wrong lease for b, a stale generation: refused, nothing moved.
+	if _, err := a.HandOver(ctx, dom, g1, "b", a.Lease()); !errors.Is(err, ErrNotHandedOver) {
+		t.Fatalf("hand-over to b under a's lease: %v, want ErrNotHandedOver", err)
+	}
+	if _, err := a.HandOver(ctx, dom, g1-1, "b", b.Lease()); !errors.Is(err, ErrNotHandedOver) {
+		t.Fatalf("hand-over at a stale generation: %v, want ErrNotHandedOver", err)
+	}
+	if host, gen, _ := a.Owner(ctx, dom); host != "a" || gen != g1 {
+		t.Fatalf("after refused hand-overs the owner is %s at %d, want a at %d", host, gen, g1)
+	}
+	// KeepOwner moves a's own generation on: a hand-over guarded by the
+	// old one fails afterwards.
+	kept, g2, err := a.KeepOwner(ctx, dom, g1, b.Lease())
+	if err != nil || !kept || g2 <= g1 {
+		t.Fatalf("KeepOwner: kept %v gen %d err %v, want kept at a generation above %d", kept, g2, err, g1)
+	}
+	if _, err := a.HandOver(ctx, dom, g1, "b", b.Lease()); !errors.Is(err, ErrNotHandedOver) {
+		t.Fatalf("hand-over at the generation KeepOwner replaced: %v, want ErrNotHandedOver", err)
+	}
+	g3, err := a.HandOver(ctx, dom, g2, "b", b.Lease())
+	if err != nil || g3 <= g2 {
+		t.Fatalf("hand-over: gen %d err %v, want a generation above %d", g3, err, g2)
+	}
+	if host, gen, _ := b.Owner(ctx, dom); host != "b" || gen != g3 {
+		t.Fatalf("after the hand-over the owner is %s at %d, want b at %d", host, gen, g3)
+	}
+	if owned, _ := b.OwnedDomains(ctx); owned[dom] != g3 {
+		t.Fatalf("b owns %v, want %s at %d", owned, dom, g3)
+	}
+	if owned, _ := a.OwnedDomains(ctx); len(owned) != 0 {
+		t.Fatalf("a still owns %v", owned)
+	}
+	// Done already: the same hand-over answers the generation; KeepOwner
+	// says it happened; a's AcquireOwner is refused.
+	if g, err := a.HandOver(ctx, dom, g2, "b", b.Lease()); err != nil || g != g3 {
+		t.Fatalf("repeated hand-over: gen %d err %v, want %d", g, err, g3)
+	}
+	if kept, g, err := a.KeepOwner(ctx, dom, g2, b.Lease()); err != nil || kept || g != g3 {
+		t.Fatalf("KeepOwner after the hand-over: kept %v gen %d err %v, want not kept at %d", kept, g, err, g3)
+	}
+	if _, err := a.AcquireOwner(ctx, dom); !errors.Is(err, ErrOwned) {
+		t.Fatalf("a acquires b's domain: %v, want ErrOwned", err)
+	}
+	// The key goes with b's lease.
+	if err := b.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if host, _, _ := a.Owner(ctx, dom); host != "" {
+		t.Fatalf("after b left the owner is %q", host)
+	}
+}
+
+// AcquireOwnerOfSpec takes the owner key only while the spec is the one
+// read: a spec deleted or rewritten meanwhile refuses it.
+func TestAcquireOwnerOfSpec(t *testing.T) {
+	c := etcdtest.Start(t, 1)
+	a := joinT(t, settings(c, 6*time.Second), "a")
+	cli := outside(t, c)
+	ctx := ctxFor(t, 30*time.Second)
+	const dom = "0004fb00-0006-0000-0000-00000000beef"
+	put, err := cli.Put(ctx, SpecKey("test", dom), `{"name":"x"}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rev := put.Header.Revision
+	if _, err := cli.Put(ctx, SpecKey("test", dom), `{"name":"x2"}`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.AcquireOwnerOfSpec(ctx, dom, rev); !errors.Is(err, ErrSpecChanged) {
+		t.Fatalf("acquire with a rewritten spec: %v, want ErrSpecChanged", err)
+	}
+	resp, err := cli.Get(ctx, SpecKey("test", dom))
+	if err != nil {
+		t.Fatal(err)
+	}
+	gen, err := a.AcquireOwnerOfSpec(ctx, dom, resp.Kvs[0].ModRevision)
+	if err != nil || gen <= resp.Kvs[0].ModRevision {
+		t.Fatalf("acquire with the current spec: gen %d err %v", gen, err)
+	}
+	if err := a.ReleaseOwner(ctx, dom); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cli.Delete(ctx, SpecKey("test", dom)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.AcquireOwnerOfSpec(ctx, dom, resp.Kvs[0].ModRevision); !errors.Is(err, ErrSpecChanged) {
+		t.Fatalf("acquire with the spec deleted: %v, want ErrSpecChanged", err)
+	}
+	if host, _, _ := a.Owner(ctx, dom); host != "" {
+		t.Fatalf("owner %q after the refused acquires", host)
+	}
+}

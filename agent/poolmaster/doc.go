@@ -34,9 +34,10 @@
 // Runner's Create, SetDesired, Delete and SetMaintenance are the pool
 // API's changes, done by the master only (ErrNotMaster elsewhere: the
 // agent forwards them); Info and Domains read the pool through any
-// member. Not done here: moving a member's guests away when it goes into
-// maintenance or shuts down (live migration; later work), a pool-wide HA
-// switch (HA is per domain).
+// member. Draining (drain.go): a member in maintenance or stopping moves
+// its own domains away by live migration, its agent asking Away where
+// each goes; the master only keeps them out of its placements. Not done
+// here: a pool-wide HA switch (HA is per domain).
 //
 // It must not touch VMMs or the domain registry: the agent side of a
 // start is pool.start_local on the member's agent. It imports agent/pool,

@@ -470,6 +470,9 @@ func (m *master) candidates(s *Snapshot) []Candidate {
 		}
 		_, maint := s.maintenance[host]
 		c := Candidate{Host: host, FreeMiB: free, Engines: mem.rec.Engines, Maintenance: maint}
+		if mem.rec.Leaving {
+			c.Excluded = "it is stopping (its pool domains are migrating away)"
+		}
 		if mem.rec.Address == "" {
 			c.Excluded = "its record has no API address (its API is not served yet, or [server] tcp_server = no)"
 		}

@@ -212,7 +212,8 @@ func (r *Runner) Delete(ctx context.Context, ref string) error {
 }
 
 // SetMaintenance puts host in maintenance (no new placements) or takes
-// it out. Its running domains stay where they are.
+// it out. The member's own agent migrates its running domains away while
+// it is in maintenance (drain.go).
 func (r *Runner) SetMaintenance(ctx context.Context, host string, on bool) error {
 	if err := pool.CheckSegment("host", host); err != nil {
 		return errorf(Invalid, "%v", err)

@@ -87,7 +87,7 @@ func read(ctx context.Context, cli *clientv3.Client, p string, log *zap.Logger) 
 				if err := json.Unmarshal(kv.Value, &o); err != nil || o.Host == "" {
 					o.Host = "(unreadable owner record)"
 				}
-				d.owner, d.ownerGen = o.Host, kv.CreateRevision
+				d.owner, d.ownerGen = o.Host, kv.ModRevision
 			}
 		}
 	}

@@ -40,7 +40,10 @@ type Spec struct {
 	// agent resolved them); "" leaves each to the engine.
 	EngineBinary string
 	Accel        string
-	Mode         Mode
+	// MemoryBacking is the guest memory's pages as the agent chose them
+	// (4k, hugetlb or thp; auto leaves the choice to the VMM, "" too).
+	MemoryBacking string
+	Mode          Mode
 	// Image is the save image to restore (Restore). ImageFile, when set,
 	// is that image already opened and checked by the caller: the VMM
 	// inherits it and reads /dev/fd/3, so that a path swapped after the
@@ -156,6 +159,9 @@ func (s Spec) args() ([]string, []*os.File) {
 	}
 	if s.Accel != "" {
 		args = append(args, "--accel", s.Accel)
+	}
+	if s.MemoryBacking != "" {
+		args = append(args, "--memory-backing", s.MemoryBacking)
 	}
 	if s.RunUntil != 0 {
 		args = append(args, "--run-until", strconv.FormatInt(int64(s.RunUntil), 10))

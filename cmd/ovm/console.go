@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -35,7 +36,15 @@ Otherwise ovm prints the latest output (a tail) and, with -f, follows it
 until Ctrl-C or the domain stops; bytes on a standard input that is not a
 terminal (a pipe, a file) are typed into the guest, and ovm ends once they
 are sent and the console has been quiet for a second (with -f it follows
-on). Input needs a qemu domain; the workload guest reads none.`
+on). Input needs a qemu domain; the workload guest reads none.
+
+With -o json the console is never interactive: each read that brings
+output (and the first read, whatever it brings, and the one that finds the
+domain stopped) is one JSON document on its own line (JSON lines): {"domain", "offset", "next", "live", "lost",
+"output"}, output being the bytes read as text (bytes that are not UTF-8
+become U+FFFD) and lost the bytes the console dropped before offset since
+the last read. A standard input that is a terminal is not read; one that
+is not is typed in as without -o json.`
 
 func consoleCommand(g *globals) *cobra.Command {
 	var follow bool
@@ -51,7 +60,7 @@ func consoleCommand(g *globals) *cobra.Command {
 			}
 			defer cl.Close()
 			s := &consoleSession{
-				name: args[0], out: cmd.OutOrStdout(), poll: 250 * time.Millisecond,
+				name: args[0], out: cmd.OutOrStdout(), poll: 250 * time.Millisecond, json: g.json(),
 				call: func(method string, reply any, params ...any) error {
 					ctx, cancel := context.WithTimeout(context.Background(), g.timeout)
 					defer cancel()
@@ -63,7 +72,11 @@ func consoleCommand(g *globals) *cobra.Command {
 			defer signal.Stop(stop)
 			in := cmd.InOrStdin()
 			if f, ok := in.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
-				return s.interactive(f, cmd.ErrOrStderr(), stop)
+				if s.json {
+					in = strings.NewReader("") // nothing typed: -o json is for scripts
+				} else {
+					return s.interactive(f, cmd.ErrOrStderr(), stop)
+				}
 			}
 			return s.piped(in, follow, stop)
 		},
@@ -81,6 +94,18 @@ type consoleSession struct {
 	poll time.Duration // between reads of the console
 	off  int64         // next byte wanted; -1 (the tail) before the first read
 	read bool          // the first read happened
+	json bool          // print each read as a JSON line (consoleRead)
+	live bool          // the last read found the domain running
+}
+
+// consoleRead is one read of the console as -o json prints it.
+type consoleRead struct {
+	Domain string `json:"domain"`
+	Offset int64  `json:"offset"`
+	Next   int64  `json:"next"`
+	Live   bool   `json:"live"`
+	Lost   int64  `json:"lost"`
+	Output string `json:"output"`
 }
 
 // consoleChunk is what domain.console answers, asked raw.
@@ -107,11 +132,25 @@ func (s *consoleSession) pull() (got, live bool, err error) {
 	if err != nil {
 		return false, false, fmt.Errorf("domain.console: raw console data is not base64: %w", err)
 	}
+	var lost int64
 	if s.read && c.Offset > s.off {
-		fmt.Fprintf(s.out, "[... %d bytes of console lost ...]\n", c.Offset-s.off)
+		lost = c.Offset - s.off
 	}
-	s.read = true
+	first, stopped := !s.read, s.live && !c.Live
+	s.read, s.live = true, c.Live
 	s.off = c.Next
+	if s.json {
+		if first || stopped || len(data) > 0 || lost > 0 {
+			r := consoleRead{Domain: s.name, Offset: c.Offset, Next: c.Next, Live: c.Live, Lost: lost, Output: string(data)}
+			if err := writeJSONLine(s.out, r); err != nil {
+				return false, false, err
+			}
+		}
+		return len(data) > 0, c.Live, nil
+	}
+	if lost > 0 {
+		fmt.Fprintf(s.out, "[... %s of console lost ...]\n", sizeText(lost))
+	}
 	if _, err := s.out.Write(data); err != nil {
 		return false, false, err
 	}

@@ -132,3 +132,31 @@ func ioPipe() (*os.File, *os.File) {
 	}
 	return r, w
 }
+
+// With -o json each read that brings output is one JSON line, the bytes
+// the console dropped since the last read are counted in lost, and the
+// read that finds the domain stopped is one too.
+func TestConsoleJSONLines(t *testing.T) {
+	var out bytes.Buffer
+	reads := []consoleChunk{
+		{Offset: 0, Raw: base64.StdEncoding.EncodeToString([]byte("boot\n")), Next: 5, Live: true},
+		{Offset: 5, Next: 5, Live: true}, // nothing new: no line
+		{Offset: 105, Raw: base64.StdEncoding.EncodeToString([]byte("login: ")), Next: 112, Live: true}, // 100 bytes lost
+		{Offset: 112, Next: 112, Live: false},
+	}
+	n := 0
+	s := &consoleSession{name: "vm1", out: &out, poll: time.Millisecond, json: true, call: func(method string, reply any, params ...any) error {
+		*reply.(*consoleChunk) = reads[min(n, len(reads)-1)]
+		n++
+		return nil
+	}}
+	if err := s.piped(strings.NewReader(""), true, nil); err != nil {
+		t.Fatal(err)
+	}
+	want := `{"domain":"vm1","offset":0,"next":5,"live":true,"lost":0,"output":"boot\n"}` + "\n" +
+		`{"domain":"vm1","offset":105,"next":112,"live":true,"lost":100,"output":"login: "}` + "\n" +
+		`{"domain":"vm1","offset":112,"next":112,"live":false,"lost":0,"output":""}` + "\n"
+	if out.String() != want {
+		t.Errorf("printed\n%s\nwant\n%s", out.String(), want)
+	}
+}

@@ -51,7 +51,7 @@ func memSetCommand(g *globals) *cobra.Command {
 				return err
 			}
 			return g.show(cmd.OutOrStdout(), out, func(w io.Writer, m map[string]any) {
-				fmt.Fprintf(w, "%s: memory target %v MiB (maxmem %v MiB)\n", m["name"], m["memory_target"], m["maxmem"])
+				fmt.Fprintf(w, "%s: memory target %s (maxmem %s)\n", m["name"], formatScalar("memory_target", m["memory_target"]), formatScalar("maxmem", m["maxmem"]))
 			})
 		},
 	}
@@ -166,8 +166,8 @@ func listCommand(g *globals) *cobra.Command {
 			if err := g.call("domain.list", &out); err != nil {
 				return err
 			}
-			if g.output == "json" {
-				return writeJSON(cmd.OutOrStdout(), out)
+			if g.json() {
+				return writeJSON(cmd.OutOrStdout(), nonNil(out))
 			}
 			printDomainTable(cmd.OutOrStdout(), out)
 			return nil
@@ -184,8 +184,8 @@ func deleteCommand(g *globals) *cobra.Command {
 			if err := g.call("domain.delete", nil, args[0]); err != nil {
 				return err
 			}
-			if g.output == "json" {
-				return writeJSON(cmd.OutOrStdout(), true)
+			if g.json() {
+				return writeJSON(cmd.OutOrStdout(), map[string]any{"name": args[0], "deleted": true})
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "deleted %s\n", args[0])
 			return nil
@@ -232,7 +232,7 @@ func (g *globals) findTemplate(name string) (string, error) {
 
 // show prints a struct result as JSON or with human.
 func (g *globals) show(w io.Writer, m map[string]any, human func(io.Writer, map[string]any)) error {
-	if g.output == "json" {
+	if g.json() {
 		return writeJSON(w, m)
 	}
 	human(w, m)
@@ -241,16 +241,24 @@ func (g *globals) show(w io.Writer, m map[string]any, human func(io.Writer, map[
 
 func printDomainTable(w io.Writer, doms []map[string]any) {
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tSTATE\tMEM(MiB)\tVCPUS\tENGINE\tCPU(s)\tDIRTY\tUPTIME\tREASON")
+	fmt.Fprintln(tw, "NAME\tSTATE\tMEM(MiB)\tVCPUS\tENGINE\tCPU\tDIRTY\tUPTIME\tREASON")
 	for _, d := range doms {
 		engine := orDash(d["engine"])
 		if a, _ := d["accel"].(string); a != "" {
 			engine = fmt.Sprintf("%v/%s", engine, a) // qemu/tcg
 		}
-		fmt.Fprintf(tw, "%v\t%v\t%v\t%v\t%v\t%.1f\t%s\t%s\t%v\n", d["name"], d["state"], d["memory"], d["vcpus"], engine,
-			num(d["cpu_time_seconds"]), rate(num(d["dirty_rate"])), formatScalar("uptime_seconds", d["uptime_seconds"]), orDash(d["reason"]))
+		fmt.Fprintf(tw, "%v\t%v\t%v\t%v\t%v\t%s\t%s\t%s\t%v\n", d["name"], d["state"], d["memory"], d["vcpus"], engine,
+			secondsText(num(d["cpu_time_seconds"])), rateText(num(d["dirty_rate"])), formatScalar("uptime_seconds", d["uptime_seconds"]), orDash(d["reason"]))
 	}
 	tw.Flush()
+}
+
+// nonNil is list, or an empty list for none: a JSON [] rather than null.
+func nonNil[T any](list []T) []T {
+	if list == nil {
+		return []T{}
+	}
+	return list
 }
 
 func orDash(v any) any {
@@ -270,37 +278,37 @@ func num(v any) float64 {
 	return 0
 }
 
-func rate(bps float64) string {
-	if bps <= 0 {
-		return "-"
-	}
-	return humanBytes(int64(bps)) + "/s"
-}
-
 func topCommand(g *globals) *cobra.Command {
 	var iterations int
 	var delay time.Duration
 	c := &cobra.Command{
 		Use:   "top",
 		Short: "Show host load and every domain's CPU, dirty rate and memory, refreshed (like xm top)",
-		Args:  cobra.NoArgs,
+		Long: `Show host load and every domain's CPU, dirty rate and memory, refreshed
+every --delay until Ctrl-C (or -n times), like xm top.
+
+With -o json each refresh is one compact JSON document on its own line
+(JSON lines: host, memory_committed, domains, as host.top answers); -n 1
+prints exactly one.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			out := cmd.OutOrStdout()
 			stop := make(chan os.Signal, 1)
 			signal.Notify(stop, os.Interrupt, syscall.SIGTERM)
 			defer signal.Stop(stop)
-			tty := isTerminal(out)
+			tty := g.isTerminal(out)
 			for i := 0; iterations <= 0 || i < iterations; i++ {
 				var top struct {
-					Host      map[string]any   `xmlrpc:"host"`
-					Committed int64            `xmlrpc:"memory_committed"`
-					Domains   []map[string]any `xmlrpc:"domains"`
+					Host      map[string]any   `xmlrpc:"host" json:"host"`
+					Committed int64            `xmlrpc:"memory_committed" json:"memory_committed"`
+					Domains   []map[string]any `xmlrpc:"domains" json:"domains"`
 				}
 				if err := g.call("host.top", &top); err != nil {
 					return err
 				}
-				if g.output == "json" {
-					if err := writeJSON(out, top); err != nil {
+				if g.json() {
+					top.Domains = nonNil(top.Domains)
+					if err := writeJSONLine(out, top); err != nil {
 						return err
 					}
 				} else {
@@ -310,7 +318,7 @@ func topCommand(g *globals) *cobra.Command {
 					h := top.Host
 					fmt.Fprintf(out, "ovm top - %s  load %.2f %.2f %.2f  cpu %.1f%% of %v  mem %s total, %s available, %s committed to domains\n\n",
 						time.Now().Format("15:04:05"), num(h["load1"]), num(h["load5"]), num(h["load15"]), num(h["cpu_busy_percent"]), h["cpu_count"],
-						humanBytes(int64(num(h["memory_total"]))), humanBytes(int64(num(h["memory_available"]))), humanBytes(top.Committed))
+						sizeText(int64(num(h["memory_total"]))), sizeText(int64(num(h["memory_available"]))), sizeText(top.Committed))
 					printDomainTable(out, top.Domains)
 				}
 				if iterations > 0 && i == iterations-1 {
@@ -328,13 +336,4 @@ func topCommand(g *globals) *cobra.Command {
 	c.Flags().IntVarP(&iterations, "iterations", "n", 0, "refresh this many times, then exit (0: until Ctrl-C)")
 	c.Flags().DurationVarP(&delay, "delay", "d", 2*time.Second, "time between refreshes")
 	return c
-}
-
-func isTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
-	if !ok {
-		return false
-	}
-	st, err := f.Stat()
-	return err == nil && st.Mode()&os.ModeCharDevice != 0 && !strings.EqualFold(os.Getenv("TERM"), "dumb")
 }

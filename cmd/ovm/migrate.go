@@ -96,7 +96,22 @@ func migrateCommand(g *globals) *cobra.Command {
 The target agent's credentials come from --target-user (default admin) and
 --target-password-file (or OVM_TARGET_PASSWORD_FILE); a password is never
 taken from the command line. With -n nothing moves: every reason the
-migration would fail is printed, one per line.`,
+migration would fail is printed, one per line.
+
+Progress: on a terminal a bar shows the phase, the share done, the bytes
+sent of the total, the rate, the ETA (what is left at the current rate; a
+live migration's total grows while the guest dirties pages) and, live, the
+round, the dirty rate and the throttle. Off a terminal (a pipe, a file) it
+prints a plain line each time the figures change:
+  [#########.....................]  31% copying    round 1  sent 40 MiB  left 88 MiB  ...
+then the result line ("migrated ..." or "moved ... offline ..."). Ctrl-C
+cancels the migration.
+
+With -o json standard output gets one document, the migration's last
+migration.status (also when it failed or was cancelled: exit code 1), and
+the bar goes to standard error when that is a terminal; --detach prints
+{"id": ID}; -n prints migration.check's answer (exit code 1 when it finds
+problems).`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts, err := f.options()
@@ -112,10 +127,13 @@ migration would fail is printed, one per line.`,
 				return err
 			}
 			if f.detach {
+				if g.json() {
+					return writeJSON(out, map[string]any{"id": id})
+				}
 				fmt.Fprintln(out, id)
 				return nil
 			}
-			return g.follow(out, id)
+			return g.follow(out, cmd.ErrOrStderr(), id)
 		},
 	}
 	f.bind(mig)
@@ -126,7 +144,7 @@ migration would fail is printed, one per line.`,
 func (f *migrateFlags) bind(c *cobra.Command) {
 	fl := c.Flags()
 	fl.BoolVarP(&f.live, "live", "l", false, "live migration: the domain keeps running while its memory moves")
-	fl.IntVarP(&f.rate, "rate", "r", 0, "bandwidth cap in MB/s (0: none)")
+	fl.IntVarP(&f.rate, "rate", "r", 0, "bandwidth cap in MB/s, 1 MB = 1,000,000 bytes as xm migrate -r (0: none; ovm prints rates in MiB/s)")
 	fl.BoolVarP(&f.dryRun, "dry-run", "n", false, "check only: say every reason the migration would fail")
 	fl.BoolVar(&f.ssl, "ssl", false, "use the TLS relocation port")
 	fl.IntVar(&f.maxDowntime, "max-downtime", 0, "downtime target in ms (default 300)")
@@ -156,8 +174,15 @@ func (g *globals) dryRun(out io.Writer, domain, target string, opts map[string]a
 	if err := g.call("migration.check", &res, domain, target, opts); err != nil {
 		return err
 	}
-	if g.output == "json" {
-		return writeJSON(out, res)
+	if g.json() {
+		res.Problems = nonNil(res.Problems)
+		if err := writeJSON(out, res); err != nil {
+			return err
+		}
+		if !res.OK {
+			return &dryRunFailed{n: len(res.Problems)}
+		}
+		return nil
 	}
 	if res.OK {
 		fmt.Fprintf(out, "dry run: %s can move to %s\n", domain, target)
@@ -233,8 +258,8 @@ func migrateStatusCommand(g *globals) *cobra.Command {
 				if err := g.call("migration.list", &list); err != nil {
 					return err
 				}
-				if g.output == "json" {
-					return writeJSON(out, list)
+				if g.json() {
+					return writeJSON(out, nonNil(list))
 				}
 				for _, m := range list {
 					fmt.Fprintf(out, "%v  %v -> %v  %v  %s\n", m["id"], m["domain"], m["target"], m["phase"], progressLine(m))
@@ -254,50 +279,51 @@ type dryRunFailed struct{ n int }
 
 func (e *dryRunFailed) Error() string { return fmt.Sprintf("dry run found %d problem(s)", e.n) }
 
-// follow draws a progress bar until the migration ends; Ctrl-C cancels it.
-func (g *globals) follow(out io.Writer, id string) error {
+// follow shows the migration's progress until it ends, then what became
+// of it; Ctrl-C cancels it. In text mode the progress and the result go
+// to out: a bar redrawn in place on a terminal, plain lines otherwise. With
+// -o json out gets one document, the last migration.status, and the bar is
+// drawn on errOut when that is a terminal (nothing otherwise).
+func (g *globals) follow(out, errOut io.Writer, id string) error {
 	stop := make(chan os.Signal, 1)
 	signal.Notify(stop, os.Interrupt, syscall.SIGTERM)
 	defer signal.Stop(stop)
-	tty := isTerminal(out)
-	last := ""
+	var view progressView
+	switch {
+	case !g.json():
+		view = newProgress(out, g.isTerminal(out))
+	case g.isTerminal(errOut):
+		view = newProgress(errOut, true)
+	}
 	for {
 		var st map[string]any
 		if err := g.call("migration.status", &st, id); err != nil {
+			if view != nil {
+				view.finish(map[string]any{}, false)
+			}
 			return err
 		}
-		line := fmt.Sprintf("%s %-10v %s", bar(st), st["phase"], progressLine(st))
-		if tty {
-			fmt.Fprintf(out, "\r\033[K%s", line)
-		} else if line != last {
-			fmt.Fprintln(out, line)
+		phase := st["phase"]
+		ended := phase == "completed" || phase == "failed" || phase == "cancelled"
+		if view != nil {
+			if ended {
+				view.finish(st, phase == "completed")
+			} else {
+				view.update(st)
+			}
 		}
-		last = line
-		switch st["phase"] {
-		case "completed":
-			if tty {
-				fmt.Fprintln(out)
-			}
-			if st["offline"] == true {
-				fmt.Fprintf(out, "moved %v to %v offline in %.2fs: %d disk(s) copied (%s sent, %s already there), %d on shared repositories\n",
-					st["domain"], st["target"], num(st["total_seconds"]), int64(num(st["copied_disks"])), humanBytes(int64(num(st["bytes_sent"]))),
-					humanBytes(int64(num(st["resumed_bytes"]))), int64(num(st["shared_disks"])))
-				if k, _ := st["source_kept_as"].(string); k != "" {
-					fmt.Fprintf(out, "the source copy is kept as %s\n", k)
+		if ended {
+			if g.json() {
+				if err := writeJSON(out, st); err != nil {
+					return err
 				}
-				if e, _ := st["error"].(string); e != "" {
-					fmt.Fprintf(out, "warning: %s\n", e)
-				}
-				return nil
+			} else if phase == "completed" {
+				printMigrated(out, st)
 			}
-			fmt.Fprintf(out, "migrated %v to %v in %.2fs, downtime %.1f ms, %d rounds, %s sent\n",
-				st["domain"], st["target"], num(st["total_seconds"]), num(st["downtime_ms"]), int64(num(st["round"])), humanBytes(int64(num(st["bytes_sent"]))))
+			if phase != "completed" {
+				return fmt.Errorf("migration %s %v: %v", id, phase, st["error"])
+			}
 			return nil
-		case "failed", "cancelled":
-			if tty {
-				fmt.Fprintln(out)
-			}
-			return fmt.Errorf("migration %s %v: %v", id, st["phase"], st["error"])
 		}
 		select {
 		case <-stop:
@@ -309,6 +335,24 @@ func (g *globals) follow(out io.Writer, id string) error {
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
+}
+
+// printMigrated is the line on a completed migration.
+func printMigrated(out io.Writer, st map[string]any) {
+	if st["offline"] == true {
+		fmt.Fprintf(out, "moved %v to %v offline in %s: %d disk(s) copied (%s sent, %s already there), %d on shared repositories\n",
+			st["domain"], st["target"], secondsText(num(st["total_seconds"])), int64(num(st["copied_disks"])), sizeText(int64(num(st["bytes_sent"]))),
+			sizeText(int64(num(st["resumed_bytes"]))), int64(num(st["shared_disks"])))
+		if k, _ := st["source_kept_as"].(string); k != "" {
+			fmt.Fprintf(out, "the source copy is kept as %s\n", k)
+		}
+		if e, _ := st["error"].(string); e != "" {
+			fmt.Fprintf(out, "warning: %s\n", e)
+		}
+		return
+	}
+	fmt.Fprintf(out, "migrated %v to %v in %s, downtime %s, %d rounds, %s sent\n",
+		st["domain"], st["target"], secondsText(num(st["total_seconds"])), msText(num(st["downtime_ms"])), int64(num(st["round"])), sizeText(int64(num(st["bytes_sent"]))))
 }
 
 func bar(st map[string]any) string {
@@ -329,7 +373,7 @@ func bar(st map[string]any) string {
 }
 
 func progressLine(st map[string]any) string {
-	return fmt.Sprintf("round %d  sent %s  left %s  %s  dirty %s  downtime~%.0fms  throttle %d%%",
-		int64(num(st["round"])), humanBytes(int64(num(st["bytes_sent"]))), humanBytes(int64(num(st["bytes_remaining"]))),
-		rate(num(st["throughput"])), rate(num(st["dirty_rate"])), num(st["expected_downtime_ms"]), int64(num(st["throttle_percent"])))
+	return fmt.Sprintf("round %d  sent %s  left %s  %s  dirty %s  downtime~%s  throttle %d%%",
+		int64(num(st["round"])), sizeText(int64(num(st["bytes_sent"]))), sizeText(int64(num(st["bytes_remaining"]))),
+		rateText(num(st["throughput"])), rateText(num(st["dirty_rate"])), msText(num(st["expected_downtime_ms"])), int64(num(st["throttle_percent"])))
 }

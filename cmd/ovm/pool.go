@@ -74,8 +74,8 @@ func poolDomainsCommand(g *globals) *cobra.Command {
 			if err := g.call("pool.domains", &ds); err != nil {
 				return err
 			}
-			if g.output == "json" {
-				return writeJSON(cmd.OutOrStdout(), ds)
+			if g.json() {
+				return writeJSON(cmd.OutOrStdout(), nonNil(ds))
 			}
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 2, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "NAME\tUUID\tHOST\tDESIRED\tHA\tPRIO\tMiB\tSTATE\tREASON")
@@ -135,6 +135,9 @@ func poolRefCommand(g *globals, verb, short, method string) *cobra.Command {
 				if err := g.call(method, nil, a[0]); err != nil {
 					return err
 				}
+				if g.json() {
+					return writeJSON(cmd.OutOrStdout(), map[string]any{"name": a[0], "deleted": true})
+				}
 				fmt.Fprintf(cmd.OutOrStdout(), "%s removed from the pool\n", a[0])
 				return nil
 			}
@@ -162,6 +165,9 @@ func poolMaintenanceCommand(g *globals) *cobra.Command {
 			}
 			if err := g.call("pool.maintenance", nil, a[0], on); err != nil {
 				return err
+			}
+			if g.json() {
+				return writeJSON(cmd.OutOrStdout(), map[string]any{"host": a[0], "maintenance": on})
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "%s: maintenance %s\n", a[0], a[1])
 			return nil

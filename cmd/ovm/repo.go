@@ -37,7 +37,7 @@ func printRepoReport(w io.Writer, rep map[string]any) {
 	for _, x := range repos {
 		r, _ := x.(map[string]any)
 		fmt.Fprintf(tw, "%v\t%v\t%v\t%v\t%v\t%s\t%s\t%v\n", r["uuid"], r["state"], orDash(r["shared"]), orDash(r["mount_point"]), r["source"],
-			humanBytes(int64(num(r["size"]))), humanBytes(int64(num(r["free"]))), orDash(r["description"]))
+			sizeText(int64(num(r["size"]))), sizeText(int64(num(r["free"]))), orDash(r["description"]))
 		if e, _ := r["error"].(string); e != "" {
 			fmt.Fprintf(tw, "\t  error: %s\n", e)
 		}
@@ -52,7 +52,7 @@ func printRepoReport(w io.Writer, rep map[string]any) {
 
 func repoAddCommand(g *globals) *cobra.Command {
 	var options string
-	add := &cobra.Command{Use: "add [-o OPTIONS] SOURCE", Short: "Add an existing repository (it holds a .ovsrepo) and mount it", Args: cobra.ExactArgs(1),
+	add := &cobra.Command{Use: "add [--options OPTIONS] SOURCE", Short: "Add an existing repository (it holds a .ovsrepo) and mount it", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, a []string) error {
 			var st map[string]any
 			if err := g.call("repository.add", &st, a[0], options); err != nil {
@@ -60,7 +60,8 @@ func repoAddCommand(g *globals) *cobra.Command {
 			}
 			return g.show(cmd.OutOrStdout(), st, printStruct)
 		}}
-	add.Flags().StringVarP(&options, "options", "o", "", "mount options, as mount -o takes them")
+	// No -o shorthand: -o is ovm's output format (two -o made cobra panic).
+	add.Flags().StringVar(&options, "options", "", "mount options, as mount -o takes them")
 	return add
 }
 
@@ -76,13 +77,13 @@ func repoItemsCommand(g *globals, use, short, method string) *cobra.Command {
 			if err := g.call(method, &items, a[1]); err != nil {
 				return err
 			}
-			if g.output == "json" {
-				return writeJSON(cmd.OutOrStdout(), items)
+			if g.json() {
+				return writeJSON(cmd.OutOrStdout(), nonNil(items))
 			}
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 2, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "NAME\tSIZE\tMEMORY\tVCPUS\tPATH\tERROR")
+			fmt.Fprintln(tw, "NAME\tSIZE\tMEM(MiB)\tVCPUS\tPATH\tERROR")
 			for _, t := range items {
-				fmt.Fprintf(tw, "%v\t%s\t%v\t%v\t%v\t%v\n", t["name"], humanBytes(int64(num(t["size"]))), orDash(t["memory"]), orDash(t["vcpus"]), t["path"], orDash(t["error"]))
+				fmt.Fprintf(tw, "%v\t%s\t%v\t%v\t%v\t%v\n", t["name"], sizeText(int64(num(t["size"]))), orDash(t["memory"]), orDash(t["vcpus"]), t["path"], orDash(t["error"]))
 			}
 			return tw.Flush()
 		}}

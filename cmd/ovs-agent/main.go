@@ -50,8 +50,16 @@ func main() {
 
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	root := &cobra.Command{
-		Use:           "ovs-agent",
-		Short:         "Per-host virtualization agent: XML-RPC API, domains, relocation, repositories",
+		Use:   "ovs-agent",
+		Short: "Per-host virtualization agent: XML-RPC API, domains, relocation, repositories",
+		Long: `ovs-agent is the per-host virtualization agent. 'ovs-agent serve' is the
+daemon, which the systemd unit and the init script run: it serves the XML-RPC
+API to manager software and to ovm (HTTPS on port 8899, and the local unix
+socket), runs each domain in its own ovs-vmm process, receives migrated
+domains on the relocation port (8002), and keeps the storage repositories of
+/etc/ovs/repositories mounted under /OVS. The other commands serve the
+operator: status, configure, check-config, hash-password, version, and repo
+(what ovs-makerepo, ovs-offlinerepo and ovsrepositories call).`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
@@ -60,6 +68,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	root.SetErr(stderr)
 	root.SetArgs(args)
 	root.AddCommand(serveCmd(), statusCmd(), configureCmd(), checkConfigCmd(), hashPasswordCmd(), versionCmd(), repoCmd())
+	root.AddCommand(genManCmd(root))
 	err := root.Execute()
 	if err == nil {
 		return 0

@@ -33,6 +33,7 @@ func run() int {
 	engine := flag.String("engine", vmm.EngineKVM, "engine: kvm, sim or qemu")
 	binary := flag.String("engine-binary", "", "the engine's program (qemu: qemu-system-x86_64); \"\" for its default")
 	accel := flag.String("accel", "", "the qemu engine's accelerator: kvm or tcg; \"\" to probe")
+	backing := flag.String("memory-backing", "", "the guest memory's pages: auto, 4k, hugetlb or thp; \"\" for the vm.cfg's memory_backing (auto without one)")
 	dir := flag.String("dir", "", "the domain's directory (console.log, exit.json)")
 	socket := flag.String("socket", "", "control socket path")
 	incoming := flag.Bool("incoming", false, "wait for an incoming migration instead of booting")
@@ -40,7 +41,11 @@ func run() int {
 	runUntil := flag.Int64("run-until", 0, "the lease's run-until time, CLOCK_BOOTTIME nanoseconds: the guest is fenced past it (0: no fencing)")
 	generation := flag.Int64("generation", 0, "the generation of the domain's owner (a pool's owner key revision)")
 	host := flag.String("host", "", "this host's name in the domain's pool (its member name); \"\" for the system's host name")
+	man := flag.String("man", "", "write the manual page ovs-vmm.8 into this directory and exit")
 	flag.Parse()
+	if *man != "" {
+		return writeManPage(*man, flag.CommandLine)
+	}
 	if *cfgPath == "" || *dir == "" || *socket == "" {
 		fmt.Fprintln(os.Stderr, "usage: ovs-vmm --config VM.CFG --dir DIR --socket PATH [--engine kvm|sim|qemu] [--engine-binary PATH] [--accel kvm|tcg]")
 		return 2
@@ -61,6 +66,9 @@ func run() int {
 	}
 	opts := vmm.OptionsFromConfig(cfg, *engine, *dir, *socket)
 	opts.EngineBinary, opts.Accel = *binary, *accel
+	if *backing != "" {
+		opts.MemoryBacking = *backing
+	}
 	opts.RunUntil, opts.Generation, opts.Host = control.Monotonic(*runUntil), *generation, *host
 	if *generation < 0 {
 		return failed(fmt.Errorf("--generation %d: a generation is never negative", *generation))

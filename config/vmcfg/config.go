@@ -57,12 +57,20 @@ const (
 	KeyOnReboot   = "on_reboot"
 	KeyOnCrash    = "on_crash"
 	KeyWorkload   = "workload"
+	// KeyMemoryBacking is the guest memory's pages: auto, 4k, hugetlb or
+	// thp ([agent] memory_backing of agent.ini when absent).
+	KeyMemoryBacking = "memory_backing"
 )
+
+// MemoryBackings are the values of memory_backing: the best the host has
+// (auto), 4 KiB pages, hugetlbfs 2 MiB pages from the host's reserved
+// pool, transparent huge pages of shared memory.
+var MemoryBackings = []string{"auto", "4k", "hugetlb", "thp"}
 
 var typedKeys = map[string]bool{
 	KeyName: true, KeyUUID: true, KeyMemory: true, KeyMaxMem: true, KeyVCPUs: true,
 	KeyDisk: true, KeyVIF: true, KeyOnPoweroff: true, KeyOnReboot: true,
-	KeyOnCrash: true, KeyWorkload: true,
+	KeyOnCrash: true, KeyWorkload: true, KeyMemoryBacking: true,
 	KeyKernel: true, KeyRamdisk: true, KeyExtra: true, KeyRoot: true, KeyBootloader: true,
 	KeyBootloaderArgs: true, KeyBootargs: true, KeyBuilder: true, KeyBoot: true, KeySerial: true,
 	KeyVFB: true, KeyVNC: true, KeyVNCListen: true, KeyVNCUnused: true, KeyVNCDisplay: true,
@@ -89,6 +97,9 @@ type Config struct {
 	// WorkloadSpec is its parsed form, and what Marshal writes.
 	Workload     string
 	WorkloadSpec Workload
+	// MemoryBacking is memory_backing as written, lower case ("" if
+	// absent: the host's default).
+	MemoryBacking string
 
 	// An operating system's boot (see Guest). Paths are as written:
 	// resolving them is the caller's business.
@@ -238,6 +249,10 @@ func (c *Config) decode(a assignment, r *reporter, src *source) {
 		c.OnReboot, _ = str(a, r)
 	case KeyOnCrash:
 		c.OnCrash, _ = str(a, r)
+	case KeyMemoryBacking:
+		if s, ok := str(a, r); ok {
+			c.MemoryBacking = strings.ToLower(strings.TrimSpace(s))
+		}
 	case KeyWorkload:
 		if s, ok := str(a, r); ok {
 			c.Workload = s
@@ -479,6 +494,9 @@ func (v *validation) scalars() {
 			r.errorf(line(a.key), a.key, "%s is not one of %s", quote(a.val), strings.Join(actions, ", "))
 		}
 	}
+	if v.ok(KeyMemoryBacking) && c.MemoryBacking != "" && !contains(MemoryBackings, c.MemoryBacking) {
+		r.errorf(line(KeyMemoryBacking), KeyMemoryBacking, "%s is not one of %s", quote(c.MemoryBacking), strings.Join(MemoryBackings, ", "))
+	}
 }
 
 // disks checks every disk of a Config built in code, and that no two
@@ -657,7 +675,7 @@ func (c *Config) Equal(o *Config) bool {
 	}
 	if c.Name != o.Name || c.UUID != o.UUID || c.Memory != o.Memory || c.MaxMem != o.MaxMem ||
 		c.VCPUs != o.VCPUs || c.OnPoweroff != o.OnPoweroff || c.OnReboot != o.OnReboot ||
-		c.OnCrash != o.OnCrash || c.WorkloadSpec != o.WorkloadSpec {
+		c.OnCrash != o.OnCrash || c.WorkloadSpec != o.WorkloadSpec || c.MemoryBacking != o.MemoryBacking {
 		return false
 	}
 	if c.Kernel != o.Kernel || c.Ramdisk != o.Ramdisk || c.Extra != o.Extra || c.Root != o.Root ||

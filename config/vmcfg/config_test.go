@@ -236,6 +236,9 @@ func TestTypedValues(t *testing.T) {
 		{"on_poweroff = 'preserve'", func(c *Config) bool { return c.OnPoweroff == ActionPreserve }},
 		{"on_reboot = 'rename-restart'", func(c *Config) bool { return c.OnReboot == ActionRenameRestart }},
 		{"workload = ''", func(c *Config) bool { return c.WorkloadSpec == DefaultWorkload() }},
+		{"memory_backing = 'HugeTLB'", func(c *Config) bool { return c.MemoryBacking == "hugetlb" && len(c.Warnings) == 0 }},
+		{"memory_backing = 'thp'", func(c *Config) bool { return c.MemoryBacking == "thp" }},
+		{"name = 'x'", func(c *Config) bool { return c.MemoryBacking == "" }},
 		{"memory = 512\nworkload = 'hot=256M,touch=256M'", func(c *Config) bool { return c.WorkloadSpec.HotBytes == 256<<20 }},
 		{"memory = 2048\nworkload = 'touch=1G,hb=500ms,seed=0x10'", func(c *Config) bool {
 			return c.WorkloadSpec.Touch == 1<<30 && c.WorkloadSpec.HeartbeatEvery == 500*time.Millisecond && c.WorkloadSpec.Seed == 16

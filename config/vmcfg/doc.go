@@ -27,8 +27,9 @@
 //
 // Options ovs-agent uses become typed fields of Config, with xend's
 // defaults filled in and validated: name, uuid, memory, maxmem, vcpus,
-// disk, vif, on_poweroff, on_reboot, on_crash, the ovs-agent option
-// workload, and an operating system's boot and display: kernel, ramdisk,
+// disk, vif, on_poweroff, on_reboot, on_crash, the ovs-agent options
+// workload and memory_backing (auto, 4k, hugetlb or thp; absent: the
+// host's [agent] memory_backing), and an operating system's boot and display: kernel, ramdisk,
 // root, extra (Config.KernelCmdline builds "root=<root> <extra>" as
 // xend), bootloader (pygrub only: the agent never runs a program a vm.cfg
 // names), bootloader_args (xm: bootargs; read as pygrub's options by

@@ -33,6 +33,9 @@ func (c *Config) Marshal() []byte {
 	assign(KeyOnPoweroff, quotePython(c.OnPoweroff))
 	assign(KeyOnReboot, quotePython(c.OnReboot))
 	assign(KeyOnCrash, quotePython(c.OnCrash))
+	if c.MemoryBacking != "" {
+		assign(KeyMemoryBacking, quotePython(c.MemoryBacking))
+	}
 	c.marshalOS(assign)
 	if len(c.Disks) > 0 {
 		items := make([]string, len(c.Disks))

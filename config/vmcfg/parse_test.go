@@ -231,7 +231,8 @@ func TestAllErrorsCollected(t *testing.T) {
 		"   'x',\n" + // 8
 		"   y,\n" + // 9
 		"]\n" + // 10
-		"on_crash = 'explode'\n" // 11
+		"on_crash = 'explode'\n" + // 11
+		"memory_backing = 'huge'\n" // 12
 	_, err := Parse("vm.cfg", []byte(src))
 	want := []string{
 		`vm.cfg:2: a: expected ',' or ']' (closing the '[' on line 2), found number 2`,
@@ -240,6 +241,7 @@ func TestAllErrorsCollected(t *testing.T) {
 		`vm.cfg:6: vcpus: 1.5 is not an integer number of virtual CPUs`,
 		`vm.cfg:9: c: name references such as y are not supported: vm.cfg is read as data, so write the value itself`,
 		`vm.cfg:11: on_crash: "explode" is not one of destroy, restart, preserve, rename-restart, coredump-destroy, coredump-restart`,
+		`vm.cfg:12: memory_backing: "huge" is not one of auto, 4k, hugetlb, thp`,
 	}
 	if err == nil || err.Error() != strings.Join(want, "\n") {
 		t.Errorf("errors\n got: %v\nwant: %s", err, strings.Join(want, "\n"))

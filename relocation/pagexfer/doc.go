@@ -16,7 +16,9 @@
 //     auto-converge throttling, a rate cap), or non-live one-pass;
 //     SendStreams over several connections;
 //   - Receive and ReceiveStreams: apply an image to a Sink (FdSink: pwrite
-//     and hole punching on the target memfd), checking every checksum and
+//     and hole punching on the target memfd; the VMM lands huge-page
+//     memory through its mapping instead: the stream does not say what
+//     the memory is made of, the target chooses), checking every checksum and
 //     count;
 //   - the control messages of the two-phase commit that follows the image
 //     (Verified/Failed, Commit/Abort, Resumed/ResumeFailed);

@@ -18,7 +18,9 @@ import (
 type Sink interface {
 	// Size returns the bytes of memory; it must equal Header.MemSize.
 	Size() uint64
-	// WriteAt writes whole pages (pwrite into the memfd).
+	// WriteAt writes whole pages (FdSink: pwrite into a 4 KiB memfd;
+	// memory of huge pages, which takes no pwrite or would get 4 KiB
+	// pages from it, is written through its mapping by the VMM's sink).
 	WriteAt(p []byte, off int64) (int, error)
 	// ZeroRange makes [off, off+n) read as zero again (for a memfd:
 	// fallocate PUNCH_HOLE, which also frees the pages).

@@ -21,10 +21,11 @@ type Source interface {
 	// Size returns the bytes of guest memory, a multiple of PageSize.
 	Size() uint64
 	// ReadAt reads guest memory without faulting untouched pages in
-	// (pread on the memfd).
+	// (the mapping for pages that hold data, pread for holes).
 	ReadAt(p []byte, off int64) (int, error)
 	// DataRanges returns the ranges of memory that hold data; everything
-	// else is zero and is never read or sent.
+	// else is zero and is never read or sent. Huge-page memory may name
+	// whole 2 MiB pages: their zero 4 KiB pages go as zero pages.
 	DataRanges() ([]Range, error)
 	// SetDirtyLogging turns dirty-page tracking on (from a clean log) or off.
 	SetDirtyLogging(on bool) error

@@ -216,6 +216,11 @@ type Info struct {
 	// most it may be given (maxmem).
 	BalloonBytes   uint64 `json:"balloon_bytes,omitempty"`
 	MaxMemoryBytes uint64 `json:"max_memory_bytes,omitempty"`
+	// MemoryBacking is what guest memory is made of: 4k, hugetlb or thp
+	// ("" before it is made); MemoryBackingWhy says why (the choice of
+	// auto, or the option that asked for it).
+	MemoryBacking    string `json:"memory_backing,omitempty"`
+	MemoryBackingWhy string `json:"memory_backing_why,omitempty"`
 	// The guest's disk and network I/O, in bytes, since it started.
 	DiskReadBytes  uint64 `json:"disk_read_bytes,omitempty"`
 	DiskWriteBytes uint64 `json:"disk_write_bytes,omitempty"`

@@ -19,36 +19,65 @@ const PageSize = 4096
 // and the checker read it through ReadAt and DataRanges, which do not fault
 // untouched pages in.
 type RAM struct {
-	fd   int
-	size uint64
-	mem  []byte
-	name string
+	fd      int
+	size    uint64
+	mem     []byte
+	name    string
+	backing Backing
 }
 
-// NewRAM creates size bytes of zeroed guest memory (memfd_create,
-// ftruncate, mmap MAP_SHARED|MAP_NORESERVE).
+// NewRAM creates size bytes of zeroed guest memory of 4 KiB pages
+// (memfd_create, ftruncate, mmap MAP_SHARED|MAP_NORESERVE).
 func NewRAM(name string, size uint64) (*RAM, error) {
+	return NewBackedRAM(name, size, Backing4K)
+}
+
+// NewBackedRAM creates size bytes of zeroed guest memory on backing b (4k,
+// hugetlb or thp; auto must have been resolved by Choose). hugetlb memory
+// must be a whole number of 2 MiB pages; all of them are reserved from the
+// pool by the mapping (no MAP_NORESERVE: a guest must not die of a fault
+// the pool cannot serve), and when the free pool is too small NewBackedRAM
+// fails with ErrHugePages.
+func NewBackedRAM(name string, size uint64, b Backing) (*RAM, error) {
 	if size == 0 || size%PageSize != 0 {
 		return nil, fmt.Errorf("guest memory %q: size %d is not a positive multiple of %d", name, size, PageSize)
 	}
-	fd, err := unix.MemfdCreate(name, unix.MFD_CLOEXEC)
+	flags := unix.MFD_CLOEXEC
+	switch b {
+	case Backing4K, BackingTHP:
+	case BackingHugeTLB:
+		if size%HugePageSize != 0 {
+			return nil, fmt.Errorf("guest memory %q: hugetlb memory must be a multiple of 2 MiB, not %d bytes", name, size)
+		}
+		flags |= unix.MFD_HUGETLB | unix.MFD_HUGE_2MB
+	default:
+		return nil, fmt.Errorf("guest memory %q: backing %q is not 4k, hugetlb or thp", name, b)
+	}
+	fd, err := unix.MemfdCreate(name, flags)
 	if err != nil {
-		return nil, fmt.Errorf("guest memory %q: memfd_create: %w", name, err)
+		return nil, fmt.Errorf("guest memory %q: memfd_create (%s): %w", name, b, err)
 	}
 	if err := unix.Ftruncate(fd, int64(size)); err != nil {
 		unix.Close(fd)
 		return nil, fmt.Errorf("guest memory %q: ftruncate to %d bytes: %w", name, size, err)
 	}
-	r, err := mapRAM(fd, size, name)
+	r, err := mapBacked(fd, size, name, b)
 	if err != nil {
 		unix.Close(fd)
+		if b == BackingHugeTLB && errors.Is(err, unix.ENOMEM) {
+			h, _ := ReadHost()
+			return nil, fmt.Errorf("guest memory %q: %w", name, HugeTLBShortage(size, h))
+		}
 		return nil, err
 	}
 	return r, nil
 }
 
 // OpenRAM maps an existing memfd of size bytes (for example one received
-// over a unix socket). The RAM takes ownership of fd.
+// over a unix socket); a hugetlbfs one is known as such (its thp advice,
+// if any, is the creator's). The DataRanges of a hugetlbfs one are the
+// pages mapped here: pages another process wrote are not among them until
+// this mapping touches them. The RAM takes ownership of fd.
 func OpenRAM(fd int, size uint64, name string) (*RAM, error) {
 	var st unix.Stat_t
 	if err := unix.Fstat(fd, &st); err != nil {
@@ -60,15 +89,99 @@ func OpenRAM(fd int, size uint64, name string) (*RAM, error) {
 	if size == 0 || size%PageSize != 0 {
 		return nil, fmt.Errorf("guest memory %q: size %d is not a positive multiple of %d", name, size, PageSize)
 	}
-	return mapRAM(fd, size, name)
+	b := Backing4K
+	var fs unix.Statfs_t
+	if err := unix.Fstatfs(fd, &fs); err == nil && fs.Type == unix.HUGETLBFS_MAGIC {
+		b = BackingHugeTLB
+	}
+	return mapBacked(fd, size, name, b)
 }
 
-func mapRAM(fd int, size uint64, name string) (*RAM, error) {
-	mem, err := unix.Mmap(fd, 0, int(size), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED|unix.MAP_NORESERVE)
-	if err != nil {
-		return nil, fmt.Errorf("guest memory %q: mmap %d bytes: %w", name, size, err)
+func mapBacked(fd int, size uint64, name string, b Backing) (*RAM, error) {
+	flags := unix.MAP_SHARED | unix.MAP_NORESERVE
+	if b == BackingHugeTLB {
+		flags = unix.MAP_SHARED
 	}
-	return &RAM{fd: fd, size: size, mem: mem, name: name}, nil
+	mem, err := unix.Mmap(fd, 0, int(size), unix.PROT_READ|unix.PROT_WRITE, flags)
+	if err != nil {
+		return nil, fmt.Errorf("guest memory %q: mmap %d bytes (%s): %w", name, size, b, err)
+	}
+	if b == BackingTHP {
+		if err := unix.Madvise(mem, unix.MADV_HUGEPAGE); err != nil {
+			unix.Munmap(mem)
+			return nil, fmt.Errorf("guest memory %q: madvise(MADV_HUGEPAGE): %w", name, err)
+		}
+	}
+	return &RAM{fd: fd, size: size, mem: mem, name: name, backing: b}, nil
+}
+
+// Backing returns what the memory is made of.
+func (r *RAM) Backing() Backing { return r.backing }
+
+// WriteAt lands p at off through the shared mapping: the way into a
+// hugetlbfs memfd (which takes no write(2)), one fault per 2 MiB page, and
+// into a thp one (a write(2) into shmem allocates 4 KiB pages; a fault in
+// the madvised mapping a 2 MiB one). Callers may write different pages at
+// once.
+func (r *RAM) WriteAt(p []byte, off int64) (int, error) {
+	if off < 0 || uint64(off) > r.size || uint64(len(p)) > r.size-uint64(off) {
+		return 0, fmt.Errorf("guest memory %q: write of %d bytes at %d outside %d bytes", r.name, len(p), off, r.size)
+	}
+	return copy(r.mem[off:], p), nil
+}
+
+// ZeroRange makes [off, off+n) read as zero: whole pages are punched out
+// (fallocate PUNCH_HOLE, which frees them). On hugetlbfs the part of a 2
+// MiB page a range covers partly is cleared through the mapping when the
+// page holds data (kernels before 6.2 leave such parts alone when
+// punching; a page without data reads as zero already).
+func (r *RAM) ZeroRange(off, n uint64) error {
+	if off > r.size || n > r.size-off {
+		return fmt.Errorf("guest memory %q: zero %d bytes at %d outside %d bytes", r.name, n, off, r.size)
+	}
+	if r.backing != BackingHugeTLB {
+		return r.punch(off, n)
+	}
+	end := off + n
+	lo := (off + HugePageSize - 1) / HugePageSize * HugePageSize
+	hi := end / HugePageSize * HugePageSize
+	parts := []Range{{off, n}} // within one 2 MiB page
+	if lo <= hi {
+		if lo < hi {
+			if err := r.punch(lo, hi-lo); err != nil {
+				return err
+			}
+		}
+		parts = []Range{{off, lo - off}, {hi, end - hi}}
+	}
+	for _, part := range parts {
+		if part.Len == 0 {
+			continue
+		}
+		page := part.Off / PageSize * PageSize
+		var vec [1]byte
+		if err := mincore(r.mem[page:page+PageSize], vec[:]); err != nil {
+			return fmt.Errorf("guest memory %q: mincore at %d: %w", r.name, page, err)
+		}
+		if vec[0]&1 != 0 {
+			clear(r.mem[part.Off : part.Off+part.Len])
+		}
+	}
+	return nil
+}
+
+// punch punches [off, off+n) out of the memfd.
+func (r *RAM) punch(off, n uint64) error {
+	for {
+		err := unix.Fallocate(r.fd, unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_KEEP_SIZE, int64(off), int64(n))
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("guest memory %q: punch hole %d+%d: %w", r.name, off, n, err)
+		}
+		return nil
+	}
 }
 
 // Fd returns the memfd (owned by the RAM).
@@ -181,8 +294,15 @@ type Range struct {
 }
 
 // DataRanges returns the ranges of RAM that hold data (lseek SEEK_DATA /
-// SEEK_HOLE); everything else reads as zero and takes no memory.
+// SEEK_HOLE); everything else reads as zero and takes no memory. A
+// hugetlbfs memfd has no SEEK_DATA of its own (the whole file reads as
+// data): there the pages mapped here are its data (mincore on the
+// mapping), which holds because every write of its guest goes through
+// this process's mapping (the vCPUs', KVM's faults, the receiver's).
 func (r *RAM) DataRanges() ([]Range, error) {
+	if r.backing == BackingHugeTLB {
+		return r.mappedRanges()
+	}
 	var out []Range
 	off := int64(0)
 	for uint64(off) < r.size {
@@ -202,6 +322,28 @@ func (r *RAM) DataRanges() ([]Range, error) {
 		}
 		out = append(out, Range{Off: uint64(d), Len: uint64(h - d)})
 		off = h
+	}
+	return out, nil
+}
+
+// mappedRanges is DataRanges by mincore, 2 MiB page by 2 MiB page.
+func (r *RAM) mappedRanges() ([]Range, error) {
+	var out []Range
+	const per = HugePageSize / PageSize
+	vec := make([]byte, per)
+	for off := uint64(0); off < r.size; off += HugePageSize {
+		end := min(off+HugePageSize, r.size)
+		if err := mincore(r.mem[off:end], vec[:(end-off)/PageSize]); err != nil {
+			return nil, fmt.Errorf("guest memory %q: mincore at %d: %w", r.name, off, err)
+		}
+		if vec[0]&1 == 0 {
+			continue
+		}
+		if n := len(out); n > 0 && out[n-1].Off+out[n-1].Len == off {
+			out[n-1].Len += end - off
+		} else {
+			out = append(out, Range{Off: off, Len: end - off})
+		}
 	}
 	return out, nil
 }

@@ -19,7 +19,9 @@
 // completes (faultio.go).
 //
 // The ioctl layer is vmm/kvm; guest memory (vmm/guestmem) belongs to the
-// caller. The workload itself (page format, layout, parameters, the touch=
+// caller, on whatever backing it chose (4 KiB, hugetlb or thp pages: KVM
+// maps what the memory is made of, and its dirty log stays of 4 KiB
+// pages). The workload itself (page format, layout, parameters, the touch=
 // fill, console lines, checker) is defined in vmm/workload and must stay
 // identical in src/workload.c. This package imports vmm/kvm, vmm/guestmem
 // and vmm/workload only; it knows nothing of the VMM runtime (package vmm),

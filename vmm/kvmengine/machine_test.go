@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/ovs-agent/ovs-agent/vmm/guestmem"
+	"github.com/ovs-agent/ovs-agent/vmm/guestmem/hosttest"
 	"github.com/ovs-agent/ovs-agent/vmm/simengine"
 	"github.com/ovs-agent/ovs-agent/vmm/workload"
 	"github.com/ovs-agent/ovs-agent/vmm/workload/workloadtest"
@@ -17,8 +18,17 @@ func kvmFactory(t testing.TB, ram *guestmem.RAM, p workload.Params, state []byte
 	return New(Config{RAM: ram, Params: p, State: state, Console: con, KVM: sys})
 }
 
-func TestKVMHeartbeats(t *testing.T)  { workloadtest.Heartbeats(t, kvmFactory) }
-func TestKVMDirtyLog(t *testing.T)    { workloadtest.DirtyLog(t, kvmFactory) }
+func TestKVMHeartbeats(t *testing.T) { workloadtest.Heartbeats(t, kvmFactory) }
+func TestKVMDirtyLog(t *testing.T)   { workloadtest.DirtyLog(t, kvmFactory) }
+
+// The dirty log is of 4 KiB pages inside 2 MiB hugetlb and thp pages.
+func TestKVMDirtyLogHugePages(t *testing.T) {
+	hosttest.ReserveHugePages(t, 32)
+	hosttest.ShmemTHP(t, "advise")
+	for _, b := range []guestmem.Backing{guestmem.BackingHugeTLB, guestmem.BackingTHP} {
+		t.Run(string(b), func(t *testing.T) { workloadtest.DirtyLogOn(t, kvmFactory, b) })
+	}
+}
 func TestKVMCorrupt(t *testing.T)     { workloadtest.Corrupt(t, kvmFactory) }
 func TestKVMSaveRestore(t *testing.T) { workloadtest.SaveRestore(t, kvmFactory) }
 func TestKVMSparse(t *testing.T)      { workloadtest.Sparse(t, kvmFactory) }

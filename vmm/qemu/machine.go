@@ -148,6 +148,21 @@ func Start(ctx context.Context, s Spec) (*Machine, error) {
 			return nil, fmt.Errorf("qemu: domain %q: %w (check the disk's path in the domain's config)", s.Name, err)
 		}
 	}
+	if s.usesMemfd() {
+		mem, err := createMemfd(s)
+		if err != nil {
+			return nil, err
+		}
+		m, err := launchOn(ctx, s, "", mem, drivers)
+		if err != nil {
+			mem.Close()
+			if m != nil {
+				_ = m.Kill()
+			}
+			return nil, err
+		}
+		return m, nil
+	}
 	if err := checkRoom(s.MemoryDir, s.MemoryBytes); err != nil {
 		return nil, err
 	}
@@ -167,6 +182,32 @@ func Start(ctx context.Context, s Spec) (*Machine, error) {
 		return nil, err
 	}
 	return m, nil
+}
+
+// usesMemfd says whether the RAM is a memfd (hugetlb, thp) rather than a
+// file in MemoryDir.
+func (s Spec) usesMemfd() bool {
+	return s.MemoryBacking == MemoryBackingHugeTLB || s.MemoryBacking == MemoryBackingTHP
+}
+
+// createMemfd creates the RAM's memfd, sized: a hugetlbfs one for
+// hugetlb (whose pages QEMU's shared mapping reserves from the pool: a
+// start the pool cannot hold fails there), a plain one for thp.
+func createMemfd(s Spec) (*os.File, error) {
+	flags := unix.MFD_CLOEXEC
+	if s.MemoryBacking == MemoryBackingHugeTLB {
+		flags |= unix.MFD_HUGETLB | unix.MFD_HUGE_2MB
+	}
+	fd, err := unix.MemfdCreate("ovs-qemu-"+strings.ToLower(s.UUID), flags)
+	if err != nil {
+		return nil, fmt.Errorf("qemu: domain %q: memfd_create for %s memory: %w", s.Name, s.MemoryBacking, err)
+	}
+	f := os.NewFile(uintptr(fd), "ovs-qemu-ram")
+	if err := f.Truncate(int64(s.MemoryBytes)); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("qemu: domain %q: size the %s memory to %d MiB: %w", s.Name, s.MemoryBacking, s.MemoryBytes/mib, err)
+	}
+	return f, nil
 }
 
 // keepMemory opens the RAM file QEMU has mapped (QMP answers only once
@@ -223,6 +264,12 @@ func createMemoryFile(dir, uuid string) (string, error) {
 // launch runs QEMU on memPath and brings it to the state Start promises;
 // on an error QEMU is gone (the caller removes memPath).
 func launch(ctx context.Context, s Spec, memPath string, drivers []string) (*Machine, error) {
+	return launchOn(ctx, s, memPath, nil, drivers)
+}
+
+// launchOn is launch with the RAM in memPath, or, with mem set, in that
+// memfd, which QEMU inherits and the Machine keeps (its MemoryFile).
+func launchOn(ctx context.Context, s Spec, memPath string, mem *os.File, drivers []string) (*Machine, error) {
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("qemu: QMP socketpair: %w", err)
@@ -236,7 +283,7 @@ func launch(ctx context.Context, s Spec, memPath string, drivers []string) (*Mac
 		return nil, fmt.Errorf("qemu: QMP socket: %w", err)
 	}
 	conn := fc.(*net.UnixConn)
-	m, err := spawn(s, memPath, drivers, theirs)
+	m, err := spawn(s, memPath, mem, drivers, theirs)
 	if err != nil {
 		conn.Close()
 		return nil, err
@@ -251,8 +298,15 @@ func launch(ctx context.Context, s Spec, memPath string, drivers []string) (*Mac
 
 // spawn starts the QEMU process with its pipes and readers, and the
 // goroutine that reaps it.
-func spawn(s Spec, memPath string, drivers []string, qmpEnd *os.File) (*Machine, error) {
-	argv := s.argv(memPath, drivers)
+func spawn(s Spec, memPath string, mem *os.File, drivers []string, qmpEnd *os.File) (*Machine, error) {
+	qemuMem := memPath
+	if mem != nil {
+		// QEMU opens its inherited descriptor again by its /proc name:
+		// a memory-backend-file over the memfd (its hugetlbfs page size
+		// found by fstatfs, as on a hugetlbfs mount).
+		qemuMem = fmt.Sprintf("/proc/self/fd/%d", firstTapFD+len(s.NICs))
+	}
+	argv := s.argv(qemuMem, drivers)
 	var closeAfter []*os.File
 	closeAll := func() {
 		for _, f := range closeAfter {
@@ -299,8 +353,11 @@ func spawn(s Spec, memPath string, drivers []string, qmpEnd *os.File) (*Machine,
 	for _, n := range s.NICs {
 		cmd.ExtraFiles = append(cmd.ExtraFiles, n.Tap)
 	}
+	if mem != nil {
+		cmd.ExtraFiles = append(cmd.ExtraFiles, mem)
+	}
 	m := &Machine{
-		spec: s, cmd: cmd, memPath: memPath, stdin: inW,
+		spec: s, cmd: cmd, memPath: memPath, mem: mem, stdin: inW,
 		stderrTail: &tailBuffer{max: stderrKeep},
 		events:     make(chan struct{}),
 		done:       make(chan struct{}),
@@ -484,7 +541,9 @@ func (m *Machine) wait(outR, errR *os.File) {
 		m.mem = nil
 	}
 	m.mu.Unlock()
-	os.Remove(m.memPath) // when QEMU ended before keepMemory
+	if m.memPath != "" {
+		os.Remove(m.memPath) // when QEMU ended before keepMemory
+	}
 	close(m.done)
 }
 

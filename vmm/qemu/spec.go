@@ -30,7 +30,15 @@ type Spec struct {
 	// MemoryDir is where the RAM file goes ("" → /dev/shm): memory-backend-file
 	// share=on,mem-path=<file>, -machine memory-backend=...; the file is created by Start
 	// (named after UUID + random suffix, mode 0600), removed when the Machine has ended.
-	MemoryDir               string
+	MemoryDir string
+	// MemoryBacking is the RAM's pages: "" or MemoryBacking4K, the file
+	// in MemoryDir (tmpfs: 4 KiB pages); MemoryBackingHugeTLB, a
+	// hugetlbfs memfd (2 MiB pages from the host's reserved pool; the
+	// memory, and maxmem, a whole number of them); MemoryBackingTHP, a
+	// plain memfd, which QEMU madvises for transparent huge pages (a
+	// tmpfs file gets none unless mounted huge=). A memfd is created by
+	// Start and handed to QEMU as /proc/self/fd/N of the memory-backend-file.
+	MemoryBacking           string
 	Kernel, Initrd, Cmdline string // direct boot when Kernel != ""
 	Boot                    string // firmware boot order for -boot order= ("c", "d", "cd", "n"); "" → QEMU's
 	Disks                   []Disk
@@ -96,8 +104,17 @@ const (
 	mib      = 1 << 20
 )
 
+// The memory backings of Spec.MemoryBacking.
+const (
+	MemoryBacking4K      = "4k"
+	MemoryBackingHugeTLB = "hugetlb"
+	MemoryBackingTHP     = "thp"
+	hugePage             = 2 << 20
+)
+
 // Descriptors QEMU inherits (exec.Cmd.ExtraFiles start at 3): the QMP
-// socket first, then one tap per NIC in order.
+// socket first, then one tap per NIC in order, then the RAM's memfd when
+// there is one.
 const (
 	qmpFD      = 3
 	firstTapFD = 4
@@ -166,6 +183,15 @@ func (s Spec) resolve() (Spec, error) {
 	}
 	if s.VCPUs < 1 || s.VCPUs > MaxVCPUs {
 		return s, fmt.Errorf("qemu spec: %d vCPUs is out of range (1 to %d)", s.VCPUs, MaxVCPUs)
+	}
+	switch s.MemoryBacking {
+	case "", MemoryBacking4K, MemoryBackingTHP:
+	case MemoryBackingHugeTLB:
+		if s.MemoryBytes%hugePage != 0 {
+			return s, fmt.Errorf("qemu spec: memory of %d MiB is not a whole number of 2 MiB huge pages (give memory and maxmem an even number of MiB, or choose memory_backing = 4k or thp)", s.MemoryBytes/mib)
+		}
+	default:
+		return s, fmt.Errorf("qemu spec: memory backing %q: want 4k, hugetlb or thp", s.MemoryBacking)
 	}
 	if s.MemoryDir == "" {
 		s.MemoryDir = DefaultMemoryDir
@@ -266,6 +292,17 @@ func (s Spec) resolve() (Spec, error) {
 	return s, nil
 }
 
+// memoryAlign is the memory backend's align option: thp's mapping must
+// be 2 MiB aligned for the kernel to map 2 MiB pages (QEMU aligns a file's
+// RAM to the file's page size, 4 KiB on shmem); hugetlbfs's page size
+// aligns it already.
+func (s Spec) memoryAlign() string {
+	if s.MemoryBacking == MemoryBackingTHP {
+		return fmt.Sprintf(",align=%d", hugePage)
+	}
+	return ""
+}
+
 // argv is QEMU's command line for a resolved Spec, its RAM in memPath,
 // with the QMP socket on descriptor qmpFD and the taps from firstTapFD on.
 // drivers are the protocol drivers of the disks, in order ("file" or
@@ -277,7 +314,7 @@ func (s Spec) argv(memPath string, drivers []string) []string {
 		"-nodefaults", "-no-user-config", "-no-reboot",
 		"-msg", "timestamp=off",
 		"-accel", s.Accel,
-		"-object", fmt.Sprintf("memory-backend-file,id=ram0,size=%d,mem-path=%s,share=on", s.MemoryBytes, optEscape(memPath)),
+		"-object", fmt.Sprintf("memory-backend-file,id=ram0,size=%d,mem-path=%s,share=on%s", s.MemoryBytes, optEscape(memPath), s.memoryAlign()),
 		"-machine", optEscape(s.Machine) + ",memory-backend=ram0",
 		"-m", strconv.FormatUint(s.MemoryBytes/mib, 10) + "M",
 		"-cpu", s.CPUModel,

@@ -174,6 +174,8 @@ func TestSpecResolveRefuses(t *testing.T) {
 		"bad uuid":         {func(s *Spec) { s.UUID = "1234" }, "UUID"},
 		"no memory":        {func(s *Spec) { s.MemoryBytes = 0 }, "MiB"},
 		"odd memory":       {func(s *Spec) { s.MemoryBytes = 256<<20 + 4096 }, "MiB"},
+		"hugetlb odd MiB":  {func(s *Spec) { s.MemoryBytes, s.MemoryBacking = 255<<20, MemoryBackingHugeTLB }, "not a whole number of 2 MiB huge pages"},
+		"unknown backing":  {func(s *Spec) { s.MemoryBacking = "huge" }, "want 4k, hugetlb or thp"},
 		"no vcpus":         {func(s *Spec) { s.VCPUs = 0 }, "vCPUs"},
 		"many vcpus":       {func(s *Spec) { s.VCPUs = 1000 }, "vCPUs"},
 		"relative memdir":  {func(s *Spec) { s.MemoryDir = "shm" }, "memory directory"},

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/ovs-agent/ovs-agent/vmm/guestmem"
+	"github.com/ovs-agent/ovs-agent/vmm/guestmem/hosttest"
 	"github.com/ovs-agent/ovs-agent/vmm/simengine"
 	"github.com/ovs-agent/ovs-agent/vmm/workload"
 	"github.com/ovs-agent/ovs-agent/vmm/workload/workloadtest"
@@ -15,8 +16,17 @@ func simFactory(t testing.TB, ram *guestmem.RAM, p workload.Params, state []byte
 	return simengine.New(simengine.Config{RAM: ram, Params: p, State: state, Console: con})
 }
 
-func TestSimHeartbeats(t *testing.T)  { workloadtest.Heartbeats(t, simFactory) }
-func TestSimDirtyLog(t *testing.T)    { workloadtest.DirtyLog(t, simFactory) }
+func TestSimHeartbeats(t *testing.T) { workloadtest.Heartbeats(t, simFactory) }
+func TestSimDirtyLog(t *testing.T)   { workloadtest.DirtyLog(t, simFactory) }
+
+// The dirty log is of 4 KiB pages inside 2 MiB hugetlb and thp pages.
+func TestSimDirtyLogHugePages(t *testing.T) {
+	hosttest.ReserveHugePages(t, 32)
+	hosttest.ShmemTHP(t, "advise")
+	for _, b := range []guestmem.Backing{guestmem.BackingHugeTLB, guestmem.BackingTHP} {
+		t.Run(string(b), func(t *testing.T) { workloadtest.DirtyLogOn(t, simFactory, b) })
+	}
+}
 func TestSimCorrupt(t *testing.T)     { workloadtest.Corrupt(t, simFactory) }
 func TestSimSaveRestore(t *testing.T) { workloadtest.SaveRestore(t, simFactory) }
 func TestSimSparse(t *testing.T)      { workloadtest.Sparse(t, simFactory) }

@@ -21,6 +21,23 @@ func GenTable(mem Memory, l Layout) ([]uint64, error) {
 	return out, nil
 }
 
+// CheckNoLostWrites is the first half of CheckDirtyLog: every tracked
+// page whose generation changed from before to after is in the dirty log
+// (a log that names more is not checked here).
+func CheckNoLostWrites(l Layout, before, after []uint64, dirty []uint64) error {
+	isDirty := func(p uint64) bool { return p/64 < uint64(len(dirty)) && dirty[p/64]&(1<<(p%64)) != 0 }
+	var lost []uint64
+	for i := uint64(0); i < l.TablePages() && i < uint64(len(before)) && i < uint64(len(after)); i++ {
+		if before[i] != after[i] && !isDirty(l.HotFirst+i) {
+			lost = append(lost, l.HotFirst+i)
+		}
+	}
+	if len(lost) > 0 {
+		return fmt.Errorf("dirty log misses %d written page(s), first %v", len(lost), lost[:min(8, len(lost))])
+	}
+	return nil
+}
+
 // CheckDirtyLog explains a dirty log taken over a period in which the
 // workload's generation table went from before to after: every tracked
 // page (hot set or touched region) whose generation changed must be in the

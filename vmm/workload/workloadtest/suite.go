@@ -22,7 +22,12 @@ const Timeout = 10 * time.Second
 
 func newRAM(t testing.TB, size uint64) *guestmem.RAM {
 	t.Helper()
-	r, err := guestmem.NewRAM(t.Name(), size)
+	return newBackedRAM(t, size, guestmem.Backing4K)
+}
+
+func newBackedRAM(t testing.TB, size uint64, b guestmem.Backing) *guestmem.RAM {
+	t.Helper()
+	r, err := guestmem.NewBackedRAM(t.Name(), size, b)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -152,8 +157,13 @@ func Heartbeats(t *testing.T, f Factory) {
 // DirtyLog: with logging on, the log names exactly the pages the workload
 // wrote (explained against the generation table), a second fetch with the
 // machine paused is empty, and logging off makes DirtyLog fail.
-func DirtyLog(t *testing.T, f Factory) {
-	ram := newRAM(t, 64<<20)
+func DirtyLog(t *testing.T, f Factory) { DirtyLogOn(t, f, guestmem.Backing4K) }
+
+// DirtyLogOn is DirtyLog over memory of backing b (hugetlb, thp: the
+// caller has made the host offer it): the log names 4 KiB pages inside
+// the 2 MiB ones, exactly those written.
+func DirtyLogOn(t *testing.T, f Factory, b guestmem.Backing) {
+	ram := newBackedRAM(t, 64<<20, b)
 	con := &workload.Lines{}
 	m := start(t, f, ram, Params(t, "dirty=8M/s,hot=8M,verify=100ms,hb=200ms", ram.Size()), nil, con)
 	heartbeat(t, con, 0)
@@ -164,7 +174,11 @@ func DirtyLog(t *testing.T, f Factory) {
 	mustPause(t, m)
 	l := checkClean(t, ram).Layout
 	mustResume(t, m)
-	for round := 0; round < 3; round++ {
+	rounds := 3
+	if b != guestmem.Backing4K {
+		rounds = 4
+	}
+	for round := 0; round < rounds; round++ {
 		mustPause(t, m)
 		before, err := workload.GenTable(ram, l)
 		if err != nil {
@@ -200,8 +214,20 @@ func DirtyLog(t *testing.T, f Factory) {
 		if changed == 0 {
 			t.Fatalf("round %d: no page written in 150 ms", round)
 		}
-		if err := workload.CheckDirtyLog(l, before, after, dirty); err != nil {
+		check := workload.CheckDirtyLog
+		if round == 0 && b != guestmem.Backing4K {
+			// KVM's first log after logging is turned on over memory it
+			// mapped with 2 MiB pages names some pages more than were
+			// written (seen here: about as many again, on hugetlb and
+			// thp alike; harmless, they are sent once more); none may be
+			// missing, and the later logs must be exact.
+			check = workload.CheckNoLostWrites
+		}
+		if err := check(l, before, after, dirty); err != nil {
 			t.Fatalf("round %d (%d pages changed, %d dirty): %v", round, changed, guestmem.CountBits(dirty), err)
+		}
+		if b != guestmem.Backing4K && guestmem.CountBits(dirty) >= changed+int(guestmem.HugePageSize/guestmem.PageSize) {
+			t.Fatalf("round %d: %d pages changed, %d dirty: the log is not of 4 KiB pages", round, changed, guestmem.CountBits(dirty))
 		}
 		again := make([]uint64, words)
 		if err := m.DirtyLog(again); err != nil {
