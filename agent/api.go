@@ -16,8 +16,8 @@ const ProtocolVersion = 1
 
 // newRPCServer builds the API: the server's own system.* methods, then
 // each namespace's declared methods (agent, host, domain, migration,
-// repository, pool) with their legacy xend aliases, and the xend methods that
-// have no modern twin.
+// repository, pool) with their legacy xend aliases, the xend methods that
+// have no modern twin, and Oracle VM Agent 3's names (api_ovm3*.go).
 func (a *Agent) newRPCServer(cfg *config.Config) *xmlrpc.Server {
 	lim := xmlrpc.DefaultLimits()
 	if cfg.Server.MaxRequestBytes > 0 {
@@ -30,7 +30,7 @@ func (a *Agent) newRPCServer(cfg *config.Config) *xmlrpc.Server {
 	}
 	for _, ns := range [][]xmlrpc.Def{
 		a.agentMethods(), a.hostMethods(), a.domainMethods(), a.guestMethods(), a.migrationMethods(), a.repositoryMethods(), a.xendMethods(),
-		a.poolLocalMethods(), a.poolMasterMethods(),
+		a.poolLocalMethods(), a.poolMasterMethods(), a.ovm3Methods(),
 	} {
 		for _, d := range ns {
 			if err := s.Define(d); err != nil {

@@ -25,7 +25,14 @@
 // where live or offline is decided once), repository (repos.go), the pool
 // member's pool.start_local and pool.stop_local (api_poollocal.go) and xend's
 // legacy names (api_xend.go, aliases of the same declarations where the
-// parameters agree); api.go composes them. agent/xmlrpc checks every call
+// parameters agree), and the Oracle VM Agent 3 names Apache CloudStack's
+// OVM3 plugin calls (api_ovm3*.go: bare names such as discover_server and
+// start_vm; their wire shapes are agent/ovm3's; each is mapped onto the
+// agent's own methods, called through the same dispatcher, or onto the
+// registry, repositories and host facts they use; VMs are addressed as
+// (repository, vm) at VirtualMachines/<vm>/vm.cfg of a repository, and
+// /OVS/Repositories/<id> names a repository mounted here); api.go composes
+// them. agent/xmlrpc checks every call
 // against its declaration before the handler runs; handlers translate the
 // registry's and migration's errors into fault codes, once, at this edge.
 //

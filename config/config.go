@@ -108,6 +108,11 @@ type AgentConfig struct {
 	// the host uses (mounted, swap, held by device-mapper, LVM or md) is
 	// refused whatever the patterns say.
 	BlockDevices []string `ini:"block_devices"`
+	// SysShutdownCommand and SysRebootCommand are what the Oracle VM
+	// Agent 3 calls sys_shutdown and sys_reboot run (an absolute program
+	// path and its arguments, no shell); "" refuses the call.
+	SysShutdownCommand string `ini:"sys_shutdown_command"`
+	SysRebootCommand   string `ini:"sys_reboot_command"`
 }
 
 // QEMUConfig is [qemu]: the qemu engine, which runs the domains whose

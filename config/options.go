@@ -78,6 +78,8 @@ func (c *Config) options() []option {
 		{"agent", "vmm_binary", strVal{&ag.VMMBinary, optionalPath}},
 		{"agent", "file_dirs", pathsVal{&ag.FileDirs}},
 		{"agent", "block_devices", devicePatternsVal{&ag.BlockDevices}},
+		{"agent", "sys_shutdown_command", strVal{&ag.SysShutdownCommand, checkCommand}},
+		{"agent", "sys_reboot_command", strVal{&ag.SysRebootCommand, checkCommand}},
 
 		{"qemu", "binary", strVal{&q.Binary, checkProgram}},
 		{"qemu", "accel", choiceVal{&q.Accel, []string{"auto", "kvm", "tcg"}}},
@@ -602,6 +604,22 @@ func checkProgram(s string) error {
 		return fmt.Errorf("%q contains a blank or a NUL byte: give the program alone, without arguments", s)
 	case strings.ContainsRune(s, '/') && !filepath.IsAbs(s):
 		return fmt.Errorf("%q is a relative path: give a command name (looked up in PATH) or an absolute path", s)
+	}
+	return nil
+}
+
+// checkCommand accepts "" (off) or an absolute program path followed by
+// arguments separated by blanks (run without a shell).
+func checkCommand(s string) error {
+	f := strings.Fields(s)
+	if len(f) == 0 {
+		return nil
+	}
+	if strings.ContainsRune(s, 0) {
+		return errors.New("contains a NUL byte")
+	}
+	if !filepath.IsAbs(f[0]) {
+		return fmt.Errorf("%q is not an absolute program path (the command runs without a shell or PATH lookup: write /usr/bin/systemctl poweroff)", f[0])
 	}
 	return nil
 }

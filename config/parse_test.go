@@ -154,6 +154,8 @@ func TestParseErrors(t *testing.T) {
 			`/etc/ovs-agent/agent.ini:2: [agent] block_devices: "/srv/*" is not a block device pattern: write an absolute, clean path under /dev/, such as /dev/mapper/*`}},
 		{"block_devices under /dev/shm", "[agent]\nblock_devices = /dev/shm/*\n", []string{
 			`/etc/ovs-agent/agent.ini:2: [agent] block_devices: "/dev/shm/*" is under /dev/shm, where anyone may create files (a symlink there would name any device): list the devices' own names`}},
+		{"sys_shutdown_command relative", "[agent]\nsys_shutdown_command = systemctl poweroff\n", []string{
+			`/etc/ovs-agent/agent.ini:2: [agent] sys_shutdown_command: "systemctl" is not an absolute program path (the command runs without a shell or PATH lookup: write /usr/bin/systemctl poweroff)`}},
 		{"block_devices bad pattern", "[agent]\nblock_devices = /dev/sd[\n", []string{
 			`/etc/ovs-agent/agent.ini:2: [agent] block_devices: "/dev/sd[" is not a valid pattern (syntax error in pattern): * ? and [a-z] as in a shell`}},
 		{"empty state dir", "[agent]\nstate_dir =\n", []string{

@@ -42,6 +42,9 @@ type Info struct {
 	Workload      string    `xmlrpc:"workload,omitempty"`
 	ConfigFile    string    `xmlrpc:"config_file"`
 	LastExit      *ExitInfo `xmlrpc:"last_exit,omitempty"`
+	// Save is the progress of a save under way (domain.save), for a
+	// progress display; absent otherwise.
+	Save *SaveProgress `xmlrpc:"save,omitempty"`
 
 	// What a running qemu domain's engine says of itself (empty for the
 	// workload engines): the accelerator (kvm, tcg), QEMU's version, the
@@ -82,6 +85,17 @@ type Info struct {
 	FenceDetail     string    `xmlrpc:"fence_detail,omitempty"`
 }
 
+// SaveProgress is how far a save under way is, as its VMM last said:
+// the same names as migration.status's.
+type SaveProgress struct {
+	Image          string  `xmlrpc:"image"`
+	Phase          string  `xmlrpc:"phase"`
+	BytesSent      int64   `xmlrpc:"bytes_sent"`      // written to the image so far
+	BytesRemaining int64   `xmlrpc:"bytes_remaining"` // the VMM's estimate of what is left
+	Throughput     float64 `xmlrpc:"throughput"`      // bytes/s
+	Seconds        float64 `xmlrpc:"seconds"`         // since the save began
+}
+
 // ExitInfo says how a domain's last VMM ended.
 type ExitInfo struct {
 	Time        time.Time `xmlrpc:"time"`
@@ -108,6 +122,10 @@ func (m *Manager) info(d *domain, live bool) Info {
 		in.Started = d.rec.Started
 		in.UptimeSeconds = time.Since(d.rec.Started).Seconds()
 		in.MemoryTargetMiB = d.rec.MemoryTarget
+	}
+	if d.saving != nil {
+		sp := *d.saving
+		in.Save = &sp
 	}
 	if e := d.rec.LastExit; e != nil {
 		in.LastExit = &ExitInfo{Time: e.Time, Reason: string(e.Reason), Detail: e.Detail, ExitStatus: e.Code, ConsoleTail: d.rec.ConsoleTail}

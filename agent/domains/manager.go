@@ -177,6 +177,9 @@ type domain struct {
 	// of it (or older) that arrives after is not recorded (a renewal in
 	// flight when the owner key was given up). In memory only.
 	droppedGen int64
+	// saving is the last status of a save under way (nil: none), for
+	// domain.info.
+	saving *SaveProgress
 }
 
 // Open loads the domains persisted under StateDir and re-attaches to the

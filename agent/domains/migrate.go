@@ -152,6 +152,12 @@ func (m *Manager) Save(name, path string) error {
 		return errorf(Failed, "save %s: %v", name, err)
 	}
 	id := resp.Migration.ID
+	began := time.Now()
+	defer func() {
+		d.mu.Lock()
+		d.saving = nil
+		d.mu.Unlock()
+	}()
 	for {
 		select {
 		case <-exited:
@@ -159,8 +165,15 @@ func (m *Manager) Save(name, path string) error {
 		case <-time.After(100 * time.Millisecond):
 		}
 		resp, err := m.ctlCall(d, control.Request{Op: control.OpMigrateStatus}, 5*time.Second)
-		if err == nil && resp.Migration != nil && resp.Migration.Phase == control.PhaseFailed {
-			return errorf(Failed, "save %s %s: %s", name, id, resp.Migration.Error)
+		if err == nil && resp.Migration != nil {
+			st := resp.Migration
+			if st.Phase == control.PhaseFailed {
+				return errorf(Failed, "save %s %s: %s", name, id, st.Error)
+			}
+			d.mu.Lock()
+			d.saving = &SaveProgress{Image: path, Phase: string(st.Phase), BytesSent: int64(st.BytesSent), BytesRemaining: int64(st.BytesRemaining),
+				Throughput: st.Throughput, Seconds: time.Since(began).Seconds()}
+			d.mu.Unlock()
 		}
 	}
 }

@@ -34,6 +34,9 @@ const xmlHeader = `<?xml version="1.0" encoding="UTF-8"?>` + "\n"
 //	string, encoding.TextMarshaler        <string> (see "strings" below)
 //	int, int8..int64, uint8..uint64       <int> when it fits in 32 bits, else <i8>;
 //	                                      a uint64 above MaxInt64 is an error
+//	I8                                    <i8> whatever its size (a client that reads
+//	                                      the value as a 64-bit Long, such as Oracle VM
+//	                                      Agent 3's, and fails on <int>)
 //	float32, float64                      <double>, decimal notation; NaN and ±Inf are errors
 //	time.Time                             <dateTime.iso8601> 20060102T15:04:05 in UTC,
 //	                                      truncated to the second; year must be 0000-9999
@@ -241,6 +244,8 @@ func (e *encoder) inner(v any) error {
 		e.int(int64(x))
 	case int64:
 		e.int(x)
+	case I8:
+		e.i8(int64(x))
 	case int32:
 		e.int(int64(x))
 	case uint32:
@@ -357,6 +362,17 @@ func (e *encoder) int(i int64) {
 		e.buf = append(e.buf, "</int>"...)
 		return
 	}
+	e.i8(i)
+}
+
+// I8 is an integer always encoded as <i8>, even when it fits in 32 bits:
+// for clients that read a member as a 64-bit integer and refuse <int>
+// there (Apache XML-RPC with the i8 extension maps <int> to Integer, and a
+// caller casting to Long fails). Decoding gives int64, as for every
+// integer.
+type I8 int64
+
+func (e *encoder) i8(i int64) {
 	e.buf = append(e.buf, "<i8>"...)
 	e.buf = strconv.AppendInt(e.buf, i, 10)
 	e.buf = append(e.buf, "</i8>"...)
@@ -400,6 +416,7 @@ func (e *encoder) base64(b []byte) {
 
 var (
 	timeType          = reflect.TypeFor[time.Time]()
+	i8Type            = reflect.TypeFor[I8]()
 	textMarshalerType = reflect.TypeFor[encoding.TextMarshaler]()
 )
 
@@ -427,6 +444,10 @@ func (e *encoder) reflect(v reflect.Value) error {
 	t := v.Type()
 	if t == timeType {
 		return e.time(v.Interface().(time.Time))
+	}
+	if t == i8Type {
+		e.i8(v.Int())
+		return nil
 	}
 	if m := textMarshaler(v); m != nil {
 		text, err := m.MarshalText()

@@ -23,7 +23,7 @@ func domainCommands(g *globals) []*cobra.Command {
 		createCommand(g), listCommand(g),
 		structCommand(g, "info DOMAIN", "Show a domain: state, memory, vCPUs, CPU time, dirty rate, uptime, engine", 1, "domain.info", printStruct),
 		deleteCommand(g),
-		structCommand(g, "save DOMAIN FILE", "Save a domain's memory and state to FILE on the agent's host; the domain is suspended (xm save)", 2, "domain.save", printStateReason),
+		saveCommand(g),
 		structCommand(g, "restore FILE", "Start a domain from a save image on the agent's host (xm restore)", 1, "domain.restore", printStateReason),
 		structCommand(g, "start DOMAIN", "Start a stopped domain", 1, "domain.start", printState),
 		structCommand(g, "destroy DOMAIN", "Stop a domain at once (power off)", 1, "domain.destroy", printState),
@@ -337,3 +337,51 @@ prints exactly one.`,
 	c.Flags().DurationVarP(&delay, "delay", "d", 2*time.Second, "time between refreshes")
 	return c
 }
+
+// saveCommand is `ovm save DOMAIN FILE`: domain.save, with a progress bar
+// on a terminal (stderr) while it runs, from the save's status that
+// domain.info shows; what it prints when done is what it always printed.
+func saveCommand(g *globals) *cobra.Command {
+	return &cobra.Command{Use: "save DOMAIN FILE", Short: "Save a domain's memory and state to FILE on the agent's host; the domain is suspended (xm save)",
+		Args: cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			out, errOut := cmd.OutOrStdout(), cmd.ErrOrStderr()
+			var view progressView
+			if g.isTerminal(errOut) {
+				view = newProgress(errOut, true)
+			}
+			var res map[string]any
+			done := make(chan error, 1)
+			go func() { done <- g.call("domain.save", &res, args[0], args[1]) }()
+			tick := time.NewTicker(saveProgressEvery)
+			defer tick.Stop()
+			var last map[string]any
+			for {
+				select {
+				case err := <-done:
+					if view != nil && last != nil {
+						view.finish(last, err == nil)
+					}
+					if err != nil {
+						return err
+					}
+					return g.show(out, res, printStateReason)
+				case <-tick.C:
+					if view == nil {
+						continue
+					}
+					var in map[string]any
+					if g.call("domain.info", &in, args[0]) != nil {
+						continue
+					}
+					if st, ok := in["save"].(map[string]any); ok {
+						last = st
+						view.update(st)
+					}
+				}
+			}
+		}}
+}
+
+// saveProgressEvery is how often ovm save reads the save's progress.
+const saveProgressEvery = 250 * time.Millisecond

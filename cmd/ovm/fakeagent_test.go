@@ -28,6 +28,8 @@ type fakeAgent struct {
 	statusN   int
 	consoleN  int
 	calls     []string
+	saving    bool          // a domain.save is under way
+	saveFor   time.Duration // how long domain.save takes
 }
 
 const fakePassword = "secret"
@@ -162,9 +164,36 @@ func (f *fakeAgent) methods() map[string]fakeMethod {
 		}
 		return domInfo("web1"), nil
 	}}
-	for _, name := range []string{"domain.info", "domain.save", "domain.restore", "domain.start", "domain.destroy", "domain.pause", "domain.unpause", "domain.shutdown", "domain.reboot"} {
+	for _, name := range []string{"domain.restore", "domain.start", "domain.destroy", "domain.pause", "domain.unpause", "domain.shutdown", "domain.reboot"} {
 		m[name] = info
 	}
+	// domain.info shows the progress of a domain.save under way, which
+	// takes saveFor.
+	m["domain.info"] = fakeMethod{result: xmlrpc.Struct, run: func(a xmlrpc.Args) (any, error) {
+		in, err := info.run(a)
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		if err == nil && f.saving {
+			in.(map[string]any)["save"] = map[string]any{"image": "/OVS/web1.save", "phase": "precopy", "bytes_sent": int64(32 << 20),
+				"bytes_remaining": int64(32 << 20), "throughput": float64(64 << 20), "seconds": 0.5}
+		}
+		return in, err
+	}}
+	m["domain.save"] = fakeMethod{result: xmlrpc.Struct, run: func(a xmlrpc.Args) (any, error) {
+		f.mu.Lock()
+		f.saving = true
+		d := f.saveFor
+		f.mu.Unlock()
+		time.Sleep(d)
+		f.mu.Lock()
+		f.saving = false
+		f.mu.Unlock()
+		in, err := info.run(a)
+		if err == nil {
+			in.(map[string]any)["state"], in.(map[string]any)["reason"] = "suspended", "saved to /OVS/web1.save"
+		}
+		return in, err
+	}}
 	return m
 }
 
