@@ -398,6 +398,15 @@ func (a *Agent) openDomains(cfg *config.Config) error {
 	} else {
 		a.log.Warn("qemu engine unusable: domains that run an operating system will not start", zap.String("binary", f.Binary), zap.String("problem", f.Problem))
 	}
+	// A pool domain's guest is told the pool member name that runs it.
+	var host string
+	if cfg.Pool.Name != "" {
+		h, err := poolMemberName(cfg)
+		if err != nil {
+			return err
+		}
+		host = h
+	}
 	var err error
 	a.domains, err = domains.Open(domains.Options{
 		QEMU:           a.qemu,
@@ -411,6 +420,7 @@ func (a *Agent) openDomains(cfg *config.Config) error {
 		MemoryReserve:  uint64(cfg.Agent.MemoryReserve) << 20,
 		MemoryBacking:  cfg.Agent.MemoryBacking,
 		VMMBinary:      cfg.Agent.VMMBinary,
+		HostName:       host,
 		Log:            a.log.Named("domains"),
 		Stopped: func(name, uuid string) {
 			if f := a.poolStopped.Load(); f != nil {

@@ -12,18 +12,25 @@ import (
 // ports would make one. While cut it forwards nothing in either
 // direction and connects nowhere; what was sent meanwhile is delivered
 // when the cut is mended, as TCP's retransmissions would deliver it
-// (without their backoff). It listens on 127.0.0.1 and is closed, with
-// every connection it holds, when the test ends.
+// (without their backoff). HoldReplies cuts one way only: requests go
+// on, etcd's answers are kept back until released. It listens on
+// 127.0.0.1 and is closed, with every connection it holds, when the test
+// ends.
 type partitionProxy struct {
 	ln     net.Listener
 	target string
 
-	mu    sync.Mutex
-	open  *sync.Cond
-	cut   bool
-	done  bool
-	conns map[net.Conn]struct{}
-	wg    sync.WaitGroup
+	mu   sync.Mutex
+	open *sync.Cond
+	cut  bool
+	done bool
+	// While held, what the target answers (a reply) is kept back unless
+	// released: replies counts the reply chunks read, released those let
+	// through.
+	held              bool
+	replies, released int64
+	conns             map[net.Conn]struct{}
+	wg                sync.WaitGroup
 }
 
 func newPartitionProxy(t *testing.T, target string) *partitionProxy {
@@ -43,22 +50,50 @@ func newPartitionProxy(t *testing.T, target string) *partitionProxy {
 // URL is the proxy's etcd client URL.
 func (p *partitionProxy) URL() string { return "http://" + p.ln.Addr().String() }
 
-// Cut stops all traffic; Mend lets it flow again.
+// Cut stops all traffic; Mend lets it flow again (held replies too).
 func (p *partitionProxy) Cut()  { p.set(true) }
 func (p *partitionProxy) Mend() { p.set(false) }
 
 func (p *partitionProxy) set(cut bool) {
 	p.mu.Lock()
-	p.cut = cut
+	p.cut, p.held = cut, false
 	p.mu.Unlock()
 	p.open.Broadcast()
 }
 
-// wait blocks while the proxy is cut; false once it is closed.
-func (p *partitionProxy) wait() bool {
+// HoldReplies lets requests through and keeps back what the target
+// answers from now on, until ReleaseUpTo or Mend: a request is carried
+// out while its caller hears nothing.
+func (p *partitionProxy) HoldReplies() {
+	p.mu.Lock()
+	p.held, p.released = true, p.replies
+	p.mu.Unlock()
+	p.open.Broadcast()
+}
+
+// Replies counts the reply chunks read from the target so far (each
+// numbered in turn from 1).
+func (p *partitionProxy) Replies() int64 {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	for p.cut && !p.done {
+	return p.replies
+}
+
+// ReleaseUpTo lets the held reply chunks numbered up to n through and
+// goes on holding the later ones.
+func (p *partitionProxy) ReleaseUpTo(n int64) {
+	p.mu.Lock()
+	p.released = max(p.released, n)
+	p.mu.Unlock()
+	p.open.Broadcast()
+}
+
+// wait blocks while the proxy is cut, or while reply chunk seq (0: a
+// request) is held; false once the proxy is closed.
+func (p *partitionProxy) wait(seq int64) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for (p.cut || (seq > 0 && p.held && seq > p.released)) && !p.done {
 		p.open.Wait()
 	}
 	return !p.done
@@ -93,7 +128,7 @@ func (p *partitionProxy) serve() {
 func (p *partitionProxy) handle(c net.Conn) {
 	defer p.wg.Done()
 	defer c.Close()
-	if !p.wait() {
+	if !p.wait(0) {
 		return
 	}
 	d, err := net.Dial("tcp", p.target)
@@ -107,20 +142,28 @@ func (p *partitionProxy) handle(c net.Conn) {
 	p.wg.Add(1)
 	go func() {
 		defer p.wg.Done()
-		p.pipe(d, c)
+		p.pipe(d, c, false)
 		d.Close()
 		c.Close()
 	}()
-	p.pipe(c, d)
+	p.pipe(c, d, true)
 }
 
-// pipe copies src to dst, holding each chunk while the proxy is cut.
-func (p *partitionProxy) pipe(dst, src net.Conn) {
+// pipe copies src to dst, holding each chunk while the proxy is cut (and
+// each reply chunk while replies are held).
+func (p *partitionProxy) pipe(dst, src net.Conn, reply bool) {
 	buf := make([]byte, 32<<10)
 	for {
 		n, err := src.Read(buf)
 		if n > 0 {
-			if !p.wait() {
+			var seq int64
+			if reply {
+				p.mu.Lock()
+				p.replies++
+				seq = p.replies
+				p.mu.Unlock()
+			}
+			if !p.wait(seq) {
 				return
 			}
 			if _, werr := dst.Write(buf[:n]); werr != nil {

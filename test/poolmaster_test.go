@@ -426,9 +426,11 @@ func TestPoolHARecordsNeverTwoWriters(t *testing.T) {
 	if gens := s.Generations(); !slices.Equal(gens, []int64{run1.Generation, run2.Generation}) || run2.Generation <= run1.Generation {
 		t.Errorf("generations on disk %v, want %d then %d (growing)", gens, run1.Generation, run2.Generation)
 	}
-	// (The records' host is the system's host name, the same for every
-	// agent on this machine: the generations and boots tell the writers
-	// apart.)
+	// Each writer names the pool member that ran it ([pool] host_name),
+	// not the system's host name, the same for every agent here.
+	if s.Runs[0].Host != run1.Host || s.Runs[1].Host != run2.Host {
+		t.Errorf("records' hosts %q then %q, want the members %s then %s", s.Runs[0].Host, s.Runs[1].Host, run1.Host, run2.Host)
+	}
 	if s.Runs[0].Boot == s.Runs[1].Boot {
 		t.Errorf("both runs have boot %s: not two boots", s.Runs[0].Boot)
 	}

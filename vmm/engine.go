@@ -296,6 +296,10 @@ type EngineConfig struct {
 	// with (Options.Generation; 0: none): the qemu engine hands it to the
 	// guest (qemu.Spec.Generation); the workload engines ignore it.
 	Generation int64
+	// Host is the name of the host that runs the domain as its pool knows
+	// it (the agent's member name; "" for the system's host name): the
+	// qemu engine tells a pool domain's guest (FwCfgHost).
+	Host string
 }
 
 // engines makes an engine by name: the one place an engine is chosen. A

@@ -182,7 +182,7 @@ func (e *qemuEngine) spec(how launchAs) (qemu.Spec, error) {
 		if qemu.FwCfgValueOK(e.cfg.Name) {
 			s.FwCfg = append(s.FwCfg, qemu.FwCfg{Name: qemu.FwCfgDomain, Value: e.cfg.Name})
 		}
-		if h, err := os.Hostname(); err == nil && qemu.FwCfgValueOK(h) {
+		if h := e.hostName(); qemu.FwCfgValueOK(h) {
 			s.FwCfg = append(s.FwCfg, qemu.FwCfg{Name: qemu.FwCfgHost, Value: h})
 		}
 	}
@@ -224,6 +224,17 @@ func (e *qemuEngine) spec(how launchAs) (qemu.Spec, error) {
 		return s, err
 	}
 	return s, nil
+}
+
+// hostName is the name a pool domain's guest is told runs it: the pool
+// member name the agent gave, else the system's host name ("" when that
+// cannot be read).
+func (e *qemuEngine) hostName() string {
+	if e.cfg.Host != "" {
+		return e.cfg.Host
+	}
+	h, _ := os.Hostname()
+	return h
 }
 
 // lineWriter is the console as an io.Writer (nil: discard).

@@ -306,3 +306,35 @@ func TestQEMUEngineSharedDisk(t *testing.T) {
 		}
 	}
 }
+
+// A pool domain's guest is told its name, its generation and the pool
+// member name of the host that runs it (fw_cfg); with no member name
+// given, the system's host name; a domain outside a pool is told
+// nothing.
+func TestQEMUEngineTellsPoolGuestWhoRunsIt(t *testing.T) {
+	e, _ := guestEngine(t, "told")
+	fw := func() map[string]string {
+		t.Helper()
+		s, err := e.spec(launchAs{tapID: e.cfg.UUID})
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]string{}
+		for _, f := range s.FwCfg {
+			out[f.Name] = f.Value
+		}
+		return out
+	}
+	if got := fw(); len(got) != 0 {
+		t.Errorf("fw_cfg of a domain outside a pool: %v, want none", got)
+	}
+	e.cfg.Generation, e.cfg.Host = 42, "agent-b"
+	got := fw()
+	if got["opt/org.ovs-agent/host"] != "agent-b" || got["opt/org.ovs-agent/domain"] != "told" {
+		t.Errorf("fw_cfg of a pool domain on member agent-b: %v", got)
+	}
+	e.cfg.Host = ""
+	if h, err := os.Hostname(); err == nil && fw()["opt/org.ovs-agent/host"] != h {
+		t.Errorf("fw_cfg host without a member name: %q, want the system's %q", fw()["opt/org.ovs-agent/host"], h)
+	}
+}

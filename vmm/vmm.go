@@ -56,6 +56,9 @@ type Options struct {
 	// from before the machine boots.
 	RunUntil   control.Monotonic
 	Generation int64
+	// Host is this host's name in the domain's pool ("" for the system's
+	// host name); see EngineConfig.Host.
+	Host string
 }
 
 // Mode is how a VMM gets its machine.
@@ -150,7 +153,7 @@ func Start(o Options) (*VMM, error) {
 	v.lastAt = v.started
 	v.engine, err = newEngine(o.Engine, EngineConfig{Name: o.Name, UUID: o.UUID, MemoryBytes: o.MemoryBytes, VCPUs: o.VCPUs,
 		Console: v.console, Config: o.Config, Dir: o.Dir, Binary: o.EngineBinary, Accel: o.Accel, Generation: o.Generation,
-		MemoryBacking: o.MemoryBacking})
+		MemoryBacking: o.MemoryBacking, Host: o.Host})
 	if err == nil {
 		v.mu.Lock()
 		v.lease.generation, v.lease.runUntil = o.Generation, o.RunUntil

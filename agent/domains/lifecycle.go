@@ -100,7 +100,8 @@ func (m *Manager) launch(d *domain, how vmmproc.Mode, image, from string, imageF
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), m.opts.StartTimeout)
 	defer cancel()
-	spec := vmmproc.Spec{UUID: d.rec.UUID, Dir: d.dir, Socket: m.socketPath(d), Engine: run.Engine, EngineBinary: run.Binary, Accel: run.Accel, Mode: how, Image: image, ImageFile: imageFile}
+	spec := vmmproc.Spec{UUID: d.rec.UUID, Dir: d.dir, Socket: m.socketPath(d), Engine: run.Engine, EngineBinary: run.Binary, Accel: run.Accel, Mode: how, Image: image, ImageFile: imageFile,
+		Host: m.opts.HostName}
 	d.mu.Lock()
 	spec.RunUntil, spec.Generation = d.runUntil, d.rec.Generation
 	spec.MemoryBacking = d.rec.MemoryBacking

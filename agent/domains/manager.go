@@ -89,6 +89,11 @@ type Options struct {
 	// by on_crash or on_poweroff (or not any more: its restart budget
 	// spent, its restart failed).
 	Stopped func(name, uuid string)
+	// HostName is this host's name in its server pool ([pool] host_name,
+	// or the system's host name; "" outside a pool), handed to every VMM
+	// (vmmproc.Spec.Host): a pool domain's guest is told it runs on the
+	// pool member of that name.
+	HostName string
 }
 
 // Manager is the registry of this host's domains.

@@ -36,8 +36,9 @@
 //     target member's lease, in one transaction guarded by the current
 //     generation and the target's member key) at a higher one again.
 //     KeepOwner settles a hand-over whose outcome is unknown. The key is
-//     written by nothing else. OwnedDomains lists what a member's lease
-//     owns.
+//     written by nothing else. An acquire whose answer is lost is read
+//     back, so that a key bound to the lease is never left unknown to the
+//     caller. OwnedDomains lists what a member's lease owns.
 //   - The pool domain records (domains.go): the spec (DomainSpec) and the
 //     status (DomainStatus) the master writes, their keys, and ReadSpec.
 //

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -38,6 +39,16 @@ func (e *OwnedError) Is(target error) bool { return target == ErrOwned }
 // the domain's generation, the owner key's mod revision, which is higher
 // for every new owner (HandOver rewrites the key at a higher revision). If another member owns the domain the error
 // is an *OwnedError.
+//
+// A transaction whose answer does not come (ctx ended: the caller, a pool
+// master, gone; a timeout; a leader change) may have been carried out
+// all the same. Its outcome is then read back, bounded by
+// ownerReadBackTimeout on a context of its own: a key found bound to this
+// member's lease is this member's, and AcquireOwner answers its
+// generation although ctx has ended. Otherwise the caller would not know
+// it owns the domain, would run nothing, and the key would keep every
+// other member from starting the domain as long as the lease lives. Only
+// when the read back fails too is the outcome unknown; the error says so.
 func (m *Member) AcquireOwner(ctx context.Context, domain string) (int64, error) {
 	return m.acquire(ctx, domain, 0)
 }
@@ -79,7 +90,7 @@ func (m *Member) acquire(ctx context.Context, domain string, specRev int64) (int
 		Else(clientv3.OpGet(key)).
 		Commit()
 	if err != nil {
-		return 0, fmt.Errorf("pool %s: acquire domain %s: %w", m.s.Pool, domain, err)
+		return m.acquireReadBack(ctx, domain, key, err)
 	}
 	if resp.Succeeded {
 		// The put is the transaction's only write: the key was created
@@ -100,6 +111,35 @@ func (m *Member) acquire(ctx context.Context, domain string, specRev int64) (int
 		return kv.ModRevision, nil
 	}
 	return 0, m.ownedError(domain, kv)
+}
+
+// ownerReadBackTimeout bounds the read back of an acquire whose answer
+// did not come.
+const ownerReadBackTimeout = 5 * time.Second
+
+// acquireReadBack finds out what became of an acquire transaction that
+// failed with txnErr: the owner key is read on a bounded context that
+// ctx's end does not cancel.
+func (m *Member) acquireReadBack(ctx context.Context, domain, key string, txnErr error) (int64, error) {
+	m.log.Warn("acquire of a domain's owner key got no answer: reading the owner key back, as the transaction may have been carried out",
+		zap.String("domain", domain), zap.Error(txnErr))
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ownerReadBackTimeout)
+	defer cancel()
+	resp, err := m.cli.Get(rctx, key)
+	if err != nil {
+		return 0, fmt.Errorf("pool %s: acquire domain %s: %w; reading its owner key back failed too (%v): the key may be bound to this member's lease until it is released or the lease ends",
+			m.s.Pool, domain, txnErr, err)
+	}
+	if len(resp.Kvs) == 0 {
+		return 0, fmt.Errorf("pool %s: acquire domain %s: %w (the domain has no owner)", m.s.Pool, domain, txnErr)
+	}
+	kv := resp.Kvs[0]
+	if clientv3.LeaseID(kv.Lease) != m.lease {
+		return 0, m.ownedError(domain, kv)
+	}
+	m.log.Warn("domain owner: the acquire was carried out though its answer did not come", zap.String("domain", domain),
+		zap.Int64("generation", kv.ModRevision), zap.NamedError("answer_error", txnErr))
+	return kv.ModRevision, nil
 }
 
 func (m *Member) ownedError(domain string, kv *mvccpb.KeyValue) error {

@@ -54,6 +54,10 @@ type Spec struct {
 	// (control.OpLease): zero RunUntil, no fencing.
 	RunUntil   control.Monotonic
 	Generation int64
+	// Host is the name the host is known by in the domain's pool (the
+	// agent's [pool] member name; "" outside a pool): the VMM tells a pool
+	// domain's guest who runs it by this name, not the system's.
+	Host string
 }
 
 // Handle is what finds a VMM again after an agent restart. The registry
@@ -164,6 +168,9 @@ func (s Spec) args() ([]string, []*os.File) {
 	}
 	if s.Generation != 0 {
 		args = append(args, "--generation", strconv.FormatInt(s.Generation, 10))
+	}
+	if s.Host != "" {
+		args = append(args, "--host", s.Host)
 	}
 	var extra []*os.File
 	switch s.Mode {

@@ -255,13 +255,13 @@ func TestSpecArgsPassTheEngineBinaryAndAccel(t *testing.T) {
 }
 
 func TestSpecArgsPassTheLease(t *testing.T) {
-	s := Spec{UUID: testUUID, Dir: "/d", Socket: "/s.sock", Engine: "sim", RunUntil: 123456789, Generation: 42}
+	s := Spec{UUID: testUUID, Dir: "/d", Socket: "/s.sock", Engine: "sim", RunUntil: 123456789, Generation: 42, Host: "agent-b"}
 	args, _ := s.args()
-	if got, want := strings.Join(args, " "), "--config /d/vm.cfg --engine sim --dir /d --socket /s.sock --run-until 123456789 --generation 42"; got != want {
+	if got, want := strings.Join(args, " "), "--config /d/vm.cfg --engine sim --dir /d --socket /s.sock --run-until 123456789 --generation 42 --host agent-b"; got != want {
 		t.Errorf("args %q, want %q", got, want)
 	}
-	s.RunUntil, s.Generation = 0, 0
-	if args, _ := s.args(); strings.Contains(strings.Join(args, " "), "--run-until") || strings.Contains(strings.Join(args, " "), "--generation") {
-		t.Errorf("args without a lease %q", args)
+	s.RunUntil, s.Generation, s.Host = 0, 0, ""
+	if args, _ := s.args(); strings.Contains(strings.Join(args, " "), "--run-until") || strings.Contains(strings.Join(args, " "), "--generation") || strings.Contains(strings.Join(args, " "), "--host") {
+		t.Errorf("args without a lease or a pool %q", args)
 	}
 }

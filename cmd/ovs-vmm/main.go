@@ -40,6 +40,7 @@ func run() int {
 	restore := flag.String("restore", "", "start from this save image instead of booting")
 	runUntil := flag.Int64("run-until", 0, "the lease's run-until time, CLOCK_BOOTTIME nanoseconds: the guest is fenced past it (0: no fencing)")
 	generation := flag.Int64("generation", 0, "the generation of the domain's owner (a pool's owner key revision)")
+	host := flag.String("host", "", "this host's name in the domain's pool (its member name); \"\" for the system's host name")
 	man := flag.String("man", "", "write the manual page ovs-vmm.8 into this directory and exit")
 	flag.Parse()
 	if *man != "" {
@@ -68,7 +69,7 @@ func run() int {
 	if *backing != "" {
 		opts.MemoryBacking = *backing
 	}
-	opts.RunUntil, opts.Generation = control.Monotonic(*runUntil), *generation
+	opts.RunUntil, opts.Generation, opts.Host = control.Monotonic(*runUntil), *generation, *host
 	if *generation < 0 {
 		return failed(fmt.Errorf("--generation %d: a generation is never negative", *generation))
 	}
