@@ -657,6 +657,16 @@ func (p *poolDomains) startLocal(ctx context.Context, uuid string) (*startResult
 	// meanwhile leaves no owner key of a domain the pool does not have.
 	gen, err := m.AcquireOwnerOfSpec(ctx, uuid, specRev)
 	if err != nil {
+		if !errors.Is(err, pool.ErrOwned) && !errors.Is(err, pool.ErrSpecChanged) {
+			// The outcome is unknown (no answer, and none read back): a
+			// key that may be bound to this lease with nothing run under
+			// it would keep every other member from starting the domain.
+			rctx, cancel := context.WithTimeout(p.a.lifetime, opTimeout(m))
+			if rerr := m.ReleaseOwner(rctx, uuid); rerr != nil {
+				p.log.Warn("an acquire whose outcome is unknown: its key not released either (it goes with the lease)", zap.String("uuid", uuid), zap.Error(rerr))
+			}
+			cancel()
+		}
 		return nil, err
 	}
 	p.mu.Lock()
