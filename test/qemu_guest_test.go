@@ -32,6 +32,9 @@ import (
 // reported through pvpanic (on_crash = 'restart'), and a poweroff it does
 // itself stops it (on_poweroff = 'destroy').
 func TestQEMUGuestConsoleMemoryPower(t *testing.T) {
+	// Parallel: a TCG guest takes one core, and the test package runs
+	// its sequential tests first; the parallel ones share the two cores.
+	t.Parallel()
 	timed(t)
 	a := qemuAgent(t, "127.0.0.2", false)
 	v := guestVM{Name: "gc", MemcheckMiB: 16, Lines: []string{"maxmem = 384", "on_reboot = 'restart'", "on_crash = 'restart'", "on_poweroff = 'destroy'"}}
@@ -294,6 +297,9 @@ func loopDevice(t testing.TB, img string) string {
 // boot the disk's GRUB (each counts its boot on the disk), and a CD-ROM's;
 // a disk given read-only stays as it was.
 func TestQEMUDiskBoot(t *testing.T) {
+	// Parallel: a TCG guest takes one core, and the test package runs
+	// its sequential tests first; the parallel ones share the two cores.
+	t.Parallel()
 	timed(t)
 	a := qemuAgent(t, "127.0.0.2", false)
 	cases := []struct {

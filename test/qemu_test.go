@@ -335,6 +335,9 @@ func killIncomingVMM(t *testing.T, a *Agent, name string) {
 // was, with no CORRUPT line; then saves it again and restores it on a
 // second agent.
 func TestQEMUSaveRestore(t *testing.T) {
+	// Parallel: a TCG guest takes one core, and the test package runs
+	// its sequential tests first; the parallel ones share the two cores.
+	t.Parallel()
 	timed(t)
 	a := qemuAgent(t, "127.0.0.2", false)
 	startGuest(t, a, guestVM{Name: "sv", MemcheckMiB: 32})
