@@ -325,6 +325,11 @@ type sending struct {
 	sent   Sent
 	// pausedAt is when the guest was paused for the stop-and-copy.
 	pausedAt time.Time
+	// handedOver: the agent decided the commit of a leased (pool) domain
+	// without auto-commit, which it does only once the domain's ownership
+	// is the target's: from then on this copy is never resumed here by
+	// the VMM itself, whatever the target answers.
+	handedOver bool
 }
 
 func (s *sending) run(conns []net.Conn, auto bool) {
@@ -345,6 +350,11 @@ func (s *sending) run(conns []net.Conn, auto bool) {
 		_ = pagexfer.WriteAbort(s.conn, s.sent.ID, d.Reason)
 		s.fail(failedOrCancelled(s.ctx), fmt.Errorf("%s", d.Reason))
 		return
+	}
+	if !auto {
+		s.v.mu.Lock()
+		s.handedOver = !s.v.lease.runUntil.IsZero()
+		s.v.mu.Unlock()
 	}
 	s.commit()
 }
@@ -460,9 +470,20 @@ func (s *sending) commit() {
 			s.o.update(func(st *control.MigrationStatus) { st.Resume = time.Since(committedAt) })
 			s.migrated()
 			return
-		case errors.As(err, &re):
+		case errors.As(err, &re) && !s.handedOver:
 			// The target destroyed its copy: the guest is ours again.
 			s.fail(control.PhaseFailed, err)
+			return
+		case errors.As(err, &re):
+			// A pool domain whose ownership went to the target before the
+			// commit: refused there, it is not this copy's to run again.
+			// It stays paused; the agent settles it (the target does not
+			// run it: this copy is destroyed, and the pool restarts the
+			// domain).
+			s.o.move(control.PhaseInDoubt, func(st *control.MigrationStatus) {
+				st.Error = "the target refused the commit (" + err.Error() + "); the ownership was handed over, so this copy stays paused for the agent to settle"
+			})
+			s.settleHandedOver()
 			return
 		}
 	}
@@ -471,11 +492,27 @@ func (s *sending) commit() {
 	s.o.move(control.PhaseInDoubt, func(st *control.MigrationStatus) {
 		st.Error = "the target's answer to commit was lost; asking its agent"
 	})
+	if s.handedOver {
+		s.settleHandedOver()
+		return
+	}
 	if <-s.o.where {
 		s.migrated()
 		return
 	}
 	s.fail(control.PhaseFailed, fmt.Errorf("the target did not take the domain; resumed here"))
+}
+
+// settleHandedOver waits, in doubt, for the agent's word on a handed-over
+// pool domain's commit: on the target it ends this VMM as migrated; not
+// there, the migration fails and the guest stays paused (never resumed
+// here: the agent destroys this copy).
+func (s *sending) settleHandedOver() {
+	if <-s.o.where {
+		s.migrated()
+		return
+	}
+	s.o.fail(control.PhaseFailed, fmt.Errorf("the target did not take the domain, whose ownership was handed over to it: this copy stays paused (not resumed) until it is destroyed"))
 }
 
 // fail resumes the guest here (unless it was paused before) and ends the
