@@ -452,9 +452,7 @@ func TestPoolMasterKilledMidPlacement(t *testing.T) {
 	disk1 := p.disk(t, "mid1")
 	p.create(t, p.agents[m1], recGuest(t, "mid1", disk1), map[string]any{"ha": true, "preferred": others})
 	to := dispatchedTo(t, p.agents[m1], "mid1", 10*time.Second)
-	// (Bounded generously: on a loaded machine the master's dispatch
-	// goroutine was seen to take over 10 s to write its request.)
-	end := time.Now().Add(30 * time.Second)
+	end := time.Now().Add(10 * time.Second)
 	for !requestQueued(t, p.agents[to].Addr) {
 		if time.Now().After(end) {
 			t.Fatalf("the master's pool.start_local of mid1 never reached %s's socket", to)
