@@ -70,6 +70,8 @@ func (a *Agent) ovm3Methods() []xmlrpc.Def {
 	defs = append(defs, a.ovm3SaveMethods()...)
 	defs = append(defs, a.ovm3RepoMethods()...)
 	defs = append(defs, a.ovm3RepoChangeMethods()...)
+	defs = append(defs, a.ovm3CreateRepoMethods()...)
+	defs = append(defs, a.ovm3StorageFSMethods()...)
 	defs = append(defs, a.ovm3NetMethods()...)
 	defs = append(defs, a.ovm3PoolMethods()...)
 	defs = append(defs, a.ovm3CSMethods()...)
