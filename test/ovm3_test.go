@@ -444,9 +444,6 @@ func TestOVM3(t *testing.T) {
 	if tz := c.ok(t, "get_timezone"); len(tz.Items) != 2 || tz.Items[0].Type != "string" || tz.Items[0].Text == "" || tz.Items[1].Type != "boolean" {
 		t.Errorf("get_timezone: %s", tz)
 	}
-	if msg := c.refused(t, 1007, "update_agent_password", "oracle", "new"); !strings.Contains(msg, "ovs-agent configure") {
-		t.Errorf("update_agent_password: %q", msg)
-	}
 
 	ntp := c.ok(t, "get_ntp")
 	if len(ntp.Items) != 3 || ntp.Items[0].Type != "array" || ntp.Items[1].Type != "boolean" || ntp.Items[2].Type != "boolean" {
