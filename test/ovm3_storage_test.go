@@ -79,6 +79,7 @@ func TestOVM3Storage(t *testing.T) {
 	ss := map[string]any{"uuid": id2, "storage_type": "FileSys", "access_host": ""}
 	sd := map[string]any{"uuid": dashedID(id2), "ss_uuid": id2, "access_path": dev}
 	info := c.ok(t, "storage_plugin_getFileSystemInfo", ocfs2, ss, sd)
+	o3Shape(t, "storage_plugin_getFileSystemInfo", info)
 	checkDetails(t, "storage_plugin_getFileSystemInfo", info, dev, "ext4:"+dev, "1")
 	c.refused(t, 1007, "storage_plugin_unmount", "oracle.s_iscsi.SCSIPlugin.SCSIPlugin", ss, sd, mp2, true)
 	c.done(t, "storage_plugin_unmount", ocfs2, ss, sd, mp2, true)
@@ -94,6 +95,7 @@ func TestOVM3Storage(t *testing.T) {
 		t.Fatalf("a refused storage_plugin_mount left %+v", r.Repositories)
 	}
 	m := c.ok(t, "storage_plugin_mount", ocfs2, ss, sd, mp2, "", true, []string{"noatime"})
+	o3Shape(t, "storage_plugin_mount", m)
 	checkDetails(t, "storage_plugin_mount", m, dev, "ext4:"+dev, "1")
 	if opts := m.Members["mount_options"]; len(opts.Items) != 1 || opts.Items[0].Text != "noatime" {
 		t.Errorf("storage_plugin_mount: mount_options %s", opts)
@@ -106,7 +108,9 @@ func TestOVM3Storage(t *testing.T) {
 	checkDetails(t, "storage_plugin_mount again", c.ok(t, "storage_plugin_mount", ocfs2, ss, sd, mp2, "", true, []string{}), dev, "ext4:"+dev, "1")
 	// listFileSystems: by uuid, or the one local repository... of which
 	// there are two here.
-	checkDetails(t, "storage_plugin_listFileSystems", c.ok(t, "storage_plugin_listFileSystems", ocfs2, map[string]any{"uuid": id2}), dev, "ext4:"+dev, "1")
+	lfs := c.ok(t, "storage_plugin_listFileSystems", ocfs2, map[string]any{"uuid": id2})
+	o3Shape(t, "storage_plugin_listFileSystems", lfs)
+	checkDetails(t, "storage_plugin_listFileSystems", lfs, dev, "ext4:"+dev, "1")
 	if msg := c.refused(t, -32602, "storage_plugin_listFileSystems", ocfs2, map[string]any{"uuid": "", "access_host": ""}); !strings.Contains(msg, "2 repositories") {
 		t.Errorf("storage_plugin_listFileSystems without a uuid: %q", msg)
 	}
