@@ -204,7 +204,6 @@ func ovm3StorageRefusals() []xmlrpc.Def {
 		"mount_repository_fs":      "repositories are mounted by the agent from /etc/ovs/repositories; add_repository adds one",
 		"unmount_repository_fs":    "repositories are unmounted by the agent; delete_repository removes one",
 		"import_virtual_disk":      "copy the image into the repository's VirtualDisks folder (copy_file, or on the host)",
-		"discover_storage_plugins": "this agent has no storage plugins of its own; the NFS and OCFS2 plugins' calls (storage_plugin_mount, storage_plugin_unmount, storage_plugin_getFileSystemInfo, storage_plugin_listFileSystems, storage_plugin_create, storage_plugin_getFileInfo, storage_plugin_destroy) work on the repositories",
 	}
 	names := make([]string, 0, len(why))
 	for n := range why {

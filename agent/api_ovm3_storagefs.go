@@ -22,6 +22,8 @@ func (a *Agent) ovm3StorageFSMethods() []xmlrpc.Def {
 	mp := xmlrpc.Req("mount_point", xmlrpc.String)
 	const details = "{status, uuid, ss_uuid, size, free_sz (bytes, as strings), state (\"1\" mounted, \"0\" not), mount_options, access_grp_names (arrays of strings), access_path (the repository's source), name (file system type:path)}"
 	return []xmlrpc.Def{
+		{Name: "discover_storage_plugins", Result: xmlrpc.String, Run: a.ovm3StoragePlugins,
+			Help: "Oracle VM Agent 3: the storage plugins served here as an XML document in a string (Discover_Storage_Plugins_Result/storage_plugin_info_list/storage_plugin_info[@plugin_impl_name] with plugin_name, plugin_desc, plugin_version, filesys_type, filesys_name, generic_plugin, cluster_required and abilities): oracle.generic.NFSPlugin.GenericNFSPlugin (NFS exports) and oracle.ocfs2.OCFS2.OCFS2Plugin (local block devices and folders, without OCFS2 clustering), both on this agent's repositories; no clone, snapshot or resize."},
 		{Name: "storage_plugin_mount", Result: xmlrpc.Struct, Run: a.ovm3StorageMount,
 			Params: []xmlrpc.Param{plugin, ss, sd, mp, xmlrpc.Opt("extra", xmlrpc.String), xmlrpc.Opt("active", xmlrpc.Boolean),
 				{Name: "mount_options", Type: xmlrpc.Array, Optional: true}},
@@ -36,6 +38,36 @@ func (a *Agent) ovm3StorageFSMethods() []xmlrpc.Def {
 			Params: []xmlrpc.Param{plugin, ss},
 			Help:   "Oracle VM Agent 3 storage plugin (NFS or OCFS2): the details " + details + " of the repository storage_server.uuid names; without a uuid, of the one repository of the plugin's kind (NFS: an export of storage_server.access_host; OCFS2: a local device or folder). The client reads one struct: several matches are refused, naming them."},
 	}
+}
+
+// ovm3PluginAbilities: what the plugins' calls can do here (files and
+// repositories; no clones, snapshots or resizing).
+func ovm3PluginAbilities(backing string) []ovm3.Leaf {
+	u := "UNSUPPORTED"
+	return []ovm3.Leaf{
+		{Name: "clone", Text: u}, {Name: "clone_is_sync", Text: u}, {Name: "custom_clone_name", Text: u},
+		{Name: "snapshot", Text: u}, {Name: "snap_is_sync", Text: u}, {Name: "custom_snap_name", Text: u},
+		{Name: "snapclone", Text: u}, {Name: "snapclone_is_sync", Text: u},
+		{Name: "splitclone", Text: u}, {Name: "splitclone_is_sync", Text: u}, {Name: "splitclone_while_open", Text: u},
+		{Name: "resize", Text: u}, {Name: "resize_is_sync", Text: u},
+		{Name: "access_control", Text: "NO"}, {Name: "require_storage_name", Text: "NO"},
+		{Name: "backing_device_type", Text: backing},
+	}
+}
+
+func (a *Agent) ovm3StoragePlugins(context.Context, xmlrpc.Args) (any, error) {
+	doc, err := ovm3.DiscoverStoragePlugins([]ovm3.StoragePlugin{
+		{ImplName: "oracle.ocfs2.OCFS2.OCFS2Plugin", Name: "Local file system", Version: a.opts.Version,
+			Description: "Local file systems (a block device [agent] block_devices allows, or a folder inside [agent] file_dirs) as this agent's repositories, under the OCFS2 plugin's name; no OCFS2 cluster is made",
+			FilesysType: "LocalFS", FilesysName: "local", Abilities: ovm3PluginAbilities("DEVICE_SINGLE")},
+		{ImplName: ovm3NFSPlugin, Name: "Network File System", Version: a.opts.Version,
+			Description: "NFS exports as this agent's repositories", FilesysType: "NetworkFS", FilesysName: "NFS",
+			Generic: true, Abilities: ovm3PluginAbilities("UNSUPPORTED")},
+	})
+	if err != nil {
+		return nil, xmlrpc.Faultf(xmlrpc.Internal, "%v", err)
+	}
+	return doc, nil
 }
 
 // ovm3Plugin refuses a plugin whose calls are not served.

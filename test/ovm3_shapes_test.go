@@ -53,6 +53,15 @@ func shapeSpec(lines string) map[string]string {
 	return out
 }
 
+// prefixLines writes each blank-separated name with prefix, a line each.
+func prefixLines(prefix, names string) string {
+	var b strings.Builder
+	for _, n := range strings.Fields(names) {
+		b.WriteString(prefix + n + "\n")
+	}
+	return b.String()
+}
+
 func set(names ...string) map[string]bool {
 	m := map[string]bool{}
 	for _, n := range names {
@@ -372,6 +381,23 @@ var o3Shapes = map[string]o3Recorded{
 /Discover_Repository_Db_Result/RepositoryDbList/Repository/Alias
 /Discover_Repository_Db_Result/RepositoryDbList/Repository/Manager_uuid
 /Discover_Repository_Db_Result/RepositoryDbList/Repository/Status`)},
+	// StoragePluginTest.
+	"discover_storage_plugins": {paths: shapeSpec(`/Discover_Storage_Plugins_Result
+/Discover_Storage_Plugins_Result/storage_plugin_info_list
+/Discover_Storage_Plugins_Result/storage_plugin_info_list/storage_plugin_info
+/Discover_Storage_Plugins_Result/storage_plugin_info_list/storage_plugin_info/@plugin_impl_name
+` + prefixLines("/Discover_Storage_Plugins_Result/storage_plugin_info_list/storage_plugin_info/",
+		"plugin_name plugin_desc plugin_version vendor_name plugin_type filesys_type filesys_name generic_plugin cluster_required "+
+			"fs_api_version extended_api_version required_api_vers fs_extra_info_help file_extra_info_help ss_extra_info_help abilities "+
+			"abilities/resize abilities/resize_is_sync abilities/clone abilities/clone_is_sync abilities/custom_clone_name "+
+			"abilities/snapshot abilities/snap_is_sync abilities/custom_snap_name abilities/snapclone abilities/snapclone_is_sync "+
+			"abilities/splitclone abilities/splitclone_is_sync abilities/splitclone_while_open abilities/access_control "+
+			"abilities/require_storage_name abilities/backing_device_type")),
+		notSent: prefixed("/Discover_Storage_Plugins_Result/storage_plugin_info_list/storage_plugin_info/", map[string]string{
+			"fs_api_version":       "Oracle Storage Connect API versions: the calls here are this agent's, not a Storage Connect plugin's",
+			"extended_api_version": "", "required_api_vers": "",
+			"fs_extra_info_help": "no extra information is taken", "file_extra_info_help": "", "ss_extra_info_help": "",
+		})},
 	// StoragePluginTest: the mount reply, also recorded as
 	// getFileSystemInfo's and listFileSystems'; the file create reply, also
 	// getFileInfo's.

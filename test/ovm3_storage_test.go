@@ -28,6 +28,20 @@ func TestOVM3Storage(t *testing.T) {
 	c := o3Client{url: "http://" + a.Addr + "/", user: "admin", pass: testPassword}
 	const ocfs2, nfs = "oracle.ocfs2.OCFS2.OCFS2Plugin", "oracle.generic.NFSPlugin.GenericNFSPlugin"
 
+	// The plugins: the two whose calls are served, each with its abilities.
+	sp := c.ok(t, "discover_storage_plugins")
+	o3Shape(t, "discover_storage_plugins", sp)
+	plugins := map[string]o3Node{}
+	for _, p := range parseDoc(t, "discover_storage_plugins", sp.Text).Children[0].Children {
+		plugins[p.attr("plugin_impl_name")] = p
+	}
+	if len(plugins) != 2 || plugins[nfs].leaves()["filesys_type"] != "NetworkFS" || plugins[ocfs2].leaves()["filesys_type"] != "LocalFS" {
+		t.Errorf("discover_storage_plugins: %s", sp.Text)
+	}
+	if ab, _ := plugins[ocfs2].child("abilities"); ab.leaves()["snapshot"] != "UNSUPPORTED" {
+		t.Errorf("discover_storage_plugins: OCFS2 abilities %v", ab.leaves())
+	}
+
 	// create_repository of a folder inside [agent] file_dirs (the
 	// harness's: the test's temporary root).
 	dir := t.TempDir()
