@@ -67,6 +67,7 @@ func (a *Agent) ovm3Methods() []xmlrpc.Def {
 	}
 	defs = append(defs, a.ovm3HostMethods()...)
 	defs = append(defs, a.ovm3PasswordMethods()...)
+	defs = append(defs, a.ovm3NTPMethods()...)
 	defs = append(defs, a.ovm3MigrateMethods()...)
 	defs = append(defs, a.ovm3SaveMethods()...)
 	defs = append(defs, a.ovm3RepoMethods()...)

@@ -2,15 +2,28 @@ package test
 
 import (
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
 
-// TestOVM3Password: update_agent_password changes the API password in
+// TestOVM3HostChanges: update_agent_password changes the API password in
 // the agent.ini the agent runs on and reloads it: the new password logs
-// in, the old one no longer does, and the file keeps its comments.
-func TestOVM3Password(t *testing.T) {
-	a := startAgent(t, agentConf{Extra: map[string][]string{"auth": {"failed_login_delay = 0s"}}})
+// in, the old one no longer does, and the file keeps its comments. And
+// set_ntp, enable_ntp, disable_ntp write the [agent] ntp_file and run the
+// ntp_*_command (here a script that logs its argument).
+func TestOVM3HostChanges(t *testing.T) {
+	dir := t.TempDir()
+	ntpFile := filepath.Join(dir, "timesyncd.conf.d", "ovs-agent.conf")
+	ntpLog := filepath.Join(dir, "ntp.log")
+	script := filepath.Join(dir, "ntp.sh")
+	if err := os.WriteFile(script, []byte("#!/bin/sh\necho \"$*\" >> "+ntpLog+"\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	a := startAgent(t, agentConf{Extra: map[string][]string{
+		"auth":  {"failed_login_delay = 0s"},
+		"agent": {"ntp_file = " + ntpFile, "ntp_enable_command = " + script + " enable", "ntp_disable_command = " + script + " disable", "ntp_restart_command = " + script + " restart"},
+	}})
 	c := o3Client{url: "http://" + a.Addr + "/", user: "admin", pass: testPassword}
 	before, _ := os.ReadFile(a.Config)
 
@@ -22,8 +35,27 @@ func TestOVM3Password(t *testing.T) {
 	if msg := c.refused(t, 1007, "get_datetime"); !strings.Contains(msg, "get_last_boot_time") {
 		t.Errorf("get_datetime: %q", msg)
 	}
-	for _, m := range []string{"enable_ntp", "disable_ntp"} {
-		c.refused(t, 1007, m)
+
+	// The time service.
+	c.refused(t, -32602, "set_ntp", []string{"ntp1.example.org", "x\nNTP=evil"}, true)
+	c.refused(t, -32602, "set_ntp", []string{"a b"}, true)
+	if _, err := os.Stat(ntpFile); !os.IsNotExist(err) {
+		t.Fatalf("a refused set_ntp wrote %s: %v", ntpFile, err)
+	}
+	c.done(t, "set_ntp", []string{"ntp1.example.org", "192.0.2.1"}, true)
+	if b, _ := os.ReadFile(ntpFile); !strings.Contains(string(b), "[Time]\nNTP=ntp1.example.org 192.0.2.1\n") {
+		t.Errorf("ntp_file after set_ntp:\n%s", b)
+	}
+	ntp := c.ok(t, "get_ntp")
+	o3Shape(t, "get_ntp", ntp)
+	if len(ntp.Items[0].Items) < 2 || ntp.Items[0].Items[0].Text != "ntp1.example.org" || ntp.Items[0].Items[1].Text != "192.0.2.1" {
+		t.Errorf("get_ntp after set_ntp: %s", ntp)
+	}
+	c.done(t, "set_ntp", []string{"ntp2.example.org"}, false)
+	c.done(t, "enable_ntp")
+	c.done(t, "disable_ntp")
+	if b, _ := os.ReadFile(ntpLog); string(b) != "enable\nrestart\ndisable\nenable\ndisable\n" {
+		t.Errorf("time service commands run: %q", b)
 	}
 
 	c.refused(t, -32602, "update_agent_password", "oracle", "new-secret") // not the configured user

@@ -498,4 +498,3 @@ func DiscoverStoragePlugins(ps []StoragePlugin) (string, error) {
 	}
 	return render(el("Discover_Storage_Plugins_Result", list))
 }
-
