@@ -54,22 +54,26 @@ func (a *Agent) ovm3Methods() []xmlrpc.Def {
 			Help: "Oracle VM Agent 3: [time zone name, whether the hardware clock keeps UTC]."},
 		{Name: "discover_mounted_file_systems", Result: xmlrpc.String, Params: []xmlrpc.Param{xmlrpc.Opt("fstype", xmlrpc.String)}, Run: a.ovm3Mounts,
 			Help: "Oracle VM Agent 3: the mounted file systems of one type (nfs, ext4, ...; all when empty) as an XML document in a string (Discover_Mounted_File_Systems_Result/Filesystem[@Type]/Mount[@Dir] with Device and Mount_Options). A repository's mount is named /OVS/Repositories/<id>, as agent 3 names it (see Managing hosts with Apache CloudStack in README.md)."},
-		{Name: "update_agent_password", Result: xmlrpc.Nil, Params: []xmlrpc.Param{str("user"), str("password"), xmlrpc.Opt("old_password", xmlrpc.String)},
-			Help: "Oracle VM Agent 3: refused here: the API password is set on the host with `ovs-agent configure` (it is not changed over the API).",
+		{Name: "get_datetime", Result: xmlrpc.Nil, Variadic: true,
+			Help: "Oracle VM Agent 3: refused here: CloudStack's plugin reads the host's time from get_last_boot_time (local_time) and never calls get_datetime, whose answer is not publicly documented; this agent does not guess it.",
 			Run: func(context.Context, xmlrpc.Args) (any, error) {
-				return nil, xmlrpc.Faultf(xmlrpc.Unsupported, "update_agent_password: this agent's API password is not changed over the API; set it on the host with `ovs-agent configure` and reload the agent")
+				return nil, xmlrpc.Faultf(xmlrpc.Unsupported, "get_datetime is not served: the host's time is get_last_boot_time's local_time (seconds since the epoch, <i8>) and its zone get_timezone")
 			}},
 		{Name: "set_statistics_interval", Result: xmlrpc.Nil, Params: []xmlrpc.Param{xmlrpc.Req("interval", xmlrpc.Int)},
-			Help: "Oracle VM Agent 3: refused here: this agent does not push statistics to a manager; read them with host.stats and domain.list.",
+			Help: "Oracle VM Agent 3: refused here: this agent has no statistics interval to set (it pushes no statistics to a manager and samples nothing periodically: host.stats, domain.list and the metrics endpoint measure when asked; discover_server's Statistic/Interval is 0).",
 			Run: func(context.Context, xmlrpc.Args) (any, error) {
 				return nil, xmlrpc.Faultf(xmlrpc.Unsupported, "set_statistics_interval: this agent does not push statistics to a manager; poll host.stats and domain.list (or the metrics endpoint) instead")
 			}},
 	}
 	defs = append(defs, a.ovm3HostMethods()...)
+	defs = append(defs, a.ovm3PasswordMethods()...)
+	defs = append(defs, a.ovm3NTPMethods()...)
 	defs = append(defs, a.ovm3MigrateMethods()...)
 	defs = append(defs, a.ovm3SaveMethods()...)
 	defs = append(defs, a.ovm3RepoMethods()...)
 	defs = append(defs, a.ovm3RepoChangeMethods()...)
+	defs = append(defs, a.ovm3CreateRepoMethods()...)
+	defs = append(defs, a.ovm3StorageFSMethods()...)
 	defs = append(defs, a.ovm3NetMethods()...)
 	defs = append(defs, a.ovm3PoolMethods()...)
 	defs = append(defs, a.ovm3CSMethods()...)

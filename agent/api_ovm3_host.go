@@ -29,20 +29,12 @@ const ovm3PowerWait = 30 * time.Second
 // the repositories, the time service as it is, and the host's power
 // (sys_shutdown, sys_reboot: only with a command in agent.ini).
 func (a *Agent) ovm3HostMethods() []xmlrpc.Def {
-	refuseNTP := func(name string) xmlrpc.Def {
-		return xmlrpc.Def{Name: name, Result: xmlrpc.Nil, Variadic: true,
-			Help: "Oracle VM Agent 3: refused here: the host's time service is the host's configuration (chrony, ntpd or systemd-timesyncd), not the agent's; get_ntp shows it.",
-			Run: func(context.Context, xmlrpc.Args) (any, error) {
-				return nil, xmlrpc.Faultf(xmlrpc.Unsupported, "%s: this agent does not configure the host's time service; configure chrony, ntpd or systemd-timesyncd on the host (get_ntp shows what runs)", name)
-			}}
-	}
 	return []xmlrpc.Def{
 		{Name: "copy_file", Result: xmlrpc.Nil, Run: a.ovm3CopyFile,
 			Params: []xmlrpc.Param{xmlrpc.Req("src", xmlrpc.String), xmlrpc.Req("dst", xmlrpc.String), xmlrpc.Opt("sparse", xmlrpc.Boolean)},
 			Help:   "Oracle VM Agent 3: copy the regular file src to dst, a new file; both inside a repository mounted here (named /OVS/Repositories/<id>/... or by their path here). With sparse (the default) holes stay holes."},
-		{Name: "get_ntp", Result: xmlrpc.Array, Run: ovm3GetNTP,
-			Help: "Oracle VM Agent 3: [the time servers the host's time service is configured with, whether it serves time to others, whether it runs], read from chrony's, ntpd's or systemd-timesyncd's configuration and the running processes."},
-		refuseNTP("set_ntp"), refuseNTP("enable_ntp"), refuseNTP("disable_ntp"),
+		{Name: "get_ntp", Result: xmlrpc.Array, Run: a.ovm3GetNTP,
+			Help: "Oracle VM Agent 3: [the time servers the host's time service is configured with, whether it serves time to others, whether it runs], read from [agent] ntp_file (what set_ntp wrote), chrony's, ntpd's or systemd-timesyncd's configuration and the running processes."},
 		{Name: "sys_shutdown", Result: xmlrpc.Nil, Run: a.ovm3Power("sys_shutdown", func(c *hostPower) string { return c.shutdown }),
 			Help: "Oracle VM Agent 3: power this host off by running [agent] sys_shutdown_command; refused when it is empty (the default)."},
 		{Name: "sys_reboot", Result: xmlrpc.Nil, Run: a.ovm3Power("sys_reboot", func(c *hostPower) string { return c.reboot }),
@@ -147,10 +139,19 @@ var timeDaemons = []string{"chronyd", "ntpd", "systemd-timesyn"}
 // ovm3GetNTP reads the host's time service: its servers, whether it
 // serves others (chrony's or ntpd's allow/restrict lines that let others
 // query), whether one of the daemons runs.
-func ovm3GetNTP(context.Context, xmlrpc.Args) (any, error) {
+func (a *Agent) ovm3GetNTP(context.Context, xmlrpc.Args) (any, error) {
 	servers := []string{}
 	serves := false
-	for _, p := range timeServiceFiles {
+	files := timeServiceFiles
+	if f := a.ntpSettings().file; f != "" {
+		files = append([]string{f}, files...) // a drop-in wins over the main file
+	}
+	seen := map[string]bool{}
+	for _, p := range files {
+		if seen[p] {
+			continue
+		}
+		seen[p] = true
 		data, err := os.ReadFile(p)
 		if err != nil || len(data) > 1<<20 {
 			continue

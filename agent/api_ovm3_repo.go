@@ -205,15 +205,8 @@ func (a *Agent) ovm3AddRepo(ctx context.Context, args xmlrpc.Args) (any, error) 
 	if !ok || err != nil {
 		return nil, xmlrpc.Faultf(xmlrpc.BadParams, "add_repository: mount_point %q: want /OVS/Repositories/<repository id>", mp)
 	}
-	st, err := a.repos.Add(ctx, args.String(0), "")
-	if err != nil {
-		return nil, addFault(err, repoStateFault)
-	}
-	if got, _ := ovm3.RepoID(st.UUID); got != id {
-		if _, rerr := a.repos.Remove(ctx, st.UUID); rerr != nil {
-			return nil, xmlrpc.Faultf(xmlrpc.Internal, "add_repository: %s holds repository %s, not %s, and removing it again failed: %v", args.String(0), got, id, rerr)
-		}
-		return nil, xmlrpc.Faultf(xmlrpc.InvalidConfig, "add_repository: %s holds repository %s, not %s (the mount point names the id); nothing was added", args.String(0), got, id)
+	if _, err := a.addAs(ctx, "add_repository", args.String(0), "", id); err != nil {
+		return nil, err
 	}
 	return nil, nil
 }

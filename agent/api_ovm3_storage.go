@@ -201,15 +201,9 @@ func (a *Agent) domainsUsingFile(path string) []string {
 // serve, each refused with what to do instead.
 func ovm3StorageRefusals() []xmlrpc.Def {
 	why := map[string]string{
-		"create_repository":                "a new repository is made on the host with ovs-makerepo (its id is the agent's to choose); add_repository then adds an existing one",
-		"mount_repository_fs":              "repositories are mounted by the agent from /etc/ovs/repositories; add_repository adds one",
-		"unmount_repository_fs":            "repositories are unmounted by the agent; delete_repository removes one",
-		"import_virtual_disk":              "copy the image into the repository's VirtualDisks folder (copy_file, or on the host)",
-		"discover_storage_plugins":         "this agent has no storage plugins; the file calls (storage_plugin_create, storage_plugin_getFileInfo, storage_plugin_destroy) work on files inside the repositories",
-		"storage_plugin_mount":             "storage is mounted as a repository: make it with ovs-makerepo and add it with add_repository",
-		"storage_plugin_unmount":           "storage is mounted as a repository: delete_repository removes it",
-		"storage_plugin_getFileSystemInfo": "discover_repository_db and repository.list describe the repositories mounted here",
-		"storage_plugin_listFileSystems":   "discover_repository_db and repository.list describe the repositories mounted here",
+		"mount_repository_fs":   "repositories are mounted by the agent from /etc/ovs/repositories; add_repository adds one",
+		"unmount_repository_fs": "repositories are unmounted by the agent; delete_repository removes one",
+		"import_virtual_disk":   "copy the image into the repository's VirtualDisks folder (copy_file, or on the host)",
 	}
 	names := make([]string, 0, len(why))
 	for n := range why {

@@ -503,7 +503,7 @@ func (a *Agent) xendDomain(in domains.Info, pm ovm3PathMap) map[string]any {
 	d := ovm3.Domain{
 		Name: in.Name, UUID: in.UUID, DomID: in.PID, State: in.State,
 		MemoryMiB: in.MemoryMiB, MaxMemMiB: in.MaxMemMiB, VCPUs: in.VCPUs, CPUSeconds: in.CPUSeconds,
-		Started: in.Started, OnPoweroff: in.OnPoweroff, OnReboot: in.OnReboot, OnCrash: in.OnCrash, VNC: in.VNC,
+		Started: in.Started, OnPoweroff: in.OnPoweroff, OnReboot: in.OnReboot, OnCrash: in.OnCrash, VNC: in.VNC, Console: true,
 	}
 	if cfg, err := vmcfg.ParseFile(in.ConfigFile); err == nil {
 		d.Builder, d.Bootloader, d.BootloaderArgs = cfg.Builder, cfg.Bootloader, cfg.BootloaderArgs

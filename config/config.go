@@ -113,6 +113,15 @@ type AgentConfig struct {
 	// path and its arguments, no shell); "" refuses the call.
 	SysShutdownCommand string `ini:"sys_shutdown_command"`
 	SysRebootCommand   string `ini:"sys_reboot_command"`
+	// NTPFile is the file the Oracle VM Agent 3 call set_ntp writes the
+	// time servers into (a systemd-timesyncd drop-in); NTPEnableCommand,
+	// NTPDisableCommand and NTPRestartCommand turn the time service on,
+	// off, and make it read the file again (absolute program and
+	// arguments, no shell). "" refuses the calls that need it.
+	NTPFile           string `ini:"ntp_file"`
+	NTPEnableCommand  string `ini:"ntp_enable_command"`
+	NTPDisableCommand string `ini:"ntp_disable_command"`
+	NTPRestartCommand string `ini:"ntp_restart_command"`
 }
 
 // QEMUConfig is [qemu]: the qemu engine, which runs the domains whose

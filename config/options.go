@@ -80,6 +80,10 @@ func (c *Config) options() []option {
 		{"agent", "block_devices", devicePatternsVal{&ag.BlockDevices}},
 		{"agent", "sys_shutdown_command", strVal{&ag.SysShutdownCommand, checkCommand}},
 		{"agent", "sys_reboot_command", strVal{&ag.SysRebootCommand, checkCommand}},
+		{"agent", "ntp_file", strVal{&ag.NTPFile, optionalPath}},
+		{"agent", "ntp_enable_command", strVal{&ag.NTPEnableCommand, checkCommand}},
+		{"agent", "ntp_disable_command", strVal{&ag.NTPDisableCommand, checkCommand}},
+		{"agent", "ntp_restart_command", strVal{&ag.NTPRestartCommand, checkCommand}},
 
 		{"qemu", "binary", strVal{&q.Binary, checkProgram}},
 		{"qemu", "accel", choiceVal{&q.Accel, []string{"auto", "kvm", "tcg"}}},

@@ -156,6 +156,9 @@ func TestParseErrors(t *testing.T) {
 			`/etc/ovs-agent/agent.ini:2: [agent] block_devices: "/dev/shm/*" is under /dev/shm, where anyone may create files (a symlink there would name any device): list the devices' own names`}},
 		{"sys_shutdown_command relative", "[agent]\nsys_shutdown_command = systemctl poweroff\n", []string{
 			`/etc/ovs-agent/agent.ini:2: [agent] sys_shutdown_command: "systemctl" is not an absolute program path (the command runs without a shell or PATH lookup: write /usr/bin/systemctl poweroff)`}},
+		{"ntp options", "[agent]\nntp_file = timesyncd.conf\nntp_restart_command = systemctl restart systemd-timesyncd\n", []string{
+			`/etc/ovs-agent/agent.ini:2: [agent] ntp_file: "timesyncd.conf" is not an absolute path`,
+			`/etc/ovs-agent/agent.ini:3: [agent] ntp_restart_command: "systemctl" is not an absolute program path (the command runs without a shell or PATH lookup: write /usr/bin/systemctl poweroff)`}},
 		{"block_devices bad pattern", "[agent]\nblock_devices = /dev/sd[\n", []string{
 			`/etc/ovs-agent/agent.ini:2: [agent] block_devices: "/dev/sd[" is not a valid pattern (syntax error in pattern): * ? and [a-z] as in a shell`}},
 		{"empty state dir", "[agent]\nstate_dir =\n", []string{

@@ -3,6 +3,7 @@ package repository
 import (
 	"bytes"
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -551,5 +552,44 @@ func TestTemplatesOnMountedRepository(t *testing.T) {
 	}
 	if _, err := e.m.Templates(u2); err == nil {
 		t.Error("templates of an unknown repository")
+	}
+}
+
+// TestMakeWithUUID: a caller may name the new repository's UUID (agent
+// 3's create_repository); it is checked, written as given, and refused
+// (nothing changed) when malformed or when any spelling of it is taken.
+func TestMakeWithUUID(t *testing.T) {
+	e := newEnv(t, nil)
+	ctx := ctxT(t)
+	a := filepath.Join(e.dir, "a")
+	b := filepath.Join(e.dir, "b")
+	os.MkdirAll(a, 0o755)
+	os.MkdirAll(b, 0o755)
+	const id = "0004fb0000030000aeaca859e4a8f8c0"
+	if _, err := e.m.Make(ctx, MakeRequest{Source: a, Shared: "1", UUID: "0004fb00-0003-0000"}); err == nil || !errors.Is(err, ErrBadInput) {
+		t.Fatalf("malformed UUID: %v", err)
+	}
+	st, err := e.m.Make(ctx, MakeRequest{Source: a, Shared: "1", Description: "named", UUID: id})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.UUID != id || st.State != StateMounted || st.MountPoint != filepath.Join(e.root, id) {
+		t.Fatalf("made: %+v", st)
+	}
+	if meta, err := ReadMetadata(filepath.Join(e.root, id)); err != nil || meta.UUID != id || meta.Description != "named" {
+		t.Fatalf("metadata: %+v, %v", meta, err)
+	}
+	before, _ := os.ReadFile(e.repos)
+	for _, taken := range []string{id, "0004FB00-0003-0000-AEAC-A859E4A8F8C0"} {
+		_, err := e.m.Make(ctx, MakeRequest{Source: b, Shared: "1", UUID: taken})
+		if err == nil || !errors.Is(err, ErrConfigured) || !strings.Contains(err.Error(), "taken") {
+			t.Errorf("make with taken UUID %s: %v", taken, err)
+		}
+	}
+	if after, _ := os.ReadFile(e.repos); !bytes.Equal(before, after) {
+		t.Errorf("a refused make changed the repositories file:\n%s", after)
+	}
+	if meta, err := ReadMetadata(b); err == nil {
+		t.Errorf("a refused make wrote metadata onto %s: %+v", b, meta)
 	}
 }

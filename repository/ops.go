@@ -22,6 +22,11 @@ type MakeRequest struct {
 	// Options are the mount options written to the options file; empty
 	// writes "defaults".
 	Options string
+	// UUID, when given, is the new repository's UUID (a manager that
+	// names its repositories itself: agent 3's create_repository), in
+	// either form CheckUUID accepts and written as given; it must not
+	// name a repository this host knows already. Empty generates one.
+	UUID string
 }
 
 // DefaultMountOptions is what Make writes to the options file when no
@@ -37,7 +42,7 @@ const DefaultMountOptions = "defaults"
 func (m *Manager) Make(ctx context.Context, req MakeRequest) (Status, error) {
 	src, err := ParseSource(req.Source)
 	if err != nil {
-		return Status{}, fmt.Errorf("make repository: %w", err)
+		return Status{}, fmt.Errorf("make repository: %w", classify(ErrBadInput, err))
 	}
 	shared, err := ParseShared(req.Shared)
 	if err != nil {
@@ -53,6 +58,11 @@ func (m *Manager) Make(ctx context.Context, req MakeRequest) (Status, error) {
 	if err := CheckOptions(opts); err != nil {
 		return Status{}, fmt.Errorf("make repository: %w", err)
 	}
+	if req.UUID != "" {
+		if err := CheckUUID(req.UUID); err != nil {
+			return Status{}, fmt.Errorf("make repository: %w", classify(ErrBadInput, err))
+		}
+	}
 	done, err := m.begin(ctx)
 	if err != nil {
 		return Status{}, err
@@ -62,11 +72,15 @@ func (m *Manager) Make(ctx context.Context, req MakeRequest) (Status, error) {
 		return Status{}, fmt.Errorf("make repository: %w", err)
 	}
 	if err := m.checkNew(src, shared); err != nil {
-		return Status{}, fmt.Errorf("make repository: %w", err)
+		return Status{}, fmt.Errorf("make repository: %w", classify(ErrConfigured, err))
 	}
-	id, err := uuid.New()
-	if err != nil {
-		return Status{}, err
+	id := req.UUID
+	if id == "" {
+		if id, err = uuid.New(); err != nil {
+			return Status{}, err
+		}
+	} else if err := m.checkFreeUUID(id); err != nil {
+		return Status{}, fmt.Errorf("make repository: %w", classify(ErrConfigured, err))
 	}
 	meta := Metadata{UUID: id, Version: MetadataVersion, Shared: shared, Description: req.Description}
 	e := Entry{UUID: id, Source: src, Options: opts}
@@ -109,6 +123,25 @@ func (m *Manager) Make(ctx context.Context, req MakeRequest) (Status, error) {
 	}
 	m.apply(ctx)
 	return m.statusLocked(id)
+}
+
+// checkFreeUUID refuses a UUID (in any spelling) that a configured
+// repository has, or one this manager still knows (mounted, or offline),
+// or whose backing folder exists.
+func (m *Manager) checkFreeUUID(id string) error {
+	if e, ok := m.cfg.Lookup(id); ok {
+		return fmt.Errorf("UUID %s is taken: repository %s (%s) is configured already", id, e.UUID, e.Source.Raw)
+	}
+	if why, ok := m.cfg.Held[CanonicalUUID(id)]; ok {
+		return fmt.Errorf("UUID %s is taken: a line of the repositories files names it (%s)", id, why)
+	}
+	if r, ok := m.repos[CanonicalUUID(id)]; ok {
+		return fmt.Errorf("UUID %s is taken: repository %s is known to this host (state file)", id, r.uuid)
+	}
+	if _, err := os.Lstat(filepath.Join(m.opts.StagingDir, id)); err == nil {
+		return fmt.Errorf("UUID %s is taken: %s exists", id, filepath.Join(m.opts.StagingDir, id))
+	}
+	return nil
 }
 
 // checkNew refuses a source that is configured already, and a second

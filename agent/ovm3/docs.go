@@ -469,3 +469,32 @@ func DiscoverServerPool(p *ServerPool) (string, error) {
 	}
 	return render(root)
 }
+
+// StoragePlugin describes one storage plugin for discover_storage_plugins.
+type StoragePlugin struct {
+	ImplName, Name, Description, Version string
+	FilesysType, FilesysName             string // NetworkFS or LocalFS; NFS, ext4, ...
+	Generic, ClusterRequired             bool
+	// Abilities are the plugin's abilities in agent 3's words (YES, NO,
+	// ONLINE, UNSUPPORTED, DEVICE_SINGLE, ...), in order.
+	Abilities []Leaf
+}
+
+// DiscoverStoragePlugins is discover_storage_plugins' document:
+// Discover_Storage_Plugins_Result/storage_plugin_info_list/
+// storage_plugin_info[@plugin_impl_name] with its properties and
+// abilities.
+func DiscoverStoragePlugins(ps []StoragePlugin) (string, error) {
+	list := el("storage_plugin_info_list")
+	for _, p := range ps {
+		info := el("storage_plugin_info",
+			text("plugin_name", p.Name), text("plugin_desc", p.Description), text("plugin_version", p.Version),
+			text("vendor_name", "ovs-agent"), text("plugin_type", "ifs"),
+			text("filesys_type", p.FilesysType), text("filesys_name", p.FilesysName),
+			text("generic_plugin", pyBool(p.Generic)), text("cluster_required", pyBool(p.ClusterRequired)),
+			el("abilities", leaves(p.Abilities)...))
+		info.Attrs = []xml.Attr{{Name: xml.Name{Local: "plugin_impl_name"}, Value: p.ImplName}}
+		list.Children = append(list.Children, info)
+	}
+	return render(el("Discover_Storage_Plugins_Result", list))
+}

@@ -222,6 +222,9 @@ type Domain struct {
 	VIFs  []DomainVIF
 	// VNC is host:port of the display, "" when it has none.
 	VNC string
+	// Console: it has a serial console (every guest of this agent has
+	// one: domain.console, `ovm console`); it has no pty or port to name.
+	Console bool
 }
 
 // DomainDisk is one vbd of a running domain.
@@ -272,6 +275,10 @@ func XendStruct(d Domain) map[string]any {
 		host, _, _ := strings.Cut(d.VNC, ":")
 		vfbs = append(vfbs, map[string]any{"type": "vnc", "vnclisten": host, "location": d.VNC})
 	}
+	consoles := []any{}
+	if d.Console {
+		consoles = append(consoles, map[string]any{"protocol": "vt100", "location": ""})
+	}
 	builder := d.Builder
 	if builder == "" {
 		builder = "linux"
@@ -283,6 +290,6 @@ func XendStruct(d Domain) map[string]any {
 		"on_poweroff": d.OnPoweroff, "on_reboot": d.OnReboot, "on_crash": d.OnCrash,
 		"builder": builder, "bootloader": d.Bootloader, "bootloader_args": d.BootloaderArgs,
 		"pool_name": "Pool-0", "description": "",
-		"device": map[string]any{"vbd": vbds, "vif": vifs, "vfb": vfbs},
+		"device": map[string]any{"vbd": vbds, "vif": vifs, "vfb": vfbs, "console": consoles, "vkbd": []any{}},
 	}
 }
