@@ -40,8 +40,9 @@ type poolDomains struct {
 	// ops makes start_local, stop_local, a join's reconciliation and a
 	// loss one at a time. Renewals do not take it.
 	ops sync.Mutex
-	// drainMu makes drains (maintenance, stopping) one at a time.
-	drainMu sync.Mutex
+	// drainSem makes drains (maintenance, stopping) one at a time; a
+	// drain waits for it only as long as its context allows.
+	drainSem chan struct{}
 
 	mu sync.Mutex
 	// member is the lease the owned set is under: nil from a loss until
@@ -71,7 +72,7 @@ type ownedDomain struct {
 
 func newPoolDomains(a *Agent, log *zap.Logger) *poolDomains {
 	return &poolDomains{a: a, log: log, owned: map[string]ownedDomain{}, kick: make(chan struct{}, 1), orphans: map[string]time.Time{},
-		handing: map[string]handing{}, incoming: map[string]ownedDomain{}}
+		handing: map[string]handing{}, incoming: map[string]ownedDomain{}, drainSem: make(chan struct{}, 1)}
 }
 
 // renewed is the Member's OnRenew: it must not block, so the leases go
@@ -167,6 +168,15 @@ func (p *poolDomains) ownsAny() bool {
 	return len(p.owned) > 0
 }
 
+// holdsAny says whether anything of a pool domain here depends on the
+// lease: owned, being handed over, or arriving. An agent that stops
+// revokes its lease only when it holds nothing.
+func (p *poolDomains) holdsAny() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.owned)+len(p.handing)+len(p.incoming) > 0
+}
+
 // localByUUID maps the registry's domains by UUID (lower case).
 func (p *poolDomains) localByUUID() map[string]domains.Info {
 	out := map[string]domains.Info{}
@@ -216,34 +226,67 @@ func (p *poolDomains) joined(ctx context.Context, m *pool.Member) {
 		}
 	}
 	local := p.localByUUID()
+	p.mu.Lock()
+	wasHanding := p.handing
+	p.handing = map[string]handing{}
+	p.mu.Unlock()
 	set := map[string]ownedDomain{}
+	settle := map[string]handing{} // by lower-case UUID
 	for uuid, gen := range owned {
-		in, ok := local[strings.ToLower(uuid)]
+		id := strings.ToLower(uuid)
+		in, ok := local[id]
 		if !ok {
 			p.releaseOrphan(ctx, m, uuid, gen)
 			continue
 		}
-		set[strings.ToLower(uuid)] = ownedDomain{name: in.Name, key: uuid, generation: gen}
+		od := ownedDomain{name: in.Name, key: uuid, generation: gen}
+		// A hand-over this agent had under way when the lease lapsed, or
+		// a migration an agent before this one left waiting for its
+		// commit decision (a pool domain's VMM does not decide by itself):
+		// the ownership may be the target's any moment; it is settled
+		// (KeepOwner) before the domain is leased again.
+		if h, ok := wasHanding[id]; ok {
+			settle[id] = h
+			continue
+		}
+		if hasVMM(in.State) && p.waitsForDecision(in.Name) {
+			settle[id] = handing{ownedDomain: od}
+			continue
+		}
+		set[id] = od
 	}
 	p.mu.Lock()
 	prev := p.owned
 	p.member, p.owned = m, set
-	// A migration under way in either direction ran under the lease
-	// before: an incoming one under an old lease is destroyed below (the
-	// source keeps its guest), an outgoing one settles by itself
-	// (MoveEnded, KeepOwner under the old lease fails: its copy here is
-	// destroyed below unless this lease owns it).
+	for id, h := range settle {
+		p.handing[id] = h
+	}
+	// An incoming migration under way ran under the lease before: under
+	// an old lease it is destroyed below (the source keeps its guest: the
+	// hand-over to the old lease fails); under this one it is settled anew
+	// (its incoming record removed: the hand-over fails, the source keeps
+	// it).
 	p.incoming = map[string]ownedDomain{}
 	list := p.ownedList()
 	p.mu.Unlock()
+	if m.Resumed() {
+		c, cancel := context.WithTimeout(ctx, opTimeout(m))
+		if err := m.EndAllIncoming(c); err != nil {
+			p.log.Warn("incoming records of this lease not removed (a hand-over to this agent may still land; Arrived settles it)", zap.Error(err))
+		}
+		cancel()
+	}
 	for _, o := range list {
 		p.log.Info("pool domain owned under this lease", zap.String("domain", o.name), zap.String("uuid", o.uuid), zap.Int64("generation", o.generation), zap.Bool("resumed_lease", m.Resumed()))
 	}
 	if ru := m.RunUntil(); time.Now().Before(ru) && len(list) > 0 {
 		p.lease(list, ru, "join")
 	}
+	for id, h := range settle {
+		p.log.Warn("pool domain's migration left undecided: settling its hand-over before it runs again", zap.String("domain", h.name), zap.String("uuid", h.key))
+		p.settleLater(m, h.name, id, h, errors.New("its migration was left undecided"))
+	}
 	for _, o := range list {
-		p.settleUndecided(ctx, m, o)
 		// One that stopped while the agent was away (its VMM died, its
 		// guest powered off) is given up for the pool to place again.
 		if in, ok := local[o.uuid]; ok && !hasVMM(in.State) {
@@ -258,11 +301,21 @@ func (p *poolDomains) joined(ctx context.Context, m *pool.Member) {
 		if _, ok := set[uuid]; ok {
 			continue
 		}
+		if _, ok := settle[uuid]; ok {
+			continue
+		}
 		_, wasOwned := prev[uuid]
 		if (in.Generation > 0 || wasOwned) && hasVMM(in.State) {
 			p.destroy(ctx, m, in.UUID, in.Name, in.Generation, "the lease it ran under has ended")
 		}
 	}
+}
+
+// waitsForDecision says whether name's VMM has an outgoing migration
+// waiting for the commit decision.
+func (p *poolDomains) waitsForDecision(name string) bool {
+	resp, err := p.a.domains.Call(name, control.Request{Op: control.OpMigrateStatus}, 3*time.Second)
+	return err == nil && resp.Migration != nil && resp.Migration.Phase == control.PhaseVerified
 }
 
 // localStopped gives up the owner key of an owned domain whose guest
@@ -305,41 +358,6 @@ func (p *poolDomains) releaseStopped(m *pool.Member, o ownedDomain, id, why stri
 	p.mu.Unlock()
 	p.log.Info("pool domain stopped here: owner key released for the pool to place it again", zap.String("domain", o.name), zap.String("uuid", o.key), zap.Int64("generation", o.generation), zap.String("why", why))
 	p.a.pool.refreshInfo()
-}
-
-// settleUndecided ends an outgoing migration of owned domain o that an
-// agent before this one left waiting for its commit decision (the VMM of
-// a pool domain does not decide by itself, see vmm/migrate.go): the
-// hand-over that agent may have made is settled first (KeepOwner: kept,
-// at a new generation no late hand-over can take, and the migration is
-// aborted, the guest resumed; handed over after all, or the key gone, and
-// the copy here is destroyed).
-func (p *poolDomains) settleUndecided(ctx context.Context, m *pool.Member, o ownedEntry) {
-	resp, err := p.a.domains.Call(o.name, control.Request{Op: control.OpMigrateStatus}, 3*time.Second)
-	if err != nil || resp.Migration == nil || resp.Migration.Phase != control.PhaseVerified {
-		return
-	}
-	c, cancel := context.WithTimeout(ctx, opTimeout(m))
-	kept, gen, err := m.KeepOwner(c, o.key, o.generation, 0)
-	cancel()
-	if err != nil || !kept {
-		p.mu.Lock()
-		delete(p.owned, o.uuid)
-		p.mu.Unlock()
-		p.destroy(ctx, m, o.key, o.name, o.generation, fmt.Sprintf("its migration was left undecided by the agent before this one, and its ownership may be elsewhere (%v)", err))
-		return
-	}
-	p.mu.Lock()
-	if cur, ok := p.owned[o.uuid]; ok {
-		cur.generation = gen
-		p.owned[o.uuid] = cur
-	}
-	p.mu.Unlock()
-	if err := p.a.domains.SetLease(o.name, control.MonotonicOf(m.RunUntil()), gen); err != nil {
-		p.log.Warn("undecided migration: the new generation not handed to the VMM", zap.String("domain", o.name), zap.Error(err))
-	}
-	_, err = p.a.domains.Call(o.name, control.Request{Op: control.OpMigrateAbort, Reason: "the source agent restarted before the commit"}, 5*time.Second)
-	p.log.Warn("aborted the migration an agent before this one left undecided; the guest stays here", zap.String("domain", o.name), zap.Int64("generation", gen), zap.Error(err))
 }
 
 // releaseOrphan lets a domain go that m's lease owns but the registry
@@ -422,7 +440,10 @@ func (p *poolDomains) lost(ctx context.Context, m *pool.Member, why error) {
 	defer p.ops.Unlock()
 	p.mu.Lock()
 	list := p.ownedList()
-	p.owned = map[string]ownedDomain{}
+	for u, h := range p.handing {
+		list = append(list, ownedEntry{u, h.ownedDomain})
+	}
+	p.owned, p.handing = map[string]ownedDomain{}, map[string]handing{}
 	p.mu.Unlock()
 	local := p.localByUUID()
 	for _, o := range list {

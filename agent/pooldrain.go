@@ -28,6 +28,12 @@ import (
 // is back within the TTL), and one that moved everything leaves the pool,
 // revoking its lease, so that nothing waits for the TTL.
 
+// What a drain is for (drain's why).
+const (
+	drainMaintenance = "maintenance"
+	drainStopping    = "agent stopping"
+)
+
 // drainRetry is how often a member in maintenance looks again for a
 // place for the domains it could not migrate away (a member may have
 // joined or freed memory).
@@ -50,11 +56,18 @@ func poolRelocationAddress(cfg *config.Config, host string) string {
 // can move is left, or ctx ends; it returns what stayed, each with why.
 // One drain runs at a time.
 func (p *poolDomains) drain(ctx context.Context, m *pool.Member, why string) []string {
-	p.drainMu.Lock()
-	defer p.drainMu.Unlock()
+	select {
+	case p.drainSem <- struct{}{}:
+	case <-ctx.Done():
+		return []string{"another drain held the drain's time"}
+	}
+	defer func() { <-p.drainSem }()
 	exclude := map[string][]string{}
 	var left []string
 	for ctx.Err() == nil {
+		if why == drainMaintenance && p.a.pool.leaving.Load() {
+			return nil // the agent stops: its own drain takes over
+		}
 		c, cancel := context.WithTimeout(ctx, opTimeout(m))
 		moves, err := poolmaster.Away(c, m, exclude)
 		cancel()
@@ -68,7 +81,7 @@ func (p *poolDomains) drain(ctx context.Context, m *pool.Member, why string) []s
 		moved := false
 		left = left[:0]
 		for _, mv := range moves {
-			if ctx.Err() != nil {
+			if ctx.Err() != nil || why == drainMaintenance && p.a.pool.leaving.Load() {
 				break
 			}
 			in, err := p.a.domains.Info(mv.Name)
@@ -159,7 +172,7 @@ func (l *poolLink) watchMaintenance(ctx context.Context, m *pool.Member) {
 		)
 		if in {
 			if l.domains.ownsAny() {
-				if left := l.domains.drain(ctx, m, "maintenance"); len(left) > 0 {
+				if left := l.domains.drain(ctx, m, drainMaintenance); len(left) > 0 {
 					l.log.Warn("in maintenance, but pool domains could not migrate away; trying again", zap.Strings("left", left), zap.Duration("in", drainRetry))
 				}
 			}
@@ -186,23 +199,27 @@ func (a *Agent) evacuate() {
 		return
 	}
 	pc := a.state.Load().cfg.Pool
+	// No new placements, nor incoming pool domains, from here on.
+	l.leaving.Store(true)
 	m, _, _, _ := l.current()
-	if !pc.DrainOnStop || m == nil || !l.domains.ownsAny() {
+	if m == nil {
 		return
 	}
-	l.leaving.Store(true)
 	c, cancel := context.WithTimeout(a.lifetime, opTimeout(m))
 	if err := m.SetInfo(c, l.info()); err != nil {
-		l.log.Warn("drain: member record not marked leaving", zap.Error(err))
+		l.log.Warn("stopping: member record not marked leaving", zap.Error(err))
 	}
 	cancel()
+	if !pc.DrainOnStop || !l.domains.ownsAny() {
+		return
+	}
 	notify(a.log, fmt.Sprintf("EXTEND_TIMEOUT_USEC=%d", (pc.DrainTimeout+time.Minute).Microseconds()), "STATUS=migrating pool domains away")
 	l.log.Info("stopping: migrating the pool domains away", zap.Strings("domains", l.domains.ownedNames()), zap.Duration("timeout", pc.DrainTimeout))
 	ctx, cancel := context.WithTimeout(a.lifetime, pc.DrainTimeout)
 	defer cancel()
 	start := time.Now()
-	left := l.domains.drain(ctx, m, "agent stopping")
-	if l.domains.ownsAny() {
+	left := l.domains.drain(ctx, m, drainStopping)
+	if l.domains.holdsAny() {
 		l.log.Warn("stopping: pool domains left here (they run on; the lease is left to etcd: fenced at its end unless the agent is back within its TTL)",
 			zap.Strings("domains", l.domains.ownedNames()), zap.Strings("why", left), zap.Duration("after", time.Since(start)))
 		return

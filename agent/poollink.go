@@ -318,9 +318,9 @@ func (l *poolLink) run(ctx context.Context) {
 		<-runnerDone
 		if ctx.Err() != nil {
 			l.domains.lost(context.Background(), m, pool.ErrClosed)
-			if l.domains.ownsAny() {
+			if l.domains.holdsAny() {
 				// Revoking would free the owner keys while the guests
-				// still run here.
+				// still run here (or arrive, or are being handed over).
 				l.log.Info("agent stopping while it owns pool domains: the lease is left to etcd (a start within its TTL takes it up)",
 					zap.Strings("domains", l.domains.ownedNames()), zap.String("lease", fmt.Sprintf("%x", int64(m.Lease()))))
 				m.Detach()

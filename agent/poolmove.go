@@ -114,6 +114,13 @@ func (p *poolDomains) HandOver(name string, to *relocation.PoolMember) (bool, er
 // it), handed (it happened after all), or an error (still unknown).
 func (p *poolDomains) keep(ctx context.Context, m *pool.Member, name, id string, h handing, why error) (bool, error) {
 	kept, gen, err := m.KeepOwner(ctx, h.key, h.generation, h.to)
+	if errors.Is(err, pool.ErrNotOwner) {
+		p.mu.Lock()
+		delete(p.handing, id)
+		p.mu.Unlock()
+		_ = p.a.domains.DropLease(name)
+		return false, fmt.Errorf("%w: %v; settling the hand-over: %v", migration.ErrOwnershipLost, why, err)
+	}
 	if err != nil {
 		return false, fmt.Errorf("%v; and settling it: %w", why, err)
 	}
@@ -139,10 +146,7 @@ func (p *poolDomains) keep(ctx context.Context, m *pool.Member, name, id string,
 
 // MoveEnded settles what an ended outgoing migration of pool domain name
 // leaves (migration.Pool). Committed: the target owns and runs it. Not:
-// a hand-over whose outcome is unknown is settled now, asked again until
-// the lease is lost: kept, the guest is given its lease back; handed (or
-// the key gone), its copy here is destroyed, for the target or the pool
-// to run it.
+// a hand-over whose outcome is unknown is settled now (settleLater).
 func (p *poolDomains) MoveEnded(name string, committed bool) {
 	var id string
 	if in, err := p.a.domains.Info(name); err == nil {
@@ -167,28 +171,47 @@ func (p *poolDomains) MoveEnded(name string, committed bool) {
 		p.a.pool.refreshInfo()
 		return
 	}
-	if !pending {
-		return // kept (owned again) or never handed: nothing to settle
+	if pending && m != nil {
+		p.settleLater(m, name, id, h, errors.New("the migration ended without its commit"))
 	}
+}
+
+// settleLater settles, in the background, a hand-over of domain name
+// (entry h of p.handing) whose outcome is unknown, asked again every
+// second until it is known or m's lease is lost (the key goes with it, or
+// the next join settles it): kept, the domain is owned here again, its
+// VMM given the new generation and its migration, if it still waits for
+// the decision, aborted (the guest resumes); handed over, or no longer
+// this agent's at all, its copy here is destroyed.
+func (p *poolDomains) settleLater(m *pool.Member, name, id string, h handing, why error) {
 	go func() {
-		for m != nil {
+		for {
 			select {
 			case <-m.Lost():
-				return // the key goes with the lease, or the next join settles it
+				return
+			case <-p.a.lifetime.Done():
+				return
 			default:
 			}
 			ctx, cancel := context.WithTimeout(p.a.lifetime, opTimeout(m))
-			handed, err := p.keep(ctx, m, name, id, h, errors.New("the migration ended without its commit"))
+			handed, err := p.keep(ctx, m, name, id, h, why)
 			cancel()
-			if err == nil {
-				if handed {
-					p.destroy(p.a.lifetime, m, h.key, name, h.generation, "its ownership went to the migration's target")
-				}
+			switch {
+			case errors.Is(err, migration.ErrOwnershipLost):
+				p.destroy(p.a.lifetime, m, h.key, name, h.generation, "its ownership was lost while it was being handed over")
+				return
+			case err == nil && handed:
+				p.destroy(p.a.lifetime, m, h.key, name, h.generation, "its ownership went to the migration's target")
+				return
+			case err == nil:
+				p.abortUndecided(name, "its ownership stayed here")
 				return
 			}
 			p.log.Warn("pool domain hand-over still unsettled; asking again", zap.String("domain", name), zap.Error(err))
 			select {
 			case <-p.a.lifetime.Done():
+				return
+			case <-m.Lost():
 				return
 			case <-time.After(time.Second):
 			}
@@ -196,10 +219,24 @@ func (p *poolDomains) MoveEnded(name string, committed bool) {
 	}()
 }
 
+// abortUndecided aborts name's outgoing migration if its VMM still waits
+// for the commit decision (a pool domain's does not decide by itself).
+func (p *poolDomains) abortUndecided(name, why string) {
+	resp, err := p.a.domains.Call(name, control.Request{Op: control.OpMigrateStatus}, 3*time.Second)
+	if err != nil || resp.Migration == nil || resp.Migration.Phase != control.PhaseVerified {
+		return
+	}
+	_, err = p.a.domains.Call(name, control.Request{Op: control.OpMigrateAbort, Reason: why}, 5*time.Second)
+	p.log.Warn("aborted an undecided migration of a pool domain; the guest stays here", zap.String("domain", name), zap.String("why", why), zap.Error(err))
+}
+
 // Admit says who takes pool domain o here (migration.Pool): this agent,
 // as a member of o's pool holding its lease, with the run-until time its
 // incoming VMM starts with.
 func (p *poolDomains) Admit(o relocation.Offer) (*relocation.PoolMember, control.Monotonic, error) {
+	if p.a.pool.leaving.Load() || p.a.lifetime.Err() != nil {
+		return nil, 0, fmt.Errorf("%s belongs to pool %s, and this agent is stopping: it takes no pool domain now", o.Name, o.Pool.Pool)
+	}
 	m, err := p.current()
 	if err != nil {
 		return nil, 0, fmt.Errorf("%s belongs to pool %s: %v", o.Name, o.Pool.Pool, err)
@@ -218,28 +255,59 @@ func (p *poolDomains) Admit(o relocation.Offer) (*relocation.PoolMember, control
 func (p *poolDomains) Receiving(name string, o relocation.Offer) {
 	p.mu.Lock()
 	p.incoming[strings.ToLower(o.UUID)] = ownedDomain{name: name, key: o.UUID, generation: o.Pool.Generation}
+	m := p.member
 	p.mu.Unlock()
+	if m == nil {
+		return // the hand-over finds no incoming record, and fails
+	}
+	// The source's hand-over holds only while this record exists
+	// (Arrived removes it before it decides).
+	ctx, cancel := context.WithTimeout(p.a.lifetime, opTimeout(m))
+	defer cancel()
+	if err := m.ExpectIncoming(ctx, o.UUID); err != nil {
+		p.log.Warn("incoming pool domain: its incoming record not written; the source's hand-over will fail and it keeps the guest", zap.String("domain", name), zap.Error(err))
+	}
 }
 
 // Arrived takes an incoming pool domain up once its migration ended here
-// (migration.Pool): running, it is owned here at the generation of its
-// owner key, which the source handed to this agent's lease before the
-// commit; not running, a key the source handed over is released (the
-// source does not resume a guest it handed over), for the pool to start
-// the domain again. One that runs without the key is destroyed. While the
-// lease is not held the next join settles it.
+// (migration.Pool). First its incoming record goes (EndIncoming): from
+// then on no hand-over to this agent can land, so what the owner key says
+// next is final. Running, it is owned here at the generation of its owner
+// key, which the source handed to this agent's lease before the commit;
+// not running, a key the source handed over is released (the source does
+// not resume a guest it handed over), for the pool to start the domain
+// again. One that runs without the key is destroyed. It asks again until
+// it has settled or the lease is lost (the next join settles it then).
 func (p *poolDomains) Arrived(name string, o relocation.Offer, st domains.State) {
 	id := strings.ToLower(o.UUID)
 	running := st == domains.Running || st == domains.Paused
-	for try := 0; try < 5; try++ {
+	ended := false
+	forget := func() {
+		p.mu.Lock()
+		delete(p.incoming, id)
+		p.mu.Unlock()
+	}
+	for {
 		p.mu.Lock()
 		m := p.member
 		p.mu.Unlock()
 		if m == nil {
-			break
+			return
 		}
 		ctx, cancel := context.WithTimeout(p.a.lifetime, opTimeout(m))
-		lease, gen, err := m.OwnerLease(ctx, o.UUID)
+		var err error
+		if !ended {
+			if err = m.EndIncoming(ctx, o.UUID); err == nil {
+				ended = true
+			}
+		}
+		var (
+			lease clientv3.LeaseID
+			gen   int64
+		)
+		if err == nil {
+			lease, gen, err = m.OwnerLease(ctx, o.UUID)
+		}
 		mine := err == nil && lease == m.Lease()
 		switch {
 		case err != nil:
@@ -248,34 +316,31 @@ func (p *poolDomains) Arrived(name string, o relocation.Offer, st domains.State)
 			delete(p.incoming, id)
 			p.owned[id] = ownedDomain{name: name, key: o.UUID, generation: gen}
 			p.mu.Unlock()
-			if err = p.a.domains.SetLease(name, control.MonotonicOf(m.RunUntil()), gen); err != nil {
-				p.log.Warn("pool domain arrived: its new generation not handed to its VMM yet (the next renewal does)", zap.String("domain", name), zap.Error(err))
+			if serr := p.a.domains.SetLease(name, control.MonotonicOf(m.RunUntil()), gen); serr != nil {
+				p.log.Warn("pool domain arrived: its new generation not handed to its VMM yet (the next renewal does)", zap.String("domain", name), zap.Error(serr))
 			}
 			p.log.Info("pool domain arrived by migration: owned here", zap.String("domain", name), zap.String("uuid", o.UUID), zap.String("from", o.Pool.Owner), zap.Int64("generation", gen))
 			p.a.pool.refreshInfo()
 		case running:
-			p.mu.Lock()
-			delete(p.incoming, id)
-			p.mu.Unlock()
+			forget()
 			p.destroy(p.a.lifetime, m, o.UUID, name, o.Pool.Generation, "it arrived by migration but its owner key was not handed to this agent")
 		case mine:
-			p.mu.Lock()
-			delete(p.incoming, id)
-			p.mu.Unlock()
-			err = m.ReleaseOwner(ctx, o.UUID)
-			p.log.Warn("pool domain handed over by a migration that did not run here: owner key released for the pool to start it", zap.String("domain", name), zap.String("uuid", o.UUID), zap.Int64("generation", gen), zap.Error(err))
+			if err = m.ReleaseOwner(ctx, o.UUID); err == nil {
+				forget()
+				p.log.Warn("pool domain handed over by a migration that did not run here: owner key released for the pool to start it", zap.String("domain", name), zap.String("uuid", o.UUID), zap.Int64("generation", gen))
+			}
 		default:
-			p.mu.Lock()
-			delete(p.incoming, id)
-			p.mu.Unlock()
+			forget()
 		}
 		cancel()
 		if err == nil {
 			return
 		}
-		p.log.Warn("incoming pool domain not settled yet", zap.String("domain", name), zap.Error(err))
+		p.log.Warn("incoming pool domain not settled yet; asking again", zap.String("domain", name), zap.Error(err))
 		select {
 		case <-p.a.lifetime.Done():
+			return
+		case <-m.Lost():
 			return
 		case <-time.After(time.Second):
 		}

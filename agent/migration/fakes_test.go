@@ -56,7 +56,15 @@ func (r *fakeRegistry) Offer(name string) (relocation.Offer, error) {
 }
 
 func (r *fakeRegistry) Migrating(string, string) error { return nil }
-func (r *fakeRegistry) InDoubt() map[string]string     { return r.inDoubt }
+
+// Destroy records a destroy (as a call with op "destroy").
+func (r *fakeRegistry) Destroy(string) error {
+	r.mu.Lock()
+	r.calls = append(r.calls, control.Request{Op: "destroy"})
+	r.mu.Unlock()
+	return nil
+}
+func (r *fakeRegistry) InDoubt() map[string]string { return r.inDoubt }
 func (r *fakeRegistry) EndOffline(_, reason string) {
 	r.mu.Lock()
 	r.ended = append(r.ended, reason)

@@ -113,8 +113,10 @@ type Pool interface {
 	Outgoing(name string) (*relocation.PoolMove, error)
 	// HandOver gives name's ownership to the target member. handed: the
 	// target owns it (commit); not handed, no error: this agent kept it,
-	// at a new generation no late hand-over can take (abort); an error:
-	// not known yet.
+	// at a new generation no late hand-over can take (abort); an error
+	// wrapping ErrOwnershipLost: it is neither's here any more (the copy
+	// here must not run again: it is destroyed); any other error: not
+	// known yet.
 	HandOver(name string, to *relocation.PoolMember) (handed bool, err error)
 	// MoveEnded says an outgoing migration of pool domain name ended,
 	// committed (the guest runs on the target) or not.
@@ -128,6 +130,11 @@ type Pool interface {
 	// Arrived: the incoming migration of pool domain o ended in state st.
 	Arrived(name string, o relocation.Offer, st domains.State)
 }
+
+// ErrOwnershipLost is what Pool.HandOver's error wraps when the domain is
+// no longer this agent's at all (its owner key gone, or another
+// member's): its copy here must never run again.
+var ErrOwnershipLost = errors.New("the pool domain's ownership is no longer this agent's")
 
 // Local is both sides of migration on this agent: the sending side
 // (dry run, live and offline migrations, their in-doubt resolution) and

@@ -2,9 +2,11 @@ package migration
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/ovs-agent/ovs-agent/agent/domains"
 	"github.com/ovs-agent/ovs-agent/relocation"
@@ -64,6 +66,7 @@ func TestPoolDomainMigrationHandsOver(t *testing.T) {
 		{"kept here", []handOverAnswer{{handed: false}}, false, control.PhaseCancelled, 0, 1, 1},
 		{"unknown, then handed, a cancel ignored", []handOverAnswer{unknown, unknown, {handed: true}}, true, control.PhaseCompleted, 1, 0, 3},
 		{"unknown, then kept", []handOverAnswer{unknown, {handed: false}}, false, control.PhaseCancelled, 0, 1, 2},
+		{"ownership lost", []handOverAnswer{{err: fmt.Errorf("%w: no owner key", ErrOwnershipLost)}}, false, control.PhaseFailed, 0, 0, 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			fast(t)
@@ -99,20 +102,27 @@ func TestPoolDomainMigrationHandsOver(t *testing.T) {
 				t.Fatal(err)
 			}
 			if tc.cancel {
-				for {
+				for deadline := time.Now().Add(10 * time.Second); ; {
 					pool.mu.Lock()
 					n := pool.handOver
 					pool.mu.Unlock()
 					if n >= 1 {
 						break
 					}
-					sleep(l.life(), 0)
+					if time.Now().After(deadline) {
+						t.Fatal("no hand-over asked for within 10s")
+					}
+					time.Sleep(time.Millisecond)
 				}
 				if _, err := l.Cancel(id); err == nil || !strings.Contains(err.Error(), "too late to cancel") {
 					t.Fatalf("cancel during the hand-over: %v, want refused", err)
 				}
 			}
-			<-m.done
+			select {
+			case <-m.done:
+			case <-time.After(10 * time.Second):
+				t.Fatalf("the migration did not end within 10s: %+v", m.status())
+			}
 			st := m.status()
 			if st.Phase != tc.want {
 				t.Fatalf("ended %s (%q), want %s", st.Phase, st.Error, tc.want)
@@ -128,6 +138,9 @@ func TestPoolDomainMigrationHandsOver(t *testing.T) {
 			}
 			if len(pool.ended) != 1 || pool.ended[0] != (tc.want == control.PhaseCompleted) {
 				t.Fatalf("MoveEnded %v", pool.ended)
+			}
+			if destroyed := len(reg.called("destroy")) > 0; destroyed != (tc.name == "ownership lost") {
+				t.Fatalf("destroyed %v: the copy is destroyed only when the ownership is lost", destroyed)
 			}
 		})
 	}

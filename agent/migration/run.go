@@ -369,12 +369,27 @@ func (f *follower) step(vs *control.MigrationStatus) bool {
 			if time.Since(f.handOverAt) < handOverRetry {
 				return false
 			}
-			f.tried = true
+			// The operator's cancel and the hand-over exclude each other:
+			// a cancel that came first aborts; once handing, Cancel is
+			// refused.
 			f.m.mu.Lock()
+			if !f.tried && f.m.cancelled {
+				f.m.mu.Unlock()
+				_, _ = l.Domains.Call(f.name, control.Request{Op: control.OpMigrateAbort, Reason: "cancelled"}, 5*time.Second)
+				return false
+			}
 			f.m.handing = true
 			f.m.mu.Unlock()
+			f.tried = true
 			handed, err := l.Pool.HandOver(f.name, f.member)
 			switch {
+			case errors.Is(err, ErrOwnershipLost):
+				// Neither here's nor the target's: this copy must not run
+				// again (an abort would resume it).
+				l.log().Error("pool domain's ownership lost during its migration: its copy here is destroyed", zap.String("domain", f.name), zap.Error(err))
+				_ = l.Domains.Destroy(f.name)
+				f.m.end(control.PhaseFailed, err)
+				return true
 			case err != nil:
 				f.handOverAt = time.Now()
 				l.log().Warn("pool domain's ownership not handed over yet; asking again (the guest stays paused)", zap.String("domain", f.name), zap.Error(err), zap.Duration("in", handOverRetry))

@@ -197,8 +197,9 @@ func (m *Member) Owner(ctx context.Context, domain string) (host string, generat
 }
 
 // ErrNotHandedOver is what a hand-over that did not happen wraps: the
-// domain is not this member's at the generation given, or the target is
-// not a member under the lease given.
+// domain is not this member's at the generation given, the target is not
+// a member under the lease given, or it does not expect the domain (no
+// incoming record of its: ExpectIncoming).
 var ErrNotHandedOver = errors.New("the domain's ownership was not handed over")
 
 // HandOver gives domain, owned by this member at generation gen, to the
@@ -222,12 +223,13 @@ func (m *Member) HandOver(ctx context.Context, domain string, gen int64, toHost 
 	if err != nil {
 		return 0, err
 	}
-	key, mkey := ownerKey(m.s.Pool, domain), memberKey(m.s.Pool, toHost)
+	key, mkey, ikey := ownerKey(m.s.Pool, domain), memberKey(m.s.Pool, toHost), incomingKey(m.s.Pool, domain)
 	resp, err := m.cli.Txn(ctx).
 		If(clientv3.Compare(clientv3.ModRevision(key), "=", gen),
 			clientv3.Compare(clientv3.LeaseValue(key), "=", m.lease),
-			clientv3.Compare(clientv3.LeaseValue(mkey), "=", toLease)).
-		Then(clientv3.OpPut(key, string(val), clientv3.WithLease(toLease))).
+			clientv3.Compare(clientv3.LeaseValue(mkey), "=", toLease),
+			clientv3.Compare(clientv3.LeaseValue(ikey), "=", toLease)).
+		Then(clientv3.OpPut(key, string(val), clientv3.WithLease(toLease)), clientv3.OpDelete(ikey)).
 		Else(clientv3.OpGet(key), clientv3.OpGet(mkey)).
 		Commit()
 	if err != nil {
@@ -248,7 +250,10 @@ func (m *Member) HandOver(ctx context.Context, domain string, gen int64, toHost 
 	case clientv3.LeaseID(kvs[0].Lease) != m.lease || kvs[0].ModRevision != gen:
 		return 0, fmt.Errorf("pool %s: hand domain %s over to %s: %w: %v", m.s.Pool, domain, toHost, ErrNotHandedOver, m.ownedError(domain, kvs[0]))
 	}
-	return 0, fmt.Errorf("pool %s: hand domain %s over to %s: %w: %s is not a member under lease %x (it left, or joined again under another lease)", m.s.Pool, domain, toHost, ErrNotHandedOver, toHost, int64(toLease))
+	if mk := resp.Responses[1].GetResponseRange().Kvs; len(mk) == 0 || clientv3.LeaseID(mk[0].Lease) != toLease {
+		return 0, fmt.Errorf("pool %s: hand domain %s over to %s: %w: %s is not a member under lease %x (it left, or joined again under another lease)", m.s.Pool, domain, toHost, ErrNotHandedOver, toHost, int64(toLease))
+	}
+	return 0, fmt.Errorf("pool %s: hand domain %s over to %s: %w: %s does not expect it (its incoming migration ended there)", m.s.Pool, domain, toHost, ErrNotHandedOver, toHost)
 }
 
 // KeepOwner settles a hand-over of domain (owned here at gen) whose
@@ -284,11 +289,71 @@ func (m *Member) KeepOwner(ctx context.Context, domain string, gen int64, toLeas
 	kvs := resp.Responses[0].GetResponseRange().Kvs
 	switch {
 	case len(kvs) == 0:
-		return false, 0, fmt.Errorf("pool %s: keep domain %s: it has no owner key any more", m.s.Pool, domain)
+		return false, 0, fmt.Errorf("pool %s: keep domain %s: %w: it has no owner key any more", m.s.Pool, domain, ErrNotOwner)
 	case toLease != 0 && toLease != m.lease && clientv3.LeaseID(kvs[0].Lease) == toLease:
 		return false, kvs[0].ModRevision, nil
+	case clientv3.LeaseID(kvs[0].Lease) == m.lease:
+		// This member's at another generation: an earlier KeepOwner
+		// whose answer was lost rewrote it.
+		return true, kvs[0].ModRevision, nil
 	}
-	return false, 0, fmt.Errorf("pool %s: keep domain %s: %w", m.s.Pool, domain, m.ownedError(domain, kvs[0]))
+	return false, 0, fmt.Errorf("pool %s: keep domain %s: %w: %v", m.s.Pool, domain, ErrNotOwner, m.ownedError(domain, kvs[0]))
+}
+
+// ErrNotOwner is what KeepOwner's error wraps when the domain is not this
+// member's any more (no owner key, or another's): definite, unlike an
+// error of etcd's.
+var ErrNotOwner = errors.New("the domain is not this member's any more")
+
+func incomingKey(pool, domain string) string {
+	return poolPrefix(pool) + "domains/" + domain + "/incoming"
+}
+
+// ExpectIncoming records, bound to this member's lease, that a migration
+// of domain is arriving here: a HandOver to this member holds only while
+// the record exists (it goes with the hand-over), so that once EndIncoming
+// removed it no late hand-over can give this member a domain it does not
+// run.
+func (m *Member) ExpectIncoming(ctx context.Context, domain string) error {
+	if err := checkSegment("domain", domain); err != nil {
+		return fmt.Errorf("pool %s: expect incoming: %w", m.s.Pool, err)
+	}
+	val, _ := json.Marshal(OwnerRecord{Host: m.Host()})
+	if _, err := m.cli.Put(ctx, incomingKey(m.s.Pool, domain), string(val), clientv3.WithLease(m.lease)); err != nil {
+		return fmt.Errorf("pool %s: expect incoming domain %s: %w", m.s.Pool, domain, err)
+	}
+	return nil
+}
+
+// EndIncoming removes this member's incoming record of domain (none, or
+// another's, is left alone): from here a hand-over to this member fails.
+func (m *Member) EndIncoming(ctx context.Context, domain string) error {
+	if err := checkSegment("domain", domain); err != nil {
+		return fmt.Errorf("pool %s: end incoming: %w", m.s.Pool, err)
+	}
+	key := incomingKey(m.s.Pool, domain)
+	if _, err := m.cli.Txn(ctx).If(clientv3.Compare(clientv3.LeaseValue(key), "=", m.lease)).Then(clientv3.OpDelete(key)).Commit(); err != nil {
+		return fmt.Errorf("pool %s: end incoming domain %s: %w", m.s.Pool, domain, err)
+	}
+	return nil
+}
+
+// EndAllIncoming removes every incoming record bound to this member's
+// lease (after a lapse the lease outlived: what arrived then is settled
+// anew).
+func (m *Member) EndAllIncoming(ctx context.Context) error {
+	resp, err := m.cli.Get(ctx, DomainsPrefix(m.s.Pool), clientv3.WithPrefix(), clientv3.WithKeysOnly())
+	if err != nil {
+		return fmt.Errorf("pool %s: list incoming records: %w", m.s.Pool, err)
+	}
+	for _, kv := range resp.Kvs {
+		if uuid, rec, ok := DomainOfKey(m.s.Pool, string(kv.Key)); ok && rec == "incoming" && clientv3.LeaseID(kv.Lease) == m.lease {
+			if err := m.EndIncoming(ctx, uuid); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // OwnerLease says which lease owns domain and at what generation (0, 0

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -636,6 +637,23 @@ func TestHandOverAndKeepOwner(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// b does not expect it yet: refused.
+	if _, err := a.HandOver(ctx, dom, g1, "b", b.Lease()); !errors.Is(err, ErrNotHandedOver) || !strings.Contains(err.Error(), "does not expect it") {
+		t.Fatalf("hand-over to a b that expects nothing: %v, want ErrNotHandedOver", err)
+	}
+	// Expected, then the incoming ended there: refused again.
+	if err := b.ExpectIncoming(ctx, dom); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.EndIncoming(ctx, dom); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.HandOver(ctx, dom, g1, "b", b.Lease()); !errors.Is(err, ErrNotHandedOver) {
+		t.Fatalf("hand-over after b's incoming ended: %v, want ErrNotHandedOver", err)
+	}
+	if err := b.ExpectIncoming(ctx, dom); err != nil {
+		t.Fatal(err)
+	}
 	// A wrong lease for b, a stale generation: refused, nothing moved.
 	if _, err := a.HandOver(ctx, dom, g1, "b", a.Lease()); !errors.Is(err, ErrNotHandedOver) {
 		t.Fatalf("hand-over to b under a's lease: %v, want ErrNotHandedOver", err)
@@ -667,6 +685,11 @@ func TestHandOverAndKeepOwner(t *testing.T) {
 	}
 	if owned, _ := a.OwnedDomains(ctx); len(owned) != 0 {
 		t.Fatalf("a still owns %v", owned)
+	}
+	// The incoming record went with the hand-over; an incoming that
+	// ended on b (EndIncoming) makes a later hand-over fail.
+	if resp, _ := outside(t, c).Get(ctx, incomingKey("test", dom)); len(resp.Kvs) != 0 {
+		t.Fatalf("incoming record left after the hand-over: %v", resp.Kvs)
 	}
 	// Done already: the same hand-over answers the generation; KeepOwner
 	// says it happened; a's AcquireOwner is refused.
