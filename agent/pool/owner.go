@@ -60,7 +60,8 @@ var ErrSpecChanged = errors.New("the domain's spec changed or was deleted since 
 // AcquireOwnerOfSpec is AcquireOwner that also holds only while domain's
 // spec key is still at mod revision specRev (as ReadSpec returned it): a
 // start cannot take the owner key of a domain the pool deleted (or
-// changed) meanwhile.
+// changed) meanwhile. A key that is this member's already is answered as
+// AcquireOwner answers it, whatever the spec.
 func (m *Member) AcquireOwnerOfSpec(ctx context.Context, domain string, specRev int64) (int64, error) {
 	if specRev <= 0 {
 		return 0, fmt.Errorf("pool %s: acquire domain %s: spec revision %d", m.s.Pool, domain, specRev)
