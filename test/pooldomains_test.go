@@ -441,6 +441,10 @@ func TestPoolAgentRestartKeepsDomains(t *testing.T) {
 		a.start()
 		a.waitReady()
 		p := waitPoolState(t, a, "member")
+		// The owned set is rebuilt from etcd just after the join.
+		for end := time.Now().Add(10 * time.Second); len(p.Domains) == 0 && time.Now().Before(end); p = poolOf(t, a) {
+			time.Sleep(20 * time.Millisecond)
+		}
 		if p.Lease != pa.Lease || len(p.Domains) != 1 || p.Domains[0] != "ha1" {
 			t.Fatalf("agent %s and started again: pool %+v, want lease %s owning ha1", how, p, pa.Lease)
 		}
