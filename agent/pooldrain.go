@@ -3,8 +3,6 @@ package agent
 import (
 	"context"
 	"fmt"
-	"net"
-	"strconv"
 	"strings"
 	"time"
 
@@ -42,14 +40,7 @@ const drainRetry = 10 * time.Second
 // poolRelocationAddress is the host:port peers migrate to this agent at
 // ("" without a plain relocation listener).
 func poolRelocationAddress(cfg *config.Config, host string) string {
-	if !cfg.Relocation.Server {
-		return ""
-	}
-	h := cfg.Relocation.Address
-	if wildcard(h) {
-		h = host
-	}
-	return net.JoinHostPort(h, strconv.Itoa(cfg.Relocation.Port))
+	return peerAddress(cfg.Relocation.Server, cfg.Relocation.Address, cfg.Relocation.Port, host)
 }
 
 // drain migrates the running pool domains m owns away until none that

@@ -164,14 +164,19 @@ func (a *Agent) openPool(cfg *config.Config) (func(), error) {
 
 // poolAPIAddress is the host:port peers reach this agent's API at.
 func poolAPIAddress(cfg *config.Config, host string) string {
-	if !cfg.Server.TCPServer {
+	return peerAddress(cfg.Server.TCPServer, cfg.Server.ListenAddress, cfg.Server.Port, host)
+}
+
+// peerAddress is the host:port peers reach a listener of this agent at
+// (on it, on addr:port; a wildcard addr is host): "" when it is off.
+func peerAddress(on bool, addr string, port int, host string) string {
+	if !on {
 		return ""
 	}
-	h := cfg.Server.ListenAddress
-	if wildcard(h) {
-		h = host
+	if wildcard(addr) {
+		addr = host
 	}
-	return net.JoinHostPort(h, strconv.Itoa(cfg.Server.Port))
+	return net.JoinHostPort(addr, strconv.Itoa(port))
 }
 
 func wildcard(addr string) bool {

@@ -208,15 +208,24 @@ func (p *poolDomains) settleLater(m *pool.Member, name, id string, h handing, wh
 				return
 			}
 			p.log.Warn("pool domain hand-over still unsettled; asking again", zap.String("domain", name), zap.Error(err))
-			select {
-			case <-p.a.lifetime.Done():
+			if !p.retryWait(m) {
 				return
-			case <-m.Lost():
-				return
-			case <-time.After(time.Second):
 			}
 		}
 	}()
+}
+
+// retryWait waits a second before a settling step is asked again; false
+// when the agent stops or m's lease is lost meanwhile.
+func (p *poolDomains) retryWait(m *pool.Member) bool {
+	select {
+	case <-p.a.lifetime.Done():
+		return false
+	case <-m.Lost():
+		return false
+	case <-time.After(time.Second):
+		return true
+	}
 }
 
 // abortUndecided aborts name's outgoing migration if its VMM still waits
@@ -337,12 +346,8 @@ func (p *poolDomains) Arrived(name string, o relocation.Offer, st domains.State)
 			return
 		}
 		p.log.Warn("incoming pool domain not settled yet; asking again", zap.String("domain", name), zap.Error(err))
-		select {
-		case <-p.a.lifetime.Done():
+		if !p.retryWait(m) {
 			return
-		case <-m.Lost():
-			return
-		case <-time.After(time.Second):
 		}
 	}
 }
