@@ -1,8 +1,10 @@
 package test
 
 import (
+	"bytes"
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -53,6 +55,7 @@ type limitsRun struct {
 // ourMove is what one move of a scenario measured on our side.
 type ourMove struct {
 	total, stream, downtime float64 // s, s, ms
+	srcCPU, dstCPU          float64 // s: the VMMs' CPU time
 	line                    string
 }
 
@@ -94,6 +97,7 @@ func runScenario(b *testing.B, engine string, sc scenario, backing string, pl pl
 			e.TotalSeconds, e.DowntimeMs, e.Rounds, e.MaxThrottle, e.DirtyRate/1e6, e.Bandwidth/1e6)
 	}
 	var id string
+	srcCPU := sampleCPU(srcPID)
 	src.call(b, "domain.migrate", &id, "bench", dst.Reloc, opts)
 	deadline = time.Now().Add(10 * time.Minute)
 	var st benchStatus
@@ -119,6 +123,8 @@ func runScenario(b *testing.B, engine string, sc scenario, backing string, pl pl
 		b.Fatalf("scenario %s: %+v", sc.name, st)
 	}
 	dstPID := dst.info(b, "bench").PID
+	dstCPU := procCPU(dstPID)
+	srcUsed := srcCPU()
 	dstPeak := vmHWM(dstPID)
 	if pl.dst != "" {
 		if got := cpusAllowed(dstPID); got != pl.dst {
@@ -144,10 +150,55 @@ func runScenario(b *testing.B, engine string, sc scenario, backing string, pl pl
 	// QEMU, or the next run's guest, needs the huge pages).
 	dst.call(b, "domain.destroy", nil, "bench")
 	rate := float64(st.BytesSent) / st.Transfer
-	line := fmt.Sprintf("total %.3f s (stream %.3f s), downtime %.1f ms (stop-copy %.1f, verify %.1f, resume %.1f; drained %.1f ms before the pause), %d rounds, %.1f MiB sent, %d zero pages, %.0f MB/s = %.2f of loopback %.0f MB/s (memcpy %.0f MB/s), max throttle %d%% for %.2f s, peak RSS source %.0f MiB target %.0f MiB; %s",
+	line := fmt.Sprintf("total %.3f s (stream %.3f s), downtime %.1f ms (stop-copy %.1f, verify %.1f, resume %.1f; drained %.1f ms before the pause), %d rounds, %.1f MiB sent, %d zero pages, %.0f MB/s = %.2f of loopback %.0f MB/s (memcpy %.0f MB/s), max throttle %d%% for %.2f s, peak RSS source %.0f MiB target %.0f MiB, CPU source VMM %.2f s target VMM %.2f s (its start included); %s",
 		st.Total, st.Transfer, st.DowntimeMs, st.StopCopyMs, st.VerifyMs, st.ResumeMs, st.DrainMs, st.Round, float64(st.BytesSent)/(1<<20), st.ZeroPages,
-		rate/1e6, rate/lim.loopback, lim.loopback/1e6, lim.memcpy/1e6, st.MaxThrottle, st.Throttled, float64(srcPeak)/(1<<20), float64(dstPeak)/(1<<20), predicted)
-	return ourMove{total: st.Total, stream: st.Transfer, downtime: st.DowntimeMs, line: line}
+		rate/1e6, rate/lim.loopback, lim.loopback/1e6, lim.memcpy/1e6, st.MaxThrottle, st.Throttled, float64(srcPeak)/(1<<20), float64(dstPeak)/(1<<20), srcUsed, dstCPU, predicted)
+	return ourMove{total: st.Total, stream: st.Transfer, downtime: st.DowntimeMs, line: line, srcCPU: srcUsed, dstCPU: dstCPU}
+}
+
+// procCPU is the CPU time a process has used (user and system, all its
+// threads: /proc/PID/stat utime and stime), in seconds; 0 when it is gone.
+func procCPU(pid int) float64 {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// The fields after the command (which may hold spaces) in parentheses.
+	f := strings.Fields(string(data[bytes.LastIndexByte(data, ')')+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return float64(ut+st) / 100 // USER_HZ
+}
+
+// sampleCPU follows the CPU time of pid from now on, reading it every
+// 20 ms (a file read, no API call) until the returned function is
+// called, which returns the CPU time used since: a source VMM ends soon
+// after its migration, and its last reading stands for it.
+func sampleCPU(pid int) func() float64 {
+	start := procCPU(pid)
+	last := start
+	stop, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			if c := procCPU(pid); c > 0 {
+				last = c
+			}
+			select {
+			case <-stop:
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+	}()
+	return func() float64 {
+		close(stop)
+		<-done
+		return last - start
+	}
 }
 
 // benchBacking is the memory backing domain.info says the domain runs on.
@@ -316,8 +367,8 @@ func BenchmarkScenarios(b *testing.B) {
 						line += "; no QEMU anchor for this scenario (its guest must run: see BenchmarkScenarios)"
 					} else {
 						anchor = append(anchor, q.total)
-						line += fmt.Sprintf("; %s: total %.3f s (QEMU's total-time %.3f s, downtime %.0f ms, %.1f MiB sent), QEMU/ours %.2fx",
-							q.what, q.total, q.qemuTotal, q.downtime, float64(q.transferred)/(1<<20), q.total/m.total)
+						line += fmt.Sprintf("; %s: total %.3f s (QEMU's total-time %.3f s, downtime %.0f ms, %.1f MiB sent, CPU source %.2f s target %.2f s), QEMU/ours %.2fx",
+							q.what, q.total, q.qemuTotal, q.downtime, float64(q.transferred)/(1<<20), q.srcCPU, q.dstCPU, q.total/m.total)
 					}
 					fmt.Println(line + ", load " + loadAverage())
 				}

@@ -600,6 +600,8 @@ type anchorMove struct {
 	qemuTotal   float64 // s: QEMU's own total-time (source)
 	downtime    float64 // ms: QEMU's own downtime (source)
 	transferred int64   // bytes QEMU says it sent
+	srcCPU      float64 // s: the source QEMU's CPU time, its start included
+	dstCPU      float64 // s: the target QEMU's
 }
 
 // anchorMemfd is a memfd of memMiB on backing as the qemu engine gives
@@ -718,6 +720,7 @@ func qemuAnchor(b *testing.B, memMiB, dataMiB int, backing string, pl placement)
 	if info.RAM != nil {
 		m.transferred = info.RAM.Transferred
 	}
+	m.srcCPU, m.dstCPU = procCPU(src.cmd.Process.Pid), procCPU(dst.cmd.Process.Pid)
 	for _, q := range []*plainQEMU{src, dst} {
 		if err := q.qc.Quit(ctx); err != nil {
 			b.Fatal(err)
