@@ -3,9 +3,12 @@ package test
 import (
 	"bufio"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"hash/crc32"
 	"io"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -15,6 +18,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/ovs-agent/ovs-agent/vmm/qmp"
 )
@@ -73,13 +78,27 @@ func plainArgs(tb testing.TB, memMiB, memcheckMiB int) []string {
 // console and its events; the cleanup kills it by pid if it still runs.
 func startPlainQEMU(tb testing.TB, args ...string) *plainQEMU {
 	tb.Helper()
+	return startPlainQEMUOn(tb, "", nil, args...)
+}
+
+// startPlainQEMUOn is startPlainQEMU pinned to cpus (taskset -c, which
+// execs QEMU in its place; "" for any CPU) with files as its descriptors
+// 3, 4, ...
+func startPlainQEMUOn(tb testing.TB, cpus string, files []*os.File, args ...string) *plainQEMU {
+	tb.Helper()
 	qemu, err := exec.LookPath("qemu-system-x86_64")
 	if err != nil {
 		tb.Fatalf("qemu-system-x86_64 not installed (apt-get install --no-install-recommends qemu-system-x86): %v", err)
 	}
 	sock := filepath.Join(tb.TempDir(), "qmp.sock")
 	q := &plainQEMU{exited: make(chan struct{}), changed: make(chan struct{})}
-	q.cmd = exec.Command(qemu, append(args, "-qmp", "unix:"+sock+",server=on,wait=off")...)
+	argv := append(append([]string(nil), args...), "-qmp", "unix:"+sock+",server=on,wait=off")
+	if cpus != "" {
+		argv = append([]string{"-c", cpus, qemu}, argv...)
+		qemu = "taskset"
+	}
+	q.cmd = exec.Command(qemu, argv...)
+	q.cmd.ExtraFiles = files
 	q.cmd.Stderr = &q.stderr
 	stdout, err := q.cmd.StdoutPipe()
 	if err != nil {
@@ -573,3 +592,149 @@ func brokenNote(why string) string {
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// anchorMove is one migration of the QEMU anchor.
+type anchorMove struct {
+	what        string  // what ran, said on the scenario's line
+	total       float64 // s: the target QEMU's start to its completed event
+	qemuTotal   float64 // s: QEMU's own total-time (source)
+	downtime    float64 // ms: QEMU's own downtime (source)
+	transferred int64   // bytes QEMU says it sent
+	srcCPU      float64 // s: the source QEMU's CPU time, its start included
+	dstCPU      float64 // s: the target QEMU's
+}
+
+// anchorMemfd is a memfd of memMiB on backing as the qemu engine gives
+// QEMU (vmm/qemu: hugetlb a hugetlbfs memfd, thp and 4k a plain one; QEMU
+// maps it share=on, for thp with align=2M, and madvises it huge), the
+// first dataMiB of it random data written through a mapping of this
+// process (madvised huge for thp, so the data lies in 2 MiB pages as a
+// thp guest's would).
+func anchorMemfd(tb testing.TB, memMiB, dataMiB int, backing string, seed uint64) *os.File {
+	tb.Helper()
+	flags := unix.MFD_CLOEXEC
+	if backing == "hugetlb" {
+		flags |= unix.MFD_HUGETLB | unix.MFD_HUGE_2MB
+	}
+	fd, err := unix.MemfdCreate("ovs-bench-anchor", flags)
+	if err != nil {
+		tb.Fatalf("anchor memory (%s): memfd_create: %v", backing, err)
+	}
+	f := os.NewFile(uintptr(fd), "anchor-ram")
+	tb.Cleanup(func() { f.Close() })
+	if err := f.Truncate(int64(memMiB) << 20); err != nil {
+		tb.Fatalf("anchor memory (%s): size %d MiB: %v", backing, memMiB, err)
+	}
+	if dataMiB == 0 {
+		return f
+	}
+	mem, err := unix.Mmap(fd, 0, dataMiB<<20, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	if err != nil {
+		tb.Fatalf("anchor memory (%s): mmap: %v", backing, err)
+	}
+	defer unix.Munmap(mem)
+	if backing == "thp" {
+		if err := unix.Madvise(mem, unix.MADV_HUGEPAGE); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	var s [32]byte
+	binary.LittleEndian.PutUint64(s[:], seed)
+	rand.NewChaCha8(s).Read(mem)
+	return f
+}
+
+// memfdCRC is the CRC-32C of the first n bytes of f (read through a
+// mapping: a hugetlbfs memfd takes no read(2)).
+func memfdCRC(tb testing.TB, f *os.File, n int) uint32 {
+	tb.Helper()
+	mem, err := unix.Mmap(int(f.Fd()), 0, n, unix.PROT_READ, unix.MAP_SHARED)
+	if err != nil {
+		tb.Fatalf("map the anchor's memory: %v", err)
+	}
+	defer unix.Munmap(mem)
+	return crc32.Checksum(mem, crc32.MakeTable(crc32.Castagnoli))
+}
+
+// qemuAnchor is QEMU 7.2 migrating the scenario's guest shape over
+// loopback TCP, as fairly as this machine allows: memMiB of RAM on
+// backing, its first dataMiB random data and the rest never touched,
+// machine pc and -cpu qemu64 as the qemu engine's guests, multifd with
+// 2 channels (our default of 2 streams), max-bandwidth uncapped and
+// downtime-limit 300 ms (our default max_downtime), into a fresh target
+// QEMU on a fresh memfd of the same backing, the source QEMU placed on
+// pl.src and the target on pl.dst. Its guest runs no code: both QEMUs
+// are started with -S (the source is migrated paused, from prelaunch),
+// on -accel tcg. This machine's /dev/kvm is PVM, under which QEMU with
+// -accel kvm crawls (SeaBIOS alone takes 40 s), and an idle vCPU dirties
+// nothing, so what is timed is QEMU's migration of that memory, which
+// is what scenario a's idle guest asks of it. The data is checked on
+// the target (CRC of the first dataMiB on both memfds) outside the
+// timing. The total runs from the target QEMU's start (ours counts its
+// target VMM's start too) to the target's MIGRATION completed event.
+func qemuAnchor(b *testing.B, memMiB, dataMiB int, backing string, pl placement) anchorMove {
+	srcMem := anchorMemfd(b, memMiB, dataMiB, backing, uint64(time.Now().UnixNano()))
+	want := memfdCRC(b, srcMem, dataMiB<<20)
+	dstMem := anchorMemfd(b, memMiB, 0, backing, 0)
+	args := func() []string {
+		align := ""
+		if backing == "thp" {
+			align = fmt.Sprintf(",align=%d", 2<<20)
+		}
+		return []string{"-nodefaults", "-no-user-config", "-no-reboot", "-msg", "timestamp=off",
+			"-accel", "tcg",
+			"-object", fmt.Sprintf("memory-backend-file,id=ram0,size=%dM,mem-path=/proc/self/fd/3,share=on%s", memMiB, align),
+			"-machine", "pc,memory-backend=ram0", "-m", fmt.Sprintf("%dM", memMiB),
+			"-cpu", "qemu64", "-smp", "1", "-display", "none", "-vga", "none", "-S"}
+	}
+	src := startPlainQEMUOn(b, pl.src, []*os.File{srcMem}, args()...)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	port := freePort(b, "127.0.0.1")
+	uri := fmt.Sprintf("tcp:127.0.0.1:%d", port)
+	t0 := time.Now()
+	dst := startPlainQEMUOn(b, pl.dst, []*os.File{dstMem}, append(args(), "-incoming", "defer")...)
+	uncapped, downtime := int64(1)<<40, int64(300)
+	for _, q := range []*plainQEMU{src, dst} {
+		if err := q.qc.MigrateSetCapabilities(ctx, map[string]bool{"events": true, "multifd": true}); err != nil {
+			b.Fatal(err)
+		}
+		if err := q.qc.Execute(ctx, "migrate-set-parameters", map[string]any{"multifd-channels": 2}, nil); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := src.qc.MigrateSetParameters(ctx, qmp.MigrationParameters{MaxBandwidth: &uncapped, DowntimeLimit: &downtime}); err != nil {
+		b.Fatal(err)
+	}
+	if err := dst.qc.MigrateIncoming(ctx, uri); err != nil {
+		b.Fatal(err)
+	}
+	if err := src.qc.Migrate(ctx, uri); err != nil {
+		b.Fatal(err)
+	}
+	dst.waitEvent(b, 0, "MIGRATION", qmp.MigrationCompleted, 5*time.Minute)
+	total := time.Since(t0)
+	info := completedInfo(b, src)
+	m := anchorMove{total: total.Seconds(), qemuTotal: float64(info.TotalTime) / 1000, downtime: float64(info.Downtime),
+		what: fmt.Sprintf("QEMU 7.2 anchor (accel tcg, guest paused -S: no guest code, %d MiB random data in %d MiB, multifd 2, %s, %s)", dataMiB, memMiB, backing, pl.name)}
+	if info.RAM != nil {
+		m.transferred = info.RAM.Transferred
+	}
+	m.srcCPU, m.dstCPU = procCPU(src.cmd.Process.Pid), procCPU(dst.cmd.Process.Pid)
+	for _, q := range []*plainQEMU{src, dst} {
+		if err := q.qc.Quit(ctx); err != nil {
+			b.Fatal(err)
+		}
+		select {
+		case <-q.exited:
+		case <-time.After(time.Minute):
+			b.Fatal("QEMU did not quit within a minute")
+		}
+	}
+	if got := memfdCRC(b, dstMem, dataMiB<<20); got != want {
+		b.Fatalf("QEMU anchor: the target's memory differs from the source's (CRC %08x, want %08x)", got, want)
+	}
+	srcMem.Close()
+	dstMem.Close()
+	return m
+}

@@ -14,7 +14,7 @@ func BenchmarkMigrationRateCap(b *testing.B) {
 	const limit = 8e6
 	var sent, took float64
 	for i := 0; i < b.N; i++ {
-		src, dst := pairB(b, "sim")
+		src, dst := pairB(b, "sim", "4k", placements[0])
 		src.call(b, "domain.create", nil, vmcfgText("cap", 128, "dirty=128M/s,hot=64M"))
 		src.call(b, "domain.start", nil, "cap")
 		src.waitInfo(b, "cap", "the hot set written", func(i domInfo) bool { return i.Written*4096 >= 96<<20 })

@@ -135,6 +135,10 @@ type agentConf struct {
 	FileDirs []string
 	Confined bool
 	Extra    map[string][]string // section -> lines
+	// CPUs, when set, pins the agent (and so the VMMs it starts, which
+	// inherit its affinity) to those CPUs (taskset -c CPUs): the
+	// benchmarks' two emulated hosts.
+	CPUs string
 }
 
 func fileDirs(c agentConf, dir string) string {
@@ -163,6 +167,7 @@ type Agent struct {
 	Addr    string // host:port of the TCP API
 	Reloc   string // host:port of the relocation listener, if on
 	SSL     bool
+	CPUs    string // taskset -c list the agent runs on, "" for any
 	cmd     *exec.Cmd
 	out     *syncBuffer
 	done    chan struct{}
@@ -261,7 +266,7 @@ func startAgent(t testing.TB, c agentConf, env ...string) *Agent {
 		t.Fatal(err)
 	}
 	a := &Agent{t: t, Dir: dir, Config: cfg, Socket: filepath.Join(dir, "agent.sock"),
-		Addr: net.JoinHostPort(c.Listen, fmt.Sprint(c.Port)), SSL: c.SSL}
+		Addr: net.JoinHostPort(c.Listen, fmt.Sprint(c.Port)), SSL: c.SSL, CPUs: c.CPUs}
 	if c.RelocPort != 0 {
 		a.Reloc = net.JoinHostPort(c.Listen, fmt.Sprint(c.RelocPort))
 	}
@@ -283,6 +288,10 @@ func (a *Agent) start(env ...string) {
 	a.out = &syncBuffer{}
 	a.done = make(chan struct{})
 	a.cmd = exec.Command(bin("ovs-agent"), "serve", "--config", a.Config)
+	if a.CPUs != "" {
+		// taskset execs the agent in its place: the pid is the agent's.
+		a.cmd = exec.Command("taskset", "-c", a.CPUs, bin("ovs-agent"), "serve", "--config", a.Config)
+	}
 	a.cmd.Env = append(os.Environ(), env...)
 	a.cmd.Stdout, a.cmd.Stderr = a.out, a.out
 	if err := a.cmd.Start(); err != nil {

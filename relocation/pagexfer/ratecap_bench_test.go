@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/ovs-agent/ovs-agent/internal/limits"
+	"github.com/ovs-agent/ovs-agent/vmm/guestmem"
 )
 
 // The rate cap's figures. A cap holds when rate/cap is at most 1 (a
@@ -76,7 +77,7 @@ func BenchmarkRateLimit(b *testing.B) {
 	var moved uint64
 	var took time.Duration
 	for b.Loop() {
-		res, tgt := migrateLoopback(b, g.source(), 1, Options{Live: true, Engine: "sim", VCPUs: 1, RateLimit: benchRateCap})
+		res, tgt := migrateLoopback(b, g.source(), 1, Options{Live: true, Engine: "sim", VCPUs: 1, RateLimit: benchRateCap}, guestmem.Backing4K)
 		moved += res.BytesSent - uint64(limiterBurst(benchRateCap))
 		took += res.Total
 		b.StopTimer()
