@@ -38,8 +38,10 @@ test: lint
 
 # bench: the qemu engine's benchmarks (test/bench_qemu*_test.go: plain
 # QEMU and the engine moving the test guest, OVS_QEMU_BENCH_MOVES moves per
-# size, default 3; boots and ACPI shutdowns) take minutes on tcg, hence the
-# timeout of the test package.
+# size, default 3; boots and ACPI shutdowns) and the migration scenarios a-d
+# on each memory backing, unpinned and pinned, with the QEMU anchor
+# (test/bench_migration_test.go, BenchmarkScenarios: about 8 minutes) take
+# minutes on tcg, hence the timeout of the test package.
 bench: build
 	$(GO) test -run '^$$' -bench . -benchtime 2s -timeout 45m ./...
 
