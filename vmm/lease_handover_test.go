@@ -22,12 +22,7 @@ func TestLeasedSourceNeverResumesAHandedOverGuest(t *testing.T) {
 	if err := pagexfer.WriteVerified(target, id, pagexfer.Stats{Totals: pagexfer.Totals{Rounds: 1, DataPages: 2}}); err != nil {
 		t.Fatal(err)
 	}
-	for i := 0; f.call(t, control.Request{Op: control.OpMigrateStatus}).Migration.Phase != control.PhaseVerified; i++ {
-		if i == 5000 {
-			t.Fatal("never verified")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	f.waitPhase(t, control.PhaseVerified)
 	// agent: HandOver succeeded; commit
 	f.call(t, control.Request{Op: control.OpMigrateCommit})
 	target.SetReadDeadline(time.Now().Add(20 * time.Second))
@@ -40,28 +35,31 @@ func TestLeasedSourceNeverResumesAHandedOverGuest(t *testing.T) {
 	if err := pagexfer.WriteResumeFailed(target, id, "target: lease lapsed; the commit is refused"); err != nil {
 		t.Fatal(err)
 	}
-	phase := func(want control.Phase) {
-		t.Helper()
-		for i := 0; ; i++ {
-			st := f.call(t, control.Request{Op: control.OpMigrateStatus}).Migration
-			if st.Phase == want {
-				return
-			}
-			if i == 5000 {
-				t.Fatalf("migration phase %s, want %s", st.Phase, want)
-			}
-			time.Sleep(time.Millisecond)
-		}
-	}
-	phase(control.PhaseInDoubt)
+	f.waitPhase(t, control.PhaseInDoubt)
 	if e := eng.snapshot(); e.resumes != 0 {
 		t.Fatalf("the source resumed a guest whose ownership its agent handed over (resumes %d)", e.resumes)
 	}
 	// The agent says the target does not run it: failed, still paused.
 	f.call(t, control.Request{Op: control.OpMigrateResolve, OnTarget: false})
-	phase(control.PhaseFailed)
+	f.waitPhase(t, control.PhaseFailed)
 	time.Sleep(50 * time.Millisecond)
 	if e := eng.snapshot(); e.resumes != 0 {
 		t.Fatalf("the source resumed a handed-over guest after the agent's word (resumes %d)", e.resumes)
+	}
+}
+
+// waitPhase waits (5 s at most) for the VMM's migration to be in phase
+// want.
+func (f *fakeVMM) waitPhase(t *testing.T, want control.Phase) {
+	t.Helper()
+	for i := 0; ; i++ {
+		st := f.call(t, control.Request{Op: control.OpMigrateStatus}).Migration
+		if st.Phase == want {
+			return
+		}
+		if i == 5000 {
+			t.Fatalf("migration phase %s, want %s", st.Phase, want)
+		}
+		time.Sleep(time.Millisecond)
 	}
 }

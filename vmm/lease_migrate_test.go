@@ -122,12 +122,7 @@ func TestLeaseLapsedRefusesCommit(t *testing.T) {
 				t.Fatal(err)
 			}
 			if !auto {
-				for i := 0; f.call(t, control.Request{Op: control.OpMigrateStatus}).Migration.Phase != control.PhaseVerified; i++ {
-					if i == 5000 {
-						t.Fatal("never verified")
-					}
-					time.Sleep(time.Millisecond)
-				}
+				f.waitPhase(t, control.PhaseVerified)
 				f.call(t, control.Request{Op: control.OpMigrateCommit})
 			}
 			target.SetReadDeadline(time.Now().Add(20 * time.Second))
