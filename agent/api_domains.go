@@ -84,9 +84,9 @@ func (a *Agent) domainMethods() []xmlrpc.Def {
 			Help:   "Register a domain from a vm.cfg: the text itself, or an absolute path on the agent's host. An optional second parameter names the file in messages. The domain is stopped afterwards; the result lists warnings for unknown keys."},
 		{Name: "domain.start", Result: xmlrpc.Struct, Params: []xmlrpc.Param{nameParam}, Run: a.apiStart,
 			Help: "Start a stopped domain in its own ovs-vmm process; returns once it runs. Refused when its memory does not fit in the host's free memory, and on a pool member for a pool domain this agent does not own (those start through the pool: pool.start_local)."},
-		{Name: "domain.shutdown", Result: xmlrpc.Struct, Params: []xmlrpc.Param{nameParam, timeout}, Run: a.timed((*domains.Manager).Shutdown),
+		{Name: "domain.shutdown", Result: xmlrpc.Struct, Params: []xmlrpc.Param{nameParam, timeout}, Run: a.poolStop(a.timed((*domains.Manager).Shutdown)),
 			Help: "Shut a domain down cleanly; destroy it if it has not stopped after the timeout (seconds, default 60)."},
-		{Name: "domain.destroy", Result: xmlrpc.Struct, Params: []xmlrpc.Param{nameParam}, Run: a.byName((*domains.Manager).Destroy),
+		{Name: "domain.destroy", Result: xmlrpc.Struct, Params: []xmlrpc.Param{nameParam}, Run: a.poolStop(a.byName((*domains.Manager).Destroy)),
 			Aliases: xendAlias("xend.domain.destroy"),
 			Help:    "Stop a domain at once (power off)."},
 		{Name: "domain.reboot", Result: xmlrpc.Struct, Params: []xmlrpc.Param{nameParam, timeout}, Run: a.timed((*domains.Manager).Reboot),
@@ -151,6 +151,21 @@ func (a *Agent) timed(op func(*domains.Manager, string, time.Duration) error) fu
 			return nil, xmlrpc.Faultf(xmlrpc.BadParams, "timeout %d s: give 1 to 3600 seconds", secs)
 		}
 		return a.domainInfo(name, op(a.domains, name, time.Duration(secs)*time.Second))
+	}
+}
+
+// poolStop is run (domain.shutdown, domain.destroy) refused, on a pool
+// member, for a pool domain this agent owns: stopped here, its owner key
+// would stay (the pool would show it running here), or, given up, the
+// pool would restart it elsewhere. It stops through the pool.
+func (a *Agent) poolStop(run func(context.Context, xmlrpc.Args) (any, error)) func(context.Context, xmlrpc.Args) (any, error) {
+	return func(ctx context.Context, args xmlrpc.Args) (any, error) {
+		if a.pool != nil {
+			if err := a.pool.domains.mayStop(args.String(0)); err != nil {
+				return nil, err
+			}
+		}
+		return run(ctx, args)
 	}
 }
 

@@ -60,6 +60,11 @@ func (a *Agent) xendShutdown(_ context.Context, args xmlrpc.Args) (any, error) {
 	name := args.String(0)
 	switch reason := args.StringOr(1, "poweroff"); reason {
 	case "poweroff", "halt":
+		if a.pool != nil {
+			if err := a.pool.domains.mayStop(name); err != nil {
+				return nil, err
+			}
+		}
 		return a.domainInfo(name, a.domains.Shutdown(name, DefaultShutdownTimeout))
 	case "reboot":
 		return a.domainInfo(name, a.domains.Reboot(name, DefaultShutdownTimeout))

@@ -588,6 +588,23 @@ func (p *poolDomains) mayRestore(ctx context.Context, name, uuid string) error {
 	return nil
 }
 
+// mayStop refuses to shut down or destroy, through the local API, a
+// domain this agent owns in the pool: the pool stops it (pool.stop_domain,
+// or pool.stop_local here, which also releases its owner key).
+func (p *poolDomains) mayStop(name string) error {
+	in, err := p.a.domains.Info(name)
+	if err != nil {
+		return nil
+	}
+	p.mu.Lock()
+	o, owned := p.owned[strings.ToLower(in.UUID)]
+	p.mu.Unlock()
+	if !owned {
+		return nil
+	}
+	return xmlrpc.Faultf(xmlrpc.BadState, "%s is a pool domain this agent owns (generation %d): stop it through the pool (pool.stop_domain %s, or here pool.stop_local %s [destroy], which also gives its owner key up)", name, o.generation, name, in.UUID)
+}
+
 // mayDelete refuses to delete a domain this agent owns in the pool: its
 // owner key would stay bound to the lease with nothing here to run.
 func (p *poolDomains) mayDelete(name string) error {

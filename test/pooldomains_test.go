@@ -457,10 +457,15 @@ func TestPoolAgentRestartKeepsDomains(t *testing.T) {
 			t.Fatalf("owner key after the agent was %s: %s at %d", how, host, gen)
 		}
 	}
-	// Owned, it may not be deleted, even stopped.
-	a.call(t, "domain.destroy", nil, "ha1")
-	if f := a.fault(t, "domain.delete", "ha1"); f.Code != 1003 || !strings.Contains(f.Message, "pool.stop_local") {
-		t.Errorf("domain.delete of an owned pool domain: %+v", f)
+	// Owned, it is neither stopped nor deleted through the local API:
+	// through the pool.
+	for _, m := range []string{"domain.destroy", "domain.shutdown", "domain.delete"} {
+		if f := a.fault(t, m, "ha1"); f.Code != 1003 || !strings.Contains(f.Message, "pool.stop_local") {
+			t.Errorf("%s of an owned pool domain: %+v", m, f)
+		}
+	}
+	if in := a.poolDom(t, "ha1"); in.State != "running" {
+		t.Errorf("after the refused local stops: %+v, want running", in)
 	}
 	// The ownership it took up is its own: stop_local releases it.
 	var st struct {
