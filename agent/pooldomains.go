@@ -521,12 +521,9 @@ func (p *poolDomains) mayStart(ctx context.Context, name string) error {
 // move offline, its copy on the target with no owner key; the pool
 // places it (pool.start_domain).
 func (p *poolDomains) mayMove(name string) error {
-	if !p.ranInPool(name) {
+	in, _, owned, ok := p.localOwned(name)
+	if !ok || !owned && in.Generation == 0 {
 		return nil // not a pool domain; or unknown, and the migration says so
-	}
-	in, err := p.a.domains.Info(name)
-	if err != nil {
-		return nil
 	}
 	if !hasVMM(in.State) {
 		return xmlrpc.Faultf(xmlrpc.Unsupported, "%s is a pool domain and it is %s: only a running pool domain migrates (its ownership goes with it); the pool starts a stopped one where it places it (pool.start_domain)", name, in.State)
@@ -537,14 +534,21 @@ func (p *poolDomains) mayMove(name string) error {
 // ranInPool says whether this host's domain name is a pool domain: owned
 // here, or one that ran under a pool lease (it has a generation).
 func (p *poolDomains) ranInPool(name string) bool {
+	in, _, owned, ok := p.localOwned(name)
+	return ok && (owned || in.Generation > 0)
+}
+
+// localOwned is this host's domain name (ok false when it is not
+// registered) and, when this agent owns it in the pool, its ownership.
+func (p *poolDomains) localOwned(name string) (in domains.Info, o ownedDomain, owned, ok bool) {
 	in, err := p.a.domains.Info(name)
 	if err != nil {
-		return false
+		return in, o, false, false
 	}
 	p.mu.Lock()
-	_, owned := p.owned[strings.ToLower(in.UUID)]
+	o, owned = p.owned[strings.ToLower(in.UUID)]
 	p.mu.Unlock()
-	return owned || in.Generation > 0
+	return in, o, owned, true
 }
 
 // maySave refuses to save a pool domain: its save image would be a copy
@@ -592,13 +596,7 @@ func (p *poolDomains) mayRestore(ctx context.Context, name, uuid string) error {
 // domain this agent owns in the pool: the pool stops it (pool.stop_domain,
 // or pool.stop_local here, which also releases its owner key).
 func (p *poolDomains) mayStop(name string) error {
-	in, err := p.a.domains.Info(name)
-	if err != nil {
-		return nil
-	}
-	p.mu.Lock()
-	o, owned := p.owned[strings.ToLower(in.UUID)]
-	p.mu.Unlock()
+	in, o, owned, _ := p.localOwned(name)
 	if !owned {
 		return nil
 	}
@@ -608,13 +606,7 @@ func (p *poolDomains) mayStop(name string) error {
 // mayDelete refuses to delete a domain this agent owns in the pool: its
 // owner key would stay bound to the lease with nothing here to run.
 func (p *poolDomains) mayDelete(name string) error {
-	in, err := p.a.domains.Info(name)
-	if err != nil {
-		return nil
-	}
-	p.mu.Lock()
-	o, owned := p.owned[strings.ToLower(in.UUID)]
-	p.mu.Unlock()
+	_, o, owned, _ := p.localOwned(name)
 	if !owned {
 		return nil
 	}
