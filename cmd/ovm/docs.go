@@ -1,8 +1,6 @@
 package main
 
 import (
-	"fmt"
-	"os"
 	"strconv"
 
 	"github.com/spf13/cobra"
@@ -16,25 +14,7 @@ import (
 // the first with the exit status and environment below. Bash and zsh
 // completion come from cobra's own `ovm completion`.
 func genManCmd(root *cobra.Command) *cobra.Command {
-	return &cobra.Command{
-		Use:    "gen-man DIR",
-		Short:  "Write the manual pages ovm*.1 into DIR",
-		Hidden: true,
-		Args:   cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := os.MkdirAll(args[0], 0o755); err != nil {
-				return err
-			}
-			names, err := manTree(root).Write(args[0])
-			if err != nil {
-				return err
-			}
-			for _, n := range names {
-				fmt.Fprintln(cmd.OutOrStdout(), n)
-			}
-			return nil
-		},
-	}
+	return manpage.GenCommand("Write the manual pages ovm*.1 into DIR", manTree(root).Write)
 }
 
 func manTree(root *cobra.Command) manpage.Tree {

@@ -1,9 +1,6 @@
 package main
 
 import (
-	"fmt"
-	"os"
-
 	"github.com/spf13/cobra"
 
 	"github.com/ovs-agent/ovs-agent/config"
@@ -17,30 +14,17 @@ import (
 // embedded agent.ini.example. Bash and zsh completion come from cobra's
 // own `ovs-agent completion`.
 func genManCmd(root *cobra.Command) *cobra.Command {
-	return &cobra.Command{
-		Use:    "gen-man DIR",
-		Short:  "Write the manual pages ovs-agent*.8 and agent.ini.5 into DIR",
-		Hidden: true,
-		Args:   cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			dir := args[0]
-			if err := os.MkdirAll(dir, 0o755); err != nil {
-				return err
-			}
-			names, err := manTree(root).Write(dir)
-			if err != nil {
-				return err
-			}
-			n, err := configPage().Write(dir)
-			if err != nil {
-				return err
-			}
-			for _, name := range append(names, n) {
-				fmt.Fprintln(cmd.OutOrStdout(), name)
-			}
-			return nil
-		},
-	}
+	return manpage.GenCommand("Write the manual pages ovs-agent*.8 and agent.ini.5 into DIR", func(dir string) ([]string, error) {
+		names, err := manTree(root).Write(dir)
+		if err != nil {
+			return nil, err
+		}
+		n, err := configPage().Write(dir)
+		if err != nil {
+			return nil, err
+		}
+		return append(names, n), nil
+	})
 }
 
 func manHeader(section string) manpage.Header {
