@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ovs-agent/ovs-agent/config"
 )
@@ -27,7 +28,15 @@ func TestLogSinkRotates(t *testing.T) {
 		}
 	}
 	s.close()
-	files, _ := filepath.Glob(filepath.Join(dir, "agent*.log"))
+	// lumberjack removes the old files beyond the kept number in a
+	// goroutine of its own after each rotation: wait (bounded) for it.
+	var files []string
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		files, _ = filepath.Glob(filepath.Join(dir, "agent*.log"))
+		if len(files) <= 3 || time.Now().After(deadline) {
+			break
+		}
+	}
 	if len(files) != 3 {
 		t.Fatalf("files after 5 MiB at 1 MiB, 2 kept: %v, want agent.log and 2 rotated", files)
 	}
