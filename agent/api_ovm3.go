@@ -60,9 +60,9 @@ func (a *Agent) ovm3Methods() []xmlrpc.Def {
 				return nil, xmlrpc.Faultf(xmlrpc.Unsupported, "get_datetime is not served: the host's time is get_last_boot_time's local_time (seconds since the epoch, <i8>) and its zone get_timezone")
 			}},
 		{Name: "set_statistics_interval", Result: xmlrpc.Nil, Params: []xmlrpc.Param{xmlrpc.Req("interval", xmlrpc.Int)},
-			Help: "Oracle VM Agent 3: refused here: this agent has no statistics interval to set (it pushes no statistics to a manager and samples nothing periodically: host.stats, domain.list and the metrics endpoint measure when asked; discover_server's Statistic/Interval is 0).",
+			Help: "Oracle VM Agent 3: refused here: agent 3 pushes host and VM statistics every interval seconds to the owning manager's statistic URL (given with the 3.3 take_ownership); this agent pushes nothing to a manager and takes no such URL (take_ownership's api url must be empty), so there is no interval to set: discover_server's Statistic/Interval is 0. Managers poll instead: ovs_dom0_stats (CloudStack's), host.stats, domain.list and the metrics endpoint measure when asked.",
 			Run: func(context.Context, xmlrpc.Args) (any, error) {
-				return nil, xmlrpc.Faultf(xmlrpc.Unsupported, "set_statistics_interval: this agent does not push statistics to a manager; poll host.stats and domain.list (or the metrics endpoint) instead")
+				return nil, xmlrpc.Faultf(xmlrpc.Unsupported, "set_statistics_interval: this agent pushes no statistics to a manager (agent 3 sends them to the statistic URL of its owning manager; this agent takes none), so no interval is kept; poll ovs_dom0_stats, host.stats or the metrics endpoint instead (nothing was changed)")
 			}},
 	}
 	defs = append(defs, a.ovm3HostMethods()...)
@@ -76,6 +76,7 @@ func (a *Agent) ovm3Methods() []xmlrpc.Def {
 	defs = append(defs, a.ovm3StorageFSMethods()...)
 	defs = append(defs, a.ovm3NetMethods()...)
 	defs = append(defs, a.ovm3PoolMethods()...)
+	defs = append(defs, a.ovm3OwnerMethods()...)
 	defs = append(defs, a.ovm3CSMethods()...)
 	defs = append(defs, a.ovm3StorageMethods()...)
 	defs = append(defs, ovm3StorageRefusals()...)
@@ -211,7 +212,7 @@ func (a *Agent) ovm3DiscoverServer(ctx context.Context, _ xmlrpc.Args) (any, err
 		HypervisorType: "ovs-vmm", HypervisorName: "ovs-vmm",
 		VMMMajor: major, VMMMinor: minor, VMMExtra: extra,
 		Hostname: info.Hostname, RegisteredIP: localIP(ctx),
-		ServerRoles: "xen,utility", MembershipState: "Unowned", ClusterState: "Offline",
+		ServerRoles: ovm3Roles, MembershipState: "Unowned", ClusterState: "Offline",
 		Capabilities: []ovm3.Leaf{
 			{Name: "NFS", Text: "True"}, {Name: "LOCAL_STORAGE_ELEMENT", Text: "True"},
 			{Name: "ISCSI", Text: "False"}, {Name: "FIBRE_CHANNEL", Text: "False"},
@@ -226,12 +227,26 @@ func (a *Agent) ovm3DiscoverServer(ctx context.Context, _ xmlrpc.Args) (any, err
 		// what its guests may be.
 		s.VMMCapabilities = strings.Join(a.engines(st.cfg.Agent.Hypervisor), " ")
 	}
+	// Agent 3's states: Unowned; Owned by a manager (take_ownership);
+	// Pooled, owned and joined to an agent 3 server pool.
+	owner, err := a.ovm3CurrentOwner()
+	if err != nil {
+		return nil, xmlrpc.Faultf(xmlrpc.Internal, "discover_server: %v", err)
+	}
+	if owner != nil {
+		s.ManagerID, s.MembershipState = owner.ManagerUUID, "Owned"
+	}
 	if a.pool != nil {
 		pi := a.pool.view(ctx)
-		s.PoolID, s.MembershipState = pi.Name, "Pooled"
 		s.IsMaster = pi.Master != "" && pi.Master == pi.Member
 		if pi.State == "member" {
 			s.ClusterState = "Online"
+		}
+		if id := a.ovm3ServerPoolView(ctx); id != "" {
+			s.PoolID = id
+			if owner != nil {
+				s.MembershipState = "Pooled"
+			}
 		}
 	}
 	doc, err := ovm3.DiscoverServer(s)

@@ -15,8 +15,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/ovs-agent/ovs-agent/internal/etcdtest"
 )
 
 // This file is a client of the Oracle VM Agent 3 API of the project's
@@ -758,37 +756,4 @@ func TestOVM3(t *testing.T) {
 	if v := bc.ok(t, "get_last_boot_time"); v.Members["local_time"].Type != "i8" {
 		t.Errorf("get_last_boot_time over HTTPS: %s", v)
 	}
-}
-
-// TestOVM3Pool: an agent that is a member of a server pool ([pool], one
-// etcd) says so through the agent 3 names.
-func TestOVM3Pool(t *testing.T) {
-	e := etcdtest.Start(t, 1)
-	a := startAgent(t, agentConf{Extra: map[string][]string{"pool": poolLines(e, "ovm3-a")}})
-	waitPoolState(t, a, "member")
-	c := o3Client{url: "http://" + a.Addr + "/", user: "admin", pass: testPassword}
-	var sp o3Node
-	// pool.info reads etcd; the member's own record may lag its state.
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		sp = parseDoc(t, "discover_server_pool", c.ok(t, "discover_server_pool").Text)
-		if m, ok := sp.path("Server_Pool/Member_List"); ok && len(m.Children) == 1 || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	pool, ok := sp.path("Server_Pool")
-	members, _ := pool.child("Member_List")
-	if !ok || pool.leaves()["Unique_Id"] != "e2e" || len(members.Children) != 1 || members.Children[0].leaves()["Registered_IP"] != "127.0.0.1" {
-		t.Fatalf("discover_server_pool: %+v", sp)
-	}
-	srv := parseDoc(t, "discover_server", c.ok(t, "discover_server").Text)
-	l, _ := srv.path("Server")
-	if s := l.leaves(); s["Membership_State"] != "Pooled" || s["Pool_Unique_Id"] != "e2e" || s["Cluster_State"] != "Online" {
-		t.Errorf("discover_server in a pool: %v", s)
-	}
-	if capab, _ := l.child("Capabilities"); capab.leaves()["HIGH_AVAILABILITY"] != "True" {
-		t.Errorf("discover_server in a pool: Capabilities %v", capab.leaves())
-	}
-	c.refused(t, 1007, "leave_server_pool", "e2e")
 }

@@ -61,6 +61,14 @@
 //	/ovs/pools/NAME/maintenance/HOST      agent/poolmaster's: HOST gets no new
 //	                                      placements; written by the master only
 //
+//	/ovs/pools/NAME/ovm3/server_pool      JSON ServerPool: the Oracle VM Agent 3 server
+//	                                      pool identity a manager gave the pool (id,
+//	                                      alias, virtual ip, manager); created only
+//	                                      where absent (CreateServerPool)
+//	/ovs/pools/NAME/ovm3/members/HOST     JSON ServerPoolMember: HOST joined it (with
+//	                                      the address the manager registered); not
+//	                                      bound to a lease (serverpool.go)
+//
 // SpecKey, OwnerKey, StatusKey and DomainsPrefix name them (domains.go);
 // OwnedDomains lists the owner keys bound to a member's lease.
 //
