@@ -122,6 +122,12 @@ type AgentConfig struct {
 	NTPEnableCommand  string `ini:"ntp_enable_command"`
 	NTPDisableCommand string `ini:"ntp_disable_command"`
 	NTPRestartCommand string `ini:"ntp_restart_command"`
+	// SecondaryStorageDir is where the Oracle VM Agent 3 storage plugin
+	// mounts file systems that are not repositories (CloudStack's
+	// secondary storage and its primary's VirtualMachines folder, which
+	// agent 3 mounts at /nfsmnt/<uuid>): one mount point per entry,
+	// named by the caller's uuid. "" refuses such mounts.
+	SecondaryStorageDir string `ini:"secondary_storage_dir"`
 }
 
 // QEMUConfig is [qemu]: the qemu engine, which runs the domains whose
@@ -250,11 +256,12 @@ func Default() *Config {
 			MaxFiles: 5,
 		},
 		Agent: AgentConfig{
-			StateDir:      "/var/lib/ovs-agent",
-			Hypervisor:    "auto",
-			MemoryReserve: 1024,
-			MemoryBacking: "auto",
-			BlockDevices:  DefaultBlockDevices(),
+			StateDir:            "/var/lib/ovs-agent",
+			Hypervisor:          "auto",
+			MemoryReserve:       1024,
+			MemoryBacking:       "auto",
+			BlockDevices:        DefaultBlockDevices(),
+			SecondaryStorageDir: "/nfsmnt",
 		},
 		QEMU: QEMUConfig{
 			Binary: DefaultQEMUBinary,
@@ -326,6 +333,7 @@ func DefaultForDir(dir string) *Config {
 	c.Repository.StagingDir = filepath.Join(abs, "mount")
 	c.Repository.StateFile = filepath.Join(abs, "repositories.state")
 	c.Agent.FileDirs = []string{filepath.Join(abs, "files")}
+	c.Agent.SecondaryStorageDir = filepath.Join(abs, "nfsmnt")
 	return c
 }
 

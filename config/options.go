@@ -84,6 +84,7 @@ func (c *Config) options() []option {
 		{"agent", "ntp_enable_command", strVal{&ag.NTPEnableCommand, checkCommand}},
 		{"agent", "ntp_disable_command", strVal{&ag.NTPDisableCommand, checkCommand}},
 		{"agent", "ntp_restart_command", strVal{&ag.NTPRestartCommand, checkCommand}},
+		{"agent", "secondary_storage_dir", strVal{&ag.SecondaryStorageDir, checkMountDir}},
 
 		{"qemu", "binary", strVal{&q.Binary, checkProgram}},
 		{"qemu", "accel", choiceVal{&q.Accel, []string{"auto", "kvm", "tcg"}}},
@@ -624,6 +625,26 @@ func checkCommand(s string) error {
 	}
 	if !filepath.IsAbs(f[0]) {
 		return fmt.Errorf("%q is not an absolute program path (the command runs without a shell or PATH lookup: write /usr/bin/systemctl poweroff)", f[0])
+	}
+	return nil
+}
+
+// checkMountDir accepts "" (off) or an absolute, clean directory that
+// is not / and not one of the host's own system directories: the agent
+// makes mount points inside it.
+func checkMountDir(s string) error {
+	if s == "" {
+		return nil
+	}
+	if err := requiredPath(s); err != nil {
+		return err
+	}
+	if filepath.Clean(s) != s {
+		return fmt.Errorf("%q is not a clean path: write %s", s, filepath.Clean(s))
+	}
+	switch s {
+	case "/", "/bin", "/boot", "/dev", "/etc", "/home", "/lib", "/lib64", "/opt", "/proc", "/root", "/run", "/sbin", "/srv", "/sys", "/tmp", "/usr", "/var":
+		return fmt.Errorf("%q is a system directory: name a directory of its own for the mounts, such as /nfsmnt", s)
 	}
 	return nil
 }

@@ -70,7 +70,7 @@ hosts_allow = ^localhost$   ^10\.1\.1\.[0-9]+$ ^.*\.example\.org$
 		Deny:  []string{"10.1.1.13"},
 	}
 	want.Log = LogConfig{File: "/var/log/ovs-agent/agent.log", Level: "debug", MaxFiles: 5}
-	want.Agent = AgentConfig{StateDir: "/srv/ovs", Hypervisor: "auto", MemoryReserve: 1024, MemoryBacking: "auto", BlockDevices: DefaultBlockDevices()}
+	want.Agent = AgentConfig{StateDir: "/srv/ovs", Hypervisor: "auto", MemoryReserve: 1024, MemoryBacking: "auto", BlockDevices: DefaultBlockDevices(), SecondaryStorageDir: "/nfsmnt"}
 	want.Relocation = RelocationConfig{
 		Server: false, Address: "localhost", Port: 18002, SSLServer: true, SSLPort: 18003, SSL: true,
 		HostsAllow:       []string{`^localhost$`, `^10\.1\.1\.[0-9]+$`, `^.*\.example\.org$`},
@@ -156,6 +156,12 @@ func TestParseErrors(t *testing.T) {
 			`/etc/ovs-agent/agent.ini:2: [agent] block_devices: "/dev/shm/*" is under /dev/shm, where anyone may create files (a symlink there would name any device): list the devices' own names`}},
 		{"sys_shutdown_command relative", "[agent]\nsys_shutdown_command = systemctl poweroff\n", []string{
 			`/etc/ovs-agent/agent.ini:2: [agent] sys_shutdown_command: "systemctl" is not an absolute program path (the command runs without a shell or PATH lookup: write /usr/bin/systemctl poweroff)`}},
+		{"secondary_storage_dir", "[agent]\nsecondary_storage_dir = /etc\n", []string{
+			`/etc/ovs-agent/agent.ini:2: [agent] secondary_storage_dir: "/etc" is a system directory: name a directory of its own for the mounts, such as /nfsmnt`}},
+		{"secondary_storage_dir relative", "[agent]\nsecondary_storage_dir = nfsmnt\n", []string{
+			`/etc/ovs-agent/agent.ini:2: [agent] secondary_storage_dir: "nfsmnt" is not an absolute path`}},
+		{"secondary_storage_dir unclean", "[agent]\nsecondary_storage_dir = /srv/../nfsmnt/\n", []string{
+			`/etc/ovs-agent/agent.ini:2: [agent] secondary_storage_dir: "/srv/../nfsmnt/" is not a clean path: write /nfsmnt`}},
 		{"ntp options", "[agent]\nntp_file = timesyncd.conf\nntp_restart_command = systemctl restart systemd-timesyncd\n", []string{
 			`/etc/ovs-agent/agent.ini:2: [agent] ntp_file: "timesyncd.conf" is not an absolute path`,
 			`/etc/ovs-agent/agent.ini:3: [agent] ntp_restart_command: "systemctl" is not an absolute program path (the command runs without a shell or PATH lookup: write /usr/bin/systemctl poweroff)`}},

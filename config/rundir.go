@@ -20,6 +20,7 @@ func RunDirChanges(dir, passwordHash string) []Change {
 		{Section: "log", Key: "file", Value: ""}, // logs on the terminal
 		{Section: "agent", Key: "state_dir", Value: d.Agent.StateDir},
 		{Section: "agent", Key: "file_dirs", Value: strings.Join(d.Agent.FileDirs, " ")},
+		{Section: "agent", Key: "secondary_storage_dir", Value: d.Agent.SecondaryStorageDir},
 		{Section: "relocation", Key: "address", Value: d.Relocation.Address},
 		{Section: "repository", Key: "root", Value: d.Repository.Root},
 		{Section: "repository", Key: "repositories_file", Value: d.Repository.RepositoriesFile},
