@@ -24,6 +24,13 @@
 //     debounced). It refuses to unmount a repository that running domains
 //     use (Options.InUse), and refreshes the pool heartbeat file
 //     .server_pool_hb on the cluster root;
+//   - secondary mounts (secondary.go): file systems a manager mounts
+//     beside the repositories at DIR/<name> of one directory (agent 3's
+//     storage_plugin_mount at /nfsmnt/<uuid>, CloudStack's secondary
+//     storage). NFS exports and block devices only, always nosuid and
+//     nodev (block devices noexec too), with the caller's options held to
+//     an allow-list; the mount table is their only record (they are not
+//     in the repositories files and are not mounted again at boot);
 //   - listing templates and ISO images of a repository and creating a
 //     domain folder from a template (fresh UUID and 00:16:3e MAC; the
 //     files are copied by internal/sparsecopy, holes kept);

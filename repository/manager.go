@@ -134,6 +134,8 @@ type Manager struct {
 
 	sem chan struct{} // one operation at a time
 
+	secMu sync.Mutex // one secondary mount or unmount at a time (secondary.go)
+
 	// Guarded by sem.
 	loaded  bool
 	cfg     *Config
