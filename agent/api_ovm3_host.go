@@ -32,7 +32,7 @@ func (a *Agent) ovm3HostMethods() []xmlrpc.Def {
 	return []xmlrpc.Def{
 		{Name: "copy_file", Result: xmlrpc.Nil, Run: a.ovm3CopyFile,
 			Params: []xmlrpc.Param{xmlrpc.Req("src", xmlrpc.String), xmlrpc.Req("dst", xmlrpc.String), xmlrpc.Opt("sparse", xmlrpc.Boolean)},
-			Help:   "Oracle VM Agent 3: copy the regular file src to dst, a new file; both inside a repository mounted here (named /OVS/Repositories/<id>/... or by their path here). With sparse (the default) holes stay holes."},
+			Help:   "Oracle VM Agent 3: copy the regular file src to dst, a new file; both inside a repository mounted here or a file system the storage plugin mounted at /nfsmnt/<name> (named /OVS/Repositories/<id>/..., /nfsmnt/<name>/... or by their path here). With sparse (the default) holes stay holes."},
 		{Name: "get_ntp", Result: xmlrpc.Array, Run: a.ovm3GetNTP,
 			Help: "Oracle VM Agent 3: [the time servers the host's time service is configured with, whether it serves time to others, whether it runs], read from [agent] ntp_file (what set_ntp wrote), chrony's, ntpd's or systemd-timesyncd's configuration and the running processes."},
 		{Name: "sys_shutdown", Result: xmlrpc.Nil, Run: a.ovm3Power("sys_shutdown", func(c *hostPower) string { return c.shutdown }),
@@ -47,7 +47,9 @@ func (a *Agent) ovm3CopyFile(ctx context.Context, args xmlrpc.Args) (any, error)
 		return nil, err
 	}
 	pm := a.ovm3Paths()
-	roots := a.repos.MountPoints() // repositories only, not [agent] file_dirs
+	// Repositories and the storage plugin's secondary mounts, not [agent]
+	// file_dirs.
+	roots := append(a.repos.MountPoints(), a.secondaryRoots()...)
 	srcName, dstName := args.String(0), args.String(1)
 	// Named inside a repository, before anything on disk is looked at;
 	// fileaccess then checks it there, symlinks resolved.
@@ -97,7 +99,7 @@ func (a *Agent) ovm3CopyFile(ctx context.Context, args xmlrpc.Args) (any, error)
 // copyFault is the fault of a copy_file path that cannot be used.
 func copyFault(what, name string, err error) error {
 	if errors.Is(err, fileaccess.ErrOutside) {
-		return xmlrpc.Faultf(xmlrpc.AccessDenied, "copy_file %s %s is outside the repositories mounted here: copy_file copies only inside repositories (/OVS/Repositories/<id>/...)", what, name)
+		return xmlrpc.Faultf(xmlrpc.AccessDenied, "copy_file %s %s is outside the repositories mounted here: copy_file copies only inside repositories (/OVS/Repositories/<id>/...) and the file systems mounted at /nfsmnt/<name>", what, name)
 	}
 	return fileFault("copy_file "+what, err)
 }

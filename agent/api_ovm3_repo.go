@@ -182,13 +182,23 @@ func plainFiles(mount, folder string) []string {
 	return out
 }
 
-// ovm3RepoChangeMethods: agent 3's add_repository and delete_repository on
-// repository.add and repository.remove.
+// ovm3RepoChangeMethods: agent 3's add_repository, mount_repository_fs,
+// delete_repository and unmount_repository_fs on repository.add and
+// repository.remove. Agent 3 mounts a bare file system with
+// mount_repository_fs and registers the repository on it with
+// add_repository; this agent mounts repositories only, so both add the
+// repository the file system holds, and the second finds it added.
 func (a *Agent) ovm3RepoChangeMethods() []xmlrpc.Def {
 	return []xmlrpc.Def{
 		{Name: "add_repository", Result: xmlrpc.Nil, Run: a.ovm3AddRepo,
 			Params: []xmlrpc.Param{xmlrpc.Req("fs_location", xmlrpc.String), xmlrpc.Req("mount_point", xmlrpc.String)},
-			Help:   "Oracle VM Agent 3: add the existing repository at fs_location (an NFS export, a block device or a local folder holding a .ovsrepo) with repository.add; mount_point must be /OVS/Repositories/<its id> (it is mounted at [repository] root/<uuid> and named so by these calls). A mismatch is refused and nothing stays added."},
+			Help:   "Oracle VM Agent 3: add the existing repository at fs_location (an NFS export, a block device or a local folder holding a .ovsrepo) with repository.add; mount_point must be /OVS/Repositories/<its id> (it is mounted at [repository] root/<uuid> and named so by these calls). A mismatch is refused and nothing stays added; the same repository added already from fs_location (by mount_repository_fs) is no error."},
+		{Name: "mount_repository_fs", Result: xmlrpc.Nil, Run: a.ovm3MountRepoFS,
+			Params: []xmlrpc.Param{xmlrpc.Req("fs_location", xmlrpc.String), xmlrpc.Req("mount_point", xmlrpc.String)},
+			Help:   "Oracle VM Agent 3: mount the file system at fs_location on mount_point, /OVS/Repositories/<id>: here, add the repository it holds, which must be that id (repository.add), as add_repository does; fs_location is confined as create_repository's (an NFS export, a block device [agent] block_devices allows, a folder inside [agent] file_dirs). A file system that holds no repository is refused, changing nothing: this agent mounts only repositories, and create_repository makes one."},
+		{Name: "unmount_repository_fs", Result: xmlrpc.Nil, Run: a.ovm3UnmountRepoFS,
+			Params: []xmlrpc.Param{xmlrpc.Req("mount_point", xmlrpc.String)},
+			Help:   "Oracle VM Agent 3: unmount the repository at mount_point (/OVS/Repositories/<id>) and remove it from the repositories files (repository.remove, as delete_repository); refused while running domains use it. Its contents stay."},
 		{Name: "delete_repository", Result: xmlrpc.Nil, Run: a.ovm3DeleteRepo,
 			Params: []xmlrpc.Param{xmlrpc.Req("repo_uuid", xmlrpc.String), xmlrpc.Opt("erase", xmlrpc.Boolean)},
 			Help:   "Oracle VM Agent 3: unmount the repository and remove it from the repositories files (repository.remove; refused while running domains use it). Its contents stay: erase is refused."},
@@ -205,10 +215,59 @@ func (a *Agent) ovm3AddRepo(ctx context.Context, args xmlrpc.Args) (any, error) 
 	if !ok || err != nil {
 		return nil, xmlrpc.Faultf(xmlrpc.BadParams, "add_repository: mount_point %q: want /OVS/Repositories/<repository id>", mp)
 	}
+	rep, _ := a.repos.Status(ctx)
+	if st, ok := findRepo(rep, id); ok && st.Source == args.String(0) {
+		return nil, nil // added already (mount_repository_fs)
+	}
 	if _, err := a.addAs(ctx, "add_repository", args.String(0), "", id); err != nil {
 		return nil, err
 	}
 	return nil, nil
+}
+
+func (a *Agent) ovm3MountRepoFS(ctx context.Context, args xmlrpc.Args) (any, error) {
+	const method = "mount_repository_fs"
+	if err := a.needRepos(); err != nil {
+		return nil, err
+	}
+	id, err := ovm3MountPointID(method, args.String(1))
+	if err != nil {
+		return nil, err
+	}
+	loc := args.String(0)
+	rep, _ := a.repos.Status(ctx)
+	if st, ok := findRepo(rep, id); ok {
+		if st.Source == loc {
+			return nil, nil
+		}
+		return nil, xmlrpc.Faultf(xmlrpc.Exists, "%s: repository %s is configured already, from %s, not %s", method, id, st.Source, loc)
+	}
+	src, err := a.ovm3Source(method, loc)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := a.addAs(ctx, method, src.Raw, "", id); err != nil {
+		return nil, err
+	}
+	return nil, nil
+}
+
+func (a *Agent) ovm3UnmountRepoFS(ctx context.Context, args xmlrpc.Args) (any, error) {
+	const method = "unmount_repository_fs"
+	if err := a.needRepos(); err != nil {
+		return nil, err
+	}
+	id, err := ovm3MountPointID(method, args.String(0))
+	if err != nil {
+		return nil, err
+	}
+	rep, _ := a.repos.Status(ctx)
+	st, ok := findRepo(rep, id)
+	if !ok {
+		return nil, xmlrpc.Faultf(xmlrpc.NotFound, "%s: no repository %s on this host", method, id)
+	}
+	_, err = a.repos.Remove(ctx, st.UUID)
+	return nil, repoStateFault(err)
 }
 
 func (a *Agent) ovm3DeleteRepo(ctx context.Context, args xmlrpc.Args) (any, error) {

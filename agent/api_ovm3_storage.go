@@ -201,9 +201,7 @@ func (a *Agent) domainsUsingFile(path string) []string {
 // serve, each refused with what to do instead.
 func ovm3StorageRefusals() []xmlrpc.Def {
 	why := map[string]string{
-		"mount_repository_fs":   "repositories are mounted by the agent from /etc/ovs/repositories; add_repository adds one",
-		"unmount_repository_fs": "repositories are unmounted by the agent; delete_repository removes one",
-		"import_virtual_disk":   "copy the image into the repository's VirtualDisks folder (copy_file, or on the host)",
+		"import_virtual_disk": "copy the image into the repository's VirtualDisks folder (copy_file, or on the host)",
 	}
 	names := make([]string, 0, len(why))
 	for n := range why {

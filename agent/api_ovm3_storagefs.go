@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"strconv"
 	"strings"
 
@@ -11,11 +12,12 @@ import (
 )
 
 // ovm3StorageFSMethods: the storage plugin's file system calls, mapped
-// onto the repositories. This agent mounts nothing but repositories: a
-// storage_plugin_mount adds the repository a file system holds
-// (repository.add) at /OVS/Repositories/<id>, storage_plugin_unmount
-// removes it again (repository.remove), and the info calls describe the
-// repositories configured here.
+// onto the repositories and the secondary mounts. A storage_plugin_mount
+// at /OVS/Repositories/<id> adds the repository a file system holds
+// (repository.add), storage_plugin_unmount removes it again
+// (repository.remove); one at /nfsmnt/<name> mounts the file system in
+// [agent] secondary_storage_dir (the repository manager's secondary
+// mounts: CloudStack's secondary storage). The info calls describe both.
 func (a *Agent) ovm3StorageFSMethods() []xmlrpc.Def {
 	ss, sd := xmlrpc.Req("storage_server", xmlrpc.Struct), xmlrpc.Req("storage_details", xmlrpc.Struct)
 	plugin := xmlrpc.Req("plugin", xmlrpc.String)
@@ -27,13 +29,13 @@ func (a *Agent) ovm3StorageFSMethods() []xmlrpc.Def {
 		{Name: "storage_plugin_mount", Result: xmlrpc.Struct, Run: a.ovm3StorageMount,
 			Params: []xmlrpc.Param{plugin, ss, sd, mp, xmlrpc.Opt("extra", xmlrpc.String), xmlrpc.Opt("active", xmlrpc.Boolean),
 				{Name: "mount_options", Type: xmlrpc.Array, Optional: true}},
-			Help: "Oracle VM Agent 3 storage plugin (NFS or OCFS2): mount the repository that storage_details.access_path holds (an NFS export; for OCFS2 a local block device that [agent] block_devices allows, or a folder inside [agent] file_dirs) at mount_point, which must be /OVS/Repositories/<its id>: it is added as repository.add does, with mount_options joined by commas. The source must hold a repository (create_repository makes one). Answers the file system's details " + details + "; a repository mounted already from that source is answered as it is."},
+			Help: "Oracle VM Agent 3 storage plugin (NFS or OCFS2): mount the repository that storage_details.access_path holds (an NFS export; for OCFS2 a local block device that [agent] block_devices allows, or a folder inside [agent] file_dirs) at mount_point. At /OVS/Repositories/<its id> it is added as repository.add does, with mount_options joined by commas; the source must hold a repository (create_repository makes one). At /nfsmnt/<name> (a uuid: CloudStack's secondary storage) an NFS export or a block device is mounted in [agent] secondary_storage_dir, nosuid and nodev (a block device noexec too), with mount_options from an allow-list (ro, rw, vers=, proto=, timeo=, soft, hard, nolock, noatime, ...); it is not a repository and is not mounted again after a reboot. Answers the file system's details " + details + "; a mount of the same source there is answered as it is."},
 		{Name: "storage_plugin_unmount", Result: xmlrpc.Nil, Run: a.ovm3StorageUnmount,
 			Params: []xmlrpc.Param{plugin, ss, sd, mp, xmlrpc.Opt("active", xmlrpc.Boolean)},
-			Help:   "Oracle VM Agent 3 storage plugin (NFS or OCFS2): unmount the repository at mount_point (/OVS/Repositories/<id>) and remove it from the repositories files, as delete_repository does; refused while running domains use it. Its contents stay."},
+			Help:   "Oracle VM Agent 3 storage plugin (NFS or OCFS2): unmount the repository at mount_point (/OVS/Repositories/<id>) and remove it from the repositories files, as delete_repository does, refused while running domains use it; or unmount the file system at /nfsmnt/<name>, refused while it is busy (a domain's ISO image). Contents stay."},
 		{Name: "storage_plugin_getFileSystemInfo", Result: xmlrpc.Struct, Run: a.ovm3StorageFSInfo,
 			Params: []xmlrpc.Param{plugin, ss, sd},
-			Help:   "Oracle VM Agent 3 storage plugin (NFS or OCFS2): the details " + details + " of the repository that storage_server.uuid or storage_details.ss_uuid names (its id), or else whose source is storage_details.access_path."},
+			Help:   "Oracle VM Agent 3 storage plugin (NFS or OCFS2): the details " + details + " of the repository that storage_server.uuid or storage_details.ss_uuid names (its id), or else whose source is storage_details.access_path; or else of the file system mounted at /nfsmnt/<name> from storage_details.access_path or named storage_details.uuid."},
 		{Name: "storage_plugin_listFileSystems", Result: xmlrpc.Struct, Run: a.ovm3StorageListFS,
 			Params: []xmlrpc.Param{plugin, ss},
 			Help:   "Oracle VM Agent 3 storage plugin (NFS or OCFS2): the details " + details + " of the repository storage_server.uuid names; without a uuid, of the one repository of the plugin's kind (NFS: an export of storage_server.access_host; OCFS2: a local device or folder). The client reads one struct: several matches are refused, naming them."},
@@ -154,7 +156,21 @@ func (a *Agent) ovm3StorageMount(ctx context.Context, args xmlrpc.Args) (any, er
 	if loc == "" {
 		return nil, xmlrpc.Faultf(xmlrpc.BadParams, "%s: storage_details.access_path: want the file system to mount (host:/export, a block device or a folder)", method)
 	}
-	id, err := ovm3MountPointID(method, args.String(3))
+	opts, err := ovm3MountOptions(method, args)
+	if err != nil {
+		return nil, err
+	}
+	mp := args.String(3)
+	if name, secondary, err := a.ovm3SecondaryName(method, mp); secondary {
+		if err != nil {
+			return nil, err
+		}
+		return a.ovm3MountSecondary(ctx, method, args.String(0), name, loc, args.Struct(1), sd, opts)
+	}
+	if !strings.HasPrefix(mp, ovm3RepoPrefix) {
+		return nil, ovm3BadMountPoint(method, mp, a.secondaryDir())
+	}
+	id, err := ovm3MountPointID(method, mp)
 	if err != nil {
 		return nil, err
 	}
@@ -169,17 +185,6 @@ func (a *Agent) ovm3StorageMount(ctx context.Context, args xmlrpc.Args) (any, er
 	if (src.Kind == repository.NFS) != (args.String(0) == ovm3NFSPlugin) {
 		return nil, xmlrpc.Faultf(xmlrpc.BadParams, "%s: %s is not a file system for %s (NFS exports go with the NFS plugin, local devices and folders with OCFS2)", method, loc, args.String(0))
 	}
-	var opts []string
-	if args.Has(6) {
-		list, _ := args.All()[6].([]any)
-		for _, o := range list {
-			s, ok := o.(string)
-			if !ok {
-				return nil, xmlrpc.Faultf(xmlrpc.BadParams, "%s: mount_options must be strings, got %T", method, o)
-			}
-			opts = append(opts, s)
-		}
-	}
 	if st, ok := findRepo(rep, id); ok {
 		if st.Source != src.Raw {
 			return nil, xmlrpc.Faultf(xmlrpc.Exists, "%s: repository %s is configured already, from %s, not %s", method, id, st.Source, src.Raw)
@@ -193,10 +198,29 @@ func (a *Agent) ovm3StorageMount(ctx context.Context, args xmlrpc.Args) (any, er
 	return a.answerDetails(st, sd), nil
 }
 
+// ovm3MountOptions is storage_plugin_mount's list of mount options.
+func ovm3MountOptions(method string, args xmlrpc.Args) ([]string, error) {
+	var opts []string
+	if args.Has(6) {
+		list, _ := args.All()[6].([]any)
+		for _, o := range list {
+			s, ok := o.(string)
+			if !ok {
+				return nil, xmlrpc.Faultf(xmlrpc.BadParams, "%s: mount_options must be strings, got %T", method, o)
+			}
+			opts = append(opts, s)
+		}
+	}
+	return opts, nil
+}
+
 // addAs adds the repository source holds, which must be id; another
 // repository is removed again and refused.
 func (a *Agent) addAs(ctx context.Context, method, source, options, id string) (repository.Status, error) {
 	st, err := a.repos.Add(ctx, source, options)
+	if errors.Is(err, repository.ErrNotRepository) {
+		return st, xmlrpc.Faultf(xmlrpc.InvalidConfig, "%s: %v; this agent mounts only repositories (create_repository makes one there with the manager's id), so nothing was mounted", method, err)
+	}
 	if err != nil {
 		return st, addFault(err, repoStateFault)
 	}
@@ -217,7 +241,20 @@ func (a *Agent) ovm3StorageUnmount(ctx context.Context, args xmlrpc.Args) (any, 
 	if err := a.needRepos(); err != nil {
 		return nil, err
 	}
-	id, err := ovm3MountPointID(method, args.String(3))
+	mp := args.String(3)
+	if name, secondary, err := a.ovm3SecondaryName(method, mp); secondary {
+		if err != nil {
+			return nil, err
+		}
+		if err := a.repos.UnmountSecondary(ctx, a.secondaryDir(), name); err != nil {
+			return nil, secondaryFault(method, err)
+		}
+		return nil, nil
+	}
+	if !strings.HasPrefix(mp, ovm3RepoPrefix) {
+		return nil, ovm3BadMountPoint(method, mp, a.secondaryDir())
+	}
+	id, err := ovm3MountPointID(method, mp)
 	if err != nil {
 		return nil, err
 	}
@@ -256,7 +293,10 @@ func (a *Agent) ovm3StorageFSInfo(ctx context.Context, args xmlrpc.Args) (any, e
 			}
 		}
 	}
-	return nil, xmlrpc.Faultf(xmlrpc.NotFound, "%s: no repository here is named by storage_server.uuid %v or storage_details.ss_uuid %v, or has the source %v", method, ss["uuid"], sd["ss_uuid"], sd["access_path"])
+	if s, ok := a.ovm3SecondaryByPath(sd); ok {
+		return secondaryDetails(s, ss, sd), nil
+	}
+	return nil, xmlrpc.Faultf(xmlrpc.NotFound, "%s: no repository here is named by storage_server.uuid %v or storage_details.ss_uuid %v, or has the source %v, and no file system mounted at /nfsmnt/ has that source or the name storage_details.uuid %v", method, ss["uuid"], sd["ss_uuid"], sd["access_path"], sd["uuid"])
 }
 
 func (a *Agent) ovm3StorageListFS(ctx context.Context, args xmlrpc.Args) (any, error) {

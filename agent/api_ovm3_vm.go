@@ -27,13 +27,15 @@ const ovm3RepoPrefix = "/OVS/Repositories/"
 
 // ovm3PathMap translates between agent 3's names of repository paths,
 // /OVS/Repositories/<id>/..., and where this agent has the repositories
-// mounted.
+// mounted; and between /nfsmnt/<name>/... (the storage plugin's other
+// mounts) and [agent] secondary_storage_dir.
 type ovm3PathMap struct {
 	mounts map[string]string // agent 3 id -> mount point
+	sec    string            // the secondary storage directory
 }
 
 func (a *Agent) ovm3Paths() ovm3PathMap {
-	pm := ovm3PathMap{mounts: map[string]string{}}
+	pm := ovm3PathMap{mounts: map[string]string{}, sec: a.secondaryDir()}
 	if a.repos == nil {
 		return pm
 	}
@@ -54,7 +56,7 @@ func (pm ovm3PathMap) internal(p string) string {
 	}
 	rest, ok := strings.CutPrefix(p, ovm3RepoPrefix)
 	if !ok {
-		return p
+		return secondaryInternal(pm.sec, p)
 	}
 	id, tail, _ := strings.Cut(rest, "/")
 	if mp, ok := pm.mounts[strings.ToLower(id)]; ok {
@@ -77,7 +79,7 @@ func (pm ovm3PathMap) external(p string) string {
 			return ovm3RepoPrefix + id + "/" + tail
 		}
 	}
-	return p
+	return secondaryExternal(pm.sec, p)
 }
 
 // disk maps the path of a vm.cfg disk entry (type:path,dev,mode) with f.

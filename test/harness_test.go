@@ -222,7 +222,8 @@ func (c agentConf) render(t testing.TB, dir string) (string, agentConf) {
 		{"auth", []string{"user = admin", "password_hash = " + hash}},
 		{"access", []string{"allow = " + c.Allow, "deny = " + c.Deny}},
 		{"log", []string{"file = " + filepath.Join(dir, "agent.log"), "level = debug"}},
-		{"agent", append([]string{"state_dir = " + filepath.Join(dir, "state"), "file_dirs = " + fileDirs(c, dir)}, backingLine(c)...)},
+		{"agent", append([]string{"state_dir = " + filepath.Join(dir, "state"), "file_dirs = " + fileDirs(c, dir),
+			"secondary_storage_dir = " + filepath.Join(dir, "nfsmnt")}, backingLine(c)...)},
 		{"qemu", nil}, // only Extra's lines (qemuAgent's accel, a test's binary)
 		{"relocation", relocLines(c)},
 		{"repository", []string{

@@ -553,8 +553,15 @@ func TestOVM3(t *testing.T) {
 	}
 	c.refused(t, 1002, "storage_plugin_getFileInfo", nfs, ss, sd, map[string]any{"file_path": vd + "vol1.raw"})
 	c.refused(t, -32602, "storage_plugin_destroy", nfs, ss, sd, map[string]any{"file_path": vd})
-	// Mounts are repositories only (test/ovm3_storage_test.go has the rest).
-	c.refused(t, -32602, "storage_plugin_mount", nfs, ss, map[string]any{"access_path": "cs-mgmt:/export"}, "/nfsmnt/x", "", true, []string{})
+	// Secondary storage: NFS does not mount on this machine, the fault
+	// says so and nothing stays (test/ovm3_secondary_test.go mounts a
+	// local file system there).
+	if msg := c.refused(t, 1003, "storage_plugin_mount", nfs, ss, map[string]any{"access_path": "cs-mgmt:/export"}, "/nfsmnt/x", "", true, []string{}); !strings.Contains(msg, "cs-mgmt:/export") {
+		t.Errorf("storage_plugin_mount of an NFS export that does not mount: %q", msg)
+	}
+	if _, err := os.Lstat(filepath.Join(a.Dir, "nfsmnt", "x")); !os.IsNotExist(err) {
+		t.Errorf("a failed storage_plugin_mount left its mount point: %v", err)
+	}
 
 	// A VM's lifecycle.
 	vmID := "868a6627-c3b0-3d9b-aea4-f279cbaa253b"
