@@ -121,6 +121,17 @@ func TestOVM3SecondaryStorage(t *testing.T) {
 	// Nothing outside: the secondary storage's name does not reach beyond it.
 	c.refused(t, 1001, "copy_file", "/nfsmnt/"+secUUID+"/../../agent.ini", dst+".2", true)
 
+	// A vm with an ISO image of the secondary storage, as the plugin
+	// attaches one: registered, and named there in its vm.cfg.
+	vm := "33333333-2222-4333-8444-555555555555"
+	isoDisk := "file:" + mp + "/iso/systemvm.iso,hdc:cdrom,r"
+	c.done(t, "create_vm", prim, vm, map[string]any{"name": "with-iso", "uuid": vm, "memory": "64", "vcpus": 1,
+		"bootloader": "/usr/bin/pygrub", "disk": []string{"file:/OVS/Repositories/" + prim + "/Templates/f0e2a0c6.raw,xvda,w", isoDisk}})
+	if d := c.ok(t, "get_vm_config", prim, vm).Members["disk"]; len(d.Items) != 2 || d.Items[1].Text != isoDisk {
+		t.Errorf("get_vm_config of a vm with an ISO image on the secondary storage: disk %s, want %s second", d, isoDisk)
+	}
+	c.done(t, "delete_vm", prim, vm)
+
 	// Busy while a file on it is open (a domain's ISO image), then
 	// unmounted and its folder gone.
 	f, err := os.Open(filepath.Join(on, "iso", "systemvm.iso"))
