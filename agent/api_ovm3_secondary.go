@@ -61,6 +61,9 @@ func (a *Agent) ovm3SecondaryName(method, mp string) (name string, ok bool, err 
 	if !found {
 		return "", false, nil
 	}
+	if dir == "" {
+		return "", true, xmlrpc.Faultf(xmlrpc.Unsupported, "%s: mount point %q: file systems other than repositories are not mounted here ([agent] secondary_storage_dir is empty; set it, for example to /nfsmnt, to mount them)", method, mp)
+	}
 	if err := repository.CheckSecondaryName(rest); err != nil {
 		return "", true, xmlrpc.Faultf(xmlrpc.BadParams, "%s: mount point %q: %v", method, mp, err)
 	}

@@ -226,6 +226,11 @@ func (c *Config) crossCheck() []error {
 	if !c.Server.TCPServer && !c.Server.UnixServer {
 		bad("server", "unix_server", "tcp_server and unix_server are both off: the agent would serve its API nowhere")
 	}
+	for _, d := range []struct{ key, dir string }{{"root", c.Repository.Root}, {"staging_dir", c.Repository.StagingDir}} {
+		if s := c.Agent.SecondaryStorageDir; s != "" && d.dir != "" && (pathWithin(s, d.dir) || pathWithin(d.dir, s)) {
+			bad("agent", "secondary_storage_dir", "%s overlaps [repository] %s %s (%s): give the storage plugin's mounts a directory of their own", s, d.key, d.dir, c.Where("repository", d.key))
+		}
+	}
 
 	type listener struct {
 		section, key string // the port option
@@ -322,4 +327,9 @@ func wildcard(a string) bool {
 // error instead of a hang.
 func readConfigFile(path string) ([]byte, error) {
 	return boundedfile.ReadFile(path, MaxFileSize, boundedfile.Follow)
+}
+
+// pathWithin reports whether the clean absolute path p is dir or below it.
+func pathWithin(p, dir string) bool {
+	return p == dir || dir == "/" || strings.HasPrefix(p, dir+"/")
 }

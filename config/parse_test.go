@@ -216,6 +216,8 @@ func TestParseErrors(t *testing.T) {
 			`/etc/ovs-agent/agent.ini:2: [relocation] ssl_key: set without ssl_cert; set both or neither`}},
 		{"no API at all", "[server]\ntcp_server = no\nunix_server = no\n", []string{
 			`/etc/ovs-agent/agent.ini:3: [server] unix_server: tcp_server and unix_server are both off: the agent would serve its API nowhere`}},
+		{"secondary mounts inside the repositories", "[agent]\nsecondary_storage_dir = /OVS/nfsmnt\n", []string{
+			`/etc/ovs-agent/agent.ini:2: [agent] secondary_storage_dir: /OVS/nfsmnt overlaps [repository] root /OVS (default): give the storage plugin's mounts a directory of their own`}},
 		{"port clash with default", "[relocation]\nport = 8899\n", []string{
 			`/etc/ovs-agent/agent.ini:2: [relocation] port: port 8899 is also [server] port (default)`}},
 		{"qemu binary relative", "[qemu]\nbinary = bin/qemu\naccel = hvf\n", []string{
