@@ -213,7 +213,15 @@ func (m *Manager) MountSecondary(ctx context.Context, req SecondaryRequest) (Sec
 	}
 	mi, ok := topMount(table, target)
 	if !ok || !mi.HasOption("nosuid") || !mi.HasOption("nodev") {
-		return SecondaryMount{}, fmt.Errorf("mount %s at %s: mount(8) succeeded but the mount table shows no nosuid,nodev mount there (%q)", req.Source.Raw, target, mi.Options)
+		if ok {
+			if err := m.mnt.run(context.WithoutCancel(ctx), m.mnt.umountCmd, "--", target); err != nil {
+				unbind(target, true)
+			}
+		}
+		if made {
+			os.Remove(target)
+		}
+		return SecondaryMount{}, fmt.Errorf("mount %s at %s: mount(8) succeeded but the mount table shows no nosuid,nodev mount there (%q); it is unmounted again", req.Source.Raw, target, mi.Options)
 	}
 	m.log.Info("secondary file system mounted", zap.String("source", req.Source.Raw), zap.String("mount_point", target), zap.String("options", mi.Options))
 	return m.secondaryOf(mi), nil
