@@ -140,7 +140,7 @@ func secondaryFault(method string, err error) error {
 		return xmlrpc.Faultf(xmlrpc.NotFound, "%s: %v", method, err)
 	}
 	return addFault(err, func(err error) error {
-		return xmlrpc.Faultf(xmlrpc.BadState, "%s: %v; nothing was mounted", method, err)
+		return xmlrpc.Faultf(xmlrpc.BadState, "%s: %v", method, err)
 	})
 }
 

@@ -246,7 +246,7 @@ func (a *Agent) ovm3StorageUnmount(ctx context.Context, args xmlrpc.Args) (any, 
 		if err != nil {
 			return nil, err
 		}
-		if err := a.repos.UnmountSecondary(ctx, a.secondaryDir(), name); err != nil {
+		if _, err := a.repos.UnmountSecondary(ctx, a.secondaryDir(), name); err != nil {
 			return nil, secondaryFault(method, err)
 		}
 		return nil, nil

@@ -49,6 +49,10 @@ func (a *Agent) repositoryMethods() []xmlrpc.Def {
 			Help: "The templates in a repository's seed_pool: name, path, size, memory, vcpus, and why a template is unusable."},
 		{Name: "repository.isos", Result: xmlrpc.Array, Params: []xmlrpc.Param{uuidParam}, Run: listIn(a, (*repository.Manager).ISOs),
 			Help: "The ISO images in a repository's iso_pool."},
+		{Name: "repository.secondary_list", Result: xmlrpc.Array, Run: a.apiSecondaryList,
+			Help: "The file systems mounted in [agent] secondary_storage_dir (by agent 3's storage_plugin_mount at /nfsmnt/<name>: a manager's secondary storage): name, mount_point, source, fs_type, options, size and free (bytes), as the mount table shows them."},
+		{Name: "repository.secondary_unmount", Result: xmlrpc.Struct, Params: []xmlrpc.Param{nameParam}, Run: a.apiSecondaryUnmount,
+			Help: "Unmount the file system mounted at [agent] secondary_storage_dir/NAME and remove its folder; refused while it is busy (a domain's ISO image). Answers what was mounted."},
 		{Name: "domain.create_from_template", Result: xmlrpc.Struct, Run: a.apiCreateFromTemplate,
 			Params: []xmlrpc.Param{uuidParam, xmlrpc.Req("template", xmlrpc.String), nameParam},
 			Help:   "Copy template seed_pool/TEMPLATE of repository UUID into running_pool/NAME (fresh UUID, fresh 00:16:3E MACs, sparse copy) and register the domain from it: (uuid, template, name)."},
@@ -145,6 +149,39 @@ func (a *Agent) apiRepoRemove(ctx context.Context, args xmlrpc.Args) (any, error
 	}
 	st, err := a.repos.Remove(ctx, u)
 	return st, repoStateFault(err)
+}
+
+func (a *Agent) apiSecondaryList(context.Context, xmlrpc.Args) (any, error) {
+	if err := a.needRepos(); err != nil {
+		return nil, err
+	}
+	dir := a.secondaryDir()
+	if dir == "" {
+		return []repository.SecondaryMount{}, nil
+	}
+	list, err := a.repos.SecondaryMounts(dir)
+	if err != nil {
+		return nil, xmlrpc.Faultf(xmlrpc.Internal, "%v", err)
+	}
+	if list == nil {
+		list = []repository.SecondaryMount{}
+	}
+	return list, nil
+}
+
+func (a *Agent) apiSecondaryUnmount(ctx context.Context, args xmlrpc.Args) (any, error) {
+	if err := a.needRepos(); err != nil {
+		return nil, err
+	}
+	dir := a.secondaryDir()
+	if dir == "" {
+		return nil, xmlrpc.Faultf(xmlrpc.Unsupported, "no secondary mounts here: [agent] secondary_storage_dir is empty")
+	}
+	was, err := a.repos.UnmountSecondary(ctx, dir, args.String(0))
+	if err != nil {
+		return nil, secondaryFault("repository.secondary_unmount", err)
+	}
+	return was, nil
 }
 
 func (a *Agent) apiCreateFromTemplate(ctx context.Context, args xmlrpc.Args) (any, error) {

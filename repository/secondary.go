@@ -129,12 +129,13 @@ type SecondaryRequest struct {
 // SecondaryMount is a file system mounted in the secondary directory, as
 // the mount table shows it.
 type SecondaryMount struct {
-	Name       string
-	MountPoint string
-	Source     string // as the mount table shows it (host:/export, /dev/...)
-	FSType     string
-	Options    string // per-mount options (ro/rw, nosuid, ...)
-	Size, Free uint64 // bytes; 0 when statfs did not answer in time
+	Name       string `xmlrpc:"name" json:"name"`
+	MountPoint string `xmlrpc:"mount_point" json:"mount_point"`
+	Source     string `xmlrpc:"source" json:"source"` // as the mount table shows it (host:/export, /dev/...)
+	FSType     string `xmlrpc:"fs_type" json:"fs_type"`
+	Options    string `xmlrpc:"options" json:"options"` // per-mount options (ro/rw, nosuid, ...)
+	Size       uint64 `xmlrpc:"size" json:"size"`       // bytes; 0 when statfs did not answer in time
+	Free       uint64 `xmlrpc:"free" json:"free"`
 }
 
 // checkSecondaryDir checks dir against the repositories' directories.
@@ -205,7 +206,7 @@ func (m *Manager) MountSecondary(ctx context.Context, req SecondaryRequest) (Sec
 		if made && !isMounted(target) {
 			os.Remove(target)
 		}
-		return SecondaryMount{}, fmt.Errorf("mount %s at %s: %w", req.Source.Raw, target, err)
+		return SecondaryMount{}, fmt.Errorf("mount %s at %s (nothing is mounted): %w", req.Source.Raw, target, err)
 	}
 	table, err = ReadMountInfo()
 	if err != nil {
@@ -230,27 +231,33 @@ func (m *Manager) MountSecondary(ctx context.Context, req SecondaryRequest) (Sec
 // UnmountSecondary unmounts what is mounted at dir/name and removes the
 // folder. A busy file system (a domain uses an ISO image from it) stays
 // mounted and the error says so; nothing mounted there is ErrNotMounted.
-func (m *Manager) UnmountSecondary(ctx context.Context, dir, name string) error {
+func (m *Manager) UnmountSecondary(ctx context.Context, dir, name string) (SecondaryMount, error) {
 	if err := m.checkSecondaryDir(dir); err != nil {
-		return classify(ErrBadInput, err)
+		return SecondaryMount{}, classify(ErrBadInput, err)
 	}
 	if err := CheckSecondaryName(name); err != nil {
-		return classify(ErrBadInput, err)
+		return SecondaryMount{}, classify(ErrBadInput, err)
 	}
 	m.secMu.Lock()
 	defer m.secMu.Unlock()
 	target := filepath.Join(dir, name)
-	if !isMounted(target) {
-		return classify(ErrNotMounted, fmt.Errorf("nothing is mounted at %s", target))
+	table, err := ReadMountInfo()
+	if err != nil {
+		return SecondaryMount{}, err
 	}
+	mi, ok := topMount(table, target)
+	if !ok {
+		return SecondaryMount{}, classify(ErrNotMounted, fmt.Errorf("nothing is mounted at %s", target))
+	}
+	was := m.secondaryOf(mi)
 	if err := m.mnt.run(ctx, m.mnt.umountCmd, "--", target); err != nil {
 		if isMounted(target) {
-			return fmt.Errorf("unmount %s (it stays mounted): %w", target, err)
+			return SecondaryMount{}, fmt.Errorf("unmount %s (it stays mounted): %w", target, err)
 		}
 	}
 	os.Remove(target) // only an empty folder goes
-	m.log.Info("secondary file system unmounted", zap.String("mount_point", target))
-	return nil
+	m.log.Info("secondary file system unmounted", zap.String("mount_point", target), zap.String("source", was.Source))
+	return was, nil
 }
 
 // SecondaryMounts are the file systems mounted at dir/<name>, by name.

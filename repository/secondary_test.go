@@ -91,17 +91,17 @@ func TestSecondaryMount(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := e.m.UnmountSecondary(ctx, dir, name); err == nil || !isMounted(target) {
+	if _, err := e.m.UnmountSecondary(ctx, dir, name); err == nil || !isMounted(target) {
 		t.Errorf("unmount of a busy file system = %v (mounted %v), want an error and the mount kept", err, isMounted(target))
 	}
 	f.Close()
-	if err := e.m.UnmountSecondary(ctx, dir, name); err != nil {
-		t.Fatal(err)
+	if was, err := e.m.UnmountSecondary(ctx, dir, name); err != nil || was.Source != dev {
+		t.Fatalf("UnmountSecondary = %+v, %v; want the mount of %s", was, err, dev)
 	}
 	if _, err := os.Lstat(target); !os.IsNotExist(err) {
 		t.Errorf("the mount point stays after unmount (%v)", err)
 	}
-	if err := e.m.UnmountSecondary(ctx, dir, name); !errors.Is(err, ErrNotMounted) {
+	if _, err := e.m.UnmountSecondary(ctx, dir, name); !errors.Is(err, ErrNotMounted) {
 		t.Errorf("unmount of nothing = %v, want ErrNotMounted", err)
 	}
 }

@@ -96,6 +96,11 @@ func TestOVM3SecondaryStorage(t *testing.T) {
 	checkDetails(t, "storage_plugin_mount again", c.ok(t, "storage_plugin_mount", ocfs2, ss, sd, mp, "", true, []string{}), dev, "ext4:"+dev, "1")
 	c.refused(t, 1004, "storage_plugin_mount", ocfs2, ss, map[string]any{"access_path": dev2}, mp, "", true, []string{})
 
+	// The operator sees it (ovm repo secondary: repository.secondary_list).
+	if out, code := runCmd(t, "", nil, bin("ovm"), "--url=unix://"+a.Socket, "repo", "secondary"); code != 0 ||
+		!strings.Contains(out, secUUID) || !strings.Contains(out, dev) || !strings.Contains(out, "ext4") {
+		t.Errorf("ovm repo secondary (exit %d):\n%s", code, out)
+	}
 	// The host shows it where agent 3 has it.
 	mfs := parseDoc(t, "discover_mounted_file_systems", c.ok(t, "discover_mounted_file_systems", "ext4").Text)
 	found := false
@@ -146,6 +151,17 @@ func TestOVM3SecondaryStorage(t *testing.T) {
 	}
 	c.refused(t, 1002, "storage_plugin_unmount", ocfs2, ss, sd, mp, true)
 	c.refused(t, 1002, "storage_plugin_getFileSystemInfo", ocfs2, ss, sd)
+	// What a manager left mounted, the operator unmounts.
+	c.ok(t, "storage_plugin_mount", ocfs2, ss, sd, mp, "", true, []string{})
+	if out, code := runCmd(t, "", nil, bin("ovm"), "--url=unix://"+a.Socket, "repo", "secondary-unmount", secUUID); code != 0 || !strings.Contains(out, dev) {
+		t.Errorf("ovm repo secondary-unmount (exit %d):\n%s", code, out)
+	}
+	if _, err := os.Lstat(on); !os.IsNotExist(err) {
+		t.Errorf("after ovm repo secondary-unmount %s stays: %v", on, err)
+	}
+	if out, code := runCmd(t, "", nil, bin("ovm"), "--url=unix://"+a.Socket, "repo", "secondary-unmount", secUUID); code == 0 || !strings.Contains(out, "nothing is mounted") {
+		t.Errorf("ovm repo secondary-unmount of nothing (exit %d):\n%s", code, out)
+	}
 
 	// The plugin's order for a primary repository: mount_repository_fs
 	// (here: add the repository the file system holds), add_repository

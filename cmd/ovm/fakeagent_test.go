@@ -90,6 +90,8 @@ func answer(t xmlrpc.Type, v any) fakeMethod {
 // methods are the API methods ovm calls, with answers shaped as the
 // agent's. domain.info of "nosuch" is the agent's NotFound fault.
 func (f *fakeAgent) methods() map[string]fakeMethod {
+	secondary := map[string]any{"name": "6a5c8e3d-9f1b-3c2a-8e7d-1b2c3d4e5f60", "mount_point": "/nfsmnt/6a5c8e3d-9f1b-3c2a-8e7d-1b2c3d4e5f60",
+		"source": "nfs1:/export/secondary", "fs_type": "nfs", "options": "rw,nosuid,nodev,relatime", "size": int64(1 << 40), "free": int64(1 << 39)}
 	repo := map[string]any{"uuid": "0004fb0000030000", "state": "mounted", "shared": true, "mount_point": "/OVS/Repositories/0004fb0000030000",
 		"source": "nfs1:/export/repo1", "size": int64(100 << 30), "free": int64(40 << 30), "description": "repo1"}
 	report := map[string]any{"repositories": []any{repo}, "problems": []any{}}
@@ -138,17 +140,19 @@ func (f *fakeAgent) methods() map[string]fakeMethod {
 			f.statusN++
 			return st, nil
 		}},
-		"migration.list":       answer(xmlrpc.Array, []any{migrationStatus("completed", 128<<20, 0)}),
-		"migration.cancel":     answer(xmlrpc.Struct, map[string]any{"id": "m-1", "phase": "cancelled"}),
-		"domain.detach":        answer(xmlrpc.Struct, map[string]any{"domain": "web1", "manifest": "/OVS/running_pool/web1/ovs-detached.json", "disks": int64(1)}),
-		"domain.attach":        answer(xmlrpc.Struct, map[string]any{"name": "web1", "uuid": "4a1b2c3d-0000-4000-8000-000000000001", "state": "stopped"}),
-		"repository.list":      answer(xmlrpc.Struct, report),
-		"repository.reload":    answer(xmlrpc.Struct, report),
-		"repository.status":    answer(xmlrpc.Struct, repo),
-		"repository.add":       answer(xmlrpc.Struct, repo),
-		"repository.remove":    answer(xmlrpc.Struct, repo),
-		"repository.templates": answer(xmlrpc.Array, item),
-		"repository.isos":      answer(xmlrpc.Array, item),
+		"migration.list":               answer(xmlrpc.Array, []any{migrationStatus("completed", 128<<20, 0)}),
+		"migration.cancel":             answer(xmlrpc.Struct, map[string]any{"id": "m-1", "phase": "cancelled"}),
+		"domain.detach":                answer(xmlrpc.Struct, map[string]any{"domain": "web1", "manifest": "/OVS/running_pool/web1/ovs-detached.json", "disks": int64(1)}),
+		"domain.attach":                answer(xmlrpc.Struct, map[string]any{"name": "web1", "uuid": "4a1b2c3d-0000-4000-8000-000000000001", "state": "stopped"}),
+		"repository.list":              answer(xmlrpc.Struct, report),
+		"repository.reload":            answer(xmlrpc.Struct, report),
+		"repository.status":            answer(xmlrpc.Struct, repo),
+		"repository.add":               answer(xmlrpc.Struct, repo),
+		"repository.remove":            answer(xmlrpc.Struct, repo),
+		"repository.templates":         answer(xmlrpc.Array, item),
+		"repository.isos":              answer(xmlrpc.Array, item),
+		"repository.secondary_list":    answer(xmlrpc.Array, []any{secondary}),
+		"repository.secondary_unmount": answer(xmlrpc.Struct, secondary),
 		"pool.info": answer(xmlrpc.Struct, map[string]any{"name": "p1", "master": "server1", "domains": int64(1), "maintenance_not_members": []any{},
 			"members": []any{map[string]any{"host": "server1", "state": "active", "free_memory_mib": int64(4096), "engines": []any{"qemu"}, "address": "127.0.0.1:8899", "master": true}}}),
 		"pool.domains":       answer(xmlrpc.Array, []any{poolDom}),

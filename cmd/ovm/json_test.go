@@ -57,6 +57,8 @@ func invocations(t *testing.T) map[string]invocation {
 		"ovm repo status":            {args: []string{"repo", "status", "0004fb0000030000"}},
 		"ovm repo add":               {args: []string{"repo", "add", "--options", "vers=4", "nfs1:/export/repo1"}},
 		"ovm repo remove":            {args: []string{"repo", "remove", "0004fb0000030000"}},
+		"ovm repo secondary":         {args: []string{"repo", "secondary"}},
+		"ovm repo secondary-unmount": {args: []string{"repo", "secondary-unmount", "6a5c8e3d-9f1b-3c2a-8e7d-1b2c3d4e5f60"}},
 		"ovm template":               {args: []string{"template", "list", "0004fb0000030000"}},
 		"ovm iso":                    {args: []string{"iso", "list", "0004fb0000030000"}},
 		"ovm pool info":              {args: []string{"pool", "info"}},

@@ -10,13 +10,15 @@ import (
 
 // repoCommands are `ovm repo ...`, `ovm template list` and `ovm iso list`.
 func repoCommands(g *globals) []*cobra.Command {
-	repo := &cobra.Command{Use: "repo", Short: "Storage repositories: list, status, add, remove, reload"}
+	repo := &cobra.Command{Use: "repo", Short: "Storage repositories: list, status, add, remove, reload; a manager's secondary mounts"}
 	repo.AddCommand(
 		repoReportCommand(g, "list", "List the repositories and their state", "repository.list"),
 		repoReportCommand(g, "reload", "Re-read /etc/ovs/repositories and apply the difference now", "repository.reload"),
 		structCommand(g, "status UUID", "Show one repository", 1, "repository.status", printStruct),
 		repoAddCommand(g),
 		structCommand(g, "remove UUID", "Unmount a repository and remove it from the files (refused while domains use it)", 1, "repository.remove", printStruct),
+		repoSecondaryCommand(g),
+		structCommand(g, "secondary-unmount NAME", "Unmount a file system a manager mounted in [agent] secondary_storage_dir (refused while busy)", 1, "repository.secondary_unmount", printStruct),
 	)
 	return []*cobra.Command{repo,
 		repoItemsCommand(g, "template", "List the templates of a repository (seed_pool)", "repository.templates"),
@@ -84,6 +86,29 @@ func repoItemsCommand(g *globals, use, short, method string) *cobra.Command {
 			fmt.Fprintln(tw, "NAME\tSIZE\tMEM(MiB)\tVCPUS\tPATH\tERROR")
 			for _, t := range items {
 				fmt.Fprintf(tw, "%v\t%s\t%v\t%v\t%v\t%v\n", t["name"], sizeText(int64(num(t["size"]))), orDash(t["memory"]), orDash(t["vcpus"]), t["path"], orDash(t["error"]))
+			}
+			return tw.Flush()
+		}}
+}
+
+// repoSecondaryCommand is `ovm repo secondary`: the file systems a
+// manager mounted beside the repositories (agent 3's storage_plugin_mount
+// at /nfsmnt/<name>).
+func repoSecondaryCommand(g *globals) *cobra.Command {
+	return &cobra.Command{Use: "secondary", Short: "List the file systems a manager mounted in [agent] secondary_storage_dir (CloudStack's secondary storage)", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var items []map[string]any
+			if err := g.call("repository.secondary_list", &items); err != nil {
+				return err
+			}
+			if g.json() {
+				return writeJSON(cmd.OutOrStdout(), nonNil(items))
+			}
+			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 2, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "NAME\tMOUNT POINT\tSOURCE\tTYPE\tSIZE\tFREE\tOPTIONS")
+			for _, m := range items {
+				fmt.Fprintf(tw, "%v\t%v\t%v\t%v\t%s\t%s\t%v\n", m["name"], m["mount_point"], m["source"], m["fs_type"],
+					sizeText(int64(num(m["size"]))), sizeText(int64(num(m["free"]))), m["options"])
 			}
 			return tw.Flush()
 		}}
