@@ -261,13 +261,19 @@ func (a *Agent) ovm3UnmountRepoFS(ctx context.Context, args xmlrpc.Args) (any, e
 	if err != nil {
 		return nil, err
 	}
+	return nil, a.ovm3RemoveRepo(ctx, method, id)
+}
+
+// ovm3RemoveRepo unmounts the repository with agent 3 id id and removes it
+// from the repositories files (repository.remove).
+func (a *Agent) ovm3RemoveRepo(ctx context.Context, method, id string) error {
 	rep, _ := a.repos.Status(ctx)
 	st, ok := findRepo(rep, id)
 	if !ok {
-		return nil, xmlrpc.Faultf(xmlrpc.NotFound, "%s: no repository %s on this host", method, id)
+		return xmlrpc.Faultf(xmlrpc.NotFound, "%s: no repository %s on this host", method, id)
 	}
-	_, err = a.repos.Remove(ctx, st.UUID)
-	return nil, repoStateFault(err)
+	_, err := a.repos.Remove(ctx, st.UUID)
+	return repoStateFault(err)
 }
 
 func (a *Agent) ovm3DeleteRepo(ctx context.Context, args xmlrpc.Args) (any, error) {
@@ -281,12 +287,5 @@ func (a *Agent) ovm3DeleteRepo(ctx context.Context, args xmlrpc.Args) (any, erro
 	if err != nil {
 		return nil, xmlrpc.Faultf(xmlrpc.BadParams, "%v", err)
 	}
-	rep, _ := a.repos.Status(ctx)
-	for _, r := range rep.Repositories {
-		if got, _ := ovm3.RepoID(r.UUID); got == id {
-			_, err := a.repos.Remove(ctx, r.UUID)
-			return nil, repoStateFault(err)
-		}
-	}
-	return nil, xmlrpc.Faultf(xmlrpc.NotFound, "delete_repository: no repository %s on this host", id)
+	return nil, a.ovm3RemoveRepo(ctx, "delete_repository", id)
 }

@@ -258,13 +258,7 @@ func (a *Agent) ovm3StorageUnmount(ctx context.Context, args xmlrpc.Args) (any, 
 	if err != nil {
 		return nil, err
 	}
-	rep, _ := a.repos.Status(ctx)
-	st, ok := findRepo(rep, id)
-	if !ok {
-		return nil, xmlrpc.Faultf(xmlrpc.NotFound, "%s: no repository %s on this host", method, id)
-	}
-	_, err = a.repos.Remove(ctx, st.UUID)
-	return nil, repoStateFault(err)
+	return nil, a.ovm3RemoveRepo(ctx, method, id)
 }
 
 func (a *Agent) ovm3StorageFSInfo(ctx context.Context, args xmlrpc.Args) (any, error) {

@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 
@@ -89,7 +91,7 @@ func checkSecondaryOptions(k SourceKind, opts []string) error {
 		case name == "suid" || name == "dev" || name == "exec":
 			return fmt.Errorf("mount option %q is not allowed: file systems a manager mounts are nosuid, nodev and noexec (block devices)", name)
 		case !ok:
-			return fmt.Errorf("mount option %q is not allowed for a %s here; allowed: %s", clip(o, 40), k, strings.Join(sortedKeys(allowed), ", "))
+			return fmt.Errorf("mount option %q is not allowed for a %s here; allowed: %s", clip(o, 40), k, strings.Join(slices.Sorted(maps.Keys(allowed)), ", "))
 		case want != hasVal:
 			if want {
 				return fmt.Errorf("mount option %q takes a value (%s=...)", name, name)
@@ -102,15 +104,6 @@ func checkSecondaryOptions(k SourceKind, opts []string) error {
 		}
 	}
 	return nil
-}
-
-func sortedKeys(m map[string]bool) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }
 
 // SecondaryRequest is a file system to mount at Dir/Name.
