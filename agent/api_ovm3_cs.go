@@ -13,8 +13,9 @@ import (
 
 // ovm3CSMethods are calls of the Python module CloudStack installs into an
 // Oracle VM agent (cloudstack.py), those that only read this host, served
-// from the agent's own knowledge. The module's others (running commands
-// in a virtual router, uploading files and keys, ping) are not served.
+// from the agent's own knowledge (its file calls: api_ovm3_csfiles.go).
+// The module's others (running commands in a virtual router, uploading
+// files and keys, ping) are not served.
 func (a *Agent) ovm3CSMethods() []xmlrpc.Def {
 	return []xmlrpc.Def{
 		{Name: "get_vncport", Result: xmlrpc.String, Params: []xmlrpc.Param{nameParam}, Run: a.ovm3VNCPort,

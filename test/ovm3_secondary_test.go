@@ -151,8 +151,45 @@ func TestOVM3SecondaryStorage(t *testing.T) {
 	}
 	c.refused(t, 1002, "storage_plugin_unmount", ocfs2, ss, sd, mp, true)
 	c.refused(t, 1002, "storage_plugin_getFileSystemInfo", ocfs2, ss, sd)
-	// What a manager left mounted, the operator unmounts.
+	// Mounted again, writable: a template made from a volume goes onto
+	// it as the plugin's storage processor puts it there (ovs_mkdirs,
+	// copy_file, ovs_check_file).
 	c.ok(t, "storage_plugin_mount", ocfs2, ss, sd, mp, "", true, []string{})
+	newDir := mp + "/template/tmpl/2/7"
+	if v := c.ok(t, "ovs_mkdirs", newDir); v.Type != "nil" {
+		t.Errorf("ovs_mkdirs of a new folder answered %s, want nil", v)
+	}
+	if fi, err := os.Stat(filepath.Join(on, "template", "tmpl", "2", "7")); err != nil || !fi.IsDir() || fi.Mode().Perm() != 0o700 {
+		t.Errorf("ovs_mkdirs made %v, %v; want a folder with mode 0700", fi, err)
+	}
+	if v := c.ok(t, "ovs_mkdirs", newDir, 0o755); v.Type != "boolean" || v.Text != "1" {
+		t.Errorf("ovs_mkdirs of an existing folder answered %s, want true", v)
+	}
+	c.done(t, "copy_file", dst, newDir+"/t.raw", true)
+	if v := c.ok(t, "ovs_check_file", newDir+"/t.raw"); v.Text != "1" {
+		t.Errorf("ovs_check_file of the copied template: %s", v)
+	}
+	for _, f := range []string{newDir + "/missing.raw", newDir} {
+		if v := c.ok(t, "ovs_check_file", f); v.Type != "boolean" || v.Text != "0" {
+			t.Errorf("ovs_check_file(%s) = %s, want false", f, v)
+		}
+	}
+	c.refused(t, 1004, "ovs_mkdirs", newDir+"/t.raw")
+	c.refused(t, -32602, "ovs_mkdirs", newDir+"/x", 0o4755)
+	outside := t.TempDir()
+	if err := os.Symlink(outside, filepath.Join(on, "escape")); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []string{outside + "/made", mp + "/../../made", mp + "/escape/made"} {
+		c.refused(t, 1001, "ovs_mkdirs", d)
+	}
+	if ents, _ := os.ReadDir(outside); len(ents) != 0 {
+		t.Errorf("ovs_mkdirs made %v outside the mount", ents)
+	}
+	c.refused(t, 1001, "ovs_check_file", "/etc/passwd")
+	c.refused(t, 1001, "ovs_check_file", mp+"/escape/x")
+
+	// What a manager left mounted, the operator unmounts.
 	if out, code := runCmd(t, "", nil, bin("ovm"), "--url=unix://"+a.Socket, "repo", "secondary-unmount", secUUID); code != 0 || !strings.Contains(out, dev) {
 		t.Errorf("ovm repo secondary-unmount (exit %d):\n%s", code, out)
 	}
