@@ -27,6 +27,7 @@ import (
 	"github.com/ovs-agent/ovs-agent/agent/auth"
 	"github.com/ovs-agent/ovs-agent/agent/domains"
 	"github.com/ovs-agent/ovs-agent/agent/hostinfo"
+	"github.com/ovs-agent/ovs-agent/agent/hostnet"
 	"github.com/ovs-agent/ovs-agent/agent/metrics"
 	"github.com/ovs-agent/ovs-agent/agent/migration"
 	"github.com/ovs-agent/ovs-agent/agent/qemuhost"
@@ -87,7 +88,8 @@ type Agent struct {
 	repos      *repository.Manager
 	qemu       *qemuhost.Host // what this host offers qemu domains ([qemu])
 	sampler    *hostinfo.Sampler
-	pool       *poolLink // nil when [pool] names no pool
+	hostnet    *hostnet.Manager // the agent 3 network calls' changes
+	pool       *poolLink        // nil when [pool] names no pool
 	// poolStopped is the pool's part of a domain that stopped on its
 	// own (set once the pool link exists; the registry opens before it).
 	poolStopped atomic.Pointer[func(name, uuid string)]
@@ -321,6 +323,8 @@ func (a *Agent) openSubsystems(cfg *config.Config) (closeAll func(), err error) 
 	if err := a.openRepositories(reposCtx, cfg); err != nil {
 		return nil, err
 	}
+	// Before the domains: their interfaces go into these bridges.
+	a.openNetwork(a.lifetime, cfg)
 	if err := a.openDomains(cfg); err != nil {
 		return nil, err
 	}
@@ -346,6 +350,31 @@ func (a *Agent) openSubsystems(cfg *config.Config) (closeAll func(), err error) 
 	a.rpc = a.newRPCServer(cfg)
 	return opened.run, nil
 }
+
+// openNetwork makes again the bridges and VLAN devices the agent 3
+// network calls made before a reboot (agent/hostnet's record in the state
+// directory); what it cannot make is logged, and the agent starts.
+func (a *Agent) openNetwork(ctx context.Context, cfg *config.Config) {
+	a.hostnet = hostnet.New(hostnet.Config{RecordFile: filepath.Join(cfg.Agent.StateDir, hostnetRecordFile)})
+	rec, err := a.hostnet.Record()
+	if err != nil {
+		a.log.Error("network record", zap.Error(err))
+		return
+	}
+	if len(rec) == 0 {
+		return
+	}
+	restored, problems := a.hostnet.Restore(ctx, cfg.Agent.NetworkDevices)
+	for _, c := range restored {
+		a.log.Info("network device made again", zap.String("kind", c.Kind), zap.String("device", c.Name), zap.String("bridge", c.Bridge), zap.String("address", c.Address))
+	}
+	for _, p := range problems {
+		a.log.Warn("network device not made again", zap.Error(p))
+	}
+}
+
+// hostnetRecordFile is agent/hostnet's record, under the state directory.
+const hostnetRecordFile = "network.json"
 
 // openRepositories opens the repository manager when repositories are
 // enabled and mounts what is missing, before the domains are found again,

@@ -128,6 +128,13 @@ type AgentConfig struct {
 	// agent 3 mounts at /nfsmnt/<uuid>): one mount point per entry,
 	// named by the caller's uuid. "" refuses such mounts.
 	SecondaryStorageDir string `ini:"secondary_storage_dir"`
+	// NetworkDevices are the patterns (filepath.Match) of the network
+	// device names the Oracle VM Agent 3 network calls (ovs_br_config,
+	// ovs_local_config, ovs_vlan_config, ovs_vlan_bridge, ovs_ip_config)
+	// may create, remove, or change: the bridges and VLAN devices they make
+	// and the devices they put into a bridge or give an address. Empty
+	// refuses those calls.
+	NetworkDevices []string `ini:"network_devices"`
 }
 
 // QEMUConfig is [qemu]: the qemu engine, which runs the domains whose

@@ -85,6 +85,7 @@ func (c *Config) options() []option {
 		{"agent", "ntp_disable_command", strVal{&ag.NTPDisableCommand, checkCommand}},
 		{"agent", "ntp_restart_command", strVal{&ag.NTPRestartCommand, checkCommand}},
 		{"agent", "secondary_storage_dir", strVal{&ag.SecondaryStorageDir, checkMountDir}},
+		{"agent", "network_devices", netDevicePatternsVal{&ag.NetworkDevices}},
 
 		{"qemu", "binary", strVal{&q.Binary, checkProgram}},
 		{"qemu", "accel", choiceVal{&q.Accel, []string{"auto", "kvm", "tcg"}}},
@@ -566,6 +567,46 @@ func (v devicePatternsVal) check() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// --- network device patterns ([agent] network_devices)
+
+type netDevicePatternsVal struct{ p *[]string }
+
+func (v netDevicePatternsVal) set(s string) error {
+	ps := strings.Fields(s)
+	if len(ps) == 0 {
+		ps = nil
+	}
+	*v.p = ps
+	return v.check()
+}
+
+func (v netDevicePatternsVal) String() string { return strings.Join(*v.p, " ") }
+
+// maxNetDevicePattern is the longest pattern: a device name has at most 15
+// bytes, a pattern some room for brackets.
+const maxNetDevicePattern = 64
+
+func (v netDevicePatternsVal) check() error {
+	var errs []error
+	for _, p := range *v.p {
+		if len(p) > maxNetDevicePattern || strings.ContainsAny(p, "/:") || p == "." || p == ".." {
+			errs = append(errs, fmt.Errorf("%q is not a network device pattern: write a device name or a shell pattern of names, such as xenbr* or control0 (no / or :, at most %d bytes)", p, maxNetDevicePattern))
+			continue
+		}
+		if _, err := filepath.Match(p, ""); err != nil {
+			errs = append(errs, fmt.Errorf("%q is not a valid pattern (%v): * ? and [a-z] as in a shell", p, err))
+		}
+	}
+	if len(errs) == 0 {
+		return nil
+	}
+	msgs := make([]string, len(errs))
+	for i, e := range errs {
+		msgs[i] = e.Error()
+	}
+	return errors.New(strings.Join(msgs, "; "))
 }
 
 // --- path lists ([agent] file_dirs)

@@ -165,6 +165,8 @@ func TestParseErrors(t *testing.T) {
 		{"ntp options", "[agent]\nntp_file = timesyncd.conf\nntp_restart_command = systemctl restart systemd-timesyncd\n", []string{
 			`/etc/ovs-agent/agent.ini:2: [agent] ntp_file: "timesyncd.conf" is not an absolute path`,
 			`/etc/ovs-agent/agent.ini:3: [agent] ntp_restart_command: "systemctl" is not an absolute program path (the command runs without a shell or PATH lookup: write /usr/bin/systemctl poweroff)`}},
+		{"network_devices bad patterns", "[agent]\nnetwork_devices = control0 xenbr[ /dev/eth0\n", []string{
+			`/etc/ovs-agent/agent.ini:2: [agent] network_devices: "xenbr[" is not a valid pattern (syntax error in pattern): * ? and [a-z] as in a shell; "/dev/eth0" is not a network device pattern: write a device name or a shell pattern of names, such as xenbr* or control0 (no / or :, at most 64 bytes)`}},
 		{"block_devices bad pattern", "[agent]\nblock_devices = /dev/sd[\n", []string{
 			`/etc/ovs-agent/agent.ini:2: [agent] block_devices: "/dev/sd[" is not a valid pattern (syntax error in pattern): * ? and [a-z] as in a shell`}},
 		{"empty state dir", "[agent]\nstate_dir =\n", []string{

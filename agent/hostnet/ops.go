@@ -1,0 +1,554 @@
+package hostnet
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// StartBridge makes bridge br (when it does not exist) and brings it up,
+// and, when port is not "", puts device port into it. Both names must be
+// allowed by patterns. A bridge that exists already is used as it is; a
+// port already in br is no change. Refused: a br that exists and is not a
+// bridge (ErrExists), a port that is missing (ErrNotFound), a bridge, a
+// port of another bridge, or carries an IPv4 address (ErrBusy).
+func (m *Manager) StartBridge(ctx context.Context, patterns []string, br, port string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	cs, err := m.Record()
+	if err != nil {
+		return err
+	}
+	next, err := m.startBridge(ctx, patterns, cs, br, port)
+	if err != nil {
+		return err
+	}
+	return m.commit(ctx, cs, next)
+}
+
+// commit saves next when it differs from cs; when the save fails the
+// devices the changes since cs made are removed again.
+func (m *Manager) commit(ctx context.Context, cs, next []Change) error {
+	if slices.Equal(cs, next) {
+		return nil
+	}
+	if err := m.save(next); err != nil {
+		m.revert(cs, next)
+		return err
+	}
+	return nil
+}
+
+// revert undoes the changes of next beyond cs (a save that failed).
+func (m *Manager) revert(cs, next []Change) {
+	var u undo
+	for _, c := range next[len(cs):] {
+		switch c.Kind {
+		case KindBridge, KindVLAN:
+			u.push(func(ctx context.Context) error { return m.ip(ctx, "link", "del", c.Name) })
+		case KindPort:
+			u.push(func(ctx context.Context) error { return m.ip(ctx, "link", "set", c.Name, "nomaster") })
+		}
+	}
+	u.run()
+}
+
+func (m *Manager) startBridge(ctx context.Context, patterns []string, cs []Change, br, port string) ([]Change, error) {
+	if err := allowed(patterns, br); err != nil {
+		return nil, err
+	}
+	if port != "" {
+		if err := allowed(patterns, port); err != nil {
+			return nil, err
+		}
+		if port == br {
+			return nil, fmt.Errorf("%w: bridge %s cannot be its own port", ErrInvalid, br)
+		}
+	}
+	var u undo
+	ok := false
+	defer func() {
+		if !ok {
+			u.run()
+		}
+	}()
+	next := slices.Clone(cs)
+	if m.exists(br) {
+		if !m.isBridge(br) {
+			return nil, fmt.Errorf("%w: %s exists and is not a bridge: name another bridge, or remove %s on the host", ErrExists, br, br)
+		}
+	} else {
+		if err := m.ip(ctx, "link", "add", "name", br, "type", "bridge"); err != nil {
+			return nil, fmt.Errorf("make bridge %s: %w", br, err)
+		}
+		u.push(func(ctx context.Context) error { return m.ip(ctx, "link", "del", br) })
+		if err := m.ip(ctx, "link", "set", br, "up"); err != nil {
+			return nil, fmt.Errorf("bring bridge %s up: %w", br, err)
+		}
+		next = append(next, Change{Kind: KindBridge, Name: br})
+	}
+	if port != "" {
+		if !m.exists(port) {
+			return nil, fmt.Errorf("%w: %s: no such network device (discover_network, or ip link on the host, lists them)", ErrNotFound, port)
+		}
+		if m.isBridge(port) {
+			return nil, fmt.Errorf("%w: %s is a bridge: a bridge's port is a physical, bond or VLAN device", ErrInvalid, port)
+		}
+		switch mst := m.master(port); mst {
+		case br:
+			ok = true
+			return next, nil
+		case "":
+		default:
+			return nil, fmt.Errorf("%w: %s is a port of %s already: take it out of %s first", ErrBusy, port, mst, mst)
+		}
+		addrs, err := ipv4(port)
+		if err != nil {
+			return nil, err
+		}
+		if len(addrs) > 0 {
+			return nil, fmt.Errorf("%w: %s carries the IPv4 address %s, which a bridge's port loses: move the address to bridge %s on the host, or name a device without one", ErrBusy, port, addrs[0], br)
+		}
+		if err := m.ip(ctx, "link", "set", port, "master", br); err != nil {
+			return nil, fmt.Errorf("put %s into bridge %s: %w", port, br, err)
+		}
+		u.push(func(ctx context.Context) error { return m.ip(ctx, "link", "set", port, "nomaster") })
+		if err := m.ip(ctx, "link", "set", port, "up"); err != nil {
+			return nil, fmt.Errorf("bring %s up: %w", port, err)
+		}
+		next = append(next, Change{Kind: KindPort, Name: port, Bridge: br})
+	}
+	ok = true
+	return next, nil
+}
+
+// StopBridge undoes StartBridge: it takes port (when not "") out of br,
+// where this package put it, and removes br when this package made it,
+// with the ports it put there. Refused: a bridge with a port this package
+// did not add (a running domain's vif: ErrBusy), a bridge or port the host
+// made itself (ErrNotMade), a name no record or device has (ErrNotFound).
+// A bridge the record lists that is gone already is no error.
+func (m *Manager) StopBridge(ctx context.Context, patterns []string, br, port string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	cs, err := m.Record()
+	if err != nil {
+		return err
+	}
+	next, err := m.stopBridge(ctx, patterns, cs, br, port)
+	if err != nil {
+		return err
+	}
+	return m.commit(ctx, cs, next)
+}
+
+func (m *Manager) stopBridge(ctx context.Context, patterns []string, cs []Change, br, port string) ([]Change, error) {
+	if err := allowed(patterns, br); err != nil {
+		return nil, err
+	}
+	if port != "" {
+		if err := CheckName(port); err != nil {
+			return nil, err
+		}
+	}
+	ours := made(cs, br)
+	if !m.exists(br) {
+		if !ours {
+			return nil, fmt.Errorf("%w: bridge %s: no such network device", ErrNotFound, br)
+		}
+		return without(cs, func(c Change) bool { return c.Name == br || c.Bridge == br }), nil
+	}
+	if !m.isBridge(br) {
+		return nil, fmt.Errorf("%w: %s is not a bridge", ErrInvalid, br)
+	}
+	added := func(p string) bool { return has(cs, Change{Kind: KindPort, Name: p, Bridge: br}) }
+	if port != "" && m.master(port) == br && !added(port) {
+		return nil, fmt.Errorf("%w: %s was put into bridge %s on the host, not by this agent: take it out on the host", ErrNotMade, port, br)
+	}
+	if !ours {
+		if port == "" || !added(port) {
+			return nil, fmt.Errorf("%w: bridge %s is the host's own (this agent did not make it): remove it on the host", ErrNotMade, br)
+		}
+		if err := m.ip(ctx, "link", "set", port, "nomaster"); err != nil {
+			return nil, fmt.Errorf("take %s out of bridge %s: %w", port, br, err)
+		}
+		return without(cs, func(c Change) bool { return c.Kind == KindPort && c.Name == port && c.Bridge == br }), nil
+	}
+	var others []string
+	for _, p := range m.ports(br) {
+		if !added(p) {
+			others = append(others, p)
+		}
+	}
+	if len(others) > 0 {
+		return nil, fmt.Errorf("%w: bridge %s has ports this agent did not put there (%s: a running domain's interfaces, or the host's): stop those domains or take the ports out first", ErrBusy, br, strings.Join(others, " "))
+	}
+	if err := m.ip(ctx, "link", "del", br); err != nil {
+		return nil, fmt.Errorf("remove bridge %s: %w", br, err)
+	}
+	return without(cs, func(c Change) bool { return c.Name == br || c.Bridge == br }), nil
+}
+
+// AddVLAN makes the VLAN device <dev>.<id> on dev and brings it up; its
+// name must be allowed by patterns. One that exists already (the same
+// VLAN on the same device) is no change. It answers the device's name.
+func (m *Manager) AddVLAN(ctx context.Context, patterns []string, dev string, id int) (string, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	cs, err := m.Record()
+	if err != nil {
+		return "", err
+	}
+	name, next, err := m.addVLAN(ctx, patterns, cs, dev, id)
+	if err != nil {
+		return "", err
+	}
+	return name, m.commit(ctx, cs, next)
+}
+
+func (m *Manager) addVLAN(ctx context.Context, patterns []string, cs []Change, dev string, id int) (string, []Change, error) {
+	if err := CheckName(dev); err != nil {
+		return "", nil, err
+	}
+	if err := CheckVLAN(id); err != nil {
+		return "", nil, err
+	}
+	name := VLANName(dev, id)
+	if err := CheckName(name); err != nil {
+		return "", nil, fmt.Errorf("%w: the VLAN device's name %s is longer than 15 bytes: use a shorter device name", ErrInvalid, name)
+	}
+	if err := allowed(patterns, name); err != nil {
+		return "", nil, err
+	}
+	if !m.exists(dev) {
+		return "", nil, fmt.Errorf("%w: %s: no such network device (discover_network, or ip link on the host, lists them)", ErrNotFound, dev)
+	}
+	if m.exists(name) {
+		if made(cs, name) {
+			return name, cs, nil
+		}
+		if link, vid, ok := vlanOf(name); ok && link == dev && vid == id {
+			return name, cs, nil
+		}
+		return "", nil, fmt.Errorf("%w: %s exists and is not VLAN %d of %s: remove it on the host", ErrExists, name, id, dev)
+	}
+	if err := m.ip(ctx, "link", "add", "link", dev, "name", name, "type", "vlan", "id", strconv.Itoa(id)); err != nil {
+		if errors.Is(err, ErrUnsupported) {
+			return "", nil, fmt.Errorf("%w: make VLAN device %s: this kernel has no 802.1Q VLAN support (module 8021q): load it (modprobe 8021q), or use a kernel that has it (%v)", ErrUnsupported, name, err)
+		}
+		return "", nil, fmt.Errorf("make VLAN device %s: %w", name, err)
+	}
+	if err := m.ip(ctx, "link", "set", name, "up"); err != nil {
+		_ = m.ip(ctx, "link", "del", name)
+		return "", nil, fmt.Errorf("bring %s up: %w", name, err)
+	}
+	return name, append(slices.Clone(cs), Change{Kind: KindVLAN, Name: name, Link: dev, VLAN: id}), nil
+}
+
+// vlanOf reads the kernel's VLAN table for device name.
+func vlanOf(name string) (link string, id int, ok bool) {
+	f, err := os.Open("/proc/net/vlan/config")
+	if err != nil {
+		return "", 0, false
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fs := strings.Split(sc.Text(), "|")
+		if len(fs) != 3 || strings.TrimSpace(fs[0]) != name {
+			continue
+		}
+		id, err := strconv.Atoi(strings.TrimSpace(fs[1]))
+		return strings.TrimSpace(fs[2]), id, err == nil
+	}
+	return "", 0, false
+}
+
+// RemoveVLAN removes the VLAN device <dev>.<id> this package made.
+// Refused for one the host made (ErrNotMade) and one that is a bridge's
+// port (ErrBusy: stop the bridge first). One the record lists that is gone
+// already is no error.
+func (m *Manager) RemoveVLAN(ctx context.Context, patterns []string, dev string, id int) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	cs, err := m.Record()
+	if err != nil {
+		return err
+	}
+	next, err := m.removeVLAN(ctx, patterns, cs, dev, id)
+	if err != nil {
+		return err
+	}
+	return m.commit(ctx, cs, next)
+}
+
+func (m *Manager) removeVLAN(ctx context.Context, patterns []string, cs []Change, dev string, id int) ([]Change, error) {
+	if err := CheckName(dev); err != nil {
+		return nil, err
+	}
+	if err := CheckVLAN(id); err != nil {
+		return nil, err
+	}
+	name := VLANName(dev, id)
+	if err := allowed(patterns, name); err != nil {
+		return nil, err
+	}
+	ours := made(cs, name)
+	if !m.exists(name) {
+		if !ours {
+			return nil, fmt.Errorf("%w: VLAN device %s: no such network device", ErrNotFound, name)
+		}
+	} else {
+		if !ours {
+			return nil, fmt.Errorf("%w: VLAN device %s is the host's own (this agent did not make it): remove it on the host", ErrNotMade, name)
+		}
+		if mst := m.master(name); mst != "" {
+			return nil, fmt.Errorf("%w: %s is a port of bridge %s: stop that bridge first (ovs_vlan_bridge stop, or ovs_br_config stop)", ErrBusy, name, mst)
+		}
+		if err := m.ip(ctx, "link", "del", name); err != nil {
+			return nil, fmt.Errorf("remove VLAN device %s: %w", name, err)
+		}
+	}
+	return without(cs, func(c Change) bool { return c.Name == name }), nil
+}
+
+// StartVLANBridge makes VLAN device <dev>.<id> and bridge br with it as
+// the port (AddVLAN, then StartBridge); when the bridge fails, a VLAN
+// device made for it is removed again. It answers the VLAN device's name.
+func (m *Manager) StartVLANBridge(ctx context.Context, patterns []string, br, dev string, id int) (string, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	cs, err := m.Record()
+	if err != nil {
+		return "", err
+	}
+	if err := allowed(patterns, br); err != nil {
+		return "", err
+	}
+	name, mid, err := m.addVLAN(ctx, patterns, cs, dev, id)
+	if err != nil {
+		return "", err
+	}
+	next, err := m.startBridge(ctx, patterns, mid, br, name)
+	if err != nil {
+		m.revert(cs, mid)
+		return "", err
+	}
+	return name, m.commit(ctx, cs, next)
+}
+
+// StopVLANBridge undoes StartVLANBridge: bridge br goes (StopBridge with
+// the VLAN device as its port), then the VLAN device when this package
+// made it.
+func (m *Manager) StopVLANBridge(ctx context.Context, patterns []string, br, dev string, id int) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	cs, err := m.Record()
+	if err != nil {
+		return err
+	}
+	if err := CheckName(dev); err != nil {
+		return err
+	}
+	if err := CheckVLAN(id); err != nil {
+		return err
+	}
+	name := VLANName(dev, id)
+	next, err := m.stopBridge(ctx, patterns, cs, br, name)
+	if err != nil {
+		return err
+	}
+	if made(next, name) {
+		if next, err = m.removeVLAN(ctx, patterns, next, dev, id); err != nil {
+			// the bridge is gone: record that much
+			_ = m.commit(ctx, cs, without(cs, func(c Change) bool { return c.Name == br || c.Bridge == br }))
+			return err
+		}
+	}
+	return m.commit(ctx, cs, next)
+}
+
+// ParseIPv4 reads an IPv4 address and a netmask (dotted, 255.255.0.0, or
+// a prefix length, 16) as a prefix holding the address.
+func ParseIPv4(ip, netmask string) (netip.Prefix, error) {
+	a, err := netip.ParseAddr(strings.TrimSpace(ip))
+	if err != nil || !a.Is4() {
+		return netip.Prefix{}, fmt.Errorf("%w: %q is not an IPv4 address (write it as 169.254.0.1)", ErrInvalid, ip)
+	}
+	if a.IsUnspecified() || a.IsMulticast() || a == netip.AddrFrom4([4]byte{255, 255, 255, 255}) {
+		return netip.Prefix{}, fmt.Errorf("%w: %s is not an address a device can have", ErrInvalid, a)
+	}
+	netmask = strings.TrimSpace(netmask)
+	bits := -1
+	if n, err := strconv.Atoi(strings.TrimPrefix(netmask, "/")); err == nil && n >= 1 && n <= 32 {
+		bits = n
+	} else if mk, err := netip.ParseAddr(netmask); err == nil && mk.Is4() {
+		v := uint32(0)
+		for _, b := range mk.As4() {
+			v = v<<8 | uint32(b)
+		}
+		ones := 0
+		for v&(1<<31) != 0 {
+			ones++
+			v <<= 1
+		}
+		if v == 0 && ones >= 1 {
+			bits = ones
+		}
+	}
+	if bits < 0 {
+		return netip.Prefix{}, fmt.Errorf("%w: %q is not an IPv4 netmask (write it as 255.255.0.0, or a prefix length from 1 to 32)", ErrInvalid, netmask)
+	}
+	return netip.PrefixFrom(a, bits), nil
+}
+
+// SetIPv4 gives device dev (allowed by patterns) the IPv4 address p in
+// place of the ones it has (removed first: the kernel takes a subnet's
+// other addresses with its first one; when the new one fails they are
+// given back). The same address again is no change.
+func (m *Manager) SetIPv4(ctx context.Context, patterns []string, dev string, p netip.Prefix) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	cs, err := m.Record()
+	if err != nil {
+		return err
+	}
+	if err := allowed(patterns, dev); err != nil {
+		return err
+	}
+	if !m.exists(dev) {
+		return fmt.Errorf("%w: %s: no such network device (discover_network, or ip link on the host, lists them)", ErrNotFound, dev)
+	}
+	if !p.Addr().Is4() {
+		return fmt.Errorf("%w: %s is not an IPv4 address", ErrInvalid, p)
+	}
+	cur, err := ipv4(dev)
+	if err != nil {
+		return err
+	}
+	var u undo
+	ok := false
+	defer func() {
+		if !ok {
+			u.run()
+		}
+	}()
+	// The old addresses go first: the kernel takes a subnet's secondary
+	// addresses away with its primary one.
+	for _, old := range cur {
+		if old == p {
+			continue
+		}
+		if err := m.ip(ctx, "-4", "addr", "del", old.String(), "dev", dev); err != nil {
+			return fmt.Errorf("take the address %s off %s: %w", old, dev, err)
+		}
+		u.push(func(ctx context.Context) error {
+			return m.ip(ctx, "-4", "addr", "add", old.String(), "broadcast", "+", "dev", dev)
+		})
+	}
+	if now, err := ipv4(dev); err != nil {
+		return err
+	} else if !slices.Contains(now, p) {
+		if err := m.ip(ctx, "-4", "addr", "add", p.String(), "broadcast", "+", "dev", dev); err != nil {
+			return fmt.Errorf("give %s the address %s: %w", dev, p, err)
+		}
+		u.push(func(ctx context.Context) error { return m.ip(ctx, "-4", "addr", "del", p.String(), "dev", dev) })
+	}
+	next := without(cs, func(c Change) bool { return c.Kind == KindAddress && c.Name == dev })
+	next = append(next, Change{Kind: KindAddress, Name: dev, Address: p.String()})
+	if !slices.Equal(cs, next) {
+		if err := m.save(next); err != nil {
+			return err
+		}
+	}
+	ok = true
+	return nil
+}
+
+// Restore makes again what the record lists and the kernel no longer has
+// (after a reboot): bridges and VLAN devices, brought up, ports put back
+// into their bridges, addresses given back. A change whose devices the
+// patterns no longer allow, or that fails, is reported and kept in the
+// record; it answers what was made again and what was not.
+func (m *Manager) Restore(ctx context.Context, patterns []string) (restored []Change, problems []error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	cs, err := m.Record()
+	if err != nil {
+		return nil, []error{err}
+	}
+	for _, c := range cs {
+		err := allowed(patterns, c.Name)
+		if err == nil && c.Kind == KindPort {
+			err = allowed(patterns, c.Bridge)
+		}
+		if err != nil {
+			problems = append(problems, fmt.Errorf("not made again: %w", err))
+			continue
+		}
+		did, err := m.restore(ctx, c)
+		if err != nil {
+			problems = append(problems, err)
+		} else if did {
+			restored = append(restored, c)
+		}
+	}
+	return restored, problems
+}
+
+func (m *Manager) restore(ctx context.Context, c Change) (bool, error) {
+	switch c.Kind {
+	case KindBridge:
+		if m.exists(c.Name) {
+			return false, nil
+		}
+		if err := m.ip(ctx, "link", "add", "name", c.Name, "type", "bridge"); err != nil {
+			return false, fmt.Errorf("make bridge %s again: %w", c.Name, err)
+		}
+		return true, m.ip(ctx, "link", "set", c.Name, "up")
+	case KindVLAN:
+		if m.exists(c.Name) {
+			return false, nil
+		}
+		if !m.exists(c.Link) {
+			return false, fmt.Errorf("make VLAN device %s again: %w: %s", c.Name, ErrNotFound, c.Link)
+		}
+		if err := m.ip(ctx, "link", "add", "link", c.Link, "name", c.Name, "type", "vlan", "id", strconv.Itoa(c.VLAN)); err != nil {
+			return false, fmt.Errorf("make VLAN device %s again: %w", c.Name, err)
+		}
+		return true, m.ip(ctx, "link", "set", c.Name, "up")
+	case KindPort:
+		if !m.exists(c.Name) || !m.exists(c.Bridge) {
+			return false, fmt.Errorf("put %s into bridge %s again: %w", c.Name, c.Bridge, ErrNotFound)
+		}
+		if mst := m.master(c.Name); mst == c.Bridge {
+			return false, nil
+		} else if mst != "" {
+			return false, fmt.Errorf("put %s into bridge %s again: %w: it is a port of %s", c.Name, c.Bridge, ErrBusy, mst)
+		}
+		if err := m.ip(ctx, "link", "set", c.Name, "master", c.Bridge); err != nil {
+			return false, fmt.Errorf("put %s into bridge %s again: %w", c.Name, c.Bridge, err)
+		}
+		return true, m.ip(ctx, "link", "set", c.Name, "up")
+	case KindAddress:
+		p := netip.MustParsePrefix(c.Address)
+		cur, err := ipv4(c.Name)
+		if err != nil {
+			return false, fmt.Errorf("give %s the address %s again: %w", c.Name, p, err)
+		}
+		if slices.Contains(cur, p) {
+			return false, nil
+		}
+		if err := m.ip(ctx, "-4", "addr", "add", p.String(), "broadcast", "+", "dev", c.Name); err != nil {
+			return false, fmt.Errorf("give %s the address %s again: %w", c.Name, p, err)
+		}
+		return true, nil
+	}
+	return false, nil
+}
