@@ -86,12 +86,12 @@ func CheckURL(rawURL string) (*url.URL, error) {
 	}
 	u, err := url.Parse(rawURL)
 	if err != nil {
-		// url.Error quotes the whole URL and an EscapeError part of it.
+		// url.Error quotes the whole URL, and its Err may quote a part
+		// (a port, an escape, a character): keep what precedes a quote.
 		why := "it does not parse"
-		var ue *url.Error
-		var ee url.EscapeError
-		if errors.As(err, &ue) && !errors.As(err, &ee) {
-			why = ue.Err.Error()
+		if ue := (*url.Error)(nil); errors.As(err, &ue) {
+			why, _, _ = strings.Cut(ue.Err.Error(), `"`)
+			why = strings.TrimSpace(why)
 		}
 		return nil, fmt.Errorf("download: bad URL (%s): %s", why, giveURL)
 	}
@@ -189,7 +189,7 @@ type fetch struct {
 }
 
 func (f *fetch) errorf(format string, a ...any) error {
-	return fmt.Errorf("download "+f.url+": "+format, a...)
+	return fmt.Errorf("download %s: %w", f.url, fmt.Errorf(format, a...))
 }
 
 // absent refuses an existing destination.
@@ -253,9 +253,10 @@ func (f *fetch) run(u *url.URL) (Result, error) {
 	}()
 
 	h := sha256.New()
-	body := &idleReader{r: resp.Body, t: time.AfterFunc(time.Hour, func() { cancel(errIdleTimeout) }), d: f.IdleTimeout}
-	body.t.Stop()
-	defer body.t.Stop()
+	idle := time.AfterFunc(f.IdleTimeout, func() { cancel(errIdleTimeout) })
+	idle.Stop() // armed only around each Read
+	defer idle.Stop()
+	body := &idleReader{r: resp.Body, t: idle, d: f.IdleTimeout}
 	if err := f.copy(rctx, file, body, h); err != nil {
 		return Result{}, err
 	}
