@@ -80,7 +80,7 @@ func (a *Agent) ovm3Methods() []xmlrpc.Def {
 	defs = append(defs, a.ovm3CSMethods()...)
 	defs = append(defs, a.ovm3CSFileMethods()...)
 	defs = append(defs, a.ovm3StorageMethods()...)
-	defs = append(defs, ovm3StorageRefusals()...)
+	defs = append(defs, a.ovm3ImportMethods()...)
 	defs = append(defs, a.ovm3VMMethods()...)
 	names := map[string]bool{}
 	for _, d := range defs {

@@ -6,7 +6,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"syscall"
 
@@ -195,27 +194,4 @@ func (a *Agent) domainsUsingFile(path string) []string {
 		}
 	}
 	return out
-}
-
-// ovm3StorageRefusals are agent 3's storage calls this agent does not
-// serve, each refused with what to do instead.
-func ovm3StorageRefusals() []xmlrpc.Def {
-	why := map[string]string{
-		"import_virtual_disk": "copy the image into the repository's VirtualDisks folder (copy_file, or on the host)",
-	}
-	names := make([]string, 0, len(why))
-	for n := range why {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	var defs []xmlrpc.Def
-	for _, n := range names {
-		msg := n + " is not served by this agent: " + why[n]
-		defs = append(defs, xmlrpc.Def{Name: n, Result: xmlrpc.Nil, Variadic: true,
-			Help: "Oracle VM Agent 3: refused here; " + why[n] + ".",
-			Run: func(context.Context, xmlrpc.Args) (any, error) {
-				return nil, xmlrpc.Faultf(xmlrpc.Unsupported, "%s", msg)
-			}})
-	}
-	return defs
 }

@@ -75,6 +75,23 @@ var (
 	errIdleTimeout    = errors.New("idle timeout")
 )
 
+// The kinds of failure a caller tells apart (besides fs.ErrExist and
+// ctx.Err()).
+var (
+	// ErrTooLarge: the image is larger than Options.MaxBytes.
+	ErrTooLarge = errors.New("image too large")
+	// ErrTimeout: no response, or no byte, within the timeouts.
+	ErrTimeout = errors.New("timed out")
+)
+
+// StatusError is a response other than 200 OK.
+type StatusError struct {
+	Code   int
+	Status string
+}
+
+func (e *StatusError) Error() string { return "GET answered " + e.Status + ", not 200 OK" }
+
 const giveURL = "give an http:// or https:// URL of the image"
 
 // CheckURL parses rawURL and accepts it only if it is an http or https
@@ -232,11 +249,11 @@ func (f *fetch) run(u *url.URL) (Result, error) {
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return Result{}, f.errorf("GET answered %s, not 200 OK", resp.Status)
+		return Result{}, f.errorf("%w", &StatusError{Code: resp.StatusCode, Status: resp.Status})
 	}
 	f.total = resp.ContentLength
 	if f.total > f.MaxBytes {
-		return Result{}, f.errorf("the image is %d bytes, more than the %d bytes allowed (free space): make room in the repository first", f.total, f.MaxBytes)
+		return Result{}, f.errorf("the image is %d bytes, more than the %d bytes allowed (free space): make room in the repository first: %w", f.total, f.MaxBytes, ErrTooLarge)
 	}
 
 	tmp := "." + f.name[:min(len(f.name), MaxNameBytes-32)] + ".part-" + rand.Text()[:16]
@@ -294,7 +311,7 @@ func (f *fetch) copy(rctx context.Context, file *os.File, body io.Reader, h hash
 		k, rerr := fill(body, buf)
 		if k > 0 {
 			if int64(k) > f.MaxBytes-f.n {
-				return f.errorf("the image is more than the %d bytes allowed (free space): cut; make room in the repository first", f.MaxBytes)
+				return f.errorf("the image is more than the %d bytes allowed (free space): cut; make room in the repository first: %w", f.MaxBytes, ErrTooLarge)
 			}
 			b := buf[:k]
 			h.Write(b)
@@ -342,9 +359,9 @@ func (f *fetch) failed(rctx context.Context, err error) error {
 	case f.ctx.Err() != nil:
 		return f.errorf("stopped after %d bytes: %w", f.n, f.ctx.Err())
 	case cause == errConnectTimeout:
-		return f.errorf("no response within %s: check the URL's host and port, or try again later", f.ConnectTimeout)
+		return f.errorf("no response within %s: check the URL's host and port, or try again later: %w", f.ConnectTimeout, ErrTimeout)
 	case cause == errIdleTimeout:
-		return f.errorf("no byte received for %s after %d bytes: the server stalled; try again later", f.IdleTimeout, f.n)
+		return f.errorf("no byte received for %s after %d bytes: the server stalled; try again later: %w", f.IdleTimeout, f.n, ErrTimeout)
 	case errors.Is(err, io.ErrUnexpectedEOF):
 		return f.truncated()
 	}

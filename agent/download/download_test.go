@@ -241,7 +241,8 @@ func TestFetchStatus(t *testing.T) {
 	for _, code := range []int{404, 204, 206, 500} {
 		_, err := Fetch(t.Context(), srv.URL+"/"+strconv.Itoa(code)+"/a%20b%2Fc", dir, "disk", opts)
 		want := fmt.Sprintf("download %s/%d/a%%20b%%2Fc: GET answered %d %s, not 200 OK", srv.URL, code, code, http.StatusText(code))
-		if err == nil || !strings.HasPrefix(err.Error(), want) {
+		var se *StatusError
+		if err == nil || !strings.HasPrefix(err.Error(), want) || !errors.As(err, &se) || se.Code != code {
 			t.Errorf("%d: %v, want %q", code, err, want)
 		}
 	}
@@ -300,12 +301,12 @@ func TestFetchMaxBytes(t *testing.T) {
 	o.MaxBytes = int64(len(body)) - 1
 	_, err := Fetch(t.Context(), srv.URL+"/length", dir, "a", o)
 	want := fmt.Sprintf("the image is %d bytes, more than the %d bytes allowed", len(body), o.MaxBytes)
-	if err == nil || !strings.Contains(err.Error(), want) {
+	if !errors.Is(err, ErrTooLarge) || !strings.Contains(err.Error(), want) {
 		t.Errorf("Content-Length: %v", err)
 	}
 	_, err = Fetch(t.Context(), srv.URL+"/chunked", dir, "b", o)
 	want = fmt.Sprintf("the image is more than the %d bytes allowed", o.MaxBytes)
-	if err == nil || !strings.Contains(err.Error(), want) {
+	if !errors.Is(err, ErrTooLarge) || !strings.Contains(err.Error(), want) {
 		t.Errorf("chunked: %v", err)
 	}
 	only(t, d)
@@ -367,7 +368,7 @@ func TestFetchIdleTimeout(t *testing.T) {
 	if el := time.Since(start); el < o.IdleTimeout || el > 2*time.Second {
 		t.Errorf("failed after %s", el)
 	}
-	if err == nil || !strings.Contains(err.Error(), "no byte received for 200ms after 10 bytes") {
+	if !errors.Is(err, ErrTimeout) || !strings.Contains(err.Error(), "no byte received for 200ms after 10 bytes") {
 		t.Errorf("got %v", err)
 	}
 	only(t, d)
@@ -392,7 +393,7 @@ func TestFetchConnectTimeout(t *testing.T) {
 	if el := time.Since(start); el > 2*time.Second {
 		t.Errorf("failed after %s", el)
 	}
-	if err == nil || !strings.Contains(err.Error(), "no response within 200ms") {
+	if !errors.Is(err, ErrTimeout) || !strings.Contains(err.Error(), "no response within 200ms") {
 		t.Errorf("got %v", err)
 	}
 	only(t, d)
