@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/ovs-agent/ovs-agent/internal/testnet"
 )
 
 // TestOVM3Network drives the agent 3 network calls CloudStack's OVM3
@@ -75,10 +77,12 @@ func TestOVM3Network(t *testing.T) {
 	}})
 	c := o3Client{url: "http://" + a.Addr + "/", user: "admin", pass: testPassword}
 	ctl, br, vbr := pfx+"c0", pfx+"br1", pfx+"br1.160"
+	tn := testnet.Free(t)
+	ctlIP, ctlCIDR := testnet.Addr(tn, 1).Addr().String(), testnet.Addr(tn, 1).String()
 
 	// control0: a local bridge, then its address (CloudStack's
-	// configureNetworking; a TEST-NET address here, not 169.254/16, which
-	// the host's own metadata route may use).
+	// configureNetworking; an address of a test network no route of the
+	// host overlaps here, not 169.254/16, which the host may use).
 	if v := c.ok(t, "ovs_local_config", "start", ctl); v.Type != "string" || !strings.HasPrefix(v.Text, "start") {
 		t.Fatalf("ovs_local_config start: %s", v)
 	}
@@ -86,8 +90,8 @@ func TestOVM3Network(t *testing.T) {
 		t.Fatalf("discover_network after ovs_local_config: found %v, PhyInterface %q (want a local bridge)", found, phys)
 	}
 	c.ok(t, "ovs_local_config", "start", ctl) // again: no change
-	c.done(t, "ovs_ip_config", ctl, "static", "192.0.2.1", "255.255.255.0")
-	if found, _, addr := bridgeIn(c, ctl); !found || addr != "192.0.2.1" {
+	c.done(t, "ovs_ip_config", ctl, "static", ctlIP, "255.255.255.0")
+	if found, _, addr := bridgeIn(c, ctl); !found || addr != ctlIP {
 		t.Fatalf("discover_network after ovs_ip_config: address %q", addr)
 	}
 
@@ -134,11 +138,11 @@ func TestOVM3Network(t *testing.T) {
 	c.refused(t, -32602, "ovs_local_config", "start", "../../x")
 	c.refused(t, -32602, "ovs_vlan_config", "add", dev, 4095)
 	c.refused(t, 1007, "ovs_ip_config", ctl, "dhcp", "", "")
-	c.refused(t, -32602, "ovs_ip_config", ctl, "static", "192.0.2.1", "255.0.255.0")
+	c.refused(t, -32602, "ovs_ip_config", ctl, "static", ctlIP, "255.0.255.0")
 	c.refused(t, 1002, "ovs_br_config", "start", pfx+"br2", pfx+"none")
 	c.refused(t, 1006, "ovs_br_config", "start", pfx+"br2", dev) // a port of br already
-	c.refused(t, 1007, "configure_virtual_ip", "192.0.2.10", "192.0.2.1")
-	if exists(pfx+"br2") || exists("xenbr9") || master(dev) != br || !hasAddr(ctl, "192.0.2.1/24") {
+	c.refused(t, 1007, "configure_virtual_ip", testnet.Addr(tn, 10).Addr().String(), ctlIP)
+	if exists(pfx+"br2") || exists("xenbr9") || master(dev) != br || !hasAddr(ctl, ctlCIDR) {
 		t.Fatalf("a refused call changed the network")
 	}
 	hostBr := pfx + "hb"
@@ -155,8 +159,8 @@ func TestOVM3Network(t *testing.T) {
 	ip("link", "del", br)
 	a.start()
 	a.waitReady()
-	if !exists(ctl) || !exists(br) || master(dev) != br || !hasAddr(ctl, "192.0.2.1/24") {
-		t.Fatalf("after a restart: %s %v, %s %v, %s in %q, address %v\n%s", ctl, exists(ctl), br, exists(br), dev, master(dev), hasAddr(ctl, "192.0.2.1/24"), a.Log())
+	if !exists(ctl) || !exists(br) || master(dev) != br || !hasAddr(ctl, ctlCIDR) {
+		t.Fatalf("after a restart: %s %v, %s %v, %s in %q, address %v\n%s", ctl, exists(ctl), br, exists(br), dev, master(dev), hasAddr(ctl, ctlCIDR), a.Log())
 	}
 	if n := len(logLines(a.Log(), "network device made again")); n != 4 {
 		t.Errorf("%d \"network device made again\" lines, want 4 (two bridges, a port, an address)", n)

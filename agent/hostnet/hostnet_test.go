@@ -11,6 +11,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/ovs-agent/ovs-agent/internal/testnet"
 )
 
 // These tests make real devices in the host's network namespace, named
@@ -166,8 +168,9 @@ func TestBridgeRefusals(t *testing.T) {
 	}
 
 	// a port with an IPv4 address: refused, the new bridge removed again
-	ipCmd(t, "addr", "add", "192.0.2.9/24", "dev", a)
-	if err := m.StartBridge(ctx, pats, br, a); !errors.Is(err, ErrBusy) || !strings.Contains(err.Error(), "192.0.2.9/24") {
+	a9 := testnet.Addr(testnet.Free(t), 9)
+	ipCmd(t, "addr", "add", a9.String(), "dev", a)
+	if err := m.StartBridge(ctx, pats, br, a); !errors.Is(err, ErrBusy) || !strings.Contains(err.Error(), a9.String()) {
 		t.Errorf("port with an address: %v", err)
 	}
 	if exists(br) || master(a) != "" {
@@ -278,8 +281,9 @@ func TestSetIPv4AndRestore(t *testing.T) {
 	if err := m.StartBridge(ctx, pats, br, a); err != nil {
 		t.Fatal(err)
 	}
-	p1, _ := ParseIPv4("192.0.2.1", "255.255.255.0")
-	p2, _ := ParseIPv4("192.0.2.2", "24")
+	tn := testnet.Free(t)
+	p1, _ := ParseIPv4(testnet.Addr(tn, 1).Addr().String(), "255.255.255.0")
+	p2, _ := ParseIPv4(testnet.Addr(tn, 2).Addr().String(), "24")
 	if err := m.SetIPv4(ctx, pats, br, p1); err != nil {
 		t.Fatal(err)
 	}
