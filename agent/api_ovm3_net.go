@@ -49,8 +49,24 @@ func (a *Agent) ovm3NetMethods() []xmlrpc.Def {
 			Help: "Oracle VM Agent 3: action start makes the VLAN device <net_dev>.<vlan_id> and bridge br_name with it as its port (CloudStack's <bridge>.<vlan> guest networks; net_dev may be another bridge's port); stop removes both. Answers \"<action> bridge=<br_name> netdev=<net_dev> vlan <vlan_id>\"." + allowed},
 		{Name: "ovs_ip_config", Result: xmlrpc.Nil, Run: a.ovm3IPConfig, Params: []xmlrpc.Param{str("net_dev"), str("optype"), xmlrpc.Opt("ip", xmlrpc.String), xmlrpc.Opt("netmask", xmlrpc.String)},
 			Help: "Oracle VM Agent 3: optype static gives net_dev the IPv4 address ip with netmask (255.255.0.0, or a prefix length) in place of the IPv4 addresses it has (CloudStack's 169.254.0.1 on control0); dhcp is refused (this agent runs no DHCP client)." + allowed},
+		{Name: "ovs_control_interface", Result: xmlrpc.Boolean, Run: a.ovm3ControlInterface, Params: []xmlrpc.Param{str("dev"), str("cidr")},
+			Help: "CloudStack's agent module: make dev the way to the network cidr (its link-local 169.254.0.0/16 onto control0, after ovs_ip_config): a route in the main table when dev has none, ARP on; a route to the same network through another device is removed when [agent] network_devices allows that device, and refused when it does not. Answers true." + allowed},
 		refuse("configure_virtual_ip"), refuse("deconfigure_virtual_ip"),
 	}
+}
+
+func (a *Agent) ovm3ControlInterface(ctx context.Context, args xmlrpc.Args) (any, error) {
+	dev := args.String(0)
+	p, err := hostnet.ParseNetwork(args.String(1))
+	if err != nil {
+		return nil, netFault("ovs_control_interface", err)
+	}
+	if err := a.netChange(ctx, "ovs_control_interface", func(pats []string) error {
+		return a.hostnet.SetRoute(ctx, pats, dev, p)
+	}, zap.String("device", dev), zap.String("network", p.String())); err != nil {
+		return nil, err
+	}
+	return true, nil
 }
 
 // netPatterns is [agent] network_devices of the configuration in force.

@@ -2,6 +2,7 @@ package test
 
 import (
 	"net"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -94,6 +95,22 @@ func TestOVM3Network(t *testing.T) {
 	if found, _, addr := bridgeIn(c, ctl); !found || addr != ctlIP {
 		t.Fatalf("discover_network after ovs_ip_config: address %q", addr)
 	}
+	// cloudstack.py's ovs_control_interface: the control network's route
+	// onto control0 (here the upper half of the test network, which the
+	// address's own route does not cover exactly)
+	half := netip.PrefixFrom(testnet.Addr(tn, 128).Addr(), 25)
+	if v := c.ok(t, "ovs_control_interface", ctl, testnet.Addr(tn, 129).Addr().String()+"/25"); v.Type != "boolean" || v.Text != "1" {
+		t.Fatalf("ovs_control_interface: %s", v)
+	}
+	routedOnto := func(p netip.Prefix, dev string) bool {
+		out, _ := exec.Command("ip", "-4", "route", "show", "exact", p.String()).Output()
+		return strings.Contains(string(out), "dev "+dev+" ")
+	}
+	if !routedOnto(half, ctl) {
+		t.Fatalf("no route to %s onto %s", half, ctl)
+	}
+	c.refused(t, -32602, "ovs_control_interface", ctl, "169.254.0.1")
+	c.refused(t, 1007, "ovs_control_interface", "lo", half.String())
 
 	// a bridge on a device
 	if v := c.ok(t, "ovs_br_config", "start", br, dev); !strings.HasPrefix(v.Text, "start") || !strings.Contains(v.Text, "netdev="+dev) {
@@ -159,11 +176,11 @@ func TestOVM3Network(t *testing.T) {
 	ip("link", "del", br)
 	a.start()
 	a.waitReady()
-	if !exists(ctl) || !exists(br) || master(dev) != br || !hasAddr(ctl, ctlCIDR) {
+	if !exists(ctl) || !exists(br) || master(dev) != br || !hasAddr(ctl, ctlCIDR) || !routedOnto(half, ctl) {
 		t.Fatalf("after a restart: %s %v, %s %v, %s in %q, address %v\n%s", ctl, exists(ctl), br, exists(br), dev, master(dev), hasAddr(ctl, ctlCIDR), a.Log())
 	}
-	if n := len(logLines(a.Log(), "network device made again")); n != 4 {
-		t.Errorf("%d \"network device made again\" lines, want 4 (two bridges, a port, an address)", n)
+	if n := len(logLines(a.Log(), "network device made again")); n != 5 {
+		t.Errorf("%d \"network device made again\" lines, want 5 (two bridges, a port, an address, a route)", n)
 	}
 
 	// A domain's interface in control0 keeps it; out again, the stops

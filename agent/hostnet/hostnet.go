@@ -65,6 +65,7 @@ const (
 	KindVLAN    = "vlan"    // Name: Link.VLAN, a VLAN device it made
 	KindPort    = "port"    // Name put into Bridge
 	KindAddress = "address" // Address (CIDR) given to Name
+	KindRoute   = "route"   // Address, a network, routed onto Name
 )
 
 // Change is one change of the record, in the order it was made.
@@ -208,30 +209,49 @@ func (m *Manager) ipProgram() (string, error) {
 }
 
 func (m *Manager) ip(ctx context.Context, args ...string) error {
+	_, err := m.ipOutput(ctx, args...)
+	return err
+}
+
+// maxIPOutput bounds what is read of one ip command's output.
+const maxIPOutput = 1 << 20
+
+// ipOutput runs ip and answers its standard output.
+func (m *Manager) ipOutput(ctx context.Context, args ...string) ([]byte, error) {
 	prog, err := m.ipProgram()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	cctx, cancel := context.WithTimeout(ctx, commandTimeout)
 	defer cancel()
 	cmd := exec.CommandContext(cctx, prog, args...)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
+	var out, stderr boundedBuffer
+	cmd.Stdout, cmd.Stderr = &out, &stderr
 	cmd.WaitDelay = time.Second
 	if err := cmd.Run(); err != nil {
-		msg := strings.TrimSpace(out.String())
+		msg := strings.TrimSpace(stderr.String() + out.String())
 		if len(msg) > 512 {
 			msg = msg[:512]
 		}
 		if cctx.Err() != nil && ctx.Err() == nil {
-			return fmt.Errorf("ip %s: no answer in %s", strings.Join(args, " "), commandTimeout)
+			return nil, fmt.Errorf("ip %s: no answer in %s", strings.Join(args, " "), commandTimeout)
 		}
 		if strings.Contains(msg, "Unknown device type") {
-			return kernelLacks{fmt.Sprintf("ip %s: %s", strings.Join(args, " "), msg)}
+			return nil, kernelLacks{fmt.Sprintf("ip %s: %s", strings.Join(args, " "), msg)}
 		}
-		return fmt.Errorf("ip %s: %v: %s", strings.Join(args, " "), err, msg)
+		return nil, fmt.Errorf("ip %s: %v: %s", strings.Join(args, " "), err, msg)
 	}
-	return nil
+	return out.Bytes(), nil
+}
+
+// boundedBuffer keeps the first maxIPOutput bytes written to it.
+type boundedBuffer struct{ bytes.Buffer }
+
+func (b *boundedBuffer) Write(p []byte) (int, error) {
+	if room := maxIPOutput - b.Len(); room > 0 {
+		b.Buffer.Write(p[:min(len(p), room)])
+	}
+	return len(p), nil
 }
 
 // kernelLacks is ip's answer that the kernel has no such device type: an
@@ -286,6 +306,10 @@ func (c Change) check() error {
 	case KindAddress:
 		if p, err := netip.ParsePrefix(c.Address); err != nil || !p.Addr().Is4() {
 			return fmt.Errorf("change %+v: bad address", c)
+		}
+	case KindRoute:
+		if p, err := netip.ParsePrefix(c.Address); err != nil || !p.Addr().Is4() || p.Masked() != p {
+			return fmt.Errorf("change %+v: bad network", c)
 		}
 	default:
 		return fmt.Errorf("change %+v: unknown kind", c)

@@ -377,3 +377,70 @@ func TestCheckName(t *testing.T) {
 		}
 	}
 }
+
+func routeDevs(t *testing.T, m *Manager, p netip.Prefix) []string {
+	t.Helper()
+	rs, err := m.routesTo(context.Background(), p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ds []string
+	for _, r := range rs {
+		ds = append(ds, r.Dev)
+	}
+	return ds
+}
+
+func TestSetRoute(t *testing.T) {
+	x := prefix() + "x"
+	devices(t, x)
+	m, pats := newManager(t)
+	ctx := context.Background()
+	ctl := prefix() + "c0"
+	if err := m.StartBridge(ctx, pats, ctl, ""); err != nil {
+		t.Fatal(err)
+	}
+	tn := testnet.Free(t)
+	half, err := ParseNetwork(testnet.Addr(tn, 129).Addr().String() + "/25") // an address inside: the network it names
+	if err != nil || half.Bits() != 25 || half.Addr() != testnet.Addr(tn, 128).Addr() {
+		t.Fatalf("ParseNetwork: %v %v", half, err)
+	}
+	// the host's route to it through a device not allowed: refused, kept
+	ipCmd(t, "link", "set", x, "up")
+	ipCmd(t, "route", "add", half.String(), "dev", x)
+	if err := m.SetRoute(ctx, []string{ctl}, ctl, half); !errors.Is(err, ErrBusy) || !strings.Contains(err.Error(), x) {
+		t.Fatalf("a route through a device not allowed: %v", err)
+	}
+	if got := routeDevs(t, m, half); !slices.Equal(got, []string{x}) {
+		t.Fatalf("a refused SetRoute changed the routes: %v", got)
+	}
+	// allowed: moved onto the bridge
+	if err := m.SetRoute(ctx, pats, ctl, half); err != nil {
+		t.Fatal(err)
+	}
+	if got := routeDevs(t, m, half); !slices.Equal(got, []string{ctl}) {
+		t.Fatalf("routes to %s: %v, want only %s", half, got, ctl)
+	}
+	if err := m.SetRoute(ctx, pats, ctl, half); err != nil {
+		t.Fatalf("again: %v", err)
+	}
+	if err := m.SetRoute(ctx, pats, prefix()+"none", half); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("a missing device: %v", err)
+	}
+	for _, bad := range []string{"169.254.0.1", "::/64", "x/16", "10.0.0.0/0"} {
+		if _, err := ParseNetwork(bad); !errors.Is(err, ErrInvalid) {
+			t.Errorf("ParseNetwork(%q) accepted", bad)
+		}
+	}
+	// a reboot: the bridge and its route come back
+	ipCmd(t, "link", "del", ctl)
+	if restored, problems := m.Restore(ctx, pats); len(problems) != 0 || len(restored) != 2 {
+		t.Fatalf("restore: %+v %v", restored, problems)
+	}
+	if got := routeDevs(t, m, half); !slices.Equal(got, []string{ctl}) {
+		t.Fatalf("after restore, routes to %s: %v", half, got)
+	}
+	if err := m.StopBridge(ctx, pats, ctl, ""); err != nil || len(record(t, m)) != 0 {
+		t.Fatalf("stop: %v, record %+v", err, record(t, m))
+	}
+}

@@ -3,6 +3,7 @@ package hostnet
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -471,6 +472,107 @@ func (m *Manager) SetIPv4(ctx context.Context, patterns []string, dev string, p 
 	return nil
 }
 
+// ParseNetwork reads an IPv4 network as CIDR (169.254.0.0/16; an
+// address inside it, 169.254.0.1/16, names the same network).
+func ParseNetwork(cidr string) (netip.Prefix, error) {
+	p, err := netip.ParsePrefix(strings.TrimSpace(cidr))
+	if err != nil || !p.Addr().Is4() || p.Bits() < 1 {
+		return netip.Prefix{}, fmt.Errorf("%w: %q is not an IPv4 network (write it as 169.254.0.0/16)", ErrInvalid, cidr)
+	}
+	return p.Masked(), nil
+}
+
+// route is one entry of ip -j route show.
+type route struct {
+	Dst string `json:"dst"`
+	Dev string `json:"dev"`
+}
+
+// routesTo are the main table's routes to exactly network p.
+func (m *Manager) routesTo(ctx context.Context, p netip.Prefix) ([]route, error) {
+	out, err := m.ipOutput(ctx, "-j", "-4", "route", "show", "exact", p.String(), "table", "main")
+	if err != nil {
+		return nil, fmt.Errorf("read the routes to %s: %w", p, err)
+	}
+	var rs []route
+	if err := json.Unmarshal(out, &rs); err != nil {
+		return nil, fmt.Errorf("read the routes to %s: ip's answer: %v", p, err)
+	}
+	return rs, nil
+}
+
+// SetRoute makes device dev (allowed by patterns) the way to network p
+// (CloudStack's link-local network onto control0): a route in the main
+// table, made when the device has none (its address may have made it
+// already), and ARP turned on. A route to the same network through
+// another device is removed when that device is allowed too, and refused
+// (ErrBusy) when it is not.
+func (m *Manager) SetRoute(ctx context.Context, patterns []string, dev string, p netip.Prefix) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	cs, err := m.Record()
+	if err != nil {
+		return err
+	}
+	if err := allowed(patterns, dev); err != nil {
+		return err
+	}
+	if !m.exists(dev) {
+		return fmt.Errorf("%w: %s: no such network device (discover_network, or ip link on the host, lists them)", ErrNotFound, dev)
+	}
+	if !p.Addr().Is4() || p.Masked() != p {
+		return fmt.Errorf("%w: %s is not an IPv4 network", ErrInvalid, p)
+	}
+	rs, err := m.routesTo(ctx, p)
+	if err != nil {
+		return err
+	}
+	have := false
+	var others []string
+	for _, r := range rs {
+		if r.Dev == dev {
+			have = true
+		} else if r.Dev != "" {
+			if err := allowed(patterns, r.Dev); err != nil {
+				return fmt.Errorf("%w: the route to %s goes through %s, which is not among [agent] network_devices: remove that route on the host (ip route del %s dev %s), or allow %s", ErrBusy, p, r.Dev, p, r.Dev, r.Dev)
+			}
+			others = append(others, r.Dev)
+		}
+	}
+	var u undo
+	ok := false
+	defer func() {
+		if !ok {
+			u.run()
+		}
+	}()
+	for _, o := range others {
+		if err := m.ip(ctx, "-4", "route", "del", p.String(), "dev", o, "table", "main"); err != nil {
+			return fmt.Errorf("remove the route to %s through %s: %w", p, o, err)
+		}
+		u.push(func(ctx context.Context) error { return m.ip(ctx, "-4", "route", "add", p.String(), "dev", o) })
+	}
+	if !have {
+		if err := m.ip(ctx, "-4", "route", "add", p.String(), "dev", dev); err != nil {
+			return fmt.Errorf("route %s onto %s: %w", p, dev, err)
+		}
+		u.push(func(ctx context.Context) error { return m.ip(ctx, "-4", "route", "del", p.String(), "dev", dev) })
+	}
+	if err := m.ip(ctx, "link", "set", dev, "arp", "on"); err != nil {
+		return fmt.Errorf("turn ARP on for %s: %w", dev, err)
+	}
+	c := Change{Kind: KindRoute, Name: dev, Address: p.String()}
+	next := without(cs, func(x Change) bool { return x.Kind == KindRoute && x.Address == c.Address })
+	next = append(next, c)
+	if !slices.Equal(cs, next) {
+		if err := m.save(next); err != nil {
+			return err
+		}
+	}
+	ok = true
+	return nil
+}
+
 // Restore makes again what the record lists and the kernel no longer has
 // (after a reboot): bridges and VLAN devices, brought up, ports put back
 // into their bridges, addresses given back. A change whose devices the
@@ -547,6 +649,25 @@ func (m *Manager) restore(ctx context.Context, c Change) (bool, error) {
 		}
 		if err := m.ip(ctx, "-4", "addr", "add", p.String(), "broadcast", "+", "dev", c.Name); err != nil {
 			return false, fmt.Errorf("give %s the address %s again: %w", c.Name, p, err)
+		}
+		return true, nil
+	}
+	if c.Kind == KindRoute {
+		p := netip.MustParsePrefix(c.Address)
+		if !m.exists(c.Name) {
+			return false, fmt.Errorf("route %s onto %s again: %w", p, c.Name, ErrNotFound)
+		}
+		rs, err := m.routesTo(ctx, p)
+		if err != nil {
+			return false, err
+		}
+		for _, r := range rs {
+			if r.Dev == c.Name {
+				return false, nil
+			}
+		}
+		if err := m.ip(ctx, "-4", "route", "add", p.String(), "dev", c.Name); err != nil {
+			return false, fmt.Errorf("route %s onto %s again: %w", p, c.Name, err)
 		}
 		return true, nil
 	}
