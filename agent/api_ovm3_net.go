@@ -240,7 +240,7 @@ func ovm3DiscoverNetwork(context.Context, xmlrpc.Args) (any, error) {
 			ports, _ := os.ReadDir(filepath.Join(sysClassNet, dev, "brif"))
 			for _, p := range ports {
 				d.Ports = append(d.Ports, p.Name())
-				if d.Physical == "" && isPhysical(p.Name()) {
+				if d.Physical == "" && (isPhysical(p.Name()) || isLinkDevice(p.Name())) {
 					d.Physical = p.Name()
 				}
 			}
