@@ -92,7 +92,7 @@ func netFault(method string, err error) error {
 		code = xmlrpc.Busy
 	case errors.Is(err, hostnet.ErrExists):
 		code = xmlrpc.Exists
-	case errors.Is(err, hostnet.ErrNotMade):
+	case errors.Is(err, hostnet.ErrNotMade), errors.Is(err, hostnet.ErrRecord):
 		code = xmlrpc.BadState
 	}
 	return xmlrpc.Faultf(code, "%s: %v", method, err)

@@ -158,6 +158,11 @@ func TestOVM3Network(t *testing.T) {
 	c.refused(t, -32602, "ovs_ip_config", ctl, "static", ctlIP, "255.0.255.0")
 	c.refused(t, 1002, "ovs_br_config", "start", pfx+"br2", pfx+"none")
 	c.refused(t, 1006, "ovs_br_config", "start", pfx+"br2", dev) // a port of br already
+	ip("addr", "add", testnet.Addr(tn, 20).String(), "dev", vif)
+	if msg := c.refused(t, 1006, "ovs_br_config", "start", pfx+"br2", vif); !strings.Contains(msg, testnet.Addr(tn, 20).String()) {
+		t.Errorf("a port with an address: %q", msg)
+	}
+	ip("addr", "flush", "dev", vif)
 	c.refused(t, 1007, "configure_virtual_ip", testnet.Addr(tn, 10).Addr().String(), ctlIP)
 	if exists(pfx+"br2") || exists("xenbr9") || master(dev) != br || !hasAddr(ctl, ctlCIDR) {
 		t.Fatalf("a refused call changed the network")
@@ -193,6 +198,7 @@ func TestOVM3Network(t *testing.T) {
 	if v := c.ok(t, "ovs_local_config", "stop", ctl); !strings.HasPrefix(v.Text, "stop") || exists(ctl) {
 		t.Fatalf("ovs_local_config stop: %s, %s exists %v", v, ctl, exists(ctl))
 	}
+	c.ok(t, "ovs_local_config", "stop", ctl) // repeated (a lost reply): no error
 	if v := c.ok(t, "ovs_br_config", "stop", br, dev); !strings.HasPrefix(v.Text, "stop") || exists(br) || !exists(dev) || master(dev) != "" {
 		t.Fatalf("ovs_br_config stop: %s; bridge %v, %s in %q", v, exists(br), dev, master(dev))
 	}

@@ -42,6 +42,8 @@ var (
 	ErrNotMade = errors.New("device not made by this agent")
 	// ErrUnsupported: the kernel lacks what the change needs (802.1Q).
 	ErrUnsupported = errors.New("not supported by the kernel")
+	// ErrRecord: the record of changes cannot be read or written.
+	ErrRecord = errors.New("network record")
 )
 
 // commandTimeout bounds each ip command.
@@ -93,6 +95,9 @@ type Config struct {
 type Manager struct {
 	cfg Config
 	mu  sync.Mutex
+	// writeFile writes the record (atomicfile.WriteFile; tests make it
+	// fail).
+	writeFile func(path string, data []byte, perm fs.FileMode) error
 }
 
 // New is a Manager; nothing is read or run until a call.
@@ -100,7 +105,7 @@ func New(cfg Config) *Manager {
 	if cfg.SysClassNet == "" {
 		cfg.SysClassNet = "/sys/class/net"
 	}
-	return &Manager{cfg: cfg}
+	return &Manager{cfg: cfg, writeFile: atomicfile.WriteFile}
 }
 
 // CheckName checks that name is a device name.
@@ -191,6 +196,27 @@ func ipv4(name string) ([]netip.Prefix, error) {
 	return ps, nil
 }
 
+// portAddress is an address of device name that it would lose as a
+// bridge's port: an IPv4 one, or an IPv6 one that is not link-local;
+// "" when it has none.
+func portAddress(name string) (string, error) {
+	ifi, err := net.InterfaceByName(name)
+	if err != nil {
+		return "", fmt.Errorf("%w: %s: %v", ErrNotFound, name, err)
+	}
+	addrs, err := ifi.Addrs()
+	if err != nil {
+		return "", fmt.Errorf("read the addresses of %s: %v", name, err)
+	}
+	for _, a := range addrs {
+		ipn, ok := a.(*net.IPNet)
+		if ok && (ipn.IP.To4() != nil || !ipn.IP.IsLinkLocalUnicast()) {
+			return ipn.String(), nil
+		}
+	}
+	return "", nil
+}
+
 // --- running ip
 
 func (m *Manager) ipProgram() (string, error) {
@@ -270,20 +296,20 @@ func (m *Manager) Record() ([]Change, error) {
 		return nil, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("read the network record %s: %v", m.cfg.RecordFile, err)
+		return nil, fmt.Errorf("%w: read %s: %v", ErrRecord, m.cfg.RecordFile, err)
 	}
 	if len(b) > maxRecord {
-		return nil, fmt.Errorf("the network record %s is larger than %d bytes: not one this agent wrote; move it away", m.cfg.RecordFile, maxRecord)
+		return nil, fmt.Errorf("%w: %s is larger than %d bytes: not one this agent wrote; move it away", ErrRecord, m.cfg.RecordFile, maxRecord)
 	}
 	var r struct {
 		Changes []Change `json:"changes"`
 	}
 	if err := json.Unmarshal(b, &r); err != nil {
-		return nil, fmt.Errorf("the network record %s is not valid (%v): move it away (the devices it lists stay as they are)", m.cfg.RecordFile, err)
+		return nil, fmt.Errorf("%w: %s is not valid (%v): move it away (the devices it lists stay as they are)", ErrRecord, m.cfg.RecordFile, err)
 	}
 	for _, c := range r.Changes {
 		if err := c.check(); err != nil {
-			return nil, fmt.Errorf("the network record %s: %v: move it away", m.cfg.RecordFile, err)
+			return nil, fmt.Errorf("%w: %s: %v: move it away", ErrRecord, m.cfg.RecordFile, err)
 		}
 	}
 	return r.Changes, nil
@@ -327,8 +353,8 @@ func (m *Manager) save(cs []Change) error {
 	if err != nil {
 		return err
 	}
-	if err := atomicfile.WriteFile(m.cfg.RecordFile, append(b, '\n'), 0o600); err != nil {
-		return fmt.Errorf("write the network record: %v", err)
+	if err := m.writeFile(m.cfg.RecordFile, append(b, '\n'), 0o600); err != nil {
+		return fmt.Errorf("%w: %v", ErrRecord, err)
 	}
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -12,6 +13,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ovs-agent/ovs-agent/internal/atomicfile"
 	"github.com/ovs-agent/ovs-agent/internal/testnet"
 )
 
@@ -94,7 +96,8 @@ func TestLocalBridge(t *testing.T) {
 	if exists(br) || len(record(t, m)) != 0 {
 		t.Fatalf("after stop: exists %v, record %+v", exists(br), record(t, m))
 	}
-	if err := m.StopBridge(ctx, pats, br, ""); !errors.Is(err, ErrNotFound) {
+	// a repeated stop (a reply the manager lost) is no error and no change
+	if err := m.StopBridge(ctx, pats, br, ""); err != nil || len(record(t, m)) != 0 {
 		t.Fatalf("stop of a bridge that is not there: %v", err)
 	}
 }
@@ -258,8 +261,8 @@ func TestVLANRefusals(t *testing.T) {
 	if _, err := m.AddVLAN(ctx, pats, prefix()+"abcdefgh", 4000); !errors.Is(err, ErrInvalid) {
 		t.Errorf("VLAN name too long: %v", err)
 	}
-	if err := m.RemoveVLAN(ctx, pats, a, 5); !errors.Is(err, ErrNotFound) {
-		t.Errorf("remove of a VLAN that is not there: %v", err)
+	if err := m.RemoveVLAN(ctx, pats, a, 5); err != nil {
+		t.Errorf("remove of a VLAN that is not there (a repeated remove): %v", err)
 	}
 }
 
@@ -442,5 +445,93 @@ func TestSetRoute(t *testing.T) {
 	}
 	if err := m.StopBridge(ctx, pats, ctl, ""); err != nil || len(record(t, m)) != 0 {
 		t.Fatalf("stop: %v, record %+v", err, record(t, m))
+	}
+}
+
+// A record that cannot be written: a start is undone, a stop stands and
+// says to repeat it; neither panics.
+func TestRecordWriteFails(t *testing.T) {
+	devices(t)
+	m, pats := newManager(t)
+	ctx := context.Background()
+	br := prefix() + "c0"
+	if err := m.StartBridge(ctx, pats, br, ""); err != nil {
+		t.Fatal(err)
+	}
+	m.writeFile = func(string, []byte, fs.FileMode) error { return errors.New("disk full") }
+	br2 := prefix() + "c1"
+	if err := m.StartBridge(ctx, pats, br2, ""); !errors.Is(err, ErrRecord) || !strings.Contains(err.Error(), "undone") || exists(br2) {
+		t.Fatalf("a start whose record cannot be written: %v; %s left %v", err, br2, exists(br2))
+	}
+	err := m.StopBridge(ctx, pats, br, "")
+	if !errors.Is(err, ErrRecord) || !strings.Contains(err.Error(), "repeat the call") || exists(br) {
+		t.Fatalf("a stop whose record cannot be written: %v; %s exists %v", err, br, exists(br))
+	}
+	// written again, the repeated stop forgets it
+	m.writeFile = atomicfile.WriteFile
+	if err := m.StopBridge(ctx, pats, br, ""); err != nil || len(record(t, m)) != 0 {
+		t.Fatalf("the repeated stop: %v, record %+v", err, record(t, m))
+	}
+}
+
+// Names that iproute2 would read as an abbreviated keyword (br:
+// broadcast) are device names all the same.
+func TestKeywordNames(t *testing.T) {
+	m, _ := newManager(t)
+	ctx := context.Background()
+	for _, br := range []string{"br", "mtu"} {
+		if exists(br) {
+			t.Logf("%s exists on this host: not tried", br)
+			continue
+		}
+		t.Cleanup(func() { exec.Command("ip", "link", "del", "dev", br).Run() })
+		if err := m.StartBridge(ctx, []string{br}, br, ""); err != nil || !m.isBridge(br) {
+			t.Fatalf("start %s: %v", br, err)
+		}
+		if err := m.StopBridge(ctx, []string{br}, br, ""); err != nil || exists(br) {
+			t.Fatalf("stop %s: %v", br, err)
+		}
+	}
+}
+
+// Restore does not put a device that has an address now into its bridge,
+// and a stop on the host's bridge leaves a port the host has moved.
+func TestRestoreAndStopRespectTheHost(t *testing.T) {
+	a, b := prefix()+"a", prefix()+"b"
+	devices(t, a, b)
+	m, pats := newManager(t)
+	ctx := context.Background()
+	br := prefix() + "br"
+	if err := m.StartBridge(ctx, pats, br, a); err != nil {
+		t.Fatal(err)
+	}
+	ipCmd(t, "link", "del", "dev", br)
+	a9 := testnet.Addr(testnet.Free(t), 9)
+	ipCmd(t, "addr", "add", a9.String(), "dev", a)
+	restored, problems := m.Restore(ctx, pats)
+	if len(restored) != 1 || len(problems) != 1 || !errors.Is(problems[0], ErrBusy) || master(a) != "" {
+		t.Fatalf("restore with an address on the port: %+v %v; %s in %q", restored, problems, a, master(a))
+	}
+	ipCmd(t, "addr", "flush", "dev", a)
+	if err := m.StopBridge(ctx, pats, br, ""); err != nil {
+		t.Fatal(err)
+	}
+
+	// the host's bridge, a port this agent added, then moved by the host
+	hb, hb2 := prefix()+"hb", prefix()+"hc"
+	ipCmd(t, "link", "add", hb, "type", "bridge")
+	ipCmd(t, "link", "add", hb2, "type", "bridge")
+	if err := m.StartBridge(ctx, pats, hb, b); err != nil {
+		t.Fatal(err)
+	}
+	ipCmd(t, "link", "set", "dev", b, "master", hb2)
+	if err := m.StopBridge(ctx, pats, hb, b); err != nil || master(b) != hb2 || len(record(t, m)) != 0 {
+		t.Fatalf("stop after the host moved the port: %v; %s in %q, record %+v", err, b, master(b), record(t, m))
+	}
+	// a port carrying a global IPv6 address is refused as an IPv4 one is
+	ipCmd(t, "link", "set", "dev", b, "nomaster")
+	ipCmd(t, "-6", "addr", "add", "2001:db8::9/64", "dev", b, "nodad")
+	if err := m.StartBridge(ctx, pats, hb, b); !errors.Is(err, ErrBusy) || !strings.Contains(err.Error(), "2001:db8::9") {
+		t.Fatalf("a port with a global IPv6 address: %v", err)
 	}
 }

@@ -33,28 +33,33 @@ func (m *Manager) StartBridge(ctx context.Context, patterns []string, br, port s
 	return m.commit(ctx, cs, next)
 }
 
-// commit saves next when it differs from cs; when the save fails the
-// devices the changes since cs made are removed again.
+// commit saves next when it differs from cs. When the save fails after
+// a start (next is cs and more), the devices it made are removed again;
+// after a stop the removal stands, and the error says to repeat the call
+// once the record can be written.
 func (m *Manager) commit(ctx context.Context, cs, next []Change) error {
 	if slices.Equal(cs, next) {
 		return nil
 	}
 	if err := m.save(next); err != nil {
-		m.revert(cs, next)
-		return err
+		if len(next) > len(cs) && slices.Equal(next[:len(cs)], cs) {
+			m.revert(next[len(cs):])
+			return fmt.Errorf("%w (the change is undone)", err)
+		}
+		return fmt.Errorf("%w: the change is made on the host, but the record still lists what it removed: make the state directory writable and repeat the call", err)
 	}
 	return nil
 }
 
-// revert undoes the changes of next beyond cs (a save that failed).
-func (m *Manager) revert(cs, next []Change) {
+// revert undoes the changes added (a save that failed).
+func (m *Manager) revert(added []Change) {
 	var u undo
-	for _, c := range next[len(cs):] {
+	for _, c := range added {
 		switch c.Kind {
 		case KindBridge, KindVLAN:
-			u.push(func(ctx context.Context) error { return m.ip(ctx, "link", "del", c.Name) })
+			u.push(func(ctx context.Context) error { return m.ip(ctx, "link", "del", "dev", c.Name) })
 		case KindPort:
-			u.push(func(ctx context.Context) error { return m.ip(ctx, "link", "set", c.Name, "nomaster") })
+			u.push(func(ctx context.Context) error { return m.ip(ctx, "link", "set", "dev", c.Name, "nomaster") })
 		}
 	}
 	u.run()
@@ -86,10 +91,14 @@ func (m *Manager) startBridge(ctx context.Context, patterns []string, cs []Chang
 		}
 	} else {
 		if err := m.ip(ctx, "link", "add", "name", br, "type", "bridge"); err != nil {
+			var kl kernelLacks
+			if errors.As(err, &kl) {
+				return nil, fmt.Errorf("%w: make bridge %s: this kernel has no bridge support (module bridge): load it (modprobe bridge) (%v)", ErrUnsupported, br, err)
+			}
 			return nil, fmt.Errorf("make bridge %s: %w", br, err)
 		}
-		u.push(func(ctx context.Context) error { return m.ip(ctx, "link", "del", br) })
-		if err := m.ip(ctx, "link", "set", br, "up"); err != nil {
+		u.push(func(ctx context.Context) error { return m.ip(ctx, "link", "del", "dev", br) })
+		if err := m.ip(ctx, "link", "set", "dev", br, "up"); err != nil {
 			return nil, fmt.Errorf("bring bridge %s up: %w", br, err)
 		}
 		next = append(next, Change{Kind: KindBridge, Name: br})
@@ -109,18 +118,16 @@ func (m *Manager) startBridge(ctx context.Context, patterns []string, cs []Chang
 		default:
 			return nil, fmt.Errorf("%w: %s is a port of %s already: take it out of %s first", ErrBusy, port, mst, mst)
 		}
-		addrs, err := ipv4(port)
-		if err != nil {
+		if a, err := portAddress(port); err != nil {
 			return nil, err
+		} else if a != "" {
+			return nil, fmt.Errorf("%w: %s carries the address %s, which a bridge's port loses: move the address to bridge %s on the host, or name a device without one", ErrBusy, port, a, br)
 		}
-		if len(addrs) > 0 {
-			return nil, fmt.Errorf("%w: %s carries the IPv4 address %s, which a bridge's port loses: move the address to bridge %s on the host, or name a device without one", ErrBusy, port, addrs[0], br)
-		}
-		if err := m.ip(ctx, "link", "set", port, "master", br); err != nil {
+		if err := m.ip(ctx, "link", "set", "dev", port, "master", br); err != nil {
 			return nil, fmt.Errorf("put %s into bridge %s: %w", port, br, err)
 		}
-		u.push(func(ctx context.Context) error { return m.ip(ctx, "link", "set", port, "nomaster") })
-		if err := m.ip(ctx, "link", "set", port, "up"); err != nil {
+		u.push(func(ctx context.Context) error { return m.ip(ctx, "link", "set", "dev", port, "nomaster") })
+		if err := m.ip(ctx, "link", "set", "dev", port, "up"); err != nil {
 			return nil, fmt.Errorf("bring %s up: %w", port, err)
 		}
 		next = append(next, Change{Kind: KindPort, Name: port, Bridge: br})
@@ -133,8 +140,8 @@ func (m *Manager) startBridge(ctx context.Context, patterns []string, cs []Chang
 // where this package put it, and removes br when this package made it,
 // with the ports it put there. Refused: a bridge with a port this package
 // did not add (a running domain's vif: ErrBusy), a bridge or port the host
-// made itself (ErrNotMade), a name no record or device has (ErrNotFound).
-// A bridge the record lists that is gone already is no error.
+// made itself (ErrNotMade). A bridge that is not there (a repeated stop, a
+// reboot) is no error: the record forgets it.
 func (m *Manager) StopBridge(ctx context.Context, patterns []string, br, port string) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -160,10 +167,8 @@ func (m *Manager) stopBridge(ctx context.Context, patterns []string, cs []Change
 	}
 	ours := made(cs, br)
 	if !m.exists(br) {
-		if !ours {
-			return nil, fmt.Errorf("%w: bridge %s: no such network device", ErrNotFound, br)
-		}
-		return without(cs, func(c Change) bool { return c.Name == br || c.Bridge == br }), nil
+		// gone already (a repeated stop, a reboot): nothing to remove
+		return without(cs, func(c Change) bool { return (ours && c.Name == br) || c.Bridge == br }), nil
 	}
 	if !m.isBridge(br) {
 		return nil, fmt.Errorf("%w: %s is not a bridge", ErrInvalid, br)
@@ -176,8 +181,10 @@ func (m *Manager) stopBridge(ctx context.Context, patterns []string, cs []Change
 		if port == "" || !added(port) {
 			return nil, fmt.Errorf("%w: bridge %s is the host's own (this agent did not make it): remove it on the host", ErrNotMade, br)
 		}
-		if err := m.ip(ctx, "link", "set", port, "nomaster"); err != nil {
-			return nil, fmt.Errorf("take %s out of bridge %s: %w", port, br, err)
+		if m.master(port) == br {
+			if err := m.ip(ctx, "link", "set", "dev", port, "nomaster"); err != nil {
+				return nil, fmt.Errorf("take %s out of bridge %s: %w", port, br, err)
+			}
 		}
 		return without(cs, func(c Change) bool { return c.Kind == KindPort && c.Name == port && c.Bridge == br }), nil
 	}
@@ -190,7 +197,7 @@ func (m *Manager) stopBridge(ctx context.Context, patterns []string, cs []Change
 	if len(others) > 0 {
 		return nil, fmt.Errorf("%w: bridge %s has ports this agent did not put there (%s: a running domain's interfaces, or the host's): stop those domains or take the ports out first", ErrBusy, br, strings.Join(others, " "))
 	}
-	if err := m.ip(ctx, "link", "del", br); err != nil {
+	if err := m.ip(ctx, "link", "del", "dev", br); err != nil {
 		return nil, fmt.Errorf("remove bridge %s: %w", br, err)
 	}
 	return without(cs, func(c Change) bool { return c.Name == br || c.Bridge == br }), nil
@@ -240,13 +247,14 @@ func (m *Manager) addVLAN(ctx context.Context, patterns []string, cs []Change, d
 		return "", nil, fmt.Errorf("%w: %s exists and is not VLAN %d of %s: remove it on the host", ErrExists, name, id, dev)
 	}
 	if err := m.ip(ctx, "link", "add", "link", dev, "name", name, "type", "vlan", "id", strconv.Itoa(id)); err != nil {
-		if errors.Is(err, ErrUnsupported) {
+		var kl kernelLacks
+		if errors.As(err, &kl) {
 			return "", nil, fmt.Errorf("%w: make VLAN device %s: this kernel has no 802.1Q VLAN support (module 8021q): load it (modprobe 8021q), or use a kernel that has it (%v)", ErrUnsupported, name, err)
 		}
 		return "", nil, fmt.Errorf("make VLAN device %s: %w", name, err)
 	}
-	if err := m.ip(ctx, "link", "set", name, "up"); err != nil {
-		_ = m.ip(ctx, "link", "del", name)
+	if err := m.ip(ctx, "link", "set", "dev", name, "up"); err != nil {
+		_ = m.ip(ctx, "link", "del", "dev", name)
 		return "", nil, fmt.Errorf("bring %s up: %w", name, err)
 	}
 	return name, append(slices.Clone(cs), Change{Kind: KindVLAN, Name: name, Link: dev, VLAN: id}), nil
@@ -273,8 +281,8 @@ func vlanOf(name string) (link string, id int, ok bool) {
 
 // RemoveVLAN removes the VLAN device <dev>.<id> this package made.
 // Refused for one the host made (ErrNotMade) and one that is a bridge's
-// port (ErrBusy: stop the bridge first). One the record lists that is gone
-// already is no error.
+// port (ErrBusy: stop the bridge first). One that is not there (a repeated
+// remove) is no error.
 func (m *Manager) RemoveVLAN(ctx context.Context, patterns []string, dev string, id int) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -301,18 +309,16 @@ func (m *Manager) removeVLAN(ctx context.Context, patterns []string, cs []Change
 		return nil, err
 	}
 	ours := made(cs, name)
-	if !m.exists(name) {
-		if !ours {
-			return nil, fmt.Errorf("%w: VLAN device %s: no such network device", ErrNotFound, name)
-		}
-	} else {
+	// One that is gone already (a repeated remove, a reboot) leaves
+	// nothing to remove.
+	if m.exists(name) {
 		if !ours {
 			return nil, fmt.Errorf("%w: VLAN device %s is the host's own (this agent did not make it): remove it on the host", ErrNotMade, name)
 		}
 		if mst := m.master(name); mst != "" {
 			return nil, fmt.Errorf("%w: %s is a port of bridge %s: stop that bridge first (ovs_vlan_bridge stop, or ovs_br_config stop)", ErrBusy, name, mst)
 		}
-		if err := m.ip(ctx, "link", "del", name); err != nil {
+		if err := m.ip(ctx, "link", "del", "dev", name); err != nil {
 			return nil, fmt.Errorf("remove VLAN device %s: %w", name, err)
 		}
 	}
@@ -338,7 +344,7 @@ func (m *Manager) StartVLANBridge(ctx context.Context, patterns []string, br, de
 	}
 	next, err := m.startBridge(ctx, patterns, mid, br, name)
 	if err != nil {
-		m.revert(cs, mid)
+		m.revert(mid[len(cs):])
 		return "", err
 	}
 	return name, m.commit(ctx, cs, next)
@@ -366,11 +372,16 @@ func (m *Manager) StopVLANBridge(ctx context.Context, patterns []string, br, dev
 		return err
 	}
 	if made(next, name) {
-		if next, err = m.removeVLAN(ctx, patterns, next, dev, id); err != nil {
-			// the bridge is gone: record that much
-			_ = m.commit(ctx, cs, without(cs, func(c Change) bool { return c.Name == br || c.Bridge == br }))
+		after, err := m.removeVLAN(ctx, patterns, next, dev, id)
+		if err != nil {
+			// the bridge is gone: record that much; a repeated stop
+			// removes the VLAN device
+			if cerr := m.commit(ctx, cs, next); cerr != nil {
+				return cerr
+			}
 			return err
 		}
+		next = after
 	}
 	return m.commit(ctx, cs, next)
 }
@@ -558,7 +569,7 @@ func (m *Manager) SetRoute(ctx context.Context, patterns []string, dev string, p
 		}
 		u.push(func(ctx context.Context) error { return m.ip(ctx, "-4", "route", "del", p.String(), "dev", dev) })
 	}
-	if err := m.ip(ctx, "link", "set", dev, "arp", "on"); err != nil {
+	if err := m.ip(ctx, "link", "set", "dev", dev, "arp", "on"); err != nil {
 		return fmt.Errorf("turn ARP on for %s: %w", dev, err)
 	}
 	c := Change{Kind: KindRoute, Name: dev, Address: p.String()}
@@ -608,12 +619,15 @@ func (m *Manager) restore(ctx context.Context, c Change) (bool, error) {
 	switch c.Kind {
 	case KindBridge:
 		if m.exists(c.Name) {
+			if !m.isBridge(c.Name) {
+				return false, fmt.Errorf("make bridge %s again: %w: a device of that name that is not a bridge is there", c.Name, ErrExists)
+			}
 			return false, nil
 		}
 		if err := m.ip(ctx, "link", "add", "name", c.Name, "type", "bridge"); err != nil {
 			return false, fmt.Errorf("make bridge %s again: %w", c.Name, err)
 		}
-		return true, m.ip(ctx, "link", "set", c.Name, "up")
+		return true, m.ip(ctx, "link", "set", "dev", c.Name, "up")
 	case KindVLAN:
 		if m.exists(c.Name) {
 			return false, nil
@@ -624,7 +638,7 @@ func (m *Manager) restore(ctx context.Context, c Change) (bool, error) {
 		if err := m.ip(ctx, "link", "add", "link", c.Link, "name", c.Name, "type", "vlan", "id", strconv.Itoa(c.VLAN)); err != nil {
 			return false, fmt.Errorf("make VLAN device %s again: %w", c.Name, err)
 		}
-		return true, m.ip(ctx, "link", "set", c.Name, "up")
+		return true, m.ip(ctx, "link", "set", "dev", c.Name, "up")
 	case KindPort:
 		if !m.exists(c.Name) || !m.exists(c.Bridge) {
 			return false, fmt.Errorf("put %s into bridge %s again: %w", c.Name, c.Bridge, ErrNotFound)
@@ -634,10 +648,18 @@ func (m *Manager) restore(ctx context.Context, c Change) (bool, error) {
 		} else if mst != "" {
 			return false, fmt.Errorf("put %s into bridge %s again: %w: it is a port of %s", c.Name, c.Bridge, ErrBusy, mst)
 		}
-		if err := m.ip(ctx, "link", "set", c.Name, "master", c.Bridge); err != nil {
+		if !m.isBridge(c.Bridge) || m.isBridge(c.Name) {
+			return false, fmt.Errorf("put %s into bridge %s again: %w: %s is not a bridge, or %s is one", c.Name, c.Bridge, ErrInvalid, c.Bridge, c.Name)
+		}
+		if a, err := portAddress(c.Name); err != nil {
+			return false, err
+		} else if a != "" {
+			return false, fmt.Errorf("put %s into bridge %s again: %w: it carries the address %s now, which a bridge's port loses", c.Name, c.Bridge, ErrBusy, a)
+		}
+		if err := m.ip(ctx, "link", "set", "dev", c.Name, "master", c.Bridge); err != nil {
 			return false, fmt.Errorf("put %s into bridge %s again: %w", c.Name, c.Bridge, err)
 		}
-		return true, m.ip(ctx, "link", "set", c.Name, "up")
+		return true, m.ip(ctx, "link", "set", "dev", c.Name, "up")
 	case KindAddress:
 		p := netip.MustParsePrefix(c.Address)
 		cur, err := ipv4(c.Name)
