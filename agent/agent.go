@@ -89,6 +89,7 @@ type Agent struct {
 	qemu       *qemuhost.Host // what this host offers qemu domains ([qemu])
 	sampler    *hostinfo.Sampler
 	hostnet    *hostnet.Manager // the agent 3 network calls' changes
+	imports    importing        // the agent 3 import_virtual_disk calls under way
 	pool       *poolLink        // nil when [pool] names no pool
 	// poolStopped is the pool's part of a domain that stopped on its
 	// own (set once the pool link exists; the registry opens before it).

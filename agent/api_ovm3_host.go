@@ -78,6 +78,7 @@ func (a *Agent) ovm3CopyFile(ctx context.Context, args xmlrpc.Args) (any, error)
 	if err != nil {
 		return nil, fileFault("copy_file destination", err)
 	}
+	longCall(ctx) // a large image's copy may take longer than the write timeout
 	if !args.Has(2) || args.Bool(2) {
 		err = sparsecopy.Copy(ctx, dst, src, fi.Size())
 	} else {

@@ -32,6 +32,7 @@ func (a *Agent) ovm3MigrateVM(ctx context.Context, args xmlrpc.Args) (any, error
 		return nil, xmlrpc.Faultf(xmlrpc.BadState, "vm %s (domain %s) is stopped: a stopped vm is not migrated; on a repository both hosts share, start_vm it on %s", args.String(1), name, args.String(2))
 	}
 	opts := map[string]any{"live": args.Bool(3), "ssl": args.Bool(4)}
+	longCall(ctx) // answers when the move is over
 	res, err := a.rpc.Call(ctx, "domain.migrate", xmlrpc.Params{name, args.String(2), opts})
 	if err != nil {
 		return nil, err
@@ -85,6 +86,7 @@ func (a *Agent) ovm3SaveVM(ctx context.Context, args xmlrpc.Args) (any, error) {
 		return nil, err
 	}
 	v, _ := a.ovm3Target(args)
+	longCall(ctx) // a large vm's image
 	return nil, a.callOwn(ctx, "domain.save", name, path.Join(v.mount, v.dir(), ovm3SaveImage))
 }
 
@@ -94,6 +96,7 @@ func (a *Agent) ovm3RestoreVM(ctx context.Context, args xmlrpc.Args) (any, error
 	}
 	v, _ := a.ovm3Target(args)
 	img := path.Join(v.mount, v.dir(), ovm3SaveImage)
+	longCall(ctx)
 	if err := a.callOwn(ctx, "domain.restore", img); err != nil {
 		return nil, err
 	}

@@ -175,7 +175,8 @@ func plainFiles(mount, folder string) []string {
 	ents, _ := dir.ReadDir(folderLimit)
 	var out []string
 	for _, e := range ents {
-		if e.Type().IsRegular() {
+		// hidden files are not the repository's (an import's partial file)
+		if e.Type().IsRegular() && !strings.HasPrefix(e.Name(), ".") {
 			out = append(out, e.Name())
 		}
 	}

@@ -92,7 +92,25 @@ func (a *Agent) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if by := r.Header.Get(poolmaster.ForwardedHeader); by != "" && len(by) <= 128 {
 		caller.ForwardedBy = by
 	}
-	a.rpc.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), callerKey{}, caller)))
+	ctx := context.WithValue(r.Context(), callerKey{}, caller)
+	ctx = context.WithValue(ctx, longCallKey{}, func() {
+		_ = http.NewResponseController(w).SetWriteDeadline(time.Time{})
+	})
+	a.rpc.ServeHTTP(w, r.WithContext(ctx))
+}
+
+type longCallKey struct{}
+
+// longCall lifts the API server's write timeout (10 minutes)
+// for the call of ctx: a call that copies or moves a whole image (copy_file,
+// import_virtual_disk, migrate_vm) answers when it is done, however long
+// that takes, and its answer still reaches the caller. Each such call has
+// bounds of its own (the copy's end, an idle timeout, the migration's
+// progress timeout).
+func longCall(ctx context.Context) {
+	if f, ok := ctx.Value(longCallKey{}).(func()); ok {
+		f()
+	}
 }
 
 func isUnix(c net.Conn) bool {

@@ -82,12 +82,35 @@ func TestOVM3ImportVirtualDisk(t *testing.T) {
 		t.Errorf("discover_repositories does not list the imported disk:\n%s", d)
 	}
 
-	// Refused, each leaving VirtualDisks as it is.
+	// Refused, each leaving VirtualDisks as it is, none quoting the
+	// credentials.
+	var faults []string
+	refused := func(code int, params ...any) string {
+		t.Helper()
+		msg := c.refused(t, code, "import_virtual_disk", params...)
+		faults = append(faults, msg)
+		return msg
+	}
+	// a partial file a killed agent left is swept by the next import
+	stale := filepath.Join(disks, ".old.img.part-ABCDEFGHIJKLMNOP")
+	os.WriteFile(stale, []byte("left over"), 0o644)
 	c.refused(t, 1004, "import_virtual_disk", url("/tmpl/disk.raw"), "0004fb00001200001.img", repo)
-	c.refused(t, 1002, "import_virtual_disk", url("/tmpl/none.raw"), "d2.img", repo)
-	c.refused(t, -32603, "import_virtual_disk", srv.URL+"/tmpl/disk.raw", "d2.img", repo) // 401 without the credentials
-	if msg := c.refused(t, 1005, "import_virtual_disk", url("/tmpl/huge.raw"), "d3.img", repo); !strings.Contains(msg, "free space") {
+	if _, err := os.Stat(stale); !os.IsNotExist(err) {
+		t.Errorf("the stale partial file is still there: %v", err)
+	}
+	refused(1002, url("/tmpl/none.raw"), "d2.img", repo)
+	if msg := refused(-32602, srv.URL+"/tmpl/disk.raw", "d2.img", repo); !strings.Contains(msg, "user:password") { // 401 without the credentials
+		t.Errorf("a 401: %q", msg)
+	}
+	if msg := refused(1005, url("/tmpl/huge.raw"), "d3.img", repo); !strings.Contains(msg, "free space") {
 		t.Errorf("an image larger than the free space: %q", msg)
+	}
+	refused(-32602, "http://cloud:s3cret/pw@127.0.0.1/tmpl/disk.raw", "d3.img", repo) // a / in the password
+	refused(-32602, strings.Replace(url("/tmpl/disk.raw"), "http:", "ftp:", 1), "d3.img", repo)
+	for _, f := range faults {
+		if strings.Contains(f, "s3cret") {
+			t.Errorf("a fault quotes the credentials: %q", f)
+		}
 	}
 	c.refused(t, -32602, "import_virtual_disk", "ftp://127.0.0.1/disk.raw", "d4.img", repo)
 	c.refused(t, -32602, "import_virtual_disk", "/etc/passwd", "d4.img", repo)
@@ -123,6 +146,9 @@ func TestOVM3ImportVirtualDisk(t *testing.T) {
 	}
 	if got := names(); len(got) != 2 || !strings.HasPrefix(got[0], ".d5.img.part-") {
 		t.Fatalf("during the slow import VirtualDisks holds %v, want its hidden partial file too", got)
+	}
+	if d := c.ok(t, "discover_repositories", repo).Text; strings.Contains(d, ".d5.img") {
+		t.Errorf("discover_repositories lists the partial file:\n%s", d)
 	}
 	cancel()
 	<-done

@@ -112,6 +112,11 @@ func CheckURL(rawURL string) (*url.URL, error) {
 		}
 		return nil, fmt.Errorf("download: bad URL (%s): %s", why, giveURL)
 	}
+	if u.User == nil && strings.Contains(rawURL, "@") {
+		// a user:password@ whose password holds / ? or # ends the host
+		// early: the rest (the password) would be taken for the path
+		return nil, fmt.Errorf("download: the URL has an '@' but no user:password@ before its host: escape / ? # and @ in the user name and password (%%2F %%3F %%23 %%40), or @ elsewhere as %%40: %s", giveURL)
+	}
 	switch {
 	case u.Scheme != "http" && u.Scheme != "https":
 		if u.Scheme == "" {
@@ -122,6 +127,20 @@ func CheckURL(rawURL string) (*url.URL, error) {
 		return nil, fmt.Errorf("download: the URL has no host: %s", giveURL)
 	}
 	return u, nil
+}
+
+// partInfix is in the name of Fetch's temporary file, ".NAME.part-XXXX".
+const partInfix = ".part-"
+
+// IsPartial reports whether a file name is one of Fetch's temporary files
+// (a hidden ".NAME.part-" and 16 random characters): what a transfer that
+// was killed leaves, for the caller to sweep when none runs.
+func IsPartial(name string) bool {
+	i := strings.LastIndex(name, partInfix)
+	if !strings.HasPrefix(name, ".") || i < 2 || len(name)-i-len(partInfix) != 16 {
+		return false
+	}
+	return strings.Trim(name[i+len(partInfix):], "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567") == ""
 }
 
 // CheckName accepts one plain file name: not empty, no '/' or NUL, not
@@ -256,7 +275,7 @@ func (f *fetch) run(u *url.URL) (Result, error) {
 		return Result{}, f.errorf("the image is %d bytes, more than the %d bytes allowed (free space): make room in the repository first: %w", f.total, f.MaxBytes, ErrTooLarge)
 	}
 
-	tmp := "." + f.name[:min(len(f.name), MaxNameBytes-32)] + ".part-" + rand.Text()[:16]
+	tmp := "." + f.name[:min(len(f.name), MaxNameBytes-32)] + partInfix + rand.Text()[:16]
 	file, err := f.dir.OpenFile(tmp, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
 	if err != nil {
 		return Result{}, f.errorf("%w", err)

@@ -529,3 +529,28 @@ func TestFetchSecrets(t *testing.T) {
 		t.Errorf("%d progress lines in %d", progress, logs.Len())
 	}
 }
+
+func TestIsPartial(t *testing.T) {
+	for name, want := range map[string]bool{
+		".disk.img.part-ABCDEFGHIJKLMNOP": true,
+		".d.part-2345672345672345":        true,
+		"disk.img.part-ABCDEFGHIJKLMNOP":  false, // not hidden
+		".disk.img.part-ABCDEFGHIJKLMNO":  false, // 15
+		".disk.img.part-abcdefghijklmnop": false,
+		".disk.img":                       false,
+		".part-ABCDEFGHIJKLMNOP":          false,
+	} {
+		if IsPartial(name) != want {
+			t.Errorf("IsPartial(%q) = %v", name, !want)
+		}
+	}
+}
+
+func TestCheckURLPasswordWithSlash(t *testing.T) {
+	for _, u := range []string{"http://admin:1234/5678@files.example/img.raw", "https://files.example/a@b"} {
+		_, err := CheckURL(u)
+		if err == nil || strings.Contains(err.Error(), "1234") || strings.Contains(err.Error(), "5678") || !strings.Contains(err.Error(), "%2F") {
+			t.Errorf("CheckURL(%q): %v", u, err)
+		}
+	}
+}
