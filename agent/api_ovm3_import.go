@@ -25,31 +25,38 @@ const maxImports = 4
 // files of a killed import are swept when none runs there.
 type importing struct {
 	mu     sync.Mutex
+	byRepo map[string]map[string]bool // repository id -> disk ids
 	total  int
-	byRepo map[string]int
 }
 
-// begin takes a slot for repository id; first reports that no other
-// import runs there.
-func (im *importing) begin(id string) (first, ok bool) {
+// begin takes a slot for disk of repository id; first reports that no
+// other import runs there. A second import of the same disk is refused
+// at once (it would fetch the whole image to find the file exists).
+func (im *importing) begin(id, disk string) (first bool, err error) {
 	im.mu.Lock()
 	defer im.mu.Unlock()
+	if im.byRepo[id][disk] {
+		return false, xmlrpc.Faultf(xmlrpc.Busy, "import_virtual_disk: disk %s of repository %s is being imported already: wait for that call", disk, id)
+	}
 	if im.total >= maxImports {
-		return false, false
+		return false, xmlrpc.Faultf(xmlrpc.Busy, "import_virtual_disk: %d imports are under way already: try again when one has ended", maxImports)
 	}
 	if im.byRepo == nil {
-		im.byRepo = map[string]int{}
+		im.byRepo = map[string]map[string]bool{}
+	}
+	if im.byRepo[id] == nil {
+		im.byRepo[id] = map[string]bool{}
 	}
 	im.total++
-	im.byRepo[id]++
-	return im.byRepo[id] == 1, true
+	im.byRepo[id][disk] = true
+	return len(im.byRepo[id]) == 1, nil
 }
 
-func (im *importing) end(id string) {
+func (im *importing) end(id, disk string) {
 	im.mu.Lock()
 	defer im.mu.Unlock()
 	im.total--
-	if im.byRepo[id]--; im.byRepo[id] == 0 {
+	if delete(im.byRepo[id], disk); len(im.byRepo[id]) == 0 {
 		delete(im.byRepo, id)
 	}
 }
@@ -93,11 +100,11 @@ func (a *Agent) ovm3ImportDisk(ctx context.Context, args xmlrpc.Args) (any, erro
 	if !ok {
 		return nil, xmlrpc.Faultf(xmlrpc.NotFound, "import_virtual_disk: no repository %s is mounted on this host (discover_repositories lists them)", id)
 	}
-	first, ok := a.imports.begin(id)
-	if !ok {
-		return nil, xmlrpc.Faultf(xmlrpc.Busy, "import_virtual_disk: %d imports are under way already: try again when one has ended", maxImports)
+	first, err := a.imports.begin(id, disk)
+	if err != nil {
+		return nil, err
 	}
-	defer a.imports.end(id)
+	defer a.imports.end(id, disk)
 	if !mountedAt(mp) {
 		return nil, xmlrpc.Faultf(xmlrpc.BadState, "import_virtual_disk: repository %s is not mounted at %s now (unmounted behind the agent's back?): nothing was written; mount it again (ovm repo mount, or add_repository)", id, mp)
 	}

@@ -147,6 +147,7 @@ func TestOVM3ImportVirtualDisk(t *testing.T) {
 	if got := names(); len(got) != 2 || !strings.HasPrefix(got[0], ".d5.img.part-") {
 		t.Fatalf("during the slow import VirtualDisks holds %v, want its hidden partial file too", got)
 	}
+	refused(1006, url("/tmpl/disk.raw"), "d5.img", repo) // the same disk, while it is imported
 	if d := c.ok(t, "discover_repositories", repo).Text; strings.Contains(d, ".d5.img") {
 		t.Errorf("discover_repositories lists the partial file:\n%s", d)
 	}
