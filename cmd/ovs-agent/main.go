@@ -67,7 +67,7 @@ operator: status, configure, check-config, hash-password, version, and repo
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.SetArgs(args)
-	root.AddCommand(serveCmd(), statusCmd(), configureCmd(), checkConfigCmd(), hashPasswordCmd(), versionCmd(), repoCmd())
+	root.AddCommand(serveCmd(), statusCmd(), configureCmd(), checkConfigCmd(), hashPasswordCmd(), versionCmd(), repoCmd(), cloudstackSSHCmd())
 	root.AddCommand(genManCmd(root))
 	err := root.Execute()
 	if err == nil {
