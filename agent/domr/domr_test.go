@@ -181,4 +181,3 @@ func TestParseKey(t *testing.T) {
 		t.Errorf("an encrypted key: %v", err)
 	}
 }
-
