@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ovs-agent/ovs-agent/internal/sshtest"
 	"github.com/ovs-agent/ovs-agent/internal/testnet"
 )
 
@@ -108,6 +109,39 @@ func TestOVM3Network(t *testing.T) {
 	}
 	if !routedOnto(half, ctl) {
 		t.Fatalf("no route to %s onto %s", half, ctl)
+	}
+	// The system VMs on the control network (a stand-in sshd on the
+	// control address, port 3922): CloudStack's key, a command, a file.
+	key, keyPEM := sshtest.ClientKey(t)
+	sshtest.Serve(t, net.JoinHostPort(ctlIP, "3922"), key.PublicKey())
+	c.refused(t, 1003, "exec_domr", ctlIP, "true") // no key yet
+	c.refused(t, -32602, "ovs_upload_ssh_key", "id_rsa.cloud", "not a key")
+	c.refused(t, -32602, "ovs_upload_ssh_key", "../id_rsa", string(keyPEM))
+	if v := c.ok(t, "ovs_upload_ssh_key", "id_rsa.cloud", string(keyPEM)); v.Type != "boolean" || v.Text != "1" {
+		t.Fatalf("ovs_upload_ssh_key: %s", v)
+	}
+	res := c.ok(t, "exec_domr", ctlIP, "echo $((6*7)) the-secret-pw; echo warn >&2; exit 4")
+	if res.Members["rc"].Type != "int" || res.Members["rc"].Text != "4" || res.Members["out"].Text != "42 the-secret-pw\n" || res.Members["err"].Text != "warn\n" {
+		t.Fatalf("exec_domr: %s", res)
+	}
+	if v := c.ok(t, "check_domr_ssh", ctlIP); v.Text != "1" {
+		t.Errorf("check_domr_ssh: %s", v)
+	}
+	if v := c.ok(t, "check_domr_port", ctlIP, 3922); v.Text != "1" {
+		t.Errorf("check_domr_port: %s", v)
+	}
+	if v := c.ok(t, "check_dom0_port", "127.0.0.1", freePort(t, "127.0.0.1"), 1); v.Text != "0" {
+		t.Errorf("check_dom0_port of a closed port: %s", v)
+	}
+	vmData := t.TempDir()
+	c.ok(t, "ovs_domr_upload_file", ctlIP, vmData, "vm_data.json", `{"router": "config"}`)
+	if b, err := os.ReadFile(filepath.Join(vmData, "vm_data.json")); err != nil || string(b) != `{"router": "config"}` {
+		t.Errorf("ovs_domr_upload_file wrote %q, %v", b, err)
+	}
+	c.refused(t, 1001, "exec_domr", "127.0.0.1", "true") // not on the control network
+	c.refused(t, -32602, "ovs_domr_upload_file", ctlIP, "tmp", "x", "y")
+	if strings.Contains(a.Log(), "the-secret-pw") {
+		t.Error("the agent's log holds a system VM command")
 	}
 	c.refused(t, -32602, "ovs_control_interface", ctl, "169.254.0.1")
 	c.refused(t, 1007, "ovs_control_interface", "lo", half.String())

@@ -584,6 +584,28 @@ func (m *Manager) SetRoute(ctx context.Context, patterns []string, dev string, p
 	return nil
 }
 
+// Networks are the IPv4 networks the recorded changes put on this
+// host's devices (the networks of the addresses given, and the routes
+// made): CloudStack's control network, where its system VMs are.
+func (m *Manager) Networks() ([]netip.Prefix, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	cs, err := m.Record()
+	if err != nil {
+		return nil, err
+	}
+	var ps []netip.Prefix
+	for _, c := range cs {
+		if c.Kind != KindAddress && c.Kind != KindRoute {
+			continue
+		}
+		if p, err := netip.ParsePrefix(c.Address); err == nil && !slices.Contains(ps, p.Masked()) {
+			ps = append(ps, p.Masked())
+		}
+	}
+	return ps, nil
+}
+
 // Restore makes again what the record lists and the kernel no longer has
 // (after a reboot): bridges and VLAN devices, brought up, ports put back
 // into their bridges, addresses given back. A change whose devices the
