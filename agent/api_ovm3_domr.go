@@ -52,6 +52,8 @@ func (a *Agent) ovm3DomrMethods() []xmlrpc.Def {
 			Help: "CloudStack's agent module: whether a TCP connection to ip:port (default 3922) opens within timeout seconds (default 3, at most 10)."},
 		{Name: "check_dom0_port", Result: xmlrpc.Boolean, Run: a.ovm3CheckPort, Params: []xmlrpc.Param{str("ip"), xmlrpc.Opt("port", xmlrpc.Int), xmlrpc.Opt("timeout", xmlrpc.Int)},
 			Help: "CloudStack's agent module: whether a TCP connection from this host to ip:port (default 3922) opens within timeout seconds (default 3, at most 10): a system VM's ssh port, a pool's virtual IP."},
+		{Name: "ping", Result: xmlrpc.Boolean, Run: a.ovm3Ping, Params: []xmlrpc.Param{str("host"), xmlrpc.Opt("count", xmlrpc.Int)},
+			Help: "CloudStack's agent module: whether the IPv4 address host answers one of count (default 3, at most 10) ICMP echo requests, one a second (CloudStack's host and pool address checks)."},
 		{Name: "ovs_domr_upload_file", Result: xmlrpc.Boolean, Run: a.ovm3DomrUpload, Params: []xmlrpc.Param{str("domr"), str("path"), str("file"), str("content")},
 			Help: "CloudStack's agent module: write content (at most 16 MiB) into path/file on the system VM at domr, by scp over ssh as exec_domr connects; path must exist there. Answers true." + onControl},
 	}
@@ -199,6 +201,18 @@ func (a *Agent) ovm3CheckPort(ctx context.Context, args xmlrpc.Args) (any, error
 	}
 	timeout := time.Duration(min(max(args.IntOr(2, 3), 1), 10)) * time.Second
 	return domr.CheckPort(ctx, netip.AddrPortFrom(addr, uint16(port)), timeout), nil
+}
+
+func (a *Agent) ovm3Ping(ctx context.Context, args xmlrpc.Args) (any, error) {
+	addr, err := netip.ParseAddr(args.String(0))
+	if err != nil || !addr.Is4() {
+		return nil, xmlrpc.Faultf(xmlrpc.BadParams, "ping: %.64q is not an IPv4 address", args.String(0))
+	}
+	ok, err := domr.Ping(ctx, addr, int(min(max(args.IntOr(1, 3), 1), 10)))
+	if err != nil {
+		return nil, xmlrpc.Faultf(xmlrpc.Internal, "ping: %v", err)
+	}
+	return ok, nil
 }
 
 func (a *Agent) ovm3DomrUpload(ctx context.Context, args xmlrpc.Args) (any, error) {

@@ -138,6 +138,13 @@ func TestOVM3Network(t *testing.T) {
 	if b, err := os.ReadFile(filepath.Join(vmData, "vm_data.json")); err != nil || string(b) != `{"router": "config"}` {
 		t.Errorf("ovs_domr_upload_file wrote %q, %v", b, err)
 	}
+	if v := c.ok(t, "ping", "127.0.0.1"); v.Text != "1" {
+		t.Errorf("ping 127.0.0.1: %s", v)
+	}
+	if v := c.ok(t, "ping", testnet.Addr(tn, 77).Addr().String(), 1); v.Text != "0" { // nobody on control0 has it
+		t.Errorf("ping of an address nobody has: %s", v)
+	}
+	c.refused(t, -32602, "ping", "example.com")
 	c.refused(t, 1001, "exec_domr", "127.0.0.1", "true") // not on the control network
 	c.refused(t, -32602, "ovs_domr_upload_file", ctlIP, "tmp", "x", "y")
 	if strings.Contains(a.Log(), "the-secret-pw") {

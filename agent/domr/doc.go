@@ -3,7 +3,8 @@
 // Python module CloudStack installs into Oracle VM Agent 3 does: run a
 // command (exec_domr) and copy a file in (ovs_domr_upload_file) as root on
 // port 3922 of their link-local control address, with the system VM key
-// the manager uploaded; and check that a TCP port answers.
+// the manager uploaded; check that a TCP port answers; and ping an address
+// (ICMP echo, for the module's ping: another host, a pool's address).
 //
 // The system VMs are rebuilt with new host keys at the same addresses, on
 // a network that is this host's own (a bridge with no device: control0),

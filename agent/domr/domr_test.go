@@ -94,3 +94,14 @@ func TestParseKey(t *testing.T) {
 		t.Errorf("an encrypted key: %v", err)
 	}
 }
+
+func TestPing(t *testing.T) {
+	if ok, err := Ping(context.Background(), netip.MustParseAddr("127.0.0.1"), 3); err != nil || !ok {
+		t.Fatalf("ping 127.0.0.1: %v %v", ok, err)
+	}
+	// an address nobody answers: TestOVM3Network (on its control bridge,
+	// so that no packet leaves the host)
+	if _, err := Ping(context.Background(), netip.MustParseAddr("::1"), 1); err == nil {
+		t.Fatal("IPv6 taken")
+	}
+}
