@@ -9,7 +9,9 @@ import (
 	"path"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	"go.uber.org/zap"
@@ -28,8 +30,12 @@ const csKeyDir = "cloudstack-keys"
 // csSystemKey is the name CloudStack's module gives the system VM key.
 const csSystemKey = "id_rsa.cloud"
 
-// domrTimeout bounds one exec_domr or ovs_domr_upload_file.
-const domrTimeout = 5 * time.Minute
+// domrTimeout bounds one exec_domr or ovs_domr_upload_file (CloudStack
+// gives its router scripts 10 minutes).
+const domrTimeout = domr.MaxTimeout
+
+// maxKeys bounds the keys kept.
+const maxKeys = 16
 
 // keyNameRE is a key's file name.
 var keyNameRE = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$`)
@@ -79,10 +85,28 @@ func (a *Agent) ovm3UploadKey(_ context.Context, args xmlrpc.Args) (any, error) 
 	if err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+	dir := filepath.Dir(p)
+	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
 		return nil, fileFault("ovs_upload_ssh_key", err)
 	}
+	// the folder and the key are the agent's alone, whatever was there
+	if fi, err := os.Lstat(dir); err != nil || !fi.IsDir() {
+		return nil, xmlrpc.Faultf(xmlrpc.BadState, "ovs_upload_ssh_key: %s is not a folder (a symbolic link?): remove it", dir)
+	}
+	if err := os.Chmod(dir, 0o700); err != nil {
+		return nil, fileFault("ovs_upload_ssh_key", err)
+	}
+	if fi, err := os.Lstat(p); err == nil && !fi.Mode().IsRegular() {
+		return nil, xmlrpc.Faultf(xmlrpc.BadState, "ovs_upload_ssh_key: %s is not a regular file: remove it", p)
+	} else if errors.Is(err, fs.ErrNotExist) {
+		if ents, _ := os.ReadDir(dir); len(ents) >= maxKeys {
+			return nil, xmlrpc.Faultf(xmlrpc.NoResources, "ovs_upload_ssh_key: %d keys are kept already (%s): remove the ones no longer used", maxKeys, dir)
+		}
+	}
 	if err := atomicfile.WriteFile(p, []byte(content), 0o600); err != nil {
+		return nil, fileFault("ovs_upload_ssh_key", err)
+	}
+	if err := os.Chmod(p, 0o600); err != nil {
 		return nil, fileFault("ovs_upload_ssh_key", err)
 	}
 	a.log.Info("system VM key kept", zap.String("key", name))
@@ -141,21 +165,28 @@ func (a *Agent) domrTarget(method, ip string) (domr.Target, error) {
 	if err != nil {
 		return domr.Target{}, netFault(method, err)
 	}
-	in := false
-	for _, n := range nets {
-		in = in || n.Contains(addr)
+	dev, bits := "", -1
+	for _, n := range nets { // the most specific network holding addr
+		if n.Prefix.Contains(addr) && n.Prefix.Bits() > bits {
+			dev, bits = n.Device, n.Prefix.Bits()
+		}
 	}
-	if !in {
+	if dev == "" {
 		if len(nets) == 0 {
 			return domr.Target{}, xmlrpc.Faultf(xmlrpc.BadState, "%s: %s: this host has no control network yet: CloudStack makes it when it adds the host (ovs_local_config start control0, ovs_ip_config, ovs_control_interface, on devices [agent] network_devices allows)", method, addr)
 		}
-		return domr.Target{}, xmlrpc.Faultf(xmlrpc.AccessDenied, "%s: %s is not on this host's control network (%v): system VMs are reached there only", method, addr, nets)
+		var ps []string
+		for _, n := range nets {
+			ps = append(ps, n.Prefix.String()+" on "+n.Device)
+		}
+		return domr.Target{}, xmlrpc.Faultf(xmlrpc.AccessDenied, "%s: %s is not on this host's control network (%s): system VMs are reached there only", method, addr, strings.Join(ps, ", "))
 	}
 	key, err := a.csKey(method)
 	if err != nil {
 		return domr.Target{}, err
 	}
-	return domr.Target{Addr: netip.AddrPortFrom(addr, domr.Port), Key: key, Timeout: domrTimeout}, nil
+	// bound to the control device: the connection cannot leave by another
+	return domr.Target{Addr: netip.AddrPortFrom(addr, domr.Port), Key: key, Timeout: domrTimeout, Device: dev}, nil
 }
 
 func domrFault(method string, err error) error {
@@ -177,7 +208,8 @@ func (a *Agent) ovm3ExecDomr(ctx context.Context, args xmlrpc.Args) (any, error)
 	}
 	// the command is not logged: CloudStack's carry passwords
 	a.log.Info("system VM command", zap.String("ip", t.Addr.Addr().String()), zap.Int("rc", res.RC))
-	return map[string]any{"rc": res.RC, "out": res.Out, "err": res.Err}, nil
+	// rc is <i8>: the plugin casts it to Long
+	return map[string]any{"rc": xmlrpc.I8(res.RC), "out": res.Out, "err": res.Err}, nil
 }
 
 func (a *Agent) ovm3CheckDomrSSH(ctx context.Context, args xmlrpc.Args) (any, error) {
@@ -221,9 +253,11 @@ func (a *Agent) ovm3DomrUpload(ctx context.Context, args xmlrpc.Args) (any, erro
 		return nil, err
 	}
 	dir, file := args.String(1), args.String(2)
-	if !path.IsAbs(dir) || path.Clean(dir) != dir {
-		return nil, xmlrpc.Faultf(xmlrpc.BadParams, "ovs_domr_upload_file: path %.64q: want an absolute, clean folder on the system VM", dir)
+	// CloudStack sends folders with a trailing slash (/var/cache/cloud/)
+	if !path.IsAbs(dir) || slices.Contains(strings.Split(dir, "/"), "..") {
+		return nil, xmlrpc.Faultf(xmlrpc.BadParams, "ovs_domr_upload_file: path %.64q: want an absolute folder on the system VM, without ..", dir)
 	}
+	dir = path.Clean(dir)
 	if !keyNameRE.MatchString(file) && !diskIDRE.MatchString(file) {
 		return nil, xmlrpc.Faultf(xmlrpc.BadParams, "ovs_domr_upload_file: file %.64q: want a plain file name", file)
 	}

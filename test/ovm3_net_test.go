@@ -121,7 +121,7 @@ func TestOVM3Network(t *testing.T) {
 		t.Fatalf("ovs_upload_ssh_key: %s", v)
 	}
 	res := c.ok(t, "exec_domr", ctlIP, "echo $((6*7)) the-secret-pw; echo warn >&2; exit 4")
-	if res.Members["rc"].Type != "int" || res.Members["rc"].Text != "4" || res.Members["out"].Text != "42 the-secret-pw\n" || res.Members["err"].Text != "warn\n" {
+	if res.Members["rc"].Type != "i8" || res.Members["rc"].Text != "4" || res.Members["out"].Text != "42 the-secret-pw\n" || res.Members["err"].Text != "warn\n" {
 		t.Fatalf("exec_domr: %s", res)
 	}
 	if v := c.ok(t, "check_domr_ssh", ctlIP); v.Text != "1" {
@@ -134,9 +134,16 @@ func TestOVM3Network(t *testing.T) {
 		t.Errorf("check_dom0_port of a closed port: %s", v)
 	}
 	vmData := t.TempDir()
-	c.ok(t, "ovs_domr_upload_file", ctlIP, vmData, "vm_data.json", `{"router": "config"}`)
+	c.ok(t, "ovs_domr_upload_file", ctlIP, vmData+"/", "vm_data.json", `{"router": "config"}`) // CloudStack's folders end in /
 	if b, err := os.ReadFile(filepath.Join(vmData, "vm_data.json")); err != nil || string(b) != `{"router": "config"}` {
 		t.Errorf("ovs_domr_upload_file wrote %q, %v", b, err)
+	}
+	if fi, err := os.Stat(filepath.Join(vmData, "vm_data.json")); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("ovs_domr_upload_file's file: %v %v, want mode 0600", fi.Mode(), err)
+	}
+	keyFile := filepath.Join(a.Dir, "state", "cloudstack-keys", "id_rsa.cloud")
+	if fi, err := os.Stat(keyFile); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("the kept key %s: %v %v, want mode 0600", keyFile, fi, err)
 	}
 	if v := c.ok(t, "ping", "127.0.0.1"); v.Text != "1" {
 		t.Errorf("ping 127.0.0.1: %s", v)

@@ -11,8 +11,16 @@ import (
 	"github.com/ovs-agent/ovs-agent/config"
 )
 
-// ModuleName is the file the plugin copies and runs.
-const ModuleName = "cloudstack.py"
+// ModuleName is the file the plugin copies and runs; HealthName the
+// storage heartbeat script newer plugins copy beside it.
+const (
+	ModuleName = "cloudstack.py"
+	HealthName = "storagehealth.py"
+)
+
+// ScriptsDir is where newer plugins put them (older ones: the login's
+// folder).
+const ScriptsDir = "/opt/cloudstack/bin"
 
 // maxModule bounds the copy (the module is about 25 KB).
 const maxModule = 1 << 20
@@ -32,20 +40,28 @@ func Run(command string, cfg *config.Config, stdin io.Reader, stdout, stderr io.
 	case len(words) == 0:
 		fmt.Fprintln(stderr, "ovs-agent: this ssh login serves Apache CloudStack's host setup only (scp of cloudstack.py, then ./cloudstack.py); log in with another key or from another address for a shell")
 		return 1
+	case len(words) == 3 && words[0] == "mkdir" && words[1] == "-p" && strings.TrimSuffix(words[2], "/") == ScriptsDir:
+		// the scripts are not kept: nothing to make
+		return 0
 	case words[0] == "scp":
 		if err := scpSink(words[1:], stdin, stdout); err != nil {
 			fmt.Fprintf(stderr, "ovs-agent: %v\n", err)
 			return 1
 		}
 		return 0
-	case words[0] == "./"+ModuleName || words[0] == ModuleName || (len(words) > 1 && (words[0] == "python" || words[0] == "python2") && strings.TrimPrefix(words[1], "./") == ModuleName):
-		if words[0] != "./"+ModuleName && words[0] != ModuleName {
+	case isModule(words[0]) || (len(words) > 1 && (words[0] == "python" || words[0] == "python2") && isModule(words[1])):
+		if !isModule(words[0]) {
 			words = words[1:]
 		}
 		return module(words[1:], cfg, stdout, stderr)
 	}
 	fmt.Fprintf(stderr, "ovs-agent: %.64q is not one of Apache CloudStack's host setup commands (scp of %s, ./%s --ssl= --port=): refused\n", command, ModuleName, ModuleName)
 	return 1
+}
+
+// isModule reports whether w names the module as the plugin runs it.
+func isModule(w string) bool {
+	return w == ModuleName || w == "./"+ModuleName || w == ScriptsDir+"/"+ModuleName
 }
 
 // split cuts a command line into words: blanks separate them, '...' and
@@ -103,8 +119,10 @@ func scpSink(args []string, in io.Reader, out io.Writer) error {
 			if strings.HasPrefix(a, "-") {
 				return fmt.Errorf("scp %s: only a copy to this host (scp -t) is taken", a)
 			}
-			if a != "" && a != "." && a != ModuleName && a != "./"+ModuleName {
-				return fmt.Errorf("scp to %q: only %s into the login's folder is taken", a, ModuleName)
+			switch strings.TrimSuffix(a, "/") {
+			case "", ".", ModuleName, "./" + ModuleName, ScriptsDir, ScriptsDir + "/" + ModuleName, HealthName, ScriptsDir + "/" + HealthName:
+			default:
+				return fmt.Errorf("scp to %.64q: only %s and %s, into the login's folder or %s, are taken", a, ModuleName, HealthName, ScriptsDir)
 			}
 		}
 	}
@@ -122,20 +140,22 @@ func scpSink(args []string, in io.Reader, out io.Writer) error {
 	}
 	got := false
 	for {
-		line, err := r.ReadString('\n')
-		if err == io.EOF && line == "" {
+		// a header line is read within the reader's 4096 bytes, never
+		// more: a client that sends no newline is cut off there
+		b, err := r.ReadSlice('\n')
+		if err == io.EOF && len(b) == 0 {
 			if !got {
 				return errors.New("scp: no file came")
 			}
 			return nil
 		}
+		if errors.Is(err, bufio.ErrBufferFull) || len(b) > 512 {
+			return refuse("a header line longer than 512 bytes")
+		}
 		if err != nil {
 			return fmt.Errorf("scp: %v", err)
 		}
-		if len(line) > 512 {
-			return refuse("a header line longer than 512 bytes")
-		}
-		line = strings.TrimSuffix(line, "\n")
+		line := strings.TrimSuffix(string(b), "\n")
 		switch {
 		case strings.HasPrefix(line, "T"): // times (-p)
 			if err := ok(); err != nil {
@@ -150,8 +170,8 @@ func scpSink(args []string, in io.Reader, out io.Writer) error {
 			if err != nil || size < 0 {
 				return refuse("a malformed file size")
 			}
-			if f[2] != ModuleName {
-				return refuse(fmt.Sprintf("%.64q: only %s is taken", f[2], ModuleName))
+			if f[2] != ModuleName && f[2] != HealthName {
+				return refuse(fmt.Sprintf("%.64q: only %s and %s are taken", f[2], ModuleName, HealthName))
 			}
 			if size > maxModule {
 				return refuse(fmt.Sprintf("%s is %d bytes, more than %d", ModuleName, size, maxModule))
@@ -183,8 +203,12 @@ func module(args []string, cfg *config.Config, stdout, stderr io.Writer) int {
 		k, v, _ := strings.Cut(a, "=")
 		switch k {
 		case "--ssl", "-s":
-			b := v != "" && v != "disable" && strings.ToLower(v) != "false" && strings.ToLower(v) != "no"
-			ssl = &b
+			// as the module reads it: empty leaves ssl as it is,
+			// disable and false turn it off, anything else on
+			if v != "" {
+				b := v != "disable" && strings.ToLower(v) != "false"
+				ssl = &b
+			}
 		case "--port", "-p":
 			n, err := strconv.Atoi(v)
 			if err != nil || n < 0 || n > 65535 {

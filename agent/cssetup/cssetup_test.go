@@ -32,7 +32,7 @@ func scpClient(name string, content []byte) io.Reader {
 
 func TestSCPOfTheModule(t *testing.T) {
 	module := []byte("#!/usr/bin/python\n# the module\n")
-	for _, cmd := range []string{`scp -t -d ""`, "scp -t -d .", "scp -p -t .", "scp -t cloudstack.py"} {
+	for _, cmd := range []string{`scp -t -d ""`, "scp -t -d .", "scp -p -t .", "scp -t cloudstack.py", "scp -t -d /opt/cloudstack/bin"} {
 		var out, errb bytes.Buffer
 		if rc := Run(cmd, cfg(t, false, 8899), scpClient("cloudstack.py", module), &out, &errb); rc != 0 {
 			t.Errorf("%s: status %d: %s", cmd, rc, errb.String())
@@ -54,12 +54,15 @@ func TestSCPRefusals(t *testing.T) {
 		{"scp -f /etc/shadow", strings.NewReader(""), "only a copy to this host"},
 		{"scp -t /root/.ssh", strings.NewReader(""), "only cloudstack.py"},
 		{"scp -r -t .", strings.NewReader(""), "scp -r"},
-		{"scp -t .", scpClient("authorized_keys", []byte("key")), "only cloudstack.py is taken"},
-		{"scp -t .", scpClient("../cloudstack.py", []byte("x")), "only cloudstack.py is taken"},
+		{"scp -t .", scpClient("authorized_keys", []byte("key")), "only cloudstack.py and storagehealth.py are taken"},
+		{"scp -t .", scpClient("../cloudstack.py", []byte("x")), "only cloudstack.py and storagehealth.py are taken"},
 		{"scp -t .", strings.NewReader("C0755 99999999 cloudstack.py\n"), "more than"},
 		{"scp -t .", strings.NewReader("D0755 0 dir\n"), "folders"},
 		{"scp -t .", strings.NewReader("C0755 100 cloudstack.py\nshort"), "cut short"},
 		{"scp -t .", strings.NewReader(""), "no file came"},
+		{"scp -t .", strings.NewReader(strings.Repeat("C", 100000)), "longer than 512"},
+		{"scp -t .", strings.NewReader("C0755 3 " + strings.Repeat("x", 600) + "\n"), "longer than 512"},
+		{"scp -t -d /opt/cloudstack", strings.NewReader(""), "only cloudstack.py and storagehealth.py"},
 	} {
 		var out, errb bytes.Buffer
 		if rc := Run(tc.cmd, c, tc.in, &out, &errb); rc != 1 || !strings.Contains(errb.String(), tc.want) {
@@ -79,6 +82,9 @@ func TestModuleRun(t *testing.T) {
 		{"./cloudstack.py --ssl=false --port=8899", false, 8899, 0, ""},
 		{"./cloudstack.py --ssl=true --port=8899", true, 8899, 0, ""},
 		{"python ./cloudstack.py --ssl=false --port=0", false, 8899, 0, ""},
+		{"/opt/cloudstack/bin/cloudstack.py --ssl=true --port=8899", true, 8899, 0, ""},
+		{"/opt/cloudstack/bin/cloudstack.py --ssl= --port=8899", true, 8899, 0, ""},
+		{"mkdir -p /opt/cloudstack/bin", false, 8899, 0, ""},
 		{"./cloudstack.py --ssl=true --port=8899", false, 8899, 1, "[server] ssl = yes (it is no)"},
 		{"./cloudstack.py --ssl=false --port=9000", false, 8899, 1, "[server] port = 9000 (it is 8899)"},
 		{"./cloudstack.py --exec=ovs_mkdirs --opts=/", false, 8899, 1, "only --ssl= and --port="},
@@ -96,7 +102,7 @@ func TestModuleRun(t *testing.T) {
 }
 
 func TestOtherCommandsRefused(t *testing.T) {
-	for _, cmd := range []string{"", "bash", "sh -c id", "./cloudstack.py; id", "scp -t . && id", "cat /etc/shadow", "./cloudstack.py --port=$(id)", `./cloudstack.py "--port=8899`} {
+	for _, cmd := range []string{"", "bash", "sh -c id", "mkdir -p /root/.ssh", "/opt/cloudstack/bin/storagehealth.py -g x", "./cloudstack.py; id", "scp -t . && id", "cat /etc/shadow", "./cloudstack.py --port=$(id)", `./cloudstack.py "--port=8899`} {
 		var out, errb bytes.Buffer
 		if rc := Run(cmd, cfg(t, false, 8899), strings.NewReader(""), &out, &errb); rc != 1 || errb.Len() == 0 || out.Len() != 0 {
 			t.Errorf("%q: status %d, out %q, err %q", cmd, rc, out.String(), errb.String())
@@ -131,4 +137,15 @@ func FuzzRun(f *testing.F) {
 			t.Fatal("a refusal without a message")
 		}
 	})
+}
+
+func TestSCPOfBothScripts(t *testing.T) {
+	var in bytes.Buffer
+	for _, f := range []struct{ name, content string }{{"storagehealth.py", "#!/usr/bin/python\n# health\n"}, {"cloudstack.py", "#!/usr/bin/python\n"}} {
+		fmt.Fprintf(&in, "C0755 %d %s\n%s\x00", len(f.content), f.name, f.content)
+	}
+	var out, errb bytes.Buffer
+	if rc := Run("scp -t -d /opt/cloudstack/bin", cfg(t, false, 8899), &in, &out, &errb); rc != 0 || out.String() != "\x00\x00\x00\x00\x00" {
+		t.Fatalf("status %d, answered %q, %s", rc, out.String(), errb.String())
+	}
 }

@@ -11,9 +11,11 @@ import (
 	"net/netip"
 	"path"
 	"strings"
+	"syscall"
 	"time"
 
 	"golang.org/x/crypto/ssh"
+	"golang.org/x/sys/unix"
 )
 
 // Port and User are where CloudStack's system VMs take ssh.
@@ -58,8 +60,12 @@ func ParseKey(pem []byte) (ssh.Signer, error) {
 type Target struct {
 	Addr netip.AddrPort
 	Key  ssh.Signer
-	// Timeout bounds the whole exchange (dial, handshake, command).
+	// Timeout bounds the whole exchange (dial, handshake, command);
+	// 0 is MaxTimeout.
 	Timeout time.Duration
+	// Device, when set, is the network device the connection must leave
+	// by (SO_BINDTODEVICE): the control bridge.
+	Device string
 }
 
 // Result is what a command did.
@@ -68,16 +74,38 @@ type Result struct {
 	Out, Err string
 }
 
-// dial connects and logs in, bounded by the context.
+// dialer is a net.Dialer bound to device (when not "").
+func dialer(device string) *net.Dialer {
+	d := &net.Dialer{}
+	if device != "" {
+		d.Control = func(_, _ string, c syscall.RawConn) error {
+			var serr error
+			if err := c.Control(func(fd uintptr) {
+				serr = unix.BindToDevice(int(fd), device)
+			}); err != nil {
+				return err
+			}
+			if serr != nil {
+				return fmt.Errorf("bind to %s: %w", device, serr)
+			}
+			return nil
+		}
+	}
+	return d
+}
+
+// dial connects and logs in, bounded by the context (a cancel closes the
+// connection, the handshake included).
 func dial(ctx context.Context, t Target) (*ssh.Client, error) {
-	var d net.Dialer
-	conn, err := d.DialContext(ctx, "tcp", t.Addr.String())
+	conn, err := dialer(t.Device).DialContext(ctx, "tcp", t.Addr.String())
 	if err != nil {
 		return nil, fmt.Errorf("connect to %s: %w", t.Addr, err)
 	}
 	if dl, ok := ctx.Deadline(); ok {
 		conn.SetDeadline(dl)
 	}
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	defer stop()
 	cfg := &ssh.ClientConfig{
 		User: User,
 		Auth: []ssh.AuthMethod{ssh.PublicKeys(t.Key)},
@@ -93,12 +121,15 @@ func dial(ctx context.Context, t Target) (*ssh.Client, error) {
 	return ssh.NewClient(c, chans, reqs), nil
 }
 
-func bounded(ctx context.Context, t Target) (context.Context, context.CancelFunc) {
-	d := t.Timeout
-	if d <= 0 || d > MaxTimeout {
-		d = MaxTimeout
+func timeoutOf(t Target) time.Duration {
+	if t.Timeout <= 0 || t.Timeout > MaxTimeout {
+		return MaxTimeout
 	}
-	return context.WithTimeout(ctx, d)
+	return t.Timeout
+}
+
+func bounded(ctx context.Context, t Target) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, timeoutOf(t))
 }
 
 // limited keeps the first MaxOutput bytes written (a field, not an
@@ -142,7 +173,7 @@ func Exec(ctx context.Context, t Target, cmd string) (Result, error) {
 	switch {
 	case ctx.Err() != nil || (err != nil && !time.Now().Before(dl)):
 		// (the connection's deadline may fire a moment before the context's)
-		return Result{}, fmt.Errorf("ssh to %s: the command did not end within %s", t.Addr, t.Timeout)
+		return Result{}, fmt.Errorf("ssh to %s: the command did not end within %s: %w", t.Addr, timeoutOf(t), context.DeadlineExceeded)
 	case err == nil:
 	case errors.As(err, &ee):
 		res.RC = ee.ExitStatus()
@@ -158,7 +189,8 @@ func Exec(ctx context.Context, t Target, cmd string) (Result, error) {
 }
 
 // Upload writes content into dir/name on the target by scp's protocol
-// (scp -t dir/name), mode 0644; dir must exist there.
+// (scp -t dir/name), mode 0600 (CloudStack's files carry passwords); dir
+// must exist there.
 func Upload(ctx context.Context, t Target, dir, name string, content []byte) error {
 	if len(content) > MaxUpload {
 		return fmt.Errorf("the file is %d bytes, more than %d", len(content), MaxUpload)
@@ -211,7 +243,7 @@ func Upload(ctx context.Context, t Target, dir, name string, content []byte) err
 	if err := ack("start"); err != nil {
 		return err
 	}
-	fmt.Fprintf(in, "C0644 %d %s\n", len(content), name)
+	fmt.Fprintf(in, "C0600 %d %s\n", len(content), name)
 	if err := ack("header"); err != nil {
 		return err
 	}
@@ -234,8 +266,7 @@ func quote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + 
 func CheckPort(ctx context.Context, addr netip.AddrPort, timeout time.Duration) bool {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	var d net.Dialer
-	c, err := d.DialContext(ctx, "tcp", addr.String())
+	c, err := dialer("").DialContext(ctx, "tcp", addr.String())
 	if err != nil {
 		return false
 	}

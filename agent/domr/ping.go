@@ -2,11 +2,11 @@ package domr
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"net"
 	"net/netip"
-	"os"
 	"time"
 
 	"golang.org/x/net/icmp"
@@ -25,7 +25,10 @@ func Ping(ctx context.Context, addr netip.Addr, count int) (bool, error) {
 		return false, fmt.Errorf("open an ICMP socket: %w", err)
 	}
 	defer c.Close()
-	id := os.Getpid() & 0xffff
+	// an id of its own: concurrent pings see each other's replies
+	var idb [2]byte
+	rand.Read(idb[:])
+	id := int(idb[0])<<8 | int(idb[1])
 	dst := &net.IPAddr{IP: addr.AsSlice()}
 	buf := make([]byte, 1500)
 	for seq := 1; seq <= count; seq++ {

@@ -584,26 +584,36 @@ func (m *Manager) SetRoute(ctx context.Context, patterns []string, dev string, p
 	return nil
 }
 
-// Networks are the IPv4 networks the recorded changes put on this
-// host's devices (the networks of the addresses given, and the routes
-// made): CloudStack's control network, where its system VMs are.
-func (m *Manager) Networks() ([]netip.Prefix, error) {
+// Network is an IPv4 network the recorded changes put on a device of this
+// host.
+type Network struct {
+	Prefix netip.Prefix
+	Device string
+}
+
+// Networks are the networks of the addresses the recorded changes gave
+// and of the routes they made, with their devices: CloudStack's control
+// network, where its system VMs are.
+func (m *Manager) Networks() ([]Network, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	cs, err := m.Record()
 	if err != nil {
 		return nil, err
 	}
-	var ps []netip.Prefix
+	var ns []Network
 	for _, c := range cs {
 		if c.Kind != KindAddress && c.Kind != KindRoute {
 			continue
 		}
-		if p, err := netip.ParsePrefix(c.Address); err == nil && !slices.Contains(ps, p.Masked()) {
-			ps = append(ps, p.Masked())
+		if p, err := netip.ParsePrefix(c.Address); err == nil {
+			n := Network{Prefix: p.Masked(), Device: c.Name}
+			if !slices.Contains(ns, n) {
+				ns = append(ns, n)
+			}
 		}
 	}
-	return ps, nil
+	return ns, nil
 }
 
 // Restore makes again what the record lists and the kernel no longer has

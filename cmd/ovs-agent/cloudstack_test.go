@@ -33,6 +33,25 @@ func TestCloudStackSSH(t *testing.T) {
 	if code, _, errb := sshRun("./cloudstack.py --ssl=true --port=8899", ""); code != 1 || !strings.Contains(errb, "[server] ssl = yes") || !strings.Contains(errb, ini) {
 		t.Fatalf("./cloudstack.py with another ssl: exit %d, %s", code, errb)
 	}
+	// a newer plugin's dialogue
+	if code, _, errb := sshRun("mkdir -p /opt/cloudstack/bin", ""); code != 0 {
+		t.Fatalf("mkdir: exit %d, %s", code, errb)
+	}
+	if code, out, errb := sshRun("scp -t -d /opt/cloudstack/bin", copy); code != 0 || out != "\x00\x00\x00" {
+		t.Fatalf("scp into /opt/cloudstack/bin: exit %d, %q, %s", code, out, errb)
+	}
+	if code, _, errb := sshRun("/opt/cloudstack/bin/cloudstack.py --ssl=false --port=8899", ""); code != 0 {
+		t.Fatalf("/opt/cloudstack/bin/cloudstack.py: exit %d, %s", code, errb)
+	}
+	if _, err := os.Stat("/opt/cloudstack"); err == nil {
+		t.Log("/opt/cloudstack exists on this host (not made by this test)")
+	}
+	// a configuration that does not parse: its text is not echoed to the client
+	os.WriteFile(ini, []byte("root:$6$secrethash:19000:0:99999:7:::\n"), 0o600)
+	if code, _, errb := sshRun("./cloudstack.py --ssl=false --port=8899", ""); code != 1 || strings.Contains(errb, "secrethash") || !strings.Contains(errb, "check-config") {
+		t.Fatalf("a bad configuration: exit %d, %s", code, errb)
+	}
+	os.WriteFile(ini, []byte("[server]\nssl = no\nport = 8899\n"), 0o600)
 	if code, out, errb := sshRun("", ""); code != 1 || out != "" || !strings.Contains(errb, "host setup only") {
 		t.Fatalf("a shell: exit %d, %q, %s", code, out, errb)
 	}
