@@ -31,6 +31,7 @@ import (
 	"github.com/ovs-agent/ovs-agent/agent/metrics"
 	"github.com/ovs-agent/ovs-agent/agent/migration"
 	"github.com/ovs-agent/ovs-agent/agent/qemuhost"
+	"github.com/ovs-agent/ovs-agent/agent/storagehb"
 	"github.com/ovs-agent/ovs-agent/agent/tlscert"
 	"github.com/ovs-agent/ovs-agent/agent/xmlrpc"
 	"github.com/ovs-agent/ovs-agent/config"
@@ -90,7 +91,8 @@ type Agent struct {
 	sampler    *hostinfo.Sampler
 	hostnet    *hostnet.Manager // the agent 3 network calls' changes
 	imports    importing        // the agent 3 import_virtual_disk calls under way
-	pool       *poolLink        // nil when [pool] names no pool
+	storagehb  *storagehb.Heartbeat
+	pool       *poolLink // nil when [pool] names no pool
 	// poolStopped is the pool's part of a domain that stopped on its
 	// own (set once the pool link exists; the registry opens before it).
 	poolStopped atomic.Pointer[func(name, uuid string)]
@@ -330,6 +332,10 @@ func (a *Agent) openSubsystems(cfg *config.Config) (closeAll func(), err error) 
 		return nil, err
 	}
 	opened.push(a.domains.Close)
+	// CloudStack's storage heartbeat runs once it asks for it; it stops
+	// before the registry whose domains it may fence.
+	a.storagehb = storagehb.New(storagehb.Config{Mounts: a.heartbeatMounts, Fence: a.storageFence, Log: a.log.Named("storage-heartbeat")})
+	opened.push(a.storagehb.Close)
 	// The pool membership leaves (revoking its lease) before the registry
 	// whose memory it reports closes.
 	closePool, err := a.openPool(cfg)

@@ -79,6 +79,7 @@ func (a *Agent) ovm3Methods() []xmlrpc.Def {
 	defs = append(defs, a.ovm3OwnerMethods()...)
 	defs = append(defs, a.ovm3CSMethods()...)
 	defs = append(defs, a.ovm3DomrMethods()...)
+	defs = append(defs, a.ovm3StorageHBMethods()...)
 	defs = append(defs, a.ovm3CSFileMethods()...)
 	defs = append(defs, a.ovm3StorageMethods()...)
 	defs = append(defs, a.ovm3ImportMethods()...)

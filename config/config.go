@@ -135,6 +135,11 @@ type AgentConfig struct {
 	// and the devices they put into a bridge or give an address. Empty
 	// refuses those calls.
 	NetworkDevices []string `ini:"network_devices"`
+	// StorageFence is what the CloudStack storage heartbeat does when its
+	// write to a repository has not ended after the manager's timeout:
+	// domains (destroy the domains whose disks are there), crash (crash
+	// the kernel, as CloudStack's storagehealth.py does) or none (log).
+	StorageFence string `ini:"storage_fence"`
 }
 
 // QEMUConfig is [qemu]: the qemu engine, which runs the domains whose
@@ -269,6 +274,7 @@ func Default() *Config {
 			MemoryBacking:       "auto",
 			BlockDevices:        DefaultBlockDevices(),
 			SecondaryStorageDir: "/nfsmnt",
+			StorageFence:        "domains",
 		},
 		QEMU: QEMUConfig{
 			Binary: DefaultQEMUBinary,

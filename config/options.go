@@ -86,6 +86,7 @@ func (c *Config) options() []option {
 		{"agent", "ntp_restart_command", strVal{&ag.NTPRestartCommand, checkCommand}},
 		{"agent", "secondary_storage_dir", strVal{&ag.SecondaryStorageDir, checkMountDir}},
 		{"agent", "network_devices", netDevicePatternsVal{&ag.NetworkDevices}},
+		{"agent", "storage_fence", choiceVal{&ag.StorageFence, []string{"domains", "crash", "none"}}},
 
 		{"qemu", "binary", strVal{&q.Binary, checkProgram}},
 		{"qemu", "accel", choiceVal{&q.Accel, []string{"auto", "kvm", "tcg"}}},

@@ -70,7 +70,7 @@ hosts_allow = ^localhost$   ^10\.1\.1\.[0-9]+$ ^.*\.example\.org$
 		Deny:  []string{"10.1.1.13"},
 	}
 	want.Log = LogConfig{File: "/var/log/ovs-agent/agent.log", Level: "debug", MaxFiles: 5}
-	want.Agent = AgentConfig{StateDir: "/srv/ovs", Hypervisor: "auto", MemoryReserve: 1024, MemoryBacking: "auto", BlockDevices: DefaultBlockDevices(), SecondaryStorageDir: "/nfsmnt"}
+	want.Agent = AgentConfig{StateDir: "/srv/ovs", Hypervisor: "auto", MemoryReserve: 1024, MemoryBacking: "auto", BlockDevices: DefaultBlockDevices(), SecondaryStorageDir: "/nfsmnt", StorageFence: "domains"}
 	want.Relocation = RelocationConfig{
 		Server: false, Address: "localhost", Port: 18002, SSLServer: true, SSLPort: 18003, SSL: true,
 		HostsAllow:       []string{`^localhost$`, `^10\.1\.1\.[0-9]+$`, `^.*\.example\.org$`},

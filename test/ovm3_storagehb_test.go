@@ -1,0 +1,118 @@
+package test
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestOVM3StorageHeartbeat: CloudStack's storage heartbeat
+// (check_dom0_storage_health_check with each ping, check_dom0_storage_health
+// from its HA investigator) on a repository on an ext4 file system on a
+// loop device. While the file system is frozen (fsfreeze: storage that no
+// longer answers) the heartbeat's write does not end; after the timeout
+// the domain whose disk is there is destroyed ([agent] storage_fence's
+// default), and the heartbeat reads as stale.
+func TestOVM3StorageHeartbeat(t *testing.T) {
+	img := filepath.Join(t.TempDir(), "primary.img")
+	if err := os.WriteFile(img, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	os.Truncate(img, 64<<20)
+	if out, err := exec.Command("mkfs.ext4", "-q", "-F", img).CombinedOutput(); err != nil {
+		t.Fatalf("mkfs.ext4: %v: %s", err, out)
+	}
+	dev := loopDevice(t, img)
+	a := startAgent(t, agentConf{Extra: map[string][]string{
+		"auth":  {"failed_login_delay = 0s"},
+		"agent": {"hypervisor = sim", "memory_reserve = 0"},
+	}})
+	c := o3Client{url: "http://" + a.Addr + "/", user: "admin", pass: testPassword}
+	const repo = "0004fb0000030000aeaca859e4a8f8c3"
+	c.done(t, "create_repository", dev, "/OVS/Repositories/"+repo, repo, "primary")
+	st := a.waitRepo(t, repo, "mounted", func(r repoStatus, found bool) bool { return found && r.State == "mounted" })
+	frozen := false
+	thaw := func() {
+		if frozen {
+			exec.Command("fsfreeze", "--unfreeze", st.MountPoint).Run()
+			frozen = false
+		}
+	}
+	t.Cleanup(thaw) // before the agent stops: a write stuck there holds it
+	const guid = "5a1c0f3e-7d1b-4c2a-9e8f-0b1c2d3e4f50-ovm3"
+
+	// a domain with its disk on the repository
+	disk := filepath.Join(st.MountPoint, "VirtualDisks", "root.img")
+	os.MkdirAll(filepath.Dir(disk), 0o755)
+	os.WriteFile(disk, make([]byte, 1<<20), 0o644)
+	a.call(t, "domain.create", nil, vmcfgText("fenced1", 64, "dirty=1M/s,hot=4M", "disk = ['file:"+disk+",xvda,w']"))
+	a.call(t, "domain.start", nil, "fenced1")
+
+	c.refused(t, -32602, "check_dom0_storage_health_check", "/opt/cloudstack/bin", "storagehealth.py", "../x", 120, 1)
+	c.refused(t, -32602, "check_dom0_storage_health_check", "/opt/cloudstack/bin", "storagehealth.py", guid, 1, 5)
+	// the first ping starts it, the next finds it running
+	if v := c.ok(t, "check_dom0_storage_health_check", "/opt/cloudstack/bin", "storagehealth.py", guid, 3, 1); len(v.Items) != 2 || v.Items[0].Text != "0" || v.Items[1].Text != "1" {
+		t.Fatalf("the first check_dom0_storage_health_check: %s, want [false, true]", v)
+	}
+	if v := c.ok(t, "check_dom0_storage_health_check", "/opt/cloudstack/bin", "storagehealth.py", guid, 3, 1); len(v.Items) != 2 || v.Items[0].Text != "1" || v.Items[1].Text != "0" {
+		t.Fatalf("the second check_dom0_storage_health_check: %s, want [true, false]", v)
+	}
+	hb := filepath.Join(st.MountPoint, ".hb-"+guid)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		b, err := os.ReadFile(hb)
+		if secs, perr := strconv.ParseFloat(string(b), 64); err == nil && perr == nil && time.Since(time.Unix(int64(secs), 0)) < 3*time.Second {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no fresh heartbeat in %s: %q %v", hb, b, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if v := c.ok(t, "check_dom0_storage_health", "/opt/cloudstack/bin", "storagehealth.py", guid, 3); v.Text != "1" {
+		t.Fatalf("check_dom0_storage_health while it beats: %s", v)
+	}
+	if v := c.ok(t, "check_dom0_storage_health", "/opt/cloudstack/bin", "storagehealth.py", "another-host", 3); v.Text != "0" {
+		t.Fatalf("check_dom0_storage_health of a host that writes nothing: %s", v)
+	}
+
+	// the storage stops answering
+	if out, err := exec.Command("fsfreeze", "--freeze", st.MountPoint).CombinedOutput(); err != nil {
+		t.Fatalf("fsfreeze: %v: %s", err, out)
+	}
+	frozen = true
+	deadline = time.Now().Add(20 * time.Second)
+	for a.info(t, "fenced1").State != "stopped" {
+		if time.Now().After(deadline) {
+			t.Fatalf("the domain on the lost storage still %s after 20 s\n%s", a.info(t, "fenced1").State, a.Log())
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if len(logLines(a.Log(), "domain destroyed so that it does not run twice")) != 1 {
+		t.Errorf("no fence line in the log")
+	}
+	start := time.Now()
+	if v := c.ok(t, "check_dom0_storage_health", "/opt/cloudstack/bin", "storagehealth.py", guid, 3); v.Text != "0" || time.Since(start) > 10*time.Second {
+		t.Errorf("check_dom0_storage_health on the lost storage: %s after %v", v, time.Since(start))
+	}
+	thaw()
+	// back: the heartbeat goes on
+	deadline = time.Now().Add(15 * time.Second)
+	for {
+		v := c.ok(t, "check_dom0_storage_health", "/opt/cloudstack/bin", "storagehealth.py", guid, 3)
+		if v.Text == "1" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the heartbeat did not come back after the thaw\n%s", a.Log())
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if !strings.Contains(a.Log(), "the storage answers again") {
+		t.Error("no recovery line in the log")
+	}
+}
