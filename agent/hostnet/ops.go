@@ -20,13 +20,19 @@ import (
 // bridge (ErrExists), a port that is missing (ErrNotFound), a bridge, a
 // port of another bridge, or carries an IPv4 address (ErrBusy).
 func (m *Manager) StartBridge(ctx context.Context, patterns []string, br, port string) error {
+	return m.change(ctx, func(cs []Change) ([]Change, error) { return m.startBridge(ctx, patterns, cs, br, port) })
+}
+
+// change runs f on the record, one change at a time, and commits the
+// record f answers.
+func (m *Manager) change(ctx context.Context, f func(cs []Change) ([]Change, error)) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	cs, err := m.Record()
 	if err != nil {
 		return err
 	}
-	next, err := m.startBridge(ctx, patterns, cs, br, port)
+	next, err := f(cs)
 	if err != nil {
 		return err
 	}
@@ -143,17 +149,7 @@ func (m *Manager) startBridge(ctx context.Context, patterns []string, cs []Chang
 // made itself (ErrNotMade). A bridge that is not there (a repeated stop, a
 // reboot) is no error: the record forgets it.
 func (m *Manager) StopBridge(ctx context.Context, patterns []string, br, port string) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	cs, err := m.Record()
-	if err != nil {
-		return err
-	}
-	next, err := m.stopBridge(ctx, patterns, cs, br, port)
-	if err != nil {
-		return err
-	}
-	return m.commit(ctx, cs, next)
+	return m.change(ctx, func(cs []Change) ([]Change, error) { return m.stopBridge(ctx, patterns, cs, br, port) })
 }
 
 func (m *Manager) stopBridge(ctx context.Context, patterns []string, cs []Change, br, port string) ([]Change, error) {
@@ -207,17 +203,12 @@ func (m *Manager) stopBridge(ctx context.Context, patterns []string, cs []Change
 // name must be allowed by patterns. One that exists already (the same
 // VLAN on the same device) is no change. It answers the device's name.
 func (m *Manager) AddVLAN(ctx context.Context, patterns []string, dev string, id int) (string, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	cs, err := m.Record()
-	if err != nil {
-		return "", err
-	}
-	name, next, err := m.addVLAN(ctx, patterns, cs, dev, id)
-	if err != nil {
-		return "", err
-	}
-	return name, m.commit(ctx, cs, next)
+	var name string
+	err := m.change(ctx, func(cs []Change) (next []Change, err error) {
+		name, next, err = m.addVLAN(ctx, patterns, cs, dev, id)
+		return next, err
+	})
+	return name, err
 }
 
 func (m *Manager) addVLAN(ctx context.Context, patterns []string, cs []Change, dev string, id int) (string, []Change, error) {
@@ -284,17 +275,7 @@ func vlanOf(name string) (link string, id int, ok bool) {
 // port (ErrBusy: stop the bridge first). One that is not there (a repeated
 // remove) is no error.
 func (m *Manager) RemoveVLAN(ctx context.Context, patterns []string, dev string, id int) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	cs, err := m.Record()
-	if err != nil {
-		return err
-	}
-	next, err := m.removeVLAN(ctx, patterns, cs, dev, id)
-	if err != nil {
-		return err
-	}
-	return m.commit(ctx, cs, next)
+	return m.change(ctx, func(cs []Change) ([]Change, error) { return m.removeVLAN(ctx, patterns, cs, dev, id) })
 }
 
 func (m *Manager) removeVLAN(ctx context.Context, patterns []string, cs []Change, dev string, id int) ([]Change, error) {
