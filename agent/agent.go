@@ -334,8 +334,12 @@ func (a *Agent) openSubsystems(cfg *config.Config) (closeAll func(), err error) 
 	opened.push(a.domains.Close)
 	// CloudStack's storage heartbeat runs once it asks for it; it stops
 	// before the registry whose domains it may fence.
-	a.storagehb = storagehb.New(storagehb.Config{Mounts: a.heartbeatMounts, Fence: a.storageFence, Log: a.log.Named("storage-heartbeat")})
+	a.storagehb = storagehb.New(storagehb.Config{Mounts: a.heartbeatMounts, Fence: a.storageFence, Log: a.log.Named("storage-heartbeat"),
+		SettingsFile: filepath.Join(cfg.Agent.StateDir, "cloudstack-heartbeat.json")})
 	opened.push(a.storagehb.Close)
+	if err := a.storagehb.Resume(); err != nil {
+		a.log.Error("storage heartbeat not resumed", zap.Error(err))
+	}
 	// The pool membership leaves (revoking its lease) before the registry
 	// whose memory it reports closes.
 	closePool, err := a.openPool(cfg)

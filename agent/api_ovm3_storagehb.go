@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"os"
+	"sync"
 	"time"
 
 	"go.uber.org/zap"
@@ -39,9 +40,6 @@ func (a *Agent) heartbeatMounts() []string {
 }
 
 func (a *Agent) ovm3StorageHBCheck(_ context.Context, args xmlrpc.Args) (any, error) {
-	if err := a.needRepos(); err != nil {
-		return nil, err
-	}
 	timeout, interval := time.Duration(args.Int(3))*time.Second, time.Duration(args.Int(4))*time.Second
 	running, started, err := a.storagehb.Ensure(args.String(2), timeout, interval)
 	if err != nil {
@@ -50,46 +48,29 @@ func (a *Agent) ovm3StorageHBCheck(_ context.Context, args xmlrpc.Args) (any, er
 	return []any{running, started}, nil
 }
 
-func (a *Agent) ovm3StorageHBState(ctx context.Context, args xmlrpc.Args) (any, error) {
-	if err := a.needRepos(); err != nil {
-		return nil, err
-	}
+func (a *Agent) ovm3StorageHBState(_ context.Context, args xmlrpc.Args) (any, error) {
 	guid := args.String(2)
-	if err := storagehb.CheckGUID(guid); err != nil {
-		return nil, xmlrpc.Faultf(xmlrpc.BadParams, "check_dom0_storage_health: %v", err)
-	}
 	timeout := time.Duration(args.Int(3)) * time.Second
 	if timeout < storagehb.MinTimeout || timeout > storagehb.MaxTimeout {
 		return nil, xmlrpc.Faultf(xmlrpc.BadParams, "check_dom0_storage_health: timeout %s: want %s to %s", timeout, storagehb.MinTimeout, storagehb.MaxTimeout)
 	}
-	// a dead storage's read does not end: wait at most the timeout
-	type answer struct {
-		ok   bool
-		ages []storagehb.Age
+	// a dead storage's read does not end: wait at most 30 s for it
+	ok, ages, err := a.storagehb.State(a.heartbeatMounts(), guid, timeout, min(timeout, 30*time.Second))
+	if err != nil {
+		return nil, xmlrpc.Faultf(xmlrpc.BadParams, "check_dom0_storage_health: %v", err)
 	}
-	ch := make(chan answer, 1)
-	go func() {
-		ok, ages, _ := storagehb.State(a.heartbeatMounts(), guid, timeout, time.Now())
-		ch <- answer{ok, ages}
-	}()
-	select {
-	case r := <-ch:
-		for _, g := range r.ages {
-			if g.Age < 0 || g.Age >= timeout {
-				a.log.Warn("storage heartbeat stale", zap.String("guid", guid), zap.String("mount", g.Mount), zap.Duration("age", g.Age))
-			}
+	for _, g := range ages {
+		if g.Hung || (g.Found && g.Age >= timeout) {
+			a.log.Warn("storage heartbeat stale", zap.String("guid", guid), zap.String("mount", g.Mount), zap.Duration("age", g.Age), zap.Bool("unreadable", g.Hung))
 		}
-		return r.ok, nil
-	case <-time.After(timeout):
-		a.log.Warn("storage heartbeat unreadable: a repository does not answer", zap.String("guid", guid), zap.Duration("timeout", timeout))
-		return false, nil
-	case <-ctx.Done():
-		return nil, xmlrpc.Faultf(xmlrpc.Cancelled, "check_dom0_storage_health: cancelled")
 	}
+	return ok, nil
 }
 
 // storageFence is the heartbeat's answer to storage this host has lost,
-// as [agent] storage_fence says.
+// as [agent] storage_fence says. The other hosts then read this one as
+// dead, whole: CloudStack starts all its VMs elsewhere, so every domain
+// here is stopped, not only those on the lost repository.
 func (a *Agent) storageFence(mount string, stalled time.Duration) {
 	st := a.state.Load()
 	mode := "domains"
@@ -105,37 +86,33 @@ func (a *Agent) storageFence(mount string, stalled time.Duration) {
 		_ = a.log.Sync()
 		os.WriteFile(sysrqEnable, []byte("1"), 0)
 		if err := os.WriteFile(sysrqTrigger, []byte("c"), 0); err != nil {
-			log.Error("storage lost: the kernel could not be crashed; destroying the domains there instead", zap.Error(err))
-			a.fenceDomainsOn(mount, log)
+			log.Error("storage lost: the kernel could not be crashed; destroying the domains instead", zap.Error(err))
+			a.fenceDomains(log)
 		}
 	default:
-		a.fenceDomainsOn(mount, log)
+		a.fenceDomains(log)
 	}
 }
 
-// fenceDomainsOn destroys the running domains whose disks are on the
-// repository mounted at mount.
-func (a *Agent) fenceDomainsOn(mount string, log *zap.Logger) {
-	if a.repos == nil || a.domains == nil {
+// fenceDomains destroys every running or paused domain here, at once.
+func (a *Agent) fenceDomains(log *zap.Logger) {
+	if a.domains == nil {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	rep, _ := a.repos.Status(ctx)
-	for _, r := range rep.Repositories {
-		if r.MountPoint != mount {
+	var wg sync.WaitGroup
+	for _, in := range a.domains.List(false) {
+		if in.State != "running" && in.State != "paused" {
 			continue
 		}
-		names := a.domains.UsingRepository(r.UUID)
-		if len(names) == 0 {
-			log.Error("storage lost: no domain here uses it", zap.String("repository", r.UUID))
-		}
-		for _, n := range names {
-			if err := a.domains.Destroy(n); err != nil {
-				log.Error("storage lost: the domain could not be destroyed", zap.String("repository", r.UUID), zap.String("domain", n), zap.Error(err))
-				continue
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := a.domains.Destroy(in.Name); err != nil {
+				log.Error("storage lost: the domain could not be destroyed", zap.String("domain", in.Name), zap.Error(err))
+				return
 			}
-			log.Error("storage lost: domain destroyed so that it does not run twice", zap.String("repository", r.UUID), zap.String("domain", n))
-		}
+			log.Error("storage lost: domain destroyed so that it does not run twice", zap.String("domain", in.Name))
+		}()
 	}
+	wg.Wait()
 }

@@ -135,10 +135,12 @@ type AgentConfig struct {
 	// and the devices they put into a bridge or give an address. Empty
 	// refuses those calls.
 	NetworkDevices []string `ini:"network_devices"`
-	// StorageFence is what the CloudStack storage heartbeat does when its
-	// write to a repository has not ended after the manager's timeout:
-	// domains (destroy the domains whose disks are there), crash (crash
-	// the kernel, as CloudStack's storagehealth.py does) or none (log).
+	// StorageFence is what the CloudStack storage heartbeat does when a
+	// repository's heartbeat has not been written for the manager's
+	// timeout (less an interval): the other hosts will read this one as
+	// dead and CloudStack starts all its VMs elsewhere. domains (destroy
+	// every domain here), crash (crash the kernel, as CloudStack's
+	// storagehealth.py does) or none (log).
 	StorageFence string `ini:"storage_fence"`
 }
 

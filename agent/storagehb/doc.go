@@ -2,16 +2,19 @@
 // what its storagehealth.py does on Oracle VM Server: every interval it
 // writes the time (seconds since the epoch) into .hb-<host guid> at the
 // top of every repository mounted here (CloudStack's primary storage), by
-// a new file renamed over the old one and synced, so that another host can
+// a new file synced and renamed over the old one, so that another host can
 // tell from the file's age whether this one still reaches the storage
 // (State: CloudStack's HA investigator asks that before it restarts this
-// host's VMs elsewhere). A write that has not ended after the timeout is
-// storage this host has lost: the Fence callback runs once for that
-// mount (the agent stops the domains whose disks are there, or crashes
-// the kernel as the script does, as configured), so that the VMs are not
-// running here when CloudStack starts them elsewhere.
+// host's VMs elsewhere). A mount whose file has not been written for the
+// timeout less an interval (a write that hangs or fails) is storage this
+// host has lost: the Fence callback runs once for that mount (the agent
+// stops every domain here, or crashes the kernel as the script does, as
+// configured) before the other hosts read the file as stale, so that the
+// VMs are not running here when CloudStack starts them elsewhere. The
+// settings may be kept in a file, to run again when the agent starts.
 //
-// It owns only the heartbeat files and its goroutines: at most one write
-// per mount is outstanding (one stuck on dead storage is waited for, not
-// repeated). It imports nothing of the project.
+// It owns only the heartbeat files, its settings file and its goroutines:
+// at most one write and one read per mount are outstanding (one stuck on
+// dead storage is waited for, not repeated). It imports nothing of the
+// project.
 package storagehb
