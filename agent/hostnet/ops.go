@@ -110,8 +110,8 @@ func (m *Manager) startBridge(ctx context.Context, patterns []string, cs []Chang
 		next = append(next, Change{Kind: KindBridge, Name: br})
 	}
 	if port != "" {
-		if !m.exists(port) {
-			return nil, fmt.Errorf("%w: %s: no such network device (discover_network, or ip link on the host, lists them)", ErrNotFound, port)
+		if err := m.present(port); err != nil {
+			return nil, err
 		}
 		if m.isBridge(port) {
 			return nil, fmt.Errorf("%w: %s is a bridge: a bridge's port is a physical, bond or VLAN device", ErrInvalid, port)
@@ -225,8 +225,8 @@ func (m *Manager) addVLAN(ctx context.Context, patterns []string, cs []Change, d
 	if err := allowed(patterns, name); err != nil {
 		return "", nil, err
 	}
-	if !m.exists(dev) {
-		return "", nil, fmt.Errorf("%w: %s: no such network device (discover_network, or ip link on the host, lists them)", ErrNotFound, dev)
+	if err := m.present(dev); err != nil {
+		return "", nil, err
 	}
 	if m.exists(name) {
 		if made(cs, name) {
@@ -367,6 +367,15 @@ func (m *Manager) StopVLANBridge(ctx context.Context, patterns []string, br, dev
 	return m.commit(ctx, cs, next)
 }
 
+// present is nil when device dev exists, else ErrNotFound saying where
+// the devices are listed.
+func (m *Manager) present(dev string) error {
+	if m.exists(dev) {
+		return nil
+	}
+	return fmt.Errorf("%w: %s: no such network device (discover_network, or ip link on the host, lists them)", ErrNotFound, dev)
+}
+
 // ParseIPv4 reads an IPv4 address and a netmask (dotted, 255.255.0.0, or
 // a prefix length, 16) as a prefix holding the address.
 func ParseIPv4(ip, netmask string) (netip.Prefix, error) {
@@ -415,8 +424,8 @@ func (m *Manager) SetIPv4(ctx context.Context, patterns []string, dev string, p 
 	if err := allowed(patterns, dev); err != nil {
 		return err
 	}
-	if !m.exists(dev) {
-		return fmt.Errorf("%w: %s: no such network device (discover_network, or ip link on the host, lists them)", ErrNotFound, dev)
+	if err := m.present(dev); err != nil {
+		return err
 	}
 	if !p.Addr().Is4() {
 		return fmt.Errorf("%w: %s is not an IPv4 address", ErrInvalid, p)
@@ -509,8 +518,8 @@ func (m *Manager) SetRoute(ctx context.Context, patterns []string, dev string, p
 	if err := allowed(patterns, dev); err != nil {
 		return err
 	}
-	if !m.exists(dev) {
-		return fmt.Errorf("%w: %s: no such network device (discover_network, or ip link on the host, lists them)", ErrNotFound, dev)
+	if err := m.present(dev); err != nil {
+		return err
 	}
 	if !p.Addr().Is4() || p.Masked() != p {
 		return fmt.Errorf("%w: %s is not an IPv4 network", ErrInvalid, p)
