@@ -332,6 +332,11 @@ func (a *Agent) openSubsystems(cfg *config.Config) (closeAll func(), err error) 
 		return nil, err
 	}
 	opened.push(a.domains.Close)
+	// set_statistics_interval's period, as it was set
+	opened.push(a.sampler.Close)
+	if err := a.resumeStatsInterval(cfg.Agent.StateDir); err != nil {
+		a.log.Error("statistics interval not resumed", zap.Error(err))
+	}
 	// CloudStack's storage heartbeat runs once it asks for it; it stops
 	// before the registry whose domains it may fence.
 	a.storagehb = storagehb.New(storagehb.Config{Mounts: a.heartbeatMounts, Fence: a.storageFence, Log: a.log.Named("storage-heartbeat"),

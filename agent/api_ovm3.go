@@ -54,18 +54,9 @@ func (a *Agent) ovm3Methods() []xmlrpc.Def {
 			Help: "Oracle VM Agent 3: [time zone name, whether the hardware clock keeps UTC]."},
 		{Name: "discover_mounted_file_systems", Result: xmlrpc.String, Params: []xmlrpc.Param{xmlrpc.Opt("fstype", xmlrpc.String)}, Run: a.ovm3Mounts,
 			Help: "Oracle VM Agent 3: the mounted file systems of one type (nfs, ext4, ...; all when empty) as an XML document in a string (Discover_Mounted_File_Systems_Result/Filesystem[@Type]/Mount[@Dir] with Device and Mount_Options). A repository's mount is named /OVS/Repositories/<id>, as agent 3 names it (see Managing hosts with Apache CloudStack in README.md)."},
-		{Name: "get_datetime", Result: xmlrpc.Nil, Variadic: true,
-			Help: "Oracle VM Agent 3: refused here: CloudStack's plugin reads the host's time from get_last_boot_time (local_time) and never calls get_datetime, whose answer is not publicly documented; this agent does not guess it.",
-			Run: func(context.Context, xmlrpc.Args) (any, error) {
-				return nil, xmlrpc.Faultf(xmlrpc.Unsupported, "get_datetime is not served: the host's time is get_last_boot_time's local_time (seconds since the epoch, <i8>) and its zone get_timezone")
-			}},
-		{Name: "set_statistics_interval", Result: xmlrpc.Nil, Params: []xmlrpc.Param{xmlrpc.Req("interval", xmlrpc.Int)},
-			Help: "Oracle VM Agent 3: refused here: agent 3 pushes host and VM statistics every interval seconds to the owning manager's statistic URL (given with the 3.3 take_ownership); this agent pushes nothing to a manager and takes no such URL (take_ownership's api url must be empty), so there is no interval to set: discover_server's Statistic/Interval is 0. Managers poll instead: ovs_dom0_stats (CloudStack's), host.stats, domain.list and the metrics endpoint measure when asked.",
-			Run: func(context.Context, xmlrpc.Args) (any, error) {
-				return nil, xmlrpc.Faultf(xmlrpc.Unsupported, "set_statistics_interval: this agent pushes no statistics to a manager (agent 3 sends them to the statistic URL of its owning manager; this agent takes none), so no interval is kept; poll ovs_dom0_stats, host.stats or the metrics endpoint instead (nothing was changed)")
-			}},
 	}
 	defs = append(defs, a.ovm3HostMethods()...)
+	defs = append(defs, a.ovm3StatsMethods()...)
 	defs = append(defs, a.ovm3PasswordMethods()...)
 	defs = append(defs, a.ovm3NTPMethods()...)
 	defs = append(defs, a.ovm3MigrateMethods()...)
@@ -212,6 +203,7 @@ func (a *Agent) ovm3DiscoverServer(ctx context.Context, _ xmlrpc.Args) (any, err
 		AgentVersion: a.opts.Version, OVMVersion: ovm3APILevel + "-ovs-agent-" + a.opts.Version, CPUType: info.Machine,
 		OSName: osName, OSMajor: osMajor, OSMinor: osMinor,
 		KernelRelease: info.Kernel, KernelVersion: info.KernelVersion,
+		StatsInterval:  int(a.sampler.Period() / time.Second),
 		HypervisorType: "ovs-vmm", HypervisorName: "ovs-vmm",
 		VMMMajor: major, VMMMinor: minor, VMMExtra: extra,
 		Hostname: info.Hostname, RegisteredIP: localIP(ctx),

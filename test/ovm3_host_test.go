@@ -3,8 +3,10 @@ package test
 import (
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestOVM3HostChanges: update_agent_password changes the API password in
@@ -27,13 +29,76 @@ func TestOVM3HostChanges(t *testing.T) {
 	c := o3Client{url: "http://" + a.Addr + "/", user: "admin", pass: testPassword}
 	before, _ := os.ReadFile(a.Config)
 
-	// No statistics interval exists here, and get_datetime's answer is
-	// not public: both refused, saying what to use.
-	if msg := c.refused(t, 1007, "set_statistics_interval", 20); !strings.Contains(msg, "host.stats") {
-		t.Errorf("set_statistics_interval: %q", msg)
+	// get_datetime: the local time as set_datetime's six ints.
+	now := time.Now()
+	dt := c.ok(t, "get_datetime")
+	if dt.Type != "array" || len(dt.Items) != 6 {
+		t.Fatalf("get_datetime: %s", dt)
 	}
-	if msg := c.refused(t, 1007, "get_datetime"); !strings.Contains(msg, "get_last_boot_time") {
-		t.Errorf("get_datetime: %q", msg)
+	var parts [6]int
+	for i, it := range dt.Items {
+		if it.Type != "int" {
+			t.Fatalf("get_datetime item %d: %s", i, it)
+		}
+		parts[i], _ = strconv.Atoi(it.Text)
+	}
+	got := time.Date(parts[0], time.Month(parts[1]), parts[2], parts[3], parts[4], parts[5], 0, time.Local)
+	if d := got.Sub(now); d < -5*time.Second || d > 5*time.Second {
+		t.Errorf("get_datetime %v is %v from this host's %v", dt, d, now)
+	}
+
+	// set_statistics_interval: the host's CPU figure becomes the last
+	// whole window's, the same for every caller, shown by discover_server
+	// and kept across a restart; a bad value changes nothing.
+	interval := func(c o3Client) string {
+		root := parseDoc(t, "discover_server", c.ok(t, "discover_server").Text)
+		n, _ := root.path("Server/Statistic/Interval")
+		return n.Text
+	}
+	if got := interval(c); got != "0" {
+		t.Errorf("Statistic/Interval before any set_statistics_interval: %q", got)
+	}
+	c.refused(t, -32602, "set_statistics_interval", -1)
+	c.refused(t, -32602, "set_statistics_interval", 3601)
+	if got := interval(c); got != "0" {
+		t.Errorf("Statistic/Interval after refused calls: %q", got)
+	}
+	c.done(t, "set_statistics_interval", 1)
+	if got := interval(c); got != "1" {
+		t.Errorf("Statistic/Interval after set_statistics_interval 1: %q", got)
+	}
+	window := func() (cpu, secs string) {
+		st := c.ok(t, "host.stats")
+		return st.Members["cpu_busy_percent"].Text, st.Members["cpu_interval_seconds"].Text
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		_, secs := window()
+		if f, _ := strconv.ParseFloat(secs, 64); f > 0.5 && f < 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("host.stats' CPU window never became the 1 s interval: %s s", secs)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	c.done(t, "set_statistics_interval", 600) // a window no test waits for
+	cpu1, secs1 := window()
+	cpu2, secs2 := window()
+	if cpu1 != cpu2 || secs1 != secs2 {
+		t.Errorf("two callers in one window read %s%% over %s s and %s%% over %s s", cpu1, secs1, cpu2, secs2)
+	}
+	if err := a.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	a.start()
+	a.waitReady()
+	if got := interval(c); got != "600" {
+		t.Errorf("Statistic/Interval after a restart: %q", got)
+	}
+	c.done(t, "set_statistics_interval", 0)
+	if got := interval(c); got != "0" {
+		t.Errorf("Statistic/Interval after set_statistics_interval 0: %q", got)
 	}
 
 	// The time service.

@@ -121,6 +121,7 @@ func TestOVM3Network(t *testing.T) {
 		t.Fatalf("ovs_upload_ssh_key: %s", v)
 	}
 	res := c.ok(t, "exec_domr", ctlIP, "echo $((6*7)) the-secret-pw; echo warn >&2; exit 4")
+	o3Shape(t, "exec_domr", res)
 	if res.Members["rc"].Type != "i8" || res.Members["rc"].Text != "4" || res.Members["out"].Text != "42 the-secret-pw\n" || res.Members["err"].Text != "warn\n" {
 		t.Fatalf("exec_domr: %s", res)
 	}

@@ -173,6 +173,11 @@ func prefixed(p string, m map[string]string) map[string]string {
 var o3Shapes = map[string]o3Recorded{
 	// CommonTest.
 	"get_api_version": {paths: shapeSpec("array\n[0] int")},
+	// CloudStackPluginTest (CloudStack's own agent module).
+	"ovs_dom0_stats":                  {paths: shapeSpec("struct\n.cpu string\n.total string\n.free string\n.rx string\n.tx string")},
+	"ovs_domU_stats":                  {paths: shapeSpec("struct\n.cputime string\n.uptime string\n.vcpus string\n.rd_bytes string\n.wr_bytes string\n.rd_ops string\n.wr_ops string\n.rx_bytes string\n.tx_bytes string")},
+	"exec_domr":                       {paths: shapeSpec("struct\n.out string\n.err string\n.rc i8")},
+	"check_dom0_storage_health_check": {paths: shapeSpec("array\n[0] boolean\n[1] boolean")},
 	// LinuxTest.
 	"get_last_boot_time": {paths: shapeSpec("struct\n.last_boot_time i8\n.local_time i8")},
 	"get_timezone":       {paths: shapeSpec("array\n[0] string\n[1] boolean")},

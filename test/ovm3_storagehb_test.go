@@ -59,7 +59,9 @@ func TestOVM3StorageHeartbeat(t *testing.T) {
 	a.call(t, "domain.create", nil, vmcfgText("fenced2", 64, "dirty=1M/s,hot=4M"))
 	a.call(t, "domain.start", nil, "fenced2")
 	// the first ping starts it, the next finds it running
-	if v := c.ok(t, "check_dom0_storage_health_check", "/opt/cloudstack/bin", "storagehealth.py", guid, 3, 1); len(v.Items) != 2 || v.Items[0].Text != "0" || v.Items[1].Text != "1" {
+	first := c.ok(t, "check_dom0_storage_health_check", "/opt/cloudstack/bin", "storagehealth.py", guid, 3, 1)
+	o3Shape(t, "check_dom0_storage_health_check", first)
+	if v := first; len(v.Items) != 2 || v.Items[0].Text != "0" || v.Items[1].Text != "1" {
 		t.Fatalf("the first check_dom0_storage_health_check: %s, want [false, true]", v)
 	}
 	if v := c.ok(t, "check_dom0_storage_health_check", "/opt/cloudstack/bin", "storagehealth.py", guid, 3, 1); len(v.Items) != 2 || v.Items[0].Text != "1" || v.Items[1].Text != "0" {

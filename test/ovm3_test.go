@@ -662,10 +662,30 @@ func TestOVM3(t *testing.T) {
 		t.Errorf("get_vncport: %s", v)
 	}
 	c.refused(t, 1002, "get_vncport", "i-9-9-VM")
-	if v := c.ok(t, "ovs_dom0_stats", "lo"); v.Members["total"].Type != "string" || v.Members["total"].Text == "0" || v.Members["rx"].Text == "" || v.Members["cpu"].Text == "" {
+	d0 := c.ok(t, "ovs_dom0_stats", "lo")
+	o3Shape(t, "ovs_dom0_stats", d0)
+	if v := d0; v.Members["total"].Type != "string" || v.Members["total"].Text == "0" || v.Members["rx"].Text == "" || v.Members["cpu"].Text == "" {
 		t.Errorf("ovs_dom0_stats: %s", v)
 	}
 	c.refused(t, -32602, "ovs_dom0_stats", "../../etc")
+	// ovs_domU_stats: counters as strings, growing; the workload guest
+	// has no disks or interfaces, so those count 0.
+	u1 := c.ok(t, "ovs_domU_stats", "i-2-3-VM")
+	o3Shape(t, "ovs_domU_stats", u1)
+	for _, k := range []string{"cputime", "uptime", "vcpus", "rd_bytes", "wr_bytes", "rd_ops", "wr_ops", "rx_bytes", "tx_bytes"} {
+		if v := u1.Members[k]; v.Type != "string" {
+			t.Errorf("ovs_domU_stats %s: %s, want a string", k, v)
+		} else if _, err := strconv.ParseInt(v.Text, 10, 64); err != nil {
+			t.Errorf("ovs_domU_stats %s: %q is not an integer", k, v.Text)
+		}
+	}
+	time.Sleep(200 * time.Millisecond)
+	u2 := c.ok(t, "ovs_domU_stats", "i-2-3-VM")
+	count := func(v o3Value, k string) int64 { n, _ := strconv.ParseInt(v.Members[k].Text, 10, 64); return n }
+	if u2.Members["vcpus"].Text != "1" || count(u2, "uptime") <= count(u1, "uptime") || count(u2, "cputime") < count(u1, "cputime") || count(u2, "cputime") == 0 || count(u2, "rd_ops") != 0 {
+		t.Errorf("ovs_domU_stats of a running workload guest, 200 ms apart: %s then %s", u1, u2)
+	}
+	c.refused(t, 1002, "ovs_domU_stats", "i-9-9-VM")
 	c.refused(t, 1002, "ovs_dom0_stats", "nosuchdev0")
 	if v := c.ok(t, "check_dom0_ip", "127.0.0.1"); v.Type != "boolean" || v.Text != "1" {
 		t.Errorf("check_dom0_ip 127.0.0.1: %s", v)

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -91,14 +92,36 @@ func TestQEMUDomainLifecycle(t *testing.T) {
 		CPU       float64 `xmlrpc:"cpu_time_seconds"`
 		Resident  int64   `xmlrpc:"resident_bytes"`
 		DiskRead  int64   `xmlrpc:"disk_read_bytes"`
+		DiskReads int64   `xmlrpc:"disk_read_ops"`
 		Version   string  `xmlrpc:"engine_version"`
 		Machine   string  `xmlrpc:"machine"`
 		MaxMemory int64   `xmlrpc:"max_memory_bytes"`
 	}
 	a.call(t, "domain.info", &st, "q1")
-	if st.VCPUs != 2 || st.CPU <= 0 || st.Resident <= 0 || st.DiskRead <= 0 || !strings.HasPrefix(st.Version, "QEMU ") || !strings.HasPrefix(st.Machine, "pc-") || st.MaxMemory != 256<<20 {
+	if st.VCPUs != 2 || st.CPU <= 0 || st.Resident <= 0 || st.DiskRead <= 0 || st.DiskReads <= 0 || st.DiskReads > st.DiskRead/512 || !strings.HasPrefix(st.Version, "QEMU ") || !strings.HasPrefix(st.Machine, "pc-") || st.MaxMemory != 256<<20 {
 		t.Errorf("domain.info figures of a running qemu domain: %+v", st)
 	}
+	// CloudStack's VM statistics call reads the same counters.
+	var us struct {
+		CPUTime string `xmlrpc:"cputime"`
+		Uptime  string `xmlrpc:"uptime"`
+		VCPUs   string `xmlrpc:"vcpus"`
+		RdBytes string `xmlrpc:"rd_bytes"`
+		RdOps   string `xmlrpc:"rd_ops"`
+		WrOps   string `xmlrpc:"wr_ops"`
+		RxBytes string `xmlrpc:"rx_bytes"`
+	}
+	a.call(t, "ovs_domU_stats", &us, "q1")
+	if n, _ := strconv.ParseInt(us.RdBytes, 10, 64); us.VCPUs != "2" || n < st.DiskRead || us.RdOps == "0" || us.RdOps == "" || us.WrOps == "" || us.RxBytes == "" {
+		t.Errorf("ovs_domU_stats of a running qemu domain: %+v (domain.info: %+v)", us, st)
+	}
+	if cpu, _ := strconv.ParseInt(us.CPUTime, 10, 64); float64(cpu) < st.CPU*1e9 {
+		t.Errorf("ovs_domU_stats cputime %s ns, domain.info had %v s before", us.CPUTime, st.CPU)
+	}
+	if up, _ := strconv.ParseInt(us.Uptime, 10, 64); up <= 0 {
+		t.Errorf("ovs_domU_stats uptime %q", us.Uptime)
+	}
+
 	// The VNC display answers where domain.info says, and asks for the
 	// password (RFB security type 2, VNC authentication), which is
 	// neither on QEMU's command line nor in the agent's log.

@@ -186,6 +186,7 @@ type Stats struct {
 	// The guest's disk and network I/O in bytes; 0 when the engine cannot
 	// tell.
 	DiskReadBytes, DiskWriteBytes uint64
+	DiskReadOps, DiskWriteOps     uint64 // the requests of those bytes
 	NetRxBytes, NetTxBytes        uint64
 	// WrittenBytes counts the bytes the guest wrote over its whole life
 	// (a received or restored machine carries its source's count); Info's

@@ -766,6 +766,7 @@ func (e *qemuEngine) Stats() Stats {
 	var st Stats
 	if q, err := m.Stats(); err == nil {
 		st.CPUTime, st.DiskReadBytes, st.DiskWriteBytes = q.CPUTime, q.DiskReadBytes, q.DiskWriteBytes
+		st.DiskReadOps, st.DiskWriteOps = q.DiskReadOps, q.DiskWriteOps
 	}
 	e.mu.Lock()
 	taps := append([]string(nil), e.tapNets...)

@@ -522,6 +522,7 @@ func (v *VMM) info() *control.Info {
 	}
 	info.CPUTime += st.CPUTime
 	info.DiskReadBytes, info.DiskWriteBytes = st.DiskReadBytes, st.DiskWriteBytes
+	info.DiskReadOps, info.DiskWriteOps = st.DiskReadOps, st.DiskWriteOps
 	info.NetRxBytes, info.NetTxBytes = st.NetRxBytes, st.NetTxBytes
 	f := v.engine.Facts()
 	info.Accel, info.EngineVersion, info.Machine, info.CPUModel, info.VNC = f.Accel, f.Version, f.Machine, f.CPUModel, f.VNC

@@ -69,6 +69,8 @@ type Info struct {
 	// The guest's disk and network I/O in bytes since it started.
 	DiskReadBytes  int64 `xmlrpc:"disk_read_bytes,omitempty"`
 	DiskWriteBytes int64 `xmlrpc:"disk_write_bytes,omitempty"`
+	DiskReadOps    int64 `xmlrpc:"disk_read_ops,omitempty"` // the requests of those bytes
+	DiskWriteOps   int64 `xmlrpc:"disk_write_ops,omitempty"`
 	NetRxBytes     int64 `xmlrpc:"net_rx_bytes,omitempty"`
 	NetTxBytes     int64 `xmlrpc:"net_tx_bytes,omitempty"`
 
@@ -167,6 +169,7 @@ func (in *Info) fill(v *control.Info) {
 	in.BalloonBytes, in.MaxMemoryBytes = int64(v.BalloonBytes), int64(v.MaxMemoryBytes)
 	in.MemoryBacking, in.MemoryBackingWhy = v.MemoryBacking, v.MemoryBackingWhy
 	in.DiskReadBytes, in.DiskWriteBytes = int64(v.DiskReadBytes), int64(v.DiskWriteBytes)
+	in.DiskReadOps, in.DiskWriteOps = int64(v.DiskReadOps), int64(v.DiskWriteOps)
 	in.NetRxBytes, in.NetTxBytes = int64(v.NetRxBytes), int64(v.NetTxBytes)
 }
 

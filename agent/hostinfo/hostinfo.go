@@ -223,16 +223,115 @@ func readStat(path string) (statSample, error) {
 	return s, nil
 }
 
-// Sampler computes host.stats; CPU use is measured between consecutive
-// calls (at least MinInterval apart; closer calls reuse the last figure).
+// Sampler computes host.stats. CPU use is measured between consecutive
+// calls (at least MinInterval apart; closer calls reuse the last figure),
+// or, once Every set a period, over fixed windows of that period that the
+// Sampler closes itself: then every caller reads the same figure, the
+// busy percent of the last whole window, however often it asks.
 type Sampler struct {
 	Paths       Paths
 	MinInterval time.Duration
+
+	ctl    sync.Mutex // serialises Every and Close
+	period time.Duration
+	stop   chan struct{}
+	done   chan struct{}
 
 	mu       sync.Mutex
 	last     statSample
 	lastBusy float64
 	lastIntv float64
+	periodic bool
+}
+
+// MaxPeriod bounds Every's period.
+const MaxPeriod = time.Hour
+
+// Every makes the Sampler read the CPU counters itself every d and report
+// the busy percent of the last whole window of d (until the first window
+// ends, the figure it had). d == 0 stops that: CPU use is measured between
+// calls again. A d below a second or above MaxPeriod is refused.
+func (s *Sampler) Every(d time.Duration) error {
+	if d != 0 && (d < time.Second || d > MaxPeriod) {
+		return fmt.Errorf("statistics period %v: give 0 (measure between calls) or 1 s to %v", d, MaxPeriod)
+	}
+	s.ctl.Lock()
+	defer s.ctl.Unlock()
+	if d != 0 {
+		// read first: a Sampler that cannot read is not changed
+		st, err := readStat(s.Paths.Stat)
+		if err != nil {
+			return err
+		}
+		s.halt()
+		s.mu.Lock()
+		if s.last.total == 0 && st.total > 0 {
+			// the figure until the first window ends: since boot
+			s.lastBusy = 100 * float64(st.busy) / float64(st.total)
+			s.lastIntv = st.at.Sub(time.Unix(st.bootTime, 0)).Seconds()
+		}
+		s.last, s.periodic = st, true
+		s.mu.Unlock()
+		s.period, s.stop, s.done = d, make(chan struct{}), make(chan struct{})
+		go s.run(d, s.stop, s.done)
+		return nil
+	}
+	s.halt()
+	return nil
+}
+
+// Period is the period Every set; 0 when CPU use is measured between calls.
+func (s *Sampler) Period() time.Duration {
+	s.ctl.Lock()
+	defer s.ctl.Unlock()
+	return s.period
+}
+
+// Close stops the Sampler's own reading (Every(0)).
+func (s *Sampler) Close() { _ = s.Every(0) }
+
+// halt stops the running period, if any; with ctl held.
+func (s *Sampler) halt() {
+	if s.stop != nil {
+		close(s.stop)
+		<-s.done
+		s.stop, s.done = nil, nil
+	}
+	s.period = 0
+	s.mu.Lock()
+	s.periodic = false
+	s.mu.Unlock()
+}
+
+func (s *Sampler) run(d time.Duration, stop, done chan struct{}) {
+	defer close(done)
+	t := time.NewTicker(d)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+			st, err := readStat(s.Paths.Stat)
+			if err != nil {
+				continue // the window goes on to the next reading
+			}
+			s.mu.Lock()
+			s.window(st)
+			s.mu.Unlock()
+		}
+	}
+}
+
+// window closes the window that began at s.last with reading st; with mu
+// held.
+func (s *Sampler) window(st statSample) {
+	if st.total <= s.last.total {
+		return
+	}
+	s.lastBusy = 100 * float64(st.busy-s.last.busy) / float64(st.total-s.last.total)
+	s.lastIntv = st.at.Sub(s.last.at).Seconds()
+	s.last = st
 }
 
 // Sample returns the current Stats.
@@ -277,6 +376,8 @@ func (s *Sampler) Sample() (*Stats, error) {
 		min = time.Second
 	}
 	switch {
+	case s.periodic:
+		out.CPUBusyPercent, out.IntervalSecs = s.lastBusy, s.lastIntv
 	case s.last.total == 0:
 		// First call: the average since boot.
 		out.CPUBusyPercent = 100 * float64(st.busy) / float64(st.total)
@@ -285,9 +386,8 @@ func (s *Sampler) Sample() (*Stats, error) {
 	case st.at.Sub(s.last.at) < min || st.total <= s.last.total:
 		out.CPUBusyPercent, out.IntervalSecs = s.lastBusy, s.lastIntv
 	default:
-		out.CPUBusyPercent = 100 * float64(st.busy-s.last.busy) / float64(st.total-s.last.total)
-		out.IntervalSecs = st.at.Sub(s.last.at).Seconds()
-		s.last, s.lastBusy, s.lastIntv = st, out.CPUBusyPercent, out.IntervalSecs
+		s.window(st)
+		out.CPUBusyPercent, out.IntervalSecs = s.lastBusy, s.lastIntv
 	}
 	return out, nil
 }

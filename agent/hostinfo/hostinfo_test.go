@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 )
 
 func TestReadReal(t *testing.T) {
@@ -65,5 +66,86 @@ func TestFixture(t *testing.T) {
 	}
 	if st.CPUBusyPercent != 50 {
 		t.Fatalf("cpu busy over the interval = %v, want 50", st.CPUBusyPercent)
+	}
+}
+
+// With a period set, the CPU figure is the last whole window's, the same
+// for every caller, and callers do not move the window.
+func TestSamplerEvery(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, s string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(s), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	p := Paths{
+		CPUInfo: write("cpuinfo", "processor\t: 0\n"),
+		MemInfo: write("meminfo", "MemTotal: 2048 kB\nMemFree: 1024 kB\nMemAvailable: 1536 kB\n"),
+		Stat:    write("stat", "cpu  100 0 100 800 0 0 0 0 0 0\nbtime 1700000000\n"),
+		LoadAvg: write("loadavg", "0.50 0.25 0.10 1/100 1234\n"),
+		Uptime:  write("uptime", "1000.00 1800.00\n"),
+	}
+	s := &Sampler{Paths: p}
+	defer s.Close()
+	for _, d := range []time.Duration{time.Millisecond, 2 * MaxPeriod, -time.Second} {
+		if err := s.Every(d); err == nil || s.Period() != 0 {
+			t.Fatalf("Every(%v) taken (period %v)", d, s.Period())
+		}
+	}
+	bad := &Sampler{Paths: Paths{Stat: filepath.Join(dir, "missing")}}
+	if err := bad.Every(time.Second); err == nil || bad.Period() != 0 {
+		t.Fatalf("Every without a readable stat file: %v, period %v", err, bad.Period())
+	}
+	if err := s.Every(time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if s.Period() != time.Second {
+		t.Fatalf("Period = %v", s.Period())
+	}
+	st, err := s.Sample()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.CPUBusyPercent != 20 {
+		t.Fatalf("before the first window ends: %v%%, want the 20%% since boot", st.CPUBusyPercent)
+	}
+	// 100 busy jiffies of 200 in the window; a caller's Sample now does
+	// not close it.
+	write("stat", "cpu  150 0 150 900 0 0 0 0 0 0\nbtime 1700000000\n")
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if st, err = s.Sample(); err != nil {
+			t.Fatal(err)
+		}
+		if st.CPUBusyPercent != 20 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if st.CPUBusyPercent != 50 || st.IntervalSecs < 0.5 || st.IntervalSecs > 5 {
+		t.Fatalf("after a window: %v%% over %v s, want 50%% over about 1 s", st.CPUBusyPercent, st.IntervalSecs)
+	}
+	// nothing more was busy: the next window reads 0, whoever asks meanwhile
+	write("stat", "cpu  150 0 150 1100 0 0 0 0 0 0\nbtime 1700000000\n")
+	for st.CPUBusyPercent == 50 && time.Now().Before(deadline.Add(10*time.Second)) {
+		time.Sleep(50 * time.Millisecond)
+		if st, err = s.Sample(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if st.CPUBusyPercent != 0 {
+		t.Fatalf("second window: %v%%, want 0", st.CPUBusyPercent)
+	}
+	s.Close()
+	if s.Period() != 0 {
+		t.Fatalf("Period after Close = %v", s.Period())
+	}
+	// between calls again: 100 busy of 100 since the last window
+	write("stat", "cpu  200 0 200 1100 0 0 0 0 0 0\nbtime 1700000000\n")
+	time.Sleep(time.Second)
+	if st, err = s.Sample(); err != nil || st.CPUBusyPercent != 100 {
+		t.Fatalf("after Close: %v%% (%v), want 100%% measured since the last window", st.CPUBusyPercent, err)
 	}
 }

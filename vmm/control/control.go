@@ -224,6 +224,8 @@ type Info struct {
 	// The guest's disk and network I/O, in bytes, since it started.
 	DiskReadBytes  uint64 `json:"disk_read_bytes,omitempty"`
 	DiskWriteBytes uint64 `json:"disk_write_bytes,omitempty"`
+	DiskReadOps    uint64 `json:"disk_read_ops,omitempty"` // the requests of those bytes
+	DiskWriteOps   uint64 `json:"disk_write_ops,omitempty"`
 	NetRxBytes     uint64 `json:"net_rx_bytes,omitempty"`
 	NetTxBytes     uint64 `json:"net_tx_bytes,omitempty"`
 	// PausedFor says why the guest's vCPUs are stopped although nobody

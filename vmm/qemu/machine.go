@@ -83,6 +83,7 @@ type Stats struct {
 	CPUTime                       time.Duration // utime+stime of the QEMU process
 	RSSBytes                      uint64        // its resident set
 	DiskReadBytes, DiskWriteBytes uint64        // summed over its disks (query-blockstats)
+	DiskReadOps, DiskWriteOps     uint64        // the requests those bytes took
 }
 
 // Facts are what QEMU runs, as it says it.
@@ -878,6 +879,8 @@ func (m *Machine) Stats() (Stats, error) {
 		Stats struct {
 			RdBytes int64 `json:"rd_bytes"`
 			WrBytes int64 `json:"wr_bytes"`
+			RdOps   int64 `json:"rd_operations"`
+			WrOps   int64 `json:"wr_operations"`
 		} `json:"stats"`
 	}
 	if err := m.command("query-blockstats", func(ctx context.Context) error { return m.qc.Execute(ctx, "query-blockstats", nil, &bs) }); err != nil {
@@ -886,6 +889,8 @@ func (m *Machine) Stats() (Stats, error) {
 	for _, b := range bs {
 		st.DiskReadBytes += uint64(max(b.Stats.RdBytes, 0))
 		st.DiskWriteBytes += uint64(max(b.Stats.WrBytes, 0))
+		st.DiskReadOps += uint64(max(b.Stats.RdOps, 0))
+		st.DiskWriteOps += uint64(max(b.Stats.WrOps, 0))
 	}
 	return st, nil
 }

@@ -471,7 +471,7 @@ func TestMachineRunning(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if st.CPUTime <= 0 || st.RSSBytes < 16<<20 || st.DiskReadBytes == 0 {
+		if st.CPUTime <= 0 || st.RSSBytes < 16<<20 || st.DiskReadBytes == 0 || st.DiskReadOps == 0 || st.DiskReadOps > st.DiskReadBytes/512 {
 			t.Errorf("Stats %+v: want CPU time, an RSS of the guest's checked memory at least, and the disks read (partition scan)", st)
 		}
 	})
