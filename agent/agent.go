@@ -89,6 +89,8 @@ type Agent struct {
 	repos      *repository.Manager
 	qemu       *qemuhost.Host // what this host offers qemu domains ([qemu])
 	sampler    *hostinfo.Sampler
+	statsMu    sync.Mutex       // set_statistics_interval: the sampler and statsFile agree
+	statsFile  string           // where its interval is kept (the state directory it opened with)
 	hostnet    *hostnet.Manager // the agent 3 network calls' changes
 	imports    importing        // the agent 3 import_virtual_disk calls under way
 	storagehb  *storagehb.Heartbeat

@@ -5,10 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"strconv"
-	"sync"
 	"time"
 
 	"go.uber.org/zap"
@@ -23,10 +23,6 @@ import (
 // directory, so that a restarted agent samples as it did.
 const statsIntervalFile = "statistics-interval.json"
 
-// statsSetting serialises set_statistics_interval: the sampler and the
-// file agree.
-var statsSetting sync.Mutex
-
 type statsIntervalRecord struct {
 	IntervalSeconds int `json:"interval_seconds"`
 }
@@ -40,13 +36,15 @@ func (a *Agent) ovm3StatsMethods() []xmlrpc.Def {
 		{Name: "get_datetime", Result: xmlrpc.Array, Run: ovm3DateTime,
 			Help: "Oracle VM Agent 3: the host's local date and time as [year, month, day, hour, minute, second] ints, the order of agent 3's set_datetime arguments (its zone: get_timezone; seconds since the epoch: get_last_boot_time's local_time)."},
 		{Name: "ovs_domU_stats", Result: xmlrpc.Struct, Params: []xmlrpc.Param{nameParam}, Run: a.ovm3DomUStats,
-			Help: "CloudStack's agent module: a running domain's counters since it started, as strings: cputime and uptime (nanoseconds), vcpus, rd_bytes, wr_bytes, rd_ops and wr_ops (its disks, as its engine counts them: 0 for an engine that counts none), rx_bytes and tx_bytes (what the guest received and sent on its interfaces)."},
+			Help: "CloudStack's agent module: a running (or paused) domain's counters since it started, as strings: cputime and uptime (nanoseconds), vcpus, rd_bytes, wr_bytes, rd_ops and wr_ops (its disks, as its engine counts them: 0 for an engine that counts none), rx_bytes and tx_bytes (what the guest received and sent on its interfaces)."},
 	}
 }
 
-// resumeStatsInterval applies the interval kept in the state directory.
+// resumeStatsInterval applies the interval kept in the state directory,
+// which it remembers for set_statistics_interval.
 func (a *Agent) resumeStatsInterval(stateDir string) error {
-	b, err := os.ReadFile(filepath.Join(stateDir, statsIntervalFile))
+	a.statsFile = filepath.Join(stateDir, statsIntervalFile)
+	b, err := os.ReadFile(a.statsFile)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil
 	}
@@ -55,7 +53,10 @@ func (a *Agent) resumeStatsInterval(stateDir string) error {
 	}
 	var r statsIntervalRecord
 	if err := json.Unmarshal(b, &r); err != nil {
-		return fmt.Errorf("%s is not a statistics interval (%v): remove it, or set the interval again with set_statistics_interval", filepath.Join(stateDir, statsIntervalFile), err)
+		return fmt.Errorf("%s is not a statistics interval (%v): remove it, or set the interval again with set_statistics_interval", a.statsFile, err)
+	}
+	if r.IntervalSeconds < 0 || r.IntervalSeconds > int(hostinfo.MaxPeriod/time.Second) {
+		return fmt.Errorf("%s: interval %d s is out of range: remove it, or set the interval again with set_statistics_interval", a.statsFile, r.IntervalSeconds)
 	}
 	return a.sampler.Every(time.Duration(r.IntervalSeconds) * time.Second)
 }
@@ -66,22 +67,24 @@ func (a *Agent) ovm3SetStatsInterval(_ context.Context, args xmlrpc.Args) (any, 
 	if n < 0 || n > max {
 		return nil, xmlrpc.Faultf(xmlrpc.BadParams, "set_statistics_interval %d: give 1 to %d seconds, or 0 to measure between calls (nothing was changed)", n, max)
 	}
-	st := a.state.Load()
-	if st == nil || st.cfg == nil {
+	if a.statsFile == "" {
 		return nil, xmlrpc.Faultf(xmlrpc.BadState, "set_statistics_interval: the agent is starting; call again")
 	}
-	statsSetting.Lock()
-	defer statsSetting.Unlock()
-	old := a.sampler.Period()
-	if err := a.sampler.Every(time.Duration(n) * time.Second); err != nil {
-		return nil, xmlrpc.Faultf(xmlrpc.Internal, "set_statistics_interval: %v (nothing was changed)", err)
+	a.statsMu.Lock()
+	defer a.statsMu.Unlock()
+	write := func(secs int) error {
+		b, _ := json.Marshal(statsIntervalRecord{IntervalSeconds: secs})
+		return atomicfile.WriteFile(a.statsFile, append(b, '\n'), 0o644)
 	}
-	b, _ := json.Marshal(statsIntervalRecord{IntervalSeconds: int(n)})
-	if err := atomicfile.WriteFile(filepath.Join(st.cfg.Agent.StateDir, statsIntervalFile), append(b, '\n'), 0o644); err != nil {
-		if rerr := a.sampler.Every(old); rerr != nil {
-			a.log.Error("statistics interval not restored", zap.Error(rerr))
-		}
+	// kept first: what runs is never other than what the file says
+	if err := write(int(n)); err != nil {
 		return nil, xmlrpc.Faultf(xmlrpc.Internal, "set_statistics_interval: keep it in the state directory: %v (nothing was changed)", err)
+	}
+	if err := a.sampler.Every(time.Duration(n) * time.Second); err != nil {
+		if werr := write(int(a.sampler.Period() / time.Second)); werr != nil {
+			a.log.Error("statistics interval file not restored", zap.Error(werr))
+		}
+		return nil, xmlrpc.Faultf(xmlrpc.Internal, "set_statistics_interval: %v (nothing was changed)", err)
 	}
 	a.log.Info("statistics interval set", zap.Int64("seconds", n))
 	return nil, nil
@@ -98,9 +101,14 @@ func (a *Agent) ovm3DomUStats(_ context.Context, args xmlrpc.Args) (any, error) 
 		return nil, domainFault(err)
 	}
 	if in.State != string(domains.Running) && in.State != string(domains.Paused) {
-		return nil, xmlrpc.Faultf(xmlrpc.BadState, "ovs_domU_stats: domain %s is %s: only a running domain has counters", in.Name, in.State)
+		return nil, xmlrpc.Faultf(xmlrpc.BadState, "ovs_domU_stats: domain %s is %s: only a running or paused domain has counters", in.Name, in.State)
 	}
-	ns := func(sec float64) string { return strconv.FormatInt(int64(sec*1e9), 10) }
+	if !in.Live {
+		// zeros would read as counters gone back to a manager that takes
+		// differences
+		return nil, xmlrpc.Faultf(xmlrpc.Busy, "ovs_domU_stats: the VMM of domain %s did not answer in time; try again", in.Name)
+	}
+	ns := func(sec float64) string { return strconv.FormatInt(int64(math.Round(sec*1e9)), 10) }
 	n := func(v int64) string { return strconv.FormatInt(v, 10) }
 	return map[string]any{
 		"cputime": ns(in.CPUSeconds), "uptime": ns(in.UptimeSeconds), "vcpus": strconv.Itoa(in.VCPUs),

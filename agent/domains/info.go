@@ -85,6 +85,10 @@ type Info struct {
 	Fenced          bool      `xmlrpc:"fenced,omitempty"`
 	FencedAt        time.Time `xmlrpc:"fenced_at,omitempty"`
 	FenceDetail     string    `xmlrpc:"fence_detail,omitempty"`
+
+	// Live says the counters are the running VMM's, read just now (false:
+	// it is not running, or did not answer in time).
+	Live bool `xmlrpc:"-"`
 }
 
 // SaveProgress is how far a save under way is, as its VMM last said:
@@ -142,6 +146,7 @@ func (m *Manager) info(d *domain, live bool) Info {
 				in.State, in.Reason = string(Running), reason
 			}
 			in.fill(v)
+			in.Live = true
 		}
 	}
 	return in

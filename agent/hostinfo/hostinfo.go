@@ -257,6 +257,9 @@ func (s *Sampler) Every(d time.Duration) error {
 	}
 	s.ctl.Lock()
 	defer s.ctl.Unlock()
+	if d != 0 && d == s.period && s.stop != nil {
+		return nil // the same period again: its window goes on
+	}
 	if d != 0 {
 		// read first: a Sampler that cannot read is not changed
 		st, err := readStat(s.Paths.Stat)
@@ -267,8 +270,8 @@ func (s *Sampler) Every(d time.Duration) error {
 		s.mu.Lock()
 		if s.last.total == 0 && st.total > 0 {
 			// the figure until the first window ends: since boot
-			s.lastBusy = 100 * float64(st.busy) / float64(st.total)
-			s.lastIntv = st.at.Sub(time.Unix(st.bootTime, 0)).Seconds()
+			s.lastBusy = min(100, 100*float64(st.busy)/float64(st.total))
+			s.lastIntv = uptime(s.Paths.Uptime)
 		}
 		s.last, s.periodic = st, true
 		s.mu.Unlock()
@@ -326,10 +329,15 @@ func (s *Sampler) run(d time.Duration, stop, done chan struct{}) {
 // window closes the window that began at s.last with reading st; with mu
 // held.
 func (s *Sampler) window(st statSample) {
-	if st.total <= s.last.total {
+	if st.total < s.last.total || st.busy < s.last.busy {
+		s.last = st // counters that went back (a reset): a window starts here
 		return
 	}
-	s.lastBusy = 100 * float64(st.busy-s.last.busy) / float64(st.total-s.last.total)
+	if st.total == s.last.total {
+		return
+	}
+	// idle or iowait may go back a little (proc(5)): never above 100%
+	s.lastBusy = min(100, 100*float64(st.busy-s.last.busy)/float64(st.total-s.last.total))
 	s.lastIntv = st.at.Sub(s.last.at).Seconds()
 	s.last = st
 }
@@ -390,6 +398,20 @@ func (s *Sampler) Sample() (*Stats, error) {
 		out.CPUBusyPercent, out.IntervalSecs = s.lastBusy, s.lastIntv
 	}
 	return out, nil
+}
+
+// uptime is /proc/uptime's first figure, in seconds (0 when unreadable).
+func uptime(path string) float64 {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(data))
+	if len(f) == 0 {
+		return 0
+	}
+	v, _ := strconv.ParseFloat(f[0], 64)
+	return v
 }
 
 // MemoryTotal returns the host's total memory in bytes.

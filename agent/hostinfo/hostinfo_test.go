@@ -127,8 +127,27 @@ func TestSamplerEvery(t *testing.T) {
 	if st.CPUBusyPercent != 50 || st.IntervalSecs < 0.5 || st.IntervalSecs > 5 {
 		t.Fatalf("after a window: %v%% over %v s, want 50%% over about 1 s", st.CPUBusyPercent, st.IntervalSecs)
 	}
+	// callers more than MinInterval apart do not move the figure while
+	// a window is open (measured between calls, they would: 100%)
+	if err := s.Every(MaxPeriod); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Every(MaxPeriod); err != nil || s.Period() != MaxPeriod { // the same again: the window goes on
+		t.Fatal(err, s.Period())
+	}
+	write("stat", "cpu  200 0 200 900 0 0 0 0 0 0\nbtime 1700000000\n")
+	time.Sleep(1100 * time.Millisecond)
+	for i := 0; i < 2; i++ {
+		if st, err = s.Sample(); err != nil || st.CPUBusyPercent != 50 {
+			t.Fatalf("call %d within an open window: %v%% (%v), want the last window's 50%%", i, st.CPUBusyPercent, err)
+		}
+		time.Sleep(1100 * time.Millisecond)
+	}
+	if err := s.Every(time.Second); err != nil {
+		t.Fatal(err)
+	}
 	// nothing more was busy: the next window reads 0, whoever asks meanwhile
-	write("stat", "cpu  150 0 150 1100 0 0 0 0 0 0\nbtime 1700000000\n")
+	write("stat", "cpu  200 0 200 1100 0 0 0 0 0 0\nbtime 1700000000\n")
 	for st.CPUBusyPercent == 50 && time.Now().Before(deadline.Add(10*time.Second)) {
 		time.Sleep(50 * time.Millisecond)
 		if st, err = s.Sample(); err != nil {
@@ -143,7 +162,7 @@ func TestSamplerEvery(t *testing.T) {
 		t.Fatalf("Period after Close = %v", s.Period())
 	}
 	// between calls again: 100 busy of 100 since the last window
-	write("stat", "cpu  200 0 200 1100 0 0 0 0 0 0\nbtime 1700000000\n")
+	write("stat", "cpu  250 0 250 1100 0 0 0 0 0 0\nbtime 1700000000\n")
 	time.Sleep(time.Second)
 	if st, err = s.Sample(); err != nil || st.CPUBusyPercent != 100 {
 		t.Fatalf("after Close: %v%% (%v), want 100%% measured since the last window", st.CPUBusyPercent, err)
