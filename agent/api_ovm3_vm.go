@@ -273,11 +273,8 @@ func (a *Agent) ovm3VMMethods() []xmlrpc.Def {
 			Help: "Oracle VM Agent 3: pause the vm (domain.pause)."},
 		{Name: "unpause_vm", Result: xmlrpc.Nil, Params: repoVM, Run: a.ovm3Op("domain.unpause"),
 			Help: "Oracle VM Agent 3: continue a paused vm (domain.unpause)."},
-		{Name: "configure_vm_ha", Result: xmlrpc.Nil, Params: with(xmlrpc.Req("enable_ha", xmlrpc.Boolean)),
-			Help: "Oracle VM Agent 3: refused here: high availability belongs to the domains of a server pool (pool.create_domain with ha), which the pool restarts elsewhere; a vm of a repository has none.",
-			Run: func(context.Context, xmlrpc.Args) (any, error) {
-				return nil, xmlrpc.Faultf(xmlrpc.Unsupported, "configure_vm_ha: on this agent high availability is a property of a server pool's domains (pool.create_domain with the ha option, in a [pool]); a vm of a repository is not restarted elsewhere, so it is not marked so")
-			}},
+		{Name: "configure_vm_ha", Result: xmlrpc.Nil, Params: with(xmlrpc.Req("enable_ha", xmlrpc.Boolean)), Run: a.ovm3ConfigureVMHA,
+			Help: "Oracle VM Agent 3: make the vm highly available, or not, in the server pool ([pool]): with enable_ha a vm running here becomes a pool domain with HA, without stopping (pool.adopt_domain), and the pool starts it on another member when this server fails (never while this one may still run it); a pool domain's HA is switched (pool.set_ha); enable_ha false on a vm that is no pool domain changes nothing. Its stop_vm and delete_vm go through the pool from then on. Refused without [pool], and for a vm that is not running here (start_vm first). The vm.cfg's OVM_high_availability is left as the manager wrote it: the pool's record (pool.domains' ha) is what acts."},
 		{Name: "delete_vm", Result: xmlrpc.Nil, Params: repoVM, Run: a.ovm3DeleteVM,
 			Help: "Oracle VM Agent 3: remove a stopped vm: the domain (domain.delete) and its VirtualMachines/<vm_id> folder; its disks stay."},
 	}
@@ -427,6 +424,12 @@ func (a *Agent) ovm3StopVM(ctx context.Context, args xmlrpc.Args) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	if a.pool != nil {
+		if _, _, owned, _ := a.pool.domains.localOwned(name); owned {
+			// a pool domain (configure_vm_ha): the pool keeps it stopped
+			return nil, a.poolFault(a.stopOwned(ctx, name, args.Bool(2), DefaultShutdownTimeout))
+		}
+	}
 	if args.Bool(2) {
 		return nil, a.callOwn(ctx, "domain.destroy", name)
 	}
@@ -458,6 +461,16 @@ func (a *Agent) ovm3DeleteVM(ctx context.Context, args xmlrpc.Args) (any, error)
 		return nil, xmlrpc.Faultf(xmlrpc.NotFound, "no vm %s in repository %s", v.id, v.repo)
 	}
 	if in, ok := a.ovm3Domain(v.id); ok {
+		if a.pool != nil && a.pool.domains.ranInPool(in.Name) {
+			// a pool domain (configure_vm_ha) that runs nowhere: out of the
+			// pool first (pool.delete_domain refuses one that runs)
+			if err := a.callOwn(ctx, "pool.delete_domain", in.UUID); err != nil {
+				var f *xmlrpc.Fault
+				if !errors.As(err, &f) || f.Code != xmlrpc.NotFound {
+					return nil, err
+				}
+			}
+		}
 		if err := a.callOwn(ctx, "domain.delete", in.Name); err != nil {
 			return nil, err
 		}
@@ -554,4 +567,26 @@ func (a *Agent) ovm3ListVM(_ context.Context, args xmlrpc.Args) (any, error) {
 		}
 	}
 	return nil, nil
+}
+
+func (a *Agent) ovm3ConfigureVMHA(ctx context.Context, args xmlrpc.Args) (any, error) {
+	name, err := a.ovm3Registered(args)
+	if err != nil {
+		return nil, err
+	}
+	enable := args.Bool(2)
+	if a.pool == nil {
+		return nil, xmlrpc.Faultf(xmlrpc.Unsupported, "configure_vm_ha: high availability is the server pool's (it restarts a vm on another member when its server fails), and this agent is in none: configure [pool] in agent.ini (see \"Setting up a pool\" in README.md)")
+	}
+	in, _, owned, _ := a.pool.domains.localOwned(name)
+	if owned || in.Generation > 0 {
+		return nil, a.callOwn(ctx, "pool.set_ha", in.UUID, enable)
+	}
+	if !enable {
+		return nil, nil // not a pool domain: it has no HA to turn off
+	}
+	if !hasVMM(in.State) {
+		return nil, xmlrpc.Faultf(xmlrpc.BadState, "configure_vm_ha: vm %s (domain %s) is %s: a running vm is made highly available (start_vm it first)", in.UUID, name, in.State)
+	}
+	return nil, a.callOwn(ctx, "pool.adopt_domain", name, map[string]any{"ha": true})
 }

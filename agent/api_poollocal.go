@@ -17,6 +17,8 @@ func (a *Agent) poolLocalMethods() []xmlrpc.Def {
 	return []xmlrpc.Def{
 		{Name: "pool.start_local", Result: xmlrpc.Struct, Params: []xmlrpc.Param{uuidParam}, Run: a.apiStartLocal,
 			Help: "Run pool domain uuid on this agent, as the pool master asks of the member it chose: the domain's spec is read from the pool (etcd), the domain registered here from the spec's vm.cfg if this host does not have it, or has it stopped with another vm.cfg (a different domain by that name or uuid is refused), its owner key taken under this agent's lease, and its VMM given the lease (the run-until time and the generation) before it starts. Returns {name, uuid, host, generation}; a domain that already runs here under this agent's ownership answers the same. Faults: Owned (1011) when another member owns it (the message names that host), NotFound without a spec, BadState when this agent is not a pool member just now, Unsupported when it is in no pool."},
+		{Name: "pool.adopt_local", Result: xmlrpc.Struct, Params: []xmlrpc.Param{uuidParam}, Run: a.apiAdoptLocal,
+			Help: "Take pool domain uuid, which runs on this agent outside the pool, into the pool without stopping it, as the pool master asks while it adopts the domain (pool.adopt_domain): its spec is read from the pool, the domain here must run with exactly the spec's vm.cfg and never have run in the pool, its owner key is taken under this agent's lease and its VMM given the lease. Returns {name, uuid, host, generation}; one owned here already answers the same. Faults: Owned (1011) when another member owns it, BadState when it does not run here or this agent is not a pool member just now, InvalidConfig when its vm.cfg here is not the spec's."},
 		{Name: "pool.stop_local", Result: xmlrpc.Struct, Run: a.apiStopLocal,
 			Params: []xmlrpc.Param{uuidParam, xmlrpc.Opt("destroy", xmlrpc.Boolean), xmlrpc.Opt("timeout", xmlrpc.Int)},
 			Help:   "Stop pool domain uuid on this agent and then release its owner key, so that the pool may run it elsewhere: a clean shutdown, destroyed after timeout seconds (default 60), or with destroy true destroyed at once. Returns {name, uuid, host, state, released}; released says whether this agent owned it. Faults: Owned when another member owns it (nothing is released), BadState when this agent is not a pool member just now, Unsupported when it is in no pool."},
@@ -50,6 +52,8 @@ func (a *Agent) poolFault(err error) error {
 		return xmlrpc.Faultf(xmlrpc.InvalidConfig, "%s", err.Error())
 	case errors.Is(err, errOrphan):
 		return xmlrpc.Faultf(xmlrpc.Busy, "%s", err.Error())
+	case errors.Is(err, errNotHere):
+		return xmlrpc.Faultf(xmlrpc.BadState, "%s", err.Error())
 	case errors.Is(err, errLocalClash):
 		return xmlrpc.Faultf(xmlrpc.Exists, "%s", err.Error())
 	case errors.Is(err, context.DeadlineExceeded):
@@ -79,6 +83,19 @@ func (a *Agent) apiStartLocal(ctx context.Context, args xmlrpc.Args) (any, error
 	ctx, cancel := context.WithTimeout(ctx, poolCallTimeout)
 	defer cancel()
 	res, err := a.pool.domains.startLocal(ctx, args.String(0))
+	if err != nil {
+		return nil, a.poolFault(err)
+	}
+	return res, nil
+}
+
+func (a *Agent) apiAdoptLocal(ctx context.Context, args xmlrpc.Args) (any, error) {
+	if err := a.inPool(); err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, poolCallTimeout)
+	defer cancel()
+	res, err := a.pool.domains.adoptLocal(ctx, args.String(0))
 	if err != nil {
 		return nil, a.poolFault(err)
 	}

@@ -10,6 +10,8 @@ import (
 	"github.com/ovs-agent/ovs-agent/agent/pool"
 	"github.com/ovs-agent/ovs-agent/agent/poolmaster"
 	"github.com/ovs-agent/ovs-agent/agent/xmlrpc"
+	"github.com/ovs-agent/ovs-agent/config/vmcfg"
+	"github.com/ovs-agent/ovs-agent/internal/boundedfile"
 	"github.com/ovs-agent/ovs-agent/internal/passwordfile"
 )
 
@@ -35,6 +37,14 @@ func (a *Agent) poolMasterMethods() []xmlrpc.Def {
 			Help: "Want a pool domain (by name or uuid) stopped: the master has its owner stop it. Forwarded to the pool master. Returns the domain as pool.domains shows it."},
 		{Name: "pool.delete_domain", Result: xmlrpc.Boolean, Run: a.apiPoolDelete, Params: []xmlrpc.Param{ref},
 			Help: "Remove a pool domain (by name or uuid) that runs nowhere (stop it first). Its disks are left alone. Forwarded to the pool master."},
+		{Name: "pool.adopt_domain", Result: xmlrpc.Struct, Run: a.apiPoolAdopt,
+			Params: []xmlrpc.Param{ref, xmlrpc.Opt("options", xmlrpc.Struct)},
+			Help:   "Make a domain that runs on the called agent, outside the pool, a pool domain without stopping it: the master records it from the vm.cfg it runs with here (its disks must be on a repository every member mounts, for it to run elsewhere) and this agent takes its owner key; from then on it is stopped, moved and restarted as any pool domain. options: ha, preferred, priority as pool.create_domain's. Refused for a domain that is not running here, that ran in the pool before, or whose name or uuid the pool has. Done by the pool master; any member forwards it there. Returns the domain as pool.domains shows it."},
+		{Name: "pool.adopt_from", Result: xmlrpc.Struct, Run: a.apiPoolAdoptFrom,
+			Params: []xmlrpc.Param{xmlrpc.Req("host", xmlrpc.String), xmlrpc.Req("cfg", xmlrpc.String), xmlrpc.Opt("options", xmlrpc.Struct)},
+			Help:   "pool.adopt_domain as a member forwards it to the pool master: adopt the domain that runs on member host with vm.cfg text cfg (host's pool.adopt_local refuses any other). Returns the domain as pool.domains shows it."},
+		{Name: "pool.set_ha", Result: xmlrpc.Struct, Run: a.apiPoolSetHA, Params: []xmlrpc.Param{ref, xmlrpc.Req("on", xmlrpc.Boolean)},
+			Help: "Turn a pool domain's (by name or uuid) high availability on or off: whether the master starts it again elsewhere when the server it runs on fails. Forwarded to the pool master. Returns the domain as pool.domains shows it."},
 		{Name: "pool.maintenance", Result: xmlrpc.Boolean, Run: a.apiPoolMaintenance,
 			Params: []xmlrpc.Param{xmlrpc.Req("host", xmlrpc.String), xmlrpc.Req("on", xmlrpc.Boolean)},
 			Help:   "Put a member in maintenance (on true: it gets no new placements) or take it out (false). Its running domains stay where they are: moving them away first is not done yet. Forwarded to the pool master."},
@@ -182,18 +192,36 @@ func (a *Agent) apiPoolCreate(ctx context.Context, args xmlrpc.Args) (any, error
 	if args.Has(1) {
 		opts = args.Struct(1)
 	}
+	if err := parseCreateOptions(opts, &o, true); err != nil {
+		return nil, err
+	}
+	fwd := []any{string(text)}
+	if opts != nil {
+		fwd = append(fwd, opts)
+	}
+	return a.onMaster(ctx, "pool.create_domain", fwd, func(r *poolmaster.Runner) (any, error) {
+		return r.Create(ctx, string(text), o)
+	})
+}
+
+// parseCreateOptions reads pool.create_domain's options (and, without
+// start, pool.adopt_domain's) into o.
+func parseCreateOptions(opts map[string]any, o *poolmaster.CreateOptions, withStart bool) error {
 	for k, v := range opts {
 		switch k {
 		case "ha":
 			b, ok := v.(bool)
 			if !ok {
-				return nil, xmlrpc.Faultf(xmlrpc.BadParams, "option ha: a boolean")
+				return xmlrpc.Faultf(xmlrpc.BadParams, "option ha: a boolean")
 			}
 			o.HA = b
 		case "start":
+			if !withStart {
+				return xmlrpc.Faultf(xmlrpc.BadParams, "option start: an adopted domain runs already")
+			}
 			b, ok := v.(bool)
 			if !ok {
-				return nil, xmlrpc.Faultf(xmlrpc.BadParams, "option start: a boolean")
+				return xmlrpc.Faultf(xmlrpc.BadParams, "option start: a boolean")
 			}
 			o.Start = b
 		case "priority":
@@ -204,31 +232,93 @@ func (a *Agent) apiPoolCreate(ctx context.Context, args xmlrpc.Args) (any, error
 				}
 			}
 			if !ok || n < -1000 || n > 1000 {
-				return nil, xmlrpc.Faultf(xmlrpc.BadParams, "option priority: an int from -1000 to 1000")
+				return xmlrpc.Faultf(xmlrpc.BadParams, "option priority: an int from -1000 to 1000")
 			}
 			o.Priority = int(n)
 		case "preferred":
 			list, ok := v.([]any)
 			if !ok {
-				return nil, xmlrpc.Faultf(xmlrpc.BadParams, "option preferred: an array of member names")
+				return xmlrpc.Faultf(xmlrpc.BadParams, "option preferred: an array of member names")
 			}
 			for _, e := range list {
 				s, ok := e.(string)
 				if !ok || s == "" {
-					return nil, xmlrpc.Faultf(xmlrpc.BadParams, "option preferred: an array of member names")
+					return xmlrpc.Faultf(xmlrpc.BadParams, "option preferred: an array of member names")
 				}
 				o.Preferred = append(o.Preferred, s)
 			}
 		default:
-			return nil, xmlrpc.Faultf(xmlrpc.BadParams, "unknown option %q (ha, preferred, priority, start)", k)
+			if withStart {
+				return xmlrpc.Faultf(xmlrpc.BadParams, "unknown option %q (ha, preferred, priority, start)", k)
+			}
+			return xmlrpc.Faultf(xmlrpc.BadParams, "unknown option %q (ha, preferred, priority)", k)
 		}
 	}
-	fwd := []any{string(text)}
+	return nil
+}
+
+func (a *Agent) apiPoolAdopt(ctx context.Context, args xmlrpc.Args) (any, error) {
+	ctx, cancel := context.WithTimeout(ctx, forwardTimeout)
+	defer cancel()
+	m, _, err := a.poolMember()
+	if err != nil {
+		return nil, err
+	}
+	in, err := a.domains.Info(args.String(0))
+	if err != nil {
+		return nil, domainFault(err)
+	}
+	if !hasVMM(in.State) {
+		return nil, xmlrpc.Faultf(xmlrpc.BadState, "%s is %s: only a running domain is adopted into the pool (pool.create_domain adds a stopped one)", in.Name, in.State)
+	}
+	text, err := boundedfile.ReadFile(in.ConfigFile, vmcfg.MaxFileSize, boundedfile.NoFollow)
+	if err != nil {
+		return nil, xmlrpc.Faultf(xmlrpc.Internal, "read the vm.cfg %s runs with: %v", in.Name, err)
+	}
+	var opts map[string]any
+	if args.Has(1) {
+		opts = args.Struct(1)
+	}
+	var o poolmaster.CreateOptions
+	if err := parseCreateOptions(opts, &o, false); err != nil {
+		return nil, err
+	}
+	fwd := []any{m.Host(), string(text)}
 	if opts != nil {
 		fwd = append(fwd, opts)
 	}
-	return a.onMaster(ctx, "pool.create_domain", fwd, func(r *poolmaster.Runner) (any, error) {
-		return r.Create(ctx, string(text), o)
+	return a.onMaster(ctx, "pool.adopt_from", fwd, func(r *poolmaster.Runner) (any, error) {
+		return r.Adopt(ctx, string(text), o, m.Host())
+	})
+}
+
+func (a *Agent) apiPoolAdoptFrom(ctx context.Context, args xmlrpc.Args) (any, error) {
+	ctx, cancel := context.WithTimeout(ctx, forwardTimeout)
+	defer cancel()
+	host, text := args.String(0), args.String(1)
+	var opts map[string]any
+	if args.Has(2) {
+		opts = args.Struct(2)
+	}
+	var o poolmaster.CreateOptions
+	if err := parseCreateOptions(opts, &o, false); err != nil {
+		return nil, err
+	}
+	fwd := []any{host, text}
+	if opts != nil {
+		fwd = append(fwd, opts)
+	}
+	return a.onMaster(ctx, "pool.adopt_from", fwd, func(r *poolmaster.Runner) (any, error) {
+		return r.Adopt(ctx, text, o, host)
+	})
+}
+
+func (a *Agent) apiPoolSetHA(ctx context.Context, args xmlrpc.Args) (any, error) {
+	ctx, cancel := context.WithTimeout(ctx, forwardTimeout)
+	defer cancel()
+	ref, on := args.String(0), args.Bool(1)
+	return a.onMaster(ctx, "pool.set_ha", []any{ref, on}, func(r *poolmaster.Runner) (any, error) {
+		return r.SetHA(ctx, ref, on)
 	})
 }
 

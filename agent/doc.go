@@ -9,7 +9,8 @@
 // when [pool] names a pool, keeps the agent a member of it while it runs
 // (poollink.go over agent/pool; host.info shows the membership), runs
 // the pool domains the master hands it (pooldomains.go: pool.start_local
-// and pool.stop_local, api_poollocal.go; each owned domain's VMM gets the
+// and pool.stop_local, api_poollocal.go; pooladopt.go: pool.adopt_local,
+// a domain running here taken into the pool; each owned domain's VMM gets the
 // lease at every renewal; a join reconciles what runs here with the owner
 // keys in etcd, destroying what this agent no longer owns), takes part in
 // the mastership (agent/poolmaster's Runner) and serves the pool API

@@ -31,10 +31,14 @@
 //	domains/UUID/status    JSON Status, written by the master
 //	maintenance/HOST       JSON Maintenance: HOST gets no new placements
 //
-// Runner's Create, SetDesired, Delete and SetMaintenance are the pool
-// API's changes, done by the master only (ErrNotMaster elsewhere: the
-// agent forwards them); Info and Domains read the pool through any
-// member. Draining (drain.go): a member in maintenance or stopping moves
+// Runner's Create, Adopt, SetDesired, SetHA, Delete and SetMaintenance
+// are the pool API's changes, done by the master only (ErrNotMaster
+// elsewhere: the agent forwards them). Adopt takes a domain that already
+// runs on a member into the pool without a start: spec written desired
+// stopped and the domain marked under way (no pass places or stops it),
+// the member asked to take its owner key (Dispatcher.Adopt), then desired
+// running; a failed adopt removes the spec while no owner key exists.
+// Info and Domains read the pool through any member. Draining (drain.go): a member in maintenance or stopping moves
 // its own domains away by live migration, its agent asking Away where
 // each goes; the master only keeps them out of its placements. Not done
 // here: a pool-wide HA switch (HA is per domain).

@@ -25,6 +25,10 @@ type Dispatcher interface {
 	Start(ctx context.Context, to pool.MemberRecord, uuid string) (generation int64, err error)
 	// Stop has the member stop the domain and release its owner key.
 	Stop(ctx context.Context, on pool.MemberRecord, uuid string) error
+	// Adopt has the member take the owner key of a domain that runs there
+	// outside the pool, without stopping it; it answers the generation.
+	// An error means the member does not own it.
+	Adopt(ctx context.Context, on pool.MemberRecord, uuid string) (generation int64, err error)
 }
 
 // Options tune a Runner.

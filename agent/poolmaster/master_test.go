@@ -55,6 +55,7 @@ type fakeAgents struct {
 	members map[string]*pool.Member
 	started map[string][]string // uuid -> hosts whose start took the owner key
 	calls   map[string][]string // uuid -> hosts a start was asked of
+	adopts  map[string][]string // uuid -> hosts an adopt was asked of
 	// ownedAtCall counts starts asked while the domain's owner key
 	// existed (of another host).
 	ownedAtCall int
@@ -65,7 +66,7 @@ type fakeAgents struct {
 }
 
 func newFake(t *testing.T, cli *clientv3.Client) *fakeAgents {
-	return &fakeAgents{t: t, cli: cli, members: map[string]*pool.Member{}, started: map[string][]string{}, calls: map[string][]string{}, fail: map[string]error{}, hang: map[string]bool{}}
+	return &fakeAgents{t: t, cli: cli, members: map[string]*pool.Member{}, started: map[string][]string{}, calls: map[string][]string{}, adopts: map[string][]string{}, fail: map[string]error{}, hang: map[string]bool{}}
 }
 
 func (f *fakeAgents) add(m *pool.Member) {
@@ -124,6 +125,27 @@ func (f *fakeAgents) Stop(ctx context.Context, on pool.MemberRecord, uuid string
 		return fmt.Errorf("no agent %s", on.Host)
 	}
 	return m.ReleaseOwner(ctx, uuid)
+}
+
+// Adopt takes the owner key on the member, as pool.adopt_local does for a
+// domain running there; failing with fail[host]; gated like Start.
+func (f *fakeAgents) Adopt(ctx context.Context, on pool.MemberRecord, uuid string) (int64, error) {
+	f.mu.Lock()
+	f.adopts[uuid] = append(f.adopts[uuid], on.Host)
+	m, gate, entered, ferr := f.members[on.Host], f.gate, f.entered, f.fail[on.Host]
+	f.gate = nil
+	f.mu.Unlock()
+	if gate != nil {
+		entered <- on
+		<-gate
+	}
+	if ferr != nil {
+		return 0, ferr
+	}
+	if m == nil {
+		return 0, fmt.Errorf("no agent %s", on.Host)
+	}
+	return m.AcquireOwner(ctx, uuid)
 }
 
 func (f *fakeAgents) callsOf(uuid string) []string {
@@ -557,5 +579,88 @@ func TestPriorityOrdersThePendingQueue(t *testing.T) {
 		if calls := f.callsOf(v.UUID); len(calls) != 0 {
 			t.Errorf("%s was sent to %v", name, calls)
 		}
+	}
+}
+
+// Adopt makes a domain running on a member a pool domain without any
+// start: the owner key is that member's, the spec desired running with
+// the HA asked; while the member adopts it, the master neither places nor
+// stops it; an adopt that fails leaves nothing; SetHA turns HA off.
+func TestAdopt(t *testing.T) {
+	c := etcdtest.Start(t, 1)
+	cli := outside(t, c)
+	ctx := ctxFor(t, 2*time.Minute)
+	f := newFake(t, cli)
+	ma, ra := joinRun(t, c, f, "a", 4096, "kvm")
+	_, rb := joinRun(t, c, f, "b", 8192, "kvm")
+	mr := masterOf(t, ra, rb)
+	const u1, u2 = "0a0a0a0a-0000-4000-8000-000000000001", "0a0a0a0a-0000-4000-8000-000000000002"
+	cfg := func(name, u string) string { return vmcfgText(name, 64) + "uuid = '" + u + "'\n" }
+
+	if _, err := mr.Adopt(ctx, vmcfgText("nouuid", 64), CreateOptions{HA: true}, "a"); KindOf(err) != Invalid {
+		t.Errorf("adopt without a uuid: %v", err)
+	}
+	if _, err := mr.Adopt(ctx, cfg("x", u1), CreateOptions{HA: true}, "nosuchhost"); KindOf(err) != BadState {
+		t.Errorf("adopt on a host that is no member: %v", err)
+	}
+
+	// a's adopt is held while the master makes passes: nothing is placed
+	// or stopped (b has the most free memory and would get a placement).
+	gate, entered := make(chan struct{}), make(chan pool.MemberRecord, 1)
+	f.mu.Lock()
+	f.gate, f.entered = gate, entered
+	f.mu.Unlock()
+	type result struct {
+		v   DomainView
+		err error
+	}
+	res := make(chan result, 1)
+	go func() {
+		v, err := mr.Adopt(ctx, cfg("ha1", u1), CreateOptions{HA: true, Priority: 3}, "a")
+		res <- result{v, err}
+	}()
+	<-entered
+	passesAfter(t, mr, 3)
+	if calls := f.callsOf(u1); len(calls) != 0 {
+		t.Errorf("starts asked while the domain was being adopted: %v", calls)
+	}
+	close(gate)
+	r := <-res
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	if r.v.Host != "a" || !r.v.HA || r.v.Desired != DesiredRunning || r.v.State != StateRunning {
+		t.Errorf("adopted: %+v", r.v)
+	}
+	passesAfter(t, mr, 3)
+	v := waitDomain(t, ma, "ha1", "running on a", 10*time.Second, func(v DomainView) bool { return v.State == StateRunning })
+	if v.Host != "a" || v.Generation == 0 || len(f.callsOf(u1)) != 0 {
+		t.Errorf("after the adopt: %+v, starts asked %v", v, f.callsOf(u1))
+	}
+	if _, err := mr.Adopt(ctx, cfg("ha1", u2), CreateOptions{}, "b"); KindOf(err) != Exists {
+		t.Errorf("a second adopt of the name: %v", err)
+	}
+
+	// A failed adopt: no record stays, nothing is started anywhere.
+	f.mu.Lock()
+	f.fail["b"] = errors.New("refused by b")
+	f.mu.Unlock()
+	if _, err := mr.Adopt(ctx, cfg("other", u2), CreateOptions{HA: true}, "b"); err == nil || !strings.Contains(err.Error(), "refused by b") {
+		t.Errorf("a failed adopt: %v", err)
+	}
+	passesAfter(t, mr, 3)
+	if _, found := domainView(t, ma, "other"); found || len(f.callsOf(u2)) != 0 {
+		t.Errorf("after a failed adopt: in the pool %v, starts asked %v", found, f.callsOf(u2))
+	}
+
+	// HA off and on again.
+	if v, err := mr.SetHA(ctx, "ha1", false); err != nil || v.HA {
+		t.Errorf("SetHA false: %+v %v", v, err)
+	}
+	if v, _ := domainView(t, ma, "ha1"); v.HA || v.Host != "a" {
+		t.Errorf("after SetHA false: %+v", v)
+	}
+	if _, err := mr.SetHA(ctx, "nosuch", true); KindOf(err) != NotFound {
+		t.Errorf("SetHA of an unknown domain: %v", err)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
 
 	"github.com/ovs-agent/ovs-agent/agent/pool"
 	"github.com/ovs-agent/ovs-agent/config/vmcfg"
@@ -376,4 +377,165 @@ func MasterRecord(ctx context.Context, m *pool.Member) (pool.MemberRecord, error
 		return pool.MemberRecord{}, fmt.Errorf("pool %s: the master's member record: %w", m.Pool(), err)
 	}
 	return r, nil
+}
+
+// Adopt makes a domain that already runs on member host, outside the
+// pool, a pool domain without stopping it (an Oracle VM Agent 3
+// manager's configure_vm_ha of a running vm): the spec is written
+// desired stopped and the domain marked under way, so that no pass of
+// the master places it or stops it meanwhile; host's agent is asked to
+// adopt it (Dispatcher.Adopt: its owner key taken under host's lease and
+// its VMM given the lease, the guest running on); then the spec becomes
+// desired running, with o.HA. A failed adopt removes the spec again
+// (only while no owner key exists: one taken whose answer was lost keeps
+// it, adopted). The domain is never dispatched elsewhere on the way: it
+// runs on host all along. If this master is deposed half way, the next
+// one reads the spec desired stopped: it stops the guest if host took
+// its owner key, and leaves it alone otherwise; it never starts a second
+// copy.
+func (r *Runner) Adopt(ctx context.Context, cfgText string, o CreateOptions, host string) (DomainView, error) {
+	m, err := r.mastership()
+	if err != nil {
+		return DomainView{}, err
+	}
+	c, err := vmcfg.Parse("vm.cfg", []byte(cfgText))
+	if err != nil {
+		return DomainView{}, errorf(Invalid, "%v", err)
+	}
+	if c.UUID == "" {
+		return DomainView{}, errorf(Invalid, "an adopted domain keeps its uuid: its vm.cfg has none")
+	}
+	u := strings.ToLower(c.UUID)
+	for _, h := range o.Preferred {
+		if err := pool.CheckSegment("preferred server", h); err != nil {
+			return DomainView{}, errorf(Invalid, "%v", err)
+		}
+	}
+	spec := Spec{Name: c.Name, UUID: c.UUID, Config: cfgText, HA: o.HA, Desired: DesiredStopped,
+		Preferred: append([]string{}, o.Preferred...), Priority: o.Priority}
+	dctx, cancel := context.WithTimeout(m.ctx, m.o.DispatchTimeout)
+	defer cancel()
+
+	m.pass.Lock()
+	s, err := read(ctx, m.cli, m.pool, m.log)
+	if err != nil {
+		m.pass.Unlock()
+		return DomainView{}, err
+	}
+	mem, ok := s.members[host]
+	if !ok {
+		m.pass.Unlock()
+		return DomainView{}, errorf(BadState, "%s is not a member of pool %s just now", host, m.pool)
+	}
+	if _, d := s.lookup(c.Name); d != nil {
+		m.pass.Unlock()
+		return DomainView{}, errorf(Exists, "the pool has a domain named %s already (uuid %s)", c.Name, d.spec.UUID)
+	}
+	if _, ok := s.domains[c.UUID]; ok {
+		m.pass.Unlock()
+		return DomainView{}, errorf(Exists, "the pool has a domain with uuid %s already", c.UUID)
+	}
+	st := Status{State: StatePending, Host: host, Reason: "being adopted: it runs on " + host, Since: time.Now().UTC()}
+	sb, _ := json.Marshal(spec)
+	stb, _ := json.Marshal(st)
+	// Under way before the spec exists: every pass that reads the spec
+	// skips it until the adopt has ended.
+	m.mu.Lock()
+	m.inflight[c.UUID] = dispatch{host: host, cancel: cancel}
+	m.mu.Unlock()
+	done := func() {
+		m.mu.Lock()
+		delete(m.inflight, c.UUID)
+		m.mu.Unlock()
+		m.poke()
+	}
+	_, err = m.ms.WriteIf(ctx, []clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(specKey(m.pool, c.UUID)), "=", 0)},
+		clientv3.OpPut(specKey(m.pool, c.UUID), string(sb)), clientv3.OpPut(statusKey(m.pool, c.UUID), string(stb)))
+	var specRev int64
+	if err == nil {
+		// the revision it was written at (a nested transaction's answer
+		// has none), read while no pass can change it
+		var got *clientv3.GetResponse
+		if got, err = m.cli.Get(ctx, specKey(m.pool, c.UUID)); err == nil && len(got.Kvs) == 1 {
+			specRev = got.Kvs[0].ModRevision
+		} else if err == nil {
+			err = fmt.Errorf("the spec of %s just written is not there", c.UUID)
+		}
+	}
+	m.pass.Unlock()
+	if err != nil {
+		done()
+		if errors.Is(err, pool.ErrConditionFailed) {
+			return DomainView{}, errorf(Exists, "the pool has a domain with uuid %s already", c.UUID)
+		}
+		return DomainView{}, err
+	}
+	m.log.Info("adopting a domain", zap.String("domain", c.Name), zap.String("uuid", u), zap.String("on", host))
+	gen, aerr := m.o.Dispatch.Adopt(dctx, mem.rec, c.UUID)
+
+	m.pass.Lock()
+	defer m.pass.Unlock()
+	defer done()
+	wctx, wcancel := context.WithTimeout(m.ctx, 30*time.Second)
+	defer wcancel()
+	if aerr != nil {
+		_, err := m.ms.WriteIf(wctx, []clientv3.Cmp{
+			clientv3.Compare(clientv3.CreateRevision(pool.OwnerKey(m.pool, c.UUID)), "=", 0),
+			clientv3.Compare(clientv3.ModRevision(specKey(m.pool, c.UUID)), "=", specRev),
+		}, clientv3.OpDelete(specKey(m.pool, c.UUID)), clientv3.OpDelete(statusKey(m.pool, c.UUID)))
+		switch {
+		case err == nil:
+			m.log.Warn("domain not adopted", zap.String("domain", c.Name), zap.String("on", host), zap.Error(aerr))
+			return DomainView{}, errorf(BadState, "%s was not adopted on %s (it runs there as before, outside the pool): %v", c.Name, host, aerr)
+		case !errors.Is(err, pool.ErrConditionFailed):
+			return DomainView{}, errorf(BadState, "%s was not adopted on %s (%v), and its record could not be removed (%v): it stays in the pool desired stopped; remove it with pool.delete_domain", c.Name, host, aerr, err)
+		}
+		// Its owner key exists: host took it and its answer was lost.
+		m.log.Warn("an adopt whose answer was lost took the owner key", zap.String("domain", c.Name), zap.String("on", host), zap.Error(aerr))
+	}
+	spec.Desired = DesiredRunning
+	sb, _ = json.Marshal(spec)
+	st = Status{State: StateRunning, Host: host, Since: time.Now().UTC()}
+	stb, _ = json.Marshal(st)
+	if _, err := m.ms.WriteIf(wctx, []clientv3.Cmp{clientv3.Compare(clientv3.ModRevision(specKey(m.pool, c.UUID)), "=", specRev)},
+		clientv3.OpPut(specKey(m.pool, c.UUID), string(sb)), clientv3.OpPut(statusKey(m.pool, c.UUID), string(stb))); err != nil {
+		return DomainView{}, errorf(BadState, "%s was adopted on %s but could not be made desired running (%v): the pool will stop it; start it with pool.start_domain", c.Name, host, err)
+	}
+	m.log.Info("domain adopted", zap.String("domain", c.Name), zap.String("uuid", u), zap.String("on", host), zap.Int64("generation", gen))
+	d := &domain{spec: spec, status: &st, owner: host, ownerGen: gen}
+	return view(c.UUID, d), nil
+}
+
+// SetHA turns a pool domain's HA on or off: whether the master places it
+// again when the member it runs on leaves the pool.
+func (r *Runner) SetHA(ctx context.Context, ref string, ha bool) (DomainView, error) {
+	m, err := r.mastership()
+	if err != nil {
+		return DomainView{}, err
+	}
+	m.pass.Lock()
+	defer m.pass.Unlock()
+	s, err := read(ctx, m.cli, m.pool, m.log)
+	if err != nil {
+		return DomainView{}, err
+	}
+	u, d := s.lookup(ref)
+	if d == nil {
+		return DomainView{}, errorf(NotFound, "the pool has no domain %s", ref)
+	}
+	if d.spec.HA != ha {
+		spec := d.spec
+		spec.HA = ha
+		sb, _ := json.Marshal(spec)
+		if _, err := m.ms.WriteIf(ctx, []clientv3.Cmp{clientv3.Compare(clientv3.ModRevision(specKey(m.pool, u)), "=", d.specRev)},
+			clientv3.OpPut(specKey(m.pool, u), string(sb))); err != nil {
+			if errors.Is(err, pool.ErrConditionFailed) {
+				return DomainView{}, errorf(BadState, "domain %s changed meanwhile; try again", ref)
+			}
+			return DomainView{}, err
+		}
+		d.spec = spec
+	}
+	m.poke()
+	return view(u, d), nil
 }

@@ -67,20 +67,35 @@ func (r *RPC) Start(ctx context.Context, to pool.MemberRecord, uuid string) (int
 	if err := r.Call(ctx, to, "pool.start_local", &reply, uuid); err != nil {
 		return 0, err
 	}
+	return generationOf(reply), nil
+}
+
+// generationOf is the generation in a pool.start_local or adopt_local
+// answer: an int, or a struct with generation.
+func generationOf(reply any) int64 {
 	switch v := reply.(type) {
 	case int64:
-		return v, nil
+		return v
 	case int:
-		return int64(v), nil
+		return int64(v)
 	case map[string]any:
 		switch g := v["generation"].(type) {
 		case int64:
-			return g, nil
+			return g
 		case int:
-			return int64(g), nil
+			return int64(g)
 		}
 	}
-	return 0, nil
+	return 0
+}
+
+// Adopt calls pool.adopt_local(uuid) on on's agent.
+func (r *RPC) Adopt(ctx context.Context, on pool.MemberRecord, uuid string) (int64, error) {
+	var reply any
+	if err := r.Call(ctx, on, "pool.adopt_local", &reply, uuid); err != nil {
+		return 0, err
+	}
+	return generationOf(reply), nil
 }
 
 // StopTimeout is the ACPI shutdown a master's stop gives a guest before

@@ -161,6 +161,8 @@ func (f *fakeAgent) methods() map[string]fakeMethod {
 		"pool.stop_domain":   answer(xmlrpc.Struct, poolDom),
 		"pool.delete_domain": answer(xmlrpc.Boolean, true),
 		"pool.maintenance":   answer(xmlrpc.Boolean, true),
+		"pool.adopt_domain":  answer(xmlrpc.Struct, poolDom),
+		"pool.set_ha":        answer(xmlrpc.Struct, poolDom),
 	}
 	info := fakeMethod{result: xmlrpc.Struct, run: func(a xmlrpc.Args) (any, error) {
 		if p := a.All(); len(p) > 0 && p[0] == "nosuch" {

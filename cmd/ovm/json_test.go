@@ -68,6 +68,8 @@ func invocations(t *testing.T) map[string]invocation {
 		"ovm pool stop":              {args: []string{"pool", "stop", "web1"}},
 		"ovm pool delete":            {args: []string{"pool", "delete", "web1"}},
 		"ovm pool maintenance":       {args: []string{"pool", "maintenance", "server2", "on"}},
+		"ovm pool adopt":             {args: []string{"pool", "adopt", "--ha", "web1"}},
+		"ovm pool ha":                {args: []string{"pool", "ha", "web1", "off"}},
 		"ovm migrate -n (dry run)":   {args: []string{"migrate", "-n", "-l", "web1", "server2"}},
 		"ovm migrate --detach":       {args: []string{"migrate", "--detach", "web1", "server2"}},
 		"ovm migrate-status ID":      {args: []string{"migrate-status", "m-1"}},

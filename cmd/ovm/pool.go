@@ -26,6 +26,8 @@ forwards them.`}
 		poolRefCommand(g, "start", "Want a pool domain running: the master places and starts it", "pool.start_domain"),
 		poolRefCommand(g, "stop", "Want a pool domain stopped: the master has its server stop it", "pool.stop_domain"),
 		poolRefCommand(g, "delete", "Remove a pool domain that runs nowhere (its disks stay)", "pool.delete_domain"),
+		poolAdoptCommand(g),
+		poolHACommand(g),
 		poolMaintenanceCommand(g),
 	)
 	return []*cobra.Command{p}
@@ -171,5 +173,63 @@ func poolMaintenanceCommand(g *globals) *cobra.Command {
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "%s: maintenance %s\n", a[0], a[1])
 			return nil
+		}}
+}
+
+func poolAdoptCommand(g *globals) *cobra.Command {
+	var ha bool
+	var preferred []string
+	var priority int
+	c := &cobra.Command{Use: "adopt [--ha] [--preferred HOST,...] [--priority N] NAME",
+		Short: "Make a domain running on this agent a pool domain, without stopping it",
+		Long: `Make a domain that runs on the agent called (outside the pool) a pool domain,
+without stopping it: the master records it from the vm.cfg it runs with and
+this agent takes its ownership. From then on the pool stops, moves and (with
+--ha) restarts it on another member when its server fails, so its disks must
+be on a repository every member mounts. --preferred and --priority are
+pool create's.`,
+		Example: "  ovm pool adopt --ha web1\n  ovm --url https://server2:8899 --insecure --password-file ~/.ovm-pass pool adopt --ha --priority 10 db1",
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, a []string) error {
+			opts := map[string]any{"ha": ha, "priority": int64(priority)}
+			if len(preferred) > 0 {
+				list := make([]any, len(preferred))
+				for i, p := range preferred {
+					list[i] = p
+				}
+				opts["preferred"] = list
+			}
+			var out map[string]any
+			if err := g.call("pool.adopt_domain", &out, a[0], opts); err != nil {
+				return err
+			}
+			return g.show(cmd.OutOrStdout(), out, printStruct)
+		}}
+	f := c.Flags()
+	f.BoolVar(&ha, "ha", false, "restart the domain elsewhere when its server fails")
+	f.StringSliceVar(&preferred, "preferred", nil, "the only members it may run on (Manual placement)")
+	f.IntVar(&priority, "priority", 0, "HA restart priority, -1000 to 1000: higher starts first")
+	return c
+}
+
+func poolHACommand(g *globals) *cobra.Command {
+	return &cobra.Command{Use: "ha NAME|UUID on|off", Short: "Turn a pool domain's HA on or off",
+		Long:    "With HA on, the master starts the domain on another member when the server it runs on fails; off, it stays stopped then.",
+		Example: "  ovm pool ha web1 on\n  ovm pool ha web1 off",
+		Args:    cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, a []string) error {
+			var on bool
+			switch a[1] {
+			case "on":
+				on = true
+			case "off":
+			default:
+				return usageError{fmt.Errorf("ha %s %q: want on or off", a[0], a[1])}
+			}
+			var out map[string]any
+			if err := g.call("pool.set_ha", &out, a[0], on); err != nil {
+				return err
+			}
+			return g.show(cmd.OutOrStdout(), out, printStruct)
 		}}
 }

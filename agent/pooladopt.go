@@ -1,0 +1,133 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/ovs-agent/ovs-agent/agent/domains"
+	"github.com/ovs-agent/ovs-agent/agent/pool"
+	"github.com/ovs-agent/ovs-agent/config/vmcfg"
+	"github.com/ovs-agent/ovs-agent/internal/boundedfile"
+	"github.com/ovs-agent/ovs-agent/vmm/control"
+)
+
+// Adopting: a domain that runs here outside the pool becomes a pool
+// domain without stopping (poolmaster's Runner.Adopt, which an Oracle VM
+// Agent 3 manager's configure_vm_ha asks for): the master writes its spec
+// from this host's vm.cfg of it and asks this agent (pool.adopt_local) to
+// take its owner key under the lease and give its VMM the lease, as a
+// start here would, the guest running on.
+
+var errNotHere = errors.New("no such domain runs here")
+
+// adoptLocal takes the owner key of pool domain uuid, which runs here
+// with exactly the spec's vm.cfg and has never run in the pool, and hands
+// its VMM the lease. One owned here already answers the same.
+func (p *poolDomains) adoptLocal(ctx context.Context, uuid string) (*startResult, error) {
+	p.ops.Lock()
+	defer p.ops.Unlock()
+	m, err := p.current()
+	if err != nil {
+		return nil, err
+	}
+	id := strings.ToLower(uuid)
+	if err := p.orphan(uuid); err != nil {
+		return nil, err
+	}
+	spec, specRev, err := m.ReadSpec(ctx, uuid)
+	if err != nil {
+		return nil, err
+	}
+	var in domains.Info
+	found := false
+	for _, d := range p.a.domains.List(false) {
+		if strings.EqualFold(d.UUID, spec.UUID) && d.Name == spec.Name {
+			in, found = d, true
+			break
+		}
+	}
+	if !found {
+		return nil, fmt.Errorf("%w: domain %s (%s) is not registered on %s", errNotHere, spec.Name, uuid, m.Host())
+	}
+	res := &startResult{Name: in.Name, UUID: uuid, Host: m.Host()}
+	p.mu.Lock()
+	o, owned := p.owned[id]
+	p.mu.Unlock()
+	if owned {
+		res.Generation = o.generation
+		return res, nil
+	}
+	switch {
+	case !hasVMM(in.State):
+		return nil, fmt.Errorf("%w: domain %s is %s on %s: only a running domain is adopted (a stopped one is started by the pool)", errNotHere, in.Name, in.State, m.Host())
+	case in.Generation > 0:
+		return nil, fmt.Errorf("%w: domain %s ran in the pool before (generation %d); it is not adopted again", errLocalClash, in.Name, in.Generation)
+	}
+	data, err := boundedfile.ReadFile(in.ConfigFile, vmcfg.MaxFileSize, boundedfile.NoFollow)
+	if err != nil || string(data) != spec.Config {
+		why := "it differs"
+		if err != nil {
+			why = err.Error()
+		}
+		return nil, fmt.Errorf("%w: the vm.cfg domain %s runs with here is not the spec's (%s)", errSpecMismatch, in.Name, why)
+	}
+	gen, err := m.AcquireOwnerOfSpec(ctx, uuid, specRev)
+	if err != nil {
+		if !errors.Is(err, pool.ErrOwned) && !errors.Is(err, pool.ErrSpecChanged) {
+			rctx, cancel := context.WithTimeout(p.a.lifetime, opTimeout(m))
+			if rerr := m.ReleaseOwner(rctx, uuid); rerr != nil {
+				p.log.Warn("an adopt whose outcome is unknown: its key not released either (it goes with the lease)", zap.String("uuid", uuid), zap.Error(rerr))
+			}
+			cancel()
+		}
+		return nil, err
+	}
+	p.mu.Lock()
+	p.owned[id] = ownedDomain{name: in.Name, key: uuid, generation: gen}
+	p.mu.Unlock()
+	fail := func(err error) (*startResult, error) {
+		p.mu.Lock()
+		delete(p.owned, id)
+		p.mu.Unlock()
+		// the guest runs on as before: outside the pool, with no lease
+		_ = p.a.domains.DropLease(in.Name)
+		rctx, cancel := context.WithTimeout(context.Background(), opTimeout(m))
+		defer cancel()
+		if rerr := m.ReleaseOwner(rctx, uuid); rerr != nil {
+			p.log.Warn("release a domain that was not adopted", zap.String("domain", in.Name), zap.Error(rerr))
+		}
+		return nil, err
+	}
+	ru := m.RunUntil()
+	if !time.Now().Before(ru) {
+		return fail(fmt.Errorf("%w: its lease was not renewed in time", errNotMember))
+	}
+	if err := p.a.domains.SetLease(in.Name, control.MonotonicOf(ru), gen); err != nil {
+		return fail(err)
+	}
+	p.log.Info("domain adopted into the pool", zap.String("domain", in.Name), zap.String("uuid", uuid), zap.Int64("generation", gen))
+	p.a.pool.refreshInfo()
+	res.Generation = gen
+	return res, nil
+}
+
+// stopOwned stops a pool domain this agent owns for a local caller (an
+// Oracle VM Agent 3 manager's stop_vm): the pool is told first that it is
+// to stay stopped (so that its owner key given up is no HA restart), then
+// it is stopped here and its key released.
+func (a *Agent) stopOwned(ctx context.Context, name string, destroy bool, timeout time.Duration) error {
+	in, _, owned, ok := a.pool.domains.localOwned(name)
+	if !ok || !owned {
+		return fmt.Errorf("%w: %s is not a pool domain this agent owns", errNotHere, name)
+	}
+	if err := a.callOwn(ctx, "pool.stop_domain", in.UUID); err != nil {
+		return err
+	}
+	_, err := a.pool.domains.stopLocal(ctx, in.UUID, destroy, timeout)
+	return err
+}
