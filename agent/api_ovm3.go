@@ -67,6 +67,7 @@ func (a *Agent) ovm3Methods() []xmlrpc.Def {
 	defs = append(defs, a.ovm3StorageFSMethods()...)
 	defs = append(defs, a.ovm3NetMethods()...)
 	defs = append(defs, a.ovm3PoolMethods()...)
+	defs = append(defs, a.ovm3PoolFSMethods()...)
 	defs = append(defs, a.ovm3OwnerMethods()...)
 	defs = append(defs, a.ovm3CSMethods()...)
 	defs = append(defs, a.ovm3DomrMethods()...)

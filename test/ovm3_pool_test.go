@@ -82,6 +82,44 @@ func TestOVM3Pool(t *testing.T) {
 	ca.refused(t, 1007, "take_ownership", other, "https://127.0.0.1:7002/ovm/core/OVMManagerCoreServlet")
 	state(ca, "owned", "Owned", mgr, "none")
 
+	// The pool file system, which CloudStack creates before the pool: the
+	// pool's etcd is it here, and the manager's declaration is recorded
+	// there, seen from every member.
+	poolFS := func(c o3Client) map[string]string {
+		t.Helper()
+		v := c.ok(t, "discover_pool_filesystem")
+		root := parseDoc(t, "discover_pool_filesystem", v.Text)
+		fs, ok := root.path("Pool_Filesystem")
+		if root.XMLName.Local != "Discover_Pool_Filesystem_Result" || !ok {
+			return nil
+		}
+		o3Shape(t, "discover_pool_filesystem", v)
+		return fs.leaves()
+	}
+	if fs := poolFS(cb); fs != nil {
+		t.Errorf("discover_pool_filesystem before any: %v", fs)
+	}
+	const target, base = "cs-mgmt:/volumes/cs-data/primary/ovm/VirtualMachines", "f12842ebf5ed3fe78da1eb0e17f5ede8"
+	fsArgs := func(typ, tgt, id, manager string) []any {
+		return []any{typ, tgt, mgr[:15], id, base, manager, id}
+	}
+	cb.refused(t, 1003, "create_pool_filesystem", fsArgs("nfs", target, pid, mgr)...) // b is owned by no manager yet
+	ca.refused(t, 1007, "create_pool_filesystem", fsArgs("lun", target, pid, mgr)...)
+	ca.refused(t, -32602, "create_pool_filesystem", fsArgs("nfs", "/no/host", pid, mgr)...)
+	ca.refused(t, 1011, "create_pool_filesystem", fsArgs("nfs", target, pid, other)...)
+	if fs := poolFS(ca); fs != nil {
+		t.Fatalf("refused create_pool_filesystem calls recorded %v", fs)
+	}
+	ca.done(t, "create_pool_filesystem", fsArgs("nfs", target, pid, mgr)...)
+	ca.done(t, "create_pool_filesystem", fsArgs("nfs", target, pid, mgr)...) // again: no change
+	if msg := ca.refused(t, 1004, "create_pool_filesystem", fsArgs("nfs", target, "deadbeef-dead-beef-dead-beef0000002d", mgr)...); !strings.Contains(msg, pid) {
+		t.Errorf("create_pool_filesystem of a second one: %q", msg)
+	}
+	if fs := poolFS(cb); fs["Pool_Filesystem_Uuid"] != pid || fs["Pool_Filesystem_Target"] != target || fs["Pool_Filesystem_Type"] != "nfs" ||
+		fs["Pool_Filesystem_Manager_Uuid"] != mgr || fs["Pool_Filesystem_Nfsbase_Uuid"] != base || fs["Pool_Filesystem_Pool_Uuid"] != pid {
+		t.Errorf("discover_pool_filesystem on the other member: %v", fs)
+	}
+
 	// The agent 3 pool, created on a: a virtual ip it does not hold is
 	// refused, an empty one or its own is not.
 	if msg := ca.refused(t, 1003, "create_server_pool", create(ca, pid, "192.0.2.10", "127.0.0.1")...); !strings.Contains(msg, "192.0.2.10") {
@@ -149,8 +187,17 @@ func TestOVM3Pool(t *testing.T) {
 	if _, ips := serverPool(ca); strings.Join(ips, " ") != "127.0.0.1" {
 		t.Errorf("discover_server_pool's members after b left: %v", ips)
 	}
+	if msg := ca.refused(t, 1004, "destroy_pool_filesystem", "nfs", target, pid, base); !strings.Contains(msg, "destroy_server_pool") {
+		t.Errorf("destroy_pool_filesystem under a server pool: %q", msg)
+	}
 	ca.done(t, "destroy_server_pool", pid)
 	state(ca, "after destroy_server_pool", "Owned", mgr, "none")
+	ca.refused(t, 1004, "destroy_pool_filesystem", "nfs", target, "deadbeef-dead-beef-dead-beef0000002d", base)
+	ca.done(t, "destroy_pool_filesystem", "nfs", target, pid, base)
+	if fs := poolFS(cb); fs != nil {
+		t.Errorf("discover_pool_filesystem after destroy_pool_filesystem: %v", fs)
+	}
+	ca.refused(t, 1002, "destroy_pool_filesystem", "nfs", target, pid, base)
 	ca.done(t, "release_ownership", mgr)
 	state(ca, "after release_ownership", "Unowned", "none", "none")
 	ca.refused(t, 1003, "release_ownership", mgr) // owned by none now

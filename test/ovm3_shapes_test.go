@@ -178,6 +178,16 @@ var o3Shapes = map[string]o3Recorded{
 	"ovs_domU_stats":                  {paths: shapeSpec("struct\n.cputime string\n.uptime string\n.vcpus string\n.rd_bytes string\n.wr_bytes string\n.rd_ops string\n.wr_ops string\n.rx_bytes string\n.tx_bytes string")},
 	"exec_domr":                       {paths: shapeSpec("struct\n.out string\n.err string\n.rc i8")},
 	"check_dom0_storage_health_check": {paths: shapeSpec("array\n[0] boolean\n[1] boolean")},
+	// PoolOCFS2Test.
+	"discover_pool_filesystem": {paths: shapeSpec(`/Discover_Pool_Filesystem_Result
+/Discover_Pool_Filesystem_Result/Pool_Filesystem
+/Discover_Pool_Filesystem_Result/Pool_Filesystem/Pool_Filesystem_Type
+/Discover_Pool_Filesystem_Result/Pool_Filesystem/Pool_Filesystem_Target
+/Discover_Pool_Filesystem_Result/Pool_Filesystem/Pool_Filesystem_Uuid
+/Discover_Pool_Filesystem_Result/Pool_Filesystem/Pool_Filesystem_Nfsbase_Uuid
+/Discover_Pool_Filesystem_Result/Pool_Filesystem/Pool_Filesystem_Manager_Uuid
+/Discover_Pool_Filesystem_Result/Pool_Filesystem/Pool_Filesystem_Version
+/Discover_Pool_Filesystem_Result/Pool_Filesystem/Pool_Filesystem_Pool_Uuid`)},
 	// LinuxTest.
 	"get_last_boot_time": {paths: shapeSpec("struct\n.last_boot_time i8\n.local_time i8")},
 	"get_timezone":       {paths: shapeSpec("array\n[0] string\n[1] boolean")},

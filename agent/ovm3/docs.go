@@ -470,6 +470,26 @@ func DiscoverServerPool(p *ServerPool) (string, error) {
 	return render(root)
 }
 
+// PoolFilesystem is a pool file system for discover_pool_filesystem.
+type PoolFilesystem struct {
+	Type, Target, UUID, NFSBaseUUID, ManagerUUID, Version, PoolUUID string
+}
+
+// DiscoverPoolFilesystem is the discover_pool_filesystem document
+// (Discover_Pool_Filesystem_Result/Pool_Filesystem with its leaves); nil
+// is the empty document of a host whose pool has none.
+func DiscoverPoolFilesystem(fs *PoolFilesystem) (string, error) {
+	root := el("Discover_Pool_Filesystem_Result")
+	if fs != nil {
+		root.Children = append(root.Children, el("Pool_Filesystem",
+			text("Pool_Filesystem_Type", fs.Type), text("Pool_Filesystem_Target", fs.Target),
+			text("Pool_Filesystem_Uuid", fs.UUID), text("Pool_Filesystem_Nfsbase_Uuid", fs.NFSBaseUUID),
+			text("Pool_Filesystem_Manager_Uuid", fs.ManagerUUID), text("Pool_Filesystem_Version", fs.Version),
+			text("Pool_Filesystem_Pool_Uuid", fs.PoolUUID)))
+	}
+	return render(root)
+}
+
 // StoragePlugin describes one storage plugin for discover_storage_plugins.
 type StoragePlugin struct {
 	ImplName, Name, Description, Version string

@@ -61,6 +61,10 @@
 //	/ovs/pools/NAME/maintenance/HOST      agent/poolmaster's: HOST gets no new
 //	                                      placements; written by the master only
 //
+//	/ovs/pools/NAME/ovm3/pool_filesystem  JSON PoolFilesystem: the Oracle VM Agent 3 pool
+//	                                      file system a manager declared (type, target,
+//	                                      uuids, manager); created only where absent,
+//	                                      removed only while no server_pool is (poolfs.go)
 //	/ovs/pools/NAME/ovm3/server_pool      JSON ServerPool: the Oracle VM Agent 3 server
 //	                                      pool identity a manager gave the pool (id,
 //	                                      alias, virtual ip, manager); created only
