@@ -274,7 +274,7 @@ func (a *Agent) ovm3VMMethods() []xmlrpc.Def {
 		{Name: "unpause_vm", Result: xmlrpc.Nil, Params: repoVM, Run: a.ovm3Op("domain.unpause"),
 			Help: "Oracle VM Agent 3: continue a paused vm (domain.unpause)."},
 		{Name: "configure_vm_ha", Result: xmlrpc.Nil, Params: with(xmlrpc.Req("enable_ha", xmlrpc.Boolean)), Run: a.ovm3ConfigureVMHA,
-			Help: "Oracle VM Agent 3: make the vm highly available, or not, in the server pool ([pool]): with enable_ha a vm running here becomes a pool domain with HA, without stopping (pool.adopt_domain), and the pool starts it on another member when this server fails (never while this one may still run it); a pool domain's HA is switched (pool.set_ha); enable_ha false on a vm that is no pool domain changes nothing. Its stop_vm and delete_vm go through the pool from then on. Refused without [pool], and for a vm that is not running here (start_vm first). The vm.cfg's OVM_high_availability is left as the manager wrote it: the pool's record (pool.domains' ha) is what acts."},
+			Help: "Oracle VM Agent 3: make the vm highly available, or not, in the server pool ([pool]): with enable_ha a vm running here becomes a pool domain with HA, without stopping (pool.adopt_domain), and the pool starts it on another member when this server fails (never while this one may still run it); a pool domain's HA is switched (pool.set_ha); enable_ha false on a vm that is no pool domain changes nothing. Its stop_vm and delete_vm go through the pool from then on. Refused without [pool], and for a vm that is not running here (start_vm first). The vm.cfg's OVM_high_availability is left as the manager wrote it: the pool's record (pool.domains' ha) is what acts. A vm that is a pool domain already has its HA switched whatever its state; start_vm of a stopped one is refused (the pool starts it: pool.start_domain)."},
 		{Name: "delete_vm", Result: xmlrpc.Nil, Params: repoVM, Run: a.ovm3DeleteVM,
 			Help: "Oracle VM Agent 3: remove a stopped vm: the domain (domain.delete) and its VirtualMachines/<vm_id> folder; its disks stay."},
 	}
@@ -580,7 +580,15 @@ func (a *Agent) ovm3ConfigureVMHA(ctx context.Context, args xmlrpc.Args) (any, e
 	}
 	in, _, owned, _ := a.pool.domains.localOwned(name)
 	if owned || in.Generation > 0 {
-		return nil, a.callOwn(ctx, "pool.set_ha", in.UUID, enable)
+		err := a.callOwn(ctx, "pool.set_ha", in.UUID, enable)
+		var f *xmlrpc.Fault
+		if errors.As(err, &f) && f.Code == xmlrpc.NotFound {
+			if !enable {
+				return nil, nil // the pool has it no more: no HA to turn off
+			}
+			return nil, xmlrpc.Faultf(xmlrpc.BadState, "configure_vm_ha: vm %s (domain %s) ran in the pool before (generation %d) and the pool has no record of it now: it is not taken into the pool again; delete_vm and create_vm it", in.UUID, name, in.Generation)
+		}
+		return nil, err
 	}
 	if !enable {
 		return nil, nil // not a pool domain: it has no HA to turn off

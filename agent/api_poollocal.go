@@ -18,7 +18,7 @@ func (a *Agent) poolLocalMethods() []xmlrpc.Def {
 		{Name: "pool.start_local", Result: xmlrpc.Struct, Params: []xmlrpc.Param{uuidParam}, Run: a.apiStartLocal,
 			Help: "Run pool domain uuid on this agent, as the pool master asks of the member it chose: the domain's spec is read from the pool (etcd), the domain registered here from the spec's vm.cfg if this host does not have it, or has it stopped with another vm.cfg (a different domain by that name or uuid is refused), its owner key taken under this agent's lease, and its VMM given the lease (the run-until time and the generation) before it starts. Returns {name, uuid, host, generation}; a domain that already runs here under this agent's ownership answers the same. Faults: Owned (1011) when another member owns it (the message names that host), NotFound without a spec, BadState when this agent is not a pool member just now, Unsupported when it is in no pool."},
 		{Name: "pool.adopt_local", Result: xmlrpc.Struct, Params: []xmlrpc.Param{uuidParam}, Run: a.apiAdoptLocal,
-			Help: "Take pool domain uuid, which runs on this agent outside the pool, into the pool without stopping it, as the pool master asks while it adopts the domain (pool.adopt_domain): its spec is read from the pool, the domain here must run with exactly the spec's vm.cfg and never have run in the pool, its owner key is taken under this agent's lease and its VMM given the lease. Returns {name, uuid, host, generation}; one owned here already answers the same. Faults: Owned (1011) when another member owns it, BadState when it does not run here or this agent is not a pool member just now, InvalidConfig when its vm.cfg here is not the spec's."},
+			Help: "Take pool domain uuid, which runs on this agent outside the pool, into the pool without stopping it, as the pool master asks while it adopts the domain (pool.adopt_domain): its spec is read from the pool, the domain here must run with exactly the spec's vm.cfg and never have run in the pool, its owner key is taken under this agent's lease and its VMM given the lease. Returns {name, uuid, host, generation}; one owned here already answers the same. Faults: Owned (1011) when another member owns it, NotFound when the pool has no spec of it, BadState when it does not run here (running or paused) or this agent is not a pool member just now, Exists when it ran in the pool before, Busy when its spec changed meanwhile, InvalidConfig when its vm.cfg here is not the spec's."},
 		{Name: "pool.stop_local", Result: xmlrpc.Struct, Run: a.apiStopLocal,
 			Params: []xmlrpc.Param{uuidParam, xmlrpc.Opt("destroy", xmlrpc.Boolean), xmlrpc.Opt("timeout", xmlrpc.Int)},
 			Help:   "Stop pool domain uuid on this agent and then release its owner key, so that the pool may run it elsewhere: a clean shutdown, destroyed after timeout seconds (default 60), or with destroy true destroyed at once. Returns {name, uuid, host, state, released}; released says whether this agent owned it. Faults: Owned when another member owns it (nothing is released), BadState when this agent is not a pool member just now, Unsupported when it is in no pool."},
@@ -28,9 +28,12 @@ func (a *Agent) poolLocalMethods() []xmlrpc.Def {
 // poolFault turns an error of the pool domains' work into an API fault.
 func (a *Agent) poolFault(err error) error {
 	var owned *pool.OwnedError
+	var fault *xmlrpc.Fault
 	switch {
 	case err == nil:
 		return nil
+	case errors.As(err, &fault):
+		return err
 	case errors.As(err, &owned):
 		return xmlrpc.Faultf(xmlrpc.Owned, "%s", err.Error())
 	case errors.Is(err, errNotMember):

@@ -11,6 +11,7 @@ import (
 
 	"github.com/ovs-agent/ovs-agent/agent/domains"
 	"github.com/ovs-agent/ovs-agent/agent/pool"
+	"github.com/ovs-agent/ovs-agent/agent/poolmaster"
 	"github.com/ovs-agent/ovs-agent/config/vmcfg"
 	"github.com/ovs-agent/ovs-agent/internal/boundedfile"
 	"github.com/ovs-agent/ovs-agent/vmm/control"
@@ -63,8 +64,8 @@ func (p *poolDomains) adoptLocal(ctx context.Context, uuid string) (*startResult
 		return res, nil
 	}
 	switch {
-	case !hasVMM(in.State):
-		return nil, fmt.Errorf("%w: domain %s is %s on %s: only a running domain is adopted (a stopped one is started by the pool)", errNotHere, in.Name, in.State, m.Host())
+	case in.State != string(domains.Running) && in.State != string(domains.Paused):
+		return nil, fmt.Errorf("%w: domain %s is %s on %s: only a running (or paused) domain is adopted (a stopped one is started by the pool)", errNotHere, in.Name, in.State, m.Host())
 	case in.Generation > 0:
 		return nil, fmt.Errorf("%w: domain %s ran in the pool before (generation %d); it is not adopted again", errLocalClash, in.Name, in.Generation)
 	}
@@ -91,16 +92,21 @@ func (p *poolDomains) adoptLocal(ctx context.Context, uuid string) (*startResult
 	p.owned[id] = ownedDomain{name: in.Name, key: uuid, generation: gen}
 	p.mu.Unlock()
 	fail := func(err error) (*startResult, error) {
+		rctx, cancel := context.WithTimeout(context.Background(), opTimeout(m))
+		defer cancel()
+		if rerr := m.ReleaseOwner(rctx, uuid); rerr != nil {
+			// The key stays bound to this lease: the domain stays owned
+			// here, so that every renewal hands its VMM the lease (and
+			// a join under a new lease destroys it), never unfenced
+			// while the pool may start it elsewhere.
+			p.log.Warn("a domain not adopted keeps its owner key (its release failed): it is held as owned", zap.String("domain", in.Name), zap.Error(rerr))
+			return nil, fmt.Errorf("%w (its owner key could not be let go: %v; it is held here as the pool's)", err, rerr)
+		}
 		p.mu.Lock()
 		delete(p.owned, id)
 		p.mu.Unlock()
 		// the guest runs on as before: outside the pool, with no lease
 		_ = p.a.domains.DropLease(in.Name)
-		rctx, cancel := context.WithTimeout(context.Background(), opTimeout(m))
-		defer cancel()
-		if rerr := m.ReleaseOwner(rctx, uuid); rerr != nil {
-			p.log.Warn("release a domain that was not adopted", zap.String("domain", in.Name), zap.Error(rerr))
-		}
 		return nil, err
 	}
 	ru := m.RunUntil()
@@ -108,7 +114,11 @@ func (p *poolDomains) adoptLocal(ctx context.Context, uuid string) (*startResult
 		return fail(fmt.Errorf("%w: its lease was not renewed in time", errNotMember))
 	}
 	if err := p.a.domains.SetLease(in.Name, control.MonotonicOf(ru), gen); err != nil {
-		return fail(err)
+		// an answer lost: the VMM may hold the lease (its generation says)
+		if cur, ierr := p.a.domains.Info(in.Name); ierr != nil || cur.Generation != gen {
+			return fail(err)
+		}
+		p.log.Warn("the lease reached the adopted domain's VMM though its answer did not", zap.String("domain", in.Name), zap.Error(err))
 	}
 	p.log.Info("domain adopted into the pool", zap.String("domain", in.Name), zap.String("uuid", uuid), zap.Int64("generation", gen))
 	p.a.pool.refreshInfo()
@@ -128,6 +138,38 @@ func (a *Agent) stopOwned(ctx context.Context, name string, destroy bool, timeou
 	if err := a.callOwn(ctx, "pool.stop_domain", in.UUID); err != nil {
 		return err
 	}
-	_, err := a.pool.domains.stopLocal(ctx, in.UUID, destroy, timeout)
-	return err
+	if _, err := a.pool.domains.stopLocal(ctx, in.UUID, destroy, timeout); err != nil {
+		return err
+	}
+	// Until the pool records it stopped (the master's own stop of it has
+	// ended then), so that what the caller does next (delete_vm) finds
+	// it settled.
+	m, _, err := a.poolMember()
+	if err != nil {
+		return err
+	}
+	wctx, cancel := context.WithTimeout(ctx, stopSettleTimeout)
+	defer cancel()
+	for {
+		ds, err := poolmaster.Domains(wctx, m)
+		if err == nil {
+			settled := true
+			for _, d := range ds {
+				if strings.EqualFold(d.UUID, in.UUID) {
+					settled = d.State == poolmaster.StateStopped && d.Host == ""
+				}
+			}
+			if settled {
+				return nil
+			}
+		}
+		select {
+		case <-wctx.Done():
+			return fmt.Errorf("%w: %s is stopped here, but the pool has not recorded it stopped within %s; pool.domains shows it", errNotHere, name, stopSettleTimeout)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
 }
+
+// stopSettleTimeout bounds stopOwned's wait for the pool's record.
+const stopSettleTimeout = 90 * time.Second

@@ -32,6 +32,18 @@ type DomainSpec struct {
 	Preferred []string `json:"preferred,omitempty"`
 	// Priority orders HA restarts: higher first.
 	Priority int `json:"priority"`
+	// Adopting is set while the domain, running on a member outside the
+	// pool, is being taken into it (poolmaster's Adopt): no pass places,
+	// stops or changes it then; the master that sees the member's owner
+	// key clears it, and one that sees none after AdoptTimeout removes
+	// the spec.
+	Adopting *AdoptMark `json:"adopting,omitempty"`
+}
+
+// AdoptMark says which member a domain being adopted runs on, since when.
+type AdoptMark struct {
+	Host  string    `json:"host"`
+	Since time.Time `json:"since"`
 }
 
 // DomainSpec.Desired values.

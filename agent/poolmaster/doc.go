@@ -34,10 +34,16 @@
 // Runner's Create, Adopt, SetDesired, SetHA, Delete and SetMaintenance
 // are the pool API's changes, done by the master only (ErrNotMaster
 // elsewhere: the agent forwards them). Adopt takes a domain that already
-// runs on a member into the pool without a start: spec written desired
-// stopped and the domain marked under way (no pass places or stops it),
-// the member asked to take its owner key (Dispatcher.Adopt), then desired
-// running; a failed adopt removes the spec while no owner key exists.
+// runs on a member into the pool without a start: its spec is written
+// with the Adopting mark (no pass places, stops or changes a marked
+// domain, and the API's changes of it are refused), the member is asked
+// to take its owner key (Dispatcher.Adopt), then the mark is cleared. A
+// failed adopt removes the spec while no owner key exists; with one (the
+// member took it and could not let it go) the domain is made desired
+// stopped, so that it is stopped there. A mark no adopt of this master's
+// is under way for (its master went away) is settled by a pass: the
+// owner asked again, or the spec removed once the adopt timeout passed
+// with no owner key.
 // Info and Domains read the pool through any member. Draining (drain.go): a member in maintenance or stopping moves
 // its own domains away by live migration, its agent asking Away where
 // each goes; the master only keeps them out of its placements. Not done

@@ -99,10 +99,14 @@ func (r *Runner) Run(ctx context.Context) {
 			continue
 		}
 		mst := newMaster(r, ms)
+		// its context exists before anyone may find it current (Adopt
+		// uses it)
+		mctx, mcancel := context.WithCancel(ctx)
+		mst.ctx = mctx
 		r.mu.Lock()
 		r.cur = mst
 		r.mu.Unlock()
-		mst.loop(ctx)
+		mst.loop(mctx, mcancel)
 		r.mu.Lock()
 		r.cur = nil
 		r.mu.Unlock()
@@ -157,6 +161,7 @@ type dispatch struct {
 	host    string
 	cancel  context.CancelFunc // ends it when the member leaves the pool
 	givenUp bool
+	adopt   bool // an adopt (Adopt, resumeAdopt): the API's changes wait for it
 }
 
 // reservation is memory the master gave a domain on a host that the
@@ -194,10 +199,8 @@ func (m *master) poke() {
 
 // loop runs passes on every change of the pool's keys, every Resync and
 // when poked, until deposed or ctx ends.
-func (m *master) loop(parent context.Context) {
-	ctx, cancel := context.WithCancel(parent)
+func (m *master) loop(ctx context.Context, cancel context.CancelFunc) {
 	defer cancel()
-	m.ctx = ctx
 	go func() {
 		select {
 		case <-m.ms.Deposed():
@@ -344,6 +347,12 @@ func (m *master) reconcile(ctx context.Context) error {
 			continue
 		}
 		if _, busy := inflight[uuid]; busy {
+			continue
+		}
+		if d.spec.Adopting != nil {
+			if err := m.adoptPending(ctx, s, uuid, d); err != nil {
+				return err
+			}
 			continue
 		}
 		if d.owner != "" {
@@ -619,4 +628,114 @@ func sleep(ctx context.Context, d time.Duration) bool {
 	case <-t.C:
 		return true
 	}
+}
+
+// AdoptTimeout is how long a spec marked Adopting may stay so with no
+// owner key before a master removes it (its adopt failed, or its master
+// went away half way).
+func (m *master) adoptTimeout() time.Duration { return m.o.DispatchTimeout + 30*time.Second }
+
+// adoptPending handles a spec marked Adopting that no adopt of this
+// master's is under way for (its master went away, or its end was not
+// written): with the member's owner key, the member is asked again
+// whether it holds the domain (its adopt answers the same for one it
+// owns) and the mark is cleared, or the domain stopped there if it does
+// not; without a key after the adopt timeout, the spec is removed (the
+// guest runs on outside the pool); before it, the mark is kept.
+func (m *master) adoptPending(ctx context.Context, s *Snapshot, uuid string, d *domain) error {
+	mark := d.spec.Adopting
+	if d.owner != "" {
+		mem, ok := s.members[d.owner]
+		if !ok {
+			return m.setStatus(ctx, uuid, d.status, Status{State: StatePending, Host: d.owner, Reason: "being adopted on " + d.owner + ", whose member record is gone"})
+		}
+		dctx, cancel := context.WithTimeout(m.ctx, m.o.DispatchTimeout)
+		m.mu.Lock()
+		m.inflight[uuid] = dispatch{host: d.owner, cancel: cancel, adopt: true}
+		m.mu.Unlock()
+		m.wg.Add(1)
+		go func() {
+			defer m.wg.Done()
+			defer cancel()
+			_, err := m.o.Dispatch.Adopt(dctx, mem.rec, uuid)
+			m.pass.Lock()
+			defer m.pass.Unlock()
+			m.finishAdopt(uuid, d.owner, d.specRev, err)
+			m.mu.Lock()
+			delete(m.inflight, uuid)
+			m.mu.Unlock()
+			m.poke()
+		}()
+		return nil
+	}
+	if time.Since(mark.Since) < m.adoptTimeout() {
+		return m.setStatus(ctx, uuid, d.status, Status{State: StatePending, Host: mark.Host, Reason: "being adopted: it runs on " + mark.Host})
+	}
+	_, err := m.ms.WriteIf(ctx, []clientv3.Cmp{
+		clientv3.Compare(clientv3.CreateRevision(pool.OwnerKey(m.pool, uuid)), "=", 0),
+		clientv3.Compare(clientv3.ModRevision(specKey(m.pool, uuid)), "=", d.specRev),
+	}, clientv3.OpDelete(specKey(m.pool, uuid)), clientv3.OpDelete(statusKey(m.pool, uuid)))
+	if errors.Is(err, pool.ErrConditionFailed) {
+		m.poke()
+		return nil
+	}
+	if err == nil {
+		m.log.Warn("an adopt that did not end removed: the domain runs on outside the pool", zap.String("domain", d.spec.Name), zap.String("uuid", uuid), zap.String("on", mark.Host))
+	}
+	return err
+}
+
+// finishAdopt writes an adopt's end, with pass held: adopted (the member
+// answered it holds the domain), the mark is cleared and the domain runs
+// there; not adopted, the spec is removed while no owner key exists, and
+// with one (the member took the key but does not hold the domain as its
+// own) it is made desired stopped, so that the member is asked to stop
+// it and let the key go: never placed elsewhere while it may run there.
+// It answers whether the domain is adopted, and why not.
+func (m *master) finishAdopt(uuid, host string, specRev int64, aerr error) (bool, error) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(m.ctx), 30*time.Second)
+	defer cancel()
+	got, err := m.cli.Get(ctx, specKey(m.pool, uuid))
+	if err != nil {
+		return false, fmt.Errorf("read the spec of %s: %w (a master settles the adopt later)", uuid, err)
+	}
+	if len(got.Kvs) == 0 || got.Kvs[0].ModRevision != specRev {
+		return false, fmt.Errorf("the spec of %s changed while it was being adopted (a master settles it)", uuid)
+	}
+	var spec Spec
+	if err := json.Unmarshal(got.Kvs[0].Value, &spec); err != nil {
+		return false, err
+	}
+	specCond := clientv3.Compare(clientv3.ModRevision(specKey(m.pool, uuid)), "=", specRev)
+	if aerr == nil {
+		spec.Adopting = nil
+		sb, _ := json.Marshal(spec)
+		stb, _ := json.Marshal(Status{State: StateRunning, Host: host, Since: time.Now().UTC()})
+		if _, err := m.ms.WriteIf(ctx, []clientv3.Cmp{specCond},
+			clientv3.OpPut(specKey(m.pool, uuid), string(sb)), clientv3.OpPut(statusKey(m.pool, uuid), string(stb))); err != nil {
+			m.log.Warn("an adopted domain's record not written (a master writes it later)", zap.String("uuid", uuid), zap.Error(err))
+		} else {
+			m.log.Info("domain adopted", zap.String("domain", spec.Name), zap.String("uuid", uuid), zap.String("on", host))
+		}
+		return true, nil
+	}
+	// not adopted: removed, unless the member holds the owner key
+	_, err = m.ms.WriteIf(ctx, []clientv3.Cmp{specCond, clientv3.Compare(clientv3.CreateRevision(pool.OwnerKey(m.pool, uuid)), "=", 0)},
+		clientv3.OpDelete(specKey(m.pool, uuid)), clientv3.OpDelete(statusKey(m.pool, uuid)))
+	if err == nil {
+		m.log.Warn("domain not adopted", zap.String("domain", spec.Name), zap.String("on", host), zap.Error(aerr))
+		return false, aerr
+	}
+	if !errors.Is(err, pool.ErrConditionFailed) {
+		return false, fmt.Errorf("%v; and its record could not be removed (%v): a master settles it", aerr, err)
+	}
+	spec.Adopting, spec.Desired = nil, DesiredStopped
+	sb, _ := json.Marshal(spec)
+	stb, _ := json.Marshal(Status{State: StateRunning, Host: host, Reason: "its adopt did not end (" + aerr.Error() + "); to be stopped", Since: time.Now().UTC()})
+	if _, err := m.ms.WriteIf(ctx, []clientv3.Cmp{specCond},
+		clientv3.OpPut(specKey(m.pool, uuid), string(sb)), clientv3.OpPut(statusKey(m.pool, uuid), string(stb))); err != nil {
+		return false, fmt.Errorf("%v; the member holds its owner key and the record could not be made desired stopped (%v): a master settles it", aerr, err)
+	}
+	m.log.Warn("an adopt that did not end on a member holding the owner key: the domain is stopped there", zap.String("domain", spec.Name), zap.String("on", host), zap.Error(aerr))
+	return false, fmt.Errorf("%v; %s took its owner key without holding it: the pool stops it there (start it again with pool.start_domain)", aerr, host)
 }

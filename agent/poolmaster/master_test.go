@@ -56,6 +56,10 @@ type fakeAgents struct {
 	started map[string][]string // uuid -> hosts whose start took the owner key
 	calls   map[string][]string // uuid -> hosts a start was asked of
 	adopts  map[string][]string // uuid -> hosts an adopt was asked of
+	stops   map[string][]string // uuid -> hosts a stop was asked of
+	// adoptKeyFirst: an adopt takes the owner key before it waits at the
+	// gate (and before it fails, with fail[host]).
+	adoptKeyFirst bool
 	// ownedAtCall counts starts asked while the domain's owner key
 	// existed (of another host).
 	ownedAtCall int
@@ -66,7 +70,7 @@ type fakeAgents struct {
 }
 
 func newFake(t *testing.T, cli *clientv3.Client) *fakeAgents {
-	return &fakeAgents{t: t, cli: cli, members: map[string]*pool.Member{}, started: map[string][]string{}, calls: map[string][]string{}, adopts: map[string][]string{}, fail: map[string]error{}, hang: map[string]bool{}}
+	return &fakeAgents{t: t, cli: cli, members: map[string]*pool.Member{}, started: map[string][]string{}, calls: map[string][]string{}, adopts: map[string][]string{}, stops: map[string][]string{}, fail: map[string]error{}, hang: map[string]bool{}}
 }
 
 func (f *fakeAgents) add(m *pool.Member) {
@@ -120,6 +124,7 @@ func (f *fakeAgents) Start(ctx context.Context, to pool.MemberRecord, uuid strin
 func (f *fakeAgents) Stop(ctx context.Context, on pool.MemberRecord, uuid string) error {
 	f.mu.Lock()
 	m := f.members[on.Host]
+	f.stops[uuid] = append(f.stops[uuid], on.Host)
 	f.mu.Unlock()
 	if m == nil {
 		return fmt.Errorf("no agent %s", on.Host)
@@ -128,13 +133,33 @@ func (f *fakeAgents) Stop(ctx context.Context, on pool.MemberRecord, uuid string
 }
 
 // Adopt takes the owner key on the member, as pool.adopt_local does for a
-// domain running there; failing with fail[host]; gated like Start.
+// domain running there (guarded by the spec it reads); failing with
+// fail[host]; gated like Start. With adoptKeyFirst the key is taken
+// before the gate and kept when it fails (the member took it and could
+// not let it go).
 func (f *fakeAgents) Adopt(ctx context.Context, on pool.MemberRecord, uuid string) (int64, error) {
 	f.mu.Lock()
 	f.adopts[uuid] = append(f.adopts[uuid], on.Host)
-	m, gate, entered, ferr := f.members[on.Host], f.gate, f.entered, f.fail[on.Host]
+	m, gate, entered, ferr, first := f.members[on.Host], f.gate, f.entered, f.fail[on.Host], f.adoptKeyFirst
 	f.gate = nil
 	f.mu.Unlock()
+	if m == nil {
+		return 0, fmt.Errorf("no agent %s", on.Host)
+	}
+	acquire := func() (int64, error) {
+		_, rev, err := m.ReadSpec(ctx, uuid)
+		if err != nil {
+			return 0, err
+		}
+		return m.AcquireOwnerOfSpec(ctx, uuid, rev)
+	}
+	var gen int64
+	if first {
+		var err error
+		if gen, err = acquire(); err != nil {
+			return 0, err
+		}
+	}
 	if gate != nil {
 		entered <- on
 		<-gate
@@ -142,10 +167,16 @@ func (f *fakeAgents) Adopt(ctx context.Context, on pool.MemberRecord, uuid strin
 	if ferr != nil {
 		return 0, ferr
 	}
-	if m == nil {
-		return 0, fmt.Errorf("no agent %s", on.Host)
+	if first {
+		return gen, nil
 	}
-	return m.AcquireOwner(ctx, uuid)
+	return acquire()
+}
+
+func (f *fakeAgents) stopsOf(uuid string) []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]string(nil), f.stops[uuid]...)
 }
 
 func (f *fakeAgents) callsOf(uuid string) []string {
@@ -608,7 +639,7 @@ func TestAdopt(t *testing.T) {
 	// or stopped (b has the most free memory and would get a placement).
 	gate, entered := make(chan struct{}), make(chan pool.MemberRecord, 1)
 	f.mu.Lock()
-	f.gate, f.entered = gate, entered
+	f.gate, f.entered, f.adoptKeyFirst = gate, entered, true
 	f.mu.Unlock()
 	type result struct {
 		v   DomainView
@@ -620,9 +651,21 @@ func TestAdopt(t *testing.T) {
 		res <- result{v, err}
 	}()
 	<-entered
+	// a has the owner key, the spec is marked: no pass stops it (its
+	// desired state is not what the passes go by), nor places it; the
+	// API's changes wait
 	passesAfter(t, mr, 3)
-	if calls := f.callsOf(u1); len(calls) != 0 {
-		t.Errorf("starts asked while the domain was being adopted: %v", calls)
+	if calls, stops := f.callsOf(u1), f.stopsOf(u1); len(calls) != 0 || len(stops) != 0 {
+		t.Errorf("while the domain was being adopted: starts asked %v, stops asked %v", calls, stops)
+	}
+	for name, change := range map[string]func() error{
+		"SetDesired": func() error { _, err := mr.SetDesired(ctx, "ha1", DesiredStopped); return err },
+		"SetHA":      func() error { _, err := mr.SetHA(ctx, "ha1", false); return err },
+		"Delete":     func() error { return mr.Delete(ctx, "ha1") },
+	} {
+		if err := change(); KindOf(err) != BadState || !strings.Contains(err.Error(), "adopted") {
+			t.Errorf("%s during the adopt: %v, want BadState", name, err)
+		}
 	}
 	close(gate)
 	r := <-res
@@ -644,6 +687,7 @@ func TestAdopt(t *testing.T) {
 	// A failed adopt: no record stays, nothing is started anywhere.
 	f.mu.Lock()
 	f.fail["b"] = errors.New("refused by b")
+	f.adoptKeyFirst = false
 	f.mu.Unlock()
 	if _, err := mr.Adopt(ctx, cfg("other", u2), CreateOptions{HA: true}, "b"); err == nil || !strings.Contains(err.Error(), "refused by b") {
 		t.Errorf("a failed adopt: %v", err)
@@ -662,5 +706,80 @@ func TestAdopt(t *testing.T) {
 	}
 	if _, err := mr.SetHA(ctx, "nosuch", true); KindOf(err) != NotFound {
 		t.Errorf("SetHA of an unknown domain: %v", err)
+	}
+}
+
+// A failed adopt whose member kept the owner key: the domain is made
+// desired stopped and stopped there (never placed elsewhere while it may
+// run there).
+func TestAdoptFailedWithKey(t *testing.T) {
+	c := etcdtest.Start(t, 1)
+	cli := outside(t, c)
+	ctx := ctxFor(t, 2*time.Minute)
+	f := newFake(t, cli)
+	ma, ra := joinRun(t, c, f, "a", 4096, "kvm")
+	_, rb := joinRun(t, c, f, "b", 8192, "kvm")
+	mr := masterOf(t, ra, rb)
+	const u = "0a0a0a0a-0000-4000-8000-000000000003"
+	f.mu.Lock()
+	f.adoptKeyFirst = true
+	f.fail["a"] = errors.New("lease not handed to the VMM")
+	f.mu.Unlock()
+	if _, err := mr.Adopt(ctx, vmcfgText("kept", 64)+"uuid = '"+u+"'\n", CreateOptions{HA: true}, "a"); KindOf(err) != BadState || !strings.Contains(err.Error(), "stops it") {
+		t.Errorf("adopt failed with the key taken: %v", err)
+	}
+	v := waitDomain(t, ma, "kept", "stopped", 10*time.Second, func(v DomainView) bool { return v.State == StateStopped })
+	if v.Desired != DesiredStopped || len(f.stopsOf(u)) == 0 || len(f.callsOf(u)) != 0 {
+		t.Errorf("after the failed adopt: %+v, stops %v, starts %v", v, f.stopsOf(u), f.callsOf(u))
+	}
+}
+
+// A spec marked Adopting that no adopt of the master's is under way for
+// (its master went away half way): with the member's owner key the
+// member is asked again and the mark cleared; with no key past the adopt
+// timeout the spec is removed; before it, it is kept.
+func TestAdoptPendingSettled(t *testing.T) {
+	c := etcdtest.Start(t, 1)
+	cli := outside(t, c)
+	ctx := ctxFor(t, 2*time.Minute)
+	f := newFake(t, cli)
+	ma, ra := joinRun(t, c, f, "a", 4096, "kvm")
+	_, rb := joinRun(t, c, f, "b", 8192, "kvm")
+	mr := masterOf(t, ra, rb)
+	put := func(name, u string, since time.Time) {
+		spec := Spec{Name: name, UUID: u, Config: vmcfgText(name, 64) + "uuid = '" + u + "'\n", HA: true, Desired: DesiredRunning,
+			Adopting: &pool.AdoptMark{Host: "a", Since: since}}
+		b, _ := json.Marshal(spec)
+		if _, err := cli.Put(ctx, specKey("test", u), string(b)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const owned, stale, fresh = "0a0a0a0a-0000-4000-8000-000000000004", "0a0a0a0a-0000-4000-8000-000000000005", "0a0a0a0a-0000-4000-8000-000000000006"
+	// written as a master that went away would have left them; a took
+	// the first one's key
+	put("owned", owned, time.Now())
+	if _, err := ma.AcquireOwner(ctx, owned); err != nil {
+		t.Fatal(err)
+	}
+	put("stale", stale, time.Now().Add(-10*time.Minute))
+	put("fresh", fresh, time.Now())
+	v := waitDomain(t, ma, "owned", "adopted", 10*time.Second, func(v DomainView) bool { return v.State == StateRunning && v.Host == "a" })
+	if !v.HA || v.Desired != DesiredRunning || len(f.callsOf(owned)) != 0 || len(f.stopsOf(owned)) != 0 {
+		t.Errorf("a marked domain with its owner key: %+v, starts %v, stops %v", v, f.callsOf(owned), f.stopsOf(owned))
+	}
+	waitFor(t, 10*time.Second, "the stale mark's spec removed", func() (bool, string) {
+		_, found := domainView(t, ma, "stale")
+		return !found, "still there"
+	})
+	passesAfter(t, mr, 3)
+	if v, found := domainView(t, ma, "fresh"); !found || v.State != StatePending || len(f.callsOf(fresh)) != 0 {
+		t.Errorf("a fresh mark without a key: %+v (found %v), starts %v", v, found, f.callsOf(fresh))
+	}
+	if _, err := mr.SetDesired(ctx, "fresh", DesiredStopped); KindOf(err) != BadState {
+		t.Errorf("SetDesired of a marked domain: %v", err)
+	}
+	spec, _, err := ma.ReadSpec(ctx, owned)
+	if err != nil || spec.Adopting != nil {
+		t.Errorf("the settled spec: %+v %v", spec, err)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -156,6 +157,9 @@ func (r *Runner) SetDesired(ctx context.Context, ref, desired string) (DomainVie
 	if d == nil {
 		return DomainView{}, errorf(NotFound, "the pool has no domain %s", ref)
 	}
+	if err := m.adopting(u, d); err != nil {
+		return DomainView{}, err
+	}
 	if d.spec.Desired != desired {
 		spec := d.spec
 		spec.Desired = desired
@@ -194,6 +198,9 @@ func (r *Runner) Delete(ctx context.Context, ref string) error {
 	u, d := s.lookup(ref)
 	if d == nil {
 		return errorf(NotFound, "the pool has no domain %s", ref)
+	}
+	if err := m.adopting(u, d); err != nil {
+		return err
 	}
 	if d.owner != "" {
 		return errorf(BadState, "domain %s runs on %s; stop it first (pool.stop_domain)", d.spec.Name, d.owner)
@@ -381,18 +388,17 @@ func MasterRecord(ctx context.Context, m *pool.Member) (pool.MemberRecord, error
 
 // Adopt makes a domain that already runs on member host, outside the
 // pool, a pool domain without stopping it (an Oracle VM Agent 3
-// manager's configure_vm_ha of a running vm): the spec is written
-// desired stopped and the domain marked under way, so that no pass of
-// the master places it or stops it meanwhile; host's agent is asked to
-// adopt it (Dispatcher.Adopt: its owner key taken under host's lease and
-// its VMM given the lease, the guest running on); then the spec becomes
-// desired running, with o.HA. A failed adopt removes the spec again
-// (only while no owner key exists: one taken whose answer was lost keeps
-// it, adopted). The domain is never dispatched elsewhere on the way: it
-// runs on host all along. If this master is deposed half way, the next
-// one reads the spec desired stopped: it stops the guest if host took
-// its owner key, and leaves it alone otherwise; it never starts a second
-// copy.
+// manager's configure_vm_ha of a running vm). The spec is written with
+// the Adopting mark (desired running, o's HA), and while it is marked no
+// pass places, stops or changes it and the API's changes are refused;
+// host's agent is asked to adopt it (Dispatcher.Adopt: its owner key
+// taken under host's lease and its VMM given the lease, the guest running
+// on); then the mark is cleared (finishAdopt). A failed adopt removes the
+// spec while no owner key exists, and with one makes the domain desired
+// stopped (the member took the key without holding the domain: it is
+// stopped there and the key let go). A master that goes away half way
+// leaves the mark for the next one (adoptPending). The domain is never
+// placed elsewhere on the way: it runs on host all along.
 func (r *Runner) Adopt(ctx context.Context, cfgText string, o CreateOptions, host string) (DomainView, error) {
 	m, err := r.mastership()
 	if err != nil {
@@ -405,16 +411,22 @@ func (r *Runner) Adopt(ctx context.Context, cfgText string, o CreateOptions, hos
 	if c.UUID == "" {
 		return DomainView{}, errorf(Invalid, "an adopted domain keeps its uuid: its vm.cfg has none")
 	}
-	u := strings.ToLower(c.UUID)
 	for _, h := range o.Preferred {
 		if err := pool.CheckSegment("preferred server", h); err != nil {
 			return DomainView{}, errorf(Invalid, "%v", err)
 		}
 	}
-	spec := Spec{Name: c.Name, UUID: c.UUID, Config: cfgText, HA: o.HA, Desired: DesiredStopped,
-		Preferred: append([]string{}, o.Preferred...), Priority: o.Priority}
+	if len(o.Preferred) > 0 && !slices.Contains(o.Preferred, host) {
+		return DomainView{}, errorf(Invalid, "the preferred servers %v leave out %s, where the domain runs", o.Preferred, host)
+	}
+	u := strings.ToLower(c.UUID)
+	now := time.Now().UTC()
+	spec := Spec{Name: c.Name, UUID: c.UUID, Config: cfgText, HA: o.HA, Desired: DesiredRunning,
+		Preferred: append([]string{}, o.Preferred...), Priority: o.Priority, Adopting: &pool.AdoptMark{Host: host, Since: now}}
 	dctx, cancel := context.WithTimeout(m.ctx, m.o.DispatchTimeout)
 	defer cancel()
+	m.wg.Add(1) // the mastership's end waits for its end to be written
+	defer m.wg.Done()
 
 	m.pass.Lock()
 	s, err := read(ctx, m.cli, m.pool, m.log)
@@ -435,13 +447,12 @@ func (r *Runner) Adopt(ctx context.Context, cfgText string, o CreateOptions, hos
 		m.pass.Unlock()
 		return DomainView{}, errorf(Exists, "the pool has a domain with uuid %s already", c.UUID)
 	}
-	st := Status{State: StatePending, Host: host, Reason: "being adopted: it runs on " + host, Since: time.Now().UTC()}
+	st := Status{State: StatePending, Host: host, Reason: "being adopted: it runs on " + host, Since: now}
 	sb, _ := json.Marshal(spec)
 	stb, _ := json.Marshal(st)
-	// Under way before the spec exists: every pass that reads the spec
-	// skips it until the adopt has ended.
+	// Under way before the spec exists: this master's passes skip it.
 	m.mu.Lock()
-	m.inflight[c.UUID] = dispatch{host: host, cancel: cancel}
+	m.inflight[c.UUID] = dispatch{host: host, cancel: cancel, adopt: true}
 	m.mu.Unlock()
 	done := func() {
 		m.mu.Lock()
@@ -468,42 +479,38 @@ func (r *Runner) Adopt(ctx context.Context, cfgText string, o CreateOptions, hos
 		if errors.Is(err, pool.ErrConditionFailed) {
 			return DomainView{}, errorf(Exists, "the pool has a domain with uuid %s already", c.UUID)
 		}
-		return DomainView{}, err
+		return DomainView{}, err // a spec written stays marked: a pass removes it after the adopt timeout
 	}
 	m.log.Info("adopting a domain", zap.String("domain", c.Name), zap.String("uuid", u), zap.String("on", host))
 	gen, aerr := m.o.Dispatch.Adopt(dctx, mem.rec, c.UUID)
 
 	m.pass.Lock()
-	defer m.pass.Unlock()
-	defer done()
-	wctx, wcancel := context.WithTimeout(m.ctx, 30*time.Second)
-	defer wcancel()
-	if aerr != nil {
-		_, err := m.ms.WriteIf(wctx, []clientv3.Cmp{
-			clientv3.Compare(clientv3.CreateRevision(pool.OwnerKey(m.pool, c.UUID)), "=", 0),
-			clientv3.Compare(clientv3.ModRevision(specKey(m.pool, c.UUID)), "=", specRev),
-		}, clientv3.OpDelete(specKey(m.pool, c.UUID)), clientv3.OpDelete(statusKey(m.pool, c.UUID)))
-		switch {
-		case err == nil:
-			m.log.Warn("domain not adopted", zap.String("domain", c.Name), zap.String("on", host), zap.Error(aerr))
+	adopted, ferr := m.finishAdopt(c.UUID, host, specRev, aerr)
+	m.pass.Unlock()
+	done()
+	if !adopted {
+		if aerr != nil && errors.Is(ferr, aerr) {
 			return DomainView{}, errorf(BadState, "%s was not adopted on %s (it runs there as before, outside the pool): %v", c.Name, host, aerr)
-		case !errors.Is(err, pool.ErrConditionFailed):
-			return DomainView{}, errorf(BadState, "%s was not adopted on %s (%v), and its record could not be removed (%v): it stays in the pool desired stopped; remove it with pool.delete_domain", c.Name, host, aerr, err)
 		}
-		// Its owner key exists: host took it and its answer was lost.
-		m.log.Warn("an adopt whose answer was lost took the owner key", zap.String("domain", c.Name), zap.String("on", host), zap.Error(aerr))
+		return DomainView{}, errorf(BadState, "%s was not adopted on %s: %v", c.Name, host, ferr)
 	}
-	spec.Desired = DesiredRunning
-	sb, _ = json.Marshal(spec)
-	st = Status{State: StateRunning, Host: host, Since: time.Now().UTC()}
-	stb, _ = json.Marshal(st)
-	if _, err := m.ms.WriteIf(wctx, []clientv3.Cmp{clientv3.Compare(clientv3.ModRevision(specKey(m.pool, c.UUID)), "=", specRev)},
-		clientv3.OpPut(specKey(m.pool, c.UUID), string(sb)), clientv3.OpPut(statusKey(m.pool, c.UUID), string(stb))); err != nil {
-		return DomainView{}, errorf(BadState, "%s was adopted on %s but could not be made desired running (%v): the pool will stop it; start it with pool.start_domain", c.Name, host, err)
+	spec.Adopting = nil
+	return view(c.UUID, &domain{spec: spec, status: &Status{State: StateRunning, Host: host, Since: time.Now().UTC()}, owner: host, ownerGen: gen}), nil
+}
+
+// adopting refuses an API change of a domain being adopted.
+func (m *master) adopting(u string, d *domain) error {
+	m.mu.Lock()
+	dp, busy := m.inflight[u]
+	m.mu.Unlock()
+	if d.spec.Adopting != nil || busy && dp.adopt {
+		host := dp.host
+		if d.spec.Adopting != nil {
+			host = d.spec.Adopting.Host
+		}
+		return errorf(BadState, "domain %s is being adopted into the pool on %s; try again when it is (pool.domains shows it running)", d.spec.Name, host)
 	}
-	m.log.Info("domain adopted", zap.String("domain", c.Name), zap.String("uuid", u), zap.String("on", host), zap.Int64("generation", gen))
-	d := &domain{spec: spec, status: &st, owner: host, ownerGen: gen}
-	return view(c.UUID, d), nil
+	return nil
 }
 
 // SetHA turns a pool domain's HA on or off: whether the master places it
@@ -522,6 +529,9 @@ func (r *Runner) SetHA(ctx context.Context, ref string, ha bool) (DomainView, er
 	u, d := s.lookup(ref)
 	if d == nil {
 		return DomainView{}, errorf(NotFound, "the pool has no domain %s", ref)
+	}
+	if err := m.adopting(u, d); err != nil {
+		return DomainView{}, err
 	}
 	if d.spec.HA != ha {
 		spec := d.spec
