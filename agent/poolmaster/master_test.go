@@ -60,6 +60,7 @@ type fakeAgents struct {
 	// adoptKeyFirst: an adopt takes the owner key before it waits at the
 	// gate (and before it fails, with fail[host]).
 	adoptKeyFirst bool
+	failOnce      map[string]error // host -> error its next adopt gives (after taking the key, with adoptKeyFirst)
 	// ownedAtCall counts starts asked while the domain's owner key
 	// existed (of another host).
 	ownedAtCall int
@@ -141,6 +142,10 @@ func (f *fakeAgents) Adopt(ctx context.Context, on pool.MemberRecord, uuid strin
 	f.mu.Lock()
 	f.adopts[uuid] = append(f.adopts[uuid], on.Host)
 	m, gate, entered, ferr, first := f.members[on.Host], f.gate, f.entered, f.fail[on.Host], f.adoptKeyFirst
+	if e, ok := f.failOnce[on.Host]; ok {
+		ferr = e
+		delete(f.failOnce, on.Host)
+	}
 	f.gate = nil
 	f.mu.Unlock()
 	if m == nil {
@@ -731,6 +736,19 @@ func TestAdoptFailedWithKey(t *testing.T) {
 	v := waitDomain(t, ma, "kept", "stopped", 10*time.Second, func(v DomainView) bool { return v.State == StateStopped })
 	if v.Desired != DesiredStopped || len(f.stopsOf(u)) == 0 || len(f.callsOf(u)) != 0 {
 		t.Errorf("after the failed adopt: %+v, stops %v, starts %v", v, f.stopsOf(u), f.callsOf(u))
+	}
+	// an answer lost once: the member, holding the key, is asked again
+	const u2 = "0a0a0a0a-0000-4000-8000-000000000007"
+	f.mu.Lock()
+	delete(f.fail, "a")
+	f.failOnce = map[string]error{"a": errors.New("answer lost")}
+	f.mu.Unlock()
+	if v, err := mr.Adopt(ctx, vmcfgText("lost", 64)+"uuid = '"+u2+"'\n", CreateOptions{HA: true}, "a"); err != nil || v.Host != "a" {
+		t.Errorf("adopt whose first answer was lost: %+v %v", v, err)
+	}
+	passesAfter(t, mr, 3)
+	if v, _ := domainView(t, ma, "lost"); v.State != StateRunning || v.Desired != DesiredRunning || len(f.stopsOf(u2)) != 0 || len(f.adopts[u2]) != 2 {
+		t.Errorf("after the retried adopt: %+v, stops %v, adopts %v", v, f.stopsOf(u2), f.adopts[u2])
 	}
 }
 

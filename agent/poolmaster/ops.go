@@ -483,6 +483,19 @@ func (r *Runner) Adopt(ctx context.Context, cfgText string, o CreateOptions, hos
 	}
 	m.log.Info("adopting a domain", zap.String("domain", c.Name), zap.String("uuid", u), zap.String("on", host))
 	gen, aerr := m.o.Dispatch.Adopt(dctx, mem.rec, c.UUID)
+	if aerr != nil {
+		// The member holds the owner key: its answer may have been lost
+		// (it answers an adopt of one it holds the same), so it is asked
+		// once more before the domain is stopped there.
+		if resp, err := m.cli.Get(dctx, pool.OwnerKey(m.pool, c.UUID)); err == nil && len(resp.Kvs) == 1 {
+			var o pool.OwnerRecord
+			if json.Unmarshal(resp.Kvs[0].Value, &o) == nil && o.Host == host {
+				if g, err := m.o.Dispatch.Adopt(dctx, mem.rec, c.UUID); err == nil {
+					gen, aerr = g, nil
+				}
+			}
+		}
+	}
 
 	m.pass.Lock()
 	adopted, ferr := m.finishAdopt(c.UUID, host, specRev, aerr)
