@@ -61,7 +61,7 @@ func (a *Agent) ovm3DiscoverPoolFS(ctx context.Context, _ xmlrpc.Args) (any, err
 		}
 		rec, _, err := m.ReadPoolFilesystem(ctx)
 		if err != nil {
-			return nil, xmlrpc.Faultf(xmlrpc.Internal, "discover_pool_filesystem: %v", err)
+			return nil, poolFSFault("discover_pool_filesystem", err)
 		}
 		if rec != nil {
 			fs = &ovm3.PoolFilesystem{Type: rec.Type, Target: rec.Target, UUID: rec.UUID, NFSBaseUUID: rec.NFSBaseUUID,
@@ -75,26 +75,26 @@ func (a *Agent) ovm3DiscoverPoolFS(ctx context.Context, _ xmlrpc.Args) (any, err
 	return doc, nil
 }
 
-// poolFSArgs checks the type, target and the manager: the one that owns
-// this server.
-func (a *Agent) poolFSArgs(method, fsType, target, manager string) error {
+// poolFSArgs checks the type, target and the manager (when given): the
+// one that owns this server, whose id it answers.
+func (a *Agent) poolFSArgs(method, fsType, target, manager string) (string, error) {
 	if fsType != "nfs" {
-		return xmlrpc.Faultf(xmlrpc.Unsupported, "%s: pool file system type %.32q: only nfs is served (this agent has no iSCSI or Fibre Channel storage: discover_server's ISCSI and FIBRE_CHANNEL are False)", method, fsType)
+		return "", xmlrpc.Faultf(xmlrpc.Unsupported, "%s: pool file system type %.32q: only nfs is served (this agent has no iSCSI or Fibre Channel storage: discover_server's ISCSI and FIBRE_CHANNEL are False)", method, fsType)
 	}
 	if len(target) > maxNFSTarget || !nfsTargetRE.MatchString(target) {
-		return xmlrpc.Faultf(xmlrpc.BadParams, "%s: target %.300q is not an NFS export host:/path", method, target)
+		return "", xmlrpc.Faultf(xmlrpc.BadParams, "%s: target %.300q is not an NFS export host:/path", method, target)
 	}
 	owner, err := a.ovm3CurrentOwner()
 	if err != nil {
-		return xmlrpc.Faultf(xmlrpc.Internal, "%s: %v", method, err)
+		return "", xmlrpc.Faultf(xmlrpc.Internal, "%s: %v", method, err)
 	}
 	switch {
 	case owner == nil:
-		return xmlrpc.Faultf(xmlrpc.BadState, "%s: this server is owned by no manager; take_ownership first", method)
+		return "", xmlrpc.Faultf(xmlrpc.BadState, "%s: this server is owned by no manager; take_ownership first", method)
 	case manager != "" && !strings.EqualFold(owner.ManagerUUID, manager):
-		return xmlrpc.Faultf(xmlrpc.Owned, "%s: this server is owned by manager %s, not %.64s", method, owner.ManagerUUID, manager)
+		return "", xmlrpc.Faultf(xmlrpc.Owned, "%s: this server is owned by manager %s, not %.64s", method, owner.ManagerUUID, manager)
 	}
-	return nil
+	return owner.ManagerUUID, nil
 }
 
 func (a *Agent) ovm3CreatePoolFS(ctx context.Context, args xmlrpc.Args) (any, error) {
@@ -112,7 +112,10 @@ func (a *Agent) ovm3CreatePoolFS(ctx context.Context, args xmlrpc.Args) (any, er
 	if args.Has(6) && args.String(6) != "" {
 		fs.PoolUUID = args.String(6)
 	}
-	if err := a.poolFSArgs(method, fs.Type, fs.Target, fs.Manager); err != nil {
+	if !serverPoolIDRE.MatchString(fs.Manager) {
+		return nil, xmlrpc.Faultf(xmlrpc.BadParams, "%s: manager uuid %.80q: 1 to 64 letters, digits and dashes", method, fs.Manager)
+	}
+	if fs.Manager, err = a.poolFSArgs(method, fs.Type, fs.Target, fs.Manager); err != nil {
 		return nil, err
 	}
 	if !clusterNameRE.MatchString(fs.Cluster) {
@@ -143,7 +146,12 @@ func (a *Agent) ovm3DestroyPoolFS(ctx context.Context, args xmlrpc.Args) (any, e
 	}
 	ownerMu.Lock()
 	defer ownerMu.Unlock()
-	if err := a.poolFSArgs(method, args.String(0), args.String(1), ""); err != nil {
+	for _, id := range []string{args.String(2), args.String(3)} {
+		if !serverPoolIDRE.MatchString(id) {
+			return nil, xmlrpc.Faultf(xmlrpc.BadParams, "%s: %.80q: a uuid must be 1 to 64 letters, digits and dashes", method, id)
+		}
+	}
+	if _, err := a.poolFSArgs(method, args.String(0), args.String(1), ""); err != nil {
 		return nil, err
 	}
 	owner, _ := a.ovm3CurrentOwner()
@@ -154,7 +162,7 @@ func (a *Agent) ovm3DestroyPoolFS(ctx context.Context, args xmlrpc.Args) (any, e
 	if rec != nil && owner != nil && !strings.EqualFold(rec.Manager, owner.ManagerUUID) {
 		return nil, xmlrpc.Faultf(xmlrpc.Owned, "%s: pool file system %s belongs to manager %s, and this server is owned by %s (nothing was changed)", method, rec.UUID, rec.Manager, owner.ManagerUUID)
 	}
-	if err := m.DestroyPoolFilesystem(ctx, args.String(2)); err != nil {
+	if err := m.DestroyPoolFilesystem(ctx, args.String(0), args.String(1), args.String(2), args.String(3)); err != nil {
 		return nil, poolFSFault(method, err)
 	}
 	a.log.Info("Oracle VM Agent 3 pool file system removed", zap.String("uuid", args.String(2)), zap.String("pool", m.Pool()))

@@ -68,6 +68,8 @@ func poolFault(err error) error {
 		code = xmlrpc.NotFound
 	case poolmaster.Exists:
 		code = xmlrpc.Exists
+	case poolmaster.Busy:
+		code = xmlrpc.Busy
 	case poolmaster.BadState:
 		code = xmlrpc.BadState
 	case poolmaster.Invalid:

@@ -60,14 +60,35 @@ func (p *poolDomains) adoptLocal(ctx context.Context, uuid string) (*startResult
 	o, owned := p.owned[id]
 	p.mu.Unlock()
 	if owned {
+		// Adopted already (an adopt asked again): only if its VMM holds
+		// the lease; one whose lease did not reach it gets it now.
+		if cur, err := p.a.domains.Info(in.Name); err == nil && cur.Live && cur.Generation == o.generation && cur.RunUntilSeconds > 0 {
+			res.Generation = o.generation
+			return res, nil
+		}
+		ru := m.RunUntil()
+		if !time.Now().Before(ru) {
+			return nil, fmt.Errorf("%w: its lease was not renewed in time", errNotMember)
+		}
+		if err := p.a.domains.SetLease(in.Name, control.MonotonicOf(ru), o.generation); err != nil {
+			return nil, fmt.Errorf("domain %s is held as the pool's here but its VMM does not have the lease: %w", in.Name, err)
+		}
 		res.Generation = o.generation
 		return res, nil
+	}
+	if spec.Adopting == nil || spec.Adopting.Host != m.Host() {
+		return nil, fmt.Errorf("%w: the pool's spec of %s is not being adopted on %s", errSpecMismatch, spec.Name, m.Host())
 	}
 	switch {
 	case in.State != string(domains.Running) && in.State != string(domains.Paused):
 		return nil, fmt.Errorf("%w: domain %s is %s on %s: only a running (or paused) domain is adopted (a stopped one is started by the pool)", errNotHere, in.Name, in.State, m.Host())
 	case in.Generation > 0:
 		return nil, fmt.Errorf("%w: domain %s ran in the pool before (generation %d); it is not adopted again", errLocalClash, in.Name, in.Generation)
+	}
+	for _, st := range p.a.migrations.List() {
+		if st.Domain == in.Name && !st.Phase.Finished() {
+			return nil, fmt.Errorf("%w: domain %s is migrating (%s, to %s): it is adopted where it runs once that has ended", errNotHere, in.Name, st.ID, st.Target)
+		}
 	}
 	data, err := boundedfile.ReadFile(in.ConfigFile, vmcfg.MaxFileSize, boundedfile.NoFollow)
 	if err != nil || string(data) != spec.Config {
@@ -119,6 +140,10 @@ func (p *poolDomains) adoptLocal(ctx context.Context, uuid string) (*startResult
 			return fail(err)
 		}
 		p.log.Warn("the lease reached the adopted domain's VMM though its answer did not", zap.String("domain", in.Name), zap.Error(err))
+	}
+	// It still runs (a stop that came meanwhile is not adopted as running).
+	if cur, err := p.a.domains.Info(in.Name); err != nil || !hasVMM(cur.State) {
+		return fail(fmt.Errorf("%w: domain %s stopped while it was being adopted", errNotHere, in.Name))
 	}
 	p.log.Info("domain adopted into the pool", zap.String("domain", in.Name), zap.String("uuid", uuid), zap.Int64("generation", gen))
 	p.a.pool.refreshInfo()

@@ -667,6 +667,10 @@ func (p *poolDomains) startLocal(ctx context.Context, uuid string) (*startResult
 	if err != nil {
 		return nil, err
 	}
+	if spec.Adopting != nil {
+		// it runs on that member, outside the pool, until the adopt ends
+		return nil, fmt.Errorf("%w: pool domain %s is being adopted on %s, where it runs; it is not started elsewhere", errOrphan, spec.Name, spec.Adopting.Host)
+	}
 	in, err := p.registerFrom(spec)
 	if err != nil {
 		return nil, err

@@ -107,11 +107,15 @@ func TestOVM3Pool(t *testing.T) {
 	ca.refused(t, 1007, "create_pool_filesystem", fsArgs("lun", target, pid, mgr)...)
 	ca.refused(t, -32602, "create_pool_filesystem", fsArgs("nfs", "/no/host", pid, mgr)...)
 	ca.refused(t, 1011, "create_pool_filesystem", fsArgs("nfs", target, pid, other)...)
+	ca.refused(t, -32602, "create_pool_filesystem", fsArgs("nfs", target, pid, "")...)
 	if fs := poolFS(ca); fs != nil {
 		t.Fatalf("refused create_pool_filesystem calls recorded %v", fs)
 	}
 	ca.done(t, "create_pool_filesystem", fsArgs("nfs", target, pid, mgr)...)
 	ca.done(t, "create_pool_filesystem", fsArgs("nfs", target, pid, mgr)...) // again: no change
+	if msg := ca.refused(t, 1004, "create_pool_filesystem", fsArgs("nfs", "other:/export/VirtualMachines", pid, mgr)...); !strings.Contains(msg, "other:/export") {
+		t.Errorf("create_pool_filesystem of the same id on another target: %q", msg)
+	}
 	if msg := ca.refused(t, 1004, "create_pool_filesystem", fsArgs("nfs", target, "deadbeef-dead-beef-dead-beef0000002d", mgr)...); !strings.Contains(msg, pid) {
 		t.Errorf("create_pool_filesystem of a second one: %q", msg)
 	}
@@ -193,6 +197,7 @@ func TestOVM3Pool(t *testing.T) {
 	ca.done(t, "destroy_server_pool", pid)
 	state(ca, "after destroy_server_pool", "Owned", mgr, "none")
 	ca.refused(t, 1004, "destroy_pool_filesystem", "nfs", target, "deadbeef-dead-beef-dead-beef0000002d", base)
+	ca.refused(t, 1004, "destroy_pool_filesystem", "nfs", "other:/export/VirtualMachines", pid, base)
 	ca.done(t, "destroy_pool_filesystem", "nfs", target, pid, base)
 	if fs := poolFS(cb); fs != nil {
 		t.Errorf("discover_pool_filesystem after destroy_pool_filesystem: %v", fs)

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
@@ -99,16 +100,20 @@ func (m *Member) CreatePoolFilesystem(ctx context.Context, fs PoolFilesystem, no
 	switch {
 	case cur.UUID != fs.UUID:
 		return false, &PoolFilesystemError{Pool: m.s.Pool, Recorded: cur, Msg: "not " + fs.UUID}
-	case cur.Manager != fs.Manager:
+	case !strings.EqualFold(cur.Manager, fs.Manager):
 		return false, &PoolFilesystemError{Pool: m.s.Pool, Recorded: cur, Msg: "this server is owned by manager " + fs.Manager + ", not by the pool file system's"}
+	case cur.Type != fs.Type || cur.Target != fs.Target || cur.NFSBaseUUID != fs.NFSBaseUUID || cur.PoolUUID != fs.PoolUUID || cur.Cluster != fs.Cluster:
+		return false, &PoolFilesystemError{Pool: m.s.Pool, Recorded: cur, Msg: fmt.Sprintf("it was declared with nfsbase %s, pool %s, cluster %s; not %s %s, nfsbase %s, pool %s, cluster %s",
+			cur.NFSBaseUUID, cur.PoolUUID, cur.Cluster, fs.Type, fs.Target, fs.NFSBaseUUID, fs.PoolUUID, fs.Cluster)}
 	}
 	return false, nil
 }
 
-// DestroyPoolFilesystem removes the recorded pool file system uuid, in a
-// transaction that fails while an agent 3 server pool is recorded (it
-// goes first: destroy_server_pool) or if the record changed since read.
-func (m *Member) DestroyPoolFilesystem(ctx context.Context, uuid string) error {
+// DestroyPoolFilesystem removes the recorded pool file system uuid (of
+// fsType at target, nfsbase), in a transaction that fails while an agent 3
+// server pool is recorded (it goes first: destroy_server_pool) or if the
+// record changed since read.
+func (m *Member) DestroyPoolFilesystem(ctx context.Context, fsType, target, uuid, nfsbase string) error {
 	fs, rev, err := m.ReadPoolFilesystem(ctx)
 	if err != nil {
 		return err
@@ -118,6 +123,9 @@ func (m *Member) DestroyPoolFilesystem(ctx context.Context, uuid string) error {
 	}
 	if fs.UUID != uuid {
 		return &PoolFilesystemError{Pool: m.s.Pool, Recorded: *fs, Msg: "not " + uuid}
+	}
+	if fs.Type != fsType || fs.Target != target || fs.NFSBaseUUID != nfsbase {
+		return &PoolFilesystemError{Pool: m.s.Pool, Recorded: *fs, Msg: fmt.Sprintf("with nfsbase %s; not %s %s, nfsbase %s", fs.NFSBaseUUID, fsType, target, nfsbase)}
 	}
 	key := poolFSKey(m.s.Pool)
 	resp, err := m.cli.Txn(ctx).

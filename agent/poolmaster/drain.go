@@ -66,7 +66,7 @@ func Away(ctx context.Context, m *pool.Member, exclude map[string][]string) ([]M
 	var moves []Move
 	needs := map[string]Need{}
 	for uuid, d := range s.domains {
-		if d.bad != nil || d.owner != m.Host() || d.spec.Desired != DesiredRunning {
+		if d.bad != nil || d.owner != m.Host() || d.spec.Desired != DesiredRunning || d.spec.Adopting != nil {
 			continue
 		}
 		mv := Move{UUID: uuid, Name: d.spec.Name, HA: d.spec.HA, Priority: d.spec.Priority}

@@ -14,6 +14,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 
+	"github.com/ovs-agent/ovs-agent/agent/client"
 	"github.com/ovs-agent/ovs-agent/agent/pool"
 )
 
@@ -110,6 +111,9 @@ func (r *Runner) Run(ctx context.Context) {
 		r.mu.Lock()
 		r.cur = nil
 		r.mu.Unlock()
+		mst.mu.Lock()
+		mst.ending = true
+		mst.mu.Unlock()
 		mst.wg.Wait()
 		if ctx.Err() != nil && r.m.Err() == nil {
 			// Stopping while the lease lives on (an agent that owns
@@ -151,6 +155,7 @@ type master struct {
 	pass sync.Mutex
 
 	mu       sync.Mutex
+	ending   bool                          // the mastership is ending: no new work counted in wg
 	inflight map[string]dispatch           // uuid -> the start or stop under way
 	reserved map[string]reservation        // uuid -> memory placed on a host
 	failed   map[string]map[string]failure // uuid -> host -> last failed start or stop
@@ -635,32 +640,82 @@ func sleep(ctx context.Context, d time.Duration) bool {
 // went away half way).
 func (m *master) adoptTimeout() time.Duration { return m.o.DispatchTimeout + 30*time.Second }
 
+// enter counts work of this mastership's that its end must wait for
+// (wg); false once the mastership is ending.
+func (m *master) enter() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.ending {
+		return false
+	}
+	m.wg.Add(1)
+	return true
+}
+
+// definite says whether an adopt's error is the member's own answer (a
+// fault it gave), not a call that may not have reached it or whose answer
+// was lost.
+func definite(err error) bool {
+	var f *client.Fault
+	return errors.As(err, &f)
+}
+
 // adoptPending handles a spec marked Adopting that no adopt of this
 // master's is under way for (its master went away, or its end was not
-// written): with the member's owner key, the member is asked again
-// whether it holds the domain (its adopt answers the same for one it
-// owns) and the mark is cleared, or the domain stopped there if it does
-// not; without a key after the adopt timeout, the spec is removed (the
-// guest runs on outside the pool); before it, the mark is kept.
+// written): with the marked member's owner key, the member is asked again
+// whether it holds the domain (it answers the same for one it holds,
+// handing its VMM the lease if that had not reached it), and finishAdopt
+// writes the end; an answer that did not come is tried again after
+// RetryAfter, the mark kept. Without a key after the adopt timeout, the
+// spec is removed (the guest runs on outside the pool); before it, the
+// mark is kept.
 func (m *master) adoptPending(ctx context.Context, s *Snapshot, uuid string, d *domain) error {
 	mark := d.spec.Adopting
 	if d.owner != "" {
+		if d.owner != mark.Host {
+			// not the adopting member's key (an agent that started it
+			// against the mark): it is stopped there, never left running
+			// beside the copy outside the pool
+			m.log.Error("a domain being adopted on one member is owned by another: stopped there", zap.String("domain", d.spec.Name), zap.String("adopting", mark.Host), zap.String("owner", d.owner))
+			_, err := m.finishAdopt(uuid, mark.Host, d.specRev, fmt.Errorf("%s took its owner key while it was being adopted on %s", d.owner, mark.Host), true)
+			if err != nil {
+				m.log.Warn("settle a foreign owner of a domain being adopted", zap.String("uuid", uuid), zap.Error(err))
+			}
+			return nil
+		}
 		mem, ok := s.members[d.owner]
-		if !ok {
+		m.mu.Lock()
+		f, failed := m.failed[uuid][d.owner]
+		m.mu.Unlock()
+		switch {
+		case !ok:
 			return m.setStatus(ctx, uuid, d.status, Status{State: StatePending, Host: d.owner, Reason: "being adopted on " + d.owner + ", whose member record is gone"})
+		case failed:
+			return m.setStatus(ctx, uuid, d.status, Status{State: StatePending, Host: d.owner,
+				Reason: fmt.Sprintf("being adopted on %s; asking it failed at %s (%v), tried again after %s", d.owner, f.at.UTC().Format(time.TimeOnly), f.err, f.at.Add(m.o.RetryAfter).UTC().Format(time.TimeOnly))})
+		case !m.enter():
+			return nil
 		}
 		dctx, cancel := context.WithTimeout(m.ctx, m.o.DispatchTimeout)
 		m.mu.Lock()
 		m.inflight[uuid] = dispatch{host: d.owner, cancel: cancel, adopt: true}
 		m.mu.Unlock()
-		m.wg.Add(1)
 		go func() {
 			defer m.wg.Done()
 			defer cancel()
 			_, err := m.o.Dispatch.Adopt(dctx, mem.rec, uuid)
 			m.pass.Lock()
-			defer m.pass.Unlock()
-			m.finishAdopt(uuid, d.owner, d.specRev, err)
+			if err != nil && !definite(err) {
+				m.mu.Lock()
+				if m.failed[uuid] == nil {
+					m.failed[uuid] = map[string]failure{}
+				}
+				m.failed[uuid][d.owner] = failure{at: time.Now(), err: err}
+				m.mu.Unlock()
+			} else if _, ferr := m.finishAdopt(uuid, d.owner, d.specRev, err, true); ferr != nil && err == nil {
+				m.log.Warn("settle an adopt", zap.String("uuid", uuid), zap.Error(ferr))
+			}
+			m.pass.Unlock()
 			m.mu.Lock()
 			delete(m.inflight, uuid)
 			m.mu.Unlock()
@@ -685,57 +740,78 @@ func (m *master) adoptPending(ctx context.Context, s *Snapshot, uuid string, d *
 	return err
 }
 
-// finishAdopt writes an adopt's end, with pass held: adopted (the member
-// answered it holds the domain), the mark is cleared and the domain runs
-// there; not adopted, the spec is removed while no owner key exists, and
-// with one (the member took the key but does not hold the domain as its
-// own) it is made desired stopped, so that the member is asked to stop
-// it and let the key go: never placed elsewhere while it may run there.
-// It answers whether the domain is adopted, and why not.
-func (m *master) finishAdopt(uuid, host string, specRev int64, aerr error) (bool, error) {
+// errAdoptUnsettled: an adopt's outcome is not known yet (the member's
+// answer did not come); the mark stays and a pass asks again.
+var errAdoptUnsettled = errors.New("its outcome is not known yet: the pool asks the member again (pool.domains shows it pending until then)")
+
+// finishAdopt writes an adopt's end, with pass held. Adopted (the member
+// answered it holds the domain), the mark is cleared and the domain is
+// desired running there. Not adopted: without an owner key the spec is
+// removed (the guest runs on outside the pool); with host's key and a
+// definite refusal it is made desired stopped, so that host is asked to
+// stop it and let the key go (never placed elsewhere while it may run
+// there); with host's key and no answer, the mark stays (errAdoptUnsettled:
+// a pass asks again). It answers whether the domain is adopted, and why
+// not.
+func (m *master) finishAdopt(uuid, host string, specRev int64, aerr error, isDefinite bool) (bool, error) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(m.ctx), 30*time.Second)
 	defer cancel()
-	got, err := m.cli.Get(ctx, specKey(m.pool, uuid))
+	got, err := m.cli.Txn(ctx).Then(clientv3.OpGet(specKey(m.pool, uuid)), clientv3.OpGet(pool.OwnerKey(m.pool, uuid))).Commit()
 	if err != nil {
-		return false, fmt.Errorf("read the spec of %s: %w (a master settles the adopt later)", uuid, err)
+		return false, fmt.Errorf("read the records of %s: %w (a master settles the adopt later)", uuid, err)
 	}
-	if len(got.Kvs) == 0 || got.Kvs[0].ModRevision != specRev {
+	specKVs, ownerKVs := got.Responses[0].GetResponseRange().Kvs, got.Responses[1].GetResponseRange().Kvs
+	if len(specKVs) == 0 || specKVs[0].ModRevision != specRev {
 		return false, fmt.Errorf("the spec of %s changed while it was being adopted (a master settles it)", uuid)
 	}
 	var spec Spec
-	if err := json.Unmarshal(got.Kvs[0].Value, &spec); err != nil {
+	if err := json.Unmarshal(specKVs[0].Value, &spec); err != nil {
 		return false, err
 	}
+	owner := ""
+	if len(ownerKVs) == 1 {
+		var o pool.OwnerRecord
+		if err := json.Unmarshal(ownerKVs[0].Value, &o); err != nil {
+			return false, err
+		}
+		owner = o.Host
+	}
 	specCond := clientv3.Compare(clientv3.ModRevision(specKey(m.pool, uuid)), "=", specRev)
-	if aerr == nil {
-		spec.Adopting = nil
+	write := func(spec Spec, st Status, conds ...clientv3.Cmp) error {
 		sb, _ := json.Marshal(spec)
-		stb, _ := json.Marshal(Status{State: StateRunning, Host: host, Since: time.Now().UTC()})
-		if _, err := m.ms.WriteIf(ctx, []clientv3.Cmp{specCond},
-			clientv3.OpPut(specKey(m.pool, uuid), string(sb)), clientv3.OpPut(statusKey(m.pool, uuid), string(stb))); err != nil {
+		stb, _ := json.Marshal(st)
+		_, err := m.ms.WriteIf(ctx, append([]clientv3.Cmp{specCond}, conds...),
+			clientv3.OpPut(specKey(m.pool, uuid), string(sb)), clientv3.OpPut(statusKey(m.pool, uuid), string(stb)))
+		return err
+	}
+	switch {
+	case aerr == nil && owner == host:
+		spec.Adopting, spec.Desired = nil, DesiredRunning
+		if err := write(spec, Status{State: StateRunning, Host: host, Since: time.Now().UTC()}); err != nil {
 			m.log.Warn("an adopted domain's record not written (a master writes it later)", zap.String("uuid", uuid), zap.Error(err))
 		} else {
 			m.log.Info("domain adopted", zap.String("domain", spec.Name), zap.String("uuid", uuid), zap.String("on", host))
 		}
 		return true, nil
+	case aerr == nil:
+		aerr, isDefinite = fmt.Errorf("%s answered it adopted %s, but the owner key is %q's", host, spec.Name, owner), true
 	}
-	// not adopted: removed, unless the member holds the owner key
-	_, err = m.ms.WriteIf(ctx, []clientv3.Cmp{specCond, clientv3.Compare(clientv3.CreateRevision(pool.OwnerKey(m.pool, uuid)), "=", 0)},
-		clientv3.OpDelete(specKey(m.pool, uuid)), clientv3.OpDelete(statusKey(m.pool, uuid)))
-	if err == nil {
+	if owner == "" {
+		_, err := m.ms.WriteIf(ctx, []clientv3.Cmp{specCond, clientv3.Compare(clientv3.CreateRevision(pool.OwnerKey(m.pool, uuid)), "=", 0)},
+			clientv3.OpDelete(specKey(m.pool, uuid)), clientv3.OpDelete(statusKey(m.pool, uuid)))
+		if err != nil {
+			return false, fmt.Errorf("%w; and its record could not be removed (%v): a master settles it", aerr, err)
+		}
 		m.log.Warn("domain not adopted", zap.String("domain", spec.Name), zap.String("on", host), zap.Error(aerr))
 		return false, aerr
 	}
-	if !errors.Is(err, pool.ErrConditionFailed) {
-		return false, fmt.Errorf("%v; and its record could not be removed (%v): a master settles it", aerr, err)
+	if owner == host && !isDefinite {
+		return false, fmt.Errorf("%v: %w", aerr, errAdoptUnsettled)
 	}
 	spec.Adopting, spec.Desired = nil, DesiredStopped
-	sb, _ := json.Marshal(spec)
-	stb, _ := json.Marshal(Status{State: StateRunning, Host: host, Reason: "its adopt did not end (" + aerr.Error() + "); to be stopped", Since: time.Now().UTC()})
-	if _, err := m.ms.WriteIf(ctx, []clientv3.Cmp{specCond},
-		clientv3.OpPut(specKey(m.pool, uuid), string(sb)), clientv3.OpPut(statusKey(m.pool, uuid), string(stb))); err != nil {
-		return false, fmt.Errorf("%v; the member holds its owner key and the record could not be made desired stopped (%v): a master settles it", aerr, err)
+	if err := write(spec, Status{State: StateRunning, Host: owner, Reason: "its adopt did not end (" + aerr.Error() + "); to be stopped", Since: time.Now().UTC()}); err != nil {
+		return false, fmt.Errorf("%v; %s holds its owner key and the record could not be made desired stopped (%v): a master settles it", aerr, owner, err)
 	}
-	m.log.Warn("an adopt that did not end on a member holding the owner key: the domain is stopped there", zap.String("domain", spec.Name), zap.String("on", host), zap.Error(aerr))
-	return false, fmt.Errorf("%v; %s took its owner key without holding it: the pool stops it there (start it again with pool.start_domain)", aerr, host)
+	m.log.Warn("an adopt that did not end on a member holding the owner key: the domain is stopped there", zap.String("domain", spec.Name), zap.String("owner", owner), zap.Error(aerr))
+	return false, fmt.Errorf("%v; %s holds its owner key without holding the domain: the pool stops it there (start it again with pool.start_domain)", aerr, owner)
 }

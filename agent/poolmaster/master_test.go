@@ -14,6 +14,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 
+	"github.com/ovs-agent/ovs-agent/agent/client"
 	"github.com/ovs-agent/ovs-agent/agent/pool"
 	"github.com/ovs-agent/ovs-agent/internal/etcdtest"
 )
@@ -728,15 +729,36 @@ func TestAdoptFailedWithKey(t *testing.T) {
 	const u = "0a0a0a0a-0000-4000-8000-000000000003"
 	f.mu.Lock()
 	f.adoptKeyFirst = true
-	f.fail["a"] = errors.New("lease not handed to the VMM")
+	f.fail["a"] = &client.Fault{Code: 1003, Message: "lease not handed to the VMM"} // the member's own refusal
 	f.mu.Unlock()
 	if _, err := mr.Adopt(ctx, vmcfgText("kept", 64)+"uuid = '"+u+"'\n", CreateOptions{HA: true}, "a"); KindOf(err) != BadState || !strings.Contains(err.Error(), "stops it") {
-		t.Errorf("adopt failed with the key taken: %v", err)
+		t.Errorf("adopt refused with the key taken: %v", err)
 	}
 	v := waitDomain(t, ma, "kept", "stopped", 10*time.Second, func(v DomainView) bool { return v.State == StateStopped })
 	if v.Desired != DesiredStopped || len(f.stopsOf(u)) == 0 || len(f.callsOf(u)) != 0 {
 		t.Errorf("after the failed adopt: %+v, stops %v, starts %v", v, f.stopsOf(u), f.callsOf(u))
 	}
+	// no answer (not the member's refusal), and none again: the mark
+	// stays, nothing is stopped; once the member answers, a pass settles
+	// it adopted
+	const u3 = "0a0a0a0a-0000-4000-8000-000000000008"
+	f.mu.Lock()
+	f.fail["a"] = errors.New("connection reset")
+	f.mu.Unlock()
+	if _, err := mr.Adopt(ctx, vmcfgText("unsure", 64)+"uuid = '"+u3+"'\n", CreateOptions{HA: true}, "a"); KindOf(err) != Busy {
+		t.Errorf("adopt with no answer: %v, want Busy", err)
+	}
+	if v, _ := domainView(t, ma, "unsure"); v.State != StatePending || len(f.stopsOf(u3)) != 0 {
+		t.Errorf("an adopt with no answer: %+v, stops %v", v, f.stopsOf(u3))
+	}
+	f.mu.Lock()
+	delete(f.fail, "a")
+	f.mu.Unlock()
+	v = waitDomain(t, ma, "unsure", "adopted by a later pass", 20*time.Second, func(v DomainView) bool { return v.State == StateRunning && v.Desired == DesiredRunning })
+	if v.Host != "a" || len(f.stopsOf(u3)) != 0 || len(f.callsOf(u3)) != 0 {
+		t.Errorf("settled: %+v, stops %v, starts %v", v, f.stopsOf(u3), f.callsOf(u3))
+	}
+
 	// an answer lost once: the member, holding the key, is asked again
 	const u2 = "0a0a0a0a-0000-4000-8000-000000000007"
 	f.mu.Lock()
@@ -762,7 +784,7 @@ func TestAdoptPendingSettled(t *testing.T) {
 	ctx := ctxFor(t, 2*time.Minute)
 	f := newFake(t, cli)
 	ma, ra := joinRun(t, c, f, "a", 4096, "kvm")
-	_, rb := joinRun(t, c, f, "b", 8192, "kvm")
+	mb, rb := joinRun(t, c, f, "b", 8192, "kvm")
 	mr := masterOf(t, ra, rb)
 	put := func(name, u string, since time.Time) {
 		spec := Spec{Name: name, UUID: u, Config: vmcfgText(name, 64) + "uuid = '" + u + "'\n", HA: true, Desired: DesiredRunning,
@@ -781,6 +803,13 @@ func TestAdoptPendingSettled(t *testing.T) {
 	}
 	put("stale", stale, time.Now().Add(-10*time.Minute))
 	put("fresh", fresh, time.Now())
+	// being adopted on a, but b took its key (an agent that started it
+	// against the mark): stopped on b
+	const foreign = "0a0a0a0a-0000-4000-8000-000000000009"
+	put("foreign", foreign, time.Now())
+	if _, err := mb.AcquireOwner(ctx, foreign); err != nil {
+		t.Fatal(err)
+	}
 	v := waitDomain(t, ma, "owned", "adopted", 10*time.Second, func(v DomainView) bool { return v.State == StateRunning && v.Host == "a" })
 	if !v.HA || v.Desired != DesiredRunning || len(f.callsOf(owned)) != 0 || len(f.stopsOf(owned)) != 0 {
 		t.Errorf("a marked domain with its owner key: %+v, starts %v, stops %v", v, f.callsOf(owned), f.stopsOf(owned))
@@ -792,6 +821,10 @@ func TestAdoptPendingSettled(t *testing.T) {
 	passesAfter(t, mr, 3)
 	if v, found := domainView(t, ma, "fresh"); !found || v.State != StatePending || len(f.callsOf(fresh)) != 0 {
 		t.Errorf("a fresh mark without a key: %+v (found %v), starts %v", v, found, f.callsOf(fresh))
+	}
+	fv := waitDomain(t, ma, "foreign", "stopped on b", 10*time.Second, func(v DomainView) bool { return v.State == StateStopped })
+	if fv.Desired != DesiredStopped || len(f.stopsOf(foreign)) == 0 || f.stopsOf(foreign)[0] != "b" || len(f.adopts[foreign]) != 0 {
+		t.Errorf("a domain being adopted on a but owned by b: %+v, stops %v, adopts %v", fv, f.stopsOf(foreign), f.adopts[foreign])
 	}
 	if _, err := mr.SetDesired(ctx, "fresh", DesiredStopped); KindOf(err) != BadState {
 		t.Errorf("SetDesired of a marked domain: %v", err)

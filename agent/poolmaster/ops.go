@@ -29,6 +29,7 @@ const (
 	Exists         // the name or UUID is taken
 	BadState       // e.g. deleting a domain that runs
 	Invalid        // a bad vm.cfg, host name or option
+	Busy           // under way: its outcome is known later
 )
 
 // Error is an operation's refusal.
@@ -389,16 +390,18 @@ func MasterRecord(ctx context.Context, m *pool.Member) (pool.MemberRecord, error
 // Adopt makes a domain that already runs on member host, outside the
 // pool, a pool domain without stopping it (an Oracle VM Agent 3
 // manager's configure_vm_ha of a running vm). The spec is written with
-// the Adopting mark (desired running, o's HA), and while it is marked no
-// pass places, stops or changes it and the API's changes are refused;
-// host's agent is asked to adopt it (Dispatcher.Adopt: its owner key
-// taken under host's lease and its VMM given the lease, the guest running
-// on); then the mark is cleared (finishAdopt). A failed adopt removes the
-// spec while no owner key exists, and with one makes the domain desired
-// stopped (the member took the key without holding the domain: it is
-// stopped there and the key let go). A master that goes away half way
-// leaves the mark for the next one (adoptPending). The domain is never
-// placed elsewhere on the way: it runs on host all along.
+// the Adopting mark, desired stopped (what does not know the mark neither
+// places nor starts it) and o's HA; while it is marked no pass places,
+// stops or changes it, the API's changes are refused and no member's
+// start_local starts it. host's agent is asked to adopt it
+// (Dispatcher.Adopt: its owner key taken under host's lease and its VMM
+// given the lease, the guest running on), asked once more if it holds the
+// key but gave no answer, and finishAdopt writes the end: adopted, the
+// mark cleared and desired running; refused, the spec removed while no
+// owner key exists, and with host's key made desired stopped (stopped
+// there, the key let go); no answer, the mark kept (Busy: a pass asks
+// again, adoptPending), as when this master goes away half way. The
+// domain is never placed elsewhere on the way: it runs on host all along.
 func (r *Runner) Adopt(ctx context.Context, cfgText string, o CreateOptions, host string) (DomainView, error) {
 	m, err := r.mastership()
 	if err != nil {
@@ -421,11 +424,15 @@ func (r *Runner) Adopt(ctx context.Context, cfgText string, o CreateOptions, hos
 	}
 	u := strings.ToLower(c.UUID)
 	now := time.Now().UTC()
-	spec := Spec{Name: c.Name, UUID: c.UUID, Config: cfgText, HA: o.HA, Desired: DesiredRunning,
+	// desired stopped while marked: what does not know the mark neither
+	// places it nor starts it elsewhere
+	spec := Spec{Name: c.Name, UUID: c.UUID, Config: cfgText, HA: o.HA, Desired: DesiredStopped,
 		Preferred: append([]string{}, o.Preferred...), Priority: o.Priority, Adopting: &pool.AdoptMark{Host: host, Since: now}}
 	dctx, cancel := context.WithTimeout(m.ctx, m.o.DispatchTimeout)
 	defer cancel()
-	m.wg.Add(1) // the mastership's end waits for its end to be written
+	if !m.enter() { // the mastership's end waits for this adopt's end to be written
+		return DomainView{}, ErrNotMaster
+	}
 	defer m.wg.Done()
 
 	m.pass.Lock()
@@ -485,29 +492,37 @@ func (r *Runner) Adopt(ctx context.Context, cfgText string, o CreateOptions, hos
 	gen, aerr := m.o.Dispatch.Adopt(dctx, mem.rec, c.UUID)
 	if aerr != nil {
 		// The member holds the owner key: its answer may have been lost
-		// (it answers an adopt of one it holds the same), so it is asked
-		// once more before the domain is stopped there.
-		if resp, err := m.cli.Get(dctx, pool.OwnerKey(m.pool, c.UUID)); err == nil && len(resp.Kvs) == 1 {
+		// (it answers an adopt of one it holds the same, handing its VMM
+		// the lease if that had not reached it), so it is asked once
+		// more, on a call of its own, before the domain is stopped there.
+		rctx, rcancel := context.WithTimeout(context.WithoutCancel(m.ctx), m.o.DispatchTimeout)
+		if resp, err := m.cli.Get(rctx, pool.OwnerKey(m.pool, c.UUID)); err == nil && len(resp.Kvs) == 1 {
 			var o pool.OwnerRecord
 			if json.Unmarshal(resp.Kvs[0].Value, &o) == nil && o.Host == host {
-				if g, err := m.o.Dispatch.Adopt(dctx, mem.rec, c.UUID); err == nil {
-					gen, aerr = g, nil
+				g, err := m.o.Dispatch.Adopt(rctx, mem.rec, c.UUID)
+				if err == nil {
+					gen = g
 				}
+				aerr = err
 			}
 		}
+		rcancel()
 	}
 
 	m.pass.Lock()
-	adopted, ferr := m.finishAdopt(c.UUID, host, specRev, aerr)
+	adopted, ferr := m.finishAdopt(c.UUID, host, specRev, aerr, definite(aerr))
 	m.pass.Unlock()
 	done()
 	if !adopted {
-		if aerr != nil && errors.Is(ferr, aerr) {
+		switch {
+		case errors.Is(ferr, errAdoptUnsettled):
+			return DomainView{}, errorf(Busy, "%s on %s: %v", c.Name, host, ferr)
+		case ferr == aerr:
 			return DomainView{}, errorf(BadState, "%s was not adopted on %s (it runs there as before, outside the pool): %v", c.Name, host, aerr)
 		}
 		return DomainView{}, errorf(BadState, "%s was not adopted on %s: %v", c.Name, host, ferr)
 	}
-	spec.Adopting = nil
+	spec.Adopting, spec.Desired = nil, DesiredRunning
 	return view(c.UUID, &domain{spec: spec, status: &Status{State: StateRunning, Host: host, Since: time.Now().UTC()}, owner: host, ownerGen: gen}), nil
 }
 
