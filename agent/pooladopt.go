@@ -10,7 +10,6 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/ovs-agent/ovs-agent/agent/domains"
-	"github.com/ovs-agent/ovs-agent/agent/pool"
 	"github.com/ovs-agent/ovs-agent/agent/poolmaster"
 	"github.com/ovs-agent/ovs-agent/config/vmcfg"
 	"github.com/ovs-agent/ovs-agent/internal/boundedfile"
@@ -98,15 +97,8 @@ func (p *poolDomains) adoptLocal(ctx context.Context, uuid string) (*startResult
 		}
 		return nil, fmt.Errorf("%w: the vm.cfg domain %s runs with here is not the spec's (%s)", errSpecMismatch, in.Name, why)
 	}
-	gen, err := m.AcquireOwnerOfSpec(ctx, uuid, specRev)
+	gen, err := p.acquire(ctx, m, uuid, specRev)
 	if err != nil {
-		if !errors.Is(err, pool.ErrOwned) && !errors.Is(err, pool.ErrSpecChanged) {
-			rctx, cancel := context.WithTimeout(p.a.lifetime, opTimeout(m))
-			if rerr := m.ReleaseOwner(rctx, uuid); rerr != nil {
-				p.log.Warn("an adopt whose outcome is unknown: its key not released either (it goes with the lease)", zap.String("uuid", uuid), zap.Error(rerr))
-			}
-			cancel()
-		}
 		return nil, err
 	}
 	p.mu.Lock()

@@ -687,20 +687,8 @@ func (p *poolDomains) startLocal(ctx context.Context, uuid string) (*startResult
 		return nil, fmt.Errorf("%w: domain %s (%s) has a VMM here (state %s) but this agent does not own it in pool %s; destroy it first",
 			errLocalClash, in.Name, uuid, in.State, m.Pool())
 	}
-	// Only the spec as read: a pool.delete_domain (or a change) that came
-	// meanwhile leaves no owner key of a domain the pool does not have.
-	gen, err := m.AcquireOwnerOfSpec(ctx, uuid, specRev)
+	gen, err := p.acquire(ctx, m, uuid, specRev)
 	if err != nil {
-		if !errors.Is(err, pool.ErrOwned) && !errors.Is(err, pool.ErrSpecChanged) {
-			// The outcome is unknown (no answer, and none read back): a
-			// key that may be bound to this lease with nothing run under
-			// it would keep every other member from starting the domain.
-			rctx, cancel := context.WithTimeout(p.a.lifetime, opTimeout(m))
-			if rerr := m.ReleaseOwner(rctx, uuid); rerr != nil {
-				p.log.Warn("an acquire whose outcome is unknown: its key not released either (it goes with the lease)", zap.String("uuid", uuid), zap.Error(rerr))
-			}
-			cancel()
-		}
 		return nil, err
 	}
 	p.mu.Lock()
@@ -734,6 +722,24 @@ func (p *poolDomains) startLocal(ctx context.Context, uuid string) (*startResult
 	p.a.pool.refreshInfo()
 	res.Generation = gen
 	return res, nil
+}
+
+// acquire takes pool domain uuid's owner key under m's lease, only for
+// the spec as read (a pool.delete_domain or a change that came meanwhile
+// leaves no owner key of a domain the pool does not have). An acquire
+// whose outcome is unknown (no answer, and none read back) is released:
+// a key that may be bound to this lease with nothing run under it would
+// keep every other member from starting the domain.
+func (p *poolDomains) acquire(ctx context.Context, m *pool.Member, uuid string, specRev int64) (int64, error) {
+	gen, err := m.AcquireOwnerOfSpec(ctx, uuid, specRev)
+	if err != nil && !errors.Is(err, pool.ErrOwned) && !errors.Is(err, pool.ErrSpecChanged) {
+		rctx, cancel := context.WithTimeout(p.a.lifetime, opTimeout(m))
+		if rerr := m.ReleaseOwner(rctx, uuid); rerr != nil {
+			p.log.Warn("an acquire whose outcome is unknown: its key not released either (it goes with the lease)", zap.String("uuid", uuid), zap.Error(rerr))
+		}
+		cancel()
+	}
+	return gen, err
 }
 
 // registerFrom finds spec's domain here, or registers it from its config.

@@ -144,6 +144,23 @@ func (r *Runner) SetDesired(ctx context.Context, ref, desired string) (DomainVie
 	if desired != DesiredRunning && desired != DesiredStopped {
 		return DomainView{}, errorf(Invalid, "desired state %q: running or stopped", desired)
 	}
+	return r.changeSpec(ctx, ref, func(d *domain, spec *Spec) (bool, *Status) {
+		if spec.Desired == desired {
+			return false, nil
+		}
+		spec.Desired = desired
+		if desired == DesiredRunning && d.owner == "" {
+			return true, &Status{State: StatePending, Reason: "started by request; waiting for placement", Since: time.Now().UTC()}
+		}
+		return true, nil
+	})
+}
+
+// changeSpec changes a pool domain's spec (by name or uuid) with change,
+// which answers whether it changed it and a status to write with it, in
+// one transaction guarded by the spec's revision; a domain being adopted
+// is refused.
+func (r *Runner) changeSpec(ctx context.Context, ref string, change func(d *domain, spec *Spec) (bool, *Status)) (DomainView, error) {
 	m, err := r.mastership()
 	if err != nil {
 		return DomainView{}, err
@@ -161,16 +178,13 @@ func (r *Runner) SetDesired(ctx context.Context, ref, desired string) (DomainVie
 	if err := m.adopting(u, d); err != nil {
 		return DomainView{}, err
 	}
-	if d.spec.Desired != desired {
-		spec := d.spec
-		spec.Desired = desired
+	spec := d.spec
+	if changed, st := change(d, &spec); changed {
 		sb, _ := json.Marshal(spec)
 		ops := []clientv3.Op{clientv3.OpPut(specKey(m.pool, u), string(sb))}
-		if desired == DesiredRunning && d.owner == "" {
-			st := Status{State: StatePending, Reason: "started by request; waiting for placement", Since: time.Now().UTC()}
+		if st != nil {
 			b, _ := json.Marshal(st)
 			ops = append(ops, clientv3.OpPut(statusKey(m.pool, u), string(b)))
-			d.status = &st
 		}
 		if _, err := m.ms.WriteIf(ctx, []clientv3.Cmp{clientv3.Compare(clientv3.ModRevision(specKey(m.pool, u)), "=", d.specRev)}, ops...); err != nil {
 			if errors.Is(err, pool.ErrConditionFailed) {
@@ -179,6 +193,9 @@ func (r *Runner) SetDesired(ctx context.Context, ref, desired string) (DomainVie
 			return DomainView{}, err
 		}
 		d.spec = spec
+		if st != nil {
+			d.status = st
+		}
 	}
 	m.poke()
 	return view(u, d), nil
@@ -544,36 +561,9 @@ func (m *master) adopting(u string, d *domain) error {
 // SetHA turns a pool domain's HA on or off: whether the master places it
 // again when the member it runs on leaves the pool.
 func (r *Runner) SetHA(ctx context.Context, ref string, ha bool) (DomainView, error) {
-	m, err := r.mastership()
-	if err != nil {
-		return DomainView{}, err
-	}
-	m.pass.Lock()
-	defer m.pass.Unlock()
-	s, err := read(ctx, m.cli, m.pool, m.log)
-	if err != nil {
-		return DomainView{}, err
-	}
-	u, d := s.lookup(ref)
-	if d == nil {
-		return DomainView{}, errorf(NotFound, "the pool has no domain %s", ref)
-	}
-	if err := m.adopting(u, d); err != nil {
-		return DomainView{}, err
-	}
-	if d.spec.HA != ha {
-		spec := d.spec
+	return r.changeSpec(ctx, ref, func(_ *domain, spec *Spec) (bool, *Status) {
+		changed := spec.HA != ha
 		spec.HA = ha
-		sb, _ := json.Marshal(spec)
-		if _, err := m.ms.WriteIf(ctx, []clientv3.Cmp{clientv3.Compare(clientv3.ModRevision(specKey(m.pool, u)), "=", d.specRev)},
-			clientv3.OpPut(specKey(m.pool, u), string(sb))); err != nil {
-			if errors.Is(err, pool.ErrConditionFailed) {
-				return DomainView{}, errorf(BadState, "domain %s changed meanwhile; try again", ref)
-			}
-			return DomainView{}, err
-		}
-		d.spec = spec
-	}
-	m.poke()
-	return view(u, d), nil
+		return changed, nil
+	})
 }

@@ -157,13 +157,9 @@ func poolMaintenanceCommand(g *globals) *cobra.Command {
 		Example: "  ovm pool maintenance server2 on\n  ovm pool maintenance server2 off",
 		Args:    cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, a []string) error {
-			var on bool
-			switch a[1] {
-			case "on":
-				on = true
-			case "off":
-			default:
-				return usageError{fmt.Errorf("maintenance %s %q: want on or off", a[0], a[1])}
+			on, err := onOff("maintenance", a[0], a[1])
+			if err != nil {
+				return err
 			}
 			if err := g.call("pool.maintenance", nil, a[0], on); err != nil {
 				return err
@@ -218,13 +214,9 @@ func poolHACommand(g *globals) *cobra.Command {
 		Example: "  ovm pool ha web1 on\n  ovm pool ha web1 off",
 		Args:    cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, a []string) error {
-			var on bool
-			switch a[1] {
-			case "on":
-				on = true
-			case "off":
-			default:
-				return usageError{fmt.Errorf("ha %s %q: want on or off", a[0], a[1])}
+			on, err := onOff("ha", a[0], a[1])
+			if err != nil {
+				return err
 			}
 			var out map[string]any
 			if err := g.call("pool.set_ha", &out, a[0], on); err != nil {
@@ -232,4 +224,15 @@ func poolHACommand(g *globals) *cobra.Command {
 			}
 			return g.show(cmd.OutOrStdout(), out, printStruct)
 		}}
+}
+
+// onOff reads a command's on|off argument.
+func onOff(verb, subject, arg string) (bool, error) {
+	switch arg {
+	case "on":
+		return true, nil
+	case "off":
+		return false, nil
+	}
+	return false, usageError{fmt.Errorf("%s %s %q: want on or off", verb, subject, arg)}
 }
