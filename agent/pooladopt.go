@@ -31,18 +31,11 @@ var errNotHere = errors.New("no such domain runs here")
 func (p *poolDomains) adoptLocal(ctx context.Context, uuid string) (*startResult, error) {
 	p.ops.Lock()
 	defer p.ops.Unlock()
-	m, err := p.current()
+	m, spec, specRev, err := p.specOf(ctx, uuid)
 	if err != nil {
 		return nil, err
 	}
 	id := strings.ToLower(uuid)
-	if err := p.orphan(uuid); err != nil {
-		return nil, err
-	}
-	spec, specRev, err := m.ReadSpec(ctx, uuid)
-	if err != nil {
-		return nil, err
-	}
 	var in domains.Info
 	found := false
 	for _, d := range p.a.domains.List(false) {

@@ -655,18 +655,11 @@ type startResult struct {
 func (p *poolDomains) startLocal(ctx context.Context, uuid string) (*startResult, error) {
 	p.ops.Lock()
 	defer p.ops.Unlock()
-	m, err := p.current()
+	m, spec, specRev, err := p.specOf(ctx, uuid)
 	if err != nil {
 		return nil, err
 	}
 	id := strings.ToLower(uuid)
-	if err := p.orphan(uuid); err != nil {
-		return nil, err
-	}
-	spec, specRev, err := m.ReadSpec(ctx, uuid)
-	if err != nil {
-		return nil, err
-	}
 	if spec.Adopting != nil {
 		// it runs on that member, outside the pool, until the adopt ends
 		return nil, fmt.Errorf("%w: pool domain %s is being adopted on %s, where it runs; it is not started elsewhere", errOrphan, spec.Name, spec.Adopting.Host)
@@ -722,6 +715,24 @@ func (p *poolDomains) startLocal(ctx context.Context, uuid string) (*startResult
 	p.a.pool.refreshInfo()
 	res.Generation = gen
 	return res, nil
+}
+
+// specOf is what start_local and adopt_local begin with, ops held: the
+// member whose lease is held, and pool domain uuid's spec as read (an
+// orphan of this agent's, being let go, is refused).
+func (p *poolDomains) specOf(ctx context.Context, uuid string) (*pool.Member, *pool.DomainSpec, int64, error) {
+	m, err := p.current()
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	if err := p.orphan(uuid); err != nil {
+		return nil, nil, 0, err
+	}
+	spec, specRev, err := m.ReadSpec(ctx, uuid)
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	return m, spec, specRev, nil
 }
 
 // acquire takes pool domain uuid's owner key under m's lease, only for
