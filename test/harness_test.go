@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -308,8 +309,30 @@ func (a *Agent) start(env ...string) {
 		unmountUnder(a.Dir)
 		if a.t.Failed() {
 			a.t.Logf("agent output:\n%s\nagent log:\n%s", a.out.String(), a.Log())
+			a.logVMMs()
 		}
 	})
+}
+
+// logVMMs logs the end of every domain's vmm.log and its exit record
+// under the agent's state directory (why a VMM ended is there, not in the
+// agent's log).
+func (a *Agent) logVMMs() {
+	logs, _ := filepath.Glob(filepath.Join(a.Dir, "state", "domains", "*", "vmm.log"))
+	exits, _ := filepath.Glob(filepath.Join(a.Dir, "state", "domains", "*", "exit.json"))
+	for _, p := range append(logs, exits...) {
+		f, err := os.Open(p)
+		if err != nil {
+			continue
+		}
+		const tail = 8 << 10
+		if st, err := f.Stat(); err == nil && st.Size() > tail {
+			f.Seek(st.Size()-tail, io.SeekStart)
+		}
+		b, _ := io.ReadAll(io.LimitReader(f, tail))
+		f.Close()
+		a.t.Logf("%s (its last %d bytes at most):\n%s", p, tail, b)
+	}
 }
 
 // waitReady polls agent.ping on the unix socket for up to 20 seconds.
