@@ -39,6 +39,35 @@ func (m *Manager) change(ctx context.Context, f func(cs []Change) ([]Change, err
 	return m.commit(ctx, cs, next)
 }
 
+// onDevice is SetIPv4's and SetRoute's frame: with the lock held and the
+// record read, device dev must be allowed by patterns and present; f
+// makes its change, pushing onto u what undoes each step, and answers the
+// record after it, saved when it differs; when f or the save fails, u is
+// run.
+func (m *Manager) onDevice(ctx context.Context, patterns []string, dev string, f func(cs []Change, u *undo) ([]Change, error)) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	cs, err := m.Record()
+	if err != nil {
+		return err
+	}
+	if err := allowed(patterns, dev); err != nil {
+		return err
+	}
+	if err := m.present(dev); err != nil {
+		return err
+	}
+	var u undo
+	next, err := f(cs, &u)
+	if err == nil && !slices.Equal(cs, next) {
+		err = m.save(next)
+	}
+	if err != nil {
+		u.run()
+	}
+	return err
+}
+
 // commit saves next when it differs from cs. When the save fails after
 // a start (next is cs and more), the devices it made are removed again;
 // after a stop the removal stands, and the error says to repeat the call
@@ -415,62 +444,39 @@ func ParseIPv4(ip, netmask string) (netip.Prefix, error) {
 // other addresses with its first one; when the new one fails they are
 // given back). The same address again is no change.
 func (m *Manager) SetIPv4(ctx context.Context, patterns []string, dev string, p netip.Prefix) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	cs, err := m.Record()
-	if err != nil {
-		return err
-	}
-	if err := allowed(patterns, dev); err != nil {
-		return err
-	}
-	if err := m.present(dev); err != nil {
-		return err
-	}
-	if !p.Addr().Is4() {
-		return fmt.Errorf("%w: %s is not an IPv4 address", ErrInvalid, p)
-	}
-	cur, err := ipv4(dev)
-	if err != nil {
-		return err
-	}
-	var u undo
-	ok := false
-	defer func() {
-		if !ok {
-			u.run()
+	return m.onDevice(ctx, patterns, dev, func(cs []Change, u *undo) ([]Change, error) {
+		if !p.Addr().Is4() {
+			return nil, fmt.Errorf("%w: %s is not an IPv4 address", ErrInvalid, p)
 		}
-	}()
-	// The old addresses go first: the kernel takes a subnet's secondary
-	// addresses away with its primary one.
-	for _, old := range cur {
-		if old == p {
-			continue
+		cur, err := ipv4(dev)
+		if err != nil {
+			return nil, err
 		}
-		if err := m.ip(ctx, "-4", "addr", "del", old.String(), "dev", dev); err != nil {
-			return fmt.Errorf("take the address %s off %s: %w", old, dev, err)
+		// The old addresses go first: the kernel takes a subnet's secondary
+		// addresses away with its primary one.
+		for _, old := range cur {
+			if old == p {
+				continue
+			}
+			if err := m.ip(ctx, "-4", "addr", "del", old.String(), "dev", dev); err != nil {
+				return nil, fmt.Errorf("take the address %s off %s: %w", old, dev, err)
+			}
+			u.push(func(ctx context.Context) error {
+				return m.ip(ctx, "-4", "addr", "add", old.String(), "broadcast", "+", "dev", dev)
+			})
 		}
-		u.push(func(ctx context.Context) error {
-			return m.ip(ctx, "-4", "addr", "add", old.String(), "broadcast", "+", "dev", dev)
-		})
-	}
-	if now, err := ipv4(dev); err != nil {
-		return err
-	} else if !slices.Contains(now, p) {
-		if err := m.ip(ctx, "-4", "addr", "add", p.String(), "broadcast", "+", "dev", dev); err != nil {
-			return fmt.Errorf("give %s the address %s: %w", dev, p, err)
+		if now, err := ipv4(dev); err != nil {
+			return nil, err
+		} else if !slices.Contains(now, p) {
+			if err := m.ip(ctx, "-4", "addr", "add", p.String(), "broadcast", "+", "dev", dev); err != nil {
+				return nil, fmt.Errorf("give %s the address %s: %w", dev, p, err)
+			}
+			u.push(func(ctx context.Context) error { return m.ip(ctx, "-4", "addr", "del", p.String(), "dev", dev) })
 		}
-		u.push(func(ctx context.Context) error { return m.ip(ctx, "-4", "addr", "del", p.String(), "dev", dev) })
-	}
-	next := without(cs, func(c Change) bool { return c.Kind == KindAddress && c.Name == dev })
-	next = append(next, Change{Kind: KindAddress, Name: dev, Address: p.String()})
-	if !slices.Equal(cs, next) {
-		if err := m.save(next); err != nil {
-			return err
-		}
-	}
-	ok = true
-	return nil
+		next := without(cs, func(c Change) bool { return c.Kind == KindAddress && c.Name == dev })
+		next = append(next, Change{Kind: KindAddress, Name: dev, Address: p.String()})
+		return next, nil
+	})
 }
 
 // ParseNetwork reads an IPv4 network as CIDR (169.254.0.0/16; an
@@ -509,69 +515,46 @@ func (m *Manager) routesTo(ctx context.Context, p netip.Prefix) ([]route, error)
 // another device is removed when that device is allowed too, and refused
 // (ErrBusy) when it is not.
 func (m *Manager) SetRoute(ctx context.Context, patterns []string, dev string, p netip.Prefix) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	cs, err := m.Record()
-	if err != nil {
-		return err
-	}
-	if err := allowed(patterns, dev); err != nil {
-		return err
-	}
-	if err := m.present(dev); err != nil {
-		return err
-	}
-	if !p.Addr().Is4() || p.Masked() != p {
-		return fmt.Errorf("%w: %s is not an IPv4 network", ErrInvalid, p)
-	}
-	rs, err := m.routesTo(ctx, p)
-	if err != nil {
-		return err
-	}
-	have := false
-	var others []string
-	for _, r := range rs {
-		if r.Dev == dev {
-			have = true
-		} else if r.Dev != "" {
-			if err := allowed(patterns, r.Dev); err != nil {
-				return fmt.Errorf("%w: the route to %s goes through %s, which is not among [agent] network_devices: remove that route on the host (ip route del %s dev %s), or allow %s", ErrBusy, p, r.Dev, p, r.Dev, r.Dev)
+	return m.onDevice(ctx, patterns, dev, func(cs []Change, u *undo) ([]Change, error) {
+		if !p.Addr().Is4() || p.Masked() != p {
+			return nil, fmt.Errorf("%w: %s is not an IPv4 network", ErrInvalid, p)
+		}
+		rs, err := m.routesTo(ctx, p)
+		if err != nil {
+			return nil, err
+		}
+		have := false
+		var others []string
+		for _, r := range rs {
+			if r.Dev == dev {
+				have = true
+			} else if r.Dev != "" {
+				if err := allowed(patterns, r.Dev); err != nil {
+					return nil, fmt.Errorf("%w: the route to %s goes through %s, which is not among [agent] network_devices: remove that route on the host (ip route del %s dev %s), or allow %s", ErrBusy, p, r.Dev, p, r.Dev, r.Dev)
+				}
+				others = append(others, r.Dev)
 			}
-			others = append(others, r.Dev)
 		}
-	}
-	var u undo
-	ok := false
-	defer func() {
-		if !ok {
-			u.run()
+		for _, o := range others {
+			if err := m.ip(ctx, "-4", "route", "del", p.String(), "dev", o, "table", "main"); err != nil {
+				return nil, fmt.Errorf("remove the route to %s through %s: %w", p, o, err)
+			}
+			u.push(func(ctx context.Context) error { return m.ip(ctx, "-4", "route", "add", p.String(), "dev", o) })
 		}
-	}()
-	for _, o := range others {
-		if err := m.ip(ctx, "-4", "route", "del", p.String(), "dev", o, "table", "main"); err != nil {
-			return fmt.Errorf("remove the route to %s through %s: %w", p, o, err)
+		if !have {
+			if err := m.ip(ctx, "-4", "route", "add", p.String(), "dev", dev); err != nil {
+				return nil, fmt.Errorf("route %s onto %s: %w", p, dev, err)
+			}
+			u.push(func(ctx context.Context) error { return m.ip(ctx, "-4", "route", "del", p.String(), "dev", dev) })
 		}
-		u.push(func(ctx context.Context) error { return m.ip(ctx, "-4", "route", "add", p.String(), "dev", o) })
-	}
-	if !have {
-		if err := m.ip(ctx, "-4", "route", "add", p.String(), "dev", dev); err != nil {
-			return fmt.Errorf("route %s onto %s: %w", p, dev, err)
+		if err := m.ip(ctx, "link", "set", "dev", dev, "arp", "on"); err != nil {
+			return nil, fmt.Errorf("turn ARP on for %s: %w", dev, err)
 		}
-		u.push(func(ctx context.Context) error { return m.ip(ctx, "-4", "route", "del", p.String(), "dev", dev) })
-	}
-	if err := m.ip(ctx, "link", "set", "dev", dev, "arp", "on"); err != nil {
-		return fmt.Errorf("turn ARP on for %s: %w", dev, err)
-	}
-	c := Change{Kind: KindRoute, Name: dev, Address: p.String()}
-	next := without(cs, func(x Change) bool { return x.Kind == KindRoute && x.Address == c.Address })
-	next = append(next, c)
-	if !slices.Equal(cs, next) {
-		if err := m.save(next); err != nil {
-			return err
-		}
-	}
-	ok = true
-	return nil
+		c := Change{Kind: KindRoute, Name: dev, Address: p.String()}
+		next := without(cs, func(x Change) bool { return x.Kind == KindRoute && x.Address == c.Address })
+		next = append(next, c)
+		return next, nil
+	})
 }
 
 // Network is an IPv4 network the recorded changes put on a device of this

@@ -108,13 +108,7 @@ room (higher first).`,
 				return usageError{fmt.Errorf("read the vm.cfg: %w", err)}
 			}
 			opts := map[string]any{"ha": ha, "priority": int64(priority), "start": !noStart}
-			if len(preferred) > 0 {
-				list := make([]any, len(preferred))
-				for i, p := range preferred {
-					list[i] = p
-				}
-				opts["preferred"] = list
-			}
+			addPreferred(opts, preferred)
 			var out map[string]any
 			if err := g.call("pool.create_domain", &out, string(text), opts); err != nil {
 				return err
@@ -188,13 +182,7 @@ pool create's.`,
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, a []string) error {
 			opts := map[string]any{"ha": ha, "priority": int64(priority)}
-			if len(preferred) > 0 {
-				list := make([]any, len(preferred))
-				for i, p := range preferred {
-					list[i] = p
-				}
-				opts["preferred"] = list
-			}
+			addPreferred(opts, preferred)
 			var out map[string]any
 			if err := g.call("pool.adopt_domain", &out, a[0], opts); err != nil {
 				return err
@@ -235,4 +223,16 @@ func onOff(verb, subject, arg string) (bool, error) {
 		return false, nil
 	}
 	return false, usageError{fmt.Errorf("%s %s %q: want on or off", verb, subject, arg)}
+}
+
+// addPreferred puts the --preferred members into a pool call's options.
+func addPreferred(opts map[string]any, preferred []string) {
+	if len(preferred) == 0 {
+		return
+	}
+	list := make([]any, len(preferred))
+	for i, p := range preferred {
+		list[i] = p
+	}
+	opts["preferred"] = list
 }
