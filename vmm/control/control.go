@@ -493,6 +493,9 @@ func serveConn(c net.Conn, h Handler) {
 		} else {
 			n, err = c.Read(buf)
 		}
+		// On an error, ReadMsgUnix passes recvmsg's -1 through (an agent
+		// killed with an answer unread gives ECONNRESET): nothing came.
+		n, oobn = max(n, 0), max(oobn, 0)
 		if oobn > 0 {
 			files = append(files, parseRights(oob[:oobn])...)
 		}

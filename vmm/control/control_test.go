@@ -79,3 +79,46 @@ func TestExitRecord(t *testing.T) {
 		t.Fatalf("ReadExit = %+v, %v; want %+v", got, err, want)
 	}
 }
+
+// TestPeerResetWithUnreadAnswer: an agent that dies (SIGKILL) with an
+// answer it never read makes the VMM's next read fail with ECONNRESET,
+// which recvmsg reports as n = -1. The server must end that connection
+// and go on serving others: it once sliced its buffer with that -1 and
+// panicked, which ended the VMM and its guest when the agent was killed.
+func TestPeerResetWithUnreadAnswer(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "c.sock")
+	l, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	written := make(chan struct{}, 1)
+	go Serve(l, func(r Request, files []*os.File) Response {
+		return Response{Info: &Info{Name: "d", State: "running"}, After: func() { written <- struct{}{} }}
+	})
+	for range 3 {
+		raw, err := net.Dial("unix", path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := raw.Write([]byte(`{"op":"info","seq":1}` + "\n")); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-written:
+		case <-time.After(10 * time.Second):
+			t.Fatal("the server never answered")
+		}
+		raw.Close() // the answer is unread: the server's read gets ECONNRESET
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, err := Dial(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if in, err := c.Info(ctx); err != nil || in.State != "running" {
+		t.Fatalf("after a peer reset: Info = %+v, %v", in, err)
+	}
+}
