@@ -173,6 +173,7 @@ type Agent struct {
 	out     *syncBuffer
 	done    chan struct{}
 	waitErr error
+	scanned bool // checkVMMPanics ran
 }
 
 type syncBuffer struct {
@@ -307,11 +308,36 @@ func (a *Agent) start(env ...string) {
 		a.Stop()
 		killVMMs(a.Dir)
 		unmountUnder(a.Dir)
+		a.checkVMMPanics()
 		if a.t.Failed() {
 			a.t.Logf("agent output:\n%s\nagent log:\n%s", a.out.String(), a.Log())
 			a.logVMMs()
 		}
 	})
+}
+
+// checkVMMPanics fails the test when a VMM of the agent panicked, even
+// one whose guest the test did not look at again, or one that recovered
+// (a control connection's panic is recovered and logged): either is a
+// bug, whatever the test checked.
+func (a *Agent) checkVMMPanics() {
+	if a.scanned {
+		return
+	}
+	a.scanned = true
+	logs, _ := filepath.Glob(filepath.Join(a.Dir, "state", "domains", "*", "vmm.log"))
+	for _, p := range logs {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			if strings.HasPrefix(line, "panic: ") || strings.HasPrefix(line, "fatal error: ") {
+				a.t.Errorf("a VMM panicked, %s: %s", p, line)
+				break
+			}
+		}
+	}
 }
 
 // logVMMs logs the end of every domain's vmm.log and its exit record

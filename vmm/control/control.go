@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -443,6 +444,15 @@ func Serve(l net.Listener, h Handler) error {
 
 func serveConn(c net.Conn, h Handler) {
 	defer c.Close()
+	// A bug in serving one connection must not end the VMM, and the guest
+	// with it: the connection ends, the panic and its stack go to stderr
+	// (vmm.log, where the tests look for "panic: "), and the VMM serves
+	// the next connection.
+	defer func() {
+		if r := recover(); r != nil {
+			fmt.Fprintf(os.Stderr, "panic: serving a control connection (recovered: the VMM and its guest go on): %v\n%s", r, debug.Stack())
+		}
+	}()
 	uc, _ := c.(*net.UnixConn)
 	var pending []byte
 	var files []*os.File

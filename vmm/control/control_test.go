@@ -122,3 +122,39 @@ func TestPeerResetWithUnreadAnswer(t *testing.T) {
 		t.Fatalf("after a peer reset: Info = %+v, %v", in, err)
 	}
 }
+
+// TestHandlerPanicEndsOnlyItsConnection: a panic while serving one
+// connection closes it and leaves the server (the VMM, its guest) serving
+// the next one.
+func TestHandlerPanicEndsOnlyItsConnection(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "c.sock")
+	l, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go Serve(l, func(r Request, files []*os.File) Response {
+		if r.Op == "boom" {
+			panic("a bug in a handler")
+		}
+		return Response{Info: &Info{State: "running"}}
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, err := Dial(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Call(ctx, Request{Op: "boom"}); err == nil {
+		t.Fatal("a request whose handler panicked was answered")
+	}
+	c.Close()
+	c, err = Dial(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if in, err := c.Info(ctx); err != nil || in.State != "running" {
+		t.Fatalf("after a handler's panic: Info = %+v, %v", in, err)
+	}
+}
