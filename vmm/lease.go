@@ -174,7 +174,9 @@ func (v *VMM) fence() {
 		v.mu.Unlock()
 		return
 	}
+	// Info says fenced from here on: with a detail, until the final one.
 	v.lease.expired, v.lease.at = true, time.Now()
+	v.lease.detail = "the lease's run-until time passed: the guest is being stopped"
 	state, up, out := v.state, v.up, v.out
 	gen, ru := v.lease.generation, v.lease.runUntil
 	// The migration's phase is read under v.mu, the lock under which a
@@ -201,15 +203,15 @@ func (v *VMM) fence() {
 		detail = "no machine yet: it stays stopped as it comes"
 	case state == control.StatePaused:
 		detail = "paused by the operator already; it may not resume until a lease in the future comes"
-	default:
-		detail = v.stopGuest(log)
 	}
-	detail += cancelled
-	v.mu.Lock()
-	if !v.lease.killed { // a kill's detail is the exit's already
+	if detail != "" {
+		detail += cancelled
+		v.mu.Lock()
 		v.lease.detail = detail
+		v.mu.Unlock()
+	} else {
+		detail = v.stopGuest(log, true, cancelled)
 	}
-	v.mu.Unlock()
 	log.Warn("lease run-until time passed: guest fenced", zap.String("detail", detail))
 }
 
@@ -239,30 +241,37 @@ func (v *VMM) cancelOutgoing(out *outgoing, phase control.Phase) string {
 }
 
 // stopGuest pauses the engine within fenceWithin, or kills it, and
-// moves the VMM to fenced; it says what it did. The caller holds
-// v.leaseMu.
-func (v *VMM) stopGuest(log *zap.Logger) string {
+// moves the VMM to fenced; it says what it did, suffix appended. When
+// record, that is the fence's detail, set with the step to fenced so
+// that Info never shows the one without the other (a fence held again
+// keeps the first fence's); a kill's is always set, as the exit's. The
+// caller holds v.leaseMu.
+func (v *VMM) stopGuest(log *zap.Logger, record bool, suffix string) string {
 	paused := make(chan error, 1)
 	go func() { paused <- v.engine.Pause() }()
 	var why string
 	select {
 	case err := <-paused:
 		if err == nil {
+			detail := "guest paused"
 			v.mu.Lock()
-			v.stepLocked(control.StateFenced)
-			poweringOff := v.poweringOff
-			v.mu.Unlock()
-			if poweringOff {
-				return "guest paused (it had been asked to power off and had not)"
+			if v.poweringOff {
+				detail = "guest paused (it had been asked to power off and had not)"
 			}
-			return "guest paused"
+			detail += suffix
+			if record {
+				v.lease.detail = detail
+			}
+			v.stepLocked(control.StateFenced)
+			v.mu.Unlock()
+			return detail
 		}
 		why = "the engine's pause failed: " + err.Error()
 	case <-time.After(fenceWithin):
 		why = fmt.Sprintf("the engine did not pause within %v", fenceWithin)
 	}
 	log.Error("fence: killing the engine", zap.String("why", why))
-	detail := why + "; the engine was killed"
+	detail := why + "; the engine was killed" + suffix
 	// The exit's detail is set before the kill: the engine's end may
 	// reach Serve first (fenceExit).
 	v.mu.Lock()
@@ -289,7 +298,7 @@ func (v *VMM) holdFence() {
 	if !expired || !up || state == control.StatePaused || v.gone() != "" {
 		return
 	}
-	v.stopGuest(v.log.With(zap.String("fence", "held")))
+	v.stopGuest(v.log.With(zap.String("fence", "held")), false, "")
 }
 
 // gone says why nothing of the VMM's machine runs any more, or is about

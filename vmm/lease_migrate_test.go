@@ -77,13 +77,20 @@ func TestLeaseFenceAbortsBeforeThePause(t *testing.T) {
 	if _, err := f.lease(t, soon(), 4); err != nil {
 		t.Fatal(err)
 	}
-	for i := 0; !f.call(t, control.Request{Op: control.OpInfo}).Info.Fenced; i++ {
+	var info *control.Info
+	for i := 0; ; i++ {
+		if info = f.call(t, control.Request{Op: control.OpInfo}).Info; info.Fenced {
+			break
+		}
 		if i == 5000 {
 			t.Fatal("the lease never ran out")
 		}
 		time.Sleep(time.Millisecond)
 	}
-	// The fence is in its pause now.
+	// The fence is in its pause now, and Info says so.
+	if !strings.Contains(info.FenceDetail, "the guest is being stopped") {
+		t.Fatalf("info of a VMM whose fence is under way: %+v", info)
+	}
 	if m := verifiedThenRead(t, id, target); m.Kind != pagexfer.MsgAbort {
 		t.Fatalf("the source answered %s to verified after its lease ran out, want Abort", m.Kind)
 	}
