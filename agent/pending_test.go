@@ -17,7 +17,7 @@ import (
 	"github.com/ovs-agent/ovs-agent/internal/connlimit"
 )
 
-func pendingTestServer(t *testing.T, max, per int) (string, *observer.ObservedLogs) {
+func pendingTestServer(t *testing.T, max, per int) (string, *connlimit.Pending, *observer.ObservedLogs) {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -30,8 +30,8 @@ func pendingTestServer(t *testing.T, max, per int) (string, *observer.ObservedLo
 		t.Fatal(err)
 	}
 	pol.Store(&access.Policy{Allow: all})
-	g := newGuardedListener(l, &pol, &access.Checker{}, zap.New(core),
-		&connlimit.Pending{Max: max, PerAddress: per, Log: zap.New(core), What: "API"})
+	pending := &connlimit.Pending{Max: max, PerAddress: per, Log: zap.New(core), What: "API"}
+	g := newGuardedListener(l, &pol, &access.Checker{}, zap.New(core), pending)
 	srv := &http.Server{
 		ConnContext: connContext,
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -44,7 +44,7 @@ func pendingTestServer(t *testing.T, max, per int) (string, *observer.ObservedLo
 	go srv.Serve(g)
 	t.Cleanup(func() { srv.Close() })
 	_, port, _ := net.SplitHostPort(l.Addr().String())
-	return port, logs
+	return port, pending, logs
 }
 
 func dialFromPort(t *testing.T, src, port string) net.Conn {
@@ -58,12 +58,30 @@ func dialFromPort(t *testing.T, src, port string) net.Conn {
 	return c
 }
 
-func closedSoon(c net.Conn) bool {
-	c.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+// closedWithin reports whether the server closed c within d. A test
+// that wants c closed gives a loaded host seconds (closedSoon); one that
+// wants it kept waits a short while (keptAWhile).
+func closedWithin(c net.Conn, d time.Duration) bool {
+	c.SetReadDeadline(time.Now().Add(d))
 	var b [1]byte
 	_, err := c.Read(b[:])
 	var ne net.Error
 	return !(errors.As(err, &ne) && ne.Timeout())
+}
+
+func closedSoon(c net.Conn) bool { return closedWithin(c, 5*time.Second) }
+func keptAWhile(c net.Conn) bool { return !closedWithin(c, 300*time.Millisecond) }
+
+// waitHeld waits, bounded, until n connections hold a pending place (a
+// closed connection gives its place back when the server reads its end).
+func waitHeld(t *testing.T, p *connlimit.Pending, n int) {
+	t.Helper()
+	for i := 0; p.Held() != n; i++ {
+		if i == 5000 {
+			t.Fatalf("%d connections hold a pending place, want %d", p.Held(), n)
+		}
+		time.Sleep(time.Millisecond)
+	}
 }
 
 func get(t *testing.T, c net.Conn, path string) {
@@ -81,18 +99,18 @@ func get(t *testing.T, c net.Conn, path string) {
 }
 
 func TestAPIPendingConnectionCaps(t *testing.T) {
-	port, logs := pendingTestServer(t, 3, 2)
+	port, pending, logs := pendingTestServer(t, 3, 2)
 	// 127.0.0.1 connects to itself; use loopback aliases as peers.
 	dialFromPort(t, "127.0.0.3", port)
 	dialFromPort(t, "127.0.0.3", port)
-	time.Sleep(100 * time.Millisecond)
+	waitHeld(t, pending, 2)
 	for range 3 {
 		if !closedSoon(dialFromPort(t, "127.0.0.3", port)) {
 			t.Fatal("a third pending connection from one address was kept")
 		}
 	}
 	b := dialFromPort(t, "127.0.0.4", port)
-	if closedSoon(b) {
+	if !keptAWhile(b) {
 		t.Fatal("another address's first connection was closed")
 	}
 	if !closedSoon(dialFromPort(t, "127.0.0.5", port)) {
@@ -101,7 +119,8 @@ func TestAPIPendingConnectionCaps(t *testing.T) {
 	// A connection that logged in is no longer pending, even kept alive;
 	// one that only made an unauthenticated request still is.
 	get(t, b, "/login")
-	if closedSoon(dialFromPort(t, "127.0.0.5", port)) {
+	waitHeld(t, pending, 2)
+	if !keptAWhile(dialFromPort(t, "127.0.0.5", port)) {
 		t.Fatal("an authenticated connection still counted as pending")
 	}
 	var peers []string
@@ -114,15 +133,15 @@ func TestAPIPendingConnectionCaps(t *testing.T) {
 }
 
 func TestAPIUnauthenticatedRequestsStayPending(t *testing.T) {
-	port, _ := pendingTestServer(t, 100, 1)
+	port, pending, _ := pendingTestServer(t, 100, 1)
 	a := dialFromPort(t, "127.0.0.3", port)
 	get(t, a, "/no-login")
 	if !closedSoon(dialFromPort(t, "127.0.0.3", port)) {
 		t.Fatal("a connection that never logged in stopped counting")
 	}
 	a.Close()
-	time.Sleep(100 * time.Millisecond)
-	if closedSoon(dialFromPort(t, "127.0.0.3", port)) {
+	waitHeld(t, pending, 0)
+	if !keptAWhile(dialFromPort(t, "127.0.0.3", port)) {
 		t.Fatal("a closed connection's place was not given back")
 	}
 }

@@ -67,6 +67,13 @@ func (p *Pending) Acquire(addr netip.Addr) (func(), bool) {
 	}, true
 }
 
+// Held is the number of connections holding a place now.
+func (p *Pending) Held() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.total
+}
+
 // refuse logs a refusal, at most once per address per warnEvery. p.mu is held.
 func (p *Pending) refuse(addr netip.Addr, option string, limit int) {
 	if p.refused == nil || len(p.refused) >= maxRefusedLog {

@@ -71,7 +71,9 @@ func TestProgressConnStalledSender(t *testing.T) {
 		}
 		// then stalls
 	}()
-	r := ProgressConn(a, 200*time.Millisecond)
+	// Writes 50 ms apart, a timeout 20 times that (room for a loaded
+	// host, as above).
+	r := ProgressConn(a, time.Second)
 	done := make(chan error, 1)
 	var got int64
 	go func() {
