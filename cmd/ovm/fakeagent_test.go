@@ -30,6 +30,9 @@ type fakeAgent struct {
 	calls     []string
 	saving    bool          // a domain.save is under way
 	saveFor   time.Duration // how long domain.save takes
+	// saveShown, when set, makes domain.save last until a domain.info
+	// answered the save's progress (at most a minute) instead.
+	saveShown chan struct{}
 }
 
 const fakePassword = "secret"
@@ -182,15 +185,26 @@ func (f *fakeAgent) methods() map[string]fakeMethod {
 		if err == nil && f.saving {
 			in.(map[string]any)["save"] = map[string]any{"image": "/OVS/web1.save", "phase": "precopy", "bytes_sent": int64(32 << 20),
 				"bytes_remaining": int64(32 << 20), "throughput": float64(64 << 20), "seconds": 0.5}
+			if f.saveShown != nil {
+				close(f.saveShown)
+				f.saveShown = nil
+			}
 		}
 		return in, err
 	}}
 	m["domain.save"] = fakeMethod{result: xmlrpc.Struct, run: func(a xmlrpc.Args) (any, error) {
 		f.mu.Lock()
 		f.saving = true
-		d := f.saveFor
+		d, shown := f.saveFor, f.saveShown
 		f.mu.Unlock()
-		time.Sleep(d)
+		if shown != nil {
+			select {
+			case <-shown:
+			case <-time.After(time.Minute):
+			}
+		} else {
+			time.Sleep(d)
+		}
 		f.mu.Lock()
 		f.saving = false
 		f.mu.Unlock()

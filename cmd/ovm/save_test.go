@@ -4,7 +4,6 @@ import (
 	"io"
 	"strings"
 	"testing"
-	"time"
 )
 
 // ovm save on a terminal draws the save's progress (from domain.info)
@@ -12,7 +11,7 @@ import (
 // terminal it prints only that.
 func TestSaveProgress(t *testing.T) {
 	f := newFakeAgent(t)
-	f.saveFor = 900 * time.Millisecond
+	f.saveShown = make(chan struct{})
 	g := &globals{tty: func(io.Writer) bool { return true }}
 	out, errOut, code := f.ovm(t, g, "save", "web1", "/OVS/web1.save")
 	if code != 0 {
@@ -26,7 +25,7 @@ func TestSaveProgress(t *testing.T) {
 			t.Errorf("no %q in the terminal's progress:\n%q", want, errOut+out)
 		}
 	}
-	f.saveFor = 300 * time.Millisecond
+	f.saveFor = 2 * saveProgressEvery
 	out, errOut, code = f.ovm(t, nil, "save", "web1", "/OVS/web1.save")
 	if code != 0 || errOut != "" || out != "web1: suspended (saved to /OVS/web1.save)\n" {
 		t.Fatalf("off a terminal: exit %d, stderr %q, stdout %q", code, errOut, out)
