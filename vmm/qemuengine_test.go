@@ -56,6 +56,26 @@ func (l *lines) count(prefix string) int {
 	return n
 }
 
+// settled is the count of prefix lines once it has not changed for
+// 300 ms (bounded at 10 s): what a paused guest printed before its pause
+// may still be on its way through the console.
+func (l *lines) settled(t *testing.T, prefix string) int {
+	t.Helper()
+	n := l.count(prefix)
+	for i, still := 0, 0; still < 3; i++ {
+		if i == 100 {
+			t.Fatalf("%q lines still come 10 s after the pause:\n%s", prefix, l)
+		}
+		time.Sleep(100 * time.Millisecond)
+		if c := l.count(prefix); c != n {
+			n, still = c, 0
+		} else {
+			still++
+		}
+	}
+	return n
+}
+
 func (l *lines) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -199,7 +219,7 @@ func TestQEMUEngineLifecycle(t *testing.T) {
 	if err := src.Pause(); err != nil {
 		t.Fatal(err)
 	}
-	n := srcCon.count("OK memcheck")
+	n := srcCon.settled(t, "OK memcheck")
 	time.Sleep(1500 * time.Millisecond) // the checker prints each second
 	if srcCon.count("OK memcheck") != n {
 		t.Errorf("OK lines went on while paused")
