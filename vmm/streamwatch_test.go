@@ -29,12 +29,14 @@ func TestWatchReceived(t *testing.T) {
 	}
 	defer in.Close()
 
-	const timeout = 400 * time.Millisecond
+	// Writes 20 ms apart, a timeout 50 times that: a loaded host's
+	// stall does not pass for a stream standing still.
+	const timeout = time.Second
 	ctx, stop := watchReceived(context.Background(), in, timeout)
 	defer stop()
-	// Sending for three timeouts: the watch must let it be (nobody reads
+	// Sending for two timeouts: the watch must let it be (nobody reads
 	// the bytes; the kernel's counter moves all the same).
-	for end := time.Now().Add(3 * timeout); time.Now().Before(end); {
+	for end := time.Now().Add(2 * timeout); time.Now().Before(end); {
 		if _, err := out.Write(make([]byte, 1024)); err != nil {
 			t.Fatal(err)
 		}

@@ -111,8 +111,8 @@ func TestClaimedInAnotherNamespace(t *testing.T) {
 		if _, err := os.Stat(ready); err == nil {
 			break
 		}
-		if i == 500 {
-			t.Fatal("the namespace's mount did not happen within 5 s")
+		if i == 3000 {
+			t.Fatal("the namespace's mount did not happen within 30 s")
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
