@@ -427,6 +427,12 @@ func readLine(r *bufio.Reader) ([]byte, error) {
 // keep.
 type Handler func(req Request, files []*os.File) Response
 
+// recovered reports a panic that serveConn recovered. A variable for the
+// tests, which count them.
+var recovered = func(r any, stack []byte) {
+	fmt.Fprintf(os.Stderr, "panic: serving a control connection (recovered: the VMM and its guest go on): %v\n%s", r, stack)
+}
+
 // Serve answers requests on l until it is closed. Each connection is served
 // by its own goroutine; its requests are answered in order.
 func Serve(l net.Listener, h Handler) error {
@@ -450,7 +456,7 @@ func serveConn(c net.Conn, h Handler) {
 	// the next connection.
 	defer func() {
 		if r := recover(); r != nil {
-			fmt.Fprintf(os.Stderr, "panic: serving a control connection (recovered: the VMM and its guest go on): %v\n%s", r, debug.Stack())
+			recovered(r, debug.Stack())
 		}
 	}()
 	uc, _ := c.(*net.UnixConn)

@@ -7,18 +7,53 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
 
-func TestRoundTrip(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "c.sock")
+// serveTest serves h on a unix socket in t's temporary directory until
+// the test ends, and returns the socket's path. The test fails if serving
+// a connection panicked (the panic is recovered: only the count shows it).
+func serveTest(t *testing.T, h Handler) string {
+	t.Helper()
+	path, panics := servePanics(t, h)
+	t.Cleanup(func() {
+		if p := panics(); len(p) != 0 {
+			t.Errorf("%d panics while serving connections:\n%s", len(p), strings.Join(p, "\n"))
+		}
+	})
+	return path
+}
+
+// servePanics is serveTest for a test that expects panics: panics says
+// which were recovered so far.
+func servePanics(t *testing.T, h Handler) (path string, panics func() []string) {
+	t.Helper()
+	var mu sync.Mutex
+	var seen []string
+	old := recovered
+	recovered = func(r any, stack []byte) {
+		mu.Lock()
+		seen = append(seen, fmt.Sprintf("%v\n%s", r, stack))
+		mu.Unlock()
+	}
+	path = filepath.Join(t.TempDir(), "c.sock")
 	l, err := net.Listen("unix", path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
-	go Serve(l, func(r Request, files []*os.File) Response {
+	t.Cleanup(func() { l.Close(); recovered = old })
+	go Serve(l, h)
+	return path, func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]string(nil), seen...)
+	}
+}
+
+func TestRoundTrip(t *testing.T) {
+	path := serveTest(t, func(r Request, files []*os.File) Response {
 		for _, f := range files {
 			defer f.Close()
 		}
@@ -86,14 +121,8 @@ func TestExitRecord(t *testing.T) {
 // and go on serving others: it once sliced its buffer with that -1 and
 // panicked, which ended the VMM and its guest when the agent was killed.
 func TestPeerResetWithUnreadAnswer(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "c.sock")
-	l, err := net.Listen("unix", path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
 	written := make(chan struct{}, 1)
-	go Serve(l, func(r Request, files []*os.File) Response {
+	path := serveTest(t, func(r Request, files []*os.File) Response {
 		return Response{Info: &Info{Name: "d", State: "running"}, After: func() { written <- struct{}{} }}
 	})
 	for range 3 {
@@ -127,13 +156,7 @@ func TestPeerResetWithUnreadAnswer(t *testing.T) {
 // connection closes it and leaves the server (the VMM, its guest) serving
 // the next one.
 func TestHandlerPanicEndsOnlyItsConnection(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "c.sock")
-	l, err := net.Listen("unix", path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	go Serve(l, func(r Request, files []*os.File) Response {
+	path, panics := servePanics(t, func(r Request, files []*os.File) Response {
 		if r.Op == "boom" {
 			panic("a bug in a handler")
 		}
@@ -156,5 +179,8 @@ func TestHandlerPanicEndsOnlyItsConnection(t *testing.T) {
 	defer c.Close()
 	if in, err := c.Info(ctx); err != nil || in.State != "running" {
 		t.Fatalf("after a handler's panic: Info = %+v, %v", in, err)
+	}
+	if p := panics(); len(p) != 1 || !strings.HasPrefix(p[0], "a bug in a handler\n") {
+		t.Fatalf("the recovered panics: %q, want the handler's one", p)
 	}
 }

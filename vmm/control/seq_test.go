@@ -2,9 +2,7 @@ package control
 
 import (
 	"context"
-	"net"
 	"os"
-	"path/filepath"
 	"testing"
 	"time"
 )
@@ -12,13 +10,7 @@ import (
 // TestLateAnswerSkipped: a call that gave up waiting leaves its answer on
 // the connection; the next call gets its own answer, not that one.
 func TestLateAnswerSkipped(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "ctl.sock")
-	l, err := net.Listen("unix", path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	go Serve(l, func(req Request, files []*os.File) Response {
+	path := serveTest(t, func(req Request, files []*os.File) Response {
 		if req.Op == OpInfo {
 			time.Sleep(300 * time.Millisecond)
 			return Response{Info: &Info{Name: "slow"}}
