@@ -2,7 +2,6 @@ package agent
 
 import (
 	"bufio"
-	"errors"
 	"net"
 	"net/http"
 	"strings"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/ovs-agent/ovs-agent/agent/access"
 	"github.com/ovs-agent/ovs-agent/internal/connlimit"
+	"github.com/ovs-agent/ovs-agent/internal/connlimit/connlimittest"
 )
 
 func pendingTestServer(t *testing.T, max, per int) (string, *connlimit.Pending, *observer.ObservedLogs) {
@@ -58,32 +58,6 @@ func dialFromPort(t *testing.T, src, port string) net.Conn {
 	return c
 }
 
-// closedWithin reports whether the server closed c within d. A test
-// that wants c closed gives a loaded host seconds (closedSoon); one that
-// wants it kept waits a short while (keptAWhile).
-func closedWithin(c net.Conn, d time.Duration) bool {
-	c.SetReadDeadline(time.Now().Add(d))
-	var b [1]byte
-	_, err := c.Read(b[:])
-	var ne net.Error
-	return !(errors.As(err, &ne) && ne.Timeout())
-}
-
-func closedSoon(c net.Conn) bool { return closedWithin(c, 5*time.Second) }
-func keptAWhile(c net.Conn) bool { return !closedWithin(c, 300*time.Millisecond) }
-
-// waitHeld waits, bounded, until n connections hold a pending place (a
-// closed connection gives its place back when the server reads its end).
-func waitHeld(t *testing.T, p *connlimit.Pending, n int) {
-	t.Helper()
-	for i := 0; p.Held() != n; i++ {
-		if i == 5000 {
-			t.Fatalf("%d connections hold a pending place, want %d", p.Held(), n)
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
-
 func get(t *testing.T, c net.Conn, path string) {
 	t.Helper()
 	c.SetDeadline(time.Now().Add(5 * time.Second))
@@ -103,24 +77,24 @@ func TestAPIPendingConnectionCaps(t *testing.T) {
 	// 127.0.0.1 connects to itself; use loopback aliases as peers.
 	dialFromPort(t, "127.0.0.3", port)
 	dialFromPort(t, "127.0.0.3", port)
-	waitHeld(t, pending, 2)
+	connlimittest.WaitHeld(t, pending, 2)
 	for range 3 {
-		if !closedSoon(dialFromPort(t, "127.0.0.3", port)) {
+		if !connlimittest.Closed(dialFromPort(t, "127.0.0.3", port)) {
 			t.Fatal("a third pending connection from one address was kept")
 		}
 	}
 	b := dialFromPort(t, "127.0.0.4", port)
-	if !keptAWhile(b) {
+	if !connlimittest.Kept(b) {
 		t.Fatal("another address's first connection was closed")
 	}
-	if !closedSoon(dialFromPort(t, "127.0.0.5", port)) {
+	if !connlimittest.Closed(dialFromPort(t, "127.0.0.5", port)) {
 		t.Fatal("a connection over the listener's cap was kept")
 	}
 	// A connection that logged in is no longer pending, even kept alive;
 	// one that only made an unauthenticated request still is.
 	get(t, b, "/login")
-	waitHeld(t, pending, 2)
-	if !keptAWhile(dialFromPort(t, "127.0.0.5", port)) {
+	connlimittest.WaitHeld(t, pending, 2)
+	if !connlimittest.Kept(dialFromPort(t, "127.0.0.5", port)) {
 		t.Fatal("an authenticated connection still counted as pending")
 	}
 	var peers []string
@@ -136,12 +110,12 @@ func TestAPIUnauthenticatedRequestsStayPending(t *testing.T) {
 	port, pending, _ := pendingTestServer(t, 100, 1)
 	a := dialFromPort(t, "127.0.0.3", port)
 	get(t, a, "/no-login")
-	if !closedSoon(dialFromPort(t, "127.0.0.3", port)) {
+	if !connlimittest.Closed(dialFromPort(t, "127.0.0.3", port)) {
 		t.Fatal("a connection that never logged in stopped counting")
 	}
 	a.Close()
-	waitHeld(t, pending, 0)
-	if !keptAWhile(dialFromPort(t, "127.0.0.3", port)) {
+	connlimittest.WaitHeld(t, pending, 0)
+	if !connlimittest.Kept(dialFromPort(t, "127.0.0.3", port)) {
 		t.Fatal("a closed connection's place was not given back")
 	}
 }

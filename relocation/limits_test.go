@@ -18,7 +18,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
 
-	"github.com/ovs-agent/ovs-agent/internal/connlimit"
+	"github.com/ovs-agent/ovs-agent/internal/connlimit/connlimittest"
 )
 
 // limitServer starts a Server on 127.0.0.2 that accepts every host; the
@@ -198,32 +198,6 @@ func dialSilent(t *testing.T, src, addr string) net.Conn {
 	return c
 }
 
-// closedWithin reports whether the server closed c within d. A test
-// that wants c closed gives a loaded host seconds; one that wants it
-// kept waits a short while.
-func closedWithin(c net.Conn, d time.Duration) bool {
-	c.SetReadDeadline(time.Now().Add(d))
-	var b [1]byte
-	_, err := c.Read(b[:])
-	var ne net.Error
-	return !(errors.As(err, &ne) && ne.Timeout())
-}
-
-func closedAtOnce(c net.Conn) bool { return closedWithin(c, 5*time.Second) }
-func keptAWhile(c net.Conn) bool   { return !closedWithin(c, 300*time.Millisecond) }
-
-// waitHeld waits, bounded, until n connections hold a place in p (the
-// server takes a place in each connection's own goroutine).
-func waitHeld(t *testing.T, p *connlimit.Pending, n int) {
-	t.Helper()
-	for i := 0; p.Held() != n; i++ {
-		if i == 5000 {
-			t.Fatalf("%d connections hold a pending place, want %d", p.Held(), n)
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
-
 func TestPendingConnectionCaps(t *testing.T) {
 	core, logs := observer.New(zap.InfoLevel)
 	hold := make(chan struct{})
@@ -239,23 +213,23 @@ func TestPendingConnectionCaps(t *testing.T) {
 	})
 	a1 := dialSilent(t, "127.0.0.3", addr)
 	dialSilent(t, "127.0.0.3", addr)
-	waitHeld(t, srv.limit(), 2)
+	connlimittest.WaitHeld(t, srv.limit(), 2)
 	for range 3 {
-		if c := dialSilent(t, "127.0.0.3", addr); !closedAtOnce(c) {
+		if c := dialSilent(t, "127.0.0.3", addr); !connlimittest.Closed(c) {
 			t.Fatal("a third pending connection from one address was kept")
 		}
 	}
-	if c := dialSilent(t, "127.0.0.4", addr); !keptAWhile(c) {
+	if c := dialSilent(t, "127.0.0.4", addr); !connlimittest.Kept(c) {
 		t.Fatal("another address's first connection was closed")
 	}
-	waitHeld(t, srv.limit(), 3)
-	if c := dialSilent(t, "127.0.0.5", addr); !closedAtOnce(c) {
+	connlimittest.WaitHeld(t, srv.limit(), 3)
+	if c := dialSilent(t, "127.0.0.5", addr); !connlimittest.Closed(c) {
 		t.Fatal("a connection over the listener's cap was kept")
 	}
 	// A closed pending connection gives its place back.
 	a1.Close()
-	waitHeld(t, srv.limit(), 2)
-	if c := dialSilent(t, "127.0.0.5", addr); !keptAWhile(c) {
+	connlimittest.WaitHeld(t, srv.limit(), 2)
+	if c := dialSilent(t, "127.0.0.5", addr); !connlimittest.Kept(c) {
 		t.Fatal("the place of a closed connection was not given back")
 	}
 	// One line for 127.0.0.3's three refusals (rate-limited), one for .5.
