@@ -271,17 +271,18 @@ func (v *VMM) stopGuest(log *zap.Logger, record bool, suffix string) string {
 		why = fmt.Sprintf("the engine did not pause within %v", fenceWithin)
 	}
 	log.Error("fence: killing the engine", zap.String("why", why))
-	detail := why + "; the engine was killed" + suffix
+	detail := why + "; the engine was killed"
 	// The exit's detail is set before the kill: the engine's end may
 	// reach Serve first (fenceExit).
 	v.mu.Lock()
-	v.lease.killed, v.lease.detail = true, detail
+	v.lease.killed, v.lease.detail = true, detail+suffix
 	v.mu.Unlock()
 	v.moveState(control.StateStopping)
 	if err := v.engine.Kill(); err != nil {
 		detail += " (" + err.Error() + ")"
 		log.Error("fence: kill failed", zap.Error(err))
 	}
+	detail += suffix
 	v.end(control.Exit{Reason: control.ExitFenced, Detail: detail, Code: 3})
 	return detail
 }
