@@ -239,7 +239,10 @@ type Info struct {
 	// left until it (negative once passed). Fenced says the run-until
 	// time passed and the guest does not run: the VMM paused it
 	// (StateFenced), or it was paused already and may not resume;
-	// FencedAt is when, and FenceDetail what the VMM did.
+	// FencedAt is when, and FenceDetail what the VMM did. While the
+	// fence is under way (the engine's pause may take up to a minute)
+	// Fenced is set already, the state is still the one before, and
+	// FenceDetail says the guest is being stopped.
 	Generation        int64         `json:"generation,omitempty"`
 	RunUntil          Monotonic     `json:"run_until_ns,omitempty"`
 	RunUntilRemaining time.Duration `json:"run_until_remaining_ns,omitempty"`
@@ -427,10 +430,13 @@ func readLine(r *bufio.Reader) ([]byte, error) {
 // keep.
 type Handler func(req Request, files []*os.File) Response
 
-// recovered reports a panic that serveConn recovered. A variable for the
-// tests, which count them.
-var recovered = func(r any, stack []byte) {
-	fmt.Fprintf(os.Stderr, "panic: serving a control connection (recovered: the VMM and its guest go on): %v\n%s", r, stack)
+// connEnded is called as serveConn ends, with the panic it recovered and
+// its stack (nil: none), which go to stderr. A variable for the tests,
+// which count the panics and wait for every connection's end.
+var connEnded = func(r any, stack []byte) {
+	if r != nil {
+		fmt.Fprintf(os.Stderr, "panic: serving a control connection (recovered: the VMM and its guest go on): %v\n%s", r, stack)
+	}
 }
 
 // Serve answers requests on l until it is closed. Each connection is served
@@ -455,9 +461,12 @@ func serveConn(c net.Conn, h Handler) {
 	// (vmm.log, where the tests look for "panic: "), and the VMM serves
 	// the next connection.
 	defer func() {
-		if r := recover(); r != nil {
-			recovered(r, debug.Stack())
+		r := recover()
+		var stack []byte
+		if r != nil {
+			stack = debug.Stack()
 		}
+		connEnded(r, stack)
 	}()
 	uc, _ := c.(*net.UnixConn)
 	var pending []byte

@@ -17,39 +17,78 @@ import (
 // a connection panicked (the panic is recovered: only the count shows it).
 func serveTest(t *testing.T, h Handler) string {
 	t.Helper()
-	path, panics := servePanics(t, h)
+	var panics func() []string
+	// Registered first, run last: after servePanics' cleanup waited for
+	// every connection's end.
 	t.Cleanup(func() {
 		if p := panics(); len(p) != 0 {
 			t.Errorf("%d panics while serving connections:\n%s", len(p), strings.Join(p, "\n"))
 		}
 	})
+	var path string
+	path, panics = servePanics(t, h)
 	return path
 }
 
 // servePanics is serveTest for a test that expects panics: panics says
-// which were recovered so far.
+// which serveConn recovered. At the test's end the listener is closed and
+// the cleanup waits until every connection it accepted was served to its
+// end, so that a cleanup registered before servePanics sees them all and
+// no late one reaches the next test.
 func servePanics(t *testing.T, h Handler) (path string, panics func() []string) {
 	t.Helper()
 	var mu sync.Mutex
 	var seen []string
-	old := recovered
-	recovered = func(r any, stack []byte) {
-		mu.Lock()
-		seen = append(seen, fmt.Sprintf("%v\n%s", r, stack))
-		mu.Unlock()
+	var open sync.WaitGroup
+	old := connEnded
+	connEnded = func(r any, stack []byte) {
+		if r != nil {
+			mu.Lock()
+			seen = append(seen, fmt.Sprintf("%v\n%s", r, stack))
+			mu.Unlock()
+		}
+		open.Done()
 	}
 	path = filepath.Join(t.TempDir(), "c.sock")
-	l, err := net.Listen("unix", path)
+	inner, err := net.Listen("unix", path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { l.Close(); recovered = old })
-	go Serve(l, h)
+	go Serve(&countingListener{Listener: inner, open: &open}, h)
+	t.Cleanup(func() {
+		inner.Close()
+		done := make(chan struct{})
+		go func() { open.Wait(); close(done) }()
+		select {
+		case <-done:
+			connEnded = old
+		case <-time.After(10 * time.Second):
+			// connEnded stays this test's: a late end must not reach
+			// the next test's.
+			t.Errorf("the served connections did not end within 10 s of the test's end")
+		}
+	})
 	return path, func() []string {
 		mu.Lock()
 		defer mu.Unlock()
 		return append([]string(nil), seen...)
 	}
+}
+
+// countingListener counts each connection it accepts in open; connEnded
+// counts it out. It hands out the connection itself: serveConn reads a
+// *net.UnixConn with ReadMsgUnix.
+type countingListener struct {
+	net.Listener
+	open *sync.WaitGroup
+}
+
+func (l *countingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err == nil {
+		l.open.Add(1)
+	}
+	return c, err
 }
 
 func TestRoundTrip(t *testing.T) {
